@@ -1,0 +1,67 @@
+//! Command-line arguments of `inferchain-node`.
+
+/// The node's command line: Substrate's `run` flags plus the subcommands below.
+#[derive(Debug, clap::Parser)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub subcommand: Option<Subcommand>,
+
+    #[clap(flatten)]
+    pub run: sc_cli::RunCmd,
+}
+
+/// Subcommands, as a Substrate user expects them.
+#[derive(Debug, clap::Subcommand)]
+#[allow(clippy::large_enum_variant)]
+pub enum Subcommand {
+    /// Key management: generate, inspect, insert keys.
+    #[command(subcommand)]
+    Key(sc_cli::KeySubcommand),
+
+    /// Build a chain specification (deprecated upstream in favour of `export-chain-spec`,
+    /// kept because users and scripts still call it).
+    BuildSpec(sc_cli::BuildSpecCmd),
+
+    /// Export the chain specification.
+    ExportChainSpec(sc_cli::ExportChainSpecCmd),
+
+    /// Validate blocks.
+    CheckBlock(sc_cli::CheckBlockCmd),
+
+    /// Export blocks.
+    ExportBlocks(sc_cli::ExportBlocksCmd),
+
+    /// Export the state of a given block into a chain spec.
+    ExportState(sc_cli::ExportStateCmd),
+
+    /// Import blocks.
+    ImportBlocks(sc_cli::ImportBlocksCmd),
+
+    /// Remove the whole chain.
+    PurgeChain(sc_cli::PurgeChainCmd),
+
+    /// Revert the chain to a previous state.
+    Revert(sc_cli::RevertCmd),
+
+    /// Benchmark runtime pallets and the node.
+    #[cfg(feature = "runtime-benchmarks")]
+    #[command(subcommand)]
+    Benchmark(frame_benchmarking_cli::BenchmarkCmd),
+
+    /// Benchmarks need a node built with `--features runtime-benchmarks`
+    /// (`scripts/benchmark.sh` builds one); this build has none.
+    #[cfg(not(feature = "runtime-benchmarks"))]
+    Benchmark(BenchmarkUnavailable),
+
+    /// Information about the database.
+    ChainInfo(sc_cli::ChainInfoCmd),
+}
+
+/// Stands in for `benchmark` in a node built without benchmarks, to say how to get them.
+#[cfg(not(feature = "runtime-benchmarks"))]
+#[derive(Debug, clap::Args)]
+pub struct BenchmarkUnavailable {
+    /// Whatever was passed to `benchmark`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}

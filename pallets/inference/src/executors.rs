@@ -1,0 +1,142 @@
+//! Executors: bonding, unbonding, withdrawal, duties, and the random draws that assign
+//! requests and seat juries.
+
+use crate::{pallet::*, ExecutorInfo, ExecutorStatus};
+use alloc::vec::Vec;
+use codec::Encode;
+use frame_support::{pallet_prelude::*, traits::Randomness};
+use sp_runtime::traits::{Saturating, UniqueSaturatedInto, Zero};
+
+impl<T: Config> Pallet<T> {
+    pub(crate) fn do_register_executor(who: T::AccountId, bond: BalanceOf<T>) -> DispatchResult {
+        ensure!(
+            !Executors::<T>::contains_key(&who),
+            Error::<T>::AlreadyExecutor
+        );
+        ensure!(bond >= T::MinExecutorBond::get(), Error::<T>::BondTooLow);
+        let mut active = ActiveExecutors::<T>::get();
+        active
+            .try_push(who.clone())
+            .map_err(|_| Error::<T>::TooManyExecutors)?;
+        Self::hold(HoldReason::ExecutorBond, &who, bond)?;
+        ActiveExecutors::<T>::put(active);
+        Executors::<T>::insert(
+            &who,
+            ExecutorInfo {
+                bond,
+                status: ExecutorStatus::Active,
+                obligations: 0,
+            },
+        );
+        Self::deposit_event(Event::ExecutorRegistered { who, bond });
+        Ok(())
+    }
+
+    pub(crate) fn do_unregister_executor(who: T::AccountId) -> DispatchResult {
+        let mut info = Executors::<T>::get(&who).ok_or(Error::<T>::NotExecutor)?;
+        ensure!(
+            matches!(info.status, ExecutorStatus::Active),
+            Error::<T>::AlreadyUnbonding
+        );
+        let until =
+            frame_system::Pallet::<T>::block_number().saturating_add(T::UnbondingPeriod::get());
+        info.status = ExecutorStatus::Unbonding { until };
+        Executors::<T>::insert(&who, info);
+        ActiveExecutors::<T>::mutate(|set| set.retain(|a| a != &who));
+        Self::deposit_event(Event::ExecutorUnbonding { who, until });
+        Ok(())
+    }
+
+    pub(crate) fn do_withdraw_bond(who: T::AccountId) -> DispatchResult {
+        let info = Executors::<T>::get(&who).ok_or(Error::<T>::NotExecutor)?;
+        let until = match info.status {
+            ExecutorStatus::Active => return Err(Error::<T>::NotActiveExecutor.into()),
+            ExecutorStatus::Unbonding { until } | ExecutorStatus::Deactivated { until } => until,
+        };
+        ensure!(
+            frame_system::Pallet::<T>::block_number() >= until,
+            Error::<T>::StillUnbonding
+        );
+        ensure!(info.obligations == 0, Error::<T>::OpenObligations);
+        Self::release(HoldReason::ExecutorBond, &who, info.bond);
+        Executors::<T>::remove(&who);
+        Self::deposit_event(Event::BondWithdrawn {
+            who,
+            amount: info.bond,
+        });
+        Ok(())
+    }
+
+    /// One more open duty for `who`.
+    pub(crate) fn add_obligation(who: &T::AccountId) {
+        Executors::<T>::mutate(who, |maybe| {
+            if let Some(info) = maybe {
+                info.obligations = info.obligations.saturating_add(1);
+            }
+        });
+    }
+
+    /// One duty of `who` is done.
+    pub(crate) fn remove_obligation(who: &T::AccountId) {
+        Executors::<T>::mutate(who, |maybe| {
+            if let Some(info) = maybe {
+                info.obligations = info.obligations.saturating_sub(1);
+            }
+        });
+    }
+
+    /// A random 128-bit number for `subject`, from the runtime's randomness.
+    fn random_u128(subject: &[u8]) -> u128 {
+        let (seed, _) = T::Randomness::random(subject);
+        let bytes = sp_io::hashing::blake2_128(&(seed, subject).encode());
+        u128::from_le_bytes(bytes)
+    }
+
+    /// Draws an active executor, weighted by bond, other than those in `exclude`.
+    pub(crate) fn pick_executor(subject: &[u8], exclude: &[T::AccountId]) -> Option<T::AccountId> {
+        let candidates: Vec<(T::AccountId, u128)> = ActiveExecutors::<T>::get()
+            .into_iter()
+            .filter(|a| !exclude.contains(a))
+            .filter_map(|a| {
+                let bond: u128 = Executors::<T>::get(&a)?.bond.unique_saturated_into();
+                Some((a, bond.max(1)))
+            })
+            .collect();
+        let total = candidates
+            .iter()
+            .fold(0u128, |acc, (_, w)| acc.saturating_add(*w));
+        if total.is_zero() {
+            return None;
+        }
+        let mut point = Self::random_u128(subject) % total;
+        for (who, weight) in candidates {
+            if point < weight {
+                return Some(who);
+            }
+            point = point.saturating_sub(weight);
+        }
+        None
+    }
+
+    /// Draws `count` distinct active executors uniformly, other than those in `exclude`.
+    pub(crate) fn draw_jury(
+        subject: &[u8],
+        exclude: &[T::AccountId],
+        count: u32,
+    ) -> Option<Vec<T::AccountId>> {
+        let mut pool: Vec<T::AccountId> = ActiveExecutors::<T>::get()
+            .into_iter()
+            .filter(|a| !exclude.contains(a))
+            .collect();
+        if pool.len() < count as usize {
+            return None;
+        }
+        let mut jury = Vec::with_capacity(count as usize);
+        for seat in 0..count {
+            let r = Self::random_u128(&(subject, seat).encode());
+            let index = (r % pool.len() as u128) as usize;
+            jury.push(pool.swap_remove(index));
+        }
+        Some(jury)
+    }
+}

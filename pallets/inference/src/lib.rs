@@ -1,0 +1,668 @@
+//! # Inference pallet
+//!
+//! The rules that let a dApp pay for an inference, let a staked executor earn it, and
+//! make a wrong answer cost the executor more than it could gain. Nothing here runs a
+//! model: executors, watchers and jurors run it off chain and post what they found.
+//!
+//! ## Request lifecycle
+//!
+//! ```text
+//!  request_inference ─► Pending ──submit_result──► Submitted ──window ends──► Finalized
+//!   (fee held,            │  deadline missed:          │                       (fee paid)
+//!    executor drawn)      │  slash, reassign           │ challenge
+//!                         │  or Expired (refund)       ▼
+//!                         │                        Disputed ──jury verdict──► Finalized
+//!                         └◄──────────── both wrong: reassign ◄──┘           (or reassigned)
+//!  Finalized / Expired ──ResultRetention──► pruned
+//! ```
+//!
+//! * **Request** (`request_inference`): the model must be `Active`, the input within the
+//!   model's size limit and well formed for its input spec, and the model's fee at most
+//!   `max_fee`. The fee is held from the requester (`HoldReason::RequestFee`). An executor
+//!   is drawn stake-weighted from the active set with `Config::Randomness`.
+//! * **Result** (`submit_result`): only the assigned executor, before its deadline
+//!   (`ExecutionTimeout` blocks). The output must be within the model's output limit and
+//!   well formed. The challenge window (`ChallengePeriod` blocks) opens.
+//! * **Missed deadline**: the executor loses `MissedDeadlineSlash` and the request goes
+//!   to another executor, up to `MaxAttempts` in all; then it expires and the fee is
+//!   refunded in full. A request whose model was retired meanwhile expires with a full
+//!   refund and no slash.
+//! * **Challenge** (`challenge`): any active executor other than the one who answered,
+//!   inside the window, holding `ChallengeBond` and carrying its own output. A jury of
+//!   `JurySize` active executors (neither party) is drawn at random.
+//! * **Votes**: each juror commits `blake2_256((request, juror, vote, salt))` during
+//!   `CommitPeriod`, then reveals the vote and salt during `RevealPeriod`. A commitment
+//!   without a matching reveal counts as no vote. A vote says of each side whether its
+//!   output is correct under the model's comparison rule.
+//! * **Verdict** (when all jurors revealed, or at the end of the reveal period), one
+//!   judgement per side:
+//!   - *Quorum*: more than half of the jury must have revealed; otherwise both sides are
+//!     `Unclear`.
+//!   - A side is `Right` or `Wrong` by a strict majority of the revealed votes; a tie is
+//!     `Unclear`: it convicts nobody and confirms nothing.
+//!   - A side found `Wrong` is slashed: the executor loses `ResultSlash` (of which
+//!     `ChallengeReward` goes to the challenger if the challenger was found `Right`,
+//!     `RequesterCompensation` to the requester, `JuryReward` to the majority jurors and
+//!     the rest is burned); the challenger loses its bond (`JuryReward` of it to the
+//!     majority jurors, the rest burned). A side not found wrong loses nothing.
+//!   - Then the request: executor `Right` → its result is final and paid. Otherwise
+//!     challenger `Right` → the fee is refunded in full and the challenger's output is
+//!     the final result. Otherwise → the request is reassigned to an executor other than
+//!     the two parties (or expires with a refund after `MaxAttempts`). So only a result
+//!     that was never challenged, or that a jury majority confirmed, ever finalizes.
+//!   - Jurors who did not reveal lose `MissedVoteSlash` (its `JuryReward` share also
+//!     goes to the majority jurors).
+//!   A result is challenged at most once; after the verdict it is final or re-executed.
+//! * **Finalization**: the held fee goes to the executor less `ProtocolFee`, which is
+//!   burned. Event `ResultFinalized` — integrators act on it, never on `ResultSubmitted`.
+//! * **Executors** bond at least `MinExecutorBond` (`HoldReason::ExecutorBond`).
+//!   `unregister_executor` starts `UnbondingPeriod`; the bond stays slashable and cannot
+//!   be withdrawn while the executor has open duties. An executor slashed below the
+//!   minimum is deactivated.
+//!
+//! All timeouts are kept in a deadline queue keyed by block; `on_initialize` works
+//! through it with at most `MaxDeadlinesPerBlock` entries per block (never iterating all
+//! requests). Settled requests stay readable for `ResultRetention` blocks, then pruned.
+//!
+//! ## Invariants (`do_try_state`, run after every test)
+//!
+//! * Each executor's recorded bond equals what it has on hold under `ExecutorBond`, and
+//!   the active set is exactly the executors with status `Active`.
+//! * Each requester's `RequestFee` hold equals the sum of the fees of its open requests.
+//! * Each challenger's `ChallengeBond` hold equals `ChallengeBond` times its open disputes.
+//! * A `Disputed` request has a dispute record and every dispute a `Disputed` request; a
+//!   result record exists exactly for `Submitted`, `Disputed` and `Finalized` requests.
+//! * Total issuance changes only by burned slashes and fees (`TotalBurned`, checked by
+//!   the tests and the simulation).
+//!
+//! ## Randomness
+//!
+//! Assignment and jury draws are seeded from `Config::Randomness` (the collective-flip
+//! pallet in the runtime): good enough to spread work, not to resist a block author who
+//! withholds or reorders blocks to steer an assignment. What protects users is not the
+//! draw but the challenge game: any honest watcher can challenge a wrong result, and a
+//! jury of independent executors re-runs it.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub use pallet::*;
+
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
+pub mod challenge;
+mod executors;
+mod funds;
+mod invariants;
+#[cfg(test)]
+mod mock;
+mod queue;
+mod requests;
+pub mod runtime_api;
+#[cfg(test)]
+mod simulation;
+#[cfg(test)]
+mod tests;
+pub mod types;
+pub mod weights;
+
+pub use types::*;
+pub use weights::WeightInfo;
+
+/// Log target of this pallet.
+pub const LOG_TARGET: &str = "runtime::inference";
+
+#[frame_support::pallet]
+pub mod pallet {
+    use super::*;
+    use frame_support::{
+        pallet_prelude::*,
+        traits::{fungible, Randomness},
+    };
+    use frame_system::pallet_prelude::*;
+    use inferchain_primitives::{model::ModelRegistry, ModelId, RequestId};
+    use sp_runtime::Perbill;
+
+    /// The balance type of the currency.
+    pub type BalanceOf<T> = <<T as Config>::Currency as fungible::Inspect<
+        <T as frame_system::Config>::AccountId,
+    >>::Balance;
+
+    /// A request as stored.
+    pub type RequestOf<T> = Request<
+        <T as frame_system::Config>::AccountId,
+        BalanceOf<T>,
+        BlockNumberFor<T>,
+        <T as Config>::MaxInputBytes,
+    >;
+    /// A result as stored.
+    pub type ResultOf<T> = InferenceResult<
+        <T as frame_system::Config>::AccountId,
+        BlockNumberFor<T>,
+        <T as Config>::MaxOutputBytes,
+    >;
+    /// A dispute as stored.
+    pub type DisputeOf<T> = Dispute<
+        <T as frame_system::Config>::AccountId,
+        BlockNumberFor<T>,
+        <T as Config>::MaxOutputBytes,
+        <T as Config>::JurySize,
+    >;
+    /// An executor as stored.
+    pub type ExecutorOf<T> = ExecutorInfo<BalanceOf<T>, BlockNumberFor<T>>;
+
+    #[pallet::pallet]
+    pub struct Pallet<T>(_);
+
+    /// Why this pallet holds funds.
+    #[pallet::composite_enum]
+    pub enum HoldReason {
+        /// An executor's bond.
+        ExecutorBond,
+        /// A requester's fee, until it is paid or refunded.
+        RequestFee,
+        /// A challenger's bond, until the dispute is decided.
+        ChallengeBond,
+    }
+
+    #[pallet::config]
+    pub trait Config: frame_system::Config<RuntimeEvent: From<Event<Self>>> {
+        /// The currency fees, bonds and slashes are paid in.
+        type Currency: fungible::Inspect<Self::AccountId>
+            + fungible::Mutate<Self::AccountId>
+            + fungible::MutateHold<Self::AccountId, Reason = Self::RuntimeHoldReason>;
+
+        /// The runtime's hold reasons.
+        type RuntimeHoldReason: From<HoldReason>;
+
+        /// The model registry.
+        type Models: ModelRegistry<BalanceOf<Self>>;
+
+        /// Seeds executor assignment and jury draws (see the crate docs on what it resists).
+        type Randomness: Randomness<Self::Hash, BlockNumberFor<Self>>;
+
+        /// The smallest bond an active executor holds.
+        #[pallet::constant]
+        type MinExecutorBond: Get<BalanceOf<Self>>;
+        /// Blocks an executor stays slashable after leaving or being deactivated.
+        #[pallet::constant]
+        type UnbondingPeriod: Get<BlockNumberFor<Self>>;
+        /// Blocks an assigned executor has to post a result.
+        #[pallet::constant]
+        type ExecutionTimeout: Get<BlockNumberFor<Self>>;
+        /// Blocks a posted result stays open to challenge.
+        #[pallet::constant]
+        type ChallengePeriod: Get<BlockNumberFor<Self>>;
+        /// Blocks jurors have to commit their votes.
+        #[pallet::constant]
+        type CommitPeriod: Get<BlockNumberFor<Self>>;
+        /// Blocks jurors have, after the commit period, to reveal.
+        #[pallet::constant]
+        type RevealPeriod: Get<BlockNumberFor<Self>>;
+        /// How many executors may try a request before it expires.
+        #[pallet::constant]
+        type MaxAttempts: Get<u32>;
+        /// What an executor loses for missing its deadline.
+        #[pallet::constant]
+        type MissedDeadlineSlash: Get<BalanceOf<Self>>;
+        /// What an executor loses for a result the jury finds wrong.
+        #[pallet::constant]
+        type ResultSlash: Get<BalanceOf<Self>>;
+        /// What a challenger holds while its challenge is judged (lost if it is wrong).
+        #[pallet::constant]
+        type ChallengeBond: Get<BalanceOf<Self>>;
+        /// The share of a wrong executor's slash that goes to the challenger.
+        #[pallet::constant]
+        type ChallengeReward: Get<Perbill>;
+        /// The share of a wrong executor's slash that goes to the requester.
+        #[pallet::constant]
+        type RequesterCompensation: Get<Perbill>;
+        /// The share of every slash in a dispute that goes to the majority jurors.
+        #[pallet::constant]
+        type JuryReward: Get<Perbill>;
+        /// What a juror loses for not revealing a vote.
+        #[pallet::constant]
+        type MissedVoteSlash: Get<BalanceOf<Self>>;
+        /// The share of each paid fee that is burned.
+        #[pallet::constant]
+        type ProtocolFee: Get<Perbill>;
+        /// Jurors per dispute.
+        #[pallet::constant]
+        type JurySize: Get<u32>;
+        /// The most registered executors.
+        #[pallet::constant]
+        type MaxExecutors: Get<u32>;
+        /// The largest request input (the models' own limits are at most this).
+        #[pallet::constant]
+        type MaxInputBytes: Get<u32>;
+        /// The largest result output (the models' own limits are at most this).
+        #[pallet::constant]
+        type MaxOutputBytes: Get<u32>;
+        /// Blocks a settled request stays readable before it is pruned.
+        #[pallet::constant]
+        type ResultRetention: Get<BlockNumberFor<Self>>;
+        /// The most deadline-queue entries handled in one block.
+        #[pallet::constant]
+        type MaxDeadlinesPerBlock: Get<u32>;
+
+        /// Weights of this pallet's calls and hooks.
+        type WeightInfo: WeightInfo;
+    }
+
+    /// Registered executors.
+    #[pallet::storage]
+    pub type Executors<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, ExecutorOf<T>>;
+
+    /// The executors that take requests, challenges and jury seats.
+    #[pallet::storage]
+    pub type ActiveExecutors<T: Config> =
+        StorageValue<_, BoundedVec<T::AccountId, T::MaxExecutors>, ValueQuery>;
+
+    /// The id the next request gets.
+    #[pallet::storage]
+    pub type NextRequestId<T: Config> = StorageValue<_, RequestId, ValueQuery>;
+
+    /// Requests, until pruned.
+    #[pallet::storage]
+    pub type Requests<T: Config> = StorageMap<_, Twox64Concat, RequestId, RequestOf<T>>;
+
+    /// Posted results, until pruned.
+    #[pallet::storage]
+    pub type Results<T: Config> = StorageMap<_, Twox64Concat, RequestId, ResultOf<T>>;
+
+    /// Open disputes.
+    #[pallet::storage]
+    pub type Disputes<T: Config> = StorageMap<_, Twox64Concat, RequestId, DisputeOf<T>>;
+
+    /// The deadline queue: what happens to which request at which block.
+    #[pallet::storage]
+    pub type DeadlineQueue<T: Config> =
+        StorageDoubleMap<_, Twox64Concat, BlockNumberFor<T>, Twox64Concat, RequestId, Deadline>;
+
+    /// The lowest block whose queue entries may not all be handled yet.
+    #[pallet::storage]
+    pub type QueueCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, ValueQuery>;
+
+    /// Everything this pallet has burned (slashes and protocol fees).
+    #[pallet::storage]
+    pub type TotalBurned<T: Config> = StorageValue<_, BalanceOf<T>, ValueQuery>;
+
+    #[pallet::genesis_config]
+    #[derive(frame_support::DefaultNoBound)]
+    pub struct GenesisConfig<T: Config> {
+        /// Executors bonded at genesis: (account, bond).
+        pub executors: alloc::vec::Vec<(T::AccountId, BalanceOf<T>)>,
+    }
+
+    #[pallet::genesis_build]
+    impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
+        fn build(&self) {
+            for (who, bond) in &self.executors {
+                Pallet::<T>::do_register_executor(who.clone(), *bond)
+                    .expect("genesis executors must be distinct, funded and bonded enough; qed");
+            }
+        }
+    }
+
+    /// Why an executor was slashed.
+    #[derive(
+        Clone,
+        Copy,
+        PartialEq,
+        Eq,
+        Debug,
+        Encode,
+        Decode,
+        DecodeWithMemTracking,
+        MaxEncodedLen,
+        TypeInfo,
+    )]
+    pub enum SlashReason {
+        MissedDeadline,
+        WrongResult,
+        MissedVote,
+        WrongChallenge,
+    }
+
+    #[pallet::event]
+    #[pallet::generate_deposit(pub(super) fn deposit_event)]
+    pub enum Event<T: Config> {
+        /// An executor bonded and is active.
+        ExecutorRegistered {
+            who: T::AccountId,
+            bond: BalanceOf<T>,
+        },
+        /// An executor left the active set; its bond is slashable until `until`.
+        ExecutorUnbonding {
+            who: T::AccountId,
+            until: BlockNumberFor<T>,
+        },
+        /// An executor was slashed below the minimum bond and left the active set.
+        ExecutorDeactivated {
+            who: T::AccountId,
+            until: BlockNumberFor<T>,
+        },
+        /// An executor withdrew its bond and is no longer registered.
+        BondWithdrawn {
+            who: T::AccountId,
+            amount: BalanceOf<T>,
+        },
+        /// Someone lost `amount` (burned or paid to others).
+        Slashed {
+            who: T::AccountId,
+            amount: BalanceOf<T>,
+            reason: SlashReason,
+        },
+        /// A request was taken: its fee is held and `executor` must answer.
+        RequestSubmitted {
+            id: RequestId,
+            model: ModelId,
+            requester: T::AccountId,
+            executor: T::AccountId,
+        },
+        /// A request moved to another executor.
+        RequestReassigned {
+            id: RequestId,
+            from: T::AccountId,
+            to: T::AccountId,
+            attempt: u32,
+        },
+        /// A request expired; its fee was refunded.
+        RequestExpired {
+            id: RequestId,
+            refunded: BalanceOf<T>,
+        },
+        /// A result was posted; it is open to challenge until `window_end`. Not final.
+        ResultSubmitted {
+            id: RequestId,
+            executor: T::AccountId,
+            output_hash: inferchain_primitives::H256,
+            window_end: BlockNumberFor<T>,
+        },
+        /// A result was challenged; `jury` will judge it.
+        Challenged {
+            id: RequestId,
+            challenger: T::AccountId,
+            jury: BoundedVec<T::AccountId, T::JurySize>,
+        },
+        /// A juror committed to a vote.
+        VoteCommitted { id: RequestId, juror: T::AccountId },
+        /// A juror revealed its vote.
+        VoteRevealed {
+            id: RequestId,
+            juror: T::AccountId,
+            vote: Vote,
+        },
+        /// A dispute was decided.
+        DisputeResolved { id: RequestId, verdict: Verdict },
+        /// The result is final: act on this event, not on `ResultSubmitted`.
+        ResultFinalized {
+            id: RequestId,
+            executor: T::AccountId,
+            output_hash: inferchain_primitives::H256,
+        },
+        /// A settled request's records were removed after `ResultRetention`.
+        RequestPruned { id: RequestId },
+    }
+
+    #[pallet::error]
+    pub enum Error<T> {
+        /// The account is already a registered executor.
+        AlreadyExecutor,
+        /// The account is not a registered executor.
+        NotExecutor,
+        /// The bond is below `MinExecutorBond`.
+        BondTooLow,
+        /// `MaxExecutors` executors are registered.
+        TooManyExecutors,
+        /// The executor is not active (unbonding or deactivated).
+        NotActiveExecutor,
+        /// The executor is already unbonding or deactivated.
+        AlreadyUnbonding,
+        /// The unbonding period has not ended.
+        StillUnbonding,
+        /// The executor still has open requests, results or disputes.
+        OpenObligations,
+        /// No model has this id.
+        UnknownModel,
+        /// The model is deprecated or retired and takes no new requests.
+        ModelNotActive,
+        /// The input is larger than the model's `max_input_bytes`.
+        InputTooLarge,
+        /// The input is not a canonically encoded payload.
+        MalformedInput,
+        /// The input does not match the model's input spec (kind, count, dtype or shape).
+        InputSpecMismatch,
+        /// The input holds NaN or an infinity.
+        NonFiniteInput,
+        /// The input text is not UTF-8.
+        InvalidUtf8Input,
+        /// The model's fee is above `max_fee`.
+        FeeAboveMax,
+        /// No active executor can take the request.
+        NoExecutors,
+        /// No request has this id.
+        UnknownRequest,
+        /// The request is not waiting for a result.
+        NotPending,
+        /// Only the assigned executor may post the result.
+        NotAssignedExecutor,
+        /// The output is larger than the model's `max_output_bytes`.
+        OutputTooLarge,
+        /// The output is not a canonically encoded payload of the model's output spec.
+        MalformedOutput,
+        /// The model was retired.
+        ModelRetired,
+        /// The result is not open to challenge (not posted, window over, or already challenged).
+        NotChallengeable,
+        /// An executor cannot challenge its own result.
+        CannotChallengeSelf,
+        /// The challenger's output is the posted output.
+        SameOutput,
+        /// Fewer than `JurySize` active executors besides the two parties.
+        NotEnoughJurors,
+        /// No dispute is open for this request.
+        NoDispute,
+        /// The caller is not on this dispute's jury.
+        NotJuror,
+        /// The commit period is over (or, for reveals, not yet over).
+        WrongPhase,
+        /// The juror already committed (or revealed).
+        AlreadyVoted,
+        /// The juror did not commit.
+        NotCommitted,
+        /// The revealed vote and salt do not match the commitment.
+        BadReveal,
+    }
+
+    #[pallet::hooks]
+    impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+        fn on_initialize(now: BlockNumberFor<T>) -> Weight {
+            Self::process_deadlines(now)
+        }
+
+        fn integrity_test() {
+            use sp_runtime::traits::{Saturating, Zero};
+            assert!(
+                !T::MinExecutorBond::get().is_zero(),
+                "MinExecutorBond must be positive"
+            );
+            assert!(
+                !T::ExecutionTimeout::get().is_zero(),
+                "ExecutionTimeout must be positive"
+            );
+            assert!(
+                !T::ChallengePeriod::get().is_zero(),
+                "ChallengePeriod must be positive"
+            );
+            assert!(T::JurySize::get() > 0, "JurySize must be positive");
+            assert!(T::MaxAttempts::get() > 0, "MaxAttempts must be positive");
+            assert!(
+                T::MaxDeadlinesPerBlock::get() > 0,
+                "MaxDeadlinesPerBlock must be positive"
+            );
+            assert!(
+                T::ChallengeReward::get()
+                    .saturating_add(T::RequesterCompensation::get())
+                    .saturating_add(T::JuryReward::get())
+                    <= Perbill::one(),
+                "slash shares must not exceed the slash"
+            );
+            // An executor must stay slashable for everything it did while active.
+            let dispute = T::CommitPeriod::get() + T::RevealPeriod::get();
+            assert!(
+                T::UnbondingPeriod::get()
+                    >= T::ExecutionTimeout::get() + T::ChallengePeriod::get() + dispute,
+                "UnbondingPeriod must outlast a request's execution, window and dispute"
+            );
+        }
+
+        #[cfg(feature = "try-runtime")]
+        fn try_state(_n: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
+            Self::do_try_state()
+        }
+    }
+
+    #[pallet::call]
+    impl<T: Config> Pallet<T> {
+        /// Become an executor by bonding `bond`.
+        ///
+        /// **Origin**: signed.
+        ///
+        /// **Details**: `bond` ≥ `MinExecutorBond` is held under `ExecutorBond`.
+        ///
+        /// **Events**: `ExecutorRegistered`.
+        #[pallet::call_index(0)]
+        #[pallet::weight(T::WeightInfo::register_executor())]
+        pub fn register_executor(origin: OriginFor<T>, bond: BalanceOf<T>) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_register_executor(who, bond)
+        }
+
+        /// Leave the active set and start unbonding.
+        ///
+        /// **Origin**: signed, an active executor.
+        ///
+        /// **Details**: the bond stays held and slashable for `UnbondingPeriod` blocks.
+        ///
+        /// **Events**: `ExecutorUnbonding`.
+        #[pallet::call_index(1)]
+        #[pallet::weight(T::WeightInfo::unregister_executor())]
+        pub fn unregister_executor(origin: OriginFor<T>) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_unregister_executor(who)
+        }
+
+        /// Withdraw the bond after unbonding.
+        ///
+        /// **Origin**: signed, an unbonding or deactivated executor.
+        ///
+        /// **Details**: the unbonding period must be over and no duty open.
+        ///
+        /// **Events**: `BondWithdrawn`.
+        #[pallet::call_index(2)]
+        #[pallet::weight(T::WeightInfo::withdraw_bond())]
+        pub fn withdraw_bond(origin: OriginFor<T>) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_withdraw_bond(who)
+        }
+
+        /// Ask for one inference of `model_id` on `input`.
+        ///
+        /// **Origin**: signed, the requester.
+        ///
+        /// **Details**: `input` is a canonically encoded payload. The model's fee, at most
+        /// `max_fee`, is held until the result is final (then paid) or the request
+        /// expires (then refunded). A rejected request holds nothing.
+        ///
+        /// **Events**: `RequestSubmitted`.
+        #[pallet::call_index(3)]
+        #[pallet::weight(T::WeightInfo::request_inference(input.len() as u32))]
+        pub fn request_inference(
+            origin: OriginFor<T>,
+            model_id: ModelId,
+            input: BoundedVec<u8, T::MaxInputBytes>,
+            max_fee: BalanceOf<T>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_request(who, model_id, input, max_fee).map(|_| ())
+        }
+
+        /// Post the result of an assigned request.
+        ///
+        /// **Origin**: signed, the assigned executor.
+        ///
+        /// **Details**: before the deadline; the output must fit the model's output spec.
+        /// Opens the challenge window.
+        ///
+        /// **Events**: `ResultSubmitted`.
+        #[pallet::call_index(4)]
+        #[pallet::weight(T::WeightInfo::submit_result(output.len() as u32))]
+        pub fn submit_result(
+            origin: OriginFor<T>,
+            id: RequestId,
+            output: BoundedVec<u8, T::MaxOutputBytes>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_submit_result(who, id, output)
+        }
+
+        /// Challenge a posted result with your own output.
+        ///
+        /// **Origin**: signed, an active executor other than the result's.
+        ///
+        /// **Details**: inside the window; holds `ChallengeBond`; draws a jury.
+        ///
+        /// **Events**: `Challenged`.
+        #[pallet::call_index(5)]
+        #[pallet::weight(T::WeightInfo::challenge(output.len() as u32))]
+        pub fn challenge(
+            origin: OriginFor<T>,
+            id: RequestId,
+            output: BoundedVec<u8, T::MaxOutputBytes>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_challenge(who, id, output)
+        }
+
+        /// Commit to a vote on a dispute.
+        ///
+        /// **Origin**: signed, a juror of the dispute.
+        ///
+        /// **Details**: `commitment = blake2_256((id, juror, vote, salt).encode())`, during
+        /// the commit period, once.
+        ///
+        /// **Events**: `VoteCommitted`.
+        #[pallet::call_index(6)]
+        #[pallet::weight(T::WeightInfo::commit_vote())]
+        pub fn commit_vote(
+            origin: OriginFor<T>,
+            id: RequestId,
+            commitment: inferchain_primitives::H256,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_commit_vote(who, id, commitment)
+        }
+
+        /// Reveal a committed vote.
+        ///
+        /// **Origin**: signed, a juror who committed.
+        ///
+        /// **Details**: after the commit period, until the reveal period ends. When every
+        /// juror has revealed, the dispute is decided at once.
+        ///
+        /// **Events**: `VoteRevealed`, and when decided `DisputeResolved` and what follows.
+        #[pallet::call_index(7)]
+        #[pallet::weight(T::WeightInfo::reveal_vote())]
+        pub fn reveal_vote(
+            origin: OriginFor<T>,
+            id: RequestId,
+            vote: Vote,
+            salt: [u8; 32],
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_reveal_vote(who, id, vote, salt)
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! A runtime for the inference pallet's tests: Balances, Models and Inference, with a
+//! randomness source the tests can reseed.
+
+use crate as pallet_inference;
+use codec::Encode;
+use core::cell::Cell;
+use frame_support::{
+    derive_impl, parameter_types,
+    traits::{Hooks, Randomness},
+};
+use frame_system::EnsureRoot;
+use inferchain_primitives::{
+    blake2_256,
+    compare::ComparisonRule,
+    io::{DType, Dim, IoSpec, Payload, Tensor, TensorSpec},
+    model::{ModelFormat, ModelSpec, NumericsProfile, ThreadRule},
+    H256,
+};
+use sp_runtime::{BuildStorage, Perbill};
+
+type Block = frame_system::mocking::MockBlock<Test>;
+pub type AccountId = u64;
+pub type Balance = u64;
+
+frame_support::construct_runtime!(
+    pub enum Test {
+        System: frame_system,
+        Balances: pallet_balances,
+        Models: pallet_models,
+        Inference: pallet_inference,
+    }
+);
+
+#[derive_impl(frame_system::config_preludes::TestDefaultConfig)]
+impl frame_system::Config for Test {
+    type Block = Block;
+    type AccountData = pallet_balances::AccountData<Balance>;
+}
+
+#[derive_impl(pallet_balances::config_preludes::TestDefaultConfig)]
+impl pallet_balances::Config for Test {
+    type AccountStore = System;
+    type RuntimeHoldReason = RuntimeHoldReason;
+}
+
+parameter_types! {
+    pub const MaxModels: u32 = 8;
+    pub const MaxInputBytes: u32 = 1024;
+    pub const MaxOutputBytes: u32 = 1024;
+}
+
+impl pallet_models::Config for Test {
+    type Balance = Balance;
+    type RegisterOrigin = EnsureRoot<AccountId>;
+    type MaxModels = MaxModels;
+    type MaxInputBytes = MaxInputBytes;
+    type MaxOutputBytes = MaxOutputBytes;
+    type WeightInfo = ();
+}
+
+thread_local! {
+    static SEED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Reseeds the test randomness.
+pub fn set_seed(seed: u64) {
+    SEED.with(|s| s.set(seed));
+}
+
+/// Randomness from the block number, a reseedable seed and the subject.
+pub struct TestRandomness;
+impl Randomness<H256, u64> for TestRandomness {
+    fn random(subject: &[u8]) -> (H256, u64) {
+        let block = System::block_number();
+        let seed = SEED.with(|s| s.get());
+        (H256(blake2_256(&(subject, block, seed).encode())), block)
+    }
+}
+
+parameter_types! {
+    pub const MinExecutorBond: Balance = 100;
+    pub const UnbondingPeriod: u64 = 50;
+    pub const ExecutionTimeout: u64 = 3;
+    pub const ChallengePeriod: u64 = 4;
+    pub const CommitPeriod: u64 = 2;
+    pub const RevealPeriod: u64 = 2;
+    pub const MaxAttempts: u32 = 3;
+    pub const MissedDeadlineSlash: Balance = 10;
+    pub const ResultSlash: Balance = 50;
+    pub const ChallengeBond: Balance = 30;
+    pub const ChallengeReward: Perbill = Perbill::from_percent(50);
+    pub const RequesterCompensation: Perbill = Perbill::from_percent(20);
+    pub const JuryReward: Perbill = Perbill::from_percent(10);
+    pub const MissedVoteSlash: Balance = 5;
+    pub const ProtocolFee: Perbill = Perbill::from_percent(10);
+    pub const JurySize: u32 = 3;
+    pub const MaxExecutors: u32 = 16;
+    pub const ResultRetention: u64 = 10;
+    pub const MaxDeadlinesPerBlock: u32 = 50;
+}
+
+impl pallet_inference::Config for Test {
+    type Currency = Balances;
+    type RuntimeHoldReason = RuntimeHoldReason;
+    type Models = Models;
+    type Randomness = TestRandomness;
+    type MinExecutorBond = MinExecutorBond;
+    type UnbondingPeriod = UnbondingPeriod;
+    type ExecutionTimeout = ExecutionTimeout;
+    type ChallengePeriod = ChallengePeriod;
+    type CommitPeriod = CommitPeriod;
+    type RevealPeriod = RevealPeriod;
+    type MaxAttempts = MaxAttempts;
+    type MissedDeadlineSlash = MissedDeadlineSlash;
+    type ResultSlash = ResultSlash;
+    type ChallengeBond = ChallengeBond;
+    type ChallengeReward = ChallengeReward;
+    type RequesterCompensation = RequesterCompensation;
+    type JuryReward = JuryReward;
+    type MissedVoteSlash = MissedVoteSlash;
+    type ProtocolFee = ProtocolFee;
+    type JurySize = JurySize;
+    type MaxExecutors = MaxExecutors;
+    type MaxInputBytes = MaxInputBytes;
+    type MaxOutputBytes = MaxOutputBytes;
+    type ResultRetention = ResultRetention;
+    type MaxDeadlinesPerBlock = MaxDeadlinesPerBlock;
+    type WeightInfo = ();
+}
+
+/// Every test account starts with this.
+pub const ENDOWMENT: Balance = 10_000;
+/// The fee of the test models.
+pub const FEE: Balance = 100;
+/// The tensor model: f32 [1, n≤16] in, f32 [1, n≤16] out.
+pub const TENSOR_MODEL: H256 = H256::repeat_byte(1);
+/// The text model: text ≤ 32 bytes in, f32 [1, 4] out.
+pub const TEXT_MODEL: H256 = H256::repeat_byte(2);
+
+fn tensor_io(name: &[u8], max: u32) -> IoSpec {
+    IoSpec::Tensors(
+        vec![TensorSpec {
+            name: name.to_vec().try_into().expect("short name"),
+            dtype: DType::F32,
+            shape: vec![Dim::Fixed(1), Dim::Dynamic { max }]
+                .try_into()
+                .expect("rank 2"),
+            allow_non_finite: false,
+        }]
+        .try_into()
+        .expect("one tensor"),
+    )
+}
+
+/// A model spec for the tests.
+pub fn model_spec(id: H256, input: IoSpec, max_input_bytes: u32) -> ModelSpec<Balance> {
+    ModelSpec {
+        name: b"test-model".to_vec().try_into().expect("short name"),
+        format: ModelFormat::Onnx,
+        artifact_hash: id,
+        input,
+        output: tensor_io(b"y", 16),
+        fee: FEE,
+        max_input_bytes,
+        max_output_bytes: 256,
+        comparison: ComparisonRule::Exact,
+        numerics: NumericsProfile {
+            engine_version: 1,
+            compute_dtype: DType::F32,
+            threads: ThreadRule::Any,
+        },
+        artifact_uri: None,
+    }
+}
+
+/// A canonical f32 [1, n] payload.
+pub fn tensor(values: &[f32]) -> Vec<u8> {
+    Payload::Tensors(vec![Tensor::from_f32(vec![1, values.len() as u32], values)]).encode()
+}
+
+/// A canonical text payload.
+pub fn text(s: &[u8]) -> Vec<u8> {
+    Payload::Text(s.to_vec()).encode()
+}
+
+/// Accounts 1..=30 endowed; the two test models registered; block 1.
+pub fn new_test_ext() -> sp_io::TestExternalities {
+    let mut storage = frame_system::GenesisConfig::<Test>::default()
+        .build_storage()
+        .expect("system genesis builds");
+    pallet_balances::GenesisConfig::<Test> {
+        balances: (1..=30).map(|a| (a, ENDOWMENT)).collect(),
+        ..Default::default()
+    }
+    .assimilate_storage(&mut storage)
+    .expect("balances genesis builds");
+    pallet_models::GenesisConfig::<Test> {
+        models: vec![
+            model_spec(TENSOR_MODEL, tensor_io(b"x", 16), 128),
+            model_spec(TEXT_MODEL, IoSpec::Text { max_bytes: 32 }, 64),
+        ],
+    }
+    .assimilate_storage(&mut storage)
+    .expect("models genesis builds");
+    let mut ext = sp_io::TestExternalities::new(storage);
+    ext.execute_with(|| {
+        set_seed(0);
+        System::set_block_number(1);
+    });
+    ext
+}
+
+/// Runs `test`, then checks the pallet's invariants.
+pub fn build_and_execute(test: impl FnOnce()) {
+    new_test_ext().execute_with(|| {
+        test();
+        Inference::do_try_state().expect("invariants hold after the test");
+    });
+}
+
+/// Advances to block `n`, running the pallet's `on_initialize` on each block.
+pub fn run_to_block(n: u64) {
+    while System::block_number() < n {
+        let next = System::block_number() + 1;
+        System::set_block_number(next);
+        Inference::on_initialize(next);
+        Inference::do_try_state().expect("invariants hold after every block");
+    }
+}

@@ -1,0 +1,61 @@
+//! The deadline queue: timeouts, window ends, reveal ends and pruning, keyed by block.
+//!
+//! Entries are written when a request enters a state with a deadline and read back in
+//! `on_initialize`. A request has at most one live entry; older entries for it are left
+//! in place and recognised as stale when their block comes (the request's state no
+//! longer names that deadline), which keeps every transition O(1). At most
+//! `MaxDeadlinesPerBlock` entries are handled per block; the rest wait for the next
+//! block, so no block's work depends on how many requests exist.
+
+use crate::{pallet::*, Deadline, WeightInfo};
+use frame_support::{pallet_prelude::*, weights::Weight};
+use frame_system::pallet_prelude::BlockNumberFor;
+use inferchain_primitives::RequestId;
+use sp_runtime::traits::{One, Saturating};
+
+impl<T: Config> Pallet<T> {
+    /// Records that `what` happens to request `id` at block `at`.
+    pub(crate) fn schedule(at: BlockNumberFor<T>, id: RequestId, what: Deadline) {
+        DeadlineQueue::<T>::insert(at, id, what);
+    }
+
+    /// Handles the queue entries due at or before `now`, within the per-block budget.
+    pub(crate) fn process_deadlines(now: BlockNumberFor<T>) -> Weight {
+        let budget = T::MaxDeadlinesPerBlock::get();
+        let mut handled = 0u32;
+        let mut cursor = QueueCursor::<T>::get();
+        // Empty blocks are skipped cheaply but still bounded, so a long gap (e.g. after a
+        // runtime upgrade that sets the cursor far back) costs at most this per block.
+        let mut empty_steps = 0u32;
+        while cursor <= now && handled < budget && empty_steps < budget {
+            let mut drained_all = true;
+            let entries: alloc::vec::Vec<(RequestId, Deadline)> =
+                DeadlineQueue::<T>::iter_prefix(cursor)
+                    .take((budget - handled) as usize + 1)
+                    .collect();
+            if entries.is_empty() {
+                empty_steps = empty_steps.saturating_add(1);
+            }
+            for (id, what) in entries {
+                if handled >= budget {
+                    drained_all = false;
+                    break;
+                }
+                DeadlineQueue::<T>::remove(cursor, id);
+                handled = handled.saturating_add(1);
+                match what {
+                    Deadline::Execution => Self::on_execution_deadline(id, cursor, now),
+                    Deadline::ChallengeWindow => Self::on_window_end(id, cursor, now),
+                    Deadline::Reveal => Self::on_reveal_end(id, cursor, now),
+                    Deadline::Prune => Self::prune(id),
+                }
+            }
+            if !drained_all {
+                break;
+            }
+            cursor = cursor.saturating_add(One::one());
+        }
+        QueueCursor::<T>::put(cursor);
+        T::WeightInfo::on_initialize(handled)
+    }
+}

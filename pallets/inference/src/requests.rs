@@ -1,0 +1,266 @@
+//! Requests and results: taking a request, posting a result, finalizing, reassigning
+//! after a missed deadline, expiring and pruning.
+
+use crate::{pallet::*, Deadline, InferenceResult, Request, RequestStatus, LOG_TARGET};
+use codec::Encode;
+use frame_support::pallet_prelude::*;
+use frame_system::pallet_prelude::BlockNumberFor;
+use inferchain_primitives::{
+    blake2_256,
+    io::{validate_encoded, IoError},
+    model::{ModelRegistry, ModelStatus},
+    ModelId, RequestId, H256,
+};
+use sp_runtime::traits::Saturating;
+
+impl<T: Config> Pallet<T> {
+    fn input_error(e: IoError) -> Error<T> {
+        match e {
+            IoError::Malformed => Error::<T>::MalformedInput,
+            IoError::NonFinite { .. } => Error::<T>::NonFiniteInput,
+            IoError::InvalidUtf8 => Error::<T>::InvalidUtf8Input,
+            IoError::TextTooLong { .. } => Error::<T>::InputTooLarge,
+            IoError::KindMismatch
+            | IoError::TensorCount { .. }
+            | IoError::DType { .. }
+            | IoError::Rank { .. }
+            | IoError::Shape { .. }
+            | IoError::DataLength { .. } => Error::<T>::InputSpecMismatch,
+        }
+    }
+
+    /// Checks an output against the model of request `model`.
+    pub(crate) fn check_output(model: &ModelId, output: &[u8]) -> DispatchResult {
+        let (spec, status) = T::Models::model(model).ok_or(Error::<T>::UnknownModel)?;
+        ensure!(status != ModelStatus::Retired, Error::<T>::ModelRetired);
+        ensure!(
+            output.len() <= spec.max_output_bytes as usize,
+            Error::<T>::OutputTooLarge
+        );
+        validate_encoded(output, &spec.output).map_err(|_| Error::<T>::MalformedOutput)?;
+        Ok(())
+    }
+
+    pub(crate) fn do_request(
+        requester: T::AccountId,
+        model: ModelId,
+        input: BoundedVec<u8, T::MaxInputBytes>,
+        max_fee: BalanceOf<T>,
+    ) -> Result<RequestId, DispatchError> {
+        let (spec, status) = T::Models::model(&model).ok_or(Error::<T>::UnknownModel)?;
+        ensure!(status == ModelStatus::Active, Error::<T>::ModelNotActive);
+        ensure!(
+            input.len() <= spec.max_input_bytes as usize,
+            Error::<T>::InputTooLarge
+        );
+        validate_encoded(&input, &spec.input).map_err(Self::input_error)?;
+        ensure!(spec.fee <= max_fee, Error::<T>::FeeAboveMax);
+
+        let id = NextRequestId::<T>::get();
+        let executor = Self::pick_executor(&(b"assign", id, 1u32).encode(), &[])
+            .ok_or(Error::<T>::NoExecutors)?;
+        Self::hold(HoldReason::RequestFee, &requester, spec.fee)?;
+
+        let now = frame_system::Pallet::<T>::block_number();
+        let deadline = now.saturating_add(T::ExecutionTimeout::get());
+        let input_hash = H256(blake2_256(&input));
+        Requests::<T>::insert(
+            id,
+            Request {
+                model,
+                requester: requester.clone(),
+                executor: executor.clone(),
+                input,
+                input_hash,
+                fee: spec.fee,
+                status: RequestStatus::Pending { deadline },
+                attempt: 1,
+                submitted_at: now,
+            },
+        );
+        NextRequestId::<T>::put(id.saturating_add(1));
+        Self::add_obligation(&executor);
+        Self::schedule(deadline, id, Deadline::Execution);
+        Self::deposit_event(Event::RequestSubmitted {
+            id,
+            model,
+            requester,
+            executor,
+        });
+        Ok(id)
+    }
+
+    pub(crate) fn do_submit_result(
+        who: T::AccountId,
+        id: RequestId,
+        output: BoundedVec<u8, T::MaxOutputBytes>,
+    ) -> DispatchResult {
+        let mut request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
+        ensure!(
+            matches!(request.status, RequestStatus::Pending { .. }),
+            Error::<T>::NotPending
+        );
+        ensure!(request.executor == who, Error::<T>::NotAssignedExecutor);
+        Self::check_output(&request.model, &output)?;
+
+        let now = frame_system::Pallet::<T>::block_number();
+        let window_end = now.saturating_add(T::ChallengePeriod::get());
+        let output_hash = H256(blake2_256(&output));
+        request.status = RequestStatus::Submitted { window_end };
+        Requests::<T>::insert(id, request);
+        Results::<T>::insert(
+            id,
+            InferenceResult {
+                executor: who.clone(),
+                output,
+                output_hash,
+                posted_at: now,
+                challenged: false,
+            },
+        );
+        Self::schedule(window_end, id, Deadline::ChallengeWindow);
+        Self::deposit_event(Event::ResultSubmitted {
+            id,
+            executor: who,
+            output_hash,
+            window_end,
+        });
+        Ok(())
+    }
+
+    /// The result stands: pay the executor (less the protocol fee, burned) and finalize.
+    pub(crate) fn finalize_paid(id: RequestId, now: BlockNumberFor<T>) {
+        let (Some(mut request), Some(result)) = (Requests::<T>::get(id), Results::<T>::get(id))
+        else {
+            log::error!(target: LOG_TARGET, "finalize: request {id} or its result is missing");
+            return;
+        };
+        let cut = T::ProtocolFee::get() * request.fee;
+        Self::pay_from_hold(
+            HoldReason::RequestFee,
+            &request.requester,
+            &result.executor,
+            request.fee.saturating_sub(cut),
+        );
+        Self::burn_from_hold(HoldReason::RequestFee, &request.requester, cut);
+        Self::remove_obligation(&request.executor);
+        request.status = RequestStatus::Finalized { at: now };
+        Requests::<T>::insert(id, request);
+        Self::schedule(
+            now.saturating_add(T::ResultRetention::get()),
+            id,
+            Deadline::Prune,
+        );
+        Self::deposit_event(Event::ResultFinalized {
+            id,
+            executor: result.executor,
+            output_hash: result.output_hash,
+        });
+    }
+
+    /// Gives the request to another executor, excluding `exclude`, or expires it if
+    /// `MaxAttempts` is reached or nobody is left. The current executor's duty ends.
+    pub(crate) fn reassign_or_expire(
+        id: RequestId,
+        exclude: &[T::AccountId],
+        now: BlockNumberFor<T>,
+    ) {
+        let Some(mut request) = Requests::<T>::get(id) else {
+            return;
+        };
+        Self::remove_obligation(&request.executor);
+        Results::<T>::remove(id);
+        let model_active =
+            matches!(T::Models::model(&request.model), Some((_, s)) if s != ModelStatus::Retired);
+        let next = if request.attempt < T::MaxAttempts::get() && model_active {
+            let attempt = request.attempt.saturating_add(1);
+            Self::pick_executor(&(b"assign", id, attempt).encode(), exclude).map(|e| (e, attempt))
+        } else {
+            None
+        };
+        match next {
+            Some((to, attempt)) => {
+                let from = core::mem::replace(&mut request.executor, to.clone());
+                let deadline = now.saturating_add(T::ExecutionTimeout::get());
+                request.attempt = attempt;
+                request.status = RequestStatus::Pending { deadline };
+                Requests::<T>::insert(id, request);
+                Self::add_obligation(&to);
+                Self::schedule(deadline, id, Deadline::Execution);
+                Self::deposit_event(Event::RequestReassigned {
+                    id,
+                    from,
+                    to,
+                    attempt,
+                });
+            }
+            None => Self::expire(id, request, now),
+        }
+    }
+
+    /// Refunds the fee in full and marks the request expired.
+    fn expire(id: RequestId, mut request: crate::pallet::RequestOf<T>, now: BlockNumberFor<T>) {
+        Self::release(HoldReason::RequestFee, &request.requester, request.fee);
+        request.status = RequestStatus::Expired { at: now };
+        let refunded = request.fee;
+        Requests::<T>::insert(id, request);
+        Self::schedule(
+            now.saturating_add(T::ResultRetention::get()),
+            id,
+            Deadline::Prune,
+        );
+        Self::deposit_event(Event::RequestExpired { id, refunded });
+    }
+
+    /// The assigned executor missed its deadline.
+    pub(crate) fn on_execution_deadline(
+        id: RequestId,
+        at: BlockNumberFor<T>,
+        now: BlockNumberFor<T>,
+    ) {
+        let Some(request) = Requests::<T>::get(id) else {
+            return;
+        };
+        if request.status != (RequestStatus::Pending { deadline: at }) {
+            return; // stale entry: the result came in time
+        }
+        let retired =
+            !matches!(T::Models::model(&request.model), Some((_, s)) if s != ModelStatus::Retired);
+        if retired {
+            // Nobody is to blame: the model went away under the request.
+            Self::remove_obligation(&request.executor);
+            Self::expire(id, request, now);
+            return;
+        }
+        let slashed = Self::debit_bond(
+            &request.executor,
+            T::MissedDeadlineSlash::get(),
+            SlashReason::MissedDeadline,
+            now,
+        );
+        Self::burn_from_hold(HoldReason::ExecutorBond, &request.executor, slashed);
+        let exclude = [request.executor.clone()];
+        Self::reassign_or_expire(id, &exclude, now);
+    }
+
+    /// The challenge window of request `id` ended without a challenge.
+    pub(crate) fn on_window_end(id: RequestId, at: BlockNumberFor<T>, now: BlockNumberFor<T>) {
+        let Some(request) = Requests::<T>::get(id) else {
+            return;
+        };
+        if request.status != (RequestStatus::Submitted { window_end: at }) {
+            return; // stale entry: challenged meanwhile
+        }
+        Self::finalize_paid(id, now);
+    }
+
+    /// Removes a settled request's records.
+    pub(crate) fn prune(id: RequestId) {
+        let settled = Requests::<T>::get(id).is_some_and(|r| !r.status.holds_fee());
+        if settled {
+            Requests::<T>::remove(id);
+            Results::<T>::remove(id);
+            Self::deposit_event(Event::RequestPruned { id });
+        }
+    }
+}

@@ -1,0 +1,878 @@
+#![allow(clippy::unwrap_used)]
+
+use crate::{
+    challenge::vote_commitment,
+    mock::*,
+    ActiveExecutors, Ballot, Disputes, Error, Event, ExecutorStatus, Executors, HoldReason,
+    Judgement::{self, *},
+    RequestStatus, Requests, Results, SlashReason, TotalBurned, Verdict, Vote,
+};
+use frame_support::{
+    assert_noop, assert_ok,
+    traits::{
+        fungible::{Inspect, InspectHold},
+        Hooks,
+    },
+    BoundedVec,
+};
+use inferchain_primitives::{blake2_256, model::ModelStatus, H256};
+
+fn bounded<S: frame_support::traits::Get<u32>>(v: Vec<u8>) -> BoundedVec<u8, S> {
+    v.try_into().unwrap()
+}
+
+fn register(executors: &[AccountId]) {
+    for e in executors {
+        assert_ok!(Inference::register_executor(
+            RuntimeOrigin::signed(*e),
+            1_000
+        ));
+    }
+}
+
+fn request(requester: AccountId, input: Vec<u8>) -> u64 {
+    let id = crate::NextRequestId::<Test>::get();
+    assert_ok!(Inference::request_inference(
+        RuntimeOrigin::signed(requester),
+        TENSOR_MODEL,
+        bounded(input),
+        FEE
+    ));
+    id
+}
+
+fn executor_of(id: u64) -> AccountId {
+    Requests::<Test>::get(id).unwrap().executor
+}
+
+fn held(reason: HoldReason, who: AccountId) -> Balance {
+    Balances::balance_on_hold(&reason.into(), &who)
+}
+
+fn free(who: AccountId) -> Balance {
+    Balances::balance(&who)
+}
+
+fn events() -> Vec<Event<Test>> {
+    System::events()
+        .into_iter()
+        .filter_map(|r| {
+            if let RuntimeEvent::Inference(e) = r.event {
+                Some(e)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn v(executor: Judgement, challenger: Judgement) -> Verdict {
+    Verdict {
+        executor,
+        challenger,
+    }
+}
+
+const RIGHT: [f32; 2] = [1.0, 2.0];
+const WRONG: [f32; 2] = [9.0, 9.0];
+const OTHER: [f32; 2] = [7.0, 7.0];
+
+/// Registers executors 10..=15, takes a request from account 1 and posts `posted`.
+fn posted_result(posted: &[f32]) -> (u64, AccountId) {
+    register(&[10, 11, 12, 13, 14, 15]);
+    let id = request(1, tensor(&[0.5, 0.5]));
+    let executor = executor_of(id);
+    assert_ok!(Inference::submit_result(
+        RuntimeOrigin::signed(executor),
+        id,
+        bounded(tensor(posted))
+    ));
+    (id, executor)
+}
+
+/// A challenger that is neither the executor nor (by construction) a juror yet.
+fn challenger_for(executor: AccountId) -> AccountId {
+    (10..=15).find(|a| *a != executor).unwrap()
+}
+
+fn jury(id: u64) -> Vec<AccountId> {
+    Disputes::<Test>::get(id)
+        .unwrap()
+        .jury
+        .iter()
+        .map(|(j, _)| *j)
+        .collect()
+}
+
+/// Each `(juror, vote)` commits, then (after the commit period) reveals.
+fn vote(id: u64, votes: &[(AccountId, Vote)]) {
+    for (juror, v) in votes {
+        let salt = blake2_256(&juror.to_le_bytes());
+        let c = vote_commitment(id, juror, v, &salt);
+        assert_ok!(Inference::commit_vote(RuntimeOrigin::signed(*juror), id, c));
+    }
+    let commit_end = Disputes::<Test>::get(id).unwrap().commit_end;
+    run_to_block(commit_end + 1);
+    for (juror, v) in votes {
+        let salt = blake2_256(&juror.to_le_bytes());
+        assert_ok!(Inference::reveal_vote(
+            RuntimeOrigin::signed(*juror),
+            id,
+            *v,
+            salt
+        ));
+    }
+}
+
+const EXECUTOR_WRONG: Vote = Vote {
+    executor_ok: false,
+    challenger_ok: true,
+};
+const CHALLENGER_WRONG: Vote = Vote {
+    executor_ok: true,
+    challenger_ok: false,
+};
+const BOTH_WRONG: Vote = Vote {
+    executor_ok: false,
+    challenger_ok: false,
+};
+const BOTH_OK: Vote = Vote {
+    executor_ok: true,
+    challenger_ok: true,
+};
+
+// ---------------------------------------------------------------- executors
+
+#[test]
+fn executors_bond_and_join_the_active_set() {
+    build_and_execute(|| {
+        assert_ok!(Inference::register_executor(RuntimeOrigin::signed(10), 150));
+        assert_eq!(held(HoldReason::ExecutorBond, 10), 150);
+        assert_eq!(free(10), ENDOWMENT - 150);
+        assert_eq!(ActiveExecutors::<Test>::get().into_inner(), vec![10]);
+        System::assert_last_event(Event::ExecutorRegistered { who: 10, bond: 150 }.into());
+
+        assert_noop!(
+            Inference::register_executor(RuntimeOrigin::signed(10), 150),
+            Error::<Test>::AlreadyExecutor
+        );
+        assert_noop!(
+            Inference::register_executor(RuntimeOrigin::signed(11), 99),
+            Error::<Test>::BondTooLow
+        );
+        // More than the account has: the hold fails and nothing is taken.
+        assert!(Inference::register_executor(RuntimeOrigin::signed(11), ENDOWMENT * 2).is_err());
+        assert_eq!(free(11), ENDOWMENT);
+        assert!(!Executors::<Test>::contains_key(11));
+    });
+}
+
+#[test]
+fn unbonding_keeps_the_bond_until_the_period_ends_and_duties_are_done() {
+    build_and_execute(|| {
+        register(&[10]);
+        assert_noop!(
+            Inference::withdraw_bond(RuntimeOrigin::signed(10)),
+            Error::<Test>::NotActiveExecutor
+        );
+        assert_noop!(
+            Inference::withdraw_bond(RuntimeOrigin::signed(99)),
+            Error::<Test>::NotExecutor
+        );
+        assert_noop!(
+            Inference::unregister_executor(RuntimeOrigin::signed(99)),
+            Error::<Test>::NotExecutor
+        );
+
+        let id = request(1, tensor(&[1.0]));
+        assert_eq!(executor_of(id), 10);
+        assert_ok!(Inference::unregister_executor(RuntimeOrigin::signed(10)));
+        System::assert_last_event(Event::ExecutorUnbonding { who: 10, until: 51 }.into());
+        assert!(ActiveExecutors::<Test>::get().is_empty());
+        assert_noop!(
+            Inference::unregister_executor(RuntimeOrigin::signed(10)),
+            Error::<Test>::AlreadyUnbonding
+        );
+        assert_noop!(
+            Inference::withdraw_bond(RuntimeOrigin::signed(10)),
+            Error::<Test>::StillUnbonding
+        );
+
+        // It still owes the result; it posts it and the window passes.
+        assert_ok!(Inference::submit_result(
+            RuntimeOrigin::signed(10),
+            id,
+            bounded(tensor(&[3.0]))
+        ));
+        run_to_block(51);
+        assert_ok!(Inference::withdraw_bond(RuntimeOrigin::signed(10)));
+        assert_eq!(held(HoldReason::ExecutorBond, 10), 0);
+        assert!(!Executors::<Test>::contains_key(10));
+        System::assert_last_event(
+            Event::BondWithdrawn {
+                who: 10,
+                amount: 1_000,
+            }
+            .into(),
+        );
+    });
+}
+
+#[test]
+fn open_duties_block_withdrawal_even_after_unbonding() {
+    build_and_execute(|| {
+        register(&[10]);
+        assert_ok!(Inference::unregister_executor(RuntimeOrigin::signed(10)));
+        System::set_block_number(60);
+        // Defensive: the unbonding period outlasts every duty (integrity test), but if a
+        // congested queue ever left one open, the bond must stay.
+        Executors::<Test>::mutate(10, |i| i.as_mut().unwrap().obligations = 1);
+        assert_noop!(
+            Inference::withdraw_bond(RuntimeOrigin::signed(10)),
+            Error::<Test>::OpenObligations
+        );
+        Executors::<Test>::mutate(10, |i| i.as_mut().unwrap().obligations = 0);
+        assert_ok!(Inference::withdraw_bond(RuntimeOrigin::signed(10)));
+    });
+}
+
+// ---------------------------------------------------------------- requests
+
+#[test]
+fn a_request_holds_the_fee_and_assigns_an_active_executor() {
+    build_and_execute(|| {
+        register(&[10, 11, 12]);
+        let id = request(1, tensor(&[0.5, 0.25]));
+        let r = Requests::<Test>::get(id).unwrap();
+        assert!([10, 11, 12].contains(&r.executor));
+        assert_eq!(r.fee, FEE);
+        assert_eq!(r.status, RequestStatus::Pending { deadline: 1 + 3 });
+        assert_eq!(r.input_hash, H256(blake2_256(&tensor(&[0.5, 0.25]))));
+        assert_eq!(held(HoldReason::RequestFee, 1), FEE);
+        assert_eq!(free(1), ENDOWMENT - FEE);
+        System::assert_last_event(
+            Event::RequestSubmitted {
+                id,
+                model: TENSOR_MODEL,
+                requester: 1,
+                executor: r.executor,
+            }
+            .into(),
+        );
+        assert_eq!(crate::NextRequestId::<Test>::get(), id + 1);
+    });
+}
+
+#[test]
+fn bad_requests_are_rejected_by_name_and_cost_nothing() {
+    build_and_execute(|| {
+        let call = |model, input: Vec<u8>, max_fee| {
+            Inference::request_inference(RuntimeOrigin::signed(1), model, bounded(input), max_fee)
+        };
+        assert_noop!(
+            call(TENSOR_MODEL, tensor(&[1.0]), FEE),
+            Error::<Test>::NoExecutors
+        );
+        register(&[10]);
+        assert_noop!(
+            call(H256::repeat_byte(9), tensor(&[1.0]), FEE),
+            Error::<Test>::UnknownModel
+        );
+        assert_noop!(
+            call(TENSOR_MODEL, tensor(&[1.0]), FEE - 1),
+            Error::<Test>::FeeAboveMax
+        );
+        // 17 values: the shape's dynamic dim allows 16.
+        assert_noop!(
+            call(TENSOR_MODEL, tensor(&[0.0; 17]), FEE),
+            Error::<Test>::InputSpecMismatch
+        );
+        // 40 values: 160+ bytes, above the model's 128-byte limit.
+        assert_noop!(
+            call(TENSOR_MODEL, tensor(&[0.0; 40]), FEE),
+            Error::<Test>::InputTooLarge
+        );
+        assert_noop!(
+            call(TENSOR_MODEL, vec![0xde, 0xad], FEE),
+            Error::<Test>::MalformedInput
+        );
+        assert_noop!(
+            call(TENSOR_MODEL, tensor(&[f32::NAN]), FEE),
+            Error::<Test>::NonFiniteInput
+        );
+        assert_noop!(
+            call(TENSOR_MODEL, text(b"hello"), FEE),
+            Error::<Test>::InputSpecMismatch
+        );
+        assert_noop!(
+            call(TEXT_MODEL, text(&[0xc3, 0x28]), FEE),
+            Error::<Test>::InvalidUtf8Input
+        );
+        assert_noop!(
+            call(TEXT_MODEL, text(&[b'a'; 33]), FEE),
+            Error::<Test>::InputTooLarge
+        );
+        assert_ok!(call(TEXT_MODEL, text(b"a sentence"), FEE));
+
+        assert_ok!(Models::set_model_status(
+            RuntimeOrigin::root(),
+            TENSOR_MODEL,
+            ModelStatus::Deprecated
+        ));
+        assert_noop!(
+            call(TENSOR_MODEL, tensor(&[1.0]), FEE),
+            Error::<Test>::ModelNotActive
+        );
+        assert_ok!(Models::set_model_status(
+            RuntimeOrigin::root(),
+            TENSOR_MODEL,
+            ModelStatus::Retired
+        ));
+        assert_noop!(
+            call(TENSOR_MODEL, tensor(&[1.0]), FEE),
+            Error::<Test>::ModelNotActive
+        );
+
+        // A requester who cannot pay keeps what it has.
+        let poor = 99;
+        assert!(Inference::request_inference(
+            RuntimeOrigin::signed(poor),
+            TEXT_MODEL,
+            bounded(text(b"x")),
+            FEE
+        )
+        .is_err());
+        assert_eq!(free(poor), 0);
+    });
+}
+
+#[test]
+fn only_the_assigned_executor_posts_a_well_formed_result_in_time() {
+    build_and_execute(|| {
+        register(&[10, 11]);
+        let id = request(1, tensor(&[1.0]));
+        let executor = executor_of(id);
+        let other = if executor == 10 { 11 } else { 10 };
+        let submit = |who, out: Vec<u8>| {
+            Inference::submit_result(RuntimeOrigin::signed(who), id, bounded(out))
+        };
+
+        assert_noop!(
+            Inference::submit_result(RuntimeOrigin::signed(executor), 77, bounded(tensor(&[1.0]))),
+            Error::<Test>::UnknownRequest
+        );
+        assert_noop!(
+            submit(other, tensor(&[1.0])),
+            Error::<Test>::NotAssignedExecutor
+        );
+        assert_noop!(
+            submit(executor, vec![1, 2, 3]),
+            Error::<Test>::MalformedOutput
+        );
+        assert_noop!(
+            submit(executor, tensor(&[0.0; 17])),
+            Error::<Test>::MalformedOutput
+        );
+        assert_noop!(
+            submit(executor, tensor(&[0.0; 64])),
+            Error::<Test>::OutputTooLarge
+        );
+
+        assert_ok!(submit(executor, tensor(&RIGHT)));
+        let hash = H256(blake2_256(&tensor(&RIGHT)));
+        System::assert_last_event(
+            Event::ResultSubmitted {
+                id,
+                executor,
+                output_hash: hash,
+                window_end: 1 + 4,
+            }
+            .into(),
+        );
+        assert_noop!(submit(executor, tensor(&RIGHT)), Error::<Test>::NotPending);
+    });
+}
+
+#[test]
+fn an_unchallenged_result_is_finalized_and_paid_after_the_window() {
+    build_and_execute(|| {
+        let (id, executor) = posted_result(&RIGHT);
+        let issuance = Balances::total_issuance();
+        let executor_free = free(executor);
+        run_to_block(4);
+        assert!(matches!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Submitted { .. }
+        ));
+        run_to_block(5);
+        assert_eq!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Finalized { at: 5 }
+        );
+        let cut = FEE / 10;
+        assert_eq!(free(executor), executor_free + FEE - cut);
+        assert_eq!(
+            free(1),
+            ENDOWMENT - FEE,
+            "the requester paid exactly the fee"
+        );
+        assert_eq!(held(HoldReason::RequestFee, 1), 0);
+        assert_eq!(Balances::total_issuance(), issuance - cut);
+        assert_eq!(TotalBurned::<Test>::get(), cut);
+        System::assert_last_event(
+            Event::ResultFinalized {
+                id,
+                executor,
+                output_hash: H256(blake2_256(&tensor(&RIGHT))),
+            }
+            .into(),
+        );
+        // Retained, then pruned.
+        run_to_block(15);
+        assert!(Requests::<Test>::get(id).is_none());
+        assert!(Results::<Test>::get(id).is_none());
+        System::assert_last_event(Event::RequestPruned { id }.into());
+    });
+}
+
+#[test]
+fn a_missed_deadline_is_slashed_and_the_request_reassigned_then_expired() {
+    build_and_execute(|| {
+        register(&[10, 11, 12]);
+        let id = request(1, tensor(&[1.0]));
+        let first = executor_of(id);
+        run_to_block(4);
+        assert_eq!(Executors::<Test>::get(first).unwrap().bond, 1_000 - 10);
+        assert!(events().contains(&Event::Slashed {
+            who: first,
+            amount: 10,
+            reason: SlashReason::MissedDeadline
+        }));
+        let second = executor_of(id);
+        assert_ne!(second, first);
+        assert_eq!(Requests::<Test>::get(id).unwrap().attempt, 2);
+        assert!(events().contains(&Event::RequestReassigned {
+            id,
+            from: first,
+            to: second,
+            attempt: 2
+        }));
+
+        run_to_block(7);
+        assert_eq!(Requests::<Test>::get(id).unwrap().attempt, 3);
+        run_to_block(10);
+        // MaxAttempts = 3: expired, refunded in full.
+        assert_eq!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Expired { at: 10 }
+        );
+        assert_eq!(free(1), ENDOWMENT);
+        System::assert_last_event(Event::RequestExpired { id, refunded: FEE }.into());
+        assert_eq!(TotalBurned::<Test>::get(), 30);
+    });
+}
+
+#[test]
+fn a_model_retired_under_a_pending_request_refunds_without_slashing() {
+    build_and_execute(|| {
+        register(&[10]);
+        let id = request(1, tensor(&[1.0]));
+        assert_ok!(Models::set_model_status(
+            RuntimeOrigin::root(),
+            TENSOR_MODEL,
+            ModelStatus::Retired
+        ));
+        assert_noop!(
+            Inference::submit_result(RuntimeOrigin::signed(10), id, bounded(tensor(&RIGHT))),
+            Error::<Test>::ModelRetired
+        );
+        run_to_block(4);
+        assert_eq!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Expired { at: 4 }
+        );
+        assert_eq!(Executors::<Test>::get(10).unwrap().bond, 1_000);
+        assert_eq!(free(1), ENDOWMENT);
+    });
+}
+
+#[test]
+fn an_executor_slashed_below_the_minimum_is_deactivated() {
+    build_and_execute(|| {
+        assert_ok!(Inference::register_executor(RuntimeOrigin::signed(10), 105));
+        let id = request(1, tensor(&[1.0]));
+        assert_eq!(executor_of(id), 10);
+        run_to_block(4);
+        assert_eq!(
+            Executors::<Test>::get(10).unwrap().status,
+            ExecutorStatus::Deactivated { until: 54 }
+        );
+        assert!(ActiveExecutors::<Test>::get().is_empty());
+        assert!(events().contains(&Event::ExecutorDeactivated { who: 10, until: 54 }));
+        // No one left: the request expired with a refund.
+        assert_eq!(free(1), ENDOWMENT);
+    });
+}
+
+#[test]
+fn the_deadline_queue_carries_over_what_does_not_fit_a_block() {
+    build_and_execute(|| {
+        register(&[10, 11, 12, 13, 14, 15]);
+        let ids: Vec<u64> = (0..60)
+            .map(|i| request(1 + (i % 20), tensor(&[i as f32])))
+            .collect();
+        let executors: Vec<AccountId> = ids.iter().map(|id| executor_of(*id)).collect();
+        for (id, e) in ids.iter().zip(&executors) {
+            assert_ok!(Inference::submit_result(
+                RuntimeOrigin::signed(*e),
+                *id,
+                bounded(tensor(&RIGHT))
+            ));
+        }
+        // Windows end at block 5 for all 60; only 50 are handled per block.
+        run_to_block(5);
+        let finalized = |ids: &[u64]| {
+            ids.iter()
+                .filter(|id| {
+                    matches!(
+                        Requests::<Test>::get(**id).unwrap().status,
+                        RequestStatus::Finalized { .. }
+                    )
+                })
+                .count()
+        };
+        // The cursor also handled the stale execution deadlines at block 4 first.
+        assert!(finalized(&ids) < 60);
+        run_to_block(7);
+        assert_eq!(finalized(&ids), 60);
+    });
+}
+
+// ---------------------------------------------------------------- challenges
+
+#[test]
+fn a_wrong_result_is_caught_and_the_challengers_output_becomes_final() {
+    build_and_execute(|| {
+        let (id, executor) = posted_result(&WRONG);
+        let challenger = challenger_for(executor);
+        let issuance = Balances::total_issuance();
+        let (challenger_free, requester_free) = (free(challenger), free(1));
+        assert_ok!(Inference::challenge(
+            RuntimeOrigin::signed(challenger),
+            id,
+            bounded(tensor(&RIGHT))
+        ));
+        assert_eq!(held(HoldReason::ChallengeBond, challenger), 30);
+        assert_eq!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Disputed
+        );
+        let jurors = jury(id);
+        assert_eq!(jurors.len(), 3);
+        assert!(!jurors.contains(&executor) && !jurors.contains(&challenger));
+        let juror_free: Vec<Balance> = jurors.iter().map(|j| free(*j)).collect();
+
+        vote(
+            id,
+            &jurors
+                .iter()
+                .map(|j| (*j, EXECUTOR_WRONG))
+                .collect::<Vec<_>>(),
+        );
+
+        assert!(events().contains(&Event::DisputeResolved {
+            id,
+            verdict: v(Wrong, Right)
+        }));
+        // Slash 50: 25 to the challenger, 10 to the requester, 5 to the jury (1 each,
+        // remainder burned), the rest burned.
+        assert_eq!(Executors::<Test>::get(executor).unwrap().bond, 1_000 - 50);
+        assert_eq!(free(challenger), challenger_free + 25);
+        assert_eq!(held(HoldReason::ChallengeBond, challenger), 0);
+        assert_eq!(
+            free(1),
+            requester_free + FEE + 10,
+            "fee refunded in full plus compensation"
+        );
+        for (j, before) in jurors.iter().zip(juror_free) {
+            assert_eq!(free(*j), before + 1);
+        }
+        assert_eq!(Balances::total_issuance(), issuance - (50 - 25 - 10 - 3));
+        let result = Results::<Test>::get(id).unwrap();
+        assert_eq!(result.executor, challenger);
+        assert_eq!(result.output.to_vec(), tensor(&RIGHT));
+        assert!(result.challenged);
+        System::assert_last_event(
+            Event::ResultFinalized {
+                id,
+                executor: challenger,
+                output_hash: H256(blake2_256(&tensor(&RIGHT))),
+            }
+            .into(),
+        );
+    });
+}
+
+#[test]
+fn a_wrong_challenge_costs_the_challenger_its_bond_and_the_result_stands() {
+    build_and_execute(|| {
+        let (id, executor) = posted_result(&RIGHT);
+        let challenger = challenger_for(executor);
+        let executor_free = free(executor);
+        assert_ok!(Inference::challenge(
+            RuntimeOrigin::signed(challenger),
+            id,
+            bounded(tensor(&WRONG))
+        ));
+        let jurors = jury(id);
+        vote(
+            id,
+            &jurors
+                .iter()
+                .map(|j| (*j, CHALLENGER_WRONG))
+                .collect::<Vec<_>>(),
+        );
+        assert!(events().contains(&Event::DisputeResolved {
+            id,
+            verdict: v(Right, Wrong)
+        }));
+        assert_eq!(held(HoldReason::ChallengeBond, challenger), 0);
+        assert_eq!(free(challenger), ENDOWMENT - 1_000 - 30);
+        assert_eq!(Executors::<Test>::get(executor).unwrap().bond, 1_000);
+        assert_eq!(free(executor), executor_free + FEE - FEE / 10);
+        assert_eq!(Results::<Test>::get(id).unwrap().executor, executor);
+        assert!(matches!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Finalized { .. }
+        ));
+    });
+}
+
+#[test]
+fn when_both_are_wrong_both_are_slashed_and_the_request_is_reassigned() {
+    build_and_execute(|| {
+        let (id, executor) = posted_result(&WRONG);
+        let challenger = challenger_for(executor);
+        assert_ok!(Inference::challenge(
+            RuntimeOrigin::signed(challenger),
+            id,
+            bounded(tensor(&OTHER))
+        ));
+        let jurors = jury(id);
+        vote(
+            id,
+            &jurors.iter().map(|j| (*j, BOTH_WRONG)).collect::<Vec<_>>(),
+        );
+        assert!(events().contains(&Event::DisputeResolved {
+            id,
+            verdict: v(Wrong, Wrong)
+        }));
+        assert_eq!(Executors::<Test>::get(executor).unwrap().bond, 950);
+        assert_eq!(held(HoldReason::ChallengeBond, challenger), 0);
+        let r = Requests::<Test>::get(id).unwrap();
+        assert!(matches!(r.status, RequestStatus::Pending { .. }));
+        assert_eq!(r.attempt, 2);
+        assert!(r.executor != executor && r.executor != challenger);
+        assert!(Results::<Test>::get(id).is_none());
+        assert_eq!(
+            held(HoldReason::RequestFee, 1),
+            FEE,
+            "the fee stays held for the new executor"
+        );
+    });
+}
+
+#[test]
+fn without_quorum_nobody_is_convicted_the_request_is_rerun_and_absent_jurors_pay() {
+    build_and_execute(|| {
+        let (id, executor) = posted_result(&RIGHT);
+        let challenger = challenger_for(executor);
+        assert_ok!(Inference::challenge(
+            RuntimeOrigin::signed(challenger),
+            id,
+            bounded(tensor(&OTHER))
+        ));
+        let jurors = jury(id);
+        vote(id, &[(jurors[0], EXECUTOR_WRONG)]);
+        let reveal_end = Disputes::<Test>::get(id).unwrap().reveal_end;
+        run_to_block(reveal_end);
+        assert!(events().contains(&Event::DisputeResolved {
+            id,
+            verdict: v(Unclear, Unclear)
+        }));
+        assert_eq!(Executors::<Test>::get(jurors[0]).unwrap().bond, 1_000);
+        assert_eq!(Executors::<Test>::get(jurors[1]).unwrap().bond, 1_000 - 5);
+        assert_eq!(Executors::<Test>::get(jurors[2]).unwrap().bond, 1_000 - 5);
+        assert_eq!(
+            Executors::<Test>::get(executor).unwrap().bond,
+            1_000,
+            "not convicted"
+        );
+        assert_eq!(held(HoldReason::ChallengeBond, challenger), 0);
+        assert_eq!(free(challenger), ENDOWMENT - 1_000, "bond returned");
+        // Nothing was confirmed: another executor (neither party) runs it again.
+        let r = Requests::<Test>::get(id).unwrap();
+        assert!(matches!(r.status, RequestStatus::Pending { .. }));
+        assert!(r.executor != executor && r.executor != challenger);
+        assert_eq!(held(HoldReason::RequestFee, 1), FEE);
+    });
+}
+
+#[test]
+fn a_tie_convicts_nobody() {
+    assert_eq!(
+        Inference::verdict(3, &[EXECUTOR_WRONG, CHALLENGER_WRONG]),
+        v(Unclear, Unclear)
+    );
+    assert_eq!(
+        Inference::verdict(3, &[EXECUTOR_WRONG]),
+        v(Unclear, Unclear)
+    );
+    assert_eq!(
+        Inference::verdict(3, &[EXECUTOR_WRONG, EXECUTOR_WRONG]),
+        v(Wrong, Right)
+    );
+    assert_eq!(
+        Inference::verdict(3, &[BOTH_OK, BOTH_OK, BOTH_WRONG]),
+        v(Right, Right)
+    );
+    assert_eq!(
+        Inference::verdict(3, &[BOTH_WRONG, BOTH_WRONG, BOTH_OK]),
+        v(Wrong, Wrong)
+    );
+    assert_eq!(
+        Inference::verdict(4, &[EXECUTOR_WRONG, EXECUTOR_WRONG]),
+        v(Unclear, Unclear)
+    );
+}
+
+#[test]
+fn bad_challenges_are_rejected_by_name() {
+    build_and_execute(|| {
+        register(&[10, 11, 12, 13]);
+        let id = request(1, tensor(&[1.0]));
+        let executor = executor_of(id);
+        let challenger = challenger_for(executor);
+        let challenge =
+            |who, out: Vec<u8>| Inference::challenge(RuntimeOrigin::signed(who), id, bounded(out));
+        assert_noop!(
+            challenge(challenger, tensor(&RIGHT)),
+            Error::<Test>::NotChallengeable
+        );
+        assert_ok!(Inference::submit_result(
+            RuntimeOrigin::signed(executor),
+            id,
+            bounded(tensor(&WRONG))
+        ));
+        assert_noop!(
+            challenge(executor, tensor(&RIGHT)),
+            Error::<Test>::CannotChallengeSelf
+        );
+        assert_noop!(
+            challenge(2, tensor(&RIGHT)),
+            Error::<Test>::NotActiveExecutor
+        );
+        assert_noop!(
+            challenge(challenger, tensor(&WRONG)),
+            Error::<Test>::SameOutput
+        );
+        assert_noop!(
+            challenge(challenger, vec![1]),
+            Error::<Test>::MalformedOutput
+        );
+        // Only two executors besides the parties: no jury of three.
+        assert_noop!(
+            challenge(challenger, tensor(&RIGHT)),
+            Error::<Test>::NotEnoughJurors
+        );
+        assert_noop!(
+            Inference::challenge(
+                RuntimeOrigin::signed(challenger),
+                42,
+                bounded(tensor(&RIGHT))
+            ),
+            Error::<Test>::UnknownRequest
+        );
+        run_to_block(5);
+        assert_noop!(
+            challenge(challenger, tensor(&RIGHT)),
+            Error::<Test>::NotChallengeable
+        );
+    });
+}
+
+#[test]
+fn votes_are_committed_then_revealed_and_checked() {
+    build_and_execute(|| {
+        let (id, executor) = posted_result(&WRONG);
+        let challenger = challenger_for(executor);
+        assert_ok!(Inference::challenge(
+            RuntimeOrigin::signed(challenger),
+            id,
+            bounded(tensor(&RIGHT))
+        ));
+        let jurors = jury(id);
+        let (a, b) = (jurors[0], jurors[1]);
+        let salt = [7u8; 32];
+        let c = vote_commitment(id, &a, &EXECUTOR_WRONG, &salt);
+
+        assert_noop!(
+            Inference::commit_vote(RuntimeOrigin::signed(executor), id, c),
+            Error::<Test>::NotJuror
+        );
+        assert_noop!(
+            Inference::commit_vote(RuntimeOrigin::signed(a), 99, c),
+            Error::<Test>::NoDispute
+        );
+        assert_ok!(Inference::commit_vote(RuntimeOrigin::signed(a), id, c));
+        System::assert_last_event(Event::VoteCommitted { id, juror: a }.into());
+        assert_noop!(
+            Inference::commit_vote(RuntimeOrigin::signed(a), id, c),
+            Error::<Test>::AlreadyVoted
+        );
+        assert_noop!(
+            Inference::reveal_vote(RuntimeOrigin::signed(a), id, EXECUTOR_WRONG, salt),
+            Error::<Test>::WrongPhase
+        );
+        run_to_block(Disputes::<Test>::get(id).unwrap().commit_end + 1);
+        assert_noop!(
+            Inference::commit_vote(RuntimeOrigin::signed(b), id, c),
+            Error::<Test>::WrongPhase
+        );
+        assert_noop!(
+            Inference::reveal_vote(RuntimeOrigin::signed(b), id, EXECUTOR_WRONG, salt),
+            Error::<Test>::NotCommitted
+        );
+        // Another vote than the committed one does not open the commitment.
+        assert_noop!(
+            Inference::reveal_vote(RuntimeOrigin::signed(a), id, CHALLENGER_WRONG, salt),
+            Error::<Test>::BadReveal
+        );
+        assert_noop!(
+            Inference::reveal_vote(RuntimeOrigin::signed(a), id, EXECUTOR_WRONG, [8u8; 32]),
+            Error::<Test>::BadReveal
+        );
+        assert_ok!(Inference::reveal_vote(
+            RuntimeOrigin::signed(a),
+            id,
+            EXECUTOR_WRONG,
+            salt
+        ));
+        System::assert_last_event(
+            Event::VoteRevealed {
+                id,
+                juror: a,
+                vote: EXECUTOR_WRONG,
+            }
+            .into(),
+        );
+        assert_eq!(
+            Disputes::<Test>::get(id).unwrap().jury[0],
+            (a, Ballot::Revealed(EXECUTOR_WRONG))
+        );
+        assert_noop!(
+            Inference::reveal_vote(RuntimeOrigin::signed(a), id, EXECUTOR_WRONG, salt),
+            Error::<Test>::AlreadyVoted
+        );
+    });
+}

@@ -1,0 +1,230 @@
+#![allow(clippy::unwrap_used)]
+
+use crate::{mock::*, Error, Event, ModelCount, ModelStatus, Models as ModelsStorage};
+use frame_support::{assert_noop, assert_ok, traits::BuildGenesisConfig};
+use inferchain_primitives::{
+    io::{Dim, IoSpec},
+    model::ModelRegistry,
+    H256,
+};
+use sp_runtime::DispatchError;
+
+fn id(seed: u8) -> H256 {
+    H256::repeat_byte(seed)
+}
+
+#[test]
+fn root_registers_a_model() {
+    build_and_execute(|| {
+        assert_ok!(Models::register_model(RuntimeOrigin::root(), spec(1)));
+        let info = ModelsStorage::<Test>::get(id(1)).unwrap();
+        assert_eq!(info.status, ModelStatus::Active);
+        assert_eq!(info.registered_at, 1);
+        assert_eq!(ModelCount::<Test>::get(), 1);
+        System::assert_last_event(
+            Event::ModelRegistered {
+                id: id(1),
+                format: inferchain_primitives::model::ModelFormat::Onnx,
+                fee: 100,
+            }
+            .into(),
+        );
+        assert_eq!(
+            <Models as ModelRegistry<u64>>::model(&id(1)),
+            Some((spec(1), ModelStatus::Active))
+        );
+        assert_eq!(<Models as ModelRegistry<u64>>::model(&id(9)), None);
+    });
+}
+
+#[test]
+fn only_the_register_origin_may_register() {
+    build_and_execute(|| {
+        assert_noop!(
+            Models::register_model(RuntimeOrigin::signed(1), spec(1)),
+            DispatchError::BadOrigin
+        );
+        assert_noop!(
+            Models::set_model_status(RuntimeOrigin::signed(1), id(1), ModelStatus::Retired),
+            DispatchError::BadOrigin
+        );
+        assert_noop!(
+            Models::set_model_fee(RuntimeOrigin::signed(1), id(1), 5),
+            DispatchError::BadOrigin
+        );
+    });
+}
+
+#[test]
+fn duplicate_ids_are_rejected() {
+    build_and_execute(|| {
+        assert_ok!(Models::register_model(RuntimeOrigin::root(), spec(1)));
+        assert_noop!(
+            Models::register_model(RuntimeOrigin::root(), spec(1)),
+            Error::<Test>::ModelAlreadyRegistered
+        );
+    });
+}
+
+#[test]
+fn the_registry_is_bounded() {
+    build_and_execute(|| {
+        for seed in 1..=4 {
+            assert_ok!(Models::register_model(RuntimeOrigin::root(), spec(seed)));
+        }
+        assert_noop!(
+            Models::register_model(RuntimeOrigin::root(), spec(5)),
+            Error::<Test>::TooManyModels
+        );
+    });
+}
+
+#[test]
+fn malformed_specs_are_rejected_with_named_errors() {
+    build_and_execute(|| {
+        let root = || RuntimeOrigin::root();
+        let mut s = spec(1);
+        s.name = Default::default();
+        assert_noop!(Models::register_model(root(), s), Error::<Test>::EmptyName);
+
+        let mut s = spec(1);
+        s.max_input_bytes = 0;
+        assert_noop!(
+            Models::register_model(root(), s),
+            Error::<Test>::InvalidInputLimit
+        );
+        let mut s = spec(1);
+        s.max_input_bytes = MaxInputBytes::get() + 1;
+        assert_noop!(
+            Models::register_model(root(), s),
+            Error::<Test>::InvalidInputLimit
+        );
+
+        let mut s = spec(1);
+        s.max_output_bytes = MaxOutputBytes::get() + 1;
+        assert_noop!(
+            Models::register_model(root(), s),
+            Error::<Test>::InvalidOutputLimit
+        );
+
+        let mut s = spec(1);
+        s.input = IoSpec::Tensors(Default::default());
+        assert_noop!(
+            Models::register_model(root(), s),
+            Error::<Test>::InvalidIoSpec
+        );
+
+        let mut s = spec(1);
+        if let IoSpec::Tensors(ref mut ts) = s.output {
+            ts[0].shape[0] = Dim::Fixed(0);
+        }
+        assert_noop!(
+            Models::register_model(root(), s),
+            Error::<Test>::InvalidIoSpec
+        );
+
+        let mut s = spec(1);
+        s.input = IoSpec::Text { max_bytes: 0 };
+        assert_noop!(
+            Models::register_model(root(), s),
+            Error::<Test>::InvalidIoSpec
+        );
+    });
+}
+
+#[test]
+fn status_moves_between_active_and_deprecated_and_retirement_is_final() {
+    build_and_execute(|| {
+        let root = || RuntimeOrigin::root();
+        assert_ok!(Models::register_model(root(), spec(1)));
+
+        assert_ok!(Models::set_model_status(
+            root(),
+            id(1),
+            ModelStatus::Deprecated
+        ));
+        System::assert_last_event(
+            Event::ModelStatusChanged {
+                id: id(1),
+                old: ModelStatus::Active,
+                new: ModelStatus::Deprecated,
+            }
+            .into(),
+        );
+        assert_noop!(
+            Models::set_model_status(root(), id(1), ModelStatus::Deprecated),
+            Error::<Test>::StatusUnchanged
+        );
+        assert_ok!(Models::set_model_status(root(), id(1), ModelStatus::Active));
+        assert_ok!(Models::set_model_status(
+            root(),
+            id(1),
+            ModelStatus::Retired
+        ));
+        assert_eq!(
+            ModelsStorage::<Test>::get(id(1)).unwrap().status,
+            ModelStatus::Retired
+        );
+
+        assert_noop!(
+            Models::set_model_status(root(), id(1), ModelStatus::Active),
+            Error::<Test>::ModelRetired
+        );
+        assert_noop!(
+            Models::set_model_fee(root(), id(1), 1),
+            Error::<Test>::ModelRetired
+        );
+        // A retired id can never be registered again.
+        assert_noop!(
+            Models::register_model(root(), spec(1)),
+            Error::<Test>::ModelAlreadyRegistered
+        );
+    });
+}
+
+#[test]
+fn unknown_models_are_named_as_such() {
+    build_and_execute(|| {
+        assert_noop!(
+            Models::set_model_status(RuntimeOrigin::root(), id(7), ModelStatus::Retired),
+            Error::<Test>::UnknownModel
+        );
+        assert_noop!(
+            Models::set_model_fee(RuntimeOrigin::root(), id(7), 1),
+            Error::<Test>::UnknownModel
+        );
+    });
+}
+
+#[test]
+fn fee_changes_are_recorded() {
+    build_and_execute(|| {
+        assert_ok!(Models::register_model(RuntimeOrigin::root(), spec(1)));
+        assert_ok!(Models::set_model_fee(RuntimeOrigin::root(), id(1), 250));
+        assert_eq!(ModelsStorage::<Test>::get(id(1)).unwrap().spec.fee, 250);
+        System::assert_last_event(
+            Event::ModelFeeChanged {
+                id: id(1),
+                old: 100,
+                new: 250,
+            }
+            .into(),
+        );
+    });
+}
+
+#[test]
+fn genesis_registers_models() {
+    new_test_ext().execute_with(|| {
+        crate::GenesisConfig::<Test> {
+            models: vec![spec(1), spec(2)],
+        }
+        .build();
+        assert_eq!(ModelCount::<Test>::get(), 2);
+        assert_eq!(
+            ModelsStorage::<Test>::get(id(2)).unwrap().status,
+            ModelStatus::Active
+        );
+        Models::do_try_state().unwrap();
+    });
+}

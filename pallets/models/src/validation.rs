@@ -1,0 +1,42 @@
+//! The rules a spec must meet to be registered.
+
+use crate::{Config, Error};
+use frame_support::{ensure, traits::Get};
+use inferchain_primitives::{
+    io::{Dim, IoSpec},
+    model::ModelSpec,
+};
+use sp_runtime::DispatchError;
+
+fn io_spec_is_well_formed(spec: &IoSpec) -> bool {
+    match spec {
+        IoSpec::Text { max_bytes } => *max_bytes > 0,
+        IoSpec::Tensors(tensors) => {
+            !tensors.is_empty()
+                && tensors.iter().all(|t| {
+                    t.shape.iter().all(|d| match d {
+                        Dim::Fixed(n) => *n > 0,
+                        Dim::Dynamic { max } => *max > 0,
+                    })
+                })
+        }
+    }
+}
+
+/// Checks `spec` against the registration rules.
+pub(crate) fn check_spec<T: Config>(spec: &ModelSpec<T::Balance>) -> Result<(), DispatchError> {
+    ensure!(!spec.name.is_empty(), Error::<T>::EmptyName);
+    ensure!(
+        spec.max_input_bytes > 0 && spec.max_input_bytes <= T::MaxInputBytes::get(),
+        Error::<T>::InvalidInputLimit
+    );
+    ensure!(
+        spec.max_output_bytes > 0 && spec.max_output_bytes <= T::MaxOutputBytes::get(),
+        Error::<T>::InvalidOutputLimit
+    );
+    ensure!(
+        io_spec_is_well_formed(&spec.input) && io_spec_is_well_formed(&spec.output),
+        Error::<T>::InvalidIoSpec
+    );
+    Ok(())
+}

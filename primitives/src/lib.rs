@@ -1,0 +1,35 @@
+//! # inferchain-primitives
+//!
+//! The `no_std` vocabulary every other inferchain crate shares: identifiers
+//! ([`ModelId`], [`RequestId`]), the canonical encoding of model inputs and outputs
+//! ([`io`]), what governance registers about a model ([`model`]) and how two outputs are
+//! compared ([`compare`]).
+//!
+//! What it must not do: depend on FRAME pallets, the engine or anything `std`-only.
+//! The runtime, the engine and the clients all decode the same bytes with these types,
+//! so a change here is a protocol change.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub mod compare;
+pub mod io;
+pub mod model;
+
+pub use sp_core::H256;
+
+/// A model's identity: the blake2-256 hash of its canonical manifest, which covers every
+/// byte the model needs to run (see `inferchain-engine`'s `ModelStore`).
+pub type ModelId = H256;
+
+/// A request's identity: a counter the inference pallet increments.
+pub type RequestId = u64;
+
+/// blake2-256, the hash used for model ids, input and output hashes.
+pub fn blake2_256(data: &[u8]) -> [u8; 32] {
+    sp_crypto_hashing::blake2_256(data)
+}
+
+#[cfg(test)]
+mod tests;

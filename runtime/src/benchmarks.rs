@@ -1,0 +1,11 @@
+//! The pallets whose weights `inferchain-node benchmark pallet` measures.
+
+frame_benchmarking::define_benchmarks!(
+    [frame_benchmarking, BaselineBench::<Runtime>]
+    [frame_system, SystemBench::<Runtime>]
+    [pallet_balances, Balances]
+    [pallet_timestamp, Timestamp]
+    [pallet_sudo, Sudo]
+    [pallet_models, Models]
+    [pallet_inference, Inference]
+);

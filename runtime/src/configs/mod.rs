@@ -1,0 +1,199 @@
+//! Configuration of every pallet in the runtime. Each parameter of the protocol lives
+//! here as a `Config` constant, never as a literal inside a pallet.
+
+use frame_support::{
+    derive_impl,
+    dispatch::DispatchClass,
+    parameter_types,
+    traits::{ConstBool, ConstU128, ConstU32, ConstU64, ConstU8, VariantCountOf},
+    weights::{
+        constants::{ParityDbWeight, WEIGHT_REF_TIME_PER_SECOND},
+        IdentityFee, Weight,
+    },
+};
+use frame_system::limits::{BlockLength, BlockWeights};
+use pallet_transaction_payment::{ConstFeeMultiplier, FungibleAdapter, Multiplier};
+use sp_consensus_aura::sr25519::AuthorityId as AuraId;
+use sp_runtime::{traits::One, Perbill};
+use sp_version::RuntimeVersion;
+
+use super::{
+    AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Models, Nonce, PalletInfo,
+    RandomnessCollectiveFlip, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
+    RuntimeHoldReason, RuntimeOrigin, RuntimeTask, System, EXISTENTIAL_DEPOSIT, HOURS, MINUTES,
+    SLOT_DURATION, UNIT, VERSION,
+};
+
+const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
+
+parameter_types! {
+    pub const BlockHashCount: BlockNumber = 2400;
+    pub const Version: RuntimeVersion = VERSION;
+    /// One second of compute in a three-second block.
+    pub RuntimeBlockWeights: BlockWeights = BlockWeights::with_sensible_defaults(
+        Weight::from_parts(WEIGHT_REF_TIME_PER_SECOND, u64::MAX),
+        NORMAL_DISPATCH_RATIO,
+    );
+    /// 5 MiB per block, of which normal extrinsics may fill 75%.
+    pub RuntimeBlockLength: BlockLength = BlockLength::builder()
+        .max_length(5 * 1024 * 1024)
+        .modify_max_length_for_class(DispatchClass::Normal, |m| *m = NORMAL_DISPATCH_RATIO * *m)
+        .build();
+    pub const SS58Prefix: u8 = 42;
+}
+
+#[derive_impl(frame_system::config_preludes::SolochainDefaultConfig)]
+impl frame_system::Config for Runtime {
+    type Block = Block;
+    type BlockWeights = RuntimeBlockWeights;
+    type BlockLength = RuntimeBlockLength;
+    type AccountId = AccountId;
+    type Nonce = Nonce;
+    type Hash = Hash;
+    type BlockHashCount = BlockHashCount;
+    /// The node's only database is ParityDB.
+    type DbWeight = ParityDbWeight;
+    type Version = Version;
+    type AccountData = pallet_balances::AccountData<Balance>;
+    type SS58Prefix = SS58Prefix;
+    type MaxConsumers = ConstU32<16>;
+}
+
+impl pallet_aura::Config for Runtime {
+    type AuthorityId = AuraId;
+    type DisabledValidators = ();
+    type MaxAuthorities = ConstU32<32>;
+    type AllowMultipleBlocksPerSlot = ConstBool<false>;
+    type SlotDuration = pallet_aura::MinimumPeriodTimesTwo<Runtime>;
+}
+
+impl pallet_grandpa::Config for Runtime {
+    type RuntimeEvent = RuntimeEvent;
+    type WeightInfo = ();
+    type MaxAuthorities = ConstU32<32>;
+    type MaxNominators = ConstU32<0>;
+    type MaxSetIdSessionEntries = ConstU64<0>;
+    type KeyOwnerProof = sp_core::Void;
+    type EquivocationReportSystem = ();
+}
+
+impl pallet_timestamp::Config for Runtime {
+    type Moment = u64;
+    type OnTimestampSet = Aura;
+    type MinimumPeriod = ConstU64<{ SLOT_DURATION / 2 }>;
+    type WeightInfo = ();
+}
+
+impl pallet_balances::Config for Runtime {
+    type MaxLocks = ConstU32<50>;
+    type MaxReserves = ();
+    type ReserveIdentifier = [u8; 8];
+    type Balance = Balance;
+    type RuntimeEvent = RuntimeEvent;
+    type DustRemoval = ();
+    type ExistentialDeposit = ConstU128<EXISTENTIAL_DEPOSIT>;
+    type AccountStore = System;
+    type WeightInfo = pallet_balances::weights::SubstrateWeight<Runtime>;
+    type FreezeIdentifier = RuntimeFreezeReason;
+    type MaxFreezes = VariantCountOf<RuntimeFreezeReason>;
+    type RuntimeHoldReason = RuntimeHoldReason;
+    type RuntimeFreezeReason = RuntimeFreezeReason;
+    type DoneSlashHandler = ();
+}
+
+parameter_types! {
+    pub FeeMultiplier: Multiplier = Multiplier::one();
+}
+
+impl pallet_transaction_payment::Config for Runtime {
+    type RuntimeEvent = RuntimeEvent;
+    type OnChargeTransaction = FungibleAdapter<Balances, ()>;
+    type OperationalFeeMultiplier = ConstU8<5>;
+    type WeightToFee = IdentityFee<Balance>;
+    type LengthToFee = IdentityFee<Balance>;
+    type FeeMultiplierUpdate = ConstFeeMultiplier<FeeMultiplier>;
+    type WeightInfo = pallet_transaction_payment::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_sudo::Config for Runtime {
+    type RuntimeEvent = RuntimeEvent;
+    type RuntimeCall = RuntimeCall;
+    type WeightInfo = pallet_sudo::weights::SubstrateWeight<Runtime>;
+}
+
+// ---------------------------------------------------------------- inferchain pallets
+
+parameter_types! {
+    /// The most models the registry holds.
+    pub const MaxModels: u32 = 1_024;
+    /// The largest request input any model may declare: 64 KiB.
+    pub const MaxInputBytes: u32 = 64 * 1024;
+    /// The largest result output any model may declare: 64 KiB.
+    pub const MaxOutputBytes: u32 = 64 * 1024;
+}
+
+impl pallet_models::Config for Runtime {
+    type Balance = Balance;
+    /// Root (through Sudo on the dev chain); a collective later.
+    type RegisterOrigin = frame_system::EnsureRoot<AccountId>;
+    type MaxModels = MaxModels;
+    type MaxInputBytes = MaxInputBytes;
+    type MaxOutputBytes = MaxOutputBytes;
+    type WeightInfo = pallet_models::weights::SubstrateWeight<Runtime>;
+}
+
+parameter_types! {
+    pub const MinExecutorBond: Balance = 1_000 * UNIT;
+    /// Blocks are 3 s. The dev chain's windows are a few blocks so that the demo and
+    /// the end-to-end tests run in seconds; a production chain would use minutes.
+    pub const ExecutionTimeout: BlockNumber = 5;
+    pub const ChallengePeriod: BlockNumber = 4;
+    pub const CommitPeriod: BlockNumber = 3;
+    pub const RevealPeriod: BlockNumber = 3;
+    /// Outlasts execution + window + dispute (integrity-tested).
+    pub const UnbondingPeriod: BlockNumber = 10 * MINUTES;
+    pub const MaxAttempts: u32 = 3;
+    pub const MissedDeadlineSlash: Balance = 10 * UNIT;
+    pub const ResultSlash: Balance = 200 * UNIT;
+    pub const ChallengeBond: Balance = 50 * UNIT;
+    pub const ChallengeReward: Perbill = Perbill::from_percent(50);
+    pub const RequesterCompensation: Perbill = Perbill::from_percent(20);
+    pub const JuryReward: Perbill = Perbill::from_percent(10);
+    pub const MissedVoteSlash: Balance = 5 * UNIT;
+    pub const ProtocolFee: Perbill = Perbill::from_percent(5);
+    pub const JurySize: u32 = 2;
+    pub const MaxExecutors: u32 = 128;
+    pub const ResultRetention: BlockNumber = 1 * HOURS;
+    pub const MaxDeadlinesPerBlock: u32 = 256;
+}
+
+impl pallet_inference::Config for Runtime {
+    type Currency = Balances;
+    type RuntimeHoldReason = RuntimeHoldReason;
+    type Models = Models;
+    type Randomness = RandomnessCollectiveFlip;
+    type MinExecutorBond = MinExecutorBond;
+    type UnbondingPeriod = UnbondingPeriod;
+    type ExecutionTimeout = ExecutionTimeout;
+    type ChallengePeriod = ChallengePeriod;
+    type CommitPeriod = CommitPeriod;
+    type RevealPeriod = RevealPeriod;
+    type MaxAttempts = MaxAttempts;
+    type MissedDeadlineSlash = MissedDeadlineSlash;
+    type ResultSlash = ResultSlash;
+    type ChallengeBond = ChallengeBond;
+    type ChallengeReward = ChallengeReward;
+    type RequesterCompensation = RequesterCompensation;
+    type JuryReward = JuryReward;
+    type MissedVoteSlash = MissedVoteSlash;
+    type ProtocolFee = ProtocolFee;
+    type JurySize = JurySize;
+    type MaxExecutors = MaxExecutors;
+    type MaxInputBytes = MaxInputBytes;
+    type MaxOutputBytes = MaxOutputBytes;
+    type ResultRetention = ResultRetention;
+    type MaxDeadlinesPerBlock = MaxDeadlinesPerBlock;
+    type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_insecure_randomness_collective_flip::Config for Runtime {}

@@ -1,0 +1,121 @@
+//! Genesis presets: `development` (Alice alone authors and finalizes) and
+//! `local_testnet` (Alice, Bob, Charlie and Dave as Aura + GRANDPA authorities).
+//! Validators are also bonded inference executors: Alice and Bob on the dev chain, all
+//! four on the local testnet.
+
+use crate::{AccountId, BalancesConfig, InferenceConfig, RuntimeGenesisConfig, SudoConfig, UNIT};
+use alloc::{vec, vec::Vec};
+use serde_json::Value;
+use sp_consensus_aura::sr25519::AuthorityId as AuraId;
+use sp_consensus_grandpa::AuthorityId as GrandpaId;
+use sp_genesis_builder::{self, PresetId};
+use sp_keyring::{Ed25519Keyring, Sr25519Keyring};
+
+/// Balance given to every endowed dev account: a million tokens.
+const ENDOWMENT: u128 = 1_000_000 * UNIT;
+
+/// Bond of each genesis executor: ten times the minimum.
+const EXECUTOR_BOND: u128 = 10_000 * UNIT;
+
+fn testnet_genesis(
+    initial_authorities: Vec<(AuraId, GrandpaId)>,
+    endowed_accounts: Vec<AccountId>,
+    executors: Vec<AccountId>,
+    root: AccountId,
+) -> Value {
+    let config = RuntimeGenesisConfig {
+        balances: BalancesConfig {
+            balances: endowed_accounts
+                .iter()
+                .cloned()
+                .map(|k| (k, ENDOWMENT))
+                .collect(),
+            ..Default::default()
+        },
+        aura: pallet_aura::GenesisConfig {
+            authorities: initial_authorities.iter().map(|x| x.0.clone()).collect(),
+        },
+        grandpa: pallet_grandpa::GenesisConfig {
+            authorities: initial_authorities
+                .iter()
+                .map(|x| (x.1.clone(), 1))
+                .collect(),
+            ..Default::default()
+        },
+        sudo: SudoConfig { key: Some(root) },
+        inference: InferenceConfig {
+            executors: executors.into_iter().map(|e| (e, EXECUTOR_BOND)).collect(),
+        },
+        ..Default::default()
+    };
+    serde_json::to_value(config).expect("the genesis config serializes to JSON; qed")
+}
+
+fn authority(who: Sr25519Keyring, grandpa: Ed25519Keyring) -> (AuraId, GrandpaId) {
+    (who.public().into(), grandpa.public().into())
+}
+
+fn dev_accounts() -> Vec<AccountId> {
+    Sr25519Keyring::iter()
+        .filter(|k| *k != Sr25519Keyring::One && *k != Sr25519Keyring::Two)
+        .map(|k| k.to_account_id())
+        .collect()
+}
+
+/// The single-validator development chain.
+pub fn development_config_genesis() -> Value {
+    testnet_genesis(
+        vec![authority(Sr25519Keyring::Alice, Ed25519Keyring::Alice)],
+        dev_accounts(),
+        vec![
+            Sr25519Keyring::Alice.to_account_id(),
+            Sr25519Keyring::Bob.to_account_id(),
+        ],
+        Sr25519Keyring::Alice.to_account_id(),
+    )
+}
+
+/// The four-validator local testnet.
+pub fn local_config_genesis() -> Value {
+    testnet_genesis(
+        vec![
+            authority(Sr25519Keyring::Alice, Ed25519Keyring::Alice),
+            authority(Sr25519Keyring::Bob, Ed25519Keyring::Bob),
+            authority(Sr25519Keyring::Charlie, Ed25519Keyring::Charlie),
+            authority(Sr25519Keyring::Dave, Ed25519Keyring::Dave),
+        ],
+        dev_accounts(),
+        [
+            Sr25519Keyring::Alice,
+            Sr25519Keyring::Bob,
+            Sr25519Keyring::Charlie,
+            Sr25519Keyring::Dave,
+        ]
+        .iter()
+        .map(|k| k.to_account_id())
+        .collect(),
+        Sr25519Keyring::Alice.to_account_id(),
+    )
+}
+
+/// The JSON of the preset named `id`, if there is one.
+pub fn get_preset(id: &PresetId) -> Option<Vec<u8>> {
+    let patch = match id.as_ref() {
+        sp_genesis_builder::DEV_RUNTIME_PRESET => development_config_genesis(),
+        sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET => local_config_genesis(),
+        _ => return None,
+    };
+    Some(
+        serde_json::to_string(&patch)
+            .expect("a JSON value serializes to a string; qed")
+            .into_bytes(),
+    )
+}
+
+/// The presets this runtime offers.
+pub fn preset_names() -> Vec<PresetId> {
+    vec![
+        PresetId::from(sp_genesis_builder::DEV_RUNTIME_PRESET),
+        PresetId::from(sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET),
+    ]
+}

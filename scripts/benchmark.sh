@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds a node with runtime benchmarks and regenerates the pallets' weights.rs files.
+# Usage: scripts/benchmark.sh [pallet_models|pallet_inference ...]
+# This is a separate build from the default node (benchmark features change most
+# crates): expect ~25 minutes cold on 2 cores, into the same target dir.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$INFERCHAIN_ROOT"
+
+bash scripts/setup.sh
+echo "[bench] building inferchain-node with --features runtime-benchmarks"
+cargo build --release -p inferchain-node --features runtime-benchmarks
+
+pallets=("$@")
+[ "${#pallets[@]}" -gt 0 ] || pallets=(pallet_models pallet_inference)
+for pallet in "${pallets[@]}"; do
+    dir="pallets/${pallet#pallet_}/src"
+    echo "[bench] $pallet -> $dir/weights.rs"
+    "$NODE_BIN" benchmark pallet \
+        --runtime "$CARGO_TARGET_DIR/release/wbuild/inferchain-runtime/inferchain_runtime.compact.compressed.wasm" \
+        --genesis-builder=runtime \
+        --pallet "$pallet" --extrinsic '*' \
+        --steps 20 --repeat 5 \
+        --template scripts/weight-template.hbs \
+        --output "$dir/weights.rs"
+done
+echo "[bench] done: review and commit the weights.rs files"

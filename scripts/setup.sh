@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything a fresh machine needs to build and test inferchain.
+# Idempotent: re-running it only checks what is already there.
+set -euo pipefail
+
+log() { printf '[setup] %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages: protoc for libp2p's protobuf code generation, clang-free build otherwise.
+need_pkgs=()
+command -v protoc >/dev/null 2>&1 || need_pkgs+=(protobuf-compiler)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+    log "installing Debian packages: ${need_pkgs[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+else
+    log "Debian packages present"
+fi
+
+# Rust: the wasm target the runtime is compiled to, and rust-src for the wasm builder.
+if ! rustup target list --installed | grep -qx wasm32v1-none; then
+    log "adding rustup target wasm32v1-none"
+    rustup target add wasm32v1-none
+fi
+if ! rustup component list --installed | grep -q '^rust-src'; then
+    log "adding rustup component rust-src"
+    rustup component add rust-src
+fi
+for c in rustfmt clippy; do
+    rustup component list --installed | grep -q "^$c" || rustup component add "$c"
+done
+log "rust toolchain ready: $(rustc --version)"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: setup, formatting, the node build and every crate's tests,
+# in one cargo profile (release) so nothing compiles twice.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$INFERCHAIN_ROOT"
+
+step() { printf '\n[test] %s (%s)\n' "$*" "$(date +%T)"; }
+
+step "setup"
+bash scripts/setup.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo test --release (builds the node and the wasm runtime; unit, mock-runtime and real-node tests)"
+cargo test --release --workspace --lib --bins --tests
+
+step "done"
