@@ -240,9 +240,10 @@ impl<T: Config> Pallet<T> {
             .filter(|(_, b)| matches!(b, Ballot::Revealed(v) if Self::with_majority(v, &verdict)))
             .map(|(j, _)| j.clone())
             .collect();
-        // Everything slashed in this dispute, with its hold: the jury's share is paid
-        // from it and the rest burned.
-        let mut slashed: Vec<(T::AccountId, HoldReason, BalanceOf<T>)> = Vec::new();
+        // Everything slashed in this dispute: (from, hold, amount slashed, amount still
+        // on hold to distribute). The jury's share of each slash is paid out of what is
+        // left of it and the rest is burned.
+        let mut slashed: Vec<(T::AccountId, HoldReason, BalanceOf<T>, BalanceOf<T>)> = Vec::new();
 
         for (juror, ballot) in dispute.jury.iter() {
             Self::remove_obligation(juror);
@@ -253,7 +254,7 @@ impl<T: Config> Pallet<T> {
                     SlashReason::MissedVote,
                     now,
                 );
-                slashed.push((juror.clone(), HoldReason::ExecutorBond, taken));
+                slashed.push((juror.clone(), HoldReason::ExecutorBond, taken, taken));
             }
         }
         Self::remove_obligation(&dispute.challenger);
@@ -266,7 +267,12 @@ impl<T: Config> Pallet<T> {
                 amount: bond,
                 reason: SlashReason::WrongChallenge,
             });
-            slashed.push((dispute.challenger.clone(), HoldReason::ChallengeBond, bond));
+            slashed.push((
+                dispute.challenger.clone(),
+                HoldReason::ChallengeBond,
+                bond,
+                bond,
+            ));
         } else {
             Self::release(
                 HoldReason::ChallengeBond,
@@ -300,11 +306,16 @@ impl<T: Config> Pallet<T> {
                 to_requester,
             );
             rest = rest.saturating_sub(to_requester);
-            slashed.push((result.executor.clone(), HoldReason::ExecutorBond, rest));
+            slashed.push((
+                result.executor.clone(),
+                HoldReason::ExecutorBond,
+                taken,
+                rest,
+            ));
         }
 
-        for (from, reason, amount) in slashed {
-            let pot = T::JuryReward::get() * amount;
+        for (from, reason, amount, left) in slashed {
+            let pot = (T::JuryReward::get() * amount).min(left);
             let mut paid = BalanceOf::<T>::zero();
             if !majority.is_empty() {
                 let each = pot / BalanceOf::<T>::from(majority.len() as u32);
@@ -313,7 +324,7 @@ impl<T: Config> Pallet<T> {
                     paid = paid.saturating_add(each);
                 }
             }
-            Self::burn_from_hold(reason, &from, amount.saturating_sub(paid));
+            Self::burn_from_hold(reason, &from, left.saturating_sub(paid));
         }
 
         Self::deposit_event(Event::DisputeResolved { id, verdict });

@@ -18,7 +18,7 @@ use crate::{
 };
 use frame_support::{
     traits::{
-        fungible::{Inspect, InspectHold, Mutate},
+        fungible::{InspectHold, Mutate},
         Hooks,
     },
     BoundedVec,

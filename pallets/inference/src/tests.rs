@@ -9,10 +9,7 @@ use crate::{
 };
 use frame_support::{
     assert_noop, assert_ok,
-    traits::{
-        fungible::{Inspect, InspectHold},
-        Hooks,
-    },
+    traits::fungible::{Inspect, InspectHold},
     BoundedVec,
 };
 use inferchain_primitives::{blake2_256, model::ModelStatus, H256};
