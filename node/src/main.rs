@@ -7,6 +7,10 @@
 //! (`cli`, `command`). Protocol logic lives in the pallets and the runtime, inference in
 //! `inferchain-engine`; nothing here decides what a block contains.
 
+// sc-cli's and sc-service's error types are large, and their APIs (which we implement
+// closures for) return them by value.
+#![allow(clippy::result_large_err)]
+
 mod chain_spec;
 mod cli;
 mod command;

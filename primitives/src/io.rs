@@ -180,7 +180,7 @@ impl Tensor {
     /// The elements as f64, for comparison; `None` unless the data length is consistent.
     pub fn to_f64_vec(&self) -> Option<Vec<f64>> {
         let size = self.dtype.size();
-        if self.data.len() % size != 0 {
+        if !self.data.len().is_multiple_of(size) {
             return None;
         }
         let chunks = self.data.chunks_exact(size);

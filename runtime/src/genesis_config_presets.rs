@@ -1,9 +1,12 @@
 //! Genesis presets: `development` (Alice alone authors and finalizes) and
 //! `local_testnet` (Alice, Bob, Charlie and Dave as Aura + GRANDPA authorities).
 //! Validators are also bonded inference executors: Alice and Bob on the dev chain, all
-//! four on the local testnet.
+//! four on the local testnet. Both register the models of `dev_models`.
 
-use crate::{AccountId, BalancesConfig, InferenceConfig, RuntimeGenesisConfig, SudoConfig, UNIT};
+use crate::{
+    AccountId, BalancesConfig, InferenceConfig, ModelsConfig, RuntimeGenesisConfig, SudoConfig,
+    UNIT,
+};
 use alloc::{vec, vec::Vec};
 use serde_json::Value;
 use sp_consensus_aura::sr25519::AuthorityId as AuraId;
@@ -43,6 +46,9 @@ fn testnet_genesis(
             ..Default::default()
         },
         sudo: SudoConfig { key: Some(root) },
+        models: ModelsConfig {
+            models: crate::dev_models::genesis_models(),
+        },
         inference: InferenceConfig {
             executors: executors.into_iter().map(|e| (e, EXECUTOR_BOND)).collect(),
         },

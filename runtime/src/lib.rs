@@ -23,6 +23,7 @@ pub mod apis;
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarks;
 pub mod configs;
+pub mod dev_models;
 pub mod genesis_config_presets;
 
 use sp_runtime::{

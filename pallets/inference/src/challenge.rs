@@ -10,6 +10,15 @@ use frame_system::pallet_prelude::BlockNumberFor;
 use inferchain_primitives::{blake2_256, RequestId, H256};
 use sp_runtime::traits::{Saturating, Zero};
 
+/// One slash taken in a dispute: `amount` was taken from `from`'s `hold`, of which
+/// `left` is still there to pay the jury's share from (the rest of it is burned).
+struct Slash<T: Config> {
+    from: T::AccountId,
+    hold: HoldReason,
+    amount: BalanceOf<T>,
+    left: BalanceOf<T>,
+}
+
 /// The commitment a juror sends for `vote` with `salt`.
 pub fn vote_commitment<AccountId: Encode>(
     id: RequestId,
@@ -240,10 +249,9 @@ impl<T: Config> Pallet<T> {
             .filter(|(_, b)| matches!(b, Ballot::Revealed(v) if Self::with_majority(v, &verdict)))
             .map(|(j, _)| j.clone())
             .collect();
-        // Everything slashed in this dispute: (from, hold, amount slashed, amount still
-        // on hold to distribute). The jury's share of each slash is paid out of what is
-        // left of it and the rest is burned.
-        let mut slashed: Vec<(T::AccountId, HoldReason, BalanceOf<T>, BalanceOf<T>)> = Vec::new();
+        // Everything slashed in this dispute. The jury's share of each slash is paid out
+        // of what is left of it on hold and the rest is burned.
+        let mut slashed: Vec<Slash<T>> = Vec::new();
 
         for (juror, ballot) in dispute.jury.iter() {
             Self::remove_obligation(juror);
@@ -254,7 +262,12 @@ impl<T: Config> Pallet<T> {
                     SlashReason::MissedVote,
                     now,
                 );
-                slashed.push((juror.clone(), HoldReason::ExecutorBond, taken, taken));
+                slashed.push(Slash {
+                    from: juror.clone(),
+                    hold: HoldReason::ExecutorBond,
+                    amount: taken,
+                    left: taken,
+                });
             }
         }
         Self::remove_obligation(&dispute.challenger);
@@ -267,12 +280,12 @@ impl<T: Config> Pallet<T> {
                 amount: bond,
                 reason: SlashReason::WrongChallenge,
             });
-            slashed.push((
-                dispute.challenger.clone(),
-                HoldReason::ChallengeBond,
-                bond,
-                bond,
-            ));
+            slashed.push(Slash {
+                from: dispute.challenger.clone(),
+                hold: HoldReason::ChallengeBond,
+                amount: bond,
+                left: bond,
+            });
         } else {
             Self::release(
                 HoldReason::ChallengeBond,
@@ -306,15 +319,21 @@ impl<T: Config> Pallet<T> {
                 to_requester,
             );
             rest = rest.saturating_sub(to_requester);
-            slashed.push((
-                result.executor.clone(),
-                HoldReason::ExecutorBond,
-                taken,
-                rest,
-            ));
+            slashed.push(Slash {
+                from: result.executor.clone(),
+                hold: HoldReason::ExecutorBond,
+                amount: taken,
+                left: rest,
+            });
         }
 
-        for (from, reason, amount, left) in slashed {
+        for Slash {
+            from,
+            hold: reason,
+            amount,
+            left,
+        } in slashed
+        {
             let pot = (T::JuryReward::get() * amount).min(left);
             let mut paid = BalanceOf::<T>::zero();
             if !majority.is_empty() {

@@ -52,7 +52,8 @@
 //!     that was never challenged, or that a jury majority confirmed, ever finalizes.
 //!   - Jurors who did not reveal lose `MissedVoteSlash` (its `JuryReward` share also
 //!     goes to the majority jurors).
-//!   A result is challenged at most once; after the verdict it is final or re-executed.
+//!
+//! A result is challenged at most once; after the verdict it is final or re-executed.
 //! * **Finalization**: the held fee goes to the executor less `ProtocolFee`, which is
 //!   burned. Event `ResultFinalized` — integrators act on it, never on `ResultSubmitted`.
 //! * **Executors** bond at least `MinExecutorBond` (`HoldReason::ExecutorBond`).

@@ -873,3 +873,29 @@ fn votes_are_committed_then_revealed_and_checked() {
         );
     });
 }
+
+#[test]
+fn the_executor_set_is_bounded() {
+    build_and_execute(|| {
+        let max = MaxExecutors::get() as u64;
+        for e in 0..max {
+            assert_ok!(
+                Inference::register_executor(RuntimeOrigin::signed(100 + e), 100).or_else(|_| {
+                    // Accounts above 30 are not endowed by the mock; fund them here.
+                    Balances::force_set_balance(RuntimeOrigin::root(), 100 + e, ENDOWMENT)?;
+                    Inference::register_executor(RuntimeOrigin::signed(100 + e), 100)
+                })
+            );
+        }
+        assert_eq!(ActiveExecutors::<Test>::get().len() as u64, max);
+        assert_ok!(Balances::force_set_balance(
+            RuntimeOrigin::root(),
+            999,
+            ENDOWMENT
+        ));
+        assert_noop!(
+            Inference::register_executor(RuntimeOrigin::signed(999), 100),
+            Error::<Test>::TooManyExecutors
+        );
+    });
+}

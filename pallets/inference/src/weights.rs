@@ -77,8 +77,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
     fn on_initialize(k: u32) -> Weight {
         Weight::from_parts(5_000_000, 4_000)
             .saturating_add(Weight::from_parts(120_000_000, 0).saturating_mul(k.into()))
-            .saturating_add(T::DbWeight::get().reads((2 as u64).saturating_mul(k.into())))
-            .saturating_add(T::DbWeight::get().writes((1 as u64).saturating_mul(k.into())))
+            .saturating_add(T::DbWeight::get().reads(2_u64.saturating_mul(k.into())))
+            .saturating_add(T::DbWeight::get().writes(1_u64.saturating_mul(k.into())))
     }
 }
 
@@ -130,7 +130,7 @@ impl WeightInfo for () {
     fn on_initialize(k: u32) -> Weight {
         Weight::from_parts(5_000_000, 4_000)
             .saturating_add(Weight::from_parts(120_000_000, 0).saturating_mul(k.into()))
-            .saturating_add(ParityDbWeight::get().reads((2 as u64).saturating_mul(k.into())))
-            .saturating_add(ParityDbWeight::get().writes((1 as u64).saturating_mul(k.into())))
+            .saturating_add(ParityDbWeight::get().reads(2_u64.saturating_mul(k.into())))
+            .saturating_add(ParityDbWeight::get().writes(1_u64.saturating_mul(k.into())))
     }
 }

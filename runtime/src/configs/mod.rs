@@ -163,7 +163,7 @@ parameter_types! {
     pub const ProtocolFee: Perbill = Perbill::from_percent(5);
     pub const JurySize: u32 = 2;
     pub const MaxExecutors: u32 = 128;
-    pub const ResultRetention: BlockNumber = 1 * HOURS;
+    pub const ResultRetention: BlockNumber = HOURS;
     pub const MaxDeadlinesPerBlock: u32 = 256;
 }
 

