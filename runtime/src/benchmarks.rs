@@ -9,3 +9,6 @@ frame_benchmarking::define_benchmarks!(
     [pallet_models, Models]
     [pallet_inference, Inference]
 );
+
+impl frame_system_benchmarking::Config for crate::Runtime {}
+impl frame_benchmarking::baseline::Config for crate::Runtime {}

@@ -22,6 +22,7 @@ use alloc::vec::Vec;
 pub mod apis;
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarks;
+mod block_capacity;
 pub mod configs;
 pub mod dev_models;
 pub mod genesis_config_presets;

@@ -16,7 +16,7 @@ use inferchain_primitives::{
     compare::ComparisonRule,
     io::{DType, Dim, IoSpec, Payload, Tensor, TensorSpec},
     model::{ModelFormat, ModelRegistry, ModelSpec, NumericsProfile, ThreadRule},
-    ModelId, H256,
+    ModelId, RequestId, H256,
 };
 use sp_runtime::traits::{Bounded, One, Saturating};
 
@@ -74,23 +74,32 @@ fn setup_model<T: Config>() {
 
 fn funded<T: Config>(name: &'static str, i: u32) -> T::AccountId {
     let who: T::AccountId = account(name, i, 0);
-    T::Currency::set_balance(&who, BalanceOf::<T>::max_value() / 4u32.into());
+    // Enough for a bond of 10x the minimum, fees and challenge bonds, without the
+    // issuance of ~130 such accounts overflowing.
+    T::Currency::set_balance(
+        &who,
+        T::MinExecutorBond::get().saturating_mul(1_000u32.into()),
+    );
     who
 }
 
-/// Registers `count` executors (the active set's worst case is `MaxExecutors`).
+/// Registers executors until `count` are active (genesis may hold some already); the
+/// active set's worst case is `MaxExecutors`. Returns the active set.
 fn executors<T: Config>(count: u32) -> Vec<T::AccountId> {
-    (0..count)
-        .map(|i| {
-            let who = funded::<T>("executor", i);
-            Inference::<T>::do_register_executor(
-                who.clone(),
-                T::MinExecutorBond::get().saturating_mul(10u32.into()),
-            )
-            .expect("a funded executor registers; qed");
-            who
-        })
-        .collect()
+    let mut i = 0u32;
+    while (ActiveExecutors::<T>::get().len() as u32) < count {
+        let who = funded::<T>("executor", i);
+        i = i.saturating_add(1);
+        if Executors::<T>::contains_key(&who) {
+            continue;
+        }
+        Inference::<T>::do_register_executor(
+            who,
+            T::MinExecutorBond::get().saturating_mul(10u32.into()),
+        )
+        .expect("a funded executor registers; qed");
+    }
+    ActiveExecutors::<T>::get().into_inner()
 }
 
 fn request<T: Config>(input_len: u32) -> (RequestId, T::AccountId) {
@@ -156,7 +165,9 @@ mod benchmarks {
 
     #[benchmark]
     fn withdraw_bond() {
-        let who = executors::<T>(1)[0].clone();
+        let who = funded::<T>("leaving", 0);
+        Inference::<T>::do_register_executor(who.clone(), T::MinExecutorBond::get())
+            .expect("a funded executor registers; qed");
         Inference::<T>::do_unregister_executor(who.clone()).expect("active; qed");
         frame_system::Pallet::<T>::set_block_number(
             frame_system::Pallet::<T>::block_number().saturating_add(T::UnbondingPeriod::get()),

@@ -366,7 +366,7 @@ impl<T: Config> Pallet<T> {
     /// make the challenger's output the final result.
     fn replace_with_challenger(
         id: RequestId,
-        mut request: crate::pallet::RequestOf<T>,
+        request: crate::pallet::RequestOf<T>,
         dispute: crate::pallet::DisputeOf<T>,
         now: BlockNumberFor<T>,
     ) {
@@ -383,17 +383,6 @@ impl<T: Config> Pallet<T> {
                 challenged: true,
             },
         );
-        request.status = RequestStatus::Finalized { at: now };
-        Requests::<T>::insert(id, request);
-        Self::schedule(
-            now.saturating_add(T::ResultRetention::get()),
-            id,
-            Deadline::Prune,
-        );
-        Self::deposit_event(Event::ResultFinalized {
-            id,
-            executor: dispute.challenger,
-            output_hash,
-        });
+        Self::mark_finalized(id, request, dispute.challenger, output_hash, now);
     }
 }

@@ -130,8 +130,7 @@ impl<T: Config> Pallet<T> {
 
     /// The result stands: pay the executor (less the protocol fee, burned) and finalize.
     pub(crate) fn finalize_paid(id: RequestId, now: BlockNumberFor<T>) {
-        let (Some(mut request), Some(result)) = (Requests::<T>::get(id), Results::<T>::get(id))
-        else {
+        let (Some(request), Some(result)) = (Requests::<T>::get(id), Results::<T>::get(id)) else {
             log::error!(target: LOG_TARGET, "finalize: request {id} or its result is missing");
             return;
         };
@@ -144,6 +143,18 @@ impl<T: Config> Pallet<T> {
         );
         Self::burn_from_hold(HoldReason::RequestFee, &request.requester, cut);
         Self::remove_obligation(&request.executor);
+        Self::mark_finalized(id, request, result.executor, result.output_hash, now);
+    }
+
+    /// Records that `request`'s result, computed by `executor`, is final: the request is
+    /// settled, its pruning is scheduled and `ResultFinalized` is emitted.
+    pub(crate) fn mark_finalized(
+        id: RequestId,
+        mut request: crate::pallet::RequestOf<T>,
+        executor: T::AccountId,
+        output_hash: H256,
+        now: BlockNumberFor<T>,
+    ) {
         request.status = RequestStatus::Finalized { at: now };
         Requests::<T>::insert(id, request);
         Self::schedule(
@@ -153,8 +164,8 @@ impl<T: Config> Pallet<T> {
         );
         Self::deposit_event(Event::ResultFinalized {
             id,
-            executor: result.executor,
-            output_hash: result.output_hash,
+            executor,
+            output_hash,
         });
     }
 

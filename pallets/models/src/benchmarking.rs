@@ -2,9 +2,8 @@
 //! the bounds allow.
 
 use super::*;
-use crate::Pallet as Models;
 use frame_benchmarking::v2::*;
-use frame_support::traits::EnsureOrigin;
+use frame_support::traits::{EnsureOrigin, Get};
 use inferchain_primitives::{
     compare::ComparisonRule,
     io::{DType, Dim, IoSpec, TensorSpec, MAX_NAME_LEN, MAX_RANK, MAX_TENSORS},
@@ -110,5 +109,5 @@ mod benchmarks {
         Ok(())
     }
 
-    impl_benchmark_test_suite!(Models, crate::mock::new_test_ext(), crate::mock::Test);
+    impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
 }
