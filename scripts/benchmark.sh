@@ -2,7 +2,7 @@
 # Builds a node with runtime benchmarks and regenerates the pallets' weights.rs files.
 # Usage: scripts/benchmark.sh [pallet_models|pallet_inference ...]
 # This is a separate build from the default node (benchmark features change most
-# crates): expect ~25 minutes cold on 2 cores, into the same target dir.
+# crates): about 20 minutes on 2 cores after a default build, into the same target dir.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$INFERCHAIN_ROOT"

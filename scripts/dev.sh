@@ -6,7 +6,7 @@ source "$(dirname "$0")/env.sh"
 cd "$INFERCHAIN_ROOT"
 
 bash scripts/setup.sh
-echo "[dev] building inferchain-node (release; the first build takes ~25 min on 2 cores)"
+echo "[dev] building inferchain-node (release; the first build takes ~35 min on 2 cores, later ones minutes)"
 cargo build --release -p inferchain-node
 
 echo "[dev] starting the dev chain: Alice authors and finalizes, state is temporary (--tmp)"
