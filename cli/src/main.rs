@@ -1,0 +1,33 @@
+//! `inferchain`: the command-line client.
+//!
+//! `inferchain model import|run|verify|bench` work on a local model store with
+//! inferchain-engine: the same code executors run, so a user can re-run any result on
+//! their own CPU. Chain commands (submit, result, verify receipts) join in a later step.
+//!
+//! What it must not do: hold protocol logic. It parses arguments, prints, and calls the
+//! engine (and, later, the chain's RPC).
+
+mod args;
+mod model_cmd;
+mod output;
+mod progress;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = args::Cli::parse();
+    if let Some(threads) = cli.threads {
+        // Read once by candle when its thread pool starts, before any model runs.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    let result = match cli.command {
+        args::Command::Model(cmd) => model_cmd::run(&cli.store, cmd),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! `inferchain model …`: the local store and the engine.
+
+use crate::{
+    args::{FormatArg, InputArgs, ModelCommand},
+    output::{self, hex0x},
+    progress,
+};
+use anyhow::{anyhow, bail, Context, Result};
+use inferchain_engine::{npy, spec, Engine, LoadedModel, ModelStore, DEFAULT_CACHE_BYTES};
+use inferchain_primitives::{
+    io::{IoSpec, Payload},
+    model::ModelFormat,
+    ModelId,
+};
+use serde_json::json;
+use std::{path::Path, time::Instant};
+
+pub fn run(store: &Path, cmd: ModelCommand) -> Result<()> {
+    let store = ModelStore::open(store)?;
+    match cmd {
+        ModelCommand::Import {
+            path,
+            format,
+            name,
+            fee,
+            json,
+        } => import(&store, &path, format, name, fee, json),
+        ModelCommand::Run {
+            model,
+            input,
+            output,
+            json,
+        } => run_model(store, &model, &input, output.as_deref(), json),
+        ModelCommand::Verify { model } => {
+            let id = parse_id(&model)?;
+            let manifest = store.verify(&id, &mut progress::bar("verifying"))?;
+            println!(
+                "ok: {} ({} files, {} bytes) matches its id",
+                hex0x(id.as_bytes()),
+                manifest.files.len(),
+                manifest.files.iter().map(|f| f.size).sum::<u64>()
+            );
+            Ok(())
+        }
+        ModelCommand::Bench {
+            model,
+            input,
+            iters,
+            json,
+        } => bench(store, &model, &input, iters, json),
+    }
+}
+
+/// Parses a model id written as 64 hex digits, with or without `0x`.
+pub fn parse_id(text: &str) -> Result<ModelId> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(digits, &mut bytes)
+        .map_err(|_| anyhow!("`{text}` is not a model id (64 hex digits)"))?;
+    Ok(ModelId::from(bytes))
+}
+
+fn default_name(path: &Path) -> String {
+    let named = if path.file_name().and_then(|n| n.to_str()) == Some("model.onnx") {
+        path.parent().and_then(|p| p.file_name())
+    } else if path.is_file() {
+        path.file_stem()
+    } else {
+        path.file_name()
+    };
+    named
+        .and_then(|n| n.to_str())
+        .unwrap_or("model")
+        .to_string()
+}
+
+fn import(
+    store: &ModelStore,
+    path: &Path,
+    format: Option<FormatArg>,
+    name: Option<String>,
+    fee: u128,
+    json: bool,
+) -> Result<()> {
+    let format = format.map(|f| match f {
+        FormatArg::Onnx => ModelFormat::Onnx,
+        FormatArg::Bert => ModelFormat::BertEmbedding,
+    });
+    let manifest = store
+        .import(path, format, &mut progress::bar("importing"))
+        .with_context(|| format!("importing {}", path.display()))?;
+    let id = manifest.id();
+    // Load it once: a model the engine cannot load must not be registered.
+    let engine = Engine::new(store.clone(), 0);
+    let model = engine
+        .load(&id, &mut progress::bar("loading"))
+        .context("the model was stored but does not load; it cannot be registered")?;
+    let (input, output) = model.io_specs()?;
+    let name = name.unwrap_or_else(|| default_name(path));
+    let spec = spec::registration_template(&name, &manifest, input, output, fee)?;
+    let files: Vec<_> = manifest
+        .files
+        .iter()
+        .map(|f| json!({"name": String::from_utf8_lossy(&f.name), "size": f.size, "blake2_256": hex0x(&f.blake2_256)}))
+        .collect();
+    if json {
+        println!(
+            "{}",
+            json!({"model": hex0x(id.as_bytes()), "format": spec::format_name(manifest.format), "files": files, "spec": spec})
+        );
+    } else {
+        println!("model id: {}", hex0x(id.as_bytes()));
+        println!("format:   {}", spec::format_name(manifest.format));
+        for f in &manifest.files {
+            println!(
+                "file:     {} ({} bytes, blake2-256 {})",
+                String::from_utf8_lossy(&f.name),
+                f.size,
+                hex0x(&f.blake2_256)
+            );
+        }
+        println!("spec to register (review bounds, fee and comparison rule first):");
+        println!("{}", serde_json::to_string_pretty(&spec)?);
+    }
+    Ok(())
+}
+
+/// Builds the input payload from `--input`/`--text` in the model's declared input order.
+fn read_input(model: &LoadedModel, args: &InputArgs) -> Result<Payload> {
+    let (declared, _) = model.io_specs()?;
+    match (declared, &args.text) {
+        (IoSpec::Text { .. }, Some(text)) => Ok(Payload::Text(text.as_bytes().to_vec())),
+        (IoSpec::Text { .. }, None) => bail!("this model takes text: pass --text \"...\""),
+        (IoSpec::Tensors(_), Some(_)) => bail!("this model takes tensors: pass --input FILE.npy"),
+        (IoSpec::Tensors(specs), None) => {
+            let names: Vec<String> = specs
+                .iter()
+                .map(|s| String::from_utf8_lossy(&s.name).into_owned())
+                .collect();
+            let mut given: Vec<(Option<String>, String)> = args
+                .inputs
+                .iter()
+                .map(|a| match a.split_once('=') {
+                    Some((n, f)) => (Some(n.to_string()), f.to_string()),
+                    None => (None, a.clone()),
+                })
+                .collect();
+            if given.len() != names.len() {
+                bail!(
+                    "the model takes {} input(s) ({}); {} given",
+                    names.len(),
+                    names.join(", "),
+                    given.len()
+                );
+            }
+            let mut tensors = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                let pos = given
+                    .iter()
+                    .position(|(n, _)| n.as_deref() == Some(name.as_str()))
+                    .or_else(|| (names.len() == 1 && given[0].0.is_none()).then_some(0))
+                    .or_else(|| {
+                        given
+                            .iter()
+                            .position(|(n, _)| n.is_none())
+                            .filter(|_| i < given.len())
+                    })
+                    .ok_or_else(|| {
+                        anyhow!("no --input for `{name}`; pass --input {name}=FILE.npy")
+                    })?;
+                let (_, file) = given.remove(pos);
+                let bytes = std::fs::read(&file).with_context(|| format!("reading {file}"))?;
+                tensors
+                    .push(npy::read(&bytes).with_context(|| format!("{file} (input `{name}`)"))?);
+            }
+            Ok(Payload::Tensors(tensors))
+        }
+    }
+}
+
+fn run_model(
+    store: ModelStore,
+    model: &str,
+    input: &InputArgs,
+    output_path: Option<&Path>,
+    json: bool,
+) -> Result<()> {
+    let id = parse_id(model)?;
+    let engine = Engine::new(store, DEFAULT_CACHE_BYTES);
+    let loaded = engine.load(&id, &mut progress::bar("loading"))?;
+    let payload = read_input(&loaded, input)?;
+    let outcome = engine.run(&id, &payload, None)?;
+    let tensors = output::tensors(&outcome.output);
+    if let Some(path) = output_path {
+        let first = tensors
+            .first()
+            .ok_or_else(|| anyhow!("the model returned no tensor to write"))?;
+        std::fs::write(path, npy::write(first))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if json {
+        let first = tensors
+            .first()
+            .map(output::tensor_json)
+            .unwrap_or(json!({}));
+        let mut obj = json!({
+            "model": hex0x(id.as_bytes()),
+            "input_hash": hex0x(&outcome.input_hash),
+            "output_hash": hex0x(&outcome.output_hash),
+        });
+        if let (Some(o), Some(f)) = (obj.as_object_mut(), first.as_object()) {
+            for (k, v) in f {
+                o.insert(k.clone(), v.clone());
+            }
+            if tensors.len() > 1 {
+                o.insert(
+                    "outputs".into(),
+                    tensors.iter().map(output::tensor_json).collect(),
+                );
+            }
+        }
+        println!("{obj}");
+    } else {
+        println!("model:       {}", hex0x(id.as_bytes()));
+        println!("input hash:  {}", hex0x(&outcome.input_hash));
+        println!("output hash: {}", hex0x(&outcome.output_hash));
+        for (i, t) in tensors.iter().enumerate() {
+            println!("output {i}:    {}", output::tensor_line(t));
+        }
+    }
+    Ok(())
+}
+
+fn bench(store: ModelStore, model: &str, input: &InputArgs, iters: u32, json: bool) -> Result<()> {
+    let id = parse_id(model)?;
+    let engine = Engine::new(store, DEFAULT_CACHE_BYTES);
+    let loaded = engine.load(&id, &mut progress::bar("loading"))?;
+    let payload = read_input(&loaded, input)?;
+    engine.run(&id, &payload, None)?; // warm-up
+    let mut times = Vec::with_capacity(iters as usize);
+    for _ in 0..iters.max(1) {
+        let start = Instant::now();
+        engine.run(&id, &payload, None)?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let median = times[times.len() / 2];
+    let min = times[0];
+    if json {
+        println!(
+            "{}",
+            json!({"model": hex0x(id.as_bytes()), "iters": times.len(), "median_ms": median, "min_ms": min})
+        );
+    } else {
+        println!(
+            "{} runs: median {median:.3} ms, min {min:.3} ms",
+            times.len()
+        );
+    }
+    Ok(())
+}

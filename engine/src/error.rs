@@ -1,0 +1,72 @@
+//! The engine's one error type. Every variant names what went wrong and, where the user
+//! can do something about it, what to do next.
+
+use inferchain_primitives::{io::IoError, ModelId};
+use std::path::PathBuf;
+
+/// Why the engine could not import, load or run a model.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("model {0:?} is not in the store; import it with `inferchain model import <path>`")]
+    NotInStore(ModelId),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: file hash {found} does not match the manifest's {expected}; the store copy is corrupt, re-import the model")]
+    FileHashMismatch {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("{path}: manifest hashes to {found:?}, not to the model id {expected:?}")]
+    ManifestMismatch {
+        path: PathBuf,
+        expected: ModelId,
+        found: ModelId,
+    },
+    #[error("{path}: missing required file `{file}` for a {format} model")]
+    MissingFile {
+        path: PathBuf,
+        file: &'static str,
+        format: &'static str,
+    },
+    #[error("{path}: cannot tell the model format; pass --format onnx|bert")]
+    UnknownFormat { path: PathBuf },
+    #[error("invalid model artifact: {0}")]
+    InvalidArtifact(String),
+    #[error("the graph uses operator `{op}`, which the engine does not support")]
+    UnsupportedOp { op: String },
+    #[error("the graph uses operator `{op}`, which is nondeterministic and cannot be run under consensus")]
+    NondeterministicOp { op: String },
+    #[error("element type {0} is not a canonical dtype (f32, f64, i64, i32, u8)")]
+    UnsupportedDType(String),
+    #[error("input does not fit the model's spec: {0:?}")]
+    InvalidInput(IoError),
+    #[error("the model produced an output that breaks its spec: {0:?}")]
+    InvalidOutput(IoError),
+    #[error("the model did not produce its declared output `{0}`")]
+    MissingOutput(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("inference failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("the engine panicked while running the model: {0}")]
+    Panicked(String),
+    #[error(".npy: {0}")]
+    Npy(String),
+}
+
+/// The engine's result type.
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+impl EngineError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EngineError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! ONNX graphs, run by candle-onnx's evaluator.
+//!
+//! Loading decodes the protobuf once, checks every operator (nested graphs included)
+//! against the ones that cannot run under consensus, and turns the initializers (the
+//! weights) into candle tensors once, so a run shares them instead of re-decoding the
+//! protobuf each time.
+
+use crate::{
+    conversion,
+    error::{EngineError, Result},
+    spec::{self, DEFAULT_DYNAMIC_MAX},
+};
+use candle_core::Tensor as CTensor;
+use candle_onnx::onnx::{self, type_proto, GraphProto, ModelProto};
+use inferchain_primitives::io::{Dim, IoSpec, Tensor, TensorSpec};
+use prost::Message;
+use std::collections::{HashMap, HashSet};
+
+/// Operators whose output is random: they can never be part of a consensus result.
+const NONDETERMINISTIC_OPS: [&str; 5] = [
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+];
+
+/// A loaded ONNX model.
+pub struct OnnxModel {
+    /// The graph with its initializers moved out into `weights`.
+    proto: ModelProto,
+    weights: HashMap<String, CTensor>,
+    /// Graph inputs the caller supplies (initializers excluded), in declared order.
+    inputs: Vec<onnx::ValueInfoProto>,
+    outputs: Vec<onnx::ValueInfoProto>,
+    weight_bytes: usize,
+}
+
+impl OnnxModel {
+    /// Decodes and checks an ONNX model.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut proto = ModelProto::decode(bytes)
+            .map_err(|e| EngineError::InvalidArtifact(format!("not an ONNX model: {e}")))?;
+        let graph = proto
+            .graph
+            .as_mut()
+            .ok_or_else(|| EngineError::InvalidArtifact("the ONNX model has no graph".into()))?;
+        check_ops(graph)?;
+        let mut weights = HashMap::new();
+        let mut weight_bytes = 0usize;
+        for init in std::mem::take(&mut graph.initializer) {
+            let tensor = candle_onnx::eval::get_tensor(&init, &init.name)
+                .map_err(|e| map_candle_error(e, "initializer"))?;
+            weight_bytes += tensor.elem_count() * tensor.dtype().size_in_bytes();
+            weights.insert(init.name.clone(), tensor);
+        }
+        let inputs = graph
+            .input
+            .iter()
+            .filter(|i| !weights.contains_key(&i.name))
+            .cloned()
+            .collect();
+        let outputs = graph.output.clone();
+        Ok(OnnxModel {
+            proto,
+            weights,
+            inputs,
+            outputs,
+            weight_bytes,
+        })
+    }
+
+    /// Bytes of weights held in memory.
+    pub fn weight_bytes(&self) -> usize {
+        self.weight_bytes
+    }
+
+    /// Names of the inputs the caller supplies, in order.
+    pub fn input_names(&self) -> Vec<String> {
+        self.inputs.iter().map(|i| i.name.clone()).collect()
+    }
+
+    /// Names of the outputs, in order.
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs.iter().map(|o| o.name.clone()).collect()
+    }
+
+    /// The input and output specs the graph declares; dimensions without a fixed size
+    /// become `Dynamic { max: DEFAULT_DYNAMIC_MAX }` for governance to tighten.
+    pub fn io_specs(&self) -> Result<(IoSpec, IoSpec)> {
+        Ok((specs_of(&self.inputs)?, specs_of(&self.outputs)?))
+    }
+
+    /// Runs the graph on candle tensors keyed by input name; returns every graph output.
+    pub fn run_named(
+        &self,
+        mut inputs: HashMap<String, CTensor>,
+    ) -> Result<HashMap<String, CTensor>> {
+        for (name, weight) in &self.weights {
+            inputs.entry(name.clone()).or_insert_with(|| weight.clone());
+        }
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            candle_onnx::simple_eval(&self.proto, inputs)
+        }));
+        match outcome {
+            Ok(result) => result.map_err(|e| map_candle_error(e, "run")),
+            Err(panic) => Err(EngineError::Panicked(panic_message(panic))),
+        }
+    }
+
+    /// Runs the graph on canonical tensors given in input order; returns the outputs in
+    /// output order.
+    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        if inputs.len() != self.inputs.len() {
+            return Err(EngineError::InvalidInput(
+                inferchain_primitives::io::IoError::TensorCount {
+                    expected: self.inputs.len() as u32,
+                    found: inputs.len() as u32,
+                },
+            ));
+        }
+        let mut named = HashMap::new();
+        for (info, tensor) in self.inputs.iter().zip(inputs) {
+            named.insert(info.name.clone(), conversion::to_candle(tensor)?);
+        }
+        let mut outputs = self.run_named(named)?;
+        self.outputs
+            .iter()
+            .map(|o| {
+                let t = outputs
+                    .remove(&o.name)
+                    .ok_or_else(|| EngineError::MissingOutput(o.name.clone()))?;
+                conversion::from_candle(&t)
+            })
+            .collect()
+    }
+}
+
+/// Rejects graphs that use a random operator, anywhere (subgraphs of `If` included).
+fn check_ops(graph: &GraphProto) -> Result<()> {
+    let mut seen = HashSet::new();
+    collect_ops(graph, &mut seen);
+    for op in NONDETERMINISTIC_OPS {
+        if seen.contains(op) {
+            return Err(EngineError::NondeterministicOp { op: op.to_string() });
+        }
+    }
+    Ok(())
+}
+
+fn collect_ops(graph: &GraphProto, seen: &mut HashSet<String>) {
+    for node in &graph.node {
+        seen.insert(node.op_type.clone());
+        for attr in &node.attribute {
+            if let Some(g) = &attr.g {
+                collect_ops(g, seen);
+            }
+            for g in &attr.graphs {
+                collect_ops(g, seen);
+            }
+        }
+    }
+}
+
+fn specs_of(values: &[onnx::ValueInfoProto]) -> Result<IoSpec> {
+    let mut specs = Vec::new();
+    for value in values {
+        let tensor_type = match value.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(type_proto::Value::TensorType(tt)) => tt,
+            _ => {
+                return Err(EngineError::InvalidArtifact(format!(
+                    "`{}` is not a tensor",
+                    value.name
+                )))
+            }
+        };
+        let dtype = onnx::tensor_proto::DataType::try_from(tensor_type.elem_type)
+            .ok()
+            .and_then(candle_onnx::eval::dtype)
+            .ok_or_else(|| {
+                EngineError::UnsupportedDType(format!("ONNX {}", tensor_type.elem_type))
+            })?;
+        let dtype = conversion::from_candle_dtype(dtype)?;
+        let shape = tensor_type
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(onnx::tensor_shape_proto::dimension::Value::DimValue(v))
+                            if v > 0 && v <= u32::MAX as i64 =>
+                        {
+                            Dim::Fixed(v as u32)
+                        }
+                        _ => Dim::Dynamic {
+                            max: DEFAULT_DYNAMIC_MAX,
+                        },
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        specs.push(spec::tensor_spec(&value.name, dtype, shape)?);
+    }
+    let specs: Vec<TensorSpec> = specs;
+    Ok(IoSpec::Tensors(specs.try_into().map_err(|_| {
+        EngineError::InvalidArtifact(format!(
+            "more than {} inputs or outputs",
+            inferchain_primitives::io::MAX_TENSORS
+        ))
+    })?))
+}
+
+/// Turns candle-onnx's "unsupported op_type X" into a named error; keeps others as they are.
+fn map_candle_error(err: candle_core::Error, _stage: &str) -> EngineError {
+    let text = err.to_string();
+    if let Some(rest) = text.split("unsupported op_type ").nth(1) {
+        let op = rest.split_whitespace().next().unwrap_or(rest).to_string();
+        return EngineError::UnsupportedOp { op };
+    }
+    EngineError::Candle(err)
+}
+
+pub(crate) fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}

@@ -1,0 +1,362 @@
+//! The content-addressed model store: a directory holding one folder per model id, each
+//! with the model's files and its SCALE-encoded manifest. The id is the blake2-256 of the
+//! manifest, which lists every file's name, size and blake2-256, so an id commits to every
+//! byte the model needs. Nothing is loaded from the store before its hashes are checked.
+
+use crate::error::{EngineError, Result};
+use codec::{Decode, Encode};
+use inferchain_primitives::{
+    model::{Manifest, ManifestFile, ModelFormat},
+    ModelId,
+};
+use std::{
+    fs,
+    io::{Read, Write},
+    path::{Path, PathBuf},
+};
+
+/// The file an ONNX model is stored under.
+pub const ONNX_FILE: &str = "model.onnx";
+/// Files a BERT-family embedding model must have.
+pub const BERT_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
+/// The sentence-transformers pooling config, included when present.
+pub const BERT_POOLING_FILE: &str = "1_Pooling/config.json";
+/// The manifest's file name inside a model folder.
+const MANIFEST_FILE: &str = "manifest.scale";
+/// Bytes read per step while hashing, and between progress reports.
+const CHUNK: usize = 1 << 20;
+
+/// How far an import or verification has got, in bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// A model's files, read from the store and checked against its manifest.
+pub struct VerifiedFiles {
+    pub manifest: Manifest,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+impl VerifiedFiles {
+    /// The bytes of the file called `name`, if the manifest lists it.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, data)| data.as_slice())
+    }
+
+    /// Takes the bytes of `name` out, so large weights are not copied.
+    pub fn take(&mut self, name: &str) -> Option<Vec<u8>> {
+        let pos = self.files.iter().position(|(n, _)| n == name)?;
+        Some(self.files.swap_remove(pos).1)
+    }
+
+    /// Total bytes of all files.
+    pub fn total_bytes(&self) -> u64 {
+        self.manifest.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// A directory of models addressed by id.
+#[derive(Clone, Debug)]
+pub struct ModelStore {
+    root: PathBuf,
+}
+
+impl ModelStore {
+    /// Opens (creating if needed) the store at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(|e| EngineError::io(&root, e))?;
+        Ok(ModelStore { root })
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn model_dir(&self, id: &ModelId) -> PathBuf {
+        self.root.join(hex::encode(id.as_bytes()))
+    }
+
+    /// Whether the store has a folder for `id` (not whether it is intact: see [`Self::verify`]).
+    pub fn contains(&self, id: &ModelId) -> bool {
+        self.model_dir(id).join(MANIFEST_FILE).is_file()
+    }
+
+    /// The ids of every model in the store, sorted.
+    pub fn list(&self) -> Result<Vec<ModelId>> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&self.root).map_err(|e| EngineError::io(&self.root, e))? {
+            let entry = entry.map_err(|e| EngineError::io(&self.root, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let mut bytes = [0u8; 32];
+            if hex::decode_to_slice(name, &mut bytes).is_ok() {
+                let id = ModelId::from(bytes);
+                if self.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The manifest of `id`, checked to hash to `id`.
+    pub fn manifest(&self, id: &ModelId) -> Result<Manifest> {
+        if !self.contains(id) {
+            return Err(EngineError::NotInStore(*id));
+        }
+        let path = self.model_dir(id).join(MANIFEST_FILE);
+        let bytes = fs::read(&path).map_err(|e| EngineError::io(&path, e))?;
+        let found = ModelId::from(inferchain_primitives::blake2_256(&bytes));
+        if found != *id {
+            return Err(EngineError::ManifestMismatch {
+                path,
+                expected: *id,
+                found,
+            });
+        }
+        Manifest::decode(&mut bytes.as_slice())
+            .map_err(|e| EngineError::InvalidArtifact(format!("{}: {e}", path.display())))
+    }
+
+    /// Reads every file of `id` into memory and checks each against the manifest.
+    pub fn read_verified(
+        &self,
+        id: &ModelId,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<VerifiedFiles> {
+        let manifest = self.manifest(id)?;
+        let dir = self.model_dir(id);
+        let total = manifest.files.iter().map(|f| f.size).sum();
+        let mut done = 0u64;
+        let mut files = Vec::with_capacity(manifest.files.len());
+        for entry in &manifest.files {
+            let name = file_name(entry)?;
+            let path = dir.join(&name);
+            let (data, hash) = read_hashed(&path, &mut |n| {
+                progress(Progress {
+                    done: done + n,
+                    total,
+                })
+            })?;
+            if hash != entry.blake2_256 || data.len() as u64 != entry.size {
+                return Err(EngineError::FileHashMismatch {
+                    path,
+                    expected: hex::encode(entry.blake2_256),
+                    found: hex::encode(hash),
+                });
+            }
+            done += entry.size;
+            files.push((name, data));
+        }
+        Ok(VerifiedFiles { manifest, files })
+    }
+
+    /// Re-hashes every file of `id`; `Ok` only if the store copy is intact.
+    pub fn verify(&self, id: &ModelId, progress: &mut dyn FnMut(Progress)) -> Result<Manifest> {
+        Ok(self.read_verified(id, progress)?.manifest)
+    }
+
+    /// Copies the model at `src` into the store, hashing as it goes, and returns its
+    /// manifest (whose [`Manifest::id`] is the model id). `src` is an `.onnx` file, or a
+    /// directory with a BERT model's `config.json`, `model.safetensors` and
+    /// `tokenizer.json` (and `1_Pooling/config.json` if present). Importing a model that
+    /// is already stored changes nothing.
+    pub fn import(
+        &self,
+        src: &Path,
+        format: Option<ModelFormat>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Manifest> {
+        let format = match format {
+            Some(f) => f,
+            None => detect_format(src)?,
+        };
+        let sources = source_files(src, format)?;
+        let total = sources
+            .iter()
+            .map(|(_, p)| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        let staging = self.root.join(format!(
+            ".import-{}-{}",
+            std::process::id(),
+            unique_suffix()
+        ));
+        fs::create_dir_all(&staging).map_err(|e| EngineError::io(&staging, e))?;
+        let result = (|| {
+            let mut done = 0u64;
+            let mut files = Vec::new();
+            for (name, path) in &sources {
+                let dest = staging.join(name);
+                if let Some(parent) = dest.parent() {
+                    fs::create_dir_all(parent).map_err(|e| EngineError::io(parent, e))?;
+                }
+                let (size, hash) = copy_hashed(path, &dest, &mut |n| {
+                    progress(Progress {
+                        done: done + n,
+                        total,
+                    })
+                })?;
+                done += size;
+                files.push(ManifestFile {
+                    name: name.as_bytes().to_vec(),
+                    size,
+                    blake2_256: hash,
+                });
+            }
+            let manifest = Manifest::new(format, files);
+            let path = staging.join(MANIFEST_FILE);
+            fs::write(&path, manifest.encode()).map_err(|e| EngineError::io(&path, e))?;
+            Ok(manifest)
+        })();
+        let manifest = match result {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        let dest = self.model_dir(&manifest.id());
+        if self.contains(&manifest.id()) {
+            let _ = fs::remove_dir_all(&staging);
+        } else {
+            let _ = fs::remove_dir_all(&dest);
+            fs::rename(&staging, &dest).map_err(|e| EngineError::io(&dest, e))?;
+        }
+        Ok(manifest)
+    }
+}
+
+fn file_name(entry: &ManifestFile) -> Result<String> {
+    let name = String::from_utf8(entry.name.clone())
+        .map_err(|_| EngineError::InvalidArtifact("file name is not UTF-8".into()))?;
+    // A manifest names files inside its folder only.
+    if name.is_empty()
+        || name.starts_with('/')
+        || name.split('/').any(|part| part.is_empty() || part == "..")
+    {
+        return Err(EngineError::InvalidArtifact(format!(
+            "file name `{name}` leaves the model folder"
+        )));
+    }
+    Ok(name)
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// The format `src` looks like: a file is ONNX, a directory with `config.json` is BERT.
+pub fn detect_format(src: &Path) -> Result<ModelFormat> {
+    if src.is_file() {
+        return Ok(ModelFormat::Onnx);
+    }
+    if src.join("config.json").is_file() {
+        return Ok(ModelFormat::BertEmbedding);
+    }
+    Err(EngineError::UnknownFormat {
+        path: src.to_path_buf(),
+    })
+}
+
+/// (name in the manifest, path on disk) of every file a model at `src` needs.
+fn source_files(src: &Path, format: ModelFormat) -> Result<Vec<(String, PathBuf)>> {
+    match format {
+        ModelFormat::Onnx => {
+            let path = if src.is_dir() {
+                src.join(ONNX_FILE)
+            } else {
+                src.to_path_buf()
+            };
+            if !path.is_file() {
+                return Err(EngineError::MissingFile {
+                    path: src.to_path_buf(),
+                    file: ONNX_FILE,
+                    format: "ONNX",
+                });
+            }
+            Ok(vec![(ONNX_FILE.to_string(), path)])
+        }
+        ModelFormat::BertEmbedding => {
+            let mut files = Vec::new();
+            for name in BERT_FILES {
+                let path = src.join(name);
+                if !path.is_file() {
+                    return Err(EngineError::MissingFile {
+                        path: src.to_path_buf(),
+                        file: name,
+                        format: "BERT embedding",
+                    });
+                }
+                files.push((name.to_string(), path));
+            }
+            let pooling = src.join(BERT_POOLING_FILE);
+            if pooling.is_file() {
+                files.push((BERT_POOLING_FILE.to_string(), pooling));
+            }
+            Ok(files)
+        }
+    }
+}
+
+fn hasher() -> blake2b_simd::State {
+    blake2b_simd::Params::new().hash_length(32).to_state()
+}
+
+fn finish(state: &blake2b_simd::State) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(state.finalize().as_bytes());
+    out
+}
+
+fn copy_hashed(src: &Path, dest: &Path, progress: &mut dyn FnMut(u64)) -> Result<(u64, [u8; 32])> {
+    let mut input = fs::File::open(src).map_err(|e| EngineError::io(src, e))?;
+    let mut output = fs::File::create(dest).map_err(|e| EngineError::io(dest, e))?;
+    let mut state = hasher();
+    let mut buf = vec![0u8; CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = input.read(&mut buf).map_err(|e| EngineError::io(src, e))?;
+        if n == 0 {
+            break;
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        state.update(chunk);
+        output
+            .write_all(chunk)
+            .map_err(|e| EngineError::io(dest, e))?;
+        size += n as u64;
+        progress(size);
+    }
+    output.sync_all().map_err(|e| EngineError::io(dest, e))?;
+    Ok((size, finish(&state)))
+}
+
+fn read_hashed(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<(Vec<u8>, [u8; 32])> {
+    let mut input = fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+    let len = input.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut data = Vec::with_capacity(len as usize);
+    let mut state = hasher();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = input.read(&mut buf).map_err(|e| EngineError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        state.update(chunk);
+        data.extend_from_slice(chunk);
+        progress(data.len() as u64);
+    }
+    Ok((data, finish(&state)))
+}

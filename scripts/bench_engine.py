@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Engine vs onnxruntime on the same files in one run (driven by scripts/bench-engine.sh).
+
+For each graph and batch: the engine's median latency (`inferchain model bench`, the real
+CLI over the real store) and onnxruntime's (same .npy input, same thread count), their
+ratio, and the engine's achieved GFLOP/s against this CPU's peak.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "reference"))
+from minilm_numpy import tokenize  # noqa: E402
+
+CLI, STORE, MODELS, MINILM_DIR, THREADS, ITERS = sys.argv[1:7]
+THREADS, ITERS = int(THREADS), int(ITERS)
+FLOPS = json.load(open(os.path.join(MODELS, "flops.json")))
+
+
+def cpu_peak_gflops():
+    mhz = max(float(l.split(":")[1]) for l in open("/proc/cpuinfo") if l.startswith("cpu MHz"))
+    flags = next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split()
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    fma = 2 if "fma" in flags else 1
+    # Two vector FMA pipes per core on the x86 cores this runs on.
+    return THREADS * mhz / 1e3 * lanes * fma * 2, f"{THREADS} cores x {mhz / 1e3:.2f} GHz x {lanes} lanes x {'FMA' if fma == 2 else 'mul+add'} x 2 pipes"
+
+
+def cli(*args):
+    out = subprocess.run([CLI, "--store", STORE, "--threads", str(THREADS), *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def engine_ms(model_id, *input_args):
+    return cli("model", "bench", model_id, *input_args, "--iters", str(ITERS), "--json")["median_ms"]
+
+
+def ort_ms(path, feeds):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = THREADS
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    sess.run(None, feeds)
+    times = []
+    for _ in range(ITERS):
+        t = time.perf_counter()
+        out = sess.run(None, feeds)
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times), out
+
+
+peak, peak_how = cpu_peak_gflops()
+print(f"CPU peak f32: {peak:.0f} GFLOP/s ({peak_how}); {THREADS} threads; median of {ITERS} runs after 1 warm-up")
+print(f"{'model':<22} {'batch':>5} {'engine ms':>10} {'ort ms':>9} {'engine/ort':>10} {'GFLOP':>7} {'engine GFLOP/s':>14} {'% peak':>7}")
+rows = []
+tmp = tempfile.mkdtemp()
+rng = np.random.default_rng(1)
+
+
+def row(name, batch, e_ms, o_ms, gflop):
+    gfs = gflop / (e_ms / 1e3)
+    rows.append(dict(model=name, batch=batch, engine_ms=e_ms, ort_ms=o_ms, ratio=e_ms / o_ms, gflop=gflop, engine_gflops=gfs, peak_pct=100 * gfs / peak))
+    print(f"{name:<22} {batch:>5} {e_ms:>10.1f} {o_ms:>9.1f} {e_ms / o_ms:>10.2f} {gflop:>7.2f} {gfs:>14.1f} {100 * gfs / peak:>6.1f}%", flush=True)
+
+
+for name, shape, dtype in [("resnet-like", (3, 224, 224), np.float32), ("bert-base-like", (128,), np.int64)]:
+    path = os.path.join(MODELS, f"{name}.onnx")
+    model_id = cli("model", "import", path, "--json")["model"]
+    for batch in (1, 8):
+        x = rng.uniform(-1, 1, (batch, *shape)).astype(np.float32) if dtype == np.float32 else rng.integers(1000, 30000, (batch, *shape)).astype(np.int64)
+        npy = os.path.join(tmp, f"{name}-{batch}.npy")
+        np.save(npy, x)
+        e = engine_ms(model_id, "--input", npy)
+        feed_name = "input" if dtype == np.float32 else "input_ids"
+        o, _ = ort_ms(path, {feed_name: x})
+        row(name, batch, e, o, FLOPS[name] * batch / 1e9)
+
+# MiniLM at 128 tokens: the engine runs the safetensors model (candle-transformers) from
+# text; onnxruntime runs the same weights as an ONNX graph on the same token ids.
+text = " ".join(["verifiable inference settles on chain when every executor agrees"] * 20)
+vocab = json.load(open(os.path.join(MINILM_DIR, "tokenizer.json")))["model"]["vocab"]
+ids = np.array([tokenize(text, vocab, 128)], dtype=np.int64)
+assert ids.shape == (1, 128), ids.shape
+minilm_id = cli("model", "import", MINILM_DIR, "--json")["model"]
+e = engine_ms(minilm_id, "--text", text)
+o, ort_out = ort_ms(os.path.join(MODELS, "minilm.onnx"), {"input_ids": ids})
+row("all-MiniLM-L6-v2", 1, e, o, FLOPS["minilm"] / 1e9)
+engine_out = np.array(cli("model", "run", minilm_id, "--text", text, "--json")["data"], dtype=np.float64)
+cos = float(engine_out @ ort_out[0][0] / (np.linalg.norm(engine_out) * np.linalg.norm(ort_out[0][0])))
+print(f"MiniLM engine vs onnxruntime embedding cosine: {cos:.7f}")
+onnx_minilm_id = cli("model", "import", os.path.join(MODELS, "minilm.onnx"), "--json")["model"]
+npy = os.path.join(tmp, "minilm-ids.npy")
+np.save(npy, ids)
+e2 = engine_ms(onnx_minilm_id, "--input", npy)
+row("MiniLM (engine ONNX)", 1, e2, o, FLOPS["minilm"] / 1e9)
+json.dump(dict(peak_gflops=peak, threads=THREADS, rows=rows, minilm_cosine=cos), open(os.path.join(MODELS, "results.json"), "w"), indent=1)
