@@ -2,7 +2,7 @@
 """Builds the benchmark graphs with the `onnx` helpers and seeded random weights.
 
 - resnet-like.onnx: ResNet-18 layout (BatchNorm folded into the convolutions, as inference
-  graphs ship), input f32 [N, 3, 224, 224], output logits f32 [N, 1000].
+  graphs ship; the stem max-pool unpadded, which candle-onnx requires), input f32 [N, 3, 224, 224], output logits f32 [N, 1000].
 - bert-base-like.onnx: BERT-base encoder (12 layers, hidden 768, 12 heads, FFN 3072,
   vocab 30522), input token ids i64 [N, 128], output last hidden state f32 [N, 128, 768].
 - minilm.onnx: the same encoder graph with all-MiniLM-L6-v2's real weights plus mean pooling
@@ -70,8 +70,9 @@ def resnet_like():
         return g.op("Relu", [y]) if relu else y
 
     x = conv("input", 3, 64, 7, 2)
-    x = g.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
-    size[0] = (size[0] + 2 - 3) // 2 + 1
+    # Unpadded: candle-onnx's MaxPool has no padding (docs/BENCHMARKS.md).
+    x = g.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2])
+    size[0] = (size[0] - 3) // 2 + 1
     cin = 64
     for cout, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
         for block in range(2):
@@ -184,7 +185,7 @@ def minilm(model_dir, seq=128):
     g = Graph()
     x = encoder(g, "input_ids", load_safetensors(os.path.join(model_dir, "model.safetensors")), cfg, seq)
     pooled = g.op("ReduceMean", [x], axes=[1], keepdims=0)
-    norm = g.op("Sqrt", [g.op("ReduceSum", [g.op("Mul", [pooled, pooled]), g.const(np.array([-1], np.int64))], keepdims=1)])
+    norm = g.op("Sqrt", [g.op("ReduceSum", [g.op("Mul", [pooled, pooled]), g.const(np.array([1], np.int64))], keepdims=1)])
     g.op("Div", [pooled, norm])
     g.nodes[-1].output[0] = "embedding"
     inp = helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, seq])
