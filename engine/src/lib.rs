@@ -21,6 +21,7 @@ pub mod cache;
 pub mod conversion;
 mod engine;
 pub mod error;
+pub mod legalize;
 pub mod npy;
 pub mod onnx;
 pub mod spec;

@@ -1,5 +1,8 @@
 //! ONNX graphs, run by candle-onnx's evaluator.
 //!
+//! Operators candle-onnx lacks but that are exact compositions of ones it has are
+//! rewritten at load ([`crate::legalize`]).
+//!
 //! Loading decodes the protobuf once, checks every operator (nested graphs included)
 //! against the ones that cannot run under consensus, and turns the initializers (the
 //! weights) into candle tensors once, so a run shares them instead of re-decoding the
@@ -46,6 +49,7 @@ impl OnnxModel {
             .as_mut()
             .ok_or_else(|| EngineError::InvalidArtifact("the ONNX model has no graph".into()))?;
         check_ops(graph)?;
+        crate::legalize::legalize(graph);
         let mut weights = HashMap::new();
         let mut weight_bytes = 0usize;
         for init in std::mem::take(&mut graph.initializer) {

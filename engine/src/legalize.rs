@@ -1,0 +1,184 @@
+//! A load-time rewrite of operators candle-onnx lacks (or handles only in a later opset's
+//! form) into exact compositions of operators it has. Each rewrite is the operator's ONNX
+//! definition written out; none approximates. Only the top-level graph is rewritten.
+//!
+//! | operator | rewritten as |
+//! | --- | --- |
+//! | `Softplus(x)` | `Log(Exp(x) + 1)` |
+//! | `Elu(x; alpha)` | `Where(x > 0, x, (Exp(x) - 1) * alpha)` |
+//! | `Max(a, b, …)` | `-Min(-a, -b, …)` |
+//! | `Sum(a, b, …)` | `a + b + …` |
+//! | `PRelu(x, slope)` | `Where(x < 0, x * slope, x)` (numpy broadcasting, as ONNX) |
+//! | `Shrink(x; bias, lambd)` | `Where(x < -lambd, x + bias, Where(x > lambd, x - bias, x * 0))` |
+//! | `Clip(x; min, max)` (opset < 11 attributes) | `Clip(x, min, max)` with constant inputs |
+//! | `Pad(x; pads, mode)` (opset < 11 attributes) | `Pad(x, pads)` with a constant input |
+
+use candle_onnx::onnx::{AttributeProto, GraphProto, NodeProto, TensorProto};
+
+/// ONNX `TensorProto.DataType` codes used for constants.
+const FLOAT: i32 = 1;
+const INT64: i32 = 7;
+
+struct Rewriter {
+    nodes: Vec<NodeProto>,
+    constants: Vec<TensorProto>,
+    counter: usize,
+}
+
+impl Rewriter {
+    fn fresh(&mut self) -> String {
+        self.counter += 1;
+        format!("__inferchain_legal_{}", self.counter)
+    }
+
+    fn scalar(&mut self, value: f32) -> String {
+        let name = self.fresh();
+        self.constants.push(TensorProto {
+            name: name.clone(),
+            data_type: FLOAT,
+            float_data: vec![value],
+            ..Default::default()
+        });
+        name
+    }
+
+    fn ints(&mut self, values: &[i64]) -> String {
+        let name = self.fresh();
+        self.constants.push(TensorProto {
+            name: name.clone(),
+            data_type: INT64,
+            dims: vec![values.len() as i64],
+            int64_data: values.to_vec(),
+            ..Default::default()
+        });
+        name
+    }
+
+    /// Emits `op(inputs)` and returns its output name (or writes to `output`).
+    fn emit(&mut self, op: &str, inputs: &[&str], output: Option<&str>) -> String {
+        let out = output.map(str::to_string).unwrap_or_else(|| self.fresh());
+        self.nodes.push(NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.clone()],
+            ..Default::default()
+        });
+        out
+    }
+}
+
+fn float_attr(node: &NodeProto, name: &str) -> Option<f32> {
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.f)
+}
+
+fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+/// Rewrites `graph` in place; returns how many nodes were rewritten.
+pub fn legalize(graph: &mut GraphProto) -> usize {
+    let mut r = Rewriter {
+        nodes: Vec::with_capacity(graph.node.len()),
+        constants: Vec::new(),
+        counter: 0,
+    };
+    let mut rewritten = 0;
+    for node in std::mem::take(&mut graph.node) {
+        let (Some(x), Some(y)) = (node.input.first().cloned(), node.output.first().cloned()) else {
+            r.nodes.push(node);
+            continue;
+        };
+        match node.op_type.as_str() {
+            "Softplus" => {
+                let one = r.scalar(1.0);
+                let e = r.emit("Exp", &[&x], None);
+                let s = r.emit("Add", &[&e, &one], None);
+                r.emit("Log", &[&s], Some(&y));
+            }
+            "Elu" => {
+                let alpha = r.scalar(float_attr(&node, "alpha").unwrap_or(1.0));
+                let (zero, one) = (r.scalar(0.0), r.scalar(1.0));
+                let positive = r.emit("Greater", &[&x, &zero], None);
+                let e = r.emit("Exp", &[&x], None);
+                let em1 = r.emit("Sub", &[&e, &one], None);
+                let negative = r.emit("Mul", &[&em1, &alpha], None);
+                r.emit("Where", &[&positive, &x, &negative], Some(&y));
+            }
+            "Max" if !node.input.is_empty() => {
+                let negs: Vec<String> = node
+                    .input
+                    .iter()
+                    .map(|i| r.emit("Neg", &[i], None))
+                    .collect();
+                let refs: Vec<&str> = negs.iter().map(String::as_str).collect();
+                let m = r.emit("Min", &refs, None);
+                r.emit("Neg", &[&m], Some(&y));
+            }
+            "Sum" => {
+                let mut acc = x.clone();
+                let rest = node.input.get(1..).unwrap_or_default();
+                if rest.is_empty() {
+                    r.emit("Identity", &[&acc], Some(&y));
+                } else {
+                    for (i, input) in rest.iter().enumerate() {
+                        let target = (i + 1 == rest.len()).then_some(y.as_str());
+                        acc = r.emit("Add", &[&acc, input], target);
+                    }
+                }
+            }
+            "PRelu" if node.input.len() == 2 => {
+                let zero = r.scalar(0.0);
+                let negative = r.emit("Less", &[&x, &zero], None);
+                let scaled = r.emit("Mul", &[&x, &node.input[1]], None);
+                r.emit("Where", &[&negative, &scaled, &x], Some(&y));
+            }
+            "Shrink" => {
+                let lambd = float_attr(&node, "lambd").unwrap_or(0.5);
+                let bias = r.scalar(float_attr(&node, "bias").unwrap_or(0.0));
+                let (low, high, zero) = (r.scalar(-lambd), r.scalar(lambd), r.scalar(0.0));
+                let below = r.emit("Less", &[&x, &low], None);
+                let above = r.emit("Greater", &[&x, &high], None);
+                let plus = r.emit("Add", &[&x, &bias], None);
+                let minus = r.emit("Sub", &[&x, &bias], None);
+                let zeros = r.emit("Mul", &[&x, &zero], None);
+                let inner = r.emit("Where", &[&above, &minus, &zeros], None);
+                r.emit("Where", &[&below, &plus, &inner], Some(&y));
+            }
+            "Clip"
+                if node.input.len() == 1
+                    && (attr(&node, "min").is_some() || attr(&node, "max").is_some()) =>
+            {
+                let min = r.scalar(float_attr(&node, "min").unwrap_or(f32::MIN));
+                let max = r.scalar(float_attr(&node, "max").unwrap_or(f32::MAX));
+                r.emit("Clip", &[&x, &min, &max], Some(&y));
+            }
+            "Pad" if node.input.len() == 1 && attr(&node, "pads").is_some() => {
+                let pads = attr(&node, "pads")
+                    .map(|a| a.ints.clone())
+                    .unwrap_or_default();
+                let pads = r.ints(&pads);
+                let mut pad = NodeProto {
+                    op_type: "Pad".into(),
+                    input: vec![x, pads],
+                    output: vec![y],
+                    ..Default::default()
+                };
+                pad.attribute = node
+                    .attribute
+                    .iter()
+                    .filter(|a| a.name == "mode")
+                    .cloned()
+                    .collect();
+                r.nodes.push(pad);
+            }
+            _ => {
+                r.nodes.push(node);
+                continue;
+            }
+        }
+        rewritten += 1;
+    }
+    graph.node = r.nodes;
+    graph.initializer.extend(r.constants);
+    rewritten
+}
