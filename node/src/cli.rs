@@ -8,6 +8,11 @@ pub struct Cli {
 
     #[clap(flatten)]
     pub run: sc_cli::RunCmd,
+
+    /// The model store the off-chain workers run models from (`inferchain model import
+    /// --store DIR` fills it). Default: `<base path>/models`.
+    #[arg(long, value_name = "DIR")]
+    pub model_store: Option<std::path::PathBuf>,
 }
 
 /// Subcommands, as a Substrate user expects them.

@@ -14,7 +14,10 @@ use std::{sync::Arc, time::Duration};
 
 /// The host functions the runtime may call. This tuple is the one place where
 /// inferchain's own host functions join Substrate's.
-pub type HostFunctions = sp_io::SubstrateHostFunctions;
+pub type HostFunctions = (
+    sp_io::SubstrateHostFunctions,
+    inferchain_primitives::host::inference::HostFunctions,
+);
 
 /// The client over the wasm executor.
 pub type FullClient =
@@ -138,6 +141,7 @@ pub fn new_full<
     N: sc_network::NetworkBackend<Block, <Block as sp_runtime::traits::Block>::Hash>,
 >(
     config: Configuration,
+    model_store: std::path::PathBuf,
 ) -> Result<TaskManager, ServiceError> {
     let sc_service::PartialComponents {
         client,
@@ -196,6 +200,8 @@ pub fn new_full<
         })?;
 
     if config.offchain_worker.enabled {
+        let runner = crate::inference::engine_runner(model_store)
+            .map_err(|e| ServiceError::Other(format!("model store: {e}")))?;
         let offchain_workers =
             sc_offchain::OffchainWorkers::new(sc_offchain::OffchainWorkerOptions {
                 runtime_api_provider: client.clone(),
@@ -207,7 +213,13 @@ pub fn new_full<
                 )),
                 network_provider: Arc::new(network.clone()),
                 enable_http_requests: true,
-                custom_extensions: |_| vec![],
+                // The inference host function works here and nowhere else.
+                custom_extensions: move |_| {
+                    vec![
+                        Box::new(inferchain_primitives::host::InferenceExt(runner.clone()))
+                            as Box<_>,
+                    ]
+                },
             })?;
         task_manager.spawn_handle().spawn(
             "offchain-workers-runner",

@@ -14,6 +14,7 @@
 extern crate alloc;
 
 pub mod compare;
+pub mod host;
 pub mod io;
 pub mod model;
 

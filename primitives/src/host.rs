@@ -1,0 +1,102 @@
+//! The inference host function: how the runtime's off-chain worker asks the node to run a
+//! model. The node implements it with `inferchain-engine` by registering an
+//! [`InferenceExt`] extension for off-chain workers only; block import and authoring
+//! never have that extension, so there the call returns [`InferenceError::NotOffchain`]
+//! and block execution can never depend on a model's output.
+
+use crate::{io::IoSpec, ModelId};
+use codec::{Decode, Encode};
+#[cfg(feature = "std")]
+use sp_externalities::ExternalitiesExt;
+use sp_runtime_interface::{
+    pass_by::{
+        AllocateAndReturnByCodec, PassFatPointerAndDecode, PassFatPointerAndRead,
+        PassPointerAndReadCopy,
+    },
+    runtime_interface,
+};
+
+/// Why the host could not run a model.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
+pub enum InferenceError {
+    /// Called outside an off-chain worker (block execution must never run a model).
+    NotOffchain,
+    /// The node's model store lacks the model (or its files fail their hashes).
+    ModelUnavailable,
+    /// The input does not fit the spec.
+    InvalidInput,
+    /// The engine failed to run the model.
+    Failed,
+}
+
+/// What the node plugs in to run models.
+#[cfg(feature = "std")]
+pub trait InferenceRunner: Send + Sync {
+    /// Runs `model` on SCALE-encoded `input` checked against `spec`; returns the
+    /// SCALE-encoded output payload.
+    fn run(&self, model: ModelId, input: &[u8], spec: &IoSpec) -> Result<Vec<u8>, InferenceError>;
+}
+
+#[cfg(feature = "std")]
+sp_externalities::decl_extension! {
+    /// The node's inference runner, registered only for off-chain workers.
+    pub struct InferenceExt(std::sync::Arc<dyn InferenceRunner>);
+}
+
+/// Host functions for inference.
+#[runtime_interface]
+pub trait Inference {
+    /// Runs `model` on the encoded `input` (checked against `spec`). Off-chain workers only.
+    fn run(
+        &mut self,
+        model: PassPointerAndReadCopy<ModelId, 32>,
+        input: PassFatPointerAndRead<&[u8]>,
+        spec: PassFatPointerAndDecode<IoSpec>,
+    ) -> AllocateAndReturnByCodec<Result<alloc::vec::Vec<u8>, InferenceError>> {
+        match self.extension::<InferenceExt>() {
+            Some(ext) => ext.0.run(model, input, &spec),
+            None => Err(InferenceError::NotOffchain),
+        }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+
+    struct Echo;
+    impl InferenceRunner for Echo {
+        fn run(&self, model: ModelId, input: &[u8], _: &IoSpec) -> Result<Vec<u8>, InferenceError> {
+            let mut out = model.as_bytes().to_vec();
+            out.extend_from_slice(input);
+            Ok(out)
+        }
+    }
+
+    #[test]
+    fn without_the_offchain_extension_the_host_function_refuses() {
+        let mut ext = sp_io::TestExternalities::default();
+        ext.execute_with(|| {
+            assert_eq!(
+                inference::run(ModelId::repeat_byte(1), b"x", IoSpec::Text { max_bytes: 1 }),
+                Err(InferenceError::NotOffchain)
+            );
+        });
+    }
+
+    #[test]
+    fn with_the_extension_it_reaches_the_runner() {
+        let mut ext = sp_io::TestExternalities::default();
+        ext.register_extension(InferenceExt(std::sync::Arc::new(Echo)));
+        ext.execute_with(|| {
+            let out = inference::run(
+                ModelId::repeat_byte(2),
+                b"in",
+                IoSpec::Text { max_bytes: 2 },
+            )
+            .expect("runs");
+            assert_eq!(&out[..32], &[2u8; 32]);
+            assert_eq!(&out[32..], b"in");
+        });
+    }
+}
