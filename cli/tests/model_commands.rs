@@ -21,6 +21,20 @@ fn genesis_tiny_mlp_id() -> String {
     genesis_id("TINY_MLP")
 }
 
+/// Runs `model run MODEL --input FILE`, expecting failure; returns stderr.
+fn fails_with_input(store: &std::path::Path, model: &str, file: &std::path::Path) -> String {
+    fails(
+        store,
+        &[
+            "model",
+            "run",
+            model,
+            "--input",
+            file.to_str().expect("path"),
+        ],
+    )
+}
+
 #[test]
 fn import_prints_the_genesis_id_and_a_registrable_spec() {
     let dir = temp_dir("import");
@@ -129,29 +143,11 @@ fn bad_inputs_fail_with_a_message_that_says_what_to_do() {
     let id = import(&dir, &repo().join("models/tiny-mlp/model.onnx"));
     let garbage = dir.join("garbage.npy");
     std::fs::write(&garbage, b"not numpy").expect("write");
-    let err = fails(
-        &dir,
-        &[
-            "model",
-            "run",
-            &id,
-            "--input",
-            garbage.to_str().expect("path"),
-        ],
-    );
+    let err = fails_with_input(&dir, &id, &garbage);
     assert!(err.contains("not a .npy file"), "{err}");
     let wrong = dir.join("wrong.npy");
     std::fs::write(&wrong, npy::write(&Tensor::from_f32(vec![1, 5], &[0.0; 5]))).expect("write");
-    let err = fails(
-        &dir,
-        &[
-            "model",
-            "run",
-            &id,
-            "--input",
-            wrong.to_str().expect("path"),
-        ],
-    );
+    let err = fails_with_input(&dir, &id, &wrong);
     assert!(
         err.contains("does not fit the model's spec") && err.contains("Shape"),
         "{err}"
@@ -159,30 +155,12 @@ fn bad_inputs_fail_with_a_message_that_says_what_to_do() {
     let err = fails(&dir, &["model", "run", &id, "--text", "hello"]);
     assert!(err.contains("takes tensors"), "{err}");
     let unknown = format!("0x{}", "ab".repeat(32));
-    let err = fails(
-        &dir,
-        &[
-            "model",
-            "run",
-            &unknown,
-            "--input",
-            wrong.to_str().expect("path"),
-        ],
-    );
+    let err = fails_with_input(&dir, &unknown, &wrong);
     assert!(
         err.contains("not in the store") && err.contains("inferchain model import"),
         "{err}"
     );
-    let err = fails(
-        &dir,
-        &[
-            "model",
-            "run",
-            "0x1234",
-            "--input",
-            wrong.to_str().expect("path"),
-        ],
-    );
+    let err = fails_with_input(&dir, "0x1234", &wrong);
     assert!(err.contains("not a model id"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
