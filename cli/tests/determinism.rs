@@ -155,7 +155,7 @@ fn which_qemu() -> String {
 #[test]
 fn determinism_matrix_for_the_genesis_models() {
     let dir = temp_dir("determinism");
-    let tiny = import(&dir, &repo().join("models/tiny-mlp/model.onnx"));
+    let tiny = import(&dir, &tiny_mlp());
     let input = dir.join("x.npy");
     std::fs::write(
         &input,

@@ -38,18 +38,9 @@ fn fails_with_input(store: &std::path::Path, model: &str, file: &std::path::Path
 #[test]
 fn import_prints_the_genesis_id_and_a_registrable_spec() {
     let dir = temp_dir("import");
-    let out = ok(
-        &dir,
-        &[
-            "model",
-            "import",
-            repo()
-                .join("models/tiny-mlp/model.onnx")
-                .to_str()
-                .expect("path"),
-            "--json",
-        ],
-    );
+    let tiny = tiny_mlp();
+    let path = tiny.to_str().expect("utf-8 path");
+    let out = ok(&dir, &["model", "import", path, "--json"]);
     let v = json(&out);
     assert_eq!(v["model"].as_str(), Some(genesis_tiny_mlp_id().as_str()));
     assert_eq!(v["format"], "onnx");
@@ -60,17 +51,7 @@ fn import_prints_the_genesis_id_and_a_registrable_spec() {
     );
     assert_eq!(v["files"][0]["name"], "model.onnx");
     // Human form names the id too.
-    let text = ok(
-        &dir,
-        &[
-            "model",
-            "import",
-            repo()
-                .join("models/tiny-mlp/model.onnx")
-                .to_str()
-                .expect("path"),
-        ],
-    );
+    let text = ok(&dir, &["model", "import", path]);
     assert!(text.contains(&genesis_tiny_mlp_id()), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -78,7 +59,7 @@ fn import_prints_the_genesis_id_and_a_registrable_spec() {
 #[test]
 fn run_prints_json_and_writes_the_output_npy() {
     let dir = temp_dir("run");
-    let id = import(&dir, &repo().join("models/tiny-mlp/model.onnx"));
+    let id = import(&dir, &tiny_mlp());
     let input = dir.join("x.npy");
     std::fs::write(
         &input,
@@ -140,7 +121,7 @@ fn run_prints_json_and_writes_the_output_npy() {
 #[test]
 fn bad_inputs_fail_with_a_message_that_says_what_to_do() {
     let dir = temp_dir("errors");
-    let id = import(&dir, &repo().join("models/tiny-mlp/model.onnx"));
+    let id = import(&dir, &tiny_mlp());
     let garbage = dir.join("garbage.npy");
     std::fs::write(&garbage, b"not numpy").expect("write");
     let err = fails_with_input(&dir, &id, &garbage);
@@ -168,7 +149,7 @@ fn bad_inputs_fail_with_a_message_that_says_what_to_do() {
 #[test]
 fn verify_catches_a_tampered_store() {
     let dir = temp_dir("verify");
-    let id = import(&dir, &repo().join("models/tiny-mlp/model.onnx"));
+    let id = import(&dir, &tiny_mlp());
     let out = ok(&dir, &["model", "verify", &id]);
     assert!(out.starts_with("ok:"), "{out}");
     let file = dir.join(id.trim_start_matches("0x")).join("model.onnx");

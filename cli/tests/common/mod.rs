@@ -14,6 +14,11 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The committed tiny-mlp ONNX model the dev chain registers at genesis.
+pub fn tiny_mlp() -> PathBuf {
+    repo().join("models/tiny-mlp/model.onnx")
+}
+
 pub fn cache() -> PathBuf {
     std::env::var_os("INFERCHAIN_CACHE")
         .map(PathBuf::from)
