@@ -5,7 +5,7 @@
 //! their own CPU. Chain commands (submit, result, verify receipts) join in a later step.
 //!
 //! What it must not do: hold protocol logic. It parses arguments, prints, and calls the
-//! engine (and, later, the chain's RPC).
+//! engine and the chain client of the library half (`inferchain_cli::chain`).
 
 mod args;
 mod model_cmd;

@@ -35,6 +35,8 @@ pub enum EngineError {
     },
     #[error("{path}: cannot tell the model format; pass --format onnx|bert")]
     UnknownFormat { path: PathBuf },
+    #[error("fetching the model failed: {0}")]
+    Fetch(String),
     #[error("invalid model artifact: {0}")]
     InvalidArtifact(String),
     #[error("the graph uses operator `{op}`, which the engine does not support")]

@@ -7,7 +7,8 @@
 //!
 //! Formats: ONNX graphs through candle-onnx ([`onnx`]), BERT-family sentence embeddings
 //! through candle-transformers ([`bert`]). [`Engine`] caches loaded models (LRU under a
-//! byte budget). [`npy`] reads and writes `.npy` for the CLI.
+//! byte budget). [`npy`] reads and writes `.npy` for the CLI. [`fetch`] brings a missing
+//! model from an HTTP mirror, hash-checked before import.
 //!
 //! Used by the node (the inference host function, off-chain workers only) and by the
 //! `inferchain` CLI (users re-running results).
@@ -21,6 +22,7 @@ pub mod cache;
 pub mod conversion;
 mod engine;
 pub mod error;
+pub mod fetch;
 pub mod legalize;
 pub mod npy;
 pub mod onnx;

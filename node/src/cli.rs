@@ -13,6 +13,31 @@ pub struct Cli {
     /// --store DIR` fills it). Default: `<base path>/models`.
     #[arg(long, value_name = "DIR")]
     pub model_store: Option<std::path::PathBuf>,
+
+    /// FOR TESTS ONLY: make this node's executors misbehave, so end-to-end tests can run
+    /// a real cheater. `wrong-output` posts wrong results, `no-output` posts none,
+    /// `no-vote` never votes as juror. A node so started gets slashed; never use it on a
+    /// network you care about.
+    #[arg(long, value_name = "FAULT")]
+    pub executor_fault: Option<ExecutorFault>,
+}
+
+/// The misbehaviours `--executor-fault` can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorFault {
+    WrongOutput,
+    NoOutput,
+    NoVote,
+}
+
+impl From<ExecutorFault> for pallet_inference::offchain::Fault {
+    fn from(f: ExecutorFault) -> Self {
+        match f {
+            ExecutorFault::WrongOutput => Self::WrongOutput,
+            ExecutorFault::NoOutput => Self::NoOutput,
+            ExecutorFault::NoVote => Self::NoVote,
+        }
+    }
 }
 
 /// Subcommands, as a Substrate user expects them.

@@ -136,16 +136,20 @@ pub fn run() -> sc_cli::Result<()> {
         None => {
             let runner = cli.create_runner(&cli.run)?;
             let model_store = cli.model_store.clone();
+            let fault = cli.executor_fault.map(Into::into);
             runner.run_node_until_exit(|config| async move {
-                let model_store = model_store
-                    .unwrap_or_else(|| config.base_path.path().join("models"));
+                let executor = crate::inference::ExecutorOptions {
+                    model_store: model_store
+                        .unwrap_or_else(|| config.base_path.path().join("models")),
+                    fault,
+                };
                 match config.network.network_backend {
                     sc_network::config::NetworkBackendType::Libp2p => service::new_full::<
                         sc_network::NetworkWorker<Block, <Block as sp_runtime::traits::Block>::Hash>,
-                    >(config, model_store)
+                    >(config, executor)
                     .map_err(sc_cli::Error::Service),
                     sc_network::config::NetworkBackendType::Litep2p => {
-                        service::new_full::<sc_network::Litep2pNetworkBackend>(config, model_store)
+                        service::new_full::<sc_network::Litep2pNetworkBackend>(config, executor)
                             .map_err(sc_cli::Error::Service)
                     },
                 }

@@ -1,21 +1,60 @@
-//! The node's side of the inference host function: `inferchain-engine` over the node's
-//! model store, plugged into off-chain workers as an `InferenceExt` extension.
+//! The node's side of inference: `inferchain-engine` over the node's model store, plugged
+//! into off-chain workers as an `InferenceExt` extension (fetching missing models from
+//! their registered mirror); the dev executor keys; the test-only executor fault.
 
-use inferchain_engine::{Engine, EngineError, ModelStore, DEFAULT_CACHE_BYTES};
+use codec::Encode;
+use inferchain_engine::{fetch::fetch_model, Engine, EngineError, ModelStore, DEFAULT_CACHE_BYTES};
 use inferchain_primitives::{
     host::{InferenceError, InferenceRunner},
     io::IoSpec,
     ModelId,
 };
+use pallet_inference::offchain::{Fault, FAULT_KEY, KEY_TYPE};
+use sc_service::{ChainType, Configuration, Error as ServiceError};
+use sp_core::offchain::{OffchainStorage, STORAGE_PREFIX};
+use sp_keystore::KeystorePtr;
 use std::{path::PathBuf, sync::Arc};
 
 /// Log target for everything the node's inference side says.
 const LOG_TARGET: &str = "inferchain::inference";
 
+/// What the node's executors need: where models live and, in tests, how to misbehave.
+pub struct ExecutorOptions {
+    pub model_store: PathBuf,
+    pub fault: Option<Fault>,
+}
+
 struct EngineRunner(Engine);
 
+impl EngineRunner {
+    /// Brings `model` into the store from the mirror at `uri` if it is missing there.
+    fn ensure_stored(&self, model: &ModelId, uri: Option<&[u8]>) {
+        let store = self.0.store();
+        if store.contains(model) {
+            return;
+        }
+        let Some(uri) = uri.and_then(|u| std::str::from_utf8(u).ok()) else {
+            return;
+        };
+        log::info!(target: LOG_TARGET, "model {model:?} is not in the store; fetching it from {uri}");
+        match fetch_model(store, model, uri) {
+            Ok(_) => log::info!(target: LOG_TARGET, "model {model:?} fetched and verified"),
+            Err(e) => {
+                log::warn!(target: LOG_TARGET, "model {model:?}: fetching from {uri} failed: {e}")
+            }
+        }
+    }
+}
+
 impl InferenceRunner for EngineRunner {
-    fn run(&self, model: ModelId, input: &[u8], spec: &IoSpec) -> Result<Vec<u8>, InferenceError> {
+    fn run(
+        &self,
+        model: ModelId,
+        input: &[u8],
+        spec: &IoSpec,
+        uri: Option<&[u8]>,
+    ) -> Result<Vec<u8>, InferenceError> {
+        self.ensure_stored(&model, uri);
         self.0.run_encoded(&model, input, spec).map_err(|e| {
             log::warn!(target: LOG_TARGET, "model {model:?}: {e}");
             match e {
@@ -37,6 +76,48 @@ pub fn engine_runner(store: PathBuf) -> Result<Arc<dyn InferenceRunner>, EngineE
         store,
         DEFAULT_CACHE_BYTES,
     ))))
+}
+
+/// On the dev chain, the dev executors' keys (Alice and Bob, the genesis executors); on a
+/// local testnet, the key of the `--alice`/`--bob`/… seed. Never on a live chain.
+pub fn insert_dev_executor_keys(
+    config: &Configuration,
+    keystore: &KeystorePtr,
+) -> Result<(), ServiceError> {
+    let seeds: Vec<String> = match config.chain_spec.chain_type() {
+        ChainType::Development => vec!["//Alice".into(), "//Bob".into()],
+        ChainType::Local => config.dev_key_seed.clone().into_iter().collect(),
+        _ => Vec::new(),
+    };
+    for seed in seeds {
+        let public = keystore
+            .sr25519_generate_new(KEY_TYPE, Some(&seed))
+            .map_err(|e| ServiceError::Other(format!("inserting the executor key {seed}: {e}")))?;
+        log::info!(target: LOG_TARGET, "executor key {seed} ({public}) in the keystore");
+    }
+    Ok(())
+}
+
+/// Records `--executor-fault` where the off-chain worker reads it, or clears it.
+pub fn record_executor_fault<B: sc_client_api::Backend<inferchain_runtime::opaque::Block>>(
+    backend: &B,
+    fault: Option<Fault>,
+) -> Result<(), ServiceError> {
+    let Some(mut storage) = backend.offchain_storage() else {
+        return Ok(());
+    };
+    match fault {
+        Some(fault) => {
+            log::warn!(
+                target: LOG_TARGET,
+                "TEST MODE: --executor-fault {}: this node's executors misbehave and will be slashed",
+                fault.name()
+            );
+            storage.set(STORAGE_PREFIX, FAULT_KEY, &fault.encode());
+        }
+        None => storage.remove(STORAGE_PREFIX, FAULT_KEY),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -66,7 +147,7 @@ mod tests {
         let mut block = sp_io::TestExternalities::default();
         block.execute_with(|| {
             assert_eq!(
-                inferchain_primitives::host::inference::run(id, &input, spec.clone()),
+                inferchain_primitives::host::inference::run(id, &input, spec.clone(), None),
                 Err(InferenceError::NotOffchain)
             );
         });
@@ -74,7 +155,7 @@ mod tests {
         let mut offchain = sp_io::TestExternalities::default();
         offchain.register_extension(inferchain_primitives::host::InferenceExt(runner));
         offchain.execute_with(|| {
-            let out = inferchain_primitives::host::inference::run(id, &input, spec.clone())
+            let out = inferchain_primitives::host::inference::run(id, &input, spec.clone(), None)
                 .expect("runs");
             let Payload::Tensors(ts) = Payload::decode_canonical(&out).expect("canonical") else {
                 panic!("tensor output")
@@ -84,12 +165,13 @@ mod tests {
                 inferchain_primitives::host::inference::run(
                     ModelId::repeat_byte(9),
                     &input,
-                    spec.clone()
+                    spec.clone(),
+                    None
                 ),
                 Err(InferenceError::ModelUnavailable)
             );
             assert_eq!(
-                inferchain_primitives::host::inference::run(id, &[0xff], spec.clone()),
+                inferchain_primitives::host::inference::run(id, &[0xff], spec.clone(), None),
                 Err(InferenceError::InvalidInput)
             );
         });

@@ -141,7 +141,7 @@ pub fn new_full<
     N: sc_network::NetworkBackend<Block, <Block as sp_runtime::traits::Block>::Hash>,
 >(
     config: Configuration,
-    model_store: std::path::PathBuf,
+    executor: crate::inference::ExecutorOptions,
 ) -> Result<TaskManager, ServiceError> {
     let sc_service::PartialComponents {
         client,
@@ -199,8 +199,10 @@ pub fn new_full<
             gap_sync_body_policy: None,
         })?;
 
+    crate::inference::insert_dev_executor_keys(&config, &keystore_container.keystore())?;
+    crate::inference::record_executor_fault(&*backend, executor.fault)?;
     if config.offchain_worker.enabled {
-        let runner = crate::inference::engine_runner(model_store)
+        let runner = crate::inference::engine_runner(executor.model_store)
             .map_err(|e| ServiceError::Other(format!("model store: {e}")))?;
         let offchain_workers =
             sc_offchain::OffchainWorkers::new(sc_offchain::OffchainWorkerOptions {

@@ -33,8 +33,15 @@ pub enum InferenceError {
 #[cfg(feature = "std")]
 pub trait InferenceRunner: Send + Sync {
     /// Runs `model` on SCALE-encoded `input` checked against `spec`; returns the
-    /// SCALE-encoded output payload.
-    fn run(&self, model: ModelId, input: &[u8], spec: &IoSpec) -> Result<Vec<u8>, InferenceError>;
+    /// SCALE-encoded output payload. A model missing from the node's store may be fetched
+    /// from `uri` (the registered `artifact_uri`) and must be hash-checked before use.
+    fn run(
+        &self,
+        model: ModelId,
+        input: &[u8],
+        spec: &IoSpec,
+        uri: Option<&[u8]>,
+    ) -> Result<Vec<u8>, InferenceError>;
 }
 
 #[cfg(feature = "std")]
@@ -46,15 +53,17 @@ sp_externalities::decl_extension! {
 /// Host functions for inference.
 #[runtime_interface]
 pub trait Inference {
-    /// Runs `model` on the encoded `input` (checked against `spec`). Off-chain workers only.
+    /// Runs `model` on the encoded `input` (checked against `spec`), fetching the model
+    /// from `uri` first if the node lacks it. Off-chain workers only.
     fn run(
         &mut self,
         model: PassPointerAndReadCopy<ModelId, 32>,
         input: PassFatPointerAndRead<&[u8]>,
         spec: PassFatPointerAndDecode<IoSpec>,
+        uri: PassFatPointerAndDecode<Option<alloc::vec::Vec<u8>>>,
     ) -> AllocateAndReturnByCodec<Result<alloc::vec::Vec<u8>, InferenceError>> {
         match self.extension::<InferenceExt>() {
-            Some(ext) => ext.0.run(model, input, &spec),
+            Some(ext) => ext.0.run(model, input, &spec, uri.as_deref()),
             None => Err(InferenceError::NotOffchain),
         }
     }
@@ -66,7 +75,13 @@ mod tests {
 
     struct Echo;
     impl InferenceRunner for Echo {
-        fn run(&self, model: ModelId, input: &[u8], _: &IoSpec) -> Result<Vec<u8>, InferenceError> {
+        fn run(
+            &self,
+            model: ModelId,
+            input: &[u8],
+            _: &IoSpec,
+            _: Option<&[u8]>,
+        ) -> Result<Vec<u8>, InferenceError> {
             let mut out = model.as_bytes().to_vec();
             out.extend_from_slice(input);
             Ok(out)
@@ -78,7 +93,12 @@ mod tests {
         let mut ext = sp_io::TestExternalities::default();
         ext.execute_with(|| {
             assert_eq!(
-                inference::run(ModelId::repeat_byte(1), b"x", IoSpec::Text { max_bytes: 1 }),
+                inference::run(
+                    ModelId::repeat_byte(1),
+                    b"x",
+                    IoSpec::Text { max_bytes: 1 },
+                    None
+                ),
                 Err(InferenceError::NotOffchain)
             );
         });
@@ -93,6 +113,7 @@ mod tests {
                 ModelId::repeat_byte(2),
                 b"in",
                 IoSpec::Text { max_bytes: 2 },
+                None,
             )
             .expect("runs");
             assert_eq!(&out[..32], &[2u8; 32]);

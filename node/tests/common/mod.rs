@@ -191,3 +191,91 @@ pub fn test_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("a temp dir can be created");
     dir
 }
+
+/// The libp2p peer id of a node key given as hex.
+pub fn peer_id(dir: &Path, node_key_hex: &str) -> String {
+    let file = dir.join(format!("{node_key_hex}.key"));
+    std::fs::write(&file, node_key_hex).expect("the node key file can be written");
+    let out = Command::new(node_binary())
+        .args(["key", "inspect-node-key", "--file"])
+        .arg(&file)
+        .output()
+        .expect("inferchain-node key inspect-node-key runs");
+    assert!(
+        out.status.success(),
+        "inspect-node-key failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("a peer id is ASCII")
+        .trim()
+        .to_string()
+}
+
+/// How to start one validator of the local testnet.
+pub struct Validator {
+    pub name: &'static str,
+    pub args: Vec<String>,
+    pub rpc_port: u16,
+    pub p2p_port: u16,
+    pub log: PathBuf,
+}
+
+impl Validator {
+    pub fn start(&self) -> Node {
+        Node::start(
+            self.name,
+            &self.args,
+            self.rpc_port,
+            self.p2p_port,
+            &self.log,
+        )
+    }
+}
+
+/// The four validators of `--chain local` on loopback, each with its own base path under
+/// `dir`, fixed node keys and the others as bootnodes; `extra(i)` adds arguments.
+pub fn local_testnet(dir: &Path, extra: impl Fn(usize) -> Vec<String>) -> Vec<Validator> {
+    const NAMES: [&str; 4] = ["alice", "bob", "charlie", "dave"];
+    let p2p_ports: Vec<u16> = NAMES.iter().map(|_| free_port()).collect();
+    let node_keys: Vec<String> = (1..=4).map(|i| format!("{i:064x}")).collect();
+    let bootnodes: Vec<String> = (0..4)
+        .map(|i| {
+            format!(
+                "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+                p2p_ports[i],
+                peer_id(dir, &node_keys[i])
+            )
+        })
+        .collect();
+    NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut args = vec![
+                "--chain".to_string(),
+                "local".to_string(),
+                format!("--{name}"),
+                "--validator".to_string(),
+                "--base-path".to_string(),
+                dir.join(name).display().to_string(),
+                "--node-key".to_string(),
+                node_keys[i].clone(),
+            ];
+            for (j, bootnode) in bootnodes.iter().enumerate() {
+                if j != i {
+                    args.push("--bootnodes".to_string());
+                    args.push(bootnode.clone());
+                }
+            }
+            args.extend(extra(i));
+            Validator {
+                name,
+                args,
+                rpc_port: free_port(),
+                p2p_port: p2p_ports[i],
+                log: dir.join(format!("{name}.log")),
+            }
+        })
+        .collect()
+}

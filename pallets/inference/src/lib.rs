@@ -98,6 +98,9 @@ mod funds;
 mod invariants;
 #[cfg(test)]
 mod mock;
+pub mod offchain;
+#[cfg(test)]
+mod offchain_tests;
 mod queue;
 mod requests;
 pub mod runtime_api;
@@ -168,7 +171,14 @@ pub mod pallet {
     }
 
     #[pallet::config]
-    pub trait Config: frame_system::Config<RuntimeEvent: From<Event<Self>>> {
+    pub trait Config:
+        frame_system::Config<RuntimeEvent: From<Event<Self>>>
+        + frame_system::offchain::CreateSignedTransaction<Call<Self>>
+    {
+        /// The keys executors sign their off-chain workers' transactions with
+        /// (`offchain::crypto::ExecutorAuthId` in the runtime).
+        type AuthorityId: frame_system::offchain::AppCrypto<Self::Public, Self::Signature>;
+
         /// The currency fees, bonds and slashes are paid in.
         type Currency: fungible::Inspect<Self::AccountId>
             + fungible::Mutate<Self::AccountId>
@@ -246,6 +256,17 @@ pub mod pallet {
         /// The most deadline-queue entries handled in one block.
         #[pallet::constant]
         type MaxDeadlinesPerBlock: Get<u32>;
+
+        /// The most model runs one node's off-chain worker does after one block.
+        #[pallet::constant]
+        type MaxOffchainRuns: Get<u32>;
+        /// The share of results each watcher re-runs in their challenge window.
+        #[pallet::constant]
+        type WatchShare: Get<Perbill>;
+        /// Blocks an off-chain worker waits before retrying a duty whose transaction it
+        /// already sent (if the duty is still open then).
+        #[pallet::constant]
+        type OffchainRetryBlocks: Get<u32>;
 
         /// Weights of this pallet's calls and hooks.
         type WeightInfo: WeightInfo;
@@ -481,6 +502,10 @@ pub mod pallet {
     impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
         fn on_initialize(now: BlockNumberFor<T>) -> Weight {
             Self::process_deadlines(now)
+        }
+
+        fn offchain_worker(now: BlockNumberFor<T>) {
+            Self::offchain_work(now);
         }
 
         fn integrity_test() {

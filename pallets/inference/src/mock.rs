@@ -16,7 +16,10 @@ use inferchain_primitives::{
     model::{ModelFormat, ModelSpec, NumericsProfile, ThreadRule},
     H256,
 };
-use sp_runtime::{BuildStorage, Perbill};
+use sp_runtime::{
+    testing::{TestSignature, TestXt, UintAuthorityId},
+    BuildStorage, Perbill,
+};
 
 type Block = frame_system::mocking::MockBlock<Test>;
 pub type AccountId = u64;
@@ -41,6 +44,47 @@ impl frame_system::Config for Test {
 impl pallet_balances::Config for Test {
     type AccountStore = System;
     type RuntimeHoldReason = RuntimeHoldReason;
+}
+
+/// Transactions the off-chain worker builds in tests: signed by a `u64` account.
+pub type Extrinsic = TestXt<RuntimeCall, ()>;
+
+impl frame_system::offchain::SigningTypes for Test {
+    type Public = UintAuthorityId;
+    type Signature = TestSignature;
+}
+
+impl<LocalCall> frame_system::offchain::CreateTransactionBase<LocalCall> for Test
+where
+    RuntimeCall: From<LocalCall>,
+{
+    type Extrinsic = Extrinsic;
+    type RuntimeCall = RuntimeCall;
+}
+
+impl<LocalCall> frame_system::offchain::CreateSignedTransaction<LocalCall> for Test
+where
+    RuntimeCall: From<LocalCall>,
+{
+    fn create_signed_transaction<
+        C: frame_system::offchain::AppCrypto<Self::Public, Self::Signature>,
+    >(
+        call: RuntimeCall,
+        _public: UintAuthorityId,
+        account: AccountId,
+        nonce: u32,
+    ) -> Option<Extrinsic> {
+        let _ = nonce;
+        Some(Extrinsic::new_signed(call, account, (), ()))
+    }
+}
+
+/// Test keys: the same type is the app key, the generic key and the account key.
+pub struct TestAuthId;
+impl frame_system::offchain::AppCrypto<UintAuthorityId, TestSignature> for TestAuthId {
+    type RuntimeAppPublic = UintAuthorityId;
+    type GenericPublic = UintAuthorityId;
+    type GenericSignature = TestSignature;
 }
 
 parameter_types! {
@@ -97,9 +141,13 @@ parameter_types! {
     pub const MaxExecutors: u32 = 16;
     pub const ResultRetention: u64 = 10;
     pub const MaxDeadlinesPerBlock: u32 = 50;
+    pub const MaxOffchainRuns: u32 = 4;
+    pub const WatchShare: Perbill = Perbill::one();
+    pub const OffchainRetryBlocks: u32 = 2;
 }
 
 impl pallet_inference::Config for Test {
+    type AuthorityId = TestAuthId;
     type Currency = Balances;
     type RuntimeHoldReason = RuntimeHoldReason;
     type Models = Models;
@@ -125,6 +173,9 @@ impl pallet_inference::Config for Test {
     type MaxOutputBytes = MaxOutputBytes;
     type ResultRetention = ResultRetention;
     type MaxDeadlinesPerBlock = MaxDeadlinesPerBlock;
+    type MaxOffchainRuns = MaxOffchainRuns;
+    type WatchShare = WatchShare;
+    type OffchainRetryBlocks = OffchainRetryBlocks;
     type WeightInfo = ();
 }
 

@@ -1,6 +1,7 @@
 //! Configuration of every pallet in the runtime. Each parameter of the protocol lives
 //! here as a `Config` constant, never as a literal inside a pallet.
 
+use codec::Encode;
 use frame_support::{
     derive_impl,
     dispatch::DispatchClass,
@@ -14,14 +15,17 @@ use frame_support::{
 use frame_system::limits::{BlockLength, BlockWeights};
 use pallet_transaction_payment::{ConstFeeMultiplier, FungibleAdapter, Multiplier};
 use sp_consensus_aura::sr25519::AuthorityId as AuraId;
-use sp_runtime::{traits::One, Perbill};
+use sp_runtime::{
+    traits::{One, Verify},
+    Perbill,
+};
 use sp_version::RuntimeVersion;
 
 use super::{
     AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Models, Nonce, PalletInfo,
     RandomnessCollectiveFlip, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
-    RuntimeHoldReason, RuntimeOrigin, RuntimeTask, System, EXISTENTIAL_DEPOSIT, HOURS, MINUTES,
-    SLOT_DURATION, UNIT, VERSION,
+    RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Signature, SignedPayload, System, TxExtension,
+    UncheckedExtrinsic, EXISTENTIAL_DEPOSIT, HOURS, MINUTES, SLOT_DURATION, UNIT, VERSION,
 };
 
 const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
@@ -165,9 +169,17 @@ parameter_types! {
     pub const MaxExecutors: u32 = 128;
     pub const ResultRetention: BlockNumber = HOURS;
     pub const MaxDeadlinesPerBlock: u32 = 256;
+    /// A node runs at most this many models after each block (about 1.5 s of MiniLM on
+    /// two cores, inside a 3 s block).
+    pub const MaxOffchainRuns: u32 = 24;
+    /// Every watcher re-checks every result: the dev chain and testnet are small.
+    pub const WatchShare: Perbill = Perbill::one();
+    /// A sent transaction that did not land is retried after 2 blocks.
+    pub const OffchainRetryBlocks: u32 = 2;
 }
 
 impl pallet_inference::Config for Runtime {
+    type AuthorityId = pallet_inference::offchain::crypto::ExecutorAuthId;
     type Currency = Balances;
     type RuntimeHoldReason = RuntimeHoldReason;
     type Models = Models;
@@ -193,7 +205,67 @@ impl pallet_inference::Config for Runtime {
     type MaxOutputBytes = MaxOutputBytes;
     type ResultRetention = ResultRetention;
     type MaxDeadlinesPerBlock = MaxDeadlinesPerBlock;
+    type MaxOffchainRuns = MaxOffchainRuns;
+    type WatchShare = WatchShare;
+    type OffchainRetryBlocks = OffchainRetryBlocks;
     type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
+}
+
+// ------------------------------------------------------- off-chain worker transactions
+
+impl frame_system::offchain::SigningTypes for Runtime {
+    type Public = <Signature as Verify>::Signer;
+    type Signature = Signature;
+}
+
+impl<LocalCall> frame_system::offchain::CreateTransactionBase<LocalCall> for Runtime
+where
+    RuntimeCall: From<LocalCall>,
+{
+    type Extrinsic = UncheckedExtrinsic;
+    type RuntimeCall = RuntimeCall;
+}
+
+impl<LocalCall> frame_system::offchain::CreateSignedTransaction<LocalCall> for Runtime
+where
+    RuntimeCall: From<LocalCall>,
+{
+    /// Signs `call` as `account` with the extensions every signed extrinsic carries,
+    /// mortal for `BlockHashCount` blocks and without tip.
+    fn create_signed_transaction<
+        C: frame_system::offchain::AppCrypto<Self::Public, Self::Signature>,
+    >(
+        call: RuntimeCall,
+        public: <Signature as Verify>::Signer,
+        account: AccountId,
+        nonce: Nonce,
+    ) -> Option<UncheckedExtrinsic> {
+        use sp_runtime::{generic::Era, traits::StaticLookup, SaturatedConversion};
+        let period = u64::from(BlockHashCount::get())
+            .checked_next_power_of_two()
+            .map(|p| p / 2)
+            .unwrap_or(2);
+        let current = System::block_number()
+            .saturated_into::<u64>()
+            .saturating_sub(1);
+        let extension: TxExtension = (
+            frame_system::CheckNonZeroSender::<Runtime>::new(),
+            frame_system::CheckSpecVersion::<Runtime>::new(),
+            frame_system::CheckTxVersion::<Runtime>::new(),
+            frame_system::CheckGenesis::<Runtime>::new(),
+            frame_system::CheckEra::<Runtime>::from(Era::mortal(period, current)),
+            frame_system::CheckNonce::<Runtime>::from(nonce),
+            frame_system::CheckWeight::<Runtime>::new(),
+            pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
+        );
+        let payload = SignedPayload::new(call, extension).ok()?;
+        let signature = payload.using_encoded(|bytes| C::sign(bytes, public))?;
+        let (call, extension, _) = payload.deconstruct();
+        let address = <Runtime as frame_system::Config>::Lookup::unlookup(account);
+        Some(UncheckedExtrinsic::new_signed(
+            call, address, signature, extension,
+        ))
+    }
 }
 
 impl pallet_insecure_randomness_collective_flip::Config for Runtime {}

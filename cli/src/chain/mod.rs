@@ -1,0 +1,11 @@
+//! A blocking client for an inferchain node: [`Chain`] connects over WebSocket
+//! (jsonrpsee), signs extrinsics with sr25519 keys ([`signing`]), waits for them to land
+//! and reads the pallets' storage with the runtime's types ([`state`]).
+
+mod client;
+mod error;
+pub mod signing;
+pub mod state;
+
+pub use client::{Chain, Included};
+pub use error::ChainError;
