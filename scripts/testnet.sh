@@ -4,10 +4,12 @@
 #   start   builds the node if needed and starts the four validators in the background
 #   stop    stops them (SIGTERM) and keeps their databases
 #   status  prints each node's best and finalized block
-# State lives in $TESTNET_DIR (default ~/.cache/inferchain/testnet); `rm -rf` it to reset.
+# All four are executors; their off-chain workers read the genesis models from one store
+# (scripts/models.sh). State lives in $TESTNET_DIR (default ~/.cache/inferchain/testnet); `rm -rf` it to reset.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$INFERCHAIN_ROOT"
+source scripts/models.sh
 
 TESTNET_DIR="${TESTNET_DIR:-$HOME/.cache/inferchain/testnet}"
 NAMES=(alice bob charlie dave)
@@ -23,7 +25,8 @@ rpc() {
 }
 
 start() {
-    [ -x "$NODE_BIN" ] || { bash scripts/setup.sh; cargo build --release -p inferchain-node; }
+    [ -x "$NODE_BIN" ] && [ -x "$CLI_BIN" ] || { bash scripts/setup.sh; cargo build --release --workspace --bins; }
+    import_genesis_models
     mkdir -p "$TESTNET_DIR"
     local bootnodes=() i
     for i in 0 1 2 3; do
@@ -39,7 +42,7 @@ start() {
         fi
         local args=(--chain local "--$name" --validator --base-path "$TESTNET_DIR/$name"
             --node-key "$(node_key $i)" --port "$(p2p_port $i)" --rpc-port "$(rpc_port $i)"
-            --no-prometheus --no-telemetry --no-mdns)
+            --no-prometheus --no-telemetry --no-mdns --model-store "$STORE")
         local j
         for j in 0 1 2 3; do [ "$j" -ne "$i" ] && args+=(--bootnodes "${bootnodes[$j]}"); done
         "$NODE_BIN" "${args[@]}" >>"$TESTNET_DIR/$name.log" 2>&1 &

@@ -37,6 +37,59 @@ pub enum Command {
     /// Models in the local store.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Ask the chain for an inference and follow it to its final result.
+    Request {
+        /// The model id (hex, 0x optional).
+        model: String,
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        chain: ChainArgs,
+        /// Secret URI of the paying account (dev names like //Charlie, or a mnemonic).
+        #[arg(long, default_value = "//Charlie")]
+        suri: String,
+        /// The most you agree to pay (default: the model's registered fee).
+        #[arg(long)]
+        max_fee: Option<u128>,
+        /// Follow the request until: `included`, `result` (posted, challengeable) or
+        /// `final` (window over and the block finalized by GRANDPA).
+        #[arg(long, value_enum, default_value_t = WaitFor::Final)]
+        wait: WaitFor,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a request and its result as the chain holds them.
+    Result {
+        /// The request id.
+        id: u64,
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How far `request` follows a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WaitFor {
+    Included,
+    Result,
+    Final,
+}
+
+#[derive(Args, Debug)]
+pub struct ChainArgs {
+    /// The node's RPC endpoint (default: $INFERCHAIN_URL, else ws://127.0.0.1:9944).
+    #[arg(long, default_value_t = default_url())]
+    pub url: String,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+fn default_url() -> String {
+    std::env::var("INFERCHAIN_URL").unwrap_or_else(|_| "ws://127.0.0.1:9944".into())
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

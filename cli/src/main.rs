@@ -2,12 +2,14 @@
 //!
 //! `inferchain model import|run|verify|bench` work on a local model store with
 //! inferchain-engine: the same code executors run, so a user can re-run any result on
-//! their own CPU. Chain commands (submit, result, verify receipts) join in a later step.
+//! their own CPU. `inferchain request` asks the chain for an inference and follows it
+//! to its final result; `inferchain result` shows what the chain holds for a request.
 //!
 //! What it must not do: hold protocol logic. It parses arguments, prints, and calls the
 //! engine and the chain client of the library half (`inferchain_cli::chain`).
 
 mod args;
+mod chain_cmd;
 mod model_cmd;
 mod output;
 mod progress;
@@ -22,6 +24,7 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         args::Command::Model(cmd) => model_cmd::run(&cli.store, cmd),
+        cmd @ (args::Command::Request { .. } | args::Command::Result { .. }) => chain_cmd::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

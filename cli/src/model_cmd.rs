@@ -128,6 +128,11 @@ fn import(
 /// Builds the input payload from `--input`/`--text` in the model's declared input order.
 fn read_input(model: &LoadedModel, args: &InputArgs) -> Result<Payload> {
     let (declared, _) = model.io_specs()?;
+    read_input_for(declared, args)
+}
+
+/// The payload `args` describe for a model whose input spec is `declared`.
+pub fn read_input_for(declared: IoSpec, args: &InputArgs) -> Result<Payload> {
     match (declared, &args.text) {
         (IoSpec::Text { .. }, Some(text)) => Ok(Payload::Text(text.as_bytes().to_vec())),
         (IoSpec::Text { .. }, None) => bail!("this model takes text: pass --text \"...\""),

@@ -195,6 +195,16 @@ impl Chain {
     /// Signs `call` with `signer` and hands it to the node; returns the encoded extrinsic.
     pub fn submit(&self, signer: &sr25519::Pair, call: RuntimeCall) -> Result<String> {
         let nonce = self.next_nonce(&signing::account_of(signer))?;
+        self.submit_with_nonce(signer, call, nonce)
+    }
+
+    /// Like [`Chain::submit`] with an explicit nonce (to queue several at once).
+    pub fn submit_with_nonce(
+        &self,
+        signer: &sr25519::Pair,
+        call: RuntimeCall,
+        nonce: u32,
+    ) -> Result<String> {
         let xt = signing::signed_extrinsic(call, signer, nonce, &self.params);
         let hex = signing::to_hex(&xt);
         self.runtime

@@ -13,6 +13,8 @@ use std::{
 
 use serde_json::{json, Value};
 
+pub mod inference;
+
 /// The node binary cargo built for these tests.
 pub fn node_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_inferchain-node"))

@@ -229,17 +229,29 @@ impl<T: Config> Pallet<T> {
         let Some(result) = Results::<T>::get(id) else {
             return;
         };
+        // Watchers take turns, one block apart, in an order drawn per request, so that
+        // one honest challenge is sent rather than one per watcher (the others would
+        // fail and pay fees). The last turn still lands inside the window. A node with
+        // several executor keys watches with the one whose turn comes first.
         let active = ActiveExecutors::<T>::get();
-        let Some(watcher) = keys
+        let Some((watcher, turn)) = keys
             .iter()
-            .find(|k| k.id != result.executor && active.contains(&k.id))
+            .filter(|k| {
+                k.id != result.executor && active.contains(&k.id) && Self::sampled(id, &k.id)
+            })
+            .map(|k| (k, Self::watch_turn(id, &k.id, &result.executor, &active)))
+            .min_by_key(|(_, turn)| *turn)
         else {
             return;
         };
-        if !Self::sampled(id, &watcher.id) {
+        let last_turn = window_end
+            .saturating_sub(result.posted_at)
+            .saturating_sub(2u32.into());
+        let turn_at = result.posted_at.saturating_add(turn.min(last_turn));
+        if next <= turn_at {
             return;
         }
-        let key = (b"inferchain::watch", id, window_end).encode();
+        let key = (b"inferchain::watch", id, window_end, &watcher.id).encode();
         Self::with_lock(&key, || {
             *budget = budget.saturating_sub(1);
             let (mine, rule) = match Self::run_model(id, &request) {
@@ -354,6 +366,23 @@ impl<T: Config> Pallet<T> {
                 _ => {}
             }
         }
+    }
+
+    /// The position of `watcher` among the active executors other than `executor`,
+    /// ordered by `blake2_256((id, account))`: its turn to challenge, in blocks.
+    fn watch_turn(
+        id: RequestId,
+        watcher: &T::AccountId,
+        executor: &T::AccountId,
+        active: &[T::AccountId],
+    ) -> BlockNumberFor<T> {
+        let key = |who: &T::AccountId| inferchain_primitives::blake2_256(&(id, who).encode());
+        let mine = key(watcher);
+        let before = active
+            .iter()
+            .filter(|a| *a != executor && *a != watcher && key(a) < mine)
+            .count() as u32;
+        before.into()
     }
 
     /// Whether this watcher re-checks request `id`: a `WatchShare` of requests, drawn

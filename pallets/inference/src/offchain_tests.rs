@@ -188,10 +188,16 @@ fn a_watcher_challenges_a_wrong_result_and_leaves_a_right_one() {
             ));
         }
         let wrong_executor = Results::<Test>::get(wrong).unwrap().executor;
-        let watcher = *EXECUTORS.iter().find(|e| **e != wrong_executor).unwrap();
+        let watchers: Vec<AccountId> = EXECUTORS
+            .iter()
+            .copied()
+            .filter(|e| *e != wrong_executor)
+            .collect();
 
-        run_worker(&[watcher]);
+        // A node holding every other key: the watcher whose turn is first acts at once.
+        run_worker(&watchers);
         let sent = drain();
+        let watcher = sent.first().map(|s| s.0).unwrap_or_default();
         assert_eq!(
             sent,
             vec![(
@@ -221,8 +227,8 @@ fn jurors_commit_then_reveal_and_the_cheat_is_convicted() {
             id,
             bounded(tensor(&[-1.0]))
         ));
-        let watcher = *EXECUTORS.iter().find(|e| **e != cheat).unwrap();
-        run_worker(&[watcher]);
+        let watchers: Vec<AccountId> = EXECUTORS.iter().copied().filter(|e| *e != cheat).collect();
+        run_worker(&watchers);
         drain().into_iter().for_each(dispatch);
         let dispute = Disputes::<Test>::get(id).expect("challenged");
         let jurors: Vec<AccountId> = dispute.jury.iter().map(|(j, _)| *j).collect();
@@ -309,8 +315,12 @@ fn no_output_and_no_vote_faults_stay_silent() {
             bounded(tensor(&[5.0]))
         ));
         StorageValueRef::persistent(FAULT_KEY).set(&Fault::NoVote);
-        let watcher = *EXECUTORS.iter().find(|e| **e != executor).unwrap();
-        run_worker(&[watcher]);
+        let watchers: Vec<AccountId> = EXECUTORS
+            .iter()
+            .copied()
+            .filter(|e| *e != executor)
+            .collect();
+        run_worker(&watchers);
         drain().into_iter().for_each(dispatch);
         let dispute = Disputes::<Test>::get(id).expect("watchers still watch under no-vote");
         let jurors: Vec<AccountId> = dispute.jury.iter().map(|(j, _)| *j).collect();
@@ -372,5 +382,40 @@ fn the_model_runs_per_block_are_bounded() {
         run_worker(&EXECUTORS);
         assert_eq!(drain().len() as u32, MaxOffchainRuns::get());
         assert_eq!(runner.runs.load(Ordering::SeqCst), MaxOffchainRuns::get());
+    });
+}
+
+#[test]
+fn watchers_take_turns_so_one_challenge_is_sent() {
+    let (mut ext, drain) = offchain_ext(Arc::new(Doubler::default()));
+    ext.execute_with(|| {
+        register(&EXECUTORS);
+        let id = request(&[1.0]);
+        let cheat = Requests::<Test>::get(id).unwrap().executor;
+        assert_ok!(Inference::submit_result(
+            RuntimeOrigin::signed(cheat),
+            id,
+            bounded(tensor(&[0.0]))
+        ));
+        let watchers: Vec<AccountId> = EXECUTORS.iter().copied().filter(|e| *e != cheat).collect();
+        // Each watcher on its own node: exactly one acts per block, first turn first.
+        let mut acted = Vec::new();
+        for block in 1..=3u64 {
+            run_to_block(block);
+            for w in &watchers {
+                run_worker(&[*w]);
+                for (who, _) in drain() {
+                    acted.push((block, who));
+                }
+            }
+        }
+        // Five watchers, a four-block window: turns 0 and 1 in blocks 1 and 2, everyone
+        // left in block 3, the last block whose transactions land inside the window.
+        let blocks: Vec<u64> = acted.iter().map(|(b, _)| *b).collect();
+        assert_eq!(blocks, vec![1, 2, 3, 3, 3], "{acted:?}");
+        let mut who: Vec<AccountId> = acted.iter().map(|(_, w)| *w).collect();
+        who.sort();
+        who.dedup();
+        assert_eq!(who.len(), 5, "each watcher once: {acted:?}");
     });
 }
