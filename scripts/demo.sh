@@ -36,6 +36,10 @@ PY="$HOME/.cache/inferchain/venv/bin/python"
 "$PY" -c "import numpy as np; np.save('$WORK/x.npy', np.array([[0.5, -1.0, 2.0, 0.25]], dtype=np.float32))"
 SENTENCE="Verifiable inference: anyone can re-run this on their own CPU."
 
+summary() { # $1: chain JSON
+    "$PY" -c "import json; r=json.load(open('$1')); print(f\"[demo]   request {r['request']}: executor {r['executor']}, included in #{r['included_in']}, result in #{r['result']['posted_at']}, final in #{r['final_in']} (GRANDPA-finalized)\")"
+}
+
 compare() { # $1: chain JSON, $2: local JSON
     "$PY" - "$1" "$2" <<'PYEOF'
 import json, sys
@@ -50,15 +54,16 @@ PYEOF
 
 echo
 echo "[demo] 1. tiny-mlp on x = [[0.5, -1.0, 2.0, 0.25]], paid by Charlie"
-"$CLI_BIN" request "$TINY_MLP" --input "$WORK/x.npy" --url "$URL" --wait final
 "$CLI_BIN" request "$TINY_MLP" --input "$WORK/x.npy" --url "$URL" --wait final --json >"$WORK/tiny-chain.json"
+summary "$WORK/tiny-chain.json"
+"$CLI_BIN" result "$("$PY" -c "import json; print(json.load(open('$WORK/tiny-chain.json'))['request'])")" --url "$URL"
 "$CLI_BIN" --store "$STORE" model run "$TINY_MLP" --input "$WORK/x.npy" --json >"$WORK/tiny-local.json"
 compare "$WORK/tiny-chain.json" "$WORK/tiny-local.json"
 
 echo
 echo "[demo] 2. all-MiniLM-L6-v2 on \"$SENTENCE\""
 "$CLI_BIN" request "$MINILM" --text "$SENTENCE" --url "$URL" --wait final --json >"$WORK/minilm-chain.json"
-"$PY" -c "import json,sys; r=json.load(open('$WORK/minilm-chain.json')); print(f\"[demo]   request {r['request']}: executor {r['executor']}, included in #{r['included_in']}, result in #{r['result']['posted_at']}, final in #{r['final_in']}\")"
+summary "$WORK/minilm-chain.json"
 "$CLI_BIN" --store "$STORE" model run "$MINILM" --text "$SENTENCE" --json >"$WORK/minilm-local.json"
 compare "$WORK/minilm-chain.json" "$WORK/minilm-local.json"
 

@@ -260,6 +260,9 @@ pub mod pallet {
         /// The most model runs one node's off-chain worker does after one block.
         #[pallet::constant]
         type MaxOffchainRuns: Get<u32>;
+        /// Milliseconds after which one off-chain worker run starts no new model run.
+        #[pallet::constant]
+        type OffchainTimeBudget: Get<u64>;
         /// The share of results each watcher re-runs in their challenge window.
         #[pallet::constant]
         type WatchShare: Get<Perbill>;

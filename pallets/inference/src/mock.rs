@@ -142,6 +142,7 @@ parameter_types! {
     pub const ResultRetention: u64 = 10;
     pub const MaxDeadlinesPerBlock: u32 = 50;
     pub const MaxOffchainRuns: u32 = 4;
+    pub const OffchainTimeBudget: u64 = 1_000;
     pub const WatchShare: Perbill = Perbill::one();
     pub const OffchainRetryBlocks: u32 = 2;
 }
@@ -174,6 +175,7 @@ impl pallet_inference::Config for Test {
     type ResultRetention = ResultRetention;
     type MaxDeadlinesPerBlock = MaxDeadlinesPerBlock;
     type MaxOffchainRuns = MaxOffchainRuns;
+    type OffchainTimeBudget = OffchainTimeBudget;
     type WatchShare = WatchShare;
     type OffchainRetryBlocks = OffchainRetryBlocks;
     type WeightInfo = ();

@@ -15,7 +15,9 @@
 //! off-chain [`StorageLock`] keyed by what it is about; after a transaction was handed to
 //! the pool the lock is kept until it expires (`OffchainRetryBlocks`), so no duty is done
 //! twice across blocks, nor after a restart; if sending failed, the lock is released and
-//! the next block retries. At most `MaxOffchainRuns` models run per block.
+//! the next block retries. At most `MaxOffchainRuns` models run per block, and no new
+//! one starts after `OffchainTimeBudget` milliseconds; slashable duties (answering,
+//! voting) come before watching.
 //!
 //! Models run only through the inference host function; this module is the only caller
 //! and runs only in the off-chain worker, never in block execution.
@@ -136,26 +138,32 @@ impl<T: Config> Pallet<T> {
             .max(T::ChallengePeriod::get())
             .max(T::CommitPeriod::get().saturating_add(T::RevealPeriod::get()));
         let end = next.saturating_add(horizon);
+        // Duties whose neglect is slashed (answering, voting) come first; watching gets
+        // what the budget leaves.
+        let mut duties: Vec<(BlockNumberFor<T>, RequestId, Deadline)> = Vec::new();
         let mut at = QueueCursor::<T>::get();
-        while at <= end && budget > 0 {
-            let entries: Vec<(RequestId, Deadline)> = DeadlineQueue::<T>::iter_prefix(at).collect();
-            for (id, what) in entries {
-                if budget == 0 {
-                    log::info!(
-                        target: LOG_TARGET,
-                        "off-chain worker: {} model runs done at block {now:?}; the rest waits",
-                        T::MaxOffchainRuns::get()
-                    );
-                    break;
-                }
-                match what {
-                    Deadline::Execution => Self::execute(id, at, &keys, fault, &mut budget),
-                    Deadline::ChallengeWindow => Self::watch(id, at, next, &keys, &mut budget),
-                    Deadline::Reveal => Self::judge(id, at, next, &keys, fault, &mut budget),
-                    Deadline::Prune => {}
-                }
-            }
+        while at <= end {
+            duties.extend(DeadlineQueue::<T>::iter_prefix(at).map(|(id, what)| (at, id, what)));
             at = at.saturating_add(One::one());
+        }
+        duties.sort_by_key(|(_, _, what)| matches!(what, Deadline::ChallengeWindow));
+        let started = sp_io::offchain::timestamp();
+        for (at, id, what) in duties {
+            let spent = sp_io::offchain::timestamp().diff(&started).millis();
+            if budget == 0 || spent >= T::OffchainTimeBudget::get() {
+                log::info!(
+                    target: LOG_TARGET,
+                    "off-chain worker: {} model runs in {spent} ms after block {now:?}; the rest waits",
+                    T::MaxOffchainRuns::get() - budget
+                );
+                break;
+            }
+            match what {
+                Deadline::Execution => Self::execute(id, at, &keys, fault, &mut budget),
+                Deadline::ChallengeWindow => Self::watch(id, at, next, &keys, &mut budget),
+                Deadline::Reveal => Self::judge(id, at, next, &keys, fault, &mut budget),
+                Deadline::Prune => {}
+            }
         }
     }
 
@@ -229,6 +237,10 @@ impl<T: Config> Pallet<T> {
         let Some(result) = Results::<T>::get(id) else {
             return;
         };
+        // A node re-running its own result would only repeat itself.
+        if keys.iter().any(|k| k.id == result.executor) {
+            return;
+        }
         // Watchers take turns, one block apart, in an order drawn per request, so that
         // one honest challenge is sent rather than one per watcher (the others would
         // fail and pay fees). The last turn still lands inside the window. A node with

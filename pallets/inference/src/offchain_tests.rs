@@ -419,3 +419,41 @@ fn watchers_take_turns_so_one_challenge_is_sent() {
         assert_eq!(who.len(), 5, "each watcher once: {acted:?}");
     });
 }
+
+#[test]
+fn answering_comes_before_watching_when_the_budget_is_short() {
+    let runner = Arc::new(Doubler::default());
+    let (mut ext, drain) = offchain_ext(runner.clone());
+    ext.execute_with(|| {
+        register(&EXECUTORS);
+        let me = 1;
+        // Results to watch, whose windows end before the new requests' deadlines (so
+        // they come first in the deadline queue)...
+        for i in 0..12 {
+            let id = request(&[i as f32]);
+            let executor = Requests::<Test>::get(id).unwrap().executor;
+            assert_ok!(Inference::submit_result(
+                RuntimeOrigin::signed(executor),
+                id,
+                bounded(tensor(&[2.0 * i as f32]))
+            ));
+        }
+        run_to_block(3);
+        let mine: Vec<u64> = (0..30)
+            .map(|i| request(&[i as f32]))
+            .filter(|id| Requests::<Test>::get(id).unwrap().executor == me)
+            .collect();
+        assert!(
+            mine.len() as u32 >= MaxOffchainRuns::get(),
+            "the draw gave executor 1 enough"
+        );
+        // ...yet the whole budget goes to the requests assigned to this node.
+        run_worker(&[me]);
+        let answers = drain()
+            .iter()
+            .filter(|(_, c)| matches!(c, RuntimeCall::Inference(Call::submit_result { .. })))
+            .count() as u32;
+        assert_eq!(answers, MaxOffchainRuns::get());
+        assert_eq!(runner.runs.load(Ordering::SeqCst), MaxOffchainRuns::get());
+    });
+}
