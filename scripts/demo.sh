@@ -3,9 +3,11 @@
 #   1. asks the chain for a tiny-mlp inference (f32 [1, 4] -> softmax over 3 classes) and
 #      follows it: included, result posted by the assigned executor's node, challenge
 #      window over, block finalized by GRANDPA;
-#   2. the same for all-MiniLM-L6-v2 on a sentence (a 384-float embedding);
-#   3. re-runs both inputs on this CPU with `inferchain model run` and compares the
-#      output hashes with the ones on chain.
+#   2. re-runs it on this CPU with `inferchain model run` and compares output hashes;
+#   3. the same request for all-MiniLM-L6-v2 on a sentence (a 384-float embedding), with
+#      live progress;
+#   4. verifies that request's receipt: GRANDPA finality, storage proofs, hashes and a
+#      local re-run (`inferchain verify --rerun`).
 # Usage: scripts/demo.sh   (RPC port: $DEMO_RPC_PORT, default 9966)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -54,7 +56,7 @@ PYEOF
 
 echo
 echo "[demo] 1. tiny-mlp on x = [[0.5, -1.0, 2.0, 0.25]], paid by Charlie"
-"$CLI_BIN" request "$TINY_MLP" --input "$WORK/x.npy" --url "$URL" --wait final --json >"$WORK/tiny-chain.json"
+"$CLI_BIN" submit --model tiny-mlp --input "$WORK/x.npy" --url "$URL" --wait --json >"$WORK/tiny-chain.json"
 summary "$WORK/tiny-chain.json"
 "$CLI_BIN" result "$("$PY" -c "import json; print(json.load(open('$WORK/tiny-chain.json'))['request'])")" --url "$URL"
 "$CLI_BIN" --store "$STORE" model run "$TINY_MLP" --input "$WORK/x.npy" --json >"$WORK/tiny-local.json"
@@ -62,10 +64,15 @@ compare "$WORK/tiny-chain.json" "$WORK/tiny-local.json"
 
 echo
 echo "[demo] 2. all-MiniLM-L6-v2 on \"$SENTENCE\""
-"$CLI_BIN" request "$MINILM" --text "$SENTENCE" --url "$URL" --wait final --json >"$WORK/minilm-chain.json"
-summary "$WORK/minilm-chain.json"
-"$CLI_BIN" --store "$STORE" model run "$MINILM" --text "$SENTENCE" --json >"$WORK/minilm-local.json"
-compare "$WORK/minilm-chain.json" "$WORK/minilm-local.json"
+"$CLI_BIN" submit --model "$MINILM" --text "$SENTENCE" --url "$URL" --wait
+
+echo
+echo "[demo] 3. the receipt of the MiniLM request, every claim checked: GRANDPA finality"
+echo "[demo]    against the genesis authorities, storage proofs, hashes, and a re-run here"
+GENESIS="$(curl -s -H 'Content-Type: application/json' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"chain_getBlockHash","params":[0]}' \
+    "http://127.0.0.1:$PORT" | sed -n 's/.*"result":"\(0x[0-9a-f]*\)".*/\1/p')"
+"$CLI_BIN" --store "$STORE" verify 1 --url "$URL" --genesis "$GENESIS" --rerun
 
 echo
 echo "[demo] done: both requests went through the chain end to end (node log: $WORK/node.log)"

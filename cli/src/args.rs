@@ -37,9 +37,10 @@ pub enum Command {
     /// Models in the local store.
     #[command(subcommand)]
     Model(ModelCommand),
-    /// Ask the chain for an inference and follow it to its final result.
-    Request {
-        /// The model id (hex, 0x optional).
+    /// Ask the chain for an inference; with --wait, follow it to its final result.
+    Submit {
+        /// The model: its id (hex, 0x optional) or its registered name.
+        #[arg(long)]
         model: String,
         #[command(flatten)]
         input: InputArgs,
@@ -51,10 +52,9 @@ pub enum Command {
         /// The most you agree to pay (default: the model's registered fee).
         #[arg(long)]
         max_fee: Option<u128>,
-        /// Follow the request until: `included`, `result` (posted, challengeable) or
-        /// `final` (window over and the block finalized by GRANDPA).
-        #[arg(long, value_enum, default_value_t = WaitFor::Final)]
-        wait: WaitFor,
+        /// Follow the request: included, result posted, window open, final, finalized.
+        #[arg(long)]
+        wait: bool,
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -68,14 +68,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// How far `request` follows a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum WaitFor {
-    Included,
-    Result,
-    Final,
+    /// Check a request's receipt: finality (GRANDPA justification), storage proofs,
+    /// hashes, and with --rerun the output on this CPU. Exit code 0 only if all hold.
+    Verify {
+        /// The request id.
+        id: u64,
+        #[command(flatten)]
+        chain: ChainArgs,
+        /// The genesis hash you trust (default: the node's, with a warning).
+        #[arg(long)]
+        genesis: Option<String>,
+        /// Re-run the model locally (from --store; fetched from its registered mirror
+        /// if missing) and compare under the model's comparison rule.
+        #[arg(long)]
+        rerun: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]

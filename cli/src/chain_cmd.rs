@@ -1,22 +1,27 @@
-//! `inferchain request` and `inferchain result`: the chain, through the library's client.
+//! `inferchain submit`, `result` and `verify`: the chain, through the library's client.
 
 use crate::{
-    args::{ChainArgs, Command, WaitFor},
+    args::{ChainArgs, Command},
     model_cmd::{parse_id, read_input_for},
     output::{self, hex0x},
 };
 use anyhow::{anyhow, bail, Context, Result};
 use codec::Encode;
-use inferchain_cli::chain::{signing, Chain};
-use inferchain_primitives::io::Payload;
+use inferchain_cli::chain::{receipt::Receipt, signing, Chain};
+use inferchain_engine::{fetch::fetch_model, Engine, ModelStore, DEFAULT_CACHE_BYTES};
+use inferchain_primitives::{io::Payload, ModelId};
 use inferchain_runtime::{Runtime, RuntimeCall, RuntimeEvent};
 use pallet_inference::{RequestStatus, ResultOf};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use sp_core::H256;
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
-pub fn run(cmd: Command) -> Result<()> {
+pub fn run(store: &Path, cmd: Command) -> Result<()> {
     match cmd {
-        Command::Request {
+        Command::Submit {
             model,
             input,
             chain,
@@ -25,8 +30,8 @@ pub fn run(cmd: Command) -> Result<()> {
             wait,
             json,
         } => {
-            let model = parse_id(&model)?;
             let client = connect(&chain)?;
+            let model = resolve_model(&client, &model)?;
             let info = client.model(model, None)?.ok_or_else(|| {
                 anyhow!(
                     "model {} is not registered on this chain",
@@ -34,11 +39,11 @@ pub fn run(cmd: Command) -> Result<()> {
                 )
             })?;
             let payload = read_input_for(info.spec.input.clone(), &input)?;
-            let bytes = payload.encode();
             let signer = signing::pair_from_suri(&suri)?;
             let call = RuntimeCall::Inference(pallet_inference::Call::request_inference {
                 model_id: model,
-                input: bytes
+                input: payload
+                    .encode()
                     .try_into()
                     .map_err(|_| anyhow!("the input exceeds the chain's MaxInputBytes"))?,
                 max_fee: max_fee.unwrap_or(info.spec.fee),
@@ -60,12 +65,15 @@ pub fn run(cmd: Command) -> Result<()> {
                     _ => None,
                 })
                 .ok_or_else(|| anyhow!("no RequestSubmitted event in block #{}", included.block))?;
-            if !json {
-                println!(
-                    "request {id} in block #{} (executor {executor})",
-                    included.block
-                );
-            }
+            let progress = |line: String| {
+                if !json {
+                    println!("{line}");
+                }
+            };
+            progress(format!(
+                "request {id}: included in block #{}, executor {executor}",
+                included.block
+            ));
             let mut report = json!({
                 "request": id,
                 "model": hex0x(model.as_bytes()),
@@ -73,31 +81,38 @@ pub fn run(cmd: Command) -> Result<()> {
                 "included_in": included.block,
                 "fee": info.spec.fee.to_string(),
             });
-            if wait != WaitFor::Included {
+            if wait {
                 let result = wait_for(timeout, started, "the result", || {
                     Ok(client.result(id, None)?)
                 })?;
-                if !json {
-                    println!(
-                        "result posted in block #{} by {}",
-                        result.posted_at, result.executor
-                    );
-                }
-                report["result"] = result_json(&result);
-            }
-            if wait == WaitFor::Final {
+                let window_end = match client.request(id, None)?.map(|r| r.status) {
+                    Some(RequestStatus::Submitted { window_end }) => Some(window_end),
+                    _ => None,
+                };
+                progress(format!(
+                    "request {id}: result posted in block #{} by {}{}",
+                    result.posted_at,
+                    result.executor,
+                    window_end
+                        .map(|w| format!("; challenge window open until #{w}"))
+                        .unwrap_or_default()
+                ));
                 let at = wait_for(timeout, started, "the result to be final", || {
                     Ok(match client.request(id, None)?.map(|r| r.status) {
                         Some(RequestStatus::Finalized { at }) => Some(at),
-                        Some(RequestStatus::Expired { at }) => {
-                            bail!("request {id} expired in block #{at}: no executor answered; the fee was refunded")
-                        }
+                        Some(RequestStatus::Expired { at }) => bail!(
+                            "request {id} expired in block #{at}: no executor answered; the fee was refunded"
+                        ),
                         _ => None,
                     })
                 })?;
+                progress(format!(
+                    "request {id}: final in block #{at} (window closed)"
+                ));
                 wait_for(timeout, started, "GRANDPA finality", || {
                     Ok((client.finalized()?.0 >= at).then_some(()))
                 })?;
+                progress(format!("request {id}: block #{at} finalized by GRANDPA"));
                 // The final result may be a challenger's: read it again.
                 let result = client
                     .result(id, None)?
@@ -105,15 +120,11 @@ pub fn run(cmd: Command) -> Result<()> {
                 report["result"] = result_json(&result);
                 report["final_in"] = json!(at);
                 if !json {
-                    println!("final in block #{at} (finalized by GRANDPA)");
+                    print_result(&result);
                 }
             }
             if json {
                 println!("{report}");
-            } else if wait != WaitFor::Included {
-                if let Some(result) = client.result(id, None)? {
-                    print_result(&result);
-                }
             }
             Ok(())
         }
@@ -140,12 +151,183 @@ pub fn run(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Verify {
+            id,
+            chain,
+            genesis,
+            rerun,
+            json,
+        } => verify(store, id, &chain, genesis.as_deref(), rerun, json),
         Command::Model(_) => unreachable!("model commands are dispatched in main"),
+    }
+}
+
+fn verify(
+    store: &Path,
+    id: u64,
+    chain: &ChainArgs,
+    genesis: Option<&str>,
+    rerun: bool,
+    json: bool,
+) -> Result<()> {
+    let client = connect(chain)?;
+    let genesis = match genesis {
+        Some(g) => H256(parse_id(g).context("--genesis")?.0),
+        None => {
+            let g = client.params().genesis;
+            eprintln!(
+                "warning: trusting the node's genesis hash {g:?}; pin the one you trust with --genesis"
+            );
+            g
+        }
+    };
+    let mut receipt = client.receipt(id, genesis)?;
+    if rerun {
+        let (ok, detail) = match rerun_locally(store, &receipt) {
+            Ok(d) => d,
+            Err(e) => (false, format!("{e:#}")),
+        };
+        receipt.checks.push(inferchain_cli::chain::receipt::Check {
+            name: "re-run",
+            ok,
+            detail,
+        });
+    }
+    let report = receipt_json(&receipt);
+    if json {
+        println!("{report}");
+    } else {
+        print_receipt(&receipt);
+    }
+    if !receipt.valid() {
+        let failed: Vec<&str> = receipt
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name)
+            .collect();
+        bail!(
+            "receipt of request {id} NOT verified: {} failed",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Re-runs the receipt's request with the local engine: (matches, what was found).
+fn rerun_locally(store: &Path, receipt: &Receipt) -> Result<(bool, String)> {
+    let (Some(request), Some(result), Some(model)) =
+        (&receipt.request, &receipt.result, &receipt.model)
+    else {
+        bail!("nothing proven to re-run");
+    };
+    let store = ModelStore::open(store)?;
+    let id = request.model;
+    if !store.contains(&id) {
+        let uri = model
+            .spec
+            .artifact_uri
+            .as_ref()
+            .and_then(|u| std::str::from_utf8(u).ok())
+            .ok_or_else(|| {
+                anyhow!(
+                    "model {} is not in the local store {} and has no registered mirror; import it with `inferchain model import`",
+                    hex0x(id.as_bytes()),
+                    store.root().display()
+                )
+            })?;
+        fetch_model(&store, &id, uri)?;
+    }
+    // The store refuses files that do not hash to the manifest, and a manifest that
+    // does not hash to the id: the model run is the registered one.
+    store.verify(&id, &mut |_| {})?;
+    let engine = Engine::new(store, DEFAULT_CACHE_BYTES);
+    let mine = engine.run_encoded(&id, &request.input, &model.spec.input)?;
+    let ok = model.spec.comparison.matches(&result.output, &mine);
+    let detail = format!(
+        "the model's files hash to its id; this CPU's output {} the chain's under {:?} (local hash {})",
+        if ok { "matches" } else { "DOES NOT match" },
+        model.spec.comparison,
+        hex0x(&inferchain_primitives::blake2_256(&mine))
+    );
+    Ok((ok, detail))
+}
+
+fn receipt_json(receipt: &Receipt) -> Value {
+    let mut value = json!({
+        "request": receipt.id,
+        "proven_at": {"number": receipt.proven_at.0, "hash": format!("{:?}", receipt.proven_at.1)},
+        "checks": receipt.checks.iter().map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
+        "valid": receipt.valid(),
+    });
+    if let Some(r) = &receipt.request {
+        value["model"] = json!(hex0x(r.model.as_bytes()));
+        value["requester"] = json!(r.requester.to_string());
+        value["input_hash"] = json!(hex0x(r.input_hash.as_bytes()));
+        value["status"] = status_json(&r.status);
+    }
+    if let Some(m) = &receipt.model {
+        value["model_name"] = json!(String::from_utf8_lossy(&m.spec.name));
+    }
+    if let Some(r) = &receipt.result {
+        value["result"] = result_json(r);
+    }
+    value
+}
+
+fn print_receipt(receipt: &Receipt) {
+    println!(
+        "receipt of request {} (proven at block #{} {:?})",
+        receipt.id, receipt.proven_at.0, receipt.proven_at.1
+    );
+    if let (Some(r), Some(m)) = (&receipt.request, &receipt.model) {
+        println!(
+            "  model        {} ({})",
+            hex0x(r.model.as_bytes()),
+            String::from_utf8_lossy(&m.spec.name)
+        );
+        println!("  input hash   {}", hex0x(r.input_hash.as_bytes()));
+    }
+    if let Some(r) = &receipt.result {
+        println!("  output hash  {}", hex0x(r.output_hash.as_bytes()));
+        println!(
+            "  computed by  {} (challenged: {})",
+            r.executor, r.challenged
+        );
+    }
+    for c in &receipt.checks {
+        println!(
+            "  [{}] {:<13} {}",
+            if c.ok { "ok" } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    if receipt.valid() {
+        println!("verified: every check passed");
     }
 }
 
 fn connect(args: &ChainArgs) -> Result<Chain> {
     Ok(Chain::connect(&args.url)?)
+}
+
+/// A model given by id or by registered name.
+fn resolve_model(client: &Chain, text: &str) -> Result<ModelId> {
+    if let Ok(id) = parse_id(text) {
+        return Ok(id);
+    }
+    let matches: Vec<ModelId> = client
+        .models()?
+        .into_iter()
+        .filter(|(_, m)| m.spec.name.as_slice() == text.as_bytes())
+        .map(|(id, _)| id)
+        .collect();
+    match matches.as_slice() {
+        [id] => Ok(*id),
+        [] => bail!("no model named `{text}` is registered; `inferchain model list` shows them"),
+        _ => bail!("several models are named `{text}`; pass the id"),
+    }
 }
 
 fn wait_for<T>(
@@ -171,7 +353,9 @@ fn wait_for<T>(
 fn status_json(status: &RequestStatus<u32>) -> Value {
     match status {
         RequestStatus::Pending { deadline } => json!({"pending": {"deadline": deadline}}),
-        RequestStatus::Submitted { window_end } => json!({"submitted": {"window_end": window_end}}),
+        RequestStatus::Submitted { window_end } => {
+            json!({"submitted": {"window_end": window_end}})
+        }
         RequestStatus::Disputed => json!("disputed"),
         RequestStatus::Finalized { at } => json!({"finalized": {"at": at}}),
         RequestStatus::Expired { at } => json!({"expired": {"at": at}}),

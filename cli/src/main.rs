@@ -2,8 +2,9 @@
 //!
 //! `inferchain model import|run|verify|bench` work on a local model store with
 //! inferchain-engine: the same code executors run, so a user can re-run any result on
-//! their own CPU. `inferchain request` asks the chain for an inference and follows it
-//! to its final result; `inferchain result` shows what the chain holds for a request.
+//! their own CPU. `inferchain submit` asks the chain for an inference and follows it to
+//! its final result; `inferchain result` shows what the chain holds for a request;
+//! `inferchain verify` proves it (GRANDPA finality, storage proofs, a local re-run).
 //!
 //! What it must not do: hold protocol logic. It parses arguments, prints, and calls the
 //! engine and the chain client of the library half (`inferchain_cli::chain`).
@@ -24,7 +25,7 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         args::Command::Model(cmd) => model_cmd::run(&cli.store, cmd),
-        cmd @ (args::Command::Request { .. } | args::Command::Result { .. }) => chain_cmd::run(cmd),
+        cmd => chain_cmd::run(&cli.store, cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -72,6 +72,40 @@ impl Chain {
             .sum())
     }
 
+    /// Every registered model (the first 1,000: the RPC's page limit).
+    pub fn models(
+        &self,
+    ) -> Result<
+        Vec<(
+            ModelId,
+            pallet_models::ModelInfo<Balance, inferchain_runtime::BlockNumber>,
+        )>,
+    > {
+        let prefix = frame_support::storage::storage_prefix(b"Models", b"Models");
+        let value = self.call(
+            "state_getKeysPaged",
+            jsonrpsee::rpc_params![format!("0x{}", hex::encode(prefix)), 1000u32],
+        )?;
+        let mut models = Vec::new();
+        for key in value.as_array().cloned().unwrap_or_default() {
+            let key = key
+                .as_str()
+                .and_then(|k| hex::decode(k.trim_start_matches("0x")).ok())
+                .ok_or_else(|| super::ChainError::Decode {
+                    what: "storage key".into(),
+                })?;
+            // `Identity` hasher: the key ends with the model id itself.
+            let Some(id) = key.get(key.len().saturating_sub(32)..) else {
+                continue;
+            };
+            let id = ModelId::from_slice(id);
+            if let Some(info) = self.model(id, None)? {
+                models.push((id, info));
+            }
+        }
+        Ok(models)
+    }
+
     /// Model `id` as registered.
     pub fn model(
         &self,
