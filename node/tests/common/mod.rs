@@ -14,6 +14,7 @@ use std::{
 use serde_json::{json, Value};
 
 pub mod inference;
+pub mod tamper;
 
 /// The node binary cargo built for these tests.
 pub fn node_binary() -> PathBuf {

@@ -1,0 +1,193 @@
+//! The `inferchain` client against a real dev node: `submit --wait` follows a request to
+//! GRANDPA finality, `result` shows it, `verify --rerun` proves its receipt; and through
+//! a tampering RPC proxy (an altered output in a storage proof, an altered header) the
+//! receipt fails with the check that caught it.
+
+mod common;
+
+use common::{free_port, inference::model_store, tamper, test_dir, Node};
+use serde_json::Value;
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Arc,
+    time::Duration,
+};
+
+/// The `inferchain` binary cargo built next to the node.
+fn cli() -> PathBuf {
+    let bin = common::node_binary().with_file_name("inferchain");
+    assert!(
+        bin.is_file(),
+        "{} missing: build the workspace (`cargo test --release --workspace`)",
+        bin.display()
+    );
+    bin
+}
+
+fn run(store: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(cli())
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .expect("inferchain runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn receipts_verify_against_the_node_and_fail_through_a_tampering_proxy() {
+    let dir = test_dir("receipts");
+    let store = model_store(&dir.join("models"), false);
+    let rpc = free_port();
+    let args = vec![
+        "--dev".to_string(),
+        "--tmp".to_string(),
+        "--model-store".to_string(),
+        store.display().to_string(),
+    ];
+    let node = Node::start("receipts", &args, rpc, free_port(), &dir.join("node.log"));
+    node.wait_finalized(1, Duration::from_secs(120));
+    let url = format!("ws://127.0.0.1:{rpc}");
+    let genesis = node.block_hash(0).expect("genesis hash");
+
+    // submit --wait: by name, an .npy input, followed to GRANDPA finality.
+    let x = dir.join("x.npy");
+    let npy = inferchain_engine::npy::write(&inferchain_primitives::io::Tensor::from_f32(
+        vec![1, 4],
+        &[0.5, -1.0, 2.0, 0.25],
+    ));
+    std::fs::write(&x, npy).expect("write x.npy");
+    let (ok, out, err) = run(
+        &store,
+        &[
+            "submit",
+            "--model",
+            "tiny-mlp",
+            "--input",
+            x.to_str().unwrap(),
+            "--url",
+            &url,
+            "--wait",
+            "--json",
+        ],
+    );
+    assert!(ok, "submit failed: {err}");
+    let submitted = json(&out);
+    let id = submitted["request"].as_u64().expect("request id");
+    let final_in = submitted["final_in"].as_u64().expect("final block");
+    let output_hash = submitted["result"]["output_hash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    assert_eq!(
+        submitted["result"]["outputs"][0]["shape"],
+        serde_json::json!([1, 3])
+    );
+
+    // result: what the chain holds.
+    let (ok, out, err) = run(
+        &store,
+        &["result", &id.to_string(), "--url", &url, "--json"],
+    );
+    assert!(ok, "result failed: {err}");
+    let result = json(&out);
+    assert_eq!(result["status"]["finalized"]["at"].as_u64(), Some(final_in));
+    assert_eq!(result["result"]["output_hash"], output_hash.as_str());
+
+    // verify --rerun: every check holds, exit code 0.
+    let verify = |url: &str| {
+        run(
+            &store,
+            &[
+                "verify",
+                &id.to_string(),
+                "--url",
+                url,
+                "--genesis",
+                &genesis,
+                "--rerun",
+                "--json",
+            ],
+        )
+    };
+    let (ok, out, err) = verify(&url);
+    assert!(ok, "verify failed: {out}\n{err}");
+    let receipt = json(&out);
+    assert_eq!(receipt["valid"], true);
+    let names: Vec<&str> = receipt["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or(""))
+        .collect();
+    for name in [
+        "finality",
+        "state proof",
+        "status",
+        "input hash",
+        "output hash",
+        "model",
+        "re-run",
+    ] {
+        assert!(names.contains(&name), "check `{name}` missing: {names:?}");
+    }
+    assert_eq!(receipt["result"]["output_hash"], output_hash.as_str());
+
+    // A wrong genesis is refused before anything is trusted.
+    let (ok, _, err) = run(
+        &store,
+        &[
+            "verify",
+            &id.to_string(),
+            "--url",
+            &url,
+            "--genesis",
+            &format!("0x{}", "11".repeat(32)),
+        ],
+    );
+    assert!(
+        !ok && err.contains("not the trusted"),
+        "wrong genesis accepted: {err}"
+    );
+
+    // A proxy that alters one byte of the biggest proof node (where the output lives).
+    let flip_proof: tamper::Rewrite = Arc::new(|result: &mut Value| {
+        if let Some(nodes) = result["proof"].as_array_mut() {
+            if let Some(node) = nodes
+                .iter_mut()
+                .max_by_key(|n| n.as_str().map_or(0, str::len))
+            {
+                let mut bytes = hex::decode(node.as_str().unwrap_or("0x").trim_start_matches("0x"))
+                    .unwrap_or_default();
+                let last = bytes.len() - 1;
+                bytes[last] ^= 0x01;
+                *node = Value::String(format!("0x{}", hex::encode(bytes)));
+            }
+        }
+    });
+    let proxy = tamper::start(rpc, "state_getReadProof", flip_proof);
+    let (ok, out, err) = verify(&proxy);
+    assert!(!ok, "a tampered proof verified: {out}");
+    assert!(
+        err.contains("NOT verified") || err.contains("storage proof"),
+        "unclear failure: {out}\n{err}"
+    );
+
+    // A proxy that serves a header with another state root.
+    let other_root: tamper::Rewrite = Arc::new(|result: &mut Value| {
+        result["stateRoot"] = Value::String(format!("0x{}", "22".repeat(32)));
+    });
+    let proxy = tamper::start(rpc, "chain_getHeader", other_root);
+    let (ok, out, err) = verify(&proxy);
+    assert!(!ok, "a tampered header verified: {out}");
+    assert!(err.contains("hashes to"), "unclear failure: {out}\n{err}");
+}
