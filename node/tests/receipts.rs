@@ -73,7 +73,7 @@ fn receipts_verify_against_the_node_and_fail_through_a_tampering_proxy() {
             "--model",
             "tiny-mlp",
             "--input",
-            x.to_str().unwrap(),
+            x.to_str().expect("a UTF-8 temp path"),
             "--url",
             &url,
             "--wait",
