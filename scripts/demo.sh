@@ -16,23 +16,14 @@ cd "$INFERCHAIN_ROOT"
 bash scripts/setup.sh
 echo "[demo] building inferchain-node and inferchain (release; minutes when warm)"
 cargo build --release --workspace --bins
-source scripts/models.sh
+source scripts/node.sh
 import_genesis_models
 
 PORT="${DEMO_RPC_PORT:-9966}"
 URL="ws://127.0.0.1:$PORT"
 WORK="$(mktemp -d)"
-"$NODE_BIN" --dev --tmp --model-store "$STORE" --rpc-port "$PORT" --port $((PORT + 1)) \
-    --no-prometheus --no-telemetry --no-mdns >"$WORK/node.log" 2>&1 &
-NODE_PID=$!
-trap 'kill $NODE_PID 2>/dev/null || true; wait $NODE_PID 2>/dev/null || true' EXIT
+start_dev_node "$PORT" "$WORK"
 echo "[demo] dev node pid $NODE_PID, RPC $URL, log $WORK/node.log"
-for _ in $(seq 120); do
-    curl -s -H 'Content-Type: application/json' \
-        -d '{"jsonrpc":"2.0","id":1,"method":"chain_getFinalizedHead","params":[]}' \
-        "http://127.0.0.1:$PORT" | grep -q result && break
-    sleep 0.5
-done
 
 PY="$HOME/.cache/inferchain/venv/bin/python"
 "$PY" -c "import numpy as np; np.save('$WORK/x.npy', np.array([[0.5, -1.0, 2.0, 0.25]], dtype=np.float32))"

@@ -10,7 +10,7 @@ cd "$INFERCHAIN_ROOT"
 bash scripts/setup.sh
 echo "[dev] building inferchain-node and inferchain (release; the first build takes ~40 min on 2 cores, later ones minutes)"
 cargo build --release --workspace --bins
-source scripts/models.sh
+source scripts/node.sh
 import_genesis_models
 
 echo "[dev] starting the dev chain: Alice authors and finalizes, state is temporary (--tmp)"

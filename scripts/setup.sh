@@ -16,6 +16,11 @@ command -v protoc >/dev/null 2>&1 || need_pkgs+=(protobuf-compiler)
 command -v qemu-x86_64 >/dev/null 2>&1 || need_pkgs+=(qemu-user)
 # python3-venv: the Python tools (onnx conformance data, reference implementations).
 python3 -m venv --help >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+# Node.js and npm: the TypeScript dApp example (scripts/dapp) the end-to-end tests run.
+if [ -z "${INFERCHAIN_SKIP_DAPP:-}" ]; then
+    command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
+    command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
+fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     log "installing Debian packages: ${need_pkgs[*]}"
     as_root apt-get update -qq
@@ -76,3 +81,15 @@ fi
 ONNX_DATA="$("$VENV/bin/python" -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend/test/data"))')"
 ln -sfn "$ONNX_DATA" "$CACHE/onnx-backend-data"
 log "python tools ready: $VENV (onnx backend data at $CACHE/onnx-backend-data)"
+
+# The dApp example's npm packages (@polkadot/api, tsx), pinned by its package-lock.json.
+DAPP="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/dapp"
+if [ -n "${INFERCHAIN_SKIP_DAPP:-}" ]; then
+    log "dApp example skipped (INFERCHAIN_SKIP_DAPP)"
+elif [ ! -x "$DAPP/node_modules/.bin/tsx" ] || [ "$DAPP/package-lock.json" -nt "$DAPP/node_modules/.package-lock.json" ]; then
+    log "installing the dApp example's npm packages"
+    npm ci --prefix "$DAPP" --no-audit --no-fund --loglevel=error >/dev/null
+    log "dApp example ready: $DAPP"
+else
+    log "dApp example ready: $DAPP"
+fi

@@ -5,11 +5,11 @@
 #   stop    stops them (SIGTERM) and keeps their databases
 #   status  prints each node's best and finalized block
 # All four are executors; their off-chain workers read the genesis models from one store
-# (scripts/models.sh). State lives in $TESTNET_DIR (default ~/.cache/inferchain/testnet); `rm -rf` it to reset.
+# (scripts/node.sh). State lives in $TESTNET_DIR (default ~/.cache/inferchain/testnet); `rm -rf` it to reset.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$INFERCHAIN_ROOT"
-source scripts/models.sh
+source scripts/node.sh
 
 TESTNET_DIR="${TESTNET_DIR:-$HOME/.cache/inferchain/testnet}"
 NAMES=(alice bob charlie dave)

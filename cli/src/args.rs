@@ -107,6 +107,22 @@ pub enum FormatArg {
     Bert,
 }
 
+/// A model to import and the registration it proposes.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// An .onnx file, or a directory with a BERT model (config.json,
+    /// model.safetensors, tokenizer.json).
+    pub path: PathBuf,
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Name to register under (default: from the path).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Fee per request in the chain's smallest unit.
+    #[arg(long, default_value_t = 1_000_000_000_000)]
+    pub fee: u128,
+}
+
 #[derive(Args, Debug)]
 pub struct InputArgs {
     /// Input tensor as .npy: `FILE.npy`, or `NAME=FILE.npy` once per input for models
@@ -126,17 +142,8 @@ pub struct InputArgs {
 pub enum ModelCommand {
     /// Copy a model into the store; print its id and the spec to register.
     Import {
-        /// An .onnx file, or a directory with a BERT model (config.json,
-        /// model.safetensors, tokenizer.json).
-        path: PathBuf,
-        #[arg(long, value_enum)]
-        format: Option<FormatArg>,
-        /// Name to register under (default: from the path).
-        #[arg(long)]
-        name: Option<String>,
-        /// Fee per request in the chain's smallest unit.
-        #[arg(long, default_value_t = 1_000_000_000_000)]
-        fee: u128,
+        #[command(flatten)]
+        model: ImportArgs,
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -156,6 +163,27 @@ pub enum ModelCommand {
     },
     /// Re-hash a stored model's files against its id.
     Verify { model: String },
+    /// Import a model and register it on chain through sudo (the dev chain's governance).
+    Register {
+        #[command(flatten)]
+        model: ImportArgs,
+        /// Where nodes fetch the model if they lack it: an http:// mirror of its store
+        /// folder (`<uri>/manifest.scale`, `<uri>/<file>`).
+        #[arg(long)]
+        uri: Option<String>,
+        /// Secret URI of the sudo key.
+        #[arg(long, default_value = "//Alice")]
+        suri: String,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+    /// The models registered on chain.
+    List {
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Time repeated runs of a stored model (after one warm-up run).
     Bench {
         model: String,

@@ -10,7 +10,7 @@ use codec::Encode;
 use inferchain_cli::chain::{receipt::Receipt, signing, Chain};
 use inferchain_engine::{fetch::fetch_model, Engine, ModelStore, DEFAULT_CACHE_BYTES};
 use inferchain_primitives::{io::Payload, ModelId};
-use inferchain_runtime::{Runtime, RuntimeCall, RuntimeEvent};
+use inferchain_runtime::{Runtime, RuntimeCall};
 use pallet_inference::{RequestStatus, ResultOf};
 use serde_json::{json, Value};
 use sp_core::H256;
@@ -54,16 +54,7 @@ pub fn run(store: &Path, cmd: Command) -> Result<()> {
                 .submit_and_wait(&signer, call, timeout)
                 .context("the request was not taken")?;
             let (id, executor) = included
-                .events
-                .iter()
-                .find_map(|e| match e {
-                    RuntimeEvent::Inference(pallet_inference::Event::RequestSubmitted {
-                        id,
-                        executor,
-                        ..
-                    }) => Some((*id, executor.clone())),
-                    _ => None,
-                })
+                .request_submitted()
                 .ok_or_else(|| anyhow!("no RequestSubmitted event in block #{}", included.block))?;
             let progress = |line: String| {
                 if !json {
@@ -382,4 +373,91 @@ fn print_result(result: &ResultOf<Runtime>) {
             println!("output {i}:    {}", output::tensor_line(t));
         }
     }
+}
+
+/// `model register`: `Sudo::sudo(Models::register_model(spec))`, waited for.
+pub fn register(
+    id: ModelId,
+    mut spec: inferchain_primitives::model::ModelSpec<u128>,
+    uri: Option<String>,
+    suri: &str,
+    chain: &ChainArgs,
+) -> Result<()> {
+    if let Some(uri) = uri {
+        spec.artifact_uri = Some(
+            uri.into_bytes()
+                .try_into()
+                .map_err(|_| anyhow!("--uri is longer than the registry allows"))?,
+        );
+    }
+    let client = connect(chain)?;
+    if client.model(id, None)?.is_some() {
+        bail!("model {} is already registered", hex0x(id.as_bytes()));
+    }
+    let call = RuntimeCall::Sudo(pallet_sudo::Call::sudo {
+        call: Box::new(RuntimeCall::Models(pallet_models::Call::register_model {
+            spec,
+        })),
+    });
+    let included = client.submit_and_wait(
+        &signing::pair_from_suri(suri)?,
+        call,
+        Duration::from_secs(chain.timeout),
+    )?;
+    // Sudo dispatches the inner call and reports its outcome in an event.
+    for event in &included.events {
+        if let inferchain_runtime::RuntimeEvent::Sudo(pallet_sudo::Event::Sudid {
+            sudo_result: Err(e),
+        }) = event
+        {
+            bail!(
+                "registration refused: {} (is {suri} the sudo key?)",
+                inferchain_cli::chain::describe_error(e)
+            );
+        }
+    }
+    if client.model(id, None)?.is_none() {
+        bail!(
+            "the registration landed in block #{} but the model is not registered",
+            included.block
+        );
+    }
+    println!(
+        "registered {} in block #{}",
+        hex0x(id.as_bytes()),
+        included.block
+    );
+    Ok(())
+}
+
+/// `model list`: the registry.
+pub fn list(chain: &ChainArgs, json: bool) -> Result<()> {
+    let client = connect(chain)?;
+    let models = client.models()?;
+    if json {
+        let list: Vec<Value> = models
+            .iter()
+            .map(|(id, m)| {
+                json!({
+                    "model": hex0x(id.as_bytes()),
+                    "name": String::from_utf8_lossy(&m.spec.name),
+                    "status": format!("{:?}", m.status),
+                    "fee": m.spec.fee.to_string(),
+                    "registered_at": m.registered_at,
+                })
+            })
+            .collect();
+        println!("{}", Value::Array(list));
+    } else {
+        for (id, m) in &models {
+            println!(
+                "{}  {:<20} {:?}  fee {}",
+                hex0x(id.as_bytes()),
+                String::from_utf8_lossy(&m.spec.name),
+                m.status,
+                m.spec.fee
+            );
+        }
+    }
+    Ok(())
 }

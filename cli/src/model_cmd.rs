@@ -1,7 +1,7 @@
 //! `inferchain model …`: the local store and the engine.
 
 use crate::{
-    args::{FormatArg, InputArgs, ModelCommand},
+    args::{FormatArg, ImportArgs, InputArgs, ModelCommand},
     output::{self, hex0x},
     progress,
 };
@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use inferchain_engine::{npy, spec, Engine, LoadedModel, ModelStore, DEFAULT_CACHE_BYTES};
 use inferchain_primitives::{
     io::{IoSpec, Payload},
-    model::ModelFormat,
+    model::{Manifest, ModelFormat, ModelSpec},
     ModelId,
 };
 use serde_json::json;
@@ -18,19 +18,23 @@ use std::{path::Path, time::Instant};
 pub fn run(store: &Path, cmd: ModelCommand) -> Result<()> {
     let store = ModelStore::open(store)?;
     match cmd {
-        ModelCommand::Import {
-            path,
-            format,
-            name,
-            fee,
-            json,
-        } => import(&store, &path, format, name, fee, json),
+        ModelCommand::Import { model, json } => import(&store, model, json),
         ModelCommand::Run {
             model,
             input,
             output,
             json,
         } => run_model(store, &model, &input, output.as_deref(), json),
+        ModelCommand::Register {
+            model,
+            uri,
+            suri,
+            chain,
+        } => {
+            let (manifest, spec) = import_with_spec(&store, model)?;
+            crate::chain_cmd::register(manifest.id(), spec, uri, &suri, &chain)
+        }
+        ModelCommand::List { chain, json } => crate::chain_cmd::list(&chain, json),
         ModelCommand::Verify { model } => {
             let id = parse_id(&model)?;
             let manifest = store.verify(&id, &mut progress::bar("verifying"))?;
@@ -74,20 +78,22 @@ fn default_name(path: &Path) -> String {
         .to_string()
 }
 
-fn import(
+/// Imports a model and derives the spec to register for it.
+pub fn import_with_spec(
     store: &ModelStore,
-    path: &Path,
-    format: Option<FormatArg>,
-    name: Option<String>,
-    fee: u128,
-    json: bool,
-) -> Result<()> {
+    ImportArgs {
+        path,
+        format,
+        name,
+        fee,
+    }: ImportArgs,
+) -> Result<(Manifest, ModelSpec<u128>)> {
     let format = format.map(|f| match f {
         FormatArg::Onnx => ModelFormat::Onnx,
         FormatArg::Bert => ModelFormat::BertEmbedding,
     });
     let manifest = store
-        .import(path, format, &mut progress::bar("importing"))
+        .import(&path, format, &mut progress::bar("importing"))
         .with_context(|| format!("importing {}", path.display()))?;
     let id = manifest.id();
     // Load it once: a model the engine cannot load must not be registered.
@@ -96,8 +102,14 @@ fn import(
         .load(&id, &mut progress::bar("loading"))
         .context("the model was stored but does not load; it cannot be registered")?;
     let (input, output) = model.io_specs()?;
-    let name = name.unwrap_or_else(|| default_name(path));
+    let name = name.unwrap_or_else(|| default_name(&path));
     let spec = spec::registration_template(&name, &manifest, input, output, fee)?;
+    Ok((manifest, spec))
+}
+
+fn import(store: &ModelStore, model: ImportArgs, json: bool) -> Result<()> {
+    let (manifest, spec) = import_with_spec(store, model)?;
+    let id = manifest.id();
     let files: Vec<_> = manifest
         .files
         .iter()

@@ -5,13 +5,15 @@
 
 mod common;
 
-use common::{free_port, inference::model_store, tamper, test_dir, Node};
+use common::{
+    inference::{fresh_dev_node, model_store},
+    tamper, test_dir,
+};
 use serde_json::Value;
 use std::{
     path::{Path, PathBuf},
     process::Command,
     sync::Arc,
-    time::Duration,
 };
 
 /// The `inferchain` binary cargo built next to the node.
@@ -47,15 +49,8 @@ fn json(text: &str) -> Value {
 fn receipts_verify_against_the_node_and_fail_through_a_tampering_proxy() {
     let dir = test_dir("receipts");
     let store = model_store(&dir.join("models"), false);
-    let rpc = free_port();
-    let args = vec![
-        "--dev".to_string(),
-        "--tmp".to_string(),
-        "--model-store".to_string(),
-        store.display().to_string(),
-    ];
-    let node = Node::start("receipts", &args, rpc, free_port(), &dir.join("node.log"));
-    node.wait_finalized(1, Duration::from_secs(120));
+    let node = fresh_dev_node("receipts", &dir, &store);
+    let rpc = node.rpc_port;
     let url = format!("ws://127.0.0.1:{rpc}");
     let genesis = node.block_hash(0).expect("genesis hash");
 
@@ -190,4 +185,122 @@ fn receipts_verify_against_the_node_and_fail_through_a_tampering_proxy() {
     let (ok, out, err) = verify(&proxy);
     assert!(!ok, "a tampered header verified: {out}");
     assert!(err.contains("hashes to"), "unclear failure: {out}\n{err}");
+}
+
+#[test]
+fn a_model_registered_with_a_mirror_is_fetched_by_the_executor_and_answered() {
+    let dir = test_dir("governance");
+    let node_store = model_store(&dir.join("node-models"), false);
+    let cli_store = dir.join("cli-models");
+    let node = fresh_dev_node("governance", &dir, &node_store);
+    let rpc = node.rpc_port;
+    let url = format!("ws://127.0.0.1:{rpc}");
+
+    // A new artifact: the tiny MLP with an unknown protobuf field appended (ignored by
+    // ONNX readers, so the same function under another id).
+    let variant = dir.join("variant.onnx");
+    let mut bytes = std::fs::read(common::inference::repo().join("models/tiny-mlp/model.onnx"))
+        .expect("tiny-mlp");
+    bytes.extend_from_slice(&[0x98, 0x06, 0x01]);
+    std::fs::write(&variant, bytes).expect("write variant");
+    let (ok, out, err) = run(
+        &cli_store,
+        &[
+            "model",
+            "import",
+            variant.to_str().expect("UTF-8 path"),
+            "--json",
+        ],
+    );
+    assert!(ok, "import failed: {err}");
+    let id = json(&out)["model"].as_str().expect("id").to_string();
+
+    // Served from the CLI's store; registered through sudo with that mirror.
+    let mirror = common::mirror::serve(cli_store.clone());
+    let uri = format!("{mirror}/{}", id.trim_start_matches("0x"));
+    let register = |suri: &str| {
+        run(
+            &cli_store,
+            &[
+                "model",
+                "register",
+                variant.to_str().expect("UTF-8 path"),
+                "--name",
+                "tiny-mlp-variant",
+                "--fee",
+                "1000",
+                "--uri",
+                &uri,
+                "--suri",
+                suri,
+                "--url",
+                &url,
+            ],
+        )
+    };
+    let (ok, _, err) = register("//Bob");
+    assert!(
+        !ok && err.contains("RequireSudo"),
+        "a non-sudo key registered: {err}"
+    );
+    let (ok, out, err) = register("//Alice");
+    assert!(ok, "register failed: {err}");
+    assert!(out.contains(&id), "{out}");
+    let (ok, _, err) = register("//Alice");
+    assert!(
+        !ok && err.contains("already registered"),
+        "registered twice: {err}"
+    );
+
+    let (ok, out, err) = run(&cli_store, &["model", "list", "--url", &url, "--json"]);
+    assert!(ok, "list failed: {err}");
+    let names: Vec<String> = json(&out)
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|m| m["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    for name in ["tiny-mlp", "all-MiniLM-L6-v2", "tiny-mlp-variant"] {
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} not listed: {names:?}"
+        );
+    }
+
+    // The executor's node lacks the model: it fetches it from the mirror, checks it
+    // against the id and answers; the answer is the tiny MLP's.
+    assert!(!node_store.join(id.trim_start_matches("0x")).exists());
+    let x = dir.join("x.npy");
+    let npy = inferchain_engine::npy::write(&inferchain_primitives::io::Tensor::from_f32(
+        vec![1, 4],
+        &[1.0, 0.0, -1.0, 0.5],
+    ));
+    std::fs::write(&x, npy).expect("write x.npy");
+    let x = x.to_str().expect("UTF-8 path");
+    let (ok, out, err) = run(
+        &cli_store,
+        &[
+            "submit",
+            "--model",
+            "tiny-mlp-variant",
+            "--input",
+            x,
+            "--url",
+            &url,
+            "--wait",
+            "--json",
+        ],
+    );
+    assert!(ok, "submit failed: {err}\n{}", node.log_tail(30));
+    let on_chain = json(&out)["result"]["output_hash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    assert!(node_store
+        .join(id.trim_start_matches("0x"))
+        .join("manifest.scale")
+        .is_file());
+    let (ok, out, err) = run(&cli_store, &["model", "run", &id, "--input", x, "--json"]);
+    assert!(ok, "local run failed: {err}");
+    assert_eq!(json(&out)["output_hash"].as_str(), Some(on_chain.as_str()));
 }

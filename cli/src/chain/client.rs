@@ -24,6 +24,20 @@ pub struct Included {
     pub events: Vec<RuntimeEvent>,
 }
 
+impl Included {
+    /// The id and assigned executor of the request this extrinsic made, if it made one.
+    pub fn request_submitted(&self) -> Option<(inferchain_primitives::RequestId, AccountId)> {
+        self.events.iter().find_map(|e| match e {
+            RuntimeEvent::Inference(pallet_inference::Event::RequestSubmitted {
+                id,
+                executor,
+                ..
+            }) => Some((*id, executor.clone())),
+            _ => None,
+        })
+    }
+}
+
 /// A connected node.
 pub struct Chain {
     runtime: tokio::runtime::Runtime,
@@ -296,8 +310,16 @@ pub fn describe_error(error: &sp_runtime::DispatchError) -> String {
             pallet_inference::Error::<Runtime>::decode(&mut &m.error[..])
                 .ok()
                 .map(Into::into)
+        } else if index == inferchain_runtime::Models::index() {
+            pallet_models::Error::<Runtime>::decode(&mut &m.error[..])
+                .ok()
+                .map(Into::into)
         } else if index == inferchain_runtime::Balances::index() {
             pallet_balances::Error::<Runtime>::decode(&mut &m.error[..])
+                .ok()
+                .map(Into::into)
+        } else if index == inferchain_runtime::Sudo::index() {
+            pallet_sudo::Error::<Runtime>::decode(&mut &m.error[..])
                 .ok()
                 .map(Into::into)
         } else {

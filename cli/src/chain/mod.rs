@@ -9,5 +9,5 @@ pub mod receipt;
 pub mod signing;
 pub mod state;
 
-pub use client::{Chain, Included};
+pub use client::{describe_error, Chain, Included};
 pub use error::ChainError;

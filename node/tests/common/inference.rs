@@ -1,7 +1,7 @@
 //! Helpers for the end-to-end inference tests: model stores, the chain client, waiting
 //! and scanning events.
 
-use super::Node;
+use super::{free_port, Node};
 use codec::Encode;
 use inferchain_cli::chain::{Chain, Included};
 use inferchain_engine::{Engine, ModelStore};
@@ -113,19 +113,25 @@ pub fn request_call(model: ModelId, input: Vec<u8>, max_fee: Balance) -> Runtime
     })
 }
 
+/// A fresh dev node (`--dev --tmp`) whose off-chain workers read `store`, started under
+/// `dir` and past its first finalized block.
+pub fn fresh_dev_node(name: &str, dir: &Path, store: &Path) -> Node {
+    let args = vec![
+        "--dev".to_string(),
+        "--tmp".to_string(),
+        "--model-store".to_string(),
+        store.display().to_string(),
+    ];
+    let log = dir.join(format!("{name}.log"));
+    let node = Node::start(name, &args, free_port(), free_port(), &log);
+    node.wait_finalized(1, Duration::from_secs(120));
+    node
+}
+
 /// The request id and assigned executor from a `request_inference` inclusion.
 pub fn submitted(included: &Included) -> (RequestId, AccountId) {
     included
-        .events
-        .iter()
-        .find_map(|e| match e {
-            RuntimeEvent::Inference(pallet_inference::Event::RequestSubmitted {
-                id,
-                executor,
-                ..
-            }) => Some((*id, executor.clone())),
-            _ => None,
-        })
+        .request_submitted()
         .expect("RequestSubmitted in the request's events")
 }
 

@@ -14,6 +14,7 @@ use std::{
 use serde_json::{json, Value};
 
 pub mod inference;
+pub mod mirror;
 pub mod tamper;
 
 /// The node binary cargo built for these tests.
