@@ -8,10 +8,14 @@
 //! | `Elu(x; alpha)` | `Where(x > 0, x, (Exp(x) - 1) * alpha)` |
 //! | `Max(a, b, …)` | `-Min(-a, -b, …)` |
 //! | `Sum(a, b, …)` | `a + b + …` |
-//! | `PRelu(x, slope)` | `Where(x < 0, x * slope, x)` (numpy broadcasting, as ONNX) |
 //! | `Shrink(x; bias, lambd)` | `Where(x < -lambd, x + bias, Where(x > lambd, x - bias, x * 0))` |
 //! | `Clip(x; min, max)` (opset < 11 attributes) | `Clip(x, min, max)` with constant inputs |
-//! | `Pad(x; pads, mode)` (opset < 11 attributes) | `Pad(x, pads)` with a constant input |
+//! | `Pad(x; pads, mode, value)` (opset < 11 attributes) | `Pad(x, pads, value)` with constant inputs |
+//! | `Slice(x; starts, ends, axes)` (opset < 10 attributes) | `Slice(x, starts, ends, axes)` with constant inputs |
+//! | `Split(x; split)` (opset < 13 attribute) | `Split(x, split)` with a constant input |
+//!
+//! What no composition expresses exactly is computed by the engine itself
+//! ([`crate::onnx`]'s operators).
 
 use candle_onnx::onnx::{AttributeProto, GraphProto, NodeProto, TensorProto};
 
@@ -126,12 +130,6 @@ pub fn legalize(graph: &mut GraphProto) -> usize {
                     }
                 }
             }
-            "PRelu" if node.input.len() == 2 => {
-                let zero = r.scalar(0.0);
-                let negative = r.emit("Less", &[&x, &zero], None);
-                let scaled = r.emit("Mul", &[&x, &node.input[1]], None);
-                r.emit("Where", &[&negative, &scaled, &x], Some(&y));
-            }
             "Shrink" => {
                 let lambd = float_attr(&node, "lambd").unwrap_or(0.5);
                 let bias = r.scalar(float_attr(&node, "bias").unwrap_or(0.0));
@@ -157,9 +155,13 @@ pub fn legalize(graph: &mut GraphProto) -> usize {
                     .map(|a| a.ints.clone())
                     .unwrap_or_default();
                 let pads = r.ints(&pads);
+                let mut input = vec![x, pads];
+                if let Some(value) = float_attr(&node, "value") {
+                    input.push(r.scalar(value));
+                }
                 let mut pad = NodeProto {
                     op_type: "Pad".into(),
-                    input: vec![x, pads],
+                    input,
                     output: vec![y],
                     ..Default::default()
                 };
@@ -170,6 +172,32 @@ pub fn legalize(graph: &mut GraphProto) -> usize {
                     .cloned()
                     .collect();
                 r.nodes.push(pad);
+            }
+            "Slice" if node.input.len() == 1 && attr(&node, "starts").is_some() => {
+                let list = |name: &str| attr(&node, name).map(|a| a.ints.clone());
+                let mut input = vec![x];
+                for name in ["starts", "ends", "axes"] {
+                    if let Some(values) = list(name) {
+                        input.push(r.ints(&values));
+                    }
+                }
+                let slice = NodeProto {
+                    op_type: "Slice".into(),
+                    input,
+                    output: vec![y],
+                    ..Default::default()
+                };
+                r.nodes.push(slice);
+            }
+            "Split" if node.input.len() == 1 && attr(&node, "split").is_some() => {
+                let sizes = attr(&node, "split")
+                    .map(|a| a.ints.clone())
+                    .unwrap_or_default();
+                let sizes = r.ints(&sizes);
+                let mut split = node.clone();
+                split.input.push(sizes);
+                split.attribute.retain(|a| a.name != "split");
+                r.nodes.push(split);
             }
             _ => {
                 r.nodes.push(node);

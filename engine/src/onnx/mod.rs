@@ -1,4 +1,5 @@
-//! ONNX graphs, run by candle-onnx's evaluator.
+//! ONNX graphs: candle-onnx's operators, and the engine's own ([`ops`]) where candle-onnx
+//! has none or gets one wrong, run node by node by a [`plan::Plan`].
 //!
 //! Operators candle-onnx lacks but that are exact compositions of ones it has are
 //! rewritten at load ([`crate::legalize`]).
@@ -16,8 +17,13 @@ use crate::{
 use candle_core::Tensor as CTensor;
 use candle_onnx::onnx::{self, type_proto, GraphProto, ModelProto};
 use inferchain_primitives::io::{Dim, IoSpec, Tensor, TensorSpec};
+use ops::Value;
+use plan::Plan;
 use prost::Message;
 use std::collections::{HashMap, HashSet};
+
+mod ops;
+mod plan;
 
 /// Operators whose output is random: they can never be part of a consensus result.
 const NONDETERMINISTIC_OPS: [&str; 5] = [
@@ -30,8 +36,8 @@ const NONDETERMINISTIC_OPS: [&str; 5] = [
 
 /// A loaded ONNX model.
 pub struct OnnxModel {
-    /// The graph with its initializers moved out into `weights`.
-    proto: ModelProto,
+    /// How to run the graph (its initializers moved out into `weights`).
+    plan: Plan,
     weights: HashMap<String, CTensor>,
     /// Graph inputs the caller supplies (initializers excluded), in declared order.
     inputs: Vec<onnx::ValueInfoProto>,
@@ -65,8 +71,9 @@ impl OnnxModel {
             .cloned()
             .collect();
         let outputs = graph.output.clone();
+        let plan = Plan::new(graph);
         Ok(OnnxModel {
-            proto,
+            plan,
             weights,
             inputs,
             outputs,
@@ -96,20 +103,31 @@ impl OnnxModel {
     }
 
     /// Runs the graph on candle tensors keyed by input name; returns every graph output.
-    pub fn run_named(
-        &self,
-        mut inputs: HashMap<String, CTensor>,
-    ) -> Result<HashMap<String, CTensor>> {
+    pub fn run_named(&self, inputs: HashMap<String, CTensor>) -> Result<HashMap<String, CTensor>> {
+        let mut values: HashMap<String, Value> = inputs
+            .into_iter()
+            .map(|(name, t)| (name, Value::Tensor(t)))
+            .collect();
         for (name, weight) in &self.weights {
-            inputs.entry(name.clone()).or_insert_with(|| weight.clone());
+            values
+                .entry(name.clone())
+                .or_insert_with(|| Value::Tensor(weight.clone()));
         }
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            candle_onnx::simple_eval(&self.proto, inputs)
-        }));
-        match outcome {
-            Ok(result) => result.map_err(|e| map_candle_error(e, "run")),
-            Err(panic) => Err(EngineError::Panicked(panic_message(panic))),
-        }
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.plan.run(values)));
+        let outputs = match outcome {
+            Ok(result) => result.map_err(|e| map_candle_error(e, "run"))?,
+            Err(panic) => return Err(EngineError::Panicked(panic_message(panic))),
+        };
+        outputs
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::Tensor(t) => Ok((name, t)),
+                Value::Sequence(_) => Err(EngineError::UnsupportedDType(format!(
+                    "output `{name}` is a sequence; model outputs must be tensors"
+                ))),
+            })
+            .collect()
     }
 
     /// Runs the graph on canonical tensors given in input order; returns the outputs in

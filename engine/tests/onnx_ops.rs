@@ -1,0 +1,208 @@
+//! The operators the engine computes itself (`engine/src/onnx/ops`), on cases the ONNX
+//! backend data does not reach: padding counted or not in averages, `ceil_mode`, cropping
+//! pads, global pooling, sequences in and out of tensors, and the errors for values of
+//! the wrong kind.
+
+use candle_core::{Device, Tensor};
+use candle_onnx::onnx::{
+    attribute_proto::AttributeType, AttributeProto, GraphProto, ModelProto, NodeProto,
+    ValueInfoProto,
+};
+use inferchain_engine::{onnx::OnnxModel, EngineError};
+use prost::Message;
+use std::collections::HashMap;
+
+fn ints(name: &str, values: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        ints: values.to_vec(),
+        r#type: AttributeType::Ints as i32,
+        ..Default::default()
+    }
+}
+
+fn int(name: &str, value: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        i: value,
+        r#type: AttributeType::Int as i32,
+        ..Default::default()
+    }
+}
+
+fn node(op: &str, input: &[&str], output: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        op_type: op.into(),
+        input: input.iter().map(|s| s.to_string()).collect(),
+        output: output.iter().map(|s| s.to_string()).collect(),
+        attribute,
+        ..Default::default()
+    }
+}
+
+/// Runs `nodes` as a graph on `inputs`; returns output `y`.
+fn run(nodes: Vec<NodeProto>, inputs: &[(&str, Tensor)]) -> Result<Tensor, EngineError> {
+    let value = |name: &str| ValueInfoProto {
+        name: name.into(),
+        ..Default::default()
+    };
+    let bytes = ModelProto {
+        graph: Some(GraphProto {
+            node: nodes,
+            input: inputs.iter().map(|(n, _)| value(n)).collect(),
+            output: vec![value("y")],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let model = OnnxModel::from_bytes(&bytes)?;
+    let named: HashMap<String, Tensor> = inputs
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
+    let mut out = model.run_named(named)?;
+    Ok(out.remove("y").expect("output y"))
+}
+
+fn row(values: &[f32]) -> Tensor {
+    Tensor::from_slice(values, (1, 1, values.len()), &Device::Cpu).expect("tensor")
+}
+
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all()
+        .and_then(|t| t.to_vec1())
+        .expect("f32 values")
+}
+
+#[test]
+fn average_pool_counts_padding_only_when_asked() {
+    let x = row(&[1.0, 2.0, 3.0, 4.0]);
+    let pool = |include: i64| {
+        let attrs = vec![
+            ints("kernel_shape", &[3]),
+            ints("pads", &[1, 1]),
+            int("count_include_pad", include),
+        ];
+        run(
+            vec![node("AveragePool", &["x"], &["y"], attrs)],
+            &[("x", x.clone())],
+        )
+        .expect("runs")
+    };
+    assert_eq!(values(&pool(0)), [1.5, 2.0, 3.0, 3.5]);
+    let included = values(&pool(1));
+    let expected = [1.0, 2.0, 3.0, 7.0 / 3.0];
+    for (a, b) in included.iter().zip(expected) {
+        assert!((a - b).abs() < 1e-6, "{included:?}");
+    }
+}
+
+#[test]
+fn max_pool_ceil_mode_keeps_the_partial_window() {
+    let x = row(&[1.0, 5.0, 2.0, 4.0, 3.0]);
+    let pool = |ceil: i64| {
+        let attrs = vec![
+            ints("kernel_shape", &[2]),
+            ints("strides", &[2]),
+            int("ceil_mode", ceil),
+        ];
+        values(
+            &run(
+                vec![node("MaxPool", &["x"], &["y"], attrs)],
+                &[("x", x.clone())],
+            )
+            .expect("runs"),
+        )
+    };
+    assert_eq!(pool(0), [5.0, 4.0]);
+    assert_eq!(pool(1), [5.0, 4.0, 3.0]);
+}
+
+#[test]
+fn negative_pads_crop_and_constant_pads_fill() {
+    let x = Tensor::new(&[1f32, 2.0, 3.0], &Device::Cpu).expect("x");
+    let pads = Tensor::new(&[-1i64, 2], &Device::Cpu).expect("pads");
+    let fill = Tensor::new(9f32, &Device::Cpu).expect("value");
+    let y = run(
+        vec![node("Pad", &["x", "pads", "value"], &["y"], vec![])],
+        &[("x", x), ("pads", pads), ("value", fill)],
+    )
+    .expect("runs");
+    assert_eq!(values(&y), [2.0, 3.0, 9.0, 9.0]);
+}
+
+#[test]
+fn global_average_pool_averages_each_plane() {
+    let x = Tensor::from_slice(
+        &[1f32, 2.0, 3.0, 4.0, 10.0, 20.0, 30.0, 40.0],
+        (1, 2, 2, 2),
+        &Device::Cpu,
+    )
+    .expect("x");
+    let y = run(
+        vec![node("GlobalAveragePool", &["x"], &["y"], vec![])],
+        &[("x", x)],
+    )
+    .expect("runs");
+    assert_eq!(y.dims(), [1, 2, 1, 1]);
+    assert_eq!(values(&y), [2.5, 25.0]);
+}
+
+#[test]
+fn a_tensor_split_into_a_sequence_and_stacked_back_is_unchanged() {
+    let x = Tensor::from_slice(&[1f32, 2.0, 3.0, 4.0, 5.0, 6.0], (2, 3), &Device::Cpu).expect("x");
+    let y = run(
+        vec![
+            node(
+                "SplitToSequence",
+                &["x"],
+                &["s"],
+                vec![int("axis", 1), int("keepdims", 0)],
+            ),
+            node(
+                "ConcatFromSequence",
+                &["s"],
+                &["y"],
+                vec![int("axis", 1), int("new_axis", 1)],
+            ),
+        ],
+        &[("x", x.clone())],
+    )
+    .expect("runs");
+    assert_eq!(y.dims(), [2, 3]);
+    assert_eq!(values(&y), values(&x));
+}
+
+#[test]
+fn sequences_given_where_tensors_belong_are_named_errors() {
+    let x = row(&[1.0, 2.0]);
+    // A sequence as the graph's output.
+    let err = run(
+        vec![node("SequenceConstruct", &["x"], &["y"], vec![])],
+        &[("x", x.clone())],
+    )
+    .expect_err("a sequence output");
+    assert!(
+        matches!(&err, EngineError::UnsupportedDType(m) if m.contains("sequence")),
+        "{err}"
+    );
+    // A sequence into a tensor operator candle-onnx runs.
+    let err = run(
+        vec![
+            node("SequenceConstruct", &["x"], &["s"], vec![]),
+            node("Relu", &["s"], &["y"], vec![]),
+        ],
+        &[("x", x.clone())],
+    )
+    .expect_err("Relu of a sequence");
+    assert!(err.to_string().contains("sequence"), "{err}");
+    // A tensor where a sequence operator wants a sequence.
+    let at = Tensor::new(0i64, &Device::Cpu).expect("position");
+    let err = run(
+        vec![node("SequenceAt", &["x", "at"], &["y"], vec![])],
+        &[("x", x), ("at", at)],
+    )
+    .expect_err("SequenceAt of a tensor");
+    assert!(err.to_string().contains("expected a sequence"), "{err}");
+}
