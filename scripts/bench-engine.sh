@@ -13,7 +13,7 @@ bash scripts/setup.sh
 "$CACHE/venv/bin/python" -c 'import onnxruntime' 2>/dev/null ||
     "$CACHE/venv/bin/pip" install --quiet --disable-pip-version-check onnxruntime==1.23.2
 echo "[bench] building the inferchain CLI"
-SKIP_WASM_BUILD=1 cargo build --release --workspace --bin inferchain
+cargo build --release --workspace --bin inferchain
 echo "[bench] generating benchmark graphs in $CACHE/bench-models (first run: ~30 s, 570 MB)"
 "$CACHE/venv/bin/python" scripts/make_bench_models.py "$CACHE/bench-models" "$CACHE/models/all-MiniLM-L6-v2"
 STORE="$(mktemp -d)"

@@ -1,4 +1,5 @@
-//! The determinism matrix: the real `inferchain` binary runs each genesis model natively
+//! The determinism matrix: the real `inferchain` binary runs each genesis model (and
+//! models/tiny-cnn, for the engine's convolution and pooling paths) natively
 //! at 1, 2 and 8 threads (twice each) and under qemu-user as an SSE4.2-only CPU (Nehalem)
 //! and an AVX2+FMA CPU (Haswell). Native runs must give identical output bytes; emulated
 //! CPUs must match under the model's registered comparison rule, and the table says
@@ -22,6 +23,12 @@ const TINY_MLP_RULE: ComparisonRule = ComparisonRule::Tolerance {
 const MINILM_RULE: ComparisonRule = ComparisonRule::Tolerance {
     abs_ppb: 10_000,
     rel_ppb: 0,
+};
+
+/// What `inferchain model import` proposes for float outputs (engine/src/spec.rs).
+const DEFAULT_FLOAT_RULE: ComparisonRule = ComparisonRule::Tolerance {
+    abs_ppb: 10_000,
+    rel_ppb: 100_000,
 };
 
 const CPUS: [(&str, &str); 2] = [("Nehalem", "SSE4.2 only"), ("Haswell-noTSX", "AVX2+FMA")];
@@ -153,7 +160,7 @@ fn which_qemu() -> String {
 }
 
 #[test]
-fn determinism_matrix_for_the_genesis_models() {
+fn determinism_matrix_for_the_genesis_models_and_a_cnn() {
     let dir = temp_dir("determinism");
     let tiny = import(&dir, &tiny_mlp());
     let input = dir.join("x.npy");
@@ -186,6 +193,28 @@ fn determinism_matrix_for_the_genesis_models() {
             "Every executor must compute the same embedding, whatever its CPU.",
         ],
         MINILM_RULE,
+    );
+    let cnn = import(&dir, &tiny_cnn());
+    let image: Vec<f32> = (0..3 * 16 * 16)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let image_path = dir.join("image.npy");
+    std::fs::write(
+        &image_path,
+        npy::write(&Tensor::from_f32(vec![1, 3, 16, 16], &image)),
+    )
+    .expect("write");
+    matrix(
+        "tiny-cnn",
+        &dir,
+        &[
+            "model",
+            "run",
+            &cnn,
+            "--input",
+            image_path.to_str().expect("path"),
+        ],
+        DEFAULT_FLOAT_RULE,
     );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -16,7 +16,7 @@ pub const DEFAULT_MAX_TEXT_BYTES: u32 = 2048;
 /// The numerics version of this engine: bumped whenever a kernel's output bits change.
 /// A model's `NumericsProfile::engine_version` names the version its results are defined
 /// under (see docs/DETERMINISM.md).
-pub const NUMERICS_VERSION: u32 = 1;
+pub const NUMERICS_VERSION: u32 = 2;
 
 /// A tensor spec with bounds checked.
 pub fn tensor_spec(name: &str, dtype: DType, shape: Vec<Dim>) -> Result<TensorSpec> {

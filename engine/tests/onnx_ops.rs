@@ -206,3 +206,41 @@ fn sequences_given_where_tensors_belong_are_named_errors() {
     .expect_err("SequenceAt of a tensor");
     assert!(err.to_string().contains("expected a sequence"), "{err}");
 }
+
+#[test]
+fn layer_normalization_normalizes_from_its_axis_to_the_end() {
+    let x = Tensor::from_slice(
+        &[1f32, 2.0, 3.0, 4.0, 10.0, 10.0, 10.0, 14.0],
+        (2, 2, 2),
+        &Device::Cpu,
+    )
+    .expect("x");
+    let scale = Tensor::from_slice(&[2f32, 2.0, 2.0, 2.0], (2, 2), &Device::Cpu).expect("scale");
+    let bias = Tensor::from_slice(&[0.5f32, 0.5, 0.5, 0.5], (2, 2), &Device::Cpu).expect("bias");
+    let y = run(
+        vec![node(
+            "LayerNormalization",
+            &["x", "scale", "bias"],
+            &["y"],
+            vec![int("axis", 1)],
+        )],
+        &[("x", x), ("scale", scale), ("bias", bias)],
+    )
+    .expect("runs");
+    assert_eq!(y.dims(), [2, 2, 2]);
+    // Each sample's four values: mean 2.5 / var 1.25, and mean 11 / var 3.
+    let expected =
+        |v: f64, mean: f64, var: f64| ((v - mean) / (var + 1e-5).sqrt() * 2.0 + 0.5) as f32;
+    let want: Vec<f32> = [1.0, 2.0, 3.0, 4.0]
+        .iter()
+        .map(|&v| expected(v, 2.5, 1.25))
+        .chain(
+            [10.0, 10.0, 10.0, 14.0]
+                .iter()
+                .map(|&v| expected(v, 11.0, 3.0)),
+        )
+        .collect();
+    for (a, b) in values(&y).iter().zip(&want) {
+        assert!((a - b).abs() < 1e-5, "{:?} vs {want:?}", values(&y));
+    }
+}

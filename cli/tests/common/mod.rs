@@ -19,6 +19,10 @@ pub fn tiny_mlp() -> PathBuf {
     repo().join("models/tiny-mlp/model.onnx")
 }
 
+pub fn tiny_cnn() -> PathBuf {
+    repo().join("models/tiny-cnn/model.onnx")
+}
+
 pub fn cache() -> PathBuf {
     std::env::var_os("INFERCHAIN_CACHE")
         .map(PathBuf::from)

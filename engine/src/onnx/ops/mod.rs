@@ -1,7 +1,8 @@
 //! Operators the engine computes itself, for what candle-onnx lacks or gets wrong:
 //! N-d and padded pooling, 3-D convolution, `ConvTranspose`, constant/edge `Pad`,
 //! channel-wise `PRelu`, `ReduceSum` with attribute or negative axes,
-//! `InstanceNormalization`, global pooling and the sequence operators.
+//! `InstanceNormalization`, `LayerNormalization`, global pooling and the sequence
+//! operators.
 //!
 //! [`run`] answers `None` for a node candle-onnx runs as it is; the plan then hands the
 //! node to candle-onnx. The code here uses fixed-order plain loops or candle's own
@@ -99,10 +100,17 @@ pub fn run(node: &NodeProto, inputs: &[Option<&Value>]) -> Option<Result<Vec<Val
                 Ok(w) => w,
                 Err(e) => return Some(Err(e)),
             };
-            if conv::candle_handles(node, w) {
+            let x = match required(0) {
+                Ok(x) => x,
+                Err(e) => return Some(Err(e)),
+            };
+            if conv::takes_gemm_path(node, x, w) {
+                (|| conv::conv2d_gemm(node, x, w, tensor(2)?))()
+            } else if conv::candle_handles(node, w) {
                 return None;
+            } else {
+                (|| conv::conv(node, x, w, tensor(2)?))()
             }
-            (|| conv::conv(node, required(0)?, w, tensor(2)?))()
         }
         "ConvTranspose" => {
             (|| conv::conv_transpose(node, required(0)?, required(1)?, tensor(2)?))()
@@ -112,6 +120,9 @@ pub fn run(node: &NodeProto, inputs: &[Option<&Value>]) -> Option<Result<Vec<Val
         }
         "PRelu" => (|| prelu(required(0)?, required(1)?))(),
         "ReduceSum" => (|| reduce_sum(node, required(0)?, tensor(1)?))(),
+        "LayerNormalization" => {
+            (|| norm::layer_norm(node, required(0)?, required(1)?, tensor(2)?))()
+        }
         "InstanceNormalization" => {
             (|| norm::instance_norm(node, required(0)?, required(1)?, required(2)?))()
         }

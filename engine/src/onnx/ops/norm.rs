@@ -1,10 +1,11 @@
-//! `InstanceNormalization`: per sample and channel, `scale * (x - mean) / sqrt(var + eps)
-//! + bias` over the spatial axes, in f64 with a fixed summation order.
+//! Normalizations: `InstanceNormalization` and `LayerNormalization`.
 
 use super::{attrs, dense};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 
+/// `InstanceNormalization`: per sample and channel, `scale * (x - mean) / sqrt(var + eps)
+/// + bias` over the spatial axes, in f64 with a fixed summation order.
 pub fn instance_norm(
     node: &NodeProto,
     x: &Tensor,
@@ -32,4 +33,35 @@ pub fn instance_norm(
         }
     }
     dense::from_f64(data, dims, x.dtype())
+}
+
+/// `LayerNormalization` (opset 17): over the axes from `axis` to the last, `(x - mean) /
+/// sqrt(var + eps) * scale + bias`, two passes (mean, then the squared deviations) with
+/// candle's element-wise kernels. Only the `Y` output; `Mean` and `InvStdDev` are
+/// training outputs.
+pub fn layer_norm(
+    node: &NodeProto,
+    x: &Tensor,
+    scale: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<Tensor> {
+    if node.output.iter().skip(1).any(|o| !o.is_empty()) {
+        bail!("LayerNormalization: only the Y output is supported")
+    }
+    let axis = attrs::axis("LayerNormalization", attrs::int(node, "axis", -1), x.rank())?;
+    let eps = f64::from(attrs::float(node, "epsilon", 1e-5));
+    let dims = x.dims().to_vec();
+    let inner: usize = dims[axis..].iter().product();
+    let rows = x.reshape((x.elem_count() / inner.max(1), inner))?;
+    let mean = (rows.sum_keepdim(1)? / inner as f64)?;
+    let centered = rows.broadcast_sub(&mean)?;
+    let var = (centered.sqr()?.sum_keepdim(1)? / inner as f64)?;
+    let normed = centered
+        .broadcast_div(&(var + eps)?.sqrt()?)?
+        .reshape(dims)?;
+    let y = normed.broadcast_mul(scale)?;
+    match bias {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
+    }
 }
