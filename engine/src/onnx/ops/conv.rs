@@ -17,7 +17,10 @@ use rayon::prelude::*;
 
 /// Whether this node is for the im2col path ([`conv2d_gemm`]).
 pub fn takes_gemm_path(node: &NodeProto, x: &Tensor, w: &Tensor) -> bool {
-    w.rank() == 4 && x.dtype() == DType::F32 && attrs::int(node, "group", 1) == 1
+    w.rank() == 4
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32
+        && attrs::int(node, "group", 1) == 1
 }
 
 /// Whether candle-onnx's Conv takes this node (one or two spatial axes, explicit pads).
