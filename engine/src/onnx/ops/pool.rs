@@ -21,6 +21,15 @@ pub fn candle_handles(node: &NodeProto) -> bool {
         && attrs::string(node, "auto_pad", "NOTSET") == "NOTSET"
 }
 
+/// The larger of `m` and `v`; a NaN, once seen, wins (as numpy's max).
+fn nan_max(m: f64, v: f64) -> f64 {
+    if v > m || v.is_nan() {
+        v
+    } else {
+        m
+    }
+}
+
 pub fn max_pool(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
     if node.output.iter().skip(1).any(|o| !o.is_empty()) {
         bail!("MaxPool: the Indices output is not supported")

@@ -127,18 +127,16 @@ impl Window {
     pub fn taps(&self) -> Vec<(Vec<Option<usize>>, usize)> {
         let (outputs, kernels) = (self.output_len(), self.kernel_len());
         let mut all = Vec::with_capacity(outputs);
+        let out_dims = self.output_dims();
+        let kernel_dims: Vec<usize> = self.axes.iter().map(|a| a.kernel).collect();
         let mut o_idx = vec![0usize; self.axes.len()];
+        let mut k_idx = vec![0usize; self.axes.len()];
         for o in 0..outputs {
-            unravel(o, &self.output_dims(), &mut o_idx);
+            unravel(o, &out_dims, &mut o_idx);
             let mut taps = Vec::with_capacity(kernels);
             let mut in_padding = 0;
-            let mut k_idx = vec![0usize; self.axes.len()];
             for k in 0..kernels {
-                unravel(
-                    k,
-                    &self.axes.iter().map(|a| a.kernel).collect::<Vec<_>>(),
-                    &mut k_idx,
-                );
+                unravel(k, &kernel_dims, &mut k_idx);
                 let mut offset = 0usize;
                 let mut valid = true;
                 let mut padded = true;
