@@ -34,12 +34,7 @@ pub fn max_pool(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
     if node.output.iter().skip(1).any(|o| !o.is_empty()) {
         bail!("MaxPool: the Indices output is not supported")
     }
-    pool(node, x, |values, _| {
-        values.fold(
-            f64::NEG_INFINITY,
-            |m, v| if v > m || v.is_nan() { v } else { m },
-        )
-    })
+    pool(node, x, |values, _| values.fold(f64::NEG_INFINITY, nan_max))
 }
 
 pub fn average_pool(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
@@ -100,10 +95,7 @@ pub fn global(x: &Tensor, max: bool) -> Result<Tensor> {
         .take(planes)
         .map(|plane| {
             if max {
-                plane.iter().fold(
-                    f64::NEG_INFINITY,
-                    |m, &v| if v > m || v.is_nan() { v } else { m },
-                )
+                plane.iter().copied().fold(f64::NEG_INFINITY, nan_max)
             } else {
                 plane.iter().sum::<f64>() / len as f64
             }
