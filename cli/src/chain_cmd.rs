@@ -233,7 +233,7 @@ fn rerun_locally(store: &Path, receipt: &Receipt) -> Result<(bool, String)> {
     // does not hash to the id: the model run is the registered one.
     store.verify(&id, &mut |_| {})?;
     let engine = Engine::new(store, DEFAULT_CACHE_BYTES);
-    let mine = engine.run_encoded(&id, &request.input, &model.spec.input)?;
+    let mine = engine.run_encoded(&id, &request.input, &model.spec.input, &model.spec.numerics)?;
     let ok = model.spec.comparison.matches(&result.output, &mine);
     let detail = format!(
         "the model's files hash to its id; this CPU's output {} the chain's under {:?} (local hash {})",

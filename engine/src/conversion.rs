@@ -1,5 +1,6 @@
 //! Canonical tensors ([`inferchain_primitives::io::Tensor`]: dtype, shape, little-endian
-//! bytes) to and from candle tensors. Exact both ways: no value is rounded or cast.
+//! bytes) to and from candle tensors. Exact both ways: no value is rounded or cast; a
+//! NaN leaving the engine is the canonical NaN.
 
 use crate::error::{EngineError, Result};
 use candle_core::{DType as CDType, Device, Tensor as CTensor};
@@ -57,13 +58,29 @@ pub fn from_candle(tensor: &CTensor) -> Result<Tensor> {
         .collect::<Result<Vec<u32>>>()?;
     let flat = tensor.flatten_all()?;
     let data: Vec<u8> = match dtype {
-        DType::F32 => le_bytes(flat.to_vec1::<f32>()?, f32::to_le_bytes),
-        DType::F64 => le_bytes(flat.to_vec1::<f64>()?, f64::to_le_bytes),
+        DType::F32 => le_bytes(flat.to_vec1::<f32>()?, |v: f32| {
+            canonical_f32(v).to_le_bytes()
+        }),
+        DType::F64 => le_bytes(flat.to_vec1::<f64>()?, |v: f64| {
+            if v.is_nan() { CANONICAL_NAN_F64 } else { v }.to_le_bytes()
+        }),
         DType::I64 => le_bytes(flat.to_vec1::<i64>()?, i64::to_le_bytes),
         DType::I32 => le_bytes(flat.to_vec1::<i32>()?, i32::to_le_bytes),
         DType::U8 => flat.to_vec1::<u8>()?,
     };
     Ok(Tensor { dtype, shape, data })
+}
+
+/// The one NaN an output carries (NaN signs and payloads differ between x86, ARM and
+/// wasm; the kernels write this one, and outputs are canonicalised here too).
+const CANONICAL_NAN_F64: f64 = f64::from_bits(0x7ff8_0000_0000_0000);
+
+fn canonical_f32(v: f32) -> f32 {
+    if v.is_nan() {
+        inferchain_kernels::math::CANONICAL_NAN
+    } else {
+        v
+    }
 }
 
 fn le_bytes<T, const N: usize>(values: Vec<T>, f: fn(T) -> [u8; N]) -> Vec<u8> {
@@ -82,6 +99,14 @@ mod tests {
         assert_eq!(back, t);
         let i = Tensor::from_i64(vec![2, 2], &[i64::MIN, -1, 0, i64::MAX]);
         assert_eq!(from_candle(&to_candle(&i).expect("valid")).expect("ok"), i);
+    }
+
+    #[test]
+    fn nan_outputs_are_canonical() {
+        let weird = f32::from_bits(0xffc0_1234);
+        let t = CTensor::new(&[weird, 1.0], &Device::Cpu).expect("tensor");
+        let out = from_candle(&t).expect("canonical");
+        assert_eq!(&out.data[..4], &0x7fc0_0000u32.to_le_bytes());
     }
 
     #[test]

@@ -9,8 +9,8 @@ use crate::{
 };
 use codec::Encode;
 use inferchain_primitives::{
-    io::{IoSpec, Payload},
-    model::{Manifest, ModelFormat},
+    io::{DType, IoSpec, Payload},
+    model::{Manifest, ModelFormat, NumericsProfile},
     ModelId,
 };
 use std::sync::{Arc, Mutex};
@@ -162,13 +162,38 @@ impl Engine {
         })
     }
 
-    /// Runs `id` on SCALE-encoded input bytes checked against `spec`; returns the
-    /// encoded output. This is the shape the node's host function needs.
-    pub fn run_encoded(&self, id: &ModelId, input: &[u8], spec: &IoSpec) -> Result<Vec<u8>> {
+    /// Runs `id` on SCALE-encoded input bytes checked against `spec`, under the registered
+    /// `numerics` (refused with a named error when this engine does not implement them);
+    /// returns the encoded output. This is the shape the node's host function needs.
+    pub fn run_encoded(
+        &self,
+        id: &ModelId,
+        input: &[u8],
+        spec: &IoSpec,
+        numerics: &NumericsProfile,
+    ) -> Result<Vec<u8>> {
+        check_numerics(numerics)?;
         let payload = inferchain_primitives::io::validate_encoded(input, spec)
             .map_err(EngineError::InvalidInput)?;
         Ok(self.run(id, &payload, Some(spec))?.output.encode())
     }
+}
+
+/// Refuses a numerics profile this engine does not implement: another kernel version
+/// (its outputs would differ in bits), or a compute dtype other than f32.
+pub fn check_numerics(numerics: &NumericsProfile) -> Result<()> {
+    if numerics.engine_version != crate::spec::NUMERICS_VERSION {
+        return Err(EngineError::UnsupportedNumerics {
+            registered: numerics.engine_version,
+            implemented: crate::spec::NUMERICS_VERSION,
+        });
+    }
+    if numerics.compute_dtype != DType::F32 {
+        return Err(EngineError::UnsupportedComputeDType {
+            dtype: format!("{:?}", numerics.compute_dtype),
+        });
+    }
+    Ok(())
 }
 
 /// A registered text bound may be larger than the engine's default; the registered spec

@@ -59,6 +59,10 @@ pub enum EngineError {
     Panicked(String),
     #[error(".npy: {0}")]
     Npy(String),
+    #[error("the model is registered under numerics version {registered}; this engine implements version {implemented}, so its outputs could not be reproduced bit for bit. Run an engine of version {registered}, or have governance register the model under version {implemented}")]
+    UnsupportedNumerics { registered: u32, implemented: u32 },
+    #[error("the model is registered to compute in {dtype}; the engine's kernels compute in f32")]
+    UnsupportedComputeDType { dtype: String },
 }
 
 /// The engine's result type.

@@ -5,8 +5,11 @@
 //! covering every byte of its files), runs it on candle, and returns the canonical output
 //! ([`inferchain_primitives::io::Payload`]) whose hash goes on chain.
 //!
-//! Formats: ONNX graphs through candle-onnx ([`onnx`]), BERT-family sentence embeddings
-//! through candle-transformers ([`bert`]). [`Engine`] caches loaded models (LRU under a
+//! Formats: ONNX graphs ([`onnx`]), BERT-family sentence embeddings ([`bert`]). Every
+//! floating-point operator whose bits depend on how it is computed runs on
+//! `inferchain-kernels` ([`numerics`]), so outputs are the same bits on every CPU;
+//! candle is the tensor and loading framework, and computes only what is exact anyway
+//! (data movement, single IEEE-754 operations). [`Engine`] caches loaded models (LRU under a
 //! byte budget). [`npy`] reads and writes `.npy` for the CLI. [`fetch`] brings a missing
 //! model from an HTTP mirror, hash-checked before import.
 //!
@@ -15,7 +18,8 @@
 //!
 //! What it must not do: depend on FRAME or anything of the runtime; load a file whose hash
 //! was not checked; run an operator whose output is random. Its outputs are protocol data:
-//! a change to any kernel's bits bumps [`spec::NUMERICS_VERSION`] (docs/DETERMINISM.md).
+//! a change to any kernel's bits bumps [`spec::NUMERICS_VERSION`] (docs/DETERMINISM.md);
+//! compute a floating-point reduction or transcendental function outside the kernels.
 
 pub mod bert;
 pub mod cache;
@@ -25,10 +29,11 @@ pub mod error;
 pub mod fetch;
 pub mod legalize;
 pub mod npy;
+pub mod numerics;
 pub mod onnx;
 pub mod spec;
 pub mod store;
 
-pub use engine::{Engine, LoadedModel, RunOutcome, DEFAULT_CACHE_BYTES};
+pub use engine::{check_numerics, Engine, LoadedModel, RunOutcome, DEFAULT_CACHE_BYTES};
 pub use error::{EngineError, Result};
 pub use store::ModelStore;

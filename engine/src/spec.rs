@@ -13,10 +13,11 @@ pub const DEFAULT_DYNAMIC_MAX: u32 = 4096;
 /// The text bound given to embedding models by default.
 pub const DEFAULT_MAX_TEXT_BYTES: u32 = 2048;
 
-/// The numerics version of this engine: bumped whenever a kernel's output bits change.
-/// A model's `NumericsProfile::engine_version` names the version its results are defined
-/// under (see docs/DETERMINISM.md).
-pub const NUMERICS_VERSION: u32 = 2;
+/// The numerics version of this engine: `inferchain-kernels`' version, bumped whenever a
+/// kernel's output bits change. A model's `NumericsProfile::engine_version` names the
+/// version its results are defined under; the engine refuses any other
+/// ([`crate::check_numerics`]; docs/DETERMINISM.md).
+pub const NUMERICS_VERSION: u32 = inferchain_kernels::NUMERICS_VERSION;
 
 /// A tensor spec with bounds checked.
 pub fn tensor_spec(name: &str, dtype: DType, shape: Vec<Dim>) -> Result<TensorSpec> {
@@ -32,21 +33,12 @@ pub fn tensor_spec(name: &str, dtype: DType, shape: Vec<Dim>) -> Result<TensorSp
     })
 }
 
-/// The default comparison rule per format (docs/DETERMINISM.md says why): float outputs
-/// get a tolerance, since matrix kernels differ across CPU feature levels; graphs whose
-/// outputs are all integers compare exactly.
-pub fn default_comparison(output: &IoSpec) -> ComparisonRule {
-    let all_integer =
-        matches!(output, IoSpec::Tensors(ts) if ts.iter().all(|t| !t.dtype.is_float()));
-    if all_integer {
-        ComparisonRule::Exact
-    } else {
-        // 1e-5 absolute + 1e-4 relative.
-        ComparisonRule::Tolerance {
-            abs_ppb: 10_000,
-            rel_ppb: 100_000,
-        }
-    }
+/// The comparison rule a model registers with by default: `Exact`, for every output
+/// dtype. The engine's kernels give the same bits on every CPU (docs/DETERMINISM.md), so
+/// any difference is a wrong result. `Tolerance` stays available to governance, for a
+/// model someone chooses to run on foreign kernels.
+pub fn default_comparison(_output: &IoSpec) -> ComparisonRule {
+    ComparisonRule::Exact
 }
 
 /// Upper bound of the SCALE-encoded size of any payload fitting `spec`.
@@ -143,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn integer_outputs_compare_exactly_float_outputs_with_tolerance() {
+    fn every_output_compares_exactly_by_default() {
         let ints = IoSpec::Tensors(
             vec![tensor_spec("i", DType::I64, vec![Dim::Fixed(1)]).expect("valid")]
                 .try_into()
@@ -155,9 +147,6 @@ mod tests {
                 .try_into()
                 .expect("one"),
         );
-        assert!(matches!(
-            default_comparison(&floats),
-            ComparisonRule::Tolerance { .. }
-        ));
+        assert_eq!(default_comparison(&floats), ComparisonRule::Exact);
     }
 }

@@ -7,6 +7,7 @@ use inferchain_engine::{fetch::fetch_model, Engine, EngineError, ModelStore, DEF
 use inferchain_primitives::{
     host::{InferenceError, InferenceRunner},
     io::IoSpec,
+    model::NumericsProfile,
     ModelId,
 };
 use pallet_inference::offchain::{Fault, FAULT_KEY, KEY_TYPE};
@@ -52,19 +53,26 @@ impl InferenceRunner for EngineRunner {
         model: ModelId,
         input: &[u8],
         spec: &IoSpec,
+        numerics: &NumericsProfile,
         uri: Option<&[u8]>,
     ) -> Result<Vec<u8>, InferenceError> {
         self.ensure_stored(&model, uri);
-        self.0.run_encoded(&model, input, spec).map_err(|e| {
-            log::warn!(target: LOG_TARGET, "model {model:?}: {e}");
-            match e {
-                EngineError::NotInStore(_)
-                | EngineError::FileHashMismatch { .. }
-                | EngineError::ManifestMismatch { .. } => InferenceError::ModelUnavailable,
-                EngineError::InvalidInput(_) => InferenceError::InvalidInput,
-                _ => InferenceError::Failed,
-            }
-        })
+        self.0
+            .run_encoded(&model, input, spec, numerics)
+            .map_err(|e| {
+                log::warn!(target: LOG_TARGET, "model {model:?}: {e}");
+                match e {
+                    EngineError::NotInStore(_)
+                    | EngineError::FileHashMismatch { .. }
+                    | EngineError::ManifestMismatch { .. } => InferenceError::ModelUnavailable,
+                    EngineError::InvalidInput(_) => InferenceError::InvalidInput,
+                    EngineError::UnsupportedNumerics { .. }
+                    | EngineError::UnsupportedComputeDType { .. } => {
+                        InferenceError::UnsupportedNumerics
+                    }
+                    _ => InferenceError::Failed,
+                }
+            })
     }
 }
 
@@ -135,11 +143,11 @@ mod tests {
         let onnx = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-mlp/model.onnx");
         let id = store.import(&onnx, None, &mut |_| {}).expect("import").id();
         let runner = engine_runner(dir.clone()).expect("runner");
-        let spec = inferchain_runtime::dev_models::genesis_models()
+        let registered = inferchain_runtime::dev_models::genesis_models()
             .into_iter()
             .find(|m| m.artifact_hash == id)
-            .expect("tiny-mlp is a genesis model")
-            .input;
+            .expect("tiny-mlp is a genesis model");
+        let (spec, numerics) = (registered.input, registered.numerics);
         let input =
             Payload::Tensors(vec![Tensor::from_f32(vec![1, 4], &[0.1, 0.2, 0.3, 0.4])]).encode();
 
@@ -147,7 +155,13 @@ mod tests {
         let mut block = sp_io::TestExternalities::default();
         block.execute_with(|| {
             assert_eq!(
-                inferchain_primitives::host::inference::run(id, &input, spec.clone(), None),
+                inferchain_primitives::host::inference::run(
+                    id,
+                    &input,
+                    spec.clone(),
+                    numerics,
+                    None
+                ),
                 Err(InferenceError::NotOffchain)
             );
         });
@@ -155,8 +169,14 @@ mod tests {
         let mut offchain = sp_io::TestExternalities::default();
         offchain.register_extension(inferchain_primitives::host::InferenceExt(runner));
         offchain.execute_with(|| {
-            let out = inferchain_primitives::host::inference::run(id, &input, spec.clone(), None)
-                .expect("runs");
+            let out = inferchain_primitives::host::inference::run(
+                id,
+                &input,
+                spec.clone(),
+                numerics,
+                None,
+            )
+            .expect("runs");
             let Payload::Tensors(ts) = Payload::decode_canonical(&out).expect("canonical") else {
                 panic!("tensor output")
             };
@@ -166,13 +186,29 @@ mod tests {
                     ModelId::repeat_byte(9),
                     &input,
                     spec.clone(),
+                    numerics,
                     None
                 ),
                 Err(InferenceError::ModelUnavailable)
             );
             assert_eq!(
-                inferchain_primitives::host::inference::run(id, &[0xff], spec.clone(), None),
+                inferchain_primitives::host::inference::run(
+                    id,
+                    &[0xff],
+                    spec.clone(),
+                    numerics,
+                    None
+                ),
                 Err(InferenceError::InvalidInput)
+            );
+            // A model registered under numerics this engine does not implement.
+            let old = NumericsProfile {
+                engine_version: 2,
+                ..numerics
+            };
+            assert_eq!(
+                inferchain_primitives::host::inference::run(id, &input, spec.clone(), old, None),
+                Err(InferenceError::UnsupportedNumerics)
             );
         });
         let _ = std::fs::remove_dir_all(dir);

@@ -4,7 +4,7 @@
 //! never have that extension, so there the call returns [`InferenceError::NotOffchain`]
 //! and block execution can never depend on a model's output.
 
-use crate::{io::IoSpec, ModelId};
+use crate::{io::IoSpec, model::NumericsProfile, ModelId};
 use codec::{Decode, Encode};
 #[cfg(feature = "std")]
 use sp_externalities::ExternalitiesExt;
@@ -27,19 +27,24 @@ pub enum InferenceError {
     InvalidInput,
     /// The engine failed to run the model.
     Failed,
+    /// The model is registered under numerics (a kernel version, a compute dtype) the
+    /// node's engine does not implement: its results could not be reproduced exactly.
+    UnsupportedNumerics,
 }
 
 /// What the node plugs in to run models.
 #[cfg(feature = "std")]
 pub trait InferenceRunner: Send + Sync {
-    /// Runs `model` on SCALE-encoded `input` checked against `spec`; returns the
-    /// SCALE-encoded output payload. A model missing from the node's store may be fetched
-    /// from `uri` (the registered `artifact_uri`) and must be hash-checked before use.
+    /// Runs `model` on SCALE-encoded `input` checked against `spec` under the registered
+    /// `numerics` (refusing a profile it does not implement); returns the SCALE-encoded
+    /// output payload. A model missing from the node's store may be fetched from `uri`
+    /// (the registered `artifact_uri`) and must be hash-checked before use.
     fn run(
         &self,
         model: ModelId,
         input: &[u8],
         spec: &IoSpec,
+        numerics: &NumericsProfile,
         uri: Option<&[u8]>,
     ) -> Result<Vec<u8>, InferenceError>;
 }
@@ -53,17 +58,19 @@ sp_externalities::decl_extension! {
 /// Host functions for inference.
 #[runtime_interface]
 pub trait Inference {
-    /// Runs `model` on the encoded `input` (checked against `spec`), fetching the model
-    /// from `uri` first if the node lacks it. Off-chain workers only.
+    /// Runs `model` on the encoded `input` (checked against `spec`) under the model's
+    /// registered `numerics`, fetching the model from `uri` first if the node lacks it.
+    /// Off-chain workers only.
     fn run(
         &mut self,
         model: PassPointerAndReadCopy<ModelId, 32>,
         input: PassFatPointerAndRead<&[u8]>,
         spec: PassFatPointerAndDecode<IoSpec>,
+        numerics: PassFatPointerAndDecode<NumericsProfile>,
         uri: PassFatPointerAndDecode<Option<alloc::vec::Vec<u8>>>,
     ) -> AllocateAndReturnByCodec<Result<alloc::vec::Vec<u8>, InferenceError>> {
         match self.extension::<InferenceExt>() {
-            Some(ext) => ext.0.run(model, input, &spec, uri.as_deref()),
+            Some(ext) => ext.0.run(model, input, &spec, &numerics, uri.as_deref()),
             None => Err(InferenceError::NotOffchain),
         }
     }
@@ -80,11 +87,20 @@ mod tests {
             model: ModelId,
             input: &[u8],
             _: &IoSpec,
+            _: &NumericsProfile,
             _: Option<&[u8]>,
         ) -> Result<Vec<u8>, InferenceError> {
             let mut out = model.as_bytes().to_vec();
             out.extend_from_slice(input);
             Ok(out)
+        }
+    }
+
+    fn numerics() -> NumericsProfile {
+        NumericsProfile {
+            engine_version: 3,
+            compute_dtype: crate::io::DType::F32,
+            threads: crate::model::ThreadRule::Any,
         }
     }
 
@@ -97,6 +113,7 @@ mod tests {
                     ModelId::repeat_byte(1),
                     b"x",
                     IoSpec::Text { max_bytes: 1 },
+                    numerics(),
                     None
                 ),
                 Err(InferenceError::NotOffchain)
@@ -113,6 +130,7 @@ mod tests {
                 ModelId::repeat_byte(2),
                 b"in",
                 IoSpec::Text { max_bytes: 2 },
+                numerics(),
                 None,
             )
             .expect("runs");

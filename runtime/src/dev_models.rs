@@ -39,9 +39,11 @@ fn tensor(name: &[u8], shape: &[Dim]) -> IoSpec {
     )
 }
 
-/// The engine's numerics version these results are defined under.
-const NUMERICS: NumericsProfile = NumericsProfile {
-    engine_version: 1,
+/// The engine's numerics version these results are defined under: `inferchain-kernels`'
+/// fixed-order kernels (version 3), which give the same bits on every CPU, so both models
+/// compare `Exact` (a test checks this against the kernel crate's version).
+pub const NUMERICS: NumericsProfile = NumericsProfile {
+    engine_version: 3,
     compute_dtype: DType::F32,
     threads: ThreadRule::Any,
 };
@@ -58,11 +60,7 @@ pub fn genesis_models() -> vec::Vec<ModelSpec<Balance>> {
             fee: 100 * MILLI_UNIT,
             max_input_bytes: 64,
             max_output_bytes: 64,
-            // 1e-6 absolute + 1e-5 relative: see docs/PROTOCOL.md.
-            comparison: ComparisonRule::Tolerance {
-                abs_ppb: 1_000,
-                rel_ppb: 10_000,
-            },
+            comparison: ComparisonRule::Exact,
             numerics: NUMERICS,
             artifact_uri: None,
         },
@@ -78,10 +76,7 @@ pub fn genesis_models() -> vec::Vec<ModelSpec<Balance>> {
             fee: UNIT,
             max_input_bytes: 520,
             max_output_bytes: 1_600,
-            comparison: ComparisonRule::Tolerance {
-                abs_ppb: 10_000,
-                rel_ppb: 0,
-            },
+            comparison: ComparisonRule::Exact,
             numerics: NUMERICS,
             artifact_uri: None,
         },
@@ -145,6 +140,18 @@ mod tests {
             ),
             MINILM_L6_V2
         );
+    }
+
+    #[test]
+    fn genesis_models_are_defined_under_the_kernels_numerics_and_compare_exactly() {
+        assert_eq!(
+            NUMERICS.engine_version,
+            inferchain_kernels::NUMERICS_VERSION
+        );
+        for spec in genesis_models() {
+            assert_eq!(spec.numerics, NUMERICS);
+            assert_eq!(spec.comparison, ComparisonRule::Exact);
+        }
     }
 
     #[test]

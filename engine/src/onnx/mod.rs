@@ -34,6 +34,9 @@ const NONDETERMINISTIC_OPS: [&str; 5] = [
     "Multinomial",
 ];
 
+/// The opset assumed for a model that names none for the default domain.
+const DEFAULT_OPSET: i64 = 21;
+
 /// A loaded ONNX model.
 pub struct OnnxModel {
     /// How to run the graph (its initializers moved out into `weights`).
@@ -56,6 +59,7 @@ impl OnnxModel {
             .ok_or_else(|| EngineError::InvalidArtifact("the ONNX model has no graph".into()))?;
         check_ops(graph)?;
         crate::legalize::legalize(graph);
+        ops::check_supported(graph).map_err(|op| EngineError::UnsupportedOp { op })?;
         let mut weights = HashMap::new();
         let mut weight_bytes = 0usize;
         for init in std::mem::take(&mut graph.initializer) {
@@ -71,7 +75,18 @@ impl OnnxModel {
             .cloned()
             .collect();
         let outputs = graph.output.clone();
-        let plan = Plan::new(graph);
+        let opset = proto
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map(|o| o.version)
+            .unwrap_or(DEFAULT_OPSET);
+        let graph = proto
+            .graph
+            .as_ref()
+            .ok_or_else(|| EngineError::InvalidArtifact("the ONNX model has no graph".into()))?;
+        let plan = Plan::new(graph, &weights, opset).map_err(|e| map_candle_error(e, "load"))?;
+        let weight_bytes = weight_bytes + plan.packed_bytes();
         Ok(OnnxModel {
             plan,
             weights,

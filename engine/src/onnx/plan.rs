@@ -3,8 +3,9 @@
 //! released after its last reader (candle-onnx alone keeps all of them until the end).
 
 use super::ops::{self, Value};
-use candle_core::{bail, Result, Tensor};
+use candle_core::{bail, DType, Result, Tensor};
 use candle_onnx::onnx::{GraphProto, ModelProto, NodeProto, ValueInfoProto};
+use inferchain_kernels::PackedB;
 use std::collections::{HashMap, HashSet};
 
 struct Step {
@@ -15,12 +16,16 @@ struct Step {
     reads: Vec<String>,
     /// Values no later step reads and the graph does not return.
     release: Vec<String>,
+    /// For a `MatMul` or `Gemm` whose B is a 2-D f32 weight: B packed once, at load.
+    packed: Option<PackedB>,
 }
 
 /// The plan of one graph.
 pub struct Plan {
     steps: Vec<Step>,
     outputs: Vec<String>,
+    /// The model's opset for the default domain.
+    opset: i64,
 }
 
 /// Every value name nodes of `graph` (and of its subgraphs) read.
@@ -37,7 +42,9 @@ fn subgraph_reads(graph: &GraphProto, out: &mut Vec<String>) {
 }
 
 impl Plan {
-    pub fn new(graph: &GraphProto) -> Plan {
+    /// The plan of `graph`; `weights` are its initializers (B operands among them are
+    /// packed for the kernels here, once).
+    pub fn new(graph: &GraphProto, weights: &HashMap<String, Tensor>, opset: i64) -> Result<Plan> {
         let outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
         let returned: HashSet<&str> = outputs.iter().map(String::as_str).collect();
         let reads: Vec<Vec<String>> = graph
@@ -99,14 +106,42 @@ impl Plan {
                 }),
                 ..Default::default()
             };
+            let trans_b = node.op_type == "Gemm"
+                && node
+                    .attribute
+                    .iter()
+                    .any(|a| a.name == "transB" && a.i != 0);
+            let packed = match (node.op_type.as_str(), node.input.get(1)) {
+                ("MatMul" | "Gemm", Some(b)) => match weights.get(b) {
+                    Some(w) if w.rank() == 2 && w.dtype() == DType::F32 => {
+                        Some(ops::pack_weight(w, trans_b)?)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
             steps.push(Step {
                 node: node.clone(),
                 delegate,
                 reads: reads.clone(),
                 release: std::mem::take(&mut release[i]),
+                packed,
             });
         }
-        Plan { steps, outputs }
+        Ok(Plan {
+            steps,
+            outputs,
+            opset,
+        })
+    }
+
+    /// Bytes of packed weights the plan holds.
+    pub fn packed_bytes(&self) -> usize {
+        self.steps
+            .iter()
+            .filter_map(|s| s.packed.as_ref())
+            .map(PackedB::bytes)
+            .sum()
     }
 
     /// Runs the plan on the graph's inputs and weights; returns the graph's outputs.
@@ -128,8 +163,18 @@ impl Plan {
                     }
                 }
             }
-            let produced: Vec<(String, Value)> = match ops::run(node, &inputs) {
+            let ctx = ops::Context {
+                opset: self.opset,
+                packed: step.packed.as_ref(),
+            };
+            let produced: Vec<(String, Value)> = match ops::run(node, &inputs, &ctx) {
                 Some(result) => node.output.iter().cloned().zip(result?).collect(),
+                None if !ops::DELEGATED.contains(&node.op_type.as_str())
+                    && node.op_type != "If" =>
+                {
+                    // Refused at load (`ops::check_supported`); never reached.
+                    bail!("unsupported op_type {}", node.op_type)
+                }
                 None => {
                     let mut given: HashMap<String, Tensor> = HashMap::new();
                     for name in &step.reads {

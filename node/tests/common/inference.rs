@@ -57,13 +57,12 @@ pub fn model_store(dir: &Path, minilm: bool) -> PathBuf {
 
 /// What the engine outputs for `model` on `input`, run here on this CPU.
 pub fn expected_output(store: &Path, model: ModelId, input: &[u8]) -> Vec<u8> {
-    let spec = inferchain_runtime::dev_models::genesis_models()
+    let registered = inferchain_runtime::dev_models::genesis_models()
         .into_iter()
         .find(|m| m.artifact_hash == model)
-        .expect("a genesis model")
-        .input;
+        .expect("a genesis model");
     Engine::new(ModelStore::open(store).expect("store"), 1 << 30)
-        .run_encoded(&model, input, &spec)
+        .run_encoded(&model, input, &registered.input, &registered.numerics)
         .expect("the model runs locally")
 }
 

@@ -438,7 +438,13 @@ impl<T: Config> Pallet<T> {
             return None;
         };
         let uri = spec.artifact_uri.clone().map(|u| u.into_inner());
-        match inference::run(request.model, &request.input, spec.input.clone(), uri) {
+        match inference::run(
+            request.model,
+            &request.input,
+            spec.input.clone(),
+            spec.numerics,
+            uri,
+        ) {
             Ok(output) => {
                 if let Err(e) = Self::check_output(&request.model, &output) {
                     log::error!(target: LOG_TARGET, "request {id}: the engine's output does not fit the model's output spec ({e:?}); not posting it");
@@ -452,6 +458,16 @@ impl<T: Config> Pallet<T> {
                     "request {id}: model {:?} is not in this node's model store and could not be fetched; \
                      skipping. Import it with `inferchain model import` into the node's --model-store.",
                     request.model
+                );
+                None
+            }
+            Err(InferenceError::UnsupportedNumerics) => {
+                log::warn!(
+                    target: LOG_TARGET,
+                    "request {id}: model {:?} is registered under numerics {:?}, which this node's \
+                     engine does not implement; skipping. Upgrade the node to an engine that does.",
+                    request.model,
+                    spec.numerics
                 );
                 None
             }

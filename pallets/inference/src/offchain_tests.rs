@@ -44,6 +44,7 @@ impl InferenceRunner for Doubler {
         _: ModelId,
         input: &[u8],
         spec: &IoSpec,
+        _: &inferchain_primitives::model::NumericsProfile,
         _: Option<&[u8]>,
     ) -> Result<Vec<u8>, InferenceError> {
         self.runs.fetch_add(1, Ordering::SeqCst);

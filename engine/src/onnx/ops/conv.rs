@@ -1,107 +1,26 @@
 //! Convolutions.
 //!
-//! * 2-D `Conv` with one group on f32 (the CNN case): im2col, then a few large matrix
-//!   products through candle's gemm, whose bits do not depend on the thread count
-//!   (docs/DETERMINISM.md). 1.6-4x faster than candle's tiled conv2d on ResNet's layers,
-//!   which runs many small products instead.
-//! * `Conv` over three or more spatial axes, and `ConvTranspose` in every form (groups,
-//!   dilation, asymmetric pads, `output_padding`, `output_shape`, `auto_pad`): direct
-//!   loops accumulating in f64 in a fixed order (input channel, then kernel row-major),
-//!   the same bits on every CPU; not fast.
-//! * Anything else (1-D, grouped and depthwise 2-D) stays with candle-onnx.
+//! * `Conv`, every form (1-D, 2-D, 3-D and more, groups, depthwise, dilation, padding,
+//!   `auto_pad`), on f32: im2col, then the kernels' matrix product per group. Its
+//!   definition (`inferchain-kernels`): each output element is one FMA chain, from +0,
+//!   over (input channel of the group, kernel position in row-major order), a padded
+//!   position contributing `fma(w, 0, acc)`; then `+ bias`.
+//! * `ConvTranspose` in every form (groups, dilation, asymmetric pads, `output_padding`,
+//!   `output_shape`, `auto_pad`): direct loops accumulating in f64 in a fixed order
+//!   (input channel, then kernel row-major), rounded once: the same bits on every CPU;
+//!   not fast.
 
 use super::{attrs, dense, window::Window};
-use candle_core::{bail, DType, Device, Result, Tensor};
+use crate::numerics::{self, Rayon};
+use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
+use inferchain_kernels::{gemm, Bias, MatRef, PackedB};
 use rayon::prelude::*;
 
-/// Whether this node is for the im2col path ([`conv2d_gemm`]).
-pub fn takes_gemm_path(node: &NodeProto, x: &Tensor, w: &Tensor) -> bool {
-    w.rank() == 4
-        && x.dtype() == DType::F32
-        && w.dtype() == DType::F32
-        && attrs::int(node, "group", 1) == 1
-}
-
-/// Whether candle-onnx's Conv takes this node (one or two spatial axes, explicit pads).
-pub fn candle_handles(node: &NodeProto, w: &Tensor) -> bool {
-    matches!(w.rank(), 3 | 4) && attrs::string(node, "auto_pad", "NOTSET") == "NOTSET"
-}
-
-/// Columns per matrix product the im2col path aims for: enough for gemm to run near its
-/// peak, few enough that the columns stay in cache-sized pieces.
+/// Columns per matrix product the im2col path aims for: enough for the product to run
+/// near its peak, few enough that the columns stay in cache-sized pieces. (Any value
+/// gives the same bits: columns are independent outputs.)
 const GEMM_COLUMNS: usize = 2048;
-
-/// 2-D `Conv`, one group, f32: X [N, C, H, W], W [M, C, kH, kW], B [M]. Samples are
-/// taken in chunks of about [`GEMM_COLUMNS`] output pixels; a chunk's columns matrix is
-/// [C·kH·kW, samples·oH·oW] (row `(c, ky, kx)`, column `(sample, oy, ox)`) and
-/// `W[M, C·kH·kW] × columns` is its output with sample and channel swapped.
-pub fn conv2d_gemm(node: &NodeProto, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-    let (n, c, h, wd) = x.dims4()?;
-    let (m, cw, kh, kw) = w.dims4()?;
-    if cw != c {
-        bail!("Conv: {c} input channels, weight {:?}", w.dims())
-    }
-    let window = Window::of(node, &[h, wd], &[kh, kw])?;
-    let (ay, ax) = (&window.axes[0], &window.axes[1]);
-    let (oh, ow) = (ay.output, ax.output);
-    let (k, p) = (c * kh * kw, oh * ow);
-    let xs = x.flatten_all()?.to_vec1::<f32>()?;
-    let weights = w.contiguous()?.reshape((m, k))?;
-    // Per kernel column kx: the output columns that read inside the input, and where.
-    let spans: Vec<(usize, usize, usize)> = (0..kw)
-        .map(|kx| {
-            let inside: Vec<usize> = (0..ow).filter(|&ox| ax.source(ox, kx).is_some()).collect();
-            match (inside.first(), inside.last()) {
-                (Some(&lo), Some(&hi)) => (lo, hi + 1, ax.source(lo, kx).unwrap_or(0)),
-                _ => (0, 0, 0),
-            }
-        })
-        .collect();
-    let chunk = GEMM_COLUMNS.div_ceil(p.max(1)).clamp(1, n.max(1));
-    let mut out = vec![0f32; n * m * p];
-    for first in (0..n).step_by(chunk) {
-        let samples = chunk.min(n - first);
-        let cols_n = samples * p;
-        let mut cols = vec![0f32; k * cols_n];
-        // Rows are independent copies: filled in parallel, the same bytes in any order.
-        cols.par_chunks_exact_mut(cols_n)
-            .enumerate()
-            .for_each(|(row, dst)| {
-                let (ci, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
-                let (lo, hi, start) = spans[kx];
-                for s in 0..samples {
-                    let plane = &xs[((first + s) * c + ci) * h * wd..][..h * wd];
-                    for oy in 0..oh {
-                        let Some(iy) = ay.source(oy, ky) else {
-                            continue;
-                        };
-                        let src = &plane[iy * wd..][..wd];
-                        let dst = &mut dst[s * p + oy * ow..][lo..hi];
-                        if ax.stride == 1 {
-                            dst.copy_from_slice(&src[start..start + (hi - lo)]);
-                        } else {
-                            for (i, d) in dst.iter_mut().enumerate() {
-                                *d = src[start + i * ax.stride];
-                            }
-                        }
-                    }
-                }
-            });
-        let cols = Tensor::from_vec(cols, (k, cols_n), &Device::Cpu)?;
-        let y = weights.matmul(&cols)?.flatten_all()?.to_vec1::<f32>()?;
-        for (oc, row) in y.chunks_exact(cols_n).enumerate() {
-            for (s, pixels) in row.chunks_exact(p).enumerate() {
-                out[((first + s) * m + oc) * p..][..p].copy_from_slice(pixels);
-            }
-        }
-    }
-    let y = Tensor::from_vec(out, (n, m, oh, ow), &Device::Cpu)?;
-    match b {
-        Some(b) => y.broadcast_add(&b.reshape((1, m, 1, 1))?),
-        None => Ok(y),
-    }
-}
 
 /// `Conv(X, W, B?)`: X [N, C, spatial…], W [M, C/group, kernel…], B [M].
 pub fn conv(node: &NodeProto, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
@@ -115,34 +34,132 @@ pub fn conv(node: &NodeProto, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Res
         bail!("Conv: {c} input channels, weight {wd:?} and group {group} do not fit")
     }
     let window = Window::of(node, &xd[2..], &wd[2..])?;
-    let taps = window.taps();
-    let (xv, wv) = (dense::to_f64(x)?, dense::to_f64(w)?);
-    let bias = b.map(dense::to_f64).transpose()?;
     let (cg, mg) = (c / group, m / group);
-    let (in_len, k_len, out_len) = (window.input_len(), window.kernel_len(), window.output_len());
-    let mut out = vec![0f64; n * m * out_len];
-    for batch in 0..n {
-        for oc in 0..m {
-            let g = oc / mg;
-            let y = &mut out[(batch * m + oc) * out_len..][..out_len];
-            for (o, (offsets, _)) in taps.iter().enumerate() {
-                let mut acc = bias.as_ref().map_or(0.0, |b| b[oc]);
-                for ic in 0..cg {
-                    let plane = &xv[(batch * c + g * cg + ic) * in_len..][..in_len];
-                    let kernel = &wv[(oc * cg + ic) * k_len..][..k_len];
-                    for (k, offset) in offsets.iter().enumerate() {
-                        if let Some(p) = offset {
-                            acc += plane[*p] * kernel[k];
-                        }
+    let (in_len, taps_len, p) = (window.input_len(), window.kernel_len(), window.output_len());
+    let k = cg * taps_len;
+    let xs = numerics::to_f32_vec("Conv", x)?;
+    let ws = numerics::to_f32_vec("Conv", w)?;
+    let bias = b.map(|b| numerics::to_f32_vec("Conv", b)).transpose()?;
+    if bias.as_ref().is_some_and(|b| b.len() != m) {
+        bail!("Conv: bias must have {m} values")
+    }
+    let im2col = Im2col::new(&window);
+    let isa = numerics::isa();
+    let chunk = GEMM_COLUMNS.div_ceil(p.max(1)).clamp(1, n.max(1));
+    let mut out = vec![0f32; n * m * p];
+    for first in (0..n).step_by(chunk) {
+        let samples = chunk.min(n - first);
+        let cols_n = samples * p;
+        for g in 0..group {
+            let mut cols = vec![0f32; k * cols_n];
+            // Rows are independent copies: filled in parallel, the same bytes in any order.
+            cols.par_chunks_exact_mut(cols_n.max(1))
+                .enumerate()
+                .for_each(|(row, dst)| {
+                    let (ic, tap) = (row / taps_len, row % taps_len);
+                    for s in 0..samples {
+                        let plane = &xs[((first + s) * c + g * cg + ic) * in_len..][..in_len];
+                        im2col.fill(tap, plane, &mut dst[s * p..][..p]);
                     }
+                });
+            let packed = PackedB::pack(isa, MatRef::row_major(&cols, k, cols_n));
+            drop(cols);
+            let a = MatRef::row_major(&ws[g * mg * k..][..mg * k], mg, k);
+            let bias = match &bias {
+                Some(b) => Bias::Row(&b[g * mg..][..mg]),
+                None => Bias::None,
+            };
+            let mut y = vec![0f32; mg * cols_n];
+            gemm(isa, a, &packed, bias, &mut y, &Rayon);
+            for (oc, row) in y.chunks_exact(cols_n.max(1)).enumerate() {
+                for (s, pixels) in row.chunks_exact(p.max(1)).enumerate() {
+                    out[((first + s) * m + g * mg + oc) * p..][..p].copy_from_slice(pixels);
                 }
-                y[o] = acc;
             }
         }
     }
     let mut dims = vec![n, m];
     dims.extend(window.output_dims());
-    dense::from_f64(out, &dims, x.dtype())
+    numerics::tensor(out, dims)
+}
+
+/// Where each kernel position reads the input, for every output position.
+enum Im2col {
+    /// Two spatial axes: per kernel position, whole output rows copied as slices.
+    Planar {
+        window: Window,
+        /// Per kernel column kx: the output columns that read inside the input, and the
+        /// input column the first of them reads.
+        spans: Vec<(usize, usize, usize)>,
+    },
+    /// Any rank: the input offset (or padding) per (output position, kernel position).
+    General {
+        taps: Vec<Option<usize>>,
+        kernel_len: usize,
+    },
+}
+
+impl Im2col {
+    fn new(window: &Window) -> Im2col {
+        if window.axes.len() == 2 {
+            let ax = &window.axes[1];
+            let spans = (0..ax.kernel)
+                .map(|kx| {
+                    let inside: Vec<usize> = (0..ax.output)
+                        .filter(|&ox| ax.source(ox, kx).is_some())
+                        .collect();
+                    match (inside.first(), inside.last()) {
+                        (Some(&lo), Some(&hi)) => (lo, hi + 1, ax.source(lo, kx).unwrap_or(0)),
+                        _ => (0, 0, 0),
+                    }
+                })
+                .collect();
+            Im2col::Planar {
+                window: window.clone(),
+                spans,
+            }
+        } else {
+            let kernel_len = window.kernel_len();
+            let taps = window.taps().into_iter().flat_map(|(t, _)| t).collect();
+            Im2col::General { taps, kernel_len }
+        }
+    }
+
+    /// Writes kernel position `tap`'s value for every output position of one input
+    /// plane into `dst` (zero where it reads padding).
+    fn fill(&self, tap: usize, plane: &[f32], dst: &mut [f32]) {
+        match self {
+            Im2col::Planar { window, spans } => {
+                let (ay, ax) = (&window.axes[0], &window.axes[1]);
+                let (ky, kx) = (tap / ax.kernel, tap % ax.kernel);
+                let (lo, hi, start) = spans[kx];
+                let w = ax.input;
+                for oy in 0..ay.output {
+                    let row = &mut dst[oy * ax.output..][..ax.output];
+                    let Some(iy) = ay.source(oy, ky) else {
+                        row.fill(0.0);
+                        continue;
+                    };
+                    row[..lo].fill(0.0);
+                    row[hi..].fill(0.0);
+                    let src = &plane[iy * w..][..w];
+                    let row = &mut row[lo..hi];
+                    if ax.stride == 1 {
+                        row.copy_from_slice(&src[start..start + (hi - lo)]);
+                    } else {
+                        for (i, d) in row.iter_mut().enumerate() {
+                            *d = src[start + i * ax.stride];
+                        }
+                    }
+                }
+            }
+            Im2col::General { taps, kernel_len } => {
+                for (o, d) in dst.iter_mut().enumerate() {
+                    *d = taps[o * kernel_len + tap].map_or(0.0, |i| plane[i]);
+                }
+            }
+        }
+    }
 }
 
 /// `ConvTranspose(X, W, B?)`: X [N, C, spatial…], W [C, M/group, kernel…], B [M].

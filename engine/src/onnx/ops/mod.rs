@@ -1,24 +1,179 @@
-//! Operators the engine computes itself, for what candle-onnx lacks or gets wrong:
-//! N-d and padded pooling, 3-D convolution, `ConvTranspose`, constant/edge `Pad`,
-//! channel-wise `PRelu`, `ReduceSum` with attribute or negative axes,
-//! `InstanceNormalization`, `LayerNormalization`, global pooling and the sequence
-//! operators.
+//! Operators the engine computes itself, and the line between them and candle-onnx.
 //!
-//! [`run`] answers `None` for a node candle-onnx runs as it is; the plan then hands the
-//! node to candle-onnx. The code here uses fixed-order plain loops or candle's own
-//! kernels, never anything whose bits depend on the CPU or the thread count.
+//! Every operator whose output bits depend on how it is computed (matrix products,
+//! convolutions, sums, means, variances, softmax, transcendental functions) runs here,
+//! through `inferchain-kernels`, which defines its numerics: `matmul.rs` (MatMul, Gemm),
+//! `conv.rs` (Conv, ConvTranspose), `activation.rs` (Exp, Log, Tanh, Sigmoid, Erf,
+//! Gelu, Elu, Selu, Softplus, HardSigmoid, Pow), `softmax.rs`, `reduce.rs` (ReduceSum,
+//! ReduceMean, CumSum), `norm.rs` (Layer-, Instance-, BatchNormalization), `pool.rs`.
+//! So do operators candle-onnx lacks or gets wrong: N-d and padded pooling, constant and
+//! edge `Pad`, channel-wise `PRelu`, the sequence operators.
+//!
+//! candle-onnx keeps only [`DELEGATED`]: operators that move, select or compare values,
+//! or do one exactly rounded IEEE-754 operation per element (add, sub, mul, div, sqrt,
+//! min, max, clip, casts): their bits are the same on every CPU whoever computes them.
+//! Anything else is refused at load ([`check_supported`]).
 
+mod activation;
 mod attrs;
 mod conv;
 mod dense;
+mod matmul;
 mod norm;
 mod pad;
 mod pool;
+mod reduce;
 mod sequence;
+mod softmax;
 mod window;
 
-use candle_core::{bail, DType, Result, Tensor};
-use candle_onnx::onnx::NodeProto;
+use candle_core::{bail, Result, Tensor};
+use candle_onnx::onnx::{GraphProto, NodeProto};
+pub use matmul::pack_weight;
+use matmul::RightOperand;
+
+/// Operators candle-onnx runs: each moves, selects or compares values, or does one
+/// exactly rounded IEEE-754 operation per element (or an exact composition of them, like
+/// `HardSwish`'s `x * clamp((x + 3) / 6, 0, 1)`), so its bits do not depend on the CPU.
+/// `If` is delegated when its branches hold only these.
+pub const DELEGATED: &[&str] = &[
+    "Abs",
+    "Add",
+    "And",
+    "ArgMax",
+    "ArgMin",
+    "Cast",
+    "Ceil",
+    "Clip",
+    "Concat",
+    "Constant",
+    "ConstantOfShape",
+    "Div",
+    "Dropout",
+    "Equal",
+    "Expand",
+    "Flatten",
+    "Floor",
+    "Gather",
+    "GatherElements",
+    "Greater",
+    "GreaterOrEqual",
+    "HardSwish",
+    "Identity",
+    "LeakyRelu",
+    "Less",
+    "LessOrEqual",
+    "Min",
+    "Mul",
+    "Neg",
+    "Not",
+    "OneHot",
+    "Or",
+    "Pad",
+    "Range",
+    "ReduceMax",
+    "ReduceMin",
+    "Relu",
+    "Reshape",
+    "Resize",
+    "ScatterND",
+    "Shape",
+    "Sign",
+    "Size",
+    "Slice",
+    "Split",
+    "Sqrt",
+    "Squeeze",
+    "Sub",
+    "Tile",
+    "Transpose",
+    "Trilu",
+    "Unsqueeze",
+    "Where",
+    "Xor",
+];
+
+/// Operators this module computes.
+pub const OWN: &[&str] = &[
+    "MatMul",
+    "Gemm",
+    "Conv",
+    "ConvTranspose",
+    "Exp",
+    "Log",
+    "Tanh",
+    "Sigmoid",
+    "Erf",
+    "Gelu",
+    "Elu",
+    "Selu",
+    "Softplus",
+    "HardSigmoid",
+    "Pow",
+    "Softmax",
+    "LogSoftmax",
+    "ReduceSum",
+    "ReduceMean",
+    "CumSum",
+    "LayerNormalization",
+    "InstanceNormalization",
+    "BatchNormalization",
+    "MaxPool",
+    "AveragePool",
+    "GlobalMaxPool",
+    "GlobalAveragePool",
+    "PRelu",
+    "SequenceEmpty",
+    "SequenceConstruct",
+    "SequenceInsert",
+    "SequenceErase",
+    "SequenceAt",
+    "SequenceLength",
+    "SplitToSequence",
+    "ConcatFromSequence",
+];
+
+/// The first operator of `graph` (subgraphs included) the engine cannot run under its
+/// numerics: not its own, not delegated, or an `If` whose branches hold such an operator.
+pub fn check_supported(graph: &GraphProto) -> std::result::Result<(), String> {
+    for node in &graph.node {
+        let op = node.op_type.as_str();
+        if op == "If" {
+            for attr in &node.attribute {
+                for g in attr.g.iter().chain(&attr.graphs) {
+                    check_delegated_only(g).map_err(|inner| format!("If (with {inner} inside)"))?;
+                }
+            }
+        } else if !OWN.contains(&op) && !DELEGATED.contains(&op) {
+            return Err(op.to_string());
+        }
+    }
+    Ok(())
+}
+
+fn check_delegated_only(graph: &GraphProto) -> std::result::Result<(), String> {
+    for node in &graph.node {
+        let op = node.op_type.as_str();
+        if op == "If" {
+            for attr in &node.attribute {
+                for g in attr.g.iter().chain(&attr.graphs) {
+                    check_delegated_only(g)?;
+                }
+            }
+        } else if !DELEGATED.contains(&op) {
+            return Err(op.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// What a node needs beyond its inputs.
+pub struct Context<'a> {
+    /// The model's opset for the default domain (attribute forms and defaults).
+    pub opset: i64,
+    /// B of a `MatMul` or `Gemm` whose B is a weight, packed at load.
+    pub packed: Option<&'a inferchain_kernels::PackedB>,
+}
 
 /// A value inside a graph: a tensor, or a sequence of tensors.
 #[derive(Debug, Clone)]
@@ -73,9 +228,14 @@ impl<'a> Inputs<'a> {
     }
 }
 
-/// Runs `node` here if it is ours to run; `None` hands it to candle-onnx.
+/// Runs `node` here if it is ours to run; `None` hands it to candle-onnx (for the
+/// [`DELEGATED`] operators only: the plan refuses anything else).
 /// `inputs` follows `node.input` (`None` for an omitted optional input).
-pub fn run(node: &NodeProto, inputs: &[Option<&Value>]) -> Option<Result<Vec<Value>>> {
+pub fn run(
+    node: &NodeProto,
+    inputs: &[Option<&Value>],
+    ctx: &Context<'_>,
+) -> Option<Result<Vec<Value>>> {
     let inputs = Inputs {
         op: &node.op_type,
         values: inputs,
@@ -86,32 +246,30 @@ pub fn run(node: &NodeProto, inputs: &[Option<&Value>]) -> Option<Result<Vec<Val
     let op = node.op_type.as_str();
     let tensor = |i: usize| inputs.tensor(i);
     let required = |i: usize| inputs.required(i);
+    if let Some(unary) = activation::unary_of(node) {
+        let result = unary.and_then(|f| activation::apply(f, required(0)?));
+        return Some(result.map(|t| vec![Value::Tensor(t)]));
+    }
+    let right = |i: usize| -> Result<RightOperand<'_>> {
+        Ok(match ctx.packed {
+            Some(p) => RightOperand::Packed(p),
+            None => RightOperand::Tensor(required(i)?),
+        })
+    };
     let result = match op {
-        "MaxPool" if !pool::candle_handles(node) => {
-            required(0).and_then(|x| pool::max_pool(node, x))
-        }
-        "AveragePool" if !pool::candle_handles(node) => {
-            required(0).and_then(|x| pool::average_pool(node, x))
-        }
+        "MatMul" => (|| matmul::matmul(required(0)?, right(1)?))(),
+        "Gemm" => (|| matmul::gemm_node(node, required(0)?, right(1)?, tensor(2)?))(),
+        "Pow" => (|| activation::pow(required(0)?, required(1)?))(),
+        "Softmax" => (|| softmax::softmax(node, required(0)?, ctx.opset, false))(),
+        "LogSoftmax" => (|| softmax::softmax(node, required(0)?, ctx.opset, true))(),
+        "ReduceSum" => (|| reduce::reduce(node, required(0)?, tensor(1)?, false))(),
+        "ReduceMean" => (|| reduce::reduce(node, required(0)?, tensor(1)?, true))(),
+        "CumSum" => (|| reduce::cumsum(node, required(0)?, required(1)?))(),
+        "MaxPool" => required(0).and_then(|x| pool::max_pool(node, x)),
+        "AveragePool" => required(0).and_then(|x| pool::average_pool(node, x)),
         "GlobalMaxPool" => required(0).and_then(|x| pool::global(x, true)),
         "GlobalAveragePool" => required(0).and_then(|x| pool::global(x, false)),
-        "Conv" => {
-            let w = match required(1) {
-                Ok(w) => w,
-                Err(e) => return Some(Err(e)),
-            };
-            let x = match required(0) {
-                Ok(x) => x,
-                Err(e) => return Some(Err(e)),
-            };
-            if conv::takes_gemm_path(node, x, w) {
-                (|| conv::conv2d_gemm(node, x, w, tensor(2)?))()
-            } else if conv::candle_handles(node, w) {
-                return None;
-            } else {
-                (|| conv::conv(node, x, w, tensor(2)?))()
-            }
-        }
+        "Conv" => (|| conv::conv(node, required(0)?, required(1)?, tensor(2)?))(),
         "ConvTranspose" => {
             (|| conv::conv_transpose(node, required(0)?, required(1)?, tensor(2)?))()
         }
@@ -119,13 +277,22 @@ pub fn run(node: &NodeProto, inputs: &[Option<&Value>]) -> Option<Result<Vec<Val
             (|| pad::pad(node, required(0)?, required(1)?, tensor(2)?, tensor(3)?))()
         }
         "PRelu" => (|| prelu(required(0)?, required(1)?))(),
-        "ReduceSum" => (|| reduce_sum(node, required(0)?, tensor(1)?))(),
         "LayerNormalization" => {
             (|| norm::layer_norm(node, required(0)?, required(1)?, tensor(2)?))()
         }
         "InstanceNormalization" => {
             (|| norm::instance_norm(node, required(0)?, required(1)?, required(2)?))()
         }
+        "BatchNormalization" => (|| {
+            norm::batch_norm(
+                node,
+                required(0)?,
+                required(1)?,
+                required(2)?,
+                required(3)?,
+                required(4)?,
+            )
+        })(),
         _ => return None,
     };
     Some(result.map(|t| vec![Value::Tensor(t)]))
@@ -152,29 +319,37 @@ fn prelu(x: &Tensor, slope: &Tensor) -> Result<Tensor> {
     negative.where_cond(&scaled, &x)
 }
 
-/// `ReduceSum(data, axes?)` (opset 13+) or with an `axes` attribute (before); negative
-/// axes count from the end; `noop_with_empty_axes`.
-fn reduce_sum(node: &NodeProto, x: &Tensor, axes: Option<&Tensor>) -> Result<Tensor> {
-    let listed: Option<Vec<i64>> = match axes {
-        Some(a) => Some(a.flatten_all()?.to_dtype(DType::I64)?.to_vec1::<i64>()?),
-        None => attrs::ints(node, "axes").map(<[i64]>::to_vec),
-    };
-    let rank = x.rank();
-    let mut axes: Vec<usize> = match listed {
-        Some(v) if !v.is_empty() => v
-            .into_iter()
-            .map(|a| attrs::axis("ReduceSum", a, rank))
-            .collect::<Result<_>>()?,
-        _ if attrs::int(node, "noop_with_empty_axes", 0) != 0 => return Ok(x.clone()),
-        _ => (0..rank).collect(),
-    };
-    axes.sort_unstable();
-    axes.dedup();
-    let mut y = x.sum_keepdim(axes.clone())?;
-    if attrs::int(node, "keepdims", 1) == 0 {
-        for &axis in axes.iter().rev() {
-            y = y.squeeze(axis)?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_and_delegated_do_not_overlap() {
+        for op in OWN {
+            assert!(
+                !DELEGATED.contains(op),
+                "{op} is both computed here and delegated"
+            );
         }
     }
-    Ok(y)
+
+    #[test]
+    fn numeric_operators_are_never_delegated() {
+        for op in [
+            "MatMul",
+            "Gemm",
+            "Conv",
+            "Exp",
+            "Softmax",
+            "ReduceSum",
+            "ReduceMean",
+            "Erf",
+            "Tanh",
+            "CumSum",
+            "LSTM",
+            "Sin",
+        ] {
+            assert!(!DELEGATED.contains(&op), "{op} must not go to candle");
+        }
+    }
 }

@@ -1,11 +1,17 @@
-//! Normalizations: `InstanceNormalization` and `LayerNormalization`.
+//! Normalizations through the kernels: `LayerNormalization`, `InstanceNormalization`
+//! and `BatchNormalization` (inference). Each is, per normalised group, the kernels'
+//! `moments` (16-lane sums: `mean = sum / n`, `var = sum((x - mean)^2) / n`,
+//! `rstd = 1 / sqrt(var + eps)`; BatchNormalization takes mean and var from its inputs)
+//! and `fma((x - mean) * rstd, scale, bias)` per element.
 
-use super::{attrs, dense};
+use super::attrs;
+use crate::numerics;
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
+use inferchain_kernels::{layer_norm as kernel_layer_norm, moments, normalize_channel};
+use rayon::prelude::*;
 
-/// `InstanceNormalization`: per sample and channel, `scale * (x - mean) / sqrt(var + eps)
-/// + bias` over the spatial axes, in f64 with a fixed summation order.
+/// `InstanceNormalization`: per sample and channel over the spatial axes.
 pub fn instance_norm(
     node: &NodeProto,
     x: &Tensor,
@@ -17,28 +23,79 @@ pub fn instance_norm(
         bail!("InstanceNormalization: input rank {} < 3", dims.len())
     }
     let (c, len) = (dims[1], dims[2..].iter().product::<usize>());
-    let (scale, bias) = (dense::to_f64(scale)?, dense::to_f64(bias)?);
+    let op = "InstanceNormalization";
+    let (scale, bias) = (
+        numerics::to_f32_vec(op, scale)?,
+        numerics::to_f32_vec(op, bias)?,
+    );
     if scale.len() != c || bias.len() != c {
         bail!("InstanceNormalization: scale and bias must have {c} values")
     }
-    let eps = f64::from(attrs::float(node, "epsilon", 1e-5));
-    let mut data = dense::to_f64(x)?;
-    for (plane, chunk) in data.chunks_exact_mut(len.max(1)).enumerate() {
-        let ch = plane % c;
-        let mean = chunk.iter().sum::<f64>() / len as f64;
-        let var = chunk.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / len as f64;
-        let inv = 1.0 / (var + eps).sqrt();
-        for v in chunk.iter_mut() {
-            *v = scale[ch] * (*v - mean) * inv + bias[ch];
-        }
+    let eps = attrs::float(node, "epsilon", 1e-5);
+    let isa = numerics::isa();
+    let xs = numerics::to_f32_vec(op, x)?;
+    let mut ys = vec![0f32; xs.len()];
+    if len > 0 {
+        ys.par_chunks_mut(len)
+            .zip(xs.par_chunks(len))
+            .enumerate()
+            .for_each(|(plane, (y, x))| {
+                let ch = plane % c;
+                let (mean, rstd) = moments(isa, x, eps);
+                normalize_channel(isa, x, mean, rstd, scale[ch], bias[ch], y);
+            });
     }
-    dense::from_f64(data, dims, x.dtype())
+    numerics::tensor(ys, dims)
 }
 
-/// `LayerNormalization` (opset 17): over the axes from `axis` to the last, `(x - mean) /
-/// sqrt(var + eps) * scale + bias`, two passes (mean, then the squared deviations) with
-/// candle's element-wise kernels. Only the `Y` output; `Mean` and `InvStdDev` are
-/// training outputs.
+/// `BatchNormalization` in inference mode: per channel, the running mean and variance.
+pub fn batch_norm(
+    node: &NodeProto,
+    x: &Tensor,
+    scale: &Tensor,
+    bias: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+) -> Result<Tensor> {
+    if attrs::int(node, "training_mode", 0) != 0 {
+        bail!("BatchNormalization: training mode is not supported")
+    }
+    if node.output.iter().skip(1).any(|o| !o.is_empty()) {
+        bail!("BatchNormalization: only the Y output is supported")
+    }
+    let dims = x.dims();
+    if dims.len() < 2 {
+        bail!("BatchNormalization: input rank {} < 2", dims.len())
+    }
+    let (c, len) = (dims[1], dims[2..].iter().product::<usize>());
+    let op = "BatchNormalization";
+    let vec = |t: &Tensor| -> Result<Vec<f32>> {
+        let v = numerics::to_f32_vec(op, t)?;
+        if v.len() != c {
+            bail!("BatchNormalization: per-channel inputs must have {c} values")
+        }
+        Ok(v)
+    };
+    let (scale, bias, mean, var) = (vec(scale)?, vec(bias)?, vec(mean)?, vec(var)?);
+    let eps = attrs::float(node, "epsilon", 1e-5);
+    let isa = numerics::isa();
+    let xs = numerics::to_f32_vec(op, x)?;
+    let mut ys = vec![0f32; xs.len()];
+    if len > 0 {
+        ys.par_chunks_mut(len)
+            .zip(xs.par_chunks(len))
+            .enumerate()
+            .for_each(|(plane, (y, x))| {
+                let ch = plane % c;
+                let rstd = 1.0 / inferchain_kernels::lanes::sqrt(var[ch] + eps);
+                normalize_channel(isa, x, mean[ch], rstd, scale[ch], bias[ch], y);
+            });
+    }
+    numerics::tensor(ys, dims)
+}
+
+/// `LayerNormalization` (opset 17): over the axes from `axis` to the last. Only the `Y`
+/// output; `Mean` and `InvStdDev` are training outputs.
 pub fn layer_norm(
     node: &NodeProto,
     x: &Tensor,
@@ -49,19 +106,23 @@ pub fn layer_norm(
         bail!("LayerNormalization: only the Y output is supported")
     }
     let axis = attrs::axis("LayerNormalization", attrs::int(node, "axis", -1), x.rank())?;
-    let eps = f64::from(attrs::float(node, "epsilon", 1e-5));
+    let eps = attrs::float(node, "epsilon", 1e-5);
     let dims = x.dims().to_vec();
     let inner: usize = dims[axis..].iter().product();
-    let rows = x.reshape((x.elem_count() / inner.max(1), inner))?;
-    let mean = (rows.sum_keepdim(1)? / inner as f64)?;
-    let centered = rows.broadcast_sub(&mean)?;
-    let var = (centered.sqr()?.sum_keepdim(1)? / inner as f64)?;
-    let normed = centered
-        .broadcast_div(&(var + eps)?.sqrt()?)?
-        .reshape(dims)?;
-    let y = normed.broadcast_mul(scale)?;
-    match bias {
-        Some(b) => y.broadcast_add(b),
-        None => Ok(y),
+    let op = "LayerNormalization";
+    // Scale and bias broadcast to the normalised shape.
+    let norm_shape = &dims[axis..];
+    let scale = numerics::to_f32_vec(op, &scale.broadcast_as(norm_shape)?)?;
+    let bias = bias
+        .map(|b| numerics::to_f32_vec(op, &b.broadcast_as(norm_shape)?))
+        .transpose()?;
+    let isa = numerics::isa();
+    let xs = numerics::to_f32_vec(op, x)?;
+    let mut ys = vec![0f32; xs.len()];
+    if inner > 0 {
+        ys.par_chunks_mut(inner)
+            .zip(xs.par_chunks(inner))
+            .for_each(|(y, x)| kernel_layer_norm(isa, x, &scale, bias.as_deref(), eps, y));
     }
+    numerics::tensor(ys, dims)
 }

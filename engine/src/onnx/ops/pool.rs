@@ -8,19 +8,6 @@ use super::{attrs, dense, window::Window};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 
-/// Whether candle-onnx's own 2-D pooling computes this node exactly as ONNX defines it
-/// (no padding, dilation, `ceil_mode` or `auto_pad`, two spatial axes).
-pub fn candle_handles(node: &NodeProto) -> bool {
-    let plain = |name: &str, neutral: i64| {
-        attrs::ints(node, name).is_none_or(|v| v.iter().all(|&x| x == neutral))
-    };
-    attrs::ints(node, "kernel_shape").is_some_and(|k| k.len() == 2)
-        && plain("pads", 0)
-        && plain("dilations", 1)
-        && attrs::int(node, "ceil_mode", 0) == 0
-        && attrs::string(node, "auto_pad", "NOTSET") == "NOTSET"
-}
-
 /// The larger of `m` and `v`; a NaN, once seen, wins (as numpy's max).
 fn nan_max(m: f64, v: f64) -> f64 {
     if v > m || v.is_nan() {

@@ -1,0 +1,77 @@
+//! The engine's bridge to `inferchain-kernels`, where the numerics of every floating-point
+//! operator are defined: the kernel ISA this process runs, the thread pool the kernels'
+//! tasks go to, and f32 views of candle tensors.
+//!
+//! The ISA is detected once (the fastest the CPU runs); `INFERCHAIN_KERNEL_ISA=scalar|avx2|
+//! avx512|neon` picks a slower one (tests and the determinism matrix use it). It only
+//! changes speed: every ISA computes the same bits.
+
+use candle_core::{bail, CpuStorage, Device, Result, Shape, Storage, Tensor};
+use inferchain_kernels::{Isa, Parallel};
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// The kernel ISA of this process.
+pub fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        let detected = Isa::detect();
+        match std::env::var("INFERCHAIN_KERNEL_ISA") {
+            Ok(name) => match Isa::from_name(&name) {
+                Some(isa) if isa.available() => isa,
+                _ => {
+                    log::warn!(
+                        "INFERCHAIN_KERNEL_ISA={name} is not a kernel ISA this CPU runs; using {}",
+                        detected.name()
+                    );
+                    detected
+                }
+            },
+            Err(_) => detected,
+        }
+    })
+}
+
+/// Kernel tasks on rayon's pool (`RAYON_NUM_THREADS`).
+pub struct Rayon;
+
+impl Parallel for Rayon {
+    fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        if tasks == 1 {
+            task(0)
+        } else {
+            (0..tasks).into_par_iter().for_each(task)
+        }
+    }
+}
+
+/// Calls `f` with `t`'s values as a row-major f32 slice (no copy when `t` is already
+/// contiguous). Other dtypes are an error naming `op`: the kernels compute in f32.
+pub fn with_f32<R>(op: &str, t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = if t.is_contiguous() {
+        t.clone()
+    } else {
+        t.contiguous()?
+    };
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(values)) => {
+            let start = layout.start_offset();
+            Ok(f(&values[start..start + t.elem_count()]))
+        }
+        _ => bail!(
+            "{op}: {:?} input; the engine's kernels compute in f32 (numerics profile)",
+            t.dtype()
+        ),
+    }
+}
+
+/// `t`'s values as a new row-major f32 vector.
+pub fn to_f32_vec(op: &str, t: &Tensor) -> Result<Vec<f32>> {
+    with_f32(op, t, <[f32]>::to_vec)
+}
+
+/// A CPU tensor of shape `shape` holding `values`.
+pub fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> Result<Tensor> {
+    Tensor::from_vec(values, shape, &Device::Cpu)
+}

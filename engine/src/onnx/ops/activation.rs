@@ -1,0 +1,78 @@
+//! Element-wise operators whose bits a math library would decide: `Exp`, `Log`, `Tanh`,
+//! `Sigmoid`, `Erf`, `Gelu`, `Elu`, `Selu`, `Softplus`, `HardSigmoid` (the kernels'
+//! [`Unary`] functions) and `Pow` (the kernels' scalar `pow`), on f32.
+
+use super::attrs;
+use crate::numerics::{self};
+use candle_core::{bail, DType, Result, Tensor};
+use candle_onnx::onnx::NodeProto;
+use inferchain_kernels::{math, Unary};
+use rayon::prelude::*;
+
+/// The kernel function of an element-wise node, if it is one.
+pub fn unary_of(node: &NodeProto) -> Option<Result<Unary>> {
+    let f = |name, default| attrs::float(node, name, default);
+    Some(Ok(match node.op_type.as_str() {
+        "Exp" => Unary::Exp,
+        "Log" => Unary::Log,
+        "Tanh" => Unary::Tanh,
+        "Sigmoid" => Unary::Sigmoid,
+        "Erf" => Unary::Erf,
+        "Gelu" => match attrs::string(node, "approximate", "none").as_str() {
+            "none" => Unary::Gelu,
+            "tanh" => Unary::GeluTanh,
+            other => {
+                return Some(Err(candle_core::Error::Msg(format!(
+                    "Gelu: unknown approximate `{other}`"
+                ))))
+            }
+        },
+        "Elu" => Unary::Elu {
+            alpha: f("alpha", 1.0),
+        },
+        "Selu" => Unary::Selu {
+            alpha: f("alpha", 1.673_263_2),
+            gamma: f("gamma", 1.050_701),
+        },
+        "Softplus" => Unary::Softplus,
+        "HardSigmoid" => Unary::HardSigmoid {
+            alpha: f("alpha", 0.2),
+            beta: f("beta", 0.5),
+        },
+        _ => return None,
+    }))
+}
+
+/// Elements per parallel task: large enough to amortise a task, any value gives the
+/// same bits (elements are independent).
+const CHUNK: usize = 1 << 14;
+
+/// `op` applied to every element of `x`.
+pub fn apply(op: Unary, x: &Tensor) -> Result<Tensor> {
+    let isa = numerics::isa();
+    let mut out = numerics::to_f32_vec(&format!("{op:?}"), x)?;
+    out.par_chunks_mut(CHUNK)
+        .for_each(|chunk| inferchain_kernels::unary_in_place(isa, op, chunk));
+    numerics::tensor(out, x.dims())
+}
+
+/// `Pow(X, Y)`, numpy broadcasting; the result has X's dtype (f32). An integer exponent
+/// tensor is taken as f32 (exactly, for the exponents where it matters).
+pub fn pow(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    if x.dtype() != DType::F32 {
+        bail!(
+            "Pow: {:?} base; the engine's kernels compute in f32",
+            x.dtype()
+        )
+    }
+    let y = if y.dtype() == DType::F32 {
+        y.clone()
+    } else {
+        y.to_dtype(DType::F32)?
+    };
+    let shape = x.shape().broadcast_shape_binary_op(y.shape(), "Pow")?;
+    let xs = numerics::to_f32_vec("Pow", &x.broadcast_as(&shape)?)?;
+    let ys = numerics::to_f32_vec("Pow", &y.broadcast_as(&shape)?)?;
+    let out: Vec<f32> = xs.iter().zip(&ys).map(|(&a, &b)| math::pow(a, b)).collect();
+    numerics::tensor(out, shape)
+}

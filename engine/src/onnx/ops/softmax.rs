@@ -1,0 +1,56 @@
+//! `Softmax` and `LogSoftmax` through the kernels (max, `exp(x - max)`, the 16-lane sum,
+//! one division or `- log(sum)` per element).
+//!
+//! Before opset 13 the input is coerced to 2-D at `axis` (default 1) and normalised over
+//! everything from `axis` on; from opset 13 over the one `axis` (default -1).
+
+use super::attrs;
+use crate::numerics;
+use candle_core::{Result, Tensor};
+use candle_onnx::onnx::NodeProto;
+use rayon::prelude::*;
+
+pub fn softmax(node: &NodeProto, x: &Tensor, opset: i64, log: bool) -> Result<Tensor> {
+    let rank = x.rank();
+    let op = node.op_type.as_str();
+    let default = if opset < 13 { 1 } else { -1 };
+    let axis = attrs::axis(op, attrs::int(node, "axis", default), rank.max(1))?;
+    let isa = numerics::isa();
+    let row = |xs: &[f32], ys: &mut [f32]| {
+        if log {
+            inferchain_kernels::log_softmax(isa, xs, ys)
+        } else {
+            inferchain_kernels::softmax(isa, xs, ys)
+        }
+    };
+    if opset < 13 || axis + 1 == rank {
+        // Rows are contiguous: everything from `axis` on (opset < 13) or the last axis.
+        let len: usize = if opset < 13 {
+            x.dims()[axis..].iter().product()
+        } else {
+            x.dims()[axis]
+        };
+        let xs = numerics::to_f32_vec(op, x)?;
+        let mut ys = vec![0f32; xs.len()];
+        if len > 0 {
+            ys.par_chunks_mut(len)
+                .zip(xs.par_chunks(len))
+                .for_each(|(y, x)| row(x, y));
+        }
+        return numerics::tensor(ys, x.dims());
+    }
+    // Another axis: move it last (an exact copy), normalise, move it back.
+    let last = rank - 1;
+    let moved = x.transpose(axis, last)?.contiguous()?;
+    let len = moved.dims()[last];
+    let xs = numerics::to_f32_vec(op, &moved)?;
+    let mut ys = vec![0f32; xs.len()];
+    if len > 0 {
+        ys.par_chunks_mut(len)
+            .zip(xs.par_chunks(len))
+            .for_each(|(y, x)| row(x, y));
+    }
+    numerics::tensor(ys, moved.dims())?
+        .transpose(axis, last)?
+        .contiguous()
+}

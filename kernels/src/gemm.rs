@@ -1,0 +1,384 @@
+//! Matrix products: `C = A B` with every element one FMA chain along K.
+//!
+//! **The definition.** `C[i][j]` starts at +0 and, for `k = 0, 1, …, K-1` in order,
+//! becomes `fma(A[i][k], B[k][j], C[i][j])`. Nothing else: no partial sums, no
+//! reassociation, no block size in the result. An epilogue may then add a bias
+//! (`C[i][j] + bias`, one rounding) and replaces NaNs by the canonical NaN.
+//!
+//! **The fast implementation** is the Goto/BLIS layering (B packed into panels of `NR`
+//! columns, an `MR × NR` register tile, K walked in blocks of [`KC`]), arranged so that
+//! none of it can change a bit: SIMD lanes run over N (columns), never over K; a tile's
+//! accumulators are written to C at the end of a K block and reloaded at the start of the
+//! next, which continues the same chain exactly; tasks (threads) own disjoint parts of C.
+//! Wider registers, other block sizes and thread counts therefore compute the chain
+//! above, step for step.
+#![allow(unsafe_code)]
+
+use crate::{elementwise::canonical, isa::Isa, lanes::Lanes};
+use alloc::vec::Vec;
+
+/// K block: how many steps of the chain a tile runs before writing C back. Any value
+/// gives the same bits; this one keeps a block of packed B in L2.
+pub const KC: usize = 256;
+/// Rows per task (a multiple of every ISA's MR).
+const MC: usize = 96;
+/// Column panels per task.
+const PANELS_PER_TASK: usize = 4;
+
+/// A read-only matrix view: element `(i, k)` at `data[offset + i * rs + k * cs]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A row-major `rows × cols` matrix.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        MatRef {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of this view (no copy).
+    pub fn t(self) -> Self {
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    fn check(&self) {
+        if self.rows > 0 && self.cols > 0 {
+            let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
+            assert!(last < self.data.len(), "matrix view exceeds its data");
+        }
+    }
+
+    #[inline(always)]
+    fn at(&self, i: usize, k: usize) -> f32 {
+        self.data[i * self.rs + k * self.cs]
+    }
+}
+
+/// B (`K × N`) packed for the ISA it was packed for: panel `p` holds columns
+/// `p*NR .. p*NR+NR` (zero beyond N), row after row: `data[(p * K + k) * NR + j]`.
+#[derive(Clone, Debug)]
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    nr: usize,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    /// Packs `b` for `isa`.
+    pub fn pack(isa: Isa, b: MatRef<'_>) -> PackedB {
+        b.check();
+        let nr = isa.effective().gemm_nr();
+        let (k, n) = (b.rows, b.cols);
+        let panels = n.div_ceil(nr);
+        let mut data = alloc::vec![0f32; panels * k * nr];
+        for p in 0..panels {
+            let cols = nr.min(n - p * nr);
+            for kk in 0..k {
+                let dst = &mut data[(p * k + kk) * nr..][..cols];
+                if b.cs == 1 {
+                    let start = kk * b.rs + p * nr;
+                    dst.copy_from_slice(&b.data[start..start + cols]);
+                } else {
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        *d = b.at(kk, p * nr + j);
+                    }
+                }
+            }
+        }
+        PackedB { k, n, nr, data }
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 4
+    }
+
+    /// Whether it was packed for `isa`'s panel width.
+    pub fn fits(&self, isa: Isa) -> bool {
+        self.nr == isa.effective().gemm_nr()
+    }
+}
+
+/// What the epilogue adds to each finished element.
+#[derive(Clone, Copy)]
+pub enum Bias<'a> {
+    None,
+    /// `bias[i]` to every element of row `i` (a convolution's per-channel bias).
+    Row(&'a [f32]),
+    /// `bias[j]` to every element of column `j` (a linear layer's bias).
+    Col(&'a [f32]),
+}
+
+/// Runs `tasks` independent closures, in any order and on any threads. The kernel
+/// crate has no threads of its own; the engine passes a thread pool.
+pub trait Parallel {
+    fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync));
+}
+
+/// One task after the other, on the calling thread.
+pub struct Sequential;
+
+impl Parallel for Sequential {
+    fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        (0..tasks).for_each(task)
+    }
+}
+
+/// C's base pointer, shared by tasks that write disjoint elements.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: tasks write disjoint (row block, panel range) rectangles of C; see `gemm`.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+/// `C = A B (+ bias)` with `A` `M × K` (any strides), `B` packed, `C` row-major `M × N`.
+pub fn gemm(
+    isa: Isa,
+    a: MatRef<'_>,
+    b: &PackedB,
+    bias: Bias<'_>,
+    c: &mut [f32],
+    par: &dyn Parallel,
+) {
+    a.check();
+    let isa = isa.effective();
+    let (m, n, k) = (a.rows, b.n, b.k);
+    assert_eq!(a.cols, k, "gemm: A has {} columns, B {} rows", a.cols, k);
+    assert_eq!(c.len(), m * n, "gemm: C must be {m} x {n}");
+    assert!(b.fits(isa), "gemm: B was packed for another ISA");
+    match bias {
+        Bias::Row(v) => assert_eq!(v.len(), m, "gemm: row bias length"),
+        Bias::Col(v) => assert_eq!(v.len(), n, "gemm: column bias length"),
+        Bias::None => {}
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    let panels = n.div_ceil(b.nr);
+    let row_blocks = m.div_ceil(MC);
+    let col_blocks = panels.div_ceil(PANELS_PER_TASK);
+    let cptr = SharedMut(c.as_mut_ptr());
+    par.run(row_blocks * col_blocks, &|t| {
+        let (rb, cb) = (t / col_blocks, t % col_blocks);
+        let rows = rb * MC..(m.min((rb + 1) * MC));
+        let pans = cb * PANELS_PER_TASK..panels.min((cb + 1) * PANELS_PER_TASK);
+        let task = Task {
+            a,
+            b,
+            bias,
+            c: cptr,
+            n,
+            rows,
+            panels: pans,
+        };
+        // This task's rectangle of C is disjoint from every other task's, and within `c`.
+        crate::dispatch::gemm_task(isa, &task)
+    });
+}
+
+/// The rectangle of C one task computes.
+pub(crate) struct Task<'a> {
+    a: MatRef<'a>,
+    b: &'a PackedB,
+    bias: Bias<'a>,
+    c: SharedMut,
+    n: usize,
+    rows: core::ops::Range<usize>,
+    panels: core::ops::Range<usize>,
+}
+
+/// One task with `MR × NV*N` tiles of `V`.
+///
+/// # Safety
+/// The task's rectangle of C must be valid and written by no one else meanwhile.
+#[inline(always)]
+pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Task<'_>) {
+    let nr = NV * V::N;
+    debug_assert_eq!(nr, t.b.nr);
+    let (k, n) = (t.b.k, t.n);
+    let c = t.c.0;
+    if k == 0 {
+        for i in t.rows.clone() {
+            for p in t.panels.clone() {
+                for j in p * nr..n.min(p * nr + nr) {
+                    // SAFETY: (i, j) inside this task's rectangle of C.
+                    unsafe { *c.add(i * n + j) = 0.0 };
+                }
+            }
+        }
+    }
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = KC.min(k - k0);
+        for p in t.panels.clone() {
+            let cols = nr.min(n - p * nr);
+            // SAFETY: panel p holds K * nr values; k0 + kc <= K.
+            let bp = unsafe { t.b.data.as_ptr().add((p * k + k0) * nr) };
+            let mut i = t.rows.start;
+            while i < t.rows.end {
+                let rows = MR.min(t.rows.end - i);
+                let ap = t.a.data[i * t.a.rs + k0 * t.a.cs..].as_ptr();
+                // SAFETY: C rows i..i+rows, columns p*nr..p*nr+cols are this task's; A
+                // rows i..i+rows and columns k0..k0+kc are inside `a` (checked by
+                // MatRef::check in `gemm`).
+                unsafe {
+                    let cp = c.add(i * n + p * nr);
+                    let args = (kc, ap, t.a.rs, t.a.cs, bp, cp, n, cols, k0 > 0);
+                    tile_rows::<V, MR, NV>(rows, args);
+                }
+                i += rows;
+            }
+        }
+        k0 += kc;
+    }
+    // Epilogue: bias, canonical NaNs.
+    for i in t.rows.clone() {
+        for p in t.panels.clone() {
+            for j in p * nr..n.min(p * nr + nr) {
+                // SAFETY: (i, j) inside this task's rectangle of C.
+                let v = unsafe { &mut *c.add(i * n + j) };
+                let s = match t.bias {
+                    Bias::None => *v,
+                    Bias::Row(b) => *v + b[i],
+                    Bias::Col(b) => *v + b[j],
+                };
+                *v = canonical(crate::lanes::Scalar(s)).0;
+            }
+        }
+    }
+}
+
+type TileArgs = (
+    usize,
+    *const f32,
+    usize,
+    usize,
+    *const f32,
+    *mut f32,
+    usize,
+    usize,
+    bool,
+);
+
+/// A tile of `rows` (<= MR) rows: picks the instance with that many rows.
+#[inline(always)]
+unsafe fn tile_rows<V: Lanes, const MR: usize, const NV: usize>(rows: usize, args: TileArgs) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match rows {
+            1 => tile::<V, 1, NV>(args),
+            2 => tile::<V, 2, NV>(args),
+            3 => tile::<V, 3, NV>(args),
+            4 => tile::<V, 4, NV>(args),
+            5 => tile::<V, 5, NV>(args),
+            6 => tile::<V, 6, NV>(args),
+            7 => tile::<V, 7, NV>(args),
+            8 => tile::<V, 8, NV>(args),
+            9 => tile::<V, 9, NV>(args),
+            10 => tile::<V, 10, NV>(args),
+            11 => tile::<V, 11, NV>(args),
+            12 => tile::<V, 12, NV>(args),
+            13 => tile::<V, 13, NV>(args),
+            14 => tile::<V, 14, NV>(args),
+            _ => unreachable!("MR is at most 14"),
+        }
+    }
+}
+
+/// The register tile: `R` rows by `NV` registers of columns, `kc` steps of the chain.
+#[inline(always)]
+unsafe fn tile<V: Lanes, const R: usize, const NV: usize>(
+    (kc, a, rs_a, cs_a, b, c, ldc, cols, load_c): TileArgs,
+) {
+    let nr = NV * V::N;
+    let mut acc = [[V::splat(0.0); NV]; R];
+    let mut buf = [0f32; 64];
+    // SAFETY (whole body): C rows < R at stride ldc, columns < cols are valid; A rows < R
+    // at rs_a and steps < kc at cs_a are valid; B holds kc * nr values; nr <= 64.
+    unsafe {
+        if load_c {
+            for (r, row) in acc.iter_mut().enumerate() {
+                let cr = c.add(r * ldc);
+                if cols == nr {
+                    for (v, reg) in row.iter_mut().enumerate() {
+                        *reg = V::load(cr.add(v * V::N));
+                    }
+                } else {
+                    core::ptr::copy_nonoverlapping(cr, buf.as_mut_ptr(), cols);
+                    for (v, reg) in row.iter_mut().enumerate() {
+                        *reg = V::load(buf.as_ptr().add(v * V::N));
+                    }
+                }
+            }
+        }
+        for kk in 0..kc {
+            let bp = b.add(kk * nr);
+            let mut bv = [V::splat(0.0); NV];
+            for (v, reg) in bv.iter_mut().enumerate() {
+                *reg = V::load(bp.add(v * V::N));
+            }
+            let ak = a.add(kk * cs_a);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = V::splat(*ak.add(r * rs_a));
+                for (reg, bvv) in row.iter_mut().zip(bv.iter()) {
+                    *reg = V::fma(av, *bvv, *reg);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            let cr = c.add(r * ldc);
+            if cols == nr {
+                for (v, reg) in row.iter().enumerate() {
+                    reg.store(cr.add(v * V::N));
+                }
+            } else {
+                for (v, reg) in row.iter().enumerate() {
+                    reg.store(buf.as_mut_ptr().add(v * V::N));
+                }
+                core::ptr::copy_nonoverlapping(buf.as_ptr(), cr, cols);
+            }
+        }
+    }
+}
+
+/// The definition, written plainly: for tests and the referee.
+pub fn gemm_reference(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32]) {
+    assert_eq!(a.cols, b.rows);
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    assert_eq!(c.len(), m * n);
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0f32;
+            for kk in 0..k {
+                acc = crate::fma::fma(a.at(i, kk), b.at(kk, j), acc);
+            }
+            c[i * n + j] = canonical(crate::lanes::Scalar(acc)).0;
+        }
+    }
+}

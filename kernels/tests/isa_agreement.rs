@@ -1,0 +1,277 @@
+//! Every SIMD path this CPU runs gives the scalar reference's bits, kernel by kernel, on
+//! random inputs with the awkward values mixed in (NaN, ±inf, ±0, subnormals, huge and
+//! tiny magnitudes) and lengths that leave every kind of tail.
+
+use inferchain_kernels::{self as k, Bias, Isa, MatRef, PackedB, Sequential, Unary};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 16) as u32
+    }
+
+    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * (self.next() as f32 / u32::MAX as f32)
+    }
+
+    /// Mostly ordinary values in [-scale, scale], sometimes an awkward one.
+    fn value(&mut self, scale: f32) -> f32 {
+        match self.next() % 64 {
+            0 => f32::NAN,
+            1 => f32::INFINITY,
+            2 => f32::NEG_INFINITY,
+            3 => -0.0,
+            4 => f32::from_bits(self.next() % 0x0080_0000), // subnormal
+            5 => self.uniform(-100.0, 100.0),
+            6 => self.uniform(-1e-3, 1e-3),
+            _ => self.uniform(-scale, scale),
+        }
+    }
+
+    fn values(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.value(scale)).collect()
+    }
+
+    /// Finite values only.
+    fn finite(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(-scale, scale)).collect()
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn isas() -> Vec<Isa> {
+    let found: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.available()).collect();
+    println!("ISAs on this CPU: {found:?}");
+    found
+}
+
+const LENGTHS: [usize; 12] = [0, 1, 3, 7, 8, 15, 16, 17, 31, 33, 100, 1000];
+
+const UNARY: [Unary; 12] = [
+    Unary::Exp,
+    Unary::Log,
+    Unary::Tanh,
+    Unary::Sigmoid,
+    Unary::Erf,
+    Unary::Gelu,
+    Unary::GeluTanh,
+    Unary::Silu,
+    Unary::Elu { alpha: 0.7 },
+    Unary::Selu {
+        alpha: 1.673_263_2,
+        gamma: 1.050_701,
+    },
+    Unary::Softplus,
+    Unary::HardSigmoid {
+        alpha: 0.2,
+        beta: 0.5,
+    },
+];
+
+#[test]
+fn unary_functions_agree() {
+    let mut rng = Rng(1);
+    for isa in isas() {
+        for op in UNARY {
+            for &n in &LENGTHS {
+                for scale in [1.0, 10.0, 90.0] {
+                    let x = rng.values(n, scale);
+                    let mut want = vec![0f32; n];
+                    k::unary(Isa::Scalar, op, &x, &mut want);
+                    let mut got = vec![0f32; n];
+                    k::unary(isa, op, &x, &mut got);
+                    assert_eq!(bits(&got), bits(&want), "{op:?} on {isa:?}, n = {n}");
+                    let mut inplace = x.clone();
+                    k::unary_in_place(isa, op, &mut inplace);
+                    assert_eq!(bits(&inplace), bits(&want), "{op:?} in place on {isa:?}");
+                    assert!(got
+                        .iter()
+                        .all(|v| !v.is_nan() || v.to_bits() == 0x7fc0_0000));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn reductions_and_rows_agree() {
+    let mut rng = Rng(2);
+    for isa in isas() {
+        for &n in &LENGTHS {
+            for trial in 0..4 {
+                // Trial 0 mixes in awkward values; the others are finite.
+                let x = if trial == 0 {
+                    rng.values(n, 50.0)
+                } else {
+                    rng.finite(n, 1e3_f32.powi(trial - 1))
+                };
+                let s = k::sum(isa, &x);
+                assert_eq!(
+                    s.to_bits(),
+                    k::sum(Isa::Scalar, &x).to_bits(),
+                    "sum {isa:?} {n}"
+                );
+                let m = k::max(isa, &x);
+                assert_eq!(
+                    m.to_bits(),
+                    k::max(Isa::Scalar, &x).to_bits(),
+                    "max {isa:?} {n}"
+                );
+                let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+                k::softmax(isa, &x, &mut a);
+                k::softmax(Isa::Scalar, &x, &mut b);
+                assert_eq!(bits(&a), bits(&b), "softmax {isa:?} {n}");
+                k::log_softmax(isa, &x, &mut a);
+                k::log_softmax(Isa::Scalar, &x, &mut b);
+                assert_eq!(bits(&a), bits(&b), "log_softmax {isa:?} {n}");
+                let scale = rng.finite(n, 2.0);
+                let bias = rng.finite(n, 1.0);
+                for with_bias in [true, false] {
+                    let bias = with_bias.then_some(bias.as_slice());
+                    k::layer_norm(isa, &x, &scale, bias, 1e-5, &mut a);
+                    k::layer_norm(Isa::Scalar, &x, &scale, bias, 1e-5, &mut b);
+                    assert_eq!(bits(&a), bits(&b), "layer_norm {isa:?} {n}");
+                }
+                let (mean, rstd) = k::moments(isa, &x, 1e-3);
+                k::normalize_channel(isa, &x, mean, rstd, 0.7, -0.1, &mut a);
+                k::normalize_channel(Isa::Scalar, &x, mean, rstd, 0.7, -0.1, &mut b);
+                assert_eq!(bits(&a), bits(&b), "normalize_channel {isa:?} {n}");
+            }
+        }
+    }
+}
+
+/// The sum's order is its definition: 16 partials, then the tree. A sum that is not
+/// associative in f32 shows the order.
+#[test]
+fn sum_follows_the_sixteen_lane_order() {
+    let mut x = vec![1.0f32; 40];
+    x[0] = 1e8;
+    x[16] = -1e8;
+    // Partial 0 gets 1e8 + -1e8 + 1 = 1 (x[32]); the others 2 or 3 ones each.
+    let mut lanes = [0f32; 16];
+    for (i, v) in x.iter().enumerate() {
+        lanes[i % 16] += v;
+    }
+    for half in [8, 4, 2] {
+        for j in 0..half {
+            lanes[j] += lanes[j + half];
+        }
+    }
+    let want = lanes[0] + lanes[1];
+    for isa in isas() {
+        assert_eq!(k::sum(isa, &x), want, "{isa:?}");
+    }
+    // A left-to-right sum gives something else here, which is why the order is fixed.
+    assert_ne!(x.iter().fold(0f32, |a, b| a + b), want);
+}
+
+fn gemm_case(rng: &mut Rng, m: usize, n: usize, kk: usize, transposed_a: bool, bias: u8) {
+    let a_data = rng.finite(m * kk, 1.0);
+    let b_data = rng.finite(kk * n, 1.0);
+    let a = if transposed_a {
+        MatRef::row_major(&a_data, kk, m).t()
+    } else {
+        MatRef::row_major(&a_data, m, kk)
+    };
+    let b = MatRef::row_major(&b_data, kk, n);
+    let mut want = vec![0f32; m * n];
+    k::gemm_reference(a, b, &mut want);
+    let row_bias = rng.finite(m, 1.0);
+    let col_bias = rng.finite(n, 1.0);
+    let bias = match bias {
+        1 => {
+            for i in 0..m {
+                for j in 0..n {
+                    want[i * n + j] += row_bias[i];
+                }
+            }
+            Bias::Row(&row_bias)
+        }
+        2 => {
+            for i in 0..m {
+                for j in 0..n {
+                    want[i * n + j] += col_bias[j];
+                }
+            }
+            Bias::Col(&col_bias)
+        }
+        _ => Bias::None,
+    };
+    for isa in isas() {
+        let packed = PackedB::pack(isa, b);
+        let mut got = vec![f32::NAN; m * n];
+        k::gemm(isa, a, &packed, bias, &mut got, &Sequential);
+        assert_eq!(
+            bits(&got),
+            bits(&want),
+            "gemm {isa:?} m={m} n={n} k={kk} transposed_a={transposed_a}"
+        );
+        // Transposed B packs to the same panels.
+        let bt_data: Vec<f32> = (0..n * kk).map(|i| b_data[(i % kk) * n + i / kk]).collect();
+        let packed_t = PackedB::pack(isa, MatRef::row_major(&bt_data, n, kk).t());
+        let mut got_t = vec![0f32; m * n];
+        k::gemm(isa, a, &packed_t, bias, &mut got_t, &Sequential);
+        assert_eq!(bits(&got_t), bits(&want), "gemm with B transposed, {isa:?}");
+    }
+}
+
+#[test]
+fn gemm_agrees_with_the_definition() {
+    let mut rng = Rng(3);
+    let sizes = [1, 2, 5, 6, 12, 13, 17, 31, 32, 33, 64, 97];
+    for (t, &m) in sizes.iter().enumerate() {
+        for &n in &sizes {
+            let kk = [1, 3, 16, 40, 300][(t + n) % 5];
+            gemm_case(
+                &mut rng,
+                m,
+                n,
+                kk,
+                (m + n) % 2 == 0,
+                ((m * 7 + n) % 3) as u8,
+            );
+        }
+    }
+    // K longer than one K block (KC = 256), M over one task's rows, N over one task's
+    // panels: the chain continues across blocks and tasks.
+    gemm_case(&mut rng, 200, 300, 700, false, 2);
+    gemm_case(&mut rng, 7, 1000, 1030, true, 1);
+    // K = 0: all zeros (plus bias).
+    gemm_case(&mut rng, 3, 5, 0, false, 2);
+}
+
+/// Parallel tasks (any order, any thread) give the same bits as one after another.
+#[test]
+fn gemm_tasks_in_any_order_give_the_same_bits() {
+    struct Reversed;
+    impl k::Parallel for Reversed {
+        fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+            std::thread::scope(|s| {
+                for t in (0..tasks).rev() {
+                    s.spawn(move || task(t));
+                }
+            });
+        }
+    }
+    let mut rng = Rng(4);
+    let (m, n, kk) = (300, 500, 600);
+    let a_data = rng.finite(m * kk, 1.0);
+    let b_data = rng.finite(kk * n, 1.0);
+    let a = MatRef::row_major(&a_data, m, kk);
+    for isa in isas() {
+        let packed = PackedB::pack(isa, MatRef::row_major(&b_data, kk, n));
+        let mut one = vec![0f32; m * n];
+        k::gemm(isa, a, &packed, Bias::None, &mut one, &Sequential);
+        let mut many = vec![0f32; m * n];
+        k::gemm(isa, a, &packed, Bias::None, &mut many, &Reversed);
+        assert_eq!(bits(&one), bits(&many), "{isa:?}");
+    }
+}
