@@ -8,8 +8,10 @@
 
 use candle_core::{bail, CpuStorage, Device, Result, Shape, Storage, Tensor};
 use inferchain_kernels::{Isa, Parallel};
-use rayon::prelude::*;
-use std::sync::OnceLock;
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    OnceLock,
+};
 
 /// The kernel ISA of this process.
 pub fn isa() -> Isa {
@@ -32,16 +34,30 @@ pub fn isa() -> Isa {
     })
 }
 
-/// Kernel tasks on rayon's pool (`RAYON_NUM_THREADS`).
+/// Kernel tasks on rayon's pool (`RAYON_NUM_THREADS`): one worker per thread takes the
+/// next task in order, so the tasks running at any moment are neighbours (they share
+/// operands in cache). Which thread computes a task never changes its bits.
 pub struct Rayon;
 
 impl Parallel for Rayon {
     fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
-        if tasks == 1 {
-            task(0)
-        } else {
-            (0..tasks).into_par_iter().for_each(task)
+        let workers = rayon::current_num_threads().min(tasks);
+        if workers <= 1 {
+            (0..tasks).for_each(task);
+            return;
         }
+        let next = AtomicUsize::new(0);
+        rayon::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|_| loop {
+                    let t = next.fetch_add(1, Ordering::Relaxed);
+                    if t >= tasks {
+                        break;
+                    }
+                    task(t);
+                });
+            }
+        });
     }
 }
 

@@ -19,8 +19,11 @@ use alloc::vec::Vec;
 
 /// K block: how many steps of the chain a tile runs before writing C back. Any value
 /// gives the same bits; this one keeps a block of packed B in L2.
-pub const KC: usize = 256;
-/// Rows per task (a multiple of every ISA's MR).
+pub const KC: usize = 128;
+/// How many steps of the chain ahead B is prefetched.
+const PREFETCH: usize = 16;
+/// Rows per task (a multiple of every ISA's MR): a transformer's token rows fit one task,
+/// so B is streamed from memory once, with the threads splitting its columns.
 const MC: usize = 96;
 /// Column panels per task.
 const PANELS_PER_TASK: usize = 4;
@@ -233,29 +236,38 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
             }
         }
     }
-    let mut k0 = 0;
-    while k0 < k {
-        let kc = KC.min(k - k0);
+    // An A whose rows are not contiguous along K (a transposed view, like a
+    // convolution's `colsᵀ`) is packed per K block, tile by tile: tile `r`, step `kk`, row
+    // `i` at `apack[(r * kc + kk) * MR + i]` (a copy: no bit changes), so the tile reads
+    // it as one contiguous stream. A row-major A is read in place: each of a tile's rows
+    // is then a sequential stream already.
+    let tiles = t.rows.len().div_ceil(MR);
+    let packs = t.a.cs != 1;
+    let mut apack = alloc::vec![0f32; if packs { tiles * KC.min(k) * MR } else { 0 }];
+    if packs {
+        // K blocks outside: each block of A is packed once for all panels.
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = KC.min(k - k0);
+            pack_a::<MR>(&t.a, t.rows.clone(), k0, kc, &mut apack);
+            for p in t.panels.clone() {
+                // SAFETY: as `run_task`'s.
+                unsafe { block::<V, MR, NV>(t, p, k0, kc, packs, &apack) };
+            }
+            k0 += kc;
+        }
+    } else {
+        // Panels outside: each panel of B is read as one sequential stream (A's rows
+        // stay in L2, a K block of the panel in L1 across the tiles).
         for p in t.panels.clone() {
-            let cols = nr.min(n - p * nr);
-            // SAFETY: panel p holds K * nr values; k0 + kc <= K.
-            let bp = unsafe { t.b.data.as_ptr().add((p * k + k0) * nr) };
-            let mut i = t.rows.start;
-            while i < t.rows.end {
-                let rows = MR.min(t.rows.end - i);
-                let ap = t.a.data[i * t.a.rs + k0 * t.a.cs..].as_ptr();
-                // SAFETY: C rows i..i+rows, columns p*nr..p*nr+cols are this task's; A
-                // rows i..i+rows and columns k0..k0+kc are inside `a` (checked by
-                // MatRef::check in `gemm`).
-                unsafe {
-                    let cp = c.add(i * n + p * nr);
-                    let args = (kc, ap, t.a.rs, t.a.cs, bp, cp, n, cols, k0 > 0);
-                    tile_rows::<V, MR, NV>(rows, args);
-                }
-                i += rows;
+            let mut k0 = 0;
+            while k0 < k {
+                let kc = KC.min(k - k0);
+                // SAFETY: as `run_task`'s.
+                unsafe { block::<V, MR, NV>(t, p, k0, kc, packs, &apack) };
+                k0 += kc;
             }
         }
-        k0 += kc;
     }
     // Epilogue: bias, canonical NaNs.
     for i in t.rows.clone() {
@@ -269,6 +281,77 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
                     Bias::Col(b) => *v + b[j],
                 };
                 *v = canonical(crate::lanes::Scalar(s)).0;
+            }
+        }
+    }
+}
+
+/// One K block of one panel: every tile of the task's rows. (A function, not a closure:
+/// a closure would not inherit the ISA's target features, and the SIMD operations in it
+/// would not be inlined.)
+///
+/// # Safety
+/// As [`run_task`].
+#[inline(always)]
+unsafe fn block<V: Lanes, const MR: usize, const NV: usize>(
+    t: &Task<'_>,
+    p: usize,
+    k0: usize,
+    kc: usize,
+    packs: bool,
+    apack: &[f32],
+) {
+    let nr = NV * V::N;
+    let (k, n) = (t.b.k, t.n);
+    let cols = nr.min(n - p * nr);
+    // SAFETY: panel p holds K * nr values; k0 + kc <= K.
+    let bp = unsafe { t.b.data.as_ptr().add((p * k + k0) * nr) };
+    for tile in 0..t.rows.len().div_ceil(MR) {
+        let i = t.rows.start + tile * MR;
+        let rows = MR.min(t.rows.end - i);
+        let (ap, rs, cs) = if packs {
+            (apack[tile * kc * MR..].as_ptr(), 1, MR)
+        } else {
+            (t.a.data[i * t.a.rs + k0..].as_ptr(), t.a.rs, 1)
+        };
+        // SAFETY: C rows i..i+rows, columns p*nr..p*nr+cols are this task's; the packed
+        // tile holds kc * MR values, and A rows i..i+rows, columns k0..k0+kc are inside
+        // `a` (MatRef::check in `gemm`).
+        unsafe {
+            let cp = t.c.0.add(i * n + p * nr);
+            let args = (kc, ap, rs, cs, bp, cp, n, cols, k0 > 0);
+            tile_rows::<V, MR, NV>(rows, args);
+        }
+    }
+}
+
+/// Copies rows `rows` and columns `k0..k0 + kc` of A into `dst`, tile after tile of `MR`
+/// rows, interleaved by row (rows past the end of the last tile are left as they are: no
+/// tile reads them).
+#[inline(always)]
+fn pack_a<const MR: usize>(
+    a: &MatRef<'_>,
+    rows: core::ops::Range<usize>,
+    k0: usize,
+    kc: usize,
+    dst: &mut [f32],
+) {
+    let (start, n) = (rows.start, rows.len());
+    for tile in 0..n.div_ceil(MR) {
+        let r_n = MR.min(n - tile * MR);
+        let dst = &mut dst[tile * kc * MR..][..kc * MR];
+        let first = start + tile * MR;
+        if a.rs == 1 {
+            // Each step's MR values are contiguous in A.
+            for (kk, d) in dst.chunks_exact_mut(MR).enumerate() {
+                let src = &a.data[(k0 + kk) * a.cs + first..][..r_n];
+                d[..r_n].copy_from_slice(src);
+            }
+        } else {
+            for (kk, d) in dst.chunks_exact_mut(MR).enumerate() {
+                for (r, v) in d[..r_n].iter_mut().enumerate() {
+                    *v = a.data[(first + r) * a.rs + (k0 + kk) * a.cs];
+                }
             }
         }
     }
@@ -337,19 +420,18 @@ unsafe fn tile<V: Lanes, const R: usize, const NV: usize>(
                 }
             }
         }
-        for kk in 0..kc {
-            let bp = b.add(kk * nr);
-            let mut bv = [V::splat(0.0); NV];
-            for (v, reg) in bv.iter_mut().enumerate() {
-                *reg = V::load(bp.add(v * V::N));
-            }
-            let ak = a.add(kk * cs_a);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = V::splat(*ak.add(r * rs_a));
-                for (reg, bvv) in row.iter_mut().zip(bv.iter()) {
-                    *reg = V::fma(av, *bvv, *reg);
-                }
-            }
+        // Four steps per iteration (fewer loop branches), in order.
+        let mut kk = 0;
+        while kk + 4 <= kc {
+            step::<V, R, NV>(&mut acc, a, rs_a, cs_a, b, kk);
+            step::<V, R, NV>(&mut acc, a, rs_a, cs_a, b, kk + 1);
+            step::<V, R, NV>(&mut acc, a, rs_a, cs_a, b, kk + 2);
+            step::<V, R, NV>(&mut acc, a, rs_a, cs_a, b, kk + 3);
+            kk += 4;
+        }
+        while kk < kc {
+            step::<V, R, NV>(&mut acc, a, rs_a, cs_a, b, kk);
+            kk += 1;
         }
         for (r, row) in acc.iter().enumerate() {
             let cr = c.add(r * ldc);
@@ -362,6 +444,44 @@ unsafe fn tile<V: Lanes, const R: usize, const NV: usize>(
                     reg.store(buf.as_mut_ptr().add(v * V::N));
                 }
                 core::ptr::copy_nonoverlapping(buf.as_ptr(), cr, cols);
+            }
+        }
+    }
+}
+
+/// One step `kk` of the chain for every element of the tile:
+/// `acc[r][j] = fma(A[r][kk], B[kk][j], acc[r][j])`.
+///
+/// # Safety
+/// A rows < R at `rs_a` and step `kk` at `cs_a` are readable; B holds row `kk` of the
+/// panel (NV * N values).
+#[inline(always)]
+unsafe fn step<V: Lanes, const R: usize, const NV: usize>(
+    acc: &mut [[V; NV]; R],
+    a: *const f32,
+    rs_a: usize,
+    cs_a: usize,
+    b: *const f32,
+    kk: usize,
+) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        let bp = b.add(kk * NV * V::N);
+        // B is streamed once from memory: ask for the lines PREFETCH steps ahead (a
+        // hint; the address may lie past the panel, which is allowed).
+        let ahead = bp.wrapping_add(PREFETCH * NV * V::N);
+        for line in 0..(NV * V::N).div_ceil(16) {
+            V::prefetch(ahead.wrapping_add(line * 16));
+        }
+        let mut bv = [V::splat(0.0); NV];
+        for (v, reg) in bv.iter_mut().enumerate() {
+            *reg = V::load(bp.add(v * V::N));
+        }
+        let ak = a.add(kk * cs_a);
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = V::splat(*ak.add(r * rs_a));
+            for (reg, bvv) in row.iter_mut().zip(bv.iter()) {
+                *reg = V::fma(av, *bvv, *reg);
             }
         }
     }

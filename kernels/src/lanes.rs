@@ -62,6 +62,11 @@ pub trait Lanes: Copy {
     fn shl23(self) -> Self;
     /// Each lane's bits shifted right by 23, zero-filling (the biased exponent).
     fn shr23(self) -> Self;
+
+    /// A hint that the cache line at `p` will be read soon (no effect on any value; a
+    /// no-op where the ISA has none).
+    #[inline(always)]
+    fn prefetch(_p: *const f32) {}
 }
 
 /// One f32: the scalar reference every other implementation must match bit for bit.

@@ -24,6 +24,12 @@ impl Lanes for Avx512 {
     type Mask = __mmask16;
 
     #[inline(always)]
+    fn prefetch(p: *const f32) {
+        // A hint only: any address is allowed, nothing is read.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+    }
+
+    #[inline(always)]
     fn splat(x: f32) -> Self {
         unsafe { Avx512(_mm512_set1_ps(x)) }
     }
@@ -136,6 +142,12 @@ impl Lanes for Avx512 {
 impl Lanes for Avx2 {
     const N: usize = 8;
     type Mask = __m256;
+
+    #[inline(always)]
+    fn prefetch(p: *const f32) {
+        // A hint only: any address is allowed, nothing is read.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+    }
 
     #[inline(always)]
     fn splat(x: f32) -> Self {

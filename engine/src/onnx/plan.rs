@@ -16,8 +16,9 @@ struct Step {
     reads: Vec<String>,
     /// Values no later step reads and the graph does not return.
     release: Vec<String>,
-    /// For a `MatMul` or `Gemm` whose B is a 2-D f32 weight: B packed once, at load.
-    packed: Option<PackedB>,
+    /// Weights packed once, at load, for the kernels' matrix product: B of a `MatMul` or
+    /// `Gemm` whose B is a 2-D f32 weight; `Wᵀ` per group of a `Conv` with a weight.
+    packed: Vec<PackedB>,
 }
 
 /// The plan of one graph.
@@ -114,11 +115,17 @@ impl Plan {
             let packed = match (node.op_type.as_str(), node.input.get(1)) {
                 ("MatMul" | "Gemm", Some(b)) => match weights.get(b) {
                     Some(w) if w.rank() == 2 && w.dtype() == DType::F32 => {
-                        Some(ops::pack_weight(w, trans_b)?)
+                        vec![ops::pack_weight(w, trans_b)?]
                     }
-                    _ => None,
+                    _ => Vec::new(),
                 },
-                _ => None,
+                ("Conv", Some(w)) => match weights.get(w) {
+                    Some(w) if w.rank() >= 3 && w.dtype() == DType::F32 => {
+                        ops::pack_conv_weight(node, w)?
+                    }
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
             };
             steps.push(Step {
                 node: node.clone(),
@@ -139,15 +146,17 @@ impl Plan {
     pub fn packed_bytes(&self) -> usize {
         self.steps
             .iter()
-            .filter_map(|s| s.packed.as_ref())
+            .flat_map(|s| &s.packed)
             .map(PackedB::bytes)
             .sum()
     }
 
     /// Runs the plan on the graph's inputs and weights; returns the graph's outputs.
     pub fn run(&self, mut values: HashMap<String, Value>) -> Result<HashMap<String, Value>> {
+        let mut profile = Profile::from_env();
         for step in &self.steps {
             let node = &step.node;
+            let started = profile.start();
             let mut inputs = Vec::with_capacity(node.input.len());
             for name in &node.input {
                 if name.is_empty() {
@@ -165,7 +174,7 @@ impl Plan {
             }
             let ctx = ops::Context {
                 opset: self.opset,
-                packed: step.packed.as_ref(),
+                packed: &step.packed,
             };
             let produced: Vec<(String, Value)> = match ops::run(node, &inputs, &ctx) {
                 Some(result) => node.output.iter().cloned().zip(result?).collect(),
@@ -200,7 +209,9 @@ impl Plan {
             for name in &step.release {
                 values.remove(name);
             }
+            profile.record(&node.op_type, started);
         }
+        profile.report();
         self.outputs
             .iter()
             .map(|name| match values.remove(name) {
@@ -208,5 +219,45 @@ impl Plan {
                 None => bail!("the graph did not produce its output `{name}`"),
             })
             .collect()
+    }
+}
+
+/// Time per operator type, printed to stderr after each run when `INFERCHAIN_PROFILE`
+/// is set (for finding where a model's time goes; costs nothing otherwise).
+struct Profile {
+    totals: Option<HashMap<String, (std::time::Duration, usize)>>,
+}
+
+impl Profile {
+    fn from_env() -> Profile {
+        Profile {
+            totals: std::env::var_os("INFERCHAIN_PROFILE").map(|_| HashMap::new()),
+        }
+    }
+
+    fn start(&self) -> Option<std::time::Instant> {
+        self.totals.as_ref().map(|_| std::time::Instant::now())
+    }
+
+    fn record(&mut self, op: &str, started: Option<std::time::Instant>) {
+        if let (Some(totals), Some(t)) = (self.totals.as_mut(), started) {
+            let entry = totals.entry(op.to_string()).or_default();
+            entry.0 += t.elapsed();
+            entry.1 += 1;
+        }
+    }
+
+    fn report(&self) {
+        let Some(totals) = &self.totals else { return };
+        let mut rows: Vec<_> = totals.iter().collect();
+        rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+        let all: f64 = rows.iter().map(|r| r.1 .0.as_secs_f64()).sum();
+        for (op, (time, count)) in rows {
+            eprintln!(
+                "profile {op:<22} {:>9.2} ms {:>5.1}% ({count} nodes)",
+                time.as_secs_f64() * 1e3,
+                100.0 * time.as_secs_f64() / all.max(1e-12)
+            );
+        }
     }
 }

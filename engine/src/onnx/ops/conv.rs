@@ -1,10 +1,16 @@
 //! Convolutions.
 //!
 //! * `Conv`, every form (1-D, 2-D, 3-D and more, groups, depthwise, dilation, padding,
-//!   `auto_pad`), on f32: im2col, then the kernels' matrix product per group. Its
-//!   definition (`inferchain-kernels`): each output element is one FMA chain, from +0,
-//!   over (input channel of the group, kernel position in row-major order), a padded
-//!   position contributing `fma(w, 0, acc)`; then `+ bias`.
+//!   `auto_pad`), on f32, through the kernels' matrix product. Its definition
+//!   (`inferchain-kernels`): each output element is one FMA chain, from +0, over (input
+//!   channel of the group, kernel position in row-major order), a padded position
+//!   contributing `fma(0, w, acc)`; then `+ bias`.
+//!
+//!   How: per group, im2col builds `cols` [C·taps, pixels] (a 1×1 convolution with unit
+//!   stride reads the input as it is); the product `Yᵀ = colsᵀ Wᵀ` then runs with `Wᵀ`
+//!   packed once at load and `colsᵀ` read in place (twelve pixels of one row of `cols`
+//!   per step of the chain); `Yᵀ` [pixels, channels] is transposed into NCHW. The
+//!   orientation does not change a bit (`fma(a, b, c) = fma(b, a, c)`, same K order).
 //! * `ConvTranspose` in every form (groups, dilation, asymmetric pads, `output_padding`,
 //!   `output_shape`, `auto_pad`): direct loops accumulating in f64 in a fixed order
 //!   (input channel, then kernel row-major), rounded once: the same bits on every CPU;
@@ -17,13 +23,40 @@ use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::{gemm, Bias, MatRef, PackedB};
 use rayon::prelude::*;
 
-/// Columns per matrix product the im2col path aims for: enough for the product to run
-/// near its peak, few enough that the columns stay in cache-sized pieces. (Any value
-/// gives the same bits: columns are independent outputs.)
-const GEMM_COLUMNS: usize = 2048;
+/// Pixels per matrix product the im2col path aims for: enough for the product to run
+/// near its peak, few enough that `cols` stays in cache-sized pieces. (Any value gives
+/// the same bits: pixels are independent outputs.)
+const GEMM_PIXELS: usize = 2048;
 
-/// `Conv(X, W, B?)`: X [N, C, spatial…], W [M, C/group, kernel…], B [M].
-pub fn conv(node: &NodeProto, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+/// `Wᵀ` per group, packed for the kernels: W [M, C/group, kernel…] gives, for group g,
+/// the [C/group · taps, M/group] matrix `W[g·M/group + m][k]` transposed.
+pub fn pack_conv_weight(node: &NodeProto, w: &Tensor) -> Result<Vec<PackedB>> {
+    let group = attrs::int(node, "group", 1).max(1) as usize;
+    let wd = w.dims();
+    let m = wd[0];
+    if m % group != 0 {
+        bail!("Conv: {m} output channels do not divide into {group} groups")
+    }
+    let (mg, k) = (m / group, wd[1..].iter().product::<usize>());
+    numerics::with_f32("Conv", w, |ws| {
+        (0..group)
+            .map(|g| {
+                let wg = MatRef::row_major(&ws[g * mg * k..][..mg * k], mg, k);
+                PackedB::pack(numerics::isa(), wg.t())
+            })
+            .collect()
+    })
+}
+
+/// `Conv(X, W, B?)`: X [N, C, spatial…], W [M, C/group, kernel…], B [M]. `packed` holds
+/// `Wᵀ` per group when W is a weight (else it is packed here).
+pub fn conv(
+    node: &NodeProto,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    packed: &[PackedB],
+) -> Result<Tensor> {
     let (xd, wd) = (x.dims().to_vec(), w.dims().to_vec());
     if xd.len() < 3 || wd.len() != xd.len() {
         bail!("Conv: input {xd:?} and weight {wd:?} ranks do not match")
@@ -37,45 +70,78 @@ pub fn conv(node: &NodeProto, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Res
     let (cg, mg) = (c / group, m / group);
     let (in_len, taps_len, p) = (window.input_len(), window.kernel_len(), window.output_len());
     let k = cg * taps_len;
-    let xs = numerics::to_f32_vec("Conv", x)?;
-    let ws = numerics::to_f32_vec("Conv", w)?;
+    let owned;
+    let packed = if packed.len() == group {
+        packed
+    } else {
+        owned = pack_conv_weight(node, w)?;
+        &owned[..]
+    };
     let bias = b.map(|b| numerics::to_f32_vec("Conv", b)).transpose()?;
     if bias.as_ref().is_some_and(|b| b.len() != m) {
         bail!("Conv: bias must have {m} values")
     }
-    let im2col = Im2col::new(&window);
+    // A 1×1 kernel with unit strides and no padding reads the input as its own `cols`.
+    let identity = window
+        .axes
+        .iter()
+        .all(|a| a.kernel == 1 && a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0);
+    let im2col = (!identity).then(|| Im2col::new(&window));
     let isa = numerics::isa();
-    let chunk = GEMM_COLUMNS.div_ceil(p.max(1)).clamp(1, n.max(1));
+    let xs = numerics::to_f32_vec("Conv", x)?;
+    let chunk = GEMM_PIXELS.div_ceil(p.max(1)).clamp(1, n.max(1));
     let mut out = vec![0f32; n * m * p];
+    let mut cols: Vec<f32> = Vec::new();
     for first in (0..n).step_by(chunk) {
         let samples = chunk.min(n - first);
-        let cols_n = samples * p;
+        let pixels = samples * p;
         for g in 0..group {
-            let mut cols = vec![0f32; k * cols_n];
-            // Rows are independent copies: filled in parallel, the same bytes in any order.
-            cols.par_chunks_exact_mut(cols_n.max(1))
-                .enumerate()
-                .for_each(|(row, dst)| {
-                    let (ic, tap) = (row / taps_len, row % taps_len);
-                    for s in 0..samples {
-                        let plane = &xs[((first + s) * c + g * cg + ic) * in_len..][..in_len];
-                        im2col.fill(tap, plane, &mut dst[s * p..][..p]);
-                    }
-                });
-            let packed = PackedB::pack(isa, MatRef::row_major(&cols, k, cols_n));
-            drop(cols);
-            let a = MatRef::row_major(&ws[g * mg * k..][..mg * k], mg, k);
+            // colsᵀ as the product's A: element (pixel, k) at cols[k * pixels + pixel].
+            let a = match &im2col {
+                None if samples == 1 => {
+                    let plane = &xs[(first * c + g * cg) * in_len..][..cg * in_len];
+                    MatRef::row_major(plane, k, pixels).t()
+                }
+                _ => {
+                    cols.clear();
+                    cols.resize(k * pixels, 0.0);
+                    // Rows are independent copies: filled in parallel, the same bytes in
+                    // any order.
+                    cols.par_chunks_exact_mut(pixels.max(1))
+                        .enumerate()
+                        .for_each(|(row, dst)| {
+                            let (ic, tap) = (row / taps_len, row % taps_len);
+                            for s in 0..samples {
+                                let plane =
+                                    &xs[((first + s) * c + g * cg + ic) * in_len..][..in_len];
+                                let dst = &mut dst[s * p..][..p];
+                                match &im2col {
+                                    Some(im2col) => im2col.fill(tap, plane, dst),
+                                    None => dst.copy_from_slice(plane),
+                                }
+                            }
+                        });
+                    MatRef::row_major(&cols, k, pixels).t()
+                }
+            };
             let bias = match &bias {
-                Some(b) => Bias::Row(&b[g * mg..][..mg]),
+                Some(b) => Bias::Col(&b[g * mg..][..mg]),
                 None => Bias::None,
             };
-            let mut y = vec![0f32; mg * cols_n];
-            gemm(isa, a, &packed, bias, &mut y, &Rayon);
-            for (oc, row) in y.chunks_exact(cols_n.max(1)).enumerate() {
-                for (s, pixels) in row.chunks_exact(p.max(1)).enumerate() {
-                    out[((first + s) * m + g * mg + oc) * p..][..p].copy_from_slice(pixels);
-                }
-            }
+            let mut yt = vec![0f32; pixels * mg];
+            gemm(isa, a, &packed[g], bias, &mut yt, &Rayon);
+            // Yᵀ [pixels, channels] into NCHW.
+            let out_chunk = &mut out[first * m * p..][..samples * m * p];
+            out_chunk
+                .par_chunks_exact_mut(p.max(1))
+                .enumerate()
+                .filter(|(plane, _)| plane % m / mg == g)
+                .for_each(|(plane, dst)| {
+                    let (s, oc) = (plane / m, plane % m - g * mg);
+                    for (px, d) in dst.iter_mut().enumerate() {
+                        *d = yt[(s * p + px) * mg + oc];
+                    }
+                });
         }
     }
     let mut dims = vec![n, m];

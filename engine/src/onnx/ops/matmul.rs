@@ -6,6 +6,7 @@ use crate::numerics::{self, Rayon};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::{gemm, Bias, MatRef, PackedB};
+use rayon::prelude::*;
 
 /// B as the product wants it: packed at load when it is a weight, else packed per run.
 pub enum RightOperand<'a> {
@@ -83,22 +84,23 @@ pub fn matmul(a: &Tensor, b: RightOperand<'_>) -> Result<Tensor> {
         RightOperand::Packed(_) => bail!("MatMul: a packed B must be 2-D"),
         RightOperand::Tensor(bt) => {
             let b_data = numerics::to_f32_vec("MatMul", bt)?;
-            let mut index = vec![0usize; batch.len()];
-            for i in 0..batches {
+            // One product per batch entry, entries in parallel (each its own outputs).
+            let one = |i: usize, out: &mut [f32], par: &dyn inferchain_kernels::Parallel| {
+                let mut index = vec![0usize; batch.len()];
                 super::window::unravel(i, &batch, &mut index);
                 let ai = source_index(&index, a_batch, &batch);
                 let bi = source_index(&index, b_batch, &batch);
                 let am = MatRef::row_major(&a_data[ai * m * k..][..m * k], m, k);
                 let bm = MatRef::row_major(&b_data[bi * k * n..][..k * n], k, n);
                 let packed = PackedB::pack(isa, bm);
-                gemm(
-                    isa,
-                    am,
-                    &packed,
-                    Bias::None,
-                    &mut out[i * m * n..][..m * n],
-                    &Rayon,
-                );
+                gemm(isa, am, &packed, Bias::None, out, par);
+            };
+            if batches > 1 && m * n > 0 {
+                out.par_chunks_mut(m * n)
+                    .enumerate()
+                    .for_each(|(i, out)| one(i, out, &inferchain_kernels::Sequential));
+            } else if batches == 1 {
+                one(0, &mut out, &Rayon);
             }
         }
     }

@@ -29,6 +29,7 @@ mod window;
 
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::{GraphProto, NodeProto};
+pub use conv::pack_conv_weight;
 pub use matmul::pack_weight;
 use matmul::RightOperand;
 
@@ -171,8 +172,9 @@ fn check_delegated_only(graph: &GraphProto) -> std::result::Result<(), String> {
 pub struct Context<'a> {
     /// The model's opset for the default domain (attribute forms and defaults).
     pub opset: i64,
-    /// B of a `MatMul` or `Gemm` whose B is a weight, packed at load.
-    pub packed: Option<&'a inferchain_kernels::PackedB>,
+    /// Weights packed at load: B of a `MatMul` or `Gemm` whose B is a weight; `Wᵀ` per
+    /// group of a `Conv`. Empty when the operand is not a weight.
+    pub packed: &'a [inferchain_kernels::PackedB],
 }
 
 /// A value inside a graph: a tensor, or a sequence of tensors.
@@ -251,7 +253,7 @@ pub fn run(
         return Some(result.map(|t| vec![Value::Tensor(t)]));
     }
     let right = |i: usize| -> Result<RightOperand<'_>> {
-        Ok(match ctx.packed {
+        Ok(match ctx.packed.first() {
             Some(p) => RightOperand::Packed(p),
             None => RightOperand::Tensor(required(i)?),
         })
@@ -269,7 +271,7 @@ pub fn run(
         "AveragePool" => required(0).and_then(|x| pool::average_pool(node, x)),
         "GlobalMaxPool" => required(0).and_then(|x| pool::global(x, true)),
         "GlobalAveragePool" => required(0).and_then(|x| pool::global(x, false)),
-        "Conv" => (|| conv::conv(node, required(0)?, required(1)?, tensor(2)?))(),
+        "Conv" => (|| conv::conv(node, required(0)?, required(1)?, tensor(2)?, ctx.packed))(),
         "ConvTranspose" => {
             (|| conv::conv_transpose(node, required(0)?, required(1)?, tensor(2)?))()
         }

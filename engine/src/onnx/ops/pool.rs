@@ -7,6 +7,7 @@
 use super::{attrs, dense, window::Window};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
+use rayon::prelude::*;
 
 /// The larger of `m` and `v`; a NaN, once seen, wins (as numpy's max).
 fn nan_max(m: f64, v: f64) -> f64 {
@@ -21,28 +22,34 @@ pub fn max_pool(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
     if node.output.iter().skip(1).any(|o| !o.is_empty()) {
         bail!("MaxPool: the Indices output is not supported")
     }
-    pool(node, x, |values, _| values.fold(f64::NEG_INFINITY, nan_max))
+    pool(node, x, |values, _| {
+        values.iter().copied().fold(f64::NEG_INFINITY, nan_max)
+    })
 }
 
 pub fn average_pool(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
     let include_pad = attrs::int(node, "count_include_pad", 0) != 0;
-    pool(node, x, |values, in_padding| {
-        let (mut sum, mut count) = (0f64, 0usize);
-        for v in values {
-            sum += v;
-            count += 1;
-        }
-        let divisor = if include_pad { in_padding } else { count };
+    pool(node, x, move |values, in_padding| {
+        let sum = values.iter().fold(0f64, |s, v| s + v);
+        let divisor = if include_pad {
+            in_padding
+        } else {
+            values.len()
+        };
         sum / divisor.max(1) as f64
     })
 }
 
+/// Marks a kernel position in the padding in [`pool`]'s offset table.
+const PADDING: u32 = u32::MAX;
+
 /// Reduces every window of `x` ([N, C, spatial…]) with `reduce`, which gets the window's
-/// values inside the input and the count of its positions inside the padded input.
+/// values inside the input (in kernel row-major order) and the count of its positions
+/// inside the padded input. Planes run in parallel; each output is computed alone.
 fn pool(
     node: &NodeProto,
     x: &Tensor,
-    reduce: impl Fn(&mut dyn Iterator<Item = f64>, usize) -> f64,
+    reduce: impl Fn(&[f64], usize) -> f64 + Sync,
 ) -> Result<Tensor> {
     let dims = x.dims();
     if dims.len() < 3 {
@@ -53,19 +60,77 @@ fn pool(
     };
     let kernel: Vec<usize> = kernel.iter().map(|&k| k.max(0) as usize).collect();
     let window = Window::of(node, &dims[2..], &kernel)?;
-    let taps = window.taps();
-    let data = dense::to_f64(x)?;
-    let (planes, in_len) = (dims[0] * dims[1], window.input_len());
-    let mut out = Vec::with_capacity(planes * window.output_len());
-    for plane in data.chunks_exact(in_len.max(1)).take(planes) {
-        for (offsets, in_padding) in &taps {
-            let mut values = offsets.iter().filter_map(|o| o.map(|o| plane[o]));
-            out.push(reduce(&mut values, *in_padding));
-        }
+    let (planes, in_len, out_len) = (dims[0] * dims[1], window.input_len(), window.output_len());
+    if in_len >= PADDING as usize {
+        bail!(
+            "{}: input planes of {in_len} values are too large",
+            node.op_type
+        )
+    }
+    let kernel_len = window.kernel_len();
+    // Per output position, its window's input offsets (PADDING outside the input) and
+    // how many of its positions lie inside the padded input.
+    let (mut offsets, mut in_padding) = (Vec::new(), Vec::new());
+    for (taps, padded) in window.taps() {
+        offsets.extend(taps.iter().map(|t| t.map_or(PADDING, |o| o as u32)));
+        in_padding.push(padded);
+    }
+    let mut out = vec![0f64; planes * out_len];
+    let windows = Windows {
+        offsets: &offsets,
+        in_padding: &in_padding,
+        kernel_len,
+        in_len,
+        out_len,
+    };
+    if x.dtype() == candle_core::DType::F32 {
+        crate::numerics::with_f32(&node.op_type, x, |data| {
+            windows.reduce(data, &mut out, &reduce)
+        })?;
+    } else {
+        windows.reduce(&dense::to_f64(x)?, &mut out, &reduce);
     }
     let mut out_dims = dims[..2].to_vec();
     out_dims.extend(window.output_dims());
     dense::from_f64(out, &out_dims, x.dtype())
+}
+
+/// Every window of a pooling node, as input offsets.
+struct Windows<'a> {
+    offsets: &'a [u32],
+    in_padding: &'a [usize],
+    kernel_len: usize,
+    in_len: usize,
+    out_len: usize,
+}
+
+impl Windows<'_> {
+    /// `out` (one plane after the other) from `data`, plane by plane in parallel.
+    fn reduce<T: Copy + Into<f64> + Sync>(
+        &self,
+        data: &[T],
+        out: &mut [f64],
+        reduce: &(impl Fn(&[f64], usize) -> f64 + Sync),
+    ) {
+        if self.out_len == 0 || self.in_len == 0 {
+            return;
+        }
+        out.par_chunks_mut(self.out_len)
+            .zip(data.par_chunks(self.in_len))
+            .for_each(|(out, plane)| {
+                let mut values = Vec::with_capacity(self.kernel_len);
+                for (o, y) in out.iter_mut().enumerate() {
+                    values.clear();
+                    values.extend(
+                        self.offsets[o * self.kernel_len..][..self.kernel_len]
+                            .iter()
+                            .filter(|&&i| i != PADDING)
+                            .map(|&i| plane[i as usize].into()),
+                    );
+                    *y = reduce(&values, self.in_padding[o]);
+                }
+            });
+    }
 }
 
 /// `GlobalMaxPool` / `GlobalAveragePool`: over every spatial axis, kept as size 1.
