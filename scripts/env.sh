@@ -10,3 +10,8 @@ mkdir -p "$CARGO_TARGET_DIR"
 # The wasm builder looks for Cargo.lock upwards from the target dir; ours is outside the
 # checkout, so point it at the workspace.
 export WASM_BUILD_WORKSPACE_HINT="$INFERCHAIN_ROOT"
+# The determinism matrix's aarch64 build links with Debian's cross toolchain
+# (scripts/setup.sh installs it; scripts/build-matrix-targets.sh builds).
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER="${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER:-aarch64-linux-gnu-gcc}"
+export CC_aarch64_unknown_linux_gnu="${CC_aarch64_unknown_linux_gnu:-aarch64-linux-gnu-gcc}"
+export CXX_aarch64_unknown_linux_gnu="${CXX_aarch64_unknown_linux_gnu:-aarch64-linux-gnu-g++}"

@@ -14,6 +14,10 @@ need_pkgs=()
 command -v protoc >/dev/null 2>&1 || need_pkgs+=(protobuf-compiler)
 # qemu-user: the determinism tests run the engine under emulated CPUs (SSE4.2-only, AVX2+FMA).
 command -v qemu-x86_64 >/dev/null 2>&1 || need_pkgs+=(qemu-user)
+# The determinism matrix's aarch64 column: Debian's cross compilers (linker, and C/C++
+# for the -sys crates tokenizers pulls in); qemu-user runs the result.
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || need_pkgs+=(g++-aarch64-linux-gnu)
 # python3-venv: the Python tools (onnx conformance data, reference implementations).
 python3 -m venv --help >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 # Node.js and npm: the TypeScript dApp example (scripts/dapp) the end-to-end tests run.
@@ -33,6 +37,11 @@ fi
 if ! rustup target list --installed | grep -qx wasm32v1-none; then
     log "adding rustup target wasm32v1-none"
     rustup target add wasm32v1-none
+fi
+# aarch64: the determinism matrix cross-compiles the engine's golden-hash runner.
+if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+    log "adding rustup target aarch64-unknown-linux-gnu"
+    rustup target add aarch64-unknown-linux-gnu
 fi
 if ! rustup component list --installed | grep -q '^rust-src'; then
     log "adding rustup component rust-src"

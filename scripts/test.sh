@@ -13,6 +13,9 @@ bash scripts/setup.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "determinism-matrix targets (aarch64 golden runner, wasm kernels)"
+bash scripts/build-matrix-targets.sh
+
 step "cargo test --release (builds the node and the wasm runtime; unit, mock-runtime and real-node tests)"
 cargo test --release --workspace --lib --bins --tests
 

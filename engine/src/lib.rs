@@ -27,6 +27,7 @@ pub mod conversion;
 mod engine;
 pub mod error;
 pub mod fetch;
+pub mod golden;
 pub mod legalize;
 pub mod npy;
 pub mod numerics;

@@ -68,6 +68,17 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// The viewed matrix as a new row-major vector.
+    pub fn to_row_major(&self) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.rows * self.cols);
+        for i in 0..self.rows {
+            for k in 0..self.cols {
+                out.push(self.at(i, k));
+            }
+        }
+        out
+    }
+
     #[inline(always)]
     fn at(&self, i: usize, k: usize) -> f32 {
         self.data[i * self.rs + k * self.cs]
@@ -120,6 +131,21 @@ impl PackedB {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.data.len() * 4
+    }
+
+    /// B again, row-major `K × N`.
+    pub fn unpack(&self) -> Vec<f32> {
+        let mut out = alloc::vec![0f32; self.k * self.n];
+        for (j0, panel) in (0..self.n)
+            .step_by(self.nr)
+            .zip(self.data.chunks(self.k * self.nr))
+        {
+            let cols = self.nr.min(self.n - j0);
+            for kk in 0..self.k {
+                out[kk * self.n + j0..][..cols].copy_from_slice(&panel[kk * self.nr..][..cols]);
+            }
+        }
+        out
     }
 
     /// Whether it was packed for `isa`'s panel width.

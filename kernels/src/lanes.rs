@@ -186,7 +186,81 @@ pub fn sqrt(x: f32) -> f32 {
     }
     #[cfg(target_arch = "wasm32")]
     {
-        core::arch::wasm32::f32_sqrt(x)
+        // `f32.sqrt` is IEEE-exact in wasm, but `core` does not expose it on stable Rust.
+        sqrt_soft(x)
+    }
+}
+
+/// The correctly rounded square root, in software: Newton's method in binary64 for a
+/// candidate, then exact tests against the midpoints to its neighbours (a binary32 midpoint
+/// has 25 bits, so its square is exact in binary64; and a square root is never exactly a
+/// midpoint, so there are no ties). For targets whose instruction `core` does not expose.
+pub fn sqrt_soft(x: f32) -> f32 {
+    if x.is_nan() || x == 0.0 || x == f32::INFINITY {
+        return x;
+    }
+    if x < 0.0 {
+        return crate::math::CANONICAL_NAN;
+    }
+    let xd = f64::from(x);
+    // A first guess from halving the exponent, then Newton (quadratic convergence).
+    let mut g = f64::from_bits((xd.to_bits() >> 1) + (1023u64 << 51));
+    for _ in 0..6 {
+        g = 0.5 * (g + xd / g);
+    }
+    let mut y = g as f32;
+    let up = f32::from_bits(y.to_bits() + 1);
+    let mid = (f64::from(y) + f64::from(up)) * 0.5;
+    if xd > mid * mid {
+        y = up;
+    }
+    if y.to_bits() > 0 {
+        let down = f32::from_bits(y.to_bits() - 1);
+        let mid = (f64::from(y) + f64::from(down)) * 0.5;
+        if xd < mid * mid {
+            y = down;
+        }
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    /// The software square root against the SSE instruction on every exponent, with
+    /// random significands, subnormals and the largest values.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn sqrt_soft_is_correctly_rounded() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let check = |bits: u32| {
+            let x = f32::from_bits(bits);
+            let (got, want) = (super::sqrt_soft(x), super::sqrt(x));
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "sqrt({x:e}) = {got:e}, want {want:e}"
+            );
+        };
+        for exp in 0..=255u32 {
+            for _ in 0..4000 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                check((exp << 23) | (state as u32 & 0x007f_ffff));
+            }
+        }
+        for bits in [
+            0,
+            1,
+            2,
+            0x007f_ffff,
+            0x0080_0000,
+            0x7f7f_ffff,
+            0x7f80_0000,
+            0x3f80_0000,
+        ] {
+            check(bits);
+            check(bits | 0x8000_0000);
+        }
     }
 }
 

@@ -26,6 +26,7 @@
 
 extern crate alloc;
 
+pub mod call;
 mod dispatch;
 pub mod elementwise;
 pub mod fma;
@@ -36,11 +37,13 @@ pub mod math;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod reduce;
+#[cfg(feature = "std")]
+pub mod trace;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use elementwise::Unary;
-pub use gemm::{gemm, gemm_reference, Bias, MatRef, PackedB, Parallel, Sequential};
+pub use gemm::{gemm_reference, Bias, MatRef, PackedB, Parallel, Sequential};
 pub use isa::Isa;
 
 /// The version of these numerics. A model registers the version its outputs are defined
@@ -52,29 +55,81 @@ pub use isa::Isa;
 /// | 3 | this crate: fixed-order FMA chains, 16-lane sums, own transcendentals |
 pub const NUMERICS_VERSION: u32 = 3;
 
+/// Records `call` with `output` while a trace is on ([`trace`]); `call` is built only
+/// then.
+#[inline]
+fn record(call: impl FnOnce() -> call::Call, output: &[f32]) {
+    #[cfg(feature = "std")]
+    if trace::on() {
+        trace::push(call(), output);
+    }
+    #[cfg(not(feature = "std"))]
+    let _ = (call, output);
+}
+
+/// `C = A B (+ bias)`: the matrix product ([`gemm`](mod@gemm) says how it is defined).
+pub fn gemm(
+    isa: Isa,
+    a: MatRef<'_>,
+    b: &PackedB,
+    bias: Bias<'_>,
+    c: &mut [f32],
+    par: &dyn Parallel,
+) {
+    gemm::gemm(isa, a, b, bias, c, par);
+    record(
+        || call::Call::Gemm {
+            m: a.rows as u32,
+            n: b.n() as u32,
+            k: b.k() as u32,
+            a: a.to_row_major(),
+            b: b.unpack(),
+            bias: match bias {
+                Bias::None => call::CallBias::None,
+                Bias::Row(v) => call::CallBias::Row(v.to_vec()),
+                Bias::Col(v) => call::CallBias::Col(v.to_vec()),
+            },
+        },
+        c,
+    );
+}
+
 /// `y[i] = op(x[i])`.
 pub fn unary(isa: Isa, op: Unary, x: &[f32], y: &mut [f32]) {
-    dispatch::unary(isa, op, x, y)
+    dispatch::unary(isa, op, x, y);
+    record(|| call::Call::Unary { op, x: x.to_vec() }, y);
 }
 
 /// `x[i] = op(x[i])`.
 pub fn unary_in_place(isa: Isa, op: Unary, x: &mut [f32]) {
-    dispatch::unary_in_place(isa, op, x)
+    #[cfg(feature = "std")]
+    let input = trace::on().then(|| x.to_vec());
+    dispatch::unary_in_place(isa, op, x);
+    #[cfg(feature = "std")]
+    if let Some(input) = input {
+        trace::push(call::Call::Unary { op, x: input }, x);
+    }
 }
 
 /// The sum of `x` in the fixed 16-lane order ([`reduce`]).
 pub fn sum(isa: Isa, x: &[f32]) -> f32 {
-    dispatch::sum(isa, x)
+    let s = dispatch::sum(isa, x);
+    record(|| call::Call::Sum { x: x.to_vec() }, &[s]);
+    s
 }
 
 /// `sum(x[i]^2)` in the fixed 16-lane order, each step `fma(x, x, partial)`.
 pub fn sum_squares(isa: Isa, x: &[f32]) -> f32 {
-    dispatch::sum_sq_dev(isa, x, 0.0)
+    let s = dispatch::sum_sq_dev(isa, x, 0.0);
+    record(|| call::Call::SumSquares { x: x.to_vec() }, &[s]);
+    s
 }
 
 /// The largest element (NaN if any is NaN, -inf if empty).
 pub fn max(isa: Isa, x: &[f32]) -> f32 {
-    dispatch::max(isa, x)
+    let m = dispatch::max(isa, x);
+    record(|| call::Call::Max { x: x.to_vec() }, &[m]);
+    m
 }
 
 /// The mean of `x`: `sum(x) / len`.
@@ -85,18 +140,22 @@ pub fn mean(isa: Isa, x: &[f32]) -> f32 {
 /// Softmax over one row.
 pub fn softmax(isa: Isa, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "softmax: lengths differ");
-    dispatch::softmax(isa, x, y)
+    dispatch::softmax(isa, x, y);
+    record(|| call::Call::Softmax { x: x.to_vec() }, y);
 }
 
 /// Log-softmax over one row.
 pub fn log_softmax(isa: Isa, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "log_softmax: lengths differ");
-    dispatch::log_softmax(isa, x, y)
+    dispatch::log_softmax(isa, x, y);
+    record(|| call::Call::LogSoftmax { x: x.to_vec() }, y);
 }
 
 /// `(mean, 1 / sqrt(var + eps))` of one row.
 pub fn moments(isa: Isa, x: &[f32], eps: f32) -> (f32, f32) {
-    dispatch::moments(isa, x, eps)
+    let (m, r) = dispatch::moments(isa, x, eps);
+    record(|| call::Call::Moments { x: x.to_vec(), eps }, &[m, r]);
+    (m, r)
 }
 
 /// Layer normalization of one row: [`moments`], then
@@ -109,8 +168,17 @@ pub fn layer_norm(
     eps: f32,
     y: &mut [f32],
 ) {
-    let (mean, rstd) = moments(isa, x, eps);
-    dispatch::normalize_row(isa, x, mean, rstd, scale, bias, y)
+    let (mean, rstd) = dispatch::moments(isa, x, eps);
+    dispatch::normalize_row(isa, x, mean, rstd, scale, bias, y);
+    record(
+        || call::Call::LayerNorm {
+            x: x.to_vec(),
+            scale: scale.to_vec(),
+            bias: bias.map(<[f32]>::to_vec),
+            eps,
+        },
+        y,
+    );
 }
 
 /// One channel with a single scale and bias: `fma((x - mean) * rstd, scale, bias)`.
@@ -123,5 +191,33 @@ pub fn normalize_channel(
     bias: f32,
     y: &mut [f32],
 ) {
-    dispatch::normalize_channel(isa, x, mean, rstd, scale, bias, y)
+    dispatch::normalize_channel(isa, x, mean, rstd, scale, bias, y);
+    record(
+        || call::Call::NormalizeChannel {
+            x: x.to_vec(),
+            mean,
+            rstd,
+            scale,
+            bias,
+        },
+        y,
+    );
+}
+
+/// `out[i] = x[i]^y[i]` ([`math::pow`]; scalar on every ISA).
+pub fn pow(x: &[f32], y: &[f32], out: &mut [f32]) {
+    assert!(
+        x.len() == y.len() && y.len() == out.len(),
+        "pow: lengths differ"
+    );
+    for ((o, &a), &b) in out.iter_mut().zip(x).zip(y) {
+        *o = math::pow(a, b);
+    }
+    record(
+        || call::Call::Pow {
+            x: x.to_vec(),
+            y: y.to_vec(),
+        },
+        out,
+    );
 }

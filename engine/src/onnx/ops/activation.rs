@@ -6,7 +6,7 @@ use super::attrs;
 use crate::numerics::{self};
 use candle_core::{bail, DType, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
-use inferchain_kernels::{math, Unary};
+use inferchain_kernels::Unary;
 use rayon::prelude::*;
 
 /// The kernel function of an element-wise node, if it is one.
@@ -73,6 +73,7 @@ pub fn pow(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     let shape = x.shape().broadcast_shape_binary_op(y.shape(), "Pow")?;
     let xs = numerics::to_f32_vec("Pow", &x.broadcast_as(&shape)?)?;
     let ys = numerics::to_f32_vec("Pow", &y.broadcast_as(&shape)?)?;
-    let out: Vec<f32> = xs.iter().zip(&ys).map(|(&a, &b)| math::pow(a, b)).collect();
+    let mut out = vec![0f32; xs.len()];
+    inferchain_kernels::pow(&xs, &ys, &mut out);
     numerics::tensor(out, shape)
 }
