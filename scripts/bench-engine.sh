@@ -12,8 +12,9 @@ THREADS="${THREADS:-$(nproc)}"
 bash scripts/setup.sh
 "$CACHE/venv/bin/python" -c 'import onnxruntime' 2>/dev/null ||
     "$CACHE/venv/bin/pip" install --quiet --disable-pip-version-check onnxruntime==1.23.2
-echo "[bench] building the inferchain CLI"
-cargo build --release --workspace --bin inferchain
+echo "[bench] building the inferchain CLI and the FMA-peak tool"
+cargo build --release --workspace --bin inferchain --examples
+export PEAK_TOOL="$CARGO_TARGET_DIR/release/examples/peak"
 echo "[bench] generating benchmark graphs in $CACHE/bench-models (first run: ~30 s, 570 MB)"
 "$CACHE/venv/bin/python" scripts/make_bench_models.py "$CACHE/bench-models" "$CACHE/models/all-MiniLM-L6-v2"
 STORE="$(mktemp -d)"

@@ -3,6 +3,8 @@
 
 - resnet-like.onnx: ResNet-18 layout (BatchNorm folded into the convolutions, as inference
   graphs ship; the stem max-pool unpadded, which candle-onnx requires), input f32 [N, 3, 224, 224], output logits f32 [N, 1000].
+- mobilenet-like.onnx: MobileNetV2 layout (depthwise separable inverted residuals, ReLU6),
+  input f32 [N, 3, 224, 224], output logits f32 [N, 1000].
 - bert-base-like.onnx: BERT-base encoder (12 layers, hidden 768, 12 heads, FFN 3072,
   vocab 30522), input token ids i64 [N, 128], output last hidden state f32 [N, 128, 768].
 - minilm.onnx: the same encoder graph with all-MiniLM-L6-v2's real weights plus mean pooling
@@ -193,11 +195,51 @@ def minilm(model_dir, seq=128):
     return g.model([inp], [out], "minilm"), g.flops
 
 
+def mobilenet_like():
+    """MobileNetV2 layout: inverted residual blocks (1x1 expand, 3x3 depthwise, 1x1
+    project), ReLU6 as Clip, input f32 [N, 3, 224, 224], output logits f32 [N, 1000]."""
+    g = Graph()
+    size = [224]
+    lo, hi = g.const(np.float32(0.0), "min"), g.const(np.float32(6.0), "max")
+
+    def conv(x, cin, cout, k, stride, group=1, relu6=True):
+        pad = k // 2
+        w = g.const(randn(cout, cin // group, k, k, scale=math.sqrt(2.0 / (cin // group * k * k))))
+        b = g.const(np.zeros(cout, np.float32))
+        y = g.op("Conv", [x, w, b], kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4, group=group)
+        out = (size[0] + 2 * pad - k) // stride + 1
+        g.flops += 2 * cout * (cin // group) * k * k * out * out
+        size[0] = out
+        return g.op("Clip", [y, lo, hi]) if relu6 else y
+
+    x = conv("input", 3, 32, 3, 2)
+    cin = 32
+    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+        for i in range(n):
+            stride = s if i == 0 else 1
+            hidden = cin * t
+            y = conv(x, cin, hidden, 1, 1) if t != 1 else x
+            y = conv(y, hidden, hidden, 3, stride, group=hidden)
+            y = conv(y, hidden, c, 1, 1, relu6=False)
+            x = g.op("Add", [x, y]) if stride == 1 and cin == c else y
+            cin = c
+    x = conv(x, cin, 1280, 1, 1)
+    x = g.op("ReduceMean", [x], axes=[2, 3], keepdims=0)
+    w = g.const(randn(1280, 1000))
+    b = g.const(np.zeros(1000, np.float32))
+    x = g.op("Add", [g.op("MatMul", [x, w]), b])
+    g.flops += 2 * 1280 * 1000
+    g.nodes[-1].output[0] = "logits"
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 224, 224])
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1000])
+    return g.model([inp], [out], "mobilenet-like"), g.flops
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     flops = {}
-    builders = [("resnet-like", resnet_like), ("bert-base-like", bert_base_like)]
+    builders = [("resnet-like", resnet_like), ("mobilenet-like", mobilenet_like), ("bert-base-like", bert_base_like)]
     if len(sys.argv) > 2:
         builders.append(("minilm", lambda: minilm(sys.argv[2])))
     for name, build in builders:

@@ -396,7 +396,10 @@ impl BertEmbedder {
         let weights = files
             .take("model.safetensors")
             .ok_or_else(|| EngineError::InvalidArtifact("model.safetensors missing".into()))?;
-        if config.hidden_size % config.num_attention_heads.max(1) != 0 {
+        if !config
+            .hidden_size
+            .is_multiple_of(config.num_attention_heads.max(1))
+        {
             return Err(EngineError::InvalidArtifact(
                 "config.json: hidden_size is not a multiple of num_attention_heads".into(),
             ));

@@ -1,7 +1,7 @@
 //! Measures this CPU's FMA peak with a throughput loop (12 independent FMA chains per
 //! thread, no memory traffic) and the kernels' GEMM against it, per ISA:
 //!
-//! `cargo run --release -p inferchain-kernels --example peak -- [threads]`
+//! `cargo run --release -p inferchain-kernels --example peak -- [threads] [--peak-only]`
 //!
 //! Prints `peak <isa> <threads> <GFLOP/s>` and `gemm <isa> <m>x<n>x<k> <GFLOP/s> <% of
 //! peak>` lines; `scripts/bench-engine.sh` reads the peak line.
@@ -111,6 +111,9 @@ fn main() {
         }
     }
     let best = peaks.values().cloned().fold(0f64, f64::max);
+    if std::env::args().any(|a| a == "--peak-only") {
+        return;
+    }
     if std::env::var_os("COLD").is_some() {
         let isa = Isa::detect();
         for &(m, n, kk) in &[

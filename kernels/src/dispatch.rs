@@ -98,6 +98,8 @@ simd_kernels! {
     fn normalize_channel<V>(x: &[f32], mean: f32, rstd: f32, scale: f32, bias: f32, y: &mut [f32])
         = reduce::normalize_channel::<V>(x, mean, rstd, scale, bias, y);
     fn gemm_task<V>(t: &Task<'_>) = gemm_instance::<V>(t);
+    fn weighted_rows<V>(rows: &[f32], w: &[f32], bias: Option<f32>, out: &mut [f32])
+        = gemm::weighted_rows::<V>(rows, w, bias, out);
 }
 
 /// The tile shape per ISA: `MR` rows by `NV` registers.

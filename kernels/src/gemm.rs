@@ -528,3 +528,63 @@ pub fn gemm_reference(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32]) {
         }
     }
 }
+
+/// A finished chain: `+ bias` when there is one, NaN canonical. (A function, not a
+/// closure: see [`block`].)
+#[inline(always)]
+fn finish<V: Lanes>(acc: V, bias: Option<f32>) -> V {
+    match bias {
+        Some(b) => canonical(acc.add(V::splat(b))),
+        None => canonical(acc),
+    }
+}
+
+/// `out[p] = chain_k fma(rows[k][p], w[k], acc) (+ bias)`: a matrix product with one row
+/// of A (`w`), written for a depthwise convolution's few taps (B = `rows`, K × P
+/// row-major, read in place). The same bits as [`gemm`] with A = `w` (`fma` is
+/// commutative in its factors, and the chain runs over K in order from +0).
+#[inline(always)]
+pub fn weighted_rows<V: Lanes>(rows: &[f32], w: &[f32], bias: Option<f32>, out: &mut [f32]) {
+    let (k, p) = (w.len(), out.len());
+    assert_eq!(rows.len(), k * p, "weighted_rows: rows must be K x P");
+    // Four registers of outputs at a time: four independent chains hide FMA latency.
+    let wide = 4 * V::N;
+    let mut j = 0;
+    while j + wide <= p {
+        let mut acc = [V::splat(0.0); 4];
+        for (kk, &wk) in w.iter().enumerate() {
+            let wv = V::splat(wk);
+            for (r, a) in acc.iter_mut().enumerate() {
+                // SAFETY: j + wide <= p, so row kk's columns j..j + wide exist.
+                let x = unsafe { V::load(rows.as_ptr().add(kk * p + j + r * V::N)) };
+                *a = V::fma(x, wv, *a);
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            // SAFETY: as above, for `out`.
+            unsafe { finish(*a, bias).store(out.as_mut_ptr().add(j + r * V::N)) };
+        }
+        j += wide;
+    }
+    // Then one register at a time, the last one zero-padded (lanes are independent).
+    while j < p {
+        let lanes = V::N.min(p - j);
+        let mut acc = V::splat(0.0);
+        let mut buf = [0f32; 16];
+        for (kk, &wk) in w.iter().enumerate() {
+            let src = &rows[kk * p + j..][..lanes];
+            // SAFETY: a full register of row kk exists when lanes == N; else `buf` has 16.
+            let x = if lanes == V::N {
+                unsafe { V::load(src.as_ptr()) }
+            } else {
+                buf[..lanes].copy_from_slice(src);
+                unsafe { V::load(buf.as_ptr()) }
+            };
+            acc = V::fma(x, V::splat(wk), acc);
+        }
+        // SAFETY: `buf` holds 16 >= N values.
+        unsafe { finish(acc, bias).store(buf.as_mut_ptr()) };
+        out[j..j + lanes].copy_from_slice(&buf[..lanes]);
+        j += lanes;
+    }
+}

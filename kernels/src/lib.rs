@@ -94,6 +94,26 @@ pub fn gemm(
     );
 }
 
+/// `out[p] = chain_k fma(rows[k][p], w[k], acc) (+ bias)`: the matrix product of the one
+/// row `w` with `rows` (K × P), for depthwise convolutions; the same bits as [`gemm`].
+pub fn weighted_rows(isa: Isa, rows: &[f32], w: &[f32], bias: Option<f32>, out: &mut [f32]) {
+    dispatch::weighted_rows(isa, rows, w, bias, out);
+    record(
+        || call::Call::Gemm {
+            m: 1,
+            n: out.len() as u32,
+            k: w.len() as u32,
+            a: w.to_vec(),
+            b: rows.to_vec(),
+            bias: match bias {
+                Some(b) => call::CallBias::Row(alloc::vec![b]),
+                None => call::CallBias::None,
+            },
+        },
+        out,
+    );
+}
+
 /// `y[i] = op(x[i])`.
 pub fn unary(isa: Isa, op: Unary, x: &[f32], y: &mut [f32]) {
     dispatch::unary(isa, op, x, y);

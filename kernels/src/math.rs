@@ -16,12 +16,13 @@ use crate::lanes::{Lanes, Scalar};
 /// between x86, ARM and wasm, so none is passed through.
 pub const CANONICAL_NAN: f32 = f32::from_bits(0x7fc0_0000);
 
-const LOG2E: f32 = 1.442_695;
+const LOG2E: f32 = core::f32::consts::LOG2_E;
 /// 1.5 * 2^23: adding it rounds a float to an integer (ties to even) held in the low bits.
 const SHIFT: f32 = 12_582_912.0;
-const LN2_HI: f32 = 0.693_147_2;
+/// ln 2 rounded to f32; `LN2_LO` is the rest.
+const LN2_HI: f32 = core::f32::consts::LN_2;
 const LN2_LO: f32 = -1.904_654_2e-9;
-const SQRT2: f32 = 1.414_213_5;
+const SQRT2: f32 = core::f32::consts::SQRT_2;
 pub(crate) const FRAC_1_SQRT_2: f32 = 0.707_106_77;
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
@@ -48,7 +49,7 @@ const LOG_POLY: [f32; 9] = [
 ];
 // tanh(x) = x + x^3 * TANH_POLY(x^2), |x| < 0.625.
 const TANH_POLY: [f32; 6] = [
-    -0.333_333_31,
+    -0.333_333_3,
     0.133_332_06,
     -0.053_946_763,
     0.021_700_704,

@@ -275,3 +275,43 @@ fn gemm_tasks_in_any_order_give_the_same_bits() {
         assert_eq!(bits(&one), bits(&many), "{isa:?}");
     }
 }
+
+/// The depthwise kernel computes the matrix product's bits.
+#[test]
+fn weighted_rows_is_a_one_row_gemm() {
+    let mut rng = Rng(5);
+    for &(k, p) in &[
+        (1usize, 1usize),
+        (9, 3136),
+        (9, 17),
+        (25, 100),
+        (4, 64),
+        (3, 0),
+    ] {
+        let rows = rng.values(k * p, 2.0);
+        let w = rng.finite(k, 1.0);
+        for bias in [None, Some(0.25f32)] {
+            let mut want = vec![0f32; p];
+            let b = [bias.unwrap_or(0.0)];
+            let packed = PackedB::pack(Isa::Scalar, MatRef::row_major(&rows, k, p));
+            let bias_arg = if bias.is_some() {
+                Bias::Row(&b)
+            } else {
+                Bias::None
+            };
+            k::gemm(
+                Isa::Scalar,
+                MatRef::row_major(&w, 1, k),
+                &packed,
+                bias_arg,
+                &mut want,
+                &Sequential,
+            );
+            for isa in isas() {
+                let mut got = vec![f32::NAN; p];
+                k::weighted_rows(isa, &rows, &w, bias, &mut got);
+                assert_eq!(bits(&got), bits(&want), "{isa:?} k={k} p={p} bias={bias:?}");
+            }
+        }
+    }
+}

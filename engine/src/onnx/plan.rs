@@ -250,7 +250,7 @@ impl Profile {
     fn report(&self) {
         let Some(totals) = &self.totals else { return };
         let mut rows: Vec<_> = totals.iter().collect();
-        rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1 .0));
         let all: f64 = rows.iter().map(|r| r.1 .0.as_secs_f64()).sum();
         for (op, (time, count)) in rows {
             eprintln!(

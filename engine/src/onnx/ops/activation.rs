@@ -77,3 +77,31 @@ pub fn pow(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     inferchain_kernels::pow(&xs, &ys, &mut out);
     numerics::tensor(out, shape)
 }
+
+/// `Clip(x, min?, max?)` on f32: `x < min ? min : x`, then `> max ? max : …` (NaN stays
+/// NaN). Exact: it selects, it does not round.
+pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Tensor> {
+    let bound = |t: Option<&Tensor>, default: f32| -> Result<f32> {
+        match t {
+            Some(t) => Ok(t
+                .flatten_all()?
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?
+                .first()
+                .copied()
+                .unwrap_or(default)),
+            None => Ok(default),
+        }
+    };
+    let (lo, hi) = (bound(min, f32::NEG_INFINITY)?, bound(max, f32::INFINITY)?);
+    let mut out = numerics::to_f32_vec("Clip", x)?;
+    out.par_chunks_mut(CHUNK).for_each(|c| {
+        // Selects, not branches (the signs of activations are unpredictable).
+        for v in c {
+            let x = *v;
+            let x = if x < lo { lo } else { x };
+            *v = if x > hi { hi } else { x };
+        }
+    });
+    numerics::tensor(out, x.dims())
+}

@@ -34,7 +34,7 @@ pub fn pack_conv_weight(node: &NodeProto, w: &Tensor) -> Result<Vec<PackedB>> {
     let group = attrs::int(node, "group", 1).max(1) as usize;
     let wd = w.dims();
     let m = wd[0];
-    if m % group != 0 {
+    if !m.is_multiple_of(group) {
         bail!("Conv: {m} output channels do not divide into {group} groups")
     }
     let (mg, k) = (m / group, wd[1..].iter().product::<usize>());
@@ -80,6 +80,9 @@ pub fn conv(
     let bias = b.map(|b| numerics::to_f32_vec("Conv", b)).transpose()?;
     if bias.as_ref().is_some_and(|b| b.len() != m) {
         bail!("Conv: bias must have {m} values")
+    }
+    if cg == 1 && group > 1 {
+        return depthwise(x, w, bias.as_deref(), &window, group, mg);
     }
     // A 1×1 kernel with unit strides and no padding reads the input as its own `cols`.
     let identity = window
@@ -143,6 +146,47 @@ pub fn conv(
                     }
                 });
         }
+    }
+    let mut dims = vec![n, m];
+    dims.extend(window.output_dims());
+    numerics::tensor(out, dims)
+}
+
+/// A depthwise convolution (one input channel per group): per sample and channel, the
+/// plane's taps as rows (im2col) and, per output channel of the group, the kernels' one-row
+/// product — the same chain as the general path, without a matrix product's packing.
+fn depthwise(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&[f32]>,
+    window: &Window,
+    group: usize,
+    mg: usize,
+) -> Result<Tensor> {
+    let n = x.dims()[0];
+    let (in_len, taps, p) = (window.input_len(), window.kernel_len(), window.output_len());
+    let m = group * mg;
+    let xs = numerics::to_f32_vec("Conv", x)?;
+    let ws = numerics::to_f32_vec("Conv", w)?;
+    let im2col = Im2col::new(window);
+    let isa = numerics::isa();
+    let mut out = vec![0f32; n * m * p];
+    if p > 0 {
+        out.par_chunks_mut(mg * p)
+            .enumerate()
+            .for_each(|(plane, dst)| {
+                let (s, g) = (plane / group, plane % group);
+                let src = &xs[(s * group + g) * in_len..][..in_len];
+                let mut rows = vec![0f32; taps * p];
+                for (tap, row) in rows.chunks_exact_mut(p).enumerate() {
+                    im2col.fill(tap, src, row);
+                }
+                for (oc, y) in dst.chunks_exact_mut(p).enumerate() {
+                    let c = g * mg + oc;
+                    let b = bias.map(|b| b[c]);
+                    inferchain_kernels::weighted_rows(isa, &rows, &ws[c * taps..][..taps], b, y);
+                }
+            });
     }
     let mut dims = vec![n, m];
     dims.extend(window.output_dims());

@@ -262,6 +262,16 @@ pub fn run(
         "MatMul" => (|| matmul::matmul(required(0)?, right(1)?))(),
         "Gemm" => (|| matmul::gemm_node(node, required(0)?, right(1)?, tensor(2)?))(),
         "Pow" => (|| activation::pow(required(0)?, required(1)?))(),
+        // Exact either way; candle's broadcasting clamp is slow, so f32 is done here.
+        "Clip"
+            if inputs
+                .tensor(0)
+                .ok()
+                .flatten()
+                .is_some_and(|x| x.dtype() == candle_core::DType::F32) =>
+        {
+            (|| activation::clip(required(0)?, tensor(1)?, tensor(2)?))()
+        }
         "Softmax" => (|| softmax::softmax(node, required(0)?, ctx.opset, false))(),
         "LogSoftmax" => (|| softmax::softmax(node, required(0)?, ctx.opset, true))(),
         "ReduceSum" => (|| reduce::reduce(node, required(0)?, tensor(1)?, false))(),

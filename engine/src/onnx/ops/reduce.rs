@@ -76,11 +76,7 @@ pub fn reduce(node: &NodeProto, x: &Tensor, axes: Option<&Tensor>, mean: bool) -
     let len: usize = axes.iter().map(|&a| dims[a]).product();
     let xs = numerics::to_f32_vec(&node.op_type, &moved)?;
     let isa = numerics::isa();
-    let outputs = if len == 0 {
-        kept.iter().map(|&a| dims[a]).product()
-    } else {
-        xs.len() / len
-    };
+    let outputs: usize = kept.iter().map(|&a| dims[a]).product();
     let out: Vec<f32> = (0..outputs)
         .into_par_iter()
         .map(|o| {
