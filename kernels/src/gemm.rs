@@ -547,16 +547,30 @@ fn finish<V: Lanes>(acc: V, bias: Option<f32>) -> V {
 pub fn weighted_rows<V: Lanes>(rows: &[f32], w: &[f32], bias: Option<f32>, out: &mut [f32]) {
     let (k, p) = (w.len(), out.len());
     assert_eq!(rows.len(), k * p, "weighted_rows: rows must be K x P");
+    let slices: Vec<&[f32]> = (0..k).map(|kk| &rows[kk * p..][..p]).collect();
+    weighted_slices::<V>(&slices, w, bias, out);
+}
+
+/// [`weighted_rows`] with each of the K rows its own slice (of at least P values): a
+/// stride-1 depthwise convolution reads its taps straight from the padded input rows.
+#[inline(always)]
+pub fn weighted_slices<V: Lanes>(rows: &[&[f32]], w: &[f32], bias: Option<f32>, out: &mut [f32]) {
+    let p = out.len();
+    assert_eq!(rows.len(), w.len(), "weighted_slices: one row per weight");
+    assert!(
+        rows.iter().all(|r| r.len() >= p),
+        "weighted_slices: rows shorter than out"
+    );
     // Four registers of outputs at a time: four independent chains hide FMA latency.
     let wide = 4 * V::N;
     let mut j = 0;
     while j + wide <= p {
         let mut acc = [V::splat(0.0); 4];
-        for (kk, &wk) in w.iter().enumerate() {
+        for (row, &wk) in rows.iter().zip(w) {
             let wv = V::splat(wk);
             for (r, a) in acc.iter_mut().enumerate() {
-                // SAFETY: j + wide <= p, so row kk's columns j..j + wide exist.
-                let x = unsafe { V::load(rows.as_ptr().add(kk * p + j + r * V::N)) };
+                // SAFETY: j + wide <= p <= row.len().
+                let x = unsafe { V::load(row.as_ptr().add(j + r * V::N)) };
                 *a = V::fma(x, wv, *a);
             }
         }
@@ -571,9 +585,9 @@ pub fn weighted_rows<V: Lanes>(rows: &[f32], w: &[f32], bias: Option<f32>, out: 
         let lanes = V::N.min(p - j);
         let mut acc = V::splat(0.0);
         let mut buf = [0f32; 16];
-        for (kk, &wk) in w.iter().enumerate() {
-            let src = &rows[kk * p + j..][..lanes];
-            // SAFETY: a full register of row kk exists when lanes == N; else `buf` has 16.
+        for (row, &wk) in rows.iter().zip(w) {
+            let src = &row[j..j + lanes];
+            // SAFETY: a full register of the row exists when lanes == N; else `buf` has 16.
             let x = if lanes == V::N {
                 unsafe { V::load(src.as_ptr()) }
             } else {

@@ -114,6 +114,28 @@ pub fn weighted_rows(isa: Isa, rows: &[f32], w: &[f32], bias: Option<f32>, out: 
     );
 }
 
+/// [`weighted_rows`] with each row its own slice (of at least `out.len()` values).
+pub fn weighted_slices(isa: Isa, rows: &[&[f32]], w: &[f32], bias: Option<f32>, out: &mut [f32]) {
+    dispatch::weighted_slices(isa, rows, w, bias, out);
+    record(
+        || call::Call::Gemm {
+            m: 1,
+            n: out.len() as u32,
+            k: w.len() as u32,
+            a: w.to_vec(),
+            b: rows
+                .iter()
+                .flat_map(|r| r[..out.len()].iter().copied())
+                .collect(),
+            bias: match bias {
+                Some(b) => call::CallBias::Row(alloc::vec![b]),
+                None => call::CallBias::None,
+            },
+        },
+        out,
+    );
+}
+
 /// `y[i] = op(x[i])`.
 pub fn unary(isa: Isa, op: Unary, x: &[f32], y: &mut [f32]) {
     dispatch::unary(isa, op, x, y);

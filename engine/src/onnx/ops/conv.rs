@@ -33,6 +33,10 @@ const GEMM_PIXELS: usize = 2048;
 pub fn pack_conv_weight(node: &NodeProto, w: &Tensor) -> Result<Vec<PackedB>> {
     let group = attrs::int(node, "group", 1).max(1) as usize;
     let wd = w.dims();
+    if group > 1 && wd.get(1) == Some(&1) {
+        // Depthwise: read in place by `depthwise`, never packed.
+        return Ok(Vec::new());
+    }
     let m = wd[0];
     if !m.is_multiple_of(group) {
         bail!("Conv: {m} output channels do not divide into {group} groups")
@@ -70,6 +74,15 @@ pub fn conv(
     let (cg, mg) = (c / group, m / group);
     let (in_len, taps_len, p) = (window.input_len(), window.kernel_len(), window.output_len());
     let k = cg * taps_len;
+    let bias = b.map(|b| numerics::to_f32_vec("Conv", b)).transpose()?;
+    if bias.as_ref().is_some_and(|b| b.len() != m) {
+        bail!("Conv: bias must have {m} values")
+    }
+    if cg == 1 && group > 1 {
+        return numerics::with_f32("Conv", x, |xs| {
+            depthwise(xs, n, w, bias.as_deref(), &window, group, mg)
+        })?;
+    }
     let owned;
     let packed = if packed.len() == group {
         packed
@@ -77,13 +90,6 @@ pub fn conv(
         owned = pack_conv_weight(node, w)?;
         &owned[..]
     };
-    let bias = b.map(|b| numerics::to_f32_vec("Conv", b)).transpose()?;
-    if bias.as_ref().is_some_and(|b| b.len() != m) {
-        bail!("Conv: bias must have {m} values")
-    }
-    if cg == 1 && group > 1 {
-        return depthwise(x, w, bias.as_deref(), &window, group, mg);
-    }
     // A 1×1 kernel with unit strides and no padding reads the input as its own `cols`.
     let identity = window
         .axes
@@ -91,86 +97,128 @@ pub fn conv(
         .all(|a| a.kernel == 1 && a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0);
     let im2col = (!identity).then(|| Im2col::new(&window));
     let isa = numerics::isa();
-    let xs = numerics::to_f32_vec("Conv", x)?;
-    let chunk = GEMM_PIXELS.div_ceil(p.max(1)).clamp(1, n.max(1));
-    let mut out = vec![0f32; n * m * p];
-    let mut cols: Vec<f32> = Vec::new();
-    for first in (0..n).step_by(chunk) {
-        let samples = chunk.min(n - first);
-        let pixels = samples * p;
-        for g in 0..group {
-            // colsᵀ as the product's A: element (pixel, k) at cols[k * pixels + pixel].
-            let a = match &im2col {
-                None if samples == 1 => {
-                    let plane = &xs[(first * c + g * cg) * in_len..][..cg * in_len];
-                    MatRef::row_major(plane, k, pixels).t()
-                }
-                _ => {
-                    cols.clear();
-                    cols.resize(k * pixels, 0.0);
-                    // Rows are independent copies: filled in parallel, the same bytes in
-                    // any order.
-                    cols.par_chunks_exact_mut(pixels.max(1))
-                        .enumerate()
-                        .for_each(|(row, dst)| {
-                            let (ic, tap) = (row / taps_len, row % taps_len);
-                            for s in 0..samples {
-                                let plane =
-                                    &xs[((first + s) * c + g * cg + ic) * in_len..][..in_len];
-                                let dst = &mut dst[s * p..][..p];
-                                match &im2col {
-                                    Some(im2col) => im2col.fill(tap, plane, dst),
-                                    None => dst.copy_from_slice(plane),
-                                }
-                            }
-                        });
-                    MatRef::row_major(&cols, k, pixels).t()
-                }
-            };
-            let bias = match &bias {
-                Some(b) => Bias::Col(&b[g * mg..][..mg]),
-                None => Bias::None,
-            };
-            let mut yt = vec![0f32; pixels * mg];
-            gemm(isa, a, &packed[g], bias, &mut yt, &Rayon);
-            // Yᵀ [pixels, channels] into NCHW.
-            let out_chunk = &mut out[first * m * p..][..samples * m * p];
-            out_chunk
-                .par_chunks_exact_mut(p.max(1))
-                .enumerate()
-                .filter(|(plane, _)| plane % m / mg == g)
-                .for_each(|(plane, dst)| {
-                    let (s, oc) = (plane / m, plane % m - g * mg);
-                    for (px, d) in dst.iter_mut().enumerate() {
-                        *d = yt[(s * p + px) * mg + oc];
+    numerics::with_f32("Conv", x, |xs| -> Result<Tensor> {
+        let chunk = GEMM_PIXELS.div_ceil(p.max(1)).clamp(1, n.max(1));
+        let mut out = vec![0f32; n * m * p];
+        let mut cols: Vec<f32> = Vec::new();
+        for first in (0..n).step_by(chunk) {
+            let samples = chunk.min(n - first);
+            let pixels = samples * p;
+            for g in 0..group {
+                // colsᵀ as the product's A: element (pixel, k) at cols[k * pixels + pixel].
+                let a = match &im2col {
+                    None if samples == 1 => {
+                        let plane = &xs[(first * c + g * cg) * in_len..][..cg * in_len];
+                        MatRef::row_major(plane, k, pixels).t()
                     }
-                });
+                    _ => {
+                        cols.clear();
+                        cols.resize(k * pixels, 0.0);
+                        // Rows are independent copies: filled in parallel, the same bytes in
+                        // any order.
+                        cols.par_chunks_exact_mut(pixels.max(1))
+                            .enumerate()
+                            .for_each(|(row, dst)| {
+                                let (ic, tap) = (row / taps_len, row % taps_len);
+                                for s in 0..samples {
+                                    let plane =
+                                        &xs[((first + s) * c + g * cg + ic) * in_len..][..in_len];
+                                    let dst = &mut dst[s * p..][..p];
+                                    match &im2col {
+                                        Some(im2col) => im2col.fill(tap, plane, dst),
+                                        None => dst.copy_from_slice(plane),
+                                    }
+                                }
+                            });
+                        MatRef::row_major(&cols, k, pixels).t()
+                    }
+                };
+                let bias = match &bias {
+                    Some(b) => Bias::Col(&b[g * mg..][..mg]),
+                    None => Bias::None,
+                };
+                let mut yt = vec![0f32; pixels * mg];
+                gemm(isa, a, &packed[g], bias, &mut yt, &Rayon);
+                // Yᵀ [pixels, channels] into NCHW.
+                let out_chunk = &mut out[first * m * p..][..samples * m * p];
+                out_chunk
+                    .par_chunks_exact_mut(p.max(1))
+                    .enumerate()
+                    .filter(|(plane, _)| plane % m / mg == g)
+                    .for_each(|(plane, dst)| {
+                        let (s, oc) = (plane / m, plane % m - g * mg);
+                        for (px, d) in dst.iter_mut().enumerate() {
+                            *d = yt[(s * p + px) * mg + oc];
+                        }
+                    });
+            }
         }
-    }
-    let mut dims = vec![n, m];
-    dims.extend(window.output_dims());
-    numerics::tensor(out, dims)
+        let mut dims = vec![n, m];
+        dims.extend(window.output_dims());
+        numerics::tensor(out, dims)
+    })?
 }
 
 /// A depthwise convolution (one input channel per group): per sample and channel, the
 /// plane's taps as rows (im2col) and, per output channel of the group, the kernels' one-row
 /// product — the same chain as the general path, without a matrix product's packing.
 fn depthwise(
-    x: &Tensor,
+    xs: &[f32],
+    n: usize,
     w: &Tensor,
     bias: Option<&[f32]>,
     window: &Window,
     group: usize,
     mg: usize,
 ) -> Result<Tensor> {
-    let n = x.dims()[0];
     let (in_len, taps, p) = (window.input_len(), window.kernel_len(), window.output_len());
     let m = group * mg;
-    let xs = numerics::to_f32_vec("Conv", x)?;
     let ws = numerics::to_f32_vec("Conv", w)?;
-    let im2col = Im2col::new(window);
     let isa = numerics::isa();
     let mut out = vec![0f32; n * m * p];
+    // Two spatial axes, unit strides and rows wide enough for several registers: the taps
+    // are slices of the zero-padded input rows, read in place (no im2col). Narrow planes
+    // go through im2col, one product per plane.
+    let wide_rows = window.axes.len() == 2 && window.axes[1].output >= 32;
+    if wide_rows && window.axes.iter().all(|a| a.stride == 1) && p > 0 {
+        let (ay, ax) = (&window.axes[0], &window.axes[1]);
+        let (hp, wp) = (
+            ay.input + ay.pad_begin + ay.pad_end,
+            ax.input + ax.pad_begin + ax.pad_end,
+        );
+        let (oh, ow) = (ay.output, ax.output);
+        out.par_chunks_mut(mg * p)
+            .enumerate()
+            .for_each(|(plane, dst)| {
+                let (s, g) = (plane / group, plane % group);
+                let src = &xs[(s * group + g) * in_len..][..in_len];
+                let mut padded = vec![0f32; hp * wp];
+                for (y, row) in src.chunks_exact(ax.input).enumerate() {
+                    padded[(y + ay.pad_begin) * wp + ax.pad_begin..][..ax.input]
+                        .copy_from_slice(row);
+                }
+                let mut rows: Vec<&[f32]> = Vec::with_capacity(taps);
+                for (oc, y) in dst.chunks_exact_mut(p).enumerate() {
+                    let c = g * mg + oc;
+                    let (wc, b) = (&ws[c * taps..][..taps], bias.map(|b| b[c]));
+                    for (oy, out_row) in y.chunks_exact_mut(ow).enumerate() {
+                        rows.clear();
+                        for ky in 0..ay.kernel {
+                            let line = &padded[(oy + ky * ay.dilation) * wp..][..wp];
+                            for kx in 0..ax.kernel {
+                                rows.push(&line[kx * ax.dilation..]);
+                            }
+                        }
+                        inferchain_kernels::weighted_slices(isa, &rows, wc, b, out_row);
+                    }
+                    debug_assert_eq!(y.len(), oh * ow);
+                }
+            });
+        let mut dims = vec![n, m];
+        dims.extend(window.output_dims());
+        return numerics::tensor(out, dims);
+    }
+    let im2col = Im2col::new(window);
     if p > 0 {
         out.par_chunks_mut(mg * p)
             .enumerate()
