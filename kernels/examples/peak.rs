@@ -148,14 +148,19 @@ fn main() {
     }
     for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
         for op in [k::Unary::Exp, k::Unary::Erf, k::Unary::Gelu, k::Unary::Tanh] {
-            let mut x: Vec<f32> = (0..1 << 20).map(|i| (i % 1000) as f32 * 0.01 - 5.0).collect();
+            let mut x: Vec<f32> = (0..1 << 20)
+                .map(|i| (i % 1000) as f32 * 0.01 - 5.0)
+                .collect();
             let reps = 20;
             let start = Instant::now();
             for _ in 0..reps {
                 k::unary_in_place(isa, op, &mut x);
             }
             let ns = start.elapsed().as_secs_f64() * 1e9 / (reps * x.len()) as f64;
-            println!("unary {} {op:?} {ns:.3} ns/element (one thread)", isa.name());
+            println!(
+                "unary {} {op:?} {ns:.3} ns/element (one thread)",
+                isa.name()
+            );
         }
     }
     let shapes = [
