@@ -238,14 +238,21 @@ fn every_cpu_thread_count_and_the_wasm_reference_give_the_committed_hashes() {
             continue;
         }
         cases += 1;
-        let (mut native, mut replayed) = (Vec::new(), Vec::new());
+        // Per call: (this CPU's output hash, the wasm output hash). Calls from parallel
+        // tasks are recorded in any order, so the trace hash is over the sorted pairs.
+        let mut pairs: Vec<([u8; 32], [u8; 32])> = Vec::with_capacity(records.len());
         for record in &records {
             let mine = output_bytes(&record.output);
             let theirs = wasm.run(&record.call.encode());
-            native.extend(inferchain_primitives::blake2_256(&mine));
-            replayed.extend(inferchain_primitives::blake2_256(&theirs));
+            pairs.push((
+                inferchain_primitives::blake2_256(&mine),
+                inferchain_primitives::blake2_256(&theirs),
+            ));
             calls += 1;
         }
+        pairs.sort();
+        let native: Vec<u8> = pairs.iter().flat_map(|p| p.0).collect();
+        let replayed: Vec<u8> = pairs.iter().flat_map(|p| p.1).collect();
         let (n, r) = (
             hex::encode(&inferchain_primitives::blake2_256(&native)[..8]),
             hex::encode(&inferchain_primitives::blake2_256(&replayed)[..8]),

@@ -70,6 +70,13 @@ pub enum Call {
         b: Vec<f32>,
         bias: CallBias,
     },
+    WindowAverage {
+        values: Vec<f32>,
+        divisor: u32,
+    },
+    WindowMax {
+        values: Vec<f32>,
+    },
 }
 
 impl Call {
@@ -78,6 +85,10 @@ impl Call {
     pub fn eval(&self) -> Vec<f32> {
         let isa = Isa::Scalar;
         match self {
+            Call::WindowAverage { values, divisor } => {
+                alloc::vec![crate::window::average_impl(values, *divisor as usize)]
+            }
+            Call::WindowMax { values } => alloc::vec![crate::window::max_impl(values)],
             Call::Unary { op, x } => {
                 let mut y = alloc::vec![0f32; x.len()];
                 crate::dispatch::unary(isa, *op, x, &mut y);
@@ -161,6 +172,15 @@ impl Call {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::new());
         match self {
+            Call::WindowAverage { values, divisor } => {
+                w.u8(11);
+                w.vec(values);
+                w.u32(*divisor);
+            }
+            Call::WindowMax { values } => {
+                w.u8(12);
+                w.vec(values);
+            }
             Call::Unary { op, x } => {
                 w.u8(0);
                 w.unary(op);
@@ -261,6 +281,11 @@ impl Call {
     pub fn decode(bytes: &[u8]) -> Option<Call> {
         let mut r = Reader(bytes);
         let call = match r.u8()? {
+            11 => Call::WindowAverage {
+                values: r.vec()?,
+                divisor: r.u32()?,
+            },
+            12 => Call::WindowMax { values: r.vec()? },
             0 => Call::Unary {
                 op: r.unary()?,
                 x: r.vec()?,

@@ -10,6 +10,8 @@
 //!   registers; means, variances, softmax denominators and normalizations use it.
 //! * **Transcendental functions** ([`math`]): exp, log, tanh, erf, sigmoid, GELU, SiLU,
 //!   pow, built from FMA and exactly rounded operations; no platform libm.
+//! * **Pooling windows and transposed convolutions** ([`window`]): binary64 sums in a
+//!   fixed order, rounded once.
 //! * **NaN**: every kernel writes one canonical NaN ([`math::CANONICAL_NAN`]).
 //!
 //! Each kernel is written once over [`lanes::Lanes`] and instantiated for the scalar
@@ -39,6 +41,7 @@ mod neon;
 pub mod reduce;
 #[cfg(feature = "std")]
 pub mod trace;
+pub mod window;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -58,7 +61,7 @@ pub const NUMERICS_VERSION: u32 = 3;
 /// Records `call` with `output` while a trace is on ([`trace`]); `call` is built only
 /// then.
 #[inline]
-fn record(call: impl FnOnce() -> call::Call, output: &[f32]) {
+pub(crate) fn record(call: impl FnOnce() -> call::Call, output: &[f32]) {
     #[cfg(feature = "std")]
     if trace::on() {
         trace::push(call(), output);

@@ -12,11 +12,11 @@
 //!   per step of the chain); `Yᵀ` [pixels, channels] is transposed into NCHW. The
 //!   orientation does not change a bit (`fma(a, b, c) = fma(b, a, c)`, same K order).
 //! * `ConvTranspose` in every form (groups, dilation, asymmetric pads, `output_padding`,
-//!   `output_shape`, `auto_pad`): direct loops accumulating in f64 in a fixed order
-//!   (input channel, then kernel row-major), rounded once: the same bits on every CPU;
-//!   not fast.
+//!   `output_shape`, `auto_pad`): the geometry here, the arithmetic the kernels'
+//!   (`inferchain_kernels::window::conv_transpose`: binary64 in a fixed order, rounded
+//!   once); not fast.
 
-use super::{attrs, dense, window::Window};
+use super::{attrs, window::Window};
 use crate::numerics::{self, Rayon};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
@@ -337,7 +337,7 @@ pub fn conv_transpose(
     if c != wd[0] || c % group != 0 {
         bail!("ConvTranspose: {c} input channels, weight {wd:?} and group {group} do not fit")
     }
-    let (cg, mg) = (c / group, wd[1]);
+    let mg = wd[1];
     let m = mg * group;
     let kernel = &wd[2..];
     let strides = attrs::sizes(node, "strides", s, 1)?;
@@ -384,51 +384,26 @@ pub fn conv_transpose(
             }
         }
     }
-    let in_len: usize = xd[2..].iter().product();
-    let k_len: usize = kernel.iter().product();
-    let out_len: usize = out_dims.iter().product();
-    let (xv, wv) = (dense::to_f64(x)?, dense::to_f64(w)?);
-    let mut out = vec![0f64; n * m * out_len];
-    let mut i_idx = vec![0usize; s];
-    let mut k_idx = vec![0usize; s];
-    for batch in 0..n {
-        for ic in 0..c {
-            let g = ic / cg;
-            let plane = &xv[(batch * c + ic) * in_len..][..in_len];
-            for (i, &value) in plane.iter().enumerate() {
-                super::window::unravel(i, &xd[2..], &mut i_idx);
-                for k in 0..k_len {
-                    super::window::unravel(k, kernel, &mut k_idx);
-                    let mut offset = 0usize;
-                    let mut inside = true;
-                    for a in 0..s {
-                        let p = (i_idx[a] * strides[a] + k_idx[a] * dilations[a]) as isize
-                            - begin[a] as isize;
-                        if p < 0 || p as usize >= out_dims[a] {
-                            inside = false;
-                            break;
-                        }
-                        offset = offset * out_dims[a] + p as usize;
-                    }
-                    if !inside {
-                        continue;
-                    }
-                    for oc in 0..mg {
-                        let weight = wv[(ic * mg + oc) * k_len + k];
-                        out[(batch * m + g * mg + oc) * out_len + offset] += value * weight;
-                    }
-                }
-            }
-        }
+    let geometry = inferchain_kernels::window::TransposedConv {
+        batch: n,
+        channels: c,
+        group,
+        out_per_group: mg,
+        input: &xd[2..],
+        kernel,
+        strides: &strides,
+        dilations: &dilations,
+        begin: &begin,
+        output: &out_dims,
+    };
+    let op = "ConvTranspose";
+    let (xv, wv) = (numerics::to_f32_vec(op, x)?, numerics::to_f32_vec(op, w)?);
+    let bias = b.map(|b| numerics::to_f32_vec(op, b)).transpose()?;
+    if bias.as_ref().is_some_and(|b| b.len() != m) {
+        bail!("ConvTranspose: bias must have {m} values")
     }
-    if let Some(b) = b {
-        let bias = dense::to_f64(b)?;
-        for (plane, chunk) in out.chunks_exact_mut(out_len.max(1)).enumerate() {
-            let bv = bias[plane % m];
-            chunk.iter_mut().for_each(|v| *v += bv);
-        }
-    }
+    let out = inferchain_kernels::window::conv_transpose(&geometry, &xv, &wv, bias.as_deref());
     let mut dims = vec![n, m];
     dims.extend(out_dims);
-    dense::from_f64(out, &dims, x.dtype())
+    numerics::tensor(out, dims)
 }

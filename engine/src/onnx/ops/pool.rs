@@ -1,42 +1,33 @@
 //! `MaxPool` and `AveragePool` over any number of spatial axes, with padding, dilation,
 //! `ceil_mode`, `auto_pad` and `count_include_pad`; `GlobalMaxPool`, `GlobalAveragePool`.
 //!
-//! Windows are visited in kernel row-major order and averages are summed in f64 and
-//! divided once: a fixed order, so the same bits on every CPU.
+//! The geometry is worked out here; each window's arithmetic is the kernels'
+//! (`inferchain_kernels::window`: values in kernel row-major order, averages summed in
+//! binary64 and divided once), so the same bits on every CPU. f32 only.
 
-use super::{attrs, dense, window::Window};
+use super::{attrs, window::Window};
+use crate::numerics;
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
+use inferchain_kernels::window as kernel;
 use rayon::prelude::*;
-
-/// The larger of `m` and `v`; a NaN, once seen, wins (as numpy's max).
-fn nan_max(m: f64, v: f64) -> f64 {
-    if v > m || v.is_nan() {
-        v
-    } else {
-        m
-    }
-}
 
 pub fn max_pool(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
     if node.output.iter().skip(1).any(|o| !o.is_empty()) {
         bail!("MaxPool: the Indices output is not supported")
     }
-    pool(node, x, |values, _| {
-        values.iter().copied().fold(f64::NEG_INFINITY, nan_max)
-    })
+    pool(node, x, |values, _| kernel::max(values))
 }
 
 pub fn average_pool(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
     let include_pad = attrs::int(node, "count_include_pad", 0) != 0;
     pool(node, x, move |values, in_padding| {
-        let sum = values.iter().fold(0f64, |s, v| s + v);
         let divisor = if include_pad {
             in_padding
         } else {
             values.len()
         };
-        sum / divisor.max(1) as f64
+        kernel::average(values, divisor)
     })
 }
 
@@ -49,7 +40,7 @@ const PADDING: u32 = u32::MAX;
 fn pool(
     node: &NodeProto,
     x: &Tensor,
-    reduce: impl Fn(&[f64], usize) -> f64 + Sync,
+    reduce: impl Fn(&[f32], usize) -> f32 + Sync,
 ) -> Result<Tensor> {
     let dims = x.dims();
     if dims.len() < 3 {
@@ -75,7 +66,7 @@ fn pool(
         offsets.extend(taps.iter().map(|t| t.map_or(PADDING, |o| o as u32)));
         in_padding.push(padded);
     }
-    let mut out = vec![0f64; planes * out_len];
+    let mut out = vec![0f32; planes * out_len];
     let windows = Windows {
         offsets: &offsets,
         in_padding: &in_padding,
@@ -83,16 +74,12 @@ fn pool(
         in_len,
         out_len,
     };
-    if x.dtype() == candle_core::DType::F32 {
-        crate::numerics::with_f32(&node.op_type, x, |data| {
-            windows.reduce(data, &mut out, &reduce)
-        })?;
-    } else {
-        windows.reduce(&dense::to_f64(x)?, &mut out, &reduce);
-    }
+    numerics::with_f32(&node.op_type, x, |data| {
+        windows.reduce(data, &mut out, &reduce)
+    })?;
     let mut out_dims = dims[..2].to_vec();
     out_dims.extend(window.output_dims());
-    dense::from_f64(out, &out_dims, x.dtype())
+    numerics::tensor(out, out_dims)
 }
 
 /// Every window of a pooling node, as input offsets.
@@ -106,11 +93,11 @@ struct Windows<'a> {
 
 impl Windows<'_> {
     /// `out` (one plane after the other) from `data`, plane by plane in parallel.
-    fn reduce<T: Copy + Into<f64> + Sync>(
+    fn reduce(
         &self,
-        data: &[T],
-        out: &mut [f64],
-        reduce: &(impl Fn(&[f64], usize) -> f64 + Sync),
+        data: &[f32],
+        out: &mut [f32],
+        reduce: &(impl Fn(&[f32], usize) -> f32 + Sync),
     ) {
         if self.out_len == 0 || self.in_len == 0 {
             return;
@@ -125,7 +112,7 @@ impl Windows<'_> {
                         self.offsets[o * self.kernel_len..][..self.kernel_len]
                             .iter()
                             .filter(|&&i| i != PADDING)
-                            .map(|&i| plane[i as usize].into()),
+                            .map(|&i| plane[i as usize]),
                     );
                     *y = reduce(&values, self.in_padding[o]);
                 }
@@ -141,19 +128,19 @@ pub fn global(x: &Tensor, max: bool) -> Result<Tensor> {
     let dims = x.dims();
     let planes = dims[0] * dims[1];
     let len: usize = dims[2..].iter().product();
-    let data = dense::to_f64(x)?;
-    let out: Vec<f64> = data
-        .chunks_exact(len.max(1))
-        .take(planes)
-        .map(|plane| {
-            if max {
-                plane.iter().copied().fold(f64::NEG_INFINITY, nan_max)
-            } else {
-                plane.iter().sum::<f64>() / len as f64
-            }
-        })
-        .collect();
+    let out: Vec<f32> = numerics::with_f32("global pooling", x, |data| {
+        data.chunks_exact(len.max(1))
+            .take(planes)
+            .map(|plane| {
+                if max {
+                    kernel::max(plane)
+                } else {
+                    kernel::average(plane, len)
+                }
+            })
+            .collect()
+    })?;
     let mut out_dims = dims[..2].to_vec();
     out_dims.extend(std::iter::repeat_n(1, dims.len() - 2));
-    dense::from_f64(out, &out_dims, x.dtype())
+    numerics::tensor(out, out_dims)
 }
