@@ -16,6 +16,9 @@ cargo fmt --all -- --check
 step "determinism-matrix targets (aarch64 golden runner, wasm kernels)"
 bash scripts/build-matrix-targets.sh
 
+step "kernel tests on aarch64 under qemu-aarch64 (NEON against the scalar reference)"
+cargo test --release --target aarch64-unknown-linux-gnu -p inferchain-kernels
+
 step "cargo test --release (builds the node and the wasm runtime; unit, mock-runtime and real-node tests)"
 cargo test --release --workspace --lib --bins --tests
 
