@@ -18,7 +18,10 @@ use crate::{
 use candle_core::Tensor as CTensor;
 use candle_onnx::onnx::TensorProto;
 use codec::Encode;
-use inferchain_primitives::io::{Payload, Tensor};
+use inferchain_primitives::{
+    io::{Payload, Tensor},
+    merkle,
+};
 use prost::Message;
 use std::{
     collections::HashMap,
@@ -131,11 +134,43 @@ pub fn cases(models: &Path, minilm: Option<&Path>, conformance: Option<&Path>) -
 
 /// Runs one case; an error is a failure (not a named refusal).
 pub fn run(case: &Case) -> Result<Outcome> {
+    run_with(case, None)
+}
+
+/// An ONNX case's execution trace: the Merkle root over the leaf hash of every value its
+/// plan produced (all data sets, in order), and how many there were.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trace {
+    pub root: merkle::Hash,
+    pub steps: usize,
+}
+
+impl std::fmt::Display for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "trace:0x{}/{}", hex::encode(self.root), self.steps)
+    }
+}
+
+/// [`run`], and for ONNX cases the execution trace (BERT models have no plan: `None`).
+pub fn run_traced(case: &Case) -> Result<(Outcome, Option<Trace>)> {
+    let mut leaves = Vec::new();
+    let outcome = run_with(case, Some(&mut leaves))?;
+    let trace = match (&case.source, &outcome) {
+        (Source::Bert { .. }, _) | (_, Outcome::Unsupported(_)) => None,
+        _ => Some(Trace {
+            root: merkle::root(&leaves),
+            steps: leaves.len(),
+        }),
+    };
+    Ok((outcome, trace))
+}
+
+fn run_with(case: &Case, mut trace: Option<&mut Vec<merkle::Hash>>) -> Result<Outcome> {
     let mut bytes = Vec::new();
     match &case.source {
         Source::Onnx { path, input } => {
             let model = OnnxModel::from_bytes(&read(path)?)?;
-            bytes.extend(Payload::Tensors(model.run(input)?).encode());
+            bytes.extend(Payload::Tensors(model.run_traced(input, trace)?).encode());
         }
         Source::Bert { dir, text } => {
             let root = std::env::temp_dir().join(format!(
@@ -182,7 +217,7 @@ pub fn run(case: &Case) -> Result<Outcome> {
                     };
                     inputs.insert(name, t);
                 }
-                let mut outputs = match model.run_named(inputs) {
+                let mut outputs = match model.run_named_traced(inputs, trace.as_deref_mut()) {
                     Ok(o) => o,
                     Err(
                         e @ (EngineError::UnsupportedOp { .. } | EngineError::UnsupportedDType(_)),

@@ -11,8 +11,10 @@
 //!   kernel calls recorded, every call is replayed in the wasm module, and the hash of the
 //!   wasm outputs (in call order) must equal the hash of this CPU's.
 //!
-//! Native columns run the real `inferchain-golden` binary. docs/DETERMINISM.md shows the
-//! table this prints.
+//! Native, qemu and aarch64 columns run the real `inferchain-golden` binary with `--trace`:
+//! besides each output hash, every column must give the same execution trace (the Merkle
+//! root over every intermediate value of every ONNX case) as the first. docs/DETERMINISM.md
+//! shows the table this prints.
 
 use inferchain_engine::golden::{self, GoldenFile, Outcome};
 use inferchain_kernels::{call::output_bytes, trace, Isa};
@@ -62,6 +64,7 @@ fn column(
         .arg(&minilm)
         .arg("--conformance")
         .arg(&conformance)
+        .arg("--trace")
         .args(args)
         .envs(env.iter().copied());
     let out = cmd
@@ -84,8 +87,18 @@ fn compare(label: &str, got: &[(String, String)], want: &GoldenFile) -> Vec<Stri
     assert_eq!(got.len(), want.entries.len(), "{label}: number of cases");
     got.iter()
         .zip(&want.entries)
-        .filter(|(g, w)| g != w)
+        .filter(|(g, w)| g.0 != w.0 || g.1.split(' ').next() != Some(w.1.as_str()))
         .map(|(g, w)| format!("{label}: {} gave {}, committed {}", g.0, g.1, w.1))
+        .collect()
+}
+
+/// The execution traces of a column's lines (`name hash trace:0x…/N`), by case.
+fn traces(got: &[(String, String)]) -> Vec<(String, String)> {
+    got.iter()
+        .filter_map(|(name, rest)| {
+            let t = rest.split(' ').nth(1)?;
+            Some((name.clone(), t.to_string()))
+        })
         .collect()
 }
 
@@ -162,9 +175,24 @@ fn every_cpu_thread_count_and_the_wasm_reference_give_the_committed_hashes() {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_inferchain-golden"));
     let mut failures = Vec::new();
     let mut rows: Vec<(String, String)> = Vec::new();
+    let mut reference_traces: Option<Vec<(String, String)>> = None;
     let mut check =
         |label: String, got: Vec<(String, String)>, rows: &mut Vec<(String, String)>| {
-            let bad = compare(&label, &got, &want);
+            let mut bad = compare(&label, &got, &want);
+            let mine = traces(&got);
+            match &reference_traces {
+                None => {
+                    assert!(mine.len() >= 130, "{label}: {} traces", mine.len());
+                    reference_traces = Some(mine);
+                }
+                Some(reference) => {
+                    if &mine != reference {
+                        bad.push(format!(
+                            "{label}: execution traces differ from the first column"
+                        ));
+                    }
+                }
+            }
             let verdict = if bad.is_empty() {
                 format!("{} cases, all identical", got.len())
             } else {

@@ -79,3 +79,39 @@ fn an_unsupported_case_is_named_not_hashed() {
         .expect("the case exists");
     assert!(matches!(golden::run(&case), Ok(Outcome::Unsupported(_))));
 }
+
+/// An execution trace has one leaf per value the plan produces, in plan order, ending in
+/// the output; each intermediate can be proven against the root; another input moves it.
+#[test]
+fn a_trace_commits_every_intermediate_and_ends_in_the_output() {
+    use codec::Encode;
+    use inferchain_engine::onnx::OnnxModel;
+    use inferchain_primitives::{io::Tensor, merkle};
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-mlp/model.onnx");
+    let model = OnnxModel::from_bytes(&std::fs::read(path).expect("tiny-mlp")).expect("loads");
+    let run = |x: [f32; 4]| {
+        let mut leaves = Vec::new();
+        let out = model
+            .run_traced(&[Tensor::from_f32(vec![1, 4], &x)], Some(&mut leaves))
+            .expect("runs");
+        (out, leaves)
+    };
+    let (out, leaves) = run([0.5, -1.0, 2.0, 0.25]);
+    assert_eq!(leaves.len(), 4, "Gemm, Relu, Gemm, Softmax");
+    assert_eq!(leaves[3], merkle::leaf(&out[0].encode()));
+    let root = merkle::root(&leaves);
+    for (i, leaf) in leaves.iter().enumerate() {
+        let proof = merkle::proof(&leaves, i).expect("in range");
+        assert!(merkle::verify(&root, leaf, i, leaves.len(), &proof));
+    }
+    let (_, other) = run([0.5, -1.0, 2.0, 0.5]);
+    assert_ne!(other[0], leaves[0]);
+    assert_ne!(merkle::root(&other), root);
+    // Tracing changes nothing about the output.
+    assert_eq!(
+        model
+            .run(&[Tensor::from_f32(vec![1, 4], &[0.5, -1.0, 2.0, 0.25])])
+            .expect("runs"),
+        out
+    );
+}

@@ -16,6 +16,7 @@ extern crate alloc;
 pub mod compare;
 pub mod host;
 pub mod io;
+pub mod merkle;
 pub mod model;
 
 pub use sp_core::H256;

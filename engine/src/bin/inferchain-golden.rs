@@ -4,8 +4,10 @@
 //! architectures, and compared with `engine/tests/golden-hashes.txt`.
 //!
 //! ```text
-//! inferchain-golden [--models DIR] [--minilm DIR] [--conformance DIR] [--threads N] [--only PREFIX]
+//! inferchain-golden [--models DIR] [--minilm DIR] [--conformance DIR] [--threads N] [--only PREFIX] [--trace]
 //! ```
+//! `--trace` adds, for ONNX cases, the Merkle root over the hash of every intermediate
+//! value and their count (`trace:0x…/N`).
 //! `INFERCHAIN_KERNEL_ISA` picks a slower kernel path (the same bits). Exit code 1 if a
 //! case fails to run.
 
@@ -17,6 +19,7 @@ fn main() {
     let mut models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
     let (mut minilm, mut conformance) = (Some(default_minilm), Some(default_conformance));
     let mut only: Option<String> = None;
+    let mut traced = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -32,6 +35,7 @@ fn main() {
                 conformance = Some(value().into()).filter(|p: &PathBuf| p.as_os_str() != "-")
             }
             "--only" => only = Some(value()),
+            "--trace" => traced = true,
             "--threads" => {
                 let n: usize = value().parse().unwrap_or(0);
                 if rayon::ThreadPoolBuilder::new()
@@ -45,7 +49,7 @@ fn main() {
             other => {
                 eprintln!(
                     "unknown argument {other}; usage: inferchain-golden [--models DIR] \
-                     [--minilm DIR|-] [--conformance DIR|-] [--threads N] [--only PREFIX]"
+                     [--minilm DIR|-] [--conformance DIR|-] [--threads N] [--only PREFIX] [--trace]"
                 );
                 std::process::exit(2)
             }
@@ -61,9 +65,12 @@ fn main() {
         {
             continue;
         }
-        match golden::run(&case) {
-            Ok(outcome @ (Outcome::Hash(_) | Outcome::Unsupported(_))) => {
-                println!("{} {outcome}", case.name)
+        match golden::run_traced(&case) {
+            Ok((outcome @ (Outcome::Hash(_) | Outcome::Unsupported(_)), trace)) => {
+                match trace.filter(|_| traced) {
+                    Some(trace) => println!("{} {outcome} {trace}", case.name),
+                    None => println!("{} {outcome}", case.name),
+                }
             }
             Err(e) => {
                 println!("{} failed", case.name);

@@ -16,7 +16,10 @@ use crate::{
 };
 use candle_core::Tensor as CTensor;
 use candle_onnx::onnx::{self, type_proto, GraphProto, ModelProto};
-use inferchain_primitives::io::{Dim, IoSpec, Tensor, TensorSpec};
+use inferchain_primitives::{
+    io::{Dim, IoSpec, Tensor, TensorSpec},
+    merkle,
+};
 use ops::Value;
 use plan::Plan;
 use prost::Message;
@@ -119,6 +122,17 @@ impl OnnxModel {
 
     /// Runs the graph on candle tensors keyed by input name; returns every graph output.
     pub fn run_named(&self, inputs: HashMap<String, CTensor>) -> Result<HashMap<String, CTensor>> {
+        self.run_named_traced(inputs, None)
+    }
+
+    /// [`Self::run_named`], pushing onto `trace` the leaf hash of every value each plan
+    /// step produces, in plan order (the execution trace a dispute bisects;
+    /// `inferchain_primitives::merkle`).
+    pub fn run_named_traced(
+        &self,
+        inputs: HashMap<String, CTensor>,
+        trace: Option<&mut Vec<merkle::Hash>>,
+    ) -> Result<HashMap<String, CTensor>> {
         let mut values: HashMap<String, Value> = inputs
             .into_iter()
             .map(|(name, t)| (name, Value::Tensor(t)))
@@ -128,8 +142,9 @@ impl OnnxModel {
                 .entry(name.clone())
                 .or_insert_with(|| Value::Tensor(weight.clone()));
         }
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.plan.run(values)));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.plan.run(values, trace)
+        }));
         let outputs = match outcome {
             Ok(result) => result.map_err(|e| map_candle_error(e, "run"))?,
             Err(panic) => return Err(EngineError::Panicked(panic_message(panic))),
@@ -148,6 +163,15 @@ impl OnnxModel {
     /// Runs the graph on canonical tensors given in input order; returns the outputs in
     /// output order.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.run_traced(inputs, None)
+    }
+
+    /// [`Self::run`] with the execution trace (see [`Self::run_named_traced`]).
+    pub fn run_traced(
+        &self,
+        inputs: &[Tensor],
+        trace: Option<&mut Vec<merkle::Hash>>,
+    ) -> Result<Vec<Tensor>> {
         if inputs.len() != self.inputs.len() {
             return Err(EngineError::InvalidInput(
                 inferchain_primitives::io::IoError::TensorCount {
@@ -160,7 +184,7 @@ impl OnnxModel {
         for (info, tensor) in self.inputs.iter().zip(inputs) {
             named.insert(info.name.clone(), conversion::to_candle(tensor)?);
         }
-        let mut outputs = self.run_named(named)?;
+        let mut outputs = self.run_named_traced(named, trace)?;
         self.outputs
             .iter()
             .map(|o| {

@@ -6,6 +6,7 @@ use super::ops::{self, Value};
 use candle_core::{bail, DType, Result, Tensor};
 use candle_onnx::onnx::{GraphProto, ModelProto, NodeProto, ValueInfoProto};
 use inferchain_kernels::PackedB;
+use inferchain_primitives::merkle;
 use std::collections::{HashMap, HashSet};
 
 struct Step {
@@ -152,7 +153,14 @@ impl Plan {
     }
 
     /// Runs the plan on the graph's inputs and weights; returns the graph's outputs.
-    pub fn run(&self, mut values: HashMap<String, Value>) -> Result<HashMap<String, Value>> {
+    ///
+    /// With `trace`, each step's produced values (in the node's output order) are pushed
+    /// as leaf hashes of their canonical encoding (see [`step_leaf`]).
+    pub fn run(
+        &self,
+        mut values: HashMap<String, Value>,
+        mut trace: Option<&mut Vec<merkle::Hash>>,
+    ) -> Result<HashMap<String, Value>> {
         let mut profile = Profile::from_env();
         for step in &self.steps {
             let node = &step.node;
@@ -205,6 +213,13 @@ impl Plan {
                         .collect()
                 }
             };
+            if let Some(trace) = trace.as_deref_mut() {
+                for name in node.output.iter().filter(|o| !o.is_empty()) {
+                    if let Some((_, value)) = produced.iter().find(|(n, _)| n == name) {
+                        trace.push(step_leaf(value)?);
+                    }
+                }
+            }
             values.extend(produced);
             for name in &step.release {
                 values.remove(name);
@@ -220,6 +235,28 @@ impl Plan {
             })
             .collect()
     }
+}
+
+/// The leaf hash of one produced value: a tensor's canonical encoding (dtype, shape,
+/// little-endian data, canonical NaN; what an output payload holds), or for a sequence
+/// `0x01`, its length and each tensor's encoding.
+fn step_leaf(value: &Value) -> Result<merkle::Hash> {
+    use codec::Encode;
+    let canonical = |t: &Tensor| {
+        crate::conversion::from_candle(t)
+            .map_err(|e| candle_core::Error::Msg(format!("tracing a value: {e}")))
+    };
+    Ok(match value {
+        Value::Tensor(t) => merkle::leaf(&canonical(t)?.encode()),
+        Value::Sequence(ts) => {
+            let mut bytes = vec![1u8];
+            bytes.extend((ts.len() as u32).to_le_bytes());
+            for t in ts {
+                bytes.extend(canonical(t)?.encode());
+            }
+            merkle::leaf(&bytes)
+        }
+    })
 }
 
 /// Time per operator type, printed to stderr after each run when `INFERCHAIN_PROFILE`
