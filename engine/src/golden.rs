@@ -252,7 +252,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// A conformance data set's tensor file, as candle reads it.
-fn read_tensor(path: &Path) -> std::result::Result<(String, CTensor), String> {
+pub fn read_tensor(path: &Path) -> std::result::Result<(String, CTensor), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let proto = TensorProto::decode(bytes.as_slice()).map_err(|e| e.to_string())?;
     let dims: Vec<usize> = proto.dims.iter().map(|d| *d as usize).collect();
@@ -267,7 +267,7 @@ fn read_tensor(path: &Path) -> std::result::Result<(String, CTensor), String> {
 }
 
 /// `prefix0.pb`, `prefix1.pb`, … in `dir`, in numeric order.
-fn numbered(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+pub fn numbered(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut files: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())

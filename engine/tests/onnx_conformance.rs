@@ -5,9 +5,11 @@
 //! below `tests/conformance-baseline.txt`. The data is put in place by scripts/setup.sh.
 
 use candle_core::Tensor as CTensor;
-use candle_onnx::onnx::TensorProto;
-use inferchain_engine::{onnx::OnnxModel, EngineError};
-use prost::Message;
+use inferchain_engine::{
+    golden::{self, numbered, read_tensor},
+    onnx::OnnxModel,
+    EngineError,
+};
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
@@ -24,46 +26,7 @@ enum Outcome {
 }
 
 fn data_root() -> PathBuf {
-    let cache = std::env::var_os("INFERCHAIN_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/inferchain")
-        });
-    cache.join("onnx-backend-data")
-}
-
-fn read_tensor(path: &Path) -> Result<(String, CTensor), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let proto = TensorProto::decode(bytes.as_slice()).map_err(|e| e.to_string())?;
-    let dims: Vec<usize> = proto.dims.iter().map(|d| *d as usize).collect();
-    let t = candle_onnx::eval::get_tensor(&proto, &proto.name).map_err(|e| e.to_string())?;
-    // get_tensor flattens int32 data; put the declared shape back.
-    let t = if t.dims() != dims.as_slice() {
-        t.reshape(dims).map_err(|e| e.to_string())?
-    } else {
-        t
-    };
-    Ok((proto.name, t))
-}
-
-fn numbered(dir: &Path, prefix: &str) -> Vec<PathBuf> {
-    let mut files: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let n = name
-                        .strip_prefix(prefix)?
-                        .strip_suffix(".pb")?
-                        .parse()
-                        .ok()?;
-                    Some((n, e.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files.into_iter().map(|(_, p)| p).collect()
+    golden::default_data().1
 }
 
 fn close(got: &CTensor, want: &CTensor) -> Result<(), String> {

@@ -101,39 +101,36 @@ pub fn gemm(
 /// row `w` with `rows` (K × P), for depthwise convolutions; the same bits as [`gemm`].
 pub fn weighted_rows(isa: Isa, rows: &[f32], w: &[f32], bias: Option<f32>, out: &mut [f32]) {
     dispatch::weighted_rows(isa, rows, w, bias, out);
-    record(
-        || call::Call::Gemm {
-            m: 1,
-            n: out.len() as u32,
-            k: w.len() as u32,
-            a: w.to_vec(),
-            b: rows.to_vec(),
-            bias: match bias {
-                Some(b) => call::CallBias::Row(alloc::vec![b]),
-                None => call::CallBias::None,
-            },
+    record(|| one_row_gemm(w, rows.to_vec(), bias, out.len()), out);
+}
+
+/// A one-row product as the matrix product it is, for the trace.
+fn one_row_gemm(w: &[f32], b: alloc::vec::Vec<f32>, bias: Option<f32>, n: usize) -> call::Call {
+    call::Call::Gemm {
+        m: 1,
+        n: n as u32,
+        k: w.len() as u32,
+        a: w.to_vec(),
+        b,
+        bias: match bias {
+            Some(v) => call::CallBias::Row(alloc::vec![v]),
+            None => call::CallBias::None,
         },
-        out,
-    );
+    }
 }
 
 /// [`weighted_rows`] with each row its own slice (of at least `out.len()` values).
 pub fn weighted_slices(isa: Isa, rows: &[&[f32]], w: &[f32], bias: Option<f32>, out: &mut [f32]) {
     dispatch::weighted_slices(isa, rows, w, bias, out);
+    let n = out.len();
     record(
-        || call::Call::Gemm {
-            m: 1,
-            n: out.len() as u32,
-            k: w.len() as u32,
-            a: w.to_vec(),
-            b: rows
-                .iter()
-                .flat_map(|r| r[..out.len()].iter().copied())
-                .collect(),
-            bias: match bias {
-                Some(b) => call::CallBias::Row(alloc::vec![b]),
-                None => call::CallBias::None,
-            },
+        || {
+            one_row_gemm(
+                w,
+                rows.iter().flat_map(|r| r[..n].iter().copied()).collect(),
+                bias,
+                n,
+            )
         },
         out,
     );
