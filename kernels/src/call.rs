@@ -167,6 +167,68 @@ impl Call {
         }
     }
 
+    /// The call's data vectors, in field order (an absent bias is not one).
+    fn vectors_mut(&mut self) -> Vec<&mut Vec<f32>> {
+        match self {
+            Call::Unary { x, .. }
+            | Call::Sum { x }
+            | Call::SumSquares { x }
+            | Call::Max { x }
+            | Call::Softmax { x }
+            | Call::LogSoftmax { x }
+            | Call::Moments { x, .. }
+            | Call::NormalizeChannel { x, .. } => alloc::vec![x],
+            Call::WindowAverage { values, .. } | Call::WindowMax { values } => {
+                alloc::vec![values]
+            }
+            Call::LayerNorm { x, scale, bias, .. } => {
+                let mut v = alloc::vec![x, scale];
+                if let Some(b) = bias {
+                    v.push(b);
+                }
+                v
+            }
+            Call::Pow { x, y } => alloc::vec![x, y],
+            Call::Gemm { a, b, bias, .. } => {
+                let mut v = alloc::vec![a, b];
+                match bias {
+                    CallBias::None => {}
+                    CallBias::Row(r) | CallBias::Col(r) => v.push(r),
+                }
+                v
+            }
+        }
+    }
+
+    /// This call (a template: its parameters) with its data vectors replaced, in field
+    /// order, by `operands`. `None` if the count differs or the sizes do not fit the
+    /// parameters (the checks of [`Call::decode`]), so the result is safe to evaluate.
+    pub fn with_operands(&self, operands: Vec<Vec<f32>>) -> Option<Call> {
+        let mut call = self.clone();
+        let mut slots = call.vectors_mut();
+        if slots.len() != operands.len() {
+            return None;
+        }
+        for (slot, operand) in slots.iter_mut().zip(operands) {
+            **slot = operand;
+        }
+        Call::decode(&call.encode())
+    }
+
+    /// A bound on the call's arithmetic: multiply-adds for a matrix product, elements
+    /// otherwise (what a referee caps to keep one step within a block).
+    pub fn work(&self) -> u64 {
+        match self {
+            Call::Gemm { m, n, k, .. } => u64::from(*m)
+                .saturating_mul(u64::from(*n))
+                .saturating_mul(u64::from(*k)),
+            _ => {
+                let mut call = self.clone();
+                call.vectors_mut().iter().map(|v| v.len() as u64).sum()
+            }
+        }
+    }
+
     /// The call as bytes: a tag, then each field (u32 and f32 little-endian; a vector as
     /// its length then its values; an option as 0 or 1 then the value).
     pub fn encode(&self) -> Vec<u8> {
@@ -279,6 +341,16 @@ impl Call {
 
     /// The call encoded in `bytes` (all of them), or `None` if they are not one.
     pub fn decode(bytes: &[u8]) -> Option<Call> {
+        Self::decode_checked(bytes, true)
+    }
+
+    /// A call template encoded in `bytes`: a call whose data vectors may be empty (their
+    /// sizes are checked when [`Call::with_operands`] fills them).
+    pub fn decode_template(bytes: &[u8]) -> Option<Call> {
+        Self::decode_checked(bytes, false)
+    }
+
+    fn decode_checked(bytes: &[u8], sizes: bool) -> Option<Call> {
         let mut r = Reader(bytes);
         let call = match r.u8()? {
             11 => Call::WindowAverage {
@@ -308,7 +380,9 @@ impl Call {
                     _ => return None,
                 };
                 let eps = r.f32()?;
-                if scale.len() != x.len() || bias.as_ref().is_some_and(|b| b.len() != x.len()) {
+                if sizes
+                    && (scale.len() != x.len() || bias.as_ref().is_some_and(|b| b.len() != x.len()))
+                {
                     return None;
                 }
                 Call::LayerNorm {
@@ -327,7 +401,7 @@ impl Call {
             },
             9 => {
                 let (x, y) = (r.vec()?, r.vec()?);
-                if x.len() != y.len() {
+                if sizes && x.len() != y.len() {
                     return None;
                 }
                 Call::Pow { x, y }
@@ -349,7 +423,7 @@ impl Call {
                         CallBias::Row(v) => v.len() == mu,
                         CallBias::Col(v) => v.len() == nu,
                     };
-                if !fits {
+                if sizes && !fits {
                     return None;
                 }
                 Call::Gemm {
@@ -519,6 +593,40 @@ mod tests {
         };
         assert_eq!(Call::decode(&bad.encode()), None);
         assert_eq!(Call::decode(&[99]), None);
+    }
+
+    #[test]
+    fn templates_take_their_operands_in_field_order_and_sizes_are_checked() {
+        let template = Call::Gemm {
+            m: 2,
+            n: 1,
+            k: 2,
+            a: alloc::vec![],
+            b: alloc::vec![],
+            bias: CallBias::Row(alloc::vec![]),
+        };
+        let call = template
+            .with_operands(alloc::vec![
+                alloc::vec![1.0, 2.0, 3.0, 4.0],
+                alloc::vec![0.5, 0.25],
+                alloc::vec![1.0, -1.0],
+            ])
+            .expect("fits");
+        assert_eq!(call.eval(), alloc::vec![2.0, 1.5]);
+        assert_eq!(call.work(), 4);
+        // Too few operands, or a matrix of the wrong size.
+        assert_eq!(
+            template.with_operands(alloc::vec![alloc::vec![1.0; 4]]),
+            None
+        );
+        assert_eq!(
+            template.with_operands(alloc::vec![
+                alloc::vec![1.0; 3],
+                alloc::vec![0.5, 0.25],
+                alloc::vec![1.0, -1.0],
+            ]),
+            None
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! The `no_std` vocabulary every other inferchain crate shares: identifiers
 //! ([`ModelId`], [`RequestId`]), the canonical encoding of model inputs and outputs
 //! ([`io`]), what governance registers about a model ([`model`]) and how two outputs are
-//! compared ([`compare`]).
+//! compared ([`compare`]), and the commitments and proofs of the dispute game ([`dispute`],
+//! [`merkle`]).
 //!
 //! What it must not do: depend on FRAME pallets, the engine or anything `std`-only.
 //! The runtime, the engine and the clients all decode the same bytes with these types,
@@ -14,6 +15,7 @@
 extern crate alloc;
 
 pub mod compare;
+pub mod dispute;
 pub mod host;
 pub mod io;
 pub mod merkle;

@@ -21,7 +21,8 @@ pub fn leaf(data: &[u8]) -> Hash {
     blake2_256(&bytes)
 }
 
-fn node(left: &Hash, right: &Hash) -> Hash {
+/// The inner node over `left` and `right`.
+pub fn node(left: &Hash, right: &Hash) -> Hash {
     let mut bytes = [0u8; 65];
     bytes[0] = 1;
     bytes[1..33].copy_from_slice(left);

@@ -146,6 +146,9 @@ pub trait ModelRegistry<Balance> {
     /// The model's spec and status, if it is registered.
     fn model(id: &ModelId) -> Option<(ModelSpec<Balance>, ModelStatus)>;
 
+    /// The model's dispute commitments, if governance recorded them.
+    fn commitments(id: &ModelId) -> Option<crate::dispute::ModelCommitments>;
+
     /// Registers `spec` as Active, bypassing governance: for benchmarks only.
     #[cfg(feature = "runtime-benchmarks")]
     fn register_for_benchmark(spec: ModelSpec<Balance>) -> Result<(), ()>;

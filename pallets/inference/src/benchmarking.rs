@@ -118,7 +118,7 @@ fn posted<T: Config>() -> (RequestId, T::AccountId) {
     let (id, _) = request::<T>(64);
     let executor = Requests::<T>::get(id).expect("just made; qed").executor;
     let output = payload(64, 2).try_into().expect("small; qed");
-    Inference::<T>::do_submit_result(executor.clone(), id, output)
+    Inference::<T>::do_submit_result(executor.clone(), id, output, None)
         .expect("the executor posts; qed");
     (id, executor)
 }

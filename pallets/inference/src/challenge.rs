@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use codec::Encode;
 use frame_support::pallet_prelude::*;
 use frame_system::pallet_prelude::BlockNumberFor;
+use inferchain_primitives::model::ModelRegistry;
 use inferchain_primitives::{blake2_256, RequestId, H256};
 use sp_runtime::traits::{Saturating, Zero};
 
@@ -48,6 +49,10 @@ impl<T: Config> Pallet<T> {
         );
         ensure!(output != result.output, Error::<T>::SameOutput);
         Self::check_output(&request.model, &output)?;
+        ensure!(
+            T::Models::commitments(&request.model).is_none(),
+            Error::<T>::UseGame
+        );
 
         let jury = Self::draw_jury(
             &(b"jury", id).encode(),

@@ -70,10 +70,35 @@ impl<T: Config> Pallet<T> {
             let entry = bonds.entry(dispute.challenger.clone()).or_default();
             *entry = entry.saturating_add(T::ChallengeBond::get());
         }
+        // Games: one ChallengeBond each too; indexed by challenger; counted per attempt.
+        let mut counts: BTreeMap<(inferchain_primitives::RequestId, u32), u32> = BTreeMap::new();
+        for (game_id, game) in Games::<T>::iter() {
+            let entry = bonds.entry(game.challenger.clone()).or_default();
+            *entry = entry.saturating_add(T::ChallengeBond::get());
+            ensure!(
+                GameByChallenger::<T>::get(game.request, &game.challenger) == Some(game_id),
+                "a game is not indexed under its challenger"
+            );
+            let n = counts.entry((game.request, game.attempt)).or_default();
+            *n = n.saturating_add(1);
+        }
+        ensure!(
+            GameByChallenger::<T>::iter().all(|(_, _, g)| Games::<T>::contains_key(g)),
+            "a challenger's index names a closed game"
+        );
+        ensure!(
+            OpenGames::<T>::iter().all(|(id, attempt, n)| counts.get(&(id, attempt)) == Some(&n))
+                && counts.len() == OpenGames::<T>::iter().count(),
+            "OpenGames differs from the games"
+        );
+        ensure!(
+            ResultTraces::<T>::iter_keys().all(Results::<T>::contains_key),
+            "a trace without a result"
+        );
         for (who, bond) in &bonds {
             ensure!(
                 Self::held(HoldReason::ChallengeBond, who) == *bond,
-                "a challenger's hold differs from its open disputes"
+                "a challenger's hold differs from its open disputes and games"
             );
         }
         Ok(())

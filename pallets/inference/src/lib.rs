@@ -54,6 +54,12 @@
 //!     goes to the majority jurors).
 //!
 //! A result is challenged at most once; after the verdict it is final or re-executed.
+//!
+//! * **Models with dispute commitments** (recorded in the models pallet) use none of the
+//!   jury above: results are posted with their trace (`submit_traced_result`), any number
+//!   of watchers open their own bisection games (`open_game`), walk to the one step the
+//!   traces first differ at (`reveal`) and the runtime's referee re-executes it
+//!   (`prove_step`). See the [`game`] module for the rules and the money.
 //! * **Finalization**: the held fee goes to the executor less `ProtocolFee`, which is
 //!   burned. Event `ResultFinalized` — integrators act on it, never on `ResultSubmitted`.
 //! * **Executors** bond at least `MinExecutorBond` (`HoldReason::ExecutorBond`).
@@ -70,7 +76,9 @@
 //! * Each executor's recorded bond equals what it has on hold under `ExecutorBond`, and
 //!   the active set is exactly the executors with status `Active`.
 //! * Each requester's `RequestFee` hold equals the sum of the fees of its open requests.
-//! * Each challenger's `ChallengeBond` hold equals `ChallengeBond` times its open disputes.
+//! * Each challenger's `ChallengeBond` hold equals `ChallengeBond` times its open disputes
+//!   and games; every game is indexed under its challenger; `OpenGames` counts them per
+//!   request attempt; a stored trace belongs to a stored result.
 //! * A `Disputed` request has a dispute record and every dispute a `Disputed` request; a
 //!   result record exists exactly for `Submitted`, `Disputed` and `Finalized` requests.
 //! * Total issuance changes only by burned slashes and fees (`TotalBurned`, checked by
@@ -95,6 +103,9 @@ mod benchmarking;
 pub mod challenge;
 mod executors;
 mod funds;
+pub mod game;
+#[cfg(test)]
+mod game_tests;
 mod invariants;
 #[cfg(test)]
 mod mock;
@@ -271,6 +282,15 @@ pub mod pallet {
         #[pallet::constant]
         type OffchainRetryBlocks: Get<u32>;
 
+        /// Re-executes one plan step of a disputed result (the bisection game's referee).
+        type Referee: inferchain_primitives::dispute::StepReferee;
+        /// Blocks each party of a game has for each move (inclusive).
+        #[pallet::constant]
+        type MoveTimeout: Get<BlockNumberFor<Self>>;
+        /// The largest one-step proof (step, operands and their paths) a call may carry.
+        #[pallet::constant]
+        type MaxStepProofBytes: Get<u32>;
+
         /// Weights of this pallet's calls and hooks.
         type WeightInfo: WeightInfo;
     }
@@ -308,6 +328,38 @@ pub mod pallet {
     /// The lowest block whose queue entries may not all be handled yet.
     #[pallet::storage]
     pub type QueueCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, ValueQuery>;
+
+    /// The trace a result of a model with dispute commitments was posted with.
+    #[pallet::storage]
+    pub type ResultTraces<T: Config> =
+        StorageMap<_, Twox64Concat, RequestId, inferchain_primitives::dispute::TraceCommitment>;
+
+    /// Open bisection games.
+    #[pallet::storage]
+    pub type Games<T: Config> = StorageMap<_, Twox64Concat, GameId, game::GameOf<T>>;
+
+    /// The open game of each challenger on each result.
+    #[pallet::storage]
+    pub type GameByChallenger<T: Config> =
+        StorageDoubleMap<_, Twox64Concat, RequestId, Blake2_128Concat, T::AccountId, GameId>;
+
+    /// How many games are open on each attempt of each request (absent: none).
+    #[pallet::storage]
+    pub type OpenGames<T: Config> =
+        StorageDoubleMap<_, Twox64Concat, RequestId, Twox64Concat, u32, u32>;
+
+    /// The id the next game gets.
+    #[pallet::storage]
+    pub type NextGameId<T: Config> = StorageValue<_, GameId, ValueQuery>;
+
+    /// Game move deadlines: the games to check at the start of each block.
+    #[pallet::storage]
+    pub type GameQueue<T: Config> =
+        StorageDoubleMap<_, Twox64Concat, BlockNumberFor<T>, Twox64Concat, GameId, ()>;
+
+    /// The lowest block whose game-queue entries may not all be handled yet.
+    #[pallet::storage]
+    pub type GameQueueCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, ValueQuery>;
 
     /// Everything this pallet has burned (slashes and protocol fees).
     #[pallet::storage]
@@ -429,6 +481,41 @@ pub mod pallet {
         },
         /// A settled request's records were removed after `ResultRetention`.
         RequestPruned { id: RequestId },
+        /// `challenger` opened a bisection game against `executor`'s result; the walk
+        /// starts at `at`.
+        GameOpened {
+            game: GameId,
+            id: RequestId,
+            executor: T::AccountId,
+            challenger: T::AccountId,
+            at: inferchain_primitives::dispute::Position,
+        },
+        /// A party revealed the children of the node it stands on.
+        Revealed {
+            game: GameId,
+            side: Side,
+            left: [u8; 32],
+            right: [u8; 32],
+        },
+        /// Both parties revealed; the walk went down to `at`.
+        Descended {
+            game: GameId,
+            at: inferchain_primitives::dispute::Position,
+        },
+        /// The runtime re-executed plan step `step`; its output's leaf is `computed`.
+        StepRefereed {
+            game: GameId,
+            step: u32,
+            computed: [u8; 32],
+        },
+        /// A game ended; the funds moved as `end` says (see the `game` module).
+        GameEnded {
+            game: GameId,
+            id: RequestId,
+            end: GameEnd,
+        },
+        /// A game on a result another game overturned ended without a loser.
+        GameVoided { game: GameId },
     }
 
     #[pallet::error]
@@ -499,6 +586,43 @@ pub mod pallet {
         NotCommitted,
         /// The revealed vote and salt do not match the commitment.
         BadReveal,
+        /// The model has dispute commitments: challenge it with `open_game`.
+        UseGame,
+        /// The model has no dispute commitments: it takes untraced results and jury
+        /// challenges.
+        NoCommitments,
+        /// The model has dispute commitments: post the result with its trace.
+        TraceRequired,
+        /// The trace does not have the model's step count or does not end in the output.
+        BadTrace,
+        /// This challenger already plays a game on this result.
+        AlreadyChallenged,
+        /// No game has this id.
+        UnknownGame,
+        /// Only the game's executor and challenger move in it.
+        NotAParty,
+        /// The move's deadline has passed.
+        MoveTooLate,
+        /// The game is not waiting for this kind of move.
+        WrongMove,
+        /// This party already revealed in this round.
+        AlreadyMoved,
+        /// The revealed children do not hash to the node the party stands on.
+        RevealMismatch,
+        /// The step proof is not a SCALE-encoded `StepProof`.
+        MalformedStepProof,
+        /// The step descriptor is not the disputed step of the registered plan.
+        BadStepProof,
+        /// An operand is not what its source commits to.
+        BadOperandProof,
+        /// An operand names the disputed step or a later one.
+        OperandNotEarlier,
+        /// The referee does not know the step.
+        UnknownStep,
+        /// The operands do not fit the step.
+        StepOperandMismatch,
+        /// The step is larger than the referee re-executes in a block.
+        StepTooLarge,
     }
 
     #[pallet::hooks]
@@ -526,6 +650,10 @@ pub mod pallet {
                 "ChallengePeriod must be positive"
             );
             assert!(T::JurySize::get() > 0, "JurySize must be positive");
+            assert!(
+                !T::MoveTimeout::get().is_zero(),
+                "MoveTimeout must be positive"
+            );
             assert!(T::MaxAttempts::get() > 0, "MaxAttempts must be positive");
             assert!(
                 T::MaxDeadlinesPerBlock::get() > 0,
@@ -634,7 +762,7 @@ pub mod pallet {
             output: BoundedVec<u8, T::MaxOutputBytes>,
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
-            Self::do_submit_result(who, id, output)
+            Self::do_submit_result(who, id, output, None)
         }
 
         /// Challenge a posted result with your own output.
@@ -692,6 +820,89 @@ pub mod pallet {
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
             Self::do_reveal_vote(who, id, vote, salt)
+        }
+
+        /// Post the result of an assigned request of a model with dispute commitments.
+        ///
+        /// **Origin**: signed, the assigned executor.
+        ///
+        /// **Details**: as `submit_result`, plus the commitment to the run's trace (the
+        /// model's step count of leaves) and the Merkle path showing that its last leaf is
+        /// `merkle::leaf(output)`.
+        ///
+        /// **Events**: `ResultSubmitted`.
+        #[pallet::call_index(8)]
+        #[pallet::weight(T::WeightInfo::submit_traced_result(output.len() as u32))]
+        pub fn submit_traced_result(
+            origin: OriginFor<T>,
+            id: RequestId,
+            output: BoundedVec<u8, T::MaxOutputBytes>,
+            trace: inferchain_primitives::dispute::TraceCommitment,
+            output_path: game::PathOf,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_submit_result(who, id, output, Some((trace, output_path)))
+        }
+
+        /// Open a bisection game against a traced result, with your own output and trace.
+        ///
+        /// **Origin**: signed, an active executor other than the result's.
+        ///
+        /// **Details**: inside the window, once per challenger and result; the output must
+        /// differ and the trace end in it. Holds `ChallengeBond` until the game ends.
+        ///
+        /// **Events**: `GameOpened`.
+        #[pallet::call_index(9)]
+        #[pallet::weight(T::WeightInfo::open_game(output.len() as u32))]
+        pub fn open_game(
+            origin: OriginFor<T>,
+            id: RequestId,
+            output: BoundedVec<u8, T::MaxOutputBytes>,
+            trace: inferchain_primitives::dispute::TraceCommitment,
+            output_path: game::PathOf,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_open_game(who, id, output, trace, output_path)
+        }
+
+        /// Reveal the two children of the node you stand on in your trace tree.
+        ///
+        /// **Origin**: signed, a party of the game.
+        ///
+        /// **Details**: once per round, by the move's deadline; when both parties have
+        /// revealed the walk goes down to the leftmost differing child.
+        ///
+        /// **Events**: `Revealed`, and `Descended` when the round completes.
+        #[pallet::call_index(10)]
+        #[pallet::weight(T::WeightInfo::reveal())]
+        pub fn reveal(
+            origin: OriginFor<T>,
+            game: GameId,
+            left: [u8; 32],
+            right: [u8; 32],
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_reveal(who, game, left, right)
+        }
+
+        /// Post the one-step proof of the step the walk ended at.
+        ///
+        /// **Origin**: signed, a party of the game.
+        ///
+        /// **Details**: `proof` is a SCALE-encoded `StepProof`; its operands from earlier
+        /// steps are proven against the caller's own trace. The runtime re-executes the
+        /// step and the game ends. A proof that does not open fails and changes nothing.
+        ///
+        /// **Events**: `StepRefereed`, `GameEnded` and the slashes and settlement.
+        #[pallet::call_index(11)]
+        #[pallet::weight(T::WeightInfo::prove_step(proof.len() as u32))]
+        pub fn prove_step(
+            origin: OriginFor<T>,
+            game: GameId,
+            proof: BoundedVec<u8, T::MaxStepProofBytes>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_prove_step(who, game, &proof)
         }
     }
 }

@@ -145,6 +145,33 @@ parameter_types! {
     pub const OffchainTimeBudget: u64 = 1_000;
     pub const WatchShare: Perbill = Perbill::one();
     pub const OffchainRetryBlocks: u32 = 2;
+    pub const MoveTimeout: u64 = 2;
+    pub const MaxStepProofBytes: u32 = 4096;
+}
+
+/// The tests' referee. A step descriptor is a tag byte and anything after it:
+/// * `b'o'`: the output step: an f32 [1, 4] payload made from the first four bytes of
+///   the hash of its operands;
+/// * `0xff`: a step the referee does not know;
+/// * anything else: the blake2-256 of the descriptor and the operands.
+pub struct TestReferee;
+impl inferchain_primitives::dispute::StepReferee for TestReferee {
+    fn evaluate(
+        step: &[u8],
+        operands: &[&[u8]],
+    ) -> Result<Vec<u8>, inferchain_primitives::dispute::RefereeError> {
+        let digest = blake2_256(&(step, operands).encode());
+        match step.first() {
+            Some(b'o') => Ok(tensor(
+                &digest[..4]
+                    .iter()
+                    .map(|b| f32::from(*b))
+                    .collect::<Vec<_>>(),
+            )),
+            Some(0xff) | None => Err(inferchain_primitives::dispute::RefereeError::UnknownStep),
+            Some(_) => Ok(digest.to_vec()),
+        }
+    }
 }
 
 impl pallet_inference::Config for Test {
@@ -178,6 +205,9 @@ impl pallet_inference::Config for Test {
     type OffchainTimeBudget = OffchainTimeBudget;
     type WatchShare = WatchShare;
     type OffchainRetryBlocks = OffchainRetryBlocks;
+    type Referee = TestReferee;
+    type MoveTimeout = MoveTimeout;
+    type MaxStepProofBytes = MaxStepProofBytes;
     type WeightInfo = ();
 }
 

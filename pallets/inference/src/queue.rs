@@ -1,4 +1,5 @@
-//! The deadline queue: timeouts, window ends, reveal ends and pruning, keyed by block.
+//! The deadline queue: timeouts, window ends, reveal ends and pruning, keyed by block
+//! (game moves have a queue of their own, drained after it within the same budget).
 //!
 //! Entries are written when a request enters a state with a deadline and read back in
 //! `on_initialize`. A request has at most one live entry; older entries for it are left
@@ -56,6 +57,7 @@ impl<T: Config> Pallet<T> {
             cursor = cursor.saturating_add(One::one());
         }
         QueueCursor::<T>::put(cursor);
-        T::WeightInfo::on_initialize(handled)
+        let games = Self::process_game_deadlines(now, budget.saturating_sub(handled));
+        T::WeightInfo::on_initialize(handled.saturating_add(games))
     }
 }

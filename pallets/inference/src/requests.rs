@@ -7,6 +7,7 @@ use frame_support::pallet_prelude::*;
 use frame_system::pallet_prelude::BlockNumberFor;
 use inferchain_primitives::{
     blake2_256,
+    dispute::TraceCommitment,
     io::{validate_encoded, IoError},
     model::{ModelRegistry, ModelStatus},
     ModelId, RequestId, H256,
@@ -94,6 +95,7 @@ impl<T: Config> Pallet<T> {
         who: T::AccountId,
         id: RequestId,
         output: BoundedVec<u8, T::MaxOutputBytes>,
+        trace: Option<(TraceCommitment, crate::game::PathOf)>,
     ) -> DispatchResult {
         let mut request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
         ensure!(
@@ -102,6 +104,7 @@ impl<T: Config> Pallet<T> {
         );
         ensure!(request.executor == who, Error::<T>::NotAssignedExecutor);
         Self::check_output(&request.model, &output)?;
+        let trace = Self::check_trace(&request.model, &output, trace)?;
 
         let now = frame_system::Pallet::<T>::block_number();
         let window_end = now.saturating_add(T::ChallengePeriod::get());
@@ -118,6 +121,9 @@ impl<T: Config> Pallet<T> {
                 challenged: false,
             },
         );
+        if let Some(trace) = trace {
+            ResultTraces::<T>::insert(id, trace);
+        }
         Self::schedule(window_end, id, Deadline::ChallengeWindow);
         Self::deposit_event(Event::ResultSubmitted {
             id,
@@ -181,6 +187,7 @@ impl<T: Config> Pallet<T> {
         };
         Self::remove_obligation(&request.executor);
         Results::<T>::remove(id);
+        ResultTraces::<T>::remove(id);
         let model_active =
             matches!(T::Models::model(&request.model), Some((_, s)) if s != ModelStatus::Retired);
         let next = if request.attempt < T::MaxAttempts::get() && model_active {
@@ -262,6 +269,9 @@ impl<T: Config> Pallet<T> {
         if request.status != (RequestStatus::Submitted { window_end: at }) {
             return; // stale entry: challenged meanwhile
         }
+        if Self::open_games(id, request.attempt) > 0 {
+            return; // the last game to end in the executor's favour finalizes it
+        }
         Self::finalize_paid(id, now);
     }
 
@@ -271,6 +281,7 @@ impl<T: Config> Pallet<T> {
         if settled {
             Requests::<T>::remove(id);
             Results::<T>::remove(id);
+            ResultTraces::<T>::remove(id);
             Self::deposit_event(Event::RequestPruned { id });
         }
     }

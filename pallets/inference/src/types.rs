@@ -2,7 +2,10 @@
 
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use frame_support::BoundedVec;
-use inferchain_primitives::{ModelId, H256};
+use inferchain_primitives::{
+    dispute::{Position, TraceCommitment},
+    ModelId, H256,
+};
 use scale_info::TypeInfo;
 
 /// An executor's standing.
@@ -183,3 +186,87 @@ pub enum Deadline {
     /// The retention period of a settled request ends.
     Prune,
 }
+
+/// A party of a bisection game.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    MaxEncodedLen,
+    TypeInfo,
+)]
+pub enum Side {
+    /// The executor whose result is challenged (the defender).
+    Executor,
+    /// The watcher who opened the game.
+    Challenger,
+}
+
+/// What a game waits for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
+pub enum GamePhase {
+    /// Both parties reveal the two children of the node they stand on; each reveal is
+    /// kept until the other's arrives, then the walk goes down.
+    Bisect {
+        executor: Option<([u8; 32], [u8; 32])>,
+        challenger: Option<([u8; 32], [u8; 32])>,
+    },
+    /// The walk reached step `at.start`: a party posts the one-step proof and the
+    /// runtime re-executes the step.
+    Prove,
+}
+
+/// How a game ended.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    MaxEncodedLen,
+    TypeInfo,
+)]
+pub enum GameEnd {
+    /// The runtime re-executed the step and found the executor's leaf (`executor_right`).
+    Refereed { executor_right: bool },
+    /// `side` missed its move's deadline.
+    Timeout { side: Side },
+    /// Both parties missed a move's deadline.
+    BothTimedOut,
+    /// No valid step proof came before the deadline (the executor bears that burden).
+    NoProof,
+}
+
+/// A bisection game between a result's executor and one challenger.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
+pub struct Game<AccountId, BlockNumber> {
+    pub request: inferchain_primitives::RequestId,
+    /// The request's attempt whose result is challenged: the game is void once the
+    /// request has moved on (the result was overturned by another game).
+    pub attempt: u32,
+    pub executor: AccountId,
+    pub challenger: AccountId,
+    pub executor_trace: TraceCommitment,
+    pub challenger_trace: TraceCommitment,
+    pub challenger_output_hash: H256,
+    /// Where the walk stands, and each party's hash of that node.
+    pub at: Position,
+    pub executor_hash: [u8; 32],
+    pub challenger_hash: [u8; 32],
+    pub phase: GamePhase,
+    /// The current move is due by this block (inclusive).
+    pub deadline: BlockNumber,
+    /// Rounds of the walk played so far.
+    pub rounds: u32,
+}
+
+/// A game's id: a counter the pallet increments.
+pub type GameId = u64;

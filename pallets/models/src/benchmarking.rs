@@ -109,5 +109,29 @@ mod benchmarks {
         Ok(())
     }
 
+    #[benchmark]
+    fn set_model_commitments() -> Result<(), BenchmarkError> {
+        let origin =
+            T::RegisterOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+        Pallet::<T>::do_register(largest_spec::<T>(4)).map_err(|_| BenchmarkError::Weightless)?;
+        let commitments = ModelCommitments {
+            plan_root: H256::repeat_byte(5),
+            steps: u32::MAX,
+            weights_root: H256::repeat_byte(6),
+            weights: u32::MAX,
+        };
+        #[extrinsic_call]
+        _(
+            origin as T::RuntimeOrigin,
+            H256::repeat_byte(4),
+            commitments,
+        );
+        assert_eq!(
+            Commitments::<T>::get(H256::repeat_byte(4)),
+            Some(commitments)
+        );
+        Ok(())
+    }
+
     impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
 }

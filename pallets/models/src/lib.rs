@@ -19,11 +19,20 @@
 //! * `Retired`: takes nothing, and is final: a retired id can never be re-registered or
 //!   re-activated, so a receipt naming it can never point at a different model.
 //!
+//! ## Dispute commitments
+//!
+//! `set_model_commitments` records, once, the Merkle roots over a model's plan steps and
+//! weight tensors ([`ModelCommitments`], computed from the model's files by the engine).
+//! With them, a disputed result of the model is settled by the bisection game of the
+//! inference pallet and one step re-executed by the runtime's referee. They are final:
+//! there is exactly one right value per model, and games in flight rely on it.
+//!
 //! ## Invariants (checked in `try_state`)
 //!
 //! * `ModelCount` equals the number of entries in `Models` and never exceeds `MaxModels`.
 //! * Each entry's key is its spec's `artifact_hash`.
 //! * Each spec's size limits are within the Config maxima.
+//! * Commitments exist only for registered models and name at least one step.
 //!
 //! What this pallet must not do: run models, hold funds or know about requests. The
 //! inference pallet reads it through [`ModelRegistry`].
@@ -43,8 +52,11 @@ mod tests;
 mod validation;
 pub mod weights;
 
-pub use inferchain_primitives::model::{ModelRegistry, ModelSpec, ModelStatus};
 use inferchain_primitives::ModelId;
+pub use inferchain_primitives::{
+    dispute::ModelCommitments,
+    model::{ModelRegistry, ModelSpec, ModelStatus},
+};
 pub use weights::WeightInfo;
 
 /// A registered model: its spec, status and when it was registered.
@@ -110,6 +122,11 @@ pub mod pallet {
     pub type Models<T: Config> =
         StorageMap<_, Identity, ModelId, ModelInfo<T::Balance, BlockNumberFor<T>>, OptionQuery>;
 
+    /// The dispute commitments of the models that have them (set once, final).
+    #[pallet::storage]
+    pub type Commitments<T: Config> =
+        StorageMap<_, Identity, ModelId, ModelCommitments, OptionQuery>;
+
     /// How many entries `Models` holds.
     #[pallet::storage]
     pub type ModelCount<T: Config> = StorageValue<_, u32, ValueQuery>;
@@ -152,6 +169,12 @@ pub mod pallet {
             old: T::Balance,
             new: T::Balance,
         },
+        /// A model's dispute commitments were recorded: its results are now settled by
+        /// the bisection game.
+        ModelCommitmentsSet {
+            id: ModelId,
+            commitments: ModelCommitments,
+        },
     }
 
     #[pallet::error]
@@ -175,6 +198,10 @@ pub mod pallet {
         InvalidIoSpec,
         /// The model name is empty.
         EmptyName,
+        /// The model's commitments are already recorded; they are final.
+        CommitmentsAlreadySet,
+        /// Commitments must name at least one plan step.
+        EmptyPlan,
     }
 
     #[pallet::hooks]
@@ -269,9 +296,47 @@ pub mod pallet {
                 Ok(())
             })
         }
+
+        /// Record a model's dispute commitments, once.
+        ///
+        /// **Origin**: `RegisterOrigin`.
+        ///
+        /// **Details**: the model must exist and not be retired; `commitments.steps` ≥ 1.
+        /// From then on its disputes are bisection games refereed by the runtime.
+        ///
+        /// **Events**: `ModelCommitmentsSet`.
+        #[pallet::call_index(3)]
+        #[pallet::weight(T::WeightInfo::set_model_commitments())]
+        pub fn set_model_commitments(
+            origin: OriginFor<T>,
+            id: ModelId,
+            commitments: ModelCommitments,
+        ) -> DispatchResult {
+            T::RegisterOrigin::ensure_origin(origin)?;
+            Self::do_set_commitments(id, commitments)
+        }
     }
 
     impl<T: Config> Pallet<T> {
+        pub(crate) fn do_set_commitments(
+            id: ModelId,
+            commitments: ModelCommitments,
+        ) -> DispatchResult {
+            let info = Models::<T>::get(id).ok_or(Error::<T>::UnknownModel)?;
+            ensure!(
+                info.status != ModelStatus::Retired,
+                Error::<T>::ModelRetired
+            );
+            ensure!(
+                !Commitments::<T>::contains_key(id),
+                Error::<T>::CommitmentsAlreadySet
+            );
+            ensure!(commitments.steps > 0, Error::<T>::EmptyPlan);
+            Commitments::<T>::insert(id, commitments);
+            Self::deposit_event(Event::ModelCommitmentsSet { id, commitments });
+            Ok(())
+        }
+
         pub(crate) fn do_register(spec: ModelSpec<T::Balance>) -> DispatchResult {
             validation::check_spec::<T>(&spec)?;
             let id = spec.artifact_hash;
@@ -315,6 +380,13 @@ pub mod pallet {
                 "ModelCount differs from Models"
             );
             ensure!(entries <= T::MaxModels::get(), "more models than MaxModels");
+            for (id, commitments) in Commitments::<T>::iter() {
+                ensure!(
+                    Models::<T>::contains_key(id),
+                    "commitments of an unregistered model"
+                );
+                ensure!(commitments.steps > 0, "commitments with an empty plan");
+            }
             Ok(())
         }
     }
@@ -322,6 +394,10 @@ pub mod pallet {
     impl<T: Config> ModelRegistry<T::Balance> for Pallet<T> {
         fn model(id: &ModelId) -> Option<(ModelSpec<T::Balance>, ModelStatus)> {
             Models::<T>::get(id).map(|info| (info.spec, info.status))
+        }
+
+        fn commitments(id: &ModelId) -> Option<ModelCommitments> {
+            Commitments::<T>::get(id)
         }
 
         #[cfg(feature = "runtime-benchmarks")]

@@ -228,3 +228,64 @@ fn genesis_registers_models() {
         Models::do_try_state().unwrap();
     });
 }
+
+fn commitments(steps: u32) -> crate::ModelCommitments {
+    crate::ModelCommitments {
+        plan_root: H256::repeat_byte(0xa),
+        steps,
+        weights_root: H256::repeat_byte(0xb),
+        weights: 3,
+    }
+}
+
+#[test]
+fn commitments_are_recorded_once_for_a_live_model() {
+    build_and_execute(|| {
+        assert_noop!(
+            Models::set_model_commitments(RuntimeOrigin::signed(1), id(1), commitments(4)),
+            DispatchError::BadOrigin
+        );
+        assert_noop!(
+            Models::set_model_commitments(RuntimeOrigin::root(), id(1), commitments(4)),
+            Error::<Test>::UnknownModel
+        );
+        assert_ok!(Models::register_model(RuntimeOrigin::root(), spec(1)));
+        assert_eq!(<Models as ModelRegistry<u64>>::commitments(&id(1)), None);
+        assert_noop!(
+            Models::set_model_commitments(RuntimeOrigin::root(), id(1), commitments(0)),
+            Error::<Test>::EmptyPlan
+        );
+        assert_ok!(Models::set_model_commitments(
+            RuntimeOrigin::root(),
+            id(1),
+            commitments(4)
+        ));
+        System::assert_last_event(
+            Event::ModelCommitmentsSet {
+                id: id(1),
+                commitments: commitments(4),
+            }
+            .into(),
+        );
+        assert_eq!(
+            <Models as ModelRegistry<u64>>::commitments(&id(1)),
+            Some(commitments(4))
+        );
+        // Final: games in flight rely on them.
+        assert_noop!(
+            Models::set_model_commitments(RuntimeOrigin::root(), id(1), commitments(5)),
+            Error::<Test>::CommitmentsAlreadySet
+        );
+        // A retired model takes none.
+        assert_ok!(Models::register_model(RuntimeOrigin::root(), spec(2)));
+        assert_ok!(Models::set_model_status(
+            RuntimeOrigin::root(),
+            id(2),
+            ModelStatus::Retired
+        ));
+        assert_noop!(
+            Models::set_model_commitments(RuntimeOrigin::root(), id(2), commitments(4)),
+            Error::<Test>::ModelRetired
+        );
+    });
+}

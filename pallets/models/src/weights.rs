@@ -15,6 +15,7 @@ pub trait WeightInfo {
     fn register_model() -> Weight;
     fn set_model_status() -> Weight;
     fn set_model_fee() -> Weight;
+    fn set_model_commitments() -> Weight;
 }
 
 /// Weights using the runtime's database weights.
@@ -38,6 +39,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
             .saturating_add(T::DbWeight::get().reads(1_u64))
             .saturating_add(T::DbWeight::get().writes(1_u64))
     }
+    fn set_model_commitments() -> Weight {
+        // Not measured yet: set_model_fee's figures plus one read (the benchmark exists;
+        // regenerate with scripts/benchmark.sh).
+        Weight::from_parts(57_848_000, 5647)
+            .saturating_add(T::DbWeight::get().reads(2_u64))
+            .saturating_add(T::DbWeight::get().writes(1_u64))
+    }
 }
 
 // For tests: the same figures over ParityDB's weights.
@@ -55,6 +63,11 @@ impl WeightInfo for () {
     fn set_model_fee() -> Weight {
         Weight::from_parts(57_848_000, 5647)
             .saturating_add(ParityDbWeight::get().reads(1_u64))
+            .saturating_add(ParityDbWeight::get().writes(1_u64))
+    }
+    fn set_model_commitments() -> Weight {
+        Weight::from_parts(57_848_000, 5647)
+            .saturating_add(ParityDbWeight::get().reads(2_u64))
             .saturating_add(ParityDbWeight::get().writes(1_u64))
     }
 }

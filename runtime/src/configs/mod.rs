@@ -177,6 +177,11 @@ parameter_types! {
     pub const WatchShare: Perbill = Perbill::one();
     /// A sent transaction that did not land is retried after 2 blocks.
     pub const OffchainRetryBlocks: u32 = 2;
+    /// Each party of a bisection game has 5 blocks (15 s) per move.
+    pub const MoveTimeout: BlockNumber = 5;
+    /// A one-step proof: the referee's operand cap (256 KiB) plus the step descriptor
+    /// and the Merkle paths.
+    pub const MaxStepProofBytes: u32 = inferchain_referee::MAX_OPERAND_BYTES as u32 + 64 * 1024;
 }
 
 impl pallet_inference::Config for Runtime {
@@ -210,6 +215,9 @@ impl pallet_inference::Config for Runtime {
     type OffchainTimeBudget = OffchainTimeBudget;
     type WatchShare = WatchShare;
     type OffchainRetryBlocks = OffchainRetryBlocks;
+    type Referee = inferchain_referee::KernelReferee;
+    type MoveTimeout = MoveTimeout;
+    type MaxStepProofBytes = MaxStepProofBytes;
     type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
 }
 

@@ -1,0 +1,491 @@
+//! The bisection game: how a disputed result of a model with dispute commitments is
+//! settled without a jury.
+//!
+//! * **Traced results.** For such a model the executor posts its output with the
+//!   commitment to its trace (`submit_traced_result`) and the Merkle path showing that the
+//!   trace's last leaf is its output.
+//! * **Open challenges.** Any active executor other than the result's, inside the window,
+//!   opens a game with its own output and trace (`open_game`, holding `ChallengeBond`).
+//!   Each challenger plays its own game; a challenger has at most one per result. The
+//!   result finalizes at the end of its window only when every game has ended in the
+//!   executor's favour (the last such game finalizes it if the window is over).
+//! * **The walk** (`reveal`): each round both parties reveal the two children of the node
+//!   they stand on in their own trace tree, checked against the hash they stood on; when
+//!   both have, the walk goes to the leftmost child where they differ. It ends at the
+//!   leftmost leaf (plan step) where the traces differ: every earlier step is agreed.
+//! * **The one step** (`prove_step`): either party posts the step's descriptor and
+//!   operands with their proofs (plan root, earlier leaves of its own trace, registered
+//!   weights, the request's input); the runtime's referee re-executes the step. If the
+//!   executor's leaf is what the step computes, the challenger loses; otherwise the
+//!   executor does.
+//! * **Deadlines.** Every move is due within `MoveTimeout` blocks. A party that misses a
+//!   reveal loses (both missing: both lose); no valid step proof by the deadline loses
+//!   the game for the executor, whose claim it is.
+//! * **Money.** An executor that loses is slashed `ResultSlash`: `ChallengeReward` of it
+//!   to the challenger, `RequesterCompensation` to the requester, the rest burned; the
+//!   challenger's bond is returned and the request goes to another executor. A challenger
+//!   that loses forfeits its bond: `ChallengeReward` of it to the executor (its moves'
+//!   costs), the rest burned. The other games on an overturned result are void: bonds back.
+
+use crate::{pallet::*, Game, GameEnd, GameId, GamePhase, RequestStatus, Side, LOG_TARGET};
+use alloc::vec::Vec;
+use codec::Decode;
+use frame_support::{pallet_prelude::*, traits::Get};
+use frame_system::pallet_prelude::BlockNumberFor;
+use inferchain_primitives::{
+    dispute::{
+        descend, reveals, Position, ProofError, RefereeError, StepProof, StepReferee,
+        TraceCommitment,
+    },
+    merkle::{self, Hash},
+    model::ModelRegistry,
+    RequestId,
+};
+use sp_runtime::traits::{One, Saturating, Zero};
+
+/// The longest Merkle path a commitment is opened with (trees of up to 2^32 leaves).
+pub type MaxPathLen = ConstU32<32>;
+/// A Merkle path as a call carries it.
+pub type PathOf = BoundedVec<Hash, MaxPathLen>;
+
+/// A game as stored.
+pub type GameOf<T> = Game<<T as frame_system::Config>::AccountId, BlockNumberFor<T>>;
+
+impl<T: Config> Pallet<T> {
+    /// Whether `trace`, of a model with `steps` steps, ends in `output` (by `path`).
+    fn ends_in(trace: &TraceCommitment, steps: u32, output: &[u8], path: &[Hash]) -> bool {
+        trace.leaves == steps
+            && merkle::verify(
+                &trace.root.0,
+                &merkle::leaf(output),
+                steps.saturating_sub(1) as usize,
+                steps as usize,
+                path,
+            )
+    }
+
+    /// Checks the trace a traced result is posted with. Returns it for models with
+    /// commitments; a model without them takes only untraced results.
+    pub(crate) fn check_trace(
+        model: &inferchain_primitives::ModelId,
+        output: &[u8],
+        trace: Option<(TraceCommitment, PathOf)>,
+    ) -> Result<Option<TraceCommitment>, DispatchError> {
+        match (T::Models::commitments(model), trace) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(Error::<T>::NoCommitments.into()),
+            (Some(_), None) => Err(Error::<T>::TraceRequired.into()),
+            (Some(c), Some((trace, path))) => {
+                ensure!(
+                    Self::ends_in(&trace, c.steps, output, &path),
+                    Error::<T>::BadTrace
+                );
+                Ok(Some(trace))
+            }
+        }
+    }
+
+    pub(crate) fn do_open_game(
+        who: T::AccountId,
+        id: RequestId,
+        output: BoundedVec<u8, T::MaxOutputBytes>,
+        trace: TraceCommitment,
+        path: PathOf,
+    ) -> DispatchResult {
+        let request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
+        let now = frame_system::Pallet::<T>::block_number();
+        let RequestStatus::Submitted { window_end } = request.status else {
+            return Err(Error::<T>::NotChallengeable.into());
+        };
+        ensure!(now < window_end, Error::<T>::NotChallengeable);
+        let result = Results::<T>::get(id).ok_or(Error::<T>::NotChallengeable)?;
+        let commitments =
+            T::Models::commitments(&request.model).ok_or(Error::<T>::NoCommitments)?;
+        let executor_trace = ResultTraces::<T>::get(id).ok_or(Error::<T>::NoCommitments)?;
+        ensure!(who != result.executor, Error::<T>::CannotChallengeSelf);
+        ensure!(
+            ActiveExecutors::<T>::get().contains(&who),
+            Error::<T>::NotActiveExecutor
+        );
+        ensure!(
+            !GameByChallenger::<T>::contains_key(id, &who),
+            Error::<T>::AlreadyChallenged
+        );
+        ensure!(output != result.output, Error::<T>::SameOutput);
+        Self::check_output(&request.model, &output)?;
+        ensure!(
+            Self::ends_in(&trace, commitments.steps, &output, &path),
+            Error::<T>::BadTrace
+        );
+        Self::hold(HoldReason::ChallengeBond, &who, T::ChallengeBond::get())?;
+
+        let game_id = NextGameId::<T>::get();
+        NextGameId::<T>::put(game_id.saturating_add(1));
+        let deadline = now.saturating_add(T::MoveTimeout::get());
+        let at = Position::root(commitments.steps);
+        let game = Game {
+            request: id,
+            attempt: request.attempt,
+            executor: result.executor.clone(),
+            challenger: who.clone(),
+            executor_trace,
+            challenger_trace: trace,
+            challenger_output_hash: inferchain_primitives::H256(inferchain_primitives::blake2_256(
+                &output,
+            )),
+            at,
+            executor_hash: executor_trace.root.0,
+            challenger_hash: trace.root.0,
+            phase: if at.is_leaf() {
+                GamePhase::Prove
+            } else {
+                GamePhase::Bisect {
+                    executor: None,
+                    challenger: None,
+                }
+            },
+            deadline,
+            rounds: 0,
+        };
+        Self::add_obligation(&who);
+        Self::add_obligation(&result.executor);
+        OpenGames::<T>::mutate(id, request.attempt, |n| {
+            *n = Some(n.unwrap_or_default().saturating_add(1))
+        });
+        GameByChallenger::<T>::insert(id, &who, game_id);
+        Games::<T>::insert(game_id, game);
+        Self::schedule_move(deadline, game_id);
+        Self::deposit_event(Event::GameOpened {
+            game: game_id,
+            id,
+            executor: result.executor,
+            challenger: who,
+            at,
+        });
+        Ok(())
+    }
+
+    /// The party `who` is in game `game`, if any.
+    fn side_of(game: &GameOf<T>, who: &T::AccountId) -> Option<Side> {
+        if *who == game.executor {
+            Some(Side::Executor)
+        } else if *who == game.challenger {
+            Some(Side::Challenger)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the result a game is about still stands (another game may have overturned it).
+    fn is_live(game: &GameOf<T>) -> bool {
+        Requests::<T>::get(game.request).is_some_and(|r| {
+            r.attempt == game.attempt && matches!(r.status, RequestStatus::Submitted { .. })
+        })
+    }
+
+    pub(crate) fn do_reveal(
+        who: T::AccountId,
+        game_id: GameId,
+        left: Hash,
+        right: Hash,
+    ) -> DispatchResult {
+        let mut game = Games::<T>::get(game_id).ok_or(Error::<T>::UnknownGame)?;
+        let side = Self::side_of(&game, &who).ok_or(Error::<T>::NotAParty)?;
+        let now = frame_system::Pallet::<T>::block_number();
+        ensure!(now <= game.deadline, Error::<T>::MoveTooLate);
+        if !Self::is_live(&game) {
+            Self::void(game_id, game);
+            return Ok(());
+        }
+        let GamePhase::Bisect {
+            executor,
+            challenger,
+        } = &mut game.phase
+        else {
+            return Err(Error::<T>::WrongMove.into());
+        };
+        let (slot, parent) = match side {
+            Side::Executor => (executor, game.executor_hash),
+            Side::Challenger => (challenger, game.challenger_hash),
+        };
+        ensure!(slot.is_none(), Error::<T>::AlreadyMoved);
+        ensure!(reveals(&parent, &left, &right), Error::<T>::RevealMismatch);
+        *slot = Some((left, right));
+        Self::deposit_event(Event::Revealed {
+            game: game_id,
+            side,
+            left,
+            right,
+        });
+        if let GamePhase::Bisect {
+            executor: Some(e),
+            challenger: Some(c),
+        } = game.phase
+        {
+            let count = game.executor_trace.leaves;
+            let Some((at, eh, ch)) = descend(game.at, count, e, c) else {
+                // Two checked reveals of differing parents cannot agree on both children.
+                frame_support::defensive!("a walk found no differing child");
+                return Err(Error::<T>::RevealMismatch.into());
+            };
+            game.at = at;
+            game.executor_hash = eh;
+            game.challenger_hash = ch;
+            game.rounds = game.rounds.saturating_add(1);
+            game.phase = if at.is_leaf() {
+                GamePhase::Prove
+            } else {
+                GamePhase::Bisect {
+                    executor: None,
+                    challenger: None,
+                }
+            };
+            game.deadline = now.saturating_add(T::MoveTimeout::get());
+            Self::schedule_move(game.deadline, game_id);
+            Self::deposit_event(Event::Descended { game: game_id, at });
+        }
+        Games::<T>::insert(game_id, game);
+        Ok(())
+    }
+
+    fn proof_error(e: ProofError) -> Error<T> {
+        match e {
+            ProofError::Malformed => Error::<T>::MalformedStepProof,
+            ProofError::BadStep => Error::<T>::BadStepProof,
+            ProofError::BadOperand { .. } => Error::<T>::BadOperandProof,
+            ProofError::OperandNotEarlier { .. } => Error::<T>::OperandNotEarlier,
+        }
+    }
+
+    fn referee_error(e: RefereeError) -> Error<T> {
+        match e {
+            RefereeError::UnknownStep => Error::<T>::UnknownStep,
+            RefereeError::OperandMismatch => Error::<T>::StepOperandMismatch,
+            RefereeError::TooLarge => Error::<T>::StepTooLarge,
+        }
+    }
+
+    pub(crate) fn do_prove_step(
+        who: T::AccountId,
+        game_id: GameId,
+        proof: &[u8],
+    ) -> DispatchResult {
+        let game = Games::<T>::get(game_id).ok_or(Error::<T>::UnknownGame)?;
+        let side = Self::side_of(&game, &who).ok_or(Error::<T>::NotAParty)?;
+        let now = frame_system::Pallet::<T>::block_number();
+        ensure!(now <= game.deadline, Error::<T>::MoveTooLate);
+        if !Self::is_live(&game) {
+            Self::void(game_id, game);
+            return Ok(());
+        }
+        ensure!(game.phase == GamePhase::Prove, Error::<T>::WrongMove);
+        let request = Requests::<T>::get(game.request).ok_or(Error::<T>::UnknownRequest)?;
+        let commitments =
+            T::Models::commitments(&request.model).ok_or(Error::<T>::NoCommitments)?;
+        let proof =
+            StepProof::decode(&mut &proof[..]).map_err(|_| Error::<T>::MalformedStepProof)?;
+        // Operands from earlier steps are proven against the prover's own trace: every
+        // leaf before the disputed one is the same in both.
+        let trace = match side {
+            Side::Executor => game.executor_trace,
+            Side::Challenger => game.challenger_trace,
+        };
+        let (step, operands) = proof
+            .open(&commitments, &trace, game.at.start, &request.input)
+            .map_err(Self::proof_error)?;
+        let output = T::Referee::evaluate(step, &operands).map_err(Self::referee_error)?;
+        let computed = merkle::leaf(&output);
+        let executor_right = computed == game.executor_hash;
+        Self::deposit_event(Event::StepRefereed {
+            game: game_id,
+            step: game.at.start,
+            computed,
+        });
+        Self::end_game(game_id, game, GameEnd::Refereed { executor_right }, now);
+        Ok(())
+    }
+
+    /// A move due by `deadline` (inclusive) is checked at the start of the next block.
+    fn schedule_move(deadline: BlockNumberFor<T>, game_id: GameId) {
+        GameQueue::<T>::insert(deadline.saturating_add(One::one()), game_id, ());
+    }
+
+    /// The game's queue entry for block `at` came: its move was due by `at - 1`.
+    pub(crate) fn on_game_deadline(game_id: GameId, at: BlockNumberFor<T>, now: BlockNumberFor<T>) {
+        let Some(game) = Games::<T>::get(game_id) else {
+            return;
+        };
+        if game.deadline.saturating_add(One::one()) != at {
+            return; // stale: a move came in time
+        }
+        if !Self::is_live(&game) {
+            Self::void(game_id, game);
+            return;
+        }
+        let end = match game.phase {
+            GamePhase::Prove => GameEnd::NoProof,
+            GamePhase::Bisect {
+                executor,
+                challenger,
+            } => match (executor.is_some(), challenger.is_some()) {
+                (false, false) => GameEnd::BothTimedOut,
+                (false, true) => GameEnd::Timeout {
+                    side: Side::Executor,
+                },
+                (true, false) => GameEnd::Timeout {
+                    side: Side::Challenger,
+                },
+                (true, true) => {
+                    frame_support::defensive!("a game with both reveals did not move on");
+                    return;
+                }
+            },
+        };
+        Self::end_game(game_id, game, end, now);
+    }
+
+    /// Removes a finished game's records.
+    fn close(game_id: GameId, game: &GameOf<T>) {
+        Games::<T>::remove(game_id);
+        GameByChallenger::<T>::remove(game.request, &game.challenger);
+        OpenGames::<T>::mutate_exists(game.request, game.attempt, |n| {
+            let left = n.unwrap_or_default().saturating_sub(1);
+            *n = (left > 0).then_some(left);
+        });
+        Self::remove_obligation(&game.executor);
+        Self::remove_obligation(&game.challenger);
+    }
+
+    /// A game whose result was overturned by another game: nobody loses anything.
+    fn void(game_id: GameId, game: GameOf<T>) {
+        Self::close(game_id, &game);
+        Self::release(
+            HoldReason::ChallengeBond,
+            &game.challenger,
+            T::ChallengeBond::get(),
+        );
+        Self::deposit_event(Event::GameVoided { game: game_id });
+    }
+
+    /// Settles a game that ended with `end`.
+    fn end_game(game_id: GameId, game: GameOf<T>, end: GameEnd, now: BlockNumberFor<T>) {
+        Self::close(game_id, &game);
+        let (executor_lost, challenger_lost) = match end {
+            GameEnd::Refereed { executor_right } => (!executor_right, executor_right),
+            GameEnd::Timeout { side } => (side == Side::Executor, side == Side::Challenger),
+            GameEnd::BothTimedOut => (true, true),
+            GameEnd::NoProof => (true, false),
+        };
+        Self::deposit_event(Event::GameEnded {
+            game: game_id,
+            id: game.request,
+            end,
+        });
+
+        // The challenger's bond: forfeited (a share to the executor, if it won) or back.
+        let bond =
+            T::ChallengeBond::get().min(Self::held(HoldReason::ChallengeBond, &game.challenger));
+        if challenger_lost {
+            Self::deposit_event(Event::Slashed {
+                who: game.challenger.clone(),
+                amount: bond,
+                reason: SlashReason::WrongChallenge,
+            });
+            let mut rest = bond;
+            if !executor_lost {
+                let to_executor = T::ChallengeReward::get() * bond;
+                Self::pay_from_hold(
+                    HoldReason::ChallengeBond,
+                    &game.challenger,
+                    &game.executor,
+                    to_executor,
+                );
+                rest = rest.saturating_sub(to_executor);
+            }
+            Self::burn_from_hold(HoldReason::ChallengeBond, &game.challenger, rest);
+        } else {
+            Self::release(HoldReason::ChallengeBond, &game.challenger, bond);
+        }
+
+        let Some(request) = Requests::<T>::get(game.request) else {
+            log::error!(target: LOG_TARGET, "game {game_id}: request {} is missing", game.request);
+            return;
+        };
+        if executor_lost {
+            let taken = Self::debit_bond(
+                &game.executor,
+                T::ResultSlash::get(),
+                SlashReason::WrongResult,
+                now,
+            );
+            let mut rest = taken;
+            if !challenger_lost {
+                let to_challenger = T::ChallengeReward::get() * taken;
+                Self::pay_from_hold(
+                    HoldReason::ExecutorBond,
+                    &game.executor,
+                    &game.challenger,
+                    to_challenger,
+                );
+                rest = rest.saturating_sub(to_challenger);
+            }
+            let to_requester = T::RequesterCompensation::get() * taken;
+            Self::pay_from_hold(
+                HoldReason::ExecutorBond,
+                &game.executor,
+                &request.requester,
+                to_requester,
+            );
+            rest = rest.saturating_sub(to_requester);
+            Self::burn_from_hold(HoldReason::ExecutorBond, &game.executor, rest);
+            // The result is overturned: the request goes to someone else, and every
+            // other game on this result is void when it next moves or times out.
+            let exclude = [game.executor.clone(), game.challenger.clone()];
+            Self::reassign_or_expire(game.request, &exclude, now);
+        } else {
+            Results::<T>::mutate(game.request, |r| {
+                if let Some(r) = r {
+                    r.challenged = true;
+                }
+            });
+            let window_over = matches!(
+                request.status,
+                RequestStatus::Submitted { window_end } if window_end <= now
+            );
+            if window_over && Self::open_games(game.request, request.attempt).is_zero() {
+                Self::finalize_paid(game.request, now);
+            }
+        }
+    }
+
+    /// How many games are open on attempt `attempt` of request `id`.
+    pub(crate) fn open_games(id: RequestId, attempt: u32) -> u32 {
+        OpenGames::<T>::get(id, attempt).unwrap_or_default()
+    }
+
+    /// Handles the game deadlines due at or before `now`, at most `budget` of them.
+    pub(crate) fn process_game_deadlines(now: BlockNumberFor<T>, budget: u32) -> u32 {
+        let mut handled = 0u32;
+        let mut cursor = GameQueueCursor::<T>::get();
+        let mut empty_steps = 0u32;
+        while cursor <= now && handled < budget && empty_steps < budget {
+            let due: Vec<GameId> = GameQueue::<T>::iter_key_prefix(cursor)
+                .take((budget - handled) as usize)
+                .collect();
+            if due.is_empty() {
+                empty_steps = empty_steps.saturating_add(1);
+            }
+            for game_id in &due {
+                GameQueue::<T>::remove(cursor, game_id);
+                handled = handled.saturating_add(1);
+                Self::on_game_deadline(*game_id, cursor, now);
+            }
+            if GameQueue::<T>::iter_key_prefix(cursor).next().is_some() {
+                break; // budget spent with entries left at this block
+            }
+            cursor = cursor.saturating_add(One::one());
+        }
+        GameQueueCursor::<T>::put(cursor);
+        handled
+    }
+}

@@ -1,0 +1,780 @@
+//! The bisection game against the mock runtime: every move, every timeout, several games
+//! at once, a sybil that throws its game while an honest one wins, proofs that fail.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::{
+    mock::*, Error, Event, GameByChallenger, GameEnd, GamePhase, Games, HoldReason, RequestStatus,
+    Requests, ResultTraces, Results, Side, TotalBurned,
+};
+use codec::Encode;
+use frame_support::{
+    assert_noop, assert_ok,
+    traits::fungible::{Inspect, InspectHold},
+    BoundedVec,
+};
+use inferchain_primitives::{
+    dispute::{
+        ModelCommitments, Operand, OperandSource, Position, StepProof, StepReferee, TraceCommitment,
+    },
+    merkle::{self, Hash},
+    H256,
+};
+
+const STEPS: usize = 8;
+const WEIGHTS: usize = 3;
+const INPUT: [f32; 2] = [0.5, 0.25];
+
+fn bounded<S: frame_support::traits::Get<u32>>(v: Vec<u8>) -> BoundedVec<u8, S> {
+    v.try_into().unwrap()
+}
+
+/// The test model's plan: step 0 reads the input and weight 0, step i the output of step
+/// i - 1 and weight i % 3, the last step (`o`) turns step n - 2's output into the payload.
+struct Plan {
+    steps: Vec<Vec<u8>>,
+    weights: Vec<Vec<u8>>,
+}
+
+enum Src {
+    Input,
+    Trace(usize),
+    Weight(usize),
+}
+
+impl Plan {
+    fn new(n: usize) -> Plan {
+        let mut steps: Vec<Vec<u8>> = (0..n - 1).map(|i| vec![b's', i as u8]).collect();
+        steps.push(b"o".to_vec());
+        Plan {
+            steps,
+            weights: (0..WEIGHTS).map(|w| vec![b'w', w as u8, 7]).collect(),
+        }
+    }
+
+    fn sources(&self, i: usize) -> Vec<Src> {
+        if i == 0 {
+            vec![Src::Input, Src::Weight(0)]
+        } else if i == self.steps.len() - 1 {
+            vec![Src::Trace(i - 1)]
+        } else {
+            vec![Src::Trace(i - 1), Src::Weight(i % WEIGHTS)]
+        }
+    }
+
+    fn commitments(&self) -> ModelCommitments {
+        let leaves = |v: &[Vec<u8>]| v.iter().map(|b| merkle::leaf(b)).collect::<Vec<_>>();
+        ModelCommitments {
+            plan_root: H256(merkle::root(&leaves(&self.steps))),
+            steps: self.steps.len() as u32,
+            weights_root: H256(merkle::root(&leaves(&self.weights))),
+            weights: WEIGHTS as u32,
+        }
+    }
+
+    /// Runs the plan; with `fault`, the output of that step is corrupted and every later
+    /// step computed honestly from it (a consistent wrong trace).
+    fn run(&self, input: &[u8], fault: Option<usize>) -> Trace {
+        let mut outputs: Vec<Vec<u8>> = Vec::new();
+        for i in 0..self.steps.len() {
+            let ops: Vec<Vec<u8>> = self
+                .sources(i)
+                .iter()
+                .map(|s| match s {
+                    Src::Input => input.to_vec(),
+                    Src::Trace(j) => outputs[*j].clone(),
+                    Src::Weight(w) => self.weights[*w].clone(),
+                })
+                .collect();
+            let refs: Vec<&[u8]> = ops.iter().map(|o| o.as_slice()).collect();
+            let mut out = TestReferee::evaluate(&self.steps[i], &refs).unwrap();
+            if fault == Some(i) {
+                out = if i == self.steps.len() - 1 {
+                    tensor(&[9.0, 9.0, 9.0, 9.0])
+                } else {
+                    b"corrupted".to_vec()
+                };
+            }
+            outputs.push(out);
+        }
+        Trace::new(outputs)
+    }
+
+    /// The one-step proof of step `i`, with earlier outputs from `trace`.
+    fn proof(&self, input: &[u8], trace: &Trace, i: usize) -> Vec<u8> {
+        let weight_leaves: Vec<Hash> = self.weights.iter().map(|w| merkle::leaf(w)).collect();
+        let step_leaves: Vec<Hash> = self.steps.iter().map(|s| merkle::leaf(s)).collect();
+        StepProof {
+            step: self.steps[i].clone(),
+            step_path: merkle::proof(&step_leaves, i).unwrap(),
+            operands: self
+                .sources(i)
+                .iter()
+                .map(|s| match s {
+                    Src::Input => Operand {
+                        data: input.to_vec(),
+                        source: OperandSource::Input,
+                    },
+                    Src::Trace(j) => Operand {
+                        data: trace.outputs[*j].clone(),
+                        source: OperandSource::Trace {
+                            index: *j as u32,
+                            path: merkle::proof(&trace.leaves, *j).unwrap(),
+                        },
+                    },
+                    Src::Weight(w) => Operand {
+                        data: self.weights[*w].clone(),
+                        source: OperandSource::Weight {
+                            index: *w as u32,
+                            path: merkle::proof(&weight_leaves, *w).unwrap(),
+                        },
+                    },
+                })
+                .collect(),
+        }
+        .encode()
+    }
+}
+
+struct Trace {
+    outputs: Vec<Vec<u8>>,
+    leaves: Vec<Hash>,
+}
+
+impl Trace {
+    fn new(outputs: Vec<Vec<u8>>) -> Trace {
+        let leaves = outputs.iter().map(|o| merkle::leaf(o)).collect();
+        Trace { outputs, leaves }
+    }
+    fn commitment(&self) -> TraceCommitment {
+        TraceCommitment {
+            root: H256(merkle::root(&self.leaves)),
+            leaves: self.leaves.len() as u32,
+        }
+    }
+    fn output(&self) -> Vec<u8> {
+        self.outputs.last().unwrap().clone()
+    }
+    fn output_path(&self) -> crate::game::PathOf {
+        merkle::proof(&self.leaves, self.leaves.len() - 1)
+            .unwrap()
+            .try_into()
+            .unwrap()
+    }
+    fn node(&self, at: Position) -> Hash {
+        let end = (at.start as usize + (1usize << at.level)).min(self.leaves.len());
+        merkle::root(&self.leaves[at.start as usize..end])
+    }
+}
+
+fn events() -> Vec<Event<Test>> {
+    System::events()
+        .into_iter()
+        .filter_map(|r| {
+            if let RuntimeEvent::Inference(e) = r.event {
+                Some(e)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn held(reason: HoldReason, who: AccountId) -> Balance {
+    Balances::balance_on_hold(&reason.into(), &who)
+}
+
+fn free(who: AccountId) -> Balance {
+    Balances::balance(&who)
+}
+
+/// Executors 10..=15 bonded, the tensor model committed to `plan`, a request from
+/// account 1; returns the request id and its executor.
+fn setup(plan: &Plan) -> (u64, AccountId) {
+    for e in 10..=15 {
+        assert_ok!(Inference::register_executor(
+            RuntimeOrigin::signed(e),
+            1_000
+        ));
+    }
+    assert_ok!(Models::set_model_commitments(
+        RuntimeOrigin::root(),
+        TENSOR_MODEL,
+        plan.commitments()
+    ));
+    let id = crate::NextRequestId::<Test>::get();
+    assert_ok!(Inference::request_inference(
+        RuntimeOrigin::signed(1),
+        TENSOR_MODEL,
+        bounded(tensor(&INPUT)),
+        FEE
+    ));
+    (id, Requests::<Test>::get(id).unwrap().executor)
+}
+
+fn post(id: u64, executor: AccountId, trace: &Trace) {
+    assert_ok!(Inference::submit_traced_result(
+        RuntimeOrigin::signed(executor),
+        id,
+        bounded(trace.output()),
+        trace.commitment(),
+        trace.output_path()
+    ));
+}
+
+fn open(id: u64, who: AccountId, trace: &Trace) -> u64 {
+    assert_ok!(Inference::open_game(
+        RuntimeOrigin::signed(who),
+        id,
+        bounded(trace.output()),
+        trace.commitment(),
+        trace.output_path()
+    ));
+    GameByChallenger::<Test>::get(id, who).unwrap()
+}
+
+/// `who` reveals the children of the node its game stands on, from `trace`.
+fn reveal(game: u64, who: AccountId, trace: &Trace) -> frame_support::dispatch::DispatchResult {
+    let g = Games::<Test>::get(game).unwrap();
+    let (l, r) = g.at.children(trace.leaves.len() as u32).unwrap();
+    Inference::reveal(
+        RuntimeOrigin::signed(who),
+        game,
+        trace.node(l),
+        trace.node(r),
+    )
+}
+
+/// Both parties walk down honestly (each from its own trace) to the disputed step.
+fn walk(game: u64, executor: (AccountId, &Trace), challenger: (AccountId, &Trace)) -> u32 {
+    while matches!(
+        Games::<Test>::get(game).unwrap().phase,
+        GamePhase::Bisect { .. }
+    ) {
+        assert_ok!(reveal(game, executor.0, executor.1));
+        assert_ok!(reveal(game, challenger.0, challenger.1));
+    }
+    Games::<Test>::get(game).unwrap().at.start
+}
+
+fn other_than(ids: &[AccountId]) -> AccountId {
+    (10..=15).find(|e| !ids.contains(e)).unwrap()
+}
+
+fn input() -> Vec<u8> {
+    tensor(&INPUT)
+}
+
+#[test]
+fn results_of_a_committed_model_carry_a_trace_that_ends_in_the_output() {
+    build_and_execute(|| {
+        let plan = Plan::new(STEPS);
+        let (id, exec) = setup(&plan);
+        let honest = plan.run(&input(), None);
+        assert_noop!(
+            Inference::submit_result(RuntimeOrigin::signed(exec), id, bounded(honest.output())),
+            Error::<Test>::TraceRequired
+        );
+        // A trace of another length, or one that ends in another output.
+        let short = Trace::new(honest.outputs[1..].to_vec());
+        assert_noop!(
+            Inference::submit_traced_result(
+                RuntimeOrigin::signed(exec),
+                id,
+                bounded(honest.output()),
+                short.commitment(),
+                short.output_path()
+            ),
+            Error::<Test>::BadTrace
+        );
+        let wrong_end = plan.run(&input(), Some(STEPS - 1));
+        assert_noop!(
+            Inference::submit_traced_result(
+                RuntimeOrigin::signed(exec),
+                id,
+                bounded(honest.output()),
+                wrong_end.commitment(),
+                wrong_end.output_path()
+            ),
+            Error::<Test>::BadTrace
+        );
+        post(id, exec, &honest);
+        assert_eq!(ResultTraces::<Test>::get(id), Some(honest.commitment()));
+
+        // The jury is not for committed models; games are not for the others.
+        let watcher = other_than(&[exec]);
+        let wrong = plan.run(&input(), Some(2));
+        assert_noop!(
+            Inference::challenge(RuntimeOrigin::signed(watcher), id, bounded(wrong.output())),
+            Error::<Test>::UseGame
+        );
+        let untraced = crate::NextRequestId::<Test>::get();
+        assert_ok!(Inference::request_inference(
+            RuntimeOrigin::signed(2),
+            TEXT_MODEL,
+            bounded(text(b"hi")),
+            FEE
+        ));
+        let text_exec = Requests::<Test>::get(untraced).unwrap().executor;
+        assert_noop!(
+            Inference::submit_traced_result(
+                RuntimeOrigin::signed(text_exec),
+                untraced,
+                bounded(honest.output()),
+                honest.commitment(),
+                honest.output_path()
+            ),
+            Error::<Test>::NoCommitments
+        );
+        assert_ok!(Inference::submit_result(
+            RuntimeOrigin::signed(text_exec),
+            untraced,
+            bounded(tensor(&[1.0, 2.0, 3.0, 4.0]))
+        ));
+        let other = other_than(&[text_exec]);
+        assert_noop!(
+            Inference::open_game(
+                RuntimeOrigin::signed(other),
+                untraced,
+                bounded(wrong.output()),
+                wrong.commitment(),
+                wrong.output_path()
+            ),
+            Error::<Test>::NoCommitments
+        );
+    });
+}
+
+#[test]
+fn an_honest_watcher_walks_to_the_corrupted_step_and_the_cheater_is_slashed() {
+    for fault in [0, 3, STEPS - 2, STEPS - 1] {
+        build_and_execute(|| {
+            let plan = Plan::new(STEPS);
+            let (id, cheater) = setup(&plan);
+            let bad = plan.run(&input(), Some(fault));
+            let honest = plan.run(&input(), None);
+            post(id, cheater, &bad);
+            let watcher = other_than(&[cheater]);
+            let (burned, requester_free, watcher_free) =
+                (TotalBurned::<Test>::get(), free(1), free(watcher));
+            let game = open(id, watcher, &honest);
+            assert_eq!(held(HoldReason::ChallengeBond, watcher), 30);
+
+            let step = walk(game, (cheater, &bad), (watcher, &honest));
+            assert_eq!(step as usize, fault, "the walk ends at the corrupted step");
+            let rounds = Games::<Test>::get(game).unwrap().rounds;
+            assert!(rounds <= Position::max_rounds(STEPS as u32));
+            assert_eq!(Games::<Test>::get(game).unwrap().phase, GamePhase::Prove);
+
+            assert_ok!(Inference::prove_step(
+                RuntimeOrigin::signed(watcher),
+                game,
+                bounded(plan.proof(&input(), &honest, fault))
+            ));
+            assert!(events().contains(&Event::StepRefereed {
+                game,
+                step,
+                computed: honest.leaves[fault],
+            }));
+            assert!(events().contains(&Event::GameEnded {
+                game,
+                id,
+                end: GameEnd::Refereed {
+                    executor_right: false
+                },
+            }));
+            // ResultSlash 50: half to the watcher, 20% to the requester, the rest burned;
+            // the watcher's bond back.
+            assert_eq!(crate::Executors::<Test>::get(cheater).unwrap().bond, 950);
+            assert_eq!(free(watcher), watcher_free + 25);
+            assert_eq!(held(HoldReason::ChallengeBond, watcher), 0);
+            assert_eq!(free(1), requester_free + 10);
+            assert_eq!(TotalBurned::<Test>::get(), burned + 15);
+            // Never finalized: the request went to a third executor.
+            let request = Requests::<Test>::get(id).unwrap();
+            assert!(matches!(request.status, RequestStatus::Pending { .. }));
+            assert!(request.executor != cheater && request.executor != watcher);
+            assert!(ResultTraces::<Test>::get(id).is_none());
+            assert!(Games::<Test>::get(game).is_none());
+        });
+    }
+}
+
+#[test]
+fn the_cheaters_own_proof_convicts_it_too() {
+    build_and_execute(|| {
+        let plan = Plan::new(STEPS);
+        let (id, cheater) = setup(&plan);
+        let bad = plan.run(&input(), Some(5));
+        let honest = plan.run(&input(), None);
+        post(id, cheater, &bad);
+        let watcher = other_than(&[cheater]);
+        let game = open(id, watcher, &honest);
+        walk(game, (cheater, &bad), (watcher, &honest));
+        // The cheater proves step 5 from its own (agreed) earlier outputs: the referee
+        // computes the honest output, not the one it committed to.
+        assert_ok!(Inference::prove_step(
+            RuntimeOrigin::signed(cheater),
+            game,
+            bounded(plan.proof(&input(), &bad, 5))
+        ));
+        assert!(events().contains(&Event::GameEnded {
+            game,
+            id,
+            end: GameEnd::Refereed {
+                executor_right: false
+            },
+        }));
+        assert_eq!(crate::Executors::<Test>::get(cheater).unwrap().bond, 950);
+    });
+}
+
+#[test]
+fn a_wrong_challenge_costs_its_bond_and_the_result_finalizes_when_the_game_ends() {
+    build_and_execute(|| {
+        let plan = Plan::new(STEPS);
+        let (id, exec) = setup(&plan);
+        let honest = plan.run(&input(), None);
+        let bad = plan.run(&input(), Some(4));
+        post(id, exec, &honest);
+        let RequestStatus::Submitted { window_end } = Requests::<Test>::get(id).unwrap().status
+        else {
+            panic!("submitted")
+        };
+        let griefer = other_than(&[exec]);
+        let (exec_free, burned) = (free(exec), TotalBurned::<Test>::get());
+        let game = open(id, griefer, &bad);
+        // One round every other block: the game outlives the window, and the result must
+        // not finalize under it.
+        while matches!(
+            Games::<Test>::get(game).unwrap().phase,
+            GamePhase::Bisect { .. }
+        ) {
+            assert_ok!(reveal(game, exec, &honest));
+            assert_ok!(reveal(game, griefer, &bad));
+            run_to_block(System::block_number() + 2);
+        }
+        assert!(System::block_number() > window_end);
+        assert!(matches!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Submitted { .. }
+        ));
+        assert_ok!(Inference::prove_step(
+            RuntimeOrigin::signed(exec),
+            game,
+            bounded(plan.proof(&input(), &honest, 4))
+        ));
+        assert!(events().contains(&Event::GameEnded {
+            game,
+            id,
+            end: GameEnd::Refereed {
+                executor_right: true
+            },
+        }));
+        // Bond 30: half to the executor (its moves' costs), the rest burned; the executor
+        // then paid its fee less the protocol's 10%.
+        assert_eq!(held(HoldReason::ChallengeBond, griefer), 0);
+        assert_eq!(free(griefer), ENDOWMENT - 1_000 - 30);
+        assert_eq!(free(exec), exec_free + 15 + 90);
+        assert_eq!(TotalBurned::<Test>::get(), burned + 15 + 10);
+        assert!(matches!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Finalized { .. }
+        ));
+        assert!(Results::<Test>::get(id).unwrap().challenged);
+    });
+}
+
+#[test]
+fn a_sybil_that_throws_its_game_does_not_save_the_cheater_and_later_games_are_void() {
+    build_and_execute(|| {
+        let plan = Plan::new(STEPS);
+        let (id, cheater) = setup(&plan);
+        let bad = plan.run(&input(), Some(6));
+        let honest = plan.run(&input(), None);
+        post(id, cheater, &bad);
+        let sybil = other_than(&[cheater]);
+        let watcher = other_than(&[cheater, sybil]);
+        let late = other_than(&[cheater, sybil, watcher]);
+        let b = System::block_number();
+        // The sybil challenges first, with a trace wrong somewhere else, then goes silent.
+        let thrown = open(id, sybil, &plan.run(&input(), Some(1)));
+        assert_ok!(reveal(thrown, cheater, &bad));
+        // One block later the honest watcher and a late watcher challenge too.
+        run_to_block(b + 1);
+        let game = open(id, watcher, &honest);
+        let void = open(id, late, &honest);
+        assert_eq!(crate::OpenGames::<Test>::get(id, 1), Some(3));
+        walk(game, (cheater, &bad), (watcher, &honest));
+        assert_ok!(reveal(void, cheater, &bad));
+        assert_ok!(reveal(void, late, &honest));
+
+        // The sybil missed its reveal: it loses its bond, half of it to the cheater, and
+        // the result does not finalize while the honest games run.
+        let cheater_free = free(cheater);
+        run_to_block(b + 3);
+        assert!(events().contains(&Event::GameEnded {
+            game: thrown,
+            id,
+            end: GameEnd::Timeout {
+                side: Side::Challenger
+            },
+        }));
+        assert_eq!(held(HoldReason::ChallengeBond, sybil), 0);
+        assert_eq!(free(sybil), ENDOWMENT - 1_000 - 30);
+        assert_eq!(free(cheater), cheater_free + 15);
+        assert!(matches!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Submitted { .. }
+        ));
+
+        // The honest game ends at the corrupted step and convicts the cheater.
+        assert_ok!(Inference::prove_step(
+            RuntimeOrigin::signed(watcher),
+            game,
+            bounded(plan.proof(&input(), &honest, 6))
+        ));
+        assert_eq!(crate::Executors::<Test>::get(cheater).unwrap().bond, 950);
+        assert!(matches!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Pending { .. }
+        ));
+        // The late game is void at its next deadline: nobody loses anything.
+        let late_free = free(late);
+        run_to_block(b + 4);
+        assert!(events().contains(&Event::GameVoided { game: void }));
+        assert_eq!(free(late), late_free + 30);
+        assert_eq!(crate::OpenGames::<Test>::iter().count(), 0);
+        assert_eq!(crate::Executors::<Test>::get(cheater).unwrap().bond, 950);
+    });
+}
+
+#[test]
+fn a_missed_move_loses_the_game() {
+    // (executor reveals, challenger reveals) in the first round, then nothing.
+    for (exec_moves, chall_moves, end) in [
+        (
+            false,
+            true,
+            GameEnd::Timeout {
+                side: Side::Executor,
+            },
+        ),
+        (
+            true,
+            false,
+            GameEnd::Timeout {
+                side: Side::Challenger,
+            },
+        ),
+        (false, false, GameEnd::BothTimedOut),
+    ] {
+        build_and_execute(|| {
+            let plan = Plan::new(STEPS);
+            let (id, exec) = setup(&plan);
+            let honest = plan.run(&input(), None);
+            let bad = plan.run(&input(), Some(2));
+            post(id, exec, &honest);
+            let challenger = other_than(&[exec]);
+            let game = open(id, challenger, &bad);
+            if exec_moves {
+                assert_ok!(reveal(game, exec, &honest));
+            }
+            if chall_moves {
+                assert_ok!(reveal(game, challenger, &bad));
+            }
+            let b = System::block_number();
+            // Due by b + 2 inclusive: nothing happens before b + 3.
+            run_to_block(b + 2);
+            assert!(Games::<Test>::get(game).is_some());
+            run_to_block(b + 3);
+            assert!(events().contains(&Event::GameEnded { game, id, end }));
+            let exec_bond = crate::Executors::<Test>::get(exec).unwrap().bond;
+            assert_eq!(exec_bond, if exec_moves { 1_000 } else { 950 });
+            let reward = if chall_moves && !exec_moves { 25 } else { 0 };
+            let forfeit = if chall_moves { 0 } else { 30 };
+            assert_eq!(free(challenger), ENDOWMENT - 1_000 - forfeit + reward);
+        });
+    }
+}
+
+#[test]
+fn no_step_proof_by_the_deadline_loses_the_game_for_the_executor() {
+    build_and_execute(|| {
+        let plan = Plan::new(STEPS);
+        let (id, exec) = setup(&plan);
+        let honest = plan.run(&input(), None);
+        let bad = plan.run(&input(), Some(3));
+        post(id, exec, &bad);
+        let challenger = other_than(&[exec]);
+        let game = open(id, challenger, &honest);
+        walk(game, (exec, &bad), (challenger, &honest));
+        run_to_block(System::block_number() + 3);
+        assert!(events().contains(&Event::GameEnded {
+            game,
+            id,
+            end: GameEnd::NoProof
+        }));
+        assert_eq!(crate::Executors::<Test>::get(exec).unwrap().bond, 950);
+    });
+}
+
+#[test]
+fn bad_games_and_bad_moves_are_rejected_by_name() {
+    build_and_execute(|| {
+        let plan = Plan::new(STEPS);
+        let (id, exec) = setup(&plan);
+        let honest = plan.run(&input(), None);
+        let bad = plan.run(&input(), Some(3));
+        post(id, exec, &honest);
+        let challenger = other_than(&[exec]);
+        let outsider = other_than(&[exec, challenger]);
+        let open_as = |who: AccountId, t: &Trace, path: crate::game::PathOf| {
+            Inference::open_game(
+                RuntimeOrigin::signed(who),
+                id,
+                bounded(t.output()),
+                t.commitment(),
+                path,
+            )
+        };
+        assert_noop!(
+            open_as(exec, &bad, bad.output_path()),
+            Error::<Test>::CannotChallengeSelf
+        );
+        assert_noop!(
+            open_as(challenger, &honest, honest.output_path()),
+            Error::<Test>::SameOutput
+        );
+        assert_noop!(
+            open_as(challenger, &bad, honest.output_path()),
+            Error::<Test>::BadTrace
+        );
+        assert_noop!(
+            open_as(29, &bad, bad.output_path()),
+            Error::<Test>::NotActiveExecutor
+        );
+        let game = open(id, challenger, &bad);
+        assert_noop!(
+            open_as(challenger, &bad, bad.output_path()),
+            Error::<Test>::AlreadyChallenged
+        );
+
+        // Reveals: only the parties, only the real children, once a round.
+        assert_noop!(reveal(game, outsider, &honest), Error::<Test>::NotAParty);
+        assert_noop!(reveal(game, exec, &bad), Error::<Test>::RevealMismatch);
+        assert_noop!(
+            Inference::prove_step(
+                RuntimeOrigin::signed(exec),
+                game,
+                bounded(plan.proof(&input(), &honest, 3))
+            ),
+            Error::<Test>::WrongMove
+        );
+        assert_ok!(reveal(game, exec, &honest));
+        assert_noop!(reveal(game, exec, &honest), Error::<Test>::AlreadyMoved);
+        assert_noop!(
+            Inference::reveal(RuntimeOrigin::signed(exec), 99, [0; 32], [0; 32]),
+            Error::<Test>::UnknownGame
+        );
+        assert_ok!(reveal(game, challenger, &bad));
+        assert_eq!(walk(game, (exec, &honest), (challenger, &bad)), 3);
+
+        // Step proofs that do not open change nothing.
+        let prove = |bytes: Vec<u8>| {
+            Inference::prove_step(RuntimeOrigin::signed(exec), game, bounded(bytes))
+        };
+        assert_noop!(prove(vec![1, 2, 3]), Error::<Test>::MalformedStepProof);
+        assert_noop!(
+            prove(plan.proof(&input(), &honest, 2)),
+            Error::<Test>::BadStepProof
+        );
+        let mut tampered = StepProof::decode_all(&plan.proof(&input(), &honest, 3));
+        tampered.operands[1].data.push(1);
+        assert_noop!(prove(tampered.encode()), Error::<Test>::BadOperandProof);
+        let mut later = StepProof::decode_all(&plan.proof(&input(), &honest, 3));
+        later.operands[0] = Operand {
+            data: honest.outputs[3].clone(),
+            source: OperandSource::Trace {
+                index: 3,
+                path: merkle::proof(&honest.leaves, 3).unwrap(),
+            },
+        };
+        assert_noop!(prove(later.encode()), Error::<Test>::OperandNotEarlier);
+        let mut one_operand = StepProof::decode_all(&plan.proof(&input(), &honest, 3));
+        one_operand.operands.pop();
+        assert_eq!(
+            // Fewer operands than the step reads is a different step under the test
+            // referee (it hashes what it gets): the executor's leaf is not reproduced.
+            prove(one_operand.encode()),
+            Ok(())
+        );
+        assert!(events().contains(&Event::GameEnded {
+            game,
+            id,
+            end: GameEnd::Refereed {
+                executor_right: false
+            },
+        }));
+        // Too late: the game is over.
+        assert_noop!(
+            prove(plan.proof(&input(), &honest, 3)),
+            Error::<Test>::UnknownGame
+        );
+    });
+}
+
+#[test]
+fn a_move_after_its_deadline_is_refused_even_before_the_queue_runs() {
+    build_and_execute(|| {
+        let plan = Plan::new(STEPS);
+        let (id, exec) = setup(&plan);
+        let honest = plan.run(&input(), None);
+        post(id, exec, &honest);
+        let challenger = other_than(&[exec]);
+        let game = open(id, challenger, &plan.run(&input(), Some(1)));
+        let deadline = Games::<Test>::get(game).unwrap().deadline;
+        System::set_block_number(deadline + 1);
+        assert_noop!(reveal(game, exec, &honest), Error::<Test>::MoveTooLate);
+    });
+}
+
+#[test]
+fn a_step_the_referee_does_not_know_cannot_be_proven() {
+    build_and_execute(|| {
+        let mut plan = Plan::new(4);
+        plan.steps[1] = vec![0xff];
+        let (id, exec) = setup(&plan);
+        let honest = Trace::new(vec![
+            b"a".to_vec(),
+            b"b".to_vec(),
+            b"c".to_vec(),
+            tensor(&[1.0, 2.0, 3.0, 4.0]),
+        ]);
+        let mut other = honest.outputs.clone();
+        other[1] = b"x".to_vec();
+        other[3] = tensor(&[1.0, 2.0, 3.0, 5.0]);
+        let other = Trace::new(other);
+        post(id, exec, &honest);
+        let challenger = other_than(&[exec]);
+        let game = open(id, challenger, &other);
+        assert_eq!(walk(game, (exec, &honest), (challenger, &other)), 1);
+        assert_noop!(
+            Inference::prove_step(
+                RuntimeOrigin::signed(exec),
+                game,
+                bounded(plan.proof(&input(), &honest, 1))
+            ),
+            Error::<Test>::UnknownStep
+        );
+    });
+}
+
+trait DecodeAll: Sized {
+    fn decode_all(bytes: &[u8]) -> Self;
+}
+impl DecodeAll for StepProof {
+    fn decode_all(bytes: &[u8]) -> Self {
+        codec::Decode::decode(&mut &bytes[..]).unwrap()
+    }
+}

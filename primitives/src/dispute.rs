@@ -1,0 +1,460 @@
+//! The vocabulary of the bisection game that settles a disputed result: what an executor
+//! commits to ([`TraceCommitment`]), what governance registers about a model so that one
+//! step of it can be refereed ([`ModelCommitments`]), where a game stands in the two
+//! parties' trace trees ([`Position`]), and the one-step proof ([`StepProof`]) with the
+//! checks that bind its operands to commitments ([`StepProof::open`]).
+//!
+//! A model's plan is a list of `steps` steps in a canonical order. Running it on an input
+//! yields one tensor per step; the trace is the list of their leaf hashes
+//! (`merkle::leaf(bytes)`), and the last step's bytes are the canonical output payload,
+//! so a trace commits to the output it ends in. Step `i` reads only the request's input,
+//! registered weight tensors and the outputs of steps before `i`.
+//!
+//! Two traces of the same length that differ have a *leftmost* differing leaf `i`; the
+//! game finds it by walking down both trees at once (each round both parties reveal the
+//! two children of their current node and the walk goes left whenever the left children
+//! differ). Every leaf before `i` is then the same in both traces, so whoever computed
+//! step `i` correctly from those shared operands is right, and the runtime can check
+//! that by re-executing that one step.
+//!
+//! What this module must not do: evaluate a step (that is the referee's, which shares the
+//! engine's kernels) or know about accounts and funds (that is the pallet's).
+
+use crate::{
+    merkle::{self, Hash},
+    H256,
+};
+use alloc::vec::Vec;
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use scale_info::TypeInfo;
+
+/// What an executor (or a challenger) commits to with an output: the Merkle root over its
+/// trace's leaves and how many leaves there are.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    MaxEncodedLen,
+    TypeInfo,
+)]
+pub struct TraceCommitment {
+    pub root: H256,
+    pub leaves: u32,
+}
+
+/// What governance registers about a model so that its disputes can be refereed: a
+/// Merkle root over its plan's step descriptors (leaf `i` = `merkle::leaf(step i)`) and
+/// one over its weight tensors (leaf `w` = `merkle::leaf(canonical bytes of tensor w)`).
+/// Anyone can recompute both from the model's files with the engine.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    MaxEncodedLen,
+    TypeInfo,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct ModelCommitments {
+    pub plan_root: H256,
+    /// Steps in the plan: every trace of this model has exactly this many leaves.
+    pub steps: u32,
+    pub weights_root: H256,
+    /// Weight tensors under `weights_root`.
+    pub weights: u32,
+}
+
+/// A node of a trace tree of `count` leaves as built by [`merkle::root`]: the node at
+/// `level` (0 = leaf) whose leaves start at `start` (a multiple of `2^level`). It covers
+/// leaves `start .. min(start + 2^level, count)`.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    MaxEncodedLen,
+    TypeInfo,
+)]
+pub struct Position {
+    pub start: u32,
+    pub level: u8,
+}
+
+impl Position {
+    /// The root of a tree of `count` (≥ 1) leaves, as a node with two children (or a leaf).
+    pub fn root(count: u32) -> Position {
+        let level = (32 - count.saturating_sub(1).leading_zeros()) as u8;
+        Position { start: 0, level }.settle(count)
+    }
+
+    /// Whether this is a leaf: the game's walk has ended at step `start`.
+    pub fn is_leaf(&self) -> bool {
+        self.level == 0
+    }
+
+    fn half(&self) -> u64 {
+        1u64 << (self.level - 1)
+    }
+
+    /// A node without a right child has its left child's hash (the odd node carried up),
+    /// so the walk goes down past it without a move.
+    fn settle(mut self, count: u32) -> Position {
+        while self.level > 0 && u64::from(self.start) + self.half() >= u64::from(count) {
+            self.level -= 1;
+        }
+        self
+    }
+
+    /// The two children of an inner node (settled), or `None` for a leaf.
+    pub fn children(&self, count: u32) -> Option<(Position, Position)> {
+        if self.is_leaf() {
+            return None;
+        }
+        let level = self.level - 1;
+        let right = u32::try_from(u64::from(self.start) + self.half()).ok()?;
+        Some((
+            Position {
+                start: self.start,
+                level,
+            }
+            .settle(count),
+            Position {
+                start: right,
+                level,
+            }
+            .settle(count),
+        ))
+    }
+
+    /// How many rounds the walk from the root of a `count`-leaf tree takes at most.
+    pub fn max_rounds(count: u32) -> u32 {
+        u32::from(Position::root(count).level)
+    }
+}
+
+/// One round of the walk: both parties revealed the children of the node they stood on.
+/// Returns the next position and the two parties' hashes there, or `None` if the left
+/// children agree and the right ones do too (impossible when the parents differ and both
+/// reveals were checked against them).
+pub fn descend(
+    at: Position,
+    count: u32,
+    executor: (Hash, Hash),
+    challenger: (Hash, Hash),
+) -> Option<(Position, Hash, Hash)> {
+    let (left, right) = at.children(count)?;
+    if executor.0 != challenger.0 {
+        Some((left, executor.0, challenger.0))
+    } else if executor.1 != challenger.1 {
+        Some((right, executor.1, challenger.1))
+    } else {
+        None
+    }
+}
+
+/// Whether `left` and `right` are the children of `parent`.
+pub fn reveals(parent: &Hash, left: &Hash, right: &Hash) -> bool {
+    merkle::node(left, right) == *parent
+}
+
+/// Where a step's operand comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
+pub enum OperandSource {
+    /// The request's input payload, as posted on chain.
+    Input,
+    /// The output of an earlier step `index`, proven against the executor's trace root.
+    Trace { index: u32, path: Vec<Hash> },
+    /// Registered weight tensor `index`, proven against the model's weights root.
+    Weight { index: u32, path: Vec<Hash> },
+}
+
+/// One operand of a refereed step: its bytes and the proof of where they come from.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
+pub struct Operand {
+    pub data: Vec<u8>,
+    pub source: OperandSource,
+}
+
+/// Everything the runtime needs to re-execute step `index` of a disputed run: the step's
+/// descriptor with its proof against the model's plan root, and its operands.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
+pub struct StepProof {
+    pub step: Vec<u8>,
+    pub step_path: Vec<Hash>,
+    pub operands: Vec<Operand>,
+}
+
+/// Why a step proof does not open.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    MaxEncodedLen,
+    TypeInfo,
+)]
+pub enum ProofError {
+    /// The bytes are not a `StepProof`.
+    Malformed,
+    /// The step descriptor is not step `index` of the registered plan.
+    BadStep,
+    /// An operand's bytes are not where its source says they are.
+    BadOperand { operand: u32 },
+    /// An operand names a step at or after the refereed one (not agreed on).
+    OperandNotEarlier { operand: u32 },
+}
+
+impl StepProof {
+    /// Checks that `step` is step `index` of the model's plan and that every operand is
+    /// what its source commits to: the request's `input`, a leaf before `index` of `trace`,
+    /// or a registered weight. On success returns the step descriptor and the operands'
+    /// bytes, in order; what the step computes from them is the referee's to say.
+    pub fn open(
+        &self,
+        model: &ModelCommitments,
+        trace: &TraceCommitment,
+        index: u32,
+        input: &[u8],
+    ) -> Result<(&[u8], Vec<&[u8]>), ProofError> {
+        let step_ok = merkle::verify(
+            &model.plan_root.0,
+            &merkle::leaf(&self.step),
+            index as usize,
+            model.steps as usize,
+            &self.step_path,
+        );
+        if !step_ok || trace.leaves != model.steps {
+            return Err(ProofError::BadStep);
+        }
+        let mut operands = Vec::with_capacity(self.operands.len());
+        for (n, operand) in self.operands.iter().enumerate() {
+            let n = n as u32;
+            let ok = match &operand.source {
+                OperandSource::Input => operand.data == input,
+                OperandSource::Trace { index: j, path } => {
+                    if *j >= index {
+                        return Err(ProofError::OperandNotEarlier { operand: n });
+                    }
+                    merkle::verify(
+                        &trace.root.0,
+                        &merkle::leaf(&operand.data),
+                        *j as usize,
+                        trace.leaves as usize,
+                        path,
+                    )
+                }
+                OperandSource::Weight { index: w, path } => merkle::verify(
+                    &model.weights_root.0,
+                    &merkle::leaf(&operand.data),
+                    *w as usize,
+                    model.weights as usize,
+                    path,
+                ),
+            };
+            if !ok {
+                return Err(ProofError::BadOperand { operand: n });
+            }
+            operands.push(operand.data.as_slice());
+        }
+        Ok((&self.step, operands))
+    }
+}
+
+/// Why a referee could not evaluate a step.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    MaxEncodedLen,
+    TypeInfo,
+)]
+pub enum RefereeError {
+    /// The step descriptor is not one the referee knows.
+    UnknownStep,
+    /// The operands do not fit the step (count, length or shape).
+    OperandMismatch,
+    /// The step is larger than the runtime re-executes in one block.
+    TooLarge,
+}
+
+/// Re-executes one step of a plan: the runtime's referee. Implementations compute with
+/// the engine's scalar kernels, so the bits are the ones every honest executor produced.
+pub trait StepReferee {
+    /// The output bytes of `step` applied to `operands`.
+    fn evaluate(step: &[u8], operands: &[&[u8]]) -> Result<Vec<u8>, RefereeError>;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::merkle::{leaf, proof, root};
+
+    fn leaves(n: u32, tag: u8) -> Vec<Hash> {
+        (0..n)
+            .map(|i| leaf(&[tag, i as u8, (i >> 8) as u8]))
+            .collect()
+    }
+
+    /// The hash of the node at `at` in the tree over `ls`, computed from scratch.
+    fn node_hash(ls: &[Hash], at: Position) -> Hash {
+        let end = (at.start as usize + (1usize << at.level)).min(ls.len());
+        root(&ls[at.start as usize..end])
+    }
+
+    /// Plays the walk between two leaf lists and returns the leaf it ends at.
+    fn walk(a: &[Hash], b: &[Hash]) -> (u32, u32) {
+        let count = a.len() as u32;
+        let mut at = Position::root(count);
+        let (mut ha, mut hb) = (root(a), root(b));
+        let mut rounds = 0;
+        while !at.is_leaf() {
+            let (l, r) = at.children(count).unwrap();
+            let ea = (node_hash(a, l), node_hash(a, r));
+            let eb = (node_hash(b, l), node_hash(b, r));
+            assert!(reveals(&ha, &ea.0, &ea.1), "executor's reveal checks");
+            assert!(reveals(&hb, &eb.0, &eb.1), "challenger's reveal checks");
+            let (next, x, y) = descend(at, count, ea, eb).expect("parents differ");
+            assert_ne!(x, y);
+            (at, ha, hb) = (next, x, y);
+            rounds += 1;
+        }
+        assert_eq!(ha, a[at.start as usize]);
+        assert_eq!(hb, b[at.start as usize]);
+        (at.start, rounds)
+    }
+
+    #[test]
+    fn the_walk_finds_the_leftmost_differing_leaf_for_every_size() {
+        for count in 1..=40u32 {
+            let honest = leaves(count, 0);
+            // Every leftmost difference, with later leaves differing too or not.
+            for first in 0..count {
+                for tail_differs in [false, true] {
+                    let mut other = honest.clone();
+                    other[first as usize] = leaf(b"wrong");
+                    if tail_differs {
+                        for l in other.iter_mut().skip(first as usize + 1) {
+                            *l = leaf(&[l[0], 7]);
+                        }
+                    }
+                    let (found, rounds) = walk(&honest, &other);
+                    assert_eq!(found, first, "count {count}");
+                    assert!(rounds <= Position::max_rounds(count));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_reveal_that_is_not_the_parent_fails() {
+        let ls = leaves(5, 1);
+        let at = Position::root(5);
+        let (l, r) = at.children(5).unwrap();
+        let (hl, hr) = (node_hash(&ls, l), node_hash(&ls, r));
+        assert!(reveals(&root(&ls), &hl, &hr));
+        assert!(!reveals(&root(&ls), &hr, &hl));
+        assert!(!reveals(&root(&ls), &hl, &leaf(b"x")));
+    }
+
+    #[test]
+    fn a_step_proof_opens_only_against_its_commitments() {
+        let steps: Vec<Vec<u8>> = (0..6u8).map(|i| vec![b's', i]).collect();
+        let step_leaves: Vec<Hash> = steps.iter().map(|s| leaf(s)).collect();
+        let weights: Vec<Vec<u8>> = (0..3u8).map(|i| vec![b'w', i, i]).collect();
+        let weight_leaves: Vec<Hash> = weights.iter().map(|w| leaf(w)).collect();
+        let outputs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![b'o', i]).collect();
+        let trace_leaves: Vec<Hash> = outputs.iter().map(|o| leaf(o)).collect();
+        let model = ModelCommitments {
+            plan_root: H256(root(&step_leaves)),
+            steps: 6,
+            weights_root: H256(root(&weight_leaves)),
+            weights: 3,
+        };
+        let trace = TraceCommitment {
+            root: H256(root(&trace_leaves)),
+            leaves: 6,
+        };
+        let input = b"input".to_vec();
+        let good = StepProof {
+            step: steps[4].clone(),
+            step_path: proof(&step_leaves, 4).unwrap(),
+            operands: vec![
+                Operand {
+                    data: input.clone(),
+                    source: OperandSource::Input,
+                },
+                Operand {
+                    data: outputs[2].clone(),
+                    source: OperandSource::Trace {
+                        index: 2,
+                        path: proof(&trace_leaves, 2).unwrap(),
+                    },
+                },
+                Operand {
+                    data: weights[1].clone(),
+                    source: OperandSource::Weight {
+                        index: 1,
+                        path: proof(&weight_leaves, 1).unwrap(),
+                    },
+                },
+            ],
+        };
+        let (step, ops) = good.open(&model, &trace, 4, &input).expect("opens");
+        assert_eq!(step, &steps[4][..]);
+        assert_eq!(ops, vec![&input[..], &outputs[2][..], &weights[1][..]]);
+
+        // The step is not step 3; a trace of another length; a tampered operand of each
+        // kind; an operand from the refereed step itself.
+        assert_eq!(
+            good.open(&model, &trace, 3, &input),
+            Err(ProofError::BadStep)
+        );
+        let short = TraceCommitment { leaves: 5, ..trace };
+        assert_eq!(
+            good.open(&model, &short, 4, &input),
+            Err(ProofError::BadStep)
+        );
+        for n in 0..3 {
+            let mut bad = good.clone();
+            bad.operands[n].data.push(0);
+            assert_eq!(
+                bad.open(&model, &trace, 4, &input),
+                Err(ProofError::BadOperand { operand: n as u32 })
+            );
+        }
+        let mut late = good.clone();
+        late.operands[1].source = OperandSource::Trace {
+            index: 4,
+            path: proof(&trace_leaves, 4).unwrap(),
+        };
+        late.operands[1].data = outputs[4].clone();
+        assert_eq!(
+            late.open(&model, &trace, 4, &input),
+            Err(ProofError::OperandNotEarlier { operand: 1 })
+        );
+    }
+}
