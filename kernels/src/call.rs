@@ -219,9 +219,10 @@ impl Call {
     /// otherwise (what a referee caps to keep one step within a block).
     pub fn work(&self) -> u64 {
         match self {
+            // An empty K still writes m·n outputs.
             Call::Gemm { m, n, k, .. } => u64::from(*m)
                 .saturating_mul(u64::from(*n))
-                .saturating_mul(u64::from(*k)),
+                .saturating_mul(u64::from(*k).max(1)),
             _ => {
                 let mut call = self.clone();
                 call.vectors_mut().iter().map(|v| v.len() as u64).sum()

@@ -2,7 +2,9 @@
 //! commits to ([`TraceCommitment`]), what governance registers about a model so that one
 //! step of it can be refereed ([`ModelCommitments`]), where a game stands in the two
 //! parties' trace trees ([`Position`]), and the one-step proof ([`StepProof`]) with the
-//! checks that bind its operands to commitments ([`StepProof::open`]).
+//! checks that bind its operands to commitments ([`StepProof::open`]). A plan step
+//! ([`PlanStep`]) fixes both what it computes and where each operand comes from, so a
+//! prover chooses nothing but bytes that must match their commitments.
 //!
 //! A model's plan is a list of `steps` steps in a canonical order. Running it on an input
 //! yields one tensor per step; the trace is the list of their leaf hashes
@@ -171,29 +173,50 @@ pub fn reveals(parent: &Hash, left: &Hash, right: &Hash) -> bool {
     merkle::node(left, right) == *parent
 }
 
-/// Where a step's operand comes from.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
-pub enum OperandSource {
+/// Where a step reads one operand from: fixed by the plan, so no prover can choose it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    MaxEncodedLen,
+    TypeInfo,
+)]
+pub enum Read {
     /// The request's input payload, as posted on chain.
     Input,
-    /// The output of an earlier step `index`, proven against the executor's trace root.
-    Trace { index: u32, path: Vec<Hash> },
-    /// Registered weight tensor `index`, proven against the model's weights root.
-    Weight { index: u32, path: Vec<Hash> },
+    /// The output of an earlier step.
+    Step(u32),
+    /// A registered weight tensor.
+    Weight(u32),
 }
 
-/// One operand of a refereed step: its bytes and the proof of where they come from.
+/// One step of a plan as committed: what the referee computes (`op`, in its own step
+/// language) and where each operand comes from. Leaf `i` of the plan root is
+/// `merkle::leaf(step_i.encode())`.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
+pub struct PlanStep {
+    pub op: Vec<u8>,
+    pub reads: Vec<Read>,
+}
+
+/// One operand of a refereed step: its bytes and, for a step output or a weight, the
+/// Merkle path that proves them (empty for the input).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
 pub struct Operand {
     pub data: Vec<u8>,
-    pub source: OperandSource,
+    pub path: Vec<Hash>,
 }
 
-/// Everything the runtime needs to re-execute step `index` of a disputed run: the step's
-/// descriptor with its proof against the model's plan root, and its operands.
+/// Everything the runtime needs to re-execute step `index` of a disputed run: the plan
+/// step with its proof against the model's plan root, and one operand per read.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
 pub struct StepProof {
-    pub step: Vec<u8>,
+    pub step: PlanStep,
     pub step_path: Vec<Hash>,
     pub operands: Vec<Operand>,
 }
@@ -214,19 +237,22 @@ pub struct StepProof {
 pub enum ProofError {
     /// The bytes are not a `StepProof`.
     Malformed,
-    /// The step descriptor is not step `index` of the registered plan.
+    /// The plan step is not step `index` of the registered plan.
     BadStep,
-    /// An operand's bytes are not where its source says they are.
+    /// Not one operand per read of the step.
+    OperandCount,
+    /// An operand's bytes are not what its read commits to.
     BadOperand { operand: u32 },
-    /// An operand names a step at or after the refereed one (not agreed on).
+    /// The plan reads the refereed step or a later one (a plan no honest engine makes:
+    /// the step cannot be refereed).
     OperandNotEarlier { operand: u32 },
 }
 
 impl StepProof {
-    /// Checks that `step` is step `index` of the model's plan and that every operand is
-    /// what its source commits to: the request's `input`, a leaf before `index` of `trace`,
-    /// or a registered weight. On success returns the step descriptor and the operands'
-    /// bytes, in order; what the step computes from them is the referee's to say.
+    /// Checks that `step` is step `index` of the model's plan and that each operand is
+    /// what the step's read commits to: the request's `input`, a leaf before `index` of
+    /// `trace`, or a registered weight. On success returns the step's op and the
+    /// operands' bytes, in order; what the op computes from them is the referee's to say.
     pub fn open(
         &self,
         model: &ModelCommitments,
@@ -236,7 +262,7 @@ impl StepProof {
     ) -> Result<(&[u8], Vec<&[u8]>), ProofError> {
         let step_ok = merkle::verify(
             &model.plan_root.0,
-            &merkle::leaf(&self.step),
+            &merkle::leaf(&self.step.encode()),
             index as usize,
             model.steps as usize,
             &self.step_path,
@@ -244,29 +270,32 @@ impl StepProof {
         if !step_ok || trace.leaves != model.steps {
             return Err(ProofError::BadStep);
         }
+        if self.operands.len() != self.step.reads.len() {
+            return Err(ProofError::OperandCount);
+        }
         let mut operands = Vec::with_capacity(self.operands.len());
-        for (n, operand) in self.operands.iter().enumerate() {
+        for (n, (operand, read)) in self.operands.iter().zip(&self.step.reads).enumerate() {
             let n = n as u32;
-            let ok = match &operand.source {
-                OperandSource::Input => operand.data == input,
-                OperandSource::Trace { index: j, path } => {
-                    if *j >= index {
+            let ok = match *read {
+                Read::Input => operand.data == input && operand.path.is_empty(),
+                Read::Step(j) => {
+                    if j >= index {
                         return Err(ProofError::OperandNotEarlier { operand: n });
                     }
                     merkle::verify(
                         &trace.root.0,
                         &merkle::leaf(&operand.data),
-                        *j as usize,
+                        j as usize,
                         trace.leaves as usize,
-                        path,
+                        &operand.path,
                     )
                 }
-                OperandSource::Weight { index: w, path } => merkle::verify(
+                Read::Weight(w) => merkle::verify(
                     &model.weights_root.0,
                     &merkle::leaf(&operand.data),
-                    *w as usize,
+                    w as usize,
                     model.weights as usize,
-                    path,
+                    &operand.path,
                 ),
             };
             if !ok {
@@ -274,7 +303,7 @@ impl StepProof {
             }
             operands.push(operand.data.as_slice());
         }
-        Ok((&self.step, operands))
+        Ok((&self.step.op, operands))
     }
 }
 
@@ -382,8 +411,14 @@ mod tests {
 
     #[test]
     fn a_step_proof_opens_only_against_its_commitments() {
-        let steps: Vec<Vec<u8>> = (0..6u8).map(|i| vec![b's', i]).collect();
-        let step_leaves: Vec<Hash> = steps.iter().map(|s| leaf(s)).collect();
+        let reads = vec![Read::Input, Read::Step(2), Read::Weight(1)];
+        let steps: Vec<PlanStep> = (0..6u8)
+            .map(|i| PlanStep {
+                op: vec![b's', i],
+                reads: if i == 4 { reads.clone() } else { vec![] },
+            })
+            .collect();
+        let step_leaves: Vec<Hash> = steps.iter().map(|s| leaf(&s.encode())).collect();
         let weights: Vec<Vec<u8>> = (0..3u8).map(|i| vec![b'w', i, i]).collect();
         let weight_leaves: Vec<Hash> = weights.iter().map(|w| leaf(w)).collect();
         let outputs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![b'o', i]).collect();
@@ -405,30 +440,24 @@ mod tests {
             operands: vec![
                 Operand {
                     data: input.clone(),
-                    source: OperandSource::Input,
+                    path: vec![],
                 },
                 Operand {
                     data: outputs[2].clone(),
-                    source: OperandSource::Trace {
-                        index: 2,
-                        path: proof(&trace_leaves, 2).unwrap(),
-                    },
+                    path: proof(&trace_leaves, 2).unwrap(),
                 },
                 Operand {
                     data: weights[1].clone(),
-                    source: OperandSource::Weight {
-                        index: 1,
-                        path: proof(&weight_leaves, 1).unwrap(),
-                    },
+                    path: proof(&weight_leaves, 1).unwrap(),
                 },
             ],
         };
-        let (step, ops) = good.open(&model, &trace, 4, &input).expect("opens");
-        assert_eq!(step, &steps[4][..]);
+        let (op, ops) = good.open(&model, &trace, 4, &input).expect("opens");
+        assert_eq!(op, &steps[4].op[..]);
         assert_eq!(ops, vec![&input[..], &outputs[2][..], &weights[1][..]]);
 
         // The step is not step 3; a trace of another length; a tampered operand of each
-        // kind; an operand from the refereed step itself.
+        // kind; an operand missing.
         assert_eq!(
             good.open(&model, &trace, 3, &input),
             Err(ProofError::BadStep)
@@ -446,15 +475,49 @@ mod tests {
                 Err(ProofError::BadOperand { operand: n as u32 })
             );
         }
-        let mut late = good.clone();
-        late.operands[1].source = OperandSource::Trace {
-            index: 4,
-            path: proof(&trace_leaves, 4).unwrap(),
-        };
-        late.operands[1].data = outputs[4].clone();
+        let mut fewer = good.clone();
+        fewer.operands.pop();
         assert_eq!(
-            late.open(&model, &trace, 4, &input),
-            Err(ProofError::OperandNotEarlier { operand: 1 })
+            fewer.open(&model, &trace, 4, &input),
+            Err(ProofError::OperandCount)
+        );
+        // The prover cannot choose other reads: another operand list is another step,
+        // which the plan root does not hold.
+        let mut other_reads = good.clone();
+        other_reads.step.reads[1] = Read::Step(1);
+        other_reads.operands[1] = Operand {
+            data: outputs[1].clone(),
+            path: proof(&trace_leaves, 1).unwrap(),
+        };
+        assert_eq!(
+            other_reads.open(&model, &trace, 4, &input),
+            Err(ProofError::BadStep)
+        );
+        // A plan that reads its own step cannot be refereed.
+        let selfish = PlanStep {
+            op: vec![b'x'],
+            reads: vec![Read::Step(0)],
+        };
+        let one = ModelCommitments {
+            plan_root: H256(root(&[leaf(&selfish.encode())])),
+            steps: 1,
+            ..model
+        };
+        let trace1 = TraceCommitment {
+            root: H256(root(&trace_leaves[..1])),
+            leaves: 1,
+        };
+        let p = StepProof {
+            step: selfish,
+            step_path: vec![],
+            operands: vec![Operand {
+                data: outputs[0].clone(),
+                path: vec![],
+            }],
+        };
+        assert_eq!(
+            p.open(&one, &trace1, 0, &input),
+            Err(ProofError::OperandNotEarlier { operand: 0 })
         );
     }
 }

@@ -49,6 +49,9 @@ pub enum Step {
     Binary(Binary),
     /// The plan's last step: operand 0 as the one f32 tensor of the output payload.
     Output { shape: Vec<u32> },
+    /// Tensor `index` of the request's input payload (operand 0), as its data bytes:
+    /// how a plan's first steps read the input.
+    InputTensor { index: u32 },
 }
 
 fn floats(bytes: &[u8]) -> Result<Vec<f32>, RefereeError> {
@@ -116,6 +119,19 @@ impl StepReferee for KernelReferee {
                     })
                     .collect();
                 Ok(bytes(&out))
+            }
+            Step::InputTensor { index } => {
+                let [payload] = operands else {
+                    return Err(RefereeError::OperandMismatch);
+                };
+                match Payload::decode_canonical(payload) {
+                    Ok(Payload::Tensors(tensors)) => tensors
+                        .into_iter()
+                        .nth(index as usize)
+                        .map(|t| t.data)
+                        .ok_or(RefereeError::OperandMismatch),
+                    _ => Err(RefereeError::OperandMismatch),
+                }
             }
             Step::Output { shape } => {
                 let [x] = operands else {
@@ -227,6 +243,25 @@ mod tests {
         );
         assert_eq!(
             eval(&out, &[alloc::vec![1.0, 2.0, 3.0]]),
+            Err(RefereeError::OperandMismatch)
+        );
+        // The input payload's tensor data, as the engine's first step sees it.
+        let payload = Payload::Tensors(alloc::vec![Tensor::from_f32(
+            alloc::vec![1, 2],
+            &[0.5, -1.0]
+        )])
+        .encode();
+        let first = Step::InputTensor { index: 0 }.encode();
+        assert_eq!(
+            KernelReferee::evaluate(&first, &[&payload]),
+            Ok(bytes(&[0.5, -1.0]))
+        );
+        assert_eq!(
+            KernelReferee::evaluate(&Step::InputTensor { index: 1 }.encode(), &[&payload]),
+            Err(RefereeError::OperandMismatch)
+        );
+        assert_eq!(
+            KernelReferee::evaluate(&first, &[&payload[1..]]),
             Err(RefereeError::OperandMismatch)
         );
     }

@@ -7,7 +7,6 @@ use alloc::vec::Vec;
 use codec::Encode;
 use frame_support::pallet_prelude::*;
 use frame_system::pallet_prelude::BlockNumberFor;
-use inferchain_primitives::model::ModelRegistry;
 use inferchain_primitives::{blake2_256, RequestId, H256};
 use sp_runtime::traits::{Saturating, Zero};
 
@@ -49,10 +48,9 @@ impl<T: Config> Pallet<T> {
         );
         ensure!(output != result.output, Error::<T>::SameOutput);
         Self::check_output(&request.model, &output)?;
-        ensure!(
-            T::Models::commitments(&request.model).is_none(),
-            Error::<T>::UseGame
-        );
+        // A result posted with a trace is disputed by games only (a result posted before
+        // its model's commitments were set keeps the jury).
+        ensure!(!ResultTraces::<T>::contains_key(id), Error::<T>::UseGame);
 
         let jury = Self::draw_jury(
             &(b"jury", id).encode(),

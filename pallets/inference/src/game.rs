@@ -17,7 +17,10 @@
 //!   operands with their proofs (plan root, earlier leaves of its own trace, registered
 //!   weights, the request's input); the runtime's referee re-executes the step. If the
 //!   executor's leaf is what the step computes, the challenger loses; otherwise the
-//!   executor does.
+//!   executor does. The plan step fixes what is computed and which operands are read, so a
+//!   prover chooses nothing. A step the referee cannot evaluate (outside its language or
+//!   caps: a plan governance should not have registered) ends the game with nobody
+//!   convicted and the request re-run by another executor.
 //! * **Deadlines.** Every move is due within `MoveTimeout` blocks. A party that misses a
 //!   reveal loses (both missing: both lose); no valid step proof by the deadline loses
 //!   the game for the executor, whose claim it is.
@@ -33,10 +36,7 @@ use codec::Decode;
 use frame_support::{pallet_prelude::*, traits::Get};
 use frame_system::pallet_prelude::BlockNumberFor;
 use inferchain_primitives::{
-    dispute::{
-        descend, reveals, Position, ProofError, RefereeError, StepProof, StepReferee,
-        TraceCommitment,
-    },
+    dispute::{descend, reveals, Position, ProofError, StepProof, StepReferee, TraceCommitment},
     merkle::{self, Hash},
     model::ModelRegistry,
     RequestId,
@@ -107,10 +107,13 @@ impl<T: Config> Pallet<T> {
             ActiveExecutors::<T>::get().contains(&who),
             Error::<T>::NotActiveExecutor
         );
-        ensure!(
-            !GameByChallenger::<T>::contains_key(id, &who),
-            Error::<T>::AlreadyChallenged
-        );
+        if let Some(previous) = GameByChallenger::<T>::get(id, &who) {
+            // A game of this challenger on an earlier attempt of the request is void.
+            match Games::<T>::get(previous) {
+                Some(old) if !Self::is_live(&old) => Self::void(previous, old),
+                _ => return Err(Error::<T>::AlreadyChallenged.into()),
+            }
+        }
         ensure!(output != result.output, Error::<T>::SameOutput);
         Self::check_output(&request.model, &output)?;
         ensure!(
@@ -252,16 +255,9 @@ impl<T: Config> Pallet<T> {
         match e {
             ProofError::Malformed => Error::<T>::MalformedStepProof,
             ProofError::BadStep => Error::<T>::BadStepProof,
+            ProofError::OperandCount => Error::<T>::OperandCountMismatch,
             ProofError::BadOperand { .. } => Error::<T>::BadOperandProof,
-            ProofError::OperandNotEarlier { .. } => Error::<T>::OperandNotEarlier,
-        }
-    }
-
-    fn referee_error(e: RefereeError) -> Error<T> {
-        match e {
-            RefereeError::UnknownStep => Error::<T>::UnknownStep,
-            RefereeError::OperandMismatch => Error::<T>::StepOperandMismatch,
-            RefereeError::TooLarge => Error::<T>::StepTooLarge,
+            ProofError::OperandNotEarlier { .. } => Error::<T>::BadStepProof,
         }
     }
 
@@ -290,10 +286,30 @@ impl<T: Config> Pallet<T> {
             Side::Executor => game.executor_trace,
             Side::Challenger => game.challenger_trace,
         };
-        let (step, operands) = proof
-            .open(&commitments, &trace, game.at.start, &request.input)
-            .map_err(Self::proof_error)?;
-        let output = T::Referee::evaluate(step, &operands).map_err(Self::referee_error)?;
+        let (op, operands) = match proof.open(&commitments, &trace, game.at.start, &request.input) {
+            Ok(opened) => opened,
+            // The plan itself reads a step that is not earlier: it cannot be refereed.
+            Err(ProofError::OperandNotEarlier { .. }) => {
+                Self::end_game(game_id, game, GameEnd::Unrefereeable, now);
+                return Ok(());
+            }
+            Err(e) => return Err(Self::proof_error(e).into()),
+        };
+        let output = match T::Referee::evaluate(op, &operands) {
+            Ok(output) => output,
+            Err(error) => {
+                // Everything the referee was given is committed (the plan step and
+                // operands both parties agree on): the step cannot be refereed, whoever
+                // proves it. Nobody is convicted and the result does not stand.
+                Self::deposit_event(Event::StepUnrefereeable {
+                    game: game_id,
+                    step: game.at.start,
+                    error,
+                });
+                Self::end_game(game_id, game, GameEnd::Unrefereeable, now);
+                return Ok(());
+            }
+        };
         let computed = merkle::leaf(&output);
         let executor_right = computed == game.executor_hash;
         Self::deposit_event(Event::StepRefereed {
@@ -375,6 +391,7 @@ impl<T: Config> Pallet<T> {
             GameEnd::Timeout { side } => (side == Side::Executor, side == Side::Challenger),
             GameEnd::BothTimedOut => (true, true),
             GameEnd::NoProof => (true, false),
+            GameEnd::Unrefereeable => (false, false),
         };
         Self::deposit_event(Event::GameEnded {
             game: game_id,
@@ -411,7 +428,12 @@ impl<T: Config> Pallet<T> {
             log::error!(target: LOG_TARGET, "game {game_id}: request {} is missing", game.request);
             return;
         };
-        if executor_lost {
+        if end == GameEnd::Unrefereeable {
+            // Neither side is convicted and the result is not confirmed: someone else
+            // runs the request (the executor keeps its bond but is not paid).
+            let exclude = [game.executor.clone()];
+            Self::reassign_or_expire(game.request, &exclude, now);
+        } else if executor_lost {
             let taken = Self::debit_bond(
                 &game.executor,
                 T::ResultSlash::get(),

@@ -15,7 +15,8 @@ use frame_support::{
 };
 use inferchain_primitives::{
     dispute::{
-        ModelCommitments, Operand, OperandSource, Position, StepProof, StepReferee, TraceCommitment,
+        ModelCommitments, Operand, PlanStep, Position, Read, StepProof, StepReferee,
+        TraceCommitment,
     },
     merkle::{self, Hash},
     H256,
@@ -32,42 +33,51 @@ fn bounded<S: frame_support::traits::Get<u32>>(v: Vec<u8>) -> BoundedVec<u8, S> 
 /// The test model's plan: step 0 reads the input and weight 0, step i the output of step
 /// i - 1 and weight i % 3, the last step (`o`) turns step n - 2's output into the payload.
 struct Plan {
-    steps: Vec<Vec<u8>>,
+    steps: Vec<PlanStep>,
     weights: Vec<Vec<u8>>,
-}
-
-enum Src {
-    Input,
-    Trace(usize),
-    Weight(usize),
 }
 
 impl Plan {
     fn new(n: usize) -> Plan {
-        let mut steps: Vec<Vec<u8>> = (0..n - 1).map(|i| vec![b's', i as u8]).collect();
-        steps.push(b"o".to_vec());
+        let steps = (0..n)
+            .map(|i| {
+                if i == 0 {
+                    PlanStep {
+                        op: vec![b's', 0],
+                        reads: vec![Read::Input, Read::Weight(0)],
+                    }
+                } else if i == n - 1 {
+                    PlanStep {
+                        op: b"o".to_vec(),
+                        reads: vec![Read::Step(i as u32 - 1)],
+                    }
+                } else {
+                    PlanStep {
+                        op: vec![b's', i as u8],
+                        reads: vec![Read::Step(i as u32 - 1), Read::Weight((i % WEIGHTS) as u32)],
+                    }
+                }
+            })
+            .collect();
         Plan {
             steps,
             weights: (0..WEIGHTS).map(|w| vec![b'w', w as u8, 7]).collect(),
         }
     }
 
-    fn sources(&self, i: usize) -> Vec<Src> {
-        if i == 0 {
-            vec![Src::Input, Src::Weight(0)]
-        } else if i == self.steps.len() - 1 {
-            vec![Src::Trace(i - 1)]
-        } else {
-            vec![Src::Trace(i - 1), Src::Weight(i % WEIGHTS)]
-        }
+    fn step_leaves(&self) -> Vec<Hash> {
+        self.steps
+            .iter()
+            .map(|s| merkle::leaf(&s.encode()))
+            .collect()
     }
 
     fn commitments(&self) -> ModelCommitments {
-        let leaves = |v: &[Vec<u8>]| v.iter().map(|b| merkle::leaf(b)).collect::<Vec<_>>();
+        let weight_leaves: Vec<Hash> = self.weights.iter().map(|w| merkle::leaf(w)).collect();
         ModelCommitments {
-            plan_root: H256(merkle::root(&leaves(&self.steps))),
+            plan_root: H256(merkle::root(&self.step_leaves())),
             steps: self.steps.len() as u32,
-            weights_root: H256(merkle::root(&leaves(&self.weights))),
+            weights_root: H256(merkle::root(&weight_leaves)),
             weights: WEIGHTS as u32,
         }
     }
@@ -77,17 +87,18 @@ impl Plan {
     fn run(&self, input: &[u8], fault: Option<usize>) -> Trace {
         let mut outputs: Vec<Vec<u8>> = Vec::new();
         for i in 0..self.steps.len() {
-            let ops: Vec<Vec<u8>> = self
-                .sources(i)
+            let ops: Vec<Vec<u8>> = self.steps[i]
+                .reads
                 .iter()
-                .map(|s| match s {
-                    Src::Input => input.to_vec(),
-                    Src::Trace(j) => outputs[*j].clone(),
-                    Src::Weight(w) => self.weights[*w].clone(),
+                .map(|r| match *r {
+                    Read::Input => input.to_vec(),
+                    Read::Step(j) => outputs[j as usize].clone(),
+                    Read::Weight(w) => self.weights[w as usize].clone(),
                 })
                 .collect();
             let refs: Vec<&[u8]> = ops.iter().map(|o| o.as_slice()).collect();
-            let mut out = TestReferee::evaluate(&self.steps[i], &refs).unwrap();
+            let mut out = TestReferee::evaluate(&self.steps[i].op, &refs)
+                .unwrap_or_else(|_| b"unrefereeable".to_vec());
             if fault == Some(i) {
                 out = if i == self.steps.len() - 1 {
                     tensor(&[9.0, 9.0, 9.0, 9.0])
@@ -103,31 +114,24 @@ impl Plan {
     /// The one-step proof of step `i`, with earlier outputs from `trace`.
     fn proof(&self, input: &[u8], trace: &Trace, i: usize) -> Vec<u8> {
         let weight_leaves: Vec<Hash> = self.weights.iter().map(|w| merkle::leaf(w)).collect();
-        let step_leaves: Vec<Hash> = self.steps.iter().map(|s| merkle::leaf(s)).collect();
         StepProof {
             step: self.steps[i].clone(),
-            step_path: merkle::proof(&step_leaves, i).unwrap(),
-            operands: self
-                .sources(i)
+            step_path: merkle::proof(&self.step_leaves(), i).unwrap(),
+            operands: self.steps[i]
+                .reads
                 .iter()
-                .map(|s| match s {
-                    Src::Input => Operand {
+                .map(|r| match *r {
+                    Read::Input => Operand {
                         data: input.to_vec(),
-                        source: OperandSource::Input,
+                        path: vec![],
                     },
-                    Src::Trace(j) => Operand {
-                        data: trace.outputs[*j].clone(),
-                        source: OperandSource::Trace {
-                            index: *j as u32,
-                            path: merkle::proof(&trace.leaves, *j).unwrap(),
-                        },
+                    Read::Step(j) => Operand {
+                        data: trace.outputs[j as usize].clone(),
+                        path: merkle::proof(&trace.leaves, j as usize).unwrap(),
                     },
-                    Src::Weight(w) => Operand {
-                        data: self.weights[*w].clone(),
-                        source: OperandSource::Weight {
-                            index: *w as u32,
-                            path: merkle::proof(&weight_leaves, *w).unwrap(),
-                        },
+                    Read::Weight(w) => Operand {
+                        data: self.weights[w as usize].clone(),
+                        path: merkle::proof(&weight_leaves, w as usize).unwrap(),
                     },
                 })
                 .collect(),
@@ -692,28 +696,20 @@ fn bad_games_and_bad_moves_are_rejected_by_name() {
         let mut tampered = StepProof::decode_all(&plan.proof(&input(), &honest, 3));
         tampered.operands[1].data.push(1);
         assert_noop!(prove(tampered.encode()), Error::<Test>::BadOperandProof);
-        let mut later = StepProof::decode_all(&plan.proof(&input(), &honest, 3));
-        later.operands[0] = Operand {
-            data: honest.outputs[3].clone(),
-            source: OperandSource::Trace {
-                index: 3,
-                path: merkle::proof(&honest.leaves, 3).unwrap(),
-            },
-        };
-        assert_noop!(prove(later.encode()), Error::<Test>::OperandNotEarlier);
-        let mut one_operand = StepProof::decode_all(&plan.proof(&input(), &honest, 3));
-        one_operand.operands.pop();
-        assert_eq!(
-            // Fewer operands than the step reads is a different step under the test
-            // referee (it hashes what it gets): the executor's leaf is not reproduced.
-            prove(one_operand.encode()),
-            Ok(())
-        );
+        let mut fewer = StepProof::decode_all(&plan.proof(&input(), &honest, 3));
+        fewer.operands.pop();
+        assert_noop!(prove(fewer.encode()), Error::<Test>::OperandCountMismatch);
+        // The prover cannot pick its operands: other reads are another step.
+        let mut other_reads = StepProof::decode_all(&plan.proof(&input(), &honest, 3));
+        other_reads.step.reads[1] = Read::Weight(1);
+        other_reads.operands[1].data = plan.weights[1].clone();
+        assert_noop!(prove(other_reads.encode()), Error::<Test>::BadStepProof);
+        assert_ok!(prove(plan.proof(&input(), &honest, 3)));
         assert!(events().contains(&Event::GameEnded {
             game,
             id,
             end: GameEnd::Refereed {
-                executor_right: false
+                executor_right: true
             },
         }));
         // Too late: the game is over.
@@ -740,34 +736,116 @@ fn a_move_after_its_deadline_is_refused_even_before_the_queue_runs() {
 }
 
 #[test]
-fn a_step_the_referee_does_not_know_cannot_be_proven() {
+fn a_step_the_referee_cannot_evaluate_convicts_nobody_and_the_request_is_rerun() {
     build_and_execute(|| {
         let mut plan = Plan::new(4);
-        plan.steps[1] = vec![0xff];
+        plan.steps[1].op = vec![0xff];
         let (id, exec) = setup(&plan);
-        let honest = Trace::new(vec![
-            b"a".to_vec(),
-            b"b".to_vec(),
-            b"c".to_vec(),
-            tensor(&[1.0, 2.0, 3.0, 4.0]),
-        ]);
-        let mut other = honest.outputs.clone();
-        other[1] = b"x".to_vec();
-        other[3] = tensor(&[1.0, 2.0, 3.0, 5.0]);
-        let other = Trace::new(other);
+        let honest = plan.run(&input(), None);
+        let other = plan.run(&input(), Some(1));
         post(id, exec, &honest);
         let challenger = other_than(&[exec]);
         let game = open(id, challenger, &other);
         assert_eq!(walk(game, (exec, &honest), (challenger, &other)), 1);
-        assert_noop!(
-            Inference::prove_step(
-                RuntimeOrigin::signed(exec),
-                game,
-                bounded(plan.proof(&input(), &honest, 1))
-            ),
-            Error::<Test>::UnknownStep
-        );
+        assert_ok!(Inference::prove_step(
+            RuntimeOrigin::signed(exec),
+            game,
+            bounded(plan.proof(&input(), &honest, 1))
+        ));
+        assert!(events().contains(&Event::StepUnrefereeable {
+            game,
+            step: 1,
+            error: inferchain_primitives::dispute::RefereeError::UnknownStep,
+        }));
+        assert!(events().contains(&Event::GameEnded {
+            game,
+            id,
+            end: GameEnd::Unrefereeable
+        }));
+        // Nobody loses: the bond is back, the executor keeps its bond (unpaid), and
+        // the request goes to another executor.
+        assert_eq!(free(challenger), ENDOWMENT - 1_000);
+        assert_eq!(crate::Executors::<Test>::get(exec).unwrap().bond, 1_000);
+        let request = Requests::<Test>::get(id).unwrap();
+        assert!(matches!(request.status, RequestStatus::Pending { .. }));
+        assert_ne!(request.executor, exec);
     });
+}
+
+#[test]
+fn a_result_posted_before_its_model_was_committed_keeps_the_jury() {
+    build_and_execute(|| {
+        for e in 10..=15 {
+            assert_ok!(Inference::register_executor(
+                RuntimeOrigin::signed(e),
+                1_000
+            ));
+        }
+        let id = crate::NextRequestId::<Test>::get();
+        assert_ok!(Inference::request_inference(
+            RuntimeOrigin::signed(1),
+            TENSOR_MODEL,
+            bounded(input()),
+            FEE
+        ));
+        let exec = Requests::<Test>::get(id).unwrap().executor;
+        assert_ok!(Inference::submit_result(
+            RuntimeOrigin::signed(exec),
+            id,
+            bounded(tensor(&[1.0, 2.0]))
+        ));
+        // Governance commits the model while the untraced result is in its window.
+        assert_ok!(Models::set_model_commitments(
+            RuntimeOrigin::root(),
+            TENSOR_MODEL,
+            Plan::new(STEPS).commitments()
+        ));
+        let watcher = other_than(&[exec]);
+        assert_ok!(Inference::challenge(
+            RuntimeOrigin::signed(watcher),
+            id,
+            bounded(tensor(&[3.0, 4.0]))
+        ));
+        assert!(matches!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Disputed
+        ));
+    });
+}
+
+#[test]
+fn a_challengers_game_on_an_overturned_attempt_does_not_block_its_next_challenge() {
+    for seed in 0..4 {
+        build_and_execute(|| {
+            set_seed(seed);
+            let plan = Plan::new(STEPS);
+            let (id, cheater) = setup(&plan);
+            let bad = plan.run(&input(), Some(2));
+            let honest = plan.run(&input(), None);
+            post(id, cheater, &bad);
+            let winner = other_than(&[cheater]);
+            let waiting = other_than(&[cheater, winner]);
+            let game = open(id, winner, &honest);
+            let stale = open(id, waiting, &honest);
+            walk(game, (cheater, &bad), (winner, &honest));
+            assert_ok!(Inference::prove_step(
+                RuntimeOrigin::signed(winner),
+                game,
+                bounded(plan.proof(&input(), &honest, 2))
+            ));
+            // Attempt 2: if `waiting` was drawn it cannot challenge itself; otherwise the
+            // new executor cheats too and `waiting` challenges again at once.
+            let second = Requests::<Test>::get(id).unwrap().executor;
+            if second == waiting {
+                return;
+            }
+            post(id, second, &plan.run(&input(), Some(4)));
+            let again = open(id, waiting, &honest);
+            assert_ne!(again, stale);
+            assert!(events().contains(&Event::GameVoided { game: stale }));
+            assert!(Games::<Test>::get(stale).is_none());
+        });
+    }
 }
 
 trait DecodeAll: Sized {

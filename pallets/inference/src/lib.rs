@@ -516,6 +516,12 @@ pub mod pallet {
         },
         /// A game on a result another game overturned ended without a loser.
         GameVoided { game: GameId },
+        /// The step of a game opened but the referee cannot evaluate it.
+        StepUnrefereeable {
+            game: GameId,
+            step: u32,
+            error: inferchain_primitives::dispute::RefereeError,
+        },
     }
 
     #[pallet::error]
@@ -613,16 +619,10 @@ pub mod pallet {
         MalformedStepProof,
         /// The step descriptor is not the disputed step of the registered plan.
         BadStepProof,
-        /// An operand is not what its source commits to.
+        /// Not one operand per read of the plan step.
+        OperandCountMismatch,
+        /// An operand is not what its read commits to.
         BadOperandProof,
-        /// An operand names the disputed step or a later one.
-        OperandNotEarlier,
-        /// The referee does not know the step.
-        UnknownStep,
-        /// The operands do not fit the step.
-        StepOperandMismatch,
-        /// The step is larger than the referee re-executes in a block.
-        StepTooLarge,
     }
 
     #[pallet::hooks]

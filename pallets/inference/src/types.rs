@@ -243,6 +243,9 @@ pub enum GameEnd {
     BothTimedOut,
     /// No valid step proof came before the deadline (the executor bears that burden).
     NoProof,
+    /// The step opened but the referee cannot evaluate it: nobody is convicted, bonds go
+    /// back and the request is re-run by another executor.
+    Unrefereeable,
 }
 
 /// A bisection game between a result's executor and one challenger.
