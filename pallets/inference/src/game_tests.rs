@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::game_fixtures::{Plan, Trace};
 use crate::{
     mock::*, Error, Event, GameByChallenger, GameEnd, GamePhase, Games, HoldReason, RequestStatus,
     Requests, ResultTraces, Results, Side, TotalBurned,
@@ -13,162 +14,13 @@ use frame_support::{
     traits::fungible::{Inspect, InspectHold},
     BoundedVec,
 };
-use inferchain_primitives::{
-    dispute::{
-        ModelCommitments, Operand, PlanStep, Position, Read, StepProof, StepReferee,
-        TraceCommitment,
-    },
-    merkle::{self, Hash},
-    H256,
-};
+use inferchain_primitives::dispute::{Position, Read, StepProof};
 
 const STEPS: usize = 8;
-const WEIGHTS: usize = 3;
 const INPUT: [f32; 2] = [0.5, 0.25];
 
 fn bounded<S: frame_support::traits::Get<u32>>(v: Vec<u8>) -> BoundedVec<u8, S> {
     v.try_into().unwrap()
-}
-
-/// The test model's plan: step 0 reads the input and weight 0, step i the output of step
-/// i - 1 and weight i % 3, the last step (`o`) turns step n - 2's output into the payload.
-struct Plan {
-    steps: Vec<PlanStep>,
-    weights: Vec<Vec<u8>>,
-}
-
-impl Plan {
-    fn new(n: usize) -> Plan {
-        let steps = (0..n)
-            .map(|i| {
-                if i == 0 {
-                    PlanStep {
-                        op: vec![b's', 0],
-                        reads: vec![Read::Input, Read::Weight(0)],
-                    }
-                } else if i == n - 1 {
-                    PlanStep {
-                        op: b"o".to_vec(),
-                        reads: vec![Read::Step(i as u32 - 1)],
-                    }
-                } else {
-                    PlanStep {
-                        op: vec![b's', i as u8],
-                        reads: vec![Read::Step(i as u32 - 1), Read::Weight((i % WEIGHTS) as u32)],
-                    }
-                }
-            })
-            .collect();
-        Plan {
-            steps,
-            weights: (0..WEIGHTS).map(|w| vec![b'w', w as u8, 7]).collect(),
-        }
-    }
-
-    fn step_leaves(&self) -> Vec<Hash> {
-        self.steps
-            .iter()
-            .map(|s| merkle::leaf(&s.encode()))
-            .collect()
-    }
-
-    fn commitments(&self) -> ModelCommitments {
-        let weight_leaves: Vec<Hash> = self.weights.iter().map(|w| merkle::leaf(w)).collect();
-        ModelCommitments {
-            plan_root: H256(merkle::root(&self.step_leaves())),
-            steps: self.steps.len() as u32,
-            weights_root: H256(merkle::root(&weight_leaves)),
-            weights: WEIGHTS as u32,
-        }
-    }
-
-    /// Runs the plan; with `fault`, the output of that step is corrupted and every later
-    /// step computed honestly from it (a consistent wrong trace).
-    fn run(&self, input: &[u8], fault: Option<usize>) -> Trace {
-        let mut outputs: Vec<Vec<u8>> = Vec::new();
-        for i in 0..self.steps.len() {
-            let ops: Vec<Vec<u8>> = self.steps[i]
-                .reads
-                .iter()
-                .map(|r| match *r {
-                    Read::Input => input.to_vec(),
-                    Read::Step(j) => outputs[j as usize].clone(),
-                    Read::Weight(w) => self.weights[w as usize].clone(),
-                })
-                .collect();
-            let refs: Vec<&[u8]> = ops.iter().map(|o| o.as_slice()).collect();
-            let mut out = TestReferee::evaluate(&self.steps[i].op, &refs)
-                .unwrap_or_else(|_| b"unrefereeable".to_vec());
-            if fault == Some(i) {
-                out = if i == self.steps.len() - 1 {
-                    tensor(&[9.0, 9.0, 9.0, 9.0])
-                } else {
-                    b"corrupted".to_vec()
-                };
-            }
-            outputs.push(out);
-        }
-        Trace::new(outputs)
-    }
-
-    /// The one-step proof of step `i`, with earlier outputs from `trace`.
-    fn proof(&self, input: &[u8], trace: &Trace, i: usize) -> Vec<u8> {
-        let weight_leaves: Vec<Hash> = self.weights.iter().map(|w| merkle::leaf(w)).collect();
-        StepProof {
-            step: self.steps[i].clone(),
-            step_path: merkle::proof(&self.step_leaves(), i).unwrap(),
-            operands: self.steps[i]
-                .reads
-                .iter()
-                .map(|r| match *r {
-                    Read::Input => Operand {
-                        data: input.to_vec(),
-                        path: vec![],
-                    },
-                    Read::Step(j) => Operand {
-                        data: trace.outputs[j as usize].clone(),
-                        path: merkle::proof(&trace.leaves, j as usize).unwrap(),
-                    },
-                    Read::Weight(w) => Operand {
-                        data: self.weights[w as usize].clone(),
-                        path: merkle::proof(&weight_leaves, w as usize).unwrap(),
-                    },
-                })
-                .collect(),
-        }
-        .encode()
-    }
-}
-
-struct Trace {
-    outputs: Vec<Vec<u8>>,
-    leaves: Vec<Hash>,
-}
-
-impl Trace {
-    fn new(outputs: Vec<Vec<u8>>) -> Trace {
-        let leaves = outputs.iter().map(|o| merkle::leaf(o)).collect();
-        Trace { outputs, leaves }
-    }
-    fn commitment(&self) -> TraceCommitment {
-        TraceCommitment {
-            root: H256(merkle::root(&self.leaves)),
-            leaves: self.leaves.len() as u32,
-        }
-    }
-    fn output(&self) -> Vec<u8> {
-        self.outputs.last().unwrap().clone()
-    }
-    fn output_path(&self) -> crate::game::PathOf {
-        merkle::proof(&self.leaves, self.leaves.len() - 1)
-            .unwrap()
-            .try_into()
-            .unwrap()
-    }
-    fn node(&self, at: Position) -> Hash {
-        let end = (at.start as usize + (1usize << at.level)).min(self.leaves.len());
-        merkle::root(&self.leaves[at.start as usize..end])
-    }
 }
 
 fn events() -> Vec<Event<Test>> {

@@ -105,6 +105,10 @@ mod executors;
 mod funds;
 pub mod game;
 #[cfg(test)]
+mod game_fixtures;
+#[cfg(test)]
+mod game_simulation;
+#[cfg(test)]
 mod game_tests;
 mod invariants;
 #[cfg(test)]
