@@ -10,18 +10,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::simulation_support::{bounded, rebond_deactivated, signed, Rng};
 use crate::{
     game_fixtures::{Plan, Trace},
     mock::*,
     ActiveExecutors, Event, Executors, GameByChallenger, GameEnd, GamePhase, Games, RequestStatus,
     Requests, Results, TotalBurned,
 };
-use frame_support::{
-    traits::{
-        fungible::{InspectHold, Mutate},
-        Hooks,
-    },
-    BoundedVec,
+use frame_support::traits::{
+    fungible::{InspectHold, Mutate},
+    Hooks,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,32 +32,6 @@ enum Policy {
     /// Always wrong, never defends.
     Lazy,
     Offline,
-}
-
-/// splitmix64.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn bounded<S: frame_support::traits::Get<u32>>(v: Vec<u8>) -> BoundedVec<u8, S> {
-    v.try_into().unwrap()
-}
-
-fn signed(who: AccountId) -> RuntimeOrigin {
-    RuntimeOrigin::signed(who)
 }
 
 #[derive(Default, Debug)]
@@ -272,23 +244,11 @@ fn adversarial_games_never_finalize_a_wrong_result_nor_cost_the_honest() {
 
             // Deactivated adversaries bond again when they can.
             if block < settle_from {
-                for (who, policy) in &policies {
-                    if *policy == Policy::Honest {
-                        continue;
-                    }
-                    let Some(info) = Executors::<Test>::get(who) else {
-                        continue;
-                    };
-                    if let crate::ExecutorStatus::Deactivated { until } = info.status {
-                        if now >= until
-                            && info.obligations == 0
-                            && Inference::withdraw_bond(signed(*who)).is_ok()
-                            && Inference::register_executor(signed(*who), 1_000).is_ok()
-                        {
-                            counts.rebonds += 1;
-                        }
-                    }
-                }
+                let adversaries = policies
+                    .iter()
+                    .filter(|(_, p)| **p != Policy::Honest)
+                    .map(|(a, _)| *a);
+                counts.rebonds += rebond_deactivated(adversaries, now);
             }
 
             for record in System::events() {

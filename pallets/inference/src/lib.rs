@@ -122,6 +122,8 @@ pub mod runtime_api;
 #[cfg(test)]
 mod simulation;
 #[cfg(test)]
+mod simulation_support;
+#[cfg(test)]
 mod tests;
 pub mod types;
 pub mod weights;

@@ -12,16 +12,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::simulation_support::{bounded, rebond_deactivated, signed, Rng};
 use crate::{
     challenge::vote_commitment, mock::*, ActiveExecutors, Ballot, Disputes, Event, Executors,
     RequestStatus, Requests, Results, TotalBurned, Vote,
 };
-use frame_support::{
-    traits::{
-        fungible::{InspectHold, Mutate},
-        Hooks,
-    },
-    BoundedVec,
+use frame_support::traits::{
+    fungible::{InspectHold, Mutate},
+    Hooks,
 };
 use inferchain_primitives::{blake2_256, io::Payload};
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,24 +30,6 @@ enum Policy {
     Lazy,
     Malicious,
     Offline,
-}
-
-/// splitmix64: small, seeded, good enough for a simulation.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// The correct output for an input: `[sum, 2 * sum]`.
@@ -63,14 +43,6 @@ fn truth(input: &[u8]) -> Vec<u8> {
 
 fn wrong_output(rng: &mut Rng) -> Vec<u8> {
     tensor(&[1000.0 + rng.below(1000) as f32, -1.0])
-}
-
-fn bounded<S: frame_support::traits::Get<u32>>(v: Vec<u8>) -> BoundedVec<u8, S> {
-    v.try_into().unwrap()
-}
-
-fn signed(who: AccountId) -> RuntimeOrigin {
-    RuntimeOrigin::signed(who)
 }
 
 #[derive(Default, Debug)]
@@ -234,23 +206,11 @@ fn adversarial_random_walk_keeps_honest_executors_and_users_safe() {
             // Adversaries that were deactivated bond again once they can, while they
             // still have the funds: a determined attacker keeps coming back.
             if step < settle_from {
-                for (who, policy) in &policies {
-                    if *policy == Policy::Honest {
-                        continue;
-                    }
-                    let Some(info) = Executors::<Test>::get(who) else {
-                        continue;
-                    };
-                    if let crate::ExecutorStatus::Deactivated { until } = info.status {
-                        if now >= until
-                            && info.obligations == 0
-                            && Inference::withdraw_bond(signed(*who)).is_ok()
-                            && Inference::register_executor(signed(*who), 1_000).is_ok()
-                        {
-                            counts.rebonds += 1;
-                        }
-                    }
-                }
+                let adversaries = policies
+                    .iter()
+                    .filter(|(_, p)| **p != Policy::Honest)
+                    .map(|(a, _)| *a);
+                counts.rebonds += rebond_deactivated(adversaries, now);
             }
 
             // Check what settled in this block.
