@@ -334,6 +334,10 @@ pub enum RefereeError {
 pub trait StepReferee {
     /// The output bytes of `step` applied to `operands`.
     fn evaluate(step: &[u8], operands: &[&[u8]]) -> Result<Vec<u8>, RefereeError>;
+
+    /// The costliest step the referee evaluates and operands for it: what the
+    /// `prove_step` benchmark re-executes.
+    fn costliest_step() -> (Vec<u8>, Vec<Vec<u8>>);
 }
 
 #[cfg(test)]

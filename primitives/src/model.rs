@@ -152,6 +152,13 @@ pub trait ModelRegistry<Balance> {
     /// Registers `spec` as Active, bypassing governance: for benchmarks only.
     #[cfg(feature = "runtime-benchmarks")]
     fn register_for_benchmark(spec: ModelSpec<Balance>) -> Result<(), ()>;
+
+    /// Records a model's dispute commitments, bypassing governance: for benchmarks only.
+    #[cfg(feature = "runtime-benchmarks")]
+    fn commit_for_benchmark(
+        id: &ModelId,
+        commitments: crate::dispute::ModelCommitments,
+    ) -> Result<(), ()>;
 }
 
 /// One file of a model artifact.

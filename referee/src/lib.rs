@@ -148,6 +148,30 @@ impl StepReferee for KernelReferee {
             }
         }
     }
+
+    /// A 128 × 128 by 128 × 128 matrix product with a bias: 2²¹ multiply-adds (the work
+    /// cap) on 129 KiB of operands, in software FMA under wasm.
+    fn costliest_step() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let template = Call::Gemm {
+            m: 128,
+            n: 128,
+            k: 128,
+            a: Vec::new(),
+            b: Vec::new(),
+            bias: inferchain_kernels::call::CallBias::Row(Vec::new()),
+        };
+        let step = Step::Kernel {
+            template: template.encode(),
+        };
+        let square: Vec<f32> = (0..128 * 128)
+            .map(|i| (i % 97) as f32 / 97.0 - 0.5)
+            .collect();
+        let bias: Vec<f32> = (0..128).map(|i| i as f32 / 128.0).collect();
+        (
+            step.encode(),
+            alloc::vec![bytes(&square), bytes(&square), bytes(&bias)],
+        )
+    }
 }
 
 #[cfg(test)]
@@ -264,6 +288,14 @@ mod tests {
             KernelReferee::evaluate(&first, &[&payload[1..]]),
             Err(RefereeError::OperandMismatch)
         );
+    }
+
+    #[test]
+    fn the_costliest_step_is_within_the_caps() {
+        let (step, operands) = KernelReferee::costliest_step();
+        let refs: Vec<&[u8]> = operands.iter().map(|o| o.as_slice()).collect();
+        let out = KernelReferee::evaluate(&step, &refs).expect("within the caps");
+        assert_eq!(out.len(), 128 * 128 * 4);
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Benchmarks (v2) for `pallet_inference`. Worst cases: the largest active set for
-//! executor draws, inputs and outputs up to the configured maxima, and a reveal that
-//! completes the jury and settles the dispute.
+//! executor draws, inputs and outputs up to the configured maxima, a reveal that
+//! completes the jury and settles the dispute, and for the game: traces and plans of
+//! `u32::MAX` leaves (the deepest Merkle paths), a reveal that completes a round, and a
+//! step proof that re-executes the referee's costliest step, convicts the executor and
+//! reassigns the request over the largest active set.
 
 use super::*;
+use crate::game::PathOf;
 use crate::{challenge::vote_commitment, Pallet as Inference};
 use alloc::{vec, vec::Vec};
 use codec::Encode;
@@ -13,8 +17,11 @@ use frame_support::{
 };
 use frame_system::{pallet_prelude::BlockNumberFor, RawOrigin};
 use inferchain_primitives::{
+    blake2_256,
     compare::ComparisonRule,
+    dispute::{ModelCommitments, Operand, PlanStep, Read, StepProof, StepReferee, TraceCommitment},
     io::{DType, Dim, IoSpec, Payload, Tensor, TensorSpec},
+    merkle::{self, Hash},
     model::{ModelFormat, ModelRegistry, ModelSpec, NumericsProfile, ThreadRule},
     ModelId, RequestId, H256,
 };
@@ -121,6 +128,132 @@ fn posted<T: Config>() -> (RequestId, T::AccountId) {
     Inference::<T>::do_submit_result(executor.clone(), id, output, None)
         .expect("the executor posts; qed");
     (id, executor)
+}
+
+/// A Merkle root over `count` leaves in which leaf `index` is `leaf` and every other leaf
+/// is arbitrary (derived from `seed`): the root, the path of `leaf`, and the root's two
+/// children.
+fn rooted(leaf: Hash, index: u32, count: u32, seed: u8) -> (Hash, Vec<Hash>, (Hash, Hash)) {
+    let (mut hash, mut width, mut at) = (leaf, count as usize, index as usize);
+    let (mut path, mut top) = (Vec::new(), (leaf, leaf));
+    while width > 1 {
+        if (at ^ 1) < width {
+            let sibling = blake2_256(&[seed, path.len() as u8]);
+            let pair = if at % 2 == 0 {
+                (hash, sibling)
+            } else {
+                (sibling, hash)
+            };
+            hash = merkle::node(&pair.0, &pair.1);
+            path.push(sibling);
+            top = pair;
+        }
+        at /= 2;
+        width = width.div_ceil(2);
+    }
+    (hash, path, top)
+}
+
+/// A trace of the deepest kind ending in `output`.
+fn deep_trace(output: &[u8], seed: u8) -> (TraceCommitment, PathOf, (Hash, Hash)) {
+    let (root, path, top) = rooted(merkle::leaf(output), u32::MAX - 1, u32::MAX, seed);
+    let trace = TraceCommitment {
+        root: H256(root),
+        leaves: u32::MAX,
+    };
+    (trace, path.try_into().expect("at most 32 levels; qed"), top)
+}
+
+/// The weights root of a plan of `u32::MAX` weights whose first `operands.len()` leaves
+/// are `operands` (at most 4), with the path of each.
+fn deep_weights(operands: &[Vec<u8>]) -> (Hash, Vec<Vec<Hash>>) {
+    let mut leaves: Vec<Hash> = operands.iter().map(|o| merkle::leaf(o)).collect();
+    while leaves.len() < 4 {
+        leaves.push(blake2_256(&[0xee, leaves.len() as u8]));
+    }
+    let (h01, h23) = (
+        merkle::node(&leaves[0], &leaves[1]),
+        merkle::node(&leaves[2], &leaves[3]),
+    );
+    let h03 = merkle::node(&h01, &h23);
+    // Leaf 0's place two levels up: the rest of its path is the same for all four.
+    let (root, upper, _) = rooted(h03, 0, u32::MAX.div_ceil(4), 0xdd);
+    let paths = (0..operands.len())
+        .map(|i| {
+            let mut p = vec![leaves[i ^ 1], if i < 2 { h23 } else { h01 }];
+            p.extend(upper.iter().copied());
+            p
+        })
+        .collect();
+    (root, paths)
+}
+
+/// A traced result of a model committed to a plan of `u32::MAX` steps whose step 0 is
+/// the referee's costliest, and a challenger; returns the request, its executor, the
+/// challenger, the executor's trace top and the plan step proof pieces.
+struct GameSetup<T: Config> {
+    id: RequestId,
+    executor: T::AccountId,
+    challenger: T::AccountId,
+    executor_top: (Hash, Hash),
+    challenger_top: (Hash, Hash),
+    proof: StepProof,
+}
+
+fn game_setup<T: Config>(output_len: u32) -> GameSetup<T> {
+    setup_model::<T>();
+    let (op, operands) = T::Referee::costliest_step();
+    let (weights_root, weight_paths) = deep_weights(&operands);
+    let step = PlanStep {
+        op,
+        reads: (0..operands.len() as u32).map(Read::Weight).collect(),
+    };
+    let (plan_root, step_path, _) = rooted(merkle::leaf(&step.encode()), 0, u32::MAX, 0xcc);
+    if T::Models::commitments(&MODEL).is_none() {
+        T::Models::commit_for_benchmark(
+            &MODEL,
+            ModelCommitments {
+                plan_root: H256(plan_root),
+                steps: u32::MAX,
+                weights_root: H256(weights_root),
+                weights: u32::MAX,
+            },
+        )
+        .expect("the bench model takes commitments; qed");
+    }
+    let (id, _) = request::<T>(64);
+    let executor = Requests::<T>::get(id).expect("just made; qed").executor;
+    let output = payload(output_len, 2);
+    let (trace, path, executor_top) = deep_trace(&output, 1);
+    Inference::<T>::do_submit_result(
+        executor.clone(),
+        id,
+        output.try_into().expect("bounded; qed"),
+        Some((trace, path)),
+    )
+    .expect("the executor posts; qed");
+    let challenger = ActiveExecutors::<T>::get()
+        .into_iter()
+        .find(|a| *a != executor)
+        .expect("several executors are active; qed");
+    let (_, _, challenger_top) = deep_trace(&payload(output_len, 3), 2);
+    let proof = StepProof {
+        step,
+        step_path,
+        operands: operands
+            .into_iter()
+            .zip(weight_paths)
+            .map(|(data, path)| Operand { data, path })
+            .collect(),
+    };
+    GameSetup {
+        id,
+        executor,
+        challenger,
+        executor_top,
+        challenger_top,
+        proof,
+    }
 }
 
 fn disputed<T: Config>() -> (RequestId, Vec<T::AccountId>) {
@@ -278,6 +411,102 @@ mod benchmarks {
             Inference::<T>::on_initialize(window_end);
         }
         assert_eq!(DeadlineQueue::<T>::iter_prefix(window_end).count(), 0);
+    }
+
+    #[benchmark]
+    fn submit_traced_result(n: Linear<1, { T::MaxOutputBytes::get().saturating_sub(FRAMING) }>) {
+        executors::<T>(T::JurySize::get().saturating_add(2));
+        game_setup::<T>(16);
+        // A second request of the committed model, answered with the deepest trace.
+        let (id, _) = request::<T>(64);
+        let executor = Requests::<T>::get(id).expect("just made; qed").executor;
+        let output = payload(n, 2);
+        let (trace, path, _) = deep_trace(&output, 1);
+        let output: BoundedVec<u8, T::MaxOutputBytes> = output.try_into().expect("bounded; qed");
+        #[extrinsic_call]
+        _(RawOrigin::Signed(executor), id, output, trace, path);
+        assert!(ResultTraces::<T>::contains_key(id));
+    }
+
+    #[benchmark]
+    fn open_game(n: Linear<1, { T::MaxOutputBytes::get().saturating_sub(FRAMING) }>) {
+        executors::<T>(T::MaxExecutors::get());
+        let setup = game_setup::<T>(16);
+        let output = payload(n, 3);
+        let (trace, path, _) = deep_trace(&output, 2);
+        let output: BoundedVec<u8, T::MaxOutputBytes> = output.try_into().expect("bounded; qed");
+        #[extrinsic_call]
+        _(
+            RawOrigin::Signed(setup.challenger.clone()),
+            setup.id,
+            output,
+            trace,
+            path,
+        );
+        assert!(GameByChallenger::<T>::contains_key(
+            setup.id,
+            &setup.challenger
+        ));
+    }
+
+    #[benchmark]
+    fn reveal() {
+        executors::<T>(T::JurySize::get().saturating_add(2));
+        let setup = game_setup::<T>(16);
+        let output = payload(16, 3);
+        let (trace, path, _) = deep_trace(&output, 2);
+        Inference::<T>::do_open_game(
+            setup.challenger.clone(),
+            setup.id,
+            output.try_into().expect("bounded; qed"),
+            trace,
+            path,
+        )
+        .expect("the challenger opens; qed");
+        let game = GameByChallenger::<T>::get(setup.id, &setup.challenger).expect("open; qed");
+        let (l, r) = setup.challenger_top;
+        Inference::<T>::do_reveal(setup.challenger.clone(), game, l, r)
+            .expect("the challenger reveals; qed");
+        let (l, r) = setup.executor_top;
+        // The executor's reveal completes the round: the walk goes down.
+        #[extrinsic_call]
+        _(RawOrigin::Signed(setup.executor.clone()), game, l, r);
+        assert_eq!(Games::<T>::get(game).expect("open; qed").rounds, 1);
+    }
+
+    #[benchmark]
+    fn prove_step() {
+        executors::<T>(T::MaxExecutors::get());
+        let setup = game_setup::<T>(16);
+        let output = payload(16, 3);
+        let (trace, path, _) = deep_trace(&output, 2);
+        Inference::<T>::do_open_game(
+            setup.challenger.clone(),
+            setup.id,
+            output.try_into().expect("bounded; qed"),
+            trace,
+            path,
+        )
+        .expect("the challenger opens; qed");
+        let game = GameByChallenger::<T>::get(setup.id, &setup.challenger).expect("open; qed");
+        // The walk ended at step 0, where the executor's leaf is wrong.
+        Games::<T>::mutate(game, |g| {
+            if let Some(g) = g {
+                g.at = inferchain_primitives::dispute::Position { start: 0, level: 0 };
+                g.phase = crate::GamePhase::Prove;
+            }
+        });
+        let Ok(proof) = BoundedVec::<u8, T::MaxStepProofBytes>::try_from(setup.proof.encode())
+        else {
+            panic!("the costliest step's proof exceeds MaxStepProofBytes");
+        };
+        #[extrinsic_call]
+        _(RawOrigin::Signed(setup.challenger.clone()), game, proof);
+        assert!(!Games::<T>::contains_key(game));
+        assert!(matches!(
+            Requests::<T>::get(setup.id).expect("kept; qed").status,
+            RequestStatus::Pending { .. } | RequestStatus::Expired { .. }
+        ));
     }
 
     impl_benchmark_test_suite!(Inference, crate::mock::new_test_ext(), crate::mock::Test);

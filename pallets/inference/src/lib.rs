@@ -901,7 +901,7 @@ pub mod pallet {
         ///
         /// **Events**: `StepRefereed`, `GameEnded` and the slashes and settlement.
         #[pallet::call_index(11)]
-        #[pallet::weight(T::WeightInfo::prove_step(proof.len() as u32))]
+        #[pallet::weight(T::WeightInfo::prove_step())]
         pub fn prove_step(
             origin: OriginFor<T>,
             game: GameId,

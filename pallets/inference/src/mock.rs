@@ -146,7 +146,7 @@ parameter_types! {
     pub const WatchShare: Perbill = Perbill::one();
     pub const OffchainRetryBlocks: u32 = 2;
     pub const MoveTimeout: u64 = 2;
-    pub const MaxStepProofBytes: u32 = 4096;
+    pub const MaxStepProofBytes: u32 = 16 * 1024;
 }
 
 /// The tests' referee. A step descriptor is a tag byte and anything after it:
@@ -171,6 +171,10 @@ impl inferchain_primitives::dispute::StepReferee for TestReferee {
             Some(0xff) | None => Err(inferchain_primitives::dispute::RefereeError::UnknownStep),
             Some(_) => Ok(digest.to_vec()),
         }
+    }
+
+    fn costliest_step() -> (Vec<u8>, Vec<Vec<u8>>) {
+        (vec![b's'], vec![vec![1; 64]; 3])
     }
 }
 

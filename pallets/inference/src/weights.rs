@@ -29,7 +29,7 @@ pub trait WeightInfo {
     fn submit_traced_result(n: u32, ) -> Weight;
     fn open_game(n: u32, ) -> Weight;
     fn reveal() -> Weight;
-    fn prove_step(n: u32, ) -> Weight;
+    fn prove_step() -> Weight;
 }
 
 /// Weights using the runtime's database weights.
@@ -117,9 +117,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
             .saturating_add(T::DbWeight::get().reads(3_u64))
             .saturating_add(T::DbWeight::get().writes(2_u64))
     }
-    fn prove_step(n: u32, ) -> Weight {
-        Weight::from_parts(535_088_000 + game_estimates::REFEREE_STEP, 69192)
-            .saturating_add(Weight::from_parts(game_estimates::PER_PROOF_BYTE, 0).saturating_mul(n.into()))
+    fn prove_step() -> Weight {
+        Weight::from_parts(535_088_000 + game_estimates::REFEREE_STEP + game_estimates::PER_PROOF_BYTE * 320 * 1024, 69192)
             .saturating_add(T::DbWeight::get().reads(16_u64))
             .saturating_add(T::DbWeight::get().writes(17_u64))
     }
@@ -196,9 +195,8 @@ impl WeightInfo for () {
             .saturating_add(ParityDbWeight::get().reads(3_u64))
             .saturating_add(ParityDbWeight::get().writes(2_u64))
     }
-    fn prove_step(n: u32, ) -> Weight {
-        Weight::from_parts(535_088_000 + game_estimates::REFEREE_STEP, 69192)
-            .saturating_add(Weight::from_parts(game_estimates::PER_PROOF_BYTE, 0).saturating_mul(n.into()))
+    fn prove_step() -> Weight {
+        Weight::from_parts(535_088_000 + game_estimates::REFEREE_STEP + game_estimates::PER_PROOF_BYTE * 320 * 1024, 69192)
             .saturating_add(ParityDbWeight::get().reads(16_u64))
             .saturating_add(ParityDbWeight::get().writes(17_u64))
     }

@@ -404,5 +404,10 @@ pub mod pallet {
         fn register_for_benchmark(spec: ModelSpec<T::Balance>) -> Result<(), ()> {
             Self::do_register(spec).map_err(|_| ())
         }
+
+        #[cfg(feature = "runtime-benchmarks")]
+        fn commit_for_benchmark(id: &ModelId, commitments: ModelCommitments) -> Result<(), ()> {
+            Self::do_set_commitments(*id, commitments).map_err(|_| ())
+        }
     }
 }
