@@ -41,6 +41,8 @@ pub enum EngineError {
     InvalidArtifact(String),
     #[error("the graph uses operator `{op}`, which the engine does not support")]
     UnsupportedOp { op: String },
+    #[error("the model's dispute plan computes another output than the engine: its commitments must not be registered")]
+    DisputePlanMismatch,
     #[error("the graph uses operator `{op}`, which is nondeterministic and cannot be run under consensus")]
     NondeterministicOp { op: String },
     #[error("element type {0} is not a canonical dtype (f32, f64, i64, i32, u8)")]

@@ -24,6 +24,7 @@
 pub mod bert;
 pub mod cache;
 pub mod conversion;
+pub mod dispute_plan;
 mod engine;
 pub mod error;
 pub mod fetch;

@@ -47,6 +47,8 @@ pub enum Step {
     Kernel { template: Vec<u8> },
     /// An element-wise binary operation of operands 0 and 1.
     Binary(Binary),
+    /// `x > 0 ? x : +0` element-wise on operand 0 (NaN gives +0, as `f32::max(x, 0)`).
+    Relu,
     /// The plan's last step: operand 0 as the one f32 tensor of the output payload.
     Output { shape: Vec<u32> },
     /// Tensor `index` of the request's input payload (operand 0), as its data bytes:
@@ -117,6 +119,16 @@ impl StepReferee for KernelReferee {
                             r
                         }
                     })
+                    .collect();
+                Ok(bytes(&out))
+            }
+            Step::Relu => {
+                let [x] = operands else {
+                    return Err(RefereeError::OperandMismatch);
+                };
+                let out: Vec<f32> = floats(x)?
+                    .into_iter()
+                    .map(|v| if v > 0.0 { v } else { 0.0 })
                     .collect();
                 Ok(bytes(&out))
             }
@@ -247,6 +259,10 @@ mod tests {
         assert_eq!(
             eval(&add, &[alloc::vec![1.0], alloc::vec![0.5, -2.0]]),
             Err(RefereeError::OperandMismatch)
+        );
+        assert_eq!(
+            eval(&Step::Relu, &[alloc::vec![-1.0, 0.5, -0.0, f32::NAN]]),
+            Ok(bytes(&[0.0, 0.5, 0.0, 0.0]))
         );
         // 0/0 is the canonical NaN.
         let div = eval(

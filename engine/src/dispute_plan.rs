@@ -1,0 +1,397 @@
+//! A model's dispute plan: its computation written in the runtime referee's step language
+//! (`inferchain_referee::Step`), with the weight tensors in the layout the steps read them
+//! in. From it come the model's dispute commitments (plan and weights roots, which
+//! governance records), the trace an executor commits to with a traced result, and the
+//! one-step proofs of the bisection game.
+//!
+//! The trace is computed by the referee itself, step by step, so its bits are by
+//! construction the ones the runtime recomputes; the plan's last step is the output
+//! payload, and [`DisputePlan::run`] refuses to return a trace whose output differs from
+//! the engine's own (`EngineError::DisputePlanMismatch`).
+//!
+//! Covered today: ONNX graphs of `Gemm` (alpha = beta = 1, `transA = 0`, a bias vector),
+//! `MatMul` by a 2-D weight, `Relu` and `Softmax` over the last axis of a one-row tensor,
+//! one f32 input and one output: the plans of `models/tiny-mlp`. Anything else is
+//! `EngineError::UnsupportedOp`; the element-level bisection and the rest of the engine's
+//! operators come next.
+
+use crate::{
+    error::{EngineError, Result},
+    onnx::OnnxModel,
+};
+use candle_onnx::onnx::{self, ModelProto};
+use codec::Encode;
+use inferchain_kernels::call::{Call, CallBias};
+use inferchain_primitives::{
+    dispute::{ModelCommitments, Operand, PlanStep, Read, StepProof, StepReferee},
+    io::Payload,
+    merkle::{self, Hash},
+    H256,
+};
+use inferchain_referee::{KernelReferee, Step};
+use prost::Message;
+use std::collections::HashMap;
+
+/// A model's plan in the referee's language and its weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DisputePlan {
+    pub steps: Vec<PlanStep>,
+    /// Weight tensors as the steps read them (f32, little-endian, row-major).
+    pub weights: Vec<Vec<u8>>,
+}
+
+fn unsupported(what: impl Into<String>) -> EngineError {
+    EngineError::UnsupportedOp { op: what.into() }
+}
+
+fn kernel(call: Call) -> Vec<u8> {
+    Step::Kernel {
+        template: call.encode(),
+    }
+    .encode()
+}
+
+/// A value of the graph while compiling: the step that produces it and its shape.
+#[derive(Clone)]
+struct Value {
+    step: u32,
+    dims: Vec<usize>,
+}
+
+struct Compiler<'a> {
+    initializers: HashMap<&'a str, &'a onnx::TensorProto>,
+    values: HashMap<String, Value>,
+    plan: DisputePlan,
+    /// Weight index of each (initializer, transposed) already committed.
+    weight_index: HashMap<(String, bool), u32>,
+}
+
+impl<'a> Compiler<'a> {
+    fn push(&mut self, op: Vec<u8>, reads: Vec<Read>) -> u32 {
+        self.plan.steps.push(PlanStep { op, reads });
+        (self.plan.steps.len() - 1) as u32
+    }
+
+    fn value(&self, name: &str) -> Result<Value> {
+        self.values
+            .get(name)
+            .cloned()
+            .ok_or_else(|| unsupported(format!("dispute plan: {name} is not a computed value")))
+    }
+
+    /// The initializer `name` as f32 values and dims.
+    fn initializer(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+        let proto = self
+            .initializers
+            .get(name)
+            .ok_or_else(|| unsupported(format!("dispute plan: {name} is not a weight")))?;
+        let tensor = candle_onnx::eval::get_tensor(proto, name)
+            .map_err(|e| EngineError::InvalidArtifact(format!("initializer {name}: {e}")))?;
+        let dims = tensor.dims().to_vec();
+        let values = tensor
+            .flatten_all()
+            .and_then(|t| t.to_dtype(candle_core::DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| EngineError::InvalidArtifact(format!("initializer {name}: {e}")))?;
+        Ok((values, dims))
+    }
+
+    /// Commits the weight `name` (transposed, for a 2-D weight, when `transpose`).
+    fn weight(&mut self, name: &str, transpose: bool) -> Result<(u32, Vec<usize>)> {
+        let (values, dims) = self.initializer(name)?;
+        let (values, dims) = match (transpose, dims.as_slice()) {
+            (false, _) => (values, dims),
+            (true, [r, c]) => {
+                let mut t = vec![0f32; values.len()];
+                for i in 0..*r {
+                    for j in 0..*c {
+                        t[j * r + i] = values[i * c + j];
+                    }
+                }
+                (t, vec![*c, *r])
+            }
+            (true, _) => return Err(unsupported("dispute plan: a transposed non-2-D weight")),
+        };
+        let key = (name.to_string(), transpose);
+        if let Some(&w) = self.weight_index.get(&key) {
+            return Ok((w, dims));
+        }
+        let w = self.plan.weights.len() as u32;
+        self.plan
+            .weights
+            .push(values.iter().flat_map(|v| v.to_le_bytes()).collect());
+        self.weight_index.insert(key, w);
+        Ok((w, dims))
+    }
+
+    fn matrix_product(
+        &mut self,
+        node: &onnx::NodeProto,
+        a: &str,
+        b: &str,
+        trans_b: bool,
+        bias: Option<&str>,
+    ) -> Result<Value> {
+        let a = self.value(a)?;
+        let [m, k] = a.dims[..] else {
+            return Err(unsupported(format!(
+                "dispute plan: {} of a non-matrix",
+                node.op_type
+            )));
+        };
+        let (wb, bdims) = self.weight(b, trans_b)?;
+        let [kb, n] = bdims[..] else {
+            return Err(unsupported("dispute plan: a non-2-D weight"));
+        };
+        if kb != k {
+            return Err(EngineError::InvalidArtifact(format!(
+                "{}: inner dimensions {k} and {kb}",
+                node.name
+            )));
+        }
+        let mut reads = vec![Read::Step(a.step), Read::Weight(wb)];
+        let bias = match bias {
+            None => CallBias::None,
+            Some(c) => {
+                let (wc, cdims) = self.weight(c, false)?;
+                if cdims.iter().product::<usize>() != n || cdims.last() != Some(&n) {
+                    return Err(unsupported(
+                        "dispute plan: a Gemm bias that is not a row of N",
+                    ));
+                }
+                reads.push(Read::Weight(wc));
+                CallBias::Col(Vec::new())
+            }
+        };
+        let call = Call::Gemm {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            a: Vec::new(),
+            b: Vec::new(),
+            bias,
+        };
+        let step = self.push(kernel(call), reads);
+        Ok(Value {
+            step,
+            dims: vec![m, n],
+        })
+    }
+
+    fn node(&mut self, node: &onnx::NodeProto) -> Result<()> {
+        let int = |name: &str, default: i64| {
+            node.attribute
+                .iter()
+                .find(|a| a.name == name)
+                .map_or(default, |a| a.i)
+        };
+        let float = |name: &str, default: f32| {
+            node.attribute
+                .iter()
+                .find(|a| a.name == name)
+                .map_or(default, |a| a.f)
+        };
+        let input = |i: usize| node.input.get(i).map(String::as_str).unwrap_or("");
+        let out = match node.op_type.as_str() {
+            "Gemm" => {
+                if float("alpha", 1.0) != 1.0 || float("beta", 1.0) != 1.0 || int("transA", 0) != 0
+                {
+                    return Err(unsupported("dispute plan: Gemm with alpha, beta or transA"));
+                }
+                let bias = (!input(2).is_empty()).then(|| input(2));
+                self.matrix_product(node, input(0), input(1), int("transB", 0) != 0, bias)?
+            }
+            "MatMul" => self.matrix_product(node, input(0), input(1), false, None)?,
+            "Relu" => {
+                let x = self.value(input(0))?;
+                let step = self.push(Step::Relu.encode(), vec![Read::Step(x.step)]);
+                Value { step, dims: x.dims }
+            }
+            "Softmax" => {
+                let x = self.value(input(0))?;
+                let rank = x.dims.len() as i64;
+                let axis = int("axis", -1);
+                let last = axis == -1 || axis == rank - 1;
+                if !last || x.dims[..x.dims.len() - 1].iter().product::<usize>() != 1 {
+                    return Err(unsupported("dispute plan: Softmax of more than one row"));
+                }
+                let call = Call::Softmax { x: Vec::new() };
+                let step = self.push(kernel(call), vec![Read::Step(x.step)]);
+                Value { step, dims: x.dims }
+            }
+            other => return Err(unsupported(format!("dispute plan: {other}"))),
+        };
+        let name = node
+            .output
+            .first()
+            .ok_or_else(|| EngineError::InvalidArtifact(format!("{} has no output", node.name)))?;
+        self.values.insert(name.clone(), out);
+        Ok(())
+    }
+}
+
+/// The fixed dims of a graph value, or an error for a dynamic one.
+fn fixed_dims(info: &onnx::ValueInfoProto) -> Result<Vec<usize>> {
+    use onnx::{tensor_shape_proto::dimension::Value as Dim, type_proto::Value as Type};
+    let Some(Type::TensorType(t)) = info.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return Err(unsupported(format!(
+            "dispute plan: {} is not a tensor",
+            info.name
+        )));
+    };
+    let shape = t
+        .shape
+        .as_ref()
+        .ok_or_else(|| unsupported("dispute plan: no input shape"))?;
+    shape
+        .dim
+        .iter()
+        .map(|d| match d.value {
+            Some(Dim::DimValue(v)) if v > 0 => Ok(v as usize),
+            _ => Err(unsupported("dispute plan: a dynamic input dimension")),
+        })
+        .collect()
+}
+
+impl DisputePlan {
+    /// Compiles an ONNX model's graph (as stored: `bytes` of `model.onnx`).
+    pub fn compile_onnx(bytes: &[u8]) -> Result<DisputePlan> {
+        let proto = ModelProto::decode(bytes)
+            .map_err(|e| EngineError::InvalidArtifact(format!("not an ONNX model: {e}")))?;
+        let graph = proto
+            .graph
+            .as_ref()
+            .ok_or_else(|| EngineError::InvalidArtifact("the ONNX model has no graph".into()))?;
+        let mut c = Compiler {
+            initializers: graph
+                .initializer
+                .iter()
+                .map(|i| (i.name.as_str(), i))
+                .collect(),
+            values: HashMap::new(),
+            plan: DisputePlan {
+                steps: Vec::new(),
+                weights: Vec::new(),
+            },
+            weight_index: HashMap::new(),
+        };
+        let inputs: Vec<&onnx::ValueInfoProto> = graph
+            .input
+            .iter()
+            .filter(|i| !c.initializers.contains_key(i.name.as_str()))
+            .collect();
+        for (index, info) in inputs.iter().enumerate() {
+            let dims = fixed_dims(info)?;
+            let step = c.push(
+                Step::InputTensor {
+                    index: index as u32,
+                }
+                .encode(),
+                vec![Read::Input],
+            );
+            c.values.insert(info.name.clone(), Value { step, dims });
+        }
+        for node in &graph.node {
+            c.node(node)?;
+        }
+        let [output] = &graph.output[..] else {
+            return Err(unsupported("dispute plan: a graph with several outputs"));
+        };
+        let y = c.value(&output.name)?;
+        let shape = y.dims.iter().map(|d| *d as u32).collect();
+        c.push(Step::Output { shape }.encode(), vec![Read::Step(y.step)]);
+        Ok(c.plan)
+    }
+
+    fn step_leaves(&self) -> Vec<Hash> {
+        self.steps
+            .iter()
+            .map(|s| merkle::leaf(&s.encode()))
+            .collect()
+    }
+
+    fn weight_leaves(&self) -> Vec<Hash> {
+        self.weights.iter().map(|w| merkle::leaf(w)).collect()
+    }
+
+    /// What governance records for the model (`set_model_commitments`).
+    pub fn commitments(&self) -> ModelCommitments {
+        ModelCommitments {
+            plan_root: H256(merkle::root(&self.step_leaves())),
+            steps: self.steps.len() as u32,
+            weights_root: H256(merkle::root(&self.weight_leaves())),
+            weights: self.weights.len() as u32,
+        }
+    }
+
+    /// Runs the plan on a canonical input payload with the referee, returning every
+    /// step's output bytes (the last is the output payload).
+    pub fn trace(&self, input: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(self.steps.len());
+        for (i, step) in self.steps.iter().enumerate() {
+            let operands = step
+                .reads
+                .iter()
+                .map(|r| match *r {
+                    Read::Input => Ok(input),
+                    Read::Step(j) if (j as usize) < i => Ok(outputs[j as usize].as_slice()),
+                    Read::Weight(w) => self
+                        .weights
+                        .get(w as usize)
+                        .map(Vec::as_slice)
+                        .ok_or_else(|| unsupported("dispute plan: a missing weight")),
+                    Read::Step(_) => Err(unsupported("dispute plan: a step reads a later one")),
+                })
+                .collect::<Result<Vec<&[u8]>>>()?;
+            let out = KernelReferee::evaluate(&step.op, &operands)
+                .map_err(|e| unsupported(format!("dispute plan step {i}: {e:?}")))?;
+            outputs.push(out);
+        }
+        Ok(outputs)
+    }
+
+    /// [`Self::trace`], checked against the engine's own output for the same input:
+    /// the trace an executor commits to with its result.
+    pub fn run(&self, model: &OnnxModel, input: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let payload = Payload::decode_canonical(input).map_err(EngineError::InvalidInput)?;
+        let Payload::Tensors(tensors) = payload else {
+            return Err(unsupported("dispute plan: a text input"));
+        };
+        let engine = Payload::Tensors(model.run(&tensors)?).encode();
+        let trace = self.trace(input)?;
+        if trace.last() != Some(&engine) {
+            return Err(EngineError::DisputePlanMismatch);
+        }
+        Ok(trace)
+    }
+
+    /// The proof of step `index` of a run whose step outputs are `outputs`.
+    pub fn proof(&self, input: &[u8], outputs: &[Vec<u8>], index: usize) -> Option<StepProof> {
+        let step = self.steps.get(index)?.clone();
+        let trace_leaves: Vec<Hash> = outputs.iter().map(|o| merkle::leaf(o)).collect();
+        let weight_leaves = self.weight_leaves();
+        let operands = step
+            .reads
+            .iter()
+            .map(|r| match *r {
+                Read::Input => Some(Operand {
+                    data: input.to_vec(),
+                    path: Vec::new(),
+                }),
+                Read::Step(j) => Some(Operand {
+                    data: outputs.get(j as usize)?.clone(),
+                    path: merkle::proof(&trace_leaves, j as usize)?,
+                }),
+                Read::Weight(w) => Some(Operand {
+                    data: self.weights.get(w as usize)?.clone(),
+                    path: merkle::proof(&weight_leaves, w as usize)?,
+                }),
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(StepProof {
+            step,
+            step_path: merkle::proof(&self.step_leaves(), index)?,
+            operands,
+        })
+    }
+}
