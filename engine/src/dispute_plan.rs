@@ -58,6 +58,16 @@ struct Value {
     dims: Vec<usize>,
 }
 
+impl Value {
+    /// How a later step reads it: its step and its length in every run (f32 values).
+    fn read(&self) -> Read {
+        Read::Step {
+            index: self.step,
+            bytes: (self.dims.iter().product::<usize>() * 4) as u32,
+        }
+    }
+}
+
 struct Compiler<'a> {
     initializers: HashMap<&'a str, &'a onnx::TensorProto>,
     values: HashMap<String, Value>,
@@ -149,7 +159,7 @@ impl<'a> Compiler<'a> {
                 node.name
             )));
         }
-        let mut reads = vec![Read::Step(a.step), Read::Weight(wb)];
+        let mut reads = vec![a.read(), Read::Weight(wb)];
         let bias = match bias {
             None => CallBias::None,
             Some(c) => {
@@ -204,7 +214,7 @@ impl<'a> Compiler<'a> {
             "MatMul" => self.matrix_product(node, input(0), input(1), false, None)?,
             "Relu" => {
                 let x = self.value(input(0))?;
-                let step = self.push(Step::Relu.encode(), vec![Read::Step(x.step)]);
+                let step = self.push(Step::Relu.encode(), vec![x.read()]);
                 Value { step, dims: x.dims }
             }
             "Softmax" => {
@@ -212,11 +222,12 @@ impl<'a> Compiler<'a> {
                 let rank = x.dims.len() as i64;
                 let axis = int("axis", -1);
                 let last = axis == -1 || axis == rank - 1;
-                if !last || x.dims[..x.dims.len() - 1].iter().product::<usize>() != 1 {
+                let rows: usize = x.dims.iter().rev().skip(1).product();
+                if rank == 0 || !last || rows != 1 {
                     return Err(unsupported("dispute plan: Softmax of more than one row"));
                 }
                 let call = Call::Softmax { x: Vec::new() };
-                let step = self.push(kernel(call), vec![Read::Step(x.step)]);
+                let step = self.push(kernel(call), vec![x.read()]);
                 Value { step, dims: x.dims }
             }
             other => return Err(unsupported(format!("dispute plan: {other}"))),
@@ -239,6 +250,12 @@ fn fixed_dims(info: &onnx::ValueInfoProto) -> Result<Vec<usize>> {
             info.name
         )));
     };
+    if t.elem_type != onnx::tensor_proto::DataType::Float as i32 {
+        return Err(unsupported(format!(
+            "dispute plan: {} is not f32",
+            info.name
+        )));
+    }
     let shape = t
         .shape
         .as_ref()
@@ -299,7 +316,7 @@ impl DisputePlan {
         };
         let y = c.value(&output.name)?;
         let shape = y.dims.iter().map(|d| *d as u32).collect();
-        c.push(Step::Output { shape }.encode(), vec![Read::Step(y.step)]);
+        c.push(Step::Output { shape }.encode(), vec![y.read()]);
         Ok(c.plan)
     }
 
@@ -334,13 +351,15 @@ impl DisputePlan {
                 .iter()
                 .map(|r| match *r {
                     Read::Input => Ok(input),
-                    Read::Step(j) if (j as usize) < i => Ok(outputs[j as usize].as_slice()),
+                    Read::Step { index: j, .. } if (j as usize) < i => {
+                        Ok(outputs[j as usize].as_slice())
+                    }
                     Read::Weight(w) => self
                         .weights
                         .get(w as usize)
                         .map(Vec::as_slice)
                         .ok_or_else(|| unsupported("dispute plan: a missing weight")),
-                    Read::Step(_) => Err(unsupported("dispute plan: a step reads a later one")),
+                    Read::Step { .. } => Err(unsupported("dispute plan: a step reads a later one")),
                 })
                 .collect::<Result<Vec<&[u8]>>>()?;
             let out = KernelReferee::evaluate(&step.op, &operands)
@@ -378,7 +397,7 @@ impl DisputePlan {
                     data: input.to_vec(),
                     path: Vec::new(),
                 }),
-                Read::Step(j) => Some(Operand {
+                Read::Step { index: j, .. } => Some(Operand {
                     data: outputs.get(j as usize)?.clone(),
                     path: merkle::proof(&trace_leaves, j as usize)?,
                 }),

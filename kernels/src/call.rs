@@ -219,9 +219,10 @@ impl Call {
     /// otherwise (what a referee caps to keep one step within a block).
     pub fn work(&self) -> u64 {
         match self {
-            // An empty K still writes m·n outputs.
+            // An empty dimension still costs the loops over the others.
             Call::Gemm { m, n, k, .. } => u64::from(*m)
-                .saturating_mul(u64::from(*n))
+                .max(1)
+                .saturating_mul(u64::from(*n).max(1))
                 .saturating_mul(u64::from(*k).max(1)),
             _ => {
                 let mut call = self.clone();

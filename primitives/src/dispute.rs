@@ -189,8 +189,9 @@ pub fn reveals(parent: &Hash, left: &Hash, right: &Hash) -> bool {
 pub enum Read {
     /// The request's input payload, as posted on chain.
     Input,
-    /// The output of an earlier step.
-    Step(u32),
+    /// The output of earlier step `index`, which is `bytes` long in every honest run (the
+    /// plan fixes it, so agreed junk of another length can never reach the referee).
+    Step { index: u32, bytes: u32 },
     /// A registered weight tensor.
     Weight(u32),
 }
@@ -243,9 +244,10 @@ pub enum ProofError {
     OperandCount,
     /// An operand's bytes are not what its read commits to.
     BadOperand { operand: u32 },
-    /// The plan reads the refereed step or a later one (a plan no honest engine makes:
-    /// the step cannot be refereed).
-    OperandNotEarlier { operand: u32 },
+    /// The plan's read cannot be satisfied: it names the refereed step or a later one,
+    /// or a weight the root does not hold (a plan no honest engine makes: the step cannot
+    /// be refereed).
+    UnsatisfiableRead { operand: u32 },
 }
 
 impl StepProof {
@@ -278,17 +280,21 @@ impl StepProof {
             let n = n as u32;
             let ok = match *read {
                 Read::Input => operand.data == input && operand.path.is_empty(),
-                Read::Step(j) => {
+                Read::Step { index: j, bytes } => {
                     if j >= index {
-                        return Err(ProofError::OperandNotEarlier { operand: n });
+                        return Err(ProofError::UnsatisfiableRead { operand: n });
                     }
-                    merkle::verify(
-                        &trace.root.0,
-                        &merkle::leaf(&operand.data),
-                        j as usize,
-                        trace.leaves as usize,
-                        &operand.path,
-                    )
+                    operand.data.len() == bytes as usize
+                        && merkle::verify(
+                            &trace.root.0,
+                            &merkle::leaf(&operand.data),
+                            j as usize,
+                            trace.leaves as usize,
+                            &operand.path,
+                        )
+                }
+                Read::Weight(w) if w >= model.weights => {
+                    return Err(ProofError::UnsatisfiableRead { operand: n });
                 }
                 Read::Weight(w) => merkle::verify(
                     &model.weights_root.0,
@@ -415,7 +421,11 @@ mod tests {
 
     #[test]
     fn a_step_proof_opens_only_against_its_commitments() {
-        let reads = vec![Read::Input, Read::Step(2), Read::Weight(1)];
+        let reads = vec![
+            Read::Input,
+            Read::Step { index: 2, bytes: 2 },
+            Read::Weight(1),
+        ];
         let steps: Vec<PlanStep> = (0..6u8)
             .map(|i| PlanStep {
                 op: vec![b's', i],
@@ -479,6 +489,47 @@ mod tests {
                 Err(ProofError::BadOperand { operand: n as u32 })
             );
         }
+        // A step output of another length than the plan fixes does not open, even when
+        // the trace commits to it (junk two colluding parties agree on).
+        let mut junk_outputs = outputs.clone();
+        junk_outputs[2] = vec![1, 2, 3];
+        let junk_leaves: Vec<Hash> = junk_outputs.iter().map(|o| leaf(o)).collect();
+        let junk_trace = TraceCommitment {
+            root: H256(root(&junk_leaves)),
+            leaves: 6,
+        };
+        let mut junk = good.clone();
+        junk.operands[1] = Operand {
+            data: junk_outputs[2].clone(),
+            path: proof(&junk_leaves, 2).unwrap(),
+        };
+        assert_eq!(
+            junk.open(&model, &junk_trace, 4, &input),
+            Err(ProofError::BadOperand { operand: 1 })
+        );
+        // A weight the root does not hold is a plan no engine makes.
+        let mut far = good.clone();
+        far.step.reads[2] = Read::Weight(3);
+        let far_leaves: Vec<Hash> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if i == 4 {
+                    leaf(&far.step.encode())
+                } else {
+                    leaf(&s.encode())
+                }
+            })
+            .collect();
+        far.step_path = proof(&far_leaves, 4).unwrap();
+        let far_model = ModelCommitments {
+            plan_root: H256(root(&far_leaves)),
+            ..model
+        };
+        assert_eq!(
+            far.open(&far_model, &trace, 4, &input),
+            Err(ProofError::UnsatisfiableRead { operand: 2 })
+        );
         let mut fewer = good.clone();
         fewer.operands.pop();
         assert_eq!(
@@ -488,7 +539,7 @@ mod tests {
         // The prover cannot choose other reads: another operand list is another step,
         // which the plan root does not hold.
         let mut other_reads = good.clone();
-        other_reads.step.reads[1] = Read::Step(1);
+        other_reads.step.reads[1] = Read::Step { index: 1, bytes: 2 };
         other_reads.operands[1] = Operand {
             data: outputs[1].clone(),
             path: proof(&trace_leaves, 1).unwrap(),
@@ -500,7 +551,7 @@ mod tests {
         // A plan that reads its own step cannot be refereed.
         let selfish = PlanStep {
             op: vec![b'x'],
-            reads: vec![Read::Step(0)],
+            reads: vec![Read::Step { index: 0, bytes: 2 }],
         };
         let one = ModelCommitments {
             plan_root: H256(root(&[leaf(&selfish.encode())])),
@@ -521,7 +572,7 @@ mod tests {
         };
         assert_eq!(
             p.open(&one, &trace1, 0, &input),
-            Err(ProofError::OperandNotEarlier { operand: 0 })
+            Err(ProofError::UnsatisfiableRead { operand: 0 })
         );
     }
 }

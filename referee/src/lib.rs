@@ -28,6 +28,9 @@ pub const MAX_OPERAND_BYTES: usize = 256 * 1024;
 /// The most arithmetic one step may do (multiply-adds of a matrix product, elements
 /// otherwise; see `Call::work`): what the `prove_step` weight pays for.
 pub const MAX_WORK: u64 = 1 << 21;
+/// The most elements one step may write (a matrix product's m·n; other steps write at
+/// most what they read).
+pub const MAX_OUTPUT_ELEMENTS: u64 = 1 << 16;
 
 /// An element-wise operation on two tensors of one length, one IEEE-754 operation each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
@@ -90,7 +93,11 @@ impl StepReferee for KernelReferee {
                 let call = template
                     .with_operands(values)
                     .ok_or(RefereeError::OperandMismatch)?;
-                if call.work() > MAX_WORK {
+                let written = match &call {
+                    Call::Gemm { m, n, .. } => u64::from(*m) * u64::from(*n),
+                    _ => 0,
+                };
+                if call.work() > MAX_WORK || written > MAX_OUTPUT_ELEMENTS {
                     return Err(RefereeError::TooLarge);
                 }
                 Ok(bytes(&call.eval()))
@@ -343,6 +350,22 @@ mod tests {
                 &step,
                 &[alloc::vec![1.0; 256 * 64], alloc::vec![1.0; 64 * 256]]
             ),
+            Err(RefereeError::TooLarge)
+        );
+        // 1024 x 1 times 1 x 1024: little work, but 4 MiB written.
+        let outer = Step::Kernel {
+            template: Call::Gemm {
+                m: 1024,
+                n: 1024,
+                k: 1,
+                a: alloc::vec![],
+                b: alloc::vec![],
+                bias: CallBias::None,
+            }
+            .encode(),
+        };
+        assert_eq!(
+            eval(&outer, &[alloc::vec![1.0; 1024], alloc::vec![1.0; 1024]]),
             Err(RefereeError::TooLarge)
         );
     }

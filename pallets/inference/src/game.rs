@@ -257,7 +257,7 @@ impl<T: Config> Pallet<T> {
             ProofError::BadStep => Error::<T>::BadStepProof,
             ProofError::OperandCount => Error::<T>::OperandCountMismatch,
             ProofError::BadOperand { .. } => Error::<T>::BadOperandProof,
-            ProofError::OperandNotEarlier { .. } => Error::<T>::BadStepProof,
+            ProofError::UnsatisfiableRead { .. } => Error::<T>::BadStepProof,
         }
     }
 
@@ -288,8 +288,9 @@ impl<T: Config> Pallet<T> {
         };
         let (op, operands) = match proof.open(&commitments, &trace, game.at.start, &request.input) {
             Ok(opened) => opened,
-            // The plan itself reads a step that is not earlier: it cannot be refereed.
-            Err(ProofError::OperandNotEarlier { .. }) => {
+            // The plan itself reads a step that is not earlier, or a weight it does not
+            // commit: it cannot be refereed.
+            Err(ProofError::UnsatisfiableRead { .. }) => {
                 Self::end_game(game_id, game, GameEnd::Unrefereeable, now);
                 return Ok(());
             }
@@ -298,9 +299,11 @@ impl<T: Config> Pallet<T> {
         let output = match T::Referee::evaluate(op, &operands) {
             Ok(output) => output,
             Err(error) => {
-                // Everything the referee was given is committed (the plan step and
-                // operands both parties agree on): the step cannot be refereed, whoever
-                // proves it. Nobody is convicted and the result does not stand.
+                // Everything the referee was given is fixed by the plan: the step, the
+                // weights, the input and the length of every earlier output it reads
+                // (agreed junk of another length does not open). So the error is the
+                // plan's, whoever proves the step: nobody is convicted and the result
+                // does not stand.
                 Self::deposit_event(Event::StepUnrefereeable {
                     game: game_id,
                     step: game.at.start,
@@ -431,7 +434,7 @@ impl<T: Config> Pallet<T> {
         if end == GameEnd::Unrefereeable {
             // Neither side is convicted and the result is not confirmed: someone else
             // runs the request (the executor keeps its bond but is not paid).
-            let exclude = [game.executor.clone()];
+            let exclude = [game.executor.clone(), game.challenger.clone()];
             Self::reassign_or_expire(game.request, &exclude, now);
         } else if executor_lost {
             let taken = Self::debit_bond(

@@ -17,6 +17,14 @@ use inferchain_primitives::{
 /// Weight tensors of the test plans.
 pub const WEIGHTS: usize = 3;
 
+/// A read of step `i`'s output: the test referee writes 32-byte digests.
+fn step_read(i: usize) -> Read {
+    Read::Step {
+        index: i as u32,
+        bytes: 32,
+    }
+}
+
 /// The test model's plan: step 0 reads the input and weight 0, step i the output of step
 /// i - 1 and weight i % 3, the last step (`o`) turns step n - 2's output into the payload.
 pub struct Plan {
@@ -36,12 +44,12 @@ impl Plan {
                 } else if i == n - 1 {
                     PlanStep {
                         op: b"o".to_vec(),
-                        reads: vec![Read::Step(i as u32 - 1)],
+                        reads: vec![step_read(i - 1)],
                     }
                 } else {
                     PlanStep {
                         op: vec![b's', i as u8],
-                        reads: vec![Read::Step(i as u32 - 1), Read::Weight((i % WEIGHTS) as u32)],
+                        reads: vec![step_read(i - 1), Read::Weight((i % WEIGHTS) as u32)],
                     }
                 }
             })
@@ -79,7 +87,7 @@ impl Plan {
                 .iter()
                 .map(|r| match *r {
                     Read::Input => input.to_vec(),
-                    Read::Step(j) => outputs[j as usize].clone(),
+                    Read::Step { index: j, .. } => outputs[j as usize].clone(),
                     Read::Weight(w) => self.weights[w as usize].clone(),
                 })
                 .collect();
@@ -112,7 +120,7 @@ impl Plan {
                         data: input.to_vec(),
                         path: vec![],
                     },
-                    Read::Step(j) => Operand {
+                    Read::Step { index: j, .. } => Operand {
                         data: trace.outputs[j as usize].clone(),
                         path: merkle::proof(&trace.leaves, j as usize).unwrap(),
                     },

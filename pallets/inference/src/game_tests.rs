@@ -708,3 +708,42 @@ impl DecodeAll for StepProof {
         codec::Decode::decode(&mut &bytes[..]).unwrap()
     }
 }
+
+#[test]
+fn agreed_junk_of_the_wrong_length_cannot_make_a_step_unrefereeable() {
+    build_and_execute(|| {
+        let plan = Plan::new(STEPS);
+        let (id, cheater) = setup(&plan);
+        // The cheater's step 2 is 9 bytes of junk; the plan fixes 32.
+        let bad = plan.run(&input(), Some(2));
+        post(id, cheater, &bad);
+        // Its sybil agrees on everything up to step 2 and differs at step 3, hoping the
+        // referee chokes on the junk and the game ends with nobody convicted.
+        let mut outputs = bad.outputs.clone();
+        outputs[3] = vec![7; 32];
+        outputs[STEPS - 1] = tensor(&[5.0, 5.0, 5.0, 5.0]);
+        let sybil_trace = Trace::new(outputs);
+        let sybil = other_than(&[cheater]);
+        let game = open(id, sybil, &sybil_trace);
+        assert_eq!(walk(game, (cheater, &bad), (sybil, &sybil_trace)), 3);
+        // The junk does not open as step 3's operand, whoever posts it.
+        for (who, trace) in [(sybil, &sybil_trace), (cheater, &bad)] {
+            assert_noop!(
+                Inference::prove_step(
+                    RuntimeOrigin::signed(who),
+                    game,
+                    bounded(plan.proof(&input(), trace, 3))
+                ),
+                Error::<Test>::BadOperandProof
+            );
+        }
+        // Nobody can prove the step: the executor's claim fails and it is slashed.
+        run_to_block(System::block_number() + 3);
+        assert!(events().contains(&Event::GameEnded {
+            game,
+            id,
+            end: GameEnd::NoProof
+        }));
+        assert_eq!(crate::Executors::<Test>::get(cheater).unwrap().bond, 950);
+    });
+}
