@@ -236,8 +236,6 @@ pub struct StepProof {
     TypeInfo,
 )]
 pub enum ProofError {
-    /// The bytes are not a `StepProof`.
-    Malformed,
     /// The plan step is not step `index` of the registered plan.
     BadStep,
     /// Not one operand per read of the step.

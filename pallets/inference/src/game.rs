@@ -253,7 +253,6 @@ impl<T: Config> Pallet<T> {
 
     fn proof_error(e: ProofError) -> Error<T> {
         match e {
-            ProofError::Malformed => Error::<T>::MalformedStepProof,
             ProofError::BadStep => Error::<T>::BadStepProof,
             ProofError::OperandCount => Error::<T>::OperandCountMismatch,
             ProofError::BadOperand { .. } => Error::<T>::BadOperandProof,
