@@ -270,6 +270,15 @@ fn fixed_dims(info: &onnx::ValueInfoProto) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// Changes a step's output bytes without changing their length.
+fn corrupt_bytes(out: &mut [u8]) {
+    if let Some(first) = out.first_chunk_mut::<4>() {
+        *first = (f32::from_le_bytes(*first) + 1.0).to_le_bytes();
+    } else if let Some(b) = out.first_mut() {
+        *b ^= 0xff;
+    }
+}
+
 impl DisputePlan {
     /// Compiles an ONNX model's graph (as stored: `bytes` of `model.onnx`).
     pub fn compile_onnx(bytes: &[u8]) -> Result<DisputePlan> {
@@ -344,6 +353,14 @@ impl DisputePlan {
     /// Runs the plan on a canonical input payload with the referee, returning every
     /// step's output bytes (the last is the output payload).
     pub fn trace(&self, input: &[u8]) -> Result<Vec<Vec<u8>>> {
+        self.trace_corrupting(input, None)
+    }
+
+    /// [`Self::trace`] with, for tests of the game (an executor started with a fault),
+    /// step `corrupt`'s output changed (its first f32 raised by 1.0, or its first byte
+    /// flipped) and every later step computed from it: a wrong trace that is consistent
+    /// everywhere but at that step.
+    pub fn trace_corrupting(&self, input: &[u8], corrupt: Option<usize>) -> Result<Vec<Vec<u8>>> {
         let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(self.steps.len());
         for (i, step) in self.steps.iter().enumerate() {
             let operands = step
@@ -362,8 +379,11 @@ impl DisputePlan {
                     Read::Step { .. } => Err(unsupported("dispute plan: a step reads a later one")),
                 })
                 .collect::<Result<Vec<&[u8]>>>()?;
-            let out = KernelReferee::evaluate(&step.op, &operands)
+            let mut out = KernelReferee::evaluate(&step.op, &operands)
                 .map_err(|e| unsupported(format!("dispute plan step {i}: {e:?}")))?;
+            if corrupt == Some(i) {
+                corrupt_bytes(&mut out);
+            }
             outputs.push(out);
         }
         Ok(outputs)

@@ -95,6 +95,7 @@ pub struct RunOutcome {
 pub struct Engine {
     store: ModelStore,
     cache: Mutex<ModelCache<LoadedModel>>,
+    traced: crate::traced_run::TracedRuns,
 }
 
 impl Engine {
@@ -102,7 +103,12 @@ impl Engine {
         Engine {
             store,
             cache: Mutex::new(ModelCache::new(cache_bytes)),
+            traced: Default::default(),
         }
+    }
+
+    pub(crate) fn traced(&self) -> &crate::traced_run::TracedRuns {
+        &self.traced
     }
 
     pub fn store(&self) -> &ModelStore {

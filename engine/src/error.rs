@@ -43,6 +43,8 @@ pub enum EngineError {
     UnsupportedOp { op: String },
     #[error("the model's dispute plan computes another output than the engine: its commitments must not be registered")]
     DisputePlanMismatch,
+    #[error("the model's dispute plan as this engine builds it does not have the registered commitments: this node cannot post or play its traced results (upgrade the engine, or ask governance which engine built them)")]
+    CommitmentsMismatch,
     #[error("the graph uses operator `{op}`, which is nondeterministic and cannot be run under consensus")]
     NondeterministicOp { op: String },
     #[error("element type {0} is not a canonical dtype (f32, f64, i64, i32, u8)")]

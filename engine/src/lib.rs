@@ -11,7 +11,8 @@
 //! candle is the tensor and loading framework, and computes only what is exact anyway
 //! (data movement, single IEEE-754 operations). [`Engine`] caches loaded models (LRU under a
 //! byte budget). [`npy`] reads and writes `.npy` for the CLI. [`fetch`] brings a missing
-//! model from an HTTP mirror, hash-checked before import.
+//! model from an HTTP mirror, hash-checked before import. [`dispute_plan`] writes a model in
+//! the runtime referee's step language and [`traced_run`] runs it for the bisection game.
 //!
 //! Used by the node (the inference host function, off-chain workers only) and by the
 //! `inferchain` CLI (users re-running results).
@@ -35,6 +36,7 @@ pub mod numerics;
 pub mod onnx;
 pub mod spec;
 pub mod store;
+pub mod traced_run;
 
 pub use engine::{check_numerics, Engine, LoadedModel, RunOutcome, DEFAULT_CACHE_BYTES};
 pub use error::{EngineError, Result};

@@ -73,3 +73,122 @@ fn graphs_outside_the_plan_language_are_named() {
         "{err}"
     );
 }
+
+/// An engine over a fresh store holding `models/tiny-mlp`.
+fn engine_with_tiny_mlp(tag: &str) -> (inferchain_engine::Engine, inferchain_primitives::ModelId) {
+    let dir = std::env::temp_dir().join(format!("inferchain-traced-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = inferchain_engine::ModelStore::open(&dir).expect("store");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-mlp/model.onnx");
+    let id = store.import(&path, None, &mut |_| {}).expect("import").id();
+    (inferchain_engine::Engine::new(store, 1 << 24), id)
+}
+
+#[test]
+fn traced_runs_answer_every_move_and_a_corrupted_run_differs_at_one_step_first() {
+    use inferchain_primitives::{
+        dispute::{descend, reveals, Position, StepProof},
+        host::{TraceAnswer, TraceAsk, TraceRun},
+    };
+    let (engine, id) = engine_with_tiny_mlp("moves");
+    let plan = DisputePlan::compile_onnx(&model_bytes("tiny-mlp")).expect("compiles");
+    let commitments = plan.commitments();
+    let input = input(3);
+    let honest = engine
+        .traced_run(&id, &input, &commitments, TraceRun::Honest)
+        .expect("runs");
+    // Kept: the second ask does not run the model again.
+    assert!(std::sync::Arc::ptr_eq(
+        &honest,
+        &engine
+            .traced_run(&id, &input, &commitments, TraceRun::Honest)
+            .expect("runs")
+    ));
+    let TraceAnswer::Commit {
+        output,
+        trace,
+        output_path,
+    } = honest.answer(TraceAsk::Commit)
+    else {
+        panic!("a commit")
+    };
+    let engine_output = engine
+        .run(
+            &id,
+            &Payload::decode_canonical(&input).expect("canonical"),
+            None,
+        )
+        .expect("runs")
+        .output
+        .encode();
+    assert_eq!(
+        output, engine_output,
+        "a traced result is the engine's output"
+    );
+    assert!(merkle::verify(
+        &trace.root.0,
+        &merkle::leaf(&output),
+        5,
+        6,
+        &output_path
+    ));
+
+    let bad = engine
+        .traced_run(&id, &input, &commitments, TraceRun::Corrupted { step: 3 })
+        .expect("runs");
+    let diff: Vec<usize> = (0..6)
+        .filter(|&i| honest.outputs()[i] != bad.outputs()[i])
+        .collect();
+    assert_eq!(diff.first(), Some(&3), "{diff:?}");
+    assert!(diff.contains(&5), "the corruption reaches the output");
+
+    // The walk both sides play from their answers ends at step 3, where the honest
+    // proof recomputes the honest leaf and not the corrupted one.
+    let mut at = Position::root(6);
+    let (mut h, mut b) = (trace.root.0, bad.tree().commitment().root.0);
+    while !at.is_leaf() {
+        let (TraceAnswer::Children(hl, hr), TraceAnswer::Children(bl, br)) = (
+            honest.answer(TraceAsk::Children(at)),
+            bad.answer(TraceAsk::Children(at)),
+        ) else {
+            panic!("children")
+        };
+        assert!(reveals(&h, &hl, &hr) && reveals(&b, &bl, &br));
+        (at, h, b) = descend(at, 6, (hl, hr), (bl, br)).expect("they differ");
+    }
+    assert_eq!(at.start, 3);
+    let TraceAnswer::Proof(proof) = bad.answer(TraceAsk::Proof(3)) else {
+        panic!("a proof")
+    };
+    let proof: StepProof = codec::Decode::decode(&mut &proof[..]).expect("decodes");
+    let (op, operands) = proof
+        .open(&commitments, &bad.tree().commitment(), 3, &input)
+        .expect("opens: every earlier leaf is agreed");
+    let computed = merkle::leaf(&KernelReferee::evaluate(op, &operands).expect("evaluates"));
+    assert_eq!(computed, h);
+    assert_ne!(computed, b);
+    assert_eq!(honest.answer(TraceAsk::Proof(6)), TraceAnswer::OutOfRange);
+}
+
+#[test]
+fn a_plan_whose_commitments_differ_from_the_registered_ones_is_refused() {
+    use inferchain_primitives::host::TraceRun;
+    let (engine, id) = engine_with_tiny_mlp("mismatch");
+    let right = DisputePlan::compile_onnx(&model_bytes("tiny-mlp"))
+        .expect("compiles")
+        .commitments();
+    let mut wrong = right;
+    wrong.weights_root = H256::repeat_byte(1);
+    assert!(matches!(
+        engine.traced_run(&id, &input(1), &wrong, TraceRun::Honest),
+        Err(EngineError::CommitmentsMismatch)
+    ));
+    // Nor is a kept run served under other commitments than it was made for.
+    engine
+        .traced_run(&id, &input(1), &right, TraceRun::Honest)
+        .expect("runs");
+    assert!(matches!(
+        engine.traced_run(&id, &input(1), &wrong, TraceRun::Honest),
+        Err(EngineError::CommitmentsMismatch)
+    ));
+}

@@ -15,8 +15,10 @@ pub struct Cli {
     pub model_store: Option<std::path::PathBuf>,
 
     /// FOR TESTS ONLY: make this node's executors misbehave, so end-to-end tests can run
-    /// a real cheater. `wrong-output` posts wrong results, `no-output` posts none,
-    /// `no-vote` never votes as juror. A node so started gets slashed; never use it on a
+    /// a real cheater. `wrong-output` posts wrong results (for a model with dispute
+    /// commitments: a trace with its middle step corrupted, played to the end),
+    /// `no-output` posts none, `no-vote` never votes as juror, `throw-games` opens a game
+    /// on every traced result of another executor and never moves in it. A node so started gets slashed; never use it on a
     /// network you care about.
     #[arg(long, value_name = "FAULT")]
     pub executor_fault: Option<ExecutorFault>,
@@ -28,6 +30,7 @@ pub enum ExecutorFault {
     WrongOutput,
     NoOutput,
     NoVote,
+    ThrowGames,
 }
 
 impl From<ExecutorFault> for pallet_inference::offchain::Fault {
@@ -36,6 +39,7 @@ impl From<ExecutorFault> for pallet_inference::offchain::Fault {
             ExecutorFault::WrongOutput => Self::WrongOutput,
             ExecutorFault::NoOutput => Self::NoOutput,
             ExecutorFault::NoVote => Self::NoVote,
+            ExecutorFault::ThrowGames => Self::ThrowGames,
         }
     }
 }

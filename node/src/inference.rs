@@ -5,7 +5,7 @@
 use codec::Encode;
 use inferchain_engine::{fetch::fetch_model, Engine, EngineError, ModelStore, DEFAULT_CACHE_BYTES};
 use inferchain_primitives::{
-    host::{InferenceError, InferenceRunner},
+    host::{InferenceError, InferenceRunner, TraceAnswer, TraceAsk, TraceRun, TracedModel},
     io::IoSpec,
     model::NumericsProfile,
     ModelId,
@@ -59,20 +59,49 @@ impl InferenceRunner for EngineRunner {
         self.ensure_stored(&model, uri);
         self.0
             .run_encoded(&model, input, spec, numerics)
-            .map_err(|e| {
-                log::warn!(target: LOG_TARGET, "model {model:?}: {e}");
-                match e {
-                    EngineError::NotInStore(_)
-                    | EngineError::FileHashMismatch { .. }
-                    | EngineError::ManifestMismatch { .. } => InferenceError::ModelUnavailable,
-                    EngineError::InvalidInput(_) => InferenceError::InvalidInput,
-                    EngineError::UnsupportedNumerics { .. }
-                    | EngineError::UnsupportedComputeDType { .. } => {
-                        InferenceError::UnsupportedNumerics
-                    }
-                    _ => InferenceError::Failed,
-                }
-            })
+            .map_err(|e| host_error(&model, e))
+    }
+
+    fn trace(
+        &self,
+        model: &TracedModel,
+        input: &[u8],
+        run: TraceRun,
+        ask: TraceAsk,
+    ) -> Result<TraceAnswer, InferenceError> {
+        self.ensure_stored(&model.model, model.uri.as_deref());
+        let traced = (|| {
+            inferchain_engine::check_numerics(&model.numerics)?;
+            inferchain_primitives::io::validate_encoded(input, &model.spec)
+                .map_err(EngineError::InvalidInput)?;
+            self.0
+                .traced_run(&model.model, input, &model.commitments, run)
+        })()
+        .map_err(|e| match e {
+            EngineError::CommitmentsMismatch
+            | EngineError::DisputePlanMismatch
+            | EngineError::UnsupportedOp { .. } => {
+                log::warn!(target: LOG_TARGET, "model {:?}: {e}", model.model);
+                InferenceError::NoDisputePlan
+            }
+            e => host_error(&model.model, e),
+        })?;
+        Ok(traced.answer(ask))
+    }
+}
+
+/// The host's name for an engine error (the engine's own message is logged).
+fn host_error(model: &ModelId, e: EngineError) -> InferenceError {
+    log::warn!(target: LOG_TARGET, "model {model:?}: {e}");
+    match e {
+        EngineError::NotInStore(_)
+        | EngineError::FileHashMismatch { .. }
+        | EngineError::ManifestMismatch { .. } => InferenceError::ModelUnavailable,
+        EngineError::InvalidInput(_) => InferenceError::InvalidInput,
+        EngineError::UnsupportedNumerics { .. } | EngineError::UnsupportedComputeDType { .. } => {
+            InferenceError::UnsupportedNumerics
+        }
+        _ => InferenceError::Failed,
     }
 }
 
@@ -209,6 +238,86 @@ mod tests {
             assert_eq!(
                 inferchain_primitives::host::inference::run(id, &input, spec.clone(), old, None),
                 Err(InferenceError::UnsupportedNumerics)
+            );
+        });
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_genesis_commitments_of_tiny_mlp_are_the_engines_plan_and_traces_are_served() {
+        use inferchain_runtime::dev_models::{genesis_commitments, genesis_models, TINY_MLP};
+        let onnx = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-mlp/model.onnx");
+        let plan = inferchain_engine::dispute_plan::DisputePlan::compile_onnx(
+            &std::fs::read(&onnx).expect("tiny-mlp"),
+        )
+        .expect("compiles");
+        let commitments = genesis_commitments()
+            .into_iter()
+            .find(|(id, _)| *id == TINY_MLP)
+            .expect("tiny-mlp has genesis commitments")
+            .1;
+        assert_eq!(
+            plan.commitments(),
+            commitments,
+            "runtime/src/dev_models.rs must carry the commitments the engine computes"
+        );
+
+        let dir =
+            std::env::temp_dir().join(format!("inferchain-node-trace-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = ModelStore::open(&dir).expect("store");
+        store.import(&onnx, None, &mut |_| {}).expect("import");
+        let runner = engine_runner(dir.clone()).expect("runner");
+        let spec = genesis_models()
+            .into_iter()
+            .find(|m| m.artifact_hash == TINY_MLP)
+            .expect("tiny-mlp");
+        let traced = TracedModel {
+            model: TINY_MLP,
+            spec: spec.input.clone(),
+            numerics: spec.numerics,
+            commitments,
+            uri: None,
+        };
+        let input =
+            Payload::Tensors(vec![Tensor::from_f32(vec![1, 4], &[0.5, -1.0, 2.0, 0.25])]).encode();
+        let plain = runner
+            .run(TINY_MLP, &input, &spec.input, &spec.numerics, None)
+            .expect("runs");
+        let mut offchain = sp_io::TestExternalities::default();
+        offchain.register_extension(inferchain_primitives::host::InferenceExt(runner));
+        offchain.execute_with(|| {
+            use inferchain_primitives::host::inference;
+            let Ok(TraceAnswer::Commit { output, trace, .. }) =
+                inference::trace(traced.clone(), &input, TraceRun::Honest, TraceAsk::Commit)
+            else {
+                panic!("a commit")
+            };
+            assert_eq!(output, plain, "a traced result is the plain run's output");
+            assert_eq!(trace.leaves, 6);
+            let Ok(TraceAnswer::Commit { output: bad, .. }) = inference::trace(
+                traced.clone(),
+                &input,
+                TraceRun::Corrupted { step: 3 },
+                TraceAsk::Commit,
+            ) else {
+                panic!("a commit")
+            };
+            assert_ne!(bad, plain);
+            assert_eq!(
+                inference::trace(traced.clone(), &[0xff], TraceRun::Honest, TraceAsk::Commit),
+                Err(InferenceError::InvalidInput)
+            );
+            let wrong = TracedModel {
+                commitments: inferchain_primitives::dispute::ModelCommitments {
+                    steps: 7,
+                    ..commitments
+                },
+                ..traced.clone()
+            };
+            assert_eq!(
+                inference::trace(wrong, &input, TraceRun::Honest, TraceAsk::Commit),
+                Err(InferenceError::NoDisputePlan)
             );
         });
         let _ = std::fs::remove_dir_all(dir);

@@ -22,13 +22,23 @@ use std::time::Duration;
 const CHALLENGE_PERIOD: u32 = 4;
 
 fn dev_node(dir: &std::path::Path, store: &std::path::Path, name: &str) -> Node {
-    let args = vec![
+    dev_node_with(dir, store, name, &[])
+}
+
+fn dev_node_with(
+    dir: &std::path::Path,
+    store: &std::path::Path,
+    name: &str,
+    extra: &[&str],
+) -> Node {
+    let mut args = vec![
         "--dev".to_string(),
         "--base-path".to_string(),
         dir.join("base").display().to_string(),
         "--model-store".to_string(),
         store.display().to_string(),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     Node::start(
         name,
         &args,
@@ -237,4 +247,62 @@ fn a_node_killed_mid_window_loses_nothing_and_answers_once() {
             "unexpected {e:?} in #{n}"
         );
     }
+}
+
+#[test]
+fn on_the_dev_chain_a_wrong_traced_result_is_refereed_and_slashed() {
+    // One validator, two executor keys (Alice, Bob) on it, started with `wrong-output`:
+    // the executor key posts a trace with step 3 of tiny-mlp's plan corrupted; the other
+    // key watches with the honest trace, opens a game and the node plays both sides.
+    let dir = test_dir("inference-dev-game");
+    let store = model_store(&dir.join("models"), false);
+    let node = dev_node_with(
+        &dir,
+        &store,
+        "dev-game",
+        &["--executor-fault", "wrong-output"],
+    );
+    node.wait_finalized(1, Duration::from_secs(120));
+    let chain = connect(&node);
+    let start = chain.best_number().expect("best");
+    let included = chain
+        .submit_and_wait(
+            &Sr25519Keyring::Eve.pair(),
+            request_call(TINY_MLP, tiny_input([1.0, -2.0, 0.5, 3.0]), u128::MAX),
+            Duration::from_secs(60),
+        )
+        .expect("the request lands");
+    let (id, cheat) = submitted(&included);
+
+    let (game, end) = wait_until(Duration::from_secs(120), "the game to end", || {
+        let now = chain.best_number().ok()?;
+        inference_events(&events_between(&chain, start, now))
+            .into_iter()
+            .find_map(|(_, e)| match e {
+                Event::GameEnded { game, id: i, end } if i == id => Some((game, end)),
+                _ => None,
+            })
+    });
+    assert_eq!(
+        end,
+        pallet_inference::GameEnd::Refereed {
+            executor_right: false
+        }
+    );
+    let now = chain.best_number().expect("best");
+    let events = inference_events(&events_between(&chain, start, now));
+    assert!(events.iter().any(|(_, e)| matches!(e,
+        Event::GameOpened { game: g, executor, challenger, .. }
+            if *g == game && *executor == cheat && *challenger != cheat)));
+    assert!(events.iter().any(|(_, e)| matches!(e,
+        Event::StepRefereed { game: g, step: 3, .. } if *g == game)));
+    assert!(events.iter().any(|(_, e)| *e
+        == Event::Slashed {
+            who: cheat.clone(),
+            amount: inferchain_runtime::configs::ResultSlash::get(),
+            reason: pallet_inference::SlashReason::WrongResult
+        }));
+    assert!(!events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Challenged { .. })));
 }

@@ -1,7 +1,10 @@
-//! End to end on four validators on loopback, each an executor with its own model store,
-//! Dave started with `--executor-fault wrong-output`: his result is challenged by a
-//! watcher, the jury votes it down, he is slashed, the correct output is final, and no
-//! honest node is slashed.
+//! End to end on four validators on loopback, each an executor with its own model store.
+//! Dave is started with `--executor-fault wrong-output`: for tiny-mlp, a model with dispute
+//! commitments, he posts a traced result whose middle plan step (3 of 6) is corrupted and
+//! defends it. Charlie is started with `--executor-fault throw-games`: he opens a game on
+//! every traced result of another executor and never moves. The honest watchers' games
+//! walk to exactly step 3, the runtime referees it, Dave is slashed, Charlie forfeits his
+//! bonds, the correct output is final, and no honest node loses anything. No jury sits.
 
 mod common;
 
@@ -13,21 +16,26 @@ use common::{
     local_testnet, test_dir, Node,
 };
 use inferchain_primitives::{blake2_256, H256};
-use inferchain_runtime::configs::ResultSlash;
-use pallet_inference::{Event, Judgement, RequestStatus, SlashReason, Verdict};
+use inferchain_runtime::configs::{ChallengeBond, ResultSlash};
+use pallet_inference::{Event, GameEnd, RequestStatus, Side, SlashReason};
 use sp_keyring::Sr25519Keyring;
 use std::time::Duration;
 
+/// The plan step `wrong-output` corrupts in tiny-mlp's six-step plan.
+const CORRUPTED_STEP: u32 = 3;
+
 #[test]
-fn a_cheating_executor_is_challenged_voted_down_and_slashed() {
+fn a_cheat_is_found_at_its_corrupted_step_by_bisection_while_a_sybil_throws_its_game() {
     let dir = test_dir("inference-testnet");
     let stores: Vec<_> = (0..4)
         .map(|i| model_store(&dir.join(format!("models-{i}")), false))
         .collect();
     let validators = local_testnet(&dir, |i| {
         let mut extra = vec!["--model-store".to_string(), stores[i].display().to_string()];
-        if i == 3 {
-            extra.extend(["--executor-fault".to_string(), "wrong-output".to_string()]);
+        match i {
+            2 => extra.extend(["--executor-fault".to_string(), "throw-games".to_string()]),
+            3 => extra.extend(["--executor-fault".to_string(), "wrong-output".to_string()]),
+            _ => {}
         }
         extra
     });
@@ -36,14 +44,26 @@ fn a_cheating_executor_is_challenged_voted_down_and_slashed() {
         node.wait_finalized(1, Duration::from_secs(180));
     }
     let chain = connect(&nodes[0]);
+    let charlie = Sr25519Keyring::Charlie.to_account_id();
     let dave = Sr25519Keyring::Dave.to_account_id();
+    let honest_keys = [
+        Sr25519Keyring::Alice.to_account_id(),
+        Sr25519Keyring::Bob.to_account_id(),
+    ];
     let requester = Sr25519Keyring::Eve.pair();
     let start = chain.best_number().expect("best");
-    let dave_bond = chain
-        .executor(&dave, None)
-        .expect("RPC")
-        .expect("dave")
-        .bond;
+    let bond = |who| {
+        chain
+            .executor(who, None)
+            .expect("RPC")
+            .expect("executor")
+            .bond
+    };
+    let dave_bond = bond(&dave);
+    let honest_before: Vec<_> = honest_keys
+        .iter()
+        .map(|k| chain.account(k, None).expect("account").data.free)
+        .collect();
 
     // Requests until one is assigned to Dave (assignment is a stake-weighted draw).
     let mut cheated = None;
@@ -62,13 +82,13 @@ fn a_cheating_executor_is_challenged_voted_down_and_slashed() {
             cheated = Some((id, input));
             break;
         }
-        honest.push(id);
+        honest.push((id, executor));
     }
     let (id, input) = cheated.expect("one of 24 requests went to Dave");
     let truth = expected_output(&stores[0], TINY_MLP, &input);
 
-    // The dispute runs its course: result, challenge, commit, reveal, verdict.
-    let final_result = wait_until(Duration::from_secs(120), "the dispute to resolve", || {
+    // The games run their course, then another executor answers and its result is final.
+    let final_result = wait_until(Duration::from_secs(240), "the dispute to resolve", || {
         let request = chain.request(id, None).ok().flatten()?;
         matches!(request.status, RequestStatus::Finalized { .. })
             .then(|| chain.result(id, None).ok().flatten())
@@ -80,97 +100,123 @@ fn a_cheating_executor_is_challenged_voted_down_and_slashed() {
         "the correct output is final"
     );
     assert_ne!(final_result.executor, dave);
-    assert!(final_result.challenged);
 
     let end = chain.best_number().expect("best");
     let events = inference_events(&events_between(&chain, start, end));
-    let find = |f: &dyn Fn(&Event<inferchain_runtime::Runtime>) -> bool| {
-        events
-            .iter()
-            .find(|(_, e)| f(e))
-            .map(|(n, e)| (*n, e.clone()))
-    };
-    let (_, posted) = find(&|e| matches!(e, Event::ResultSubmitted { id: i, .. } if *i == id))
+    let of_request = || events.iter().map(|(_, e)| e);
+    let posted = of_request()
+        .find_map(|e| match e {
+            Event::ResultSubmitted {
+                id: i,
+                executor,
+                output_hash,
+                ..
+            } if *i == id && *executor == dave => Some(*output_hash),
+            _ => None,
+        })
         .expect("Dave posted a result");
-    let Event::ResultSubmitted {
-        output_hash,
-        executor,
-        ..
-    } = posted
-    else {
-        unreachable!()
-    };
-    assert_eq!(executor, dave);
-    assert_ne!(
-        output_hash,
-        H256(blake2_256(&truth)),
-        "Dave's output was wrong"
-    );
-    let (_, challenged) = find(&|e| matches!(e, Event::Challenged { id: i, .. } if *i == id))
-        .expect("a watcher challenged it");
-    let Event::Challenged {
-        challenger, jury, ..
-    } = challenged
-    else {
-        unreachable!()
-    };
-    assert_ne!(challenger, dave);
-    assert!(!jury.contains(&dave) && !jury.contains(&challenger));
+    assert_ne!(posted, H256(blake2_256(&truth)), "Dave's output was wrong");
+    let games: Vec<(u64, inferchain_runtime::AccountId)> = of_request()
+        .filter_map(|e| match e {
+            Event::GameOpened {
+                game,
+                id: i,
+                executor,
+                challenger,
+                ..
+            } if *i == id && *executor == dave => Some((*game, challenger.clone())),
+            _ => None,
+        })
+        .collect();
     assert!(
-        find(&|e| *e
-            == Event::DisputeResolved {
-                id,
-                verdict: Verdict {
-                    executor: Judgement::Wrong,
-                    challenger: Judgement::Right
-                }
-            })
-        .is_some(),
-        "the jury voted Dave down: {events:?}"
+        games.iter().any(|(_, c)| *c == charlie),
+        "Charlie opened a game to throw: {events:?}"
     );
-    assert!(find(&|e| *e
+    assert!(
+        games.iter().any(|(_, c)| honest_keys.contains(c)),
+        "an honest watcher opened a game: {events:?}"
+    );
+    let game_ids: Vec<u64> = games.iter().map(|(g, _)| *g).collect();
+    // The one refereed step is the corrupted one, and Dave was wrong there.
+    let refereed: Vec<u32> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::StepRefereed { game, step, .. } if game_ids.contains(game) => Some(*step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refereed, vec![CORRUPTED_STEP], "{events:?}");
+    assert!(events.iter().any(|(_, e)| matches!(e,
+        Event::GameEnded { game, end: GameEnd::Refereed { executor_right: false }, .. }
+            if game_ids.contains(game))));
+    assert!(events.iter().any(|(_, e)| *e
         == Event::Slashed {
             who: dave.clone(),
             amount: ResultSlash::get(),
             reason: SlashReason::WrongResult
-        })
-    .is_some());
-    let slashed: Vec<_> = events
+        }));
+    assert_eq!(bond(&dave), dave_bond - ResultSlash::get());
+    // No jury sat.
+    assert!(!events
         .iter()
-        .filter(|(_, e)| matches!(e, Event::Slashed { who, .. } if *who != dave))
-        .collect();
-    assert!(
-        slashed.is_empty(),
-        "honest executors were slashed: {slashed:?}"
-    );
-    assert_eq!(
-        chain
-            .executor(&dave, None)
-            .expect("RPC")
-            .expect("dave")
-            .bond,
-        dave_bond - ResultSlash::get()
-    );
+        .any(|(_, e)| matches!(e, Event::Challenged { .. })));
 
-    // The honest requests on the way finalized with their executors' results.
-    for id in honest {
-        wait_until(
-            Duration::from_secs(60),
+    // The honest requests on the way finalized with their executors' results; Charlie
+    // threw a game on each he did not answer himself and lost every bond of them.
+    for (id, executor) in &honest {
+        let result = wait_until(
+            Duration::from_secs(90),
             "honest requests to finalize",
             || {
-                matches!(
-                    chain.request(id, None).ok().flatten()?.status,
-                    RequestStatus::Finalized { .. }
-                )
-                .then_some(())
+                let request = chain.request(*id, None).ok().flatten()?;
+                matches!(request.status, RequestStatus::Finalized { .. })
+                    .then(|| chain.result(*id, None).ok().flatten())
+                    .flatten()
             },
         );
+        assert_eq!(result.executor, *executor, "request {id} kept its result");
+    }
+    let end = chain.best_number().expect("best");
+    let events = inference_events(&events_between(&chain, start, end));
+    let thrown = events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::GameEnded {
+                    end: GameEnd::Timeout {
+                        side: Side::Challenger
+                    },
+                    ..
+                }
+            )
+        })
+        .count();
+    let charlie_slashes: Vec<_> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Slashed {
+                who,
+                amount,
+                reason: SlashReason::WrongChallenge,
+            } if *who == charlie => Some(*amount),
+            _ => None,
+        })
+        .collect();
+    assert!(thrown >= 1 && charlie_slashes.len() == thrown, "{events:?}");
+    assert!(charlie_slashes.iter().all(|a| *a == ChallengeBond::get()));
+    let honest_slashed: Vec<_> = events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Slashed { who, .. } if honest_keys.contains(who)))
+        .collect();
+    assert!(
+        honest_slashed.is_empty(),
+        "honest executors were slashed: {honest_slashed:?}"
+    );
+    for (k, before) in honest_keys.iter().zip(honest_before) {
         assert!(
-            !chain
-                .result(id, None)
-                .expect("RPC")
-                .expect("result")
-                .challenged
+            chain.account(k, None).expect("account").data.free + inferchain_runtime::UNIT >= before,
+            "{k} lost more than transaction fees"
         );
     }
     for node in &mut nodes {

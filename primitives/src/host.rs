@@ -4,7 +4,14 @@
 //! never have that extension, so there the call returns [`InferenceError::NotOffchain`]
 //! and block execution can never depend on a model's output.
 
-use crate::{io::IoSpec, model::NumericsProfile, ModelId};
+use crate::{
+    dispute::{ModelCommitments, Position, TraceCommitment},
+    io::IoSpec,
+    merkle::Hash,
+    model::NumericsProfile,
+    ModelId,
+};
+use alloc::vec::Vec;
 use codec::{Decode, Encode};
 #[cfg(feature = "std")]
 use sp_externalities::ExternalitiesExt;
@@ -30,6 +37,57 @@ pub enum InferenceError {
     /// The model is registered under numerics (a kernel version, a compute dtype) the
     /// node's engine does not implement: its results could not be reproduced exactly.
     UnsupportedNumerics,
+    /// The engine cannot build the model's dispute plan, or the plan it builds does not
+    /// have the registered commitments: this node cannot post or play traced results.
+    NoDisputePlan,
+}
+
+/// Which run of a model a [`TraceQuery`] is about.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Encode, Decode, scale_info::TypeInfo,
+)]
+pub enum TraceRun {
+    /// The honest run.
+    Honest,
+    /// For tests only (a node started with an executor fault): the run with step `step`'s
+    /// output corrupted and every later step computed from it, a wrong trace that is
+    /// consistent everywhere but at that step.
+    Corrupted { step: u32 },
+}
+
+/// What the off-chain worker asks of a traced run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
+pub enum TraceAsk {
+    /// The output, the trace commitment and the output's Merkle path.
+    Commit,
+    /// The hashes of the two children of the node at a position (a reveal).
+    Children(Position),
+    /// The encoded `StepProof` of a step.
+    Proof(u32),
+}
+
+/// The answer to a [`TraceAsk`].
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
+pub enum TraceAnswer {
+    Commit {
+        output: Vec<u8>,
+        trace: TraceCommitment,
+        output_path: Vec<Hash>,
+    },
+    Children(Hash, Hash),
+    Proof(Vec<u8>),
+    /// The position or step is not in the trace.
+    OutOfRange,
+}
+
+/// A model run as the game needs it: which model, on what, under which commitments.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
+pub struct TracedModel {
+    pub model: ModelId,
+    pub spec: IoSpec,
+    pub numerics: NumericsProfile,
+    pub commitments: ModelCommitments,
+    pub uri: Option<Vec<u8>>,
 }
 
 /// What the node plugs in to run models.
@@ -47,6 +105,17 @@ pub trait InferenceRunner: Send + Sync {
         numerics: &NumericsProfile,
         uri: Option<&[u8]>,
     ) -> Result<Vec<u8>, InferenceError>;
+
+    /// Answers `ask` about `run` of `model` on SCALE-encoded `input`, from the model's
+    /// dispute plan, which must have the registered commitments. Runs are cached, so the
+    /// moves of one game do not re-run the model.
+    fn trace(
+        &self,
+        model: &TracedModel,
+        input: &[u8],
+        run: TraceRun,
+        ask: TraceAsk,
+    ) -> Result<TraceAnswer, InferenceError>;
 }
 
 #[cfg(feature = "std")]
@@ -74,6 +143,22 @@ pub trait Inference {
             None => Err(InferenceError::NotOffchain),
         }
     }
+
+    /// Answers `ask` about `run` of a model with dispute commitments on the encoded
+    /// `input`: what the off-chain worker needs to post a traced result and to play the
+    /// bisection game. Off-chain workers only.
+    fn trace(
+        &mut self,
+        model: PassFatPointerAndDecode<TracedModel>,
+        input: PassFatPointerAndRead<&[u8]>,
+        run: PassFatPointerAndDecode<TraceRun>,
+        ask: PassFatPointerAndDecode<TraceAsk>,
+    ) -> AllocateAndReturnByCodec<Result<TraceAnswer, InferenceError>> {
+        match self.extension::<InferenceExt>() {
+            Some(ext) => ext.0.trace(&model, input, run, ask),
+            None => Err(InferenceError::NotOffchain),
+        }
+    }
 }
 
 #[cfg(all(test, feature = "std"))]
@@ -93,6 +178,36 @@ mod tests {
             let mut out = model.as_bytes().to_vec();
             out.extend_from_slice(input);
             Ok(out)
+        }
+
+        fn trace(
+            &self,
+            model: &TracedModel,
+            input: &[u8],
+            run: TraceRun,
+            ask: TraceAsk,
+        ) -> Result<TraceAnswer, InferenceError> {
+            match ask {
+                TraceAsk::Proof(step) => {
+                    Ok(TraceAnswer::Proof((model.model, input, run, step).encode()))
+                }
+                _ => Ok(TraceAnswer::OutOfRange),
+            }
+        }
+    }
+
+    fn traced() -> TracedModel {
+        TracedModel {
+            model: ModelId::repeat_byte(3),
+            spec: IoSpec::Text { max_bytes: 2 },
+            numerics: numerics(),
+            commitments: ModelCommitments {
+                plan_root: crate::H256::zero(),
+                steps: 1,
+                weights_root: crate::H256::zero(),
+                weights: 0,
+            },
+            uri: None,
         }
     }
 
@@ -117,6 +232,28 @@ mod tests {
                     None
                 ),
                 Err(InferenceError::NotOffchain)
+            );
+        });
+    }
+
+    #[test]
+    fn traces_are_served_only_to_offchain_workers() {
+        let ask = TraceAsk::Proof(7);
+        let run = TraceRun::Corrupted { step: 1 };
+        sp_io::TestExternalities::default().execute_with(|| {
+            assert_eq!(
+                inference::trace(traced(), b"in", run, ask),
+                Err(InferenceError::NotOffchain)
+            );
+        });
+        let mut ext = sp_io::TestExternalities::default();
+        ext.register_extension(InferenceExt(std::sync::Arc::new(Echo)));
+        ext.execute_with(|| {
+            assert_eq!(
+                inference::trace(traced(), b"in", run, ask),
+                Ok(TraceAnswer::Proof(
+                    (ModelId::repeat_byte(3), &b"in"[..], run, 7u32).encode()
+                ))
             );
         });
     }

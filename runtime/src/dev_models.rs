@@ -8,6 +8,7 @@ use crate::{Balance, MILLI_UNIT, UNIT};
 use alloc::vec;
 use inferchain_primitives::{
     compare::ComparisonRule,
+    dispute::ModelCommitments,
     io::{DType, Dim, IoSpec, TensorSpec},
     model::{ModelFormat, ModelSpec, NumericsProfile, ThreadRule},
     ModelId,
@@ -22,6 +23,26 @@ pub const TINY_MLP: ModelId = sp_core::H256(sp_core::hex2array!(
 pub const MINILM_L6_V2: ModelId = sp_core::H256(sp_core::hex2array!(
     "2e87af11f0fbdc561e4d274f0be88d8a1dea983d1975af9f68f42f45e9350740"
 ));
+
+/// The dispute commitments of tiny-mlp's plan as `inferchain-engine` compiles it
+/// (`DisputePlan::compile_onnx`; the node's tests recompile it and compare): its results
+/// are traced and settled by the bisection game.
+pub const TINY_MLP_COMMITMENTS: ModelCommitments = ModelCommitments {
+    plan_root: sp_core::H256(sp_core::hex2array!(
+        "998f3da885677a73e43ae1cb1edeb16a89f4b2fac64b72402c410db4d4e44a7d"
+    )),
+    steps: 6,
+    weights_root: sp_core::H256(sp_core::hex2array!(
+        "f4d270fa95b8053dfd0e49523ce8697ff2dd5e2bbfd2f93bc815089212040970"
+    )),
+    weights: 4,
+};
+
+/// The models registered with dispute commitments at genesis. MiniLM has none yet (its
+/// plan needs operators the plan compiler lacks): its disputes go to the jury.
+pub fn genesis_commitments() -> vec::Vec<(ModelId, ModelCommitments)> {
+    vec![(TINY_MLP, TINY_MLP_COMMITMENTS)]
+}
 
 fn tensor(name: &[u8], shape: &[Dim]) -> IoSpec {
     IoSpec::Tensors(

@@ -48,6 +48,7 @@ fn testnet_genesis(
         sudo: SudoConfig { key: Some(root) },
         models: ModelsConfig {
             models: crate::dev_models::genesis_models(),
+            commitments: crate::dev_models::genesis_commitments(),
         },
         inference: InferenceConfig {
             executors: executors.into_iter().map(|e| (e, EXECUTOR_BOND)).collect(),

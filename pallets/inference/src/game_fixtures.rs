@@ -11,6 +11,7 @@ use inferchain_primitives::{
         TraceCommitment,
     },
     merkle::{self, Hash},
+    trace_tree::TraceTree,
     H256,
 };
 
@@ -146,10 +147,7 @@ impl Trace {
         Trace { outputs, leaves }
     }
     pub fn commitment(&self) -> TraceCommitment {
-        TraceCommitment {
-            root: H256(merkle::root(&self.leaves)),
-            leaves: self.leaves.len() as u32,
-        }
+        self.tree().commitment()
     }
     pub fn output(&self) -> Vec<u8> {
         self.outputs.last().unwrap().clone()
@@ -160,16 +158,17 @@ impl Trace {
             .try_into()
             .unwrap()
     }
+    fn tree(&self) -> TraceTree {
+        TraceTree::from_outputs(&self.outputs)
+    }
     pub fn node(&self, at: Position) -> Hash {
-        let end = (at.start as usize + (1usize << at.level)).min(self.leaves.len());
-        merkle::root(&self.leaves[at.start as usize..end])
+        self.tree().node(at).unwrap()
     }
 }
 
 impl Trace {
     /// The children of the node at `at`, as its owner reveals them.
     pub fn children(&self, at: Position) -> ([u8; 32], [u8; 32]) {
-        let (l, r) = at.children(self.leaves.len() as u32).unwrap();
-        (self.node(l), self.node(r))
+        self.tree().children(at).unwrap()
     }
 }

@@ -114,6 +114,9 @@ mod invariants;
 #[cfg(test)]
 mod mock;
 pub mod offchain;
+mod offchain_game;
+#[cfg(test)]
+mod offchain_game_tests;
 #[cfg(test)]
 mod offchain_tests;
 mod queue;

@@ -286,6 +286,7 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
             model_spec(TENSOR_MODEL, tensor_io(b"x", 16), 128),
             model_spec(TEXT_MODEL, IoSpec::Text { max_bytes: 32 }, 64),
         ],
+        commitments: vec![],
     }
     .assimilate_storage(&mut storage)
     .expect("models genesis builds");

@@ -5,6 +5,9 @@
 //!   `submit_result`.
 //! * **Watcher**: re-runs results in their challenge window (a `WatchShare` of them) and
 //!   `challenge`s those that break the model's comparison rule.
+//! * **Game player** (`offchain_game`): for models with dispute commitments, posts
+//!   traced results, opens games on traced results it disagrees with, and plays both
+//!   sides of its games.
 //! * **Juror**: re-runs disputed requests it was drawn for, commits its vote with a
 //!   random salt kept in the node's persistent off-chain storage, and reveals it after
 //!   the commit period.
@@ -83,6 +86,9 @@ pub enum Fault {
     NoOutput,
     /// As juror, neither commit nor reveal.
     NoVote,
+    /// As watcher, open a game on every traced result of another executor and never
+    /// move in it (the sybil that throws its game).
+    ThrowGames,
 }
 
 impl Fault {
@@ -92,6 +98,7 @@ impl Fault {
             Fault::WrongOutput => "wrong-output",
             Fault::NoOutput => "no-output",
             Fault::NoVote => "no-vote",
+            Fault::ThrowGames => "throw-games",
         }
     }
 }
@@ -147,6 +154,8 @@ impl<T: Config> Pallet<T> {
             at = at.saturating_add(One::one());
         }
         duties.sort_by_key(|(_, _, what)| matches!(what, Deadline::ChallengeWindow));
+        // Game moves are due within blocks: they come before everything else.
+        Self::play_games(next, &keys, fault, &mut budget);
         let started = sp_io::offchain::timestamp();
         for (at, id, what) in duties {
             let spent = sp_io::offchain::timestamp().diff(&started).millis();
@@ -160,7 +169,7 @@ impl<T: Config> Pallet<T> {
             }
             match what {
                 Deadline::Execution => Self::execute(id, at, &keys, fault, &mut budget),
-                Deadline::ChallengeWindow => Self::watch(id, at, next, &keys, &mut budget),
+                Deadline::ChallengeWindow => Self::watch(id, at, next, &keys, fault, &mut budget),
                 Deadline::Reveal => Self::judge(id, at, next, &keys, fault, &mut budget),
                 Deadline::Prune => {}
             }
@@ -198,6 +207,13 @@ impl<T: Config> Pallet<T> {
             return;
         }
         let key = (b"inferchain::execute", id, request.attempt).encode();
+        if let Some(model) = Self::traced_model(&request) {
+            Self::with_lock(&key, || {
+                *budget = budget.saturating_sub(1);
+                Self::execute_traced(id, &request, &model, account, fault)
+            });
+            return;
+        }
         Self::with_lock(&key, || {
             *budget = budget.saturating_sub(1);
             let (mut output, _) = match Self::run_model(id, &request) {
@@ -222,6 +238,7 @@ impl<T: Config> Pallet<T> {
         window_end: BlockNumberFor<T>,
         next: BlockNumberFor<T>,
         keys: &[Account<T>],
+        fault: Option<Fault>,
         budget: &mut u32,
     ) {
         // `on_initialize` of `window_end` finalizes the result before any transaction.
@@ -232,6 +249,12 @@ impl<T: Config> Pallet<T> {
             return;
         };
         if request.status != (RequestStatus::Submitted { window_end }) {
+            return;
+        }
+        if ResultTraces::<T>::contains_key(id) {
+            if let Some(model) = Self::traced_model(&request) {
+                Self::watch_traced(id, &request, &model, keys, fault, budget);
+            }
             return;
         }
         let Some(result) = Results::<T>::get(id) else {
@@ -400,7 +423,7 @@ impl<T: Config> Pallet<T> {
     /// Whether this watcher re-checks request `id`: a `WatchShare` of requests, drawn
     /// from the request id and the watcher, so that different watchers cover different
     /// requests.
-    fn sampled(id: RequestId, watcher: &T::AccountId) -> bool {
+    pub(crate) fn sampled(id: RequestId, watcher: &T::AccountId) -> bool {
         let share = T::WatchShare::get();
         if share == sp_runtime::Perbill::one() {
             return true;
@@ -416,7 +439,7 @@ impl<T: Config> Pallet<T> {
     /// Runs `f` under the lock named `key`. If `f` returns `Some` (done, or nothing to
     /// do), the lock is kept until it expires so later blocks skip the duty; if `None`
     /// (failed), it is released so the next block retries.
-    fn with_lock(key: &[u8], f: impl FnOnce() -> Option<()>) {
+    pub(crate) fn with_lock(key: &[u8], f: impl FnOnce() -> Option<()>) {
         let mut lock =
             StorageLock::<BlockAndTime<frame_system::Pallet<T>>>::with_block_and_time_deadline(
                 key,
@@ -478,7 +501,10 @@ impl<T: Config> Pallet<T> {
         }
     }
 
-    fn bounded_output(id: RequestId, output: Vec<u8>) -> Option<BoundedVec<u8, T::MaxOutputBytes>> {
+    pub(crate) fn bounded_output(
+        id: RequestId,
+        output: Vec<u8>,
+    ) -> Option<BoundedVec<u8, T::MaxOutputBytes>> {
         let len = output.len();
         output
             .try_into()
@@ -489,7 +515,7 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Signs `call` with `account` and hands it to the transaction pool.
-    fn send(account: &Account<T>, call: Call<T>) -> Option<()> {
+    pub(crate) fn send(account: &Account<T>, call: Call<T>) -> Option<()> {
         match Signer::<T, T::AuthorityId>::any_account()
             .send_single_signed_transaction(account, call)
         {

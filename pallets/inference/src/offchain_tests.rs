@@ -63,13 +63,25 @@ impl InferenceRunner for Doubler {
             .collect();
         Ok(tensor(&values))
     }
+
+    fn trace(
+        &self,
+        _: &inferchain_primitives::host::TracedModel,
+        _: &[u8],
+        _: inferchain_primitives::host::TraceRun,
+        _: inferchain_primitives::host::TraceAsk,
+    ) -> Result<inferchain_primitives::host::TraceAnswer, InferenceError> {
+        Err(InferenceError::NoDisputePlan)
+    }
 }
 
 /// A transaction the worker sent: who signed it and what it calls.
-type Sent = (AccountId, RuntimeCall);
+pub(crate) type Sent = (AccountId, RuntimeCall);
 
 /// The mock chain with off-chain extensions; the closure drains the pool.
-fn offchain_ext(runner: Arc<Doubler>) -> (sp_io::TestExternalities, impl Fn() -> Vec<Sent>) {
+pub(crate) fn offchain_ext(
+    runner: Arc<dyn InferenceRunner>,
+) -> (sp_io::TestExternalities, impl Fn() -> Vec<Sent>) {
     let mut ext = new_test_ext();
     let (offchain, _) = TestOffchainExt::new();
     let (pool, pool_state) = TestTransactionPoolExt::new();
@@ -93,7 +105,7 @@ fn offchain_ext(runner: Arc<Doubler>) -> (sp_io::TestExternalities, impl Fn() ->
 }
 
 /// Makes `keys` the node's executor keys and runs its off-chain worker at this block.
-fn run_worker(keys: &[AccountId]) {
+pub(crate) fn run_worker(keys: &[AccountId]) {
     UintAuthorityId::set_all_keys(keys.iter().copied());
     Inference::offchain_worker(System::block_number());
 }
@@ -102,7 +114,7 @@ fn dispatch((who, call): Sent) {
     assert_ok!(call.dispatch(RuntimeOrigin::signed(who)));
 }
 
-fn register(executors: &[AccountId]) {
+pub(crate) fn register(executors: &[AccountId]) {
     for e in executors {
         assert_ok!(Inference::register_executor(
             RuntimeOrigin::signed(*e),
@@ -111,7 +123,7 @@ fn register(executors: &[AccountId]) {
     }
 }
 
-fn request(input: &[f32]) -> u64 {
+pub(crate) fn request(input: &[f32]) -> u64 {
     let id = crate::NextRequestId::<Test>::get();
     assert_ok!(Inference::request_inference(
         RuntimeOrigin::signed(20),

@@ -136,6 +136,8 @@ pub mod pallet {
     pub struct GenesisConfig<T: Config> {
         /// Models registered (Active) at genesis.
         pub models: Vec<ModelSpec<T::Balance>>,
+        /// Dispute commitments of genesis models (each model at most once).
+        pub commitments: Vec<(ModelId, ModelCommitments)>,
     }
 
     #[pallet::genesis_build]
@@ -144,6 +146,10 @@ pub mod pallet {
             for spec in &self.models {
                 Pallet::<T>::do_register(spec.clone())
                     .expect("genesis models must be valid and distinct; qed");
+            }
+            for (id, commitments) in &self.commitments {
+                Pallet::<T>::do_set_commitments(*id, *commitments)
+                    .expect("genesis commitments name a genesis model once, with a plan; qed");
             }
         }
     }

@@ -218,9 +218,12 @@ fn genesis_registers_models() {
     new_test_ext().execute_with(|| {
         crate::GenesisConfig::<Test> {
             models: vec![spec(1), spec(2)],
+            commitments: vec![(id(2), commitments(5))],
         }
         .build();
         assert_eq!(ModelCount::<Test>::get(), 2);
+        assert_eq!(crate::Commitments::<Test>::get(id(2)), Some(commitments(5)));
+        assert_eq!(crate::Commitments::<Test>::get(id(1)), None);
         assert_eq!(
             ModelsStorage::<Test>::get(id(2)).unwrap().status,
             ModelStatus::Active

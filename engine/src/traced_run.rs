@@ -1,0 +1,169 @@
+//! Traced runs: what an executor posts a result of a model with dispute commitments with,
+//! and what either party of a bisection game answers each move from. A run is the model's
+//! dispute plan executed on one input ([`DisputePlan::run`], checked against the engine's
+//! own output); [`TracedRuns`] keeps the plans of recently used models and the last runs,
+//! so the moves of a game (a reveal per round, a step proof) do not re-run the model.
+//!
+//! What it must not do: answer from a plan whose commitments differ from the registered
+//! ones (every move would then lose), or keep an unbounded number of runs.
+
+use crate::{
+    dispute_plan::DisputePlan,
+    error::{EngineError, Result},
+    store::ONNX_FILE,
+    Engine, LoadedModel,
+};
+use codec::Encode;
+use inferchain_primitives::{
+    dispute::ModelCommitments,
+    host::{TraceAnswer, TraceAsk, TraceRun},
+    trace_tree::TraceTree,
+    ModelId,
+};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+};
+
+/// How many runs are kept (a node plays a handful of games at once).
+const KEPT_RUNS: usize = 32;
+
+/// One run of a plan: every step's output and the tree over them.
+pub struct TracedRun {
+    plan: Arc<DisputePlan>,
+    /// The plan's commitments, computed once when it was built.
+    commitments: ModelCommitments,
+    input: Vec<u8>,
+    outputs: Vec<Vec<u8>>,
+    tree: TraceTree,
+}
+
+impl TracedRun {
+    pub fn outputs(&self) -> &[Vec<u8>] {
+        &self.outputs
+    }
+
+    pub fn tree(&self) -> &TraceTree {
+        &self.tree
+    }
+
+    /// The answer to one move's question.
+    pub fn answer(&self, ask: TraceAsk) -> TraceAnswer {
+        let answer = match ask {
+            TraceAsk::Commit => (|| {
+                Some(TraceAnswer::Commit {
+                    output: self.outputs.last()?.clone(),
+                    trace: self.tree.commitment(),
+                    output_path: self.tree.output_path()?,
+                })
+            })(),
+            TraceAsk::Children(at) => self
+                .tree
+                .children(at)
+                .map(|(l, r)| TraceAnswer::Children(l, r)),
+            TraceAsk::Proof(step) => self
+                .plan
+                .proof(&self.input, &self.outputs, step as usize)
+                .map(|p| TraceAnswer::Proof(p.encode())),
+        };
+        answer.unwrap_or(TraceAnswer::OutOfRange)
+    }
+}
+
+type RunKey = (ModelId, [u8; 32], TraceRun);
+
+/// Plans and runs an engine keeps for the game.
+#[derive(Default)]
+pub struct TracedRuns {
+    plans: Mutex<HashMap<ModelId, (Arc<DisputePlan>, ModelCommitments)>>,
+    runs: Mutex<VecDeque<(RunKey, Arc<TracedRun>)>>,
+}
+
+impl Engine {
+    /// The dispute plan of stored ONNX model `id`, checked against the registered
+    /// `commitments`.
+    pub fn dispute_plan(
+        &self,
+        id: &ModelId,
+        commitments: &ModelCommitments,
+    ) -> Result<Arc<DisputePlan>> {
+        let cached = self
+            .traced()
+            .plans
+            .lock()
+            .ok()
+            .and_then(|p| p.get(id).cloned());
+        let (plan, built) = match cached {
+            Some(found) => found,
+            None => {
+                let mut files = self.store().read_verified(id, &mut |_| {})?;
+                let bytes = files
+                    .take(ONNX_FILE)
+                    .ok_or_else(|| EngineError::UnsupportedOp {
+                        op: "dispute plans of models other than ONNX graphs".into(),
+                    })?;
+                let plan = Arc::new(DisputePlan::compile_onnx(&bytes)?);
+                let built = plan.commitments();
+                if let Ok(mut plans) = self.traced().plans.lock() {
+                    plans.insert(*id, (plan.clone(), built));
+                }
+                (plan, built)
+            }
+        };
+        if built != *commitments {
+            return Err(EngineError::CommitmentsMismatch);
+        }
+        Ok(plan)
+    }
+
+    /// `run` of model `id` on the encoded, already validated `input`, from its dispute
+    /// plan (kept for later moves). An honest run is checked against the engine's output.
+    pub fn traced_run(
+        &self,
+        id: &ModelId,
+        input: &[u8],
+        commitments: &ModelCommitments,
+        run: TraceRun,
+    ) -> Result<Arc<TracedRun>> {
+        let key = (*id, inferchain_primitives::blake2_256(input), run);
+        if let Some(found) = self
+            .traced()
+            .runs
+            .lock()
+            .ok()
+            .and_then(|runs| runs.iter().find(|(k, _)| *k == key).map(|(_, r)| r.clone()))
+        {
+            if found.commitments != *commitments {
+                return Err(EngineError::CommitmentsMismatch);
+            }
+            return Ok(found);
+        }
+        let plan = self.dispute_plan(id, commitments)?;
+        let outputs = match run {
+            TraceRun::Honest => {
+                let model = self.load(id, &mut |_| {})?;
+                let LoadedModel::Onnx(onnx) = &*model else {
+                    return Err(EngineError::UnsupportedOp {
+                        op: "dispute plans of models other than ONNX graphs".into(),
+                    });
+                };
+                plan.run(onnx, input)?
+            }
+            TraceRun::Corrupted { step } => plan.trace_corrupting(input, Some(step as usize))?,
+        };
+        let traced = Arc::new(TracedRun {
+            tree: TraceTree::from_outputs(&outputs),
+            plan,
+            commitments: *commitments,
+            input: input.to_vec(),
+            outputs,
+        });
+        if let Ok(mut runs) = self.traced().runs.lock() {
+            if runs.len() >= KEPT_RUNS {
+                runs.pop_front();
+            }
+            runs.push_back((key, traced.clone()));
+        }
+        Ok(traced)
+    }
+}

@@ -1,0 +1,358 @@
+//! The off-chain worker's side of the bisection game, for models with dispute
+//! commitments. Every answer comes from the node's traced runs through the inference
+//! host function (`inference::trace`), which keeps a run for the moves that follow it.
+//!
+//! * **Executor**: posts `submit_traced_result` (output, trace commitment, output path)
+//!   instead of `submit_result`, and defends each game on its result: it reveals every
+//!   round and posts the step proof as soon as the walk ends.
+//! * **Watcher**: every sampled active key other than the executor's re-runs the result
+//!   and, when its output breaks the model's rule, opens its own game at once (no turns:
+//!   a game lost to a sybil must not lock honest watchers out, so each honest one plays).
+//!   It reveals every round; at the end it posts the step proof itself only when the
+//!   executor has not by the block before the deadline (an executor that posts nothing
+//!   loses anyway).
+//!
+//! Every move is due inside its deadline, so moves are found through the game queue:
+//! a game whose next move is due by block `d` has an entry at `d + 1`; the worker reads
+//! the entries from `next + 1` to `next + MoveTimeout + 1` only. Each move takes a lock
+//! keyed by game, round and side, as the other duties do.
+//!
+//! Test faults: an executor with `WrongOutput` commits to the run with its plan's middle
+//! step corrupted (a wrong result of a traced model must come with a trace ending in it)
+//! and plays that run to the end; a node with `ThrowGames` opens a game on every traced
+//! result of another executor (with an output that differs, wrong if need be) and never
+//! moves in it, the sybil thrower of the threat model.
+
+use crate::{offchain::Fault, pallet::*, GamePhase, RequestStatus, Side, LOG_TARGET};
+use alloc::{collections::BTreeSet, vec::Vec};
+use codec::Encode;
+use frame_support::pallet_prelude::*;
+use frame_system::{offchain::Account, pallet_prelude::BlockNumberFor};
+use inferchain_primitives::{
+    dispute::TraceCommitment,
+    host::{inference, TraceAnswer, TraceAsk, TraceRun, TracedModel},
+    merkle::Hash,
+    model::ModelRegistry,
+    RequestId,
+};
+use sp_runtime::traits::{One, Saturating};
+
+/// A traced run's output and what it is posted with.
+struct Commit {
+    output: Vec<u8>,
+    trace: TraceCommitment,
+    output_path: Vec<Hash>,
+}
+
+impl<T: Config> Pallet<T> {
+    /// What the host needs to trace a request's model, if the model has commitments.
+    pub(crate) fn traced_model(request: &RequestOf<T>) -> Option<TracedModel> {
+        let commitments = T::Models::commitments(&request.model)?;
+        let (spec, _) = T::Models::model(&request.model)?;
+        Some(TracedModel {
+            model: request.model,
+            spec: spec.input,
+            numerics: spec.numerics,
+            commitments,
+            uri: spec.artifact_uri.map(|u| u.into_inner()),
+        })
+    }
+
+    /// The run an executor commits to: the honest one, or with `WrongOutput` the one
+    /// whose middle step is corrupted.
+    fn executor_run(fault: Option<Fault>, model: &TracedModel) -> TraceRun {
+        match fault {
+            Some(Fault::WrongOutput) => TraceRun::Corrupted {
+                step: model.commitments.steps / 2,
+            },
+            _ => TraceRun::Honest,
+        }
+    }
+
+    /// Asks the host about `run` of request `id`; `None` (logged) if it cannot answer.
+    fn trace_ask(
+        id: RequestId,
+        model: &TracedModel,
+        input: &[u8],
+        run: TraceRun,
+        ask: TraceAsk,
+    ) -> Option<TraceAnswer> {
+        match inference::trace(model.clone(), input, run, ask) {
+            Ok(TraceAnswer::OutOfRange) => {
+                log::error!(target: LOG_TARGET, "request {id}: {ask:?} is outside this node's trace of {:?}", model.model);
+                None
+            }
+            Ok(answer) => Some(answer),
+            Err(e) => {
+                log::warn!(
+                    target: LOG_TARGET,
+                    "request {id}: this node cannot trace model {:?} ({e:?}); it can neither post nor \
+                     play its traced results. Import the model into the node's --model-store and run \
+                     an engine that builds its registered dispute plan.",
+                    model.model
+                );
+                None
+            }
+        }
+    }
+
+    fn commit(id: RequestId, model: &TracedModel, input: &[u8], run: TraceRun) -> Option<Commit> {
+        match Self::trace_ask(id, model, input, run, TraceAsk::Commit)? {
+            TraceAnswer::Commit {
+                output,
+                trace,
+                output_path,
+            } => Some(Commit {
+                output,
+                trace,
+                output_path,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Executor role for a model with commitments: post the traced result. Runs under
+    /// the duty's lock; `Some` keeps it.
+    pub(crate) fn execute_traced(
+        id: RequestId,
+        request: &RequestOf<T>,
+        model: &TracedModel,
+        account: &Account<T>,
+        fault: Option<Fault>,
+    ) -> Option<()> {
+        let run = Self::executor_run(fault, model);
+        if run != TraceRun::Honest {
+            log::warn!(target: LOG_TARGET, "request {id}: posting a wrong traced result ({run:?}, --executor-fault wrong-output)");
+        }
+        // Logged; retrying soon would not change it.
+        let Some(commit) = Self::commit(id, model, &request.input, run) else {
+            return Some(());
+        };
+        if let Err(e) = Self::check_output(&request.model, &commit.output) {
+            log::error!(target: LOG_TARGET, "request {id}: the traced output does not fit the model's output spec ({e:?}); not posting it");
+            return Some(());
+        }
+        let output = Self::bounded_output(id, commit.output)?;
+        let output_path = commit.output_path.try_into().ok()?;
+        log::info!(target: LOG_TARGET, "request {id}: posting a traced result as executor {:?}", account.id);
+        Self::send(
+            account,
+            Call::submit_traced_result {
+                id,
+                output,
+                trace: commit.trace,
+                output_path,
+            },
+        )
+    }
+
+    /// Watcher role for a traced result: each of this node's sampled active keys other
+    /// than the executor's opens its own game if its run disagrees.
+    pub(crate) fn watch_traced(
+        id: RequestId,
+        request: &RequestOf<T>,
+        model: &TracedModel,
+        keys: &[Account<T>],
+        fault: Option<Fault>,
+        budget: &mut u32,
+    ) {
+        let Some(result) = Results::<T>::get(id) else {
+            return;
+        };
+        // An honest node re-running its own result would only repeat itself; a node
+        // started with a fault runs the honest trace as watcher and may disagree.
+        if fault.is_none() && keys.iter().any(|k| k.id == result.executor) {
+            return;
+        }
+        let Some((spec, _)) = T::Models::model(&request.model) else {
+            return;
+        };
+        let rule = spec.comparison;
+        let active = ActiveExecutors::<T>::get();
+        for watcher in keys.iter().filter(|k| {
+            k.id != result.executor && active.contains(&k.id) && Self::sampled(id, &k.id)
+        }) {
+            let playing = GameByChallenger::<T>::get(id, &watcher.id)
+                .and_then(Games::<T>::get)
+                .is_some_and(|g| g.attempt == request.attempt);
+            if playing || *budget == 0 {
+                continue;
+            }
+            let key = (b"inferchain::open-game", id, request.attempt, &watcher.id).encode();
+            Self::with_lock(&key, || {
+                *budget = budget.saturating_sub(1);
+                let Some(mine) = Self::commit(id, model, &request.input, TraceRun::Honest) else {
+                    return Some(());
+                };
+                let commit = if !rule.matches(&result.output, &mine.output) {
+                    log::warn!(
+                        target: LOG_TARGET,
+                        "request {id}: the traced result of {:?} does not match this node's run; opening a game",
+                        result.executor
+                    );
+                    mine
+                } else if fault == Some(Fault::ThrowGames) {
+                    let wrong = Self::commit(
+                        id,
+                        model,
+                        &request.input,
+                        TraceRun::Corrupted {
+                            step: model.commitments.steps / 2,
+                        },
+                    )?;
+                    if wrong.output == result.output.to_vec() {
+                        return Some(());
+                    }
+                    wrong
+                } else {
+                    log::debug!(target: LOG_TARGET, "request {id}: traced result checked, it matches");
+                    return Some(());
+                };
+                if fault == Some(Fault::ThrowGames) {
+                    log::warn!(target: LOG_TARGET, "request {id}: opening a game to throw it (--executor-fault throw-games)");
+                }
+                let output = Self::bounded_output(id, commit.output)?;
+                let output_path = commit.output_path.try_into().ok()?;
+                Self::send(
+                    watcher,
+                    Call::open_game {
+                        id,
+                        output,
+                        trace: commit.trace,
+                        output_path,
+                    },
+                )
+            });
+        }
+    }
+
+    /// Both sides of every game one of `keys` is a party to and whose next move is still
+    /// due when a transaction sent now lands (in `next` at the earliest).
+    pub(crate) fn play_games(
+        next: BlockNumberFor<T>,
+        keys: &[Account<T>],
+        fault: Option<Fault>,
+        budget: &mut u32,
+    ) {
+        let mut games = BTreeSet::new();
+        let mut at = next.saturating_add(One::one());
+        let end = at.saturating_add(T::MoveTimeout::get());
+        while at <= end {
+            games.extend(GameQueue::<T>::iter_key_prefix(at));
+            at = at.saturating_add(One::one());
+        }
+        // The budget counts model runs: a run is traced once and kept, so every move
+        // from it after the first is free (else sybil games could starve an honest
+        // party of moves).
+        let mut charged: BTreeSet<(RequestId, u32, TraceRun)> = BTreeSet::new();
+        for game_id in games {
+            let Some(game) = Games::<T>::get(game_id) else {
+                continue;
+            };
+            if game.deadline < next {
+                continue;
+            }
+            let Some(request) = Requests::<T>::get(game.request) else {
+                continue;
+            };
+            if request.attempt != game.attempt
+                || !matches!(request.status, RequestStatus::Submitted { .. })
+            {
+                continue;
+            }
+            let Some(model) = Self::traced_model(&request) else {
+                continue;
+            };
+            for key in keys {
+                let (side, run) = if key.id == game.executor {
+                    (Side::Executor, Self::executor_run(fault, &model))
+                } else if key.id == game.challenger && fault != Some(Fault::ThrowGames) {
+                    (Side::Challenger, TraceRun::Honest)
+                } else {
+                    continue;
+                };
+                if charged.insert((game.request, game.attempt, run)) {
+                    if *budget == 0 {
+                        return;
+                    }
+                    *budget = budget.saturating_sub(1);
+                }
+                Self::move_in(game_id, &game, side, key, &model, &request.input, run, next);
+            }
+        }
+    }
+
+    /// One party's move in game `game_id`, if it has one to make now.
+    #[allow(clippy::too_many_arguments)]
+    fn move_in(
+        game_id: crate::GameId,
+        game: &crate::game::GameOf<T>,
+        side: Side,
+        key: &Account<T>,
+        model: &TracedModel,
+        input: &[u8],
+        run: TraceRun,
+        next: BlockNumberFor<T>,
+    ) {
+        let id = game.request;
+        match &game.phase {
+            GamePhase::Bisect {
+                executor,
+                challenger,
+            } => {
+                let moved = match side {
+                    Side::Executor => executor.is_some(),
+                    Side::Challenger => challenger.is_some(),
+                };
+                if moved {
+                    return;
+                }
+                let lock = (b"inferchain::reveal", game_id, game.rounds, side).encode();
+                Self::with_lock(&lock, || {
+                    let TraceAnswer::Children(left, right) =
+                        Self::trace_ask(id, model, input, run, TraceAsk::Children(game.at))?
+                    else {
+                        return None;
+                    };
+                    log::info!(target: LOG_TARGET, "game {game_id} (request {id}): revealing round {} as {side:?}", game.rounds + 1);
+                    Self::send(
+                        key,
+                        Call::reveal {
+                            game: game_id,
+                            left,
+                            right,
+                        },
+                    )
+                });
+            }
+            GamePhase::Prove => {
+                // The executor proves at once; the challenger only if the executor has
+                // not by the block before the deadline.
+                if side == Side::Challenger && next.saturating_add(One::one()) < game.deadline {
+                    return;
+                }
+                let lock = (b"inferchain::prove", game_id, side).encode();
+                Self::with_lock(&lock, || {
+                    let TraceAnswer::Proof(proof) =
+                        Self::trace_ask(id, model, input, run, TraceAsk::Proof(game.at.start))?
+                    else {
+                        return None;
+                    };
+                    let len = proof.len();
+                    let Ok(proof) = proof.try_into() else {
+                        log::error!(target: LOG_TARGET, "game {game_id}: the proof of step {} is {len} bytes, over MaxStepProofBytes", game.at.start);
+                        return Some(());
+                    };
+                    log::info!(target: LOG_TARGET, "game {game_id} (request {id}): proving step {} as {side:?}", game.at.start);
+                    Self::send(
+                        key,
+                        Call::prove_step {
+                            game: game_id,
+                            proof,
+                        },
+                    )
+                });
+            }
+        }
+    }
+}
