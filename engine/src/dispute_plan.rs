@@ -392,16 +392,27 @@ impl DisputePlan {
     /// [`Self::trace`], checked against the engine's own output for the same input:
     /// the trace an executor commits to with its result.
     pub fn run(&self, model: &OnnxModel, input: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let trace = self.trace(input)?;
+        self.check_against_engine(model, input, &trace)?;
+        Ok(trace)
+    }
+
+    /// `DisputePlanMismatch` unless `trace` ends in the engine's own output for `input`.
+    pub fn check_against_engine(
+        &self,
+        model: &OnnxModel,
+        input: &[u8],
+        trace: &[Vec<u8>],
+    ) -> Result<()> {
         let payload = Payload::decode_canonical(input).map_err(EngineError::InvalidInput)?;
         let Payload::Tensors(tensors) = payload else {
             return Err(unsupported("dispute plan: a text input"));
         };
         let engine = Payload::Tensors(model.run(&tensors)?).encode();
-        let trace = self.trace(input)?;
         if trace.last() != Some(&engine) {
             return Err(EngineError::DisputePlanMismatch);
         }
-        Ok(trace)
+        Ok(())
     }
 
     /// The proof of step `index` of a run whose step outputs are `outputs`.

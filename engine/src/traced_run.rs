@@ -25,8 +25,11 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-/// How many runs are kept (a node plays a handful of games at once).
-const KEPT_RUNS: usize = 32;
+/// How many runs are kept, least recently used dropped first (a node plays a handful of
+/// games at once; every traced result it posts or watches adds a run).
+const KEPT_RUNS: usize = 64;
+/// And how many bytes of step outputs they may hold together.
+const KEPT_BYTES: usize = 512 << 20;
 
 /// One run of a plan: every step's output and the tree over them.
 pub struct TracedRun {
@@ -36,6 +39,8 @@ pub struct TracedRun {
     input: Vec<u8>,
     outputs: Vec<Vec<u8>>,
     tree: TraceTree,
+    /// Whether the plan's output differed from the engine's (see [`Engine::traced_run`]).
+    engine_mismatch: bool,
 }
 
 impl TracedRun {
@@ -45,6 +50,16 @@ impl TracedRun {
 
     pub fn tree(&self) -> &TraceTree {
         &self.tree
+    }
+
+    /// Whether this honest run's output differs from the engine's own: a defect of the
+    /// plan compiler, to be reported (the run, the referee's truth, is served anyway).
+    pub fn engine_mismatch(&self) -> bool {
+        self.engine_mismatch
+    }
+
+    fn bytes(&self) -> usize {
+        self.outputs.iter().map(Vec::len).sum::<usize>() + self.input.len()
     }
 
     /// The answer to one move's question.
@@ -117,7 +132,8 @@ impl Engine {
     }
 
     /// `run` of model `id` on the encoded, already validated `input`, from its dispute
-    /// plan (kept for later moves). An honest run is checked against the engine's output.
+    /// plan (kept for later moves). An honest run is compared with the engine's output
+    /// ([`TracedRun::engine_mismatch`]).
     pub fn traced_run(
         &self,
         id: &ModelId,
@@ -126,20 +142,30 @@ impl Engine {
         run: TraceRun,
     ) -> Result<Arc<TracedRun>> {
         let key = (*id, inferchain_primitives::blake2_256(input), run);
-        if let Some(found) = self
-            .traced()
-            .runs
-            .lock()
-            .ok()
-            .and_then(|runs| runs.iter().find(|(k, _)| *k == key).map(|(_, r)| r.clone()))
-        {
+        if let Some(found) = self.traced().runs.lock().ok().and_then(|mut runs| {
+            // A hit moves to the back: least recently used first out.
+            let at = runs.iter().position(|(k, _)| *k == key)?;
+            let entry = runs.remove(at)?;
+            let found = entry.1.clone();
+            runs.push_back(entry);
+            Some(found)
+        }) {
             if found.commitments != *commitments {
                 return Err(EngineError::CommitmentsMismatch);
             }
             return Ok(found);
         }
         let plan = self.dispute_plan(id, commitments)?;
-        let outputs = match run {
+        // The referee's step-by-step run is the truth the game decides by, so it is what
+        // a traced result commits to even where the engine's own output differs (a plan
+        // compiler defect, flagged for the node to report, never a reason to post
+        // nothing and be slashed for it).
+        let corrupt = match run {
+            TraceRun::Honest => None,
+            TraceRun::Corrupted { step } => Some(step as usize),
+        };
+        let outputs = plan.trace_corrupting(input, corrupt)?;
+        let engine_mismatch = match run {
             TraceRun::Honest => {
                 let model = self.load(id, &mut |_| {})?;
                 let LoadedModel::Onnx(onnx) = &*model else {
@@ -147,9 +173,12 @@ impl Engine {
                         op: "dispute plans of models other than ONNX graphs".into(),
                     });
                 };
-                plan.run(onnx, input)?
+                matches!(
+                    plan.check_against_engine(onnx, input, &outputs),
+                    Err(EngineError::DisputePlanMismatch)
+                )
             }
-            TraceRun::Corrupted { step } => plan.trace_corrupting(input, Some(step as usize))?,
+            TraceRun::Corrupted { .. } => false,
         };
         let traced = Arc::new(TracedRun {
             tree: TraceTree::from_outputs(&outputs),
@@ -157,12 +186,16 @@ impl Engine {
             commitments: *commitments,
             input: input.to_vec(),
             outputs,
+            engine_mismatch,
         });
         if let Ok(mut runs) = self.traced().runs.lock() {
-            if runs.len() >= KEPT_RUNS {
-                runs.pop_front();
-            }
             runs.push_back((key, traced.clone()));
+            let mut held: usize = runs.iter().map(|(_, r)| r.bytes()).sum();
+            while runs.len() > KEPT_RUNS || (held > KEPT_BYTES && runs.len() > 1) {
+                if let Some((_, dropped)) = runs.pop_front() {
+                    held = held.saturating_sub(dropped.bytes());
+                }
+            }
         }
         Ok(traced)
     }

@@ -97,6 +97,7 @@ fn traced_runs_answer_every_move_and_a_corrupted_run_differs_at_one_step_first()
     let honest = engine
         .traced_run(&id, &input, &commitments, TraceRun::Honest)
         .expect("runs");
+    assert!(!honest.engine_mismatch());
     // Kept: the second ask does not run the model again.
     assert!(std::sync::Arc::ptr_eq(
         &honest,

@@ -10,7 +10,7 @@ use inferchain_primitives::{
     model::NumericsProfile,
     ModelId,
 };
-use pallet_inference::offchain::{Fault, FAULT_KEY, KEY_TYPE};
+use pallet_inference::offchain::{Fault, FAULT_KEY, KEY_TYPE, NODE_STARTED_KEY};
 use sc_service::{ChainType, Configuration, Error as ServiceError};
 use sp_core::offchain::{OffchainStorage, STORAGE_PREFIX};
 use sp_keystore::KeystorePtr;
@@ -86,6 +86,15 @@ impl InferenceRunner for EngineRunner {
             }
             e => host_error(&model.model, e),
         })?;
+        if traced.engine_mismatch() && ask == TraceAsk::Commit {
+            log::error!(
+                target: LOG_TARGET,
+                "model {:?}: the dispute plan's output differs from the engine's for this input; \
+                 the plan's (what the runtime referees) is posted. Report this: it is a defect of \
+                 the plan compiler.",
+                model.model
+            );
+        }
         Ok(traced.answer(ask))
     }
 }
@@ -135,14 +144,21 @@ pub fn insert_dev_executor_keys(
     Ok(())
 }
 
-/// Records `--executor-fault` where the off-chain worker reads it, or clears it.
-pub fn record_executor_fault<B: sc_client_api::Backend<inferchain_runtime::opaque::Block>>(
+/// Records when this node started and `--executor-fault` (or clears it) where the
+/// off-chain worker reads them.
+pub fn record_offchain_settings<B: sc_client_api::Backend<inferchain_runtime::opaque::Block>>(
     backend: &B,
     fault: Option<Fault>,
 ) -> Result<(), ServiceError> {
     let Some(mut storage) = backend.offchain_storage() else {
         return Ok(());
     };
+    // A new transaction pool: the nonces the workers counted before are void.
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    storage.set(STORAGE_PREFIX, NODE_STARTED_KEY, &started.encode());
     match fault {
         Some(fault) => {
             log::warn!(

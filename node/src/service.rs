@@ -202,7 +202,7 @@ pub fn new_full<
         })?;
 
     crate::inference::insert_dev_executor_keys(&config, &keystore_container.keystore())?;
-    crate::inference::record_executor_fault(&*backend, executor.fault)?;
+    crate::inference::record_offchain_settings(&*backend, executor.fault)?;
     if config.offchain_worker.enabled {
         let runner = crate::inference::engine_runner(executor.model_store)
             .map_err(|e| ServiceError::Other(format!("model store: {e}")))?;

@@ -117,6 +117,7 @@ pub mod offchain;
 mod offchain_game;
 #[cfg(test)]
 mod offchain_game_tests;
+pub mod offchain_sender;
 #[cfg(test)]
 mod offchain_tests;
 mod queue;

@@ -22,15 +22,16 @@
 //! one starts after `OffchainTimeBudget` milliseconds; slashable duties (answering,
 //! voting) come before watching.
 //!
-//! Models run only through the inference host function; this module is the only caller
-//! and runs only in the off-chain worker, never in block execution.
+//! Models run only through the inference host functions; this module and
+//! `offchain_game` are their only callers and run only in the off-chain worker, never in
+//! block execution. Transactions go out through `offchain_sender`.
 
 use crate::{pallet::*, Ballot, Deadline, RequestStatus, Vote, LOG_TARGET};
 use alloc::vec::Vec;
 use codec::{Decode, Encode};
 use frame_support::pallet_prelude::*;
 use frame_system::{
-    offchain::{Account, SendSignedTransaction, Signer},
+    offchain::{Account, Signer},
     pallet_prelude::BlockNumberFor,
 };
 use inferchain_primitives::{
@@ -76,6 +77,8 @@ pub mod crypto {
 /// `--executor-fault` records how to misbehave. For tests only: an honest node never
 /// writes it.
 pub const FAULT_KEY: &[u8] = b"inferchain::executor-fault";
+
+pub use crate::offchain_sender::NODE_STARTED_KEY;
 
 /// A deliberate misbehaviour, so that end-to-end tests can run a real cheater.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode)]
@@ -154,9 +157,10 @@ impl<T: Config> Pallet<T> {
             at = at.saturating_add(One::one());
         }
         duties.sort_by_key(|(_, _, what)| matches!(what, Deadline::ChallengeWindow));
-        // Game moves are due within blocks: they come before everything else.
-        Self::play_games(next, &keys, fault, &mut budget);
+        // Game moves are due within blocks: they come before everything else, and the
+        // time they take counts against the budget of what follows.
         let started = sp_io::offchain::timestamp();
+        Self::play_games(next, &keys, fault, &mut budget);
         for (at, id, what) in duties {
             let spent = sp_io::offchain::timestamp().diff(&started).millis();
             if budget == 0 || spent >= T::OffchainTimeBudget::get() {
@@ -440,10 +444,15 @@ impl<T: Config> Pallet<T> {
     /// do), the lock is kept until it expires so later blocks skip the duty; if `None`
     /// (failed), it is released so the next block retries.
     pub(crate) fn with_lock(key: &[u8], f: impl FnOnce() -> Option<()>) {
+        Self::with_lock_for(key, T::OffchainRetryBlocks::get(), f)
+    }
+
+    /// [`Self::with_lock`] with a lock held for `blocks` blocks.
+    pub(crate) fn with_lock_for(key: &[u8], blocks: u32, f: impl FnOnce() -> Option<()>) {
         let mut lock =
             StorageLock::<BlockAndTime<frame_system::Pallet<T>>>::with_block_and_time_deadline(
                 key,
-                T::OffchainRetryBlocks::get(),
+                blocks,
                 Duration::from_millis(0),
             );
         let Ok(guard) = lock.try_lock() else {
@@ -512,18 +521,5 @@ impl<T: Config> Pallet<T> {
                 log::error!(target: LOG_TARGET, "request {id}: output of {len} bytes exceeds MaxOutputBytes");
             })
             .ok()
-    }
-
-    /// Signs `call` with `account` and hands it to the transaction pool.
-    pub(crate) fn send(account: &Account<T>, call: Call<T>) -> Option<()> {
-        match Signer::<T, T::AuthorityId>::any_account()
-            .send_single_signed_transaction(account, call)
-        {
-            Some(Ok(())) => Some(()),
-            _ => {
-                log::warn!(target: LOG_TARGET, "could not send a transaction for {:?}; retrying next block", account.id);
-                None
-            }
-        }
     }
 }

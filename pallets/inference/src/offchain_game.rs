@@ -14,8 +14,10 @@
 //!
 //! Every move is due inside its deadline, so moves are found through the game queue:
 //! a game whose next move is due by block `d` has an entry at `d + 1`; the worker reads
-//! the entries from `next + 1` to `next + MoveTimeout + 1` only. Each move takes a lock
-//! keyed by game, round and side, as the other duties do.
+//! the entries from `next + 1` to `next + MoveTimeout + 1` only, earliest deadline first.
+//! Each move (and each game opening) takes a lock keyed by game, round and side that
+//! expires after one block, not `OffchainRetryBlocks`: a move that did not land is sent
+//! again at once while its deadline allows (with the next nonce, `offchain_sender`).
 //!
 //! Test faults: an executor with `WrongOutput` commits to the run with its plan's middle
 //! step corrupted (a wrong result of a traced model must come with a trace ending in it)
@@ -36,6 +38,10 @@ use inferchain_primitives::{
     RequestId,
 };
 use sp_runtime::traits::{One, Saturating};
+
+/// How long a sent move (or game opening) is not sent again: one block, the soonest it
+/// can land; its deadline is what matters, not the fee of a rare duplicate.
+const MOVE_RETRY_BLOCKS: u32 = 1;
 
 /// A traced run's output and what it is posted with.
 struct Commit {
@@ -169,18 +175,23 @@ impl<T: Config> Pallet<T> {
         };
         let rule = spec.comparison;
         let active = ActiveExecutors::<T>::get();
+        // One honest run serves every key of this node: it is charged once.
+        let mut charged = false;
         for watcher in keys.iter().filter(|k| {
             k.id != result.executor && active.contains(&k.id) && Self::sampled(id, &k.id)
         }) {
             let playing = GameByChallenger::<T>::get(id, &watcher.id)
                 .and_then(Games::<T>::get)
                 .is_some_and(|g| g.attempt == request.attempt);
-            if playing || *budget == 0 {
+            if playing || (*budget == 0 && !charged) {
                 continue;
             }
             let key = (b"inferchain::open-game", id, request.attempt, &watcher.id).encode();
-            Self::with_lock(&key, || {
-                *budget = budget.saturating_sub(1);
+            Self::with_lock_for(&key, MOVE_RETRY_BLOCKS, || {
+                if !charged {
+                    *budget = budget.saturating_sub(1);
+                    charged = true;
+                }
                 let Some(mine) = Self::commit(id, model, &request.input, TraceRun::Honest) else {
                     return Some(());
                 };
@@ -234,11 +245,13 @@ impl<T: Config> Pallet<T> {
         fault: Option<Fault>,
         budget: &mut u32,
     ) {
-        let mut games = BTreeSet::new();
+        // Earliest deadline first (a game appears once, at its current move's entry).
+        let mut games: Vec<crate::GameId> = Vec::new();
+        let mut seen = BTreeSet::new();
         let mut at = next.saturating_add(One::one());
         let end = at.saturating_add(T::MoveTimeout::get());
         while at <= end {
-            games.extend(GameQueue::<T>::iter_key_prefix(at));
+            games.extend(GameQueue::<T>::iter_key_prefix(at).filter(|g| seen.insert(*g)));
             at = at.saturating_add(One::one());
         }
         // The budget counts model runs: a run is traced once and kept, so every move
@@ -271,19 +284,37 @@ impl<T: Config> Pallet<T> {
                 } else {
                     continue;
                 };
-                if charged.insert((game.request, game.attempt, run)) {
+                if !Self::move_due(&game, side, next) {
+                    continue;
+                }
+                let key_of_run = (game.request, game.attempt, run);
+                if !charged.contains(&key_of_run) {
                     if *budget == 0 {
-                        return;
+                        continue;
                     }
+                    charged.insert(key_of_run);
                     *budget = budget.saturating_sub(1);
                 }
-                Self::move_in(game_id, &game, side, key, &model, &request.input, run, next);
+                Self::move_in(game_id, &game, side, key, &model, &request.input, run);
             }
         }
     }
 
-    /// One party's move in game `game_id`, if it has one to make now.
-    #[allow(clippy::too_many_arguments)]
+    /// Whether `side` has a move to make in `game` now: a reveal it has not made, or
+    /// the step proof (the executor at once, the challenger only if the executor has
+    /// not proven by the block before the deadline; no proof convicts the executor).
+    fn move_due(game: &crate::game::GameOf<T>, side: Side, next: BlockNumberFor<T>) -> bool {
+        match (&game.phase, side) {
+            (GamePhase::Bisect { executor, .. }, Side::Executor) => executor.is_none(),
+            (GamePhase::Bisect { challenger, .. }, Side::Challenger) => challenger.is_none(),
+            (GamePhase::Prove, Side::Executor) => true,
+            (GamePhase::Prove, Side::Challenger) => {
+                next.saturating_add(One::one()) >= game.deadline
+            }
+        }
+    }
+
+    /// One party's move in game `game_id` (due, see [`Self::move_due`]).
     fn move_in(
         game_id: crate::GameId,
         game: &crate::game::GameOf<T>,
@@ -292,23 +323,12 @@ impl<T: Config> Pallet<T> {
         model: &TracedModel,
         input: &[u8],
         run: TraceRun,
-        next: BlockNumberFor<T>,
     ) {
         let id = game.request;
         match &game.phase {
-            GamePhase::Bisect {
-                executor,
-                challenger,
-            } => {
-                let moved = match side {
-                    Side::Executor => executor.is_some(),
-                    Side::Challenger => challenger.is_some(),
-                };
-                if moved {
-                    return;
-                }
+            GamePhase::Bisect { .. } => {
                 let lock = (b"inferchain::reveal", game_id, game.rounds, side).encode();
-                Self::with_lock(&lock, || {
+                Self::with_lock_for(&lock, MOVE_RETRY_BLOCKS, || {
                     let TraceAnswer::Children(left, right) =
                         Self::trace_ask(id, model, input, run, TraceAsk::Children(game.at))?
                     else {
@@ -326,13 +346,8 @@ impl<T: Config> Pallet<T> {
                 });
             }
             GamePhase::Prove => {
-                // The executor proves at once; the challenger only if the executor has
-                // not by the block before the deadline.
-                if side == Side::Challenger && next.saturating_add(One::one()) < game.deadline {
-                    return;
-                }
                 let lock = (b"inferchain::prove", game_id, side).encode();
-                Self::with_lock(&lock, || {
+                Self::with_lock_for(&lock, MOVE_RETRY_BLOCKS, || {
                     let TraceAnswer::Proof(proof) =
                         Self::trace_ask(id, model, input, run, TraceAsk::Proof(game.at.start))?
                     else {

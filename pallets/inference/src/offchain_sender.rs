@@ -1,0 +1,186 @@
+//! How the off-chain worker signs and sends its transactions: with nonces it tracks
+//! itself, in the node's persistent off-chain storage.
+//!
+//! FRAME's sender takes the nonce from the chain state of the block the worker runs on,
+//! so a transaction sent after block `b` and not yet included when the worker of `b + 1`
+//! runs (or when two workers overlap) gets the same nonce as the next one, and the pool
+//! keeps only one of them: a game move could silently replace another. Here each account
+//! has a record of the next nonce to use; a send takes the larger of it and the
+//! on-chain nonce, under a lock, and advances it. If the on-chain nonce has not moved for
+//! `stale_after` blocks while the record is ahead of it, the transactions in between were
+//! lost (a dropped pool, a restart), and the record falls back to the chain's so that
+//! later transactions do not wait forever behind the gap. A record made before the node
+//! last started ([`NODE_STARTED_KEY`], written by the node at start) is void: the
+//! transactions it counted died with the old transaction pool.
+
+use crate::{pallet::*, LOG_TARGET};
+use codec::{Decode, Encode};
+use frame_support::traits::Get;
+use frame_system::{
+    offchain::{Account, SubmitTransaction},
+    pallet_prelude::BlockNumberFor,
+};
+use sp_runtime::{
+    offchain::{
+        storage::StorageValueRef,
+        storage_lock::{StorageLock, Time},
+        Duration,
+    },
+    traits::{One, Saturating},
+};
+
+/// The persistent off-chain storage key under which the node records when it started
+/// (milliseconds since the Unix epoch, SCALE `u64`).
+pub const NODE_STARTED_KEY: &[u8] = b"inferchain::node-started";
+
+/// What the worker remembers of one account's nonces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct NonceRecord<Nonce, BlockNumber> {
+    /// The node start ([`NODE_STARTED_KEY`]) this record belongs to.
+    pub started: u64,
+    /// The next nonce to use.
+    pub next: Nonce,
+    /// The on-chain nonce last seen, and since which block it has been that.
+    pub onchain: Nonce,
+    pub since: BlockNumber,
+}
+
+/// The nonce to send with and the record after sending, given the on-chain nonce at
+/// block `now`.
+pub fn next_nonce<N, B>(
+    record: Option<NonceRecord<N, B>>,
+    started: u64,
+    onchain: N,
+    now: B,
+    stale_after: B,
+) -> (N, NonceRecord<N, B>)
+where
+    N: Copy + Ord + Saturating + One,
+    B: Copy + Ord + Saturating,
+{
+    let record = record.filter(|r| r.started == started);
+    let since = match record {
+        Some(r) if r.onchain == onchain => r.since,
+        _ => now,
+    };
+    let nonce = match record {
+        Some(r) if r.next > onchain && now.saturating_sub(since) <= stale_after => r.next,
+        _ => onchain,
+    };
+    (
+        nonce,
+        NonceRecord {
+            started,
+            next: nonce.saturating_add(One::one()),
+            onchain,
+            since,
+        },
+    )
+}
+
+impl<T: Config> Pallet<T> {
+    /// Signs `call` with `account` and hands it to the transaction pool.
+    pub(crate) fn send(account: &Account<T>, call: Call<T>) -> Option<()> {
+        let key = (b"inferchain::nonce", &account.id).encode();
+        let lock_key = (b"inferchain::nonce-lock", &account.id).encode();
+        let mut lock = StorageLock::<Time>::with_deadline(&lock_key, Duration::from_millis(2_000));
+        let _guard = lock.lock();
+        let record = StorageValueRef::persistent(&key);
+        let stored = record
+            .get::<NonceRecord<T::Nonce, BlockNumberFor<T>>>()
+            .ok()
+            .flatten();
+        let onchain = frame_system::Account::<T>::get(&account.id).nonce;
+        let now = frame_system::Pallet::<T>::block_number();
+        let stale_after = BlockNumberFor::<T>::from(T::OffchainRetryBlocks::get())
+            .saturating_mul(2u32.into())
+            .saturating_add(One::one());
+        let started = StorageValueRef::persistent(NODE_STARTED_KEY)
+            .get::<u64>()
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let (nonce, updated) = next_nonce(stored, started, onchain, now, stale_after);
+        if stored.is_some_and(|r| r.started == started && r.next > onchain && nonce == onchain) {
+            log::warn!(target: LOG_TARGET, "{:?}: transactions up to nonce {:?} never landed; sending from {nonce:?} again", account.id, updated.next);
+        }
+        let sent = T::create_signed_transaction::<T::AuthorityId>(
+            call.into(),
+            account.public.clone(),
+            account.id.clone(),
+            nonce,
+        )
+        .and_then(|xt| SubmitTransaction::<T, Call<T>>::submit_transaction(xt).ok());
+        match sent {
+            Some(()) => {
+                record.set(&updated);
+                Some(())
+            }
+            None => {
+                log::warn!(target: LOG_TARGET, "could not send a transaction for {:?}; retrying next block", account.id);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Record = NonceRecord<u32, u64>;
+
+    #[test]
+    fn consecutive_sends_before_inclusion_get_consecutive_nonces() {
+        let (first, r) = next_nonce::<u32, u64>(None, 1, 7, 10, 5);
+        assert_eq!(first, 7);
+        // The next block's worker: the first is not included yet (on-chain still 7).
+        let (second, r) = next_nonce(Some(r), 1, 7, 11, 5);
+        assert_eq!(second, 8);
+        // Both land: the chain is ahead of nothing, the record follows it.
+        let (third, _) = next_nonce(Some(r), 1, 9, 12, 5);
+        assert_eq!(third, 9);
+    }
+
+    #[test]
+    fn the_chain_ahead_of_the_record_wins() {
+        let r = Record {
+            started: 1,
+            next: 3,
+            onchain: 2,
+            since: 1,
+        };
+        assert_eq!(next_nonce(Some(r), 1, 9, 4, 5).0, 9);
+    }
+
+    #[test]
+    fn a_gap_that_never_fills_falls_back_to_the_chain() {
+        let r = Record {
+            started: 1,
+            next: 12,
+            onchain: 9,
+            since: 100,
+        };
+        // Within the grace period the record stands (the transactions may still land).
+        assert_eq!(next_nonce(Some(r), 1, 9, 105, 5).0, 12);
+        // After it, they were lost: start again from the chain's nonce.
+        let (nonce, after) = next_nonce(Some(r), 1, 9, 106, 5);
+        assert_eq!(nonce, 9);
+        assert_eq!(after.next, 10);
+        assert_eq!(after.since, 100);
+    }
+
+    #[test]
+    fn a_record_from_before_the_node_restarted_is_void() {
+        let r = Record {
+            started: 1,
+            next: 12,
+            onchain: 9,
+            since: 100,
+        };
+        // The old pool died with the old process: its nonces never land.
+        let (nonce, after) = next_nonce(Some(r), 2, 9, 101, 5);
+        assert_eq!(nonce, 9);
+        assert_eq!(after.started, 2);
+    }
+}
