@@ -9,8 +9,9 @@
 //! payload, and [`DisputePlan::run`] refuses to return a trace whose output differs from
 //! the engine's own (`EngineError::DisputePlanMismatch`).
 //!
-//! Covered today: ONNX graphs of `Gemm` (alpha = beta = 1, `transA = 0`, a bias vector),
-//! `MatMul` by a 2-D weight, `Relu` and `Softmax` over the last axis of a one-row tensor,
+//! Covered today: ONNX graphs of `Gemm` (alpha = beta = 1, `transA = 0`, a bias vector)
+//! and `MatMul` by a 2-D weight (as `GemmBt` steps, the weight stored N × K, whose
+//! outputs open chunk by chunk), `Relu` and `Softmax` over the last axis of a one-row tensor,
 //! one f32 input and one output: the plans of `models/tiny-mlp`. Anything else is
 //! `EngineError::UnsupportedOp`; the element-level bisection and the rest of the engine's
 //! operators come next.
@@ -21,11 +22,15 @@ use crate::{
 };
 use candle_onnx::onnx::{self, ModelProto};
 use codec::Encode;
-use inferchain_kernels::call::{Call, CallBias};
+use inferchain_kernels::call::Call;
 use inferchain_primitives::{
-    dispute::{ModelCommitments, Operand, PlanStep, Read, StepProof, StepReferee},
+    dispute::{
+        ElementOperand, ElementProof, ElementRead, ModelCommitments, Operand, PlanStep, Read,
+        StepProof, StepReferee,
+    },
     io::Payload,
     merkle::{self, Hash},
+    tensor_tree::{chunk_root, tensor_leaf, ChunkRange},
     H256,
 };
 use inferchain_referee::{KernelReferee, Step};
@@ -59,11 +64,16 @@ struct Value {
 }
 
 impl Value {
-    /// How a later step reads it: its step and its length in every run (f32 values).
+    /// Its length in every run (f32 values).
+    fn bytes(&self) -> usize {
+        self.dims.iter().product::<usize>() * 4
+    }
+
+    /// How a later step reads it: its step and its length.
     fn read(&self) -> Read {
         Read::Step {
             index: self.step,
-            bytes: (self.dims.iter().product::<usize>() * 4) as u32,
+            bytes: self.bytes() as u32,
         }
     }
 }
@@ -77,8 +87,12 @@ struct Compiler<'a> {
 }
 
 impl<'a> Compiler<'a> {
-    fn push(&mut self, op: Vec<u8>, reads: Vec<Read>) -> u32 {
-        self.plan.steps.push(PlanStep { op, reads });
+    fn push(&mut self, op: Vec<u8>, reads: Vec<Read>, output_bytes: usize) -> u32 {
+        self.plan.steps.push(PlanStep {
+            op,
+            reads,
+            output_bytes: output_bytes as u32,
+        });
         (self.plan.steps.len() - 1) as u32
     }
 
@@ -149,8 +163,10 @@ impl<'a> Compiler<'a> {
                 node.op_type
             )));
         };
-        let (wb, bdims) = self.weight(b, trans_b)?;
-        let [kb, n] = bdims[..] else {
+        // The step reads B transposed (N × K), so that an element's column of B is one
+        // contiguous row: ONNX's `transB` weight as stored, a plain one transposed.
+        let (wb, bdims) = self.weight(b, !trans_b)?;
+        let [n, kb] = bdims[..] else {
             return Err(unsupported("dispute plan: a non-2-D weight"));
         };
         if kb != k {
@@ -160,28 +176,22 @@ impl<'a> Compiler<'a> {
             )));
         }
         let mut reads = vec![a.read(), Read::Weight(wb)];
-        let bias = match bias {
-            None => CallBias::None,
-            Some(c) => {
-                let (wc, cdims) = self.weight(c, false)?;
-                if cdims.iter().product::<usize>() != n || cdims.last() != Some(&n) {
-                    return Err(unsupported(
-                        "dispute plan: a Gemm bias that is not a row of N",
-                    ));
-                }
-                reads.push(Read::Weight(wc));
-                CallBias::Col(Vec::new())
+        if let Some(c) = bias {
+            let (wc, cdims) = self.weight(c, false)?;
+            if cdims.iter().product::<usize>() != n || cdims.last() != Some(&n) {
+                return Err(unsupported(
+                    "dispute plan: a Gemm bias that is not a row of N",
+                ));
             }
-        };
-        let call = Call::Gemm {
+            reads.push(Read::Weight(wc));
+        }
+        let op = Step::GemmBt {
             m: m as u32,
             n: n as u32,
             k: k as u32,
-            a: Vec::new(),
-            b: Vec::new(),
-            bias,
+            bias: bias.is_some(),
         };
-        let step = self.push(kernel(call), reads);
+        let step = self.push(op.encode(), reads, m * n * 4);
         Ok(Value {
             step,
             dims: vec![m, n],
@@ -214,7 +224,7 @@ impl<'a> Compiler<'a> {
             "MatMul" => self.matrix_product(node, input(0), input(1), false, None)?,
             "Relu" => {
                 let x = self.value(input(0))?;
-                let step = self.push(Step::Relu.encode(), vec![x.read()]);
+                let step = self.push(Step::Relu.encode(), vec![x.read()], x.bytes());
                 Value { step, dims: x.dims }
             }
             "Softmax" => {
@@ -227,7 +237,7 @@ impl<'a> Compiler<'a> {
                     return Err(unsupported("dispute plan: Softmax of more than one row"));
                 }
                 let call = Call::Softmax { x: Vec::new() };
-                let step = self.push(kernel(call), vec![x.read()]);
+                let step = self.push(kernel(call), vec![x.read()], x.bytes());
                 Value { step, dims: x.dims }
             }
             other => return Err(unsupported(format!("dispute plan: {other}"))),
@@ -308,12 +318,14 @@ impl DisputePlan {
             .collect();
         for (index, info) in inputs.iter().enumerate() {
             let dims = fixed_dims(info)?;
+            let bytes = dims.iter().product::<usize>() * 4;
             let step = c.push(
                 Step::InputTensor {
                     index: index as u32,
                 }
                 .encode(),
                 vec![Read::Input],
+                bytes,
             );
             c.values.insert(info.name.clone(), Value { step, dims });
         }
@@ -324,20 +336,26 @@ impl DisputePlan {
             return Err(unsupported("dispute plan: a graph with several outputs"));
         };
         let y = c.value(&output.name)?;
-        let shape = y.dims.iter().map(|d| *d as u32).collect();
-        c.push(Step::Output { shape }.encode(), vec![y.read()]);
+        let shape: Vec<u32> = y.dims.iter().map(|d| *d as u32).collect();
+        let payload = Payload::Tensors(vec![inferchain_primitives::io::Tensor::from_f32(
+            shape.clone(),
+            &vec![0.0; y.dims.iter().product()],
+        )])
+        .encode()
+        .len();
+        c.push(Step::Output { shape }.encode(), vec![y.read()], payload);
         Ok(c.plan)
     }
 
-    fn step_leaves(&self) -> Vec<Hash> {
+    pub(crate) fn step_leaves(&self) -> Vec<Hash> {
         self.steps
             .iter()
             .map(|s| merkle::leaf(&s.encode()))
             .collect()
     }
 
-    fn weight_leaves(&self) -> Vec<Hash> {
-        self.weights.iter().map(|w| merkle::leaf(w)).collect()
+    pub(crate) fn weight_leaves(&self) -> Vec<Hash> {
+        self.weights.iter().map(|w| tensor_leaf(w)).collect()
     }
 
     /// What governance records for the model (`set_model_commitments`).
@@ -415,10 +433,50 @@ impl DisputePlan {
         Ok(())
     }
 
+    /// The element proof of chunk `chunk` of step `index`'s output, of a run whose step
+    /// outputs are `outputs`: the ranges the referee names, each proven against its
+    /// tensor's chunk root and that root against the trace or the weights root.
+    pub fn element_proof(
+        &self,
+        outputs: &[Vec<u8>],
+        index: usize,
+        chunk: u32,
+    ) -> Option<ElementProof> {
+        let step = self.steps.get(index)?.clone();
+        let reads = KernelReferee::element_reads(&step.op, step.output_bytes, chunk).ok()?;
+        let trace_leaves: Vec<Hash> = outputs.iter().map(|o| tensor_leaf(o)).collect();
+        let weight_leaves = self.weight_leaves();
+        let tensor = |data: &[u8], leaves: &[Hash], at: usize, r: &ElementRead| {
+            Some(ElementOperand::Tensor {
+                len: data.len() as u32,
+                chunk_root: chunk_root(data),
+                path: merkle::proof(leaves, at)?,
+                range: ChunkRange::of(data, r.start, r.len)?,
+            })
+        };
+        let operands = reads
+            .iter()
+            .map(|r| match *step.reads.get(r.operand as usize)? {
+                Read::Input => Some(ElementOperand::Input),
+                Read::Step { index: j, .. } => {
+                    tensor(outputs.get(j as usize)?, &trace_leaves, j as usize, r)
+                }
+                Read::Weight(w) => {
+                    tensor(self.weights.get(w as usize)?, &weight_leaves, w as usize, r)
+                }
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(ElementProof {
+            step_path: merkle::proof(&self.step_leaves(), index)?,
+            step,
+            operands,
+        })
+    }
+
     /// The proof of step `index` of a run whose step outputs are `outputs`.
     pub fn proof(&self, input: &[u8], outputs: &[Vec<u8>], index: usize) -> Option<StepProof> {
         let step = self.steps.get(index)?.clone();
-        let trace_leaves: Vec<Hash> = outputs.iter().map(|o| merkle::leaf(o)).collect();
+        let trace_leaves: Vec<Hash> = outputs.iter().map(|o| tensor_leaf(o)).collect();
         let weight_leaves = self.weight_leaves();
         let operands = step
             .reads

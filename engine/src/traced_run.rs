@@ -17,6 +17,8 @@ use codec::Encode;
 use inferchain_primitives::{
     dispute::ModelCommitments,
     host::{TraceAnswer, TraceAsk, TraceRun},
+    merkle,
+    tensor_tree::chunk_root,
     trace_tree::TraceTree,
     ModelId,
 };
@@ -79,6 +81,22 @@ impl TracedRun {
             TraceAsk::Proof(step) => self
                 .plan
                 .proof(&self.input, &self.outputs, step as usize)
+                .map(|p| TraceAnswer::Proof(p.encode())),
+            TraceAsk::Output(step) => (|| {
+                Some(TraceAnswer::Output {
+                    step: self.plan.steps.get(step as usize)?.encode(),
+                    step_path: merkle::proof(&self.plan.step_leaves(), step as usize)?,
+                    chunk_root: chunk_root(self.outputs.get(step as usize)?),
+                })
+            })(),
+            TraceAsk::ChunkChildren(step, at) => self
+                .outputs
+                .get(step as usize)
+                .and_then(|o| TraceTree::of_chunks(o).children(at))
+                .map(|(l, r)| TraceAnswer::Children(l, r)),
+            TraceAsk::ElementProof { step, chunk } => self
+                .plan
+                .element_proof(&self.outputs, step as usize, chunk)
                 .map(|p| TraceAnswer::Proof(p.encode())),
         };
         answer.unwrap_or(TraceAnswer::OutOfRange)

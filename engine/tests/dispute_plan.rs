@@ -49,7 +49,10 @@ fn the_tiny_mlp_plan_reproduces_the_engine_and_every_step_proves() {
         let outputs = plan
             .run(&model, &input)
             .expect("the plan's output is the engine's");
-        let leaves: Vec<merkle::Hash> = outputs.iter().map(|o| merkle::leaf(o)).collect();
+        let leaves: Vec<merkle::Hash> = outputs
+            .iter()
+            .map(|o| inferchain_primitives::tensor_tree::tensor_leaf(o))
+            .collect();
         let trace = TraceCommitment {
             root: H256(merkle::root(&leaves)),
             leaves: leaves.len() as u32,
@@ -60,7 +63,11 @@ fn the_tiny_mlp_plan_reproduces_the_engine_and_every_step_proves() {
                 .open(&commitments, &trace, i as u32, &input)
                 .expect("the proof opens");
             let out = KernelReferee::evaluate(op, &operands).expect("refereeable");
-            assert_eq!(merkle::leaf(&out), *leaf, "seed {seed} step {i}");
+            assert_eq!(
+                inferchain_primitives::tensor_tree::tensor_leaf(&out),
+                *leaf,
+                "seed {seed} step {i}"
+            );
         }
     }
 }
@@ -128,7 +135,7 @@ fn traced_runs_answer_every_move_and_a_corrupted_run_differs_at_one_step_first()
     );
     assert!(merkle::verify(
         &trace.root.0,
-        &merkle::leaf(&output),
+        &inferchain_primitives::tensor_tree::tensor_leaf(&output),
         5,
         6,
         &output_path
@@ -165,7 +172,9 @@ fn traced_runs_answer_every_move_and_a_corrupted_run_differs_at_one_step_first()
     let (op, operands) = proof
         .open(&commitments, &bad.tree().commitment(), 3, &input)
         .expect("opens: every earlier leaf is agreed");
-    let computed = merkle::leaf(&KernelReferee::evaluate(op, &operands).expect("evaluates"));
+    let computed = inferchain_primitives::tensor_tree::tensor_leaf(
+        &KernelReferee::evaluate(op, &operands).expect("evaluates"),
+    );
     assert_eq!(computed, h);
     assert_ne!(computed, b);
     assert_eq!(honest.answer(TraceAsk::Proof(6)), TraceAnswer::OutOfRange);
@@ -192,4 +201,46 @@ fn a_plan_whose_commitments_differ_from_the_registered_ones_is_refused() {
         engine.traced_run(&id, &input(1), &wrong, TraceRun::Honest),
         Err(EngineError::CommitmentsMismatch)
     ));
+}
+
+#[test]
+fn every_chunk_of_every_step_with_an_element_path_proves() {
+    use inferchain_primitives::tensor_tree::{chunk_count, chunk_leaves, tensor_leaf};
+    let bytes = model_bytes("tiny-mlp");
+    let plan = DisputePlan::compile_onnx(&bytes).expect("compiles");
+    let commitments = plan.commitments();
+    let input = input(5);
+    let outputs = plan.trace(&input).expect("runs");
+    let leaves: Vec<merkle::Hash> = outputs.iter().map(|o| tensor_leaf(o)).collect();
+    let trace = TraceCommitment {
+        root: H256(merkle::root(&leaves)),
+        leaves: leaves.len() as u32,
+    };
+    let mut proven = 0;
+    for (i, step) in plan.steps.iter().enumerate() {
+        assert_eq!(step.output_bytes as usize, outputs[i].len(), "step {i}");
+        if KernelReferee::element_reads(&step.op, step.output_bytes, 0).is_err() {
+            assert!(plan.element_proof(&outputs, i, 0).is_none());
+            continue;
+        }
+        let chunks = chunk_leaves(&outputs[i]);
+        for chunk in 0..chunk_count(step.output_bytes) {
+            let proof = plan.element_proof(&outputs, i, chunk).expect("a proof");
+            let reads =
+                KernelReferee::element_reads(&step.op, step.output_bytes, chunk).expect("reads");
+            let (op, slices) = proof
+                .open(&commitments, &trace, i as u32, &input, &reads)
+                .expect("opens");
+            let out = KernelReferee::evaluate_chunk(op, step.output_bytes, chunk, &slices)
+                .expect("evaluates");
+            assert_eq!(
+                merkle::leaf(&out),
+                chunks[chunk as usize],
+                "step {i} chunk {chunk}"
+            );
+            proven += 1;
+        }
+    }
+    // Two GemmBt steps and the Relu, at least a chunk each.
+    assert!(proven >= 3, "{proven} chunks proven");
 }

@@ -7,8 +7,9 @@
 //! prover chooses nothing but bytes that must match their commitments.
 //!
 //! A model's plan is a list of `steps` steps in a canonical order. Running it on an input
-//! yields one tensor per step; the trace is the list of their leaf hashes
-//! (`merkle::leaf(bytes)`), and the last step's bytes are the canonical output payload,
+//! yields one tensor per step; the trace is the list of their tensor leaves
+//! (`tensor_tree::tensor_leaf(bytes)`: a commitment that opens chunk by chunk), and the
+//! last step's bytes are the canonical output payload,
 //! so a trace commits to the output it ends in. Step `i` reads only the request's input,
 //! registered weight tensors and the outputs of steps before `i`.
 //!
@@ -24,6 +25,7 @@
 
 use crate::{
     merkle::{self, Hash},
+    tensor_tree::{tensor_leaf, tensor_leaf_of, ChunkRange},
     H256,
 };
 use alloc::vec::Vec;
@@ -51,7 +53,7 @@ pub struct TraceCommitment {
 
 /// What governance registers about a model so that its disputes can be refereed: a
 /// Merkle root over its plan's step descriptors (leaf `i` = `merkle::leaf(step i)`) and
-/// one over its weight tensors (leaf `w` = `merkle::leaf(canonical bytes of tensor w)`).
+/// one over its weight tensors (leaf `w` = `tensor_leaf(canonical bytes of tensor w)`).
 /// Anyone can recompute both from the model's files with the engine.
 #[derive(
     Clone,
@@ -203,6 +205,9 @@ pub enum Read {
 pub struct PlanStep {
     pub op: Vec<u8>,
     pub reads: Vec<Read>,
+    /// The length of the step's output in every honest run (what its tensor leaf commits
+    /// to, and what the element-level walk over its chunks counts).
+    pub output_bytes: u32,
 }
 
 /// One operand of a refereed step: its bytes and, for a step output or a weight, the
@@ -260,14 +265,7 @@ impl StepProof {
         index: u32,
         input: &[u8],
     ) -> Result<(&[u8], Vec<&[u8]>), ProofError> {
-        let step_ok = merkle::verify(
-            &model.plan_root.0,
-            &merkle::leaf(&self.step.encode()),
-            index as usize,
-            model.steps as usize,
-            &self.step_path,
-        );
-        if !step_ok || trace.leaves != model.steps {
+        if !is_plan_step(model, &self.step, index, &self.step_path) || trace.leaves != model.steps {
             return Err(ProofError::BadStep);
         }
         if self.operands.len() != self.step.reads.len() {
@@ -285,7 +283,7 @@ impl StepProof {
                     operand.data.len() == bytes as usize
                         && merkle::verify(
                             &trace.root.0,
-                            &merkle::leaf(&operand.data),
+                            &tensor_leaf(&operand.data),
                             j as usize,
                             trace.leaves as usize,
                             &operand.path,
@@ -296,7 +294,7 @@ impl StepProof {
                 }
                 Read::Weight(w) => merkle::verify(
                     &model.weights_root.0,
-                    &merkle::leaf(&operand.data),
+                    &tensor_leaf(&operand.data),
                     w as usize,
                     model.weights as usize,
                     &operand.path,
@@ -308,6 +306,137 @@ impl StepProof {
             operands.push(operand.data.as_slice());
         }
         Ok((&self.step.op, operands))
+    }
+}
+
+/// A byte range of one of a step's operands: what one chunk of its output is computed
+/// from (the referee says which, [`StepReferee::element_reads`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
+pub struct ElementRead {
+    /// Which of the step's reads.
+    pub operand: u32,
+    pub start: u32,
+    pub len: u32,
+}
+
+/// One operand range of a refereed chunk, as a prover posts it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
+pub enum ElementOperand {
+    /// A range of the request's input (the runtime has it).
+    Input,
+    /// A range of a step output or a weight: the tensor's length and chunk root, the path
+    /// of its tensor leaf in the trace or the weights root, and the covering chunks.
+    Tensor {
+        len: u32,
+        chunk_root: Hash,
+        path: Vec<Hash>,
+        range: ChunkRange,
+    },
+}
+
+/// Everything the runtime needs to recompute one chunk of step `index`'s output: the
+/// plan step with its proof, and one operand per range the referee names.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
+pub struct ElementProof {
+    pub step: PlanStep,
+    pub step_path: Vec<Hash>,
+    pub operands: Vec<ElementOperand>,
+}
+
+/// Whether `step` is step `index` of the model's plan.
+pub fn is_plan_step(model: &ModelCommitments, step: &PlanStep, index: u32, path: &[Hash]) -> bool {
+    merkle::verify(
+        &model.plan_root.0,
+        &merkle::leaf(&step.encode()),
+        index as usize,
+        model.steps as usize,
+        path,
+    )
+}
+
+impl ElementProof {
+    /// Checks that `step` is step `index` of the plan and that each operand is the range
+    /// `reads` names of what the step's read commits to (as [`StepProof::open`] does for
+    /// whole operands). On success returns the step's op and the ranges' bytes, in order.
+    pub fn open<'a>(
+        &'a self,
+        model: &ModelCommitments,
+        trace: &TraceCommitment,
+        index: u32,
+        input: &'a [u8],
+        reads: &[ElementRead],
+    ) -> Result<(&'a [u8], Vec<&'a [u8]>), ProofError> {
+        if !is_plan_step(model, &self.step, index, &self.step_path) || trace.leaves != model.steps {
+            return Err(ProofError::BadStep);
+        }
+        if self.operands.len() != reads.len() {
+            return Err(ProofError::OperandCount);
+        }
+        let mut slices = Vec::with_capacity(reads.len());
+        for (n, (operand, read)) in self.operands.iter().zip(reads).enumerate() {
+            let n = n as u32;
+            let bad = ProofError::BadOperand { operand: n };
+            let source = *self
+                .step
+                .reads
+                .get(read.operand as usize)
+                .ok_or(ProofError::UnsatisfiableRead { operand: n })?;
+            let slice = match (source, operand) {
+                (Read::Input, ElementOperand::Input) => {
+                    let end = read.start.checked_add(read.len).ok_or(bad)?;
+                    input.get(read.start as usize..end as usize).ok_or(bad)?
+                }
+                (
+                    Read::Step { index: j, bytes },
+                    ElementOperand::Tensor {
+                        len,
+                        chunk_root,
+                        path,
+                        range,
+                    },
+                ) => {
+                    if j >= index {
+                        return Err(ProofError::UnsatisfiableRead { operand: n });
+                    }
+                    if *len != bytes {
+                        return Err(bad);
+                    }
+                    let leaf = tensor_leaf_of(*len, chunk_root);
+                    merkle::verify(
+                        &trace.root.0,
+                        &leaf,
+                        j as usize,
+                        trace.leaves as usize,
+                        path,
+                    )
+                    .then(|| range.open(chunk_root, *len, read.start, read.len))
+                    .flatten()
+                    .ok_or(bad)?
+                }
+                (Read::Weight(w), _) if w >= model.weights => {
+                    return Err(ProofError::UnsatisfiableRead { operand: n });
+                }
+                (
+                    Read::Weight(w),
+                    ElementOperand::Tensor {
+                        len,
+                        chunk_root,
+                        path,
+                        range,
+                    },
+                ) => {
+                    let leaf = tensor_leaf_of(*len, chunk_root);
+                    let (root, count) = (&model.weights_root.0, model.weights as usize);
+                    merkle::verify(root, &leaf, w as usize, count, path)
+                        .then(|| range.open(chunk_root, *len, read.start, read.len))
+                        .flatten()
+                        .ok_or(bad)?
+                }
+                _ => return Err(bad),
+            };
+            slices.push(slice);
+        }
+        Ok((&self.step.op, slices))
     }
 }
 
@@ -342,6 +471,27 @@ pub trait StepReferee {
     /// The costliest step the referee evaluates and operands for it: what the
     /// `prove_step` benchmark re-executes.
     fn costliest_step() -> (Vec<u8>, Vec<Vec<u8>>);
+
+    /// The operand ranges chunk `chunk` (of `tensor_tree::CHUNK_BYTES` bytes) of the
+    /// output of `step` (`output_bytes` long) is computed from; `UnknownStep` for a step
+    /// without an element path (it must be proven whole), `TooLarge` beyond the caps.
+    fn element_reads(
+        step: &[u8],
+        output_bytes: u32,
+        chunk: u32,
+    ) -> Result<Vec<ElementRead>, RefereeError>;
+
+    /// The bytes of that chunk, from the ranges `element_reads` named, in its order.
+    fn evaluate_chunk(
+        step: &[u8],
+        output_bytes: u32,
+        chunk: u32,
+        slices: &[&[u8]],
+    ) -> Result<Vec<u8>, RefereeError>;
+
+    /// The costliest chunk the referee evaluates: step, output length, chunk and the
+    /// operand tensors its reads range over (what the `prove_element` benchmark runs).
+    fn costliest_chunk() -> (Vec<u8>, u32, u32, Vec<Vec<u8>>);
 }
 
 #[cfg(test)]
@@ -428,13 +578,14 @@ mod tests {
             .map(|i| PlanStep {
                 op: vec![b's', i],
                 reads: if i == 4 { reads.clone() } else { vec![] },
+                output_bytes: 2,
             })
             .collect();
         let step_leaves: Vec<Hash> = steps.iter().map(|s| leaf(&s.encode())).collect();
         let weights: Vec<Vec<u8>> = (0..3u8).map(|i| vec![b'w', i, i]).collect();
-        let weight_leaves: Vec<Hash> = weights.iter().map(|w| leaf(w)).collect();
+        let weight_leaves: Vec<Hash> = weights.iter().map(|w| tensor_leaf(w)).collect();
         let outputs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![b'o', i]).collect();
-        let trace_leaves: Vec<Hash> = outputs.iter().map(|o| leaf(o)).collect();
+        let trace_leaves: Vec<Hash> = outputs.iter().map(|o| tensor_leaf(o)).collect();
         let model = ModelCommitments {
             plan_root: H256(root(&step_leaves)),
             steps: 6,
@@ -491,7 +642,7 @@ mod tests {
         // the trace commits to it (junk two colluding parties agree on).
         let mut junk_outputs = outputs.clone();
         junk_outputs[2] = vec![1, 2, 3];
-        let junk_leaves: Vec<Hash> = junk_outputs.iter().map(|o| leaf(o)).collect();
+        let junk_leaves: Vec<Hash> = junk_outputs.iter().map(|o| tensor_leaf(o)).collect();
         let junk_trace = TraceCommitment {
             root: H256(root(&junk_leaves)),
             leaves: 6,
@@ -550,6 +701,7 @@ mod tests {
         let selfish = PlanStep {
             op: vec![b'x'],
             reads: vec![Read::Step { index: 0, bytes: 2 }],
+            output_bytes: 2,
         };
         let one = ModelCommitments {
             plan_root: H256(root(&[leaf(&selfish.encode())])),
@@ -571,6 +723,128 @@ mod tests {
         assert_eq!(
             p.open(&one, &trace1, 0, &input),
             Err(ProofError::UnsatisfiableRead { operand: 0 })
+        );
+    }
+
+    #[test]
+    fn an_element_proof_opens_ranges_of_committed_tensors_only() {
+        use crate::tensor_tree::{chunk_root, ChunkRange};
+        let outputs: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 70]).collect();
+        let weights: Vec<Vec<u8>> = (0..2u8).map(|i| vec![100 + i; 90]).collect();
+        let step = PlanStep {
+            op: vec![b'e'],
+            reads: vec![
+                Read::Input,
+                Read::Step {
+                    index: 1,
+                    bytes: 70,
+                },
+                Read::Weight(1),
+            ],
+            output_bytes: 70,
+        };
+        let mut steps: Vec<PlanStep> = (0..4u8)
+            .map(|i| PlanStep {
+                op: vec![b's', i],
+                reads: vec![],
+                output_bytes: 70,
+            })
+            .collect();
+        steps[3] = step.clone();
+        let step_leaves: Vec<Hash> = steps.iter().map(|s| leaf(&s.encode())).collect();
+        let trace_leaves: Vec<Hash> = outputs.iter().map(|o| tensor_leaf(o)).collect();
+        let weight_leaves: Vec<Hash> = weights.iter().map(|w| tensor_leaf(w)).collect();
+        let model = ModelCommitments {
+            plan_root: H256(root(&step_leaves)),
+            steps: 4,
+            weights_root: H256(root(&weight_leaves)),
+            weights: 2,
+        };
+        let trace = TraceCommitment {
+            root: H256(root(&trace_leaves)),
+            leaves: 4,
+        };
+        let input = b"the request input".to_vec();
+        let reads = [
+            ElementRead {
+                operand: 0,
+                start: 4,
+                len: 7,
+            },
+            ElementRead {
+                operand: 1,
+                start: 30,
+                len: 8,
+            },
+            ElementRead {
+                operand: 2,
+                start: 64,
+                len: 26,
+            },
+        ];
+        let tensor =
+            |data: &[u8], leaves: &[Hash], at: usize, r: &ElementRead| ElementOperand::Tensor {
+                len: data.len() as u32,
+                chunk_root: chunk_root(data),
+                path: proof(leaves, at).unwrap(),
+                range: ChunkRange::of(data, r.start, r.len).unwrap(),
+            };
+        let good = ElementProof {
+            step: step.clone(),
+            step_path: proof(&step_leaves, 3).unwrap(),
+            operands: vec![
+                ElementOperand::Input,
+                tensor(&outputs[1], &trace_leaves, 1, &reads[1]),
+                tensor(&weights[1], &weight_leaves, 1, &reads[2]),
+            ],
+        };
+        let (op, slices) = good.open(&model, &trace, 3, &input, &reads).unwrap();
+        assert_eq!(op, b"e");
+        assert_eq!(
+            slices,
+            vec![&input[4..11], &outputs[1][30..38], &weights[1][64..90]]
+        );
+        // Another step index, fewer operands, another range than the referee named, a
+        // range of another tensor, an input range past its end: none opens.
+        assert_eq!(
+            good.open(&model, &trace, 2, &input, &reads),
+            Err(ProofError::BadStep)
+        );
+        assert_eq!(
+            good.open(&model, &trace, 3, &input, &reads[..2]),
+            Err(ProofError::OperandCount)
+        );
+        let mut shifted = reads;
+        shifted[1].start = 40;
+        assert_eq!(
+            good.open(&model, &trace, 3, &input, &shifted),
+            Err(ProofError::BadOperand { operand: 1 })
+        );
+        let mut swapped = good.clone();
+        swapped.operands[1] = tensor(&outputs[0], &trace_leaves, 0, &reads[1]);
+        assert_eq!(
+            swapped.open(&model, &trace, 3, &input, &reads),
+            Err(ProofError::BadOperand { operand: 1 })
+        );
+        let mut past = reads;
+        past[0].len = 100;
+        assert_eq!(
+            good.open(&model, &trace, 3, &input, &past),
+            Err(ProofError::BadOperand { operand: 0 })
+        );
+        // A step output of another length than the plan fixes does not open.
+        let mut junk_outputs = outputs.clone();
+        junk_outputs[1] = vec![1; 64];
+        let junk_leaves: Vec<Hash> = junk_outputs.iter().map(|o| tensor_leaf(o)).collect();
+        let junk_trace = TraceCommitment {
+            root: H256(root(&junk_leaves)),
+            leaves: 4,
+        };
+        let mut junk = good.clone();
+        junk.operands[1] = tensor(&junk_outputs[1], &junk_leaves, 1, &reads[1]);
+        assert_eq!(
+            junk.open(&model, &junk_trace, 3, &input, &reads),
+            Err(ProofError::BadOperand { operand: 1 })
         );
     }
 }

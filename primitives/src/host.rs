@@ -64,6 +64,13 @@ pub enum TraceAsk {
     Children(Position),
     /// The encoded `StepProof` of a step.
     Proof(u32),
+    /// The encoded plan step, its path and the chunk root of the step's output: the
+    /// element-level walk's opening reveal.
+    Output(u32),
+    /// The hashes of the two children of a node of a step output's chunk tree.
+    ChunkChildren(u32, Position),
+    /// The encoded `ElementProof` of one chunk of a step's output.
+    ElementProof { step: u32, chunk: u32 },
 }
 
 /// The answer to a [`TraceAsk`].
@@ -76,6 +83,11 @@ pub enum TraceAnswer {
     },
     Children(Hash, Hash),
     Proof(Vec<u8>),
+    Output {
+        step: Vec<u8>,
+        step_path: Vec<Hash>,
+        chunk_root: Hash,
+    },
     /// The position or step is not in the trace.
     OutOfRange,
 }

@@ -4,7 +4,7 @@
 //! ([`ModelId`], [`RequestId`]), the canonical encoding of model inputs and outputs
 //! ([`io`]), what governance registers about a model ([`model`]) and how two outputs are
 //! compared ([`compare`]), and the commitments and proofs of the dispute game ([`dispute`],
-//! [`merkle`], [`trace_tree`]).
+//! [`merkle`], [`tensor_tree`], [`trace_tree`]).
 //!
 //! What it must not do: depend on FRAME pallets, the engine or anything `std`-only.
 //! The runtime, the engine and the clients all decode the same bytes with these types,
@@ -20,6 +20,7 @@ pub mod host;
 pub mod io;
 pub mod merkle;
 pub mod model;
+pub mod tensor_tree;
 pub mod trace_tree;
 
 pub use sp_core::H256;

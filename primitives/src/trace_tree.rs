@@ -25,7 +25,18 @@ impl TraceTree {
     /// The tree over the outputs of every step of a run, in plan order.
     pub fn from_outputs<O: AsRef<[u8]>>(outputs: &[O]) -> TraceTree {
         TraceTree {
-            leaves: outputs.iter().map(|o| merkle::leaf(o.as_ref())).collect(),
+            leaves: outputs
+                .iter()
+                .map(|o| crate::tensor_tree::tensor_leaf(o.as_ref()))
+                .collect(),
+        }
+    }
+
+    /// The tree over a tensor's chunks (`tensor_tree`): what the element-level walk
+    /// descends, with the same node arithmetic as a trace.
+    pub fn of_chunks(tensor: &[u8]) -> TraceTree {
+        TraceTree {
+            leaves: crate::tensor_tree::chunk_leaves(tensor),
         }
     }
 

@@ -19,8 +19,9 @@ use alloc::vec::Vec;
 use codec::{Decode, Encode};
 use inferchain_kernels::{call::Call, math::CANONICAL_NAN};
 use inferchain_primitives::{
-    dispute::{RefereeError, StepReferee},
+    dispute::{ElementRead, RefereeError, StepReferee},
     io::{Payload, Tensor},
+    tensor_tree::CHUNK_BYTES,
 };
 
 /// The most operand bytes one step may read.
@@ -57,6 +58,12 @@ pub enum Step {
     /// Tensor `index` of the request's input payload (operand 0), as its data bytes:
     /// how a plan's first steps read the input.
     InputTensor { index: u32 },
+    /// `C = A Bᵀ (+ bias)`: operand 0 is A (`m × k`), operand 1 is B *transposed*
+    /// (`n × k`, so that column `j` of B is one contiguous row), operand 2 (if `bias`)
+    /// the column bias (`n`). The same bits as the kernels' `Gemm` on B: every element is
+    /// one FMA chain along K from +0, then `+ bias`, NaN canonical. Its output opens
+    /// element by element: a chunk reads rows of A and of Bᵀ.
+    GemmBt { m: u32, n: u32, k: u32, bias: bool },
 }
 
 fn floats(bytes: &[u8]) -> Result<Vec<f32>, RefereeError> {
@@ -71,6 +78,96 @@ fn floats(bytes: &[u8]) -> Result<Vec<f32>, RefereeError> {
 
 fn bytes(values: &[f32]) -> Vec<u8> {
     inferchain_kernels::call::output_bytes(values)
+}
+
+/// NaN canonical, as every kernel writes it.
+fn canonical(v: f32) -> f32 {
+    if v.is_nan() {
+        CANONICAL_NAN
+    } else {
+        v
+    }
+}
+
+/// One element of a matrix product: the FMA chain of `a` and `b` along K from +0, then
+/// `+ bias`, NaN canonical (the definition in `inferchain_kernels::gemm`).
+fn gemm_element(a: &[f32], b: &[f32], bias: Option<f32>) -> f32 {
+    let acc = a.iter().zip(b).fold(0f32, |acc, (&x, &y)| {
+        inferchain_kernels::fma::fma(x, y, acc)
+    });
+    canonical(match bias {
+        Some(b) => acc + b,
+        None => acc,
+    })
+}
+
+fn gemm_bt(
+    (m, n, k, has_bias): (u32, u32, u32, bool),
+    operands: &[&[u8]],
+) -> Result<Vec<u8>, RefereeError> {
+    let (a, bt, bias) = match (operands, has_bias) {
+        ([a, bt], false) => (floats(a)?, floats(bt)?, None),
+        ([a, bt, bias], true) => (floats(a)?, floats(bt)?, Some(floats(bias)?)),
+        _ => return Err(RefereeError::OperandMismatch),
+    };
+    let (m, n, k) = (m as usize, n as usize, k as usize);
+    let work = (m.max(1) as u64) * (n.max(1) as u64) * (k.max(1) as u64);
+    if work > MAX_WORK || (m as u64) * (n as u64) > MAX_OUTPUT_ELEMENTS {
+        return Err(RefereeError::TooLarge);
+    }
+    if a.len() != m * k || bt.len() != n * k || bias.as_ref().is_some_and(|b| b.len() != n) {
+        return Err(RefereeError::OperandMismatch);
+    }
+    let mut out = Vec::with_capacity(m * n);
+    for i in 0..m {
+        for j in 0..n {
+            out.push(gemm_element(
+                &a[i * k..][..k],
+                &bt[j * k..][..k],
+                bias.as_ref().map(|b| b[j]),
+            ));
+        }
+    }
+    Ok(bytes(&out))
+}
+
+/// The elements of chunk `chunk` of an output of `output_bytes` bytes (4 per f32).
+fn chunk_elements(output_bytes: u32, chunk: u32) -> Result<core::ops::Range<u32>, RefereeError> {
+    if !output_bytes.is_multiple_of(4) {
+        return Err(RefereeError::OperandMismatch);
+    }
+    let per = (CHUNK_BYTES / 4) as u32;
+    let first = chunk
+        .checked_mul(per)
+        .ok_or(RefereeError::OperandMismatch)?;
+    let end = first.saturating_add(per).min(output_bytes / 4);
+    if first >= end {
+        return Err(RefereeError::OperandMismatch);
+    }
+    Ok(first..end)
+}
+
+/// The rows of one chunk of a `GemmBt` output: for each output row `i` it touches, the
+/// columns `j0..j1` it covers there.
+fn gemm_chunk_rows(
+    (m, n): (u32, u32),
+    output_bytes: u32,
+    chunk: u32,
+) -> Result<Vec<(u32, u32, u32)>, RefereeError> {
+    let cells = u64::from(m) * u64::from(n);
+    if n == 0 || cells * 4 != u64::from(output_bytes) {
+        return Err(RefereeError::OperandMismatch);
+    }
+    let elements = chunk_elements(output_bytes, chunk)?;
+    let mut rows: Vec<(u32, u32, u32)> = Vec::new();
+    for e in elements {
+        let (i, j) = (e / n, e % n);
+        match rows.last_mut() {
+            Some((row, _, end)) if *row == i => *end = j + 1,
+            _ => rows.push((i, j, j + 1)),
+        }
+    }
+    Ok(rows)
 }
 
 /// The runtime's referee.
@@ -152,6 +249,7 @@ impl StepReferee for KernelReferee {
                     _ => Err(RefereeError::OperandMismatch),
                 }
             }
+            Step::GemmBt { m, n, k, bias } => gemm_bt((m, n, k, bias), operands),
             Step::Output { shape } => {
                 let [x] = operands else {
                     return Err(RefereeError::OperandMismatch);
@@ -166,6 +264,123 @@ impl StepReferee for KernelReferee {
                 Ok(Payload::Tensors(alloc::vec![Tensor::from_f32(shape, &values)]).encode())
             }
         }
+    }
+
+    fn element_reads(
+        step: &[u8],
+        output_bytes: u32,
+        chunk: u32,
+    ) -> Result<Vec<ElementRead>, RefereeError> {
+        let step = Step::decode(&mut &step[..]).map_err(|_| RefereeError::UnknownStep)?;
+        let whole_chunk = |operand: u32| -> Result<ElementRead, RefereeError> {
+            let elements = chunk_elements(output_bytes, chunk)?;
+            Ok(ElementRead {
+                operand,
+                start: elements.start * 4,
+                len: (elements.end - elements.start) * 4,
+            })
+        };
+        let reads = match step {
+            Step::Binary(_) => alloc::vec![whole_chunk(0)?, whole_chunk(1)?],
+            Step::Relu => alloc::vec![whole_chunk(0)?],
+            Step::GemmBt { m, n, k, bias } => {
+                let row = k.checked_mul(4).ok_or(RefereeError::TooLarge)?;
+                let mut reads = Vec::new();
+                for (i, j0, j1) in gemm_chunk_rows((m, n), output_bytes, chunk)? {
+                    reads.push(ElementRead {
+                        operand: 0,
+                        start: i.checked_mul(row).ok_or(RefereeError::TooLarge)?,
+                        len: row,
+                    });
+                    reads.push(ElementRead {
+                        operand: 1,
+                        start: j0.checked_mul(row).ok_or(RefereeError::TooLarge)?,
+                        len: (j1 - j0).checked_mul(row).ok_or(RefereeError::TooLarge)?,
+                    });
+                    if bias {
+                        reads.push(ElementRead {
+                            operand: 2,
+                            start: j0 * 4,
+                            len: (j1 - j0) * 4,
+                        });
+                    }
+                }
+                reads
+            }
+            _ => return Err(RefereeError::UnknownStep),
+        };
+        let total: u64 = reads.iter().map(|r| u64::from(r.len)).sum();
+        if total > MAX_OPERAND_BYTES as u64 {
+            return Err(RefereeError::TooLarge);
+        }
+        Ok(reads)
+    }
+
+    fn evaluate_chunk(
+        step: &[u8],
+        output_bytes: u32,
+        chunk: u32,
+        slices: &[&[u8]],
+    ) -> Result<Vec<u8>, RefereeError> {
+        let reads = Self::element_reads(step, output_bytes, chunk)?;
+        if slices.len() != reads.len()
+            || slices
+                .iter()
+                .zip(&reads)
+                .any(|(s, r)| s.len() != r.len as usize)
+        {
+            return Err(RefereeError::OperandMismatch);
+        }
+        let step = Step::decode(&mut &step[..]).map_err(|_| RefereeError::UnknownStep)?;
+        match step {
+            Step::Binary(_) | Step::Relu => {
+                // The chunk's elements depend on the same elements of the operands only.
+                Self::evaluate(&step.encode(), slices)
+            }
+            Step::GemmBt { m, n, k, bias } => {
+                let per_row = if bias { 3 } else { 2 };
+                let mut out = Vec::new();
+                let rows = gemm_chunk_rows((m, n), output_bytes, chunk)?;
+                for ((_, j0, j1), group) in rows.iter().zip(slices.chunks(per_row)) {
+                    let a = floats(group[0])?;
+                    let bt = floats(group[1])?;
+                    let b = if bias { Some(floats(group[2])?) } else { None };
+                    for (c, _) in (*j0..*j1).enumerate() {
+                        out.push(gemm_element(
+                            &a,
+                            &bt[c * k as usize..][..k as usize],
+                            b.as_ref().map(|b| b[c]),
+                        ));
+                    }
+                }
+                Ok(bytes(&out))
+            }
+            _ => Err(RefereeError::UnknownStep),
+        }
+    }
+
+    /// A chunk of a `GemmBt` that straddles two output rows with K at the operand cap:
+    /// two rows of A, eight rows of Bᵀ and the bias, 2 × 4 × 6,500 multiply-adds.
+    fn costliest_chunk() -> (Vec<u8>, u32, u32, Vec<Vec<u8>>) {
+        let (m, n, k) = (2u32, 4u32, 6_500u32);
+        let step = Step::GemmBt {
+            m,
+            n,
+            k,
+            bias: true,
+        };
+        let values =
+            |len: u32| -> Vec<f32> { (0..len).map(|i| (i % 89) as f32 / 89.0 - 0.5).collect() };
+        (
+            step.encode(),
+            m * n * 4,
+            0,
+            alloc::vec![
+                bytes(&values(m * k)),
+                bytes(&values(n * k)),
+                bytes(&values(n))
+            ],
+        )
     }
 
     /// A 128 × 128 by 128 × 128 matrix product with a bias: 2²¹ multiply-adds (the work
@@ -366,6 +581,145 @@ mod tests {
         };
         assert_eq!(
             eval(&outer, &[alloc::vec![1.0; 1024], alloc::vec![1.0; 1024]]),
+            Err(RefereeError::TooLarge)
+        );
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i as u32 * 7919 + seed * 104_729) % 1000) as f32 / 250.0 - 2.0)
+            .collect()
+    }
+
+    #[test]
+    fn gemm_bt_is_the_kernels_gemm_on_the_transposed_operand() {
+        for (m, n, k, bias) in [(1, 3, 4, true), (3, 5, 7, false), (4, 9, 33, true)] {
+            let (a, bt, b) = (values(m * k, 1), values(n * k, 2), values(n, 3));
+            let mut kb = vec![0f32; k * n];
+            for j in 0..n {
+                for kk in 0..k {
+                    kb[kk * n + j] = bt[j * k + kk];
+                }
+            }
+            let call = Call::Gemm {
+                m: m as u32,
+                n: n as u32,
+                k: k as u32,
+                a: a.clone(),
+                b: kb,
+                bias: if bias {
+                    CallBias::Col(b.clone())
+                } else {
+                    CallBias::None
+                },
+            };
+            let step = Step::GemmBt {
+                m: m as u32,
+                n: n as u32,
+                k: k as u32,
+                bias,
+            };
+            let mut ops = vec![bytes(&a), bytes(&bt)];
+            if bias {
+                ops.push(bytes(&b));
+            }
+            let refs: Vec<&[u8]> = ops.iter().map(|o| o.as_slice()).collect();
+            let full = KernelReferee::evaluate(&step.encode(), &refs).unwrap();
+            assert_eq!(full, bytes(&call.eval()), "{m}x{n}x{k}");
+            // Every chunk, recomputed from the ranges it names, is that chunk of the whole.
+            let out_len = full.len() as u32;
+            for chunk in 0..out_len.div_ceil(CHUNK_BYTES as u32) {
+                let reads = KernelReferee::element_reads(&step.encode(), out_len, chunk).unwrap();
+                let slices: Vec<&[u8]> = reads
+                    .iter()
+                    .map(|r| &refs[r.operand as usize][r.start as usize..][..r.len as usize])
+                    .collect();
+                let got =
+                    KernelReferee::evaluate_chunk(&step.encode(), out_len, chunk, &slices).unwrap();
+                let from = chunk as usize * CHUNK_BYTES;
+                let to = (from + CHUNK_BYTES).min(full.len());
+                assert_eq!(got, full[from..to], "{m}x{n}x{k} chunk {chunk}");
+            }
+            // A chunk past the end, or an output of another length, has no reads.
+            let past = out_len.div_ceil(CHUNK_BYTES as u32);
+            assert!(KernelReferee::element_reads(&step.encode(), out_len, past).is_err());
+            assert!(KernelReferee::element_reads(&step.encode(), out_len + 4, 0).is_err());
+        }
+    }
+
+    #[test]
+    fn element_wise_chunks_and_steps_without_an_element_path() {
+        let (x, y) = (values(21, 4), values(21, 5));
+        let (xb, yb) = (bytes(&x), bytes(&y));
+        for step in [Step::Binary(Binary::Div), Step::Relu] {
+            let ops: Vec<&[u8]> = match step {
+                Step::Relu => vec![&xb],
+                _ => vec![&xb, &yb],
+            };
+            let full = KernelReferee::evaluate(&step.encode(), &ops).unwrap();
+            for chunk in 0..3u32 {
+                let reads = KernelReferee::element_reads(&step.encode(), 84, chunk).unwrap();
+                let slices: Vec<&[u8]> = reads
+                    .iter()
+                    .map(|r| &ops[r.operand as usize][r.start as usize..][..r.len as usize])
+                    .collect();
+                let from = chunk as usize * CHUNK_BYTES;
+                assert_eq!(
+                    KernelReferee::evaluate_chunk(&step.encode(), 84, chunk, &slices).unwrap(),
+                    full[from..(from + CHUNK_BYTES).min(84)]
+                );
+                // Slices of the wrong length are refused.
+                let mut short = slices.clone();
+                short[0] = &short[0][..4];
+                assert_eq!(
+                    KernelReferee::evaluate_chunk(&step.encode(), 84, chunk, &short),
+                    Err(RefereeError::OperandMismatch)
+                );
+            }
+        }
+        for step in [
+            Step::Output { shape: vec![1, 3] },
+            Step::InputTensor { index: 0 },
+            Step::Kernel {
+                template: Call::Sum { x: vec![] }.encode(),
+            },
+        ] {
+            assert_eq!(
+                KernelReferee::element_reads(&step.encode(), 12, 0),
+                Err(RefereeError::UnknownStep)
+            );
+        }
+    }
+
+    #[test]
+    fn the_costliest_chunk_is_within_the_caps() {
+        let (step, out, chunk, tensors) = KernelReferee::costliest_chunk();
+        let reads = KernelReferee::element_reads(&step, out, chunk).unwrap();
+        let total: u32 = reads.iter().map(|r| r.len).sum();
+        assert!(total as usize <= MAX_OPERAND_BYTES && total as usize > MAX_OPERAND_BYTES - 4096);
+        let slices: Vec<&[u8]> = reads
+            .iter()
+            .map(|r| &tensors[r.operand as usize][r.start as usize..][..r.len as usize])
+            .collect();
+        assert_eq!(
+            KernelReferee::evaluate_chunk(&step, out, chunk, &slices)
+                .unwrap()
+                .len(),
+            out as usize
+        );
+        // One more column of K is over the cap.
+        let Step::GemmBt { m, n, k, bias } = Step::decode(&mut &step[..]).unwrap() else {
+            unreachable!()
+        };
+        let wider = Step::GemmBt {
+            m,
+            n,
+            k: k + 100,
+            bias,
+        }
+        .encode();
+        assert_eq!(
+            KernelReferee::element_reads(&wider, out, chunk),
             Err(RefereeError::TooLarge)
         );
     }

@@ -29,11 +29,11 @@ pub const MINILM_L6_V2: ModelId = sp_core::H256(sp_core::hex2array!(
 /// are traced and settled by the bisection game.
 pub const TINY_MLP_COMMITMENTS: ModelCommitments = ModelCommitments {
     plan_root: sp_core::H256(sp_core::hex2array!(
-        "998f3da885677a73e43ae1cb1edeb16a89f4b2fac64b72402c410db4d4e44a7d"
+        "ca71b913797b1f5482fc3eb8a6e474e77117f902e346d3e3af770e5beb8b9024"
     )),
     steps: 6,
     weights_root: sp_core::H256(sp_core::hex2array!(
-        "f4d270fa95b8053dfd0e49523ce8697ff2dd5e2bbfd2f93bc815089212040970"
+        "ffce8a0302a3744f7cae8dceeadf2024c46a1a2c56c0248edf8be1e3de23ee42"
     )),
     weights: 4,
 };

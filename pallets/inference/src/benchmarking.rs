@@ -3,7 +3,10 @@
 //! completes the jury and settles the dispute, and for the game: traces and plans of
 //! `u32::MAX` leaves (the deepest Merkle paths), a reveal that completes a round, and a
 //! step proof that re-executes the referee's costliest step, convicts the executor and
-//! reassigns the request over the largest active set.
+//! reassigns the request over the largest active set; for the element walk, the opening
+//! output reveal (the plan step proven by a 32-deep path), and a chunk proof of the
+//! referee's costliest chunk (operand ranges at the operand cap, 32-deep weight paths)
+//! that convicts the executor.
 
 use super::*;
 use crate::game::PathOf;
@@ -19,10 +22,14 @@ use frame_system::{pallet_prelude::BlockNumberFor, RawOrigin};
 use inferchain_primitives::{
     blake2_256,
     compare::ComparisonRule,
-    dispute::{ModelCommitments, Operand, PlanStep, Read, StepProof, StepReferee, TraceCommitment},
+    dispute::{
+        ElementOperand, ElementProof, ModelCommitments, Operand, PlanStep, Read, StepProof,
+        StepReferee, TraceCommitment,
+    },
     io::{DType, Dim, IoSpec, Payload, Tensor, TensorSpec},
     merkle::{self, Hash},
     model::{ModelFormat, ModelRegistry, ModelSpec, NumericsProfile, ThreadRule},
+    tensor_tree::{chunk_root, tensor_leaf, tensor_leaf_of, ChunkRange},
     ModelId, RequestId, H256,
 };
 use sp_runtime::traits::{Bounded, One, Saturating};
@@ -156,7 +163,7 @@ fn rooted(leaf: Hash, index: u32, count: u32, seed: u8) -> (Hash, Vec<Hash>, (Ha
 
 /// A trace of the deepest kind ending in `output`.
 fn deep_trace(output: &[u8], seed: u8) -> (TraceCommitment, PathOf, (Hash, Hash)) {
-    let (root, path, top) = rooted(merkle::leaf(output), u32::MAX - 1, u32::MAX, seed);
+    let (root, path, top) = rooted(tensor_leaf(output), u32::MAX - 1, u32::MAX, seed);
     let trace = TraceCommitment {
         root: H256(root),
         leaves: u32::MAX,
@@ -167,7 +174,7 @@ fn deep_trace(output: &[u8], seed: u8) -> (TraceCommitment, PathOf, (Hash, Hash)
 /// The weights root of a plan of `u32::MAX` weights whose first `operands.len()` leaves
 /// are `operands` (at most 4), with the path of each.
 fn deep_weights(operands: &[Vec<u8>]) -> (Hash, Vec<Vec<Hash>>) {
-    let mut leaves: Vec<Hash> = operands.iter().map(|o| merkle::leaf(o)).collect();
+    let mut leaves: Vec<Hash> = operands.iter().map(|o| tensor_leaf(o)).collect();
     while leaves.len() < 4 {
         leaves.push(blake2_256(&[0xee, leaves.len() as u8]));
     }
@@ -201,12 +208,28 @@ struct GameSetup<T: Config> {
 }
 
 fn game_setup<T: Config>(output_len: u32) -> GameSetup<T> {
-    setup_model::<T>();
     let (op, operands) = T::Referee::costliest_step();
+    let refs: Vec<&[u8]> = operands.iter().map(|o| o.as_slice()).collect();
+    let output_bytes = T::Referee::evaluate(&op, &refs)
+        .map(|o| o.len() as u32)
+        .unwrap_or_default();
+    game_setup_with::<T>(output_len, op, operands, output_bytes).0
+}
+
+/// [`game_setup`] for a plan whose step 0 is `op` reading the weights `operands`;
+/// also returns the weights' paths.
+fn game_setup_with<T: Config>(
+    output_len: u32,
+    op: Vec<u8>,
+    operands: Vec<Vec<u8>>,
+    output_bytes: u32,
+) -> (GameSetup<T>, Vec<Vec<Hash>>) {
+    setup_model::<T>();
     let (weights_root, weight_paths) = deep_weights(&operands);
     let step = PlanStep {
         op,
         reads: (0..operands.len() as u32).map(Read::Weight).collect(),
+        output_bytes,
     };
     let (plan_root, step_path, _) = rooted(merkle::leaf(&step.encode()), 0, u32::MAX, 0xcc);
     if T::Models::commitments(&MODEL).is_none() {
@@ -242,18 +265,49 @@ fn game_setup<T: Config>(output_len: u32) -> GameSetup<T> {
         step_path,
         operands: operands
             .into_iter()
-            .zip(weight_paths)
+            .zip(weight_paths.clone())
             .map(|(data, path)| Operand { data, path })
             .collect(),
     };
-    GameSetup {
-        id,
-        executor,
-        challenger,
-        executor_top,
-        challenger_top,
-        proof,
-    }
+    (
+        GameSetup {
+            id,
+            executor,
+            challenger,
+            executor_top,
+            challenger_top,
+            proof,
+        },
+        weight_paths,
+    )
+}
+
+/// A game whose walk over steps ended at step 0, the referee's costliest chunk's step
+/// (an element path), with the executor's leaf a tensor of that step's output length:
+/// the setup, the game, the executor's chunk root and the chunk's tensors and their paths.
+fn element_game<T: Config>() -> (GameSetup<T>, GameId, Hash, Vec<Vec<u8>>, Vec<Vec<Hash>>) {
+    let (op, output_bytes, _, tensors) = T::Referee::costliest_chunk();
+    let (setup, paths) = game_setup_with::<T>(16, op, tensors.clone(), output_bytes);
+    let output = payload(16, 3);
+    let (trace, path, _) = deep_trace(&output, 2);
+    Inference::<T>::do_open_game(
+        setup.challenger.clone(),
+        setup.id,
+        output.try_into().expect("bounded; qed"),
+        trace,
+        path,
+    )
+    .expect("the challenger opens; qed");
+    let game = GameByChallenger::<T>::get(setup.id, &setup.challenger).expect("open; qed");
+    let executor_root = blake2_256(b"the executor's wrong chunks");
+    Games::<T>::mutate(game, |g| {
+        if let Some(g) = g {
+            g.at = inferchain_primitives::dispute::Position { start: 0, level: 0 };
+            g.phase = crate::GamePhase::Prove;
+            g.executor_hash = tensor_leaf_of(output_bytes, &executor_root);
+        }
+    });
+    (setup, game, executor_root, tensors, paths)
 }
 
 fn disputed<T: Config>() -> (RequestId, Vec<T::AccountId>) {
@@ -499,6 +553,85 @@ mod benchmarks {
         let Ok(proof) = BoundedVec::<u8, T::MaxStepProofBytes>::try_from(setup.proof.encode())
         else {
             panic!("the costliest step's proof exceeds MaxStepProofBytes");
+        };
+        #[extrinsic_call]
+        _(RawOrigin::Signed(setup.challenger.clone()), game, proof);
+        assert!(!Games::<T>::contains_key(game));
+        assert!(matches!(
+            Requests::<T>::get(setup.id).expect("kept; qed").status,
+            RequestStatus::Pending { .. } | RequestStatus::Expired { .. }
+        ));
+    }
+
+    #[benchmark]
+    fn reveal_output() {
+        executors::<T>(T::JurySize::get().saturating_add(2));
+        let (setup, game, executor_root, _, _) = element_game::<T>();
+        let step: BoundedVec<u8, crate::game::MaxPlanStepBytes> = setup
+            .proof
+            .step
+            .encode()
+            .try_into()
+            .expect("a small step; qed");
+        let path: PathOf = setup
+            .proof
+            .step_path
+            .clone()
+            .try_into()
+            .expect("32 levels; qed");
+        // The opening reveal: the plan step proven, its element path checked.
+        #[extrinsic_call]
+        _(
+            RawOrigin::Signed(setup.executor.clone()),
+            game,
+            Some((step, path)),
+            executor_root,
+        );
+        assert!(matches!(
+            Games::<T>::get(game).expect("open; qed").phase,
+            crate::GamePhase::Outputs { .. }
+        ));
+    }
+
+    #[benchmark]
+    fn prove_element() {
+        executors::<T>(T::MaxExecutors::get());
+        let (setup, game, _, tensors, paths) = element_game::<T>();
+        let (_, output_bytes, chunk, _) = T::Referee::costliest_chunk();
+        Games::<T>::mutate(game, |g| {
+            if let Some(g) = g {
+                g.element = Some(crate::ElementWalk {
+                    step: 0,
+                    output_bytes,
+                });
+                g.at = inferchain_primitives::dispute::Position {
+                    start: chunk,
+                    level: 0,
+                };
+                g.phase = crate::GamePhase::ProveElement;
+                g.executor_hash = blake2_256(b"the executor's wrong chunk");
+            }
+        });
+        let reads = T::Referee::element_reads(&setup.proof.step.op, output_bytes, chunk)
+            .expect("the costliest chunk has reads; qed");
+        let proof = ElementProof {
+            step: setup.proof.step.clone(),
+            step_path: setup.proof.step_path.clone(),
+            operands: reads
+                .iter()
+                .map(|r| {
+                    let tensor = &tensors[r.operand as usize];
+                    ElementOperand::Tensor {
+                        len: tensor.len() as u32,
+                        chunk_root: chunk_root(tensor),
+                        path: paths[r.operand as usize].clone(),
+                        range: ChunkRange::of(tensor, r.start, r.len).expect("in range; qed"),
+                    }
+                })
+                .collect(),
+        };
+        let Ok(proof) = BoundedVec::<u8, T::MaxStepProofBytes>::try_from(proof.encode()) else {
+            panic!("the costliest chunk's proof exceeds MaxStepProofBytes");
         };
         #[extrinsic_call]
         _(RawOrigin::Signed(setup.challenger.clone()), game, proof);

@@ -21,6 +21,15 @@
 //!   prover chooses nothing. A step the referee cannot evaluate (outside its language or
 //!   caps: a plan governance should not have registered) ends the game with nobody
 //!   convicted and the request re-run by another executor.
+//! * **The element-level walk** (`reveal_output`, then `reveal`, then `prove_element`): a
+//!   step too large to prove whole is refereed one 32-byte chunk of its output at a time.
+//!   Instead of a step proof a party reveals its chunk root of the step's output (the
+//!   opening reveal carries the plan step, which fixes the output length, and is refused
+//!   unless the referee has an element path for it); when both have, they walk down their
+//!   chunk trees to the leftmost differing chunk, and either posts the ranges of the
+//!   operands the referee names for that chunk, each proven against its tensor's chunk
+//!   root and that root against the trace or the weights root; the runtime recomputes
+//!   the chunk. Timeouts are as in the walk over steps and as for a step proof.
 //! * **Deadlines.** Every move is due within `MoveTimeout` blocks. A party that misses a
 //!   reveal loses (both missing: both lose); no valid step proof by the deadline loses
 //!   the game for the executor, whose claim it is.
@@ -36,9 +45,13 @@ use codec::Decode;
 use frame_support::{pallet_prelude::*, traits::Get};
 use frame_system::pallet_prelude::BlockNumberFor;
 use inferchain_primitives::{
-    dispute::{descend, reveals, Position, ProofError, StepProof, StepReferee, TraceCommitment},
+    dispute::{
+        descend, is_plan_step, reveals, ElementProof, PlanStep, Position, ProofError, StepProof,
+        StepReferee, TraceCommitment,
+    },
     merkle::{self, Hash},
     model::ModelRegistry,
+    tensor_tree::{chunk_count, tensor_leaf, tensor_leaf_of},
     RequestId,
 };
 use sp_runtime::traits::{One, Saturating, Zero};
@@ -47,6 +60,8 @@ use sp_runtime::traits::{One, Saturating, Zero};
 pub type MaxPathLen = ConstU32<32>;
 /// A Merkle path as a call carries it.
 pub type PathOf = BoundedVec<Hash, MaxPathLen>;
+/// The largest encoded plan step `reveal_output` carries.
+pub type MaxPlanStepBytes = ConstU32<4096>;
 
 /// A game as stored.
 pub type GameOf<T> = Game<<T as frame_system::Config>::AccountId, BlockNumberFor<T>>;
@@ -57,7 +72,7 @@ impl<T: Config> Pallet<T> {
         trace.leaves == steps
             && merkle::verify(
                 &trace.root.0,
-                &merkle::leaf(output),
+                &tensor_leaf(output),
                 steps.saturating_sub(1) as usize,
                 steps as usize,
                 path,
@@ -149,6 +164,7 @@ impl<T: Config> Pallet<T> {
             },
             deadline,
             rounds: 0,
+            element: None,
         };
         Self::add_obligation(&who);
         Self::add_obligation(&result.executor);
@@ -192,14 +208,9 @@ impl<T: Config> Pallet<T> {
         left: Hash,
         right: Hash,
     ) -> DispatchResult {
-        let mut game = Games::<T>::get(game_id).ok_or(Error::<T>::UnknownGame)?;
-        let side = Self::side_of(&game, &who).ok_or(Error::<T>::NotAParty)?;
-        let now = frame_system::Pallet::<T>::block_number();
-        ensure!(now <= game.deadline, Error::<T>::MoveTooLate);
-        if !Self::is_live(&game) {
-            Self::void(game_id, game);
+        let Some((mut game, side, now)) = Self::moving(game_id, &who)? else {
             return Ok(());
-        }
+        };
         let GamePhase::Bisect {
             executor,
             challenger,
@@ -225,7 +236,10 @@ impl<T: Config> Pallet<T> {
             challenger: Some(c),
         } = game.phase
         {
-            let count = game.executor_trace.leaves;
+            let count = match game.element {
+                Some(walk) => chunk_count(walk.output_bytes),
+                None => game.executor_trace.leaves,
+            };
             let Some((at, eh, ch)) = descend(game.at, count, e, c) else {
                 // Two checked reveals of differing parents cannot agree on both children.
                 frame_support::defensive!("a walk found no differing child");
@@ -235,19 +249,207 @@ impl<T: Config> Pallet<T> {
             game.executor_hash = eh;
             game.challenger_hash = ch;
             game.rounds = game.rounds.saturating_add(1);
-            game.phase = if at.is_leaf() {
-                GamePhase::Prove
-            } else {
-                GamePhase::Bisect {
-                    executor: None,
-                    challenger: None,
-                }
-            };
+            game.phase = Self::phase_at(at, game.element.is_some());
             game.deadline = now.saturating_add(T::MoveTimeout::get());
             Self::schedule_move(game.deadline, game_id);
             Self::deposit_event(Event::Descended { game: game_id, at });
         }
         Games::<T>::insert(game_id, game);
+        Ok(())
+    }
+
+    /// The game `game_id` a move by `who` is for, the mover's side and the block, if the
+    /// move is in time; `None` if the result it is about no longer stands (the game is
+    /// voided, the move has nothing to do).
+    #[allow(clippy::type_complexity)]
+    fn moving(
+        game_id: GameId,
+        who: &T::AccountId,
+    ) -> Result<Option<(GameOf<T>, Side, BlockNumberFor<T>)>, DispatchError> {
+        let game = Games::<T>::get(game_id).ok_or(Error::<T>::UnknownGame)?;
+        let side = Self::side_of(&game, who).ok_or(Error::<T>::NotAParty)?;
+        let now = frame_system::Pallet::<T>::block_number();
+        ensure!(now <= game.deadline, Error::<T>::MoveTooLate);
+        if !Self::is_live(&game) {
+            Self::void(game_id, game);
+            return Ok(None);
+        }
+        Ok(Some((game, side, now)))
+    }
+
+    /// What a walk standing at `at` waits for: reveals, or the proof at a leaf.
+    fn phase_at(at: Position, element: bool) -> GamePhase {
+        match (at.is_leaf(), element) {
+            (false, _) => GamePhase::Bisect {
+                executor: None,
+                challenger: None,
+            },
+            (true, false) => GamePhase::Prove,
+            (true, true) => GamePhase::ProveElement,
+        }
+    }
+
+    pub(crate) fn do_reveal_output(
+        who: T::AccountId,
+        game_id: GameId,
+        step: Option<(BoundedVec<u8, MaxPlanStepBytes>, PathOf)>,
+        chunk_root: Hash,
+    ) -> DispatchResult {
+        let Some((mut game, side, now)) = Self::moving(game_id, &who)? else {
+            return Ok(());
+        };
+        let mine = match side {
+            Side::Executor => game.executor_hash,
+            Side::Challenger => game.challenger_hash,
+        };
+        match game.phase {
+            GamePhase::Prove => {
+                // The first reveal opens the walk: the plan step fixes the output length.
+                let (step, path) = step.ok_or(Error::<T>::BadStepProof)?;
+                let step =
+                    PlanStep::decode(&mut &step[..]).map_err(|_| Error::<T>::MalformedPlanStep)?;
+                let request = Requests::<T>::get(game.request).ok_or(Error::<T>::UnknownRequest)?;
+                let commitments =
+                    T::Models::commitments(&request.model).ok_or(Error::<T>::NoCommitments)?;
+                ensure!(
+                    is_plan_step(&commitments, &step, game.at.start, &path),
+                    Error::<T>::BadStepProof
+                );
+                ensure!(
+                    T::Referee::element_reads(&step.op, step.output_bytes, 0).is_ok(),
+                    Error::<T>::NoElementPath
+                );
+                ensure!(
+                    tensor_leaf_of(step.output_bytes, &chunk_root) == mine,
+                    Error::<T>::RevealMismatch
+                );
+                game.element = Some(crate::ElementWalk {
+                    step: game.at.start,
+                    output_bytes: step.output_bytes,
+                });
+                game.phase = match side {
+                    Side::Executor => GamePhase::Outputs {
+                        executor: Some(chunk_root),
+                        challenger: None,
+                    },
+                    Side::Challenger => GamePhase::Outputs {
+                        executor: None,
+                        challenger: Some(chunk_root),
+                    },
+                };
+                game.deadline = now.saturating_add(T::MoveTimeout::get());
+                Self::schedule_move(game.deadline, game_id);
+            }
+            GamePhase::Outputs {
+                ref mut executor,
+                ref mut challenger,
+            } => {
+                let walk = game.element.ok_or(Error::<T>::WrongMove)?;
+                let slot = match side {
+                    Side::Executor => executor,
+                    Side::Challenger => challenger,
+                };
+                ensure!(slot.is_none(), Error::<T>::AlreadyMoved);
+                ensure!(
+                    tensor_leaf_of(walk.output_bytes, &chunk_root) == mine,
+                    Error::<T>::RevealMismatch
+                );
+                *slot = Some(chunk_root);
+            }
+            _ => return Err(Error::<T>::WrongMove.into()),
+        }
+        Self::deposit_event(Event::OutputRevealed {
+            game: game_id,
+            side,
+            chunk_root,
+        });
+        if let (
+            GamePhase::Outputs {
+                executor: Some(e),
+                challenger: Some(c),
+            },
+            Some(walk),
+        ) = (game.phase, game.element)
+        {
+            // Equal lengths and different leaves: the roots differ.
+            let chunks = chunk_count(walk.output_bytes);
+            game.at = Position::root(chunks);
+            game.executor_hash = e;
+            game.challenger_hash = c;
+            game.phase = Self::phase_at(game.at, true);
+            game.deadline = now.saturating_add(T::MoveTimeout::get());
+            Self::schedule_move(game.deadline, game_id);
+            Self::deposit_event(Event::ElementWalkOpened {
+                game: game_id,
+                step: walk.step,
+                chunks,
+            });
+        }
+        Games::<T>::insert(game_id, game);
+        Ok(())
+    }
+
+    pub(crate) fn do_prove_element(
+        who: T::AccountId,
+        game_id: GameId,
+        proof: &[u8],
+    ) -> DispatchResult {
+        let Some((game, side, now)) = Self::moving(game_id, &who)? else {
+            return Ok(());
+        };
+        let (GamePhase::ProveElement, Some(walk)) = (game.phase, game.element) else {
+            return Err(Error::<T>::WrongMove.into());
+        };
+        let request = Requests::<T>::get(game.request).ok_or(Error::<T>::UnknownRequest)?;
+        let commitments =
+            T::Models::commitments(&request.model).ok_or(Error::<T>::NoCommitments)?;
+        let proof =
+            ElementProof::decode(&mut &proof[..]).map_err(|_| Error::<T>::MalformedStepProof)?;
+        ensure!(
+            is_plan_step(&commitments, &proof.step, walk.step, &proof.step_path),
+            Error::<T>::BadStepProof
+        );
+        let chunk = game.at.start;
+        let unrefereeable = |game: crate::game::GameOf<T>, error| {
+            Self::deposit_event(Event::StepUnrefereeable {
+                game: game_id,
+                step: walk.step,
+                error,
+            });
+            Self::end_game(game_id, game, GameEnd::Unrefereeable, now);
+            Ok(())
+        };
+        // The step is the plan's: what it reads for this chunk is fixed by it.
+        let reads = match T::Referee::element_reads(&proof.step.op, walk.output_bytes, chunk) {
+            Ok(reads) => reads,
+            Err(error) => return unrefereeable(game, error),
+        };
+        let trace = match side {
+            Side::Executor => game.executor_trace,
+            Side::Challenger => game.challenger_trace,
+        };
+        let (op, slices) = match proof.open(&commitments, &trace, walk.step, &request.input, &reads)
+        {
+            Ok(opened) => opened,
+            Err(ProofError::UnsatisfiableRead { .. }) => {
+                Self::end_game(game_id, game, GameEnd::Unrefereeable, now);
+                return Ok(());
+            }
+            Err(e) => return Err(Self::proof_error(e).into()),
+        };
+        let output = match T::Referee::evaluate_chunk(op, walk.output_bytes, chunk, &slices) {
+            Ok(output) => output,
+            Err(error) => return unrefereeable(game, error),
+        };
+        let computed = merkle::leaf(&output);
+        let executor_right = computed == game.executor_hash;
+        Self::deposit_event(Event::ChunkRefereed {
+            game: game_id,
+            step: walk.step,
+            chunk,
+            computed,
+        });
+        Self::end_game(game_id, game, GameEnd::Refereed { executor_right }, now);
         Ok(())
     }
 
@@ -265,14 +467,9 @@ impl<T: Config> Pallet<T> {
         game_id: GameId,
         proof: &[u8],
     ) -> DispatchResult {
-        let game = Games::<T>::get(game_id).ok_or(Error::<T>::UnknownGame)?;
-        let side = Self::side_of(&game, &who).ok_or(Error::<T>::NotAParty)?;
-        let now = frame_system::Pallet::<T>::block_number();
-        ensure!(now <= game.deadline, Error::<T>::MoveTooLate);
-        if !Self::is_live(&game) {
-            Self::void(game_id, game);
+        let Some((game, side, now)) = Self::moving(game_id, &who)? else {
             return Ok(());
-        }
+        };
         ensure!(game.phase == GamePhase::Prove, Error::<T>::WrongMove);
         let request = Requests::<T>::get(game.request).ok_or(Error::<T>::UnknownRequest)?;
         let commitments =
@@ -312,7 +509,7 @@ impl<T: Config> Pallet<T> {
                 return Ok(());
             }
         };
-        let computed = merkle::leaf(&output);
+        let computed = tensor_leaf(&output);
         let executor_right = computed == game.executor_hash;
         Self::deposit_event(Event::StepRefereed {
             game: game_id,
@@ -340,24 +537,34 @@ impl<T: Config> Pallet<T> {
             Self::void(game_id, game);
             return;
         }
-        let end = match game.phase {
-            GamePhase::Prove => GameEnd::NoProof,
+        let (executor, challenger) = match game.phase {
+            GamePhase::Prove | GamePhase::ProveElement => (None, None),
             GamePhase::Bisect {
                 executor,
                 challenger,
-            } => match (executor.is_some(), challenger.is_some()) {
-                (false, false) => GameEnd::BothTimedOut,
-                (false, true) => GameEnd::Timeout {
-                    side: Side::Executor,
-                },
-                (true, false) => GameEnd::Timeout {
-                    side: Side::Challenger,
-                },
-                (true, true) => {
-                    frame_support::defensive!("a game with both reveals did not move on");
-                    return;
+            } => (executor.map(|_| ()), challenger.map(|_| ())),
+            GamePhase::Outputs {
+                executor,
+                challenger,
+            } => (executor.map(|_| ()), challenger.map(|_| ())),
+        };
+        let end = match game.phase {
+            GamePhase::Prove | GamePhase::ProveElement => GameEnd::NoProof,
+            GamePhase::Bisect { .. } | GamePhase::Outputs { .. } => {
+                match (executor.is_some(), challenger.is_some()) {
+                    (false, false) => GameEnd::BothTimedOut,
+                    (false, true) => GameEnd::Timeout {
+                        side: Side::Executor,
+                    },
+                    (true, false) => GameEnd::Timeout {
+                        side: Side::Challenger,
+                    },
+                    (true, true) => {
+                        frame_support::defensive!("a game with both reveals did not move on");
+                        return;
+                    }
                 }
-            },
+            }
         };
         Self::end_game(game_id, game, end, now);
     }

@@ -238,6 +238,11 @@ fn adversarial_games_never_finalize_a_wrong_result_nor_cost_the_honest() {
                                 Inference::prove_step(signed(who), gid, bounded(proof)).unwrap();
                             }
                         }
+                        // This plan's steps are proven whole: the element walk is the
+                        // element tests' (game_element_tests.rs).
+                        GamePhase::Outputs { .. } | GamePhase::ProveElement => {
+                            unreachable!("nobody opens the element walk here")
+                        }
                     }
                 }
             }

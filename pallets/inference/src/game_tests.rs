@@ -17,13 +17,13 @@ use frame_support::{
 use inferchain_primitives::dispute::{Position, Read, StepProof};
 
 const STEPS: usize = 8;
-const INPUT: [f32; 2] = [0.5, 0.25];
+pub(crate) const INPUT: [f32; 2] = [0.5, 0.25];
 
-fn bounded<S: frame_support::traits::Get<u32>>(v: Vec<u8>) -> BoundedVec<u8, S> {
+pub(crate) fn bounded<S: frame_support::traits::Get<u32>>(v: Vec<u8>) -> BoundedVec<u8, S> {
     v.try_into().unwrap()
 }
 
-fn events() -> Vec<Event<Test>> {
+pub(crate) fn events() -> Vec<Event<Test>> {
     System::events()
         .into_iter()
         .filter_map(|r| {
@@ -36,17 +36,17 @@ fn events() -> Vec<Event<Test>> {
         .collect()
 }
 
-fn held(reason: HoldReason, who: AccountId) -> Balance {
+pub(crate) fn held(reason: HoldReason, who: AccountId) -> Balance {
     Balances::balance_on_hold(&reason.into(), &who)
 }
 
-fn free(who: AccountId) -> Balance {
+pub(crate) fn free(who: AccountId) -> Balance {
     Balances::balance(&who)
 }
 
 /// Executors 10..=15 bonded, the tensor model committed to `plan`, a request from
 /// account 1; returns the request id and its executor.
-fn setup(plan: &Plan) -> (u64, AccountId) {
+pub(crate) fn setup(plan: &Plan) -> (u64, AccountId) {
     for e in 10..=15 {
         assert_ok!(Inference::register_executor(
             RuntimeOrigin::signed(e),
@@ -68,7 +68,7 @@ fn setup(plan: &Plan) -> (u64, AccountId) {
     (id, Requests::<Test>::get(id).unwrap().executor)
 }
 
-fn post(id: u64, executor: AccountId, trace: &Trace) {
+pub(crate) fn post(id: u64, executor: AccountId, trace: &Trace) {
     assert_ok!(Inference::submit_traced_result(
         RuntimeOrigin::signed(executor),
         id,
@@ -78,7 +78,7 @@ fn post(id: u64, executor: AccountId, trace: &Trace) {
     ));
 }
 
-fn open(id: u64, who: AccountId, trace: &Trace) -> u64 {
+pub(crate) fn open(id: u64, who: AccountId, trace: &Trace) -> u64 {
     assert_ok!(Inference::open_game(
         RuntimeOrigin::signed(who),
         id,
@@ -102,7 +102,11 @@ fn reveal(game: u64, who: AccountId, trace: &Trace) -> frame_support::dispatch::
 }
 
 /// Both parties walk down honestly (each from its own trace) to the disputed step.
-fn walk(game: u64, executor: (AccountId, &Trace), challenger: (AccountId, &Trace)) -> u32 {
+pub(crate) fn walk(
+    game: u64,
+    executor: (AccountId, &Trace),
+    challenger: (AccountId, &Trace),
+) -> u32 {
     while matches!(
         Games::<Test>::get(game).unwrap().phase,
         GamePhase::Bisect { .. }
@@ -113,11 +117,11 @@ fn walk(game: u64, executor: (AccountId, &Trace), challenger: (AccountId, &Trace
     Games::<Test>::get(game).unwrap().at.start
 }
 
-fn other_than(ids: &[AccountId]) -> AccountId {
+pub(crate) fn other_than(ids: &[AccountId]) -> AccountId {
     (10..=15).find(|e| !ids.contains(e)).unwrap()
 }
 
-fn input() -> Vec<u8> {
+pub(crate) fn input() -> Vec<u8> {
     tensor(&INPUT)
 }
 

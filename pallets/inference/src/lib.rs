@@ -105,6 +105,8 @@ mod executors;
 mod funds;
 pub mod game;
 #[cfg(test)]
+mod game_element_tests;
+#[cfg(test)]
 mod game_fixtures;
 #[cfg(test)]
 mod game_simulation;
@@ -297,7 +299,8 @@ pub mod pallet {
         /// Blocks each party of a game has for each move (inclusive).
         #[pallet::constant]
         type MoveTimeout: Get<BlockNumberFor<Self>>;
-        /// The largest one-step proof (step, operands and their paths) a call may carry.
+        /// The largest one-step or element proof (step, operands and their paths) a
+        /// call may carry.
         #[pallet::constant]
         type MaxStepProofBytes: Get<u32>;
 
@@ -526,6 +529,25 @@ pub mod pallet {
         },
         /// A game on a result another game overturned ended without a loser.
         GameVoided { game: GameId },
+        /// A party revealed the chunk root of its output of the disputed step.
+        OutputRevealed {
+            game: GameId,
+            side: Side,
+            chunk_root: [u8; 32],
+        },
+        /// Both chunk roots are in: the element-level walk over `chunks` chunks begins.
+        ElementWalkOpened {
+            game: GameId,
+            step: u32,
+            chunks: u32,
+        },
+        /// The runtime recomputed chunk `chunk` of plan step `step`; its leaf is `computed`.
+        ChunkRefereed {
+            game: GameId,
+            step: u32,
+            chunk: u32,
+            computed: [u8; 32],
+        },
         /// The step of a game opened but the referee cannot evaluate it.
         StepUnrefereeable {
             game: GameId,
@@ -633,6 +655,10 @@ pub mod pallet {
         OperandCountMismatch,
         /// An operand is not what its read commits to.
         BadOperandProof,
+        /// The referee has no element-level path for this step: prove it whole.
+        NoElementPath,
+        /// The plan step is not a SCALE-encoded `PlanStep`.
+        MalformedPlanStep,
     }
 
     #[pallet::hooks]
@@ -913,6 +939,48 @@ pub mod pallet {
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
             Self::do_prove_step(who, game, &proof)
+        }
+
+        /// Reveal the chunk root of your output of the disputed step: the first reveal
+        /// (at the end of the walk over steps, instead of a step proof) opens the
+        /// element-level walk and carries the plan step with its path; the other party
+        /// must reveal too before the deadline.
+        ///
+        /// **Origin**: signed, a party of the game.
+        /// **Errors**: `NoElementPath` if the referee cannot recompute chunks of this
+        /// step (prove it whole), `RevealMismatch` if the root and the plan's output
+        /// length are not the leaf the party stands on, `BadStepProof`, `WrongMove`,
+        /// `AlreadyMoved`, `MoveTooLate`.
+        /// **Events**: `OutputRevealed`, then `ElementWalkOpened` when both are in.
+        #[pallet::call_index(12)]
+        #[pallet::weight(T::WeightInfo::reveal_output())]
+        pub fn reveal_output(
+            origin: OriginFor<T>,
+            game: GameId,
+            step: Option<(BoundedVec<u8, game::MaxPlanStepBytes>, game::PathOf)>,
+            chunk_root: [u8; 32],
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_reveal_output(who, game, step, chunk_root)
+        }
+
+        /// Post the element proof of the chunk the element-level walk ended at: the plan
+        /// step and, for each operand range the referee names, its chunks proven against
+        /// the committed tensor. The runtime recomputes the chunk.
+        ///
+        /// **Origin**: signed, a party of the game.
+        /// **Errors**: `MalformedStepProof`, `BadStepProof`, `OperandCountMismatch`,
+        /// `BadOperandProof`, `WrongMove`, `MoveTooLate`.
+        /// **Events**: `ChunkRefereed`, `GameEnded` and the slashes and settlement.
+        #[pallet::call_index(13)]
+        #[pallet::weight(T::WeightInfo::prove_element())]
+        pub fn prove_element(
+            origin: OriginFor<T>,
+            game: GameId,
+            proof: BoundedVec<u8, T::MaxStepProofBytes>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_prove_element(who, game, &proof)
         }
     }
 }

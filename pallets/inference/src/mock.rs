@@ -152,16 +152,80 @@ parameter_types! {
 /// The tests' referee. A step descriptor is a tag byte and anything after it:
 /// * `b'o'`: the output step: an f32 [1, 4] payload made from the first four bytes of
 ///   the hash of its operands;
+/// * `b'w'`: a wide step: as many bytes as the descriptor's next four say (256 without
+///   them), hashes of the descriptor, operands and index;
+/// * `b'e'`: element-wise: operand 0's bytes plus the descriptor's second byte
+///   (wrapping), each output byte from the same byte of the operand, so its chunks
+///   open one by one;
 /// * `0xff`: a step the referee does not know;
 /// * anything else: the blake2-256 of the descriptor and the operands.
 pub struct TestReferee;
+
+fn element_wise(step: &[u8], x: &[u8]) -> Vec<u8> {
+    let add = step.get(1).copied().unwrap_or_default();
+    x.iter().map(|b| b.wrapping_add(add)).collect()
+}
+
 impl inferchain_primitives::dispute::StepReferee for TestReferee {
+    fn element_reads(
+        step: &[u8],
+        output_bytes: u32,
+        chunk: u32,
+    ) -> Result<
+        Vec<inferchain_primitives::dispute::ElementRead>,
+        inferchain_primitives::dispute::RefereeError,
+    > {
+        use inferchain_primitives::{dispute::RefereeError, tensor_tree::CHUNK_BYTES};
+        if step.first() != Some(&b'e') {
+            return Err(RefereeError::UnknownStep);
+        }
+        let start = chunk.saturating_mul(CHUNK_BYTES as u32);
+        if start >= output_bytes {
+            return Err(RefereeError::OperandMismatch);
+        }
+        Ok(vec![inferchain_primitives::dispute::ElementRead {
+            operand: 0,
+            start,
+            len: (output_bytes - start).min(CHUNK_BYTES as u32),
+        }])
+    }
+
+    fn evaluate_chunk(
+        step: &[u8],
+        output_bytes: u32,
+        chunk: u32,
+        slices: &[&[u8]],
+    ) -> Result<Vec<u8>, inferchain_primitives::dispute::RefereeError> {
+        let reads = Self::element_reads(step, output_bytes, chunk)?;
+        match slices {
+            [x] if x.len() == reads[0].len as usize => Ok(element_wise(step, x)),
+            _ => Err(inferchain_primitives::dispute::RefereeError::OperandMismatch),
+        }
+    }
+
+    fn costliest_chunk() -> (Vec<u8>, u32, u32, Vec<Vec<u8>>) {
+        (vec![b'e', 1], 64, 1, vec![vec![7; 64]])
+    }
+
     fn evaluate(
         step: &[u8],
         operands: &[&[u8]],
     ) -> Result<Vec<u8>, inferchain_primitives::dispute::RefereeError> {
         let digest = blake2_256(&(step, operands).encode());
         match step.first() {
+            Some(b'e') => match operands {
+                [x] => Ok(element_wise(step, x)),
+                _ => Err(inferchain_primitives::dispute::RefereeError::OperandMismatch),
+            },
+            Some(b'w') => {
+                let len = step.get(1..5).map_or(256, |b| {
+                    u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+                });
+                Ok((0u32..)
+                    .flat_map(|k| blake2_256(&(step, operands, k).encode()))
+                    .take(len)
+                    .collect())
+            }
             Some(b'o') => Ok(tensor(
                 &digest[..4]
                     .iter()

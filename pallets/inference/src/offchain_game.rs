@@ -11,6 +11,9 @@
 //!   It reveals every round; at the end it posts the step proof itself only when the
 //!   executor has not by the block before the deadline (an executor that posts nothing
 //!   loses anyway).
+//! * **Element walk**: a step proof over `MaxStepProofBytes` is not posted; the party
+//!   reveals its chunk root of the step's output instead (`reveal_output`), both walk
+//!   down the chunk trees, and the chunk's element proof is posted as a step proof is.
 //!
 //! Every move is due inside its deadline, so moves are found through the game queue:
 //! a game whose next move is due by block `d` has an entry at `d + 1`; the worker reads
@@ -307,8 +310,10 @@ impl<T: Config> Pallet<T> {
         match (&game.phase, side) {
             (GamePhase::Bisect { executor, .. }, Side::Executor) => executor.is_none(),
             (GamePhase::Bisect { challenger, .. }, Side::Challenger) => challenger.is_none(),
-            (GamePhase::Prove, Side::Executor) => true,
-            (GamePhase::Prove, Side::Challenger) => {
+            (GamePhase::Outputs { executor, .. }, Side::Executor) => executor.is_none(),
+            (GamePhase::Outputs { challenger, .. }, Side::Challenger) => challenger.is_none(),
+            (GamePhase::Prove | GamePhase::ProveElement, Side::Executor) => true,
+            (GamePhase::Prove | GamePhase::ProveElement, Side::Challenger) => {
                 next.saturating_add(One::one()) >= game.deadline
             }
         }
@@ -325,13 +330,23 @@ impl<T: Config> Pallet<T> {
         run: TraceRun,
     ) {
         let id = game.request;
+        let ask = |ask| Self::trace_ask(id, model, input, run, ask);
         match &game.phase {
             GamePhase::Bisect { .. } => {
-                let lock = (b"inferchain::reveal", game_id, game.rounds, side).encode();
+                let lock = (
+                    b"inferchain::reveal",
+                    game_id,
+                    game.element.is_some(),
+                    game.rounds,
+                    side,
+                )
+                    .encode();
+                let question = match game.element {
+                    Some(walk) => TraceAsk::ChunkChildren(walk.step, game.at),
+                    None => TraceAsk::Children(game.at),
+                };
                 Self::with_lock_for(&lock, MOVE_RETRY_BLOCKS, || {
-                    let TraceAnswer::Children(left, right) =
-                        Self::trace_ask(id, model, input, run, TraceAsk::Children(game.at))?
-                    else {
+                    let TraceAnswer::Children(left, right) = ask(question)? else {
                         return None;
                     };
                     log::info!(target: LOG_TARGET, "game {game_id} (request {id}): revealing round {} as {side:?}", game.rounds + 1);
@@ -348,20 +363,70 @@ impl<T: Config> Pallet<T> {
             GamePhase::Prove => {
                 let lock = (b"inferchain::prove", game_id, side).encode();
                 Self::with_lock_for(&lock, MOVE_RETRY_BLOCKS, || {
-                    let TraceAnswer::Proof(proof) =
-                        Self::trace_ask(id, model, input, run, TraceAsk::Proof(game.at.start))?
+                    let step = game.at.start;
+                    let TraceAnswer::Proof(proof) = ask(TraceAsk::Proof(step))? else {
+                        return None;
+                    };
+                    match proof.try_into() {
+                        Ok(proof) => {
+                            log::info!(target: LOG_TARGET, "game {game_id} (request {id}): proving step {step} as {side:?}");
+                            Self::send(
+                                key,
+                                Call::prove_step {
+                                    game: game_id,
+                                    proof,
+                                },
+                            )
+                        }
+                        // Too large to post whole: open the walk over its output's chunks.
+                        Err(_) => Self::send_output_reveal(
+                            game_id,
+                            key,
+                            side,
+                            ask(TraceAsk::Output(step))?,
+                            true,
+                        ),
+                    }
+                });
+            }
+            GamePhase::Outputs { .. } => {
+                let Some(walk) = game.element else {
+                    return;
+                };
+                let lock = (b"inferchain::reveal-output", game_id, side).encode();
+                Self::with_lock_for(&lock, MOVE_RETRY_BLOCKS, || {
+                    Self::send_output_reveal(
+                        game_id,
+                        key,
+                        side,
+                        ask(TraceAsk::Output(walk.step))?,
+                        false,
+                    )
+                });
+            }
+            GamePhase::ProveElement => {
+                let Some(walk) = game.element else {
+                    return;
+                };
+                let lock = (b"inferchain::prove-element", game_id, side).encode();
+                Self::with_lock_for(&lock, MOVE_RETRY_BLOCKS, || {
+                    let chunk = game.at.start;
+                    let TraceAnswer::Proof(proof) = ask(TraceAsk::ElementProof {
+                        step: walk.step,
+                        chunk,
+                    })?
                     else {
                         return None;
                     };
                     let len = proof.len();
                     let Ok(proof) = proof.try_into() else {
-                        log::error!(target: LOG_TARGET, "game {game_id}: the proof of step {} is {len} bytes, over MaxStepProofBytes", game.at.start);
+                        log::error!(target: LOG_TARGET, "game {game_id}: the proof of chunk {chunk} of step {} is {len} bytes, over MaxStepProofBytes", walk.step);
                         return Some(());
                     };
-                    log::info!(target: LOG_TARGET, "game {game_id} (request {id}): proving step {} as {side:?}", game.at.start);
+                    log::info!(target: LOG_TARGET, "game {game_id} (request {id}): proving chunk {chunk} of step {} as {side:?}", walk.step);
                     Self::send(
                         key,
-                        Call::prove_step {
+                        Call::prove_element {
                             game: game_id,
                             proof,
                         },
@@ -369,5 +434,38 @@ impl<T: Config> Pallet<T> {
                 });
             }
         }
+    }
+
+    /// Sends `reveal_output` from an `Output` answer; the opening reveal carries the
+    /// plan step and its path.
+    fn send_output_reveal(
+        game_id: crate::GameId,
+        key: &Account<T>,
+        side: Side,
+        answer: TraceAnswer,
+        opening: bool,
+    ) -> Option<()> {
+        let TraceAnswer::Output {
+            step,
+            step_path,
+            chunk_root,
+        } = answer
+        else {
+            return None;
+        };
+        let step = if opening {
+            Some((step.try_into().ok()?, step_path.try_into().ok()?))
+        } else {
+            None
+        };
+        log::info!(target: LOG_TARGET, "game {game_id}: revealing the disputed step's chunk root as {side:?}");
+        Self::send(
+            key,
+            Call::reveal_output {
+                game: game_id,
+                step,
+                chunk_root,
+            },
+        )
     }
 }

@@ -13,6 +13,7 @@ use crate::{
     Call, Event, GameEnd, HoldReason, RequestStatus, Requests, ResultTraces, Results, Side,
     SlashReason,
 };
+use codec::Encode;
 use frame_support::{
     assert_ok,
     traits::fungible::{Inspect, InspectHold},
@@ -40,8 +41,12 @@ struct PlanRunner {
 
 impl PlanRunner {
     fn new() -> Arc<PlanRunner> {
+        PlanRunner::of(Plan::new(STEPS))
+    }
+
+    fn of(plan: Plan) -> Arc<PlanRunner> {
         Arc::new(PlanRunner {
-            plan: Plan::new(STEPS),
+            plan,
             asks: AtomicU32::new(0),
         })
     }
@@ -70,13 +75,14 @@ impl InferenceRunner for PlanRunner {
         if model.commitments != self.plan.commitments() {
             return Err(InferenceError::NoDisputePlan);
         }
-        let trace = self.plan.run(
-            input,
-            match run {
-                TraceRun::Honest => None,
-                TraceRun::Corrupted { step } => Some(step as usize),
-            },
-        );
+        let trace = match run {
+            TraceRun::Honest => self.plan.run(input, None),
+            // A wide step keeps its length (the element walk can open it).
+            TraceRun::Corrupted { step } if self.plan.steps[step as usize].output_bytes > 64 => {
+                self.plan.run_flipping(input, step as usize, 100)
+            }
+            TraceRun::Corrupted { step } => self.plan.run(input, Some(step as usize)),
+        };
         let tree = TraceTree::from_outputs(&trace.outputs);
         Ok(match ask {
             TraceAsk::Commit => TraceAnswer::Commit {
@@ -90,6 +96,18 @@ impl InferenceRunner for PlanRunner {
                 .unwrap_or(TraceAnswer::OutOfRange),
             TraceAsk::Proof(step) => {
                 TraceAnswer::Proof(self.plan.proof(input, &trace, step as usize))
+            }
+            TraceAsk::Output(step) => TraceAnswer::Output {
+                step: self.plan.steps[step as usize].encode(),
+                step_path: self.plan.step_path(step as usize),
+                chunk_root: trace.chunk_root(step as usize),
+            },
+            TraceAsk::ChunkChildren(step, at) => {
+                let (l, r) = trace.chunk_children(step as usize, at);
+                TraceAnswer::Children(l, r)
+            }
+            TraceAsk::ElementProof { step, chunk } => {
+                TraceAnswer::Proof(self.plan.element_proof(input, &trace, step as usize, chunk))
             }
         })
     }
@@ -329,5 +347,58 @@ fn an_honest_traced_result_is_left_alone_and_finalizes_after_beating_a_thrower()
         assert!(!inference_events()
             .iter()
             .any(|e| matches!(e, Event::Slashed { who, .. } if *who == executor)));
+    });
+}
+
+#[test]
+fn workers_play_the_element_walk_when_the_step_is_too_large_to_prove_whole() {
+    // Wide steps of 20,000 bytes: a whole step proof is over the mock's 16 KiB.
+    let runner = PlanRunner::of(Plan::wide_of(STEPS, 20_000));
+    let (mut ext, drain) = offchain_ext(runner.clone());
+    ext.execute_with(|| {
+        let (id, cheat, others) = setup(&runner.plan);
+        let nodes = [
+            Node {
+                keys: vec![cheat],
+                fault: Some(Fault::WrongOutput),
+            },
+            Node {
+                keys: others[..1].to_vec(),
+                fault: None,
+            },
+        ];
+        let sent = play(id, &nodes, &drain, 60);
+        assert!(sent.iter().any(|(who, c)| *who == cheat
+            && matches!(
+                c,
+                RuntimeCall::Inference(Call::reveal_output { step: Some(_), .. })
+            )));
+        assert!(sent.iter().any(|(who, c)| *who == others[0]
+            && matches!(
+                c,
+                RuntimeCall::Inference(Call::reveal_output { step: None, .. })
+            )));
+        let events = inference_events();
+        // The corrupted step is the plan's middle (4 of 8); byte 100 is in chunk 3.
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                Event::ChunkRefereed {
+                    step: 4,
+                    chunk: 3,
+                    ..
+                }
+            )),
+            "{events:?}"
+        );
+        assert!(events.contains(&Event::Slashed {
+            who: cheat,
+            amount: ResultSlash::get(),
+            reason: SlashReason::WrongResult
+        }));
+        assert_eq!(
+            Balances::balance_on_hold(&HoldReason::ChallengeBond.into(), &others[0]),
+            0
+        );
     });
 }

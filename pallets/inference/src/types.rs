@@ -217,8 +217,26 @@ pub enum GamePhase {
         challenger: Option<([u8; 32], [u8; 32])>,
     },
     /// The walk reached step `at.start`: a party posts the one-step proof and the
-    /// runtime re-executes the step.
+    /// runtime re-executes the step, or opens the element-level walk over its output.
     Prove,
+    /// The element-level walk is opened: both parties reveal the chunk root of their
+    /// output of the disputed step (checked against the step's leaf they stood on).
+    Outputs {
+        executor: Option<[u8; 32]>,
+        challenger: Option<[u8; 32]>,
+    },
+    /// The element-level walk reached chunk `at.start` of the step's output: a party
+    /// posts the element proof and the runtime recomputes that chunk.
+    ProveElement,
+}
+
+/// The second walk of a game: over the chunks of one step's output.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
+pub struct ElementWalk {
+    /// The plan step both walks agreed is disputed.
+    pub step: u32,
+    /// Its output's length (the plan's): `chunk_count(output_bytes)` leaves.
+    pub output_bytes: u32,
 }
 
 /// How a game ended.
@@ -269,6 +287,9 @@ pub struct Game<AccountId, BlockNumber> {
     pub deadline: BlockNumber,
     /// Rounds of the walk played so far.
     pub rounds: u32,
+    /// Once the element-level walk is opened: which step's output it walks (then `at`
+    /// and the two hashes are positions and nodes of the chunk trees).
+    pub element: Option<ElementWalk>,
 }
 
 /// A game's id: a counter the pallet increments.

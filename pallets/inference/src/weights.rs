@@ -25,6 +25,8 @@ pub trait WeightInfo {
     fn open_game(n: u32, ) -> Weight;
     fn reveal() -> Weight;
     fn prove_step() -> Weight;
+    fn reveal_output() -> Weight;
+    fn prove_element() -> Weight;
 }
 
 /// Weights using the runtime's database weights.
@@ -123,6 +125,16 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
             .saturating_add(T::DbWeight::get().reads(141_u64))
             .saturating_add(T::DbWeight::get().writes(16_u64))
     }
+    fn reveal_output() -> Weight {
+        Weight::from_parts(60_000_000, 69178)
+            .saturating_add(T::DbWeight::get().reads(4_u64))
+            .saturating_add(T::DbWeight::get().writes(2_u64))
+    }
+    fn prove_element() -> Weight {
+        Weight::from_parts(4_858_420_000, 327134)
+            .saturating_add(T::DbWeight::get().reads(141_u64))
+            .saturating_add(T::DbWeight::get().writes(16_u64))
+    }
 }
 
 // For tests: the same figures over ParityDB's weights.
@@ -197,6 +209,16 @@ impl WeightInfo for () {
             .saturating_add(ParityDbWeight::get().writes(2_u64))
     }
     fn prove_step() -> Weight {
+        Weight::from_parts(4_858_420_000, 327134)
+            .saturating_add(ParityDbWeight::get().reads(141_u64))
+            .saturating_add(ParityDbWeight::get().writes(16_u64))
+    }
+    fn reveal_output() -> Weight {
+        Weight::from_parts(60_000_000, 69178)
+            .saturating_add(ParityDbWeight::get().reads(4_u64))
+            .saturating_add(ParityDbWeight::get().writes(2_u64))
+    }
+    fn prove_element() -> Weight {
         Weight::from_parts(4_858_420_000, 327134)
             .saturating_add(ParityDbWeight::get().reads(141_u64))
             .saturating_add(ParityDbWeight::get().writes(16_u64))
