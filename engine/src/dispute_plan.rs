@@ -26,7 +26,7 @@ use inferchain_kernels::call::Call;
 use inferchain_primitives::{
     dispute::{
         ElementOperand, ElementProof, ElementRead, ModelCommitments, Operand, PlanStep, Read,
-        StepProof, StepReferee,
+        RefereePath, StepProof, StepReferee,
     },
     io::Payload,
     merkle::{self, Hash},
@@ -344,6 +344,17 @@ impl DisputePlan {
         .encode()
         .len();
         c.push(Step::Output { shape }.encode(), vec![y.read()], payload);
+        // Every step must be refereeable, whole or chunk by chunk.
+        if let Some(i) = c
+            .plan
+            .steps
+            .iter()
+            .position(|s| KernelReferee::path(&s.op, s.output_bytes) == RefereePath::Neither)
+        {
+            return Err(unsupported(format!(
+                "dispute plan step {i}: too large for the referee whole and by chunk"
+            )));
+        }
         Ok(c.plan)
     }
 

@@ -462,6 +462,20 @@ pub enum RefereeError {
     TooLarge,
 }
 
+/// How the referee settles a disputed step, known from the step and its output length
+/// alone (what the runtime can check before any operand is posted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
+pub enum RefereePath {
+    /// Proven whole (`prove_step`): within the caps, or a step the referee only
+    /// evaluates whole (which then fails as it fails).
+    Whole,
+    /// Over the caps whole, and every chunk of its output within them: only the
+    /// element-level walk settles it.
+    Elements,
+    /// Over the caps whole and by chunk: a plan that should not be registered.
+    Neither,
+}
+
 /// Re-executes one step of a plan: the runtime's referee. Implementations compute with
 /// the engine's scalar kernels, so the bits are the ones every honest executor produced.
 pub trait StepReferee {
@@ -471,6 +485,9 @@ pub trait StepReferee {
     /// The costliest step the referee evaluates and operands for it: what the
     /// `prove_step` benchmark re-executes.
     fn costliest_step() -> (Vec<u8>, Vec<Vec<u8>>);
+
+    /// Which path settles `step` (with an output of `output_bytes` bytes).
+    fn path(step: &[u8], output_bytes: u32) -> RefereePath;
 
     /// The operand ranges chunk `chunk` (of `tensor_tree::CHUNK_BYTES` bytes) of the
     /// output of `step` (`output_bytes` long) is computed from; `UnknownStep` for a step

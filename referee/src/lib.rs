@@ -19,7 +19,7 @@ use alloc::vec::Vec;
 use codec::{Decode, Encode};
 use inferchain_kernels::{call::Call, math::CANONICAL_NAN};
 use inferchain_primitives::{
-    dispute::{ElementRead, RefereeError, StepReferee},
+    dispute::{ElementRead, RefereeError, RefereePath, StepReferee},
     io::{Payload, Tensor},
     tensor_tree::CHUNK_BYTES,
 };
@@ -147,27 +147,52 @@ fn chunk_elements(output_bytes: u32, chunk: u32) -> Result<core::ops::Range<u32>
     Ok(first..end)
 }
 
-/// The rows of one chunk of a `GemmBt` output: for each output row `i` it touches, the
-/// columns `j0..j1` it covers there.
-fn gemm_chunk_rows(
-    (m, n): (u32, u32),
+/// What one chunk of a `GemmBt` output reads: its elements, the rows of A they touch
+/// (one contiguous range) and the rows of Bᵀ (and bias entries) they use, as at most two
+/// ranges (a chunk that wraps from the end of one output row to the start of the next).
+struct GemmChunk {
+    elements: core::ops::Range<u32>,
+    a_rows: core::ops::Range<u32>,
+    cols: Vec<core::ops::Range<u32>>,
+}
+
+fn gemm_chunk(
+    (m, n, k): (u32, u32, u32),
     output_bytes: u32,
     chunk: u32,
-) -> Result<Vec<(u32, u32, u32)>, RefereeError> {
+) -> Result<GemmChunk, RefereeError> {
     let cells = u64::from(m) * u64::from(n);
-    if n == 0 || cells * 4 != u64::from(output_bytes) {
+    if n == 0 || k == 0 || cells * 4 != u64::from(output_bytes) {
         return Err(RefereeError::OperandMismatch);
     }
     let elements = chunk_elements(output_bytes, chunk)?;
-    let mut rows: Vec<(u32, u32, u32)> = Vec::new();
-    for e in elements {
-        let (i, j) = (e / n, e % n);
-        match rows.last_mut() {
-            Some((row, _, end)) if *row == i => *end = j + 1,
-            _ => rows.push((i, j, j + 1)),
-        }
-    }
-    Ok(rows)
+    let (first, last) = (elements.start, elements.end - 1);
+    let a_rows = first / n..last / n + 1;
+    let (j_first, j_last) = (first % n, last % n);
+    let cols = if a_rows.len() == 1 {
+        alloc::vec![j_first..j_last + 1]
+    } else if a_rows.len() == 2 && j_last < j_first {
+        // The end of one row and the start of the next: two disjoint column ranges.
+        alloc::vec![0..j_last + 1, j_first..n]
+    } else {
+        // The chunk covers at least one whole row (N < 8): every column.
+        alloc::vec![0..n]
+    };
+    Ok(GemmChunk {
+        elements,
+        a_rows,
+        cols,
+    })
+}
+
+/// The most bytes any chunk of a `GemmBt` output reads: at most `rows` rows of A (the
+/// most output rows 8 consecutive elements touch) and `min(n, 8)` rows of Bᵀ and bias.
+fn gemm_chunk_bound(m: u32, n: u32, k: u32, bias: bool) -> u64 {
+    let per = (CHUNK_BYTES / 4) as u64;
+    let (m, n, k) = (u64::from(m), u64::from(n), u64::from(k));
+    let rows = if n == 0 { 0 } else { (per - 1).div_ceil(n) + 1 }.min(m);
+    let cols = n.min(per);
+    (rows * k + cols * k + if bias { cols } else { 0 }) * 4
 }
 
 /// The runtime's referee.
@@ -266,6 +291,35 @@ impl StepReferee for KernelReferee {
         }
     }
 
+    fn path(step: &[u8], output_bytes: u32) -> RefereePath {
+        let Ok(step) = Step::decode(&mut &step[..]) else {
+            return RefereePath::Whole;
+        };
+        let cap = MAX_OPERAND_BYTES as u64;
+        let (whole, by_chunk) = match step {
+            Step::GemmBt { m, n, k, bias } => {
+                let (m64, n64, k64) = (u64::from(m), u64::from(n), u64::from(k));
+                let operands = (m64 * k64 + n64 * k64 + if bias { n64 } else { 0 }) * 4;
+                let whole = operands <= cap
+                    && m64.max(1) * n64.max(1) * k64.max(1) <= MAX_WORK
+                    && m64 * n64 <= MAX_OUTPUT_ELEMENTS;
+                let by_chunk = k > 0
+                    && m64 * n64 * 4 == u64::from(output_bytes)
+                    && gemm_chunk_bound(m, n, k, bias) <= cap;
+                (whole, by_chunk)
+            }
+            Step::Binary(_) => (2 * u64::from(output_bytes) <= cap, true),
+            Step::Relu => (u64::from(output_bytes) <= cap, true),
+            // Evaluated whole only; over the caps they fail as they fail.
+            _ => return RefereePath::Whole,
+        };
+        match (whole, by_chunk) {
+            (true, _) => RefereePath::Whole,
+            (false, true) => RefereePath::Elements,
+            (false, false) => RefereePath::Neither,
+        }
+    }
+
     fn element_reads(
         step: &[u8],
         output_bytes: u32,
@@ -284,24 +338,34 @@ impl StepReferee for KernelReferee {
             Step::Binary(_) => alloc::vec![whole_chunk(0)?, whole_chunk(1)?],
             Step::Relu => alloc::vec![whole_chunk(0)?],
             Step::GemmBt { m, n, k, bias } => {
-                let row = k.checked_mul(4).ok_or(RefereeError::TooLarge)?;
-                let mut reads = Vec::new();
-                for (i, j0, j1) in gemm_chunk_rows((m, n), output_bytes, chunk)? {
-                    reads.push(ElementRead {
-                        operand: 0,
-                        start: i.checked_mul(row).ok_or(RefereeError::TooLarge)?,
-                        len: row,
-                    });
+                let row = u64::from(k) * 4;
+                let at = |i: u32, rows: u64| -> Result<(u32, u32), RefereeError> {
+                    let start =
+                        u32::try_from(u64::from(i) * row).map_err(|_| RefereeError::TooLarge)?;
+                    let len = u32::try_from(rows * row).map_err(|_| RefereeError::TooLarge)?;
+                    Ok((start, len))
+                };
+                let chunk = gemm_chunk((m, n, k), output_bytes, chunk)?;
+                let (start, len) = at(chunk.a_rows.start, chunk.a_rows.len() as u64)?;
+                let mut reads = alloc::vec![ElementRead {
+                    operand: 0,
+                    start,
+                    len,
+                }];
+                for cols in &chunk.cols {
+                    let (start, len) = at(cols.start, cols.len() as u64)?;
                     reads.push(ElementRead {
                         operand: 1,
-                        start: j0.checked_mul(row).ok_or(RefereeError::TooLarge)?,
-                        len: (j1 - j0).checked_mul(row).ok_or(RefereeError::TooLarge)?,
+                        start,
+                        len,
                     });
-                    if bias {
+                }
+                if bias {
+                    for cols in &chunk.cols {
                         reads.push(ElementRead {
                             operand: 2,
-                            start: j0 * 4,
-                            len: (j1 - j0) * 4,
+                            start: cols.start * 4,
+                            len: cols.len() as u32 * 4,
                         });
                     }
                 }
@@ -337,21 +401,38 @@ impl StepReferee for KernelReferee {
                 // The chunk's elements depend on the same elements of the operands only.
                 Self::evaluate(&step.encode(), slices)
             }
-            Step::GemmBt { m, n, k, bias } => {
-                let per_row = if bias { 3 } else { 2 };
-                let mut out = Vec::new();
-                let rows = gemm_chunk_rows((m, n), output_bytes, chunk)?;
-                for ((_, j0, j1), group) in rows.iter().zip(slices.chunks(per_row)) {
-                    let a = floats(group[0])?;
-                    let bt = floats(group[1])?;
-                    let b = if bias { Some(floats(group[2])?) } else { None };
-                    for (c, _) in (*j0..*j1).enumerate() {
-                        out.push(gemm_element(
-                            &a,
-                            &bt[c * k as usize..][..k as usize],
-                            b.as_ref().map(|b| b[c]),
-                        ));
-                    }
+            Step::GemmBt { n, k, bias, m } => {
+                let chunk = gemm_chunk((m, n, k), output_bytes, chunk)?;
+                let k = k as usize;
+                let ranges = chunk.cols.len();
+                let a = floats(slices[0])?;
+                let bt: Vec<Vec<f32>> = slices[1..1 + ranges]
+                    .iter()
+                    .map(|s| floats(s))
+                    .collect::<Result<_, _>>()?;
+                let b: Vec<Vec<f32>> = if bias {
+                    slices[1 + ranges..]
+                        .iter()
+                        .map(|s| floats(s))
+                        .collect::<Result<_, _>>()?
+                } else {
+                    Vec::new()
+                };
+                let mut out = Vec::with_capacity(chunk.elements.len());
+                for e in chunk.elements.clone() {
+                    let (i, j) = ((e / n - chunk.a_rows.start) as usize, e % n);
+                    let (r, cols) = chunk
+                        .cols
+                        .iter()
+                        .enumerate()
+                        .find(|(_, c)| c.contains(&j))
+                        .ok_or(RefereeError::OperandMismatch)?;
+                    let c = (j - cols.start) as usize;
+                    out.push(gemm_element(
+                        &a[i * k..][..k],
+                        &bt[r][c * k..][..k],
+                        b.get(r).map(|b| b[c]),
+                    ));
                 }
                 Ok(bytes(&out))
             }
@@ -359,10 +440,12 @@ impl StepReferee for KernelReferee {
         }
     }
 
-    /// A chunk of a `GemmBt` that straddles two output rows with K at the operand cap:
-    /// two rows of A, eight rows of Bᵀ and the bias, 2 × 4 × 6,500 multiply-adds.
+    /// A chunk of a `GemmBt` with one output column (N = 1) and K at the operand cap:
+    /// eight rows of A, one of Bᵀ, a bias entry, 8 × 7,280 multiply-adds (the most
+    /// multiply-adds and operand bytes a chunk may have), of a step too large to prove
+    /// whole (16 rows).
     fn costliest_chunk() -> (Vec<u8>, u32, u32, Vec<Vec<u8>>) {
-        let (m, n, k) = (2u32, 4u32, 6_500u32);
+        let (m, n, k) = (16u32, 1u32, 7_280u32);
         let step = Step::GemmBt {
             m,
             n,
@@ -694,6 +777,7 @@ mod tests {
     #[test]
     fn the_costliest_chunk_is_within_the_caps() {
         let (step, out, chunk, tensors) = KernelReferee::costliest_chunk();
+        assert_eq!(KernelReferee::path(&step, out), RefereePath::Elements);
         let reads = KernelReferee::element_reads(&step, out, chunk).unwrap();
         let total: u32 = reads.iter().map(|r| r.len).sum();
         assert!(total as usize <= MAX_OPERAND_BYTES && total as usize > MAX_OPERAND_BYTES - 4096);
@@ -705,7 +789,7 @@ mod tests {
             KernelReferee::evaluate_chunk(&step, out, chunk, &slices)
                 .unwrap()
                 .len(),
-            out as usize
+            CHUNK_BYTES.min(out as usize)
         );
         // One more column of K is over the cap.
         let Step::GemmBt { m, n, k, bias } = Step::decode(&mut &step[..]).unwrap() else {
@@ -721,6 +805,71 @@ mod tests {
         assert_eq!(
             KernelReferee::element_reads(&wider, out, chunk),
             Err(RefereeError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn the_path_of_a_step_follows_from_its_sizes() {
+        let gemm = |m, n, k| {
+            Step::GemmBt {
+                m,
+                n,
+                k,
+                bias: true,
+            }
+            .encode()
+        };
+        // tiny-mlp's products fit whole.
+        assert_eq!(KernelReferee::path(&gemm(1, 8, 4), 32), RefereePath::Whole);
+        // A 128-token MiniLM feed-forward product: 2.36 MB of weights, by chunk.
+        assert_eq!(
+            KernelReferee::path(&gemm(128, 1536, 384), 128 * 1536 * 4),
+            RefereePath::Elements
+        );
+        // A row of A or Bᵀ alone over the cap: neither.
+        assert_eq!(
+            KernelReferee::path(&gemm(2, 16, 40_000), 2 * 16 * 4),
+            RefereePath::Neither
+        );
+        // Few columns: a chunk touches several rows of A. m = 6, n = 3, k = 5,500 fits
+        // whole (and is proven whole); with k = 9,000 a chunk would read 4 rows of A and
+        // 3 of Bᵀ (252 KB) and the whole is over the cap: by chunk, and every chunk fits.
+        assert_eq!(
+            KernelReferee::path(&gemm(6, 3, 5_500), 72),
+            RefereePath::Whole
+        );
+        assert_eq!(
+            KernelReferee::path(&gemm(6, 3, 9_000), 72),
+            RefereePath::Elements
+        );
+        let step = gemm(6, 3, 9_000);
+        for chunk in 0..3 {
+            let reads = KernelReferee::element_reads(&step, 72, chunk).unwrap();
+            let total: u32 = reads.iter().map(|r| r.len).sum();
+            assert!(
+                total as usize <= MAX_OPERAND_BYTES,
+                "chunk {chunk}: {total}"
+            );
+        }
+        // K = 0: no chunk can be proven (its ranges would be empty), and the whole is
+        // within the caps or not at all.
+        assert_eq!(
+            KernelReferee::path(&gemm(300, 300, 0), 300 * 300 * 4),
+            RefereePath::Neither
+        );
+        // Element-wise steps: whole up to the cap, by chunk beyond.
+        assert_eq!(
+            KernelReferee::path(&Step::Relu.encode(), 1 << 20),
+            RefereePath::Elements
+        );
+        assert_eq!(
+            KernelReferee::path(&Step::Relu.encode(), 1 << 10),
+            RefereePath::Whole
+        );
+        // Steps evaluated whole only.
+        assert_eq!(
+            KernelReferee::path(&Step::Output { shape: vec![1] }.encode(), 1 << 30),
+            RefereePath::Whole
         );
     }
 }

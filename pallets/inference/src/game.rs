@@ -41,13 +41,13 @@
 
 use crate::{pallet::*, Game, GameEnd, GameId, GamePhase, RequestStatus, Side, LOG_TARGET};
 use alloc::vec::Vec;
-use codec::Decode;
+use codec::{Decode, DecodeWithMemLimit};
 use frame_support::{pallet_prelude::*, traits::Get};
 use frame_system::pallet_prelude::BlockNumberFor;
 use inferchain_primitives::{
     dispute::{
-        descend, is_plan_step, reveals, ElementProof, PlanStep, Position, ProofError, StepProof,
-        StepReferee, TraceCommitment,
+        descend, is_plan_step, reveals, ElementProof, PlanStep, Position, ProofError, RefereePath,
+        StepProof, StepReferee, TraceCommitment,
     },
     merkle::{self, Hash},
     model::ModelRegistry,
@@ -277,6 +277,13 @@ impl<T: Config> Pallet<T> {
         Ok(Some((game, side, now)))
     }
 
+    /// The memory a decoded proof may take: a few times its encoded bound, so that a
+    /// proof of many empty operands cannot make the runtime allocate far beyond what
+    /// the call paid for.
+    fn proof_mem_limit() -> usize {
+        (T::MaxStepProofBytes::get() as usize).saturating_mul(4)
+    }
+
     /// What a walk standing at `at` waits for: reveals, or the proof at a leaf.
     fn phase_at(at: Position, element: bool) -> GamePhase {
         match (at.is_leaf(), element) {
@@ -315,8 +322,11 @@ impl<T: Config> Pallet<T> {
                     is_plan_step(&commitments, &step, game.at.start, &path),
                     Error::<T>::BadStepProof
                 );
+                // Only a step too large to prove whole, every chunk of which the referee
+                // recomputes within its caps: neither party may move a game onto a path
+                // that cannot decide it.
                 ensure!(
-                    T::Referee::element_reads(&step.op, step.output_bytes, 0).is_ok(),
+                    T::Referee::path(&step.op, step.output_bytes) == RefereePath::Elements,
                     Error::<T>::NoElementPath
                 );
                 ensure!(
@@ -403,8 +413,8 @@ impl<T: Config> Pallet<T> {
         let request = Requests::<T>::get(game.request).ok_or(Error::<T>::UnknownRequest)?;
         let commitments =
             T::Models::commitments(&request.model).ok_or(Error::<T>::NoCommitments)?;
-        let proof =
-            ElementProof::decode(&mut &proof[..]).map_err(|_| Error::<T>::MalformedStepProof)?;
+        let proof = ElementProof::decode_with_mem_limit(&mut &proof[..], Self::proof_mem_limit())
+            .map_err(|_| Error::<T>::MalformedStepProof)?;
         ensure!(
             is_plan_step(&commitments, &proof.step, walk.step, &proof.step_path),
             Error::<T>::BadStepProof
@@ -474,8 +484,8 @@ impl<T: Config> Pallet<T> {
         let request = Requests::<T>::get(game.request).ok_or(Error::<T>::UnknownRequest)?;
         let commitments =
             T::Models::commitments(&request.model).ok_or(Error::<T>::NoCommitments)?;
-        let proof =
-            StepProof::decode(&mut &proof[..]).map_err(|_| Error::<T>::MalformedStepProof)?;
+        let proof = StepProof::decode_with_mem_limit(&mut &proof[..], Self::proof_mem_limit())
+            .map_err(|_| Error::<T>::MalformedStepProof)?;
         // Operands from earlier steps are proven against the prover's own trace: every
         // leaf before the disputed one is the same in both.
         let trace = match side {
@@ -492,6 +502,12 @@ impl<T: Config> Pallet<T> {
             }
             Err(e) => return Err(Self::proof_error(e).into()),
         };
+        // A step over the caps with an element path is settled by the element walk, not
+        // ended unrefereeable by whoever posts it whole.
+        ensure!(
+            T::Referee::path(op, proof.step.output_bytes) != RefereePath::Elements,
+            Error::<T>::UseElementWalk
+        );
         let output = match T::Referee::evaluate(op, &operands) {
             Ok(output) => output,
             Err(error) => {

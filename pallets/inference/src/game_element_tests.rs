@@ -181,6 +181,16 @@ fn element_moves_out_of_turn_or_unproven_are_refused_by_name() {
             reveal_output(&plan, game, watcher, &bad, 3, true),
             Error::<Test>::RevealMismatch
         );
+        // A step the element walk settles is not proven whole (it would otherwise end
+        // unrefereeable, over the referee's caps, whoever posted it).
+        assert_noop!(
+            Inference::prove_step(
+                RuntimeOrigin::signed(watcher),
+                game,
+                bounded(plan.proof(&input(), &honest, 3))
+            ),
+            Error::<Test>::UseElementWalk
+        );
         assert_noop!(
             Inference::prove_element(
                 RuntimeOrigin::signed(watcher),
@@ -224,6 +234,17 @@ fn element_moves_out_of_turn_or_unproven_are_refused_by_name() {
         );
         assert_noop!(
             Inference::prove_element(RuntimeOrigin::signed(watcher), game, bounded(vec![1, 2])),
+            Error::<Test>::MalformedStepProof
+        );
+        // Thousands of one-byte operands would decode into far more memory than the call
+        // carries: refused while decoding, before anything is checked.
+        let many = 15_000u32;
+        let mut bomb = plan.steps[3].encode();
+        bomb.extend(Vec::<[u8; 32]>::new().encode());
+        bomb.extend(codec::Compact(many).encode());
+        bomb.extend(vec![0u8; many as usize]);
+        assert_noop!(
+            Inference::prove_element(RuntimeOrigin::signed(watcher), game, bounded(bomb)),
             Error::<Test>::MalformedStepProof
         );
         // Nobody proves: the executor's claim fails.

@@ -655,8 +655,12 @@ pub mod pallet {
         OperandCountMismatch,
         /// An operand is not what its read commits to.
         BadOperandProof,
-        /// The referee has no element-level path for this step: prove it whole.
+        /// The referee has no element-level path for this step (or it fits whole):
+        /// prove it whole.
         NoElementPath,
+        /// The step is too large to prove whole: open the element walk
+        /// (`reveal_output`).
+        UseElementWalk,
         /// The plan step is not a SCALE-encoded `PlanStep`.
         MalformedPlanStep,
     }
@@ -928,6 +932,8 @@ pub mod pallet {
         /// **Details**: `proof` is a SCALE-encoded `StepProof`; its operands from earlier
         /// steps are proven against the caller's own trace. The runtime re-executes the
         /// step and the game ends. A proof that does not open fails and changes nothing.
+        /// A step over the referee's caps with an element path is refused
+        /// (`UseElementWalk`): it is settled by `reveal_output` and `prove_element`.
         ///
         /// **Events**: `StepRefereed`, `GameEnded` and the slashes and settlement.
         #[pallet::call_index(11)]
@@ -947,8 +953,8 @@ pub mod pallet {
         /// must reveal too before the deadline.
         ///
         /// **Origin**: signed, a party of the game.
-        /// **Errors**: `NoElementPath` if the referee cannot recompute chunks of this
-        /// step (prove it whole), `RevealMismatch` if the root and the plan's output
+        /// **Errors**: `NoElementPath` unless the step is too large to prove whole and
+        /// the referee recomputes every chunk of it within its caps (prove it whole), `RevealMismatch` if the root and the plan's output
         /// length are not the leaf the party stands on, `BadStepProof`, `WrongMove`,
         /// `AlreadyMoved`, `MoveTooLate`.
         /// **Events**: `OutputRevealed`, then `ElementWalkOpened` when both are in.

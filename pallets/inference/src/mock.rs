@@ -203,8 +203,18 @@ impl inferchain_primitives::dispute::StepReferee for TestReferee {
         }
     }
 
+    /// Element-wise steps over 128 bytes are settled by chunk; everything else whole.
+    fn path(step: &[u8], output_bytes: u32) -> inferchain_primitives::dispute::RefereePath {
+        use inferchain_primitives::dispute::RefereePath;
+        if step.first() == Some(&b'e') && output_bytes > 128 {
+            RefereePath::Elements
+        } else {
+            RefereePath::Whole
+        }
+    }
+
     fn costliest_chunk() -> (Vec<u8>, u32, u32, Vec<Vec<u8>>) {
-        (vec![b'e', 1], 64, 1, vec![vec![7; 64]])
+        (vec![b'e', 1], 256, 1, vec![vec![7; 256]])
     }
 
     fn evaluate(

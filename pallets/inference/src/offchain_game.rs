@@ -11,9 +11,10 @@
 //!   It reveals every round; at the end it posts the step proof itself only when the
 //!   executor has not by the block before the deadline (an executor that posts nothing
 //!   loses anyway).
-//! * **Element walk**: a step proof over `MaxStepProofBytes` is not posted; the party
-//!   reveals its chunk root of the step's output instead (`reveal_output`), both walk
-//!   down the chunk trees, and the chunk's element proof is posted as a step proof is.
+//! * **Element walk**: a step the referee settles by chunk (`StepReferee::path` is
+//!   `Elements`: over the caps whole) is not proven whole; the party reveals its chunk
+//!   root of the step's output instead (`reveal_output`), both walk down the chunk trees,
+//!   and the chunk's element proof is posted as a step proof is.
 //!
 //! Every move is due inside its deadline, so moves are found through the game queue:
 //! a game whose next move is due by block `d` has an entry at `d + 1`; the worker reads
@@ -30,11 +31,11 @@
 
 use crate::{offchain::Fault, pallet::*, GamePhase, RequestStatus, Side, LOG_TARGET};
 use alloc::{collections::BTreeSet, vec::Vec};
-use codec::Encode;
+use codec::{Decode, Encode};
 use frame_support::pallet_prelude::*;
 use frame_system::{offchain::Account, pallet_prelude::BlockNumberFor};
 use inferchain_primitives::{
-    dispute::TraceCommitment,
+    dispute::{PlanStep, RefereePath, StepReferee, TraceCommitment},
     host::{inference, TraceAnswer, TraceAsk, TraceRun, TracedModel},
     merkle::Hash,
     model::ModelRegistry,
@@ -364,29 +365,37 @@ impl<T: Config> Pallet<T> {
                 let lock = (b"inferchain::prove", game_id, side).encode();
                 Self::with_lock_for(&lock, MOVE_RETRY_BLOCKS, || {
                     let step = game.at.start;
+                    let output = ask(TraceAsk::Output(step))?;
+                    let TraceAnswer::Output {
+                        step: ref plan_step,
+                        ..
+                    } = output
+                    else {
+                        return None;
+                    };
+                    let plan_step = PlanStep::decode(&mut &plan_step[..]).ok()?;
+                    // A step the referee settles by chunk: open the walk over its output.
+                    if T::Referee::path(&plan_step.op, plan_step.output_bytes)
+                        == RefereePath::Elements
+                    {
+                        return Self::send_output_reveal(game_id, key, side, output, true);
+                    }
                     let TraceAnswer::Proof(proof) = ask(TraceAsk::Proof(step))? else {
                         return None;
                     };
-                    match proof.try_into() {
-                        Ok(proof) => {
-                            log::info!(target: LOG_TARGET, "game {game_id} (request {id}): proving step {step} as {side:?}");
-                            Self::send(
-                                key,
-                                Call::prove_step {
-                                    game: game_id,
-                                    proof,
-                                },
-                            )
-                        }
-                        // Too large to post whole: open the walk over its output's chunks.
-                        Err(_) => Self::send_output_reveal(
-                            game_id,
-                            key,
-                            side,
-                            ask(TraceAsk::Output(step))?,
-                            true,
-                        ),
-                    }
+                    let len = proof.len();
+                    let Ok(proof) = proof.try_into() else {
+                        log::error!(target: LOG_TARGET, "game {game_id}: the proof of step {step} is {len} bytes, over MaxStepProofBytes");
+                        return Some(());
+                    };
+                    log::info!(target: LOG_TARGET, "game {game_id} (request {id}): proving step {step} as {side:?}");
+                    Self::send(
+                        key,
+                        Call::prove_step {
+                            game: game_id,
+                            proof,
+                        },
+                    )
                 });
             }
             GamePhase::Outputs { .. } => {
