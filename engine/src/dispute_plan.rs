@@ -12,9 +12,11 @@
 //! Covered today: ONNX graphs of `Gemm` (alpha = beta = 1, `transA = 0`, a bias vector)
 //! and `MatMul` by a 2-D weight (as `GemmBt` steps, the weight stored N × K, whose
 //! outputs open chunk by chunk), `Relu` and `Softmax` over the last axis of a one-row tensor,
-//! one f32 input and one output: the plans of `models/tiny-mlp`. Anything else is
-//! `EngineError::UnsupportedOp`; the element-level bisection and the rest of the engine's
-//! operators come next.
+//! one f32 input and one output: the plans of `models/tiny-mlp` and `models/wide-mlp`.
+//! Anything else is `EngineError::UnsupportedOp`, and so is a plan with a step the
+//! referee can settle neither whole nor by chunk; the rest of the engine's operators come
+//! next. The trace is computed without the referee's caps (`evaluate_uncapped`): a step
+//! over them is settled by chunk in a dispute, but computed whole here.
 
 use crate::{
     error::{EngineError, Result},
@@ -408,7 +410,7 @@ impl DisputePlan {
                     Read::Step { .. } => Err(unsupported("dispute plan: a step reads a later one")),
                 })
                 .collect::<Result<Vec<&[u8]>>>()?;
-            let mut out = KernelReferee::evaluate(&step.op, &operands)
+            let mut out = inferchain_referee::evaluate_uncapped(&step.op, &operands)
                 .map_err(|e| unsupported(format!("dispute plan step {i}: {e:?}")))?;
             if corrupt == Some(i) {
                 corrupt_bytes(&mut out);

@@ -244,3 +244,32 @@ fn every_chunk_of_every_step_with_an_element_path_proves() {
     // Two GemmBt steps and the Relu, at least a chunk each.
     assert!(proven >= 3, "{proven} chunks proven");
 }
+
+#[test]
+fn the_wide_mlp_product_is_over_the_caps_whole_and_settled_by_chunk() {
+    use inferchain_primitives::dispute::RefereePath;
+    let bytes = model_bytes("wide-mlp");
+    let model = OnnxModel::from_bytes(&bytes).expect("wide-mlp loads");
+    let plan = DisputePlan::compile_onnx(&bytes).expect("wide-mlp compiles");
+    eprintln!("wide-mlp dispute commitments: {:?}", plan.commitments());
+    // Input, Relu, GemmBt (1 x 64 by 1024 x 64), output.
+    assert_eq!(plan.steps.len(), 4);
+    let paths: Vec<RefereePath> = plan
+        .steps
+        .iter()
+        .map(|s| KernelReferee::path(&s.op, s.output_bytes))
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            RefereePath::Whole,
+            RefereePath::Whole,
+            RefereePath::Elements,
+            RefereePath::Whole
+        ]
+    );
+    let values: Vec<f32> = (0..64).map(|i| (i as f32 - 20.0) / 16.0).collect();
+    let input = Payload::Tensors(vec![Tensor::from_f32(vec![1, 64], &values)]).encode();
+    plan.run(&model, &input)
+        .expect("the plan's output is the engine's");
+}

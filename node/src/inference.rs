@@ -277,6 +277,19 @@ mod tests {
             commitments,
             "runtime/src/dev_models.rs must carry the commitments the engine computes"
         );
+        let wide = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/wide-mlp/model.onnx");
+        let wide_plan = inferchain_engine::dispute_plan::DisputePlan::compile_onnx(
+            &std::fs::read(&wide).expect("wide-mlp"),
+        )
+        .expect("compiles");
+        assert_eq!(
+            genesis_commitments()
+                .into_iter()
+                .find(|(id, _)| *id == inferchain_runtime::dev_models::WIDE_MLP)
+                .map(|(_, c)| c),
+            Some(wide_plan.commitments()),
+            "runtime/src/dev_models.rs must carry wide-mlp's commitments as the engine computes them"
+        );
 
         let dir =
             std::env::temp_dir().join(format!("inferchain-node-trace-{}", std::process::id()));

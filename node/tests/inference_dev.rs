@@ -6,14 +6,16 @@
 
 mod common;
 
+use codec::Encode;
 use common::{
     free_port,
     inference::{
         connect, events_between, expected_output, inference_events, model_store, request_call,
-        submitted, text_input, tiny_input, tx_fee, wait_until, MINILM_L6_V2, TINY_MLP,
+        submitted, text_input, tiny_input, tx_fee, wait_until, MINILM_L6_V2, TINY_MLP, WIDE_MLP,
     },
     test_dir, Node,
 };
+use inferchain_primitives::io::{Payload, Tensor};
 use inferchain_runtime::{configs::ProtocolFee, RuntimeEvent};
 use pallet_inference::{Event, HoldReason, RequestStatus};
 use sp_keyring::Sr25519Keyring;
@@ -249,6 +251,51 @@ fn a_node_killed_mid_window_loses_nothing_and_answers_once() {
     }
 }
 
+/// Requests `model` on `input` and waits for the game on the result to end with the
+/// executor refereed wrong: the request, its executor, the game and the events since.
+fn request_until_refereed(
+    chain: &inferchain_cli::chain::Chain,
+    model: inferchain_primitives::ModelId,
+    input: Vec<u8>,
+) -> (
+    u64,
+    inferchain_runtime::AccountId,
+    u64,
+    Vec<(u32, Event<inferchain_runtime::Runtime>)>,
+) {
+    let start = chain.best_number().expect("best");
+    let included = chain
+        .submit_and_wait(
+            &Sr25519Keyring::Eve.pair(),
+            request_call(model, input, u128::MAX),
+            Duration::from_secs(60),
+        )
+        .expect("the request lands");
+    let (id, cheat) = submitted(&included);
+    let (game, end) = wait_until(Duration::from_secs(240), "the game to end", || {
+        let now = chain.best_number().ok()?;
+        inference_events(&events_between(chain, start, now))
+            .into_iter()
+            .find_map(|(_, e)| match e {
+                Event::GameEnded { game, id: i, end } if i == id => Some((game, end)),
+                _ => None,
+            })
+    });
+    assert_eq!(
+        end,
+        pallet_inference::GameEnd::Refereed {
+            executor_right: false
+        }
+    );
+    let now = chain.best_number().expect("best");
+    (
+        id,
+        cheat,
+        game,
+        inference_events(&events_between(chain, start, now)),
+    )
+}
+
 #[test]
 fn on_the_dev_chain_a_wrong_traced_result_is_refereed_and_slashed() {
     // One validator, two executor keys (Alice, Bob) on it, started with `wrong-output`:
@@ -264,33 +311,8 @@ fn on_the_dev_chain_a_wrong_traced_result_is_refereed_and_slashed() {
     );
     node.wait_finalized(1, Duration::from_secs(120));
     let chain = connect(&node);
-    let start = chain.best_number().expect("best");
-    let included = chain
-        .submit_and_wait(
-            &Sr25519Keyring::Eve.pair(),
-            request_call(TINY_MLP, tiny_input([1.0, -2.0, 0.5, 3.0]), u128::MAX),
-            Duration::from_secs(60),
-        )
-        .expect("the request lands");
-    let (id, cheat) = submitted(&included);
-
-    let (game, end) = wait_until(Duration::from_secs(120), "the game to end", || {
-        let now = chain.best_number().ok()?;
-        inference_events(&events_between(&chain, start, now))
-            .into_iter()
-            .find_map(|(_, e)| match e {
-                Event::GameEnded { game, id: i, end } if i == id => Some((game, end)),
-                _ => None,
-            })
-    });
-    assert_eq!(
-        end,
-        pallet_inference::GameEnd::Refereed {
-            executor_right: false
-        }
-    );
-    let now = chain.best_number().expect("best");
-    let events = inference_events(&events_between(&chain, start, now));
+    let (_, cheat, game, events) =
+        request_until_refereed(&chain, TINY_MLP, tiny_input([1.0, -2.0, 0.5, 3.0]));
     assert!(events.iter().any(|(_, e)| matches!(e,
         Event::GameOpened { game: g, executor, challenger, .. }
             if *g == game && *executor == cheat && *challenger != cheat)));
@@ -305,4 +327,20 @@ fn on_the_dev_chain_a_wrong_traced_result_is_refereed_and_slashed() {
     assert!(!events
         .iter()
         .any(|(_, e)| matches!(e, Event::Challenged { .. })));
+
+    // wide-mlp: the corrupted step (2 of 4) is a product over the referee's caps, settled
+    // by the element-level walk over its 128 output chunks; the wrong chunk is recomputed.
+    let values: Vec<f32> = (0..64).map(|i| (i as f32 - 20.0) / 16.0).collect();
+    let input = Payload::Tensors(vec![Tensor::from_f32(vec![1, 64], &values)]).encode();
+    let (_, cheat, game, events) = request_until_refereed(&chain, WIDE_MLP, input);
+    assert!(events.iter().any(|(_, e)| matches!(e,
+        Event::ElementWalkOpened { game: g, step: 2, chunks: 128 } if *g == game)));
+    assert!(
+        events.iter().any(|(_, e)| matches!(e,
+        Event::ChunkRefereed { game: g, step: 2, chunk: 0, .. } if *g == game)),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|(_, e)| matches!(e,
+        Event::Slashed { who, reason: pallet_inference::SlashReason::WrongResult, .. }
+            if *who == cheat)));
 }

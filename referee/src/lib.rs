@@ -104,6 +104,7 @@ fn gemm_element(a: &[f32], b: &[f32], bias: Option<f32>) -> f32 {
 fn gemm_bt(
     (m, n, k, has_bias): (u32, u32, u32, bool),
     operands: &[&[u8]],
+    capped: bool,
 ) -> Result<Vec<u8>, RefereeError> {
     let (a, bt, bias) = match (operands, has_bias) {
         ([a, bt], false) => (floats(a)?, floats(bt)?, None),
@@ -112,7 +113,7 @@ fn gemm_bt(
     };
     let (m, n, k) = (m as usize, n as usize, k as usize);
     let work = (m.max(1) as u64) * (n.max(1) as u64) * (k.max(1) as u64);
-    if work > MAX_WORK || (m as u64) * (n as u64) > MAX_OUTPUT_ELEMENTS {
+    if capped && (work > MAX_WORK || (m as u64) * (n as u64) > MAX_OUTPUT_ELEMENTS) {
         return Err(RefereeError::TooLarge);
     }
     if a.len() != m * k || bt.len() != n * k || bias.as_ref().is_some_and(|b| b.len() != n) {
@@ -195,100 +196,112 @@ fn gemm_chunk_bound(m: u32, n: u32, k: u32, bias: bool) -> u64 {
     (rows * k + cols * k + if bias { cols } else { 0 }) * 4
 }
 
+/// A step's output; with `capped`, refused (`TooLarge`) beyond the caps a block can
+/// afford. Off chain (the engine computing a trace) nothing is capped.
+fn evaluate(step: &[u8], operands: &[&[u8]], capped: bool) -> Result<Vec<u8>, RefereeError> {
+    let step = Step::decode(&mut &step[..]).map_err(|_| RefereeError::UnknownStep)?;
+    let total: usize = operands.iter().map(|o| o.len()).sum();
+    if capped && total > MAX_OPERAND_BYTES {
+        return Err(RefereeError::TooLarge);
+    }
+    match step {
+        Step::Kernel { template } => {
+            let template = Call::decode_template(&template).ok_or(RefereeError::UnknownStep)?;
+            let values = operands
+                .iter()
+                .map(|o| floats(o))
+                .collect::<Result<Vec<_>, _>>()?;
+            let call = template
+                .with_operands(values)
+                .ok_or(RefereeError::OperandMismatch)?;
+            let written = match &call {
+                Call::Gemm { m, n, .. } => u64::from(*m) * u64::from(*n),
+                _ => 0,
+            };
+            if capped && (call.work() > MAX_WORK || written > MAX_OUTPUT_ELEMENTS) {
+                return Err(RefereeError::TooLarge);
+            }
+            Ok(bytes(&call.eval()))
+        }
+        Step::Binary(op) => {
+            let [a, b] = operands else {
+                return Err(RefereeError::OperandMismatch);
+            };
+            let (a, b) = (floats(a)?, floats(b)?);
+            if a.len() != b.len() {
+                return Err(RefereeError::OperandMismatch);
+            }
+            let out: Vec<f32> = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| {
+                    let r = match op {
+                        Binary::Add => x + y,
+                        Binary::Sub => x - y,
+                        Binary::Mul => x * y,
+                        Binary::Div => x / y,
+                    };
+                    if r.is_nan() {
+                        CANONICAL_NAN
+                    } else {
+                        r
+                    }
+                })
+                .collect();
+            Ok(bytes(&out))
+        }
+        Step::Relu => {
+            let [x] = operands else {
+                return Err(RefereeError::OperandMismatch);
+            };
+            let out: Vec<f32> = floats(x)?
+                .into_iter()
+                .map(|v| if v > 0.0 { v } else { 0.0 })
+                .collect();
+            Ok(bytes(&out))
+        }
+        Step::InputTensor { index } => {
+            let [payload] = operands else {
+                return Err(RefereeError::OperandMismatch);
+            };
+            match Payload::decode_canonical(payload) {
+                Ok(Payload::Tensors(tensors)) => tensors
+                    .into_iter()
+                    .nth(index as usize)
+                    .map(|t| t.data)
+                    .ok_or(RefereeError::OperandMismatch),
+                _ => Err(RefereeError::OperandMismatch),
+            }
+        }
+        Step::GemmBt { m, n, k, bias } => gemm_bt((m, n, k, bias), operands, capped),
+        Step::Output { shape } => {
+            let [x] = operands else {
+                return Err(RefereeError::OperandMismatch);
+            };
+            let values = floats(x)?;
+            let elements = shape
+                .iter()
+                .try_fold(1usize, |n, d| n.checked_mul(*d as usize));
+            if elements != Some(values.len()) {
+                return Err(RefereeError::OperandMismatch);
+            }
+            Ok(Payload::Tensors(alloc::vec![Tensor::from_f32(shape, &values)]).encode())
+        }
+    }
+}
+
+/// A step's output computed off chain, without the caps: how the engine computes the
+/// trace an executor commits to (every step of it is the referee's arithmetic).
+pub fn evaluate_uncapped(step: &[u8], operands: &[&[u8]]) -> Result<Vec<u8>, RefereeError> {
+    evaluate(step, operands, false)
+}
+
 /// The runtime's referee.
 pub struct KernelReferee;
 
 impl StepReferee for KernelReferee {
     fn evaluate(step: &[u8], operands: &[&[u8]]) -> Result<Vec<u8>, RefereeError> {
-        let step = Step::decode(&mut &step[..]).map_err(|_| RefereeError::UnknownStep)?;
-        let total: usize = operands.iter().map(|o| o.len()).sum();
-        if total > MAX_OPERAND_BYTES {
-            return Err(RefereeError::TooLarge);
-        }
-        match step {
-            Step::Kernel { template } => {
-                let template = Call::decode_template(&template).ok_or(RefereeError::UnknownStep)?;
-                let values = operands
-                    .iter()
-                    .map(|o| floats(o))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let call = template
-                    .with_operands(values)
-                    .ok_or(RefereeError::OperandMismatch)?;
-                let written = match &call {
-                    Call::Gemm { m, n, .. } => u64::from(*m) * u64::from(*n),
-                    _ => 0,
-                };
-                if call.work() > MAX_WORK || written > MAX_OUTPUT_ELEMENTS {
-                    return Err(RefereeError::TooLarge);
-                }
-                Ok(bytes(&call.eval()))
-            }
-            Step::Binary(op) => {
-                let [a, b] = operands else {
-                    return Err(RefereeError::OperandMismatch);
-                };
-                let (a, b) = (floats(a)?, floats(b)?);
-                if a.len() != b.len() {
-                    return Err(RefereeError::OperandMismatch);
-                }
-                let out: Vec<f32> = a
-                    .iter()
-                    .zip(&b)
-                    .map(|(&x, &y)| {
-                        let r = match op {
-                            Binary::Add => x + y,
-                            Binary::Sub => x - y,
-                            Binary::Mul => x * y,
-                            Binary::Div => x / y,
-                        };
-                        if r.is_nan() {
-                            CANONICAL_NAN
-                        } else {
-                            r
-                        }
-                    })
-                    .collect();
-                Ok(bytes(&out))
-            }
-            Step::Relu => {
-                let [x] = operands else {
-                    return Err(RefereeError::OperandMismatch);
-                };
-                let out: Vec<f32> = floats(x)?
-                    .into_iter()
-                    .map(|v| if v > 0.0 { v } else { 0.0 })
-                    .collect();
-                Ok(bytes(&out))
-            }
-            Step::InputTensor { index } => {
-                let [payload] = operands else {
-                    return Err(RefereeError::OperandMismatch);
-                };
-                match Payload::decode_canonical(payload) {
-                    Ok(Payload::Tensors(tensors)) => tensors
-                        .into_iter()
-                        .nth(index as usize)
-                        .map(|t| t.data)
-                        .ok_or(RefereeError::OperandMismatch),
-                    _ => Err(RefereeError::OperandMismatch),
-                }
-            }
-            Step::GemmBt { m, n, k, bias } => gemm_bt((m, n, k, bias), operands),
-            Step::Output { shape } => {
-                let [x] = operands else {
-                    return Err(RefereeError::OperandMismatch);
-                };
-                let values = floats(x)?;
-                let elements = shape
-                    .iter()
-                    .try_fold(1usize, |n, d| n.checked_mul(*d as usize));
-                if elements != Some(values.len()) {
-                    return Err(RefereeError::OperandMismatch);
-                }
-                Ok(Payload::Tensors(alloc::vec![Tensor::from_f32(shape, &values)]).encode())
-            }
-        }
+        evaluate(step, operands, true)
     }
 
     fn path(step: &[u8], output_bytes: u32) -> RefereePath {

