@@ -22,26 +22,26 @@ pub trait WeightInfo {
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
     fn register_model() -> Weight {
-        // Measured proof size: 155; minimum time 17_426 ns.
-        Weight::from_parts(18_658_000, 5647)
+        // Measured proof size: 188; minimum time 16_655 ns.
+        Weight::from_parts(17_806_000, 5647)
             .saturating_add(T::DbWeight::get().reads(2_u64))
             .saturating_add(T::DbWeight::get().writes(2_u64))
     }
     fn set_model_status() -> Weight {
-        // Measured proof size: 2345; minimum time 16_405 ns.
-        Weight::from_parts(18_047_000, 5647)
+        // Measured proof size: 2378; minimum time 16_274 ns.
+        Weight::from_parts(17_416_000, 5647)
             .saturating_add(T::DbWeight::get().reads(1_u64))
             .saturating_add(T::DbWeight::get().writes(1_u64))
     }
     fn set_model_fee() -> Weight {
-        // Measured proof size: 2345; minimum time 16_615 ns.
-        Weight::from_parts(17_976_000, 5647)
+        // Measured proof size: 2378; minimum time 16_044 ns.
+        Weight::from_parts(17_326_000, 5647)
             .saturating_add(T::DbWeight::get().reads(1_u64))
             .saturating_add(T::DbWeight::get().writes(1_u64))
     }
     fn set_model_commitments() -> Weight {
-        // Measured proof size: 2396; minimum time 18_137 ns.
-        Weight::from_parts(20_140_000, 5647)
+        // Measured proof size: 2432; minimum time 18_147 ns.
+        Weight::from_parts(19_829_000, 5647)
             .saturating_add(T::DbWeight::get().reads(2_u64))
             .saturating_add(T::DbWeight::get().writes(1_u64))
     }
@@ -50,22 +50,22 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 // For tests: the same figures over ParityDB's weights.
 impl WeightInfo for () {
     fn register_model() -> Weight {
-        Weight::from_parts(18_658_000, 5647)
+        Weight::from_parts(17_806_000, 5647)
             .saturating_add(ParityDbWeight::get().reads(2_u64))
             .saturating_add(ParityDbWeight::get().writes(2_u64))
     }
     fn set_model_status() -> Weight {
-        Weight::from_parts(18_047_000, 5647)
+        Weight::from_parts(17_416_000, 5647)
             .saturating_add(ParityDbWeight::get().reads(1_u64))
             .saturating_add(ParityDbWeight::get().writes(1_u64))
     }
     fn set_model_fee() -> Weight {
-        Weight::from_parts(17_976_000, 5647)
+        Weight::from_parts(17_326_000, 5647)
             .saturating_add(ParityDbWeight::get().reads(1_u64))
             .saturating_add(ParityDbWeight::get().writes(1_u64))
     }
     fn set_model_commitments() -> Weight {
-        Weight::from_parts(20_140_000, 5647)
+        Weight::from_parts(19_829_000, 5647)
             .saturating_add(ParityDbWeight::get().reads(2_u64))
             .saturating_add(ParityDbWeight::get().writes(1_u64))
     }
