@@ -282,12 +282,8 @@ fn game_setup_with<T: Config>(
     )
 }
 
-/// A game whose walk over steps ended at step 0, the referee's costliest chunk's step
-/// (an element path), with the executor's leaf a tensor of that step's output length:
-/// the setup, the game, the executor's chunk root and the chunk's tensors and their paths.
-fn element_game<T: Config>() -> (GameSetup<T>, GameId, Hash, Vec<Vec<u8>>, Vec<Vec<Hash>>) {
-    let (op, output_bytes, _, tensors) = T::Referee::costliest_chunk();
-    let (setup, paths) = game_setup_with::<T>(16, op, tensors.clone(), output_bytes);
+/// The setup's challenger opens its game (with a deep trace of another output).
+fn open_challenge<T: Config>(setup: &GameSetup<T>) -> GameId {
     let output = payload(16, 3);
     let (trace, path, _) = deep_trace(&output, 2);
     Inference::<T>::do_open_game(
@@ -298,7 +294,16 @@ fn element_game<T: Config>() -> (GameSetup<T>, GameId, Hash, Vec<Vec<u8>>, Vec<V
         path,
     )
     .expect("the challenger opens; qed");
-    let game = GameByChallenger::<T>::get(setup.id, &setup.challenger).expect("open; qed");
+    GameByChallenger::<T>::get(setup.id, &setup.challenger).expect("open; qed")
+}
+
+/// A game whose walk over steps ended at step 0, the referee's costliest chunk's step
+/// (an element path), with the executor's leaf a tensor of that step's output length:
+/// the setup, the game, the executor's chunk root and the chunk's tensors and their paths.
+fn element_game<T: Config>() -> (GameSetup<T>, GameId, Hash, Vec<Vec<u8>>, Vec<Vec<Hash>>) {
+    let (op, output_bytes, _, tensors) = T::Referee::costliest_chunk();
+    let (setup, paths) = game_setup_with::<T>(16, op, tensors.clone(), output_bytes);
+    let game = open_challenge::<T>(&setup);
     let executor_root = blake2_256(b"the executor's wrong chunks");
     Games::<T>::mutate(game, |g| {
         if let Some(g) = g {
@@ -507,17 +512,7 @@ mod benchmarks {
     fn reveal() {
         executors::<T>(T::JurySize::get().saturating_add(2));
         let setup = game_setup::<T>(16);
-        let output = payload(16, 3);
-        let (trace, path, _) = deep_trace(&output, 2);
-        Inference::<T>::do_open_game(
-            setup.challenger.clone(),
-            setup.id,
-            output.try_into().expect("bounded; qed"),
-            trace,
-            path,
-        )
-        .expect("the challenger opens; qed");
-        let game = GameByChallenger::<T>::get(setup.id, &setup.challenger).expect("open; qed");
+        let game = open_challenge::<T>(&setup);
         let (l, r) = setup.challenger_top;
         Inference::<T>::do_reveal(setup.challenger.clone(), game, l, r)
             .expect("the challenger reveals; qed");
@@ -532,17 +527,7 @@ mod benchmarks {
     fn prove_step() {
         executors::<T>(T::MaxExecutors::get());
         let setup = game_setup::<T>(16);
-        let output = payload(16, 3);
-        let (trace, path, _) = deep_trace(&output, 2);
-        Inference::<T>::do_open_game(
-            setup.challenger.clone(),
-            setup.id,
-            output.try_into().expect("bounded; qed"),
-            trace,
-            path,
-        )
-        .expect("the challenger opens; qed");
-        let game = GameByChallenger::<T>::get(setup.id, &setup.challenger).expect("open; qed");
+        let game = open_challenge::<T>(&setup);
         // The walk ended at step 0, where the executor's leaf is wrong.
         Games::<T>::mutate(game, |g| {
             if let Some(g) = g {
