@@ -4,11 +4,15 @@
 //! the embedding's bits are the same on every CPU), mean-pooled over the tokens and
 //! L2-normalised. Output: f32 `[1, hidden_size]`.
 //!
-//! Canonical choices (part of the numerics profile): no padding (one sequence, so no mask
+//! Canonical choices (part of the numerics profile): tokenization by the canonical BERT
+//! tokenizer the dispute referee shares (`inferchain_referee::wordpiece`, see
+//! `bert_plan`) where the model's `tokenizer.json` is one it reproduces (`tokenizers`
+//! otherwise, and such a model has no dispute plan); no padding (one sequence, so no mask
 //! is needed), truncation as the tokenizer declares it (or at the model's position limit),
 //! f32 throughout; the order of every operation is the one written in this file.
 
 use crate::{
+    bert_plan::CanonicalTokenizer,
     error::{EngineError, Result},
     numerics::{self, Rayon},
     spec::{self, DEFAULT_MAX_TEXT_BYTES},
@@ -349,6 +353,9 @@ impl Encoder {
 /// A loaded embedding model.
 pub struct BertEmbedder {
     encoder: Encoder,
+    /// The canonical tokenizer (shared with the referee), where the model's
+    /// `tokenizer.json` is one it reproduces; `tokenizer` otherwise.
+    canonical: Option<CanonicalTokenizer>,
     tokenizer: Tokenizer,
     hidden_size: usize,
     weight_bytes: usize,
@@ -375,12 +382,14 @@ impl BertEmbedder {
                 )));
             }
         }
-        let mut tokenizer = Tokenizer::from_bytes(
-            files
-                .get("tokenizer.json")
-                .ok_or_else(|| EngineError::InvalidArtifact("tokenizer.json missing".into()))?,
-        )
-        .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        let tokenizer_json = files
+            .get("tokenizer.json")
+            .ok_or_else(|| EngineError::InvalidArtifact("tokenizer.json missing".into()))?;
+        let canonical =
+            CanonicalTokenizer::from_tokenizer_json(tokenizer_json, config.max_position_embeddings)
+                .ok();
+        let mut tokenizer = Tokenizer::from_bytes(tokenizer_json)
+            .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
         let limit = config.max_position_embeddings;
         let max_length = tokenizer
@@ -409,6 +418,7 @@ impl BertEmbedder {
         let weight_bytes = encoder.bytes();
         Ok(BertEmbedder {
             encoder,
+            canonical,
             tokenizer,
             hidden_size: config.hidden_size,
             weight_bytes,
@@ -439,8 +449,24 @@ impl BertEmbedder {
         ))
     }
 
-    /// Token ids for `text`, with the special tokens, truncated canonically.
+    /// Token ids for `text`, with the special tokens, truncated canonically: the
+    /// canonical tokenizer's (`bert_plan`), which the dispute referee recomputes, where
+    /// the model has one.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        if let Some(canonical) = &self.canonical {
+            return canonical.tokenize(text);
+        }
+        self.tokenize_with_tokenizers(text)
+    }
+
+    /// Whether [`Self::tokenize`] is the canonical tokenizer.
+    pub fn has_canonical_tokenizer(&self) -> bool {
+        self.canonical.is_some()
+    }
+
+    /// Token ids for `text` from Hugging Face `tokenizers` (what the canonical tokenizer
+    /// is compared against).
+    pub fn tokenize_with_tokenizers(&self, text: &str) -> Result<Vec<u32>> {
         let encoding = self
             .tokenizer
             .encode(text, true)

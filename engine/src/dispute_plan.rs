@@ -20,7 +20,7 @@
 
 use crate::{
     error::{EngineError, Result},
-    onnx::OnnxModel,
+    LoadedModel,
 };
 use candle_onnx::onnx::{self, ModelProto};
 use codec::Encode;
@@ -43,8 +43,28 @@ use std::collections::HashMap;
 #[derive(Clone, Debug, PartialEq)]
 pub struct DisputePlan {
     pub steps: Vec<PlanStep>,
-    /// Weight tensors as the steps read them (f32, little-endian, row-major).
+    /// Weight tensors as the steps read them (f32, little-endian, row-major; a
+    /// tokenizer's vocabulary as its bytes).
     pub weights: Vec<Vec<u8>>,
+    /// The step and weight leaves, computed once (hashing a model's weights takes a
+    /// while, and every element proof needs their paths).
+    leaves: std::sync::OnceLock<(Vec<Hash>, Vec<Hash>)>,
+}
+
+impl Default for DisputePlan {
+    fn default() -> Self {
+        DisputePlan::new(Vec::new(), Vec::new())
+    }
+}
+
+impl DisputePlan {
+    pub fn new(steps: Vec<PlanStep>, weights: Vec<Vec<u8>>) -> Self {
+        DisputePlan {
+            steps,
+            weights,
+            leaves: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 fn unsupported(what: impl Into<String>) -> EngineError {
@@ -307,10 +327,7 @@ impl DisputePlan {
                 .map(|i| (i.name.as_str(), i))
                 .collect(),
             values: HashMap::new(),
-            plan: DisputePlan {
-                steps: Vec::new(),
-                weights: Vec::new(),
-            },
+            plan: DisputePlan::default(),
             weight_index: HashMap::new(),
         };
         let inputs: Vec<&onnx::ValueInfoProto> = graph
@@ -346,37 +363,50 @@ impl DisputePlan {
         .encode()
         .len();
         c.push(Step::Output { shape }.encode(), vec![y.read()], payload);
-        // Every step must be refereeable, whole or chunk by chunk.
-        if let Some(i) = c
-            .plan
+        c.plan.check_refereeable()?;
+        Ok(c.plan)
+    }
+
+    /// `UnsupportedOp` unless every step can be refereed, whole or chunk by chunk.
+    pub(crate) fn check_refereeable(&self) -> Result<()> {
+        match self
             .steps
             .iter()
             .position(|s| KernelReferee::path(&s.op, s.output_bytes) == RefereePath::Neither)
         {
-            return Err(unsupported(format!(
+            Some(i) => Err(unsupported(format!(
                 "dispute plan step {i}: too large for the referee whole and by chunk"
-            )));
+            ))),
+            None => Ok(()),
         }
-        Ok(c.plan)
     }
 
-    pub(crate) fn step_leaves(&self) -> Vec<Hash> {
-        self.steps
-            .iter()
-            .map(|s| merkle::leaf(&s.encode()))
-            .collect()
+    fn leaves(&self) -> &(Vec<Hash>, Vec<Hash>) {
+        self.leaves.get_or_init(|| {
+            (
+                self.steps
+                    .iter()
+                    .map(|s| merkle::leaf(&s.encode()))
+                    .collect(),
+                self.weights.iter().map(|w| tensor_leaf(w)).collect(),
+            )
+        })
     }
 
-    pub(crate) fn weight_leaves(&self) -> Vec<Hash> {
-        self.weights.iter().map(|w| tensor_leaf(w)).collect()
+    pub(crate) fn step_leaves(&self) -> &[Hash] {
+        &self.leaves().0
+    }
+
+    pub(crate) fn weight_leaves(&self) -> &[Hash] {
+        &self.leaves().1
     }
 
     /// What governance records for the model (`set_model_commitments`).
     pub fn commitments(&self) -> ModelCommitments {
         ModelCommitments {
-            plan_root: H256(merkle::root(&self.step_leaves())),
+            plan_root: H256(merkle::root(self.step_leaves())),
             steps: self.steps.len() as u32,
-            weights_root: H256(merkle::root(&self.weight_leaves())),
+            weights_root: H256(merkle::root(self.weight_leaves())),
             weights: self.weights.len() as u32,
         }
     }
@@ -410,8 +440,11 @@ impl DisputePlan {
                     Read::Step { .. } => Err(unsupported("dispute plan: a step reads a later one")),
                 })
                 .collect::<Result<Vec<&[u8]>>>()?;
-            let mut out = inferchain_referee::evaluate_uncapped(&step.op, &operands)
-                .map_err(|e| unsupported(format!("dispute plan step {i}: {e:?}")))?;
+            let mut out = match crate::plan_kernels::fast_step(&step.op, &operands) {
+                Some(out) => out,
+                None => inferchain_referee::evaluate_uncapped(&step.op, &operands)
+                    .map_err(|e| unsupported(format!("dispute plan step {i}: {e:?}")))?,
+            };
             if corrupt == Some(i) {
                 corrupt_bytes(&mut out);
             }
@@ -422,7 +455,7 @@ impl DisputePlan {
 
     /// [`Self::trace`], checked against the engine's own output for the same input:
     /// the trace an executor commits to with its result.
-    pub fn run(&self, model: &OnnxModel, input: &[u8]) -> Result<Vec<Vec<u8>>> {
+    pub fn run(&self, model: &LoadedModel, input: &[u8]) -> Result<Vec<Vec<u8>>> {
         let trace = self.trace(input)?;
         self.check_against_engine(model, input, &trace)?;
         Ok(trace)
@@ -431,15 +464,12 @@ impl DisputePlan {
     /// `DisputePlanMismatch` unless `trace` ends in the engine's own output for `input`.
     pub fn check_against_engine(
         &self,
-        model: &OnnxModel,
+        model: &LoadedModel,
         input: &[u8],
         trace: &[Vec<u8>],
     ) -> Result<()> {
         let payload = Payload::decode_canonical(input).map_err(EngineError::InvalidInput)?;
-        let Payload::Tensors(tensors) = payload else {
-            return Err(unsupported("dispute plan: a text input"));
-        };
-        let engine = Payload::Tensors(model.run(&tensors)?).encode();
+        let engine = model.run(&payload)?.encode();
         if trace.last() != Some(&engine) {
             return Err(EngineError::DisputePlanMismatch);
         }
@@ -451,6 +481,7 @@ impl DisputePlan {
     /// tensor's chunk root and that root against the trace or the weights root.
     pub fn element_proof(
         &self,
+        input: &[u8],
         outputs: &[Vec<u8>],
         index: usize,
         chunk: u32,
@@ -467,20 +498,34 @@ impl DisputePlan {
                 range: ChunkRange::of(data, r.start, r.len)?,
             })
         };
+        // A gather's further reads follow from the bytes of the first ones.
+        let operand_bytes = |r: &ElementRead| -> Option<&[u8]> {
+            match *step.reads.get(r.operand as usize)? {
+                Read::Input => Some(input),
+                Read::Step { index: j, .. } => outputs.get(j as usize).map(Vec::as_slice),
+                Read::Weight(w) => self.weights.get(w as usize).map(Vec::as_slice),
+            }
+        };
+        let direct = reads
+            .iter()
+            .map(|r| operand_bytes(r)?.get(r.start as usize..(r.start + r.len) as usize))
+            .collect::<Option<Vec<&[u8]>>>()?;
+        let more = KernelReferee::indirect_reads(&step.op, step.output_bytes, chunk, &direct)?;
         let operands = reads
             .iter()
+            .chain(&more)
             .map(|r| match *step.reads.get(r.operand as usize)? {
                 Read::Input => Some(ElementOperand::Input),
                 Read::Step { index: j, .. } => {
                     tensor(outputs.get(j as usize)?, &trace_leaves, j as usize, r)
                 }
                 Read::Weight(w) => {
-                    tensor(self.weights.get(w as usize)?, &weight_leaves, w as usize, r)
+                    tensor(self.weights.get(w as usize)?, weight_leaves, w as usize, r)
                 }
             })
             .collect::<Option<Vec<_>>>()?;
         Some(ElementProof {
-            step_path: merkle::proof(&self.step_leaves(), index)?,
+            step_path: merkle::proof(self.step_leaves(), index)?,
             step,
             operands,
         })
@@ -505,13 +550,13 @@ impl DisputePlan {
                 }),
                 Read::Weight(w) => Some(Operand {
                     data: self.weights.get(w as usize)?.clone(),
-                    path: merkle::proof(&weight_leaves, w as usize)?,
+                    path: merkle::proof(weight_leaves, w as usize)?,
                 }),
             })
             .collect::<Option<Vec<_>>>()?;
         Some(StepProof {
             step,
-            step_path: merkle::proof(&self.step_leaves(), index)?,
+            step_path: merkle::proof(self.step_leaves(), index)?,
             operands,
         })
     }

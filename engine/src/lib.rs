@@ -12,7 +12,9 @@
 //! (data movement, single IEEE-754 operations). [`Engine`] caches loaded models (LRU under a
 //! byte budget). [`npy`] reads and writes `.npy` for the CLI. [`fetch`] brings a missing
 //! model from an HTTP mirror, hash-checked before import. [`dispute_plan`] writes a model in
-//! the runtime referee's step language and [`traced_run`] runs it for the bisection game.
+//! the runtime referee's step language ([`bert_plan`] for BERT embedders, with the
+//! canonical tokenizer), [`plan_kernels`] computes its products on the fast kernels, and
+//! [`traced_run`] runs it for the bisection game.
 //!
 //! Used by the node (the inference host function, off-chain workers only) and by the
 //! `inferchain` CLI (users re-running results).
@@ -23,6 +25,7 @@
 //! compute a floating-point reduction or transcendental function outside the kernels.
 
 pub mod bert;
+pub mod bert_plan;
 pub mod cache;
 pub mod conversion;
 pub mod dispute_plan;
@@ -34,6 +37,7 @@ pub mod legalize;
 pub mod npy;
 pub mod numerics;
 pub mod onnx;
+pub mod plan_kernels;
 pub mod spec;
 pub mod store;
 pub mod traced_run;

@@ -11,9 +11,10 @@ use crate::{
     dispute_plan::DisputePlan,
     error::{EngineError, Result},
     store::ONNX_FILE,
-    Engine, LoadedModel,
+    Engine,
 };
 use codec::Encode;
+use inferchain_primitives::model::ModelFormat;
 use inferchain_primitives::{
     dispute::ModelCommitments,
     host::{TraceAnswer, TraceAsk, TraceRun},
@@ -85,7 +86,7 @@ impl TracedRun {
             TraceAsk::Output(step) => (|| {
                 Some(TraceAnswer::Output {
                     step: self.plan.steps.get(step as usize)?.encode(),
-                    step_path: merkle::proof(&self.plan.step_leaves(), step as usize)?,
+                    step_path: merkle::proof(self.plan.step_leaves(), step as usize)?,
                     chunk_root: chunk_root(self.outputs.get(step as usize)?),
                 })
             })(),
@@ -96,7 +97,7 @@ impl TracedRun {
                 .map(|(l, r)| TraceAnswer::Children(l, r)),
             TraceAsk::ElementProof { step, chunk } => self
                 .plan
-                .element_proof(&self.outputs, step as usize, chunk)
+                .element_proof(&self.input, &self.outputs, step as usize, chunk)
                 .map(|p| TraceAnswer::Proof(p.encode())),
         };
         answer.unwrap_or(TraceAnswer::OutOfRange)
@@ -130,12 +131,16 @@ impl Engine {
             Some(found) => found,
             None => {
                 let mut files = self.store().read_verified(id, &mut |_| {})?;
-                let bytes = files
-                    .take(ONNX_FILE)
-                    .ok_or_else(|| EngineError::UnsupportedOp {
-                        op: "dispute plans of models other than ONNX graphs".into(),
-                    })?;
-                let plan = Arc::new(DisputePlan::compile_onnx(&bytes)?);
+                let plan = match files.manifest.format {
+                    ModelFormat::Onnx => {
+                        let bytes = files.take(ONNX_FILE).ok_or_else(|| {
+                            EngineError::InvalidArtifact(format!("{ONNX_FILE} missing"))
+                        })?;
+                        DisputePlan::compile_onnx(&bytes)?
+                    }
+                    ModelFormat::BertEmbedding => DisputePlan::compile_bert(&files)?,
+                };
+                let plan = Arc::new(plan);
                 let built = plan.commitments();
                 if let Ok(mut plans) = self.traced().plans.lock() {
                     plans.insert(*id, (plan.clone(), built));
@@ -186,13 +191,8 @@ impl Engine {
         let engine_mismatch = match run {
             TraceRun::Honest => {
                 let model = self.load(id, &mut |_| {})?;
-                let LoadedModel::Onnx(onnx) = &*model else {
-                    return Err(EngineError::UnsupportedOp {
-                        op: "dispute plans of models other than ONNX graphs".into(),
-                    });
-                };
                 matches!(
-                    plan.check_against_engine(onnx, input, &outputs),
+                    plan.check_against_engine(&model, input, &outputs),
                     Err(EngineError::DisputePlanMismatch)
                 )
             }

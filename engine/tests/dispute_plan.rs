@@ -2,8 +2,12 @@
 //! the engine's output, and every step's proof opens against the commitments and
 //! recomputes to the committed leaf.
 
+mod plan_proofs;
+
 use codec::Encode;
-use inferchain_engine::{dispute_plan::DisputePlan, error::EngineError, onnx::OnnxModel};
+use inferchain_engine::{
+    dispute_plan::DisputePlan, error::EngineError, onnx::OnnxModel, LoadedModel,
+};
 use inferchain_primitives::{
     dispute::{StepReferee, TraceCommitment},
     io::{Payload, Tensor},
@@ -30,7 +34,9 @@ fn input(seed: u32) -> Vec<u8> {
 #[test]
 fn the_tiny_mlp_plan_reproduces_the_engine_and_every_step_proves() {
     let bytes = model_bytes("tiny-mlp");
-    let model = OnnxModel::from_bytes(&bytes).expect("tiny-mlp loads");
+    let model = LoadedModel::Onnx(Box::new(
+        OnnxModel::from_bytes(&bytes).expect("tiny-mlp loads"),
+    ));
     let plan = DisputePlan::compile_onnx(&bytes).expect("tiny-mlp compiles");
     // Input, Gemm, Relu, Gemm, Softmax, output; w1, b1, w2, b2.
     assert_eq!(plan.steps.len(), 6);
@@ -205,39 +211,20 @@ fn a_plan_whose_commitments_differ_from_the_registered_ones_is_refused() {
 
 #[test]
 fn every_chunk_of_every_step_with_an_element_path_proves() {
-    use inferchain_primitives::tensor_tree::{chunk_count, chunk_leaves, tensor_leaf};
+    use inferchain_primitives::tensor_tree::chunk_count;
     let bytes = model_bytes("tiny-mlp");
     let plan = DisputePlan::compile_onnx(&bytes).expect("compiles");
-    let commitments = plan.commitments();
     let input = input(5);
     let outputs = plan.trace(&input).expect("runs");
-    let leaves: Vec<merkle::Hash> = outputs.iter().map(|o| tensor_leaf(o)).collect();
-    let trace = TraceCommitment {
-        root: H256(merkle::root(&leaves)),
-        leaves: leaves.len() as u32,
-    };
     let mut proven = 0;
     for (i, step) in plan.steps.iter().enumerate() {
         assert_eq!(step.output_bytes as usize, outputs[i].len(), "step {i}");
         if KernelReferee::element_reads(&step.op, step.output_bytes, 0).is_err() {
-            assert!(plan.element_proof(&outputs, i, 0).is_none());
+            assert!(plan.element_proof(&input, &outputs, i, 0).is_none());
             continue;
         }
-        let chunks = chunk_leaves(&outputs[i]);
         for chunk in 0..chunk_count(step.output_bytes) {
-            let proof = plan.element_proof(&outputs, i, chunk).expect("a proof");
-            let reads =
-                KernelReferee::element_reads(&step.op, step.output_bytes, chunk).expect("reads");
-            let (op, slices) = proof
-                .open(&commitments, &trace, i as u32, &input, &reads)
-                .expect("opens");
-            let out = KernelReferee::evaluate_chunk(op, step.output_bytes, chunk, &slices)
-                .expect("evaluates");
-            assert_eq!(
-                merkle::leaf(&out),
-                chunks[chunk as usize],
-                "step {i} chunk {chunk}"
-            );
+            plan_proofs::assert_chunk_proves(&plan, &input, &outputs, i, chunk);
             proven += 1;
         }
     }
@@ -249,7 +236,9 @@ fn every_chunk_of_every_step_with_an_element_path_proves() {
 fn the_wide_mlp_product_is_over_the_caps_whole_and_settled_by_chunk() {
     use inferchain_primitives::dispute::RefereePath;
     let bytes = model_bytes("wide-mlp");
-    let model = OnnxModel::from_bytes(&bytes).expect("wide-mlp loads");
+    let model = LoadedModel::Onnx(Box::new(
+        OnnxModel::from_bytes(&bytes).expect("wide-mlp loads"),
+    ));
     let plan = DisputePlan::compile_onnx(&bytes).expect("wide-mlp compiles");
     eprintln!("wide-mlp dispute commitments: {:?}", plan.commitments());
     // Input, Relu, GemmBt (1 x 64 by 1024 x 64), output.

@@ -260,6 +260,42 @@ mod tests {
     }
 
     #[test]
+    fn the_genesis_commitments_of_minilm_are_the_engines_plan() {
+        use inferchain_runtime::dev_models::{genesis_commitments, MINILM_L6_V2};
+        let cache = std::env::var("INFERCHAIN_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/inferchain")
+            });
+        let dir =
+            std::env::temp_dir().join(format!("inferchain-node-minilm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = ModelStore::open(&dir).expect("store");
+        let manifest = store
+            .import(
+                &cache.join("models/all-MiniLM-L6-v2"),
+                Some(inferchain_primitives::model::ModelFormat::BertEmbedding),
+                &mut |_| {},
+            )
+            .expect("MiniLM (scripts/setup.sh fetches it)");
+        assert_eq!(manifest.id(), MINILM_L6_V2);
+        let files = store
+            .read_verified(&MINILM_L6_V2, &mut |_| {})
+            .expect("verified");
+        let plan =
+            inferchain_engine::dispute_plan::DisputePlan::compile_bert(&files).expect("compiles");
+        assert_eq!(
+            genesis_commitments()
+                .into_iter()
+                .find(|(id, _)| *id == MINILM_L6_V2)
+                .map(|(_, c)| c),
+            Some(plan.commitments()),
+            "runtime/src/dev_models.rs must carry MiniLM's commitments as the engine computes them"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn the_genesis_commitments_of_tiny_mlp_are_the_engines_plan_and_traces_are_served() {
         use inferchain_runtime::dev_models::{genesis_commitments, genesis_models, TINY_MLP};
         let onnx = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-mlp/model.onnx");

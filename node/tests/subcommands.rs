@@ -35,7 +35,7 @@ fn build_spec_emits_the_chain_specs_with_their_genesis() {
     assert_eq!(patch["models"]["models"].as_array().map(Vec::len), Some(3));
     assert_eq!(
         patch["models"]["commitments"].as_array().map(Vec::len),
-        Some(2)
+        Some(3)
     );
 
     let (ok, raw, err) = run(&["build-spec", "--chain", "dev", "--raw"]);

@@ -357,7 +357,10 @@ pub fn is_plan_step(model: &ModelCommitments, step: &PlanStep, index: u32, path:
 impl ElementProof {
     /// Checks that `step` is step `index` of the plan and that each operand is the range
     /// `reads` names of what the step's read commits to (as [`StepProof::open`] does for
-    /// whole operands). On success returns the step's op and the ranges' bytes, in order.
+    /// whole operands), then the ranges `indirect` names from the bytes of those (a
+    /// gather: the embedding row a token id selects; `None` if the opened bytes select
+    /// nothing valid). The proof holds one operand per read of both lists, in order. On
+    /// success returns the step's op and the ranges' bytes, in order.
     pub fn open<'a>(
         &'a self,
         model: &ModelCommitments,
@@ -365,78 +368,91 @@ impl ElementProof {
         index: u32,
         input: &'a [u8],
         reads: &[ElementRead],
+        indirect: impl FnOnce(&[&[u8]]) -> Option<Vec<ElementRead>>,
     ) -> Result<(&'a [u8], Vec<&'a [u8]>), ProofError> {
         if !is_plan_step(model, &self.step, index, &self.step_path) || trace.leaves != model.steps {
             return Err(ProofError::BadStep);
         }
-        if self.operands.len() != reads.len() {
+        if self.operands.len() < reads.len() {
             return Err(ProofError::OperandCount);
         }
-        let mut slices = Vec::with_capacity(reads.len());
+        let mut slices = Vec::with_capacity(self.operands.len());
         for (n, (operand, read)) in self.operands.iter().zip(reads).enumerate() {
-            let n = n as u32;
-            let bad = ProofError::BadOperand { operand: n };
-            let source = *self
-                .step
-                .reads
-                .get(read.operand as usize)
-                .ok_or(ProofError::UnsatisfiableRead { operand: n })?;
-            let slice = match (source, operand) {
-                (Read::Input, ElementOperand::Input) => {
-                    let end = read.start.checked_add(read.len).ok_or(bad)?;
-                    input.get(read.start as usize..end as usize).ok_or(bad)?
-                }
-                (
-                    Read::Step { index: j, bytes },
-                    ElementOperand::Tensor {
-                        len,
-                        chunk_root,
-                        path,
-                        range,
-                    },
-                ) => {
-                    if j >= index {
-                        return Err(ProofError::UnsatisfiableRead { operand: n });
-                    }
-                    if *len != bytes {
-                        return Err(bad);
-                    }
-                    let leaf = tensor_leaf_of(*len, chunk_root);
-                    merkle::verify(
-                        &trace.root.0,
-                        &leaf,
-                        j as usize,
-                        trace.leaves as usize,
-                        path,
-                    )
-                    .then(|| range.open(chunk_root, *len, read.start, read.len))
-                    .flatten()
-                    .ok_or(bad)?
-                }
-                (Read::Weight(w), _) if w >= model.weights => {
-                    return Err(ProofError::UnsatisfiableRead { operand: n });
-                }
-                (
-                    Read::Weight(w),
-                    ElementOperand::Tensor {
-                        len,
-                        chunk_root,
-                        path,
-                        range,
-                    },
-                ) => {
-                    let leaf = tensor_leaf_of(*len, chunk_root);
-                    let (root, count) = (&model.weights_root.0, model.weights as usize);
-                    merkle::verify(root, &leaf, w as usize, count, path)
-                        .then(|| range.open(chunk_root, *len, read.start, read.len))
-                        .flatten()
-                        .ok_or(bad)?
-                }
-                _ => return Err(bad),
-            };
-            slices.push(slice);
+            slices.push(self.open_operand(model, trace, index, input, n as u32, operand, read)?);
+        }
+        let first = reads.len();
+        let more = indirect(&slices).ok_or(ProofError::UnsatisfiableRead {
+            operand: first as u32,
+        })?;
+        if self.operands.len() != first + more.len() {
+            return Err(ProofError::OperandCount);
+        }
+        for (n, (operand, read)) in self.operands[first..].iter().zip(&more).enumerate() {
+            let n = (first + n) as u32;
+            slices.push(self.open_operand(model, trace, index, input, n, operand, read)?);
         }
         Ok((&self.step.op, slices))
+    }
+
+    /// Operand `n` of the proof, checked to be range `read` of what the step reads.
+    #[allow(clippy::too_many_arguments)]
+    fn open_operand<'a>(
+        &'a self,
+        model: &ModelCommitments,
+        trace: &TraceCommitment,
+        index: u32,
+        input: &'a [u8],
+        n: u32,
+        operand: &'a ElementOperand,
+        read: &ElementRead,
+    ) -> Result<&'a [u8], ProofError> {
+        let bad = ProofError::BadOperand { operand: n };
+        let source = *self
+            .step
+            .reads
+            .get(read.operand as usize)
+            .ok_or(ProofError::UnsatisfiableRead { operand: n })?;
+        // A tensor operand: its leaf (length and chunk root) at `at` of the tree with
+        // `root` over `count` leaves, and the read's range of it.
+        let tensor = |root: &Hash, at: u32, count: u32| -> Result<&'a [u8], ProofError> {
+            let ElementOperand::Tensor {
+                len,
+                chunk_root,
+                path,
+                range,
+            } = operand
+            else {
+                return Err(bad);
+            };
+            let leaf = tensor_leaf_of(*len, chunk_root);
+            merkle::verify(root, &leaf, at as usize, count as usize, path)
+                .then(|| range.open(chunk_root, *len, read.start, read.len))
+                .flatten()
+                .ok_or(bad)
+        };
+        let slice = match (source, operand) {
+            (Read::Input, ElementOperand::Input) => {
+                let end = read.start.checked_add(read.len).ok_or(bad)?;
+                input.get(read.start as usize..end as usize).ok_or(bad)?
+            }
+            (Read::Step { index: j, .. }, _) if j >= index => {
+                return Err(ProofError::UnsatisfiableRead { operand: n });
+            }
+            (Read::Step { index: j, bytes }, ElementOperand::Tensor { len, .. }) => {
+                if *len != bytes {
+                    return Err(bad);
+                }
+                tensor(&trace.root.0, j, trace.leaves)?
+            }
+            (Read::Weight(w), _) if w >= model.weights => {
+                return Err(ProofError::UnsatisfiableRead { operand: n });
+            }
+            (Read::Weight(w), ElementOperand::Tensor { .. }) => {
+                tensor(&model.weights_root.0, w, model.weights)?
+            }
+            _ => return Err(bad),
+        };
+        Ok(slice)
     }
 }
 
@@ -498,7 +514,21 @@ pub trait StepReferee {
         chunk: u32,
     ) -> Result<Vec<ElementRead>, RefereeError>;
 
-    /// The bytes of that chunk, from the ranges `element_reads` named, in its order.
+    /// The ranges chunk `chunk` reads that depend on the values of the first ones
+    /// (`direct`, the bytes of the ranges `element_reads` named): the row of a table a
+    /// token id selects. Empty for a step whose reads are fixed by its shape; `None`
+    /// where the values select nothing valid.
+    fn indirect_reads(
+        _step: &[u8],
+        _output_bytes: u32,
+        _chunk: u32,
+        _direct: &[&[u8]],
+    ) -> Option<Vec<ElementRead>> {
+        Some(Vec::new())
+    }
+
+    /// The bytes of that chunk, from the ranges `element_reads` and then
+    /// `indirect_reads` named, in their order.
     fn evaluate_chunk(
         step: &[u8],
         output_bytes: u32,
@@ -815,7 +845,9 @@ mod tests {
                 tensor(&weights[1], &weight_leaves, 1, &reads[2]),
             ],
         };
-        let (op, slices) = good.open(&model, &trace, 3, &input, &reads).unwrap();
+        let (op, slices) = good
+            .open(&model, &trace, 3, &input, &reads, no_more)
+            .unwrap();
         assert_eq!(op, b"e");
         assert_eq!(
             slices,
@@ -824,29 +856,29 @@ mod tests {
         // Another step index, fewer operands, another range than the referee named, a
         // range of another tensor, an input range past its end: none opens.
         assert_eq!(
-            good.open(&model, &trace, 2, &input, &reads),
+            good.open(&model, &trace, 2, &input, &reads, no_more),
             Err(ProofError::BadStep)
         );
         assert_eq!(
-            good.open(&model, &trace, 3, &input, &reads[..2]),
+            good.open(&model, &trace, 3, &input, &reads[..2], no_more),
             Err(ProofError::OperandCount)
         );
         let mut shifted = reads;
         shifted[1].start = 40;
         assert_eq!(
-            good.open(&model, &trace, 3, &input, &shifted),
+            good.open(&model, &trace, 3, &input, &shifted, no_more),
             Err(ProofError::BadOperand { operand: 1 })
         );
         let mut swapped = good.clone();
         swapped.operands[1] = tensor(&outputs[0], &trace_leaves, 0, &reads[1]);
         assert_eq!(
-            swapped.open(&model, &trace, 3, &input, &reads),
+            swapped.open(&model, &trace, 3, &input, &reads, no_more),
             Err(ProofError::BadOperand { operand: 1 })
         );
         let mut past = reads;
         past[0].len = 100;
         assert_eq!(
-            good.open(&model, &trace, 3, &input, &past),
+            good.open(&model, &trace, 3, &input, &past, no_more),
             Err(ProofError::BadOperand { operand: 0 })
         );
         // A step output of another length than the plan fixes does not open.
@@ -860,8 +892,68 @@ mod tests {
         let mut junk = good.clone();
         junk.operands[1] = tensor(&junk_outputs[1], &junk_leaves, 1, &reads[1]);
         assert_eq!(
-            junk.open(&model, &junk_trace, 3, &input, &reads),
+            junk.open(&model, &junk_trace, 3, &input, &reads, no_more),
             Err(ProofError::BadOperand { operand: 1 })
         );
+
+        // A gather: the first range's first byte (of the input range) selects where in the weight
+        // the second read starts (`r`, 114, selects 16). The proof carries it after the direct ones.
+        let gather = |direct: &[&[u8]]| {
+            let at = u32::from(*direct.first()?.first()?) - 98;
+            Some(vec![ElementRead {
+                operand: 2,
+                start: at,
+                len: 4,
+            }])
+        };
+        let direct = &reads[..1];
+        let mut gathered = good.clone();
+        gathered.operands = vec![
+            ElementOperand::Input,
+            tensor(
+                &weights[1],
+                &weight_leaves,
+                1,
+                &ElementRead {
+                    operand: 2,
+                    start: 16,
+                    len: 4,
+                },
+            ),
+        ];
+        let (_, slices) = gathered
+            .open(&model, &trace, 3, &input, direct, gather)
+            .unwrap();
+        assert_eq!(slices, vec![&input[4..11], &weights[1][16..20]]);
+        // The range the data selects, not one in another chunk; a selection the data cannot make
+        // (`None`) is unsatisfiable; a missing gathered operand is a count mismatch.
+        let mut elsewhere = gathered.clone();
+        elsewhere.operands[1] = tensor(
+            &weights[1],
+            &weight_leaves,
+            1,
+            &ElementRead {
+                operand: 2,
+                start: 64,
+                len: 4,
+            },
+        );
+        assert_eq!(
+            elsewhere.open(&model, &trace, 3, &input, direct, gather),
+            Err(ProofError::BadOperand { operand: 1 })
+        );
+        assert_eq!(
+            gathered.open(&model, &trace, 3, &input, direct, |_| None),
+            Err(ProofError::UnsatisfiableRead { operand: 1 })
+        );
+        gathered.operands.pop();
+        assert_eq!(
+            gathered.open(&model, &trace, 3, &input, direct, gather),
+            Err(ProofError::OperandCount)
+        );
+    }
+
+    fn no_more(_: &[&[u8]]) -> Option<Vec<ElementRead>> {
+        Some(Vec::new())
     }
 }

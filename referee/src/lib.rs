@@ -6,7 +6,10 @@
 //! `inferchain-kernels`, the same bits every honest executor's SIMD kernels produce.
 //!
 //! A step's operands and output are f32 tensors as little-endian bytes, except the
-//! plan's last step ([`Step::Output`]), whose output is the canonical output payload.
+//! plan's last step ([`Step::Output`]), whose output is the canonical output payload,
+//! and a text model's first ([`Step::WordPiece`], [`wordpiece`]), which reads the input
+//! text and the vocabulary and writes u32 token ids. The steps of a transformer encoder
+//! are in `encoder.rs`.
 //!
 //! What it must not do: run a model, allocate beyond its caps ([`MAX_OPERAND_BYTES`],
 //! [`MAX_WORK`]) or panic on any input; it runs inside block execution.
@@ -14,6 +17,10 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
+
+mod encoder;
+mod unicode_tables;
+pub mod wordpiece;
 
 use alloc::vec::Vec;
 use codec::{Decode, Encode};
@@ -23,12 +30,15 @@ use inferchain_primitives::{
     io::{Payload, Tensor},
     tensor_tree::CHUNK_BYTES,
 };
+use wordpiece::{Vocab, WordPiece};
 
 /// The most operand bytes one step may read.
 pub const MAX_OPERAND_BYTES: usize = 256 * 1024;
 /// The most arithmetic one step may do (multiply-adds of a matrix product, elements
 /// otherwise; see `Call::work`): what the `prove_step` weight pays for.
 pub const MAX_WORK: u64 = 1 << 21;
+/// f32 values per chunk of a step's output.
+const PER_CHUNK: u32 = (CHUNK_BYTES / 4) as u32;
 /// The most elements one step may write (a matrix product's m·n; other steps write at
 /// most what they read).
 pub const MAX_OUTPUT_ELEMENTS: u64 = 1 << 16;
@@ -64,6 +74,35 @@ pub enum Step {
     /// one FMA chain along K from +0, then `+ bias`, NaN canonical. Its output opens
     /// element by element: a chunk reads rows of A and of Bᵀ.
     GemmBt { m: u32, n: u32, k: u32, bias: bool },
+    /// Canonical BERT tokenization ([`wordpiece`]): operand 0 is the input payload
+    /// (text), operand 1 the vocabulary (tokens in id order, each ended by `\n`). Output:
+    /// `1 + max_tokens` u32 (little-endian): the id count, then the ids, padded with
+    /// `pad`. The sequence length every later step of an encoder plan is padded to.
+    WordPiece(WordPiece),
+    /// Token embeddings, `tokens × hidden` f32: row `t` is
+    /// `(word[id_t] + token_type) + position[t]`, `id_t` read from operand 0 (a
+    /// `WordPiece` output), operand 1 the word table (`vocab × hidden`), 2 the position
+    /// table (`tokens × hidden`), 3 the token-type row (`hidden`). A chunk reads its id
+    /// and then the word-table row it selects.
+    Embed { tokens: u32, hidden: u32 },
+    /// `batch` products `C_b = A_b B_bᵀ` (A is `batch × m × k`, Bᵀ `batch × n × k`),
+    /// each element `GemmBt`'s FMA chain, no bias: attention per head.
+    BatchGemmBt { batch: u32, m: u32, n: u32, k: u32 },
+    /// Operand 0 (`dims`, row-major) with its axes reordered: output axis `i` is input
+    /// axis `perm[i]`. Whole only.
+    Permute { dims: Vec<u32>, perm: Vec<u32> },
+    /// Per row of operand 0 (`rows × cols`): its first `count` entries divided by
+    /// `f32::from_bits(divisor)`, their softmax, then +0 for the rest; `count` from
+    /// operand 1 (a `WordPiece` output). Attention over the real tokens only.
+    MaskedSoftmax { rows: u32, cols: u32, divisor: u32 },
+    /// The kernels' LayerNorm of each row of operand 0 (`rows × cols`), scale operand 1,
+    /// bias operand 2, `eps = f32::from_bits(eps)`.
+    LayerNormRows { rows: u32, cols: u32, eps: u32 },
+    /// Per column of operand 0 (`tokens × hidden`): the kernels' 16-lane sum of its first
+    /// `count` entries divided by `count` (operand 1, a `WordPiece` output): mean pooling.
+    MeanRows { tokens: u32, hidden: u32 },
+    /// `x / sqrt(sum_squares(x))` with the kernels' 16-lane sum of squares.
+    L2Normalize,
 }
 
 fn floats(bytes: &[u8]) -> Result<Vec<f32>, RefereeError> {
@@ -274,6 +313,44 @@ fn evaluate(step: &[u8], operands: &[&[u8]], capped: bool) -> Result<Vec<u8>, Re
             }
         }
         Step::GemmBt { m, n, k, bias } => gemm_bt((m, n, k, bias), operands, capped),
+        Step::WordPiece(spec) => {
+            let [payload, vocab] = operands else {
+                return Err(RefereeError::OperandMismatch);
+            };
+            let Ok(Payload::Text(text)) = Payload::decode_canonical(payload) else {
+                return Err(RefereeError::OperandMismatch);
+            };
+            let text = core::str::from_utf8(&text).map_err(|_| RefereeError::OperandMismatch)?;
+            let vocab = Vocab::parse(vocab).ok_or(RefereeError::OperandMismatch)?;
+            let ids = spec
+                .tokenize(text, &vocab)
+                .ok_or(RefereeError::OperandMismatch)?;
+            let mut out = Vec::with_capacity(4 * (1 + spec.max_tokens as usize));
+            out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+            for t in 0..spec.max_tokens as usize {
+                out.extend_from_slice(&ids.get(t).copied().unwrap_or(spec.pad).to_le_bytes());
+            }
+            Ok(out)
+        }
+        Step::Embed { tokens, hidden } => encoder::embed((tokens, hidden), operands),
+        Step::BatchGemmBt { batch, m, n, k } => {
+            let work = u64::from(batch.max(1)) * u64::from(m.max(1)) * u64::from(n.max(1));
+            if capped && (work * u64::from(k.max(1)) > MAX_WORK || work > MAX_OUTPUT_ELEMENTS) {
+                return Err(RefereeError::TooLarge);
+            }
+            encoder::batch_gemm_bt((batch, m, n, k), operands)
+        }
+        Step::Permute { dims, perm } => encoder::permute(&dims, &perm, operands),
+        Step::MaskedSoftmax {
+            rows,
+            cols,
+            divisor,
+        } => encoder::masked_softmax((rows, cols, divisor), operands),
+        Step::LayerNormRows { rows, cols, eps } => {
+            encoder::layer_norm_rows((rows, cols, eps), operands)
+        }
+        Step::MeanRows { tokens, hidden } => encoder::mean_rows((tokens, hidden), operands),
+        Step::L2Normalize => encoder::l2_normalize(operands),
         Step::Output { shape } => {
             let [x] = operands else {
                 return Err(RefereeError::OperandMismatch);
@@ -323,6 +400,41 @@ impl StepReferee for KernelReferee {
             }
             Step::Binary(_) => (2 * u64::from(output_bytes) <= cap, true),
             Step::Relu => (u64::from(output_bytes) <= cap, true),
+            Step::Kernel { template } => match Call::decode_template(&template) {
+                Some(Call::Unary { .. }) => (u64::from(output_bytes) <= cap, true),
+                _ => return RefereePath::Whole,
+            },
+            // The word table is read a row per chunk, never whole.
+            Step::Embed { tokens, hidden } => (
+                false,
+                encoder::embed_reads((tokens, hidden), output_bytes, 0).is_ok(),
+            ),
+            Step::BatchGemmBt { batch, m, n, k } => {
+                let (b, m64, n64, k64) =
+                    (u64::from(batch), u64::from(m), u64::from(n), u64::from(k));
+                let whole = b * (m64 + n64) * k64 * 4 <= cap
+                    && b.max(1) * m64.max(1) * n64.max(1) * k64.max(1) <= MAX_WORK
+                    && b * m64 * n64 <= MAX_OUTPUT_ELEMENTS;
+                let by_chunk = encoder::batch_gemm_reads((batch, m, n, k), output_bytes, 0).is_ok()
+                    && (1 + u64::from(PER_CHUNK)) * k64 * 4 <= cap;
+                (whole, by_chunk)
+            }
+            Step::MaskedSoftmax { rows, cols, .. } => (
+                u64::from(output_bytes) + 4 * (u64::from(cols) + 1) <= cap,
+                encoder::row_chunk((rows, cols), output_bytes, 0).is_ok()
+                    && 4 * u64::from(cols) + 4 <= cap,
+            ),
+            Step::LayerNormRows { rows, cols, .. } => (
+                u64::from(output_bytes) + 8 * u64::from(cols) <= cap,
+                encoder::row_chunk((rows, cols), output_bytes, 0).is_ok()
+                    && 4 * u64::from(cols) + 8 * u64::from(PER_CHUNK) <= cap,
+            ),
+            Step::MeanRows { tokens, .. } => (
+                u64::from(output_bytes) * u64::from(tokens) + 4 * (u64::from(tokens) + 1) <= cap,
+                false,
+            ),
+            Step::Permute { .. } => (u64::from(output_bytes) <= cap, false),
+            Step::L2Normalize => (u64::from(output_bytes) <= cap, false),
             // Evaluated whole only; over the caps they fail as they fail.
             _ => return RefereePath::Whole,
         };
@@ -350,6 +462,48 @@ impl StepReferee for KernelReferee {
         let reads = match step {
             Step::Binary(_) => alloc::vec![whole_chunk(0)?, whole_chunk(1)?],
             Step::Relu => alloc::vec![whole_chunk(0)?],
+            Step::Kernel { template } => match Call::decode_template(&template) {
+                Some(Call::Unary { .. }) => alloc::vec![whole_chunk(0)?],
+                _ => return Err(RefereeError::UnknownStep),
+            },
+            Step::Embed { tokens, hidden } => {
+                encoder::embed_reads((tokens, hidden), output_bytes, chunk)?
+            }
+            Step::BatchGemmBt { batch, m, n, k } => {
+                encoder::batch_gemm_reads((batch, m, n, k), output_bytes, chunk)?
+            }
+            Step::MaskedSoftmax { rows, cols, .. } => {
+                let (row, _) = encoder::row_chunk((rows, cols), output_bytes, chunk)?;
+                alloc::vec![
+                    ElementRead {
+                        operand: 0,
+                        start: row * cols * 4,
+                        len: cols * 4
+                    },
+                    ElementRead {
+                        operand: 1,
+                        start: 0,
+                        len: 4
+                    },
+                ]
+            }
+            Step::LayerNormRows { rows, cols, .. } => {
+                let (row, column) = encoder::row_chunk((rows, cols), output_bytes, chunk)?;
+                let entries = |operand| ElementRead {
+                    operand,
+                    start: column * 4,
+                    len: PER_CHUNK * 4,
+                };
+                alloc::vec![
+                    ElementRead {
+                        operand: 0,
+                        start: row * cols * 4,
+                        len: cols * 4
+                    },
+                    entries(1),
+                    entries(2),
+                ]
+            }
             Step::GemmBt { m, n, k, bias } => {
                 let row = u64::from(k) * 4;
                 let at = |i: u32, rows: u64| -> Result<(u32, u32), RefereeError> {
@@ -393,13 +547,34 @@ impl StepReferee for KernelReferee {
         Ok(reads)
     }
 
+    fn indirect_reads(
+        step: &[u8],
+        output_bytes: u32,
+        chunk: u32,
+        direct: &[&[u8]],
+    ) -> Option<Vec<ElementRead>> {
+        match Step::decode(&mut &step[..]).ok()? {
+            Step::Embed { tokens, hidden } => {
+                encoder::embed_gather((tokens, hidden), output_bytes, chunk, direct)
+            }
+            _ => Some(Vec::new()),
+        }
+    }
+
     fn evaluate_chunk(
         step: &[u8],
         output_bytes: u32,
         chunk: u32,
         slices: &[&[u8]],
     ) -> Result<Vec<u8>, RefereeError> {
-        let reads = Self::element_reads(step, output_bytes, chunk)?;
+        let mut reads = Self::element_reads(step, output_bytes, chunk)?;
+        let direct = slices
+            .get(..reads.len())
+            .ok_or(RefereeError::OperandMismatch)?;
+        reads.extend(
+            Self::indirect_reads(step, output_bytes, chunk, direct)
+                .ok_or(RefereeError::OperandMismatch)?,
+        );
         if slices.len() != reads.len()
             || slices
                 .iter()
@@ -410,9 +585,24 @@ impl StepReferee for KernelReferee {
         }
         let step = Step::decode(&mut &step[..]).map_err(|_| RefereeError::UnknownStep)?;
         match step {
-            Step::Binary(_) | Step::Relu => {
-                // The chunk's elements depend on the same elements of the operands only.
+            Step::Binary(_) | Step::Relu | Step::Kernel { .. } => {
+                // The chunk's elements depend on the same elements of the operands only
+                // (a kernel step here is an element-wise one: `element_reads` said so).
                 Self::evaluate(&step.encode(), slices)
+            }
+            Step::Embed { .. } => encoder::embed_chunk_values(slices),
+            Step::BatchGemmBt { k, .. } => encoder::batch_gemm_chunk(k, slices),
+            Step::MaskedSoftmax {
+                rows,
+                cols,
+                divisor,
+            } => {
+                let (_, column) = encoder::row_chunk((rows, cols), output_bytes, chunk)?;
+                encoder::masked_softmax_chunk(cols, divisor, column, slices)
+            }
+            Step::LayerNormRows { rows, cols, eps } => {
+                let (_, column) = encoder::row_chunk((rows, cols), output_bytes, chunk)?;
+                encoder::layer_norm_chunk(eps, column, slices)
             }
             Step::GemmBt { n, k, bias, m } => {
                 let chunk = gemm_chunk((m, n, k), output_bytes, chunk)?;

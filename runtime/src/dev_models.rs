@@ -58,12 +58,26 @@ pub const WIDE_MLP_COMMITMENTS: ModelCommitments = ModelCommitments {
     weights: 2,
 };
 
-/// The models registered with dispute commitments at genesis. MiniLM has none yet (its
-/// plan needs operators the plan compiler lacks): its disputes go to the jury.
+/// all-MiniLM-L6-v2's dispute commitments: its plan (`engine/src/bert_plan.rs`: the
+/// canonical tokenizer, then the encoder padded to 128 tokens; 114 steps) and its 102
+/// weight tensors (the vocabulary first).
+pub const MINILM_L6_V2_COMMITMENTS: ModelCommitments = ModelCommitments {
+    plan_root: sp_core::H256(sp_core::hex2array!(
+        "4be737df3e9eeacd6fd2f9d7fd9db454baef003134d6bad96ae8ef39a80d0c91"
+    )),
+    steps: 114,
+    weights_root: sp_core::H256(sp_core::hex2array!(
+        "50cba36132ef5b5aa9c78ab4f19c4717a6b337f3c2ed9676deb0b007b69f1ecf"
+    )),
+    weights: 102,
+};
+
+/// The models registered with dispute commitments at genesis: every genesis model.
 pub fn genesis_commitments() -> vec::Vec<(ModelId, ModelCommitments)> {
     vec![
         (TINY_MLP, TINY_MLP_COMMITMENTS),
         (WIDE_MLP, WIDE_MLP_COMMITMENTS),
+        (MINILM_L6_V2, MINILM_L6_V2_COMMITMENTS),
     ]
 }
 

@@ -438,8 +438,19 @@ impl<T: Config> Pallet<T> {
             Side::Executor => game.executor_trace,
             Side::Challenger => game.challenger_trace,
         };
-        let (op, slices) = match proof.open(&commitments, &trace, walk.step, &request.input, &reads)
-        {
+        // A gather's further reads follow from the bytes of the first ones.
+        let (step_op, output_bytes) = (proof.step.op.clone(), walk.output_bytes);
+        let indirect =
+            |direct: &[&[u8]]| T::Referee::indirect_reads(&step_op, output_bytes, chunk, direct);
+        let opened = proof.open(
+            &commitments,
+            &trace,
+            walk.step,
+            &request.input,
+            &reads,
+            indirect,
+        );
+        let (op, slices) = match opened {
             Ok(opened) => opened,
             Err(ProofError::UnsatisfiableRead { .. }) => {
                 Self::end_game(game_id, game, GameEnd::Unrefereeable, now);
