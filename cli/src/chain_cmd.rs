@@ -104,7 +104,7 @@ pub fn run(store: &Path, cmd: Command) -> Result<()> {
                     Ok((client.finalized()?.0 >= at).then_some(()))
                 })?;
                 progress(format!("request {id}: block #{at} finalized by GRANDPA"));
-                // The final result may be a challenger's: read it again.
+                // Read the result as finalized (the one a receipt names).
                 let result = client
                     .result(id, None)?
                     .ok_or_else(|| anyhow!("request {id} is final but has no result"))?;
@@ -347,7 +347,6 @@ fn status_json(status: &RequestStatus<u32>) -> Value {
         RequestStatus::Submitted { window_end } => {
             json!({"submitted": {"window_end": window_end}})
         }
-        RequestStatus::Disputed => json!("disputed"),
         RequestStatus::Finalized { at } => json!({"finalized": {"at": at}}),
         RequestStatus::Expired { at } => json!({"expired": {"at": at}}),
     }
@@ -375,10 +374,12 @@ fn print_result(result: &ResultOf<Runtime>) {
     }
 }
 
-/// `model register`: `Sudo::sudo(Models::register_model(spec))`, waited for.
+/// `model register`: `Sudo::sudo(Models::register_model(spec))`, then
+/// `Sudo::sudo(Models::set_model_commitments(id, commitments))`, each waited for.
 pub fn register(
     id: ModelId,
     mut spec: inferchain_primitives::model::ModelSpec<u128>,
+    commitments: inferchain_primitives::dispute::ModelCommitments,
     uri: Option<String>,
     suri: &str,
     chain: &ChainArgs,
@@ -394,38 +395,37 @@ pub fn register(
     if client.model(id, None)?.is_some() {
         bail!("model {} is already registered", hex0x(id.as_bytes()));
     }
-    let call = RuntimeCall::Sudo(pallet_sudo::Call::sudo {
-        call: Box::new(RuntimeCall::Models(pallet_models::Call::register_model {
-            spec,
-        })),
-    });
-    let included = client.submit_and_wait(
-        &signing::pair_from_suri(suri)?,
-        call,
-        Duration::from_secs(chain.timeout),
-    )?;
-    // Sudo dispatches the inner call and reports its outcome in an event.
-    for event in &included.events {
-        if let inferchain_runtime::RuntimeEvent::Sudo(pallet_sudo::Event::Sudid {
-            sudo_result: Err(e),
-        }) = event
-        {
-            bail!(
-                "registration refused: {} (is {suri} the sudo key?)",
-                inferchain_cli::chain::describe_error(e)
-            );
+    let pair = signing::pair_from_suri(suri)?;
+    let as_sudo = |call: pallet_models::Call<inferchain_runtime::Runtime>| -> Result<u32> {
+        let included = client.submit_and_wait(
+            &pair,
+            RuntimeCall::Sudo(pallet_sudo::Call::sudo {
+                call: Box::new(RuntimeCall::Models(call)),
+            }),
+            Duration::from_secs(chain.timeout),
+        )?;
+        // Sudo dispatches the inner call and reports its outcome in an event.
+        for event in &included.events {
+            if let inferchain_runtime::RuntimeEvent::Sudo(pallet_sudo::Event::Sudid {
+                sudo_result: Err(e),
+            }) = event
+            {
+                bail!(
+                    "registration refused: {} (is {suri} the sudo key?)",
+                    inferchain_cli::chain::describe_error(e)
+                );
+            }
         }
-    }
+        Ok(included.block)
+    };
+    as_sudo(pallet_models::Call::register_model { spec })?;
+    let block = as_sudo(pallet_models::Call::set_model_commitments { id, commitments })?;
     if client.model(id, None)?.is_none() {
-        bail!(
-            "the registration landed in block #{} but the model is not registered",
-            included.block
-        );
+        bail!("the registration landed in block #{block} but the model is not registered");
     }
     println!(
-        "registered {} in block #{}",
-        hex0x(id.as_bytes()),
-        included.block
+        "registered {} with its dispute commitments (block #{block})",
+        hex0x(id.as_bytes())
     );
     Ok(())
 }

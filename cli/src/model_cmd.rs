@@ -32,7 +32,17 @@ pub fn run(store: &Path, cmd: ModelCommand) -> Result<()> {
             chain,
         } => {
             let (manifest, spec) = import_with_spec(&store, model)?;
-            crate::chain_cmd::register(manifest.id(), spec, uri, &suri, &chain)
+            // A model without dispute commitments cannot be requested: register both.
+            let files = store.read_verified(&manifest.id(), &mut progress::bar("verifying"))?;
+            let commitments = inferchain_engine::dispute_plan::DisputePlan::compile(&files)
+                .map(|plan| plan.commitments())
+                .map_err(|e| {
+                    anyhow!(
+                        "this engine cannot build the model's dispute plan ({e}); a model \
+                         without dispute commitments cannot be requested, so it is not registered"
+                    )
+                })?;
+            crate::chain_cmd::register(manifest.id(), spec, commitments, uri, &suri, &chain)
         }
         ModelCommand::List { chain, json } => crate::chain_cmd::list(&chain, json),
         ModelCommand::Verify { model } => {

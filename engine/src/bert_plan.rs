@@ -18,6 +18,7 @@
 use crate::{
     dispute_plan::DisputePlan,
     error::{EngineError, Result},
+    spec::DEFAULT_MAX_TEXT_BYTES,
     store::VerifiedFiles,
 };
 use candle_core::{DType as CDType, Device};
@@ -303,6 +304,17 @@ impl DisputePlan {
         let rows = p * h * 4;
 
         // Tokens, then embeddings.
+        // The tokenizer step is proven whole: the vocabulary and the longest text must fit
+        // the referee's operand cap, or a dispute at step 0 could not be settled.
+        let longest_input = DEFAULT_MAX_TEXT_BYTES as usize + 8;
+        if tokenizer.vocab.len() + longest_input > inferchain_referee::MAX_OPERAND_BYTES {
+            return Err(unsupported(format!(
+                "a vocabulary of {} bytes with texts of {DEFAULT_MAX_TEXT_BYTES} bytes is over \
+                 the referee's {}-byte operand cap",
+                tokenizer.vocab.len(),
+                inferchain_referee::MAX_OPERAND_BYTES
+            )));
+        }
         b.plan.weights.push(tokenizer.vocab.clone());
         let vocab = Read::Weight(0);
         let ids = b.step(

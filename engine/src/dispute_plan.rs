@@ -312,6 +312,22 @@ fn corrupt_bytes(out: &mut [u8]) {
 }
 
 impl DisputePlan {
+    /// The plan of a model's files (already checked against its manifest), whatever its
+    /// format: what governance records the commitments of and executors trace.
+    pub fn compile(files: &crate::store::VerifiedFiles) -> Result<DisputePlan> {
+        match files.manifest.format {
+            inferchain_primitives::model::ModelFormat::Onnx => {
+                let bytes = files.get(crate::store::ONNX_FILE).ok_or_else(|| {
+                    EngineError::InvalidArtifact(format!("{} missing", crate::store::ONNX_FILE))
+                })?;
+                DisputePlan::compile_onnx(bytes)
+            }
+            inferchain_primitives::model::ModelFormat::BertEmbedding => {
+                DisputePlan::compile_bert(files)
+            }
+        }
+    }
+
     /// Compiles an ONNX model's graph (as stored: `bytes` of `model.onnx`).
     pub fn compile_onnx(bytes: &[u8]) -> Result<DisputePlan> {
         let proto = ModelProto::decode(bytes)

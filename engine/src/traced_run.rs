@@ -10,11 +10,9 @@
 use crate::{
     dispute_plan::DisputePlan,
     error::{EngineError, Result},
-    store::ONNX_FILE,
     Engine,
 };
 use codec::Encode;
-use inferchain_primitives::model::ModelFormat;
 use inferchain_primitives::{
     dispute::ModelCommitments,
     host::{TraceAnswer, TraceAsk, TraceRun},
@@ -130,17 +128,8 @@ impl Engine {
         let (plan, built) = match cached {
             Some(found) => found,
             None => {
-                let mut files = self.store().read_verified(id, &mut |_| {})?;
-                let plan = match files.manifest.format {
-                    ModelFormat::Onnx => {
-                        let bytes = files.take(ONNX_FILE).ok_or_else(|| {
-                            EngineError::InvalidArtifact(format!("{ONNX_FILE} missing"))
-                        })?;
-                        DisputePlan::compile_onnx(&bytes)?
-                    }
-                    ModelFormat::BertEmbedding => DisputePlan::compile_bert(&files)?,
-                };
-                let plan = Arc::new(plan);
+                let files = self.store().read_verified(id, &mut |_| {})?;
+                let plan = Arc::new(DisputePlan::compile(&files)?);
                 let built = plan.commitments();
                 if let Ok(mut plans) = self.traced().plans.lock() {
                     plans.insert(*id, (plan.clone(), built));

@@ -17,9 +17,9 @@ pub struct Cli {
     /// FOR TESTS ONLY: make this node's executors misbehave, so end-to-end tests can run
     /// a real cheater. `wrong-output` posts wrong results (for a model with dispute
     /// commitments: a trace with its middle step corrupted, played to the end),
-    /// `no-output` posts none, `no-vote` never votes as juror, `throw-games` opens a game
-    /// on every traced result of another executor and never moves in it. A node so started gets slashed; never use it on a
-    /// network you care about.
+    /// `no-output` posts none, `throw-games` opens a game on every traced result of
+    /// another executor and never moves in it. A node so started gets slashed; never use
+    /// it on a network you care about.
     #[arg(long, value_name = "FAULT")]
     pub executor_fault: Option<ExecutorFault>,
 }
@@ -29,7 +29,6 @@ pub struct Cli {
 pub enum ExecutorFault {
     WrongOutput,
     NoOutput,
-    NoVote,
     ThrowGames,
 }
 
@@ -38,7 +37,6 @@ impl From<ExecutorFault> for pallet_inference::offchain::Fault {
         match f {
             ExecutorFault::WrongOutput => Self::WrongOutput,
             ExecutorFault::NoOutput => Self::NoOutput,
-            ExecutorFault::NoVote => Self::NoVote,
             ExecutorFault::ThrowGames => Self::ThrowGames,
         }
     }

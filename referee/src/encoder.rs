@@ -53,12 +53,18 @@ pub(crate) fn embed(
     let [ids, word, position, token_type] = operands else {
         return Err(RefereeError::OperandMismatch);
     };
-    let (tokens, h) = (tokens as usize, hidden as usize);
     let ids = words(ids)?;
     let (word, position, token_type) = (floats(word)?, floats(position)?, floats(token_type)?);
-    if ids.len() != tokens + 1 || position.len() < tokens * h || token_type.len() != h {
+    // Sizes in u64 (no wrap on a 32-bit host): the output is no larger than the
+    // position operand.
+    if hidden == 0
+        || ids.len() as u64 != u64::from(tokens) + 1
+        || (position.len() as u64) < u64::from(tokens) * u64::from(hidden)
+        || token_type.len() as u64 != u64::from(hidden)
+    {
         return Err(RefereeError::OperandMismatch);
     }
+    let (tokens, h) = (tokens as usize, hidden as usize);
     let mut out = Vec::with_capacity(tokens * h);
     for (t, &id) in ids[1..].iter().enumerate() {
         let row = word
@@ -148,10 +154,13 @@ pub(crate) fn batch_gemm_bt(
         return Err(RefereeError::OperandMismatch);
     };
     let (a, bt) = (floats(a)?, floats(bt)?);
-    let (batch, m, n, k) = (batch as usize, m as usize, n as usize, k as usize);
-    if a.len() != batch * m * k || bt.len() != batch * n * k {
+    // Sizes in u128 (no wrap); with k > 0 the loops are bounded by the operands.
+    let fits =
+        |len: usize, rows: u32| len as u128 == u128::from(batch) * u128::from(rows) * u128::from(k);
+    if k == 0 || !fits(a.len(), m) || !fits(bt.len(), n) {
         return Err(RefereeError::OperandMismatch);
     }
+    let (batch, m, n, k) = (batch as usize, m as usize, n as usize, k as usize);
     let mut out = Vec::with_capacity(batch * m * n);
     for b in 0..batch {
         for i in 0..m {
@@ -246,7 +255,7 @@ pub(crate) fn permute(
         .iter()
         .try_fold(1usize, |n, d| n.checked_mul(*d as usize))
         .ok_or(RefereeError::OperandMismatch)?;
-    if perm.len() != rank || x.len() != total * 4 {
+    if perm.len() != rank || Some(x.len()) != total.checked_mul(4) {
         return Err(RefereeError::OperandMismatch);
     }
     // Input strides, in elements, then the output's dims and the strides they step.
@@ -288,11 +297,12 @@ pub(crate) fn masked_softmax(
     let [x, ids] = operands else {
         return Err(RefereeError::OperandMismatch);
     };
-    let (x, cols) = (floats(x)?, cols as usize);
-    let count = token_count(ids, cols as u32)?;
-    if cols == 0 || x.len() != rows as usize * cols {
+    let x = floats(x)?;
+    let count = token_count(ids, cols)?;
+    if cols == 0 || x.len() as u64 != u64::from(rows) * u64::from(cols) {
         return Err(RefereeError::OperandMismatch);
     }
+    let cols = cols as usize;
     let divisor = f32::from_bits(divisor);
     let out: Vec<f32> = x
         .chunks_exact(cols)
@@ -346,10 +356,15 @@ pub(crate) fn layer_norm_rows(
     let [x, scale, bias] = operands else {
         return Err(RefereeError::OperandMismatch);
     };
-    let (x, scale, bias, cols) = (floats(x)?, floats(scale)?, floats(bias)?, cols as usize);
-    if cols == 0 || x.len() != rows as usize * cols || scale.len() != cols || bias.len() != cols {
+    let (x, scale, bias) = (floats(x)?, floats(scale)?, floats(bias)?);
+    if cols == 0
+        || x.len() as u64 != u64::from(rows) * u64::from(cols)
+        || scale.len() as u64 != u64::from(cols)
+        || bias.len() as u64 != u64::from(cols)
+    {
         return Err(RefereeError::OperandMismatch);
     }
+    let cols = cols as usize;
     let eps = f32::from_bits(eps);
     let out: Vec<f32> = x
         .chunks_exact(cols)
@@ -390,11 +405,12 @@ pub(crate) fn mean_rows(
     let [x, ids] = operands else {
         return Err(RefereeError::OperandMismatch);
     };
-    let (x, h) = (floats(x)?, hidden as usize);
+    let x = floats(x)?;
     let count = token_count(ids, tokens)?;
-    if x.len() != tokens as usize * h {
+    if hidden == 0 || x.len() as u64 != u64::from(tokens) * u64::from(hidden) {
         return Err(RefereeError::OperandMismatch);
     }
+    let h = hidden as usize;
     let mut column = alloc::vec![0f32; count];
     let out: Vec<f32> = (0..h)
         .map(|j| {

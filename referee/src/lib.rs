@@ -321,6 +321,9 @@ fn evaluate(step: &[u8], operands: &[&[u8]], capped: bool) -> Result<Vec<u8>, Re
                 return Err(RefereeError::OperandMismatch);
             };
             let text = core::str::from_utf8(&text).map_err(|_| RefereeError::OperandMismatch)?;
+            if capped && u64::from(spec.max_tokens) + 1 > MAX_OUTPUT_ELEMENTS {
+                return Err(RefereeError::TooLarge);
+            }
             let vocab = Vocab::parse(vocab).ok_or(RefereeError::OperandMismatch)?;
             let ids = spec
                 .tokenize(text, &vocab)
@@ -334,8 +337,12 @@ fn evaluate(step: &[u8], operands: &[&[u8]], capped: bool) -> Result<Vec<u8>, Re
         }
         Step::Embed { tokens, hidden } => encoder::embed((tokens, hidden), operands),
         Step::BatchGemmBt { batch, m, n, k } => {
-            let work = u64::from(batch.max(1)) * u64::from(m.max(1)) * u64::from(n.max(1));
-            if capped && (work * u64::from(k.max(1)) > MAX_WORK || work > MAX_OUTPUT_ELEMENTS) {
+            // In u128: four u32 factors cannot overflow it.
+            let cells = u128::from(batch.max(1)) * u128::from(m.max(1)) * u128::from(n.max(1));
+            if capped
+                && (cells * u128::from(k.max(1)) > u128::from(MAX_WORK)
+                    || cells > u128::from(MAX_OUTPUT_ELEMENTS))
+            {
                 return Err(RefereeError::TooLarge);
             }
             encoder::batch_gemm_bt((batch, m, n, k), operands)
@@ -410,13 +417,21 @@ impl StepReferee for KernelReferee {
                 encoder::embed_reads((tokens, hidden), output_bytes, 0).is_ok(),
             ),
             Step::BatchGemmBt { batch, m, n, k } => {
-                let (b, m64, n64, k64) =
-                    (u64::from(batch), u64::from(m), u64::from(n), u64::from(k));
-                let whole = b * (m64 + n64) * k64 * 4 <= cap
-                    && b.max(1) * m64.max(1) * n64.max(1) * k64.max(1) <= MAX_WORK
-                    && b * m64 * n64 <= MAX_OUTPUT_ELEMENTS;
-                let by_chunk = encoder::batch_gemm_reads((batch, m, n, k), output_bytes, 0).is_ok()
-                    && (1 + u64::from(PER_CHUNK)) * k64 * 4 <= cap;
+                // In u128: no product of these u32 factors overflows it.
+                let (b, m, n, k) = (
+                    u128::from(batch),
+                    u128::from(m),
+                    u128::from(n),
+                    u128::from(k),
+                );
+                let cap = u128::from(cap);
+                let whole = b * (m + n) * k * 4 <= cap
+                    && b.max(1) * m.max(1) * n.max(1) * k.max(1) <= u128::from(MAX_WORK)
+                    && b * m * n <= u128::from(MAX_OUTPUT_ELEMENTS);
+                let by_chunk = k > 0
+                    && b * m * n * 4 == u128::from(output_bytes)
+                    && n % u128::from(PER_CHUNK) == 0
+                    && (1 + u128::from(PER_CHUNK)) * k * 4 <= cap;
                 (whole, by_chunk)
             }
             Step::MaskedSoftmax { rows, cols, .. } => (
@@ -820,6 +835,89 @@ mod tests {
         let refs: Vec<&[u8]> = operands.iter().map(|o| o.as_slice()).collect();
         let out = KernelReferee::evaluate(&step, &refs).expect("within the caps");
         assert_eq!(out.len(), 128 * 128 * 4);
+    }
+
+    #[test]
+    fn encoder_steps_with_absurd_descriptors_are_refused_without_running() {
+        use wordpiece::WordPiece;
+        let empty: &[&[u8]] = &[&[], &[]];
+        let refused = |step: Step, operands: &[&[u8]]| {
+            let out = KernelReferee::evaluate(&step.encode(), operands);
+            assert!(out.is_err(), "{step:?} gave {out:?}");
+        };
+        // Descriptor fields whose products wrap a 32- or 64-bit size, on empty operands.
+        let big = 1 << 22;
+        refused(
+            Step::BatchGemmBt {
+                batch: big,
+                m: big,
+                n: big,
+                k: 0,
+            },
+            empty,
+        );
+        refused(
+            Step::BatchGemmBt {
+                batch: 1,
+                m: u32::MAX,
+                n: u32::MAX,
+                k: 1,
+            },
+            empty,
+        );
+        refused(
+            Step::Embed {
+                tokens: u32::MAX,
+                hidden: 0,
+            },
+            &[&[], &[], &[], &[]],
+        );
+        refused(
+            Step::Permute {
+                dims: alloc::vec![1 << 30, 1 << 30],
+                perm: alloc::vec![1, 0],
+            },
+            &[&[]],
+        );
+        refused(
+            Step::MeanRows {
+                tokens: u32::MAX,
+                hidden: 0,
+            },
+            &[&[], &1u32.to_le_bytes()],
+        );
+        refused(
+            Step::MaskedSoftmax {
+                rows: u32::MAX,
+                cols: u32::MAX,
+                divisor: 0,
+            },
+            &[&[], &1u32.to_le_bytes()],
+        );
+        refused(
+            Step::LayerNormRows {
+                rows: u32::MAX,
+                cols: 0,
+                eps: 0,
+            },
+            &[&[], &[], &[]],
+        );
+        // A tokenizer step whose output alone is over the caps.
+        let spec = WordPiece {
+            max_tokens: u32::MAX,
+            cls: 0,
+            sep: 0,
+            unk: 0,
+            pad: 0,
+            specials: alloc::vec![],
+            max_word_chars: 100,
+            lowercase: true,
+        };
+        let text = Payload::Text(b"hi".to_vec()).encode();
+        assert_eq!(
+            KernelReferee::evaluate(&Step::WordPiece(spec).encode(), &[&text, b"hi\n"]),
+            Err(RefereeError::TooLarge)
+        );
     }
 
     #[test]

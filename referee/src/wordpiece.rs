@@ -7,11 +7,14 @@
 //! isolate punctuation) and `WordPiece` (greedy longest match, `##` continuations, a word
 //! of more than `max_word_chars` characters or with an unmatched piece is `unk`), with the
 //! special tokens matched in the raw text first and `[CLS] … [SEP]` around the result,
-//! truncated to `max_tokens`. Character classes come from `unicode_tables.rs` (generated
-//! from one Unicode version); where a tokenizer built on another Unicode version
-//! classifies a character differently, this file's answer is the canonical one.
+//! truncated to `max_tokens`. Character classes and lowercase mappings come from
+//! `unicode_tables.rs` (generated from one Unicode version) and White_Space from the list
+//! below, never from the Rust toolchain's own tables (which follow its Unicode version):
+//! the runtime and every executor must tokenize alike whichever compiler built them.
+//! Where a tokenizer built on another Unicode version treats a character differently,
+//! this file's answer is the canonical one.
 
-use crate::unicode_tables::{DECOMPOSED, NONSPACING_MARK, OTHER, PUNCTUATION};
+use crate::unicode_tables::{DECOMPOSED, LOWERCASE, NONSPACING_MARK, OTHER, PUNCTUATION};
 use alloc::{string::String, vec::Vec};
 use codec::{Decode, Encode};
 
@@ -140,8 +143,24 @@ fn in_table(table: &[(u32, u32)], c: char) -> bool {
         .is_ok()
 }
 
-fn is_whitespace(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r') || c.is_whitespace()
+/// The Unicode White_Space property (unchanged since Unicode 6.0; `char::is_whitespace`
+/// is the same set), spelled out so no toolchain table decides it.
+fn is_white_space(c: char) -> bool {
+    matches!(c as u32,
+        0x09..=0x0D | 0x20 | 0x85 | 0xA0 | 0x1680 | 0x2000..=0x200A | 0x2028 | 0x2029
+        | 0x202F | 0x205F | 0x3000)
+}
+
+/// `c`'s full lowercase mapping, pushed to `out`.
+fn push_lowercase(c: char, out: &mut String) {
+    match LOWERCASE.binary_search_by_key(&(c as u32), |&(k, _)| k) {
+        Ok(i) => {
+            for &l in LOWERCASE[i].1.iter().filter(|&&l| l != 0) {
+                out.extend(char::from_u32(l));
+            }
+        }
+        Err(_) => out.push(c),
+    }
 }
 
 fn is_control(c: char) -> bool {
@@ -192,7 +211,7 @@ fn normalize(text: &str, lowercase: bool) -> String {
         if c == '\0' || c == '\u{fffd}' || is_control(c) {
             continue;
         }
-        let c = if is_whitespace(c) { ' ' } else { c };
+        let c = if is_white_space(c) { ' ' } else { c };
         if is_cjk(c) {
             out.push(' ');
             out.push(c);
@@ -206,7 +225,7 @@ fn normalize(text: &str, lowercase: bool) -> String {
         stripped.clear();
         push_stripped(c, &mut stripped);
         for s in stripped.chars() {
-            out.extend(s.to_lowercase());
+            push_lowercase(s, &mut out);
         }
     }
     out
@@ -260,7 +279,7 @@ impl WordPiece {
     /// The ids of a stretch of text without special tokens.
     fn stretch(&self, text: &str, vocab: &Vocab, ids: &mut Vec<u32>) {
         let normalized = normalize(text, self.lowercase);
-        for chunk in normalized.split(char::is_whitespace) {
+        for chunk in normalized.split(is_white_space) {
             let mut word_start = 0;
             for (i, c) in chunk.char_indices() {
                 if is_punctuation(c) {

@@ -3,7 +3,7 @@
 use super::{error::Result, Chain};
 use inferchain_primitives::{ModelId, RequestId};
 use inferchain_runtime::{AccountId, Balance, Runtime, RuntimeHoldReason};
-use pallet_inference::{DisputeOf, ExecutorOf, HoldReason, RequestOf, ResultOf};
+use pallet_inference::{ExecutorOf, HoldReason, RequestOf, ResultOf};
 use sp_core::H256;
 
 /// An account's balances.
@@ -21,12 +21,6 @@ impl Chain {
     pub fn result(&self, id: RequestId, at: Option<H256>) -> Result<Option<ResultOf<Runtime>>> {
         let key = pallet_inference::Results::<Runtime>::hashed_key_for(id);
         self.storage(&key, "result", at)
-    }
-
-    /// The open dispute on request `id`.
-    pub fn dispute(&self, id: RequestId, at: Option<H256>) -> Result<Option<DisputeOf<Runtime>>> {
-        let key = pallet_inference::Disputes::<Runtime>::hashed_key_for(id);
-        self.storage(&key, "dispute", at)
     }
 
     /// The registered executor `who`.

@@ -1,6 +1,6 @@
 //! Benchmarks (v2) for `pallet_inference`. Worst cases: the largest active set for
-//! executor draws, inputs and outputs up to the configured maxima, a reveal that
-//! completes the jury and settles the dispute, and for the game: traces and plans of
+//! executor draws, inputs and outputs up to the configured maxima, and for the game:
+//! traces and plans of
 //! `u32::MAX` leaves (the deepest Merkle paths), a reveal that completes a round, and a
 //! step proof that re-executes the referee's costliest step, convicts the executor and
 //! reassigns the request over the largest active set; for the element walk, the opening
@@ -10,7 +10,7 @@
 
 use super::*;
 use crate::game::PathOf;
-use crate::{challenge::vote_commitment, Pallet as Inference};
+use crate::Pallet as Inference;
 use alloc::{vec, vec::Vec};
 use codec::Encode;
 use frame_benchmarking::v2::*;
@@ -32,9 +32,11 @@ use inferchain_primitives::{
     tensor_tree::{chunk_root, tensor_leaf, tensor_leaf_of, ChunkRange},
     ModelId, RequestId, H256,
 };
-use sp_runtime::traits::{Bounded, One, Saturating};
+use sp_runtime::traits::{Bounded, Saturating};
 
 const MODEL: ModelId = H256::repeat_byte(0xbe);
+/// Executors enough for a request and a challenger besides its executor.
+const FEW_EXECUTORS: u32 = 4;
 /// Bytes of SCALE framing around a one-tensor payload's data.
 const FRAMING: u32 = 32;
 
@@ -86,6 +88,23 @@ fn setup_model<T: Config>() {
     }
 }
 
+/// Commits the bench model (unless a game setup committed its own plan first) to a
+/// plan of `u32::MAX` steps and weights: the deepest traces.
+fn ensure_committed<T: Config>() {
+    if T::Models::commitments(&MODEL).is_none() {
+        T::Models::commit_for_benchmark(
+            &MODEL,
+            ModelCommitments {
+                plan_root: H256(blake2_256(b"the bench plan")),
+                steps: u32::MAX,
+                weights_root: H256(blake2_256(b"the bench weights")),
+                weights: u32::MAX,
+            },
+        )
+        .expect("the bench model takes commitments; qed");
+    }
+}
+
 fn funded<T: Config>(name: &'static str, i: u32) -> T::AccountId {
     let who: T::AccountId = account(name, i, 0);
     // Enough for a bond of 10x the minimum, fees and challenge bonds, without the
@@ -118,6 +137,7 @@ fn executors<T: Config>(count: u32) -> Vec<T::AccountId> {
 
 fn request<T: Config>(input_len: u32) -> (RequestId, T::AccountId) {
     setup_model::<T>();
+    ensure_committed::<T>();
     let requester = funded::<T>("requester", 0);
     let input: BoundedVec<u8, T::MaxInputBytes> = payload(input_len, 1)
         .try_into()
@@ -131,8 +151,10 @@ fn request<T: Config>(input_len: u32) -> (RequestId, T::AccountId) {
 fn posted<T: Config>() -> (RequestId, T::AccountId) {
     let (id, _) = request::<T>(64);
     let executor = Requests::<T>::get(id).expect("just made; qed").executor;
-    let output = payload(64, 2).try_into().expect("small; qed");
-    Inference::<T>::do_submit_result(executor.clone(), id, output, None)
+    let output = payload(64, 2);
+    let (trace, path, _) = deep_trace(&output, 1);
+    let output = output.try_into().expect("small; qed");
+    Inference::<T>::do_submit_result(executor.clone(), id, output, trace, path)
         .expect("the executor posts; qed");
     (id, executor)
 }
@@ -252,7 +274,8 @@ fn game_setup_with<T: Config>(
         executor.clone(),
         id,
         output.try_into().expect("bounded; qed"),
-        Some((trace, path)),
+        trace,
+        path,
     )
     .expect("the executor posts; qed");
     let challenger = ActiveExecutors::<T>::get()
@@ -315,23 +338,6 @@ fn element_game<T: Config>() -> (GameSetup<T>, GameId, Hash, Vec<Vec<u8>>, Vec<V
     (setup, game, executor_root, tensors, paths)
 }
 
-fn disputed<T: Config>() -> (RequestId, Vec<T::AccountId>) {
-    let (id, executor) = posted::<T>();
-    let challenger = ActiveExecutors::<T>::get()
-        .into_iter()
-        .find(|a| *a != executor)
-        .expect("several executors are active; qed");
-    let output = payload(64, 3).try_into().expect("small; qed");
-    Inference::<T>::do_challenge(challenger, id, output).expect("the challenge is valid; qed");
-    let jury = Disputes::<T>::get(id)
-        .expect("just opened; qed")
-        .jury
-        .into_iter()
-        .map(|(j, _)| j)
-        .collect();
-    (id, jury)
-}
-
 #[benchmarks]
 mod benchmarks {
     use super::*;
@@ -373,6 +379,7 @@ mod benchmarks {
     fn request_inference(n: Linear<1, { T::MaxInputBytes::get().saturating_sub(FRAMING) }>) {
         executors::<T>(T::MaxExecutors::get());
         setup_model::<T>();
+        ensure_committed::<T>();
         let requester = funded::<T>("requester", 0);
         let input: BoundedVec<u8, T::MaxInputBytes> =
             payload(n, 1).try_into().expect("bounded; qed");
@@ -387,77 +394,8 @@ mod benchmarks {
     }
 
     #[benchmark]
-    fn submit_result(n: Linear<1, { T::MaxOutputBytes::get().saturating_sub(FRAMING) }>) {
-        executors::<T>(T::JurySize::get().saturating_add(2));
-        let (id, _) = request::<T>(64);
-        let executor = Requests::<T>::get(id).expect("just made; qed").executor;
-        let output: BoundedVec<u8, T::MaxOutputBytes> =
-            payload(n, 2).try_into().expect("bounded; qed");
-        #[extrinsic_call]
-        _(RawOrigin::Signed(executor), id, output);
-        assert!(Results::<T>::contains_key(id));
-    }
-
-    #[benchmark]
-    fn challenge(n: Linear<1, { T::MaxOutputBytes::get().saturating_sub(FRAMING) }>) {
-        executors::<T>(T::MaxExecutors::get());
-        let (id, executor) = posted::<T>();
-        let challenger = ActiveExecutors::<T>::get()
-            .into_iter()
-            .find(|a| *a != executor)
-            .expect("many; qed");
-        let output: BoundedVec<u8, T::MaxOutputBytes> =
-            payload(n, 3).try_into().expect("bounded; qed");
-        #[extrinsic_call]
-        _(RawOrigin::Signed(challenger), id, output);
-        assert!(Disputes::<T>::contains_key(id));
-    }
-
-    #[benchmark]
-    fn commit_vote() {
-        executors::<T>(T::JurySize::get().saturating_add(2));
-        let (id, jury) = disputed::<T>();
-        let juror = jury[0].clone();
-        let vote = Vote {
-            executor_ok: true,
-            challenger_ok: false,
-        };
-        let commitment = vote_commitment(id, &juror, &vote, &[7u8; 32]);
-        #[extrinsic_call]
-        _(RawOrigin::Signed(juror), id, commitment);
-        assert!(matches!(
-            Disputes::<T>::get(id).expect("open; qed").jury[0].1,
-            Ballot::Committed(_)
-        ));
-    }
-
-    #[benchmark]
-    fn reveal_vote() {
-        executors::<T>(T::JurySize::get().saturating_add(2));
-        let (id, jury) = disputed::<T>();
-        let vote = Vote {
-            executor_ok: false,
-            challenger_ok: true,
-        };
-        for juror in &jury {
-            let c = vote_commitment(id, juror, &vote, &[7u8; 32]);
-            Inference::<T>::do_commit_vote(juror.clone(), id, c).expect("a juror commits; qed");
-        }
-        let commit_end = Disputes::<T>::get(id).expect("open; qed").commit_end;
-        frame_system::Pallet::<T>::set_block_number(commit_end.saturating_add(One::one()));
-        let (last, others) = jury.split_last().expect("a jury has jurors; qed");
-        for juror in others {
-            Inference::<T>::do_reveal_vote(juror.clone(), id, vote, [7u8; 32]).expect("valid; qed");
-        }
-        #[extrinsic_call]
-        _(RawOrigin::Signed(last.clone()), id, vote, [7u8; 32]);
-        // The last reveal settled the dispute.
-        assert!(!Disputes::<T>::contains_key(id));
-    }
-
-    #[benchmark]
     fn on_initialize(k: Linear<0, { T::MaxDeadlinesPerBlock::get() }>) {
-        executors::<T>(T::JurySize::get().saturating_add(2));
+        executors::<T>(FEW_EXECUTORS);
         let now = frame_system::Pallet::<T>::block_number();
         for _ in 0..k {
             posted::<T>();
@@ -474,7 +412,7 @@ mod benchmarks {
 
     #[benchmark]
     fn submit_traced_result(n: Linear<1, { T::MaxOutputBytes::get().saturating_sub(FRAMING) }>) {
-        executors::<T>(T::JurySize::get().saturating_add(2));
+        executors::<T>(FEW_EXECUTORS);
         game_setup::<T>(16);
         // A second request of the committed model, answered with the deepest trace.
         let (id, _) = request::<T>(64);
@@ -510,7 +448,7 @@ mod benchmarks {
 
     #[benchmark]
     fn reveal() {
-        executors::<T>(T::JurySize::get().saturating_add(2));
+        executors::<T>(FEW_EXECUTORS);
         let setup = game_setup::<T>(16);
         let game = open_challenge::<T>(&setup);
         let (l, r) = setup.challenger_top;
@@ -550,7 +488,7 @@ mod benchmarks {
 
     #[benchmark]
     fn reveal_output() {
-        executors::<T>(T::JurySize::get().saturating_add(2));
+        executors::<T>(FEW_EXECUTORS);
         let (setup, game, executor_root, _, _) = element_game::<T>();
         let step: BoundedVec<u8, crate::game::MaxPlanStepBytes> = setup
             .proof

@@ -1,5 +1,5 @@
-//! Executors: bonding, unbonding, withdrawal, duties, and the random draws that assign
-//! requests and seat juries.
+//! Executors: bonding, unbonding, withdrawal, duties, and the random draw that assigns
+//! requests.
 
 use crate::{pallet::*, ExecutorInfo, ExecutorStatus};
 use alloc::vec::Vec;
@@ -116,27 +116,5 @@ impl<T: Config> Pallet<T> {
             point = point.saturating_sub(weight);
         }
         None
-    }
-
-    /// Draws `count` distinct active executors uniformly, other than those in `exclude`.
-    pub(crate) fn draw_jury(
-        subject: &[u8],
-        exclude: &[T::AccountId],
-        count: u32,
-    ) -> Option<Vec<T::AccountId>> {
-        let mut pool: Vec<T::AccountId> = ActiveExecutors::<T>::get()
-            .into_iter()
-            .filter(|a| !exclude.contains(a))
-            .collect();
-        if pool.len() < count as usize {
-            return None;
-        }
-        let mut jury = Vec::with_capacity(count as usize);
-        for seat in 0..count {
-            let r = Self::random_u128(&(subject, seat).encode());
-            let index = (r % pool.len() as u128) as usize;
-            jury.push(pool.swap_remove(index));
-        }
-        Some(jury)
     }
 }

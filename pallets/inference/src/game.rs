@@ -79,25 +79,19 @@ impl<T: Config> Pallet<T> {
             )
     }
 
-    /// Checks the trace a traced result is posted with. Returns it for models with
-    /// commitments; a model without them takes only untraced results.
+    /// Checks the trace a result is posted with against its model's commitments.
     pub(crate) fn check_trace(
         model: &inferchain_primitives::ModelId,
         output: &[u8],
-        trace: Option<(TraceCommitment, PathOf)>,
-    ) -> Result<Option<TraceCommitment>, DispatchError> {
-        match (T::Models::commitments(model), trace) {
-            (None, None) => Ok(None),
-            (None, Some(_)) => Err(Error::<T>::NoCommitments.into()),
-            (Some(_), None) => Err(Error::<T>::TraceRequired.into()),
-            (Some(c), Some((trace, path))) => {
-                ensure!(
-                    Self::ends_in(&trace, c.steps, output, &path),
-                    Error::<T>::BadTrace
-                );
-                Ok(Some(trace))
-            }
-        }
+        trace: &TraceCommitment,
+        path: &PathOf,
+    ) -> DispatchResult {
+        let commitments = T::Models::commitments(model).ok_or(Error::<T>::NoCommitments)?;
+        ensure!(
+            Self::ends_in(trace, commitments.steps, output, path),
+            Error::<T>::BadTrace
+        );
+        Ok(())
     }
 
     pub(crate) fn do_open_game(

@@ -292,7 +292,7 @@ fn a_step_without_an_element_path_is_proven_whole_and_a_silent_party_loses() {
             let id = crate::NextRequestId::<Test>::get();
             assert_ok!(Inference::request_inference(
                 RuntimeOrigin::signed(1),
-                TENSOR_MODEL,
+                GAME_MODEL,
                 bounded(input()),
                 FEE
             ));

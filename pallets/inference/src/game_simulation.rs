@@ -58,7 +58,7 @@ fn adversarial_games_never_finalize_a_wrong_result_nor_cost_the_honest() {
         let mut rng = Rng(0x6a09_e667_f3bc_c908);
         set_seed(rng.next());
         let plan = Plan::new(PLAN_STEPS);
-        Models::set_model_commitments(RuntimeOrigin::root(), TENSOR_MODEL, plan.commitments())
+        Models::set_model_commitments(RuntimeOrigin::root(), GAME_MODEL, plan.commitments())
             .unwrap();
         let policies: BTreeMap<AccountId, Policy> = (10..=21)
             .map(|a| {
@@ -101,7 +101,7 @@ fn adversarial_games_never_finalize_a_wrong_result_nor_cost_the_honest() {
                         .collect();
                     if Inference::request_inference(
                         signed(requester),
-                        TENSOR_MODEL,
+                        GAME_MODEL,
                         bounded(tensor(&values)),
                         FEE,
                     )

@@ -44,7 +44,7 @@ pub(crate) fn free(who: AccountId) -> Balance {
     Balances::balance(&who)
 }
 
-/// Executors 10..=15 bonded, the tensor model committed to `plan`, a request from
+/// Executors 10..=15 bonded, the game model committed to `plan`, a request from
 /// account 1; returns the request id and its executor.
 pub(crate) fn setup(plan: &Plan) -> (u64, AccountId) {
     for e in 10..=15 {
@@ -55,13 +55,13 @@ pub(crate) fn setup(plan: &Plan) -> (u64, AccountId) {
     }
     assert_ok!(Models::set_model_commitments(
         RuntimeOrigin::root(),
-        TENSOR_MODEL,
+        GAME_MODEL,
         plan.commitments()
     ));
     let id = crate::NextRequestId::<Test>::get();
     assert_ok!(Inference::request_inference(
         RuntimeOrigin::signed(1),
-        TENSOR_MODEL,
+        GAME_MODEL,
         bounded(tensor(&INPUT)),
         FEE
     ));
@@ -126,15 +126,11 @@ pub(crate) fn input() -> Vec<u8> {
 }
 
 #[test]
-fn results_of_a_committed_model_carry_a_trace_that_ends_in_the_output() {
+fn results_carry_a_trace_that_ends_in_the_output_and_uncommitted_models_take_no_requests() {
     build_and_execute(|| {
         let plan = Plan::new(STEPS);
         let (id, exec) = setup(&plan);
         let honest = plan.run(&input(), None);
-        assert_noop!(
-            Inference::submit_result(RuntimeOrigin::signed(exec), id, bounded(honest.output())),
-            Error::<Test>::TraceRequired
-        );
         // A trace of another length, or one that ends in another output.
         let short = Trace::new(honest.outputs[1..].to_vec());
         assert_noop!(
@@ -161,47 +157,19 @@ fn results_of_a_committed_model_carry_a_trace_that_ends_in_the_output() {
         post(id, exec, &honest);
         assert_eq!(ResultTraces::<Test>::get(id), Some(honest.commitment()));
 
-        // The jury is not for committed models; games are not for the others.
-        let watcher = other_than(&[exec]);
-        let wrong = plan.run(&input(), Some(2));
+        // A model without commitments cannot be requested at all (so no result of it
+        // is ever beyond dispute), and its requester keeps every unit.
+        let before = free(2);
         assert_noop!(
-            Inference::challenge(RuntimeOrigin::signed(watcher), id, bounded(wrong.output())),
-            Error::<Test>::UseGame
-        );
-        let untraced = crate::NextRequestId::<Test>::get();
-        assert_ok!(Inference::request_inference(
-            RuntimeOrigin::signed(2),
-            TEXT_MODEL,
-            bounded(text(b"hi")),
-            FEE
-        ));
-        let text_exec = Requests::<Test>::get(untraced).unwrap().executor;
-        assert_noop!(
-            Inference::submit_traced_result(
-                RuntimeOrigin::signed(text_exec),
-                untraced,
-                bounded(honest.output()),
-                honest.commitment(),
-                honest.output_path()
+            Inference::request_inference(
+                RuntimeOrigin::signed(2),
+                BARE_MODEL,
+                bounded(tensor(&INPUT)),
+                FEE
             ),
             Error::<Test>::NoCommitments
         );
-        assert_ok!(Inference::submit_result(
-            RuntimeOrigin::signed(text_exec),
-            untraced,
-            bounded(tensor(&[1.0, 2.0, 3.0, 4.0]))
-        ));
-        let other = other_than(&[text_exec]);
-        assert_noop!(
-            Inference::open_game(
-                RuntimeOrigin::signed(other),
-                untraced,
-                bounded(wrong.output()),
-                wrong.commitment(),
-                wrong.output_path()
-            ),
-            Error::<Test>::NoCommitments
-        );
+        assert_eq!(free(2), before);
     });
 }
 
@@ -625,47 +593,6 @@ fn a_step_the_referee_cannot_evaluate_convicts_nobody_and_the_request_is_rerun()
         let request = Requests::<Test>::get(id).unwrap();
         assert!(matches!(request.status, RequestStatus::Pending { .. }));
         assert_ne!(request.executor, exec);
-    });
-}
-
-#[test]
-fn a_result_posted_before_its_model_was_committed_keeps_the_jury() {
-    build_and_execute(|| {
-        for e in 10..=15 {
-            assert_ok!(Inference::register_executor(
-                RuntimeOrigin::signed(e),
-                1_000
-            ));
-        }
-        let id = crate::NextRequestId::<Test>::get();
-        assert_ok!(Inference::request_inference(
-            RuntimeOrigin::signed(1),
-            TENSOR_MODEL,
-            bounded(input()),
-            FEE
-        ));
-        let exec = Requests::<Test>::get(id).unwrap().executor;
-        assert_ok!(Inference::submit_result(
-            RuntimeOrigin::signed(exec),
-            id,
-            bounded(tensor(&[1.0, 2.0]))
-        ));
-        // Governance commits the model while the untraced result is in its window.
-        assert_ok!(Models::set_model_commitments(
-            RuntimeOrigin::root(),
-            TENSOR_MODEL,
-            Plan::new(STEPS).commitments()
-        ));
-        let watcher = other_than(&[exec]);
-        assert_ok!(Inference::challenge(
-            RuntimeOrigin::signed(watcher),
-            id,
-            bounded(tensor(&[3.0, 4.0]))
-        ));
-        assert!(matches!(
-            Requests::<Test>::get(id).unwrap().status,
-            RequestStatus::Disputed
-        ));
     });
 }
 

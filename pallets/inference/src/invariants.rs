@@ -28,8 +28,8 @@ impl<T: Config> Pallet<T> {
             "the active set names unregistered accounts"
         );
 
-        // Fees: each requester's hold = the fees of its open requests. Results and
-        // disputes exist exactly for the states that need them.
+        // Fees: each requester's hold = the fees of its open requests. Results exist
+        // exactly for the states that need them.
         let mut fees: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
         for (id, request) in Requests::<T>::iter() {
             if request.status.holds_fee() {
@@ -39,18 +39,11 @@ impl<T: Config> Pallet<T> {
             let has_result = Results::<T>::contains_key(id);
             let needs_result = matches!(
                 request.status,
-                RequestStatus::Submitted { .. }
-                    | RequestStatus::Disputed
-                    | RequestStatus::Finalized { .. }
+                RequestStatus::Submitted { .. } | RequestStatus::Finalized { .. }
             );
             ensure!(
                 has_result == needs_result,
                 "a result record does not match its request's state"
-            );
-            ensure!(
-                Disputes::<T>::contains_key(id)
-                    == matches!(request.status, RequestStatus::Disputed),
-                "a dispute record does not match its request's state"
             );
         }
         for (who, fee) in &fees {
@@ -60,17 +53,9 @@ impl<T: Config> Pallet<T> {
             );
         }
 
-        // Challenge bonds: one ChallengeBond per open dispute of the challenger.
+        // Challenge bonds: one ChallengeBond per open game of the challenger; games are
+        // indexed by challenger and counted per attempt.
         let mut bonds: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
-        for (id, dispute) in Disputes::<T>::iter() {
-            ensure!(
-                Requests::<T>::contains_key(id),
-                "a dispute without a request"
-            );
-            let entry = bonds.entry(dispute.challenger.clone()).or_default();
-            *entry = entry.saturating_add(T::ChallengeBond::get());
-        }
-        // Games: one ChallengeBond each too; indexed by challenger; counted per attempt.
         let mut counts: BTreeMap<(inferchain_primitives::RequestId, u32), u32> = BTreeMap::new();
         for (game_id, game) in Games::<T>::iter() {
             let entry = bonds.entry(game.challenger.clone()).or_default();
@@ -98,7 +83,7 @@ impl<T: Config> Pallet<T> {
         for (who, bond) in &bonds {
             ensure!(
                 Self::held(HoldReason::ChallengeBond, who) == *bond,
-                "a challenger's hold differs from its open disputes and games"
+                "a challenger's hold differs from its open games"
             );
         }
         Ok(())

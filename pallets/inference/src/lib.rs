@@ -2,64 +2,41 @@
 //!
 //! The rules that let a dApp pay for an inference, let a staked executor earn it, and
 //! make a wrong answer cost the executor more than it could gain. Nothing here runs a
-//! model: executors, watchers and jurors run it off chain and post what they found.
+//! model: executors and watchers run it off chain and post what they found; a dispute is
+//! settled by the runtime re-executing one step of the model (the [`game`] module).
 //!
 //! ## Request lifecycle
 //!
 //! ```text
-//!  request_inference ─► Pending ──submit_result──► Submitted ──window ends──► Finalized
-//!   (fee held,            │  deadline missed:          │                       (fee paid)
-//!    executor drawn)      │  slash, reassign           │ challenge
-//!                         │  or Expired (refund)       ▼
-//!                         │                        Disputed ──jury verdict──► Finalized
-//!                         └◄──────────── both wrong: reassign ◄──┘           (or reassigned)
+//!  request_inference ─► Pending ──submit_traced_result──► Submitted ──window ends,──► Finalized
+//!   (fee held,            │  deadline missed:               │        no game open   (fee paid)
+//!    executor drawn)      │  slash, reassign                │ open_game (any number)
+//!                         │  or Expired (refund)            ▼
+//!                         │                            games walk to one step; the runtime
+//!                         └◄── executor convicted: reassign ◄── referees it; the last game
+//!                                                          won by the executor finalizes
 //!  Finalized / Expired ──ResultRetention──► pruned
 //! ```
 //!
-//! * **Request** (`request_inference`): the model must be `Active`, the input within the
-//!   model's size limit and well formed for its input spec, and the model's fee at most
-//!   `max_fee`. The fee is held from the requester (`HoldReason::RequestFee`). An executor
-//!   is drawn stake-weighted from the active set with `Config::Randomness`.
-//! * **Result** (`submit_result`): only the assigned executor, before its deadline
-//!   (`ExecutionTimeout` blocks). The output must be within the model's output limit and
-//!   well formed. The challenge window (`ChallengePeriod` blocks) opens.
+//! * **Request** (`request_inference`): the model must be `Active` and have dispute
+//!   commitments (a model without them cannot be disputed, so it cannot be requested:
+//!   `NoCommitments`), the input within the model's size limit and well formed for its
+//!   input spec, and the model's fee at most `max_fee`. The fee is held from the requester
+//!   (`HoldReason::RequestFee`). An executor is drawn stake-weighted from the active set
+//!   with `Config::Randomness`.
+//! * **Result** (`submit_traced_result`): only the assigned executor, before its deadline
+//!   (`ExecutionTimeout` blocks), with the commitment to its run's trace. The output must
+//!   be within the model's output limit and well formed. The challenge window
+//!   (`ChallengePeriod` blocks) opens.
 //! * **Missed deadline**: the executor loses `MissedDeadlineSlash` and the request goes
 //!   to another executor, up to `MaxAttempts` in all; then it expires and the fee is
 //!   refunded in full. A request whose model was retired meanwhile expires with a full
 //!   refund and no slash.
-//! * **Challenge** (`challenge`): any active executor other than the one who answered,
-//!   inside the window, holding `ChallengeBond` and carrying its own output. A jury of
-//!   `JurySize` active executors (neither party) is drawn at random.
-//! * **Votes**: each juror commits `blake2_256((request, juror, vote, salt))` during
-//!   `CommitPeriod`, then reveals the vote and salt during `RevealPeriod`. A commitment
-//!   without a matching reveal counts as no vote. A vote says of each side whether its
-//!   output is correct under the model's comparison rule.
-//! * **Verdict** (when all jurors revealed, or at the end of the reveal period), one
-//!   judgement per side:
-//!   - *Quorum*: more than half of the jury must have revealed; otherwise both sides are
-//!     `Unclear`.
-//!   - A side is `Right` or `Wrong` by a strict majority of the revealed votes; a tie is
-//!     `Unclear`: it convicts nobody and confirms nothing.
-//!   - A side found `Wrong` is slashed: the executor loses `ResultSlash` (of which
-//!     `ChallengeReward` goes to the challenger if the challenger was found `Right`,
-//!     `RequesterCompensation` to the requester, `JuryReward` to the majority jurors and
-//!     the rest is burned); the challenger loses its bond (`JuryReward` of it to the
-//!     majority jurors, the rest burned). A side not found wrong loses nothing.
-//!   - Then the request: executor `Right` → its result is final and paid. Otherwise
-//!     challenger `Right` → the fee is refunded in full and the challenger's output is
-//!     the final result. Otherwise → the request is reassigned to an executor other than
-//!     the two parties (or expires with a refund after `MaxAttempts`). So only a result
-//!     that was never challenged, or that a jury majority confirmed, ever finalizes.
-//!   - Jurors who did not reveal lose `MissedVoteSlash` (its `JuryReward` share also
-//!     goes to the majority jurors).
-//!
-//! A result is challenged at most once; after the verdict it is final or re-executed.
-//!
-//! * **Models with dispute commitments** (recorded in the models pallet) use none of the
-//!   jury above: results are posted with their trace (`submit_traced_result`), any number
-//!   of watchers open their own bisection games (`open_game`), walk to the one step the
-//!   traces first differ at (`reveal`) and the runtime's referee re-executes it
-//!   (`prove_step`). See the [`game`] module for the rules and the money.
+//! * **Disputes**: any number of watchers open their own bisection games (`open_game`),
+//!   walk to the one step the traces first differ at (`reveal`) and the runtime's referee
+//!   re-executes it (`prove_step`, or one chunk of it: `reveal_output`, `prove_element`).
+//!   See the [`game`] module for the rules and the money. No jury, no vote: randomness
+//!   plays no part in any outcome.
 //! * **Finalization**: the held fee goes to the executor less `ProtocolFee`, which is
 //!   burned. Event `ResultFinalized` — integrators act on it, never on `ResultSubmitted`.
 //! * **Executors** bond at least `MinExecutorBond` (`HoldReason::ExecutorBond`).
@@ -76,21 +53,19 @@
 //! * Each executor's recorded bond equals what it has on hold under `ExecutorBond`, and
 //!   the active set is exactly the executors with status `Active`.
 //! * Each requester's `RequestFee` hold equals the sum of the fees of its open requests.
-//! * Each challenger's `ChallengeBond` hold equals `ChallengeBond` times its open disputes
-//!   and games; every game is indexed under its challenger; `OpenGames` counts them per
-//!   request attempt; a stored trace belongs to a stored result.
-//! * A `Disputed` request has a dispute record and every dispute a `Disputed` request; a
-//!   result record exists exactly for `Submitted`, `Disputed` and `Finalized` requests.
+//! * Each challenger's `ChallengeBond` hold equals `ChallengeBond` times its open games;
+//!   every game is indexed under its challenger; `OpenGames` counts them per request
+//!   attempt; a stored trace belongs to a stored result.
+//! * A result record exists exactly for `Submitted` and `Finalized` requests.
 //! * Total issuance changes only by burned slashes and fees (`TotalBurned`, checked by
 //!   the tests and the simulation).
 //!
 //! ## Randomness
 //!
-//! Assignment and jury draws are seeded from `Config::Randomness` (the collective-flip
-//! pallet in the runtime): good enough to spread work, not to resist a block author who
-//! withholds or reorders blocks to steer an assignment. What protects users is not the
-//! draw but the challenge game: any honest watcher can challenge a wrong result, and a
-//! jury of independent executors re-runs it.
+//! Assignment is seeded from `Config::Randomness` (the collective-flip pallet in the
+//! runtime): good enough to spread work, not to resist a block author who withholds or
+//! reorders blocks to steer an assignment. Nothing about safety depends on it: a wrong
+//! result is overturned by any honest watcher's game, refereed by the runtime.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -100,7 +75,6 @@ pub use pallet::*;
 
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
-pub mod challenge;
 mod executors;
 mod funds;
 pub mod game;
@@ -113,6 +87,7 @@ mod game_simulation;
 #[cfg(test)]
 mod game_tests;
 mod invariants;
+pub mod migrations;
 #[cfg(test)]
 mod mock;
 pub mod offchain;
@@ -125,8 +100,6 @@ mod offchain_tests;
 mod queue;
 mod requests;
 pub mod runtime_api;
-#[cfg(test)]
-mod simulation;
 #[cfg(test)]
 mod simulation_support;
 #[cfg(test)]
@@ -169,17 +142,14 @@ pub mod pallet {
         BlockNumberFor<T>,
         <T as Config>::MaxOutputBytes,
     >;
-    /// A dispute as stored.
-    pub type DisputeOf<T> = Dispute<
-        <T as frame_system::Config>::AccountId,
-        BlockNumberFor<T>,
-        <T as Config>::MaxOutputBytes,
-        <T as Config>::JurySize,
-    >;
     /// An executor as stored.
     pub type ExecutorOf<T> = ExecutorInfo<BalanceOf<T>, BlockNumberFor<T>>;
 
+    /// 1: the jury removed (`migrations::RemoveJury`).
+    const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+
     #[pallet::pallet]
+    #[pallet::storage_version(STORAGE_VERSION)]
     pub struct Pallet<T>(_);
 
     /// Why this pallet holds funds.
@@ -189,7 +159,7 @@ pub mod pallet {
         ExecutorBond,
         /// A requester's fee, until it is paid or refunded.
         RequestFee,
-        /// A challenger's bond, until the dispute is decided.
+        /// A challenger's bond, until its game ends.
         ChallengeBond,
     }
 
@@ -213,7 +183,7 @@ pub mod pallet {
         /// The model registry.
         type Models: ModelRegistry<BalanceOf<Self>>;
 
-        /// Seeds executor assignment and jury draws (see the crate docs on what it resists).
+        /// Seeds executor assignment (see the crate docs on what it resists).
         type Randomness: Randomness<Self::Hash, BlockNumberFor<Self>>;
 
         /// The smallest bond an active executor holds.
@@ -228,22 +198,16 @@ pub mod pallet {
         /// Blocks a posted result stays open to challenge.
         #[pallet::constant]
         type ChallengePeriod: Get<BlockNumberFor<Self>>;
-        /// Blocks jurors have to commit their votes.
-        #[pallet::constant]
-        type CommitPeriod: Get<BlockNumberFor<Self>>;
-        /// Blocks jurors have, after the commit period, to reveal.
-        #[pallet::constant]
-        type RevealPeriod: Get<BlockNumberFor<Self>>;
         /// How many executors may try a request before it expires.
         #[pallet::constant]
         type MaxAttempts: Get<u32>;
         /// What an executor loses for missing its deadline.
         #[pallet::constant]
         type MissedDeadlineSlash: Get<BalanceOf<Self>>;
-        /// What an executor loses for a result the jury finds wrong.
+        /// What an executor loses for a result a game convicts.
         #[pallet::constant]
         type ResultSlash: Get<BalanceOf<Self>>;
-        /// What a challenger holds while its challenge is judged (lost if it is wrong).
+        /// What a challenger holds while its game runs (lost if it loses).
         #[pallet::constant]
         type ChallengeBond: Get<BalanceOf<Self>>;
         /// The share of a wrong executor's slash that goes to the challenger.
@@ -252,18 +216,9 @@ pub mod pallet {
         /// The share of a wrong executor's slash that goes to the requester.
         #[pallet::constant]
         type RequesterCompensation: Get<Perbill>;
-        /// The share of every slash in a dispute that goes to the majority jurors.
-        #[pallet::constant]
-        type JuryReward: Get<Perbill>;
-        /// What a juror loses for not revealing a vote.
-        #[pallet::constant]
-        type MissedVoteSlash: Get<BalanceOf<Self>>;
         /// The share of each paid fee that is burned.
         #[pallet::constant]
         type ProtocolFee: Get<Perbill>;
-        /// Jurors per dispute.
-        #[pallet::constant]
-        type JurySize: Get<u32>;
         /// The most registered executors.
         #[pallet::constant]
         type MaxExecutors: Get<u32>;
@@ -312,7 +267,7 @@ pub mod pallet {
     #[pallet::storage]
     pub type Executors<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, ExecutorOf<T>>;
 
-    /// The executors that take requests, challenges and jury seats.
+    /// The executors that take requests and may open games.
     #[pallet::storage]
     pub type ActiveExecutors<T: Config> =
         StorageValue<_, BoundedVec<T::AccountId, T::MaxExecutors>, ValueQuery>;
@@ -328,10 +283,6 @@ pub mod pallet {
     /// Posted results, until pruned.
     #[pallet::storage]
     pub type Results<T: Config> = StorageMap<_, Twox64Concat, RequestId, ResultOf<T>>;
-
-    /// Open disputes.
-    #[pallet::storage]
-    pub type Disputes<T: Config> = StorageMap<_, Twox64Concat, RequestId, DisputeOf<T>>;
 
     /// The deadline queue: what happens to which request at which block.
     #[pallet::storage]
@@ -409,9 +360,12 @@ pub mod pallet {
         TypeInfo,
     )]
     pub enum SlashReason {
+        #[codec(index = 0)]
         MissedDeadline,
+        #[codec(index = 1)]
         WrongResult,
-        MissedVote,
+        /// (Index 2 was the jury's missed vote.)
+        #[codec(index = 3)]
         WrongChallenge,
     }
 
@@ -463,29 +417,13 @@ pub mod pallet {
             id: RequestId,
             refunded: BalanceOf<T>,
         },
-        /// A result was posted; it is open to challenge until `window_end`. Not final.
+        /// A result was posted; games may be opened on it until `window_end`. Not final.
         ResultSubmitted {
             id: RequestId,
             executor: T::AccountId,
             output_hash: inferchain_primitives::H256,
             window_end: BlockNumberFor<T>,
         },
-        /// A result was challenged; `jury` will judge it.
-        Challenged {
-            id: RequestId,
-            challenger: T::AccountId,
-            jury: BoundedVec<T::AccountId, T::JurySize>,
-        },
-        /// A juror committed to a vote.
-        VoteCommitted { id: RequestId, juror: T::AccountId },
-        /// A juror revealed its vote.
-        VoteRevealed {
-            id: RequestId,
-            juror: T::AccountId,
-            vote: Vote,
-        },
-        /// A dispute was decided.
-        DisputeResolved { id: RequestId, verdict: Verdict },
         /// The result is final: act on this event, not on `ResultSubmitted`.
         ResultFinalized {
             id: RequestId,
@@ -572,7 +510,7 @@ pub mod pallet {
         AlreadyUnbonding,
         /// The unbonding period has not ended.
         StillUnbonding,
-        /// The executor still has open requests, results or disputes.
+        /// The executor still has open requests, results or games.
         OpenObligations,
         /// No model has this id.
         UnknownModel,
@@ -604,33 +542,15 @@ pub mod pallet {
         MalformedOutput,
         /// The model was retired.
         ModelRetired,
-        /// The result is not open to challenge (not posted, window over, or already challenged).
+        /// The result is not open to a game (not posted, or its window is over).
         NotChallengeable,
-        /// An executor cannot challenge its own result.
+        /// An executor cannot open a game on its own result.
         CannotChallengeSelf,
         /// The challenger's output is the posted output.
         SameOutput,
-        /// Fewer than `JurySize` active executors besides the two parties.
-        NotEnoughJurors,
-        /// No dispute is open for this request.
-        NoDispute,
-        /// The caller is not on this dispute's jury.
-        NotJuror,
-        /// The commit period is over (or, for reveals, not yet over).
-        WrongPhase,
-        /// The juror already committed (or revealed).
-        AlreadyVoted,
-        /// The juror did not commit.
-        NotCommitted,
-        /// The revealed vote and salt do not match the commitment.
-        BadReveal,
-        /// The model has dispute commitments: challenge it with `open_game`.
-        UseGame,
-        /// The model has no dispute commitments: it takes untraced results and jury
-        /// challenges.
+        /// The model has no dispute commitments (governance records them with
+        /// `set_model_commitments`): it cannot be requested or disputed.
         NoCommitments,
-        /// The model has dispute commitments: post the result with its trace.
-        TraceRequired,
         /// The trace does not have the model's step count or does not end in the output.
         BadTrace,
         /// This challenger already plays a game on this result.
@@ -689,7 +609,6 @@ pub mod pallet {
                 !T::ChallengePeriod::get().is_zero(),
                 "ChallengePeriod must be positive"
             );
-            assert!(T::JurySize::get() > 0, "JurySize must be positive");
             assert!(
                 !T::MoveTimeout::get().is_zero(),
                 "MoveTimeout must be positive"
@@ -700,18 +619,15 @@ pub mod pallet {
                 "MaxDeadlinesPerBlock must be positive"
             );
             assert!(
-                T::ChallengeReward::get()
-                    .saturating_add(T::RequesterCompensation::get())
-                    .saturating_add(T::JuryReward::get())
+                T::ChallengeReward::get().saturating_add(T::RequesterCompensation::get())
                     <= Perbill::one(),
                 "slash shares must not exceed the slash"
             );
-            // An executor must stay slashable for everything it did while active.
-            let dispute = T::CommitPeriod::get() + T::RevealPeriod::get();
+            // An executor must stay slashable for everything it did while active (a game
+            // keeps its result open past the window; `obligations` keep its bond held).
             assert!(
-                T::UnbondingPeriod::get()
-                    >= T::ExecutionTimeout::get() + T::ChallengePeriod::get() + dispute,
-                "UnbondingPeriod must outlast a request's execution, window and dispute"
+                T::UnbondingPeriod::get() >= T::ExecutionTimeout::get() + T::ChallengePeriod::get(),
+                "UnbondingPeriod must outlast a request's execution and window"
             );
         }
 
@@ -786,89 +702,17 @@ pub mod pallet {
             Self::do_request(who, model_id, input, max_fee).map(|_| ())
         }
 
+        // Call indices 4 to 7 were the untraced `submit_result` and the jury's
+        // `challenge`, `commit_vote` and `reveal_vote`; they are not reused.
+
         /// Post the result of an assigned request.
         ///
         /// **Origin**: signed, the assigned executor.
         ///
-        /// **Details**: before the deadline; the output must fit the model's output spec.
-        /// Opens the challenge window.
-        ///
-        /// **Events**: `ResultSubmitted`.
-        #[pallet::call_index(4)]
-        #[pallet::weight(T::WeightInfo::submit_result(output.len() as u32))]
-        pub fn submit_result(
-            origin: OriginFor<T>,
-            id: RequestId,
-            output: BoundedVec<u8, T::MaxOutputBytes>,
-        ) -> DispatchResult {
-            let who = ensure_signed(origin)?;
-            Self::do_submit_result(who, id, output, None)
-        }
-
-        /// Challenge a posted result with your own output.
-        ///
-        /// **Origin**: signed, an active executor other than the result's.
-        ///
-        /// **Details**: inside the window; holds `ChallengeBond`; draws a jury.
-        ///
-        /// **Events**: `Challenged`.
-        #[pallet::call_index(5)]
-        #[pallet::weight(T::WeightInfo::challenge(output.len() as u32))]
-        pub fn challenge(
-            origin: OriginFor<T>,
-            id: RequestId,
-            output: BoundedVec<u8, T::MaxOutputBytes>,
-        ) -> DispatchResult {
-            let who = ensure_signed(origin)?;
-            Self::do_challenge(who, id, output)
-        }
-
-        /// Commit to a vote on a dispute.
-        ///
-        /// **Origin**: signed, a juror of the dispute.
-        ///
-        /// **Details**: `commitment = blake2_256((id, juror, vote, salt).encode())`, during
-        /// the commit period, once.
-        ///
-        /// **Events**: `VoteCommitted`.
-        #[pallet::call_index(6)]
-        #[pallet::weight(T::WeightInfo::commit_vote())]
-        pub fn commit_vote(
-            origin: OriginFor<T>,
-            id: RequestId,
-            commitment: inferchain_primitives::H256,
-        ) -> DispatchResult {
-            let who = ensure_signed(origin)?;
-            Self::do_commit_vote(who, id, commitment)
-        }
-
-        /// Reveal a committed vote.
-        ///
-        /// **Origin**: signed, a juror who committed.
-        ///
-        /// **Details**: after the commit period, until the reveal period ends. When every
-        /// juror has revealed, the dispute is decided at once.
-        ///
-        /// **Events**: `VoteRevealed`, and when decided `DisputeResolved` and what follows.
-        #[pallet::call_index(7)]
-        #[pallet::weight(T::WeightInfo::reveal_vote())]
-        pub fn reveal_vote(
-            origin: OriginFor<T>,
-            id: RequestId,
-            vote: Vote,
-            salt: [u8; 32],
-        ) -> DispatchResult {
-            let who = ensure_signed(origin)?;
-            Self::do_reveal_vote(who, id, vote, salt)
-        }
-
-        /// Post the result of an assigned request of a model with dispute commitments.
-        ///
-        /// **Origin**: signed, the assigned executor.
-        ///
-        /// **Details**: as `submit_result`, plus the commitment to the run's trace (the
-        /// model's step count of leaves) and the Merkle path showing that its last leaf is
-        /// `merkle::leaf(output)`.
+        /// **Details**: before the deadline; the output must fit the model's output spec;
+        /// with the commitment to the run's trace (the model's step count of leaves) and
+        /// the Merkle path showing that its last leaf is the output's tensor leaf. Opens
+        /// the challenge window.
         ///
         /// **Events**: `ResultSubmitted`.
         #[pallet::call_index(8)]
@@ -881,7 +725,7 @@ pub mod pallet {
             output_path: game::PathOf,
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
-            Self::do_submit_result(who, id, output, Some((trace, output_path)))
+            Self::do_submit_result(who, id, output, trace, output_path)
         }
 
         /// Open a bisection game against a traced result, with your own output and trace.

@@ -126,18 +126,13 @@ parameter_types! {
     pub const UnbondingPeriod: u64 = 50;
     pub const ExecutionTimeout: u64 = 3;
     pub const ChallengePeriod: u64 = 4;
-    pub const CommitPeriod: u64 = 2;
-    pub const RevealPeriod: u64 = 2;
     pub const MaxAttempts: u32 = 3;
     pub const MissedDeadlineSlash: Balance = 10;
     pub const ResultSlash: Balance = 50;
     pub const ChallengeBond: Balance = 30;
     pub const ChallengeReward: Perbill = Perbill::from_percent(50);
     pub const RequesterCompensation: Perbill = Perbill::from_percent(20);
-    pub const JuryReward: Perbill = Perbill::from_percent(10);
-    pub const MissedVoteSlash: Balance = 5;
     pub const ProtocolFee: Perbill = Perbill::from_percent(10);
-    pub const JurySize: u32 = 3;
     pub const MaxExecutors: u32 = 16;
     pub const ResultRetention: u64 = 10;
     pub const MaxDeadlinesPerBlock: u32 = 50;
@@ -262,18 +257,13 @@ impl pallet_inference::Config for Test {
     type UnbondingPeriod = UnbondingPeriod;
     type ExecutionTimeout = ExecutionTimeout;
     type ChallengePeriod = ChallengePeriod;
-    type CommitPeriod = CommitPeriod;
-    type RevealPeriod = RevealPeriod;
     type MaxAttempts = MaxAttempts;
     type MissedDeadlineSlash = MissedDeadlineSlash;
     type ResultSlash = ResultSlash;
     type ChallengeBond = ChallengeBond;
     type ChallengeReward = ChallengeReward;
     type RequesterCompensation = RequesterCompensation;
-    type JuryReward = JuryReward;
-    type MissedVoteSlash = MissedVoteSlash;
     type ProtocolFee = ProtocolFee;
-    type JurySize = JurySize;
     type MaxExecutors = MaxExecutors;
     type MaxInputBytes = MaxInputBytes;
     type MaxOutputBytes = MaxOutputBytes;
@@ -293,10 +283,47 @@ impl pallet_inference::Config for Test {
 pub const ENDOWMENT: Balance = 10_000;
 /// The fee of the test models.
 pub const FEE: Balance = 100;
-/// The tensor model: f32 [1, n≤16] in, f32 [1, n≤16] out.
+/// The tensor model: f32 [1, n≤16] in, f32 [1, n≤16] out; committed at genesis to a
+/// one-step plan ([`TENSOR_COMMITMENTS`]), so a result's trace is its output's leaf.
 pub const TENSOR_MODEL: H256 = H256::repeat_byte(1);
-/// The text model: text ≤ 32 bytes in, f32 [1, 4] out.
+/// The text model: text ≤ 32 bytes in, f32 [1, 4] out; committed at genesis as the
+/// tensor model is.
 pub const TEXT_MODEL: H256 = H256::repeat_byte(2);
+/// A model registered without commitments: not requestable (`NoCommitments`).
+pub const BARE_MODEL: H256 = H256::repeat_byte(4);
+/// The game model: as the tensor model, without commitments at genesis (the game tests
+/// record their plans' own).
+pub const GAME_MODEL: H256 = H256::repeat_byte(3);
+/// The tensor model's commitments: one step, no weights.
+pub const TENSOR_COMMITMENTS: inferchain_primitives::dispute::ModelCommitments =
+    inferchain_primitives::dispute::ModelCommitments {
+        plan_root: H256::repeat_byte(0x71),
+        steps: 1,
+        weights_root: H256::repeat_byte(0x72),
+        weights: 0,
+    };
+
+/// The trace commitment of a one-step run ending in `output`: its tensor leaf.
+pub fn one_step_trace(output: &[u8]) -> inferchain_primitives::dispute::TraceCommitment {
+    inferchain_primitives::dispute::TraceCommitment {
+        root: H256(inferchain_primitives::tensor_tree::tensor_leaf(output)),
+        leaves: 1,
+    }
+}
+
+/// Posts `output` as `who`'s result of request `id` of the tensor model (one-step trace).
+pub fn submit(who: u64, id: u64, output: Vec<u8>) -> frame_support::dispatch::DispatchResult {
+    let trace = one_step_trace(&output);
+    Inference::submit_traced_result(
+        RuntimeOrigin::signed(who),
+        id,
+        output
+            .try_into()
+            .expect("a test output fits MaxOutputBytes"),
+        trace,
+        Default::default(),
+    )
+}
 
 fn tensor_io(name: &[u8], max: u32) -> IoSpec {
     IoSpec::Tensors(
@@ -359,8 +386,13 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
         models: vec![
             model_spec(TENSOR_MODEL, tensor_io(b"x", 16), 128),
             model_spec(TEXT_MODEL, IoSpec::Text { max_bytes: 32 }, 64),
+            model_spec(GAME_MODEL, tensor_io(b"x", 16), 128),
+            model_spec(BARE_MODEL, tensor_io(b"x", 16), 128),
         ],
-        commitments: vec![],
+        commitments: vec![
+            (TENSOR_MODEL, TENSOR_COMMITMENTS),
+            (TEXT_MODEL, TENSOR_COMMITMENTS),
+        ],
     }
     .assimilate_storage(&mut storage)
     .expect("models genesis builds");

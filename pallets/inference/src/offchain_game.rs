@@ -1,9 +1,8 @@
-//! The off-chain worker's side of the bisection game, for models with dispute
-//! commitments. Every answer comes from the node's traced runs through the inference
+//! The off-chain worker's side of the bisection game. Every answer comes from the node's traced runs through the inference
 //! host function (`inference::trace`), which keeps a run for the moves that follow it.
 //!
 //! * **Executor**: posts `submit_traced_result` (output, trace commitment, output path)
-//!   instead of `submit_result`, and defends each game on its result: it reveals every
+//!   and defends each game on its result: it reveals every
 //!   round and posts the step proof as soon as the walk ends.
 //! * **Watcher**: every sampled active key other than the executor's re-runs the result
 //!   and, when its output breaks the model's rule, opens its own game at once (no turns:

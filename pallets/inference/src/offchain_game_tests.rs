@@ -9,7 +9,7 @@ use crate::{
     game_fixtures::Plan,
     mock::*,
     offchain::{Fault, FAULT_KEY},
-    offchain_tests::{offchain_ext, register, request, run_worker, Sent},
+    offchain_tests::{offchain_ext, register, request_of, run_worker, Sent},
     Call, Event, GameEnd, HoldReason, RequestStatus, Requests, ResultTraces, Results, Side,
     SlashReason,
 };
@@ -167,16 +167,16 @@ fn play(id: u64, nodes: &[Node], drain: &impl Fn() -> Vec<Sent>, blocks: u64) ->
     all
 }
 
-/// Executors 1..=6, the tensor model committed to `plan`, one request; returns it, its
+/// Executors 1..=6, the game model committed to `plan`, one request; returns it, its
 /// executor and the other executors.
 fn setup(plan: &Plan) -> (u64, AccountId, Vec<AccountId>) {
     register(&[1, 2, 3, 4, 5, 6]);
     assert_ok!(Models::set_model_commitments(
         RuntimeOrigin::root(),
-        TENSOR_MODEL,
+        GAME_MODEL,
         plan.commitments()
     ));
-    let id = request(&[0.5, 0.25]);
+    let id = request_of(GAME_MODEL, &[0.5, 0.25]);
     let executor = Requests::<Test>::get(id).unwrap().executor;
     (id, executor, (1..=6).filter(|e| *e != executor).collect())
 }

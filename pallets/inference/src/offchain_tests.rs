@@ -1,19 +1,20 @@
 //! The off-chain worker against the mock runtime: a fake inference runner behind the real
 //! host function, the test transaction pool and off-chain storage. Every transaction the
-//! worker sends is decoded and dispatched as its signer, so these tests drive the whole
-//! executor → watcher → jury path.
+//! worker sends is decoded and dispatched as its signer. These tests drive the executor's
+//! duties and the worker's budget on the tensor model's one-step plan; the game itself
+//! is `offchain_game_tests`'.
 
 #![allow(clippy::unwrap_used)]
 
 use crate::{
     mock::*,
-    offchain::{corrupt_output, Fault, FAULT_KEY},
-    Ballot, Call, Disputes, Event, Judgement, RequestStatus, Requests, Results,
+    offchain::{Fault, FAULT_KEY},
+    Call, RequestStatus, Requests,
 };
 use codec::Decode;
 use frame_support::{assert_ok, traits::Hooks, BoundedVec};
 use inferchain_primitives::{
-    host::{InferenceError, InferenceExt, InferenceRunner},
+    host::{InferenceError, InferenceExt, InferenceRunner, TraceAnswer, TraceAsk, TraceRun},
     io::{IoSpec, Payload},
     ModelId,
 };
@@ -30,12 +31,29 @@ use std::sync::{
     Arc,
 };
 
-/// The "model": doubles every input value. `unavailable` makes it a node without the
-/// model; `runs` counts calls.
+/// The "model": doubles every input value, a one-step plan (its trace is its output's
+/// leaf); a corrupted run adds 1 to each value. `unavailable` makes it a node without
+/// the model; `runs` counts the runs asked for.
 #[derive(Default)]
 struct Doubler {
     unavailable: bool,
     runs: AtomicU32,
+}
+
+impl Doubler {
+    fn double(input: &[u8], spec: &IoSpec, plus: f64) -> Result<Vec<u8>, InferenceError> {
+        let Ok(Payload::Tensors(ts)) = inferchain_primitives::io::validate_encoded(input, spec)
+        else {
+            return Err(InferenceError::InvalidInput);
+        };
+        let values: Vec<f32> = ts[0]
+            .to_f64_vec()
+            .unwrap()
+            .into_iter()
+            .map(|v| (2.0 * v + plus) as f32)
+            .collect();
+        Ok(tensor(&values))
+    }
 }
 
 impl InferenceRunner for Doubler {
@@ -51,27 +69,33 @@ impl InferenceRunner for Doubler {
         if self.unavailable {
             return Err(InferenceError::ModelUnavailable);
         }
-        let Ok(Payload::Tensors(ts)) = inferchain_primitives::io::validate_encoded(input, spec)
-        else {
-            return Err(InferenceError::InvalidInput);
-        };
-        let values: Vec<f32> = ts[0]
-            .to_f64_vec()
-            .unwrap()
-            .into_iter()
-            .map(|v| (2.0 * v) as f32)
-            .collect();
-        Ok(tensor(&values))
+        Self::double(input, spec, 0.0)
     }
 
     fn trace(
         &self,
-        _: &inferchain_primitives::host::TracedModel,
-        _: &[u8],
-        _: inferchain_primitives::host::TraceRun,
-        _: inferchain_primitives::host::TraceAsk,
-    ) -> Result<inferchain_primitives::host::TraceAnswer, InferenceError> {
-        Err(InferenceError::NoDisputePlan)
+        model: &inferchain_primitives::host::TracedModel,
+        input: &[u8],
+        run: TraceRun,
+        ask: TraceAsk,
+    ) -> Result<TraceAnswer, InferenceError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        if self.unavailable {
+            return Err(InferenceError::ModelUnavailable);
+        }
+        let plus = match run {
+            TraceRun::Honest => 0.0,
+            TraceRun::Corrupted { .. } => 1.0,
+        };
+        let output = Self::double(input, &model.spec, plus)?;
+        Ok(match ask {
+            TraceAsk::Commit => TraceAnswer::Commit {
+                trace: one_step_trace(&output),
+                output,
+                output_path: Vec::new(),
+            },
+            _ => TraceAnswer::OutOfRange,
+        })
     }
 }
 
@@ -123,11 +147,17 @@ pub(crate) fn register(executors: &[AccountId]) {
     }
 }
 
+/// A request of the tensor model from account 20.
 pub(crate) fn request(input: &[f32]) -> u64 {
+    request_of(TENSOR_MODEL, input)
+}
+
+/// A request of `model` from account 20.
+pub(crate) fn request_of(model: ModelId, input: &[f32]) -> u64 {
     let id = crate::NextRequestId::<Test>::get();
     assert_ok!(Inference::request_inference(
         RuntimeOrigin::signed(20),
-        TENSOR_MODEL,
+        model,
         tensor(input).try_into().unwrap(),
         FEE
     ));
@@ -165,9 +195,11 @@ fn the_assigned_executor_posts_the_result_once() {
             sent[0],
             (
                 executor,
-                RuntimeCall::Inference(Call::submit_result {
+                RuntimeCall::Inference(Call::submit_traced_result {
                     id,
-                    output: bounded(tensor(&[2.0, 5.0]))
+                    output: bounded(tensor(&[2.0, 5.0])),
+                    trace: one_step_trace(&tensor(&[2.0, 5.0])),
+                    output_path: Default::default(),
                 })
             )
         );
@@ -186,109 +218,6 @@ fn the_assigned_executor_posts_the_result_once() {
 }
 
 #[test]
-fn a_watcher_challenges_a_wrong_result_and_leaves_a_right_one() {
-    let (mut ext, drain) = offchain_ext(Arc::new(Doubler::default()));
-    ext.execute_with(|| {
-        register(&EXECUTORS);
-        let right = request(&[1.0]);
-        let wrong = request(&[3.0]);
-        for (id, output) in [(right, tensor(&[2.0])), (wrong, tensor(&[7.0]))] {
-            let executor = Requests::<Test>::get(id).unwrap().executor;
-            assert_ok!(Inference::submit_result(
-                RuntimeOrigin::signed(executor),
-                id,
-                bounded(output)
-            ));
-        }
-        let wrong_executor = Results::<Test>::get(wrong).unwrap().executor;
-        let watchers: Vec<AccountId> = EXECUTORS
-            .iter()
-            .copied()
-            .filter(|e| *e != wrong_executor)
-            .collect();
-
-        // A node holding every other key: the watcher whose turn is first acts at once.
-        run_worker(&watchers);
-        let sent = drain();
-        let watcher = sent.first().map(|s| s.0).unwrap_or_default();
-        assert_eq!(
-            sent,
-            vec![(
-                watcher,
-                RuntimeCall::Inference(Call::challenge {
-                    id: wrong,
-                    output: bounded(tensor(&[6.0]))
-                })
-            )],
-            "only the wrong result is challenged, with the watcher's own output"
-        );
-        sent.into_iter().for_each(dispatch);
-        assert!(Disputes::<Test>::contains_key(wrong));
-        assert!(!Disputes::<Test>::contains_key(right));
-    });
-}
-
-#[test]
-fn jurors_commit_then_reveal_and_the_cheat_is_convicted() {
-    let (mut ext, drain) = offchain_ext(Arc::new(Doubler::default()));
-    ext.execute_with(|| {
-        register(&EXECUTORS);
-        let id = request(&[4.0]);
-        let cheat = Requests::<Test>::get(id).unwrap().executor;
-        assert_ok!(Inference::submit_result(
-            RuntimeOrigin::signed(cheat),
-            id,
-            bounded(tensor(&[-1.0]))
-        ));
-        let watchers: Vec<AccountId> = EXECUTORS.iter().copied().filter(|e| *e != cheat).collect();
-        run_worker(&watchers);
-        drain().into_iter().for_each(dispatch);
-        let dispute = Disputes::<Test>::get(id).expect("challenged");
-        let jurors: Vec<AccountId> = dispute.jury.iter().map(|(j, _)| *j).collect();
-
-        // Commit phase: every juror key on this node commits, once.
-        run_worker(&jurors);
-        let commits = drain();
-        assert_eq!(commits.len(), jurors.len());
-        assert!(commits
-            .iter()
-            .all(|(_, c)| matches!(c, RuntimeCall::Inference(Call::commit_vote { .. }))));
-        commits.into_iter().for_each(dispatch);
-        run_worker(&jurors);
-        assert!(drain().is_empty(), "no second commit");
-
-        // Reveal phase: the worker of the commit period's last block sends the reveals,
-        // which land in the next block.
-        run_to_block(dispute.commit_end);
-        run_worker(&jurors);
-        let reveals = drain();
-        run_to_block(dispute.commit_end + 1);
-        assert_eq!(reveals.len(), jurors.len());
-        for (_, call) in &reveals {
-            let RuntimeCall::Inference(Call::reveal_vote { vote, .. }) = call else {
-                panic!("a reveal, got {call:?}")
-            };
-            assert!(!vote.executor_ok && vote.challenger_ok);
-        }
-        reveals.into_iter().for_each(dispatch);
-
-        assert!(System::events().iter().any(|r| r.event
-            == RuntimeEvent::Inference(Event::DisputeResolved {
-                id,
-                verdict: crate::Verdict {
-                    executor: Judgement::Wrong,
-                    challenger: Judgement::Right
-                }
-            })));
-        assert_eq!(
-            Results::<Test>::get(id).unwrap().output.to_vec(),
-            tensor(&[8.0])
-        );
-        Inference::do_try_state().unwrap();
-    });
-}
-
-#[test]
 fn a_wrong_output_fault_posts_a_well_formed_wrong_result() {
     let (mut ext, drain) = offchain_ext(Arc::new(Doubler::default()));
     ext.execute_with(|| {
@@ -298,21 +227,20 @@ fn a_wrong_output_fault_posts_a_well_formed_wrong_result() {
         let executor = Requests::<Test>::get(id).unwrap().executor;
         run_worker(&[executor]);
         let sent = drain();
-        let RuntimeCall::Inference(Call::submit_result { output, .. }) = &sent[0].1 else {
+        let RuntimeCall::Inference(Call::submit_traced_result { output, trace, .. }) = &sent[0].1
+        else {
             panic!("a result")
         };
-        assert_eq!(
-            output.to_vec(),
-            corrupt_output(&tensor(&[2.0, 4.0])).unwrap()
-        );
-        assert_ne!(output.to_vec(), tensor(&[2.0, 4.0]));
+        // The run with the plan's middle step corrupted, and a trace that ends in it.
+        assert_eq!(output.to_vec(), tensor(&[3.0, 5.0]));
+        assert_eq!(*trace, one_step_trace(output));
         // The chain accepts it: it is well formed, just wrong.
         sent.into_iter().for_each(dispatch);
     });
 }
 
 #[test]
-fn no_output_and_no_vote_faults_stay_silent() {
+fn a_no_output_fault_stays_silent() {
     let (mut ext, drain) = offchain_ext(Arc::new(Doubler::default()));
     ext.execute_with(|| {
         register(&EXECUTORS);
@@ -321,29 +249,10 @@ fn no_output_and_no_vote_faults_stay_silent() {
         StorageValueRef::persistent(FAULT_KEY).set(&Fault::NoOutput);
         run_worker(&[executor]);
         assert!(drain().is_empty());
-
-        assert_ok!(Inference::submit_result(
-            RuntimeOrigin::signed(executor),
-            id,
-            bounded(tensor(&[5.0]))
+        assert!(matches!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Pending { .. }
         ));
-        StorageValueRef::persistent(FAULT_KEY).set(&Fault::NoVote);
-        let watchers: Vec<AccountId> = EXECUTORS
-            .iter()
-            .copied()
-            .filter(|e| *e != executor)
-            .collect();
-        run_worker(&watchers);
-        drain().into_iter().for_each(dispatch);
-        let dispute = Disputes::<Test>::get(id).expect("watchers still watch under no-vote");
-        let jurors: Vec<AccountId> = dispute.jury.iter().map(|(j, _)| *j).collect();
-        run_worker(&jurors);
-        assert!(drain().is_empty());
-        assert!(Disputes::<Test>::get(id)
-            .unwrap()
-            .jury
-            .iter()
-            .all(|(_, b)| *b == Ballot::Waiting));
     });
 }
 
@@ -399,41 +308,6 @@ fn the_model_runs_per_block_are_bounded() {
 }
 
 #[test]
-fn watchers_take_turns_so_one_challenge_is_sent() {
-    let (mut ext, drain) = offchain_ext(Arc::new(Doubler::default()));
-    ext.execute_with(|| {
-        register(&EXECUTORS);
-        let id = request(&[1.0]);
-        let cheat = Requests::<Test>::get(id).unwrap().executor;
-        assert_ok!(Inference::submit_result(
-            RuntimeOrigin::signed(cheat),
-            id,
-            bounded(tensor(&[0.0]))
-        ));
-        let watchers: Vec<AccountId> = EXECUTORS.iter().copied().filter(|e| *e != cheat).collect();
-        // Each watcher on its own node: exactly one acts per block, first turn first.
-        let mut acted = Vec::new();
-        for block in 1..=3u64 {
-            run_to_block(block);
-            for w in &watchers {
-                run_worker(&[*w]);
-                for (who, _) in drain() {
-                    acted.push((block, who));
-                }
-            }
-        }
-        // Five watchers, a four-block window: turns 0 and 1 in blocks 1 and 2, everyone
-        // left in block 3, the last block whose transactions land inside the window.
-        let blocks: Vec<u64> = acted.iter().map(|(b, _)| *b).collect();
-        assert_eq!(blocks, vec![1, 2, 3, 3, 3], "{acted:?}");
-        let mut who: Vec<AccountId> = acted.iter().map(|(_, w)| *w).collect();
-        who.sort();
-        who.dedup();
-        assert_eq!(who.len(), 5, "each watcher once: {acted:?}");
-    });
-}
-
-#[test]
 fn answering_comes_before_watching_when_the_budget_is_short() {
     let runner = Arc::new(Doubler::default());
     let (mut ext, drain) = offchain_ext(runner.clone());
@@ -445,11 +319,7 @@ fn answering_comes_before_watching_when_the_budget_is_short() {
         for i in 0..12 {
             let id = request(&[i as f32]);
             let executor = Requests::<Test>::get(id).unwrap().executor;
-            assert_ok!(Inference::submit_result(
-                RuntimeOrigin::signed(executor),
-                id,
-                bounded(tensor(&[2.0 * i as f32]))
-            ));
+            assert_ok!(submit(executor, id, tensor(&[2.0 * i as f32])));
         }
         run_to_block(3);
         let mine: Vec<u64> = (0..30)
@@ -464,7 +334,7 @@ fn answering_comes_before_watching_when_the_budget_is_short() {
         run_worker(&[me]);
         let answers = drain()
             .iter()
-            .filter(|(_, c)| matches!(c, RuntimeCall::Inference(Call::submit_result { .. })))
+            .filter(|(_, c)| matches!(c, RuntimeCall::Inference(Call::submit_traced_result { .. })))
             .count() as u32;
         assert_eq!(answers, MaxOffchainRuns::get());
         assert_eq!(runner.runs.load(Ordering::SeqCst), MaxOffchainRuns::get());

@@ -1,4 +1,4 @@
-//! The deadline queue: timeouts, window ends, reveal ends and pruning, keyed by block
+//! The deadline queue: timeouts, window ends and pruning, keyed by block
 //! (game moves have a queue of their own, drained after it within the same budget).
 //!
 //! Entries are written when a request enters a state with a deadline and read back in
@@ -47,7 +47,6 @@ impl<T: Config> Pallet<T> {
                 match what {
                     Deadline::Execution => Self::on_execution_deadline(id, cursor, now),
                     Deadline::ChallengeWindow => Self::on_window_end(id, cursor, now),
-                    Deadline::Reveal => Self::on_reveal_end(id, cursor, now),
                     Deadline::Prune => Self::prune(id),
                 }
             }

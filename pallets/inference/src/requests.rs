@@ -50,6 +50,12 @@ impl<T: Config> Pallet<T> {
     ) -> Result<RequestId, DispatchError> {
         let (spec, status) = T::Models::model(&model).ok_or(Error::<T>::UnknownModel)?;
         ensure!(status == ModelStatus::Active, Error::<T>::ModelNotActive);
+        // A result nobody could dispute would be trusted blindly: no commitments, no
+        // requests.
+        ensure!(
+            T::Models::commitments(&model).is_some(),
+            Error::<T>::NoCommitments
+        );
         ensure!(
             input.len() <= spec.max_input_bytes as usize,
             Error::<T>::InputTooLarge
@@ -95,7 +101,8 @@ impl<T: Config> Pallet<T> {
         who: T::AccountId,
         id: RequestId,
         output: BoundedVec<u8, T::MaxOutputBytes>,
-        trace: Option<(TraceCommitment, crate::game::PathOf)>,
+        trace: TraceCommitment,
+        output_path: crate::game::PathOf,
     ) -> DispatchResult {
         let mut request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
         ensure!(
@@ -104,7 +111,7 @@ impl<T: Config> Pallet<T> {
         );
         ensure!(request.executor == who, Error::<T>::NotAssignedExecutor);
         Self::check_output(&request.model, &output)?;
-        let trace = Self::check_trace(&request.model, &output, trace)?;
+        Self::check_trace(&request.model, &output, &trace, &output_path)?;
 
         let now = frame_system::Pallet::<T>::block_number();
         let window_end = now.saturating_add(T::ChallengePeriod::get());
@@ -121,9 +128,7 @@ impl<T: Config> Pallet<T> {
                 challenged: false,
             },
         );
-        if let Some(trace) = trace {
-            ResultTraces::<T>::insert(id, trace);
-        }
+        ResultTraces::<T>::insert(id, trace);
         Self::schedule(window_end, id, Deadline::ChallengeWindow);
         Self::deposit_event(Event::ResultSubmitted {
             id,
@@ -217,7 +222,11 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Refunds the fee in full and marks the request expired.
-    fn expire(id: RequestId, mut request: crate::pallet::RequestOf<T>, now: BlockNumberFor<T>) {
+    pub(crate) fn expire(
+        id: RequestId,
+        mut request: crate::pallet::RequestOf<T>,
+        now: BlockNumberFor<T>,
+    ) {
         Self::release(HoldReason::RequestFee, &request.requester, request.fee);
         request.status = RequestStatus::Expired { at: now };
         let refunded = request.fee;
@@ -244,7 +253,10 @@ impl<T: Config> Pallet<T> {
         }
         let retired =
             !matches!(T::Models::model(&request.model), Some((_, s)) if s != ModelStatus::Retired);
-        if retired {
+        // A request taken before requests needed commitments (runtime 100) cannot be
+        // answered now (only traced results are): nobody is to blame for it either.
+        let unanswerable = T::Models::commitments(&request.model).is_none();
+        if retired || unanswerable {
             // Nobody is to blame: the model went away under the request.
             Self::remove_obligation(&request.executor);
             Self::expire(id, request, now);
@@ -261,13 +273,13 @@ impl<T: Config> Pallet<T> {
         Self::reassign_or_expire(id, &exclude, now);
     }
 
-    /// The challenge window of request `id` ended without a challenge.
+    /// The challenge window of request `id` ended.
     pub(crate) fn on_window_end(id: RequestId, at: BlockNumberFor<T>, now: BlockNumberFor<T>) {
         let Some(request) = Requests::<T>::get(id) else {
             return;
         };
         if request.status != (RequestStatus::Submitted { window_end: at }) {
-            return; // stale entry: challenged meanwhile
+            return; // stale entry: settled or reassigned meanwhile
         }
         if Self::open_games(id, request.attempt) > 0 {
             return; // the last game to end in the executor's favour finalizes it

@@ -1,4 +1,4 @@
-//! What both adversarial simulations share: a seeded generator, call helpers and the
+//! What the adversarial simulation of the game uses: a seeded generator, call helpers and the
 //! attacker that bonds again whenever it has been deactivated.
 
 #![allow(clippy::unwrap_used)]

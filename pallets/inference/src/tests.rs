@@ -1,11 +1,8 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::{
-    challenge::vote_commitment,
-    mock::*,
-    ActiveExecutors, Ballot, Disputes, Error, Event, ExecutorStatus, Executors, HoldReason,
-    Judgement::{self, *},
-    RequestStatus, Requests, Results, SlashReason, TotalBurned, Verdict, Vote,
+    mock::*, ActiveExecutors, Error, Event, ExecutorStatus, Executors, HoldReason, RequestStatus,
+    Requests, Results, SlashReason, TotalBurned,
 };
 use frame_support::{
     assert_noop, assert_ok,
@@ -63,80 +60,16 @@ fn events() -> Vec<Event<Test>> {
         .collect()
 }
 
-fn v(executor: Judgement, challenger: Judgement) -> Verdict {
-    Verdict {
-        executor,
-        challenger,
-    }
-}
-
 const RIGHT: [f32; 2] = [1.0, 2.0];
-const WRONG: [f32; 2] = [9.0, 9.0];
-const OTHER: [f32; 2] = [7.0, 7.0];
 
 /// Registers executors 10..=15, takes a request from account 1 and posts `posted`.
 fn posted_result(posted: &[f32]) -> (u64, AccountId) {
     register(&[10, 11, 12, 13, 14, 15]);
     let id = request(1, tensor(&[0.5, 0.5]));
     let executor = executor_of(id);
-    assert_ok!(Inference::submit_result(
-        RuntimeOrigin::signed(executor),
-        id,
-        bounded(tensor(posted))
-    ));
+    assert_ok!(submit(executor, id, tensor(posted)));
     (id, executor)
 }
-
-/// A challenger that is neither the executor nor (by construction) a juror yet.
-fn challenger_for(executor: AccountId) -> AccountId {
-    (10..=15).find(|a| *a != executor).unwrap()
-}
-
-fn jury(id: u64) -> Vec<AccountId> {
-    Disputes::<Test>::get(id)
-        .unwrap()
-        .jury
-        .iter()
-        .map(|(j, _)| *j)
-        .collect()
-}
-
-/// Each `(juror, vote)` commits, then (after the commit period) reveals.
-fn vote(id: u64, votes: &[(AccountId, Vote)]) {
-    for (juror, v) in votes {
-        let salt = blake2_256(&juror.to_le_bytes());
-        let c = vote_commitment(id, juror, v, &salt);
-        assert_ok!(Inference::commit_vote(RuntimeOrigin::signed(*juror), id, c));
-    }
-    let commit_end = Disputes::<Test>::get(id).unwrap().commit_end;
-    run_to_block(commit_end + 1);
-    for (juror, v) in votes {
-        let salt = blake2_256(&juror.to_le_bytes());
-        assert_ok!(Inference::reveal_vote(
-            RuntimeOrigin::signed(*juror),
-            id,
-            *v,
-            salt
-        ));
-    }
-}
-
-const EXECUTOR_WRONG: Vote = Vote {
-    executor_ok: false,
-    challenger_ok: true,
-};
-const CHALLENGER_WRONG: Vote = Vote {
-    executor_ok: true,
-    challenger_ok: false,
-};
-const BOTH_WRONG: Vote = Vote {
-    executor_ok: false,
-    challenger_ok: false,
-};
-const BOTH_OK: Vote = Vote {
-    executor_ok: true,
-    challenger_ok: true,
-};
 
 // ---------------------------------------------------------------- executors
 
@@ -196,11 +129,7 @@ fn unbonding_keeps_the_bond_until_the_period_ends_and_duties_are_done() {
         );
 
         // It still owes the result; it posts it and the window passes.
-        assert_ok!(Inference::submit_result(
-            RuntimeOrigin::signed(10),
-            id,
-            bounded(tensor(&[3.0]))
-        ));
+        assert_ok!(submit(10, id, tensor(&[3.0])));
         run_to_block(51);
         assert_ok!(Inference::withdraw_bond(RuntimeOrigin::signed(10)));
         assert_eq!(held(HoldReason::ExecutorBond, 10), 0);
@@ -310,6 +239,11 @@ fn bad_requests_are_rejected_by_name_and_cost_nothing() {
             Error::<Test>::InputTooLarge
         );
         assert_ok!(call(TEXT_MODEL, text(b"a sentence"), FEE));
+        // Without dispute commitments nothing can be disputed, so nothing is taken.
+        assert_noop!(
+            call(BARE_MODEL, tensor(&[1.0]), FEE),
+            Error::<Test>::NoCommitments
+        );
 
         assert_ok!(Models::set_model_status(
             RuntimeOrigin::root(),
@@ -350,12 +284,10 @@ fn only_the_assigned_executor_posts_a_well_formed_result_in_time() {
         let id = request(1, tensor(&[1.0]));
         let executor = executor_of(id);
         let other = if executor == 10 { 11 } else { 10 };
-        let submit = |who, out: Vec<u8>| {
-            Inference::submit_result(RuntimeOrigin::signed(who), id, bounded(out))
-        };
+        let submit = |who, out: Vec<u8>| submit(who, id, out);
 
         assert_noop!(
-            Inference::submit_result(RuntimeOrigin::signed(executor), 77, bounded(tensor(&[1.0]))),
+            crate::mock::submit(executor, 77, tensor(&[1.0])),
             Error::<Test>::UnknownRequest
         );
         assert_noop!(
@@ -374,6 +306,23 @@ fn only_the_assigned_executor_posts_a_well_formed_result_in_time() {
             submit(executor, tensor(&[0.0; 64])),
             Error::<Test>::OutputTooLarge
         );
+        // The trace must end in the output: another output's leaf, or another leaf count.
+        let post = |trace| {
+            Inference::submit_traced_result(
+                RuntimeOrigin::signed(executor),
+                id,
+                bounded(tensor(&RIGHT)),
+                trace,
+                Default::default(),
+            )
+        };
+        assert_noop!(
+            post(one_step_trace(&tensor(&[5.0]))),
+            Error::<Test>::BadTrace
+        );
+        let mut two = one_step_trace(&tensor(&RIGHT));
+        two.leaves = 2;
+        assert_noop!(post(two), Error::<Test>::BadTrace);
 
         assert_ok!(submit(executor, tensor(&RIGHT)));
         let hash = H256(blake2_256(&tensor(&RIGHT)));
@@ -479,10 +428,7 @@ fn a_model_retired_under_a_pending_request_refunds_without_slashing() {
             TENSOR_MODEL,
             ModelStatus::Retired
         ));
-        assert_noop!(
-            Inference::submit_result(RuntimeOrigin::signed(10), id, bounded(tensor(&RIGHT))),
-            Error::<Test>::ModelRetired
-        );
+        assert_noop!(submit(10, id, tensor(&RIGHT)), Error::<Test>::ModelRetired);
         run_to_block(4);
         assert_eq!(
             Requests::<Test>::get(id).unwrap().status,
@@ -520,11 +466,7 @@ fn the_deadline_queue_carries_over_what_does_not_fit_a_block() {
             .collect();
         let executors: Vec<AccountId> = ids.iter().map(|id| executor_of(*id)).collect();
         for (id, e) in ids.iter().zip(&executors) {
-            assert_ok!(Inference::submit_result(
-                RuntimeOrigin::signed(*e),
-                *id,
-                bounded(tensor(&RIGHT))
-            ));
+            assert_ok!(submit(*e, *id, tensor(&RIGHT)));
         }
         // Windows end at block 5 for all 60; only 50 are handled per block.
         run_to_block(5);
@@ -542,335 +484,6 @@ fn the_deadline_queue_carries_over_what_does_not_fit_a_block() {
         assert!(finalized(&ids) < 60);
         run_to_block(7);
         assert_eq!(finalized(&ids), 60);
-    });
-}
-
-// ---------------------------------------------------------------- challenges
-
-#[test]
-fn a_wrong_result_is_caught_and_the_challengers_output_becomes_final() {
-    build_and_execute(|| {
-        let (id, executor) = posted_result(&WRONG);
-        let challenger = challenger_for(executor);
-        let issuance = Balances::total_issuance();
-        let (challenger_free, requester_free) = (free(challenger), free(1));
-        assert_ok!(Inference::challenge(
-            RuntimeOrigin::signed(challenger),
-            id,
-            bounded(tensor(&RIGHT))
-        ));
-        assert_eq!(held(HoldReason::ChallengeBond, challenger), 30);
-        assert_eq!(
-            Requests::<Test>::get(id).unwrap().status,
-            RequestStatus::Disputed
-        );
-        let jurors = jury(id);
-        assert_eq!(jurors.len(), 3);
-        assert!(!jurors.contains(&executor) && !jurors.contains(&challenger));
-        let juror_free: Vec<Balance> = jurors.iter().map(|j| free(*j)).collect();
-
-        vote(
-            id,
-            &jurors
-                .iter()
-                .map(|j| (*j, EXECUTOR_WRONG))
-                .collect::<Vec<_>>(),
-        );
-
-        assert!(events().contains(&Event::DisputeResolved {
-            id,
-            verdict: v(Wrong, Right)
-        }));
-        // Slash 50: 25 to the challenger, 10 to the requester, 5 to the jury (1 each,
-        // remainder burned), the rest burned.
-        assert_eq!(Executors::<Test>::get(executor).unwrap().bond, 1_000 - 50);
-        assert_eq!(free(challenger), challenger_free + 25);
-        assert_eq!(held(HoldReason::ChallengeBond, challenger), 0);
-        assert_eq!(
-            free(1),
-            requester_free + FEE + 10,
-            "fee refunded in full plus compensation"
-        );
-        for (j, before) in jurors.iter().zip(juror_free) {
-            assert_eq!(free(*j), before + 1);
-        }
-        assert_eq!(Balances::total_issuance(), issuance - (50 - 25 - 10 - 3));
-        let result = Results::<Test>::get(id).unwrap();
-        assert_eq!(result.executor, challenger);
-        assert_eq!(result.output.to_vec(), tensor(&RIGHT));
-        assert!(result.challenged);
-        System::assert_last_event(
-            Event::ResultFinalized {
-                id,
-                executor: challenger,
-                output_hash: H256(blake2_256(&tensor(&RIGHT))),
-            }
-            .into(),
-        );
-    });
-}
-
-#[test]
-fn a_wrong_challenge_costs_the_challenger_its_bond_and_the_result_stands() {
-    build_and_execute(|| {
-        let (id, executor) = posted_result(&RIGHT);
-        let challenger = challenger_for(executor);
-        let executor_free = free(executor);
-        assert_ok!(Inference::challenge(
-            RuntimeOrigin::signed(challenger),
-            id,
-            bounded(tensor(&WRONG))
-        ));
-        let jurors = jury(id);
-        vote(
-            id,
-            &jurors
-                .iter()
-                .map(|j| (*j, CHALLENGER_WRONG))
-                .collect::<Vec<_>>(),
-        );
-        assert!(events().contains(&Event::DisputeResolved {
-            id,
-            verdict: v(Right, Wrong)
-        }));
-        assert_eq!(held(HoldReason::ChallengeBond, challenger), 0);
-        assert_eq!(free(challenger), ENDOWMENT - 1_000 - 30);
-        assert_eq!(Executors::<Test>::get(executor).unwrap().bond, 1_000);
-        assert_eq!(free(executor), executor_free + FEE - FEE / 10);
-        assert_eq!(Results::<Test>::get(id).unwrap().executor, executor);
-        assert!(matches!(
-            Requests::<Test>::get(id).unwrap().status,
-            RequestStatus::Finalized { .. }
-        ));
-    });
-}
-
-#[test]
-fn when_both_are_wrong_both_are_slashed_and_the_request_is_reassigned() {
-    build_and_execute(|| {
-        let (id, executor) = posted_result(&WRONG);
-        let challenger = challenger_for(executor);
-        assert_ok!(Inference::challenge(
-            RuntimeOrigin::signed(challenger),
-            id,
-            bounded(tensor(&OTHER))
-        ));
-        let jurors = jury(id);
-        vote(
-            id,
-            &jurors.iter().map(|j| (*j, BOTH_WRONG)).collect::<Vec<_>>(),
-        );
-        assert!(events().contains(&Event::DisputeResolved {
-            id,
-            verdict: v(Wrong, Wrong)
-        }));
-        assert_eq!(Executors::<Test>::get(executor).unwrap().bond, 950);
-        assert_eq!(held(HoldReason::ChallengeBond, challenger), 0);
-        let r = Requests::<Test>::get(id).unwrap();
-        assert!(matches!(r.status, RequestStatus::Pending { .. }));
-        assert_eq!(r.attempt, 2);
-        assert!(r.executor != executor && r.executor != challenger);
-        assert!(Results::<Test>::get(id).is_none());
-        assert_eq!(
-            held(HoldReason::RequestFee, 1),
-            FEE,
-            "the fee stays held for the new executor"
-        );
-    });
-}
-
-#[test]
-fn without_quorum_nobody_is_convicted_the_request_is_rerun_and_absent_jurors_pay() {
-    build_and_execute(|| {
-        let (id, executor) = posted_result(&RIGHT);
-        let challenger = challenger_for(executor);
-        assert_ok!(Inference::challenge(
-            RuntimeOrigin::signed(challenger),
-            id,
-            bounded(tensor(&OTHER))
-        ));
-        let jurors = jury(id);
-        vote(id, &[(jurors[0], EXECUTOR_WRONG)]);
-        let reveal_end = Disputes::<Test>::get(id).unwrap().reveal_end;
-        run_to_block(reveal_end);
-        assert!(events().contains(&Event::DisputeResolved {
-            id,
-            verdict: v(Unclear, Unclear)
-        }));
-        assert_eq!(Executors::<Test>::get(jurors[0]).unwrap().bond, 1_000);
-        assert_eq!(Executors::<Test>::get(jurors[1]).unwrap().bond, 1_000 - 5);
-        assert_eq!(Executors::<Test>::get(jurors[2]).unwrap().bond, 1_000 - 5);
-        assert_eq!(
-            Executors::<Test>::get(executor).unwrap().bond,
-            1_000,
-            "not convicted"
-        );
-        assert_eq!(held(HoldReason::ChallengeBond, challenger), 0);
-        assert_eq!(free(challenger), ENDOWMENT - 1_000, "bond returned");
-        // Nothing was confirmed: another executor (neither party) runs it again.
-        let r = Requests::<Test>::get(id).unwrap();
-        assert!(matches!(r.status, RequestStatus::Pending { .. }));
-        assert!(r.executor != executor && r.executor != challenger);
-        assert_eq!(held(HoldReason::RequestFee, 1), FEE);
-    });
-}
-
-#[test]
-fn a_tie_convicts_nobody() {
-    assert_eq!(
-        Inference::verdict(3, &[EXECUTOR_WRONG, CHALLENGER_WRONG]),
-        v(Unclear, Unclear)
-    );
-    assert_eq!(
-        Inference::verdict(3, &[EXECUTOR_WRONG]),
-        v(Unclear, Unclear)
-    );
-    assert_eq!(
-        Inference::verdict(3, &[EXECUTOR_WRONG, EXECUTOR_WRONG]),
-        v(Wrong, Right)
-    );
-    assert_eq!(
-        Inference::verdict(3, &[BOTH_OK, BOTH_OK, BOTH_WRONG]),
-        v(Right, Right)
-    );
-    assert_eq!(
-        Inference::verdict(3, &[BOTH_WRONG, BOTH_WRONG, BOTH_OK]),
-        v(Wrong, Wrong)
-    );
-    assert_eq!(
-        Inference::verdict(4, &[EXECUTOR_WRONG, EXECUTOR_WRONG]),
-        v(Unclear, Unclear)
-    );
-}
-
-#[test]
-fn bad_challenges_are_rejected_by_name() {
-    build_and_execute(|| {
-        register(&[10, 11, 12, 13]);
-        let id = request(1, tensor(&[1.0]));
-        let executor = executor_of(id);
-        let challenger = challenger_for(executor);
-        let challenge =
-            |who, out: Vec<u8>| Inference::challenge(RuntimeOrigin::signed(who), id, bounded(out));
-        assert_noop!(
-            challenge(challenger, tensor(&RIGHT)),
-            Error::<Test>::NotChallengeable
-        );
-        assert_ok!(Inference::submit_result(
-            RuntimeOrigin::signed(executor),
-            id,
-            bounded(tensor(&WRONG))
-        ));
-        assert_noop!(
-            challenge(executor, tensor(&RIGHT)),
-            Error::<Test>::CannotChallengeSelf
-        );
-        assert_noop!(
-            challenge(2, tensor(&RIGHT)),
-            Error::<Test>::NotActiveExecutor
-        );
-        assert_noop!(
-            challenge(challenger, tensor(&WRONG)),
-            Error::<Test>::SameOutput
-        );
-        assert_noop!(
-            challenge(challenger, vec![1]),
-            Error::<Test>::MalformedOutput
-        );
-        // Only two executors besides the parties: no jury of three.
-        assert_noop!(
-            challenge(challenger, tensor(&RIGHT)),
-            Error::<Test>::NotEnoughJurors
-        );
-        assert_noop!(
-            Inference::challenge(
-                RuntimeOrigin::signed(challenger),
-                42,
-                bounded(tensor(&RIGHT))
-            ),
-            Error::<Test>::UnknownRequest
-        );
-        run_to_block(5);
-        assert_noop!(
-            challenge(challenger, tensor(&RIGHT)),
-            Error::<Test>::NotChallengeable
-        );
-    });
-}
-
-#[test]
-fn votes_are_committed_then_revealed_and_checked() {
-    build_and_execute(|| {
-        let (id, executor) = posted_result(&WRONG);
-        let challenger = challenger_for(executor);
-        assert_ok!(Inference::challenge(
-            RuntimeOrigin::signed(challenger),
-            id,
-            bounded(tensor(&RIGHT))
-        ));
-        let jurors = jury(id);
-        let (a, b) = (jurors[0], jurors[1]);
-        let salt = [7u8; 32];
-        let c = vote_commitment(id, &a, &EXECUTOR_WRONG, &salt);
-
-        assert_noop!(
-            Inference::commit_vote(RuntimeOrigin::signed(executor), id, c),
-            Error::<Test>::NotJuror
-        );
-        assert_noop!(
-            Inference::commit_vote(RuntimeOrigin::signed(a), 99, c),
-            Error::<Test>::NoDispute
-        );
-        assert_ok!(Inference::commit_vote(RuntimeOrigin::signed(a), id, c));
-        System::assert_last_event(Event::VoteCommitted { id, juror: a }.into());
-        assert_noop!(
-            Inference::commit_vote(RuntimeOrigin::signed(a), id, c),
-            Error::<Test>::AlreadyVoted
-        );
-        assert_noop!(
-            Inference::reveal_vote(RuntimeOrigin::signed(a), id, EXECUTOR_WRONG, salt),
-            Error::<Test>::WrongPhase
-        );
-        run_to_block(Disputes::<Test>::get(id).unwrap().commit_end + 1);
-        assert_noop!(
-            Inference::commit_vote(RuntimeOrigin::signed(b), id, c),
-            Error::<Test>::WrongPhase
-        );
-        assert_noop!(
-            Inference::reveal_vote(RuntimeOrigin::signed(b), id, EXECUTOR_WRONG, salt),
-            Error::<Test>::NotCommitted
-        );
-        // Another vote than the committed one does not open the commitment.
-        assert_noop!(
-            Inference::reveal_vote(RuntimeOrigin::signed(a), id, CHALLENGER_WRONG, salt),
-            Error::<Test>::BadReveal
-        );
-        assert_noop!(
-            Inference::reveal_vote(RuntimeOrigin::signed(a), id, EXECUTOR_WRONG, [8u8; 32]),
-            Error::<Test>::BadReveal
-        );
-        assert_ok!(Inference::reveal_vote(
-            RuntimeOrigin::signed(a),
-            id,
-            EXECUTOR_WRONG,
-            salt
-        ));
-        System::assert_last_event(
-            Event::VoteRevealed {
-                id,
-                juror: a,
-                vote: EXECUTOR_WRONG,
-            }
-            .into(),
-        );
-        assert_eq!(
-            Disputes::<Test>::get(id).unwrap().jury[0],
-            (a, Ballot::Revealed(EXECUTOR_WRONG))
-        );
-        assert_noop!(
-            Inference::reveal_vote(RuntimeOrigin::signed(a), id, EXECUTOR_WRONG, salt),
-            Error::<Test>::AlreadyVoted
-        );
     });
 }
 

@@ -11,7 +11,7 @@ use scale_info::TypeInfo;
 /// An executor's standing.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
 pub enum ExecutorStatus<BlockNumber> {
-    /// Takes new requests, challenges and jury seats.
+    /// Takes new requests and may open games.
     Active,
     /// Left of its own accord; its bond stays slashable until `until`.
     Unbonding { until: BlockNumber },
@@ -25,33 +25,35 @@ pub struct ExecutorInfo<Balance, BlockNumber> {
     /// What is held under `HoldReason::ExecutorBond` (equal to the hold, an invariant).
     pub bond: Balance,
     pub status: ExecutorStatus<BlockNumber>,
-    /// Open duties (assigned requests, results in their window, disputes as a party or
-    /// juror). The bond cannot be withdrawn while any remain.
+    /// Open duties (assigned requests, results in their window, games as a party). The
+    /// bond cannot be withdrawn while any remain.
     pub obligations: u32,
 }
 
 /// Where a request is in its lifecycle. Each request is in exactly one of these.
+/// (Index 2 was `Disputed`, the jury's, removed with it; the indices of the others are
+/// kept.)
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
 pub enum RequestStatus<BlockNumber> {
     /// Waiting for the assigned executor's result until `deadline`.
+    #[codec(index = 0)]
     Pending { deadline: BlockNumber },
-    /// A result is posted; it can be challenged until `window_end`.
+    /// A result is posted; games may be opened on it until `window_end`, and it stays
+    /// here while any is open.
+    #[codec(index = 1)]
     Submitted { window_end: BlockNumber },
-    /// A challenge is being judged by a jury.
-    Disputed,
-    /// The result is final (unchallenged, or upheld, or replaced by a challenger's).
+    /// The result is final (no game opened, or every game ended in its favour).
+    #[codec(index = 3)]
     Finalized { at: BlockNumber },
     /// No executor answered in `MaxAttempts`, or the model was retired: fee refunded.
+    #[codec(index = 4)]
     Expired { at: BlockNumber },
 }
 
 impl<B> RequestStatus<B> {
     /// Whether the requester's fee is still held for this request.
     pub fn holds_fee(&self) -> bool {
-        matches!(
-            self,
-            Self::Pending { .. } | Self::Submitted { .. } | Self::Disputed
-        )
+        matches!(self, Self::Pending { .. } | Self::Submitted { .. })
     }
 }
 
@@ -78,112 +80,26 @@ pub struct Request<AccountId, Balance, BlockNumber, MaxInput: frame_support::tra
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
 #[scale_info(skip_type_params(MaxOutput))]
 pub struct InferenceResult<AccountId, BlockNumber, MaxOutput: frame_support::traits::Get<u32>> {
-    /// Who computed the output that stands (the challenger's, if it replaced the original).
+    /// Who computed the output.
     pub executor: AccountId,
     pub output: BoundedVec<u8, MaxOutput>,
     pub output_hash: H256,
     pub posted_at: BlockNumber,
-    /// Whether the result was challenged before it became final.
+    /// Whether a game was opened on the result before it became final.
     pub challenged: bool,
-}
-
-/// A juror's vote: whether each side's output is correct.
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Debug,
-    Encode,
-    Decode,
-    DecodeWithMemTracking,
-    MaxEncodedLen,
-    TypeInfo,
-)]
-pub struct Vote {
-    pub executor_ok: bool,
-    pub challenger_ok: bool,
-}
-
-/// A juror's seat.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
-pub enum Ballot {
-    /// Drawn, nothing sent yet.
-    Waiting,
-    /// Committed to `blake2_256((request, juror, vote, salt).encode())`.
-    Committed(H256),
-    /// Revealed a vote matching the commitment.
-    Revealed(Vote),
-}
-
-/// A challenge under judgement.
-#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
-#[scale_info(skip_type_params(MaxOutput, MaxJury))]
-pub struct Dispute<
-    AccountId,
-    BlockNumber,
-    MaxOutput: frame_support::traits::Get<u32>,
-    MaxJury: frame_support::traits::Get<u32>,
-> {
-    pub challenger: AccountId,
-    pub challenger_output: BoundedVec<u8, MaxOutput>,
-    pub jury: BoundedVec<(AccountId, Ballot), MaxJury>,
-    /// Commitments are accepted up to and including this block.
-    pub commit_end: BlockNumber,
-    /// Reveals are accepted after `commit_end` up to and including this block.
-    pub reveal_end: BlockNumber,
-}
-
-/// What the jury found about one side's output.
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Debug,
-    Encode,
-    Decode,
-    DecodeWithMemTracking,
-    MaxEncodedLen,
-    TypeInfo,
-)]
-pub enum Judgement {
-    /// A strict majority of the revealed votes says the output is correct.
-    Right,
-    /// A strict majority of the revealed votes says the output is wrong.
-    Wrong,
-    /// A tie, or too few reveals for a quorum: nothing is established either way.
-    Unclear,
-}
-
-/// How a dispute ended: one judgement per side.
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Debug,
-    Encode,
-    Decode,
-    DecodeWithMemTracking,
-    MaxEncodedLen,
-    TypeInfo,
-)]
-pub struct Verdict {
-    pub executor: Judgement,
-    pub challenger: Judgement,
 }
 
 /// What the deadline queue does when an entry's block comes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
 pub enum Deadline {
     /// The executor's time to post a result ends.
+    #[codec(index = 0)]
     Execution,
     /// The challenge window ends.
+    #[codec(index = 1)]
     ChallengeWindow,
-    /// The jury's reveal period ends.
-    Reveal,
-    /// The retention period of a settled request ends.
+    /// The retention period of a settled request ends (index 2 was the jury's reveal).
+    #[codec(index = 3)]
     Prune,
 }
 

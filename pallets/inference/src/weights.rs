@@ -16,10 +16,6 @@ pub trait WeightInfo {
     fn unregister_executor() -> Weight;
     fn withdraw_bond() -> Weight;
     fn request_inference(n: u32, ) -> Weight;
-    fn submit_result(n: u32, ) -> Weight;
-    fn challenge(n: u32, ) -> Weight;
-    fn commit_vote() -> Weight;
-    fn reveal_vote() -> Weight;
     fn on_initialize(k: u32, ) -> Weight;
     fn submit_traced_result(n: u32, ) -> Weight;
     fn open_game(n: u32, ) -> Weight;
@@ -33,64 +29,36 @@ pub trait WeightInfo {
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
     fn register_executor() -> Weight {
-        // Measured proof size: 5556; minimum time 57_656 ns.
-        Weight::from_parts(61_872_000, 5583)
+        // Measured proof size: 5556; minimum time 62_544 ns.
+        Weight::from_parts(65_208_000, 5583)
             .saturating_add(T::DbWeight::get().reads(4_u64))
             .saturating_add(T::DbWeight::get().writes(4_u64))
     }
     fn unregister_executor() -> Weight {
-        // Measured proof size: 4829; minimum time 20_500 ns.
-        Weight::from_parts(23_925_000, 5583)
+        // Measured proof size: 4829; minimum time 21_111 ns.
+        Weight::from_parts(23_095_000, 5583)
             .saturating_add(T::DbWeight::get().reads(2_u64))
             .saturating_add(T::DbWeight::get().writes(2_u64))
     }
     fn withdraw_bond() -> Weight {
-        // Measured proof size: 442; minimum time 38_397 ns.
-        Weight::from_parts(41_002_000, 3593)
+        // Measured proof size: 442; minimum time 41_842 ns.
+        Weight::from_parts(44_707_000, 3593)
             .saturating_add(T::DbWeight::get().reads(3_u64))
             .saturating_add(T::DbWeight::get().writes(3_u64))
     }
     /// `n` in `[1, 65504]`.
     fn request_inference(n: u32, ) -> Weight {
-        // Measured proof size: 15172; minimum time 473_416 ns.
-        Weight::from_parts(489_423_360, 327134)
-            .saturating_add(Weight::from_parts(1_779, 0).saturating_mul(n.into()))
-            .saturating_add(T::DbWeight::get().reads(134_u64))
+        // Measured proof size: 15371; minimum time 512_094 ns.
+        Weight::from_parts(544_815_896, 327134)
+            .saturating_add(Weight::from_parts(1_827, 0).saturating_mul(n.into()))
+            .saturating_add(T::DbWeight::get().reads(135_u64))
             .saturating_add(T::DbWeight::get().writes(6_u64))
-    }
-    /// `n` in `[1, 65504]`.
-    fn submit_result(n: u32, ) -> Weight {
-        // Measured proof size: 792; minimum time 21_713 ns.
-        Weight::from_parts(23_349_829, 69178)
-            .saturating_add(Weight::from_parts(1_589, 0).saturating_mul(n.into()))
-            .saturating_add(T::DbWeight::get().reads(3_u64))
-            .saturating_add(T::DbWeight::get().writes(3_u64))
-    }
-    /// `n` in `[1, 65504]`.
-    fn challenge(n: u32, ) -> Weight {
-        // Measured proof size: 7908; minimum time 101_071 ns.
-        Weight::from_parts(108_580_912, 69178)
-            .saturating_add(Weight::from_parts(465, 0).saturating_mul(n.into()))
-            .saturating_add(T::DbWeight::get().reads(11_u64))
-            .saturating_add(T::DbWeight::get().writes(8_u64))
-    }
-    fn commit_vote() -> Weight {
-        // Measured proof size: 410; minimum time 9_584 ns.
-        Weight::from_parts(10_576_000, 69192)
-            .saturating_add(T::DbWeight::get().reads(1_u64))
-            .saturating_add(T::DbWeight::get().writes(1_u64))
-    }
-    fn reveal_vote() -> Weight {
-        // Measured proof size: 1884; minimum time 242_542 ns.
-        Weight::from_parts(249_041_000, 69192)
-            .saturating_add(T::DbWeight::get().reads(16_u64))
-            .saturating_add(T::DbWeight::get().writes(17_u64))
     }
     /// `k` in `[0, 256]`.
     fn on_initialize(k: u32, ) -> Weight {
-        // Measured proof size: 2393; minimum time 28_503 ns.
-        Weight::from_parts(30_356_000, 14005)
-            .saturating_add(Weight::from_parts(63_913_057, 0).saturating_mul(k.into()))
+        // Measured proof size: 2885; minimum time 29_885 ns.
+        Weight::from_parts(27_421_382, 14005)
+            .saturating_add(Weight::from_parts(68_789_784, 0).saturating_mul(k.into()))
             .saturating_add(T::DbWeight::get().reads(17_u64))
             .saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(k.into())))
             .saturating_add(T::DbWeight::get().writes(11_u64))
@@ -99,41 +67,41 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
     }
     /// `n` in `[1, 65504]`.
     fn submit_traced_result(n: u32, ) -> Weight {
-        // Measured proof size: 1007; minimum time 39_089 ns.
-        Weight::from_parts(43_393_622, 69178)
-            .saturating_add(Weight::from_parts(22_797, 0).saturating_mul(n.into()))
+        // Measured proof size: 1040; minimum time 42_263 ns.
+        Weight::from_parts(47_296_568, 69178)
+            .saturating_add(Weight::from_parts(24_743, 0).saturating_mul(n.into()))
             .saturating_add(T::DbWeight::get().reads(3_u64))
             .saturating_add(T::DbWeight::get().writes(4_u64))
     }
     /// `n` in `[1, 65504]`.
     fn open_game(n: u32, ) -> Weight {
-        // Measured proof size: 7782; minimum time 112_989 ns.
-        Weight::from_parts(131_410_456, 69178)
-            .saturating_add(Weight::from_parts(22_608, 0).saturating_mul(n.into()))
+        // Measured proof size: 7815; minimum time 121_331 ns.
+        Weight::from_parts(132_187_386, 69178)
+            .saturating_add(Weight::from_parts(24_360, 0).saturating_mul(n.into()))
             .saturating_add(T::DbWeight::get().reads(13_u64))
             .saturating_add(T::DbWeight::get().writes(9_u64))
     }
     fn reveal() -> Weight {
-        // Measured proof size: 889; minimum time 19_499 ns.
-        Weight::from_parts(21_382_000, 69178)
+        // Measured proof size: 889; minimum time 20_571 ns.
+        Weight::from_parts(23_055_000, 69178)
             .saturating_add(T::DbWeight::get().reads(2_u64))
             .saturating_add(T::DbWeight::get().writes(2_u64))
     }
     fn prove_step() -> Weight {
-        // Measured proof size: 17381; minimum time 7_401_515 ns.
-        Weight::from_parts(7_563_877_000, 327134)
+        // Measured proof size: 17414; minimum time 7_756_725 ns.
+        Weight::from_parts(8_021_840_000, 327134)
             .saturating_add(T::DbWeight::get().reads(141_u64))
             .saturating_add(T::DbWeight::get().writes(16_u64))
     }
     fn reveal_output() -> Weight {
-        // Measured proof size: 1090; minimum time 41_082 ns.
-        Weight::from_parts(58_037_000, 69178)
+        // Measured proof size: 1123; minimum time 37_686 ns.
+        Weight::from_parts(45_538_000, 69178)
             .saturating_add(T::DbWeight::get().reads(3_u64))
             .saturating_add(T::DbWeight::get().writes(2_u64))
     }
     fn prove_element() -> Weight {
-        // Measured proof size: 17389; minimum time 6_731_205 ns.
-        Weight::from_parts(7_049_950_000, 327134)
+        // Measured proof size: 17422; minimum time 6_725_566 ns.
+        Weight::from_parts(7_189_018_000, 327134)
             .saturating_add(T::DbWeight::get().reads(141_u64))
             .saturating_add(T::DbWeight::get().writes(16_u64))
     }
@@ -142,51 +110,29 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 // For tests: the same figures over ParityDB's weights.
 impl WeightInfo for () {
     fn register_executor() -> Weight {
-        Weight::from_parts(61_872_000, 5583)
+        Weight::from_parts(65_208_000, 5583)
             .saturating_add(ParityDbWeight::get().reads(4_u64))
             .saturating_add(ParityDbWeight::get().writes(4_u64))
     }
     fn unregister_executor() -> Weight {
-        Weight::from_parts(23_925_000, 5583)
+        Weight::from_parts(23_095_000, 5583)
             .saturating_add(ParityDbWeight::get().reads(2_u64))
             .saturating_add(ParityDbWeight::get().writes(2_u64))
     }
     fn withdraw_bond() -> Weight {
-        Weight::from_parts(41_002_000, 3593)
+        Weight::from_parts(44_707_000, 3593)
             .saturating_add(ParityDbWeight::get().reads(3_u64))
             .saturating_add(ParityDbWeight::get().writes(3_u64))
     }
     fn request_inference(n: u32, ) -> Weight {
-        Weight::from_parts(489_423_360, 327134)
-            .saturating_add(Weight::from_parts(1_779, 0).saturating_mul(n.into()))
-            .saturating_add(ParityDbWeight::get().reads(134_u64))
+        Weight::from_parts(544_815_896, 327134)
+            .saturating_add(Weight::from_parts(1_827, 0).saturating_mul(n.into()))
+            .saturating_add(ParityDbWeight::get().reads(135_u64))
             .saturating_add(ParityDbWeight::get().writes(6_u64))
     }
-    fn submit_result(n: u32, ) -> Weight {
-        Weight::from_parts(23_349_829, 69178)
-            .saturating_add(Weight::from_parts(1_589, 0).saturating_mul(n.into()))
-            .saturating_add(ParityDbWeight::get().reads(3_u64))
-            .saturating_add(ParityDbWeight::get().writes(3_u64))
-    }
-    fn challenge(n: u32, ) -> Weight {
-        Weight::from_parts(108_580_912, 69178)
-            .saturating_add(Weight::from_parts(465, 0).saturating_mul(n.into()))
-            .saturating_add(ParityDbWeight::get().reads(11_u64))
-            .saturating_add(ParityDbWeight::get().writes(8_u64))
-    }
-    fn commit_vote() -> Weight {
-        Weight::from_parts(10_576_000, 69192)
-            .saturating_add(ParityDbWeight::get().reads(1_u64))
-            .saturating_add(ParityDbWeight::get().writes(1_u64))
-    }
-    fn reveal_vote() -> Weight {
-        Weight::from_parts(249_041_000, 69192)
-            .saturating_add(ParityDbWeight::get().reads(16_u64))
-            .saturating_add(ParityDbWeight::get().writes(17_u64))
-    }
     fn on_initialize(k: u32, ) -> Weight {
-        Weight::from_parts(30_356_000, 14005)
-            .saturating_add(Weight::from_parts(63_913_057, 0).saturating_mul(k.into()))
+        Weight::from_parts(27_421_382, 14005)
+            .saturating_add(Weight::from_parts(68_789_784, 0).saturating_mul(k.into()))
             .saturating_add(ParityDbWeight::get().reads(17_u64))
             .saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(k.into())))
             .saturating_add(ParityDbWeight::get().writes(11_u64))
@@ -194,34 +140,34 @@ impl WeightInfo for () {
             .saturating_add(Weight::from_parts(0, 68188).saturating_mul(k.into()))
     }
     fn submit_traced_result(n: u32, ) -> Weight {
-        Weight::from_parts(43_393_622, 69178)
-            .saturating_add(Weight::from_parts(22_797, 0).saturating_mul(n.into()))
+        Weight::from_parts(47_296_568, 69178)
+            .saturating_add(Weight::from_parts(24_743, 0).saturating_mul(n.into()))
             .saturating_add(ParityDbWeight::get().reads(3_u64))
             .saturating_add(ParityDbWeight::get().writes(4_u64))
     }
     fn open_game(n: u32, ) -> Weight {
-        Weight::from_parts(131_410_456, 69178)
-            .saturating_add(Weight::from_parts(22_608, 0).saturating_mul(n.into()))
+        Weight::from_parts(132_187_386, 69178)
+            .saturating_add(Weight::from_parts(24_360, 0).saturating_mul(n.into()))
             .saturating_add(ParityDbWeight::get().reads(13_u64))
             .saturating_add(ParityDbWeight::get().writes(9_u64))
     }
     fn reveal() -> Weight {
-        Weight::from_parts(21_382_000, 69178)
+        Weight::from_parts(23_055_000, 69178)
             .saturating_add(ParityDbWeight::get().reads(2_u64))
             .saturating_add(ParityDbWeight::get().writes(2_u64))
     }
     fn prove_step() -> Weight {
-        Weight::from_parts(7_563_877_000, 327134)
+        Weight::from_parts(8_021_840_000, 327134)
             .saturating_add(ParityDbWeight::get().reads(141_u64))
             .saturating_add(ParityDbWeight::get().writes(16_u64))
     }
     fn reveal_output() -> Weight {
-        Weight::from_parts(58_037_000, 69178)
+        Weight::from_parts(45_538_000, 69178)
             .saturating_add(ParityDbWeight::get().reads(3_u64))
             .saturating_add(ParityDbWeight::get().writes(2_u64))
     }
     fn prove_element() -> Weight {
-        Weight::from_parts(7_049_950_000, 327134)
+        Weight::from_parts(7_189_018_000, 327134)
             .saturating_add(ParityDbWeight::get().reads(141_u64))
             .saturating_add(ParityDbWeight::get().writes(16_u64))
     }

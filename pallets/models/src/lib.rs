@@ -24,8 +24,9 @@
 //! `set_model_commitments` records, once, the Merkle roots over a model's plan steps and
 //! weight tensors ([`ModelCommitments`], computed from the model's files by the engine).
 //! With them, a disputed result of the model is settled by the bisection game of the
-//! inference pallet and one step re-executed by the runtime's referee. They are final:
-//! there is exactly one right value per model, and games in flight rely on it.
+//! inference pallet and one step re-executed by the runtime's referee; without them the
+//! inference pallet takes no requests for the model. They are final: there is exactly
+//! one right value per model, and games in flight rely on it.
 //!
 //! ## Invariants (checked in `try_state`)
 //!
@@ -175,8 +176,8 @@ pub mod pallet {
             old: T::Balance,
             new: T::Balance,
         },
-        /// A model's dispute commitments were recorded: its results are now settled by
-        /// the bisection game.
+        /// A model's dispute commitments were recorded: it can be requested, and its
+        /// results are settled by the bisection game.
         ModelCommitmentsSet {
             id: ModelId,
             commitments: ModelCommitments,
@@ -308,7 +309,8 @@ pub mod pallet {
         /// **Origin**: `RegisterOrigin`.
         ///
         /// **Details**: the model must exist and not be retired; `commitments.steps` ≥ 1.
-        /// From then on its disputes are bisection games refereed by the runtime.
+        /// From then on it can be requested, and its disputes are bisection games
+        /// refereed by the runtime.
         ///
         /// **Events**: `ModelCommitmentsSet`.
         #[pallet::call_index(3)]

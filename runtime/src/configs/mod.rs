@@ -152,9 +152,8 @@ parameter_types! {
     /// the end-to-end tests run in seconds; a production chain would use minutes.
     pub const ExecutionTimeout: BlockNumber = 5;
     pub const ChallengePeriod: BlockNumber = 4;
-    pub const CommitPeriod: BlockNumber = 3;
-    pub const RevealPeriod: BlockNumber = 3;
-    /// Outlasts execution + window + dispute (integrity-tested).
+    /// Outlasts execution + window (integrity-tested); open games keep a bond held
+    /// beyond it through the executor's obligations.
     pub const UnbondingPeriod: BlockNumber = 10 * MINUTES;
     pub const MaxAttempts: u32 = 3;
     pub const MissedDeadlineSlash: Balance = 10 * UNIT;
@@ -162,10 +161,7 @@ parameter_types! {
     pub const ChallengeBond: Balance = 50 * UNIT;
     pub const ChallengeReward: Perbill = Perbill::from_percent(50);
     pub const RequesterCompensation: Perbill = Perbill::from_percent(20);
-    pub const JuryReward: Perbill = Perbill::from_percent(10);
-    pub const MissedVoteSlash: Balance = 5 * UNIT;
     pub const ProtocolFee: Perbill = Perbill::from_percent(5);
-    pub const JurySize: u32 = 2;
     pub const MaxExecutors: u32 = 128;
     pub const ResultRetention: BlockNumber = HOURS;
     pub const MaxDeadlinesPerBlock: u32 = 256;
@@ -194,18 +190,13 @@ impl pallet_inference::Config for Runtime {
     type UnbondingPeriod = UnbondingPeriod;
     type ExecutionTimeout = ExecutionTimeout;
     type ChallengePeriod = ChallengePeriod;
-    type CommitPeriod = CommitPeriod;
-    type RevealPeriod = RevealPeriod;
     type MaxAttempts = MaxAttempts;
     type MissedDeadlineSlash = MissedDeadlineSlash;
     type ResultSlash = ResultSlash;
     type ChallengeBond = ChallengeBond;
     type ChallengeReward = ChallengeReward;
     type RequesterCompensation = RequesterCompensation;
-    type JuryReward = JuryReward;
-    type MissedVoteSlash = MissedVoteSlash;
     type ProtocolFee = ProtocolFee;
-    type JurySize = JurySize;
     type MaxExecutors = MaxExecutors;
     type MaxInputBytes = MaxInputBytes;
     type MaxOutputBytes = MaxOutputBytes;
