@@ -105,15 +105,17 @@ impl<T: Config> Pallet<T> {
         output_path: crate::game::PathOf,
     ) -> DispatchResult {
         let mut request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
-        ensure!(
-            matches!(request.status, RequestStatus::Pending { .. }),
-            Error::<T>::NotPending
-        );
+        let RequestStatus::Pending { deadline } = request.status else {
+            return Err(Error::<T>::NotPending.into());
+        };
         ensure!(request.executor == who, Error::<T>::NotAssignedExecutor);
+        // The deadline is enforced here, not only by the queue: a queue running behind
+        // must not let a late result escape its slash.
+        let now = frame_system::Pallet::<T>::block_number();
+        ensure!(now < deadline, Error::<T>::ResultTooLate);
         Self::check_output(&request.model, &output)?;
         Self::check_trace(&request.model, &output, &trace, &output_path)?;
 
-        let now = frame_system::Pallet::<T>::block_number();
         let window_end = now.saturating_add(T::ChallengePeriod::get());
         let output_hash = H256(blake2_256(&output));
         request.status = RequestStatus::Submitted { window_end };

@@ -340,6 +340,28 @@ fn only_the_assigned_executor_posts_a_well_formed_result_in_time() {
 }
 
 #[test]
+fn a_late_result_is_refused_even_when_the_queue_runs_behind() {
+    build_and_execute(|| {
+        register(&[10, 11]);
+        let id = request(1, tensor(&[1.0]));
+        let executor = executor_of(id);
+        // Deadline at block 1 + 3; the queue has not reached it (no `on_initialize` ran).
+        System::set_block_number(4);
+        assert_noop!(
+            submit(executor, id, tensor(&RIGHT)),
+            Error::<Test>::ResultTooLate
+        );
+        // When the queue gets there, the missed deadline is slashed as usual.
+        run_to_block(5);
+        assert!(events().contains(&Event::Slashed {
+            who: executor,
+            amount: 10,
+            reason: SlashReason::MissedDeadline
+        }));
+    });
+}
+
+#[test]
 fn an_unchallenged_result_is_finalized_and_paid_after_the_window() {
     build_and_execute(|| {
         let (id, executor) = posted_result(&RIGHT);
