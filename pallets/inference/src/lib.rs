@@ -536,9 +536,6 @@ pub mod pallet {
         NotPending,
         /// Only the assigned executor may post the result.
         NotAssignedExecutor,
-        /// The result's deadline has passed (even if the deadline queue has not handled
-        /// it yet): the request goes to another executor.
-        ResultTooLate,
         /// The output is larger than the model's `max_output_bytes`.
         OutputTooLarge,
         /// The output is not a canonically encoded payload of the model's output spec.
@@ -586,6 +583,9 @@ pub mod pallet {
         UseElementWalk,
         /// The plan step is not a SCALE-encoded `PlanStep`.
         MalformedPlanStep,
+        /// The result's deadline has passed (even if the deadline queue has not handled
+        /// it yet): the request goes to another executor.
+        ResultTooLate,
     }
 
     #[pallet::hooks]

@@ -3,9 +3,12 @@
 //! **v0 → v1** (runtime 101, the jury removed): every open jury dispute is settled with
 //! nobody convicted — the jurors' and the challenger's duties end, the challenger's bond
 //! comes back, the executor goes unpaid and the requester is refunded in full (the
-//! request expires) — and its reveal deadline leaves the queue. Requests still pending
-//! for a model without dispute commitments need nothing here: their execution deadline
-//! expires them with a refund and no slash (`on_execution_deadline`).
+//! request expires) — and its reveal deadline leaves the queue, as do stale reveal
+//! deadlines of disputes settled earlier. Requests still pending for a model without
+//! dispute commitments need nothing here: their execution deadline expires them with a
+//! refund and no slash (`on_execution_deadline`); an untraced result still in its window
+//! is not paid but expires at the window's end (`on_window_end`), since nobody can
+//! dispute it any more.
 
 use crate::{pallet::*, HoldReason, Request, RequestStatus, LOG_TARGET};
 use alloc::vec::Vec;
@@ -16,6 +19,7 @@ use frame_support::{
 };
 use frame_system::pallet_prelude::BlockNumberFor;
 use inferchain_primitives::{ModelId, RequestId, H256};
+use sp_runtime::traits::Saturating;
 
 /// The records of storage version 0 that version 1 no longer has.
 pub mod v0 {
@@ -100,6 +104,10 @@ pub mod v0 {
     >;
 }
 
+/// Blocks past the current one a v0 reveal deadline could lie (`CommitPeriod +
+/// RevealPeriod` of every runtime that had a jury, with margin).
+const REVEAL_HORIZON: u32 = 16;
+
 /// Settles the jury's open disputes (see the module docs); unversioned, wrapped in
 /// [`RemoveJury`].
 pub struct RemoveJuryUnchecked<T>(core::marker::PhantomData<T>);
@@ -128,7 +136,10 @@ impl<T: Config> UncheckedOnRuntimeUpgrade for RemoveJuryUnchecked<T> {
             Results::<T>::remove(id);
             ResultTraces::<T>::remove(id);
             let Ok(input) = old.input.try_into() else {
+                // Cannot happen while `MaxInputBytes` does not shrink; refund and drop it.
                 log::error!(target: LOG_TARGET, "migration v1: request {id}'s input is over the limit");
+                Pallet::<T>::release(HoldReason::RequestFee, &old.requester, old.fee);
+                v0::Requests::<T>::remove(id);
                 continue;
             };
             let request = Request {
@@ -145,8 +156,29 @@ impl<T: Config> UncheckedOnRuntimeUpgrade for RemoveJuryUnchecked<T> {
             // Refunds the fee, marks it expired and schedules its pruning.
             Pallet::<T>::expire(id, request, now);
         }
-        log::info!(target: LOG_TARGET, "migration v1: {settled} jury disputes settled");
-        T::DbWeight::get().reads_writes(1 + 4 * settled, 10 * settled)
+        // Reveal deadlines of disputes settled before the upgrade (early, when every juror
+        // had revealed) are stale but would not decode any more: drop them. They lie
+        // between the queue's cursor and `CommitPeriod + RevealPeriod` (6 blocks in every
+        // runtime that had a jury) ahead.
+        let mut stale = 0u64;
+        let mut at = QueueCursor::<T>::get();
+        let end = now.saturating_add(REVEAL_HORIZON.into());
+        while at <= end {
+            let reveals: Vec<RequestId> = v0::DeadlineQueue::<T>::iter_prefix(at)
+                .filter(|(_, what)| *what == v0::Deadline::Reveal)
+                .map(|(id, _)| id)
+                .collect();
+            for id in reveals {
+                v0::DeadlineQueue::<T>::remove(at, id);
+                stale += 1;
+            }
+            at = at.saturating_add(1u32.into());
+        }
+        log::info!(target: LOG_TARGET, "migration v1: {settled} jury disputes settled, {stale} stale reveal deadlines dropped");
+        T::DbWeight::get().reads_writes(
+            1 + 4 * settled + u64::from(REVEAL_HORIZON) + stale,
+            15 * settled + stale,
+        )
     }
 }
 
@@ -221,6 +253,8 @@ mod tests {
             Inference::add_obligation(&challenger);
             jurors.iter().for_each(Inference::add_obligation);
             v0::DeadlineQueue::<Test>::insert(6, id, v0::Deadline::Reveal);
+            // And a stale reveal deadline of a dispute settled before the upgrade.
+            v0::DeadlineQueue::<Test>::insert(5, 99, v0::Deadline::Reveal);
             StorageVersion::new(0).put::<Inference>();
 
             RemoveJury::<Test>::on_runtime_upgrade();
@@ -228,6 +262,7 @@ mod tests {
             assert_eq!(StorageVersion::get::<Inference>(), StorageVersion::new(1));
             assert!(v0::Disputes::<Test>::iter().next().is_none());
             assert!(!v0::DeadlineQueue::<Test>::contains_key(6, id));
+            assert!(!v0::DeadlineQueue::<Test>::contains_key(5, 99));
             assert!(matches!(
                 crate::Requests::<Test>::get(id).unwrap().status,
                 RequestStatus::Expired { .. }

@@ -133,7 +133,7 @@ impl<T: Config> Pallet<T> {
                 break;
             }
             match what {
-                Deadline::Execution => Self::execute(id, at, &keys, fault, &mut budget),
+                Deadline::Execution => Self::execute(id, at, next, &keys, fault, &mut budget),
                 Deadline::ChallengeWindow => Self::watch(id, at, next, &keys, fault, &mut budget),
                 Deadline::Prune => {}
             }
@@ -153,10 +153,15 @@ impl<T: Config> Pallet<T> {
     fn execute(
         id: RequestId,
         deadline: BlockNumberFor<T>,
+        next: BlockNumberFor<T>,
         keys: &[Account<T>],
         fault: Option<Fault>,
         budget: &mut u32,
     ) {
+        // A result landing in `deadline` or later is refused (`ResultTooLate`).
+        if next >= deadline {
+            return;
+        }
         let Some(request) = Requests::<T>::get(id) else {
             return;
         };

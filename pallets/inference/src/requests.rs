@@ -286,6 +286,14 @@ impl<T: Config> Pallet<T> {
         if Self::open_games(id, request.attempt) > 0 {
             return; // the last game to end in the executor's favour finalizes it
         }
+        if !ResultTraces::<T>::contains_key(id) {
+            // An untraced result posted before runtime 101 could not be disputed after
+            // it: it is not paid for; the request expires with a refund.
+            Self::remove_obligation(&request.executor);
+            Results::<T>::remove(id);
+            Self::expire(id, request, now);
+            return;
+        }
         Self::finalize_paid(id, now);
     }
 

@@ -340,6 +340,31 @@ fn only_the_assigned_executor_posts_a_well_formed_result_in_time() {
 }
 
 #[test]
+fn an_untraced_result_from_before_the_upgrade_is_not_paid_at_its_windows_end() {
+    build_and_execute(|| {
+        let (id, executor) = posted_result(&RIGHT);
+        // What runtime 100 left: a result posted without a trace, which no game can
+        // dispute.
+        crate::ResultTraces::<Test>::remove(id);
+        let bond = Executors::<Test>::get(executor).unwrap().bond;
+        run_to_block(1 + 4);
+        assert!(matches!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Expired { .. }
+        ));
+        assert!(Results::<Test>::get(id).is_none());
+        assert_eq!(free(1), ENDOWMENT, "the requester is refunded");
+        assert_eq!(
+            free(executor),
+            ENDOWMENT - 1_000,
+            "the executor is not paid"
+        );
+        assert_eq!(Executors::<Test>::get(executor).unwrap().bond, bond);
+        assert_eq!(Executors::<Test>::get(executor).unwrap().obligations, 0);
+    });
+}
+
+#[test]
 fn a_late_result_is_refused_even_when_the_queue_runs_behind() {
     build_and_execute(|| {
         register(&[10, 11]);
