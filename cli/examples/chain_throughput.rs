@@ -84,8 +84,10 @@ fn main() -> Result<()> {
     let mut submitted_at: HashMap<(usize, usize), Instant> = HashMap::new();
     let per = args.requests.div_ceil(requesters.len());
     let mut queued = 0;
+    let mut start_nonces = Vec::new();
     for (r, who) in requesters.iter().enumerate() {
         let nonce = chain.next_nonce(&who.to_account_id())?;
+        start_nonces.push(nonce);
         for k in 0..per {
             if queued == args.requests {
                 break;
@@ -125,13 +127,17 @@ fn main() -> Result<()> {
     let mut per_block: Vec<(u32, usize, usize)> = Vec::new();
     let mut next = start_block + 1;
     let deadline = Instant::now() + Duration::from_secs(600);
-    while grandpa.len() + expired.len() < queued {
+    // Requests refused at dispatch (the block's request cap, or no executor with a free
+    // slot): their transactions landed (the nonce moved) without a RequestSubmitted.
+    let mut refused = 0usize;
+    while grandpa.len() + expired.len() + refused < queued {
         if Instant::now() > deadline {
             bail!(
-                "timed out: {} of {queued} requests settled",
+                "timed out: {} of {queued} requests settled, {refused} refused",
                 grandpa.len() + expired.len()
             );
         }
+
         let best = chain.best_number()?;
         while next <= best {
             let hash = chain.block_hash(next)?.context("best-chain block")?;
@@ -169,6 +175,13 @@ fn main() -> Result<()> {
             per_block.push((next, reqs, results));
             next += 1;
         }
+        // Nonces as of the last block whose events were read.
+        let seen_at = chain.block_hash(next - 1)?;
+        refused = 0;
+        for (r, who) in requesters.iter().enumerate() {
+            let landed = chain.account(&who.to_account_id(), seen_at)?.nonce - start_nonces[r];
+            refused += (landed as usize).saturating_sub(seen_per_requester[r]);
+        }
         let (fin, _) = chain.finalized()?;
         let now = Instant::now();
         for (id, (block, _)) in &finalized_block {
@@ -192,7 +205,8 @@ fn main() -> Result<()> {
     let answered = posted.len();
     println!("blocks: 3 s (Aura slot); model: tiny-mlp; {queued} requests from 8 accounts queued at once");
     println!(
-        "settled: {} final, {} expired (refunded) after missed deadlines; {reassigned} reassignments",
+        "settled: {} final, {} expired (refunded) after missed deadlines; {reassigned} reassignments; \
+         {refused} refused at dispatch (MaxRequestsPerBlock, or no executor with a free slot)",
         grandpa.len(),
         expired.len()
     );

@@ -10,7 +10,7 @@ use std::path::PathBuf;
     about = "inferchain client: run models locally, verify results"
 )]
 pub struct Cli {
-    /// The local model store (default: $INFERCHAIN_STORE, else
+    /// The local model store, shared with the node (default: $INFERCHAIN_STORE, else
     /// $XDG_DATA_HOME/inferchain/models, else ~/.local/share/inferchain/models).
     #[arg(long, global = true, default_value_os_t = default_store())]
     pub store: PathBuf,
@@ -22,14 +22,7 @@ pub struct Cli {
 }
 
 fn default_store() -> PathBuf {
-    if let Some(store) = std::env::var_os("INFERCHAIN_STORE") {
-        return PathBuf::from(store);
-    }
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("inferchain/models")
+    inferchain_engine::ModelStore::default_root()
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,6 +51,24 @@ pub enum Command {
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Declare, as an executor, the models you serve and how many requests you work on
+    /// at once (`serve`): requests are drawn only among a model's servers.
+    Serve {
+        /// A model to serve (id or registered name); repeat for several.
+        #[arg(long = "model", required = true)]
+        models: Vec<String>,
+        /// Requests worked on at once (default: the current declaration's, else 16).
+        #[arg(long)]
+        capacity: Option<u32>,
+        /// Serve exactly these models (default: add them to what you serve now).
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        chain: ChainArgs,
+        /// Secret URI of the executor's account.
+        #[arg(long)]
+        suri: String,
     },
     /// Show a request and its result as the chain holds them.
     Result {

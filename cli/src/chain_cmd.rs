@@ -73,33 +73,7 @@ pub fn run(store: &Path, cmd: Command) -> Result<()> {
                 "fee": info.spec.fee.to_string(),
             });
             if wait {
-                let result = wait_for(timeout, started, "the result", || {
-                    Ok(client.result(id, None)?)
-                })?;
-                let window_end = match client.request(id, None)?.map(|r| r.status) {
-                    Some(RequestStatus::Submitted { window_end }) => Some(window_end),
-                    _ => None,
-                };
-                progress(format!(
-                    "request {id}: result posted in block #{} by {}{}",
-                    result.posted_at,
-                    result.executor,
-                    window_end
-                        .map(|w| format!("; challenge window open until #{w}"))
-                        .unwrap_or_default()
-                ));
-                let at = wait_for(timeout, started, "the result to be final", || {
-                    Ok(match client.request(id, None)?.map(|r| r.status) {
-                        Some(RequestStatus::Finalized { at }) => Some(at),
-                        Some(RequestStatus::Expired { at }) => bail!(
-                            "request {id} expired in block #{at}: no executor answered; the fee was refunded"
-                        ),
-                        _ => None,
-                    })
-                })?;
-                progress(format!(
-                    "request {id}: final in block #{at} (window closed)"
-                ));
+                let at = follow(&client, id, (executor, 1), timeout, started, &progress)?;
                 wait_for(timeout, started, "GRANDPA finality", || {
                     Ok((client.finalized()?.0 >= at).then_some(()))
                 })?;
@@ -117,6 +91,51 @@ pub fn run(store: &Path, cmd: Command) -> Result<()> {
             if json {
                 println!("{report}");
             }
+            Ok(())
+        }
+        Command::Serve {
+            models,
+            capacity,
+            replace,
+            chain,
+            suri,
+        } => {
+            let client = connect(&chain)?;
+            let signer = signing::pair_from_suri(&suri)?;
+            let who = signing::account_of(&signer);
+            let current = client.service(&who, None)?;
+            let mut serve: Vec<ModelId> = if replace {
+                Vec::new()
+            } else {
+                current.models.to_vec()
+            };
+            for text in &models {
+                let model = resolve_model(&client, text)?;
+                if !serve.contains(&model) {
+                    serve.push(model);
+                }
+            }
+            let capacity = capacity.unwrap_or(if current.capacity > 0 {
+                current.capacity
+            } else {
+                16
+            });
+            let count = serve.len();
+            let call = RuntimeCall::Inference(pallet_inference::Call::serve {
+                models: serve.try_into().map_err(|_| {
+                    anyhow!("{count} models: more than the chain's MaxServedModels")
+                })?,
+                capacity,
+            });
+            let included = client
+                .submit_and_wait(&signer, call, Duration::from_secs(chain.timeout))
+                .context(
+                    "the declaration was not taken (is this account a registered executor?)",
+                )?;
+            println!(
+                "{who} serves {count} models, {capacity} requests at once (block #{})",
+                included.block
+            );
             Ok(())
         }
         Command::Result { id, chain, json } => {
@@ -318,6 +337,76 @@ fn resolve_model(client: &Chain, text: &str) -> Result<ModelId> {
         [id] => Ok(*id),
         [] => bail!("no model named `{text}` is registered; `inferchain model list` shows them"),
         _ => bail!("several models are named `{text}`; pass the id"),
+    }
+}
+
+/// Follows request `id` from its first assignment `first` (executor, attempt) until its
+/// result is final, reporting each change as it happens: a result posted, a
+/// reassignment (a missed deadline, a hand-back, or a result overturned by a game), an
+/// expiry. Returns the block it became final in.
+fn follow(
+    client: &Chain,
+    id: inferchain_primitives::RequestId,
+    first: (sp_runtime::AccountId32, u32),
+    timeout: Duration,
+    started: Instant,
+    progress: &dyn Fn(String),
+) -> Result<u32> {
+    let mut assigned = first;
+    // The attempt whose result was reported.
+    let mut posted: Option<u32> = None;
+    let mut last;
+    loop {
+        let request = client
+            .request(id, None)?
+            .ok_or_else(|| anyhow!("request {id} is no longer on chain (pruned)"))?;
+        if (request.executor.clone(), request.attempt) != assigned {
+            progress(format!(
+                "request {id}: reassigned to {} (attempt {}): the previous executor missed its \
+                 deadline, handed the request back, or its result was overturned by a dispute",
+                request.executor, request.attempt
+            ));
+            assigned = (request.executor.clone(), request.attempt);
+        }
+        match request.status {
+            RequestStatus::Pending { deadline } => {
+                last = format!(
+                    "pending with executor {} (attempt {}) until block #{deadline}",
+                    request.executor, request.attempt
+                );
+            }
+            RequestStatus::Submitted { window_end } => {
+                let result = client.result(id, None)?;
+                if let Some(result) = result.filter(|_| posted != Some(request.attempt)) {
+                    progress(format!(
+                        "request {id}: result posted in block #{} by {}; challenge window open \
+                         until #{window_end}",
+                        result.posted_at, result.executor
+                    ));
+                    posted = Some(request.attempt);
+                }
+                last = format!("result posted; challenge window open until #{window_end} (or a dispute on it ends)");
+            }
+            RequestStatus::Finalized { at } => {
+                progress(format!(
+                    "request {id}: final in block #{at} (window closed)"
+                ));
+                return Ok(at);
+            }
+            RequestStatus::Expired { at } => bail!(
+                "request {id} expired in block #{at}: no executor answered in time (every \
+                 attempt missed or handed back, or the model was retired); the fee was refunded \
+                 in full. Check that an executor node serving this model is running."
+            ),
+        }
+        if started.elapsed() > timeout {
+            bail!(
+                "timed out after {} s; request {id} is {last}. Is an executor node serving this \
+                 model running? `inferchain result {id}` shows where it is.",
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 

@@ -67,6 +67,20 @@ pub struct ModelStore {
 }
 
 impl ModelStore {
+    /// The store the node and the CLI share unless told otherwise: `$INFERCHAIN_STORE`,
+    /// else `$XDG_DATA_HOME/inferchain/models`, else `~/.local/share/inferchain/models`
+    /// (else `./inferchain/models` when no home is known).
+    pub fn default_root() -> PathBuf {
+        if let Some(store) = std::env::var_os("INFERCHAIN_STORE") {
+            return PathBuf::from(store);
+        }
+        std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("inferchain/models")
+    }
+
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();

@@ -9,8 +9,10 @@ pub struct Cli {
     #[clap(flatten)]
     pub run: sc_cli::RunCmd,
 
-    /// The model store the off-chain workers run models from (`inferchain model import
-    /// --store DIR` fills it). Default: `<base path>/models`.
+    /// The model store the off-chain workers run models from (`inferchain model import`
+    /// fills it). Default: the CLI's, so a model imported with `inferchain model import`
+    /// is served without flags: $INFERCHAIN_STORE, else $XDG_DATA_HOME/inferchain/models,
+    /// else ~/.local/share/inferchain/models.
     #[arg(long, value_name = "DIR")]
     pub model_store: Option<std::path::PathBuf>,
 

@@ -140,7 +140,7 @@ pub fn run() -> sc_cli::Result<()> {
             runner.run_node_until_exit(|config| async move {
                 let executor = crate::inference::ExecutorOptions {
                     model_store: model_store
-                        .unwrap_or_else(|| config.base_path.path().join("models")),
+                        .unwrap_or_else(inferchain_engine::ModelStore::default_root),
                     fault,
                 };
                 match config.network.network_backend {

@@ -14,7 +14,10 @@ use pallet_inference::offchain::{Fault, FAULT_KEY, KEY_TYPE, NODE_STARTED_KEY};
 use sc_service::{ChainType, Configuration, Error as ServiceError};
 use sp_core::offchain::{OffchainStorage, STORAGE_PREFIX};
 use sp_keystore::KeystorePtr;
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 /// Log target for everything the node's inference side says.
 const LOG_TARGET: &str = "inferchain::inference";
@@ -122,6 +125,96 @@ pub fn engine_runner(store: PathBuf) -> Result<Arc<dyn InferenceRunner>, EngineE
         store,
         DEFAULT_CACHE_BYTES,
     ))))
+}
+
+/// The genesis models shipped in the repository's `models/`, carried by the node.
+const SHIPPED_MODELS: [(&str, &[u8], ModelId); 2] = [
+    (
+        "tiny-mlp",
+        include_bytes!("../../models/tiny-mlp/model.onnx"),
+        inferchain_runtime::dev_models::TINY_MLP,
+    ),
+    (
+        "wide-mlp",
+        include_bytes!("../../models/wide-mlp/model.onnx"),
+        inferchain_runtime::dev_models::WIDE_MLP,
+    ),
+];
+
+/// On a dev or local chain, puts every genesis model missing from the store at
+/// `store_root` there: the shipped ONNX models from the node's own copy, MiniLM from
+/// where `scripts/setup.sh` fetches it (`$INFERCHAIN_CACHE`, else ~/.cache/inferchain).
+/// So a node started with no flags serves the genesis models; one it cannot provide is
+/// named in the log with what to do. Never on a live chain.
+pub fn provide_genesis_models(config: &Configuration, store_root: &Path) {
+    if !matches!(
+        config.chain_spec.chain_type(),
+        ChainType::Development | ChainType::Local
+    ) {
+        return;
+    }
+    let store = match ModelStore::open(store_root) {
+        Ok(store) => store,
+        Err(e) => {
+            log::error!(target: LOG_TARGET, "model store {}: {e}", store_root.display());
+            return;
+        }
+    };
+    let import = |name: &str, src: &Path, id: &ModelId| match store.import(src, None, &mut |_| {}) {
+        Ok(manifest) if manifest.id() == *id => {
+            log::info!(target: LOG_TARGET, "genesis model {name} ({id:?}) imported into the model store");
+        }
+        Ok(manifest) => log::error!(
+            target: LOG_TARGET,
+            "{} is not genesis model {name}: its id is {:?}, not {id:?}",
+            src.display(),
+            manifest.id()
+        ),
+        Err(e) => {
+            log::error!(target: LOG_TARGET, "importing genesis model {name} from {}: {e}", src.display())
+        }
+    };
+    for (name, bytes, id) in SHIPPED_MODELS {
+        if store.contains(&id) {
+            continue;
+        }
+        // Staged inside the store's own folder, created new (never through a link).
+        let file = store
+            .root()
+            .join(format!(".genesis-{name}-{}.onnx", std::process::id()));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, bytes));
+        match written {
+            Ok(()) => import(name, &file, &id),
+            Err(e) => log::error!(target: LOG_TARGET, "writing {}: {e}", file.display()),
+        }
+        let _ = std::fs::remove_file(&file);
+    }
+    let minilm = inferchain_runtime::dev_models::MINILM_L6_V2;
+    if !store.contains(&minilm) {
+        let cache = std::env::var_os("INFERCHAIN_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/inferchain"))
+            })
+            .unwrap_or_else(|| PathBuf::from("."));
+        let dir = cache.join("models/all-MiniLM-L6-v2");
+        if dir.join("model.safetensors").is_file() {
+            import("all-MiniLM-L6-v2", &dir, &minilm);
+        } else {
+            log::warn!(
+                target: LOG_TARGET,
+                "genesis model all-MiniLM-L6-v2 is not in the model store {} and not in {}: run \
+                 scripts/setup.sh (it fetches it) or `inferchain model import DIR`. Until then \
+                 this node's executors hand its requests back.",
+                store.root().display(),
+                dir.display()
+            );
+        }
+    }
 }
 
 /// On the dev chain, the dev executors' keys (Alice and Bob, the genesis executors); on a

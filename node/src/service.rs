@@ -204,6 +204,7 @@ pub fn new_full<
     crate::inference::insert_dev_executor_keys(&config, &keystore_container.keystore())?;
     crate::inference::record_offchain_settings(&*backend, executor.fault)?;
     if config.offchain_worker.enabled {
+        crate::inference::provide_genesis_models(&config, &executor.model_store);
         let runner = crate::inference::engine_runner(executor.model_store)
             .map_err(|e| ServiceError::Other(format!("model store: {e}")))?;
         let offchain_workers =

@@ -16,7 +16,10 @@ use common::{
     test_dir, Node,
 };
 use inferchain_primitives::io::{Payload, Tensor};
-use inferchain_runtime::{configs::ProtocolFee, RuntimeEvent};
+use inferchain_runtime::{
+    configs::{DepositPerByte, ProtocolFee, RequestDepositBase},
+    RuntimeEvent,
+};
 use pallet_inference::{Event, HoldReason, RequestStatus};
 use sp_keyring::Sr25519Keyring;
 use std::time::Duration;
@@ -71,14 +74,18 @@ fn requests_for_onnx_and_minilm_are_answered_finalized_and_paid() {
         ),
     ];
     let mut charged = 0u128;
+    let mut deposits = 0u128;
     let mut requests = Vec::new();
     for (model, input) in cases {
-        let fee = chain
+        let spec = chain
             .model(model, None)
             .expect("RPC")
             .expect("genesis model")
-            .spec
-            .fee;
+            .spec;
+        let fee = spec.fee;
+        // Held until the request is pruned: the input and the model's largest output.
+        deposits += RequestDepositBase::get()
+            + DepositPerByte::get() * (input.len() as u128 + u128::from(spec.max_output_bytes));
         let included = chain
             .submit_and_wait(
                 &requester.pair(),
@@ -138,14 +145,21 @@ fn requests_for_onnx_and_minilm_are_answered_finalized_and_paid() {
             })));
     }
 
-    // The requester paid exactly the fees and its own transaction fees, holds nothing.
+    // The requester paid exactly the fees and its own transaction fees, holds no fee,
+    // and holds the storage deposits until the requests are pruned.
     let free_after = chain.account(&who, None).expect("account").data.free;
-    assert_eq!(free_before - free_after, charged);
+    assert_eq!(free_before - free_after, charged + deposits);
     assert_eq!(
         chain
             .held(&who, HoldReason::RequestFee, None)
             .expect("holds"),
         0
+    );
+    assert_eq!(
+        chain
+            .held(&who, HoldReason::StorageDeposit, None)
+            .expect("holds"),
+        deposits
     );
     // Nobody was slashed or challenged on the way.
     let end = chain.best_number().expect("best");

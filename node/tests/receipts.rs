@@ -267,6 +267,25 @@ fn a_model_registered_with_a_mirror_is_fetched_by_the_executor_and_answered() {
         );
     }
 
+    // The dev executors declare they serve it too (a new model has no servers until
+    // some declare it: a request now would find no executor).
+    for suri in ["//Alice", "//Bob"] {
+        let (ok, out, err) = run(
+            &cli_store,
+            &[
+                "serve",
+                "--model",
+                "tiny-mlp-variant",
+                "--suri",
+                suri,
+                "--url",
+                &url,
+            ],
+        );
+        assert!(ok, "serve failed: {err}");
+        assert!(out.contains("serves 4 models"), "{out}");
+    }
+
     // The executor's node lacks the model: it fetches it from the mirror, checks it
     // against the id and answers; the answer is the tiny MLP's.
     assert!(!node_store.join(id.trim_start_matches("0x")).exists());

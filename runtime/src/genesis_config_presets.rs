@@ -1,7 +1,8 @@
 //! Genesis presets: `development` (Alice alone authors and finalizes) and
 //! `local_testnet` (Alice, Bob, Charlie and Dave as Aura + GRANDPA authorities).
 //! Validators are also bonded inference executors: Alice and Bob on the dev chain, all
-//! four on the local testnet. Both register the models of `dev_models`.
+//! four on the local testnet. Both register the models of `dev_models`, and every
+//! genesis executor serves them all.
 
 use crate::{
     AccountId, BalancesConfig, InferenceConfig, ModelsConfig, RuntimeGenesisConfig, SudoConfig,
@@ -19,6 +20,11 @@ const ENDOWMENT: u128 = 1_000_000 * UNIT;
 
 /// Bond of each genesis executor: ten times the minimum.
 const EXECUTOR_BOND: u128 = 10_000 * UNIT;
+
+/// Requests each genesis executor works on at once (it serves every genesis model): about
+/// what one 2-core node answers within an execution timeout for the slowest genesis
+/// model (MiniLM, ~30 per block).
+const EXECUTOR_CAPACITY: u32 = 128;
 
 fn testnet_genesis(
     initial_authorities: Vec<(AuraId, GrandpaId)>,
@@ -52,6 +58,11 @@ fn testnet_genesis(
         },
         inference: InferenceConfig {
             executors: executors.into_iter().map(|e| (e, EXECUTOR_BOND)).collect(),
+            served_models: crate::dev_models::genesis_models()
+                .iter()
+                .map(|m| m.artifact_hash)
+                .collect(),
+            capacity: EXECUTOR_CAPACITY,
         },
         ..Default::default()
     };

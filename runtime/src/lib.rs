@@ -25,6 +25,7 @@ mod benchmarks;
 mod block_capacity;
 pub mod configs;
 pub mod dev_models;
+mod fee_adjustment;
 pub mod genesis_config_presets;
 
 use sp_runtime::{
@@ -66,10 +67,10 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: alloc::borrow::Cow::Borrowed("inferchain"),
     impl_name: alloc::borrow::Cow::Borrowed("inferchain"),
     authoring_version: 1,
-    spec_version: 101,
+    spec_version: 102,
     impl_version: 1,
     apis: apis::RUNTIME_API_VERSIONS,
-    transaction_version: 2,
+    transaction_version: 3,
     system_version: 1,
 };
 
@@ -122,6 +123,7 @@ pub type TxExtension = (
     frame_system::CheckEra<Runtime>,
     frame_system::CheckNonce<Runtime>,
     frame_system::CheckWeight<Runtime>,
+    pallet_inference::PrioritizeDuties<Runtime>,
     pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
 );
 
@@ -132,8 +134,12 @@ pub type UncheckedExtrinsic =
 pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
 
 /// Runtime migrations: runtime 101 removed the inference pallet's jury, and settles any
-/// dispute it left open.
-type Migrations = (pallet_inference::migrations::RemoveJury<Runtime>,);
+/// dispute it left open; runtime 102 counts executors' pending requests into their new
+/// service records.
+type Migrations = (
+    pallet_inference::migrations::RemoveJury<Runtime>,
+    pallet_inference::migrations::RecountPending<Runtime>,
+);
 
 /// Executive: dispatches to the pallets.
 pub type Executive = frame_executive::Executive<

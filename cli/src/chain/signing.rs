@@ -46,6 +46,7 @@ pub fn signed_extrinsic(
         frame_system::CheckEra::<Runtime>::from(Era::Immortal),
         frame_system::CheckNonce::<Runtime>::from(nonce),
         frame_system::CheckWeight::<Runtime>::new(),
+        pallet_inference::PrioritizeDuties::<Runtime>::new(),
         pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
     );
     let implicit = (
@@ -54,6 +55,7 @@ pub fn signed_extrinsic(
         params.transaction_version,
         params.genesis,
         params.genesis,
+        (),
         (),
         (),
         (),

@@ -33,6 +33,16 @@ impl Chain {
         self.storage(&key, "executor", at)
     }
 
+    /// What executor `who` serves (empty if it never declared).
+    pub fn service(
+        &self,
+        who: &AccountId,
+        at: Option<H256>,
+    ) -> Result<pallet_inference::ServiceOf<Runtime>> {
+        let key = pallet_inference::Service::<Runtime>::hashed_key_for(who);
+        Ok(self.storage(&key, "service", at)?.unwrap_or_default())
+    }
+
     /// The id the next request gets.
     pub fn next_request_id(&self, at: Option<H256>) -> Result<RequestId> {
         let key = pallet_inference::NextRequestId::<Runtime>::hashed_key();

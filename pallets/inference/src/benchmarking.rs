@@ -66,10 +66,31 @@ fn payload(len: u32, fill: u8) -> Vec<u8> {
 }
 
 fn setup_model<T: Config>() {
-    let spec = ModelSpec {
+    if T::Models::model(&MODEL).is_none() {
+        T::Models::register_for_benchmark(bench_spec::<T>(MODEL))
+            .expect("the bench model is valid; qed");
+    }
+}
+
+/// `count` more registered models (distinct from `MODEL`), from index `first`.
+fn more_models<T: Config>(first: u32, count: u32) -> Vec<ModelId> {
+    (first..first.saturating_add(count))
+        .map(|i| {
+            let id = H256(blake2_256(&(b"bench model", i).encode()));
+            if T::Models::model(&id).is_none() {
+                T::Models::register_for_benchmark(bench_spec::<T>(id))
+                    .expect("a bench model is valid; qed");
+            }
+            id
+        })
+        .collect()
+}
+
+fn bench_spec<T: Config>(id: ModelId) -> ModelSpec<BalanceOf<T>> {
+    ModelSpec {
         name: b"bench".to_vec().try_into().expect("short; qed"),
         format: ModelFormat::Onnx,
-        artifact_hash: MODEL,
+        artifact_hash: id,
         input: bytes_io(),
         output: bytes_io(),
         fee: 1_000u32.into(),
@@ -82,9 +103,6 @@ fn setup_model<T: Config>() {
             threads: ThreadRule::Any,
         },
         artifact_uri: None,
-    };
-    if T::Models::model(&MODEL).is_none() {
-        T::Models::register_for_benchmark(spec).expect("the bench model is valid; qed");
     }
 }
 
@@ -116,9 +134,30 @@ fn funded<T: Config>(name: &'static str, i: u32) -> T::AccountId {
     who
 }
 
-/// Registers executors until `count` are active (genesis may hold some already); the
-/// active set's worst case is `MaxExecutors`. Returns the active set.
+/// The models every bench executor serves: the bench model and `MaxServedModels - 1`
+/// others, so that every pool update (an executor filling up, freeing a slot, slashed)
+/// touches the most pools.
+fn served_models<T: Config>() -> BoundedVec<ModelId, T::MaxServedModels> {
+    let mut models = vec![MODEL];
+    models.extend(more_models::<T>(
+        1_000,
+        T::MaxServedModels::get().saturating_sub(1),
+    ));
+    models.try_into().expect("MaxServedModels models; qed")
+}
+
+/// Registers executors serving [`served_models`] with capacity 1 (so that taking a
+/// request fills an executor and answering frees it: both re-sync its pools) until
+/// `count` are active (genesis may hold some already); the active set's worst case is
+/// `MaxExecutors`, all in the bench model's pool. Returns the active set.
 fn executors<T: Config>(count: u32) -> Vec<T::AccountId> {
+    executors_with::<T>(count, 1)
+}
+
+/// [`executors`] with `capacity`.
+fn executors_with<T: Config>(count: u32, capacity: u32) -> Vec<T::AccountId> {
+    setup_model::<T>();
+    let models = served_models::<T>();
     let mut i = 0u32;
     while (ActiveExecutors::<T>::get().len() as u32) < count {
         let who = funded::<T>("executor", i);
@@ -127,10 +166,12 @@ fn executors<T: Config>(count: u32) -> Vec<T::AccountId> {
             continue;
         }
         Inference::<T>::do_register_executor(
-            who,
+            who.clone(),
             T::MinExecutorBond::get().saturating_mul(10u32.into()),
         )
         .expect("a funded executor registers; qed");
+        Inference::<T>::do_serve(who, models.clone(), capacity)
+            .expect("an active executor serves registered models; qed");
     }
     ActiveExecutors::<T>::get().into_inner()
 }
@@ -146,17 +187,6 @@ fn request<T: Config>(input_len: u32) -> (RequestId, T::AccountId) {
         Inference::<T>::do_request(requester.clone(), MODEL, input, BalanceOf::<T>::max_value())
             .expect("the request is valid; qed");
     (id, requester)
-}
-
-fn posted<T: Config>() -> (RequestId, T::AccountId) {
-    let (id, _) = request::<T>(64);
-    let executor = Requests::<T>::get(id).expect("just made; qed").executor;
-    let output = payload(64, 2);
-    let (trace, path, _) = deep_trace(&output, 1);
-    let output = output.try_into().expect("small; qed");
-    Inference::<T>::do_submit_result(executor.clone(), id, output, trace, path)
-        .expect("the executor posts; qed");
-    (id, executor)
 }
 
 /// A Merkle root over `count` leaves in which leaf `index` is `leaf` and every other leaf
@@ -376,6 +406,60 @@ mod benchmarks {
     }
 
     #[benchmark]
+    fn serve(m: Linear<1, { T::MaxServedModels::get() }>) {
+        // Every other executor serves the `m` new models (full pools to join); `who`
+        // serves `m` others it leaves.
+        let all = executors::<T>(T::MaxExecutors::get());
+        let old = more_models::<T>(0, m);
+        let new = more_models::<T>(m, m);
+        let who = all[0].clone();
+        for e in &all[1..] {
+            Inference::<T>::do_serve(e.clone(), new.clone().try_into().expect("m; qed"), 1)
+                .expect("active; qed");
+        }
+        Inference::<T>::do_serve(who.clone(), old.try_into().expect("m; qed"), 1)
+            .expect("active; qed");
+        let models: BoundedVec<ModelId, T::MaxServedModels> =
+            new.clone().try_into().expect("m; qed");
+        #[extrinsic_call]
+        _(RawOrigin::Signed(who.clone()), models, u32::MAX);
+        assert!(ModelPools::<T>::get(new[0]).iter().any(|(a, _)| a == &who));
+    }
+
+    #[benchmark]
+    fn request_batch(n: Linear<1, { T::MaxBatchSize::get() }>) {
+        // Small inputs (their bytes are charged at request_inference's rate), drawn
+        // over the largest pools.
+        executors_with::<T>(T::MaxExecutors::get(), u32::MAX);
+        ensure_committed::<T>();
+        let requester = funded::<T>("requester", 0);
+        let inputs: Vec<BoundedVec<u8, T::MaxInputBytes>> = (0..n)
+            .map(|i| payload(1, i as u8).try_into().expect("small; qed"))
+            .collect();
+        let inputs: BoundedVec<_, T::MaxBatchSize> = inputs.try_into().expect("n; qed");
+        #[extrinsic_call]
+        _(
+            RawOrigin::Signed(requester),
+            MODEL,
+            inputs,
+            BalanceOf::<T>::max_value(),
+        );
+        assert!(Requests::<T>::contains_key(RequestId::from(n - 1)));
+    }
+
+    #[benchmark]
+    fn release_assignment() {
+        // The worst case: reassigned over the largest pool.
+        executors::<T>(T::MaxExecutors::get());
+        let (id, _) = request::<T>(64);
+        let executor = Requests::<T>::get(id).expect("just made; qed").executor;
+        #[extrinsic_call]
+        _(RawOrigin::Signed(executor.clone()), id);
+        let request = Requests::<T>::get(id).expect("kept; qed");
+        assert!(request.executor != executor);
+    }
+
+    #[benchmark]
     fn request_inference(n: Linear<1, { T::MaxInputBytes::get().saturating_sub(FRAMING) }>) {
         executors::<T>(T::MaxExecutors::get());
         setup_model::<T>();
@@ -394,20 +478,41 @@ mod benchmarks {
     }
 
     #[benchmark]
-    fn on_initialize(k: Linear<0, { T::MaxDeadlinesPerBlock::get() }>) {
-        executors::<T>(FEW_EXECUTORS);
-        let now = frame_system::Pallet::<T>::block_number();
-        for _ in 0..k {
-            posted::<T>();
+    // The costliest entry: a missed execution deadline (the slash re-weighs the executor
+    // in all its pools, its freed slot re-syncs them, and the request is re-drawn over
+    // the largest pools and fills its next executor). Linear in `k`: measured up to 256
+    // entries and extrapolated to the runtime's budget.
+    fn on_initialize(k: Linear<0, { T::MaxDeadlinesPerBlock::get().min(256) }>) {
+        // Slots for exactly `k` requests at most: every executor fills up.
+        executors_with::<T>(T::MaxExecutors::get(), u32::MAX);
+        let servers = ModelPools::<T>::get(MODEL).into_inner();
+        let capacity = k.div_ceil(servers.len() as u32).max(1);
+        for (who, _) in &servers {
+            Inference::<T>::do_serve(who.clone(), served_models::<T>(), capacity)
+                .expect("active; qed");
         }
-        let window_end: BlockNumberFor<T> = now.saturating_add(T::ChallengePeriod::get());
-        QueueCursor::<T>::put(window_end);
-        frame_system::Pallet::<T>::set_block_number(window_end);
+        ensure_committed::<T>();
+        let requester = funded::<T>("requester", 0);
+        let now = frame_system::Pallet::<T>::block_number();
+        for i in 0..k {
+            let input: BoundedVec<u8, T::MaxInputBytes> =
+                payload(8, i as u8).try_into().expect("small; qed");
+            Inference::<T>::do_request(
+                requester.clone(),
+                MODEL,
+                input,
+                BalanceOf::<T>::max_value(),
+            )
+            .expect("a slot is free; qed");
+        }
+        let deadline: BlockNumberFor<T> = now.saturating_add(T::ExecutionTimeout::get());
+        QueueCursor::<T>::put(deadline);
+        frame_system::Pallet::<T>::set_block_number(deadline);
         #[block]
         {
-            Inference::<T>::on_initialize(window_end);
+            Inference::<T>::on_initialize(deadline);
         }
-        assert_eq!(DeadlineQueue::<T>::iter_prefix(window_end).count(), 0);
+        assert_eq!(DeadlineQueue::<T>::iter_prefix(deadline).count(), 0);
     }
 
     #[benchmark]

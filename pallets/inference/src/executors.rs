@@ -1,11 +1,9 @@
-//! Executors: bonding, unbonding, withdrawal, duties, and the random draw that assigns
-//! requests.
+//! Executors: bonding, unbonding, withdrawal and duties (what they serve and the draw
+//! that assigns requests are in `service`).
 
 use crate::{pallet::*, ExecutorInfo, ExecutorStatus};
-use alloc::vec::Vec;
-use codec::Encode;
-use frame_support::{pallet_prelude::*, traits::Randomness};
-use sp_runtime::traits::{Saturating, UniqueSaturatedInto, Zero};
+use frame_support::pallet_prelude::*;
+use sp_runtime::traits::Saturating;
 
 impl<T: Config> Pallet<T> {
     pub(crate) fn do_register_executor(who: T::AccountId, bond: BalanceOf<T>) -> DispatchResult {
@@ -43,6 +41,7 @@ impl<T: Config> Pallet<T> {
         info.status = ExecutorStatus::Unbonding { until };
         Executors::<T>::insert(&who, info);
         ActiveExecutors::<T>::mutate(|set| set.retain(|a| a != &who));
+        Self::sync_pools(&who);
         Self::deposit_event(Event::ExecutorUnbonding { who, until });
         Ok(())
     }
@@ -60,6 +59,7 @@ impl<T: Config> Pallet<T> {
         ensure!(info.obligations == 0, Error::<T>::OpenObligations);
         Self::release(HoldReason::ExecutorBond, &who, info.bond);
         Executors::<T>::remove(&who);
+        Service::<T>::remove(&who);
         Self::deposit_event(Event::BondWithdrawn {
             who,
             amount: info.bond,
@@ -83,38 +83,5 @@ impl<T: Config> Pallet<T> {
                 info.obligations = info.obligations.saturating_sub(1);
             }
         });
-    }
-
-    /// A random 128-bit number for `subject`, from the runtime's randomness.
-    fn random_u128(subject: &[u8]) -> u128 {
-        let (seed, _) = T::Randomness::random(subject);
-        let bytes = sp_io::hashing::blake2_128(&(seed, subject).encode());
-        u128::from_le_bytes(bytes)
-    }
-
-    /// Draws an active executor, weighted by bond, other than those in `exclude`.
-    pub(crate) fn pick_executor(subject: &[u8], exclude: &[T::AccountId]) -> Option<T::AccountId> {
-        let candidates: Vec<(T::AccountId, u128)> = ActiveExecutors::<T>::get()
-            .into_iter()
-            .filter(|a| !exclude.contains(a))
-            .filter_map(|a| {
-                let bond: u128 = Executors::<T>::get(&a)?.bond.unique_saturated_into();
-                Some((a, bond.max(1)))
-            })
-            .collect();
-        let total = candidates
-            .iter()
-            .fold(0u128, |acc, (_, w)| acc.saturating_add(*w));
-        if total.is_zero() {
-            return None;
-        }
-        let mut point = Self::random_u128(subject) % total;
-        for (who, weight) in candidates {
-            if point < weight {
-                return Some(who);
-            }
-            point = point.saturating_sub(weight);
-        }
-        None
     }
 }

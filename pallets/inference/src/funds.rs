@@ -98,15 +98,12 @@ impl<T: Config> Pallet<T> {
         let taken = amount.min(info.bond);
         info.bond = info.bond.saturating_sub(taken);
         if matches!(info.status, ExecutorStatus::Active) && info.bond < T::MinExecutorBond::get() {
-            let until = now.saturating_add(T::UnbondingPeriod::get());
-            info.status = ExecutorStatus::Deactivated { until };
-            ActiveExecutors::<T>::mutate(|set| set.retain(|a| a != who));
-            Self::deposit_event(Event::ExecutorDeactivated {
-                who: who.clone(),
-                until,
-            });
+            Self::deactivate(who, info, now);
+        } else {
+            Executors::<T>::insert(who, info);
+            // The bond is the executor's weight in its pools.
+            Self::sync_pools(who);
         }
-        Executors::<T>::insert(who, info);
         if !taken.is_zero() {
             Self::deposit_event(Event::Slashed {
                 who: who.clone(),

@@ -179,7 +179,7 @@ impl<T: Config> Pallet<T> {
     }
 
     /// The party `who` is in game `game`, if any.
-    fn side_of(game: &GameOf<T>, who: &T::AccountId) -> Option<Side> {
+    pub(crate) fn side_of(game: &GameOf<T>, who: &T::AccountId) -> Option<Side> {
         if *who == game.executor {
             Some(Side::Executor)
         } else if *who == game.challenger {
@@ -190,7 +190,7 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Whether the result a game is about still stands (another game may have overturned it).
-    fn is_live(game: &GameOf<T>) -> bool {
+    pub(crate) fn is_live(game: &GameOf<T>) -> bool {
         Requests::<T>::get(game.request).is_some_and(|r| {
             r.attempt == game.attempt && matches!(r.status, RequestStatus::Submitted { .. })
         })

@@ -35,6 +35,8 @@ fn reveal_output(
         carried,
         trace.chunk_root(step),
     )
+    .map(|_| ())
+    .map_err(|e| e.error)
 }
 
 /// Both parties walk down their chunk trees of step `step`; returns the chunk.

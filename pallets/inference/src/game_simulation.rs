@@ -77,7 +77,7 @@ fn adversarial_games_never_finalize_a_wrong_result_nor_cost_the_honest() {
             Balances::mint_into(r, 1_000_000).unwrap();
         }
         for e in policies.keys() {
-            Inference::register_executor(signed(*e), 1_000).unwrap();
+            bond_and_serve(*e, 1_000).unwrap();
         }
         let issuance_start = Balances::total_issuance();
         let mut counts = Counts::default();

@@ -16,7 +16,7 @@ use frame_support::{
 };
 use inferchain_primitives::dispute::{Position, Read, StepProof};
 
-const STEPS: usize = 8;
+pub(crate) const STEPS: usize = 8;
 pub(crate) const INPUT: [f32; 2] = [0.5, 0.25];
 
 pub(crate) fn bounded<S: frame_support::traits::Get<u32>>(v: Vec<u8>) -> BoundedVec<u8, S> {
@@ -48,10 +48,7 @@ pub(crate) fn free(who: AccountId) -> Balance {
 /// account 1; returns the request id and its executor.
 pub(crate) fn setup(plan: &Plan) -> (u64, AccountId) {
     for e in 10..=15 {
-        assert_ok!(Inference::register_executor(
-            RuntimeOrigin::signed(e),
-            1_000
-        ));
+        assert_ok!(bond_and_serve(e, 1_000));
     }
     assert_ok!(Models::set_model_commitments(
         RuntimeOrigin::root(),
@@ -99,6 +96,8 @@ fn reveal(game: u64, who: AccountId, trace: &Trace) -> frame_support::dispatch::
         trace.node(l),
         trace.node(r),
     )
+    .map(|_| ())
+    .map_err(|e| e.error)
 }
 
 /// Both parties walk down honestly (each from its own trace) to the disputed step.

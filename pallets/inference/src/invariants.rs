@@ -53,6 +53,65 @@ impl<T: Config> Pallet<T> {
             );
         }
 
+        // Storage deposits: each requester's hold = the deposits of its stored requests.
+        let mut deposits: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+        for (id, deposit) in RequestDeposits::<T>::iter() {
+            let request = Requests::<T>::get(id).ok_or("a deposit without its request")?;
+            let entry = deposits.entry(request.requester).or_default();
+            *entry = entry.saturating_add(deposit);
+        }
+        for (who, deposit) in &deposits {
+            ensure!(
+                Self::held(HoldReason::StorageDeposit, who) == *deposit,
+                "a requester's deposit hold differs from its requests' deposits"
+            );
+        }
+
+        // Service: `pending` counts the executor's pending requests; a model's pool holds
+        // exactly the active executors serving it with a free slot, weighted by bond.
+        let mut pending: BTreeMap<T::AccountId, u32> = BTreeMap::new();
+        for (_, request) in Requests::<T>::iter() {
+            if matches!(request.status, RequestStatus::Pending { .. }) {
+                *pending.entry(request.executor).or_default() += 1;
+            }
+        }
+        for (who, n) in &pending {
+            ensure!(
+                Service::<T>::get(who).pending == *n,
+                "an executor's pending count differs from its pending requests"
+            );
+        }
+        for (who, service) in Service::<T>::iter() {
+            ensure!(
+                pending.get(&who).copied().unwrap_or_default() == service.pending,
+                "an executor's pending count differs from its pending requests"
+            );
+            let info = Executors::<T>::get(&who).ok_or("a service record without executor")?;
+            let eligible =
+                matches!(info.status, ExecutorStatus::Active) && service.pending < service.capacity;
+            for model in service.models.iter() {
+                let entry = ModelPools::<T>::get(model)
+                    .into_iter()
+                    .find(|(a, _)| a == &who);
+                ensure!(
+                    entry.map(|(_, w)| w) == eligible.then_some(info.bond),
+                    "a model pool disagrees with its server's standing"
+                );
+            }
+        }
+        for (model, pool) in ModelPools::<T>::iter() {
+            for (i, (who, _)) in pool.iter().enumerate() {
+                ensure!(
+                    !pool[..i].iter().any(|(a, _)| a == who),
+                    "an executor twice in one pool"
+                );
+                ensure!(
+                    Service::<T>::get(who).models.contains(&model),
+                    "a pool names an executor that does not serve its model"
+                );
+            }
+        }
+
         // Challenge bonds: one ChallengeBond per open game of the challenger; games are
         // indexed by challenger and counted per attempt.
         let mut bonds: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();

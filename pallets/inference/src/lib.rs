@@ -75,6 +75,9 @@ pub use pallet::*;
 
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
+pub mod duty_priority;
+#[cfg(test)]
+mod duty_priority_tests;
 mod executors;
 mod funds;
 pub mod game;
@@ -100,6 +103,9 @@ mod offchain_tests;
 mod queue;
 mod requests;
 pub mod runtime_api;
+mod service;
+#[cfg(test)]
+mod service_tests;
 #[cfg(test)]
 mod simulation_support;
 #[cfg(test)]
@@ -107,6 +113,7 @@ mod tests;
 pub mod types;
 pub mod weights;
 
+pub use duty_priority::PrioritizeDuties;
 pub use types::*;
 pub use weights::WeightInfo;
 
@@ -144,9 +151,12 @@ pub mod pallet {
     >;
     /// An executor as stored.
     pub type ExecutorOf<T> = ExecutorInfo<BalanceOf<T>, BlockNumberFor<T>>;
+    /// An executor's service record as stored.
+    pub type ServiceOf<T> = ServiceInfo<<T as Config>::MaxServedModels>;
 
-    /// 1: the jury removed (`migrations::RemoveJury`).
-    const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+    /// 1: the jury removed (`migrations::RemoveJury`); 2: service records
+    /// (`migrations::RecountPending`).
+    const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
 
     #[pallet::pallet]
     #[pallet::storage_version(STORAGE_VERSION)]
@@ -161,6 +171,9 @@ pub mod pallet {
         RequestFee,
         /// A challenger's bond, until its game ends.
         ChallengeBond,
+        /// A requester's deposit for the bytes its request and result keep in state,
+        /// until the request is pruned.
+        StorageDeposit,
     }
 
     #[pallet::config]
@@ -234,6 +247,34 @@ pub mod pallet {
         /// The most deadline-queue entries handled in one block.
         #[pallet::constant]
         type MaxDeadlinesPerBlock: Get<u32>;
+        /// The transaction-pool priority of a due protocol move (`PrioritizeDuties`).
+        #[pallet::constant]
+        type DutyPriority: Get<sp_runtime::transaction_validity::TransactionPriority>;
+        /// What an executor loses for handing back an assigned request it cannot serve
+        /// (`release_assignment`): less than a missed deadline, more than nothing, so that
+        /// releasing is no free way to bounce requests.
+        #[pallet::constant]
+        type ReleaseSlash: Get<BalanceOf<Self>>;
+        /// The most requests one block takes (the deadline queue's budget is sized to
+        /// handle what they bring, `block_capacity` in the runtime proves it).
+        #[pallet::constant]
+        type MaxRequestsPerBlock: Get<u32>;
+        /// The most inputs one `request_batch` carries.
+        #[pallet::constant]
+        type MaxBatchSize: Get<u32>;
+        /// The most models one executor declares it serves.
+        #[pallet::constant]
+        type MaxServedModels: Get<u32>;
+        /// Deadlines an executor may miss in a row before it is deactivated.
+        #[pallet::constant]
+        type MaxMissedInRow: Get<u32>;
+        /// The storage deposit of every request, whatever its size.
+        #[pallet::constant]
+        type RequestDepositBase: Get<BalanceOf<Self>>;
+        /// The storage deposit per byte a request may keep in state (its input and the
+        /// model's largest output).
+        #[pallet::constant]
+        type DepositPerByte: Get<BalanceOf<Self>>;
 
         /// The most model runs one node's off-chain worker does after one block.
         #[pallet::constant]
@@ -271,6 +312,31 @@ pub mod pallet {
     #[pallet::storage]
     pub type ActiveExecutors<T: Config> =
         StorageValue<_, BoundedVec<T::AccountId, T::MaxExecutors>, ValueQuery>;
+
+    /// What each executor serves, with its load and missed deadlines in a row.
+    #[pallet::storage]
+    pub type Service<T: Config> =
+        StorageMap<_, Blake2_128Concat, T::AccountId, ServiceOf<T>, ValueQuery>;
+
+    /// For each model, the executors a request for it is drawn from, with their bonds
+    /// as weights: active, serving the model, with a free slot.
+    #[pallet::storage]
+    pub type ModelPools<T: Config> = StorageMap<
+        _,
+        Identity,
+        ModelId,
+        BoundedVec<(T::AccountId, BalanceOf<T>), T::MaxExecutors>,
+        ValueQuery,
+    >;
+
+    /// The storage deposit held for each request (absent: none, as for requests taken
+    /// before deposits existed), returned when it is pruned.
+    #[pallet::storage]
+    pub type RequestDeposits<T: Config> = StorageMap<_, Twox64Concat, RequestId, BalanceOf<T>>;
+
+    /// Requests taken in the current block (reset at the start of each block).
+    #[pallet::storage]
+    pub type RequestsInBlock<T: Config> = StorageValue<_, u32, ValueQuery>;
 
     /// The id the next request gets.
     #[pallet::storage]
@@ -334,6 +400,12 @@ pub mod pallet {
     pub struct GenesisConfig<T: Config> {
         /// Executors bonded at genesis: (account, bond).
         pub executors: alloc::vec::Vec<(T::AccountId, BalanceOf<T>)>,
+        /// The models every genesis executor serves (they must be registered at
+        /// genesis, before this pallet's genesis is built).
+        pub served_models: alloc::vec::Vec<ModelId>,
+        /// The capacity every genesis executor declares (used when `served_models` is
+        /// not empty).
+        pub capacity: u32,
     }
 
     #[pallet::genesis_build]
@@ -342,6 +414,15 @@ pub mod pallet {
             for (who, bond) in &self.executors {
                 Pallet::<T>::do_register_executor(who.clone(), *bond)
                     .expect("genesis executors must be distinct, funded and bonded enough; qed");
+                if !self.served_models.is_empty() {
+                    let models = self
+                        .served_models
+                        .clone()
+                        .try_into()
+                        .expect("genesis executors serve at most MaxServedModels models; qed");
+                    Pallet::<T>::do_serve(who.clone(), models, self.capacity)
+                        .expect("genesis models are registered and active, capacity > 0; qed");
+                }
             }
         }
     }
@@ -367,6 +448,9 @@ pub mod pallet {
         /// (Index 2 was the jury's missed vote.)
         #[codec(index = 3)]
         WrongChallenge,
+        /// Handed back an assignment its node cannot serve (`release_assignment`).
+        #[codec(index = 4)]
+        Released,
     }
 
     #[pallet::event]
@@ -430,8 +514,25 @@ pub mod pallet {
             executor: T::AccountId,
             output_hash: inferchain_primitives::H256,
         },
-        /// A settled request's records were removed after `ResultRetention`.
-        RequestPruned { id: RequestId },
+        /// A settled request's records were removed after `ResultRetention`; its
+        /// storage deposit went back to the requester.
+        RequestPruned {
+            id: RequestId,
+            deposit_returned: BalanceOf<T>,
+        },
+        /// The assigned executor handed request `id` back: its node cannot serve the
+        /// model, which it no longer serves (it re-declares with `serve` once it can).
+        AssignmentReleased {
+            id: RequestId,
+            executor: T::AccountId,
+            model: ModelId,
+        },
+        /// An executor declared the models it serves and its capacity.
+        ServiceDeclared {
+            who: T::AccountId,
+            models: alloc::vec::Vec<ModelId>,
+            capacity: u32,
+        },
         /// `challenger` opened a bisection game against `executor`'s result; the walk
         /// starts at `at`.
         GameOpened {
@@ -586,12 +687,21 @@ pub mod pallet {
         /// The result's deadline has passed (even if the deadline queue has not handled
         /// it yet): the request goes to another executor.
         ResultTooLate,
+        /// A declared capacity must be at least one request.
+        ZeroCapacity,
+        /// A batch must carry at least one input.
+        EmptyBatch,
+        /// This block has taken `MaxRequestsPerBlock` requests: submit in a later block.
+        BlockRequestLimit,
+        /// A model is named twice in one declaration.
+        DuplicateModel,
     }
 
     #[pallet::hooks]
     impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
         fn on_initialize(now: BlockNumberFor<T>) -> Weight {
-            Self::process_deadlines(now)
+            RequestsInBlock::<T>::kill();
+            Self::process_deadlines(now).saturating_add(T::DbWeight::get().writes(1))
         }
 
         fn offchain_worker(now: BlockNumberFor<T>) {
@@ -617,6 +727,18 @@ pub mod pallet {
                 "MoveTimeout must be positive"
             );
             assert!(T::MaxAttempts::get() > 0, "MaxAttempts must be positive");
+            assert!(
+                T::ReleaseSlash::get() <= T::MissedDeadlineSlash::get(),
+                "handing an assignment back must not cost more than missing it"
+            );
+            assert!(
+                T::MaxBatchSize::get() <= T::MaxRequestsPerBlock::get(),
+                "a full batch must fit in one block's requests"
+            );
+            assert!(
+                T::MaxMissedInRow::get() > 0,
+                "MaxMissedInRow must be positive"
+            );
             assert!(
                 T::MaxDeadlinesPerBlock::get() > 0,
                 "MaxDeadlinesPerBlock must be positive"
@@ -719,16 +841,19 @@ pub mod pallet {
         ///
         /// **Events**: `ResultSubmitted`.
         #[pallet::call_index(8)]
-        #[pallet::weight(T::WeightInfo::submit_traced_result(output.len() as u32))]
+        #[pallet::weight((T::WeightInfo::submit_traced_result(output.len() as u32), DispatchClass::Operational))]
         pub fn submit_traced_result(
             origin: OriginFor<T>,
             id: RequestId,
             output: BoundedVec<u8, T::MaxOutputBytes>,
             trace: inferchain_primitives::dispute::TraceCommitment,
             output_path: game::PathOf,
-        ) -> DispatchResult {
+        ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
-            Self::do_submit_result(who, id, output, trace, output_path)
+            Self::do_submit_result(who, id, output, trace, output_path)?;
+            // A due protocol move that succeeds is free: fees never price the
+            // protocol's own work out, and failed moves (junk, late) pay.
+            Ok(Pays::No.into())
         }
 
         /// Open a bisection game against a traced result, with your own output and trace.
@@ -740,16 +865,19 @@ pub mod pallet {
         ///
         /// **Events**: `GameOpened`.
         #[pallet::call_index(9)]
-        #[pallet::weight(T::WeightInfo::open_game(output.len() as u32))]
+        #[pallet::weight((T::WeightInfo::open_game(output.len() as u32), DispatchClass::Operational))]
         pub fn open_game(
             origin: OriginFor<T>,
             id: RequestId,
             output: BoundedVec<u8, T::MaxOutputBytes>,
             trace: inferchain_primitives::dispute::TraceCommitment,
             output_path: game::PathOf,
-        ) -> DispatchResult {
+        ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
-            Self::do_open_game(who, id, output, trace, output_path)
+            Self::do_open_game(who, id, output, trace, output_path)?;
+            // A due protocol move that succeeds is free: fees never price the
+            // protocol's own work out, and failed moves (junk, late) pay.
+            Ok(Pays::No.into())
         }
 
         /// Reveal the two children of the node you stand on in your trace tree.
@@ -761,15 +889,18 @@ pub mod pallet {
         ///
         /// **Events**: `Revealed`, and `Descended` when the round completes.
         #[pallet::call_index(10)]
-        #[pallet::weight(T::WeightInfo::reveal())]
+        #[pallet::weight((T::WeightInfo::reveal(), DispatchClass::Operational))]
         pub fn reveal(
             origin: OriginFor<T>,
             game: GameId,
             left: [u8; 32],
             right: [u8; 32],
-        ) -> DispatchResult {
+        ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
-            Self::do_reveal(who, game, left, right)
+            Self::do_reveal(who, game, left, right)?;
+            // A due protocol move that succeeds is free: fees never price the
+            // protocol's own work out, and failed moves (junk, late) pay.
+            Ok(Pays::No.into())
         }
 
         /// Post the one-step proof of the step the walk ended at.
@@ -784,14 +915,17 @@ pub mod pallet {
         ///
         /// **Events**: `StepRefereed`, `GameEnded` and the slashes and settlement.
         #[pallet::call_index(11)]
-        #[pallet::weight(T::WeightInfo::prove_step())]
+        #[pallet::weight((T::WeightInfo::prove_step(), DispatchClass::Operational))]
         pub fn prove_step(
             origin: OriginFor<T>,
             game: GameId,
             proof: BoundedVec<u8, T::MaxStepProofBytes>,
-        ) -> DispatchResult {
+        ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
-            Self::do_prove_step(who, game, &proof)
+            Self::do_prove_step(who, game, &proof)?;
+            // A due protocol move that succeeds is free: fees never price the
+            // protocol's own work out, and failed moves (junk, late) pay.
+            Ok(Pays::No.into())
         }
 
         /// Reveal the chunk root of your output of the disputed step: the first reveal
@@ -806,15 +940,18 @@ pub mod pallet {
         /// `AlreadyMoved`, `MoveTooLate`.
         /// **Events**: `OutputRevealed`, then `ElementWalkOpened` when both are in.
         #[pallet::call_index(12)]
-        #[pallet::weight(T::WeightInfo::reveal_output())]
+        #[pallet::weight((T::WeightInfo::reveal_output(), DispatchClass::Operational))]
         pub fn reveal_output(
             origin: OriginFor<T>,
             game: GameId,
             step: Option<(BoundedVec<u8, game::MaxPlanStepBytes>, game::PathOf)>,
             chunk_root: [u8; 32],
-        ) -> DispatchResult {
+        ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
-            Self::do_reveal_output(who, game, step, chunk_root)
+            Self::do_reveal_output(who, game, step, chunk_root)?;
+            // A due protocol move that succeeds is free: fees never price the
+            // protocol's own work out, and failed moves (junk, late) pay.
+            Ok(Pays::No.into())
         }
 
         /// Post the element proof of the chunk the element-level walk ended at: the plan
@@ -826,14 +963,81 @@ pub mod pallet {
         /// `BadOperandProof`, `WrongMove`, `MoveTooLate`.
         /// **Events**: `ChunkRefereed`, `GameEnded` and the slashes and settlement.
         #[pallet::call_index(13)]
-        #[pallet::weight(T::WeightInfo::prove_element())]
+        #[pallet::weight((T::WeightInfo::prove_element(), DispatchClass::Operational))]
         pub fn prove_element(
             origin: OriginFor<T>,
             game: GameId,
             proof: BoundedVec<u8, T::MaxStepProofBytes>,
+        ) -> DispatchResultWithPostInfo {
+            let who = ensure_signed(origin)?;
+            Self::do_prove_element(who, game, &proof)?;
+            // A due protocol move that succeeds is free: fees never price the
+            // protocol's own work out, and failed moves (junk, late) pay.
+            Ok(Pays::No.into())
+        }
+
+        /// Declare the models you serve and how many requests you work on at once:
+        /// requests for a model are drawn only among its servers with a free slot.
+        ///
+        /// **Origin**: signed, an active executor.
+        /// **Details**: replaces the previous declaration; every model must be registered
+        /// and active. An empty list pauses the executor (it still answers what it has).
+        /// **Errors**: `NotExecutor`, `NotActiveExecutor`, `ZeroCapacity`,
+        /// `DuplicateModel`, `UnknownModel`, `ModelNotActive`.
+        /// **Events**: `ServiceDeclared`.
+        #[pallet::call_index(14)]
+        #[pallet::weight(T::WeightInfo::serve(models.len() as u32))]
+        pub fn serve(
+            origin: OriginFor<T>,
+            models: BoundedVec<ModelId, T::MaxServedModels>,
+            capacity: u32,
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
-            Self::do_prove_element(who, game, &proof)
+            Self::do_serve(who, models, capacity)
+        }
+
+        /// Ask for one inference of `model_id` per input, all at the model's fee (at
+        /// most `max_fee` each); all are taken or none.
+        ///
+        /// **Origin**: signed, the requester.
+        /// **Details**: as `request_inference` for each input (each its own request, id,
+        /// executor draw, fee hold and storage deposit); one signature, one model check.
+        /// **Errors**: `EmptyBatch` and those of `request_inference`, for the first input
+        /// that fails.
+        /// **Events**: `RequestSubmitted` per input.
+        #[pallet::call_index(16)]
+        #[pallet::weight(Pallet::<T>::request_batch_weight(inputs))]
+        pub fn request_batch(
+            origin: OriginFor<T>,
+            model_id: ModelId,
+            inputs: BoundedVec<BoundedVec<u8, T::MaxInputBytes>, T::MaxBatchSize>,
+            max_fee: BalanceOf<T>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_request_batch(who, model_id, inputs.into_inner(), max_fee).map(|_| ())
+        }
+
+        /// Hand back an assigned request your node cannot serve (the model is missing
+        /// from its store, or it cannot build the registered plan), before its deadline:
+        /// the request goes to another executor at once, you stop serving the model, and
+        /// you lose `ReleaseSlash` instead of `MissedDeadlineSlash`.
+        ///
+        /// **Origin**: signed, the assigned executor.
+        /// **Errors**: `UnknownRequest`, `NotPending`, `NotAssignedExecutor`,
+        /// `ResultTooLate`.
+        /// **Events**: `Slashed`, `AssignmentReleased`, then `RequestReassigned` or
+        /// `RequestExpired`.
+        #[pallet::call_index(15)]
+        #[pallet::weight((T::WeightInfo::release_assignment(), DispatchClass::Operational))]
+        pub fn release_assignment(
+            origin: OriginFor<T>,
+            id: RequestId,
+        ) -> DispatchResultWithPostInfo {
+            let who = ensure_signed(origin)?;
+            Self::do_release(who, id)?;
+            // A due protocol move that succeeds is free: fees never price the
+            // protocol's own work out, and failed moves (junk, late) pay.
+            Ok(Pays::No.into())
         }
     }
 }

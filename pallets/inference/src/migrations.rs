@@ -1,5 +1,8 @@
 //! Storage migrations of the inference pallet.
 //!
+//! **v1 → v2** (runtime 102, executors declare what they serve): each executor's pending
+//! requests are counted into its new service record (`RecountPending`).
+//!
 //! **v0 → v1** (runtime 101, the jury removed): every open jury dispute is settled with
 //! nobody convicted — the jurors' and the challenger's duties end, the challenger's bond
 //! comes back, the executor goes unpaid and the requester is refunded in full (the
@@ -191,6 +194,41 @@ pub type RemoveJury<T> = VersionedMigration<
     <T as frame_system::Config>::DbWeight,
 >;
 
+/// Counts each executor's pending requests into its (new) service record, so that an
+/// executor that declares `serve` after the upgrade is not assigned beyond its capacity
+/// by requests taken before it; unversioned, wrapped in [`RecountPending`]. Executors
+/// serve nothing until they declare (`serve`): until then requests find no executor
+/// (`NoExecutors`) and hold nothing.
+pub struct RecountPendingUnchecked<T>(core::marker::PhantomData<T>);
+
+impl<T: Config> UncheckedOnRuntimeUpgrade for RecountPendingUnchecked<T> {
+    fn on_runtime_upgrade() -> Weight {
+        let mut pending: alloc::collections::BTreeMap<T::AccountId, u32> = Default::default();
+        let mut requests = 0u64;
+        for (_, request) in Requests::<T>::iter() {
+            requests += 1;
+            if matches!(request.status, RequestStatus::Pending { .. }) {
+                *pending.entry(request.executor).or_default() += 1;
+            }
+        }
+        let executors = pending.len() as u64;
+        for (who, n) in pending {
+            Service::<T>::mutate(&who, |s| s.pending = n);
+        }
+        log::info!(target: LOG_TARGET, "migration v2: pending requests counted for {executors} executors");
+        T::DbWeight::get().reads_writes(requests + executors, executors)
+    }
+}
+
+/// v1 → v2, run once: [`RecountPendingUnchecked`].
+pub type RecountPending<T> = VersionedMigration<
+    1,
+    2,
+    RecountPendingUnchecked<T>,
+    Pallet<T>,
+    <T as frame_system::Config>::DbWeight,
+>;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -202,10 +240,7 @@ mod tests {
     fn an_open_jury_dispute_is_settled_with_everyone_refunded() {
         build_and_execute(|| {
             for e in 10..=15 {
-                frame_support::assert_ok!(Inference::register_executor(
-                    RuntimeOrigin::signed(e),
-                    1_000
-                ));
+                frame_support::assert_ok!(bond_and_serve(e, 1_000));
             }
             let id = crate::NextRequestId::<Test>::get();
             frame_support::assert_ok!(Inference::request_inference(
@@ -284,5 +319,58 @@ mod tests {
             RemoveJury::<Test>::on_runtime_upgrade();
             assert_eq!(StorageVersion::get::<Inference>(), StorageVersion::new(1));
         });
+    }
+
+    #[test]
+    fn pending_requests_from_before_service_records_are_counted() {
+        build_and_execute(|| {
+            for e in 10..=12 {
+                frame_support::assert_ok!(bond_and_serve(e, 1_000));
+            }
+            let ids: Vec<u64> = (0..6)
+                .map(|i| {
+                    let id = crate::NextRequestId::<Test>::get();
+                    frame_support::assert_ok!(Inference::request_inference(
+                        RuntimeOrigin::signed(1),
+                        TENSOR_MODEL,
+                        tensor(&[i as f32]).try_into().unwrap(),
+                        FEE
+                    ));
+                    id
+                })
+                .collect();
+            // As before v2: service records (and their counts) did not exist.
+            let before: Vec<(AccountId, u32)> = (10..=12)
+                .map(|e| (e, crate::Service::<Test>::get(e).pending))
+                .collect();
+            crate::Service::<Test>::mutate(10, |s| s.pending = 0);
+            crate::Service::<Test>::mutate(11, |s| s.pending = 0);
+            crate::Service::<Test>::mutate(12, |s| s.pending = 0);
+            StorageVersion::new(1).put::<Inference>();
+
+            RecountPending::<Test>::on_runtime_upgrade();
+
+            assert_eq!(StorageVersion::get::<Inference>(), StorageVersion::new(2));
+            for (e, n) in before {
+                assert_eq!(crate::Service::<Test>::get(e).pending, n);
+            }
+            assert_eq!(
+                before_total(&ids),
+                (10..=12)
+                    .map(|e| crate::Service::<Test>::get(e).pending)
+                    .sum::<u32>()
+            );
+        });
+    }
+
+    fn before_total(ids: &[u64]) -> u32 {
+        ids.iter()
+            .filter(|id| {
+                matches!(
+                    crate::Requests::<Test>::get(**id).unwrap().status,
+                    RequestStatus::Pending { .. }
+                )
+            })
+            .count() as u32
     }
 }

@@ -88,7 +88,7 @@ impl frame_system::offchain::AppCrypto<UintAuthorityId, TestSignature> for TestA
 }
 
 parameter_types! {
-    pub const MaxModels: u32 = 8;
+    pub const MaxModels: u32 = 32;
     pub const MaxInputBytes: u32 = 1024;
     pub const MaxOutputBytes: u32 = 1024;
 }
@@ -142,6 +142,15 @@ parameter_types! {
     pub const OffchainRetryBlocks: u32 = 2;
     pub const MoveTimeout: u64 = 2;
     pub const MaxStepProofBytes: u32 = 16 * 1024;
+    pub const MaxServedModels: u32 = 4;
+    pub const DutyPriority: u64 = u64::MAX / 2;
+    pub const ReleaseSlash: Balance = 2;
+    pub const MaxBatchSize: u32 = 8;
+    pub const MaxRequestsPerBlock: u32 = 64;
+    pub const MaxMissedInRow: u32 = 3;
+    // Zero unless a test sets them (deposit tests do).
+    pub static RequestDepositBase: Balance = 0;
+    pub static DepositPerByte: Balance = 0;
 }
 
 /// The tests' referee. A step descriptor is a tag byte and anything after it:
@@ -276,6 +285,14 @@ impl pallet_inference::Config for Test {
     type Referee = TestReferee;
     type MoveTimeout = MoveTimeout;
     type MaxStepProofBytes = MaxStepProofBytes;
+    type DutyPriority = DutyPriority;
+    type ReleaseSlash = ReleaseSlash;
+    type MaxBatchSize = MaxBatchSize;
+    type MaxRequestsPerBlock = MaxRequestsPerBlock;
+    type MaxServedModels = MaxServedModels;
+    type MaxMissedInRow = MaxMissedInRow;
+    type RequestDepositBase = RequestDepositBase;
+    type DepositPerByte = DepositPerByte;
     type WeightInfo = ();
 }
 
@@ -323,6 +340,8 @@ pub fn submit(who: u64, id: u64, output: Vec<u8>) -> frame_support::dispatch::Di
         trace,
         Default::default(),
     )
+    .map(|_| ())
+    .map_err(|e| e.error)
 }
 
 fn tensor_io(name: &[u8], max: u32) -> IoSpec {
@@ -359,6 +378,25 @@ pub fn model_spec(id: H256, input: IoSpec, max_input_bytes: u32) -> ModelSpec<Ba
         },
         artifact_uri: None,
     }
+}
+
+/// The models a test executor serves: every model of the mock registry.
+pub const ALL_MODELS: [H256; 4] = [TENSOR_MODEL, TEXT_MODEL, GAME_MODEL, BARE_MODEL];
+
+/// Capacity of a test executor: more than any test assigns it.
+pub const TEST_CAPACITY: u32 = 1_000;
+
+/// Bonds `bond` from `who` and serves every test model.
+pub fn bond_and_serve(who: AccountId, bond: Balance) -> frame_support::dispatch::DispatchResult {
+    Inference::register_executor(RuntimeOrigin::signed(who), bond)?;
+    Inference::serve(
+        RuntimeOrigin::signed(who),
+        ALL_MODELS
+            .to_vec()
+            .try_into()
+            .expect("MaxServedModels is 4"),
+        TEST_CAPACITY,
+    )
 }
 
 /// A canonical f32 [1, n] payload.

@@ -35,7 +35,7 @@ use frame_support::pallet_prelude::*;
 use frame_system::{offchain::Account, pallet_prelude::BlockNumberFor};
 use inferchain_primitives::{
     dispute::{PlanStep, RefereePath, StepReferee, TraceCommitment},
-    host::{inference, TraceAnswer, TraceAsk, TraceRun, TracedModel},
+    host::{inference, InferenceError, TraceAnswer, TraceAsk, TraceRun, TracedModel},
     merkle::Hash,
     model::ModelRegistry,
     RequestId,
@@ -105,6 +105,18 @@ impl<T: Config> Pallet<T> {
         }
     }
 
+    /// Whether `e` means this node cannot serve the model at all (not a passing failure
+    /// of one run): the model is not in its store and cannot be fetched, or its engine
+    /// cannot reproduce the registered numerics or dispute plan.
+    fn cannot_serve(e: &InferenceError) -> bool {
+        matches!(
+            e,
+            InferenceError::ModelUnavailable
+                | InferenceError::UnsupportedNumerics
+                | InferenceError::NoDisputePlan
+        )
+    }
+
     fn commit(id: RequestId, model: &TracedModel, input: &[u8], run: TraceRun) -> Option<Commit> {
         match Self::trace_ask(id, model, input, run, TraceAsk::Commit)? {
             TraceAnswer::Commit {
@@ -133,9 +145,33 @@ impl<T: Config> Pallet<T> {
         if run != TraceRun::Honest {
             log::warn!(target: LOG_TARGET, "request {id}: posting a wrong traced result ({run:?}, --executor-fault wrong-output)");
         }
-        // Logged; retrying soon would not change it.
-        let Some(commit) = Self::commit(id, model, &request.input, run) else {
-            return Some(());
+        let commit = match inference::trace(model.clone(), &request.input, run, TraceAsk::Commit) {
+            Ok(TraceAnswer::Commit {
+                output,
+                trace,
+                output_path,
+            }) => Commit {
+                output,
+                trace,
+                output_path,
+            },
+            // A node that cannot serve the model at all says so on chain before its
+            // deadline (a small slash, the request re-drawn at once) instead of missing it.
+            Err(e) if Self::cannot_serve(&e) => {
+                log::error!(
+                    target: LOG_TARGET,
+                    "request {id}: this node cannot serve model {:?} ({e:?}); handing the request \
+                     back (`release_assignment`) and no longer serving the model. Import the model into the \
+                     node's model store and declare it again with `serve`.",
+                    model.model
+                );
+                return Self::send(account, Call::release_assignment { id });
+            }
+            // Logged; retrying soon would not change it.
+            other => {
+                log::warn!(target: LOG_TARGET, "request {id}: no traced result from this node ({other:?})");
+                return Some(());
+            }
         };
         if let Err(e) = Self::check_output(&request.model, &commit.output) {
             log::error!(target: LOG_TARGET, "request {id}: the traced output does not fit the model's output spec ({e:?}); not posting it");

@@ -140,10 +140,7 @@ fn dispatch((who, call): Sent) {
 
 pub(crate) fn register(executors: &[AccountId]) {
     for e in executors {
-        assert_ok!(Inference::register_executor(
-            RuntimeOrigin::signed(*e),
-            1_000
-        ));
+        assert_ok!(bond_and_serve(*e, 1_000));
     }
 }
 
@@ -257,7 +254,7 @@ fn a_no_output_fault_stays_silent() {
 }
 
 #[test]
-fn a_missing_model_is_skipped_with_one_attempt_per_lock_period() {
+fn a_node_without_the_model_hands_the_request_back_once_instead_of_missing_it() {
     let runner = Arc::new(Doubler {
         unavailable: true,
         ..Default::default()
@@ -268,14 +265,31 @@ fn a_missing_model_is_skipped_with_one_attempt_per_lock_period() {
         let id = request(&[1.0]);
         let executor = Requests::<Test>::get(id).unwrap().executor;
         run_worker(&[executor]);
-        run_to_block(2);
+        let sent = drain();
+        assert_eq!(
+            sent,
+            vec![(
+                executor,
+                RuntimeCall::Inference(Call::release_assignment { id })
+            )]
+        );
+        // Not asked again inside the lock period.
         run_worker(&[executor]);
         assert!(drain().is_empty());
+        assert_eq!(runner.runs.load(Ordering::SeqCst), 1);
+        // On chain: a small slash, the model dropped, the request re-drawn at once.
+        sent.into_iter().for_each(dispatch);
+        let request = Requests::<Test>::get(id).unwrap();
+        assert_ne!(request.executor, executor);
+        assert_eq!(request.attempt, 2);
+        assert!(!crate::Service::<Test>::get(executor)
+            .models
+            .contains(&TENSOR_MODEL));
         assert_eq!(
-            runner.runs.load(Ordering::SeqCst),
-            1,
-            "not retried inside the lock period"
+            crate::Executors::<Test>::get(executor).unwrap().bond,
+            1_000 - ReleaseSlash::get()
         );
+        Inference::do_try_state().unwrap();
     });
 }
 

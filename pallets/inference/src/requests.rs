@@ -1,7 +1,10 @@
 //! Requests and results: taking a request, posting a result, finalizing, reassigning
 //! after a missed deadline, expiring and pruning.
 
-use crate::{pallet::*, Deadline, InferenceResult, Request, RequestStatus, LOG_TARGET};
+use crate::{
+    pallet::*, service::AssignmentEnd, Deadline, InferenceResult, Request, RequestStatus,
+    LOG_TARGET,
+};
 use codec::Encode;
 use frame_support::pallet_prelude::*;
 use frame_system::pallet_prelude::BlockNumberFor;
@@ -9,10 +12,10 @@ use inferchain_primitives::{
     blake2_256,
     dispute::TraceCommitment,
     io::{validate_encoded, IoError},
-    model::{ModelRegistry, ModelStatus},
+    model::{ModelRegistry, ModelSpec, ModelStatus},
     ModelId, RequestId, H256,
 };
-use sp_runtime::traits::Saturating;
+use sp_runtime::traits::{Saturating, Zero};
 
 impl<T: Config> Pallet<T> {
     fn input_error(e: IoError) -> Error<T> {
@@ -28,6 +31,20 @@ impl<T: Config> Pallet<T> {
             | IoError::Shape { .. }
             | IoError::DataLength { .. } => Error::<T>::InputSpecMismatch,
         }
+    }
+
+    /// The weight of a batch: per input as benchmarked (`request_batch`, small inputs),
+    /// plus each input byte at `request_inference`'s cost per byte.
+    pub(crate) fn request_batch_weight(
+        inputs: &[BoundedVec<u8, T::MaxInputBytes>],
+    ) -> frame_support::weights::Weight {
+        use crate::WeightInfo;
+        let bytes = inputs
+            .iter()
+            .fold(0u32, |acc, i| acc.saturating_add(i.len() as u32));
+        let per_byte = T::WeightInfo::request_inference(bytes)
+            .saturating_sub(T::WeightInfo::request_inference(0));
+        T::WeightInfo::request_batch(inputs.len() as u32).saturating_add(per_byte)
     }
 
     /// Checks an output against the model of request `model`.
@@ -48,25 +65,75 @@ impl<T: Config> Pallet<T> {
         input: BoundedVec<u8, T::MaxInputBytes>,
         max_fee: BalanceOf<T>,
     ) -> Result<RequestId, DispatchError> {
-        let (spec, status) = T::Models::model(&model).ok_or(Error::<T>::UnknownModel)?;
+        let spec = Self::requestable(&model, max_fee)?;
+        Self::open_request(&requester, model, &spec, input)
+    }
+
+    /// Requests of `model`, one per input, all or none (`request_batch`).
+    pub(crate) fn do_request_batch(
+        requester: T::AccountId,
+        model: ModelId,
+        inputs: alloc::vec::Vec<BoundedVec<u8, T::MaxInputBytes>>,
+        max_fee: BalanceOf<T>,
+    ) -> Result<alloc::vec::Vec<RequestId>, DispatchError> {
+        ensure!(!inputs.is_empty(), Error::<T>::EmptyBatch);
+        let spec = Self::requestable(&model, max_fee)?;
+        inputs
+            .into_iter()
+            .map(|input| Self::open_request(&requester, model, &spec, input))
+            .collect()
+    }
+
+    /// The spec of `model` if it takes requests at a fee of at most `max_fee`.
+    fn requestable(
+        model: &ModelId,
+        max_fee: BalanceOf<T>,
+    ) -> Result<ModelSpec<BalanceOf<T>>, DispatchError> {
+        let (spec, status) = T::Models::model(model).ok_or(Error::<T>::UnknownModel)?;
         ensure!(status == ModelStatus::Active, Error::<T>::ModelNotActive);
         // A result nobody could dispute would be trusted blindly: no commitments, no
         // requests.
         ensure!(
-            T::Models::commitments(&model).is_some(),
+            T::Models::commitments(model).is_some(),
             Error::<T>::NoCommitments
         );
+        ensure!(spec.fee <= max_fee, Error::<T>::FeeAboveMax);
+        Ok(spec)
+    }
+
+    /// Takes one request of `model` (checked by `requestable`) on `input`: checks the
+    /// input, draws its executor, holds its fee and storage deposit.
+    fn open_request(
+        requester: &T::AccountId,
+        model: ModelId,
+        spec: &ModelSpec<BalanceOf<T>>,
+        input: BoundedVec<u8, T::MaxInputBytes>,
+    ) -> Result<RequestId, DispatchError> {
         ensure!(
             input.len() <= spec.max_input_bytes as usize,
             Error::<T>::InputTooLarge
         );
         validate_encoded(&input, &spec.input).map_err(Self::input_error)?;
-        ensure!(spec.fee <= max_fee, Error::<T>::FeeAboveMax);
+        let taken = RequestsInBlock::<T>::get();
+        ensure!(
+            taken < T::MaxRequestsPerBlock::get(),
+            Error::<T>::BlockRequestLimit
+        );
+        RequestsInBlock::<T>::put(taken.saturating_add(1));
+        let requester = requester.clone();
 
         let id = NextRequestId::<T>::get();
-        let executor = Self::pick_executor(&(b"assign", id, 1u32).encode(), &[])
+        let executor = Self::pick_executor(&model, &(b"assign", id, 1u32).encode(), &[])
             .ok_or(Error::<T>::NoExecutors)?;
         Self::hold(HoldReason::RequestFee, &requester, spec.fee)?;
+        // The bytes the request and its result may keep in state until pruned.
+        let stored = input.len().saturating_add(spec.max_output_bytes as usize) as u32;
+        let deposit = T::RequestDepositBase::get()
+            .saturating_add(T::DepositPerByte::get().saturating_mul(stored.into()));
+        if !deposit.is_zero() {
+            Self::hold(HoldReason::StorageDeposit, &requester, deposit)?;
+            RequestDeposits::<T>::insert(id, deposit);
+        }
 
         let now = frame_system::Pallet::<T>::block_number();
         let deadline = now.saturating_add(T::ExecutionTimeout::get());
@@ -87,6 +154,7 @@ impl<T: Config> Pallet<T> {
         );
         NextRequestId::<T>::put(id.saturating_add(1));
         Self::add_obligation(&executor);
+        Self::start_assignment(&executor);
         Self::schedule(deadline, id, Deadline::Execution);
         Self::deposit_event(Event::RequestSubmitted {
             id,
@@ -115,6 +183,9 @@ impl<T: Config> Pallet<T> {
         ensure!(now < deadline, Error::<T>::ResultTooLate);
         Self::check_output(&request.model, &output)?;
         Self::check_trace(&request.model, &output, &trace, &output_path)?;
+        Self::end_assignment(&who, AssignmentEnd::Answered, now);
+        // Its execution deadline needs no handling any more.
+        DeadlineQueue::<T>::remove(deadline, id);
 
         let window_end = now.saturating_add(T::ChallengePeriod::get());
         let output_hash = H256(blake2_256(&output));
@@ -199,7 +270,8 @@ impl<T: Config> Pallet<T> {
             matches!(T::Models::model(&request.model), Some((_, s)) if s != ModelStatus::Retired);
         let next = if request.attempt < T::MaxAttempts::get() && model_active {
             let attempt = request.attempt.saturating_add(1);
-            Self::pick_executor(&(b"assign", id, attempt).encode(), exclude).map(|e| (e, attempt))
+            Self::pick_executor(&request.model, &(b"assign", id, attempt).encode(), exclude)
+                .map(|e| (e, attempt))
         } else {
             None
         };
@@ -211,6 +283,7 @@ impl<T: Config> Pallet<T> {
                 request.status = RequestStatus::Pending { deadline };
                 Requests::<T>::insert(id, request);
                 Self::add_obligation(&to);
+                Self::start_assignment(&to);
                 Self::schedule(deadline, id, Deadline::Execution);
                 Self::deposit_event(Event::RequestReassigned {
                     id,
@@ -260,6 +333,7 @@ impl<T: Config> Pallet<T> {
         let unanswerable = T::Models::commitments(&request.model).is_none();
         if retired || unanswerable {
             // Nobody is to blame: the model went away under the request.
+            Self::end_assignment(&request.executor, AssignmentEnd::Void, now);
             Self::remove_obligation(&request.executor);
             Self::expire(id, request, now);
             return;
@@ -271,6 +345,7 @@ impl<T: Config> Pallet<T> {
             now,
         );
         Self::burn_from_hold(HoldReason::ExecutorBond, &request.executor, slashed);
+        Self::end_assignment(&request.executor, AssignmentEnd::Missed, now);
         let exclude = [request.executor.clone()];
         Self::reassign_or_expire(id, &exclude, now);
     }
@@ -299,12 +374,23 @@ impl<T: Config> Pallet<T> {
 
     /// Removes a settled request's records.
     pub(crate) fn prune(id: RequestId) {
-        let settled = Requests::<T>::get(id).is_some_and(|r| !r.status.holds_fee());
-        if settled {
-            Requests::<T>::remove(id);
-            Results::<T>::remove(id);
-            ResultTraces::<T>::remove(id);
-            Self::deposit_event(Event::RequestPruned { id });
+        let Some(request) = Requests::<T>::get(id).filter(|r| !r.status.holds_fee()) else {
+            return;
+        };
+        Requests::<T>::remove(id);
+        Results::<T>::remove(id);
+        ResultTraces::<T>::remove(id);
+        let deposit_returned = RequestDeposits::<T>::take(id).unwrap_or_default();
+        if !deposit_returned.is_zero() {
+            Self::release(
+                HoldReason::StorageDeposit,
+                &request.requester,
+                deposit_returned,
+            );
         }
+        Self::deposit_event(Event::RequestPruned {
+            id,
+            deposit_returned,
+        });
     }
 }

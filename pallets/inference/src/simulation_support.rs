@@ -44,7 +44,7 @@ pub fn rebond_deactivated(adversaries: impl Iterator<Item = AccountId>, now: u64
             if now >= until
                 && info.obligations == 0
                 && Inference::withdraw_bond(signed(who)).is_ok()
-                && Inference::register_executor(signed(who), 1_000).is_ok()
+                && bond_and_serve(who, 1_000).is_ok()
             {
                 rebonds += 1;
             }

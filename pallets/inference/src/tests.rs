@@ -17,10 +17,7 @@ fn bounded<S: frame_support::traits::Get<u32>>(v: Vec<u8>) -> BoundedVec<u8, S> 
 
 fn register(executors: &[AccountId]) {
     for e in executors {
-        assert_ok!(Inference::register_executor(
-            RuntimeOrigin::signed(*e),
-            1_000
-        ));
+        assert_ok!(bond_and_serve(*e, 1_000));
     }
 }
 
@@ -424,7 +421,13 @@ fn an_unchallenged_result_is_finalized_and_paid_after_the_window() {
         run_to_block(15);
         assert!(Requests::<Test>::get(id).is_none());
         assert!(Results::<Test>::get(id).is_none());
-        System::assert_last_event(Event::RequestPruned { id }.into());
+        System::assert_last_event(
+            Event::RequestPruned {
+                id,
+                deposit_returned: 0,
+            }
+            .into(),
+        );
     });
 }
 
@@ -489,7 +492,7 @@ fn a_model_retired_under_a_pending_request_refunds_without_slashing() {
 #[test]
 fn an_executor_slashed_below_the_minimum_is_deactivated() {
     build_and_execute(|| {
-        assert_ok!(Inference::register_executor(RuntimeOrigin::signed(10), 105));
+        assert_ok!(bond_and_serve(10, 105));
         let id = request(1, tensor(&[1.0]));
         assert_eq!(executor_of(id), 10);
         run_to_block(4);

@@ -30,6 +30,33 @@ pub struct ExecutorInfo<Balance, BlockNumber> {
     pub obligations: u32,
 }
 
+/// What an executor serves (`serve`), and its load and liveness.
+#[derive(
+    frame_support::CloneNoBound,
+    frame_support::PartialEqNoBound,
+    frame_support::EqNoBound,
+    frame_support::DebugNoBound,
+    frame_support::DefaultNoBound,
+    Encode,
+    Decode,
+    MaxEncodedLen,
+    TypeInfo,
+)]
+#[scale_info(skip_type_params(MaxServed))]
+pub struct ServiceInfo<MaxServed: frame_support::traits::Get<u32>> {
+    /// The models it is drawn for.
+    pub models: BoundedVec<ModelId, MaxServed>,
+    /// The most requests it works on at once (assigned, result not yet posted).
+    pub capacity: u32,
+    /// Requests assigned to it whose result it has not posted yet.
+    pub pending: u32,
+    /// Blocks with a missed deadline since its last result posted in time (several
+    /// misses in one block count once: a burst of assignments is one lapse).
+    pub missed_in_row: u32,
+    /// The last block a miss was counted in.
+    pub last_miss: u64,
+}
+
 /// Where a request is in its lifecycle. Each request is in exactly one of these.
 /// (Index 2 was `Disputed`, the jury's, removed with it; the indices of the others are
 /// kept.)

@@ -15,6 +15,9 @@ pub trait WeightInfo {
     fn register_executor() -> Weight;
     fn unregister_executor() -> Weight;
     fn withdraw_bond() -> Weight;
+    fn serve(m: u32, ) -> Weight;
+    fn request_batch(n: u32, ) -> Weight;
+    fn release_assignment() -> Weight;
     fn request_inference(n: u32, ) -> Weight;
     fn on_initialize(k: u32, ) -> Weight;
     fn submit_traced_result(n: u32, ) -> Weight;
@@ -29,146 +32,197 @@ pub trait WeightInfo {
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
     fn register_executor() -> Weight {
-        // Measured proof size: 5556; minimum time 62_544 ns.
-        Weight::from_parts(65_208_000, 5583)
+        // Measured proof size: 5623; minimum time 60_881 ns.
+        Weight::from_parts(66_759_000, 5583)
             .saturating_add(T::DbWeight::get().reads(4_u64))
             .saturating_add(T::DbWeight::get().writes(4_u64))
     }
     fn unregister_executor() -> Weight {
-        // Measured proof size: 4829; minimum time 21_111 ns.
-        Weight::from_parts(23_095_000, 5583)
-            .saturating_add(T::DbWeight::get().reads(2_u64))
-            .saturating_add(T::DbWeight::get().writes(2_u64))
+        // Measured proof size: 13307; minimum time 103_784 ns.
+        Weight::from_parts(124_085_000, 139438)
+            .saturating_add(T::DbWeight::get().reads(19_u64))
+            .saturating_add(T::DbWeight::get().writes(18_u64))
     }
     fn withdraw_bond() -> Weight {
-        // Measured proof size: 442; minimum time 41_842 ns.
-        Weight::from_parts(44_707_000, 3593)
+        // Measured proof size: 509; minimum time 40_370 ns.
+        Weight::from_parts(43_374_000, 3593)
             .saturating_add(T::DbWeight::get().reads(3_u64))
-            .saturating_add(T::DbWeight::get().writes(3_u64))
+            .saturating_add(T::DbWeight::get().writes(4_u64))
+    }
+    /// `m` in `[1, 16]`.
+    fn serve(m: u32, ) -> Weight {
+        // Measured proof size: 9033; minimum time 49_544 ns.
+        Weight::from_parts(54_675_418, 4046)
+            .saturating_add(Weight::from_parts(13_149_310, 0).saturating_mul(m.into()))
+            .saturating_add(T::DbWeight::get().reads(2_u64))
+            .saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(m.into())))
+            .saturating_add(T::DbWeight::get().writes(1_u64))
+            .saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(m.into())))
+            .saturating_add(Weight::from_parts(0, 17306).saturating_mul(m.into()))
+    }
+    /// `n` in `[1, 256]`.
+    fn request_batch(n: u32, ) -> Weight {
+        // Measured proof size: 18764; minimum time 150_475 ns.
+        Weight::from_parts(94_011_394, 65339)
+            .saturating_add(Weight::from_parts(86_551_626, 0).saturating_mul(n.into()))
+            .saturating_add(T::DbWeight::get().reads(50_u64))
+            .saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
+            .saturating_add(T::DbWeight::get().writes(46_u64))
+            .saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(n.into())))
+            .saturating_add(Weight::from_parts(0, 1275).saturating_mul(n.into()))
+    }
+    fn release_assignment() -> Weight {
+        // Measured proof size: 12200; minimum time 286_388 ns.
+        Weight::from_parts(310_513_000, 139438)
+            .saturating_add(T::DbWeight::get().reads(26_u64))
+            .saturating_add(T::DbWeight::get().writes(28_u64))
     }
     /// `n` in `[1, 65504]`.
     fn request_inference(n: u32, ) -> Weight {
-        // Measured proof size: 15371; minimum time 512_094 ns.
-        Weight::from_parts(544_815_896, 327134)
-            .saturating_add(Weight::from_parts(1_827, 0).saturating_mul(n.into()))
-            .saturating_add(T::DbWeight::get().reads(135_u64))
-            .saturating_add(T::DbWeight::get().writes(6_u64))
+        // Measured proof size: 11063; minimum time 218_136 ns.
+        Weight::from_parts(235_535_740, 139438)
+            .saturating_add(Weight::from_parts(1_719, 0).saturating_mul(n.into()))
+            .saturating_add(T::DbWeight::get().reads(25_u64))
+            .saturating_add(T::DbWeight::get().writes(25_u64))
     }
     /// `k` in `[0, 256]`.
     fn on_initialize(k: u32, ) -> Weight {
-        // Measured proof size: 2885; minimum time 29_885 ns.
-        Weight::from_parts(27_421_382, 14005)
-            .saturating_add(Weight::from_parts(68_789_784, 0).saturating_mul(k.into()))
-            .saturating_add(T::DbWeight::get().reads(17_u64))
+        // Measured proof size: 33976; minimum time 50_826 ns.
+        Weight::from_parts(2_187_502_518, 220839)
+            .saturating_add(Weight::from_parts(142_617_637, 0).saturating_mul(k.into()))
+            .saturating_add(T::DbWeight::get().reads(203_u64))
             .saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(k.into())))
-            .saturating_add(T::DbWeight::get().writes(11_u64))
-            .saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(k.into())))
+            .saturating_add(T::DbWeight::get().writes(193_u64))
+            .saturating_add(T::DbWeight::get().writes((7_u64).saturating_mul(k.into())))
             .saturating_add(Weight::from_parts(0, 68188).saturating_mul(k.into()))
     }
     /// `n` in `[1, 65504]`.
     fn submit_traced_result(n: u32, ) -> Weight {
-        // Measured proof size: 1040; minimum time 42_263 ns.
-        Weight::from_parts(47_296_568, 69178)
-            .saturating_add(Weight::from_parts(24_743, 0).saturating_mul(n.into()))
-            .saturating_add(T::DbWeight::get().reads(3_u64))
-            .saturating_add(T::DbWeight::get().writes(4_u64))
+        // Measured proof size: 3548; minimum time 114_721 ns.
+        Weight::from_parts(124_530_294, 139438)
+            .saturating_add(Weight::from_parts(23_376, 0).saturating_mul(n.into()))
+            .saturating_add(T::DbWeight::get().reads(21_u64))
+            .saturating_add(T::DbWeight::get().writes(21_u64))
     }
     /// `n` in `[1, 65504]`.
     fn open_game(n: u32, ) -> Weight {
-        // Measured proof size: 7815; minimum time 121_331 ns.
-        Weight::from_parts(132_187_386, 69178)
-            .saturating_add(Weight::from_parts(24_360, 0).saturating_mul(n.into()))
+        // Measured proof size: 8693; minimum time 119_558 ns.
+        Weight::from_parts(136_822_266, 69178)
+            .saturating_add(Weight::from_parts(23_462, 0).saturating_mul(n.into()))
             .saturating_add(T::DbWeight::get().reads(13_u64))
             .saturating_add(T::DbWeight::get().writes(9_u64))
     }
     fn reveal() -> Weight {
-        // Measured proof size: 889; minimum time 20_571 ns.
-        Weight::from_parts(23_055_000, 69178)
+        // Measured proof size: 922; minimum time 20_580 ns.
+        Weight::from_parts(22_684_000, 69178)
             .saturating_add(T::DbWeight::get().reads(2_u64))
             .saturating_add(T::DbWeight::get().writes(2_u64))
     }
     fn prove_step() -> Weight {
-        // Measured proof size: 17414; minimum time 7_756_725 ns.
-        Weight::from_parts(8_021_840_000, 327134)
-            .saturating_add(T::DbWeight::get().reads(141_u64))
-            .saturating_add(T::DbWeight::get().writes(16_u64))
+        // Measured proof size: 14043; minimum time 7_129_098 ns.
+        Weight::from_parts(7_490_268_000, 139438)
+            .saturating_add(T::DbWeight::get().reads(33_u64))
+            .saturating_add(T::DbWeight::get().writes(33_u64))
     }
     fn reveal_output() -> Weight {
-        // Measured proof size: 1123; minimum time 37_686 ns.
-        Weight::from_parts(45_538_000, 69178)
+        // Measured proof size: 1156; minimum time 36_945 ns.
+        Weight::from_parts(40_480_000, 69178)
             .saturating_add(T::DbWeight::get().reads(3_u64))
             .saturating_add(T::DbWeight::get().writes(2_u64))
     }
     fn prove_element() -> Weight {
-        // Measured proof size: 17422; minimum time 6_725_566 ns.
-        Weight::from_parts(7_189_018_000, 327134)
-            .saturating_add(T::DbWeight::get().reads(141_u64))
-            .saturating_add(T::DbWeight::get().writes(16_u64))
+        // Measured proof size: 14051; minimum time 6_426_751 ns.
+        Weight::from_parts(6_729_342_000, 139438)
+            .saturating_add(T::DbWeight::get().reads(33_u64))
+            .saturating_add(T::DbWeight::get().writes(33_u64))
     }
 }
 
 // For tests: the same figures over ParityDB's weights.
 impl WeightInfo for () {
     fn register_executor() -> Weight {
-        Weight::from_parts(65_208_000, 5583)
+        Weight::from_parts(66_759_000, 5583)
             .saturating_add(ParityDbWeight::get().reads(4_u64))
             .saturating_add(ParityDbWeight::get().writes(4_u64))
     }
     fn unregister_executor() -> Weight {
-        Weight::from_parts(23_095_000, 5583)
-            .saturating_add(ParityDbWeight::get().reads(2_u64))
-            .saturating_add(ParityDbWeight::get().writes(2_u64))
+        Weight::from_parts(124_085_000, 139438)
+            .saturating_add(ParityDbWeight::get().reads(19_u64))
+            .saturating_add(ParityDbWeight::get().writes(18_u64))
     }
     fn withdraw_bond() -> Weight {
-        Weight::from_parts(44_707_000, 3593)
-            .saturating_add(ParityDbWeight::get().reads(3_u64))
-            .saturating_add(ParityDbWeight::get().writes(3_u64))
-    }
-    fn request_inference(n: u32, ) -> Weight {
-        Weight::from_parts(544_815_896, 327134)
-            .saturating_add(Weight::from_parts(1_827, 0).saturating_mul(n.into()))
-            .saturating_add(ParityDbWeight::get().reads(135_u64))
-            .saturating_add(ParityDbWeight::get().writes(6_u64))
-    }
-    fn on_initialize(k: u32, ) -> Weight {
-        Weight::from_parts(27_421_382, 14005)
-            .saturating_add(Weight::from_parts(68_789_784, 0).saturating_mul(k.into()))
-            .saturating_add(ParityDbWeight::get().reads(17_u64))
-            .saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(k.into())))
-            .saturating_add(ParityDbWeight::get().writes(11_u64))
-            .saturating_add(ParityDbWeight::get().writes((3_u64).saturating_mul(k.into())))
-            .saturating_add(Weight::from_parts(0, 68188).saturating_mul(k.into()))
-    }
-    fn submit_traced_result(n: u32, ) -> Weight {
-        Weight::from_parts(47_296_568, 69178)
-            .saturating_add(Weight::from_parts(24_743, 0).saturating_mul(n.into()))
+        Weight::from_parts(43_374_000, 3593)
             .saturating_add(ParityDbWeight::get().reads(3_u64))
             .saturating_add(ParityDbWeight::get().writes(4_u64))
     }
+    fn serve(m: u32, ) -> Weight {
+        Weight::from_parts(54_675_418, 4046)
+            .saturating_add(Weight::from_parts(13_149_310, 0).saturating_mul(m.into()))
+            .saturating_add(ParityDbWeight::get().reads(2_u64))
+            .saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(m.into())))
+            .saturating_add(ParityDbWeight::get().writes(1_u64))
+            .saturating_add(ParityDbWeight::get().writes((2_u64).saturating_mul(m.into())))
+            .saturating_add(Weight::from_parts(0, 17306).saturating_mul(m.into()))
+    }
+    fn request_batch(n: u32, ) -> Weight {
+        Weight::from_parts(94_011_394, 65339)
+            .saturating_add(Weight::from_parts(86_551_626, 0).saturating_mul(n.into()))
+            .saturating_add(ParityDbWeight::get().reads(50_u64))
+            .saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(n.into())))
+            .saturating_add(ParityDbWeight::get().writes(46_u64))
+            .saturating_add(ParityDbWeight::get().writes((4_u64).saturating_mul(n.into())))
+            .saturating_add(Weight::from_parts(0, 1275).saturating_mul(n.into()))
+    }
+    fn release_assignment() -> Weight {
+        Weight::from_parts(310_513_000, 139438)
+            .saturating_add(ParityDbWeight::get().reads(26_u64))
+            .saturating_add(ParityDbWeight::get().writes(28_u64))
+    }
+    fn request_inference(n: u32, ) -> Weight {
+        Weight::from_parts(235_535_740, 139438)
+            .saturating_add(Weight::from_parts(1_719, 0).saturating_mul(n.into()))
+            .saturating_add(ParityDbWeight::get().reads(25_u64))
+            .saturating_add(ParityDbWeight::get().writes(25_u64))
+    }
+    fn on_initialize(k: u32, ) -> Weight {
+        Weight::from_parts(2_187_502_518, 220839)
+            .saturating_add(Weight::from_parts(142_617_637, 0).saturating_mul(k.into()))
+            .saturating_add(ParityDbWeight::get().reads(203_u64))
+            .saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(k.into())))
+            .saturating_add(ParityDbWeight::get().writes(193_u64))
+            .saturating_add(ParityDbWeight::get().writes((7_u64).saturating_mul(k.into())))
+            .saturating_add(Weight::from_parts(0, 68188).saturating_mul(k.into()))
+    }
+    fn submit_traced_result(n: u32, ) -> Weight {
+        Weight::from_parts(124_530_294, 139438)
+            .saturating_add(Weight::from_parts(23_376, 0).saturating_mul(n.into()))
+            .saturating_add(ParityDbWeight::get().reads(21_u64))
+            .saturating_add(ParityDbWeight::get().writes(21_u64))
+    }
     fn open_game(n: u32, ) -> Weight {
-        Weight::from_parts(132_187_386, 69178)
-            .saturating_add(Weight::from_parts(24_360, 0).saturating_mul(n.into()))
+        Weight::from_parts(136_822_266, 69178)
+            .saturating_add(Weight::from_parts(23_462, 0).saturating_mul(n.into()))
             .saturating_add(ParityDbWeight::get().reads(13_u64))
             .saturating_add(ParityDbWeight::get().writes(9_u64))
     }
     fn reveal() -> Weight {
-        Weight::from_parts(23_055_000, 69178)
+        Weight::from_parts(22_684_000, 69178)
             .saturating_add(ParityDbWeight::get().reads(2_u64))
             .saturating_add(ParityDbWeight::get().writes(2_u64))
     }
     fn prove_step() -> Weight {
-        Weight::from_parts(8_021_840_000, 327134)
-            .saturating_add(ParityDbWeight::get().reads(141_u64))
-            .saturating_add(ParityDbWeight::get().writes(16_u64))
+        Weight::from_parts(7_490_268_000, 139438)
+            .saturating_add(ParityDbWeight::get().reads(33_u64))
+            .saturating_add(ParityDbWeight::get().writes(33_u64))
     }
     fn reveal_output() -> Weight {
-        Weight::from_parts(45_538_000, 69178)
+        Weight::from_parts(40_480_000, 69178)
             .saturating_add(ParityDbWeight::get().reads(3_u64))
             .saturating_add(ParityDbWeight::get().writes(2_u64))
     }
     fn prove_element() -> Weight {
-        Weight::from_parts(7_189_018_000, 327134)
-            .saturating_add(ParityDbWeight::get().reads(141_u64))
-            .saturating_add(ParityDbWeight::get().writes(16_u64))
+        Weight::from_parts(6_729_342_000, 139438)
+            .saturating_add(ParityDbWeight::get().reads(33_u64))
+            .saturating_add(ParityDbWeight::get().writes(33_u64))
     }
 }

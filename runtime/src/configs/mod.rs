@@ -13,11 +13,12 @@ use frame_support::{
     },
 };
 use frame_system::limits::{BlockLength, BlockWeights};
-use pallet_transaction_payment::{ConstFeeMultiplier, FungibleAdapter, Multiplier};
+use pallet_transaction_payment::{FungibleAdapter, Multiplier};
 use sp_consensus_aura::sr25519::AuthorityId as AuraId;
 use sp_runtime::{
     traits::{One, Verify},
-    Perbill,
+    transaction_validity::TransactionPriority,
+    FixedPointNumber, Perbill, Perquintill,
 };
 use sp_version::RuntimeVersion;
 
@@ -106,7 +107,20 @@ impl pallet_balances::Config for Runtime {
 }
 
 parameter_types! {
-    pub FeeMultiplier: Multiplier = Multiplier::one();
+    /// Fees rise while blocks are fuller than a quarter of their normal class (weight or
+    /// length, `fee_adjustment`), and fall back (never below the base fee) when emptier.
+    pub const TargetBlockFullness: Perquintill = Perquintill::from_percent(25);
+    /// One micro-INFER per byte of a transaction, times the fee multiplier: a block
+    /// filled by length (3.75 MiB of normal extrinsics) costs ~3.9 INFER at the base fee.
+    pub const TransactionByteFee: Balance = UNIT / 1_000_000;
+    /// A full block raises the multiplier by ~0.23%: about x2 after 310 full blocks (16
+    /// minutes), x256 (the maximum) after about 2,500 (2 hours) of sustained stuffing.
+    pub AdjustmentVariable: Multiplier = Multiplier::saturating_from_rational(3, 1_000);
+    pub MinimumMultiplier: Multiplier = Multiplier::one();
+    /// At most 256x the base fee: a full block of spam then costs ~1,000 INFER, and the
+    /// upfront fee of the largest protocol move (a 320 KiB step proof, refunded when it
+    /// succeeds) stays under ~90 INFER.
+    pub MaximumMultiplier: Multiplier = Multiplier::saturating_from_integer(256);
 }
 
 impl pallet_transaction_payment::Config for Runtime {
@@ -114,8 +128,8 @@ impl pallet_transaction_payment::Config for Runtime {
     type OnChargeTransaction = FungibleAdapter<Balances, ()>;
     type OperationalFeeMultiplier = ConstU8<5>;
     type WeightToFee = IdentityFee<Balance>;
-    type LengthToFee = IdentityFee<Balance>;
-    type FeeMultiplierUpdate = ConstFeeMultiplier<FeeMultiplier>;
+    type LengthToFee = crate::fee_adjustment::LengthFeeByLoad;
+    type FeeMultiplierUpdate = crate::fee_adjustment::LoadFeeAdjustment;
     type WeightInfo = pallet_transaction_payment::weights::SubstrateWeight<Runtime>;
 }
 
@@ -164,7 +178,13 @@ parameter_types! {
     pub const ProtocolFee: Perbill = Perbill::from_percent(5);
     pub const MaxExecutors: u32 = 128;
     pub const ResultRetention: BlockNumber = HOURS;
-    pub const MaxDeadlinesPerBlock: u32 = 256;
+    /// `MaxAttempts + 1` entries per request a block may take: a request's handled
+    /// entries over its life are its missed execution deadlines (at most `MaxAttempts`)
+    /// and then a window's end and its pruning, or pruning alone after the last miss
+    /// (an answered attempt's deadline entry is removed when it answers). So full blocks
+    /// never grow a backlog; tested from the weights with the block's other work
+    /// (`block_capacity`).
+    pub const MaxDeadlinesPerBlock: u32 = (MaxAttempts::get() + 1) * 224;
     /// A node runs at most this many models after each block...
     pub const MaxOffchainRuns: u32 = 512;
     /// ...and starts none after 2 s of a 3 s block (about 30 MiniLM runs on 2 cores).
@@ -178,6 +198,29 @@ parameter_types! {
     /// A one-step proof: the referee's operand cap (256 KiB) plus the step descriptor
     /// and the Merkle paths.
     pub const MaxStepProofBytes: u32 = inferchain_referee::MAX_OPERAND_BYTES as u32 + 64 * 1024;
+    /// A due protocol move's pool priority: half the range, so that a tip (scaled by
+    /// ChargeTransactionPayment by the transactions per block) outbids it only at
+    /// thousands of INFER per transaction.
+    pub const DutyPriority: TransactionPriority = TransactionPriority::MAX / 2;
+    /// Handing back an assignment the node cannot serve costs a tenth of a miss.
+    pub const ReleaseSlash: Balance = UNIT;
+    /// A batch carries at most 128 inputs (at most a block's `MaxRequestsPerBlock`).
+    pub const MaxBatchSize: u32 = 128;
+    /// A block takes at most 224 requests: what a block's weight sustains, block after
+    /// block, with their results and the queue's budget for them, even if every
+    /// request is missed by every executor it is drawn for and every pool update is
+    /// the costliest (`block_capacity` tests it from the weights: they allow 235).
+    pub const MaxRequestsPerBlock: u32 = 224;
+    /// An executor declares at most 16 models it serves.
+    pub const MaxServedModels: u32 = 16;
+    /// Three missed deadlines in a row deactivate an executor (an offline node stops
+    /// being drawn within one execution timeout of its third assignment).
+    pub const MaxMissedInRow: u32 = 3;
+    /// A request's storage deposit: 0.01 INFER, plus 10 micro-INFER per byte of input
+    /// and of the model's largest output (0.01 INFER for tiny-mlp, 1.3 INFER for 64 KiB
+    /// each way); returned in full when the request is pruned.
+    pub const RequestDepositBase: Balance = UNIT / 100;
+    pub const DepositPerByte: Balance = UNIT / 100_000;
 }
 
 impl pallet_inference::Config for Runtime {
@@ -209,6 +252,14 @@ impl pallet_inference::Config for Runtime {
     type Referee = inferchain_referee::KernelReferee;
     type MoveTimeout = MoveTimeout;
     type MaxStepProofBytes = MaxStepProofBytes;
+    type DutyPriority = DutyPriority;
+    type ReleaseSlash = ReleaseSlash;
+    type MaxBatchSize = MaxBatchSize;
+    type MaxRequestsPerBlock = MaxRequestsPerBlock;
+    type MaxServedModels = MaxServedModels;
+    type MaxMissedInRow = MaxMissedInRow;
+    type RequestDepositBase = RequestDepositBase;
+    type DepositPerByte = DepositPerByte;
     type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
 }
 
@@ -257,6 +308,7 @@ where
             frame_system::CheckEra::<Runtime>::from(Era::mortal(period, current)),
             frame_system::CheckNonce::<Runtime>::from(nonce),
             frame_system::CheckWeight::<Runtime>::new(),
+            pallet_inference::PrioritizeDuties::<Runtime>::new(),
             pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
         );
         let payload = SignedPayload::new(call, extension).ok()?;

@@ -1,0 +1,240 @@
+//! Service: which models an executor serves and how many requests it works on at once,
+//! the per-model pools requests are drawn from, and liveness.
+//!
+//! An executor is in the pool of model `m` exactly when it is `Active`, has declared `m`
+//! (`serve`) and has fewer pending assignments than its declared capacity; its weight
+//! there is its bond. Every change to one of those (a declaration, a bond debit, a
+//! deactivation, an assignment that fills or frees the last slot) re-syncs the
+//! executor's entries, so a draw reads one pool and nothing else: the cost of taking a
+//! request does not grow with the number of executors' storage entries.
+//!
+//! Liveness: an executor that misses `MaxMissedInRow` deadlines in a row is deactivated
+//! (its bond stays slashable for `UnbondingPeriod`); any result it posts in time resets
+//! the count.
+
+use crate::{pallet::*, ExecutorStatus, RequestStatus};
+use alloc::vec::Vec;
+use codec::Encode;
+use frame_support::{pallet_prelude::*, traits::Randomness};
+use frame_system::pallet_prelude::BlockNumberFor;
+use inferchain_primitives::{
+    model::{ModelRegistry, ModelStatus},
+    ModelId, RequestId,
+};
+use sp_runtime::traits::{Saturating, UniqueSaturatedInto, Zero};
+
+/// How a pending assignment ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum AssignmentEnd {
+    /// The executor posted its result in time.
+    Answered,
+    /// The executor missed its deadline.
+    Missed,
+    /// Nobody's doing: the model went away under the request.
+    Void,
+}
+
+impl<T: Config> Pallet<T> {
+    /// Declares that `who` serves `models`, at most `capacity` pending requests at once.
+    pub(crate) fn do_serve(
+        who: T::AccountId,
+        models: BoundedVec<ModelId, T::MaxServedModels>,
+        capacity: u32,
+    ) -> DispatchResult {
+        let info = Executors::<T>::get(&who).ok_or(Error::<T>::NotExecutor)?;
+        ensure!(
+            matches!(info.status, ExecutorStatus::Active),
+            Error::<T>::NotActiveExecutor
+        );
+        ensure!(capacity > 0, Error::<T>::ZeroCapacity);
+        let mut service = Service::<T>::get(&who);
+        for (i, model) in models.iter().enumerate() {
+            ensure!(!models[..i].contains(model), Error::<T>::DuplicateModel);
+            let (_, status) = T::Models::model(model).ok_or(Error::<T>::UnknownModel)?;
+            // A deprecated model takes no new servers, but one already served may be
+            // kept (its requests still in flight may be reassigned).
+            ensure!(
+                status == ModelStatus::Active
+                    || (status == ModelStatus::Deprecated && service.models.contains(model)),
+                Error::<T>::ModelNotActive
+            );
+        }
+        // Leave the pools of the models no longer served, then join (or re-weigh in)
+        // those of the new list.
+        let dropped: Vec<ModelId> = service
+            .models
+            .iter()
+            .filter(|m| !models.contains(m))
+            .copied()
+            .collect();
+        for model in &dropped {
+            Self::pool_remove(model, &who);
+        }
+        service.models = models.clone();
+        service.capacity = capacity;
+        Service::<T>::insert(&who, service);
+        Self::sync_pools(&who);
+        Self::deposit_event(Event::ServiceDeclared {
+            who,
+            models: models.into_inner(),
+            capacity,
+        });
+        Ok(())
+    }
+
+    /// The assigned executor of pending request `id` hands it back (see `release_assignment`).
+    pub(crate) fn do_release(who: T::AccountId, id: RequestId) -> DispatchResult {
+        let request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
+        let RequestStatus::Pending { deadline } = request.status else {
+            return Err(Error::<T>::NotPending.into());
+        };
+        ensure!(request.executor == who, Error::<T>::NotAssignedExecutor);
+        let now = frame_system::Pallet::<T>::block_number();
+        ensure!(now < deadline, Error::<T>::ResultTooLate);
+        let slashed = Self::debit_bond(&who, T::ReleaseSlash::get(), SlashReason::Released, now);
+        Self::burn_from_hold(HoldReason::ExecutorBond, &who, slashed);
+        // It says it cannot serve the model: it leaves the model's pool and list.
+        let model = request.model;
+        Self::pool_remove(&model, &who);
+        Service::<T>::mutate(&who, |s| s.models.retain(|m| m != &model));
+        Self::end_assignment(&who, AssignmentEnd::Void, now);
+        DeadlineQueue::<T>::remove(deadline, id);
+        Self::deposit_event(Event::AssignmentReleased {
+            id,
+            executor: who.clone(),
+            model,
+        });
+        Self::reassign_or_expire(id, &[who], now);
+        Ok(())
+    }
+
+    /// Whether `info`/`service` put an executor in its models' pools.
+    fn eligible(info: &ExecutorOf<T>, service: &ServiceOf<T>) -> bool {
+        matches!(info.status, ExecutorStatus::Active) && service.pending < service.capacity
+    }
+
+    /// Brings `who`'s entries in the pools of the models it serves up to date: present
+    /// with its bond as weight while eligible, absent otherwise.
+    pub(crate) fn sync_pools(who: &T::AccountId) {
+        let service = Service::<T>::get(who);
+        let weight = Executors::<T>::get(who)
+            .filter(|info| Self::eligible(info, &service))
+            .map(|info| info.bond);
+        for model in service.models.iter() {
+            ModelPools::<T>::mutate(model, |pool| {
+                let at = pool.iter().position(|(a, _)| a == who);
+                match (at, weight) {
+                    (Some(i), Some(w)) => pool[i].1 = w,
+                    (Some(i), None) => {
+                        pool.swap_remove(i);
+                    }
+                    (None, Some(w)) => {
+                        // A pool holds registered executors only, at most MaxExecutors.
+                        if pool.try_push((who.clone(), w)).is_err() {
+                            defensive!("a model pool is fuller than the executor set");
+                        }
+                    }
+                    (None, None) => {}
+                }
+            });
+        }
+    }
+
+    fn pool_remove(model: &ModelId, who: &T::AccountId) {
+        ModelPools::<T>::mutate(model, |pool| pool.retain(|(a, _)| a != who));
+    }
+
+    /// `who` takes one more pending request; a full executor leaves its pools.
+    pub(crate) fn start_assignment(who: &T::AccountId) {
+        let service = Service::<T>::mutate(who, |s| {
+            s.pending = s.pending.saturating_add(1);
+            s.clone()
+        });
+        if service.pending == service.capacity {
+            Self::sync_pools(who);
+        }
+    }
+
+    /// One pending request of `who` ends. An executor with a free slot again rejoins its
+    /// pools; `MaxMissedInRow` misses in a row deactivate it.
+    pub(crate) fn end_assignment(who: &T::AccountId, end: AssignmentEnd, now: BlockNumberFor<T>) {
+        let (service, was_full) = Service::<T>::mutate(who, |s| {
+            let was_full = s.pending >= s.capacity;
+            s.pending = s.pending.saturating_sub(1);
+            match end {
+                AssignmentEnd::Answered => s.missed_in_row = 0,
+                AssignmentEnd::Missed => {
+                    let block: u64 = now.unique_saturated_into();
+                    if s.last_miss != block || s.missed_in_row == 0 {
+                        s.missed_in_row = s.missed_in_row.saturating_add(1);
+                        s.last_miss = block;
+                    }
+                }
+                AssignmentEnd::Void => {}
+            }
+            (s.clone(), was_full)
+        });
+        if end == AssignmentEnd::Missed && service.missed_in_row >= T::MaxMissedInRow::get() {
+            if let Some(info) = Executors::<T>::get(who) {
+                if matches!(info.status, ExecutorStatus::Active) {
+                    Self::deactivate(who, info, now);
+                    return;
+                }
+            }
+        }
+        if was_full && service.pending < service.capacity {
+            Self::sync_pools(who);
+        }
+    }
+
+    /// Takes `who` out of the active set and its pools; its bond stays slashable until
+    /// `UnbondingPeriod` from now.
+    pub(crate) fn deactivate(who: &T::AccountId, mut info: ExecutorOf<T>, now: BlockNumberFor<T>) {
+        let until = now.saturating_add(T::UnbondingPeriod::get());
+        info.status = ExecutorStatus::Deactivated { until };
+        Executors::<T>::insert(who, info);
+        ActiveExecutors::<T>::mutate(|set| set.retain(|a| a != who));
+        Self::sync_pools(who);
+        Self::deposit_event(Event::ExecutorDeactivated {
+            who: who.clone(),
+            until,
+        });
+    }
+
+    /// A random 128-bit number for `subject`, from the runtime's randomness.
+    fn random_u128(subject: &[u8]) -> u128 {
+        let (seed, _) = T::Randomness::random(subject);
+        let bytes = sp_io::hashing::blake2_128(&(seed, subject).encode());
+        u128::from_le_bytes(bytes)
+    }
+
+    /// Draws an executor from `model`'s pool, weighted by bond, other than those in
+    /// `exclude`. One storage read (the pool) whatever the number of executors.
+    pub(crate) fn pick_executor(
+        model: &ModelId,
+        subject: &[u8],
+        exclude: &[T::AccountId],
+    ) -> Option<T::AccountId> {
+        let pool = ModelPools::<T>::get(model);
+        let weight = |bond: &BalanceOf<T>| -> u128 {
+            let w: u128 = (*bond).unique_saturated_into();
+            w.max(1)
+        };
+        let total = pool
+            .iter()
+            .filter(|(a, _)| !exclude.contains(a))
+            .fold(0u128, |acc, (_, b)| acc.saturating_add(weight(b)));
+        if total.is_zero() {
+            return None;
+        }
+        let mut point = Self::random_u128(subject) % total;
+        for (who, bond) in pool.into_iter().filter(|(a, _)| !exclude.contains(a)) {
+            let w = weight(&bond);
+            if point < w {
+                return Some(who);
+            }
+            point = point.saturating_sub(w);
+        }
+        None
+    }
+}
