@@ -137,6 +137,10 @@ impl<T: Config> Pallet<T> {
             | Call::prove_step { game, .. }
             | Call::reveal_output { game, .. }
             | Call::prove_element { game, .. } => Games::<T>::get(game).and_then(|g| {
+                // A game on an overturned result waits for nothing.
+                if !Self::is_live(&g) {
+                    return None;
+                }
                 let side = Self::side_of(&g, who)?;
                 let open = |e: bool, c: bool| match side {
                     Side::Executor => !e,
@@ -180,7 +184,13 @@ impl<T: Config> Pallet<T> {
                     _ => false,
                 };
                 (now <= g.deadline && waits).then(|| {
-                    let tag = (b"move", game, g.rounds, g.element.is_some(), side).encode();
+                    let phase: u8 = match g.phase {
+                        GamePhase::Bisect { .. } => 0,
+                        GamePhase::Prove => 1,
+                        GamePhase::Outputs { .. } => 2,
+                        GamePhase::ProveElement => 3,
+                    };
+                    let tag = (b"move", game, g.rounds, g.element.is_some(), phase, side).encode();
                     (tag, block(g.deadline))
                 })
             }),

@@ -6,7 +6,7 @@
 use crate::{
     duty_priority::NOT_AN_EXECUTOR,
     game_fixtures::Plan,
-    game_tests::{bounded, input, open, other_than, post, setup, STEPS},
+    game_tests::{bounded, input, open, other_than, post, setup, walk, STEPS},
     mock::*,
     Call, PrioritizeDuties,
 };
@@ -240,5 +240,53 @@ fn a_due_move_that_succeeds_is_free_and_a_failed_one_pays() {
         )
         .unwrap();
         assert_eq!(ok.pays_fee, Pays::No);
+    });
+}
+
+#[test]
+fn a_move_that_only_voids_a_game_pays_and_a_padded_proof_is_refused() {
+    use frame_support::{assert_noop, dispatch::Pays};
+    build_and_execute(|| {
+        let plan = Plan::new(STEPS);
+        let (id, cheater) = setup(&plan);
+        let bad = plan.run(&input(), Some(6));
+        let honest = plan.run(&input(), None);
+        post(id, cheater, &bad);
+        let watcher = other_than(&[cheater]);
+        let late = other_than(&[cheater, watcher]);
+        let game = open(id, watcher, &honest);
+        let void = open(id, late, &honest);
+        walk(game, (cheater, &bad), (watcher, &honest));
+        // A proof with bytes after it is refused: nothing rides along on a free move.
+        let mut padded = plan.proof(&input(), &honest, 6);
+        padded.extend([0u8; 64]);
+        assert_noop!(
+            Inference::prove_step(RuntimeOrigin::signed(watcher), game, bounded(padded)),
+            crate::Error::<Test>::MalformedStepProof
+        );
+        assert_ok!(Inference::prove_step(
+            RuntimeOrigin::signed(watcher),
+            game,
+            bounded(plan.proof(&input(), &honest, 6))
+        ));
+        // The late game's result was overturned: its move is not due, and the move that
+        // voids it pays.
+        let g = crate::Games::<Test>::get(void).unwrap();
+        let (l, r) = g.at.children(STEPS as u32).unwrap();
+        let call = Call::reveal {
+            game: void,
+            left: honest.node(l),
+            right: honest.node(r),
+        };
+        assert_eq!(validate(late, call), NOT_DUE);
+        let post = Inference::reveal(
+            RuntimeOrigin::signed(late),
+            void,
+            honest.node(l),
+            honest.node(r),
+        )
+        .unwrap();
+        assert_eq!(post.pays_fee, Pays::Yes);
+        assert!(crate::Games::<Test>::get(void).is_none());
     });
 }

@@ -41,7 +41,7 @@
 
 use crate::{pallet::*, Game, GameEnd, GameId, GamePhase, RequestStatus, Side, LOG_TARGET};
 use alloc::vec::Vec;
-use codec::{Decode, DecodeWithMemLimit};
+use codec::{DecodeAll, DecodeWithMemLimit};
 use frame_support::{pallet_prelude::*, traits::Get};
 use frame_system::pallet_prelude::BlockNumberFor;
 use inferchain_primitives::{
@@ -189,6 +189,13 @@ impl<T: Config> Pallet<T> {
         }
     }
 
+    /// Whether a move on game `game_id` pays its fee: it does unless the game is open
+    /// and its result still stands (a move that only voids a game is no free block
+    /// space).
+    pub(crate) fn move_pays(game_id: GameId) -> bool {
+        !Games::<T>::get(game_id).is_some_and(|g| Self::is_live(&g))
+    }
+
     /// Whether the result a game is about still stands (another game may have overturned it).
     pub(crate) fn is_live(game: &GameOf<T>) -> bool {
         Requests::<T>::get(game.request).is_some_and(|r| {
@@ -307,8 +314,8 @@ impl<T: Config> Pallet<T> {
             GamePhase::Prove => {
                 // The first reveal opens the walk: the plan step fixes the output length.
                 let (step, path) = step.ok_or(Error::<T>::BadStepProof)?;
-                let step =
-                    PlanStep::decode(&mut &step[..]).map_err(|_| Error::<T>::MalformedPlanStep)?;
+                let step = PlanStep::decode_all(&mut &step[..])
+                    .map_err(|_| Error::<T>::MalformedPlanStep)?;
                 let request = Requests::<T>::get(game.request).ok_or(Error::<T>::UnknownRequest)?;
                 let commitments =
                     T::Models::commitments(&request.model).ok_or(Error::<T>::NoCommitments)?;
@@ -407,8 +414,11 @@ impl<T: Config> Pallet<T> {
         let request = Requests::<T>::get(game.request).ok_or(Error::<T>::UnknownRequest)?;
         let commitments =
             T::Models::commitments(&request.model).ok_or(Error::<T>::NoCommitments)?;
-        let proof = ElementProof::decode_with_mem_limit(&mut &proof[..], Self::proof_mem_limit())
+        // Exactly one proof: no trailing bytes ride along on a (free) successful move.
+        let mut bytes = proof;
+        let proof = ElementProof::decode_with_mem_limit(&mut bytes, Self::proof_mem_limit())
             .map_err(|_| Error::<T>::MalformedStepProof)?;
+        ensure!(bytes.is_empty(), Error::<T>::MalformedStepProof);
         ensure!(
             is_plan_step(&commitments, &proof.step, walk.step, &proof.step_path),
             Error::<T>::BadStepProof
@@ -489,8 +499,11 @@ impl<T: Config> Pallet<T> {
         let request = Requests::<T>::get(game.request).ok_or(Error::<T>::UnknownRequest)?;
         let commitments =
             T::Models::commitments(&request.model).ok_or(Error::<T>::NoCommitments)?;
-        let proof = StepProof::decode_with_mem_limit(&mut &proof[..], Self::proof_mem_limit())
+        // Exactly one proof: no trailing bytes ride along on a (free) successful move.
+        let mut bytes = proof;
+        let proof = StepProof::decode_with_mem_limit(&mut bytes, Self::proof_mem_limit())
             .map_err(|_| Error::<T>::MalformedStepProof)?;
+        ensure!(bytes.is_empty(), Error::<T>::MalformedStepProof);
         // Operands from earlier steps are proven against the prover's own trace: every
         // leaf before the disputed one is the same in both.
         let trace = match side {

@@ -897,10 +897,12 @@ pub mod pallet {
             right: [u8; 32],
         ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
+            let pays = Self::move_pays(game);
             Self::do_reveal(who, game, left, right)?;
             // A due protocol move that succeeds is free: fees never price the
-            // protocol's own work out, and failed moves (junk, late) pay.
-            Ok(Pays::No.into())
+            // protocol's own work out; failed moves (junk, late) and moves that only
+            // void a game whose result was overturned pay.
+            Ok(if pays { Pays::Yes } else { Pays::No }.into())
         }
 
         /// Post the one-step proof of the step the walk ended at.
@@ -922,10 +924,12 @@ pub mod pallet {
             proof: BoundedVec<u8, T::MaxStepProofBytes>,
         ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
+            let pays = Self::move_pays(game);
             Self::do_prove_step(who, game, &proof)?;
             // A due protocol move that succeeds is free: fees never price the
-            // protocol's own work out, and failed moves (junk, late) pay.
-            Ok(Pays::No.into())
+            // protocol's own work out; failed moves (junk, late) and moves that only
+            // void a game whose result was overturned pay.
+            Ok(if pays { Pays::Yes } else { Pays::No }.into())
         }
 
         /// Reveal the chunk root of your output of the disputed step: the first reveal
@@ -948,10 +952,12 @@ pub mod pallet {
             chunk_root: [u8; 32],
         ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
+            let pays = Self::move_pays(game);
             Self::do_reveal_output(who, game, step, chunk_root)?;
             // A due protocol move that succeeds is free: fees never price the
-            // protocol's own work out, and failed moves (junk, late) pay.
-            Ok(Pays::No.into())
+            // protocol's own work out; failed moves (junk, late) and moves that only
+            // void a game whose result was overturned pay.
+            Ok(if pays { Pays::Yes } else { Pays::No }.into())
         }
 
         /// Post the element proof of the chunk the element-level walk ended at: the plan
@@ -970,10 +976,12 @@ pub mod pallet {
             proof: BoundedVec<u8, T::MaxStepProofBytes>,
         ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
+            let pays = Self::move_pays(game);
             Self::do_prove_element(who, game, &proof)?;
             // A due protocol move that succeeds is free: fees never price the
-            // protocol's own work out, and failed moves (junk, late) pay.
-            Ok(Pays::No.into())
+            // protocol's own work out; failed moves (junk, late) and moves that only
+            // void a game whose result was overturned pay.
+            Ok(if pays { Pays::Yes } else { Pays::No }.into())
         }
 
         /// Declare the models you serve and how many requests you work on at once:

@@ -15,7 +15,7 @@ use inferchain_primitives::{
     model::{ModelRegistry, ModelSpec, ModelStatus},
     ModelId, RequestId, H256,
 };
-use sp_runtime::traits::{Saturating, Zero};
+use sp_runtime::traits::{Saturating, UniqueSaturatedInto, Zero};
 
 impl<T: Config> Pallet<T> {
     fn input_error(e: IoError) -> Error<T> {
@@ -345,7 +345,11 @@ impl<T: Config> Pallet<T> {
             now,
         );
         Self::burn_from_hold(HoldReason::ExecutorBond, &request.executor, slashed);
-        Self::end_assignment(&request.executor, AssignmentEnd::Missed, now);
+        Self::end_assignment(
+            &request.executor,
+            AssignmentEnd::Missed(at.unique_saturated_into()),
+            now,
+        );
         let exclude = [request.executor.clone()];
         Self::reassign_or_expire(id, &exclude, now);
     }

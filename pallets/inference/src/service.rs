@@ -8,9 +8,9 @@
 //! executor's entries, so a draw reads one pool and nothing else: the cost of taking a
 //! request does not grow with the number of executors' storage entries.
 //!
-//! Liveness: an executor that misses `MaxMissedInRow` deadlines in a row is deactivated
-//! (its bond stays slashable for `UnbondingPeriod`); any result it posts in time resets
-//! the count.
+//! Liveness: an executor with missed deadlines in `MaxMissedInRow` blocks in a row is
+//! deactivated (its bond stays slashable for `UnbondingPeriod`); misses due in one block
+//! count once, and any result it posts in time resets the count.
 
 use crate::{pallet::*, ExecutorStatus, RequestStatus};
 use alloc::vec::Vec;
@@ -28,8 +28,9 @@ use sp_runtime::traits::{Saturating, UniqueSaturatedInto, Zero};
 pub(crate) enum AssignmentEnd {
     /// The executor posted its result in time.
     Answered,
-    /// The executor missed its deadline.
-    Missed,
+    /// The executor missed its deadline, due at the given block (misses due in one
+    /// block count once, whenever the queue handles them).
+    Missed(u64),
     /// Nobody's doing: the model went away under the request.
     Void,
 }
@@ -150,7 +151,7 @@ impl<T: Config> Pallet<T> {
             s.pending = s.pending.saturating_add(1);
             s.clone()
         });
-        if service.pending == service.capacity {
+        if service.pending >= service.capacity {
             Self::sync_pools(who);
         }
     }
@@ -163,8 +164,7 @@ impl<T: Config> Pallet<T> {
             s.pending = s.pending.saturating_sub(1);
             match end {
                 AssignmentEnd::Answered => s.missed_in_row = 0,
-                AssignmentEnd::Missed => {
-                    let block: u64 = now.unique_saturated_into();
+                AssignmentEnd::Missed(block) => {
                     if s.last_miss != block || s.missed_in_row == 0 {
                         s.missed_in_row = s.missed_in_row.saturating_add(1);
                         s.last_miss = block;
@@ -174,7 +174,9 @@ impl<T: Config> Pallet<T> {
             }
             (s.clone(), was_full)
         });
-        if end == AssignmentEnd::Missed && service.missed_in_row >= T::MaxMissedInRow::get() {
+        if matches!(end, AssignmentEnd::Missed(_))
+            && service.missed_in_row >= T::MaxMissedInRow::get()
+        {
             if let Some(info) = Executors::<T>::get(who) {
                 if matches!(info.status, ExecutorStatus::Active) {
                     Self::deactivate(who, info, now);
