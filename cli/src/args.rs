@@ -116,13 +116,16 @@ fn default_url() -> String {
 pub enum FormatArg {
     Onnx,
     Bert,
+    /// A llama-family causal LM folder (config.json, *.safetensors, tokenizer.json).
+    Llm,
 }
 
 /// A model to import and the registration it proposes.
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// An .onnx file, or a directory with a BERT model (config.json,
-    /// model.safetensors, tokenizer.json).
+    /// model.safetensors, tokenizer.json) or a llama-family LLM (config.json,
+    /// *.safetensors, tokenizer.json, generation_config.json).
     pub path: PathBuf,
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
@@ -141,12 +144,18 @@ pub struct InputArgs {
     #[arg(
         long = "input",
         value_name = "[NAME=]FILE.npy",
-        conflicts_with = "text"
+        conflicts_with_all = ["text", "prompt"]
     )]
     pub inputs: Vec<String>,
     /// Input text, for text models.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "prompt")]
     pub text: Option<String>,
+    /// The prompt, for language models.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// The most tokens a language model may generate (default: the model's cap).
+    #[arg(long = "max-tokens", requires = "prompt")]
+    pub max_tokens: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]

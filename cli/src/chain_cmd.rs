@@ -448,8 +448,15 @@ fn result_json(result: &ResultOf<Runtime>) -> Value {
         "posted_at": result.posted_at,
         "challenged": result.challenged,
     });
-    if let Ok(Payload::Tensors(tensors)) = Payload::decode_canonical(&result.output) {
-        value["outputs"] = tensors.iter().map(output::tensor_json).collect();
+    match Payload::decode_canonical(&result.output) {
+        Ok(Payload::Tensors(tensors)) => {
+            value["outputs"] = tensors.iter().map(output::tensor_json).collect();
+        }
+        Ok(Payload::Generation { tokens, text }) => {
+            value["tokens"] = json!(tokens);
+            value["text"] = json!(String::from_utf8_lossy(&text));
+        }
+        _ => {}
     }
     value
 }
@@ -459,6 +466,10 @@ fn print_result(result: &ResultOf<Runtime>) {
     if let Ok(payload) = Payload::decode_canonical(&result.output) {
         for (i, t) in output::tensors(&payload).iter().enumerate() {
             println!("output {i}:    {}", output::tensor_line(t));
+        }
+        if let Some((tokens, text)) = output::generation(&payload) {
+            println!("tokens:      {} {:?}", tokens.len(), tokens);
+            println!("text:        {text}");
         }
     }
 }

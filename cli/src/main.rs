@@ -11,6 +11,7 @@
 
 mod args;
 mod chain_cmd;
+mod generate_cmd;
 mod model_cmd;
 mod output;
 mod progress;

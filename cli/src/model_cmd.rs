@@ -101,6 +101,7 @@ pub fn import_with_spec(
     let format = format.map(|f| match f {
         FormatArg::Onnx => ModelFormat::Onnx,
         FormatArg::Bert => ModelFormat::BertEmbedding,
+        FormatArg::Llm => ModelFormat::Llm,
     });
     let manifest = store
         .import(&path, format, &mut progress::bar("importing"))
@@ -111,7 +112,7 @@ pub fn import_with_spec(
     let model = engine
         .load(&id, &mut progress::bar("loading"))
         .context("the model was stored but does not load; it cannot be registered")?;
-    let (input, output) = model.io_specs()?;
+    let (input, output) = model.registration_specs()?;
     let name = name.unwrap_or_else(|| default_name(&path));
     let spec = spec::registration_template(&name, &manifest, input, output, fee)?;
     Ok((manifest, spec))
@@ -149,12 +150,34 @@ fn import(store: &ModelStore, model: ImportArgs, json: bool) -> Result<()> {
 
 /// Builds the input payload from `--input`/`--text` in the model's declared input order.
 fn read_input(model: &LoadedModel, args: &InputArgs) -> Result<Payload> {
-    let (declared, _) = model.io_specs()?;
+    let (declared, _) = model.registration_specs()?;
     read_input_for(declared, args)
 }
 
 /// The payload `args` describe for a model whose input spec is `declared`.
 pub fn read_input_for(declared: IoSpec, args: &InputArgs) -> Result<Payload> {
+    if let IoSpec::Prompt { max_new_tokens, .. } = declared {
+        let prompt = args.prompt.as_ref().ok_or_else(|| {
+            anyhow!("this model generates text: pass --prompt \"...\" [--max-tokens N]")
+        })?;
+        let max = args.max_tokens.unwrap_or(max_new_tokens);
+        if max == 0 || max > max_new_tokens {
+            bail!("--max-tokens {max}: the model takes 1 to {max_new_tokens} new tokens");
+        }
+        return Ok(Payload::Prompt {
+            text: prompt.as_bytes().to_vec(),
+            max_new_tokens: max,
+        });
+    }
+    if args.prompt.is_some() {
+        bail!(
+            "--prompt is for language models; this model takes {}",
+            match declared {
+                IoSpec::Text { .. } => "text: pass --text \"...\"",
+                _ => "tensors: pass --input FILE.npy",
+            }
+        );
+    }
     match (declared, &args.text) {
         (IoSpec::Text { .. }, Some(text)) => Ok(Payload::Text(text.as_bytes().to_vec())),
         (IoSpec::Text { .. }, None) => bail!("this model takes text: pass --text \"...\""),
@@ -202,6 +225,9 @@ pub fn read_input_for(declared: IoSpec, args: &InputArgs) -> Result<Payload> {
             }
             Ok(Payload::Tensors(tensors))
         }
+        (IoSpec::Prompt { .. } | IoSpec::Generation { .. }, _) => {
+            bail!("the model's input spec is not one this CLI can build")
+        }
     }
 }
 
@@ -216,6 +242,9 @@ fn run_model(
     let engine = Engine::new(store, DEFAULT_CACHE_BYTES);
     let loaded = engine.load(&id, &mut progress::bar("loading"))?;
     let payload = read_input(&loaded, input)?;
+    if let (LoadedModel::Llm(llm), Payload::Prompt { .. }) = (&*loaded, &payload) {
+        return crate::generate_cmd::run_llm(&id, llm, &payload, json);
+    }
     let outcome = engine.run(&id, &payload, None)?;
     let tensors = output::tensors(&outcome.output);
     if let Some(path) = output_path {

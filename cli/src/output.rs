@@ -72,7 +72,17 @@ pub fn tensor_line(t: &Tensor) -> String {
 pub fn tensors(p: &Payload) -> &[Tensor] {
     match p {
         Payload::Tensors(ts) => ts,
-        Payload::Text(_) => &[],
+        Payload::Text(_) | Payload::Prompt { .. } | Payload::Generation { .. } => &[],
+    }
+}
+
+/// A generation's text and token ids, if `p` is one.
+pub fn generation(p: &Payload) -> Option<(&[u32], String)> {
+    match p {
+        Payload::Generation { tokens, text } => {
+            Some((tokens, String::from_utf8_lossy(text).into_owned()))
+        }
+        _ => None,
     }
 }
 

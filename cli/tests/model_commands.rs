@@ -204,3 +204,70 @@ fn minilm_imports_as_the_genesis_model_and_embeds_text() {
     assert!(err.contains("takes text"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn an_llm_imports_detected_and_generates_a_verified_text() {
+    let dir = temp_dir("llm");
+    let model = repo().join("models/tiny-llm");
+    let path = model.to_str().expect("utf-8 path");
+    let v = json(&ok(&dir, &["model", "import", path, "--json"]));
+    assert_eq!(v["format"], "llm");
+    let cap = v["spec"]["input"]["Prompt"]["max_new_tokens"]
+        .as_u64()
+        .expect("a prompt spec");
+    assert_eq!(cap, 64);
+    assert_eq!(v["spec"]["output"]["Generation"]["max_new_tokens"], 64);
+    let id = v["model"].as_str().expect("id").to_string();
+    // Forcing the format gives the same id.
+    let forced = json(&ok(
+        &dir,
+        &["model", "import", path, "--format", "llm", "--json"],
+    ));
+    assert_eq!(forced["model"], v["model"]);
+
+    let run = |n: &str| {
+        json(&ok(
+            &dir,
+            &[
+                "model",
+                "run",
+                &id,
+                "--prompt",
+                "ROMEO.\n",
+                "--max-tokens",
+                n,
+                "--json",
+            ],
+        ))
+    };
+    let out = run("20");
+    let tokens = out["tokens"].as_array().expect("tokens");
+    assert!(!tokens.is_empty() && tokens.len() <= 20);
+    assert!(out["text"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(out["tokens_per_second"].as_f64().is_some());
+    // Deterministic: the same request gives the same output hash.
+    assert_eq!(run("20")["output_hash"], out["output_hash"]);
+    // The human form streams the text after the prompt and prints tokens/s.
+    let text = ok(
+        &dir,
+        &[
+            "model",
+            "run",
+            &id,
+            "--prompt",
+            "ROMEO.\n",
+            "--max-tokens",
+            "8",
+        ],
+    );
+    assert!(text.starts_with("ROMEO.\n"), "{text}");
+
+    let err = fails(
+        &dir,
+        &["model", "run", &id, "--prompt", "x", "--max-tokens", "65"],
+    );
+    assert!(err.contains("1 to 64 new tokens"), "{err}");
+    let err = fails(&dir, &["model", "run", &id, "--text", "x"]);
+    assert!(err.contains("--prompt"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -325,6 +325,9 @@ impl DisputePlan {
             inferchain_primitives::model::ModelFormat::BertEmbedding => {
                 DisputePlan::compile_bert(files)
             }
+            inferchain_primitives::model::ModelFormat::Llm => Err(EngineError::NoDisputePlan(
+                "language models have no dispute plan in this engine yet".into(),
+            )),
         }
     }
 

@@ -4,6 +4,7 @@ use crate::{
     bert::BertEmbedder,
     cache::ModelCache,
     error::{EngineError, Result},
+    llm::LlmModel,
     onnx::OnnxModel,
     store::{ModelStore, Progress, ONNX_FILE},
 };
@@ -22,6 +23,7 @@ pub const DEFAULT_CACHE_BYTES: usize = 2 << 30;
 pub enum LoadedModel {
     Onnx(Box<OnnxModel>),
     Bert(Box<BertEmbedder>),
+    Llm(Box<LlmModel>),
 }
 
 impl LoadedModel {
@@ -37,6 +39,7 @@ impl LoadedModel {
             ModelFormat::BertEmbedding => {
                 Ok(LoadedModel::Bert(Box::new(BertEmbedder::load(&mut files)?)))
             }
+            ModelFormat::Llm => Ok(LoadedModel::Llm(Box::new(LlmModel::load(&mut files)?))),
         }
     }
 
@@ -45,6 +48,16 @@ impl LoadedModel {
         match self {
             LoadedModel::Onnx(m) => m.io_specs(),
             LoadedModel::Bert(m) => m.io_specs(),
+            LoadedModel::Llm(m) => m.io_specs(),
+        }
+    }
+
+    /// The I/O to register by default: what the files declare, except for an LLM,
+    /// whose declared bounds are the model's limits and whose default caps are tighter.
+    pub fn registration_specs(&self) -> Result<(IoSpec, IoSpec)> {
+        match self {
+            LoadedModel::Llm(m) => m.registration_specs(),
+            other => other.io_specs(),
         }
     }
 
@@ -53,6 +66,7 @@ impl LoadedModel {
         match self {
             LoadedModel::Onnx(m) => m.weight_bytes(),
             LoadedModel::Bert(m) => m.weight_bytes(),
+            LoadedModel::Llm(m) => m.weight_bytes(),
         }
     }
 
@@ -68,6 +82,24 @@ impl LoadedModel {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.embed(text)));
                 match outcome {
                     Ok(t) => Ok(Payload::Tensors(vec![t?])),
+                    Err(p) => Err(EngineError::Panicked(crate::onnx::panic_message(p))),
+                }
+            }
+            (
+                LoadedModel::Llm(m),
+                Payload::Prompt {
+                    text,
+                    max_new_tokens,
+                },
+            ) => {
+                let text = std::str::from_utf8(text).map_err(|_| {
+                    EngineError::InvalidInput(inferchain_primitives::io::IoError::InvalidUtf8)
+                })?;
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    m.complete(text, *max_new_tokens as usize)
+                }));
+                match outcome {
+                    Ok(g) => g,
                     Err(p) => Err(EngineError::Panicked(crate::onnx::panic_message(p))),
                 }
             }
@@ -212,6 +244,12 @@ fn relaxed(
     use inferchain_primitives::io::IoError;
     match (input, declared, &err) {
         (Payload::Text(_), IoSpec::Text { .. }, IoError::TextTooLong { .. }) => Ok(()),
+        (Payload::Prompt { .. }, IoSpec::Prompt { .. }, IoError::TextTooLong { .. }) => Ok(()),
+        (
+            Payload::Prompt { max_new_tokens, .. },
+            IoSpec::Prompt { .. },
+            IoError::MaxNewTokens { .. },
+        ) if *max_new_tokens > 0 => Ok(()),
         (_, _, IoError::Shape { .. }) => Ok(()),
         _ => Err(err),
     }

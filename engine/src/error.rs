@@ -67,6 +67,22 @@ pub enum EngineError {
     UnsupportedNumerics { registered: u32, implemented: u32 },
     #[error("the model is registered to compute in {dtype}; the engine's kernels compute in f32")]
     UnsupportedComputeDType { dtype: String },
+    #[error("the engine cannot build this model's dispute plan ({0}); a model without dispute commitments cannot take requests")]
+    NoDisputePlan(String),
+    #[error("the model's architecture is not one the engine runs exactly: {0}")]
+    UnsupportedArchitecture(String),
+    #[error("the prompt is {prompt} tokens and {new} new tokens were asked for: {prompt} + {new} exceeds the model's {max} positions; shorten the prompt or ask for fewer tokens")]
+    TooManyPositions {
+        prompt: usize,
+        new: usize,
+        max: usize,
+    },
+    #[error("the prompt is empty (no tokens); give the model some text")]
+    EmptyPrompt,
+    #[error(
+        "the model produced NaN logits at position {position}: it cannot be run under consensus"
+    )]
+    NanLogits { position: usize },
 }
 
 /// The engine's result type.

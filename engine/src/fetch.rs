@@ -169,7 +169,7 @@ pub fn fetch_model(store: &ModelStore, id: &ModelId, uri: &str) -> Result<Manife
         let src: &Path = &staging;
         let src = match manifest.format {
             ModelFormat::Onnx => src.join(crate::store::ONNX_FILE),
-            ModelFormat::BertEmbedding => src.to_path_buf(),
+            ModelFormat::BertEmbedding | ModelFormat::Llm => src.to_path_buf(),
         };
         let imported = store.import(&src, Some(manifest.format), &mut |_| {})?;
         if imported.id() != *id {

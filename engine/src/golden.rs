@@ -31,6 +31,10 @@ use std::{
 /// The conformance folders of the onnx wheel's backend test data.
 pub const CONFORMANCE_FOLDERS: [&str; 3] = ["pytorch-converted", "pytorch-operator", "simple"];
 
+/// The prompt the tiny-llm case continues, and how far.
+pub const LLM_PROMPT: &str = "ROMEO.\nBut soft, what light";
+pub const LLM_NEW_TOKENS: usize = 12;
+
 /// The text the MiniLM case embeds.
 pub const MINILM_TEXT: &str = "Verifiable inference: anyone can re-run this on their own CPU.";
 
@@ -49,6 +53,14 @@ enum Source {
     Bert { dir: PathBuf, text: String },
     /// A conformance case folder (`model.onnx`, `test_data_set_*/input_*.pb`).
     Conformance { dir: PathBuf },
+    /// A language model folder, a prompt and `max_new_tokens`: the hash covers the
+    /// output payload (token ids and text) and the hash of every logit row the tokens
+    /// were chosen from.
+    Llm {
+        dir: PathBuf,
+        prompt: String,
+        max_new_tokens: usize,
+    },
 }
 
 /// What a case gives.
@@ -93,6 +105,14 @@ pub fn cases(models: &Path, minilm: Option<&Path>, conformance: Option<&Path>) -
             source: Source::Onnx {
                 path: models.join("tiny-cnn/model.onnx"),
                 input: vec![tiny_cnn_input()],
+            },
+        },
+        Case {
+            name: "model/tiny-llm".into(),
+            source: Source::Llm {
+                dir: models.join("tiny-llm"),
+                prompt: LLM_PROMPT.into(),
+                max_new_tokens: LLM_NEW_TOKENS,
             },
         },
     ];
@@ -156,7 +176,7 @@ pub fn run_traced(case: &Case) -> Result<(Outcome, Option<Trace>)> {
     let mut leaves = Vec::new();
     let outcome = run_with(case, Some(&mut leaves))?;
     let trace = match (&case.source, &outcome) {
-        (Source::Bert { .. }, _) | (_, Outcome::Unsupported(_)) => None,
+        (Source::Bert { .. } | Source::Llm { .. }, _) | (_, Outcome::Unsupported(_)) => None,
         _ => Some(Trace {
             root: merkle::root(&leaves),
             steps: leaves.len(),
@@ -173,18 +193,34 @@ fn run_with(case: &Case, mut trace: Option<&mut Vec<merkle::Hash>>) -> Result<Ou
             bytes.extend(Payload::Tensors(model.run_traced(input, trace)?).encode());
         }
         Source::Bert { dir, text } => {
-            let root = std::env::temp_dir().join(format!(
-                "inferchain-golden-{}-{}",
-                std::process::id(),
-                case.name.replace('/', "-")
-            ));
-            let _ = std::fs::remove_dir_all(&root);
-            let store = ModelStore::open(&root)?;
-            let id = store.import(dir, None, &mut |_| {})?.id();
-            let engine = Engine::new(store, 1 << 30);
-            let out = engine.run(&id, &Payload::Text(text.as_bytes().to_vec()), None);
-            let _ = std::fs::remove_dir_all(&root);
+            let out = with_temp_store(case, |store| {
+                let id = store.import(dir, None, &mut |_| {})?.id();
+                let engine = Engine::new(store.clone(), 1 << 30);
+                engine.run(&id, &Payload::Text(text.as_bytes().to_vec()), None)
+            });
             bytes.extend(out?.output.encode());
+        }
+        Source::Llm {
+            dir,
+            prompt,
+            max_new_tokens,
+        } => {
+            let files = with_temp_store(case, |store| {
+                let manifest = store.import(dir, None, &mut |_| {})?;
+                store.read_verified(&manifest.id(), &mut |_| {})
+            });
+            let model = crate::llm::LlmModel::load(&mut files?)?;
+            let ids = model.tokenize(prompt)?;
+            let generation = model.generate(&ids, *max_new_tokens, &mut |_| {})?;
+            let text = model.decode(&generation.tokens)?;
+            bytes.extend(
+                Payload::Generation {
+                    tokens: generation.tokens,
+                    text: text.into_bytes(),
+                }
+                .encode(),
+            );
+            bytes.extend(generation.logits_hash);
         }
         Source::Conformance { dir } => {
             let model = match OnnxModel::from_bytes(&read(&dir.join("model.onnx"))?) {
@@ -245,6 +281,19 @@ fn run_with(case: &Case, mut trace: Option<&mut Vec<merkle::Hash>>) -> Result<Ou
         "0x{}",
         hex::encode(inferchain_primitives::blake2_256(&bytes))
     )))
+}
+
+/// Runs `f` on a fresh store of its own (removed afterwards).
+fn with_temp_store<T>(case: &Case, f: impl FnOnce(&ModelStore) -> Result<T>) -> Result<T> {
+    let root = std::env::temp_dir().join(format!(
+        "inferchain-golden-{}-{}",
+        std::process::id(),
+        case.name.replace('/', "-")
+    ));
+    let _ = std::fs::remove_dir_all(&root);
+    let out = ModelStore::open(&root).and_then(|store| f(&store));
+    let _ = std::fs::remove_dir_all(&root);
+    out
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

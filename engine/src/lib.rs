@@ -5,7 +5,8 @@
 //! covering every byte of its files), runs it on candle, and returns the canonical output
 //! ([`inferchain_primitives::io::Payload`]) whose hash goes on chain.
 //!
-//! Formats: ONNX graphs ([`onnx`]), BERT-family sentence embeddings ([`bert`]). Every
+//! Formats: ONNX graphs ([`onnx`]), BERT-family sentence embeddings ([`bert`]), llama-family
+//! language models ([`llm`]: greedy generation, verified by one teacher-forced pass). Every
 //! floating-point operator whose bits depend on how it is computed runs on
 //! `inferchain-kernels` ([`numerics`]), so outputs are the same bits on every CPU;
 //! candle is the tensor and loading framework, and computes only what is exact anyway
@@ -34,6 +35,7 @@ pub mod error;
 pub mod fetch;
 pub mod golden;
 pub mod legalize;
+pub mod llm;
 pub mod npy;
 pub mod numerics;
 pub mod onnx;

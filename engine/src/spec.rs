@@ -12,6 +12,9 @@ use inferchain_primitives::{
 pub const DEFAULT_DYNAMIC_MAX: u32 = 4096;
 /// The text bound given to embedding models by default.
 pub const DEFAULT_MAX_TEXT_BYTES: u32 = 2048;
+/// The `max_new_tokens` cap given to language models by default (governance may change
+/// it), at most half the model's positions.
+pub const DEFAULT_MAX_NEW_TOKENS: u32 = 64;
 
 /// The numerics version of this engine: `inferchain-kernels`' version, bumped whenever a
 /// kernel's output bits change. A model's `NumericsProfile::engine_version` names the
@@ -45,6 +48,13 @@ pub fn default_comparison(_output: &IoSpec) -> ComparisonRule {
 pub fn max_encoded_bytes(spec: &IoSpec) -> u64 {
     match spec {
         IoSpec::Text { max_bytes } => u64::from(*max_bytes) + 9,
+        // variant, compact text length, text, u32
+        IoSpec::Prompt { max_bytes, .. } => 1 + 5 + u64::from(*max_bytes) + 4,
+        // variant, compact count, u32 ids, compact text length, text
+        IoSpec::Generation {
+            max_new_tokens,
+            max_text_bytes,
+        } => 1 + 5 + 4 * u64::from(*max_new_tokens) + 5 + u64::from(*max_text_bytes),
         IoSpec::Tensors(ts) => {
             9 + ts
                 .iter()
@@ -105,6 +115,7 @@ pub fn format_name(format: ModelFormat) -> &'static str {
     match format {
         ModelFormat::Onnx => "onnx",
         ModelFormat::BertEmbedding => "bert",
+        ModelFormat::Llm => "llm",
     }
 }
 

@@ -270,13 +270,30 @@ fn unique_suffix() -> u128 {
         .unwrap_or(0)
 }
 
-/// The format `src` looks like: a file is ONNX, a directory with `config.json` is BERT.
+/// The format `src` looks like: a file is ONNX; a directory with a `config.json` is an
+/// LLM when the config names a llama-family `model_type` or a `*ForCausalLM`
+/// architecture, BERT otherwise.
 pub fn detect_format(src: &Path) -> Result<ModelFormat> {
     if src.is_file() {
         return Ok(ModelFormat::Onnx);
     }
-    if src.join("config.json").is_file() {
-        return Ok(ModelFormat::BertEmbedding);
+    let config = src.join("config.json");
+    if config.is_file() {
+        let text = fs::read(&config).map_err(|e| EngineError::io(&config, e))?;
+        let value: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| EngineError::InvalidArtifact(format!("{}: {e}", config.display())))?;
+        let causal = value["architectures"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|v| v.as_str().is_some_and(|s| s.ends_with("ForCausalLM")))
+        });
+        let llama_family = value["model_type"]
+            .as_str()
+            .is_some_and(|t| crate::llm::config::SUPPORTED_MODEL_TYPES.contains(&t));
+        return Ok(if causal || llama_family {
+            ModelFormat::Llm
+        } else {
+            ModelFormat::BertEmbedding
+        });
     }
     Err(EngineError::UnknownFormat {
         path: src.to_path_buf(),
@@ -318,6 +335,45 @@ fn source_files(src: &Path, format: ModelFormat) -> Result<Vec<(String, PathBuf)
             if pooling.is_file() {
                 files.push((BERT_POOLING_FILE.to_string(), pooling));
             }
+            Ok(files)
+        }
+        ModelFormat::Llm => {
+            let mut files = Vec::new();
+            for name in crate::llm::LLM_REQUIRED_FILES {
+                let path = src.join(name);
+                if !path.is_file() {
+                    return Err(EngineError::MissingFile {
+                        path: src.to_path_buf(),
+                        file: name,
+                        format: "LLM",
+                    });
+                }
+                files.push((name.to_string(), path));
+            }
+            for name in crate::llm::LLM_OPTIONAL_FILES {
+                let path = src.join(name);
+                if path.is_file() {
+                    files.push((name.to_string(), path));
+                }
+            }
+            let mut weights: Vec<(String, PathBuf)> = fs::read_dir(src)
+                .map_err(|e| EngineError::io(src, e))?
+                .filter_map(|entry| entry.ok())
+                .filter_map(|entry| {
+                    let name = entry.file_name().into_string().ok()?;
+                    (name.ends_with(".safetensors") && entry.path().is_file())
+                        .then(|| (name, entry.path()))
+                })
+                .collect();
+            if weights.is_empty() {
+                return Err(EngineError::MissingFile {
+                    path: src.to_path_buf(),
+                    file: "*.safetensors",
+                    format: "LLM",
+                });
+            }
+            weights.sort();
+            files.extend(weights);
             Ok(files)
         }
     }

@@ -39,6 +39,7 @@ pub mod math;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod reduce;
+pub mod rotary;
 #[cfg(feature = "std")]
 pub mod trace;
 pub mod window;

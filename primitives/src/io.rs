@@ -136,6 +136,15 @@ pub enum IoSpec {
     Tensors(BoundedVec<TensorSpec, ConstU32<MAX_TENSORS>>),
     /// UTF-8 text of at most `max_bytes` bytes.
     Text { max_bytes: u32 },
+    /// A text-generation request ([`Payload::Prompt`]): a UTF-8 prompt of at most
+    /// `max_bytes` bytes and a `max_new_tokens` between 1 and `max_new_tokens`.
+    Prompt { max_bytes: u32, max_new_tokens: u32 },
+    /// A text-generation result ([`Payload::Generation`]): at most `max_new_tokens` token
+    /// ids and their UTF-8 text of at most `max_text_bytes` bytes.
+    Generation {
+        max_new_tokens: u32,
+        max_text_bytes: u32,
+    },
 }
 
 /// A concrete tensor value in canonical form.
@@ -211,6 +220,17 @@ impl Tensor {
 pub enum Payload {
     Tensors(Vec<Tensor>),
     Text(Vec<u8>),
+    /// Generate greedily after `text` (UTF-8), at most `max_new_tokens` tokens.
+    Prompt {
+        text: Vec<u8>,
+        max_new_tokens: u32,
+    },
+    /// The generated token ids (a stop token that ended generation included) and the
+    /// text they decode to (special tokens skipped).
+    Generation {
+        tokens: Vec<u32>,
+        text: Vec<u8>,
+    },
 }
 
 /// Why a payload does not fit its spec. Each variant names one mistake.
@@ -240,9 +260,30 @@ pub enum IoError {
     TextTooLong { max: u32, found: u32 },
     /// The text is not valid UTF-8.
     InvalidUtf8,
+    /// A prompt's `max_new_tokens` is zero or above the model's cap `max`.
+    MaxNewTokens { max: u32, found: u32 },
+    /// A generation has more tokens than the model's cap.
+    TooManyTokens { max: u32, found: u32 },
 }
 
 impl Payload {
+    /// How many units a request on this input is priced in (the model's fee is per unit):
+    /// a prompt is priced per token, its bytes standing for its tokens (an upper bound for
+    /// byte-level tokenizers; the chain cannot tokenize) plus `max_new_tokens`, so a long
+    /// request pays for what it costs; any other input is one unit.
+    pub fn fee_units(&self) -> u32 {
+        match self {
+            Payload::Prompt {
+                text,
+                max_new_tokens,
+            } => u32::try_from(text.len())
+                .unwrap_or(u32::MAX)
+                .saturating_add(*max_new_tokens)
+                .max(1),
+            _ => 1,
+        }
+    }
+
     /// Decodes canonical bytes, rejecting trailing bytes.
     pub fn decode_canonical(mut bytes: &[u8]) -> Result<Self, IoError> {
         let payload = Payload::decode(&mut bytes).map_err(|_| IoError::Malformed)?;
@@ -255,16 +296,41 @@ impl Payload {
     /// Checks the payload against `spec`.
     pub fn validate(&self, spec: &IoSpec) -> Result<(), IoError> {
         match (self, spec) {
-            (Payload::Text(text), IoSpec::Text { max_bytes }) => {
-                let found = u32::try_from(text.len()).unwrap_or(u32::MAX);
-                if found > *max_bytes {
-                    return Err(IoError::TextTooLong {
-                        max: *max_bytes,
+            (Payload::Text(text), IoSpec::Text { max_bytes }) => validate_text(text, *max_bytes),
+            (
+                Payload::Prompt {
+                    text,
+                    max_new_tokens,
+                },
+                IoSpec::Prompt {
+                    max_bytes,
+                    max_new_tokens: cap,
+                },
+            ) => {
+                validate_text(text, *max_bytes)?;
+                if *max_new_tokens == 0 || max_new_tokens > cap {
+                    return Err(IoError::MaxNewTokens {
+                        max: *cap,
+                        found: *max_new_tokens,
+                    });
+                }
+                Ok(())
+            }
+            (
+                Payload::Generation { tokens, text },
+                IoSpec::Generation {
+                    max_new_tokens,
+                    max_text_bytes,
+                },
+            ) => {
+                let found = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
+                if found > *max_new_tokens {
+                    return Err(IoError::TooManyTokens {
+                        max: *max_new_tokens,
                         found,
                     });
                 }
-                core::str::from_utf8(text).map_err(|_| IoError::InvalidUtf8)?;
-                Ok(())
+                validate_text(text, *max_text_bytes)
             }
             (Payload::Tensors(tensors), IoSpec::Tensors(specs)) => {
                 if tensors.len() != specs.len() {
@@ -281,6 +347,18 @@ impl Payload {
             _ => Err(IoError::KindMismatch),
         }
     }
+}
+
+fn validate_text(text: &[u8], max_bytes: u32) -> Result<(), IoError> {
+    let found = u32::try_from(text.len()).unwrap_or(u32::MAX);
+    if found > max_bytes {
+        return Err(IoError::TextTooLong {
+            max: max_bytes,
+            found,
+        });
+    }
+    core::str::from_utf8(text).map_err(|_| IoError::InvalidUtf8)?;
+    Ok(())
 }
 
 fn validate_tensor(index: u32, tensor: &Tensor, spec: &TensorSpec) -> Result<(), IoError> {

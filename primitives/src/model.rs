@@ -33,6 +33,9 @@ pub enum ModelFormat {
     /// A Hugging Face BERT-family sentence-embedding model (config.json,
     /// model.safetensors, tokenizer.json): text in, mean-pooled L2-normalised embedding out.
     BertEmbedding,
+    /// A Hugging Face llama-family causal language model (config.json, *.safetensors,
+    /// tokenizer.json, generation_config.json): a prompt in, its greedy generation out.
+    Llm,
 }
 
 /// How many threads the engine may use for a result to count.

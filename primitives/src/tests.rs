@@ -181,3 +181,82 @@ fn a_manifest_id_commits_to_format_names_sizes_and_hashes_in_any_order() {
     resized.files[0].size = 11;
     assert_ne!(a.id(), resized.id());
 }
+
+#[test]
+fn prompts_and_generations_are_checked_against_their_caps() {
+    let prompt_spec = IoSpec::Prompt {
+        max_bytes: 8,
+        max_new_tokens: 4,
+    };
+    let prompt = |text: &[u8], n| Payload::Prompt {
+        text: text.to_vec(),
+        max_new_tokens: n,
+    };
+    assert_eq!(prompt(b"hello", 4).validate(&prompt_spec), Ok(()));
+    assert_eq!(
+        prompt(b"hello", 0).validate(&prompt_spec),
+        Err(IoError::MaxNewTokens { max: 4, found: 0 })
+    );
+    assert_eq!(
+        prompt(b"hello", 5).validate(&prompt_spec),
+        Err(IoError::MaxNewTokens { max: 4, found: 5 })
+    );
+    assert_eq!(
+        prompt(b"too long!", 1).validate(&prompt_spec),
+        Err(IoError::TextTooLong { max: 8, found: 9 })
+    );
+    assert_eq!(
+        prompt(&[0xc3], 1).validate(&prompt_spec),
+        Err(IoError::InvalidUtf8)
+    );
+    assert_eq!(
+        Payload::Text(b"hi".to_vec()).validate(&prompt_spec),
+        Err(IoError::KindMismatch)
+    );
+
+    let out_spec = IoSpec::Generation {
+        max_new_tokens: 2,
+        max_text_bytes: 4,
+    };
+    let generation = |tokens: &[u32], text: &[u8]| Payload::Generation {
+        tokens: tokens.to_vec(),
+        text: text.to_vec(),
+    };
+    assert_eq!(generation(&[1, 2], b"ab").validate(&out_spec), Ok(()));
+    assert_eq!(
+        generation(&[1, 2, 3], b"ab").validate(&out_spec),
+        Err(IoError::TooManyTokens { max: 2, found: 3 })
+    );
+    assert_eq!(
+        generation(&[1], b"abcde").validate(&out_spec),
+        Err(IoError::TextTooLong { max: 4, found: 5 })
+    );
+    // Round trip through the canonical encoding, trailing bytes refused.
+    let bytes = prompt(b"hello", 4).encode();
+    assert_eq!(
+        validate_encoded(&bytes, &prompt_spec),
+        Ok(prompt(b"hello", 4))
+    );
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(
+        validate_encoded(&longer, &prompt_spec),
+        Err(IoError::Malformed)
+    );
+}
+
+#[test]
+fn a_prompt_is_priced_per_byte_and_new_token() {
+    let prompt = Payload::Prompt {
+        text: b"To be".to_vec(),
+        max_new_tokens: 7,
+    };
+    assert_eq!(prompt.fee_units(), 12);
+    assert_eq!(Payload::Text(vec![b'a'; 100]).fee_units(), 1);
+    assert_eq!(Payload::Tensors(vec![]).fee_units(), 1);
+    let huge = Payload::Prompt {
+        text: vec![],
+        max_new_tokens: u32::MAX,
+    };
+    assert_eq!(huge.fee_units(), u32::MAX, "saturates");
+}

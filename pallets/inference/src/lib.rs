@@ -695,6 +695,8 @@ pub mod pallet {
         BlockRequestLimit,
         /// A model is named twice in one declaration.
         DuplicateModel,
+        /// A prompt's `max_new_tokens` is zero or above the model's registered cap.
+        MaxNewTokensOutOfRange,
     }
 
     #[pallet::hooks]

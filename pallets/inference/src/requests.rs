@@ -24,7 +24,9 @@ impl<T: Config> Pallet<T> {
             IoError::NonFinite { .. } => Error::<T>::NonFiniteInput,
             IoError::InvalidUtf8 => Error::<T>::InvalidUtf8Input,
             IoError::TextTooLong { .. } => Error::<T>::InputTooLarge,
-            IoError::KindMismatch
+            IoError::MaxNewTokens { .. } => Error::<T>::MaxNewTokensOutOfRange,
+            IoError::TooManyTokens { .. }
+            | IoError::KindMismatch
             | IoError::TensorCount { .. }
             | IoError::DType { .. }
             | IoError::Rank { .. }
@@ -65,8 +67,8 @@ impl<T: Config> Pallet<T> {
         input: BoundedVec<u8, T::MaxInputBytes>,
         max_fee: BalanceOf<T>,
     ) -> Result<RequestId, DispatchError> {
-        let spec = Self::requestable(&model, max_fee)?;
-        Self::open_request(&requester, model, &spec, input)
+        let spec = Self::requestable(&model)?;
+        Self::open_request(&requester, model, &spec, input, max_fee)
     }
 
     /// Requests of `model`, one per input, all or none (`request_batch`).
@@ -77,18 +79,15 @@ impl<T: Config> Pallet<T> {
         max_fee: BalanceOf<T>,
     ) -> Result<alloc::vec::Vec<RequestId>, DispatchError> {
         ensure!(!inputs.is_empty(), Error::<T>::EmptyBatch);
-        let spec = Self::requestable(&model, max_fee)?;
+        let spec = Self::requestable(&model)?;
         inputs
             .into_iter()
-            .map(|input| Self::open_request(&requester, model, &spec, input))
+            .map(|input| Self::open_request(&requester, model, &spec, input, max_fee))
             .collect()
     }
 
-    /// The spec of `model` if it takes requests at a fee of at most `max_fee`.
-    fn requestable(
-        model: &ModelId,
-        max_fee: BalanceOf<T>,
-    ) -> Result<ModelSpec<BalanceOf<T>>, DispatchError> {
+    /// The spec of `model` if it takes requests.
+    fn requestable(model: &ModelId) -> Result<ModelSpec<BalanceOf<T>>, DispatchError> {
         let (spec, status) = T::Models::model(model).ok_or(Error::<T>::UnknownModel)?;
         ensure!(status == ModelStatus::Active, Error::<T>::ModelNotActive);
         // A result nobody could dispute would be trusted blindly: no commitments, no
@@ -97,23 +96,26 @@ impl<T: Config> Pallet<T> {
             T::Models::commitments(model).is_some(),
             Error::<T>::NoCommitments
         );
-        ensure!(spec.fee <= max_fee, Error::<T>::FeeAboveMax);
         Ok(spec)
     }
 
     /// Takes one request of `model` (checked by `requestable`) on `input`: checks the
-    /// input, draws its executor, holds its fee and storage deposit.
+    /// input, prices it (the model's fee per unit of `Payload::fee_units`: per token
+    /// for a language model), draws its executor, holds its fee and storage deposit.
     fn open_request(
         requester: &T::AccountId,
         model: ModelId,
         spec: &ModelSpec<BalanceOf<T>>,
         input: BoundedVec<u8, T::MaxInputBytes>,
+        max_fee: BalanceOf<T>,
     ) -> Result<RequestId, DispatchError> {
         ensure!(
             input.len() <= spec.max_input_bytes as usize,
             Error::<T>::InputTooLarge
         );
-        validate_encoded(&input, &spec.input).map_err(Self::input_error)?;
+        let payload = validate_encoded(&input, &spec.input).map_err(Self::input_error)?;
+        let fee = spec.fee.saturating_mul(payload.fee_units().into());
+        ensure!(fee <= max_fee, Error::<T>::FeeAboveMax);
         let taken = RequestsInBlock::<T>::get();
         ensure!(
             taken < T::MaxRequestsPerBlock::get(),
@@ -125,7 +127,7 @@ impl<T: Config> Pallet<T> {
         let id = NextRequestId::<T>::get();
         let executor = Self::pick_executor(&model, &(b"assign", id, 1u32).encode(), &[])
             .ok_or(Error::<T>::NoExecutors)?;
-        Self::hold(HoldReason::RequestFee, &requester, spec.fee)?;
+        Self::hold(HoldReason::RequestFee, &requester, fee)?;
         // The bytes the request and its result may keep in state until pruned.
         let stored = input.len().saturating_add(spec.max_output_bytes as usize) as u32;
         let deposit = T::RequestDepositBase::get()
@@ -146,7 +148,7 @@ impl<T: Config> Pallet<T> {
                 executor: executor.clone(),
                 input,
                 input_hash,
-                fee: spec.fee,
+                fee,
                 status: RequestStatus::Pending { deadline },
                 attempt: 1,
                 submitted_at: now,

@@ -562,3 +562,89 @@ fn the_executor_set_is_bounded() {
         );
     });
 }
+
+/// A language model's request is priced per token: its prompt's bytes (the chain cannot
+/// tokenize; a byte-level tokenizer makes at most one token per byte) plus the
+/// `max_new_tokens` it asks for; a bad prompt is refused by name and costs nothing.
+#[test]
+fn a_prompt_is_priced_per_token_and_a_bad_one_costs_nothing() {
+    use codec::Encode;
+    use inferchain_primitives::{
+        io::{IoSpec, Payload},
+        model::ModelFormat,
+    };
+    build_and_execute(|| {
+        let llm = H256::repeat_byte(7);
+        let mut spec = model_spec(
+            llm,
+            IoSpec::Prompt {
+                max_bytes: 64,
+                max_new_tokens: 16,
+            },
+            128,
+        );
+        spec.format = ModelFormat::Llm;
+        spec.output = IoSpec::Generation {
+            max_new_tokens: 16,
+            max_text_bytes: 200,
+        };
+        assert_ok!(Models::register_model(RuntimeOrigin::root(), spec));
+        assert_ok!(Models::set_model_commitments(
+            RuntimeOrigin::root(),
+            llm,
+            TENSOR_COMMITMENTS
+        ));
+        assert_ok!(Inference::register_executor(
+            RuntimeOrigin::signed(10),
+            1_000
+        ));
+        assert_ok!(Inference::serve(
+            RuntimeOrigin::signed(10),
+            vec![llm].try_into().unwrap(),
+            TEST_CAPACITY
+        ));
+        let prompt = |text: &[u8], max_new_tokens| {
+            Payload::Prompt {
+                text: text.to_vec(),
+                max_new_tokens,
+            }
+            .encode()
+        };
+        let call = |input: Vec<u8>, max_fee| {
+            Inference::request_inference(RuntimeOrigin::signed(1), llm, bounded(input), max_fee)
+        };
+        let units = 10 + 16; // "To be, or " is 10 bytes
+        assert_noop!(
+            call(prompt(b"To be, or ", 16), FEE * units - 1),
+            Error::<Test>::FeeAboveMax
+        );
+        assert_noop!(
+            call(prompt(b"x", 0), Balance::MAX),
+            Error::<Test>::MaxNewTokensOutOfRange
+        );
+        assert_noop!(
+            call(prompt(b"x", 17), Balance::MAX),
+            Error::<Test>::MaxNewTokensOutOfRange
+        );
+        assert_noop!(
+            call(prompt(&[0xff, 0xfe], 1), Balance::MAX),
+            Error::<Test>::InvalidUtf8Input
+        );
+        assert_noop!(
+            call(prompt(&[b'a'; 65], 1), Balance::MAX),
+            Error::<Test>::InputTooLarge
+        );
+        assert_noop!(
+            call(text(b"hi"), Balance::MAX),
+            Error::<Test>::InputSpecMismatch
+        );
+        let id = crate::NextRequestId::<Test>::get();
+        assert_ok!(call(prompt(b"To be, or ", 16), FEE * units));
+        assert_eq!(Requests::<Test>::get(id).unwrap().fee, FEE * units);
+        assert_eq!(held(HoldReason::RequestFee, 1), FEE * units);
+        // A shorter request pays less: one byte and one token.
+        let id = crate::NextRequestId::<Test>::get();
+        assert_ok!(call(prompt(b"x", 1), FEE * 2));
+        assert_eq!(Requests::<Test>::get(id).unwrap().fee, FEE * 2);
+    });
+}

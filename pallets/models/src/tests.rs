@@ -133,6 +133,55 @@ fn malformed_specs_are_rejected_with_named_errors() {
 }
 
 #[test]
+fn language_models_pair_a_prompt_with_a_generation_of_the_same_cap() {
+    use inferchain_primitives::model::ModelFormat;
+    build_and_execute(|| {
+        let root = || RuntimeOrigin::root();
+        let llm = |seed, new_in, new_out| {
+            let mut s = spec(seed);
+            s.format = ModelFormat::Llm;
+            s.input = IoSpec::Prompt {
+                max_bytes: 100,
+                max_new_tokens: new_in,
+            };
+            s.output = IoSpec::Generation {
+                max_new_tokens: new_out,
+                max_text_bytes: 1000,
+            };
+            s
+        };
+        assert_noop!(
+            Models::register_model(root(), llm(2, 64, 32)),
+            Error::<Test>::InvalidIoSpec
+        );
+        assert_noop!(
+            Models::register_model(root(), llm(2, 0, 0)),
+            Error::<Test>::InvalidIoSpec
+        );
+        // A prompt spec on an ONNX model, or an LLM that returns tensors.
+        let mut onnx = llm(2, 64, 64);
+        onnx.format = ModelFormat::Onnx;
+        assert_noop!(
+            Models::register_model(root(), onnx),
+            Error::<Test>::InvalidIoSpec
+        );
+        let mut tensors = llm(2, 64, 64);
+        tensors.output = spec(2).output;
+        assert_noop!(
+            Models::register_model(root(), tensors),
+            Error::<Test>::InvalidIoSpec
+        );
+        let mut plain = spec(2);
+        plain.format = ModelFormat::Llm;
+        assert_noop!(
+            Models::register_model(root(), plain),
+            Error::<Test>::InvalidIoSpec
+        );
+        assert_ok!(Models::register_model(root(), llm(2, 64, 64)));
+    });
+}
+
+#[test]
 fn status_moves_between_active_and_deprecated_and_retirement_is_final() {
     build_and_execute(|| {
         let root = || RuntimeOrigin::root();

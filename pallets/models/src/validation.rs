@@ -4,13 +4,21 @@ use crate::{Config, Error};
 use frame_support::{ensure, traits::Get};
 use inferchain_primitives::{
     io::{Dim, IoSpec},
-    model::ModelSpec,
+    model::{ModelFormat, ModelSpec},
 };
 use sp_runtime::DispatchError;
 
 fn io_spec_is_well_formed(spec: &IoSpec) -> bool {
     match spec {
         IoSpec::Text { max_bytes } => *max_bytes > 0,
+        IoSpec::Prompt {
+            max_bytes,
+            max_new_tokens,
+        } => *max_bytes > 0 && *max_new_tokens > 0,
+        IoSpec::Generation {
+            max_new_tokens,
+            max_text_bytes,
+        } => *max_new_tokens > 0 && *max_text_bytes > 0,
         IoSpec::Tensors(tensors) => {
             !tensors.is_empty()
                 && tensors.iter().all(|t| {
@@ -36,6 +44,25 @@ pub(crate) fn check_spec<T: Config>(spec: &ModelSpec<T::Balance>) -> Result<(), 
     );
     ensure!(
         io_spec_is_well_formed(&spec.input) && io_spec_is_well_formed(&spec.output),
+        Error::<T>::InvalidIoSpec
+    );
+    // A language model takes a prompt and returns a generation of at most the tokens a
+    // prompt may ask for; no other model takes or returns either.
+    let generation = match (&spec.input, &spec.output) {
+        (
+            IoSpec::Prompt { max_new_tokens, .. },
+            IoSpec::Generation {
+                max_new_tokens: out,
+                ..
+            },
+        ) => Some(max_new_tokens == out),
+        (IoSpec::Prompt { .. }, _) | (_, IoSpec::Prompt { .. } | IoSpec::Generation { .. }) => {
+            Some(false)
+        }
+        _ => None,
+    };
+    ensure!(
+        generation.unwrap_or(true) && generation.is_some() == (spec.format == ModelFormat::Llm),
         Error::<T>::InvalidIoSpec
     );
     Ok(())

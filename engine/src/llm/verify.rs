@@ -1,0 +1,105 @@
+//! Verification of a claimed generation by one teacher-forced pass: the model reads the
+//! prompt and the output except its last token once (the row of each position predicts
+//! the next token), and the claim holds only if every output token is the greedy choice
+//! at its position, no token follows a stop token, an output shorter than
+//! `max_new_tokens` ends with a stop token, and none is longer. Nothing is re-generated;
+//! the kernels make this pass's logits the generator's, bit for bit.
+
+use super::{
+    argmax,
+    generate::{finish, hash_row, logits_hasher},
+    LlmModel,
+};
+use crate::error::Result;
+
+/// Why a claimed generation is not the model's greedy generation.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GenerationMismatch {
+    #[error("the output has {len} tokens, more than max_new_tokens {max}")]
+    TooLong { len: usize, max: usize },
+    #[error("the output goes on after stop token {token} at output position {position}")]
+    PastStopToken { position: usize, token: u32 },
+    #[error("the output ends after {len} tokens, before max_new_tokens {max}, without a stop token (truncated)")]
+    Truncated { len: usize, max: usize },
+    #[error("output token {position} is {claimed}; the model's greedy choice there is {expected}")]
+    WrongToken {
+        position: usize,
+        claimed: u32,
+        expected: u32,
+    },
+    #[error("the claimed text is not what the token ids decode to")]
+    TextMismatch,
+}
+
+/// The outcome of a verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The output is the greedy generation; `logits_hash` equals the generator's
+    /// [`super::Generation::logits_hash`].
+    Valid { logits_hash: [u8; 32] },
+    /// The first thing wrong with the claim.
+    Invalid(GenerationMismatch),
+}
+
+impl LlmModel {
+    /// Checks that `output` is the greedy generation after `prompt` under
+    /// `max_new_tokens` (errors are the engine's: an empty or too long prompt, NaN logits).
+    pub fn verify(&self, prompt: &[u32], output: &[u32], max_new_tokens: usize) -> Result<Verdict> {
+        let stops = &self.decoder.config.stop_tokens;
+        let is_stop = |t: &u32| stops.binary_search(t).is_ok();
+        let invalid = |m| Ok(Verdict::Invalid(m));
+        if output.len() > max_new_tokens {
+            return invalid(GenerationMismatch::TooLong {
+                len: output.len(),
+                max: max_new_tokens,
+            });
+        }
+        self.check_positions(prompt.len(), max_new_tokens)?;
+        if let Some(position) = output
+            .iter()
+            .take(output.len().saturating_sub(1))
+            .position(is_stop)
+        {
+            return invalid(GenerationMismatch::PastStopToken {
+                position,
+                token: output[position],
+            });
+        }
+        if output.len() < max_new_tokens && !output.last().is_some_and(is_stop) {
+            return invalid(GenerationMismatch::Truncated {
+                len: output.len(),
+                max: max_new_tokens,
+            });
+        }
+        let mut state = logits_hasher();
+        if output.is_empty() {
+            return Ok(Verdict::Valid {
+                logits_hash: finish(&state),
+            });
+        }
+        let mut ids = Vec::with_capacity(prompt.len() + output.len() - 1);
+        ids.extend_from_slice(prompt);
+        ids.extend_from_slice(&output[..output.len() - 1]);
+        let logits = self.logits(&ids, prompt.len() - 1)?;
+        let vocab = self.decoder.config.vocab_size;
+        for (i, (row, &claimed)) in logits.chunks(vocab).zip(output).enumerate() {
+            let expected = argmax(row, prompt.len() + i)?;
+            if expected != claimed {
+                return invalid(GenerationMismatch::WrongToken {
+                    position: i,
+                    claimed,
+                    expected,
+                });
+            }
+            hash_row(&mut state, row);
+        }
+        Ok(Verdict::Valid {
+            logits_hash: finish(&state),
+        })
+    }
+
+    /// Checks that `text` is what `output` decodes to.
+    pub fn verify_text(&self, output: &[u32], text: &str) -> Result<Option<GenerationMismatch>> {
+        Ok((self.decode(output)? != text).then_some(GenerationMismatch::TextMismatch))
+    }
+}
