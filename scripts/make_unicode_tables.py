@@ -1,5 +1,5 @@
 """Writes referee/src/unicode_tables.rs: the Unicode character classes and mappings the canonical BERT
-tokenizer (referee/src/wordpiece.rs) needs, as sorted range tables, from Python's
+tokenizer (referee/src/wordpiece.rs) and byte-level BPE pre-tokenizer (referee/src/bpe.rs) need, as sorted range tables, from Python's
 `unicodedata` (its Unicode version is written into the file). Run:
     python3 scripts/make_unicode_tables.py > referee/src/unicode_tables.rs && cargo fmt --all
 """
@@ -69,6 +69,12 @@ def main():
               ranges(lambda cp: cat(cp) in ("Cc", "Cf", "Co"))),
         "",
         table("NONSPACING_MARK", "General category Mn.", ranges(lambda cp: cat(cp) == "Mn")),
+        "",
+        table("LETTER", "General category L* (Lu, Ll, Lt, Lm, Lo): `\\p{L}`.",
+              ranges(lambda cp: cat(cp).startswith("L"))),
+        "",
+        table("NUMBER", "General category N* (Nd, Nl, No): `\\p{N}`.",
+              ranges(lambda cp: cat(cp).startswith("N"))),
         "",
     ]
     # Full lowercase mappings (what `str.lower` gives one code point alone), so the

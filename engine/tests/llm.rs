@@ -324,3 +324,119 @@ fn logits_and_greedy_tokens_match_an_independent_numpy_reference() {
         eprintln!("{prompt:?}: logits within {worst:.2e} of float64");
     }
 }
+
+/// splitmix64, for the generated strings.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[test]
+fn the_canonical_tokenizer_agrees_with_hugging_face_tokenizers() {
+    let (_, _, loaded) = load(&model_dir(), "canon");
+    let m = llm(&loaded);
+    assert!(
+        m.has_canonical_tokenizer(),
+        "tiny-llm's tokenizer is canonical"
+    );
+    let pool: Vec<&str> = vec![
+        "a",
+        "Z",
+        "the",
+        " ",
+        "  ",
+        "\n",
+        "\n\n",
+        "\t",
+        "\r\n",
+        "'s",
+        "'t",
+        "'re",
+        "'ve",
+        "'m",
+        "'ll",
+        "'d",
+        "'",
+        "''",
+        "\"",
+        "7",
+        "42",
+        "3.14",
+        "!",
+        "?!",
+        ",",
+        ".",
+        "--",
+        "...",
+        "é",
+        "Ü",
+        "ß",
+        "ﬁ",
+        "日本",
+        "漢字",
+        "٣٤",
+        "²",
+        "Ⅻ",
+        "😀",
+        "👍🏽",
+        "\u{0301}",
+        "\u{00a0}",
+        "\u{2028}",
+        "\u{3000}",
+        "\u{200b}",
+        "<|endoftext|>",
+        "<|endo",
+        "ROMEO.",
+        "KING HENRY",
+        "[Enter",
+        "thou",
+        "art",
+        " ",
+        " ",
+        "\u{1f600}x",
+        "x\u{0301}",
+        "_",
+        "@",
+        "#",
+        "`",
+    ];
+    let mut state = 20261126u64;
+    let mut texts: Vec<String> = PROMPTS.iter().map(|s| s.to_string()).collect();
+    for _ in 0..3000 {
+        let len = (next(&mut state) % 12) as usize;
+        texts.push(
+            (0..len)
+                .map(|_| pool[(next(&mut state) % pool.len() as u64) as usize])
+                .collect(),
+        );
+    }
+    for text in &texts {
+        let canonical = m.tokenize(text).unwrap();
+        assert_eq!(
+            canonical,
+            m.tokenize_with_tokenizers(text).unwrap(),
+            "tokenizing {text:?}"
+        );
+        let ids: Vec<u32> = canonical.iter().skip(1).copied().collect();
+        assert_eq!(
+            m.decode(&ids).unwrap(),
+            m.decode_with_tokenizers(&ids).unwrap(),
+            "decoding {text:?}"
+        );
+    }
+    // Decoding arbitrary id sequences (cut UTF-8 characters included) agrees too.
+    for _ in 0..2000 {
+        let len = (next(&mut state) % 8) as usize;
+        let ids: Vec<u32> = (0..len)
+            .map(|_| (next(&mut state) % m.config().vocab_size as u64) as u32)
+            .collect();
+        assert_eq!(
+            m.decode(&ids).unwrap(),
+            m.decode_with_tokenizers(&ids).unwrap(),
+            "decoding {ids:?}"
+        );
+    }
+}

@@ -18,6 +18,8 @@
 
 extern crate alloc;
 
+pub mod bpe;
+mod char_class;
 mod encoder;
 mod unicode_tables;
 pub mod wordpiece;

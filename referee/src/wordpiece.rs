@@ -14,7 +14,10 @@
 //! Where a tokenizer built on another Unicode version treats a character differently,
 //! this file's answer is the canonical one.
 
-use crate::unicode_tables::{DECOMPOSED, LOWERCASE, NONSPACING_MARK, OTHER, PUNCTUATION};
+use crate::{
+    char_class::{in_table, is_white_space},
+    unicode_tables::{DECOMPOSED, LOWERCASE, NONSPACING_MARK, OTHER, PUNCTUATION},
+};
 use alloc::{string::String, vec::Vec};
 use codec::{Decode, Encode};
 
@@ -126,29 +129,6 @@ impl<'a> Vocab<'a> {
             slot = (slot + 1) & mask;
         }
     }
-}
-
-fn in_table(table: &[(u32, u32)], c: char) -> bool {
-    let c = c as u32;
-    table
-        .binary_search_by(|&(lo, hi)| {
-            if hi < c {
-                core::cmp::Ordering::Less
-            } else if lo > c {
-                core::cmp::Ordering::Greater
-            } else {
-                core::cmp::Ordering::Equal
-            }
-        })
-        .is_ok()
-}
-
-/// The Unicode White_Space property (unchanged since Unicode 6.0; `char::is_whitespace`
-/// is the same set), spelled out so no toolchain table decides it.
-fn is_white_space(c: char) -> bool {
-    matches!(c as u32,
-        0x09..=0x0D | 0x20 | 0x85 | 0xA0 | 0x1680 | 0x2000..=0x200A | 0x2028 | 0x2029
-        | 0x202F | 0x205F | 0x3000)
 }
 
 /// `c`'s full lowercase mapping, pushed to `out`.

@@ -13,6 +13,7 @@
 pub mod config;
 pub mod generate;
 mod layers;
+pub mod tokenizer;
 pub mod verify;
 
 use crate::{
@@ -25,6 +26,7 @@ use candle_nn::VarBuilder;
 pub use config::LlmConfig;
 pub use generate::{Generation, StopReason};
 use inferchain_primitives::io::{IoSpec, Payload};
+use inferchain_referee::bpe::ByteLevelBpe;
 use layers::{DecoderLayer, LayerCache, Linear, RmsNorm};
 use std::collections::HashMap;
 use tokenizers::Tokenizer;
@@ -131,6 +133,9 @@ impl Decoder {
 /// A loaded language model.
 pub struct LlmModel {
     decoder: Decoder,
+    /// The canonical tokenizer (the referee's byte-level BPE), where `tokenizer.json`
+    /// describes one; `tokenizer` otherwise.
+    canonical: Option<ByteLevelBpe>,
     tokenizer: Tokenizer,
     weight_bytes: usize,
 }
@@ -145,6 +150,7 @@ impl LlmModel {
         let tokenizer = files
             .get("tokenizer.json")
             .ok_or_else(|| EngineError::InvalidArtifact("tokenizer.json missing".into()))?;
+        let canonical = tokenizer::canonical_bpe(tokenizer).ok();
         let mut tokenizer =
             Tokenizer::from_bytes(tokenizer).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
@@ -183,6 +189,7 @@ impl LlmModel {
         let weight_bytes = decoder.bytes();
         Ok(LlmModel {
             decoder,
+            canonical,
             tokenizer,
             weight_bytes,
         })
@@ -197,8 +204,23 @@ impl LlmModel {
         self.weight_bytes
     }
 
-    /// The prompt's token ids, with the special tokens the tokenizer adds.
+    /// The prompt's token ids, with the special tokens the tokenizer adds: the canonical
+    /// tokenizer's where the model has one.
     pub fn tokenize(&self, prompt: &str) -> Result<Vec<u32>> {
+        match &self.canonical {
+            Some(bpe) => Ok(bpe.encode(prompt)),
+            None => self.tokenize_with_tokenizers(prompt),
+        }
+    }
+
+    /// Whether [`Self::tokenize`] and [`Self::decode`] are the canonical tokenizer's.
+    pub fn has_canonical_tokenizer(&self) -> bool {
+        self.canonical.is_some()
+    }
+
+    /// The prompt's ids from Hugging Face `tokenizers` (what the canonical tokenizer is
+    /// compared against).
+    pub fn tokenize_with_tokenizers(&self, prompt: &str) -> Result<Vec<u32>> {
         let encoding = self
             .tokenizer
             .encode(prompt, true)
@@ -206,8 +228,22 @@ impl LlmModel {
         Ok(encoding.get_ids().to_vec())
     }
 
-    /// The text of `ids`, special tokens skipped.
+    /// The text of `ids`, special tokens skipped (the canonical tokenizer's where the
+    /// model has one).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        match &self.canonical {
+            Some(bpe) => bpe.decode(ids).ok_or_else(|| {
+                EngineError::Tokenizer(format!(
+                    "a token id is outside the vocabulary ({})",
+                    bpe.tables().tokens.len()
+                ))
+            }),
+            None => self.decode_with_tokenizers(ids),
+        }
+    }
+
+    /// The text of `ids` from Hugging Face `tokenizers`.
+    pub fn decode_with_tokenizers(&self, ids: &[u32]) -> Result<String> {
         self.tokenizer
             .decode(ids, true)
             .map_err(|e| EngineError::Tokenizer(e.to_string()))
