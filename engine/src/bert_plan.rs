@@ -223,12 +223,12 @@ impl CanonicalTokenizer {
 }
 
 /// Builds the plan step by step, committing weights as it goes.
-struct PlanBuilder {
-    plan: DisputePlan,
+pub(crate) struct PlanBuilder {
+    pub(crate) plan: DisputePlan,
 }
 
 impl PlanBuilder {
-    fn weight(&mut self, values: &[f32]) -> Read {
+    pub(crate) fn weight(&mut self, values: &[f32]) -> Read {
         self.plan
             .weights
             .push(values.iter().flat_map(|v| v.to_le_bytes()).collect());
@@ -236,7 +236,7 @@ impl PlanBuilder {
     }
 
     /// Pushes a step and returns how later steps read it.
-    fn step(&mut self, op: Step, reads: Vec<Read>, output_bytes: usize) -> Read {
+    pub(crate) fn step(&mut self, op: Step, reads: Vec<Read>, output_bytes: usize) -> Read {
         self.plan.steps.push(PlanStep {
             op: op.encode(),
             reads,

@@ -20,6 +20,7 @@ extern crate alloc;
 
 pub mod bpe;
 mod char_class;
+mod decoder;
 mod encoder;
 mod unicode_tables;
 pub mod wordpiece;
@@ -105,6 +106,35 @@ pub enum Step {
     MeanRows { tokens: u32, hidden: u32 },
     /// `x / sqrt(sum_squares(x))` with the kernels' 16-lane sum of squares.
     L2Normalize,
+    /// `rows` rows of a table (operand 1, `hidden` wide) copied exactly, selected by the
+    /// u32 ids at words `offset..offset + rows` of operand 0: a language model's token
+    /// embeddings. A chunk reads its id and then the table range it selects.
+    GatherRows { rows: u32, hidden: u32, offset: u32 },
+    /// RMSNorm of each row of operand 0 (`rows × cols`) with weight operand 1:
+    /// `y = w * (x * (1 / sqrt(sum_squares(x) / cols + eps)))`, `eps = f32::from_bits`.
+    RmsNormRows { rows: u32, cols: u32, eps: u32 },
+    /// RoPE on every head of every row of operand 0 (`rows × heads·head_dim`), row `t`
+    /// at position `t`, `theta = f32::from_bits(theta)` (`inferchain_kernels::rotary`).
+    RopeRows {
+        rows: u32,
+        heads: u32,
+        head_dim: u32,
+        theta: u32,
+    },
+    /// Causal grouped-query attention: queries operand 0 (`rows × heads·head_dim`), keys
+    /// 1 and values 2 (`kv_heads × rows × head_dim`); row `t` of query head `h` attends
+    /// over rows `0..=t` of key/value head `h / (heads / kv_heads)`, scores scaled by
+    /// `f32::from_bits(scale)`.
+    CausalAttention {
+        rows: u32,
+        heads: u32,
+        kv_heads: u32,
+        head_dim: u32,
+        scale: u32,
+    },
+    /// Per row of operand 0 (`rows × cols`): the index of its largest entry, the lowest on
+    /// ties, NaN never largest (u32 little-endian): greedy decoding's choice.
+    ArgmaxRows { rows: u32, cols: u32 },
 }
 
 fn floats(bytes: &[u8]) -> Result<Vec<f32>, RefereeError> {
@@ -360,6 +390,33 @@ fn evaluate(step: &[u8], operands: &[&[u8]], capped: bool) -> Result<Vec<u8>, Re
         }
         Step::MeanRows { tokens, hidden } => encoder::mean_rows((tokens, hidden), operands),
         Step::L2Normalize => encoder::l2_normalize(operands),
+        Step::GatherRows {
+            rows,
+            hidden,
+            offset,
+        } => {
+            if capped && u64::from(rows) * u64::from(hidden) > MAX_OUTPUT_ELEMENTS {
+                return Err(RefereeError::TooLarge);
+            }
+            decoder::gather_rows((rows, hidden, offset), operands)
+        }
+        Step::RmsNormRows { rows, cols, eps } => {
+            decoder::rms_norm_rows((rows, cols, eps), operands)
+        }
+        Step::RopeRows {
+            rows,
+            heads,
+            head_dim,
+            theta,
+        } => decoder::rope_rows((rows, heads, head_dim, theta), operands),
+        Step::CausalAttention {
+            rows,
+            heads,
+            kv_heads,
+            head_dim,
+            scale,
+        } => decoder::causal_attention((rows, heads, kv_heads, head_dim, scale), operands, capped),
+        Step::ArgmaxRows { rows, cols } => decoder::argmax_rows((rows, cols), operands),
         Step::Output { shape } => {
             let [x] = operands else {
                 return Err(RefereeError::OperandMismatch);
@@ -452,6 +509,65 @@ impl StepReferee for KernelReferee {
             ),
             Step::Permute { .. } => (u64::from(output_bytes) <= cap, false),
             Step::L2Normalize => (u64::from(output_bytes) <= cap, false),
+            // The table is read a row per chunk, never whole.
+            Step::GatherRows {
+                rows,
+                hidden,
+                offset,
+            } => (
+                false,
+                decoder::gather_reads((rows, hidden, offset), output_bytes, 0).is_ok(),
+            ),
+            Step::RmsNormRows { rows, cols, .. } => (
+                u64::from(output_bytes) + 4 * u64::from(cols) <= cap
+                    && u64::from(rows) * u64::from(cols) <= MAX_OUTPUT_ELEMENTS,
+                decoder::rms_norm_reads((rows, cols), output_bytes, 0).is_ok()
+                    && 4 * u64::from(cols) + 4 * u64::from(PER_CHUNK) <= cap,
+            ),
+            Step::RopeRows {
+                rows,
+                heads,
+                head_dim,
+                ..
+            } => (
+                u64::from(output_bytes) <= cap
+                    && u64::from(output_bytes) / 4 <= MAX_OUTPUT_ELEMENTS,
+                decoder::rope_reads((rows, heads, head_dim), output_bytes, 0).is_ok()
+                    && 4 * u64::from(head_dim) <= cap,
+            ),
+            Step::CausalAttention {
+                rows,
+                heads,
+                kv_heads,
+                head_dim,
+                scale,
+            } => {
+                let (r, h, kvh, d) = (
+                    u64::from(rows),
+                    u64::from(heads),
+                    u64::from(kv_heads),
+                    u64::from(head_dim),
+                );
+                let whole = 4 * (r * h * d + 2 * kvh * r * d) <= cap
+                    && h * d * 2 * (r * (r + 1) / 2) <= MAX_WORK
+                    && r * h * d <= MAX_OUTPUT_ELEMENTS;
+                // The last row's chunk reads the most: its query head and every row of
+                // its key/value head.
+                let by_chunk = decoder::attention_reads(
+                    (rows, heads, kv_heads, head_dim, scale),
+                    output_bytes,
+                    0,
+                )
+                .is_ok()
+                    && 4 * (d + 2 * r * d) <= cap
+                    && 2 * r * d <= MAX_WORK;
+                (whole, by_chunk)
+            }
+            Step::ArgmaxRows { rows, cols } => (
+                4 * u64::from(rows) * u64::from(cols) <= cap,
+                decoder::argmax_reads((rows, cols), output_bytes, 0).is_ok()
+                    && 4 * u64::from(cols) * u64::from(PER_CHUNK) <= cap,
+            ),
             // Evaluated whole only; over the caps they fail as they fail.
             _ => return RefereePath::Whole,
         };
@@ -521,6 +637,34 @@ impl StepReferee for KernelReferee {
                     entries(2),
                 ]
             }
+            Step::GatherRows {
+                rows,
+                hidden,
+                offset,
+            } => decoder::gather_reads((rows, hidden, offset), output_bytes, chunk)?,
+            Step::RmsNormRows { rows, cols, .. } => {
+                decoder::rms_norm_reads((rows, cols), output_bytes, chunk)?
+            }
+            Step::RopeRows {
+                rows,
+                heads,
+                head_dim,
+                ..
+            } => decoder::rope_reads((rows, heads, head_dim), output_bytes, chunk)?,
+            Step::CausalAttention {
+                rows,
+                heads,
+                kv_heads,
+                head_dim,
+                scale,
+            } => decoder::attention_reads(
+                (rows, heads, kv_heads, head_dim, scale),
+                output_bytes,
+                chunk,
+            )?,
+            Step::ArgmaxRows { rows, cols } => {
+                decoder::argmax_reads((rows, cols), output_bytes, chunk)?
+            }
             Step::GemmBt { m, n, k, bias } => {
                 let row = u64::from(k) * 4;
                 let at = |i: u32, rows: u64| -> Result<(u32, u32), RefereeError> {
@@ -574,6 +718,11 @@ impl StepReferee for KernelReferee {
             Step::Embed { tokens, hidden } => {
                 encoder::embed_gather((tokens, hidden), output_bytes, chunk, direct)
             }
+            Step::GatherRows {
+                rows,
+                hidden,
+                offset,
+            } => decoder::gather_indirect((rows, hidden, offset), output_bytes, chunk, direct),
             _ => Some(Vec::new()),
         }
     }
@@ -621,6 +770,33 @@ impl StepReferee for KernelReferee {
                 let (_, column) = encoder::row_chunk((rows, cols), output_bytes, chunk)?;
                 encoder::layer_norm_chunk(eps, column, slices)
             }
+            // The table range the id selected, copied.
+            Step::GatherRows { .. } => slices
+                .get(1)
+                .map(|s| s.to_vec())
+                .ok_or(RefereeError::OperandMismatch),
+            Step::RmsNormRows { rows, cols, eps } => {
+                decoder::rms_norm_chunk((rows, cols, eps), output_bytes, chunk, slices)
+            }
+            Step::RopeRows {
+                rows,
+                heads,
+                head_dim,
+                theta,
+            } => decoder::rope_chunk((rows, heads, head_dim, theta), output_bytes, chunk, slices),
+            Step::CausalAttention {
+                rows,
+                heads,
+                kv_heads,
+                head_dim,
+                scale,
+            } => decoder::attention_chunk(
+                (rows, heads, kv_heads, head_dim, scale),
+                output_bytes,
+                chunk,
+                slices,
+            ),
+            Step::ArgmaxRows { cols, .. } => decoder::argmax_chunk(cols, slices),
             Step::GemmBt { n, k, bias, m } => {
                 let chunk = gemm_chunk((m, n, k), output_bytes, chunk)?;
                 let k = k as usize;

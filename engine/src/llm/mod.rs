@@ -13,6 +13,7 @@
 pub mod config;
 pub mod generate;
 mod layers;
+pub mod plan;
 pub mod tokenizer;
 pub mod verify;
 
@@ -157,34 +158,7 @@ impl LlmModel {
         tokenizer
             .with_truncation(None)
             .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-        let mut shards: Vec<String> = files
-            .manifest
-            .files
-            .iter()
-            .filter_map(|f| String::from_utf8(f.name.clone()).ok())
-            .filter(|n| n.ends_with(".safetensors"))
-            .collect();
-        shards.sort();
-        if shards.is_empty() {
-            return Err(EngineError::InvalidArtifact(
-                "no *.safetensors weights".into(),
-            ));
-        }
-        let mut tensors = HashMap::new();
-        for name in &shards {
-            let bytes = files
-                .take(name)
-                .ok_or_else(|| EngineError::InvalidArtifact(format!("{name} missing")))?;
-            let shard = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
-            for (k, v) in shard {
-                if tensors.insert(k.clone(), v).is_some() {
-                    return Err(EngineError::InvalidArtifact(format!(
-                        "tensor {k} appears in two weight files"
-                    )));
-                }
-            }
-        }
-        let vb = VarBuilder::from_tensors(tensors, CDType::F32, &Device::Cpu);
+        let vb = weights(files, true)?;
         let decoder = Decoder::load(vb, &config)?;
         let weight_bytes = decoder.bytes();
         Ok(LlmModel {
@@ -342,6 +316,45 @@ impl LlmModel {
             text: text.into_bytes(),
         })
     }
+}
+
+/// The model's `*.safetensors` tensors (every shard, in name order) as a `VarBuilder`
+/// that widens them to f32; with `take`, the files' bytes are moved out of `files`.
+pub(crate) fn weights(files: &mut VerifiedFiles, take: bool) -> Result<VarBuilder<'static>> {
+    let mut shards: Vec<String> = files
+        .manifest
+        .files
+        .iter()
+        .filter_map(|f| String::from_utf8(f.name.clone()).ok())
+        .filter(|n| n.ends_with(".safetensors"))
+        .collect();
+    shards.sort();
+    if shards.is_empty() {
+        return Err(EngineError::InvalidArtifact(
+            "no *.safetensors weights".into(),
+        ));
+    }
+    let mut tensors = HashMap::new();
+    for name in &shards {
+        let missing = || EngineError::InvalidArtifact(format!("{name} missing"));
+        let shard = if take {
+            let bytes = files.take(name).ok_or_else(missing)?;
+            candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?
+        } else {
+            candle_core::safetensors::load_buffer(
+                files.get(name).ok_or_else(missing)?,
+                &Device::Cpu,
+            )?
+        };
+        for (k, v) in shard {
+            if tensors.insert(k.clone(), v).is_some() {
+                return Err(EngineError::InvalidArtifact(format!(
+                    "tensor {k} appears in two weight files"
+                )));
+            }
+        }
+    }
+    Ok(VarBuilder::from_tensors(tensors, CDType::F32, &Device::Cpu))
 }
 
 /// The greedy choice: the index of the largest logit, the lowest on ties; a NaN anywhere

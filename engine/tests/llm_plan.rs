@@ -1,0 +1,171 @@
+//! The referee's decoder steps (`referee/src/decoder.rs`, wired by `engine/src/llm/plan.rs`)
+//! against the engine's language model on `models/tiny-llm`: the plan's logits are the
+//! engine's bit for bit on every real row, its greedy choices are the engine's, every
+//! step has a referee path, and every chunk the element walk can open recomputes to the
+//! trace's bytes.
+
+#![allow(clippy::unwrap_used)]
+
+use codec::{Decode, Encode};
+use inferchain_engine::{
+    dispute_plan::DisputePlan,
+    llm::{plan::decoder_plan, LlmModel},
+    ModelStore,
+};
+use inferchain_primitives::{
+    dispute::{Read, RefereePath, StepReferee},
+    io::{Payload, Tensor},
+    tensor_tree::CHUNK_BYTES,
+};
+use inferchain_referee::{KernelReferee, Step};
+use std::path::PathBuf;
+
+fn files() -> inferchain_engine::store::VerifiedFiles {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-llm");
+    let root = std::env::temp_dir().join(format!("inferchain-llm-plan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let store = ModelStore::open(&root).unwrap();
+    let manifest = store.import(&dir, None, &mut |_| {}).unwrap();
+    store.read_verified(&manifest.id(), &mut |_| {}).unwrap()
+}
+
+fn operands<'a>(
+    plan: &'a DisputePlan,
+    trace: &'a [Vec<u8>],
+    input: &'a [u8],
+    i: usize,
+) -> Vec<&'a [u8]> {
+    plan.steps[i]
+        .reads
+        .iter()
+        .map(|r| match *r {
+            Read::Input => input,
+            Read::Step { index, .. } => trace[index as usize].as_slice(),
+            Read::Weight(w) => plan.weights[w as usize].as_slice(),
+        })
+        .collect()
+}
+
+#[test]
+fn the_plan_computes_the_engines_logits_and_every_chunk_recomputes() {
+    let model = LlmModel::load(&mut files()).unwrap();
+    let rows = 256;
+    let (plan, steps) = decoder_plan(&mut files(), rows).unwrap();
+    let prompt = model
+        .tokenize("ROMEO.\nBut soft, what light through yonder")
+        .unwrap();
+    let generated = model.generate(&prompt, 20, &mut |_| {}).unwrap();
+    let mut ids = prompt.clone();
+    ids.extend(&generated.tokens);
+    let n = ids.len();
+    let mut padded: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
+    padded.resize(rows, 0);
+    let data = padded.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let input = Payload::Tensors(vec![Tensor {
+        dtype: inferchain_primitives::io::DType::I32,
+        shape: vec![1, rows as u32],
+        data,
+    }])
+    .encode();
+    let trace = plan.trace(&input).unwrap();
+    assert_eq!(trace.len(), plan.steps.len());
+
+    // The logits of the real rows, bit for bit.
+    let Read::Step {
+        index: logits_at, ..
+    } = steps.logits
+    else {
+        panic!()
+    };
+    let Read::Step {
+        index: choices_at, ..
+    } = steps.choices
+    else {
+        panic!()
+    };
+    let engine = model.logits(&ids, 0).unwrap();
+    let vocab = model.config().vocab_size;
+    let plan_logits: Vec<u32> = trace[logits_at as usize]
+        .chunks_exact(4)
+        .take(n * vocab)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let engine_bits: Vec<u32> = engine.iter().map(|v| v.to_bits()).collect();
+    assert_eq!(
+        plan_logits, engine_bits,
+        "the plan's logits are the engine's"
+    );
+    // The greedy choices reproduce the generation (row t predicts token t + 1).
+    let choices: Vec<u32> = trace[choices_at as usize]
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(
+        choices[prompt.len() - 1..n - 1],
+        generated.tokens[..],
+        "the argmax rows are the generated tokens"
+    );
+
+    // Every step: the referee settles it whole (and agrees) or by chunks, and each
+    // chunk of the new steps (sampled: first, middle, last) recomputes to the trace's.
+    let mut checked = std::collections::BTreeMap::<&str, usize>::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let ops = operands(&plan, &trace, &input, i);
+        let kind = match Step::decode(&mut &step.op[..]).ok() {
+            Some(Step::GatherRows { .. }) => "GatherRows",
+            Some(Step::RmsNormRows { .. }) => "RmsNormRows",
+            Some(Step::RopeRows { .. }) => "RopeRows",
+            Some(Step::CausalAttention { .. }) => "CausalAttention",
+            Some(Step::ArgmaxRows { .. }) => "ArgmaxRows",
+            _ => "other",
+        };
+        match KernelReferee::path(&step.op, step.output_bytes) {
+            RefereePath::Whole => {
+                if kind != "other" {
+                    assert_eq!(
+                        KernelReferee::evaluate(&step.op, &ops).unwrap(),
+                        trace[i],
+                        "step {i} ({kind}) whole"
+                    );
+                    *checked.entry(kind).or_default() += 1;
+                }
+            }
+            RefereePath::Elements => {
+                let chunks = step.output_bytes.div_ceil(CHUNK_BYTES as u32);
+                for chunk in [0, chunks / 2, chunks - 1, (n as u32 * 3) % chunks] {
+                    let mut reads =
+                        KernelReferee::element_reads(&step.op, step.output_bytes, chunk).unwrap();
+                    let slice = |r: &inferchain_primitives::dispute::ElementRead| {
+                        &ops[r.operand as usize][r.start as usize..(r.start + r.len) as usize]
+                    };
+                    let direct: Vec<&[u8]> = reads.iter().map(slice).collect();
+                    let indirect =
+                        KernelReferee::indirect_reads(&step.op, step.output_bytes, chunk, &direct)
+                            .unwrap();
+                    reads.extend(indirect);
+                    let slices: Vec<&[u8]> = reads.iter().map(slice).collect();
+                    let got =
+                        KernelReferee::evaluate_chunk(&step.op, step.output_bytes, chunk, &slices)
+                            .unwrap();
+                    let start = chunk as usize * CHUNK_BYTES;
+                    let end = (start + CHUNK_BYTES).min(trace[i].len());
+                    assert_eq!(got, trace[i][start..end], "step {i} ({kind}) chunk {chunk}");
+                }
+                if kind != "other" {
+                    *checked.entry(kind).or_default() += 1;
+                }
+            }
+            RefereePath::Neither => panic!("step {i} ({kind}) cannot be refereed"),
+        }
+    }
+    eprintln!("{} steps; new kinds checked: {checked:?}", plan.steps.len());
+    for kind in [
+        "GatherRows",
+        "RmsNormRows",
+        "RopeRows",
+        "CausalAttention",
+        "ArgmaxRows",
+    ] {
+        assert!(checked.contains_key(kind), "{kind} was checked");
+    }
+}
