@@ -235,6 +235,12 @@ impl PlanBuilder {
         Read::Weight(self.plan.weights.len() as u32 - 1)
     }
 
+    /// A weight of raw bytes (a tokenizer's tables).
+    pub(crate) fn raw_weight(&mut self, bytes: Vec<u8>) -> Read {
+        self.plan.weights.push(bytes);
+        Read::Weight(self.plan.weights.len() as u32 - 1)
+    }
+
     /// Pushes a step and returns how later steps read it.
     pub(crate) fn step(&mut self, op: Step, reads: Vec<Read>, output_bytes: usize) -> Read {
         self.plan.steps.push(PlanStep {

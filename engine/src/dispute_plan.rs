@@ -325,9 +325,7 @@ impl DisputePlan {
             inferchain_primitives::model::ModelFormat::BertEmbedding => {
                 DisputePlan::compile_bert(files)
             }
-            inferchain_primitives::model::ModelFormat::Llm => Err(EngineError::NoDisputePlan(
-                "language models have no dispute plan in this engine yet".into(),
-            )),
+            inferchain_primitives::model::ModelFormat::Llm => DisputePlan::compile_llm(files),
         }
     }
 
@@ -441,6 +439,23 @@ impl DisputePlan {
     /// flipped) and every later step computed from it: a wrong trace that is consistent
     /// everywhere but at that step.
     pub fn trace_corrupting(&self, input: &[u8], corrupt: Option<usize>) -> Result<Vec<Vec<u8>>> {
+        self.trace_over(input, &[], corrupt)
+    }
+
+    /// Whether a step reads the posted output (`Read::Output`): a generation's plan, whose
+    /// trace is over a claimed output ([`Self::trace_over`]).
+    pub fn reads_output(&self) -> bool {
+        self.steps.iter().any(|s| s.reads.contains(&Read::Output))
+    }
+
+    /// [`Self::trace_corrupting`] of a run whose posted output is `claimed` (what
+    /// `Read::Output` operands are; empty for plans that do not read it).
+    pub fn trace_over(
+        &self,
+        input: &[u8],
+        claimed: &[u8],
+        corrupt: Option<usize>,
+    ) -> Result<Vec<Vec<u8>>> {
         let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(self.steps.len());
         for (i, step) in self.steps.iter().enumerate() {
             let operands = step
@@ -448,6 +463,7 @@ impl DisputePlan {
                 .iter()
                 .map(|r| match *r {
                     Read::Input => Ok(input),
+                    Read::Output => Ok(claimed),
                     Read::Step { index: j, .. } if (j as usize) < i => {
                         Ok(outputs[j as usize].as_slice())
                     }
@@ -521,6 +537,8 @@ impl DisputePlan {
         let operand_bytes = |r: &ElementRead| -> Option<&[u8]> {
             match *step.reads.get(r.operand as usize)? {
                 Read::Input => Some(input),
+                // Whole-only steps read the posted output; no chunk does.
+                Read::Output => None,
                 Read::Step { index: j, .. } => outputs.get(j as usize).map(Vec::as_slice),
                 Read::Weight(w) => self.weights.get(w as usize).map(Vec::as_slice),
             }
@@ -535,6 +553,7 @@ impl DisputePlan {
             .chain(&more)
             .map(|r| match *step.reads.get(r.operand as usize)? {
                 Read::Input => Some(ElementOperand::Input),
+                Read::Output => None,
                 Read::Step { index: j, .. } => {
                     tensor(outputs.get(j as usize)?, &trace_leaves, j as usize, r)
                 }
@@ -552,6 +571,17 @@ impl DisputePlan {
 
     /// The proof of step `index` of a run whose step outputs are `outputs`.
     pub fn proof(&self, input: &[u8], outputs: &[Vec<u8>], index: usize) -> Option<StepProof> {
+        self.proof_over(input, &[], outputs, index)
+    }
+
+    /// [`Self::proof`] of a run over the posted output `claimed`.
+    pub fn proof_over(
+        &self,
+        input: &[u8],
+        claimed: &[u8],
+        outputs: &[Vec<u8>],
+        index: usize,
+    ) -> Option<StepProof> {
         let step = self.steps.get(index)?.clone();
         let trace_leaves: Vec<Hash> = outputs.iter().map(|o| tensor_leaf(o)).collect();
         let weight_leaves = self.weight_leaves();
@@ -561,6 +591,10 @@ impl DisputePlan {
             .map(|r| match *r {
                 Read::Input => Some(Operand {
                     data: input.to_vec(),
+                    path: Vec::new(),
+                }),
+                Read::Output => Some(Operand {
+                    data: claimed.to_vec(),
                     path: Vec::new(),
                 }),
                 Read::Step { index: j, .. } => Some(Operand {

@@ -16,6 +16,7 @@ use codec::Encode;
 use inferchain_primitives::{
     dispute::ModelCommitments,
     host::{TraceAnswer, TraceAsk, TraceRun},
+    io::Payload,
     merkle,
     tensor_tree::chunk_root,
     trace_tree::TraceTree,
@@ -38,6 +39,8 @@ pub struct TracedRun {
     /// The plan's commitments, computed once when it was built.
     commitments: ModelCommitments,
     input: Vec<u8>,
+    /// The posted output a generation's plan is traced over (empty for other plans).
+    claimed: Vec<u8>,
     outputs: Vec<Vec<u8>>,
     tree: TraceTree,
     /// Whether the plan's output differed from the engine's (see [`Engine::traced_run`]).
@@ -60,7 +63,7 @@ impl TracedRun {
     }
 
     fn bytes(&self) -> usize {
-        self.outputs.iter().map(Vec::len).sum::<usize>() + self.input.len()
+        self.outputs.iter().map(Vec::len).sum::<usize>() + self.input.len() + self.claimed.len()
     }
 
     /// The answer to one move's question.
@@ -79,7 +82,7 @@ impl TracedRun {
                 .map(|(l, r)| TraceAnswer::Children(l, r)),
             TraceAsk::Proof(step) => self
                 .plan
-                .proof(&self.input, &self.outputs, step as usize)
+                .proof_over(&self.input, &self.claimed, &self.outputs, step as usize)
                 .map(|p| TraceAnswer::Proof(p.encode())),
             TraceAsk::Output(step) => (|| {
                 Some(TraceAnswer::Output {
@@ -176,7 +179,15 @@ impl Engine {
             TraceRun::Honest => None,
             TraceRun::Corrupted { step } => Some(step as usize),
         };
-        let outputs = plan.trace_corrupting(input, corrupt)?;
+        // A generation's plan is the teacher-forced pass over the posted output: this
+        // node's own (an executor traces the result it posts).
+        let claimed = if plan.reads_output() {
+            let payload = Payload::decode_canonical(input).map_err(EngineError::InvalidInput)?;
+            self.load(id, &mut |_| {})?.run(&payload)?.encode()
+        } else {
+            Vec::new()
+        };
+        let outputs = plan.trace_over(input, &claimed, corrupt)?;
         let engine_mismatch = match run {
             TraceRun::Honest => {
                 let model = self.load(id, &mut |_| {})?;
@@ -192,6 +203,7 @@ impl Engine {
             plan,
             commitments: *commitments,
             input: input.to_vec(),
+            claimed,
             outputs,
             engine_mismatch,
         });

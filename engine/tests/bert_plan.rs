@@ -191,6 +191,9 @@ fn fast_products_are_the_referees_bits() {
                     plan.weights[w as usize].as_slice()
                 }
                 inferchain_primitives::dispute::Read::Input => input.as_slice(),
+                inferchain_primitives::dispute::Read::Output => {
+                    unreachable!("BERT plans do not read it")
+                }
             })
             .collect();
         let fast = plan_kernels::fast_step(&step.op, &operands).expect("a product");

@@ -10,7 +10,7 @@ use codec::{Decode, Encode};
 use inferchain_engine::{
     dispute_plan::DisputePlan,
     llm::{plan::decoder_plan, LlmModel},
-    ModelStore,
+    LoadedModel, ModelStore,
 };
 use inferchain_primitives::{
     dispute::{Read, RefereePath, StepReferee},
@@ -22,7 +22,9 @@ use std::path::PathBuf;
 
 fn files() -> inferchain_engine::store::VerifiedFiles {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-llm");
-    let root = std::env::temp_dir().join(format!("inferchain-llm-plan-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let root = std::env::temp_dir().join(format!("inferchain-llm-plan-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let store = ModelStore::open(&root).unwrap();
     let manifest = store.import(&dir, None, &mut |_| {}).unwrap();
@@ -40,6 +42,7 @@ fn operands<'a>(
         .iter()
         .map(|r| match *r {
             Read::Input => input,
+            Read::Output => unreachable!("the decoder plan does not read the output"),
             Read::Step { index, .. } => trace[index as usize].as_slice(),
             Read::Weight(w) => plan.weights[w as usize].as_slice(),
         })
@@ -50,7 +53,7 @@ fn operands<'a>(
 fn the_plan_computes_the_engines_logits_and_every_chunk_recomputes() {
     let model = LlmModel::load(&mut files()).unwrap();
     let rows = 256;
-    let (plan, steps) = decoder_plan(&mut files(), rows).unwrap();
+    let (plan, steps) = decoder_plan(&files(), rows).unwrap();
     let prompt = model
         .tokenize("ROMEO.\nBut soft, what light through yonder")
         .unwrap();
@@ -168,4 +171,88 @@ fn the_plan_computes_the_engines_logits_and_every_chunk_recomputes() {
     ] {
         assert!(checked.contains_key(kind), "{kind} was checked");
     }
+}
+
+/// The whole generation plan: an honest claim traces to itself (so an executor's trace
+/// ends in its posted output), and a claim with one wrong token traces to the witness —
+/// the claim cut there with the greedy token in its place — which is what a watcher
+/// posts when it opens the game.
+#[test]
+fn the_generation_plan_ends_in_an_honest_claim_or_a_witness_of_a_false_one() {
+    let files = files();
+    let plan = DisputePlan::compile(&files).unwrap();
+    assert!(plan.reads_output());
+    let model = LlmModel::load(&mut self::files()).unwrap();
+    let input = Payload::Prompt {
+        text: b"KING.\nMy lord, ".to_vec(),
+        max_new_tokens: 24,
+    }
+    .encode();
+    let engine = inferchain_engine::LoadedModel::Llm(Box::new(model));
+    let Ok(payload) = Payload::decode_canonical(&input) else {
+        panic!()
+    };
+    let honest = engine.run(&payload).unwrap();
+    let honest_bytes = honest.encode();
+    let trace = plan.trace_over(&input, &honest_bytes, None).unwrap();
+    assert_eq!(
+        trace.last().unwrap(),
+        &honest_bytes,
+        "an honest claim is its own output"
+    );
+    plan.check_against_engine(&engine, &input, &trace).unwrap();
+
+    let Payload::Generation { tokens, .. } = honest else {
+        panic!()
+    };
+    let mut wrong = tokens.clone();
+    wrong[3] = (wrong[3] + 1) % 2048;
+    let LoadedModel::Llm(m) = &engine else {
+        panic!()
+    };
+    let claim = Payload::Generation {
+        text: m.decode(&wrong).unwrap().into_bytes(),
+        tokens: wrong,
+    }
+    .encode();
+    let trace = plan.trace_over(&input, &claim, None).unwrap();
+    let witness = Payload::decode_canonical(trace.last().unwrap()).unwrap();
+    assert_eq!(
+        witness,
+        Payload::Generation {
+            tokens: tokens[..4].to_vec(),
+            text: m.decode(&tokens[..4]).unwrap().into_bytes(),
+        },
+        "the witness: the claim cut at its wrong token, the greedy one in its place"
+    );
+    // Every step of the generation plan has a referee path, and the steps that read
+    // the posted output are refereed whole and agree with the trace.
+    for (i, step) in plan.steps.iter().enumerate() {
+        if step.reads.contains(&Read::Output) {
+            assert_eq!(
+                KernelReferee::path(&step.op, step.output_bytes),
+                RefereePath::Whole
+            );
+            let ops: Vec<&[u8]> = step
+                .reads
+                .iter()
+                .map(|r| match *r {
+                    Read::Input => input.as_slice(),
+                    Read::Output => claim.as_slice(),
+                    Read::Step { index, .. } => trace[index as usize].as_slice(),
+                    Read::Weight(w) => plan.weights[w as usize].as_slice(),
+                })
+                .collect();
+            assert_eq!(
+                KernelReferee::evaluate(&step.op, &ops).unwrap(),
+                trace[i],
+                "step {i}"
+            );
+        }
+    }
+    eprintln!(
+        "generation plan: {} steps, {} weights",
+        plan.steps.len(),
+        plan.weights.len()
+    );
 }

@@ -196,6 +196,9 @@ pub enum Read {
     Step { index: u32, bytes: u32 },
     /// A registered weight tensor.
     Weight(u32),
+    /// The result's output payload as the executor posted it: what a generation's
+    /// teacher-forced plan is computed over (docs/LLM.md). Read whole only.
+    Output,
 }
 
 /// One step of a plan as committed: what the referee computes (`op`, in its own step
@@ -265,6 +268,19 @@ impl StepProof {
         index: u32,
         input: &[u8],
     ) -> Result<(&[u8], Vec<&[u8]>), ProofError> {
+        self.open_with_output(model, trace, index, input, &[])
+    }
+
+    /// [`Self::open`] for a result whose posted output is `output` (what a
+    /// `Read::Output` operand must be).
+    pub fn open_with_output(
+        &self,
+        model: &ModelCommitments,
+        trace: &TraceCommitment,
+        index: u32,
+        input: &[u8],
+        output: &[u8],
+    ) -> Result<(&[u8], Vec<&[u8]>), ProofError> {
         if !is_plan_step(model, &self.step, index, &self.step_path) || trace.leaves != model.steps {
             return Err(ProofError::BadStep);
         }
@@ -276,6 +292,7 @@ impl StepProof {
             let n = n as u32;
             let ok = match *read {
                 Read::Input => operand.data == input && operand.path.is_empty(),
+                Read::Output => operand.data == output && operand.path.is_empty(),
                 Read::Step { index: j, bytes } => {
                     if j >= index {
                         return Err(ProofError::UnsatisfiableRead { operand: n });
@@ -438,6 +455,8 @@ impl ElementProof {
             (Read::Step { index: j, .. }, _) if j >= index => {
                 return Err(ProofError::UnsatisfiableRead { operand: n });
             }
+            // Steps that read the posted output are refereed whole.
+            (Read::Output, _) => return Err(ProofError::UnsatisfiableRead { operand: n }),
             (Read::Step { index: j, bytes }, ElementOperand::Tensor { len, .. }) => {
                 if *len != bytes {
                     return Err(bad);
@@ -612,6 +631,54 @@ mod tests {
         assert!(reveals(&root(&ls), &hl, &hr));
         assert!(!reveals(&root(&ls), &hr, &hl));
         assert!(!reveals(&root(&ls), &hl, &leaf(b"x")));
+    }
+
+    #[test]
+    fn a_posted_output_read_opens_only_with_that_output() {
+        let steps = [PlanStep {
+            op: b"check".to_vec(),
+            reads: vec![Read::Input, Read::Output],
+            output_bytes: 2,
+        }];
+        let step_leaves: Vec<Hash> = steps.iter().map(|s| leaf(&s.encode())).collect();
+        let model = ModelCommitments {
+            plan_root: H256(root(&step_leaves)),
+            steps: 1,
+            weights_root: H256(root(&[])),
+            weights: 0,
+        };
+        let trace = TraceCommitment {
+            root: H256(tensor_leaf(b"ok")),
+            leaves: 1,
+        };
+        let proof = |output: &[u8]| StepProof {
+            step: steps[0].clone(),
+            step_path: proof(&step_leaves, 0).unwrap(),
+            operands: vec![
+                Operand {
+                    data: b"in".to_vec(),
+                    path: vec![],
+                },
+                Operand {
+                    data: output.to_vec(),
+                    path: vec![],
+                },
+            ],
+        };
+        let posted = proof(b"posted");
+        let (_, ops) = posted
+            .open_with_output(&model, &trace, 0, b"in", b"posted")
+            .expect("opens");
+        assert_eq!(ops, vec![&b"in"[..], &b"posted"[..]]);
+        assert_eq!(
+            proof(b"forged").open_with_output(&model, &trace, 0, b"in", b"posted"),
+            Err(ProofError::BadOperand { operand: 1 })
+        );
+        // Without the posted output (`open`), only an empty one matches.
+        assert_eq!(
+            proof(b"posted").open(&model, &trace, 0, b"in"),
+            Err(ProofError::BadOperand { operand: 1 })
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod bpe;
 mod char_class;
 mod decoder;
 mod encoder;
+mod generation;
 mod unicode_tables;
 pub mod wordpiece;
 
@@ -135,6 +136,20 @@ pub enum Step {
     /// Per row of operand 0 (`rows × cols`): the index of its largest entry, the lowest on
     /// ties, NaN never largest (u32 little-endian): greedy decoding's choice.
     ArgmaxRows { rows: u32, cols: u32 },
+    /// A generation's teacher-forced sequence: operand 0 the request's prompt payload, 1
+    /// the claimed output (a generation payload), 2 the tokenizer (`bpe::BpeTables`,
+    /// SCALE). Output u32 words: the prompt's token count `c`, the claim's `n`, then the
+    /// prompt's canonical ids and the claimed ids, padded with 0 to `positions` ids.
+    TeacherForced { positions: u32 },
+    /// A generation plan's last step: operand 0 the `TeacherForced` words, 1 the
+    /// `ArgmaxRows` of every position, 2 the prompt, 3 the claimed output, 4 the
+    /// tokenizer; output the claimed payload if it is the greedy generation (stopping
+    /// after any of `stop_tokens`), else the witness of its first fault
+    /// (`generation::greedy_check`).
+    GreedyCheck {
+        positions: u32,
+        stop_tokens: Vec<u32>,
+    },
 }
 
 fn floats(bytes: &[u8]) -> Result<Vec<f32>, RefereeError> {
@@ -417,6 +432,16 @@ fn evaluate(step: &[u8], operands: &[&[u8]], capped: bool) -> Result<Vec<u8>, Re
             scale,
         } => decoder::causal_attention((rows, heads, kv_heads, head_dim, scale), operands, capped),
         Step::ArgmaxRows { rows, cols } => decoder::argmax_rows((rows, cols), operands),
+        Step::TeacherForced { positions } => {
+            if capped && u64::from(positions) + 2 > MAX_OUTPUT_ELEMENTS {
+                return Err(RefereeError::TooLarge);
+            }
+            generation::teacher_forced(positions, operands)
+        }
+        Step::GreedyCheck {
+            positions,
+            stop_tokens,
+        } => generation::greedy_check((positions, &stop_tokens), operands),
         Step::Output { shape } => {
             let [x] = operands else {
                 return Err(RefereeError::OperandMismatch);

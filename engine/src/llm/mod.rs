@@ -158,7 +158,7 @@ impl LlmModel {
         tokenizer
             .with_truncation(None)
             .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-        let vb = weights(files, true)?;
+        let vb = weights(files)?;
         let decoder = Decoder::load(vb, &config)?;
         let weight_bytes = decoder.bytes();
         Ok(LlmModel {
@@ -319,8 +319,8 @@ impl LlmModel {
 }
 
 /// The model's `*.safetensors` tensors (every shard, in name order) as a `VarBuilder`
-/// that widens them to f32; with `take`, the files' bytes are moved out of `files`.
-pub(crate) fn weights(files: &mut VerifiedFiles, take: bool) -> Result<VarBuilder<'static>> {
+/// that widens them to f32.
+pub(crate) fn weights(files: &VerifiedFiles) -> Result<VarBuilder<'static>> {
     let mut shards: Vec<String> = files
         .manifest
         .files
@@ -336,17 +336,10 @@ pub(crate) fn weights(files: &mut VerifiedFiles, take: bool) -> Result<VarBuilde
     }
     let mut tensors = HashMap::new();
     for name in &shards {
-        let missing = || EngineError::InvalidArtifact(format!("{name} missing"));
-        let shard = if take {
-            let bytes = files.take(name).ok_or_else(missing)?;
-            candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?
-        } else {
-            candle_core::safetensors::load_buffer(
-                files.get(name).ok_or_else(missing)?,
-                &Device::Cpu,
-            )?
-        };
-        for (k, v) in shard {
+        let bytes = files
+            .get(name)
+            .ok_or_else(|| EngineError::InvalidArtifact(format!("{name} missing")))?;
+        for (k, v) in candle_core::safetensors::load_buffer(bytes, &Device::Cpu)? {
             if tensors.insert(k.clone(), v).is_some() {
                 return Err(EngineError::InvalidArtifact(format!(
                     "tensor {k} appears in two weight files"

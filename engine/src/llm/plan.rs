@@ -8,7 +8,7 @@
 //! a padded row from touching any row before it, so the rows of a real sequence carry the
 //! engine's bits whatever follows them.
 
-use super::{weights, LlmConfig};
+use super::{tokenizer::canonical_bpe, weights, LlmConfig};
 use crate::{
     bert_plan::PlanBuilder,
     dispute_plan::DisputePlan,
@@ -16,8 +16,10 @@ use crate::{
     store::VerifiedFiles,
 };
 use candle_nn::VarBuilder;
+use codec::Encode;
 use inferchain_kernels::{call::Call, lanes, Unary};
 use inferchain_primitives::dispute::Read;
+use inferchain_primitives::io::IoSpec;
 use inferchain_referee::{Binary, Step};
 
 fn tensor(vb: &VarBuilder, dims: &[usize], name: &str) -> Result<Vec<f32>> {
@@ -184,13 +186,8 @@ pub(crate) fn push_decoder(
 /// The decoder alone as a plan whose input is the ids (`Payload::Tensors`, one i32
 /// tensor of `rows` ids): what the tests and benchmarks check the steps against the
 /// engine with. Refused if a step is too large for the referee whole and by chunk.
-pub fn decoder_plan(files: &mut VerifiedFiles, rows: usize) -> Result<(DisputePlan, DecoderSteps)> {
-    let config = LlmConfig::parse(
-        files
-            .get("config.json")
-            .ok_or_else(|| EngineError::InvalidArtifact("config.json missing".into()))?,
-        files.get("generation_config.json"),
-    )?;
+pub fn decoder_plan(files: &VerifiedFiles, rows: usize) -> Result<(DisputePlan, DecoderSteps)> {
+    let config = config(files)?;
     if rows == 0 || rows > config.max_positions {
         return Err(EngineError::TooManyPositions {
             prompt: rows,
@@ -198,7 +195,7 @@ pub fn decoder_plan(files: &mut VerifiedFiles, rows: usize) -> Result<(DisputePl
             max: config.max_positions,
         });
     }
-    let vb = weights(files, false)?;
+    let vb = weights(files)?;
     let mut b = PlanBuilder {
         plan: DisputePlan::default(),
     };
@@ -206,4 +203,59 @@ pub fn decoder_plan(files: &mut VerifiedFiles, rows: usize) -> Result<(DisputePl
     let steps = push_decoder(&mut b, &vb, &config, (ids, 0), rows)?;
     b.plan.check_refereeable()?;
     Ok((b.plan, steps))
+}
+
+fn config(files: &VerifiedFiles) -> Result<LlmConfig> {
+    LlmConfig::parse(
+        files
+            .get("config.json")
+            .ok_or_else(|| EngineError::InvalidArtifact("config.json missing".into()))?,
+        files.get("generation_config.json"),
+    )
+}
+
+impl DisputePlan {
+    /// The plan of a language model's generation (docs/LLM.md): the teacher-forced pass
+    /// over the posted output, padded to the model's positions — the prompt tokenized by
+    /// the canonical tokenizer and the claimed ids (`TeacherForced`), the decoder, the
+    /// argmax of every position, and `GreedyCheck`, which ends in the posted output when
+    /// it is the greedy generation and in a witness of its first fault otherwise. A model
+    /// whose tokenizer is not the canonical one has no plan.
+    pub fn compile_llm(files: &VerifiedFiles) -> Result<DisputePlan> {
+        let config = config(files)?;
+        let tokenizer = files
+            .get("tokenizer.json")
+            .ok_or_else(|| EngineError::InvalidArtifact("tokenizer.json missing".into()))?;
+        let bpe = canonical_bpe(tokenizer).map_err(EngineError::NoDisputePlan)?;
+        let positions = config.max_positions;
+        let vb = weights(files)?;
+        let mut b = PlanBuilder {
+            plan: DisputePlan::default(),
+        };
+        let tables = b.raw_weight(bpe.tables().encode());
+        let p = positions as u32;
+        let sequence = b.step(
+            Step::TeacherForced { positions: p },
+            vec![Read::Input, Read::Output, tables],
+            (2 + positions) * 4,
+        );
+        let steps = push_decoder(&mut b, &vb, &config, (sequence, 2), positions)?;
+        // The longest generation payload: every position a token, each decoding to the
+        // longest piece (three bytes a byte when cut UTF-8 is replaced).
+        let longest_piece = bpe.tables().tokens.iter().map(Vec::len).max().unwrap_or(1) as u32;
+        let output_bytes = crate::spec::max_encoded_bytes(&IoSpec::Generation {
+            max_new_tokens: p,
+            max_text_bytes: p.saturating_mul(longest_piece.max(1)).saturating_mul(3),
+        });
+        b.step(
+            Step::GreedyCheck {
+                positions: p,
+                stop_tokens: config.stop_tokens.clone(),
+            },
+            vec![sequence, steps.choices, Read::Input, Read::Output, tables],
+            output_bytes.min(u64::from(u32::MAX)) as usize,
+        );
+        b.plan.check_refereeable()?;
+        Ok(b.plan)
+    }
 }

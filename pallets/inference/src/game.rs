@@ -46,8 +46,8 @@ use frame_support::{pallet_prelude::*, traits::Get};
 use frame_system::pallet_prelude::BlockNumberFor;
 use inferchain_primitives::{
     dispute::{
-        descend, is_plan_step, reveals, ElementProof, PlanStep, Position, ProofError, RefereePath,
-        StepProof, StepReferee, TraceCommitment,
+        descend, is_plan_step, reveals, ElementProof, PlanStep, Position, ProofError, Read,
+        RefereePath, StepProof, StepReferee, TraceCommitment,
     },
     merkle::{self, Hash},
     model::ModelRegistry,
@@ -510,7 +510,17 @@ impl<T: Config> Pallet<T> {
             Side::Executor => game.executor_trace,
             Side::Challenger => game.challenger_trace,
         };
-        let (op, operands) = match proof.open(&commitments, &trace, game.at.start, &request.input) {
+        // A generation's plan reads the posted output (read only for such a step).
+        let output = if proof.step.reads.contains(&Read::Output) {
+            Results::<T>::get(game.request)
+                .map(|r| r.output.into_inner())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let opened =
+            proof.open_with_output(&commitments, &trace, game.at.start, &request.input, &output);
+        let (op, operands) = match opened {
             Ok(opened) => opened,
             // The plan itself reads a step that is not earlier, or a weight it does not
             // commit: it cannot be refereed.

@@ -169,6 +169,7 @@ impl Plan {
                     Read::Input => input.to_vec(),
                     Read::Step { index: j, .. } => outputs[j as usize].clone(),
                     Read::Weight(w) => self.weights[w as usize].clone(),
+                    Read::Output => unimplemented!("the fixtures' plans do not read the output"),
                 })
                 .collect();
             let refs: Vec<&[u8]> = ops.iter().map(|o| o.as_slice()).collect();
@@ -206,7 +207,9 @@ impl Plan {
                             range: ChunkRange::of(data, r.start, r.len).unwrap(),
                         }
                     }
-                    Read::Weight(_) => unimplemented!("the wide plan's element steps read steps"),
+                    Read::Weight(_) | Read::Output => {
+                        unimplemented!("the wide plan's element steps read steps")
+                    }
                 })
                 .collect(),
         }
@@ -235,6 +238,7 @@ impl Plan {
                         data: self.weights[w as usize].clone(),
                         path: merkle::proof(&weight_leaves, w as usize).unwrap(),
                     },
+                    Read::Output => unimplemented!("the fixtures' plans do not read the output"),
                 })
                 .collect(),
         }
