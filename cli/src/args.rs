@@ -42,7 +42,8 @@ pub enum Command {
         /// Secret URI of the paying account (dev names like //Charlie, or a mnemonic).
         #[arg(long, default_value = "//Charlie")]
         suri: String,
-        /// The most you agree to pay (default: the model's registered fee).
+        /// The most you agree to pay (default: the model's fee for this input; per token
+        /// of prompt bytes and `--max-tokens` for a language model).
         #[arg(long)]
         max_fee: Option<u128>,
         /// Follow the request: included, result posted, window open, final, finalized.

@@ -8,7 +8,11 @@ use crate::{
 use anyhow::{anyhow, bail, Context, Result};
 use codec::Encode;
 use inferchain_cli::chain::{receipt::Receipt, signing, Chain};
-use inferchain_engine::{fetch::fetch_model, Engine, ModelStore, DEFAULT_CACHE_BYTES};
+use inferchain_engine::{
+    fetch::fetch_model,
+    llm::{LlmModel, Verdict},
+    Engine, LoadedModel, ModelStore, DEFAULT_CACHE_BYTES,
+};
 use inferchain_primitives::{io::Payload, ModelId};
 use inferchain_runtime::{Runtime, RuntimeCall};
 use pallet_inference::{RequestStatus, ResultOf};
@@ -39,6 +43,8 @@ pub fn run(store: &Path, cmd: Command) -> Result<()> {
                 )
             })?;
             let payload = read_input_for(info.spec.input.clone(), &input)?;
+            // What the chain charges for this input: per token for a language model.
+            let fee = info.spec.fee.saturating_mul(payload.fee_units().into());
             let signer = signing::pair_from_suri(&suri)?;
             let call = RuntimeCall::Inference(pallet_inference::Call::request_inference {
                 model_id: model,
@@ -46,7 +52,7 @@ pub fn run(store: &Path, cmd: Command) -> Result<()> {
                     .encode()
                     .try_into()
                     .map_err(|_| anyhow!("the input exceeds the chain's MaxInputBytes"))?,
-                max_fee: max_fee.unwrap_or(info.spec.fee),
+                max_fee: max_fee.unwrap_or(fee),
             });
             let timeout = Duration::from_secs(chain.timeout);
             let started = Instant::now();
@@ -70,7 +76,7 @@ pub fn run(store: &Path, cmd: Command) -> Result<()> {
                 "model": hex0x(model.as_bytes()),
                 "executor": executor.to_string(),
                 "included_in": included.block,
-                "fee": info.spec.fee.to_string(),
+                "fee": fee.to_string(),
             });
             if wait {
                 let at = follow(&client, id, (executor, 1), timeout, started, &progress)?;
@@ -252,6 +258,9 @@ fn rerun_locally(store: &Path, receipt: &Receipt) -> Result<(bool, String)> {
     // does not hash to the id: the model run is the registered one.
     store.verify(&id, &mut |_| {})?;
     let engine = Engine::new(store, DEFAULT_CACHE_BYTES);
+    if let LoadedModel::Llm(llm) = &*engine.load(&id, &mut |_| {})? {
+        return check_generation(llm, &request.input, &result.output);
+    }
     let mine = engine.run_encoded(&id, &request.input, &model.spec.input, &model.spec.numerics)?;
     let ok = model.spec.comparison.matches(&result.output, &mine);
     let detail = format!(
@@ -261,6 +270,44 @@ fn rerun_locally(store: &Path, receipt: &Receipt) -> Result<(bool, String)> {
         hex0x(&inferchain_primitives::blake2_256(&mine))
     );
     Ok((ok, detail))
+}
+
+/// A generation re-checked without re-generating it: one teacher-forced pass over the
+/// prompt and the claimed tokens (`LlmModel::verify`), then the text against the ids.
+fn check_generation(llm: &LlmModel, input: &[u8], output: &[u8]) -> Result<(bool, String)> {
+    let (
+        Ok(Payload::Prompt {
+            text: prompt,
+            max_new_tokens,
+        }),
+        Ok(Payload::Generation { tokens, text }),
+    ) = (
+        Payload::decode_canonical(input),
+        Payload::decode_canonical(output),
+    )
+    else {
+        bail!("the request and result are not a prompt and a generation");
+    };
+    let prompt = std::str::from_utf8(&prompt).context("the prompt is not UTF-8")?;
+    let ids = llm.tokenize(prompt)?;
+    let started = std::time::Instant::now();
+    let verdict = llm.verify(&ids, &tokens, max_new_tokens as usize)?;
+    let text = std::str::from_utf8(&text).unwrap_or_default();
+    let text_fault = llm.verify_text(&tokens, text)?;
+    Ok(match (verdict, text_fault) {
+        (Verdict::Valid { logits_hash }, None) => (
+            true,
+            format!(
+                "the model's files hash to its id; one teacher-forced pass on this CPU confirms all {} tokens are the greedy generation and the text is theirs ({:.1} ms, logits hash {})",
+                tokens.len(),
+                started.elapsed().as_secs_f64() * 1e3,
+                hex0x(&logits_hash)
+            ),
+        ),
+        (Verdict::Invalid(fault), _) | (Verdict::Valid { .. }, Some(fault)) => {
+            (false, format!("the generation is NOT the model's: {fault}"))
+        }
+    })
 }
 
 fn receipt_json(receipt: &Receipt) -> Value {

@@ -436,8 +436,9 @@ impl DisputePlan {
 
     /// [`Self::trace`] with, for tests of the game (an executor started with a fault),
     /// step `corrupt`'s output changed (its first f32 raised by 1.0, or its first byte
-    /// flipped) and every later step computed from it: a wrong trace that is consistent
-    /// everywhere but at that step.
+    /// flipped; in a generation's plan every f32 raised, since one value rarely moves a
+    /// greedy choice) and every later step computed from it: a wrong trace that is
+    /// consistent everywhere but at that step.
     pub fn trace_corrupting(&self, input: &[u8], corrupt: Option<usize>) -> Result<Vec<Vec<u8>>> {
         self.trace_over(input, &[], corrupt)
     }
@@ -456,6 +457,7 @@ impl DisputePlan {
         claimed: &[u8],
         corrupt: Option<usize>,
     ) -> Result<Vec<Vec<u8>>> {
+        let generation = self.reads_output();
         let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(self.steps.len());
         for (i, step) in self.steps.iter().enumerate() {
             let operands = step
@@ -481,7 +483,12 @@ impl DisputePlan {
                     .map_err(|e| unsupported(format!("dispute plan step {i}: {e:?}")))?,
             };
             if corrupt == Some(i) {
-                corrupt_bytes(&mut out);
+                if generation {
+                    // One value rarely moves a greedy choice: raise them all.
+                    out.chunks_exact_mut(4).for_each(corrupt_bytes);
+                } else {
+                    corrupt_bytes(&mut out);
+                }
             }
             outputs.push(out);
         }

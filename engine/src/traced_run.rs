@@ -156,7 +156,7 @@ impl Engine {
         commitments: &ModelCommitments,
         run: TraceRun,
     ) -> Result<Arc<TracedRun>> {
-        let key = (*id, inferchain_primitives::blake2_256(input), run);
+        let key = (*id, inferchain_primitives::blake2_256(input), run.clone());
         if let Some(found) = self.traced().runs.lock().ok().and_then(|mut runs| {
             // A hit moves to the back: least recently used first out.
             let at = runs.iter().position(|(k, _)| *k == key)?;
@@ -175,17 +175,21 @@ impl Engine {
         // a traced result commits to even where the engine's own output differs (a plan
         // compiler defect, flagged for the node to report, never a reason to post
         // nothing and be slashed for it).
-        let corrupt = match run {
-            TraceRun::Honest => None,
-            TraceRun::Corrupted { step } => Some(step as usize),
+        let corrupt = match &run {
+            TraceRun::Corrupted { step } => Some(*step as usize),
+            TraceRun::Honest | TraceRun::Against(_) => None,
         };
-        // A generation's plan is the teacher-forced pass over the posted output: this
-        // node's own (an executor traces the result it posts).
-        let claimed = if plan.reads_output() {
-            let payload = Payload::decode_canonical(input).map_err(EngineError::InvalidInput)?;
-            self.load(id, &mut |_| {})?.run(&payload)?.encode()
-        } else {
-            Vec::new()
+        // A generation's plan is the teacher-forced pass over a posted output: this
+        // node's own (an executor traces the result it posts), or another party's (a
+        // watcher's trace ends in that claim if it is right, in a witness otherwise).
+        let claimed = match &run {
+            _ if !plan.reads_output() => Vec::new(),
+            TraceRun::Against(claimed) => claimed.clone(),
+            TraceRun::Honest | TraceRun::Corrupted { .. } => {
+                let payload =
+                    Payload::decode_canonical(input).map_err(EngineError::InvalidInput)?;
+                self.load(id, &mut |_| {})?.run(&payload)?.encode()
+            }
         };
         let outputs = plan.trace_over(input, &claimed, corrupt)?;
         let engine_mismatch = match run {
@@ -196,7 +200,7 @@ impl Engine {
                     Err(EngineError::DisputePlanMismatch)
                 )
             }
-            TraceRun::Corrupted { .. } => false,
+            TraceRun::Corrupted { .. } | TraceRun::Against(_) => false,
         };
         let traced = Arc::new(TracedRun {
             tree: TraceTree::from_outputs(&outputs),

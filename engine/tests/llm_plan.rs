@@ -31,6 +31,31 @@ fn files() -> inferchain_engine::store::VerifiedFiles {
     store.read_verified(&manifest.id(), &mut |_| {}).unwrap()
 }
 
+/// An engine over a fresh store holding tiny-llm: the engine, the model id, its plan's
+/// commitments, and the store's folder (to remove).
+fn engine_with_tiny_llm(
+    tag: &str,
+) -> (
+    inferchain_engine::Engine,
+    inferchain_primitives::ModelId,
+    inferchain_primitives::dispute::ModelCommitments,
+    PathBuf,
+) {
+    let root = std::env::temp_dir().join(format!("inferchain-llm-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let store = ModelStore::open(&root).unwrap();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-llm");
+    let id = store.import(&dir, None, &mut |_| {}).unwrap().id();
+    let plan = DisputePlan::compile(&store.read_verified(&id, &mut |_| {}).unwrap()).unwrap();
+    let commitments = plan.commitments();
+    (
+        inferchain_engine::Engine::new(store, 1 << 30),
+        id,
+        commitments,
+        root,
+    )
+}
+
 fn operands<'a>(
     plan: &'a DisputePlan,
     trace: &'a [Vec<u8>],
@@ -255,4 +280,132 @@ fn the_generation_plan_ends_in_an_honest_claim_or_a_witness_of_a_false_one() {
         plan.steps.len(),
         plan.weights.len()
     );
+}
+
+/// The game's decision on a false generation, as the pallet makes it: the executor posts
+/// a claim with one wrong token and a trace that ends in it; the watcher traces the same
+/// plan over that claim (`TraceRun::Against`) and ends in the witness. The traces first
+/// differ at `GreedyCheck`; its step proof (the posted output read as `Read::Output`)
+/// opens against the commitments and the referee's output is the witness, not the claim:
+/// the executor is wrong.
+#[test]
+fn a_false_generation_loses_its_game_at_the_greedy_check() {
+    use inferchain_primitives::{
+        dispute::{StepProof, TraceCommitment},
+        host::{TraceAnswer, TraceAsk, TraceRun},
+        tensor_tree::tensor_leaf,
+        trace_tree::TraceTree,
+    };
+    let (engine, id, commitments, root) = engine_with_tiny_llm("game");
+    let input = Payload::Prompt {
+        text: b"To be, or not to be".to_vec(),
+        max_new_tokens: 16,
+    }
+    .encode();
+
+    // The honest executor's run ends in the generation; a watcher against it agrees.
+    let honest = engine
+        .traced_run(&id, &input, &commitments, TraceRun::Honest)
+        .unwrap();
+    let posted = honest.outputs().last().unwrap().clone();
+    let watcher = engine
+        .traced_run(&id, &input, &commitments, TraceRun::Against(posted.clone()))
+        .unwrap();
+    assert_eq!(
+        watcher.outputs().last(),
+        Some(&posted),
+        "a right claim: no game"
+    );
+    assert_eq!(honest.tree().commitment(), watcher.tree().commitment());
+
+    // A false claim: one token changed.
+    let Ok(Payload::Generation { mut tokens, .. }) = Payload::decode_canonical(&posted) else {
+        panic!()
+    };
+    tokens[5] = (tokens[5] + 3) % 2048;
+    let model = LlmModel::load(&mut files()).unwrap();
+    let claim = Payload::Generation {
+        text: model.decode(&tokens).unwrap().into_bytes(),
+        tokens,
+    }
+    .encode();
+    let watcher = engine
+        .traced_run(&id, &input, &commitments, TraceRun::Against(claim.clone()))
+        .unwrap();
+    let witness = watcher.outputs().last().unwrap().clone();
+    assert_ne!(witness, claim);
+    // The executor computed honestly over its claim but ends its trace in the claim.
+    let mut lying = watcher.outputs().to_vec();
+    *lying.last_mut().unwrap() = claim.clone();
+    let lying_tree = TraceTree::from_outputs(&lying);
+    let first_difference = lying
+        .iter()
+        .zip(watcher.outputs())
+        .position(|(a, b)| a != b)
+        .unwrap();
+    assert_eq!(
+        first_difference,
+        commitments.steps as usize - 1,
+        "they differ at GreedyCheck only"
+    );
+
+    // The watcher's step proof of that step, as the host serves it.
+    let TraceAnswer::Proof(bytes) = watcher.answer(TraceAsk::Proof(first_difference as u32)) else {
+        panic!("no proof")
+    };
+    let proof = StepProof::decode(&mut &bytes[..]).unwrap();
+    let trace: TraceCommitment = watcher.tree().commitment();
+    let (op, operands) = proof
+        .open_with_output(
+            &commitments,
+            &trace,
+            first_difference as u32,
+            &input,
+            &claim,
+        )
+        .expect("the proof opens against the posted output");
+    let refereed = KernelReferee::evaluate(op, &operands).unwrap();
+    assert_eq!(refereed, witness);
+    assert_ne!(
+        tensor_leaf(&refereed),
+        tensor_leaf(&claim),
+        "the executor's leaf is not the referee's: it loses"
+    );
+    assert_ne!(lying_tree.commitment(), trace);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// The prompt `node/tests/inference_dev.rs` requests from an executor started with
+/// `--executor-fault wrong-output`: with the plan's middle step corrupted, the posted
+/// output is not the greedy generation, so the watchers open a game (a fault that left
+/// the output unchanged would leave that test waiting for a game that never comes).
+pub const FAULT_PROMPT: &str = "ROMEO.\nBut soft, what light";
+
+#[test]
+fn the_wrong_output_fault_posts_a_false_generation_for_the_node_tests_prompt() {
+    use inferchain_primitives::host::TraceRun;
+    let (engine, id, commitments, root) = engine_with_tiny_llm("fault");
+    let input = Payload::Prompt {
+        text: FAULT_PROMPT.as_bytes().to_vec(),
+        max_new_tokens: 24,
+    }
+    .encode();
+    let honest = engine
+        .traced_run(&id, &input, &commitments, TraceRun::Honest)
+        .unwrap();
+    let step = commitments.steps / 2;
+    let faulty = engine
+        .traced_run(&id, &input, &commitments, TraceRun::Corrupted { step })
+        .unwrap();
+    let posted = faulty.outputs().last().unwrap();
+    assert_ne!(posted, honest.outputs().last().unwrap());
+    let watcher = engine
+        .traced_run(&id, &input, &commitments, TraceRun::Against(posted.clone()))
+        .unwrap();
+    assert_ne!(
+        watcher.outputs().last().unwrap(),
+        posted,
+        "the watcher's witness differs"
+    );
+    let _ = std::fs::remove_dir_all(root);
 }

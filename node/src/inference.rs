@@ -127,17 +127,53 @@ pub fn engine_runner(store: PathBuf) -> Result<Arc<dyn InferenceRunner>, EngineE
     ))))
 }
 
+/// A genesis model shipped in the repository's `models/` and carried by the node: its
+/// name, its files (name, bytes) and its id.
+type ShippedModel = (
+    &'static str,
+    &'static [(&'static str, &'static [u8])],
+    ModelId,
+);
+
 /// The genesis models shipped in the repository's `models/`, carried by the node.
-const SHIPPED_MODELS: [(&str, &[u8], ModelId); 2] = [
+const SHIPPED_MODELS: [ShippedModel; 3] = [
     (
         "tiny-mlp",
-        include_bytes!("../../models/tiny-mlp/model.onnx"),
+        &[(
+            "model.onnx",
+            include_bytes!("../../models/tiny-mlp/model.onnx"),
+        )],
         inferchain_runtime::dev_models::TINY_MLP,
     ),
     (
         "wide-mlp",
-        include_bytes!("../../models/wide-mlp/model.onnx"),
+        &[(
+            "model.onnx",
+            include_bytes!("../../models/wide-mlp/model.onnx"),
+        )],
         inferchain_runtime::dev_models::WIDE_MLP,
+    ),
+    (
+        "tiny-llm",
+        &[
+            (
+                "config.json",
+                include_bytes!("../../models/tiny-llm/config.json"),
+            ),
+            (
+                "generation_config.json",
+                include_bytes!("../../models/tiny-llm/generation_config.json"),
+            ),
+            (
+                "model.safetensors",
+                include_bytes!("../../models/tiny-llm/model.safetensors"),
+            ),
+            (
+                "tokenizer.json",
+                include_bytes!("../../models/tiny-llm/tokenizer.json"),
+            ),
+        ],
+        inferchain_runtime::dev_models::TINY_LLM,
     ),
 ];
 
@@ -174,24 +210,34 @@ pub fn provide_genesis_models(config: &Configuration, store_root: &Path) {
             log::error!(target: LOG_TARGET, "importing genesis model {name} from {}: {e}", src.display())
         }
     };
-    for (name, bytes, id) in SHIPPED_MODELS {
+    for (name, files, id) in SHIPPED_MODELS {
         if store.contains(&id) {
             continue;
         }
-        // Staged inside the store's own folder, created new (never through a link).
-        let file = store
+        // Staged inside the store's own folder, in a folder created new (never through a
+        // link), each file created new.
+        let dir = store
             .root()
-            .join(format!(".genesis-{name}-{}.onnx", std::process::id()));
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&file)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, bytes));
+            .join(format!(".genesis-{name}-{}", std::process::id()));
+        let written = std::fs::create_dir(&dir).and_then(|()| {
+            files.iter().try_for_each(|(file, bytes)| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(dir.join(file))
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+            })
+        });
+        // A one-file model is imported as its file (ONNX), a folder as what it holds.
+        let src = match files {
+            [(file, _)] => dir.join(file),
+            _ => dir.clone(),
+        };
         match written {
-            Ok(()) => import(name, &file, &id),
-            Err(e) => log::error!(target: LOG_TARGET, "writing {}: {e}", file.display()),
+            Ok(()) => import(name, &src, &id),
+            Err(e) => log::error!(target: LOG_TARGET, "writing {}: {e}", dir.display()),
         }
-        let _ = std::fs::remove_file(&file);
+        let _ = std::fs::remove_dir_all(&dir);
     }
     let minilm = inferchain_runtime::dev_models::MINILM_L6_V2;
     if !store.contains(&minilm) {
@@ -384,6 +430,32 @@ mod tests {
                 .map(|(_, c)| c),
             Some(plan.commitments()),
             "runtime/src/dev_models.rs must carry MiniLM's commitments as the engine computes them"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_genesis_commitments_of_tiny_llm_are_the_engines_plan() {
+        use inferchain_runtime::dev_models::{genesis_commitments, TINY_LLM};
+        let dir = std::env::temp_dir().join(format!("inferchain-node-llm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = ModelStore::open(&dir).expect("store");
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-llm");
+        assert_eq!(
+            store.import(&src, None, &mut |_| {}).expect("import").id(),
+            TINY_LLM
+        );
+        let files = store
+            .read_verified(&TINY_LLM, &mut |_| {})
+            .expect("verified");
+        let plan = inferchain_engine::dispute_plan::DisputePlan::compile(&files).expect("compiles");
+        assert_eq!(
+            genesis_commitments()
+                .into_iter()
+                .find(|(id, _)| *id == TINY_LLM)
+                .map(|(_, c)| c),
+            Some(plan.commitments()),
+            "runtime/src/dev_models.rs must carry tiny-llm's commitments as the engine computes them"
         );
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -1,6 +1,6 @@
 //! The TypeScript dApp example (scripts/dapp/request.ts, @polkadot/api) against a real
-//! dev node: it submits a request, waits for `ResultFinalized` and reads the result; what
-//! it prints is what the chain holds.
+//! dev node: it submits a tiny-mlp request and a tiny-llm prompt, waits for
+//! `ResultFinalized` and reads each result; what it prints is what the chain holds.
 
 mod common;
 
@@ -62,4 +62,28 @@ fn the_typescript_example_gets_a_final_result() {
         .filter_map(|v| v.as_f64())
         .sum();
     assert!((total - 1.0).abs() < 1e-5, "softmax sums to {total}");
+
+    // The language model request: final, and what it printed is what the chain holds.
+    let llm = &printed["llm"];
+    let id = llm["request"].as_u64().expect("the LLM request id");
+    let request = chain.request(id, None).expect("RPC").expect("the request");
+    assert!(matches!(request.status, RequestStatus::Finalized { .. }));
+    let result = chain.result(id, None).expect("RPC").expect("the result");
+    assert_eq!(
+        llm["output_hash"].as_str(),
+        Some(format!("{:?}", result.output_hash).as_str())
+    );
+    let Ok(inferchain_primitives::io::Payload::Generation { tokens, text }) =
+        inferchain_primitives::io::Payload::decode_canonical(&result.output)
+    else {
+        panic!("the result is not a generation")
+    };
+    assert_eq!(llm["tokens"], serde_json::json!(tokens));
+    assert!(!tokens.is_empty() && tokens.len() <= 16);
+    assert_eq!(
+        llm["text"].as_str(),
+        Some(String::from_utf8_lossy(&text).as_ref())
+    );
+    // Priced per token: 15 prompt bytes and 16 new tokens at 1 mINFER.
+    assert_eq!(request.fee, 31 * inferchain_runtime::MILLI_UNIT);
 }

@@ -16,6 +16,7 @@ use common::{
     test_dir, Node,
 };
 use inferchain_primitives::io::{Payload, Tensor};
+use inferchain_runtime::dev_models::TINY_LLM;
 use inferchain_runtime::{
     configs::{DepositPerByte, ProtocolFee, RequestDepositBase},
     RuntimeEvent,
@@ -349,6 +350,28 @@ fn on_the_dev_chain_a_wrong_traced_result_is_refereed_and_slashed() {
     assert!(
         events.iter().any(|(_, e)| matches!(e,
         Event::ChunkRefereed { game: g, step: 2, chunk: 0, .. } if *g == game)),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|(_, e)| matches!(e,
+        Event::Slashed { who, reason: pallet_inference::SlashReason::WrongResult, .. }
+            if *who == cheat)));
+
+    // tiny-llm: the cheat posts the generation of a trace whose middle step is corrupted
+    // (engine/tests/llm_plan.rs checks it is not the greedy one for this prompt); the
+    // watcher traces the plan over that posted output, ends in a witness of its fault
+    // and opens the game; the cheat's trace is not over what it posted, and the first
+    // step, which reads the posted output, convicts it.
+    let input = Payload::Prompt {
+        text: b"ROMEO.\nBut soft, what light".to_vec(),
+        max_new_tokens: 24,
+    }
+    .encode();
+    let (_, cheat, game, events) = request_until_refereed(&chain, TINY_LLM, input);
+    assert!(events.iter().any(|(_, e)| matches!(e,
+        Event::GameOpened { game: g, executor, .. } if *g == game && *executor == cheat)));
+    assert!(
+        events.iter().any(|(_, e)| matches!(e,
+            Event::StepRefereed { game: g, step: 0, .. } if *g == game)),
         "{events:?}"
     );
     assert!(events.iter().any(|(_, e)| matches!(e,

@@ -3,7 +3,8 @@
 //! --wait`. The node provides the genesis models itself (the shipped ONNX models it
 //! carries, MiniLM from where `scripts/setup.sh` put it) into the model store it shares
 //! with the CLI, its executors serve them from genesis, and the request is final within
-//! 30 seconds.
+//! 30 seconds. Then a tiny-llm prompt, whose final generation is the one the CLI computes
+//! locally.
 
 mod common;
 
@@ -79,8 +80,25 @@ fn a_node_started_with_no_flags_answers_a_minilm_request_within_30_seconds() {
     assert!(store.is_dir(), "no model store at {}", store.display());
 
     let cli = node_binary().with_file_name("inferchain");
-    let mut submit = Command::new(&cli);
-    submit.args([
+    // `inferchain ARGS` from the fresh home: its one JSON object, and how long it took.
+    let run = |args: &[&str]| -> (serde_json::Value, Duration) {
+        let mut cmd = Command::new(&cli);
+        cmd.args(args);
+        fresh_home(&mut cmd, &home);
+        let asked = Instant::now();
+        let out = cmd.output().expect("inferchain runs");
+        let took = asked.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {stdout}{}\nnode log: {}",
+            String::from_utf8_lossy(&out.stderr),
+            dir.join("node.log").display()
+        );
+        let value = serde_json::from_str(stdout.trim()).expect("--json prints one JSON object");
+        (value, took)
+    };
+    let (report, took) = run(&[
         "submit",
         "--model",
         "all-MiniLM-L6-v2",
@@ -89,19 +107,6 @@ fn a_node_started_with_no_flags_answers_a_minilm_request_within_30_seconds() {
         "--wait",
         "--json",
     ]);
-    fresh_home(&mut submit, &home);
-    let asked = Instant::now();
-    let out = submit.output().expect("inferchain runs");
-    let took = asked.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "submit failed: {stdout}{}\nnode log: {}",
-        String::from_utf8_lossy(&out.stderr),
-        dir.join("node.log").display()
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(stdout.trim()).expect("submit --json prints one JSON object");
     assert!(
         report["final_in"].as_u64().is_some(),
         "no final block: {report}"
@@ -111,4 +116,65 @@ fn a_node_started_with_no_flags_answers_a_minilm_request_within_30_seconds() {
         "final after {took:?}, not within 30 s"
     );
     println!("MiniLM request final (and GRANDPA-finalized) {took:?} after submitting");
+
+    // A language model request: answered by an executor, watched by the other, final;
+    // the tokens are the greedy generation the CLI computes locally.
+    let prompt = "ROMEO.\nBut soft, what light";
+    let (report, took) = run(&[
+        "submit",
+        "--model",
+        "tiny-llm",
+        "--prompt",
+        prompt,
+        "--max-tokens",
+        "24",
+        "--wait",
+        "--json",
+    ]);
+    assert!(
+        report["final_in"].as_u64().is_some(),
+        "no final block: {report}"
+    );
+    let tokens = &report["result"]["tokens"];
+    assert!(
+        tokens
+            .as_array()
+            .is_some_and(|t| !t.is_empty() && t.len() <= 24),
+        "no generation in {report}"
+    );
+    let model = format!("{:?}", inferchain_runtime::dev_models::TINY_LLM);
+    let (mine, _) = run(&[
+        "model",
+        "run",
+        &model,
+        "--prompt",
+        prompt,
+        "--max-tokens",
+        "24",
+        "--json",
+    ]);
+    assert_eq!(
+        &mine["tokens"], tokens,
+        "the chain's generation is the local one"
+    );
+    assert_eq!(mine["text"], report["result"]["text"]);
+    println!(
+        "tiny-llm request final {took:?} after submitting: {:?}",
+        report["result"]["text"]
+    );
+
+    // Its receipt, re-checked on this CPU by one teacher-forced pass.
+    let id = report["request"].as_u64().expect("request id").to_string();
+    let (receipt, _) = run(&["verify", &id, "--rerun", "--json"]);
+    let rerun = receipt["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "re-run"))
+        .expect("a re-run check");
+    assert_eq!(rerun["ok"], true, "{receipt}");
+    assert!(
+        rerun["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("teacher-forced")),
+        "{rerun}"
+    );
 }

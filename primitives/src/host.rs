@@ -43,16 +43,19 @@ pub enum InferenceError {
 }
 
 /// Which run of a model a [`TraceQuery`] is about.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Encode, Decode, scale_info::TypeInfo,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Encode, Decode, scale_info::TypeInfo)]
 pub enum TraceRun {
-    /// The honest run.
+    /// The honest run (for a plan that reads the posted output, over this node's own
+    /// output: what an executor posts).
     Honest,
     /// For tests only (a node started with an executor fault): the run with step `step`'s
     /// output corrupted and every later step computed from it, a wrong trace that is
     /// consistent everywhere but at that step.
     Corrupted { step: u32 },
+    /// The honest run of a plan that reads the posted output (a generation's), over
+    /// `claimed`, another party's posted output: a watcher's trace, which ends in the
+    /// claim itself if it is right and in a witness of its fault otherwise.
+    Against(alloc::vec::Vec<u8>),
 }
 
 /// What the off-chain worker asks of a traced run.
@@ -251,10 +254,10 @@ mod tests {
     #[test]
     fn traces_are_served_only_to_offchain_workers() {
         let ask = TraceAsk::Proof(7);
-        let run = TraceRun::Corrupted { step: 1 };
+        let run = TraceRun::Against(b"claimed".to_vec());
         sp_io::TestExternalities::default().execute_with(|| {
             assert_eq!(
-                inference::trace(traced(), b"in", run, ask),
+                inference::trace(traced(), b"in", run.clone(), ask),
                 Err(InferenceError::NotOffchain)
             );
         });
@@ -262,9 +265,9 @@ mod tests {
         ext.register_extension(InferenceExt(std::sync::Arc::new(Echo)));
         ext.execute_with(|| {
             assert_eq!(
-                inference::trace(traced(), b"in", run, ask),
+                inference::trace(traced(), b"in", run.clone(), ask),
                 Ok(TraceAnswer::Proof(
-                    (ModelId::repeat_byte(3), &b"in"[..], run, 7u32).encode()
+                    (ModelId::repeat_byte(3), &b"in"[..], run.clone(), 7u32).encode()
                 ))
             );
         });

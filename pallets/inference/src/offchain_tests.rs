@@ -84,7 +84,7 @@ impl InferenceRunner for Doubler {
             return Err(InferenceError::ModelUnavailable);
         }
         let plus = match run {
-            TraceRun::Honest => 0.0,
+            TraceRun::Honest | TraceRun::Against(_) => 0.0,
             TraceRun::Corrupted { .. } => 1.0,
         };
         let output = Self::double(input, &model.spec, plus)?;
