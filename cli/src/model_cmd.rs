@@ -126,11 +126,13 @@ fn import(store: &ModelStore, model: ImportArgs, json: bool) -> Result<()> {
         .iter()
         .map(|f| json!({"name": String::from_utf8_lossy(&f.name), "size": f.size, "blake2_256": hex0x(&f.blake2_256)}))
         .collect();
+    let generation = generation_settings(store, &id)?;
     if json {
-        println!(
-            "{}",
-            json!({"model": hex0x(id.as_bytes()), "format": spec::format_name(manifest.format), "files": files, "spec": spec})
-        );
+        let mut out = json!({"model": hex0x(id.as_bytes()), "format": spec::format_name(manifest.format), "files": files, "spec": spec});
+        if let Some(g) = generation {
+            out["generation"] = g;
+        }
+        println!("{out}");
     } else {
         println!("model id: {}", hex0x(id.as_bytes()));
         println!("format:   {}", spec::format_name(manifest.format));
@@ -142,10 +144,31 @@ fn import(store: &ModelStore, model: ImportArgs, json: bool) -> Result<()> {
                 hex0x(&f.blake2_256)
             );
         }
+        if let Some(g) = generation {
+            println!("generation: {g}");
+        }
         println!("spec to register (review bounds, fee and comparison rule first):");
         println!("{}", serde_json::to_string_pretty(&spec)?);
     }
     Ok(())
+}
+
+/// A language model's generation settings, fixed by its files (and so by its id and its
+/// dispute plan): greedy decoding, the stop tokens, whether its tokenizer is the canonical
+/// one a dispute can recompute, and that prompts are raw text (no chat template applied).
+fn generation_settings(store: &ModelStore, id: &ModelId) -> Result<Option<serde_json::Value>> {
+    let engine = Engine::new(store.clone(), 0);
+    let LoadedModel::Llm(llm) = &*engine.load(id, &mut |_| {})? else {
+        return Ok(None);
+    };
+    let c = llm.config();
+    Ok(Some(json!({
+        "decoding": "greedy (argmax, lowest id on ties)",
+        "stop_tokens": c.stop_tokens,
+        "max_positions": c.max_positions,
+        "canonical_tokenizer": llm.has_canonical_tokenizer(),
+        "chat_template": "off: the prompt is tokenized as given",
+    })))
 }
 
 /// Builds the input payload from `--input`/`--text` in the model's declared input order.

@@ -217,6 +217,8 @@ fn an_llm_imports_detected_and_generates_a_verified_text() {
         .expect("a prompt spec");
     assert_eq!(cap, 64);
     assert_eq!(v["spec"]["output"]["Generation"]["max_new_tokens"], 64);
+    assert_eq!(v["generation"]["stop_tokens"], serde_json::json!([0]));
+    assert_eq!(v["generation"]["canonical_tokenizer"], true);
     let id = v["model"].as_str().expect("id").to_string();
     // Forcing the format gives the same id.
     let forced = json(&ok(

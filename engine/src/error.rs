@@ -79,10 +79,6 @@ pub enum EngineError {
     },
     #[error("the prompt is empty (no tokens); give the model some text")]
     EmptyPrompt,
-    #[error(
-        "the model produced NaN logits at position {position}: it cannot be run under consensus"
-    )]
-    NanLogits { position: usize },
 }
 
 /// The engine's result type.

@@ -128,6 +128,17 @@ fn tampered_truncated_and_overlong_outputs_are_rejected() {
             expected: g.tokens[10],
         })
     );
+    // An id outside the vocabulary is a wrong token like any other, not an error.
+    let mut wild = g.tokens.clone();
+    wild[7] = u32::MAX;
+    assert_eq!(
+        m.verify(&ids, &wild, 24).unwrap(),
+        Verdict::Invalid(GenerationMismatch::WrongToken {
+            position: 7,
+            claimed: u32::MAX,
+            expected: g.tokens[7],
+        })
+    );
     // The last token changed (its row is the pass's last).
     let mut last = g.tokens.clone();
     last[n - 1] = (last[n - 1] + 7) % m.config().vocab_size as u32;

@@ -250,6 +250,21 @@ fn the_generation_plan_ends_in_an_honest_claim_or_a_witness_of_a_false_one() {
         },
         "the witness: the claim cut at its wrong token, the greedy one in its place"
     );
+    // Junk ids (outside the vocabulary) trace like any other false claim.
+    let junk = Payload::Generation {
+        tokens: vec![u32::MAX, 7],
+        text: Vec::new(),
+    }
+    .encode();
+    let junk_trace = plan.trace_over(&input, &junk, None).unwrap();
+    assert_eq!(
+        Payload::decode_canonical(junk_trace.last().unwrap()).unwrap(),
+        Payload::Generation {
+            tokens: tokens[..1].to_vec(),
+            text: m.decode(&tokens[..1]).unwrap().into_bytes(),
+        },
+        "the witness of a junk claim: its first greedy token"
+    );
     // Every step of the generation plan has a referee path, and the steps that read
     // the posted output are refereed whole and agree with the trace.
     for (i, step) in plan.steps.iter().enumerate() {

@@ -10,7 +10,7 @@
 //! degree 17/18, only `+`, `-`, `*` and `floor`, each exactly rounded) and rounded once to
 //! f32. The rotation is on halves (Hugging Face's `rotate_half`): for `j < d/2`,
 //! `y[j] = x[j]·cos − x[j+d/2]·sin` and `y[j+d/2] = x[j+d/2]·cos + x[j]·sin`, each product
-//! rounded, then the sum rounded (no FMA).
+//! rounded, then the sum rounded (no FMA), a NaN written as the canonical NaN.
 
 use crate::math;
 use alloc::vec::Vec;
@@ -114,8 +114,17 @@ pub fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) {
     let (lo, hi) = x.split_at_mut(half);
     for j in 0..half.min(cos.len()).min(sin.len()) {
         let (a, b) = (lo[j], hi[j]);
-        lo[j] = a * cos[j] - b * sin[j];
-        hi[j] = b * cos[j] + a * sin[j];
+        lo[j] = canonical(a * cos[j] - b * sin[j]);
+        hi[j] = canonical(b * cos[j] + a * sin[j]);
+    }
+}
+
+/// The canonical NaN for any NaN (CPUs and wasm engines differ in the NaN they make).
+fn canonical(v: f32) -> f32 {
+    if v.is_nan() {
+        math::CANONICAL_NAN
+    } else {
+        v
     }
 }
 
@@ -157,5 +166,9 @@ mod tests {
         rotate(&mut x, &[0.0, 1.0], &[1.0, 0.0]);
         // pair 0 turned by 90°: (1, 3) -> (-3, 1); pair 1 unturned.
         assert_eq!(x, [-3.0, 2.0, 1.0, 4.0]);
+        // inf · 0 - … is NaN: written canonically.
+        let mut y = [f32::INFINITY, 1.0];
+        rotate(&mut y, &[0.0], &[1.0]);
+        assert_eq!(y[0].to_bits(), math::CANONICAL_NAN.to_bits());
     }
 }

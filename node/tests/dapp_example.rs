@@ -84,6 +84,6 @@ fn the_typescript_example_gets_a_final_result() {
         llm["text"].as_str(),
         Some(String::from_utf8_lossy(&text).as_ref())
     );
-    // Priced per token: 15 prompt bytes and 16 new tokens at 1 mINFER.
-    assert_eq!(request.fee, 31 * inferchain_runtime::MILLI_UNIT);
+    // Priced per token: 15 prompt bytes and 16 new tokens at 10 mINFER.
+    assert_eq!(request.fee, 31 * 10 * inferchain_runtime::MILLI_UNIT);
 }

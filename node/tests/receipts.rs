@@ -283,7 +283,7 @@ fn a_model_registered_with_a_mirror_is_fetched_by_the_executor_and_answered() {
             ],
         );
         assert!(ok, "serve failed: {err}");
-        assert!(out.contains("serves 4 models"), "{out}");
+        assert!(out.contains("serves 5 models"), "{out}");
     }
 
     // The executor's node lacks the model: it fetches it from the mirror, checks it

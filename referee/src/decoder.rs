@@ -40,10 +40,14 @@ pub(crate) fn gather_rows(
     if h == 0 || !table.len().is_multiple_of(4 * h) {
         return Err(RefereeError::OperandMismatch);
     }
-    let mut out = Vec::with_capacity(ids.len() * h * 4);
+    let row_bytes = h.checked_mul(4).ok_or(RefereeError::TooLarge)?;
+    let mut out = Vec::with_capacity(ids.len().saturating_mul(row_bytes));
     for &id in ids {
+        let start = (id as usize)
+            .checked_mul(row_bytes)
+            .ok_or(RefereeError::OperandMismatch)?;
         let row = table
-            .get(id as usize * h * 4..(id as usize + 1) * h * 4)
+            .get(start..start.saturating_add(row_bytes))
             .ok_or(RefereeError::OperandMismatch)?;
         out.extend_from_slice(row);
     }
@@ -81,7 +85,7 @@ pub(crate) fn gather_indirect(
 fn rms_row(x: &[f32], w: &[f32], eps: f32, out: &mut Vec<f32>) {
     let ms = inferchain_kernels::sum_squares(Isa::Scalar, x) / x.len() as f32;
     let r = 1.0 / lanes::sqrt(ms + eps);
-    out.extend(x.iter().zip(w).map(|(&x, &w)| w * (x * r)));
+    out.extend(x.iter().zip(w).map(|(&x, &w)| canonical(w * (x * r))));
 }
 
 pub(crate) fn rms_norm_rows(
@@ -135,7 +139,7 @@ pub(crate) fn rms_norm_chunk(
     Ok(bytes(
         &xs.iter()
             .zip(&w)
-            .map(|(&x, &w)| w * (x * r))
+            .map(|(&x, &w)| canonical(w * (x * r)))
             .collect::<Vec<_>>(),
     ))
 }

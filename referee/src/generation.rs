@@ -36,8 +36,13 @@ fn generation(payload: &[u8]) -> Result<(Vec<u32>, Vec<u8>), RefereeError> {
 }
 
 /// Operand 0 the request's prompt, 1 the claimed output, 2 the tokenizer: u32 words
-/// `[c, n, prompt ids (c) ++ claimed ids (n), 0 …]`, `positions` ids in all.
-pub(crate) fn teacher_forced(positions: u32, operands: &[&[u8]]) -> Result<Vec<u8>, RefereeError> {
+/// `[c, n, prompt ids (c) ++ claimed ids (n), 0 …]`, `positions` ids in all; a claimed
+/// id outside the vocabulary is laid out as 0 (no later step can read past the table,
+/// and `GreedyCheck`, which compares the claim itself, convicts it).
+pub(crate) fn teacher_forced(
+    (positions, vocab): (u32, u32),
+    operands: &[&[u8]],
+) -> Result<Vec<u8>, RefereeError> {
     let [input, output, tables] = operands else {
         return Err(RefereeError::OperandMismatch);
     };
@@ -52,11 +57,14 @@ pub(crate) fn teacher_forced(positions: u32, operands: &[&[u8]]) -> Result<Vec<u
     out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
     out.extend_from_slice(&(claimed.len() as u32).to_le_bytes());
     for i in 0..positions as usize {
-        let id = ids
-            .get(i)
-            .or_else(|| claimed.get(i - ids.len()))
-            .copied()
-            .unwrap_or(0);
+        let id = match ids.get(i) {
+            Some(&id) => id,
+            None => claimed
+                .get(i - ids.len())
+                .copied()
+                .filter(|&id| id < vocab)
+                .unwrap_or(0),
+        };
         out.extend_from_slice(&id.to_le_bytes());
     }
     Ok(out)
@@ -183,7 +191,7 @@ mod tests {
     /// choose `greedy`, under `max` new tokens, 12 positions.
     fn check(greedy: &[u32], claimed: &[u32], max: u32) -> Payload {
         let (input, output, t) = (prompt_payload(b"hi", max), claim(claimed), tables());
-        let seq = teacher_forced(12, &[&input, &output, &t]).unwrap();
+        let seq = teacher_forced((12, 300), &[&input, &output, &t]).unwrap();
         let mut choices = vec![0u32; 12];
         choices[2..2 + greedy.len()].copy_from_slice(greedy);
         let out = greedy_check((12, &[256]), &[&seq, &le(&choices), &input, &output, &t]).unwrap();
@@ -197,11 +205,11 @@ mod tests {
     #[test]
     fn the_sequence_is_the_prompt_then_the_claim() {
         let (input, output, t) = (prompt_payload(b"hi", 4), claim(&[7, 8]), tables());
-        let seq = words(&teacher_forced(8, &[&input, &output, &t]).unwrap()).unwrap();
+        let seq = words(&teacher_forced((8, 300), &[&input, &output, &t]).unwrap()).unwrap();
         assert_eq!(seq, vec![3, 2, 256, 104, 105, 7, 8, 0, 0, 0]);
         // Prompt and claim beyond the positions: refused by name.
         assert_eq!(
-            teacher_forced(4, &[&input, &output, &t]),
+            teacher_forced((4, 300), &[&input, &output, &t]),
             Err(RefereeError::OperandMismatch)
         );
     }
@@ -221,6 +229,12 @@ mod tests {
         assert_eq!(check(&[65, 256, 1, 2], &[65, 256, 1], 8), gen(&[65, 256]));
         // Longer than max_new_tokens.
         assert_eq!(check(&greedy, &[65, 66, 67], 2), gen(&[65, 66]));
+        // An id outside the vocabulary: laid out as 0, convicted as a wrong token.
+        let (input, t) = (prompt_payload(b"hi", 4), tables());
+        let wild = claim(&[65, u32::MAX]);
+        let seq = words(&teacher_forced((12, 300), &[&input, &wild, &t]).unwrap()).unwrap();
+        assert_eq!(seq[2..7], [256, 104, 105, 65, 0]);
+        assert_eq!(check(&greedy, &[65, u32::MAX], 8), gen(&[65, 66]));
         // Truncated: the next greedy token.
         assert_eq!(check(&greedy, &[65, 66], 8), gen(&[65, 66, 67]));
         assert_eq!(check(&greedy, &[], 8), gen(&[65]));
@@ -231,7 +245,7 @@ mod tests {
             text: b"XY".to_vec(),
         }
         .encode();
-        let seq = teacher_forced(12, &[&input, &lying, &t]).unwrap();
+        let seq = teacher_forced((12, 300), &[&input, &lying, &t]).unwrap();
         let mut choices = vec![0u32; 12];
         choices[2..4].copy_from_slice(&[65, 66]);
         let out = greedy_check((12, &[256]), &[&seq, &le(&choices), &input, &lying, &t]).unwrap();

@@ -46,6 +46,10 @@ const PER_CHUNK: u32 = (CHUNK_BYTES / 4) as u32;
 /// The most elements one step may write (a matrix product's m·n; other steps write at
 /// most what they read).
 pub const MAX_OUTPUT_ELEMENTS: u64 = 1 << 16;
+/// The most multiply-adds one chunk of an element walk may cost: that of
+/// `costliest_chunk` (eight output entries of a product with K at the operand cap), which
+/// the `prove_element` weight is measured on.
+pub const MAX_CHUNK_WORK: u64 = 8 * 7_280;
 
 /// An element-wise operation on two tensors of one length, one IEEE-754 operation each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
@@ -139,8 +143,9 @@ pub enum Step {
     /// A generation's teacher-forced sequence: operand 0 the request's prompt payload, 1
     /// the claimed output (a generation payload), 2 the tokenizer (`bpe::BpeTables`,
     /// SCALE). Output u32 words: the prompt's token count `c`, the claim's `n`, then the
-    /// prompt's canonical ids and the claimed ids, padded with 0 to `positions` ids.
-    TeacherForced { positions: u32 },
+    /// prompt's canonical ids and the claimed ids (an id outside the model's `vocab` as
+    /// 0: `GreedyCheck` compares the claim itself), padded with 0 to `positions` ids.
+    TeacherForced { positions: u32, vocab: u32 },
     /// A generation plan's last step: operand 0 the `TeacherForced` words, 1 the
     /// `ArgmaxRows` of every position, 2 the prompt, 3 the claimed output, 4 the
     /// tokenizer; output the claimed payload if it is the greedy generation (stopping
@@ -432,11 +437,11 @@ fn evaluate(step: &[u8], operands: &[&[u8]], capped: bool) -> Result<Vec<u8>, Re
             scale,
         } => decoder::causal_attention((rows, heads, kv_heads, head_dim, scale), operands, capped),
         Step::ArgmaxRows { rows, cols } => decoder::argmax_rows((rows, cols), operands),
-        Step::TeacherForced { positions } => {
+        Step::TeacherForced { positions, vocab } => {
             if capped && u64::from(positions) + 2 > MAX_OUTPUT_ELEMENTS {
                 return Err(RefereeError::TooLarge);
             }
-            generation::teacher_forced(positions, operands)
+            generation::teacher_forced((positions, vocab), operands)
         }
         Step::GreedyCheck {
             positions,
@@ -585,7 +590,7 @@ impl StepReferee for KernelReferee {
                 )
                 .is_ok()
                     && 4 * (d + 2 * r * d) <= cap
-                    && 2 * r * d <= MAX_WORK;
+                    && 2 * r * d + r <= MAX_CHUNK_WORK;
                 (whole, by_chunk)
             }
             Step::ArgmaxRows { rows, cols } => (

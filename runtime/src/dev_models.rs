@@ -42,7 +42,7 @@ pub const TINY_LLM: ModelId = sp_core::H256(sp_core::hex2array!(
 /// teacher-forced pass over the posted output at 256 positions, then the greedy check).
 pub const TINY_LLM_COMMITMENTS: ModelCommitments = ModelCommitments {
     plan_root: sp_core::H256(sp_core::hex2array!(
-        "a53f5277bb18f8d61dc6795d5660f4dedfbc6cc828ba9e4379c2fc32623352d6"
+        "fbed0d8eabfcd9923c24495bbab54f1fd58f30211ff54486c7f28636e3861df1"
     )),
     steps: 114,
     weights_root: sp_core::H256(sp_core::hex2array!(
@@ -187,7 +187,7 @@ pub fn genesis_models() -> vec::Vec<ModelSpec<Balance>> {
                 max_text_bytes: 9_216,
             },
             // Per token: prompt bytes plus max_new_tokens (`Payload::fee_units`).
-            fee: MILLI_UNIT,
+            fee: 10 * MILLI_UNIT,
             max_input_bytes: 201,
             max_output_bytes: 9_483,
             comparison: ComparisonRule::Exact,

@@ -40,15 +40,16 @@ pub(crate) fn finish(state: &blake2b_simd::State) -> [u8; 32] {
 }
 
 impl LlmModel {
-    /// Generates greedily after `prompt` until a stop token or `max_new_tokens`;
-    /// `on_token` sees each token as it is chosen.
+    /// Generates greedily after `prompt` until a stop token, `max_new_tokens` or the
+    /// model's last position (the referee's `GreedyCheck` ends there too); `on_token` sees
+    /// each token as it is chosen.
     pub fn generate(
         &self,
         prompt: &[u32],
         max_new_tokens: usize,
         on_token: &mut dyn FnMut(u32),
     ) -> Result<Generation> {
-        self.check_positions(prompt.len(), max_new_tokens)?;
+        let max_new_tokens = self.new_tokens_within(prompt.len(), max_new_tokens)?;
         let d = &self.decoder;
         let mut state = logits_hasher();
         let mut tokens = Vec::with_capacity(max_new_tokens);
@@ -62,8 +63,7 @@ impl LlmModel {
         let mut cache = d.new_cache(prompt.len() + max_new_tokens);
         let mut logits = d.forward(prompt, &mut cache, prompt.len() - 1)?;
         loop {
-            let position = prompt.len() + tokens.len();
-            let token = argmax(&logits, position)?;
+            let token = argmax(&logits);
             hash_row(&mut state, &logits);
             tokens.push(token);
             on_token(token);

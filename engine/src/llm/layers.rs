@@ -18,6 +18,17 @@ use inferchain_kernels::{gemm, lanes, rotary, Bias, MatRef, PackedB, Sequential,
 const PARALLEL_MIN_WORK: usize = 1 << 20;
 use rayon::prelude::*;
 
+/// The canonical NaN for any NaN: element-wise IEEE operations outside the kernels are
+/// written like the kernels write them (and like the referee's steps), since CPUs and
+/// wasm engines make different NaNs.
+fn canonical(v: f32) -> f32 {
+    if v.is_nan() {
+        inferchain_kernels::math::CANONICAL_NAN
+    } else {
+        v
+    }
+}
+
 /// `y = x Wᵀ (+ b)`, W packed once at load.
 pub(crate) struct Linear {
     weight: PackedB,
@@ -100,7 +111,7 @@ impl RmsNorm {
             let ms = inferchain_kernels::sum_squares(numerics::isa(), x) / n as f32;
             let r = 1.0 / lanes::sqrt(ms + self.eps);
             for ((y, &x), &w) in y.iter_mut().zip(x).zip(&self.weight) {
-                *y = w * (x * r);
+                *y = canonical(w * (x * r));
             }
         };
         if x.len() > n {
@@ -275,7 +286,9 @@ impl Mlp {
         } else {
             inferchain_kernels::unary_in_place(numerics::isa(), Unary::Silu, &mut g);
         }
-        g.iter_mut().zip(&u).for_each(|(g, u)| *g *= u);
+        g.iter_mut()
+            .zip(&u)
+            .for_each(|(g, u)| *g = canonical(*g * u));
         self.down.forward(&g, rows)
     }
 
@@ -310,9 +323,13 @@ impl DecoderLayer {
         let a = self
             .attention
             .forward(&self.input_norm.forward(x), rows, start, cache);
-        x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
+        x.iter_mut()
+            .zip(&a)
+            .for_each(|(x, a)| *x = canonical(*x + a));
         let m = self.mlp.forward(&self.post_norm.forward(x), rows);
-        x.iter_mut().zip(&m).for_each(|(x, m)| *x += m);
+        x.iter_mut()
+            .zip(&m)
+            .for_each(|(x, m)| *x = canonical(*x + m));
     }
 
     pub(crate) fn bytes(&self) -> usize {

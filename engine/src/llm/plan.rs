@@ -227,15 +227,27 @@ impl DisputePlan {
             .get("tokenizer.json")
             .ok_or_else(|| EngineError::InvalidArtifact("tokenizer.json missing".into()))?;
         let bpe = canonical_bpe(tokenizer).map_err(EngineError::NoDisputePlan)?;
+        if bpe.tables().prefix.is_empty() {
+            // An empty prompt would have no token to start from: the engine could not
+            // answer it and the plan could not trace it.
+            return Err(EngineError::NoDisputePlan(
+                "the tokenizer puts no token before a prompt (an empty prompt has none)".into(),
+            ));
+        }
         let positions = config.max_positions;
         let vb = weights(files)?;
         let mut b = PlanBuilder {
             plan: DisputePlan::default(),
         };
-        let tables = b.raw_weight(bpe.tables().encode());
+        let tables_bytes = bpe.tables().encode();
+        let table_len = tables_bytes.len();
+        let tables = b.raw_weight(tables_bytes);
         let p = positions as u32;
         let sequence = b.step(
-            Step::TeacherForced { positions: p },
+            Step::TeacherForced {
+                positions: p,
+                vocab: config.vocab_size as u32,
+            },
             vec![Read::Input, Read::Output, tables],
             (2 + positions) * 4,
         );
@@ -247,6 +259,17 @@ impl DisputePlan {
             max_new_tokens: p,
             max_text_bytes: p.saturating_mul(longest_piece.max(1)).saturating_mul(3),
         });
+        // Both ends are refereed whole: their operands (the tables, the sequence and the
+        // choices, a prompt of at most a byte per position, the longest output) must fit
+        // the referee's cap, or a game reaching them could convict nobody.
+        let operands =
+            table_len as u64 + 8 * (positions as u64 + 1) + 4 * positions as u64 + output_bytes;
+        if operands > inferchain_referee::MAX_OPERAND_BYTES as u64 {
+            return Err(EngineError::NoDisputePlan(format!(
+                "its greedy check would read {operands} bytes, over the referee's {}",
+                inferchain_referee::MAX_OPERAND_BYTES
+            )));
+        }
         b.step(
             Step::GreedyCheck {
                 positions: p,

@@ -43,8 +43,10 @@ pub enum Verdict {
 
 impl LlmModel {
     /// Checks that `output` is the greedy generation after `prompt` under
-    /// `max_new_tokens` (errors are the engine's: an empty or too long prompt, NaN logits).
+    /// `max_new_tokens` (at most to the model's last position; errors are the engine's: an
+    /// empty prompt or one longer than the positions).
     pub fn verify(&self, prompt: &[u32], output: &[u32], max_new_tokens: usize) -> Result<Verdict> {
+        let max_new_tokens = self.new_tokens_within(prompt.len(), max_new_tokens)?;
         let stops = &self.decoder.config.stop_tokens;
         let is_stop = |t: &u32| stops.binary_search(t).is_ok();
         let invalid = |m| Ok(Verdict::Invalid(m));
@@ -54,7 +56,6 @@ impl LlmModel {
                 max: max_new_tokens,
             });
         }
-        self.check_positions(prompt.len(), max_new_tokens)?;
         if let Some(position) = output
             .iter()
             .take(output.len().saturating_sub(1))
@@ -77,13 +78,19 @@ impl LlmModel {
                 logits_hash: finish(&state),
             });
         }
+        // A claimed id outside the vocabulary is read as 0 (as the plan's `TeacherForced`
+        // lays it out); the comparison below is with the claim itself.
+        let vocab = self.decoder.config.vocab_size;
         let mut ids = Vec::with_capacity(prompt.len() + output.len() - 1);
         ids.extend_from_slice(prompt);
-        ids.extend_from_slice(&output[..output.len() - 1]);
+        ids.extend(
+            output[..output.len() - 1]
+                .iter()
+                .map(|&t| if (t as usize) < vocab { t } else { 0 }),
+        );
         let logits = self.logits(&ids, prompt.len() - 1)?;
-        let vocab = self.decoder.config.vocab_size;
         for (i, (row, &claimed)) in logits.chunks(vocab).zip(output).enumerate() {
-            let expected = argmax(row, prompt.len() + i)?;
+            let expected = argmax(row);
             if expected != claimed {
                 return invalid(GenerationMismatch::WrongToken {
                     position: i,
