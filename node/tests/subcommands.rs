@@ -32,10 +32,10 @@ fn build_spec_emits_the_chain_specs_with_their_genesis() {
         patch["inference"]["executors"].as_array().map(Vec::len),
         Some(4)
     );
-    assert_eq!(patch["models"]["models"].as_array().map(Vec::len), Some(3));
+    assert_eq!(patch["models"]["models"].as_array().map(Vec::len), Some(4));
     assert_eq!(
         patch["models"]["commitments"].as_array().map(Vec::len),
-        Some(3)
+        Some(4)
     );
 
     let (ok, raw, err) = run(&["build-spec", "--chain", "dev", "--raw"]);
