@@ -4,6 +4,15 @@
 //! tokens / time to verify them with one teacher-forced pass).
 //!
 //! Usage: bench_llm MODEL_DIR [--tokens N] [--runs R]   (threads: RAYON_NUM_THREADS)
+//!        bench_llm --write-smollm-135m-shape DIR
+//!
+//! The second form writes a model folder with SmolLM-135M's architecture (576 hidden, 30
+//! layers, 9 query / 3 key-value heads, 1,536 MLP, 49,152 vocabulary, tied: 134.5 M
+//! parameters, 538 MB of f32) and seeded uniform weights, with tiny-llm's tokenizer (its
+//! ids are a subset of the vocabulary). Real checkpoints cannot be fetched on these
+//! machines; this one has a real model's shape, which is what the timing depends on:
+//! unlike tiny-llm (5.8 MB, held in cache) its weights are read from memory once per
+//! generated token, as every deployed LLM's are.
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -13,7 +22,7 @@ use inferchain_engine::{
     llm::{LlmModel, Verdict},
     ModelStore,
 };
-use std::{path::PathBuf, time::Instant};
+use std::{collections::HashMap, path::Path, path::PathBuf, time::Instant};
 
 const PROMPT: &str = "KING HENRY.\nNow, lords, ";
 
@@ -22,12 +31,83 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Uniform values in `[-scale, scale]` from a splitmix64 stream.
+fn seeded(len: usize, scale: f32, seed: &mut u64) -> Vec<f32> {
+    (0..len)
+        .map(|_| {
+            *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = *seed;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn write_smollm_135m_shape(dir: &Path) -> Result<()> {
+    let (hidden, inner, layers, heads, kv_heads, vocab) = (576, 1536, 30, 9, 3, 49152);
+    let head_dim = hidden / heads;
+    std::fs::create_dir_all(dir)?;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-llm");
+    std::fs::copy(root.join("tokenizer.json"), dir.join("tokenizer.json"))?;
+    let config = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "vocab_size": vocab, "hidden_size": hidden, "intermediate_size": inner,
+        "num_hidden_layers": layers, "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads, "head_dim": head_dim,
+        "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "hidden_act": "silu", "tie_word_embeddings": true,
+        "bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "float32",
+    });
+    std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
+    // std 0.02 like the usual initialisation: uniform in ±0.02·√3.
+    let scale = 0.02 * 3f32.sqrt();
+    let mut seed = 135;
+    let mut tensors = HashMap::new();
+    let mut put = |name: String, shape: &[usize], values: Vec<f32>| -> Result<()> {
+        tensors.insert(name, Tensor::from_vec(values, shape, &Device::Cpu)?);
+        Ok(())
+    };
+    let kv = kv_heads * head_dim;
+    put(
+        "model.embed_tokens.weight".into(),
+        &[vocab, hidden],
+        seeded(vocab * hidden, scale, &mut seed),
+    )?;
+    put("model.norm.weight".into(), &[hidden], vec![1.0; hidden])?;
+    for l in 0..layers {
+        let p = format!("model.layers.{l}");
+        for (name, out, inp) in [
+            ("self_attn.q_proj", hidden, hidden),
+            ("self_attn.k_proj", kv, hidden),
+            ("self_attn.v_proj", kv, hidden),
+            ("self_attn.o_proj", hidden, hidden),
+            ("mlp.gate_proj", inner, hidden),
+            ("mlp.up_proj", inner, hidden),
+            ("mlp.down_proj", hidden, inner),
+        ] {
+            let values = seeded(out * inp, scale, &mut seed);
+            put(format!("{p}.{name}.weight"), &[out, inp], values)?;
+        }
+        for norm in ["input_layernorm", "post_attention_layernorm"] {
+            put(format!("{p}.{norm}.weight"), &[hidden], vec![1.0; hidden])?;
+        }
+    }
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
+    println!("wrote {}", dir.display());
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(
-        args.next()
-            .context("usage: bench_llm MODEL_DIR [--tokens N] [--runs R]")?,
-    );
+    let first = args
+        .next()
+        .context("usage: bench_llm MODEL_DIR [--tokens N] [--runs R]")?;
+    if first == "--write-smollm-135m-shape" {
+        return write_smollm_135m_shape(Path::new(&args.next().context("output folder")?));
+    }
+    let dir = PathBuf::from(first);
     let (mut tokens, mut runs) = (64usize, 5usize);
     while let Some(flag) = args.next() {
         let v: usize = args.next().context("flag value")?.parse()?;
@@ -103,8 +183,10 @@ fn main() -> Result<()> {
         .count();
     let (g, v, c) = (median(gen_times), median(ver_times), median(candle_times));
     println!(
-        "threads {threads}: engine {:.1} tokens/s ({:.2} ms/token), candle-transformers {:.1} tokens/s ({:.2} ms/token): engine/candle speed {:.2}x; \
+        "{} ({:.1} MB of weights), threads {threads}: engine {:.1} tokens/s ({:.2} ms/token), candle-transformers {:.1} tokens/s ({:.2} ms/token): engine/candle speed {:.2}x; \
          verify {n} tokens in {:.2} ms: generation/verification {:.1}x; tokens agree with candle for {agree}/{n}",
+        dir.file_name().unwrap_or_default().to_string_lossy(),
+        model.weight_bytes() as f64 / 1e6,
         n as f64 / g,
         g * 1e3 / n as f64,
         n as f64 / c,

@@ -18,8 +18,9 @@ pub struct Generation {
     /// The generated ids (a stop token, if one ended it, included).
     pub tokens: Vec<u32>,
     pub stop: StopReason,
-    /// blake2-256 over the logits every token was chosen from, in order (each row's f32
-    /// values little-endian): the bits a determinism check compares.
+    /// The bits a determinism check compares: blake2-256 over the blake2-256 of each
+    /// logits row a token was chosen from, in order (a row hashed as its f32 values
+    /// little-endian; per row, so a verifier hashes its rows in parallel).
     pub logits_hash: [u8; 32],
 }
 
@@ -27,10 +28,22 @@ pub(crate) fn logits_hasher() -> blake2b_simd::State {
     blake2b_simd::Params::new().hash_length(32).to_state()
 }
 
+/// One logits row's blake2-256 (its f32 values little-endian); the logits hash is
+/// taken over these.
+pub(crate) fn row_digest(row: &[f32]) -> [u8; 32] {
+    let bytes: Vec<u8> = row.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(
+        blake2b_simd::Params::new()
+            .hash_length(32)
+            .hash(&bytes)
+            .as_bytes(),
+    );
+    out
+}
+
 pub(crate) fn hash_row(state: &mut blake2b_simd::State, row: &[f32]) {
-    for v in row {
-        state.update(&v.to_le_bytes());
-    }
+    state.update(&row_digest(row));
 }
 
 pub(crate) fn finish(state: &blake2b_simd::State) -> [u8; 32] {

@@ -89,6 +89,83 @@ impl Linear {
     }
 }
 
+/// Linear layers that read the same input (q/k/v, gate/up), packed side by side as one
+/// product `[rows, Σ outputs]`. Each output element is the FMA chain it is in its own
+/// layer, and a part's bias is added after it with one rounding and the canonical NaN,
+/// as the kernels' epilogue adds it: the bits are those of separate products. One
+/// product instead of several reads the input once and gives the threads one split of
+/// wide columns instead of narrow ones (the 192-column k and v products of a
+/// SmolLM-sized model ran at half the speed of the others).
+pub(crate) struct StackedLinear {
+    weight: PackedB,
+    /// `(first column, bias)` of each part that has a bias.
+    biases: Vec<(usize, Vec<f32>)>,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl StackedLinear {
+    /// `parts`: each layer's weights and bias as [`Linear::load`] reads them, with its
+    /// number of outputs.
+    pub(crate) fn load(parts: &[(VarBuilder, usize)], inputs: usize) -> candle_core::Result<Self> {
+        let outputs = parts.iter().map(|(_, o)| o).sum();
+        let mut rows = Vec::with_capacity(outputs * inputs);
+        let mut biases = Vec::new();
+        let mut first = 0;
+        for (vb, out) in parts {
+            rows.extend(
+                vb.get((*out, inputs), "weight")?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?,
+            );
+            if vb.contains_tensor("bias") {
+                biases.push((first, vb.get(*out, "bias")?.to_vec1::<f32>()?));
+            }
+            first += out;
+        }
+        let weight = PackedB::pack(
+            numerics::isa(),
+            MatRef::row_major(&rows, outputs, inputs).t(),
+        );
+        Ok(StackedLinear {
+            weight,
+            biases,
+            inputs,
+            outputs,
+        })
+    }
+
+    /// `rows` rows of `x` in; row `r` of the result is every part's outputs in order.
+    pub(crate) fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let mut y = vec![0f32; rows * self.outputs];
+        let a = MatRef::row_major(x, rows, self.inputs);
+        if rows * self.inputs * self.outputs >= PARALLEL_MIN_WORK {
+            gemm(numerics::isa(), a, &self.weight, Bias::None, &mut y, &Rayon);
+        } else {
+            gemm(
+                numerics::isa(),
+                a,
+                &self.weight,
+                Bias::None,
+                &mut y,
+                &Sequential,
+            );
+        }
+        for row in y.chunks_mut(self.outputs) {
+            for (first, bias) in &self.biases {
+                for (v, b) in row[*first..][..bias.len()].iter_mut().zip(bias) {
+                    *v = canonical(*v + b);
+                }
+            }
+        }
+        y
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.weight.bytes() + 4 * self.biases.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+}
+
 /// RMSNorm per row: `ms = sum_squares(x) / n` (the kernels' 16-lane sum),
 /// `r = 1 / sqrt(ms + eps)`, `y[j] = w[j] * (x[j] * r)`.
 pub(crate) struct RmsNorm {
@@ -182,9 +259,9 @@ impl LayerCache {
 /// Grouped-query self-attention with RoPE: query head `h` reads KV head
 /// `h / (heads / kv_heads)`.
 pub(crate) struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// q, k and v as one product: per row, `heads` query heads, then `kv_heads` keys,
+    /// then `kv_heads` values.
+    qkv: StackedLinear,
     o: Linear,
     heads: usize,
     kv_heads: usize,
@@ -196,9 +273,14 @@ impl Attention {
     pub(crate) fn load(vb: VarBuilder, c: &super::config::LlmConfig) -> candle_core::Result<Self> {
         let (h, d) = (c.hidden_size, c.head_dim);
         Ok(Attention {
-            q: Linear::load(vb.pp("q_proj"), h, c.num_heads * d)?,
-            k: Linear::load(vb.pp("k_proj"), h, c.num_kv_heads * d)?,
-            v: Linear::load(vb.pp("v_proj"), h, c.num_kv_heads * d)?,
+            qkv: StackedLinear::load(
+                &[
+                    (vb.pp("q_proj"), c.num_heads * d),
+                    (vb.pp("k_proj"), c.num_kv_heads * d),
+                    (vb.pp("v_proj"), c.num_kv_heads * d),
+                ],
+                h,
+            )?,
             o: Linear::load(vb.pp("o_proj"), c.num_heads * d, h)?,
             heads: c.num_heads,
             kv_heads: c.num_kv_heads,
@@ -217,25 +299,22 @@ impl Attention {
         cache: &mut LayerCache,
     ) -> Vec<f32> {
         let d = self.head_dim;
-        let mut q = self.q.forward(x, rows);
-        let mut k = self.k.forward(x, rows);
-        let v = self.v.forward(x, rows);
-        for r in 0..rows {
+        let (qs, kvs) = (self.heads * d, self.kv_heads * d);
+        let mut qkv = self.qkv.forward(x, rows);
+        for (r, row) in qkv.chunks_mut(qs + 2 * kvs).enumerate() {
             let angles: Vec<(f32, f32)> = self
                 .inv_freq
                 .iter()
                 .map(|&f| rotary::cos_sin((start + r) as f32 * f))
                 .collect();
             let (cos, sin): (Vec<f32>, Vec<f32>) = angles.into_iter().unzip();
-            for head in q[r * self.heads * d..][..self.heads * d].chunks_mut(d) {
+            let (q, kv) = row.split_at_mut(qs);
+            let (k, v) = kv.split_at_mut(kvs);
+            for head in q.chunks_mut(d) {
                 rotary::rotate(head, &cos, &sin);
             }
-            for (kv, head) in k[r * self.kv_heads * d..][..self.kv_heads * d]
-                .chunks_mut(d)
-                .enumerate()
-            {
+            for (kv, (head, value)) in k.chunks_mut(d).zip(v.chunks(d)).enumerate() {
                 rotary::rotate(head, &cos, &sin);
-                let value = &v[(r * self.kv_heads + kv) * d..][..d];
                 cache.store(kv, start + r, head, value);
             }
         }
@@ -245,7 +324,7 @@ impl Attention {
         let cache = &*cache;
         let task = |(i, out): (usize, &mut [f32])| {
             let (r, head) = (i / self.heads, i % self.heads);
-            let query = &q[(r * self.heads + head) * d..][..d];
+            let query = &qkv[r * (qs + 2 * kvs) + head * d..][..d];
             cache.attend(head / group, query, start + r, scale, out);
         };
         if rows > 1 {
@@ -257,43 +336,55 @@ impl Attention {
     }
 
     pub(crate) fn bytes(&self) -> usize {
-        self.q.bytes() + self.k.bytes() + self.v.bytes() + self.o.bytes()
+        self.qkv.bytes() + self.o.bytes()
     }
 }
 
 /// SwiGLU: `down(silu(gate(x)) * up(x))`, SiLU the kernels'.
 pub(crate) struct Mlp {
-    gate: Linear,
-    up: Linear,
+    /// gate and up as one product: per row, `inner` gate outputs then `inner` up outputs.
+    gate_up: StackedLinear,
+    inner: usize,
     down: Linear,
 }
 
 impl Mlp {
     pub(crate) fn load(vb: VarBuilder, hidden: usize, inner: usize) -> candle_core::Result<Self> {
         Ok(Mlp {
-            gate: Linear::load(vb.pp("gate_proj"), hidden, inner)?,
-            up: Linear::load(vb.pp("up_proj"), hidden, inner)?,
+            gate_up: StackedLinear::load(
+                &[(vb.pp("gate_proj"), inner), (vb.pp("up_proj"), inner)],
+                hidden,
+            )?,
+            inner,
             down: Linear::load(vb.pp("down_proj"), inner, hidden)?,
         })
     }
 
     pub(crate) fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        let mut g = self.gate.forward(x, rows);
-        let u = self.up.forward(x, rows);
+        let n = self.inner;
+        let gate_up = self.gate_up.forward(x, rows);
+        let mut g = vec![0f32; rows * n];
+        // Row by row: SiLU of the gate half (the kernels'), times the up half.
+        let row = |(g, gu): (&mut [f32], &[f32])| {
+            let (gate, up) = gu.split_at(n);
+            g.copy_from_slice(gate);
+            inferchain_kernels::unary_in_place(numerics::isa(), Unary::Silu, g);
+            g.iter_mut()
+                .zip(up)
+                .for_each(|(g, u)| *g = canonical(*g * u));
+        };
         if g.len() > 1 << 14 {
-            g.par_chunks_mut(1 << 14)
-                .for_each(|c| inferchain_kernels::unary_in_place(numerics::isa(), Unary::Silu, c));
+            g.par_chunks_mut(n)
+                .zip(gate_up.par_chunks(2 * n))
+                .for_each(row);
         } else {
-            inferchain_kernels::unary_in_place(numerics::isa(), Unary::Silu, &mut g);
+            g.chunks_mut(n).zip(gate_up.chunks(2 * n)).for_each(row);
         }
-        g.iter_mut()
-            .zip(&u)
-            .for_each(|(g, u)| *g = canonical(*g * u));
         self.down.forward(&g, rows)
     }
 
     pub(crate) fn bytes(&self) -> usize {
-        self.gate.bytes() + self.up.bytes() + self.down.bytes()
+        self.gate_up.bytes() + self.down.bytes()
     }
 }
 
@@ -334,5 +425,75 @@ impl DecoderLayer {
 
     pub(crate) fn bytes(&self) -> usize {
         self.input_norm.bytes() + self.attention.bytes() + self.post_norm.bytes() + self.mlp.bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Tensor};
+    use std::collections::HashMap;
+
+    /// A stacked product gives each part's bits exactly, biases (on some parts only)
+    /// included, at one row and at many.
+    #[test]
+    fn stacked_parts_equal_separate_products_bit_for_bit() -> candle_core::Result<()> {
+        let (inputs, parts) = (40, [(24usize, true), (8, false), (8, true)]);
+        let mut seed = 7u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+        };
+        let mut tensors = HashMap::new();
+        let mut separate = Vec::new();
+        for (p, &(outputs, has_bias)) in parts.iter().enumerate() {
+            let w: Vec<f32> = (0..outputs * inputs).map(|_| next()).collect();
+            let b: Vec<f32> = (0..outputs).map(|_| next()).collect();
+            tensors.insert(
+                format!("p{p}.weight"),
+                Tensor::from_vec(w.clone(), (outputs, inputs), &Device::Cpu)?,
+            );
+            if has_bias {
+                tensors.insert(
+                    format!("p{p}.bias"),
+                    Tensor::from_vec(b.clone(), outputs, &Device::Cpu)?,
+                );
+            }
+            separate.push(Linear::from_rows(
+                &w,
+                inputs,
+                outputs,
+                has_bias.then_some(b),
+            ));
+        }
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        let specs: Vec<_> = parts
+            .iter()
+            .enumerate()
+            .map(|(p, &(outputs, _))| (vb.pp(format!("p{p}")), outputs))
+            .collect();
+        let stacked = StackedLinear::load(&specs, inputs)?;
+        for rows in [1, 13] {
+            let x: Vec<f32> = (0..rows * inputs).map(|_| next() * 8.0).collect();
+            let all = stacked.forward(&x, rows);
+            let total: usize = parts.iter().map(|p| p.0).sum();
+            let mut first = 0;
+            for (linear, &(outputs, _)) in separate.iter().zip(&parts) {
+                let alone = linear.forward(&x, rows);
+                for r in 0..rows {
+                    let a: Vec<u32> = all[r * total + first..][..outputs]
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect();
+                    let b: Vec<u32> = alone[r * outputs..][..outputs]
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect();
+                    assert_eq!(a, b, "row {r}, part at column {first}");
+                }
+                first += outputs;
+            }
+        }
+        Ok(())
     }
 }
