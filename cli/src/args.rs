@@ -49,10 +49,22 @@ pub enum Command {
         /// Follow the request: included, result posted, window open, final, finalized.
         #[arg(long)]
         wait: bool,
+        /// Ask a language model with the memories of this space: the prompt is embedded
+        /// by the space's model, the K best memories recalled on chain and put before it.
+        #[arg(long, requires = "prompt")]
+        memory: Option<u32>,
+        /// How many memories to recall (with --memory).
+        #[arg(long, default_value_t = 3, requires = "memory")]
+        k: u32,
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
+    /// Agent memory: spaces of texts whose embeddings are verified inference results,
+    /// recalled by an exact top-k anyone can recompute. Memory text is public chain
+    /// state, readable by every node and executor: never store secrets there.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
     /// Declare, as an executor, the models you serve and how many requests you work on
     /// at once (`serve`): requests are drawn only among a model's servers.
     Serve {
@@ -111,6 +123,95 @@ pub struct ChainArgs {
 
 fn default_url() -> String {
     std::env::var("INFERCHAIN_URL").unwrap_or_else(|_| "ws://127.0.0.1:9944".into())
+}
+
+/// `inferchain memory ...`.
+#[derive(Debug, Subcommand)]
+pub enum MemoryCommand {
+    /// Create a memory space embedded by MODEL (id or registered name); you own it and
+    /// hold its deposit until you close it.
+    Create {
+        #[arg(long)]
+        model: String,
+        #[command(flatten)]
+        chain: ChainArgs,
+        /// Secret URI of the owner.
+        #[arg(long, default_value = "//Charlie")]
+        suri: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store TEXT in SPACE and request its embedding (you pay the embedding's fee and
+    /// the memory's deposit). PUBLIC: anyone can read it.
+    Remember {
+        space: u32,
+        text: String,
+        /// The memory this one updates (kept as history, no longer recalled).
+        #[arg(long)]
+        supersedes: Option<u32>,
+        /// The most the embedding may cost (default: the model's fee).
+        #[arg(long)]
+        max_fee: Option<u128>,
+        /// Wait until the embedding is final and the memory recallable.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[arg(long, default_value = "//Charlie")]
+        suri: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget memory MEMORY of SPACE; its deposit returns to its author.
+    Forget {
+        space: u32,
+        memory: u32,
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[arg(long, default_value = "//Charlie")]
+        suri: String,
+    },
+    /// The K memories of SPACE closest to TEXT: TEXT is embedded on this CPU with the
+    /// space's model (the kernels give every CPU the executors' bits), the runtime
+    /// answers, and the answer is recomputed here from the space's storage.
+    Recall {
+        space: u32,
+        text: String,
+        #[arg(long, default_value_t = 3)]
+        k: u32,
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let AGENT (SS58) recall from SPACE, or also write to it with --write.
+    Grant {
+        space: u32,
+        agent: String,
+        #[arg(long)]
+        write: bool,
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[arg(long, default_value = "//Charlie")]
+        suri: String,
+    },
+    /// End AGENT's access to SPACE.
+    Revoke {
+        space: u32,
+        agent: String,
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[arg(long, default_value = "//Charlie")]
+        suri: String,
+    },
+    /// The memories of SPACE: state, uses, versions, text.
+    List {
+        space: u32,
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -32,6 +32,8 @@ pub fn run(store: &Path, cmd: Command) -> Result<()> {
             suri,
             max_fee,
             wait,
+            memory,
+            k,
             json,
         } => {
             let client = connect(&chain)?;
@@ -46,38 +48,49 @@ pub fn run(store: &Path, cmd: Command) -> Result<()> {
             // What the chain charges for this input: per token for a language model.
             let fee = info.spec.fee.saturating_mul(payload.fee_units().into());
             let signer = signing::pair_from_suri(&suri)?;
-            let call = RuntimeCall::Inference(pallet_inference::Call::request_inference {
-                model_id: model,
-                input: payload
-                    .encode()
-                    .try_into()
-                    .map_err(|_| anyhow!("the input exceeds the chain's MaxInputBytes"))?,
-                max_fee: max_fee.unwrap_or(fee),
-            });
             let timeout = Duration::from_secs(chain.timeout);
             let started = Instant::now();
-            let included = client
-                .submit_and_wait(&signer, call, timeout)
-                .context("the request was not taken")?;
-            let (id, executor) = included
-                .request_submitted()
-                .ok_or_else(|| anyhow!("no RequestSubmitted event in block #{}", included.block))?;
             let progress = |line: String| {
                 if !json {
                     println!("{line}");
                 }
             };
+            let mut report = json!({});
+            let included = match memory {
+                Some(space) => {
+                    let (included, memories) = ask_with_memory(
+                        &client, &signer, space, model, &info.spec, &payload, k, max_fee, timeout,
+                        started, &progress,
+                    )?;
+                    report["memory"] = memories;
+                    included
+                }
+                None => {
+                    let call = RuntimeCall::Inference(pallet_inference::Call::request_inference {
+                        model_id: model,
+                        input: payload
+                            .encode()
+                            .try_into()
+                            .map_err(|_| anyhow!("the input exceeds the chain's MaxInputBytes"))?,
+                        max_fee: max_fee.unwrap_or(fee),
+                    });
+                    client
+                        .submit_and_wait(&signer, call, timeout)
+                        .context("the request was not taken")?
+                }
+            };
+            let (id, executor) = included
+                .request_submitted()
+                .ok_or_else(|| anyhow!("no RequestSubmitted event in block #{}", included.block))?;
             progress(format!(
                 "request {id}: included in block #{}, executor {executor}",
                 included.block
             ));
-            let mut report = json!({
-                "request": id,
-                "model": hex0x(model.as_bytes()),
-                "executor": executor.to_string(),
-                "included_in": included.block,
-                "fee": fee.to_string(),
-            });
+            report["request"] = json!(id);
+            report["model"] = json!(hex0x(model.as_bytes()));
+            report["executor"] = json!(executor.to_string());
+            report["included_in"] = json!(included.block);
+            report["fee"] = json!(fee.to_string());
             if wait {
                 let at = follow(&client, id, (executor, 1), timeout, started, &progress)?;
                 wait_for(timeout, started, "GRANDPA finality", || {
@@ -174,7 +187,9 @@ pub fn run(store: &Path, cmd: Command) -> Result<()> {
             rerun,
             json,
         } => verify(store, id, &chain, genesis.as_deref(), rerun, json),
-        Command::Model(_) => unreachable!("model commands are dispatched in main"),
+        Command::Model(_) | Command::Memory(_) => {
+            unreachable!("model and memory commands are dispatched in main")
+        }
     }
 }
 
@@ -198,6 +213,7 @@ fn verify(
         }
     };
     let mut receipt = client.receipt(id, genesis)?;
+    check_memory_answer(store, &client, &mut receipt, rerun);
     if rerun {
         let (ok, detail) = match rerun_locally(store, &receipt) {
             Ok(d) => d,
@@ -230,6 +246,200 @@ fn verify(
     Ok(())
 }
 
+/// `submit --memory`: asks `model` the prompt with the space's memories (`ask`), follows
+/// the question's embedding to final, then has the chain recall and request the answer
+/// (`answer`). Returns the block with the answer's `RequestSubmitted` and the memories
+/// it used (JSON).
+#[allow(clippy::too_many_arguments)]
+fn ask_with_memory(
+    client: &Chain,
+    signer: &sp_core::sr25519::Pair,
+    space: u32,
+    model: ModelId,
+    spec: &inferchain_primitives::model::ModelSpec<inferchain_runtime::Balance>,
+    payload: &Payload,
+    k: u32,
+    max_fee: Option<u128>,
+    timeout: Duration,
+    started: Instant,
+    progress: &dyn Fn(String),
+) -> Result<(inferchain_cli::chain::Included, Value)> {
+    use inferchain_primitives::io::IoSpec;
+    use pallet_memory::Event as MemoryEvent;
+    let Payload::Prompt {
+        text,
+        max_new_tokens,
+    } = payload
+    else {
+        bail!("--memory asks a language model: pass --prompt");
+    };
+    let space_info = client
+        .space(space, None)?
+        .ok_or_else(|| anyhow!("no memory space {space} on this chain"))?;
+    let embedder = client
+        .model(space_info.embedding_model, None)?
+        .ok_or_else(|| anyhow!("the space's embedding model is not registered"))?;
+    // Each of the two requests is bounded by max_fee: by default the dearer of the
+    // question's embedding and the longest prompt the language model takes.
+    let longest = match spec.input {
+        IoSpec::Prompt { max_bytes, .. } => max_bytes.saturating_add(*max_new_tokens),
+        _ => bail!("model {} is not a language model", hex0x(model.as_bytes())),
+    };
+    let max_fee = max_fee.unwrap_or_else(|| {
+        spec.fee
+            .saturating_mul(longest.into())
+            .max(embedder.spec.fee)
+    });
+    let call = RuntimeCall::Memory(pallet_memory::Call::ask {
+        space,
+        model,
+        question: text
+            .clone()
+            .try_into()
+            .map_err(|_| anyhow!("the prompt is longer than a memory text may be"))?,
+        k,
+        max_new_tokens: *max_new_tokens,
+        max_fee,
+    });
+    let asked = client
+        .submit_and_wait(signer, call, timeout)
+        .context("the question was not taken (do you own or have a grant on the space?)")?;
+    let query = asked
+        .events
+        .iter()
+        .find_map(|e| match e {
+            inferchain_runtime::RuntimeEvent::Memory(MemoryEvent::Asked {
+                query_request, ..
+            }) => Some(*query_request),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow!("no Asked event in block #{}", asked.block))?;
+    progress(format!(
+        "question: included in block #{}, embedded by request {query}",
+        asked.block
+    ));
+    let executor = client
+        .request(query, None)?
+        .map(|r| (r.executor, r.attempt))
+        .ok_or_else(|| anyhow!("request {query} is not on chain"))?;
+    follow(client, query, executor, timeout, started, progress)?;
+    let included = client
+        .submit_and_wait(
+            signer,
+            RuntimeCall::Memory(pallet_memory::Call::answer {
+                query_request: query,
+            }),
+            timeout,
+        )
+        .context("the answer was not requested")?;
+    let memories = included
+        .events
+        .iter()
+        .find_map(|e| match e {
+            inferchain_runtime::RuntimeEvent::Memory(MemoryEvent::Answered {
+                memories, ..
+            }) => Some(memories.to_vec()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "the question was dropped in block #{} (its embedding expired?)",
+                included.block
+            )
+        })?;
+    let stored = client.memories(space, None)?;
+    let used: Vec<Value> = memories
+        .iter()
+        .map(|id| {
+            let text = stored
+                .iter()
+                .find(|(m, _)| m == id)
+                .map(|(_, m)| String::from_utf8_lossy(&m.text).into_owned())
+                .unwrap_or_default();
+            progress(format!("recalled memory {space}/{id}: {text}"));
+            json!({"space": space, "memory": id, "text": text})
+        })
+        .collect();
+    Ok((included, Value::Array(used)))
+}
+
+/// For a memory-backed answer: the recall recomputed from the state of the block it was
+/// answered in must give the prompt the model was given; with `rerun`, the question's
+/// embedding is also recomputed on this CPU and compared with the chain's.
+fn check_memory_answer(store: &Path, client: &Chain, receipt: &mut Receipt, rerun: bool) {
+    use inferchain_cli::chain::receipt::Check;
+    use inferchain_primitives::io::IoSpec;
+    let (Some(request), Some(model)) = (&receipt.request, &receipt.model) else {
+        return;
+    };
+    let (Ok(Payload::Prompt { text, .. }), IoSpec::Prompt { max_bytes, .. }) =
+        (Payload::decode_canonical(&request.input), &model.spec.input)
+    else {
+        return;
+    };
+    let check = match client.check_answer(receipt.id, &text, *max_bytes, receipt.proven_at.1) {
+        Ok(Some(check)) => check,
+        Ok(None) => return,
+        Err(e) => {
+            receipt.checks.push(Check {
+                name: "memory recall",
+                ok: false,
+                detail: format!("{e}"),
+            });
+            return;
+        }
+    };
+    let named: Vec<String> = check
+        .record
+        .memories
+        .iter()
+        .zip(&check.texts)
+        .map(|(id, t)| {
+            format!(
+                "{}/{id} {:?}",
+                check.record.space,
+                String::from_utf8_lossy(t)
+            )
+        })
+        .collect();
+    receipt.checks.push(Check {
+        name: "memory recall",
+        ok: check.ok,
+        detail: format!("{}; memories used: [{}]", check.detail, named.join(", ")),
+    });
+    if !rerun {
+        return;
+    }
+    let embedded = (|| -> Result<(bool, String)> {
+        let spec = client
+            .model(check.embedding_model, None)?
+            .ok_or_else(|| anyhow!("the space's embedding model is not registered"))?
+            .spec;
+        let engine = local_engine(store, check.embedding_model, &spec)?;
+        let mine = engine.run_encoded(
+            &check.embedding_model,
+            &check.question_input,
+            &spec.input,
+            &spec.numerics,
+        )?;
+        let ok = spec.comparison.matches(&check.query_output, &mine);
+        Ok((
+            ok,
+            format!(
+                "the question's embedding (request {}) on this CPU {} the chain's",
+                check.record.query_request,
+                if ok { "matches" } else { "DOES NOT match" }
+            ),
+        ))
+    })();
+    let (ok, detail) = embedded.unwrap_or_else(|e| (false, format!("{e:#}")));
+    receipt.checks.push(Check {
+        name: "question re-run",
+        ok,
+        detail,
+    });
+}
+
 /// Re-runs the receipt's request with the local engine: (matches, what was found).
 fn rerun_locally(store: &Path, receipt: &Receipt) -> Result<(bool, String)> {
     let (Some(request), Some(result), Some(model)) =
@@ -237,11 +447,32 @@ fn rerun_locally(store: &Path, receipt: &Receipt) -> Result<(bool, String)> {
     else {
         bail!("nothing proven to re-run");
     };
-    let store = ModelStore::open(store)?;
+    let engine = local_engine(store, request.model, &model.spec)?;
     let id = request.model;
+    if let LoadedModel::Llm(llm) = &*engine.load(&id, &mut |_| {})? {
+        return check_generation(llm, &request.input, &result.output);
+    }
+    let mine = engine.run_encoded(&id, &request.input, &model.spec.input, &model.spec.numerics)?;
+    let ok = model.spec.comparison.matches(&result.output, &mine);
+    let detail = format!(
+        "the model's files hash to its id; this CPU's output {} the chain's under {:?} (local hash {})",
+        if ok { "matches" } else { "DOES NOT match" },
+        model.spec.comparison,
+        hex0x(&inferchain_primitives::blake2_256(&mine))
+    );
+    Ok((ok, detail))
+}
+
+/// An engine over the local store holding model `id` (fetched from its registered mirror
+/// if absent), its files checked against the id.
+pub(crate) fn local_engine(
+    store: &Path,
+    id: ModelId,
+    spec: &inferchain_primitives::model::ModelSpec<inferchain_runtime::Balance>,
+) -> Result<Engine> {
+    let store = ModelStore::open(store)?;
     if !store.contains(&id) {
-        let uri = model
-            .spec
+        let uri = spec
             .artifact_uri
             .as_ref()
             .and_then(|u| std::str::from_utf8(u).ok())
@@ -257,19 +488,7 @@ fn rerun_locally(store: &Path, receipt: &Receipt) -> Result<(bool, String)> {
     // The store refuses files that do not hash to the manifest, and a manifest that
     // does not hash to the id: the model run is the registered one.
     store.verify(&id, &mut |_| {})?;
-    let engine = Engine::new(store, DEFAULT_CACHE_BYTES);
-    if let LoadedModel::Llm(llm) = &*engine.load(&id, &mut |_| {})? {
-        return check_generation(llm, &request.input, &result.output);
-    }
-    let mine = engine.run_encoded(&id, &request.input, &model.spec.input, &model.spec.numerics)?;
-    let ok = model.spec.comparison.matches(&result.output, &mine);
-    let detail = format!(
-        "the model's files hash to its id; this CPU's output {} the chain's under {:?} (local hash {})",
-        if ok { "matches" } else { "DOES NOT match" },
-        model.spec.comparison,
-        hex0x(&inferchain_primitives::blake2_256(&mine))
-    );
-    Ok((ok, detail))
+    Ok(Engine::new(store, DEFAULT_CACHE_BYTES))
 }
 
 /// A generation re-checked without re-generating it: one teacher-forced pass over the
@@ -365,12 +584,12 @@ fn print_receipt(receipt: &Receipt) {
     }
 }
 
-fn connect(args: &ChainArgs) -> Result<Chain> {
+pub(crate) fn connect(args: &ChainArgs) -> Result<Chain> {
     Ok(Chain::connect(&args.url)?)
 }
 
 /// A model given by id or by registered name.
-fn resolve_model(client: &Chain, text: &str) -> Result<ModelId> {
+pub(crate) fn resolve_model(client: &Chain, text: &str) -> Result<ModelId> {
     if let Ok(id) = parse_id(text) {
         return Ok(id);
     }
@@ -457,7 +676,7 @@ fn follow(
     }
 }
 
-fn wait_for<T>(
+pub(crate) fn wait_for<T>(
     timeout: Duration,
     started: Instant,
     what: &str,

@@ -4,7 +4,8 @@
 //! inferchain-engine: the same code executors run, so a user can re-run any result on
 //! their own CPU. `inferchain submit` asks the chain for an inference and follows it to
 //! its final result; `inferchain result` shows what the chain holds for a request;
-//! `inferchain verify` proves it (GRANDPA finality, storage proofs, a local re-run).
+//! `inferchain verify` proves it (GRANDPA finality, storage proofs, a local re-run);
+//! `inferchain memory` manages agent memory spaces and recalls from them.
 //!
 //! What it must not do: hold protocol logic. It parses arguments, prints, and calls the
 //! engine and the chain client of the library half (`inferchain_cli::chain`).
@@ -12,6 +13,7 @@
 mod args;
 mod chain_cmd;
 mod generate_cmd;
+mod memory_cmd;
 mod model_cmd;
 mod output;
 mod progress;
@@ -26,6 +28,7 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         args::Command::Model(cmd) => model_cmd::run(&cli.store, cmd),
+        args::Command::Memory(cmd) => memory_cmd::run(&cli.store, cmd),
         cmd => chain_cmd::run(&cli.store, cmd),
     };
     match result {

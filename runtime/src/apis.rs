@@ -18,7 +18,7 @@ use sp_version::RuntimeVersion;
 
 use super::{
     AccountId, Aura, Balance, Block, BlockNumber, Executive, Grandpa, Inference, InherentDataExt,
-    Models, Nonce, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys, System,
+    Memory, Models, Nonce, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys, System,
     TransactionPayment, VERSION,
 };
 
@@ -157,6 +157,16 @@ impl_runtime_apis! {
         ) -> Option<(inferchain_primitives::model::ModelSpec<Balance>, inferchain_primitives::model::ModelStatus)> {
             use inferchain_primitives::model::ModelRegistry;
             <Models as ModelRegistry<Balance>>::model(&id)
+        }
+    }
+
+    impl pallet_memory::runtime_api::MemoryApi<Block> for Runtime {
+        fn recall(
+            space: pallet_memory::SpaceId,
+            query: alloc::vec::Vec<i16>,
+            k: u32,
+        ) -> Result<alloc::vec::Vec<inferchain_primitives::recall::Recalled>, pallet_memory::RecallError> {
+            Memory::recall_quantized(space, &query, k)
         }
     }
 

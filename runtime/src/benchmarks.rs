@@ -8,6 +8,7 @@ frame_benchmarking::define_benchmarks!(
     [pallet_sudo, Sudo]
     [pallet_models, Models]
     [pallet_inference, Inference]
+    [pallet_memory, Memory]
 );
 
 impl frame_system_benchmarking::Config for crate::Runtime {}

@@ -67,7 +67,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: alloc::borrow::Cow::Borrowed("inferchain"),
     impl_name: alloc::borrow::Cow::Borrowed("inferchain"),
     authoring_version: 1,
-    spec_version: 102,
+    spec_version: 103,
     impl_version: 1,
     apis: apis::RUNTIME_API_VERSIONS,
     transaction_version: 3,
@@ -197,4 +197,7 @@ mod runtime {
 
     #[runtime::pallet_index(9)]
     pub type Inference = pallet_inference;
+
+    #[runtime::pallet_index(10)]
+    pub type Memory = pallet_memory;
 }

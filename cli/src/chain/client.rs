@@ -45,7 +45,7 @@ pub struct Chain {
     params: ChainParams,
 }
 
-fn hex_bytes(value: &Value, what: &str) -> Result<Vec<u8>> {
+pub(super) fn hex_bytes(value: &Value, what: &str) -> Result<Vec<u8>> {
     value
         .as_str()
         .and_then(|s| hex::decode(s.trim_start_matches("0x")).ok())

@@ -5,6 +5,7 @@
 
 mod client;
 mod error;
+pub mod memory;
 pub mod receipt;
 pub mod signing;
 pub mod state;

@@ -93,6 +93,7 @@ mod invariants;
 pub mod migrations;
 #[cfg(test)]
 mod mock;
+pub mod observer;
 pub mod offchain;
 mod offchain_game;
 #[cfg(test)]
@@ -114,6 +115,7 @@ pub mod types;
 pub mod weights;
 
 pub use duty_priority::PrioritizeDuties;
+pub use observer::RequestObserver;
 pub use types::*;
 pub use weights::WeightInfo;
 
@@ -300,6 +302,9 @@ pub mod pallet {
         #[pallet::constant]
         type MaxStepProofBytes: Get<u32>;
 
+        /// Told when a request's result is final or it expires (`()`: nobody).
+        type Observer: crate::RequestObserver;
+
         /// Weights of this pallet's calls and hooks.
         type WeightInfo: WeightInfo;
     }
@@ -337,6 +342,12 @@ pub mod pallet {
     /// Requests taken in the current block (reset at the start of each block).
     #[pallet::storage]
     pub type RequestsInBlock<T: Config> = StorageValue<_, u32, ValueQuery>;
+
+    /// The weight the `Observer`'s hooks used in this block's `on_initialize` (added to
+    /// its weight; reset at the start of each block).
+    #[pallet::storage]
+    #[pallet::whitelist_storage]
+    pub type ObserverWeight<T: Config> = StorageValue<_, Weight, ValueQuery>;
 
     /// The id the next request gets.
     #[pallet::storage]
@@ -703,7 +714,10 @@ pub mod pallet {
     impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
         fn on_initialize(now: BlockNumberFor<T>) -> Weight {
             RequestsInBlock::<T>::kill();
-            Self::process_deadlines(now).saturating_add(T::DbWeight::get().writes(1))
+            ObserverWeight::<T>::kill();
+            Self::process_deadlines(now)
+                .saturating_add(ObserverWeight::<T>::take())
+                .saturating_add(T::DbWeight::get().writes(1))
         }
 
         fn offchain_worker(now: BlockNumberFor<T>) {
@@ -919,7 +933,7 @@ pub mod pallet {
         ///
         /// **Events**: `StepRefereed`, `GameEnded` and the slashes and settlement.
         #[pallet::call_index(11)]
-        #[pallet::weight((T::WeightInfo::prove_step(), DispatchClass::Operational))]
+        #[pallet::weight((T::WeightInfo::prove_step().saturating_add(<T::Observer as crate::RequestObserver>::max_weight()), DispatchClass::Operational))]
         pub fn prove_step(
             origin: OriginFor<T>,
             game: GameId,
@@ -946,7 +960,7 @@ pub mod pallet {
         /// `AlreadyMoved`, `MoveTooLate`.
         /// **Events**: `OutputRevealed`, then `ElementWalkOpened` when both are in.
         #[pallet::call_index(12)]
-        #[pallet::weight((T::WeightInfo::reveal_output(), DispatchClass::Operational))]
+        #[pallet::weight((T::WeightInfo::reveal_output().saturating_add(<T::Observer as crate::RequestObserver>::max_weight()), DispatchClass::Operational))]
         pub fn reveal_output(
             origin: OriginFor<T>,
             game: GameId,
@@ -971,7 +985,7 @@ pub mod pallet {
         /// `BadOperandProof`, `WrongMove`, `MoveTooLate`.
         /// **Events**: `ChunkRefereed`, `GameEnded` and the slashes and settlement.
         #[pallet::call_index(13)]
-        #[pallet::weight((T::WeightInfo::prove_element(), DispatchClass::Operational))]
+        #[pallet::weight((T::WeightInfo::prove_element().saturating_add(<T::Observer as crate::RequestObserver>::max_weight()), DispatchClass::Operational))]
         pub fn prove_element(
             origin: OriginFor<T>,
             game: GameId,
@@ -1038,7 +1052,7 @@ pub mod pallet {
         /// **Events**: `Slashed`, `AssignmentReleased`, then `RequestReassigned` or
         /// `RequestExpired`.
         #[pallet::call_index(15)]
-        #[pallet::weight((T::WeightInfo::release_assignment(), DispatchClass::Operational))]
+        #[pallet::weight((T::WeightInfo::release_assignment().saturating_add(<T::Observer as crate::RequestObserver>::max_weight()), DispatchClass::Operational))]
         pub fn release_assignment(
             origin: OriginFor<T>,
             id: RequestId,

@@ -293,6 +293,7 @@ impl pallet_inference::Config for Test {
     type MaxMissedInRow = MaxMissedInRow;
     type RequestDepositBase = RequestDepositBase;
     type DepositPerByte = DepositPerByte;
+    type Observer = ();
     type WeightInfo = ();
 }
 

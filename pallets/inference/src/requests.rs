@@ -61,7 +61,11 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    pub(crate) fn do_request(
+    /// Takes a request of `model` on `input` for `requester`, who pays its fee and
+    /// deposit, exactly as `request_inference` does: for pallets that open requests on
+    /// their users' behalf (agent memory). Weigh it as
+    /// `WeightInfo::request_inference(input.len())`.
+    pub fn do_request(
         requester: T::AccountId,
         model: ModelId,
         input: BoundedVec<u8, T::MaxInputBytes>,
@@ -253,6 +257,8 @@ impl<T: Config> Pallet<T> {
             executor,
             output_hash,
         });
+        let used = <T::Observer as crate::RequestObserver>::on_finalized(id);
+        ObserverWeight::<T>::mutate(|w| *w = w.saturating_add(used));
     }
 
     /// Gives the request to another executor, excluding `exclude`, or expires it if
@@ -314,6 +320,8 @@ impl<T: Config> Pallet<T> {
             Deadline::Prune,
         );
         Self::deposit_event(Event::RequestExpired { id, refunded });
+        let used = <T::Observer as crate::RequestObserver>::on_expired(id);
+        ObserverWeight::<T>::mutate(|w| *w = w.saturating_add(used));
     }
 
     /// The assigned executor missed its deadline.

@@ -23,8 +23,8 @@ use sp_runtime::{
 use sp_version::RuntimeVersion;
 
 use super::{
-    AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Models, Nonce, PalletInfo,
-    RandomnessCollectiveFlip, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
+    AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Memory, Models, Nonce,
+    PalletInfo, RandomnessCollectiveFlip, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
     RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Signature, SignedPayload, System, TxExtension,
     UncheckedExtrinsic, EXISTENTIAL_DEPOSIT, HOURS, MINUTES, SLOT_DURATION, UNIT, VERSION,
 };
@@ -260,6 +260,7 @@ impl pallet_inference::Config for Runtime {
     type MaxMissedInRow = MaxMissedInRow;
     type RequestDepositBase = RequestDepositBase;
     type DepositPerByte = DepositPerByte;
+    type Observer = Memory;
     type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
 }
 
@@ -322,3 +323,33 @@ where
 }
 
 impl pallet_insecure_randomness_collective_flip::Config for Runtime {}
+
+parameter_types! {
+    /// A memory is at most 512 bytes of text (MiniLM's input limit).
+    pub const MaxMemoryTextBytes: u32 = 512;
+    /// Embeddings of up to 1,024 elements (MiniLM's are 384).
+    pub const MaxMemoryDimensions: u32 = 1_024;
+    /// 10,000 memories per space: recall reads each (the runtime API; `recall` weights).
+    pub const MaxMemoriesPerSpace: u32 = 10_000;
+    pub const MaxGrantsPerSpace: u32 = 32;
+    /// A recall returns at most 16 memories.
+    pub const MaxRecall: u32 = 16;
+    /// A space holds 1 INFER until it is closed.
+    pub const SpaceDeposit: Balance = UNIT;
+    /// A memory holds 0.01 INFER plus 10 micro-INFER per byte of text and embedding
+    /// (0.0177 INFER for 100 bytes of text and a 384-element embedding).
+    pub const MemoryDepositBase: Balance = UNIT / 100;
+    pub const MemoryDepositPerByte: Balance = UNIT / 100_000;
+}
+
+impl pallet_memory::Config for Runtime {
+    type MaxTextBytes = MaxMemoryTextBytes;
+    type MaxDimensions = MaxMemoryDimensions;
+    type MaxMemoriesPerSpace = MaxMemoriesPerSpace;
+    type MaxGrantsPerSpace = MaxGrantsPerSpace;
+    type MaxRecall = MaxRecall;
+    type SpaceDeposit = SpaceDeposit;
+    type MemoryDepositBase = MemoryDepositBase;
+    type MemoryDepositPerByte = MemoryDepositPerByte;
+    type WeightInfo = pallet_memory::weights::SubstrateWeight<Runtime>;
+}

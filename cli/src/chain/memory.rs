@@ -1,0 +1,243 @@
+//! Agent memory as the chain holds it: spaces, memories and grants read from storage,
+//! and recall both ways — asked of the runtime (`MemoryApi_recall`) and recomputed here
+//! from the space's memories with the same no_std definition
+//! (`inferchain_primitives::recall`), so a client need not trust the node's answer.
+
+use super::{client::hex_bytes, error::Result, Chain, ChainError};
+use codec::{Decode, Encode};
+use frame_support::{StorageHasher, Twox64Concat};
+use inferchain_primitives::recall::{self, MemoryId, Recalled};
+use inferchain_runtime::Runtime;
+use pallet_memory::{MemoryOf, RecallError, SpaceId, SpaceOf};
+use sp_core::H256;
+
+impl Chain {
+    /// Space `id` at block `at` (default: best).
+    pub fn space(&self, id: SpaceId, at: Option<H256>) -> Result<Option<SpaceOf<Runtime>>> {
+        let key = pallet_memory::Spaces::<Runtime>::hashed_key_for(id);
+        self.storage(&key, "memory space", at)
+    }
+
+    /// Every memory of `space` at block `at`, by id (pages of 1,000 keys).
+    pub fn memories(
+        &self,
+        space: SpaceId,
+        at: Option<H256>,
+    ) -> Result<Vec<(MemoryId, MemoryOf<Runtime>)>> {
+        let mut key_prefix =
+            frame_support::storage::storage_prefix(b"Memory", b"Memories").to_vec();
+        key_prefix.extend(<Twox64Concat as StorageHasher>::hash(&space.encode()));
+        let prefix_hex = format!("0x{}", hex::encode(&key_prefix));
+        let mut out = Vec::new();
+        let mut start: Option<String> = None;
+        loop {
+            let page = match (&start, at) {
+                (None, None) => self.call(
+                    "state_getKeysPaged",
+                    jsonrpsee::rpc_params![prefix_hex.clone(), 1000u32],
+                )?,
+                (Some(s), None) => self.call(
+                    "state_getKeysPaged",
+                    jsonrpsee::rpc_params![prefix_hex.clone(), 1000u32, s.clone()],
+                )?,
+                (None, Some(at)) => self.call(
+                    "state_getKeysPaged",
+                    jsonrpsee::rpc_params![prefix_hex.clone(), 1000u32, Option::<String>::None, at],
+                )?,
+                (Some(s), Some(at)) => self.call(
+                    "state_getKeysPaged",
+                    jsonrpsee::rpc_params![prefix_hex.clone(), 1000u32, s.clone(), at],
+                )?,
+            };
+            let keys: Vec<String> = page
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect();
+            for key in &keys {
+                let bytes =
+                    hex::decode(key.trim_start_matches("0x")).map_err(|_| ChainError::Decode {
+                        what: "memory key".into(),
+                    })?;
+                // Twox64Concat: the key ends with the id itself.
+                let id = bytes
+                    .get(bytes.len().saturating_sub(4)..)
+                    .and_then(|b| MemoryId::decode(&mut &b[..]).ok())
+                    .ok_or_else(|| ChainError::Decode {
+                        what: "memory id".into(),
+                    })?;
+                if let Some(m) = self.storage::<MemoryOf<Runtime>>(&bytes, "memory", at)? {
+                    out.push((id, m));
+                }
+            }
+            if keys.len() < 1000 {
+                break;
+            }
+            start = keys.last().cloned();
+        }
+        out.sort_by_key(|(id, _)| *id);
+        Ok(out)
+    }
+
+    /// The runtime's answer to a recall (`MemoryApi_recall`) at block `at`.
+    pub fn recall_on_chain(
+        &self,
+        space: SpaceId,
+        query: &[i16],
+        k: u32,
+        at: Option<H256>,
+    ) -> Result<core::result::Result<Vec<Recalled>, RecallError>> {
+        let args = format!("0x{}", hex::encode((space, query.to_vec(), k).encode()));
+        let value = match at {
+            Some(at) => self.call(
+                "state_call",
+                jsonrpsee::rpc_params!["MemoryApi_recall", args, at],
+            )?,
+            None => self.call(
+                "state_call",
+                jsonrpsee::rpc_params!["MemoryApi_recall", args],
+            )?,
+        };
+        let bytes = hex_bytes(&value, "recall answer")?;
+        Decode::decode(&mut &bytes[..]).map_err(|_| ChainError::Decode {
+            what: "recall answer".into(),
+        })
+    }
+}
+
+/// The recall recomputed from `memories` (a space's, as read from storage): the ready
+/// memories nothing supersedes, ranked by `inferchain_primitives::recall::top_k`.
+pub fn recall_locally(
+    memories: &[(MemoryId, MemoryOf<Runtime>)],
+    query: &[i16],
+    k: u32,
+) -> Vec<Recalled> {
+    recall::top_k(
+        query,
+        memories
+            .iter()
+            .filter(|(_, m)| pallet_memory::Pallet::<Runtime>::recallable(m))
+            .map(|(id, m)| (*id, m.embedding.as_slice())),
+        k as usize,
+    )
+}
+
+/// A memory-backed answer re-derived from chain state: its record, and whether the
+/// recall recomputed at the block it was answered in reproduces the prompt the
+/// language model was given.
+pub struct AnswerCheck {
+    pub record: pallet_memory::AnswerOf<Runtime>,
+    /// The recalled memories' texts, in the record's order.
+    pub texts: Vec<Vec<u8>>,
+    /// The question (the query request's input) and its embedding (the query's result).
+    pub question_input: Vec<u8>,
+    pub query_output: Vec<u8>,
+    pub embedding_model: inferchain_primitives::ModelId,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Chain {
+    /// The record of memory-backed answer `request` at block `at`, if it is one.
+    pub fn answer_record(
+        &self,
+        request: inferchain_primitives::RequestId,
+        at: Option<H256>,
+    ) -> Result<Option<pallet_memory::AnswerOf<Runtime>>> {
+        let key = pallet_memory::Answers::<Runtime>::hashed_key_for(request);
+        self.storage(&key, "answer record", at)
+    }
+
+    /// Re-derives answer `request`'s prompt (`prompt`, the text of its request's
+    /// `Payload::Prompt`) from the state of the block it was answered in: the question and
+    /// its final embedding, the space's memories, the top-k by
+    /// `inferchain_primitives::recall`, the prompt fitted to `max_prompt` bytes. `None`
+    /// if the request is not a memory-backed answer at `at`.
+    pub fn check_answer(
+        &self,
+        request: inferchain_primitives::RequestId,
+        prompt: &[u8],
+        max_prompt: u32,
+        at: H256,
+    ) -> Result<Option<AnswerCheck>> {
+        let Some(record) = self.answer_record(request, Some(at))? else {
+            return Ok(None);
+        };
+        let missing = |what: &str| ChainError::Decode {
+            what: format!(
+                "{what} at the answer's block (pruned? the node keeps recent state only)"
+            ),
+        };
+        let answered = self
+            .block_hash(record.answered)?
+            .ok_or_else(|| missing("block hash"))?;
+        let query = self
+            .request(record.query_request, Some(answered))?
+            .ok_or_else(|| missing("question request"))?;
+        let result = self
+            .result(record.query_request, Some(answered))?
+            .ok_or_else(|| missing("question embedding"))?;
+        let space = self
+            .space(record.space, Some(answered))?
+            .ok_or_else(|| missing("memory space"))?;
+        let memories = self.memories(record.space, Some(answered))?;
+        let question = match inferchain_primitives::io::Payload::decode_canonical(&query.input) {
+            Ok(inferchain_primitives::io::Payload::Text(t)) => t,
+            _ => return Err(missing("question text")),
+        };
+        let embedding = match inferchain_primitives::io::Payload::decode_canonical(&result.output) {
+            Ok(inferchain_primitives::io::Payload::Tensors(t)) if t.len() == 1 => t[0]
+                .data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect::<Vec<f32>>(),
+            _ => return Err(missing("question embedding tensor")),
+        };
+        let ranked = recall_locally(&memories, &recall::quantize(&embedding), record.k);
+        let text_of = |id: MemoryId| {
+            memories
+                .iter()
+                .find(|(m, _)| *m == id)
+                .map(|(_, m)| m.text.to_vec())
+                .unwrap_or_default()
+        };
+        let ranked_texts: Vec<Vec<u8>> = ranked.iter().map(|r| text_of(r.memory)).collect();
+        let refs: Vec<&[u8]> = ranked_texts.iter().map(Vec::as_slice).collect();
+        let fitted = recall::fitted_prompt(&refs, &question, max_prompt);
+        let ids: Vec<MemoryId> = ranked.iter().map(|r| r.memory).collect();
+        let (ok, detail) = match fitted {
+            Some((used, ours)) if ours == prompt && ids[..used] == record.memories[..] => (
+                true,
+                format!(
+                    "recalling the top {} of the space's {} memories for the question's final embedding, at the answer's block #{}, gives memories {:?} and exactly the prompt the model was given",
+                    record.k,
+                    memories.len(),
+                    record.answered,
+                    record.memories.to_vec()
+                ),
+            ),
+            Some((used, _)) => (
+                false,
+                format!(
+                    "the recall recomputed at block #{} gives memories {:?}, the record says {:?} (or the prompt differs)",
+                    record.answered,
+                    &ids[..used],
+                    record.memories.to_vec()
+                ),
+            ),
+            None => (false, "the question alone does not fit the prompt".into()),
+        };
+        let texts = record.memories.iter().map(|id| text_of(*id)).collect();
+        Ok(Some(AnswerCheck {
+            record,
+            texts,
+            question_input: query.input.to_vec(),
+            query_output: result.output.to_vec(),
+            embedding_model: space.embedding_model,
+            ok,
+            detail,
+        }))
+    }
+}
