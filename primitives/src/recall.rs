@@ -4,10 +4,10 @@
 //!
 //! **Fixed point.** An embedding (the f32 output of a space's embedding model, a verified
 //! inference result) is stored as `i16` values: `q = round(x · 2^14)`, ties away from zero,
-//! clamped to ±32767, NaN as 0. Multiplying by a power of two is exact in f32 and `x · 2^14
-//! ± 0.5` is exact below 2^23, so the rounding is one exactly defined step on every
-//! machine (numpy: `trunc(x * 16384 + copysign(0.5, x))`, clamped). A unit-norm embedding
-//! keeps ~4 significant digits per component.
+//! clamped to ±32767, NaN as 0. Multiplying by a power of two is exact in f32, and `y ± 0.5`
+//! is computed in f64, where it is exact, so the rounding is one exactly defined step on
+//! every machine (numpy: `trunc(float64(x) * 16384 + copysign(0.5, x))`, clamped). A
+//! unit-norm embedding keeps ~4 significant digits per component.
 //!
 //! **Score** = the dot product of two fixed-point vectors in `i64`: integer arithmetic,
 //! so exact and independent of the order of summation (384 products of at most 2^30 each
@@ -41,7 +41,9 @@ pub fn quantize_one(x: f32) -> i16 {
     if y <= -limit {
         return -i16::MAX;
     }
-    // |y| < 2^15: adding one half is exact, and `as` truncates toward zero.
+    // In f64, where adding one half to |y| < 2^15 is exact (in f32 it is not: y just
+    // below 0.5 would round up); `as` truncates toward zero.
+    let y = y as f64;
     if y >= 0.0 {
         (y + 0.5) as i16
     } else {
@@ -170,6 +172,10 @@ mod tests {
         assert_eq!(quantize_one(1.5 * step), 2);
         assert_eq!(quantize_one(-1.5 * step), -2);
         assert_eq!(quantize_one(1.4999 * step), 1);
+        // Just below half a step: y + 0.5 = 1 - 2^-25 rounds to 1.0 in f32, not in f64.
+        let below_half = (0.5 - 1.0 / (1u64 << 25) as f32) * step;
+        assert_eq!(quantize_one(below_half), 0);
+        assert_eq!(quantize_one(-below_half), 0);
         assert_eq!(quantize_one(0.5), 8192);
         assert_eq!(quantize_one(1.0), 16384);
         assert_eq!(quantize_one(2.5), i16::MAX);

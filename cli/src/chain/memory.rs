@@ -116,10 +116,7 @@ pub fn recall_locally(
 ) -> Vec<Recalled> {
     recall::top_k(
         query,
-        memories
-            .iter()
-            .filter(|(_, m)| pallet_memory::Pallet::<Runtime>::recallable(m))
-            .map(|(id, m)| (*id, m.embedding.as_slice())),
+        pallet_memory::Pallet::<Runtime>::recallable(memories),
         k as usize,
     )
 }
@@ -151,38 +148,84 @@ impl Chain {
     }
 
     /// Re-derives answer `request`'s prompt (`prompt`, the text of its request's
-    /// `Payload::Prompt`) from the state of the block it was answered in: the question and
-    /// its final embedding, the space's memories, the top-k by
-    /// `inferchain_primitives::recall`, the prompt fitted to `max_prompt` bytes. `None`
-    /// if the request is not a memory-backed answer at `at`.
+    /// `Payload::Prompt`) from the state of the block it was answered in, **every read
+    /// proven**: the answer's record against the state root of `proven_at` (a block the
+    /// caller verified finalized), the answered block's header linked to it by parent
+    /// hashes, and against that header's state root the question, its final embedding,
+    /// the space and each of its memory ids below `next_memory` (present or proven
+    /// absent, so none can be hidden). Then the top-k and the fitted prompt must be
+    /// exactly the model's prompt and the record's memories. `None` if the request is not
+    /// a memory-backed answer.
     pub fn check_answer(
         &self,
         request: inferchain_primitives::RequestId,
         prompt: &[u8],
         max_prompt: u32,
-        at: H256,
+        proven_at: H256,
     ) -> Result<Option<AnswerCheck>> {
-        let Some(record) = self.answer_record(request, Some(at))? else {
+        let decode = |what: &str| ChainError::Decode { what: what.into() };
+        let head = self.verified_header(proven_at)?;
+        let record_key = pallet_memory::Answers::<Runtime>::hashed_key_for(request);
+        let [record] = &self.proven_read(&[record_key], proven_at, head.state_root)?[..] else {
+            return Err(decode("answer record proof"));
+        };
+        let Some(record) = record else {
             return Ok(None);
         };
+        let record = pallet_memory::AnswerOf::<Runtime>::decode(&mut &record[..])
+            .map_err(|_| decode("answer record"))?;
+        // The answered block, linked to the proven one by parent hashes.
+        if record.answered > head.number {
+            return Err(decode("answer record (answered after the proven block)"));
+        }
+        let mut answered = head.clone();
+        let mut hash = proven_at;
+        while answered.number > record.answered {
+            hash = answered.parent_hash;
+            answered = self.verified_header(hash)?;
+        }
+        let root = answered.state_root;
         let missing = |what: &str| ChainError::Decode {
             what: format!(
                 "{what} at the answer's block (pruned? the node keeps recent state only)"
             ),
         };
-        let answered = self
-            .block_hash(record.answered)?
-            .ok_or_else(|| missing("block hash"))?;
-        let query = self
-            .request(record.query_request, Some(answered))?
-            .ok_or_else(|| missing("question request"))?;
-        let result = self
-            .result(record.query_request, Some(answered))?
-            .ok_or_else(|| missing("question embedding"))?;
-        let space = self
-            .space(record.space, Some(answered))?
-            .ok_or_else(|| missing("memory space"))?;
-        let memories = self.memories(record.space, Some(answered))?;
+        let keys = [
+            pallet_inference::Requests::<Runtime>::hashed_key_for(record.query_request),
+            pallet_inference::Results::<Runtime>::hashed_key_for(record.query_request),
+            pallet_memory::Spaces::<Runtime>::hashed_key_for(record.space),
+        ];
+        let values = self.proven_read(&keys, hash, root)?;
+        let value = |i: usize, what: &str| values[i].clone().ok_or_else(|| missing(what));
+        let query =
+            pallet_inference::RequestOf::<Runtime>::decode(&mut &value(0, "question request")?[..])
+                .map_err(|_| decode("question request"))?;
+        let result = pallet_inference::ResultOf::<Runtime>::decode(
+            &mut &value(1, "question embedding")?[..],
+        )
+        .map_err(|_| decode("question embedding"))?;
+        let space = SpaceOf::<Runtime>::decode(&mut &value(2, "memory space")?[..])
+            .map_err(|_| decode("memory space"))?;
+        let mut memories = Vec::new();
+        let ids: Vec<MemoryId> = (0..space.next_memory).collect();
+        for chunk in ids.chunks(1000) {
+            let keys: Vec<Vec<u8>> = chunk
+                .iter()
+                .map(|id| pallet_memory::Memories::<Runtime>::hashed_key_for(record.space, id))
+                .collect();
+            for (id, v) in chunk.iter().zip(self.proven_read(&keys, hash, root)?) {
+                if let Some(v) = v {
+                    let m =
+                        MemoryOf::<Runtime>::decode(&mut &v[..]).map_err(|_| decode("memory"))?;
+                    memories.push((*id, m));
+                }
+            }
+        }
+        if memories.len() != space.memories as usize {
+            return Err(decode(
+                "memories (the proven count differs from the space's)",
+            ));
+        }
         let question = match inferchain_primitives::io::Payload::decode_canonical(&query.input) {
             Ok(inferchain_primitives::io::Payload::Text(t)) => t,
             _ => return Err(missing("question text")),
@@ -211,10 +254,12 @@ impl Chain {
             Some((used, ours)) if ours == prompt && ids[..used] == record.memories[..] => (
                 true,
                 format!(
-                    "recalling the top {} of the space's {} memories for the question's final embedding, at the answer's block #{}, gives memories {:?} and exactly the prompt the model was given",
+                    "recalling the top {} of the space's {} memories (each read with a storage proof against block #{}, linked to the finalized #{} by {} headers) for the question's final embedding gives memories {:?} and exactly the prompt the model was given",
                     record.k,
                     memories.len(),
                     record.answered,
+                    head.number,
+                    head.number - record.answered,
                     record.memories.to_vec()
                 ),
             ),

@@ -739,7 +739,14 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Handles the game deadlines due at or before `now`, at most `budget` of them.
-    pub(crate) fn process_game_deadlines(now: BlockNumberFor<T>, budget: u32) -> u32 {
+    /// Handles due game deadlines, at most `budget`, after `requests` request-queue
+    /// entries: both queues together (and the observer's hooks) stay within the weight
+    /// of `2 × budget` entries.
+    pub(crate) fn process_game_deadlines(
+        now: BlockNumberFor<T>,
+        budget: u32,
+        requests: u32,
+    ) -> u32 {
         let mut handled = 0u32;
         let mut cursor = GameQueueCursor::<T>::get();
         let mut empty_steps = 0u32;
@@ -751,6 +758,9 @@ impl<T: Config> Pallet<T> {
                 empty_steps = empty_steps.saturating_add(1);
             }
             for game_id in &due {
+                if !Self::queue_room(requests.saturating_add(handled), budget.saturating_mul(2)) {
+                    break;
+                }
                 GameQueue::<T>::remove(cursor, game_id);
                 handled = handled.saturating_add(1);
                 Self::on_game_deadline(*game_id, cursor, now);

@@ -38,7 +38,10 @@ impl<T: Config> Pallet<T> {
                 empty_steps = empty_steps.saturating_add(1);
             }
             for (id, what) in entries {
-                if handled >= budget {
+                // The observer's hooks (a memory made ready) run inside settlement: their
+                // weight counts against this queue's, so the block never exceeds
+                // `on_initialize(budget)` for it however many of them settle here.
+                if handled >= budget || !Self::queue_room(handled, budget) {
                     drained_all = false;
                     break;
                 }
@@ -57,7 +60,17 @@ impl<T: Config> Pallet<T> {
         }
         QueueCursor::<T>::put(cursor);
         // Game moves have a budget of their own: a full request queue cannot starve them.
-        let games = Self::process_game_deadlines(now, budget);
+        let games = Self::process_game_deadlines(now, budget, handled);
         T::WeightInfo::on_initialize(handled.saturating_add(games))
+    }
+
+    /// Whether one more queue entry fits, `handled` being done: the queues' own weight
+    /// for `handled + 1` entries, what the observer's hooks used so far and the most the
+    /// next entry's hook may use stay within the weight of `limit` entries.
+    pub(crate) fn queue_room(handled: u32, limit: u32) -> bool {
+        let used = T::WeightInfo::on_initialize(handled.saturating_add(1))
+            .saturating_add(ObserverWeight::<T>::get())
+            .saturating_add(<T::Observer as crate::RequestObserver>::max_weight());
+        used.all_lte(T::WeightInfo::on_initialize(limit))
     }
 }

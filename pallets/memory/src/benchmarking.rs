@@ -84,7 +84,7 @@ fn setup_llm<T: Config>() {
         format: ModelFormat::Llm,
         artifact_hash: LLM,
         input: IoSpec::Prompt {
-            max_bytes: 256,
+            max_bytes: <T as pallet_inference::Config>::MaxInputBytes::get().saturating_sub(16),
             max_new_tokens: 8,
         },
         output: IoSpec::Generation {
@@ -92,7 +92,7 @@ fn setup_llm<T: Config>() {
             max_text_bytes: 64,
         },
         fee: 1u32.into(),
-        max_input_bytes: 300,
+        max_input_bytes: <T as pallet_inference::Config>::MaxInputBytes::get(),
         max_output_bytes: 200,
         comparison: ComparisonRule::Exact,
         numerics: NumericsProfile {
@@ -373,15 +373,9 @@ mod benchmarks {
         let space = new_space::<T>(&owner);
         executor::<T>();
         let dims = T::MaxDimensions::get();
+        // Full-size texts: the recall decodes every one; as many of the best as fit the
+        // bench model's prompt (all `MaxRecall` of them in the runtime) are reinforced.
         ready_memories::<T>(&owner, space, n, dims);
-        // Short memories, so that every recalled one fits the prompt.
-        for i in 0..n {
-            Memories::<T>::mutate(space, i, |m| {
-                if let Some(m) = m.as_mut() {
-                    m.text = text::<T>(4);
-                }
-            });
-        }
         Pallet::<T>::ask(
             RawOrigin::Signed(owner.clone()).into(),
             space,

@@ -38,6 +38,12 @@ impl<T: Config> Pallet<T> {
                         "superseded_by is not mirrored"
                     );
                 }
+                if let Some(older) = m.supersedes {
+                    ensure!(
+                        Memories::<T>::get(space, older).and_then(|o| o.superseded_by) == Some(id),
+                        "supersedes is not mirrored"
+                    );
+                }
                 let entry = deposits.entry(m.author.clone()).or_default();
                 *entry = entry.saturating_add(m.deposit);
             }

@@ -314,6 +314,10 @@ pub mod pallet {
         NotAsker,
         /// The answer's request is still open: clear it once it is final or expired.
         AnswerNotSettled,
+        /// Space or memory ids are exhausted.
+        IdsExhausted,
+        /// Only the asker answers or cancels its question.
+        NotYourQuestion,
     }
 
     #[pallet::hooks]
@@ -349,7 +353,7 @@ pub mod pallet {
             let deposit = T::SpaceDeposit::get();
             Self::hold(&owner, deposit)?;
             let space = NextSpaceId::<T>::get();
-            NextSpaceId::<T>::put(space.saturating_add(1));
+            NextSpaceId::<T>::put(space.checked_add(1).ok_or(Error::<T>::IdsExhausted)?);
             let now = frame_system::Pallet::<T>::block_number();
             Spaces::<T>::insert(
                 space,
@@ -374,8 +378,9 @@ pub mod pallet {
 
         /// Store `text` in `space` and request its embedding from the space's model
         /// (paying that request's fee, at most `max_fee`, and its deposits). With
-        /// `supersedes`, the new memory updates that one: when the new one is ready the
-        /// old one is kept as history and no longer recalled.
+        /// `supersedes`, the new memory updates that one (which may have no other
+        /// update): once the new one is ready the old one is kept as history and no
+        /// longer recalled; until then, or if the update fails, the old one still is.
         ///
         /// **Origin**: signed, the owner or a `ReadWrite` grantee.
         /// **Errors**: `UnknownSpace`, `NoWriteAccess`, `EmptyText`, `TextTooLong`,
@@ -407,6 +412,7 @@ pub mod pallet {
             );
             if let Some(old) = supersedes {
                 let old = Memories::<T>::get(space, old).ok_or(Error::<T>::UnknownMemory)?;
+                // One update at a time, pending or ready: versions form one chain.
                 ensure!(old.superseded_by.is_none(), Error::<T>::AlreadySuperseded);
             }
             let (_, max_text) = Self::embedding_model(&info.embedding_model)?;
@@ -425,6 +431,14 @@ pub mod pallet {
             )?;
             Self::hold(&author, deposit)?;
             let memory = info.next_memory;
+            let next_memory = memory.checked_add(1).ok_or(Error::<T>::IdsExhausted)?;
+            if let Some(old) = supersedes {
+                Memories::<T>::mutate(space, old, |o| {
+                    if let Some(o) = o.as_mut() {
+                        o.superseded_by = Some(memory);
+                    }
+                });
+            }
             let now = frame_system::Pallet::<T>::block_number();
             Memories::<T>::insert(
                 space,
@@ -444,7 +458,7 @@ pub mod pallet {
             );
             EmbeddingRequests::<T>::insert(request, (space, memory));
             info.memories = info.memories.saturating_add(1);
-            info.next_memory = info.next_memory.saturating_add(1);
+            info.next_memory = next_memory;
             Spaces::<T>::insert(space, info);
             Self::deposit_event(Event::Remembered {
                 space,
@@ -670,9 +684,12 @@ pub mod pallet {
         /// embedding expired or is no longer held, or whose space was closed, is dropped
         /// instead and its deposit returned.
         ///
-        /// **Origin**: signed, anyone (the asker's client does it; anyone may).
-        /// **Errors**: `UnknownQuestion`, `QueryNotFinal`, and the inference pallet's
-        /// request errors for the answer (the question then stays, to be answered again).
+        /// **Origin**: signed, the asker (its client does it as soon as the embedding is
+        /// final: nobody else chooses when the asker pays, or on which state). A question
+        /// whose asker lost its access since is dropped.
+        /// **Errors**: `UnknownQuestion`, `NotYourQuestion`, `QueryNotFinal`, and the
+        /// inference pallet's request errors for the answer (the question then stays, to
+        /// be answered again).
         /// **Events**: `Answered` or `QuestionDropped`.
         #[pallet::call_index(7)]
         #[pallet::weight(<T as Config>::WeightInfo::answer(T::MaxMemoriesPerSpace::get())
@@ -683,8 +700,15 @@ pub mod pallet {
             origin: OriginFor<T>,
             query_request: RequestId,
         ) -> DispatchResultWithPostInfo {
-            ensure_signed(origin)?;
+            let who = ensure_signed(origin)?;
             let q = Questions::<T>::get(query_request).ok_or(Error::<T>::UnknownQuestion)?;
+            // The asker chooses when its money is spent (and on which state).
+            ensure!(q.asker == who, Error::<T>::NotYourQuestion);
+            if !Self::can_read(q.space, &who) {
+                // Its access was revoked (or the space closed) since it asked.
+                Self::drop_question(query_request, &q);
+                return Ok(Some(<T as Config>::WeightInfo::answer(0)).into());
+            }
             let status = pallet_inference::Requests::<T>::get(query_request).map(|r| r.status);
             match status {
                 Some(pallet_inference::RequestStatus::Pending { .. })
@@ -772,6 +796,22 @@ pub mod pallet {
             .into())
         }
 
+        /// Withdraw your question before it is answered; its deposit returns (its
+        /// embedding request, if still open, runs to its end and is paid as usual).
+        ///
+        /// **Origin**: signed, the asker.
+        /// **Errors**: `UnknownQuestion`, `NotYourQuestion`.
+        /// **Events**: `QuestionDropped`.
+        #[pallet::call_index(9)]
+        #[pallet::weight(<T as Config>::WeightInfo::clear_answer())]
+        pub fn cancel_question(origin: OriginFor<T>, query_request: RequestId) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let q = Questions::<T>::get(query_request).ok_or(Error::<T>::UnknownQuestion)?;
+            ensure!(q.asker == who, Error::<T>::NotYourQuestion);
+            Self::drop_question(query_request, &q);
+            Ok(())
+        }
+
         /// Clear an answer's record once its request is final or expired (or pruned);
         /// the deposit returns to the asker.
         ///
@@ -829,21 +869,31 @@ pub mod pallet {
             );
             let max = T::MaxRecall::get();
             ensure!(k <= max, RecallError::TooMany { max });
-            let candidates: Vec<(MemoryId, MemoryOf<T>)> = Memories::<T>::iter_prefix(space)
-                .filter(|(_, m)| Self::recallable(m))
-                .collect();
+            let memories: Vec<(MemoryId, MemoryOf<T>)> =
+                Memories::<T>::iter_prefix(space).collect();
             Ok(recall::top_k(
                 query,
-                candidates
-                    .iter()
-                    .map(|(id, m)| (*id, m.embedding.as_slice())),
+                Self::recallable(&memories),
                 k as usize,
             ))
         }
 
-        /// Whether a memory takes part in recalls: ready and not superseded.
-        pub fn recallable(m: &MemoryOf<T>) -> bool {
-            m.state == MemoryState::Ready && m.superseded_by.is_none()
+        /// The memories of a space (all of them, any order) that take part in recalls,
+        /// with their embeddings: ready, and not superseded by a ready update (an update
+        /// still computing, or failed, leaves the old version in place). The runtime and
+        /// clients decide it with this one function.
+        pub fn recallable(
+            memories: &[(MemoryId, MemoryOf<T>)],
+        ) -> impl Iterator<Item = (MemoryId, &[i16])> + '_ {
+            let ready: alloc::collections::BTreeSet<MemoryId> = memories
+                .iter()
+                .filter(|(_, m)| m.state == MemoryState::Ready)
+                .map(|(id, _)| *id)
+                .collect();
+            memories.iter().filter_map(move |(id, m)| {
+                let current = m.superseded_by.is_none_or(|n| !ready.contains(&n));
+                (ready.contains(id) && current).then_some((*id, m.embedding.as_slice()))
+            })
         }
 
         /// The deposit a memory of `text_len` bytes holds in a space of `dimensions`.
@@ -860,16 +910,22 @@ pub mod pallet {
             Self::deposit_event(Event::QuestionDropped { query_request });
         }
 
-        /// A language model's longest prompt (bytes) and its `max_new_tokens` cap.
+        /// A language model's longest prompt (bytes: its prompt limit, and what its input
+        /// limit leaves room for) and its `max_new_tokens` cap.
         fn language_model(model: &ModelId) -> Result<(u32, u32), DispatchError> {
             let (spec, status) = <T as pallet_inference::Config>::Models::model(model)
                 .ok_or(Error::<T>::UnknownModel)?;
             ensure!(status == ModelStatus::Active, Error::<T>::ModelNotActive);
             match spec.input {
+                // The encoded request (variant, length prefix, max_new_tokens: at most 9
+                // bytes around the text) must fit the model's input limit too.
                 IoSpec::Prompt {
                     max_bytes,
                     max_new_tokens,
-                } => Ok((max_bytes, max_new_tokens)),
+                } => Ok((
+                    max_bytes.min(spec.max_input_bytes.saturating_sub(9)),
+                    max_new_tokens,
+                )),
                 _ => Err(Error::<T>::NotALanguageModel.into()),
             }
         }

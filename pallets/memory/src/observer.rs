@@ -26,21 +26,12 @@ impl<T: Config> RequestObserver for Pallet<T> {
             Self::fail(space, memory, id);
             return <T as Config>::WeightInfo::on_embedding_final();
         };
-        let mut supersedes = None;
         Memories::<T>::mutate(space, memory, |m| {
             if let Some(m) = m.as_mut() {
                 m.embedding = embedding;
                 m.state = MemoryState::Ready;
-                supersedes = m.supersedes;
             }
         });
-        if let Some(old) = supersedes {
-            Memories::<T>::mutate(space, old, |o| {
-                if let Some(o) = o.as_mut().filter(|o| o.superseded_by.is_none()) {
-                    o.superseded_by = Some(memory);
-                }
-            });
-        }
         Self::deposit_event(Event::MemoryReady { space, memory });
         <T as Config>::WeightInfo::on_embedding_final()
     }

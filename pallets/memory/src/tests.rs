@@ -591,13 +591,17 @@ fn an_answer_reads_the_recalled_memories_and_records_them() {
         let q = ask(OWNER, s, "what is the code?", 1);
         // Not before the question's embedding is final.
         assert_noop!(
-            Memory::answer(RuntimeOrigin::signed(STRANGER), q),
+            Memory::answer(RuntimeOrigin::signed(OWNER), q),
             Error::<Test>::QueryNotFinal
         );
         finalize(q, &[0.9, 0.1, 0.0, 0.0]);
         let now = System::block_number();
-        // Anyone may move it on; the asker pays.
-        assert_ok!(Memory::answer(RuntimeOrigin::signed(STRANGER), q));
+        // Only the asker chooses when its money is spent.
+        assert_noop!(
+            Memory::answer(RuntimeOrigin::signed(STRANGER), q),
+            Error::<Test>::NotYourQuestion
+        );
+        assert_ok!(Memory::answer(RuntimeOrigin::signed(OWNER), q));
         let Some(Event::Answered {
             answer_request,
             memories,
@@ -770,5 +774,123 @@ fn a_question_whose_embedding_expired_is_dropped_and_its_deposit_returned() {
             .iter()
             .any(|r| r.event == RuntimeEvent::Memory(Event::QuestionDropped { query_request: q })));
         assert_eq!(free(OWNER), before);
+    });
+}
+
+#[test]
+fn one_update_at_a_time_and_a_failed_update_leaves_the_old_version() {
+    build_and_execute(|| {
+        let s = space();
+        let q = [1.0, 0.0, 0.0, 0.0];
+        let (old, r_old) = remember(OWNER, s, "v1", None);
+        finalize(r_old, &[1.0, 0.0, 0.0, 0.0]);
+        assert_ok!(Memory::grant(
+            RuntimeOrigin::signed(OWNER),
+            s,
+            AGENT,
+            Scope::ReadWrite
+        ));
+        let (update, _) = remember(AGENT, s, "v2", Some(old));
+        // A second update of the same version is refused while the first is pending.
+        assert_noop!(
+            Memory::remember(RuntimeOrigin::signed(OWNER), s, text("v2'"), Some(old), FEE),
+            Error::<Test>::AlreadySuperseded
+        );
+        assert_eq!(recall_ids(s, &q, 4), vec![old]);
+        // The update's request expires: the old version is still the one recalled.
+        run_to_block(System::block_number() + ExecutionTimeout::get() + 1);
+        assert_eq!(
+            Memories::<Test>::get(s, update).expect("kept").state,
+            MemoryState::Failed
+        );
+        assert_eq!(recall_ids(s, &q, 4), vec![old]);
+        // Forgetting the failed update frees the old version for another one.
+        assert_ok!(Memory::forget(RuntimeOrigin::signed(AGENT), s, update));
+        assert_eq!(
+            Memories::<Test>::get(s, old).expect("kept").superseded_by,
+            None
+        );
+        let (v3, r3) = remember(OWNER, s, "v3", Some(old));
+        finalize(r3, &[0.5, 0.0, 0.0, 0.0]);
+        assert_eq!(recall_ids(s, &q, 4), vec![v3]);
+    });
+}
+
+#[test]
+fn a_revoked_asker_cannot_answer_and_an_asker_may_cancel() {
+    build_and_execute(|| {
+        let s = space();
+        assert_ok!(Memory::grant(
+            RuntimeOrigin::signed(OWNER),
+            s,
+            AGENT,
+            Scope::Read
+        ));
+        let before = free(AGENT);
+        let q = ask(AGENT, s, "anything?", 1);
+        finalize(q, &[1.0, 0.0, 0.0, 0.0]);
+        assert_ok!(Memory::revoke(RuntimeOrigin::signed(OWNER), s, AGENT));
+        assert_ok!(Memory::answer(RuntimeOrigin::signed(AGENT), q));
+        assert_eq!(
+            last_memory_event(),
+            Some(Event::QuestionDropped { query_request: q })
+        );
+        assert!(Answers::<Test>::iter().next().is_none());
+        // Only the question's embedding was paid for; the deposit came back.
+        assert_eq!(Memory::held(&AGENT), 0);
+        assert!(free(AGENT) >= before - FEE);
+
+        let q2 = ask(OWNER, s, "and now?", 1);
+        assert_noop!(
+            Memory::cancel_question(RuntimeOrigin::signed(AGENT), q2),
+            Error::<Test>::NotYourQuestion
+        );
+        assert_ok!(Memory::cancel_question(RuntimeOrigin::signed(OWNER), q2));
+        assert!(Questions::<Test>::get(q2).is_none());
+    });
+}
+
+/// Memories made ready inside settlement count against the deadline queue's weight:
+/// however many settle in one block, `on_initialize` stays within the weight of the
+/// queues' budget, and the rest settle in the next blocks.
+#[test]
+fn settlement_hooks_never_take_the_queue_past_its_weight() {
+    use frame_support::traits::Hooks;
+    build_and_execute(|| {
+        MaxMemoriesPerSpace::set(200);
+        let s = space();
+        let mut requests = Vec::new();
+        // Fewer than the queue's entry budget (50): only their weight can spread them.
+        for i in 0..40 {
+            requests.push(remember(OWNER, s, &format!("fact {i}"), None).1);
+        }
+        for r in &requests {
+            answer(*r, &[1.0, 0.0, 0.0, 0.0]);
+        }
+        let budget = MaxDeadlinesPerBlock::get();
+        // No games here: the request queue alone, at most its budget's weight. (The
+        // mock's database weight is zero: `on_initialize` adds nothing for its write.)
+        let limit = <() as pallet_inference::WeightInfo>::on_initialize(budget);
+        let mut ready_after = Vec::new();
+        for _ in 0..10 {
+            let next = System::block_number() + 1;
+            System::set_block_number(next);
+            let used = Inference::on_initialize(next);
+            assert!(
+                used.all_lte(limit),
+                "on_initialize used {used:?} > {limit:?}"
+            );
+            ready_after.push(
+                Memories::<Test>::iter_prefix(s)
+                    .filter(|(_, m)| m.state == MemoryState::Ready)
+                    .count(),
+            );
+        }
+        // All become ready, over more than one block (the hooks' weight spread them).
+        assert_eq!(ready_after.last().copied(), Some(40), "{ready_after:?}");
+        assert!(
+            ready_after.iter().any(|&n| n > 0 && n < 40),
+            "all settled in one block: {ready_after:?}"
+        );
     });
 }
