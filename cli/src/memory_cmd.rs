@@ -278,8 +278,10 @@ pub fn run(store: &Path, cmd: MemoryCommand) -> Result<()> {
         } => {
             let client = connect(&chain)?;
             let (_, at) = client.finalized()?;
-            let info = client
-                .space(space, Some(at))?
+            // The space and every memory, with storage proofs against the finalized
+            // block's state root.
+            let (info, memories) = client
+                .proven_space(space, at)?
                 .ok_or_else(|| anyhow!("no memory space {space} at the finalized block"))?;
             let model = client
                 .model(info.embedding_model, Some(at))?
@@ -305,7 +307,6 @@ pub fn run(store: &Path, cmd: MemoryCommand) -> Result<()> {
             let on_chain = client
                 .recall_on_chain(space, &query, k, Some(at))?
                 .map_err(|e| anyhow!("the runtime refused the recall: {e:?}"))?;
-            let memories = client.memories(space, Some(at))?;
             let here = recall_locally(&memories, &query, k);
             let agree = here == on_chain;
             let text_of = |id: u32| {
@@ -330,7 +331,7 @@ pub fn run(store: &Path, cmd: MemoryCommand) -> Result<()> {
                     println!("  {} (score {}): {}", r.memory, r.score, text_of(r.memory));
                 }
                 println!(
-                    "recomputed here from the space's {} memories: {}",
+                    "recomputed here from the space's {} memories, each read with a storage proof against the finalized block's state root: {}",
                     memories.len(),
                     if agree {
                         "the same list"

@@ -11,6 +11,9 @@ use inferchain_runtime::Runtime;
 use pallet_memory::{MemoryOf, RecallError, SpaceId, SpaceOf};
 use sp_core::H256;
 
+/// A space's memories, by id.
+pub type SpaceMemories = Vec<(MemoryId, MemoryOf<Runtime>)>;
+
 impl Chain {
     /// Space `id` at block `at` (default: best).
     pub fn space(&self, id: SpaceId, at: Option<H256>) -> Result<Option<SpaceOf<Runtime>>> {
@@ -79,6 +82,59 @@ impl Chain {
         }
         out.sort_by_key(|(id, _)| *id);
         Ok(out)
+    }
+
+    /// Every memory of `space` (whose record is `info`) at block `at`, each id below
+    /// `next_memory` read with a storage proof against `state_root` (present, or proven
+    /// absent: none can be hidden), the count checked against the space's.
+    pub fn proven_memories(
+        &self,
+        space: SpaceId,
+        info: &SpaceOf<Runtime>,
+        at: H256,
+        state_root: H256,
+    ) -> Result<Vec<(MemoryId, MemoryOf<Runtime>)>> {
+        let decode = |what: &str| ChainError::Decode { what: what.into() };
+        let mut memories = Vec::new();
+        let ids: Vec<MemoryId> = (0..info.next_memory).collect();
+        for chunk in ids.chunks(1000) {
+            let keys: Vec<Vec<u8>> = chunk
+                .iter()
+                .map(|id| pallet_memory::Memories::<Runtime>::hashed_key_for(space, id))
+                .collect();
+            for (id, v) in chunk.iter().zip(self.proven_read(&keys, at, state_root)?) {
+                if let Some(v) = v {
+                    let m =
+                        MemoryOf::<Runtime>::decode(&mut &v[..]).map_err(|_| decode("memory"))?;
+                    memories.push((*id, m));
+                }
+            }
+        }
+        if memories.len() != info.memories as usize {
+            return Err(decode(
+                "memories (the proven count differs from the space's)",
+            ));
+        }
+        Ok(memories)
+    }
+
+    /// Space `space` and its memories at block `at`, all read with storage proofs against
+    /// the state root of `at`'s header (checked to hash to `at`).
+    pub fn proven_space(
+        &self,
+        space: SpaceId,
+        at: H256,
+    ) -> Result<Option<(SpaceOf<Runtime>, SpaceMemories)>> {
+        let root = self.verified_header(at)?.state_root;
+        let key = pallet_memory::Spaces::<Runtime>::hashed_key_for(space);
+        let Some(Some(bytes)) = self.proven_read(&[key], at, root)?.pop() else {
+            return Ok(None);
+        };
+        let info = SpaceOf::<Runtime>::decode(&mut &bytes[..]).map_err(|_| ChainError::Decode {
+            what: "memory space".into(),
+        })?;
+        let memories = self.proven_memories(space, &info, at, root)?;
+        Ok(Some((info, memories)))
     }
 
     /// The runtime's answer to a recall (`MemoryApi_recall`) at block `at`.
@@ -206,26 +262,7 @@ impl Chain {
         .map_err(|_| decode("question embedding"))?;
         let space = SpaceOf::<Runtime>::decode(&mut &value(2, "memory space")?[..])
             .map_err(|_| decode("memory space"))?;
-        let mut memories = Vec::new();
-        let ids: Vec<MemoryId> = (0..space.next_memory).collect();
-        for chunk in ids.chunks(1000) {
-            let keys: Vec<Vec<u8>> = chunk
-                .iter()
-                .map(|id| pallet_memory::Memories::<Runtime>::hashed_key_for(record.space, id))
-                .collect();
-            for (id, v) in chunk.iter().zip(self.proven_read(&keys, hash, root)?) {
-                if let Some(v) = v {
-                    let m =
-                        MemoryOf::<Runtime>::decode(&mut &v[..]).map_err(|_| decode("memory"))?;
-                    memories.push((*id, m));
-                }
-            }
-        }
-        if memories.len() != space.memories as usize {
-            return Err(decode(
-                "memories (the proven count differs from the space's)",
-            ));
-        }
+        let memories = self.proven_memories(record.space, &space, hash, root)?;
         let question = match inferchain_primitives::io::Payload::decode_canonical(&query.input) {
             Ok(inferchain_primitives::io::Payload::Text(t)) => t,
             _ => return Err(missing("question text")),

@@ -118,7 +118,10 @@ fn setup_llm<T: Config>() {
 
 fn funded<T: Config>(name: &'static str) -> T::AccountId {
     let who: T::AccountId = account(name, 0, 0);
-    let amount = BalanceOf::<T>::from(u32::MAX).saturating_mul(1_000u32.into());
+    // Enough for an executor's bond and any fee or deposit here.
+    let amount = <T as pallet_inference::Config>::MinExecutorBond::get()
+        .saturating_mul(100u32.into())
+        .max(BalanceOf::<T>::from(u32::MAX).saturating_mul(1_000u32.into()));
     <T as pallet_inference::Config>::Currency::set_balance(&who, amount);
     who
 }

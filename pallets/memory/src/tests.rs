@@ -424,6 +424,45 @@ fn close_space_needs_it_empty_and_returns_the_deposit() {
     });
 }
 
+/// Writes space `s` (owned by OWNER, `dimensions`, `n` memories expected) directly.
+fn insert_space(s: SpaceId, dimensions: u32, n: u32) {
+    Spaces::<Test>::insert(
+        s,
+        crate::SpaceInfo {
+            owner: OWNER,
+            embedding_model: EMBEDDER,
+            dimensions,
+            memories: n,
+            next_memory: n,
+            grants: 0,
+            deposit: 0,
+            created: 1,
+        },
+    );
+}
+
+/// Writes a ready memory of `text` with `embedding` (f32, quantized here) directly.
+fn insert_ready(s: SpaceId, id: u32, text_of: &str, embedding: &[f32]) {
+    Memories::<Test>::insert(
+        s,
+        id,
+        crate::Memory {
+            author: OWNER,
+            text: text(text_of),
+            embedding: inferchain_primitives::recall::quantize(embedding)
+                .try_into()
+                .expect("within MaxDimensions"),
+            state: MemoryState::Ready,
+            created: 1,
+            last_used: 1,
+            uses: 0,
+            supersedes: None,
+            superseded_by: None,
+            deposit: 0,
+        },
+    );
+}
+
 /// Seeded values in [-0.25, 0.25).
 fn seeded(len: usize, seed: &mut u64) -> Vec<f32> {
     (0..len)
@@ -462,38 +501,9 @@ fn recall_agrees_with_an_independent_numpy_top_k_over_10000_memories() {
     }
     let ours: Vec<Vec<(u32, i64)>> = new_test_ext().execute_with(|| {
         let s = 7;
-        Spaces::<Test>::insert(
-            s,
-            crate::SpaceInfo {
-                owner: OWNER,
-                embedding_model: EMBEDDER,
-                dimensions: d,
-                memories: n,
-                next_memory: n,
-                grants: 0,
-                deposit: 0,
-                created: 1,
-            },
-        );
+        insert_space(s, d, n);
         for (i, e) in embeddings.iter().enumerate() {
-            Memories::<Test>::insert(
-                s,
-                i as u32,
-                crate::Memory {
-                    author: OWNER,
-                    text: text("m"),
-                    embedding: inferchain_primitives::recall::quantize(e)
-                        .try_into()
-                        .expect("384 fit"),
-                    state: MemoryState::Ready,
-                    created: 1,
-                    last_used: 1,
-                    uses: 0,
-                    supersedes: None,
-                    superseded_by: None,
-                    deposit: 0,
-                },
-            );
+            insert_ready(s, i as u32, "m", e);
         }
         qs.iter()
             .map(|q| {
@@ -893,4 +903,34 @@ fn settlement_hooks_never_take_the_queue_past_its_weight() {
             "all settled in one block: {ready_after:?}"
         );
     });
+}
+
+/// Native recall latency at 1,000 and 10,000 memories of 384 dimensions (run by
+/// `scripts/bench-memory.sh`; the runtime's own figures, in wasm, are the `recall`
+/// benchmark's weights).
+#[test]
+#[ignore = "a measurement: scripts/bench-memory.sh"]
+fn recall_latency() {
+    for n in [1_000u32, 10_000] {
+        new_test_ext().execute_with(|| {
+            let s = 1;
+            let mut seed = u64::from(n);
+            insert_space(s, 384, n);
+            for i in 0..n {
+                insert_ready(s, i, &"m".repeat(64), &seeded(384, &mut seed));
+            }
+            let q = seeded(384, &mut seed);
+            let runs = 20;
+            let start = std::time::Instant::now();
+            for _ in 0..runs {
+                assert_eq!(Memory::recall(s, &q, 16).expect("recall").len(), 16);
+            }
+            let per = start.elapsed() / runs;
+            println!(
+                "recall over {n} memories (384 dimensions, k = 16), native, storage in memory: {:.2} ms ({:.2} µs per memory)",
+                per.as_secs_f64() * 1e3,
+                per.as_secs_f64() * 1e6 / f64::from(n)
+            );
+        });
+    }
 }
