@@ -307,7 +307,7 @@ pub fn run(store: &Path, cmd: MemoryCommand) -> Result<()> {
             let on_chain = client
                 .recall_on_chain(space, &query, k, Some(at))?
                 .map_err(|e| anyhow!("the runtime refused the recall: {e:?}"))?;
-            let here = recall_locally(&memories, &query, k);
+            let here = recall_locally(&memories, &query, k, None);
             let agree = here == on_chain;
             let text_of = |id: u32| {
                 memories

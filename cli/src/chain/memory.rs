@@ -163,16 +163,18 @@ impl Chain {
     }
 }
 
-/// The recall recomputed from `memories` (a space's, as read from storage): the ready
-/// memories nothing supersedes, ranked by `inferchain_primitives::recall::top_k`.
+/// The recall recomputed from `memories` (a space's, as read from storage): the
+/// memories `pallet_memory::Pallet::recallable` admits (ready before block `before`, for
+/// an answer made in it), ranked by `inferchain_primitives::recall::top_k`.
 pub fn recall_locally(
     memories: &[(MemoryId, MemoryOf<Runtime>)],
     query: &[i16],
     k: u32,
+    before: Option<inferchain_runtime::BlockNumber>,
 ) -> Vec<Recalled> {
     recall::top_k(
         query,
-        pallet_memory::Pallet::<Runtime>::recallable(memories),
+        pallet_memory::Pallet::<Runtime>::recallable(memories, before),
         k as usize,
     )
 }
@@ -275,7 +277,12 @@ impl Chain {
                 .collect::<Vec<f32>>(),
             _ => return Err(missing("question embedding tensor")),
         };
-        let ranked = recall_locally(&memories, &recall::quantize(&embedding), record.k);
+        let ranked = recall_locally(
+            &memories,
+            &recall::quantize(&embedding),
+            record.k,
+            Some(record.answered),
+        );
         let text_of = |id: MemoryId| {
             memories
                 .iter()

@@ -19,7 +19,7 @@ use inferchain_primitives::{
     H256,
 };
 use pallet_inference::{BalanceOf, RequestObserver};
-use sp_runtime::traits::Saturating;
+use sp_runtime::traits::{Saturating, Zero};
 
 const MODEL: H256 = H256::repeat_byte(0xe5);
 
@@ -172,6 +172,7 @@ fn ready_memories<T: Config>(owner: &T::AccountId, space: SpaceId, n: u32, dims:
                 embedding,
                 state: MemoryState::Ready,
                 created: now,
+                ready_at: Some(Zero::zero()),
                 last_used: now,
                 uses: 0,
                 supersedes: None,
@@ -410,6 +411,8 @@ mod benchmarks {
                 challenged: false,
             },
         );
+        // The memories were ready before the answer's block.
+        frame_system::Pallet::<T>::set_block_number(now.saturating_add(1u32.into()));
         #[extrinsic_call]
         _(RawOrigin::Signed(owner), query);
         assert!(crate::pallet::Questions::<T>::get(query).is_none());

@@ -31,6 +31,7 @@ impl<T: Config> Pallet<T> {
                         m.embedding.len() == info.dimensions as usize,
                         "a ready memory's embedding has the wrong length"
                     );
+                    ensure!(m.ready_at.is_some(), "a ready memory has no ready_at");
                 }
                 if let Some(newer) = m.superseded_by {
                     ensure!(

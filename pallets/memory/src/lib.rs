@@ -318,6 +318,8 @@ pub mod pallet {
         IdsExhausted,
         /// Only the asker answers or cancels its question.
         NotYourQuestion,
+        /// An answer recalled from this space in this block: forget in the next one.
+        AnsweredThisBlock,
     }
 
     #[pallet::hooks]
@@ -366,6 +368,7 @@ pub mod pallet {
                     grants: 0,
                     deposit,
                     created: now,
+                    last_answered: None,
                 },
             );
             Self::deposit_event(Event::SpaceCreated {
@@ -449,6 +452,7 @@ pub mod pallet {
                     embedding: BoundedVec::new(),
                     state: MemoryState::Embedding { request },
                     created: now,
+                    ready_at: None,
                     last_used: now,
                     uses: 0,
                     supersedes,
@@ -485,6 +489,12 @@ pub mod pallet {
             ensure!(
                 m.author == who || Self::can_write(space, &info, &who),
                 Error::<T>::NoWriteAccess
+            );
+            // An answer in this block read the space: its memories stay until the block
+            // ends, so the state a receipt re-reads is the one the answer used.
+            ensure!(
+                info.last_answered != Some(frame_system::Pallet::<T>::block_number()),
+                Error::<T>::AnsweredThisBlock
             );
             Memories::<T>::remove(space, memory);
             if let MemoryState::Embedding { request } = m.state {
@@ -727,14 +737,22 @@ pub mod pallet {
                 Self::drop_question(query_request, &q);
                 return Ok(Some(<T as Config>::WeightInfo::answer(0)).into());
             };
-            let recalled = Self::recall_quantized(q.space, &query, q.k)
-                .map_err(|_| Error::<T>::UnknownSpace)?;
+            let now = frame_system::Pallet::<T>::block_number();
+            let memories: Vec<(MemoryId, MemoryOf<T>)> =
+                Memories::<T>::iter_prefix(q.space).collect();
+            let recalled =
+                recall::top_k(&query, Self::recallable(&memories, Some(now)), q.k as usize);
             let (max_prompt, _) = Self::language_model(&q.model)?;
             // As many memories as fit, in rank order (a prefix of the ranking).
-            let texts: Vec<BoundedVec<u8, T::MaxTextBytes>> = recalled
-                .iter()
-                .filter_map(|r| Memories::<T>::get(q.space, r.memory).map(|m| m.text))
-                .collect();
+            let text_of = |id: MemoryId| {
+                memories
+                    .iter()
+                    .find(|(m, _)| *m == id)
+                    .map(|(_, m)| m.text.clone())
+                    .unwrap_or_default()
+            };
+            let texts: Vec<BoundedVec<u8, T::MaxTextBytes>> =
+                recalled.iter().map(|r| text_of(r.memory)).collect();
             let ranked: Vec<&[u8]> = texts.iter().map(|t| t.as_slice()).collect();
             let (used, prompt) = recall::fitted_prompt(&ranked, &q.question, max_prompt)
                 .ok_or(Error::<T>::PromptTooLong)?;
@@ -751,7 +769,13 @@ pub mod pallet {
                 input,
                 q.max_fee,
             )?;
-            let now = frame_system::Pallet::<T>::block_number();
+            Spaces::<T>::insert(
+                q.space,
+                SpaceInfo {
+                    last_answered: Some(now),
+                    ..info.clone()
+                },
+            );
             let memories: BoundedVec<MemoryId, T::MaxRecall> = recalled
                 .iter()
                 .take(used)
@@ -873,21 +897,26 @@ pub mod pallet {
                 Memories::<T>::iter_prefix(space).collect();
             Ok(recall::top_k(
                 query,
-                Self::recallable(&memories),
+                Self::recallable(&memories, None),
                 k as usize,
             ))
         }
 
         /// The memories of a space (all of them, any order) that take part in recalls,
-        /// with their embeddings: ready, and not superseded by a ready update (an update
-        /// still computing, or failed, leaves the old version in place). The runtime and
-        /// clients decide it with this one function.
+        /// with their embeddings: ready (before block `before`, for an answer made in it),
+        /// and not superseded by such a ready update (an update still computing, or
+        /// failed, leaves the old version in place). The runtime and clients decide it
+        /// with this one function.
         pub fn recallable(
             memories: &[(MemoryId, MemoryOf<T>)],
+            before: Option<BlockNumberFor<T>>,
         ) -> impl Iterator<Item = (MemoryId, &[i16])> + '_ {
             let ready: alloc::collections::BTreeSet<MemoryId> = memories
                 .iter()
-                .filter(|(_, m)| m.state == MemoryState::Ready)
+                .filter(|(_, m)| {
+                    m.state == MemoryState::Ready
+                        && before.is_none_or(|b| m.ready_at.is_some_and(|r| r < b))
+                })
                 .map(|(id, _)| *id)
                 .collect();
             memories.iter().filter_map(move |(id, m)| {

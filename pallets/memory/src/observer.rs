@@ -26,10 +26,12 @@ impl<T: Config> RequestObserver for Pallet<T> {
             Self::fail(space, memory, id);
             return <T as Config>::WeightInfo::on_embedding_final();
         };
+        let now = frame_system::Pallet::<T>::block_number();
         Memories::<T>::mutate(space, memory, |m| {
             if let Some(m) = m.as_mut() {
                 m.embedding = embedding;
                 m.state = MemoryState::Ready;
+                m.ready_at = Some(now);
             }
         });
         Self::deposit_event(Event::MemoryReady { space, memory });

@@ -437,6 +437,7 @@ fn insert_space(s: SpaceId, dimensions: u32, n: u32) {
             grants: 0,
             deposit: 0,
             created: 1,
+            last_answered: None,
         },
     );
 }
@@ -454,6 +455,7 @@ fn insert_ready(s: SpaceId, id: u32, text_of: &str, embedding: &[f32]) {
                 .expect("within MaxDimensions"),
             state: MemoryState::Ready,
             created: 1,
+            ready_at: Some(0),
             last_used: 1,
             uses: 0,
             supersedes: None,
@@ -680,6 +682,8 @@ fn after_forget_the_same_question_no_longer_recalls_it() {
             .map(|(_, a)| a.memories.to_vec())
             .next();
         assert_eq!(first, Some(vec![vault]));
+        // (Not in the block an answer read the space in.)
+        run_to_block(System::block_number() + 1);
         assert_ok!(Memory::forget(RuntimeOrigin::signed(OWNER), s, vault));
         let q2 = ask(OWNER, s, "what is the code?", 1);
         finalize(q2, &[0.9, 0.1, 0.0, 0.0]);
@@ -933,4 +937,43 @@ fn recall_latency() {
             );
         });
     }
+}
+
+/// What an answer in block `B` recalls is what the end of `B` shows: a memory made ready
+/// in `B` is not recalled by it, and nothing is forgotten from the space in `B` after it.
+#[test]
+fn an_answer_reads_only_what_its_block_cannot_change_afterwards() {
+    build_and_execute(|| {
+        let s = space();
+        let (a, ra) = remember(OWNER, s, "older fact", None);
+        finalize(ra, &[0.5, 0.0, 0.0, 0.0]);
+        let q = ask(OWNER, s, "which?", 1);
+        let (late, r_late) = remember(OWNER, s, "newer, closer fact", None);
+        // Both results land together: the question and the late memory become final in
+        // the same block (in its on_initialize); the answer comes in that block.
+        answer(q, &[1.0, 0.0, 0.0, 0.0]);
+        answer(r_late, &[1.0, 0.0, 0.0, 0.0]);
+        while Memories::<Test>::get(s, late).is_some_and(|m| m.state != MemoryState::Ready) {
+            run_to_block(System::block_number() + 1);
+        }
+        let now = System::block_number();
+        assert_eq!(
+            Memories::<Test>::get(s, late).and_then(|m| m.ready_at),
+            Some(now)
+        );
+        assert_ok!(Memory::answer(RuntimeOrigin::signed(OWNER), q));
+        let Some(Event::Answered { memories, .. }) = last_memory_event() else {
+            panic!("expected Answered");
+        };
+        // The late memory scores higher but was made ready in this block.
+        assert_eq!(memories.to_vec(), vec![a]);
+        assert_noop!(
+            Memory::forget(RuntimeOrigin::signed(OWNER), s, a),
+            Error::<Test>::AnsweredThisBlock
+        );
+        run_to_block(now + 1);
+        assert_ok!(Memory::forget(RuntimeOrigin::signed(OWNER), s, a));
+        // The runtime API reads the current state: the late memory is recalled now.
+        assert_eq!(recall_ids(s, &[1.0, 0.0, 0.0, 0.0], 1), vec![late]);
+    });
 }

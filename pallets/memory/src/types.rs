@@ -27,6 +27,9 @@ pub struct SpaceInfo<AccountId, Balance, BlockNumber> {
     /// Held from the owner until the space is closed.
     pub deposit: Balance,
     pub created: BlockNumber,
+    /// The last block an answer recalled from this space: nothing is forgotten in it
+    /// after that, so the block's end state is the one the answer read.
+    pub last_answered: Option<BlockNumber>,
 }
 
 /// Where a memory's embedding stands.
@@ -91,6 +94,10 @@ pub struct Memory<AccountId, Balance, BlockNumber, MaxText: Get<u32>, MaxDims: G
     pub embedding: BoundedVec<i16, MaxDims>,
     pub state: MemoryState,
     pub created: BlockNumber,
+    /// The block its embedding became final in. An answer in block `B` recalls only
+    /// memories ready before `B`, so one made ready later in `B` (a game's last move)
+    /// cannot make the block's end state differ from what the answer read.
+    pub ready_at: Option<BlockNumber>,
     /// The last block it was recalled into an answer (its creation until then).
     pub last_used: BlockNumber,
     /// How many answers recalled it.
