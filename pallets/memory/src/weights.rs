@@ -29,42 +29,42 @@ pub trait WeightInfo {
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
     fn create_space() -> Weight {
-        // Measured proof size: 642; minimum time 48_182 ns.
-        Weight::from_parts(52_028_000, 5647)
+        // Measured proof size: 642; minimum time 49_915 ns.
+        Weight::from_parts(52_659_000, 5647)
             .saturating_add(T::DbWeight::get().reads(4_u64))
             .saturating_add(T::DbWeight::get().writes(4_u64))
     }
     /// `l` in `[1, 512]`.
     fn remember(l: u32, ) -> Weight {
-        // Measured proof size: 4354; minimum time 155_292 ns.
-        Weight::from_parts(165_165_382, 9643)
-            .saturating_add(Weight::from_parts(1_608, 0).saturating_mul(l.into()))
+        // Measured proof size: 4360; minimum time 163_394 ns.
+        Weight::from_parts(170_880_280, 9643)
+            .saturating_add(Weight::from_parts(1_735, 0).saturating_mul(l.into()))
             .saturating_add(T::DbWeight::get().reads(12_u64))
             .saturating_add(T::DbWeight::get().writes(13_u64))
     }
     fn forget() -> Weight {
-        // Measured proof size: 8259; minimum time 23_926 ns.
-        Weight::from_parts(25_828_000, 16416)
+        // Measured proof size: 8275; minimum time 25_318 ns.
+        Weight::from_parts(27_652_000, 16431)
             .saturating_add(T::DbWeight::get().reads(4_u64))
             .saturating_add(T::DbWeight::get().writes(4_u64))
     }
     fn grant() -> Weight {
-        // Measured proof size: 271; minimum time 12_990 ns.
-        Weight::from_parts(14_121_000, 3577)
+        // Measured proof size: 272; minimum time 13_840 ns.
+        Weight::from_parts(15_003_000, 3582)
             .saturating_add(T::DbWeight::get().reads(2_u64))
             .saturating_add(T::DbWeight::get().writes(2_u64))
     }
     fn revoke() -> Weight {
-        // Measured proof size: 355; minimum time 13_040 ns.
-        Weight::from_parts(14_452_000, 3577)
+        // Measured proof size: 356; minimum time 13_981 ns.
+        Weight::from_parts(15_162_000, 3582)
             .saturating_add(T::DbWeight::get().reads(2_u64))
             .saturating_add(T::DbWeight::get().writes(2_u64))
     }
     /// `g` in `[0, 32]`.
     fn close_space(g: u32, ) -> Weight {
-        // Measured proof size: 534; minimum time 40_661 ns.
-        Weight::from_parts(43_554_117, 3604)
-            .saturating_add(Weight::from_parts(912_045, 0).saturating_mul(g.into()))
+        // Measured proof size: 535; minimum time 43_284 ns.
+        Weight::from_parts(45_742_023, 3604)
+            .saturating_add(Weight::from_parts(946_239, 0).saturating_mul(g.into()))
             .saturating_add(T::DbWeight::get().reads(3_u64))
             .saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(g.into())))
             .saturating_add(T::DbWeight::get().writes(3_u64))
@@ -72,39 +72,39 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
             .saturating_add(Weight::from_parts(0, 2536).saturating_mul(g.into()))
     }
     fn on_embedding_final() -> Weight {
-        // Measured proof size: 5217; minimum time 21_672 ns.
-        Weight::from_parts(23_164_000, 69090)
+        // Measured proof size: 5219; minimum time 23_495 ns.
+        Weight::from_parts(25_318_000, 69090)
             .saturating_add(T::DbWeight::get().reads(4_u64))
             .saturating_add(T::DbWeight::get().writes(2_u64))
     }
     /// `n` in `[1, 10000]`.
     fn recall(n: u32, ) -> Weight {
-        // Measured proof size: 5201183; minimum time 14_892 ns.
-        Weight::from_parts(15_233_000, 6132)
-            .saturating_add(Weight::from_parts(7_551_478, 0).saturating_mul(n.into()))
+        // Measured proof size: 5211189; minimum time 16_214 ns.
+        Weight::from_parts(16_615_000, 6137)
+            .saturating_add(Weight::from_parts(8_522_968, 0).saturating_mul(n.into()))
             .saturating_add(T::DbWeight::get().reads(2_u64))
             .saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
-            .saturating_add(Weight::from_parts(0, 5142).saturating_mul(n.into()))
+            .saturating_add(Weight::from_parts(0, 5147).saturating_mul(n.into()))
     }
     fn ask() -> Weight {
-        // Measured proof size: 1819; minimum time 148_502 ns.
-        Weight::from_parts(159_378_000, 10304)
+        // Measured proof size: 1820; minimum time 152_467 ns.
+        Weight::from_parts(161_612_000, 10304)
             .saturating_add(T::DbWeight::get().reads(12_u64))
             .saturating_add(T::DbWeight::get().writes(10_u64))
     }
     /// `n` in `[0, 10000]`.
     fn answer(n: u32, ) -> Weight {
-        // Measured proof size: 5207266; minimum time 150_464 ns.
-        Weight::from_parts(151_486_000, 69178)
-            .saturating_add(Weight::from_parts(7_638_891, 0).saturating_mul(n.into()))
+        // Measured proof size: 5217272; minimum time 150_725 ns.
+        Weight::from_parts(150_745_000, 69178)
+            .saturating_add(Weight::from_parts(8_273_028, 0).saturating_mul(n.into()))
             .saturating_add(T::DbWeight::get().reads(15_u64))
             .saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
-            .saturating_add(T::DbWeight::get().writes(24_u64))
-            .saturating_add(Weight::from_parts(0, 5142).saturating_mul(n.into()))
+            .saturating_add(T::DbWeight::get().writes(25_u64))
+            .saturating_add(Weight::from_parts(0, 5147).saturating_mul(n.into()))
     }
     fn clear_answer() -> Weight {
-        // Measured proof size: 281; minimum time 11_016 ns.
-        Weight::from_parts(12_239_000, 69178)
+        // Measured proof size: 281; minimum time 11_216 ns.
+        Weight::from_parts(12_599_000, 69178)
             .saturating_add(T::DbWeight::get().reads(2_u64))
             .saturating_add(T::DbWeight::get().writes(1_u64))
     }
@@ -113,34 +113,34 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 // For tests: the same figures over ParityDB's weights.
 impl WeightInfo for () {
     fn create_space() -> Weight {
-        Weight::from_parts(52_028_000, 5647)
+        Weight::from_parts(52_659_000, 5647)
             .saturating_add(ParityDbWeight::get().reads(4_u64))
             .saturating_add(ParityDbWeight::get().writes(4_u64))
     }
     fn remember(l: u32, ) -> Weight {
-        Weight::from_parts(165_165_382, 9643)
-            .saturating_add(Weight::from_parts(1_608, 0).saturating_mul(l.into()))
+        Weight::from_parts(170_880_280, 9643)
+            .saturating_add(Weight::from_parts(1_735, 0).saturating_mul(l.into()))
             .saturating_add(ParityDbWeight::get().reads(12_u64))
             .saturating_add(ParityDbWeight::get().writes(13_u64))
     }
     fn forget() -> Weight {
-        Weight::from_parts(25_828_000, 16416)
+        Weight::from_parts(27_652_000, 16431)
             .saturating_add(ParityDbWeight::get().reads(4_u64))
             .saturating_add(ParityDbWeight::get().writes(4_u64))
     }
     fn grant() -> Weight {
-        Weight::from_parts(14_121_000, 3577)
+        Weight::from_parts(15_003_000, 3582)
             .saturating_add(ParityDbWeight::get().reads(2_u64))
             .saturating_add(ParityDbWeight::get().writes(2_u64))
     }
     fn revoke() -> Weight {
-        Weight::from_parts(14_452_000, 3577)
+        Weight::from_parts(15_162_000, 3582)
             .saturating_add(ParityDbWeight::get().reads(2_u64))
             .saturating_add(ParityDbWeight::get().writes(2_u64))
     }
     fn close_space(g: u32, ) -> Weight {
-        Weight::from_parts(43_554_117, 3604)
-            .saturating_add(Weight::from_parts(912_045, 0).saturating_mul(g.into()))
+        Weight::from_parts(45_742_023, 3604)
+            .saturating_add(Weight::from_parts(946_239, 0).saturating_mul(g.into()))
             .saturating_add(ParityDbWeight::get().reads(3_u64))
             .saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(g.into())))
             .saturating_add(ParityDbWeight::get().writes(3_u64))
@@ -148,32 +148,32 @@ impl WeightInfo for () {
             .saturating_add(Weight::from_parts(0, 2536).saturating_mul(g.into()))
     }
     fn on_embedding_final() -> Weight {
-        Weight::from_parts(23_164_000, 69090)
+        Weight::from_parts(25_318_000, 69090)
             .saturating_add(ParityDbWeight::get().reads(4_u64))
             .saturating_add(ParityDbWeight::get().writes(2_u64))
     }
     fn recall(n: u32, ) -> Weight {
-        Weight::from_parts(15_233_000, 6132)
-            .saturating_add(Weight::from_parts(7_551_478, 0).saturating_mul(n.into()))
+        Weight::from_parts(16_615_000, 6137)
+            .saturating_add(Weight::from_parts(8_522_968, 0).saturating_mul(n.into()))
             .saturating_add(ParityDbWeight::get().reads(2_u64))
             .saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(n.into())))
-            .saturating_add(Weight::from_parts(0, 5142).saturating_mul(n.into()))
+            .saturating_add(Weight::from_parts(0, 5147).saturating_mul(n.into()))
     }
     fn ask() -> Weight {
-        Weight::from_parts(159_378_000, 10304)
+        Weight::from_parts(161_612_000, 10304)
             .saturating_add(ParityDbWeight::get().reads(12_u64))
             .saturating_add(ParityDbWeight::get().writes(10_u64))
     }
     fn answer(n: u32, ) -> Weight {
-        Weight::from_parts(151_486_000, 69178)
-            .saturating_add(Weight::from_parts(7_638_891, 0).saturating_mul(n.into()))
+        Weight::from_parts(150_745_000, 69178)
+            .saturating_add(Weight::from_parts(8_273_028, 0).saturating_mul(n.into()))
             .saturating_add(ParityDbWeight::get().reads(15_u64))
             .saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(n.into())))
-            .saturating_add(ParityDbWeight::get().writes(24_u64))
-            .saturating_add(Weight::from_parts(0, 5142).saturating_mul(n.into()))
+            .saturating_add(ParityDbWeight::get().writes(25_u64))
+            .saturating_add(Weight::from_parts(0, 5147).saturating_mul(n.into()))
     }
     fn clear_answer() -> Weight {
-        Weight::from_parts(12_239_000, 69178)
+        Weight::from_parts(12_599_000, 69178)
             .saturating_add(ParityDbWeight::get().reads(2_u64))
             .saturating_add(ParityDbWeight::get().writes(1_u64))
     }
