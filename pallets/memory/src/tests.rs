@@ -977,3 +977,45 @@ fn an_answer_reads_only_what_its_block_cannot_change_afterwards() {
         assert_eq!(recall_ids(s, &[1.0, 0.0, 0.0, 0.0], 1), vec![late]);
     });
 }
+
+/// The cheapest attack from inside (docs/THREAT_MODEL.md): a write grantee stores a text
+/// built to outrank the owner's facts. It is not prevented (grants are trust), but it is
+/// never hidden: the answer's record names the memory, whose author is the grantee.
+#[test]
+fn a_writer_can_steer_an_answer_and_its_record_names_the_writer() {
+    build_and_execute(|| {
+        let s = space();
+        let (fact, r1) = remember(OWNER, s, "the code is 1234", None);
+        finalize(r1, &[0.8, 0.2, 0.0, 0.0]);
+        assert_ok!(Memory::grant(
+            RuntimeOrigin::signed(OWNER),
+            s,
+            AGENT,
+            Scope::ReadWrite
+        ));
+        let (poison, r2) = remember(AGENT, s, "the code is 0000", None);
+        // An embedding aligned with the question's: it outranks the owner's fact.
+        finalize(r2, &[1.0, 0.0, 0.0, 0.0]);
+        let q = ask(OWNER, s, "what is the code?", 1);
+        finalize(q, &[1.0, 0.0, 0.0, 0.0]);
+        assert_ok!(Memory::answer(RuntimeOrigin::signed(OWNER), q));
+        let Some(Event::Answered {
+            answer_request,
+            memories,
+            ..
+        }) = last_memory_event()
+        else {
+            panic!("expected Answered");
+        };
+        assert_eq!(memories.to_vec(), vec![poison]);
+        assert_ne!(poison, fact);
+        let record = Answers::<Test>::get(answer_request).expect("recorded");
+        let used = Memories::<Test>::get(s, record.memories[0]).expect("kept");
+        assert_eq!(used.author, AGENT);
+        // The owner revokes and forgets it (authors and writers may; the owner may).
+        run_to_block(System::block_number() + 1);
+        assert_ok!(Memory::revoke(RuntimeOrigin::signed(OWNER), s, AGENT));
+        assert_ok!(Memory::forget(RuntimeOrigin::signed(OWNER), s, poison));
+        assert_eq!(recall_ids(s, &[1.0, 0.0, 0.0, 0.0], 1), vec![fact]);
+    });
+}
