@@ -15,7 +15,9 @@
 //! model from an HTTP mirror, hash-checked before import. [`dispute_plan`] writes a model in
 //! the runtime referee's step language ([`bert_plan`] for BERT embedders, with the
 //! canonical tokenizer), [`plan_kernels`] computes its products on the fast kernels, and
-//! [`traced_run`] runs it for the bisection game.
+//! [`traced_run`] runs it for the bisection game. [`host_runner`] answers the node's
+//! inference host function; [`worker`] is the separate process that runs models for the
+//! node under [`sandbox`] limits, and [`worker_pool`] the node's side of it.
 //!
 //! Used by the node (the inference host function, off-chain workers only) and by the
 //! `inferchain` CLI (users re-running results).
@@ -34,15 +36,19 @@ mod engine;
 pub mod error;
 pub mod fetch;
 pub mod golden;
+pub mod host_runner;
 pub mod legalize;
 pub mod llm;
 pub mod npy;
 pub mod numerics;
 pub mod onnx;
 pub mod plan_kernels;
+pub mod sandbox;
 pub mod spec;
 pub mod store;
 pub mod traced_run;
+pub mod worker;
+pub mod worker_pool;
 
 pub use engine::{check_numerics, Engine, LoadedModel, RunOutcome, DEFAULT_CACHE_BYTES};
 pub use error::{EngineError, Result};

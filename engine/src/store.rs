@@ -173,9 +173,46 @@ impl ModelStore {
         Ok(VerifiedFiles { manifest, files })
     }
 
-    /// Re-hashes every file of `id`; `Ok` only if the store copy is intact.
+    /// Re-hashes every file of `id`, streaming (never the whole model in memory); `Ok`
+    /// only if the store copy is intact.
     pub fn verify(&self, id: &ModelId, progress: &mut dyn FnMut(Progress)) -> Result<Manifest> {
-        Ok(self.read_verified(id, progress)?.manifest)
+        let manifest = self.manifest(id)?;
+        let dir = self.model_dir(id);
+        let total = manifest.files.iter().map(|f| f.size).sum();
+        let mut done = 0u64;
+        for entry in &manifest.files {
+            let path = dir.join(file_name(entry)?);
+            let (size, hash) = hash_file(&path, &mut |n| {
+                progress(Progress {
+                    done: done + n,
+                    total,
+                })
+            })?;
+            if hash != entry.blake2_256 || size != entry.size {
+                return Err(EngineError::FileHashMismatch {
+                    path,
+                    expected: hex::encode(entry.blake2_256),
+                    found: hex::encode(hash),
+                });
+            }
+            done += entry.size;
+        }
+        Ok(manifest)
+    }
+
+    /// Moves `id`'s folder out of the store (to `.corrupt-<id>-<pid>-<n>` beside it, then
+    /// removes it), so the model can be imported or fetched again.
+    pub fn quarantine(&self, id: &ModelId) -> Result<()> {
+        static MOVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = self.model_dir(id);
+        let aside = self.root.join(format!(
+            ".corrupt-{}-{}-{}",
+            hex::encode(id.as_bytes()),
+            std::process::id(),
+            MOVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        fs::rename(&dir, &aside).map_err(|e| EngineError::io(&dir, e))?;
+        fs::remove_dir_all(&aside).map_err(|e| EngineError::io(&aside, e))
     }
 
     /// Copies the model at `src` into the store, hashing as it goes, and returns its
@@ -409,6 +446,24 @@ fn copy_hashed(src: &Path, dest: &Path, progress: &mut dyn FnMut(u64)) -> Result
         progress(size);
     }
     output.sync_all().map_err(|e| EngineError::io(dest, e))?;
+    Ok((size, finish(&state)))
+}
+
+/// The length and blake2-256 of the file at `path`, read in chunks.
+fn hash_file(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<(u64, [u8; 32])> {
+    let mut input = fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+    let mut state = hasher();
+    let mut buf = vec![0u8; CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = input.read(&mut buf).map_err(|e| EngineError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        state.update(buf.get(..n).unwrap_or_default());
+        size += n as u64;
+        progress(size);
+    }
     Ok((size, finish(&state)))
 }
 

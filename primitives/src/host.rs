@@ -40,6 +40,31 @@ pub enum InferenceError {
     /// The engine cannot build the model's dispute plan, or the plan it builds does not
     /// have the registered commitments: this node cannot post or play traced results.
     NoDisputePlan,
+    /// The run went over the node's memory limit for one model run: the worker process
+    /// running it was stopped (the node itself is untouched).
+    OutOfMemory,
+    /// The run went over the node's CPU-time limit for one model run.
+    CpuTimeExceeded,
+    /// The run did not finish within the node's wall-clock deadline for one model run.
+    DeadlineExceeded,
+    /// The worker process running the model died another way (a crash); the node and its
+    /// other runs are untouched.
+    WorkerCrashed,
+}
+
+impl InferenceError {
+    /// Whether the run was stopped by one of the node's limits on a single run (memory,
+    /// CPU time, wall clock) or crashed its worker: the model or its input is too much
+    /// for this node, not a passing failure.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            InferenceError::OutOfMemory
+                | InferenceError::CpuTimeExceeded
+                | InferenceError::DeadlineExceeded
+                | InferenceError::WorkerCrashed
+        )
+    }
 }
 
 /// Which run of a model a [`TraceQuery`] is about.

@@ -3,7 +3,7 @@
 //! The `no_std` vocabulary every other inferchain crate shares: identifiers
 //! ([`ModelId`], [`RequestId`]), the canonical encoding of model inputs and outputs
 //! ([`io`]), what governance registers about a model ([`model`]) and how two outputs are
-//! compared ([`compare`]), agent-memory retrieval ([`recall`]), and the commitments and proofs of the dispute game ([`dispute`],
+//! compared ([`compare`]), where a model's mirror may be ([`mirror`]), agent-memory retrieval ([`recall`]), and the commitments and proofs of the dispute game ([`dispute`],
 //! [`merkle`], [`tensor_tree`], [`trace_tree`]).
 //!
 //! What it must not do: depend on FRAME pallets, the engine or anything `std`-only.
@@ -19,6 +19,7 @@ pub mod dispute;
 pub mod host;
 pub mod io;
 pub mod merkle;
+pub mod mirror;
 pub mod model;
 pub mod recall;
 pub mod tensor_tree;

@@ -1,0 +1,191 @@
+//! The limits an inference worker process puts on itself before it runs a model chosen by
+//! governance on an input chosen by anyone: an address-space cap (an allocation past it
+//! fails, and the worker dies instead of the machine swapping or the kernel's OOM killer
+//! picking the node), a CPU-time budget per run (`SIGXCPU` ends the worker), no core
+//! files, and no network (a seccomp filter makes `socket` and `io_uring_setup` fail).
+//!
+//! Linux only; elsewhere each call returns `ErrorKind::Unsupported` and the worker says
+//! so at start. What it must not do: limit the node itself. Only [`crate::worker`] calls it,
+//! in the worker process.
+
+use std::io;
+
+/// Caps the process's address space at `bytes` (`RLIMIT_AS`) and turns core files off.
+pub fn limit_memory(bytes: u64) -> io::Result<()> {
+    imp::set_limit(imp::Resource::AddressSpace, bytes, bytes)?;
+    imp::set_limit(imp::Resource::Core, 0, 0)
+}
+
+/// Lets the process use `secs` more seconds of CPU time (all threads together) from now;
+/// past them the kernel sends `SIGXCPU`, which ends it.
+pub fn cpu_budget(secs: u64) -> io::Result<()> {
+    let used = imp::cpu_seconds_used()?;
+    let hard = imp::hard_limit(imp::Resource::CpuTime)?;
+    let soft = used.saturating_add(secs.max(1)).min(hard);
+    imp::set_limit(imp::Resource::CpuTime, soft, hard)
+}
+
+/// Denies the process new sockets of any family: `socket` and `io_uring_setup` fail with
+/// `EACCES` from now on (inherited descriptors are only stdin, stdout and stderr).
+pub fn deny_network() -> io::Result<()> {
+    imp::deny_network()
+}
+
+/// The address-space cap in force, in bytes (`None`: unlimited).
+pub fn memory_limit() -> io::Result<Option<u64>> {
+    imp::soft_limit(imp::Resource::AddressSpace)
+}
+
+// FFI: rlimits, rusage and seccomp have no safe std API; each block is one libc call on
+// values owned here.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod imp {
+    use std::io;
+
+    #[derive(Clone, Copy)]
+    pub enum Resource {
+        AddressSpace,
+        Core,
+        CpuTime,
+    }
+
+    fn resource(r: Resource) -> libc::__rlimit_resource_t {
+        match r {
+            Resource::AddressSpace => libc::RLIMIT_AS,
+            Resource::Core => libc::RLIMIT_CORE,
+            Resource::CpuTime => libc::RLIMIT_CPU,
+        }
+    }
+
+    fn get(r: Resource) -> io::Result<libc::rlimit> {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `lim` is a valid, writable rlimit.
+        if unsafe { libc::getrlimit(resource(r), &mut lim) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(lim)
+    }
+
+    pub fn hard_limit(r: Resource) -> io::Result<u64> {
+        Ok(get(r)?.rlim_max as u64)
+    }
+
+    pub fn soft_limit(r: Resource) -> io::Result<Option<u64>> {
+        let cur = get(r)?.rlim_cur;
+        Ok((cur != libc::RLIM_INFINITY).then_some(cur as u64))
+    }
+
+    pub fn set_limit(r: Resource, soft: u64, hard: u64) -> io::Result<()> {
+        let old = get(r)?;
+        // A process may lower its hard limit but never raise it.
+        let hard = (hard as libc::rlim_t).min(old.rlim_max);
+        let lim = libc::rlimit {
+            rlim_cur: (soft as libc::rlim_t).min(hard),
+            rlim_max: hard,
+        };
+        // SAFETY: `lim` is a valid rlimit.
+        if unsafe { libc::setrlimit(resource(r), &lim) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    pub fn cpu_seconds_used() -> io::Result<u64> {
+        // SAFETY: an all-zero rusage is a valid value to be overwritten.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `usage` is valid and writable.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let secs = usage.ru_utime.tv_sec as u64 + usage.ru_stime.tv_sec as u64;
+        // Rounded up: the budget starts from the next whole second.
+        Ok(secs + 1)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    const AUDIT_ARCH: u32 = 0xC000_003E;
+    #[cfg(target_arch = "aarch64")]
+    const AUDIT_ARCH: u32 = 0xC000_00B7;
+
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    pub fn deny_network() -> io::Result<()> {
+        const LD_W_ABS: u16 = 0x20;
+        const JEQ_K: u16 = 0x15;
+        const JGE_K: u16 = 0x35;
+        const RET_K: u16 = 0x06;
+        // `struct seccomp_data`: the syscall number at offset 0, the arch at offset 4.
+        const NR: u32 = 0;
+        const ARCH: u32 = 4;
+        // x32 system calls carry this bit; none is allowed a way around the filter.
+        const X32_BIT: u32 = 0x4000_0000;
+        let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+        let deny = libc::SECCOMP_RET_ERRNO | libc::EACCES as u32;
+        let filter = [
+            op(LD_W_ABS, 0, 0, ARCH),
+            op(JEQ_K, 0, 5, AUDIT_ARCH), // a foreign arch: deny
+            op(LD_W_ABS, 0, 0, NR),
+            op(JGE_K, 3, 0, X32_BIT),
+            op(JEQ_K, 2, 0, libc::SYS_socket as u32),
+            op(JEQ_K, 1, 0, libc::SYS_io_uring_setup as u32),
+            op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+            op(RET_K, 0, 0, deny),
+        ];
+        let prog = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: plain prctl calls; `prog` points at `filter`, alive for the call (the
+        // kernel copies the program).
+        unsafe {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                &prog as *const libc::sock_fprog,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    pub fn deny_network() -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    use std::io;
+
+    #[derive(Clone, Copy)]
+    pub enum Resource {
+        AddressSpace,
+        Core,
+        CpuTime,
+    }
+
+    pub fn hard_limit(_: Resource) -> io::Result<u64> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    pub fn soft_limit(_: Resource) -> io::Result<Option<u64>> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    pub fn set_limit(_: Resource, _: u64, _: u64) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    pub fn cpu_seconds_used() -> io::Result<u64> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    pub fn deny_network() -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
