@@ -751,6 +751,12 @@ pub fn register(
     chain: &ChainArgs,
 ) -> Result<()> {
     if let Some(uri) = uri {
+        if let Err(e) = inferchain_primitives::mirror::parse_mirror_uri(uri.as_bytes()) {
+            bail!(
+                "--uri {uri} is not a mirror address executors can fetch from ({e:?}): give \
+                 http://HOST[:PORT]/PATH, plain HTTP (the model's hashes protect it), no query"
+            );
+        }
         spec.artifact_uri = Some(
             uri.into_bytes()
                 .try_into()

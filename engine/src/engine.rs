@@ -158,7 +158,11 @@ impl Engine {
         }
         let files = self.store.read_verified(id, progress)?;
         let size = files.total_bytes() as usize;
-        let model = Arc::new(LoadedModel::load(files)?);
+        // Parsing a hostile file must end in an error, never unwind into the caller.
+        let loaded =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| LoadedModel::load(files)))
+                .map_err(|p| EngineError::Panicked(crate::onnx::panic_message(p)))?;
+        let model = Arc::new(loaded?);
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(*id, size, model.clone());
         }

@@ -17,7 +17,7 @@
 //! each fetch stages in a folder of its own, removed whatever happens.
 
 use crate::{error::EngineError, store::ModelStore, Result};
-use codec::Decode;
+use codec::DecodeAll;
 use inferchain_primitives::{
     mirror::parse_mirror_uri,
     model::{Manifest, ModelFormat},
@@ -115,7 +115,14 @@ fn http_get_into(uri: &str, limit: u64, budget: &mut Budget, sink: &mut dyn Writ
         stream
             .set_read_timeout(Some(TIMEOUT.min(budget.time_left(uri)?)))
             .map_err(|e| fetch_error(uri, e))?;
-        let n = stream.read(buf).map_err(|e| fetch_error(uri, e))?;
+        let n = stream.read(buf).map_err(|e| {
+            // A read cut short by the deadline says so; other errors (a stall of a
+            // whole `TIMEOUT`, a reset) say what they are.
+            budget
+                .time_left(uri)
+                .err()
+                .unwrap_or_else(|| fetch_error(uri, e))
+        })?;
         // A read that ends past the deadline counts as past it.
         budget.time_left(uri)?;
         Ok(n)
@@ -162,7 +169,10 @@ fn http_get_into(uri: &str, limit: u64, budget: &mut Budget, sink: &mut dyn Writ
     if declared.is_some_and(|len| len > cap) {
         return Err(fetch_error(
             uri,
-            format!("the mirror announces {} bytes, more than the {cap} allowed", declared.unwrap_or(0)),
+            format!(
+                "the mirror announces {} bytes, more than the {cap} allowed",
+                declared.unwrap_or(0)
+            ),
         ));
     }
     let mut got = 0u64;
@@ -257,8 +267,13 @@ pub fn fetch_model_within(
             found,
         });
     }
-    let manifest = Manifest::decode(&mut &bytes[..])
-        .map_err(|_| fetch_error(base, "manifest.scale does not decode"))?;
+    // Exactly one encoding: trailing bytes would give one manifest many ids.
+    let manifest = Manifest::decode_all(&mut &bytes[..]).map_err(|_| {
+        fetch_error(
+            base,
+            "manifest.scale does not decode (or has trailing bytes)",
+        )
+    })?;
     let total = manifest
         .files
         .iter()

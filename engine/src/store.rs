@@ -4,7 +4,7 @@
 //! byte the model needs. Nothing is loaded from the store before its hashes are checked.
 
 use crate::error::{EngineError, Result};
-use codec::{Decode, Encode};
+use codec::{DecodeAll, Encode};
 use inferchain_primitives::{
     model::{Manifest, ManifestFile, ModelFormat},
     ModelId,
@@ -136,7 +136,8 @@ impl ModelStore {
                 found,
             });
         }
-        Manifest::decode(&mut bytes.as_slice())
+        // Exactly one encoding: trailing bytes would give one manifest many ids.
+        Manifest::decode_all(&mut bytes.as_slice())
             .map_err(|e| EngineError::InvalidArtifact(format!("{}: {e}", path.display())))
     }
 

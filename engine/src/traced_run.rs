@@ -136,7 +136,12 @@ impl Engine {
             Some(found) => found,
             None => {
                 let files = self.store().read_verified(id, &mut |_| {})?;
-                let plan = Arc::new(DisputePlan::compile(&files)?);
+                // Compiling a hostile file must end in an error, never unwind.
+                let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    DisputePlan::compile(&files)
+                }))
+                .map_err(|p| EngineError::Panicked(crate::onnx::panic_message(p)))?;
+                let plan = Arc::new(compiled?);
                 let built = plan.commitments();
                 if let Ok(mut plans) = self.traced().plans.lock() {
                     plans.insert(*id, (plan.clone(), built));

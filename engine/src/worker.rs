@@ -180,7 +180,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             return 2;
         }
     };
-    match serve(store, &limits, &mut io::stdin().lock(), &mut io::stdout().lock()) {
+    match serve(
+        store,
+        &limits,
+        &mut io::stdin().lock(),
+        &mut io::stdout().lock(),
+    ) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("inference worker: {e}");

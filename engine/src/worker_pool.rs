@@ -8,7 +8,9 @@
 //! What it must not do: block the node on a worker without a deadline, or reuse a worker
 //! whose last run did not end with a reply.
 
-use crate::worker::{read_frame, worker_args, write_frame, WorkerLimits, WorkerReply, WorkerRequest, WorkerStatus};
+use crate::worker::{
+    read_frame, worker_args, write_frame, WorkerLimits, WorkerReply, WorkerRequest, WorkerStatus,
+};
 use codec::{DecodeAll, Encode};
 use inferchain_primitives::{
     host::{InferenceError, InferenceRunner, TraceAnswer, TraceAsk, TraceRun, TracedModel},
@@ -102,14 +104,15 @@ impl WorkerPool {
             .stderr(Stdio::piped())
             .spawn()?;
         let pid = child.id();
-        let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
-            (Some(i), Some(o), Some(e)) => (i, o, e),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(io::Error::other("the worker's pipes were not opened"));
-            }
-        };
+        let (stdin, stdout, stderr) =
+            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+                (Some(i), Some(o), Some(e)) => (i, o, e),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(io::Error::other("the worker's pipes were not opened"));
+                }
+            };
         let (send, replies) = mpsc::channel();
         std::thread::Builder::new()
             .name(format!("inference-worker-{pid}-out"))
@@ -212,9 +215,7 @@ impl WorkerPool {
             InferenceError::DeadlineExceeded
         } else if signal == Some(libc::SIGXCPU) {
             InferenceError::CpuTimeExceeded
-        } else if signal == Some(libc::SIGKILL)
-            || worker.out_of_memory.load(Ordering::Relaxed)
-        {
+        } else if signal == Some(libc::SIGKILL) || worker.out_of_memory.load(Ordering::Relaxed) {
             InferenceError::OutOfMemory
         } else {
             InferenceError::WorkerCrashed

@@ -27,8 +27,7 @@ use prost::Message;
 use std::{path::PathBuf, time::Duration};
 
 fn store(tag: &str) -> ModelStore {
-    let dir =
-        std::env::temp_dir().join(format!("inferchain-worker-{tag}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("inferchain-worker-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     ModelStore::open(&dir).expect("store opens")
 }
@@ -123,7 +122,10 @@ fn shape_bomb(rank: i64, matmuls: usize) -> Vec<u8> {
 fn import(store: &ModelStore, tag: &str, bytes: &[u8]) -> (ModelId, IoSpec) {
     let path = std::env::temp_dir().join(format!("inferchain-{tag}-{}.onnx", std::process::id()));
     std::fs::write(&path, bytes).expect("write");
-    let id = store.import(&path, None, &mut |_| {}).expect("imports").id();
+    let id = store
+        .import(&path, None, &mut |_| {})
+        .expect("imports")
+        .id();
     let _ = std::fs::remove_file(path);
     let spec = OnnxModel::from_bytes(bytes)
         .and_then(|m| m.io_specs())
@@ -191,7 +193,13 @@ fn a_graph_that_allocates_100_gb_from_a_small_input_kills_only_its_worker() {
     let before = pool.status().expect("a worker").pid;
     // 25e9 f32 zeros: 100 GB.
     let err = pool
-        .run(bomb, &shape_input(&[25_000_000_000]), &spec, &numerics(), None)
+        .run(
+            bomb,
+            &shape_input(&[25_000_000_000]),
+            &spec,
+            &numerics(),
+            None,
+        )
         .expect_err("refused");
     assert_eq!(err, InferenceError::OutOfMemory);
     assert!(err.is_limit());
@@ -218,7 +226,10 @@ fn a_run_past_its_deadline_is_killed_and_named() {
         .run(slow, &shape_input(&[2048, 2048]), &spec, &numerics(), None)
         .expect_err("refused");
     assert_eq!(err, InferenceError::DeadlineExceeded);
-    assert!(started.elapsed() < Duration::from_secs(30), "killed at its deadline");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "killed at its deadline"
+    );
     assert!(!tiny_mlp_run(&store, &pool).is_empty());
 }
 
@@ -274,7 +285,9 @@ fn a_protobuf_nested_past_any_sane_depth_is_a_named_error_not_a_stack_overflow()
     }
     .encode_to_vec();
     match OnnxModel::from_bytes(&bytes) {
-        Err(EngineError::InvalidArtifact(msg)) => assert!(msg.contains("not an ONNX model"), "{msg}"),
+        Err(EngineError::InvalidArtifact(msg)) => {
+            assert!(msg.contains("not an ONNX model"), "{msg}")
+        }
         Err(e) => panic!("a named artifact error, got {e}"),
         Ok(_) => panic!("refused"),
     }

@@ -24,6 +24,42 @@ pub struct Cli {
     /// it on a network you care about.
     #[arg(long, value_name = "FAULT")]
     pub executor_fault: Option<ExecutorFault>,
+
+    #[clap(flatten)]
+    pub inference: InferenceLimitArgs,
+}
+
+/// How the node runs models: in worker processes with limits (the default), or, with
+/// `--inference-workers 0`, inside the node (no limits; for measuring the isolation's cost).
+#[derive(Debug, Clone, clap::Args)]
+pub struct InferenceLimitArgs {
+    /// Worker processes that run models (kept warm, models loaded); 0 runs them inside
+    /// the node with no limits.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub inference_workers: usize,
+
+    /// Address-space cap of each worker (its loaded models and their runs), in MiB; an
+    /// allocation past it ends the run with `OutOfMemory`.
+    #[arg(long, value_name = "MIB", default_value_t = 8192)]
+    pub inference_memory_mib: u64,
+
+    /// CPU seconds (all threads together) one run may use; past them `CpuTimeExceeded`.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub inference_cpu_secs: u64,
+
+    /// Wall-clock milliseconds one run may take (from handing it to a worker, starting
+    /// one if none is idle); past them the worker is killed and the run ends with
+    /// `DeadlineExceeded`.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub inference_deadline_ms: u64,
+
+    /// Seconds one model fetch from a mirror may take, all files together.
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub fetch_deadline_secs: u64,
+
+    /// The most MiB one model fetch may bring, all files together.
+    #[arg(long, value_name = "MIB", default_value_t = 16384)]
+    pub fetch_max_mib: u64,
 }
 
 /// The misbehaviours `--executor-fault` can inject.
@@ -89,6 +125,17 @@ pub enum Subcommand {
 
     /// Information about the database.
     ChainInfo(sc_cli::ChainInfoCmd),
+
+    /// The inference worker process the node starts itself (not for users).
+    #[command(hide = true)]
+    InferenceWorker(InferenceWorkerCmd),
+}
+
+/// The arguments the node passes to its inference workers (`inferchain_engine::worker`).
+#[derive(Debug, clap::Args)]
+pub struct InferenceWorkerCmd {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 /// Stands in for `benchmark` in a node built without benchmarks, to say how to get them.

@@ -129,6 +129,9 @@ pub fn run() -> sc_cli::Result<()> {
              Build one with `cargo build --release -p inferchain-node --features runtime-benchmarks` \
              (scripts/benchmark.sh does it and runs the pallet benchmarks)."
             .into()),
+        Some(Subcommand::InferenceWorker(cmd)) => {
+            std::process::exit(inferchain_engine::worker::main(cmd.args.clone()))
+        },
         Some(Subcommand::ChainInfo(cmd)) => {
             let runner = cli.create_runner(cmd)?;
             runner.sync_run(|config| cmd.run::<Block>(&config))
@@ -137,11 +140,18 @@ pub fn run() -> sc_cli::Result<()> {
             let runner = cli.create_runner(&cli.run)?;
             let model_store = cli.model_store.clone();
             let fault = cli.executor_fault.map(Into::into);
+            let isolation = crate::inference::Isolation::from(&cli.inference);
+            let fetch = inferchain_engine::fetch::FetchLimits {
+                deadline: std::time::Duration::from_secs(cli.inference.fetch_deadline_secs),
+                max_bytes: cli.inference.fetch_max_mib.saturating_mul(1 << 20),
+            };
             runner.run_node_until_exit(|config| async move {
                 let executor = crate::inference::ExecutorOptions {
                     model_store: model_store
                         .unwrap_or_else(inferchain_engine::ModelStore::default_root),
                     fault,
+                    isolation,
+                    fetch,
                 };
                 match config.network.network_backend {
                     sc_network::config::NetworkBackendType::Libp2p => service::new_full::<

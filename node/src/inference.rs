@@ -1,15 +1,17 @@
 //! The node's side of inference: `inferchain-engine` over the node's model store, plugged
 //! into off-chain workers as an `InferenceExt` extension (fetching missing models from
-//! their registered mirror); the dev executor keys; the test-only executor fault.
+//! their registered mirror, running them in worker processes under limits); the dev
+//! executor keys; the test-only executor fault.
 
 use codec::Encode;
-use inferchain_engine::{fetch::fetch_model, Engine, EngineError, ModelStore, DEFAULT_CACHE_BYTES};
-use inferchain_primitives::{
-    host::{InferenceError, InferenceRunner, TraceAnswer, TraceAsk, TraceRun, TracedModel},
-    io::IoSpec,
-    model::NumericsProfile,
-    ModelId,
+use inferchain_engine::{
+    fetch::FetchLimits,
+    host_runner::{FetchingRunner, LocalRunner},
+    worker::WorkerLimits,
+    worker_pool::{WorkerCommand, WorkerPool},
+    Engine, EngineError, ModelStore, DEFAULT_CACHE_BYTES,
 };
+use inferchain_primitives::{host::InferenceRunner, ModelId};
 use pallet_inference::offchain::{Fault, FAULT_KEY, KEY_TYPE, NODE_STARTED_KEY};
 use sc_service::{ChainType, Configuration, Error as ServiceError};
 use sp_core::offchain::{OffchainStorage, STORAGE_PREFIX};
@@ -22,109 +24,86 @@ use std::{
 /// Log target for everything the node's inference side says.
 const LOG_TARGET: &str = "inferchain::inference";
 
-/// What the node's executors need: where models live and, in tests, how to misbehave.
+/// What the node's executors need: where models live, how they run, and, in tests, how
+/// to misbehave.
 pub struct ExecutorOptions {
     pub model_store: PathBuf,
     pub fault: Option<Fault>,
+    pub isolation: Isolation,
+    pub fetch: FetchLimits,
 }
 
-struct EngineRunner(Engine);
+/// Where models run.
+#[derive(Clone, Debug)]
+pub enum Isolation {
+    /// In up to `max_workers` worker processes (this binary's `inference-worker`), each
+    /// under `limits`.
+    Workers {
+        max_workers: usize,
+        limits: WorkerLimits,
+    },
+    /// Inside the node, with no limits (`--inference-workers 0`).
+    InProcess,
+}
 
-impl EngineRunner {
-    /// Brings `model` into the store from the mirror at `uri` if it is missing there.
-    fn ensure_stored(&self, model: &ModelId, uri: Option<&[u8]>) {
-        let store = self.0.store();
-        if store.contains(model) {
-            return;
+impl From<&crate::cli::InferenceLimitArgs> for Isolation {
+    fn from(args: &crate::cli::InferenceLimitArgs) -> Self {
+        if args.inference_workers == 0 {
+            return Isolation::InProcess;
         }
-        let Some(uri) = uri.and_then(|u| std::str::from_utf8(u).ok()) else {
-            return;
-        };
-        log::info!(target: LOG_TARGET, "model {model:?} is not in the store; fetching it from {uri}");
-        match fetch_model(store, model, uri) {
-            Ok(_) => log::info!(target: LOG_TARGET, "model {model:?} fetched and verified"),
-            Err(e) => {
-                log::warn!(target: LOG_TARGET, "model {model:?}: fetching from {uri} failed: {e}")
-            }
+        Isolation::Workers {
+            max_workers: args.inference_workers,
+            limits: WorkerLimits {
+                memory_bytes: args.inference_memory_mib.saturating_mul(1 << 20),
+                cpu_secs: args.inference_cpu_secs,
+                deadline: std::time::Duration::from_millis(args.inference_deadline_ms),
+            },
         }
     }
 }
 
-impl InferenceRunner for EngineRunner {
-    fn run(
-        &self,
-        model: ModelId,
-        input: &[u8],
-        spec: &IoSpec,
-        numerics: &NumericsProfile,
-        uri: Option<&[u8]>,
-    ) -> Result<Vec<u8>, InferenceError> {
-        self.ensure_stored(&model, uri);
-        self.0
-            .run_encoded(&model, input, spec, numerics)
-            .map_err(|e| host_error(&model, e))
-    }
-
-    fn trace(
-        &self,
-        model: &TracedModel,
-        input: &[u8],
-        run: TraceRun,
-        ask: TraceAsk,
-    ) -> Result<TraceAnswer, InferenceError> {
-        self.ensure_stored(&model.model, model.uri.as_deref());
-        let traced = (|| {
-            inferchain_engine::check_numerics(&model.numerics)?;
-            inferchain_primitives::io::validate_encoded(input, &model.spec)
-                .map_err(EngineError::InvalidInput)?;
-            self.0
-                .traced_run(&model.model, input, &model.commitments, run)
-        })()
-        .map_err(|e| match e {
-            EngineError::CommitmentsMismatch
-            | EngineError::DisputePlanMismatch
-            | EngineError::UnsupportedOp { .. } => {
-                log::warn!(target: LOG_TARGET, "model {:?}: {e}", model.model);
-                InferenceError::NoDisputePlan
-            }
-            e => host_error(&model.model, e),
-        })?;
-        if traced.engine_mismatch() && ask == TraceAsk::Commit {
-            log::error!(
-                target: LOG_TARGET,
-                "model {:?}: the dispute plan's output differs from the engine's for this input; \
-                 the plan's (what the runtime referees) is posted. Report this: it is a defect of \
-                 the plan compiler.",
-                model.model
-            );
-        }
-        Ok(traced.answer(ask))
-    }
-}
-
-/// The host's name for an engine error (the engine's own message is logged).
-fn host_error(model: &ModelId, e: EngineError) -> InferenceError {
-    log::warn!(target: LOG_TARGET, "model {model:?}: {e}");
-    match e {
-        EngineError::NotInStore(_)
-        | EngineError::FileHashMismatch { .. }
-        | EngineError::ManifestMismatch { .. } => InferenceError::ModelUnavailable,
-        EngineError::InvalidInput(_) => InferenceError::InvalidInput,
-        EngineError::UnsupportedNumerics { .. } | EngineError::UnsupportedComputeDType { .. } => {
-            InferenceError::UnsupportedNumerics
-        }
-        _ => InferenceError::Failed,
-    }
-}
-
-/// The runner over the store at `store` (created if missing).
-pub fn engine_runner(store: PathBuf) -> Result<Arc<dyn InferenceRunner>, EngineError> {
+/// The runner the host function calls: models fetched into the store at `store` when
+/// missing or corrupt, then run as `isolation` says.
+pub fn engine_runner(
+    store: PathBuf,
+    isolation: &Isolation,
+    fetch: FetchLimits,
+) -> Result<Arc<dyn InferenceRunner>, EngineError> {
     let store = ModelStore::open(store)?;
     log::info!(target: LOG_TARGET, "model store: {}", store.root().display());
-    Ok(Arc::new(EngineRunner(Engine::new(
-        store,
-        DEFAULT_CACHE_BYTES,
-    ))))
+    Ok(match isolation {
+        Isolation::InProcess => {
+            log::warn!(target: LOG_TARGET, "models run inside the node, with no memory, CPU or time limit (--inference-workers 0)");
+            let engine = Engine::new(store.clone(), DEFAULT_CACHE_BYTES);
+            Arc::new(FetchingRunner::new(store, fetch, LocalRunner(engine)))
+        }
+        Isolation::Workers {
+            max_workers,
+            limits,
+        } => {
+            let program = std::env::current_exe().map_err(|e| EngineError::Io {
+                path: "<the node's own binary>".into(),
+                source: e,
+            })?;
+            let pool = WorkerPool::new(
+                WorkerCommand {
+                    program,
+                    args: vec!["inference-worker".into()],
+                },
+                store.root().to_path_buf(),
+                limits.clone(),
+                *max_workers,
+            );
+            log::info!(
+                target: LOG_TARGET,
+                "models run in up to {max_workers} worker processes, each capped at {} MiB, {} CPU-seconds and {:?} per run",
+                limits.memory_bytes >> 20,
+                limits.cpu_secs,
+                limits.deadline
+            );
+            Arc::new(FetchingRunner::new(store, fetch, pool))
+        }
+    })
 }
 
 /// A genesis model shipped in the repository's `models/` and carried by the node: its
@@ -316,7 +295,11 @@ pub fn record_offchain_settings<B: sc_client_api::Backend<inferchain_runtime::op
 mod tests {
     use super::*;
     use codec::Encode;
-    use inferchain_primitives::io::{Payload, Tensor};
+    use inferchain_primitives::{
+        host::{InferenceError, TraceAnswer, TraceAsk, TraceRun, TracedModel},
+        io::{Payload, Tensor},
+        model::NumericsProfile,
+    };
 
     #[test]
     fn the_host_function_runs_a_stored_model_only_with_the_extension() {
@@ -326,7 +309,8 @@ mod tests {
         let store = ModelStore::open(&dir).expect("store");
         let onnx = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-mlp/model.onnx");
         let id = store.import(&onnx, None, &mut |_| {}).expect("import").id();
-        let runner = engine_runner(dir.clone()).expect("runner");
+        let runner = engine_runner(dir.clone(), &Isolation::InProcess, FetchLimits::default())
+            .expect("runner");
         let registered = inferchain_runtime::dev_models::genesis_models()
             .into_iter()
             .find(|m| m.artifact_hash == id)
@@ -497,7 +481,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store = ModelStore::open(&dir).expect("store");
         store.import(&onnx, None, &mut |_| {}).expect("import");
-        let runner = engine_runner(dir.clone()).expect("runner");
+        let runner = engine_runner(dir.clone(), &Isolation::InProcess, FetchLimits::default())
+            .expect("runner");
         let spec = genesis_models()
             .into_iter()
             .find(|m| m.artifact_hash == TINY_MLP)

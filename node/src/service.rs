@@ -205,8 +205,12 @@ pub fn new_full<
     crate::inference::record_offchain_settings(&*backend, executor.fault)?;
     if config.offchain_worker.enabled {
         crate::inference::provide_genesis_models(&config, &executor.model_store);
-        let runner = crate::inference::engine_runner(executor.model_store)
-            .map_err(|e| ServiceError::Other(format!("model store: {e}")))?;
+        let runner = crate::inference::engine_runner(
+            executor.model_store,
+            &executor.isolation,
+            executor.fetch,
+        )
+        .map_err(|e| ServiceError::Other(format!("model store: {e}")))?;
         let offchain_workers =
             sc_offchain::OffchainWorkers::new(sc_offchain::OffchainWorkerOptions {
                 runtime_api_provider: client.clone(),

@@ -53,6 +53,22 @@ impl<T: Config> Pallet<T> {
             );
         }
 
+        // Releases wait on open requests only, each releaser once.
+        for (id, releasers) in ReleasedBy::<T>::iter() {
+            let request = Requests::<T>::get(id).ok_or("releases of an unknown request")?;
+            ensure!(
+                request.status.holds_fee(),
+                "releases of a settled request were not settled"
+            );
+            let mut sorted = releasers.into_inner();
+            sorted.sort();
+            sorted.dedup();
+            ensure!(
+                sorted.len() as u32 <= request.attempt,
+                "more releasers than attempts"
+            );
+        }
+
         // Storage deposits: each requester's hold = the deposits of its stored requests.
         let mut deposits: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
         for (id, deposit) in RequestDeposits::<T>::iter() {

@@ -116,6 +116,7 @@ pub mod weights;
 
 pub use duty_priority::PrioritizeDuties;
 pub use observer::RequestObserver;
+pub use service::MaxReleasers;
 pub use types::*;
 pub use weights::WeightInfo;
 
@@ -343,6 +344,19 @@ pub mod pallet {
     #[pallet::storage]
     pub type RequestsInBlock<T: Config> = StorageValue<_, u32, ValueQuery>;
 
+    /// The executors that handed request `id` back (`release_assignment`), in order. Each
+    /// loses `ReleaseSlash` if the request's result is finalized (someone could run it);
+    /// none loses anything if the request expires unanswered (nobody could: a model or an
+    /// input beyond every drawn executor's limits).
+    #[pallet::storage]
+    pub type ReleasedBy<T: Config> = StorageMap<
+        _,
+        Twox64Concat,
+        RequestId,
+        BoundedVec<T::AccountId, MaxReleasers<T>>,
+        ValueQuery,
+    >;
+
     /// The weight the `Observer`'s hooks used in this block's `on_initialize` (added to
     /// its weight; reset at the start of each block).
     #[pallet::storage]
@@ -537,6 +551,12 @@ pub mod pallet {
             id: RequestId,
             executor: T::AccountId,
             model: ModelId,
+        },
+        /// Request `id` expired unanswered after these executors handed it back: nobody
+        /// could run it, so none of them is slashed for releasing it.
+        ReleasesForgiven {
+            id: RequestId,
+            executors: alloc::vec::Vec<T::AccountId>,
         },
         /// An executor declared the models it serves and its capacity.
         ServiceDeclared {
@@ -933,7 +953,7 @@ pub mod pallet {
         ///
         /// **Events**: `StepRefereed`, `GameEnded` and the slashes and settlement.
         #[pallet::call_index(11)]
-        #[pallet::weight((T::WeightInfo::prove_step().saturating_add(<T::Observer as crate::RequestObserver>::max_weight()), DispatchClass::Operational))]
+        #[pallet::weight((T::WeightInfo::prove_step().saturating_add(Pallet::<T>::settlement_reserve()), DispatchClass::Operational))]
         pub fn prove_step(
             origin: OriginFor<T>,
             game: GameId,
@@ -960,7 +980,7 @@ pub mod pallet {
         /// `AlreadyMoved`, `MoveTooLate`.
         /// **Events**: `OutputRevealed`, then `ElementWalkOpened` when both are in.
         #[pallet::call_index(12)]
-        #[pallet::weight((T::WeightInfo::reveal_output().saturating_add(<T::Observer as crate::RequestObserver>::max_weight()), DispatchClass::Operational))]
+        #[pallet::weight((T::WeightInfo::reveal_output().saturating_add(Pallet::<T>::settlement_reserve()), DispatchClass::Operational))]
         pub fn reveal_output(
             origin: OriginFor<T>,
             game: GameId,
@@ -985,7 +1005,7 @@ pub mod pallet {
         /// `BadOperandProof`, `WrongMove`, `MoveTooLate`.
         /// **Events**: `ChunkRefereed`, `GameEnded` and the slashes and settlement.
         #[pallet::call_index(13)]
-        #[pallet::weight((T::WeightInfo::prove_element().saturating_add(<T::Observer as crate::RequestObserver>::max_weight()), DispatchClass::Operational))]
+        #[pallet::weight((T::WeightInfo::prove_element().saturating_add(Pallet::<T>::settlement_reserve()), DispatchClass::Operational))]
         pub fn prove_element(
             origin: OriginFor<T>,
             game: GameId,
@@ -1042,17 +1062,20 @@ pub mod pallet {
         }
 
         /// Hand back an assigned request your node cannot serve (the model is missing
-        /// from its store, or it cannot build the registered plan), before its deadline:
-        /// the request goes to another executor at once, you stop serving the model, and
-        /// you lose `ReleaseSlash` instead of `MissedDeadlineSlash`.
+        /// from its store, it cannot build the registered plan, or the run went past the
+        /// node's memory, CPU or time limits), before its deadline: the request goes to
+        /// another executor at once and you stop serving the model. You lose
+        /// `ReleaseSlash` (instead of `MissedDeadlineSlash`) only if another executor's
+        /// result for the request is finalized; if every drawn executor hands it back and
+        /// it expires, nobody could run it and nobody is slashed (`ReleasesForgiven`).
         ///
         /// **Origin**: signed, the assigned executor.
         /// **Errors**: `UnknownRequest`, `NotPending`, `NotAssignedExecutor`,
         /// `ResultTooLate`.
-        /// **Events**: `Slashed`, `AssignmentReleased`, then `RequestReassigned` or
-        /// `RequestExpired`.
+        /// **Events**: `AssignmentReleased`, then `RequestReassigned` or `RequestExpired`
+        /// (and `ReleasesForgiven`).
         #[pallet::call_index(15)]
-        #[pallet::weight((T::WeightInfo::release_assignment().saturating_add(<T::Observer as crate::RequestObserver>::max_weight()), DispatchClass::Operational))]
+        #[pallet::weight((T::WeightInfo::release_assignment().saturating_add(Pallet::<T>::settlement_reserve()), DispatchClass::Operational))]
         pub fn release_assignment(
             origin: OriginFor<T>,
             id: RequestId,

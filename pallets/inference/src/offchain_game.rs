@@ -116,16 +116,19 @@ impl<T: Config> Pallet<T> {
         }
     }
 
-    /// Whether `e` means this node cannot serve the model at all (not a passing failure
-    /// of one run): the model is not in its store and cannot be fetched, or its engine
-    /// cannot reproduce the registered numerics or dispute plan.
+    /// Whether `e` means this node cannot serve the request (not a passing failure of
+    /// one run): the model is not in its store and cannot be fetched, its engine cannot
+    /// reproduce the registered numerics or dispute plan, or the run went past the node's
+    /// memory, CPU or time limits (a hostile model or input: whether anyone could run it
+    /// decides whether the release is slashed).
     fn cannot_serve(e: &InferenceError) -> bool {
-        matches!(
-            e,
-            InferenceError::ModelUnavailable
-                | InferenceError::UnsupportedNumerics
-                | InferenceError::NoDisputePlan
-        )
+        e.is_limit()
+            || matches!(
+                e,
+                InferenceError::ModelUnavailable
+                    | InferenceError::UnsupportedNumerics
+                    | InferenceError::NoDisputePlan
+            )
     }
 
     fn commit(id: RequestId, model: &TracedModel, input: &[u8], run: TraceRun) -> Option<Commit> {

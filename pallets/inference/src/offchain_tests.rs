@@ -32,11 +32,12 @@ use std::sync::{
 };
 
 /// The "model": doubles every input value, a one-step plan (its trace is its output's
-/// leaf); a corrupted run adds 1 to each value. `unavailable` makes it a node without
-/// the model; `runs` counts the runs asked for.
+/// leaf); a corrupted run adds 1 to each value. `fails_with` makes every run fail with
+/// that error (a node without the model, or past its limits); `runs` counts the runs
+/// asked for.
 #[derive(Default)]
 struct Doubler {
-    unavailable: bool,
+    fails_with: Option<InferenceError>,
     runs: AtomicU32,
 }
 
@@ -66,8 +67,8 @@ impl InferenceRunner for Doubler {
         _: Option<&[u8]>,
     ) -> Result<Vec<u8>, InferenceError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
-        if self.unavailable {
-            return Err(InferenceError::ModelUnavailable);
+        if let Some(e) = &self.fails_with {
+            return Err(e.clone());
         }
         Self::double(input, spec, 0.0)
     }
@@ -80,8 +81,8 @@ impl InferenceRunner for Doubler {
         ask: TraceAsk,
     ) -> Result<TraceAnswer, InferenceError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
-        if self.unavailable {
-            return Err(InferenceError::ModelUnavailable);
+        if let Some(e) = &self.fails_with {
+            return Err(e.clone());
         }
         let plus = match run {
             TraceRun::Honest | TraceRun::Against(_) => 0.0,
@@ -254,9 +255,21 @@ fn a_no_output_fault_stays_silent() {
 }
 
 #[test]
-fn a_node_without_the_model_hands_the_request_back_once_instead_of_missing_it() {
+fn a_node_without_the_model_or_past_its_limits_hands_the_request_back_once() {
+    for error in [
+        InferenceError::ModelUnavailable,
+        InferenceError::OutOfMemory,
+        InferenceError::CpuTimeExceeded,
+        InferenceError::DeadlineExceeded,
+        InferenceError::WorkerCrashed,
+    ] {
+        hands_back_once_on(error);
+    }
+}
+
+fn hands_back_once_on(error: InferenceError) {
     let runner = Arc::new(Doubler {
-        unavailable: true,
+        fails_with: Some(error),
         ..Default::default()
     });
     let (mut ext, drain) = offchain_ext(runner.clone());
@@ -277,7 +290,8 @@ fn a_node_without_the_model_hands_the_request_back_once_instead_of_missing_it() 
         run_worker(&[executor]);
         assert!(drain().is_empty());
         assert_eq!(runner.runs.load(Ordering::SeqCst), 1);
-        // On chain: a small slash, the model dropped, the request re-drawn at once.
+        // On chain: the model dropped, the request re-drawn at once; the release is
+        // slashed only if another executor's result is finalized.
         sent.into_iter().for_each(dispatch);
         let request = Requests::<Test>::get(id).unwrap();
         assert_ne!(request.executor, executor);
@@ -285,10 +299,8 @@ fn a_node_without_the_model_hands_the_request_back_once_instead_of_missing_it() 
         assert!(!crate::Service::<Test>::get(executor)
             .models
             .contains(&TENSOR_MODEL));
-        assert_eq!(
-            crate::Executors::<Test>::get(executor).unwrap().bond,
-            1_000 - ReleaseSlash::get()
-        );
+        assert_eq!(crate::Executors::<Test>::get(executor).unwrap().bond, 1_000);
+        assert_eq!(crate::ReleasedBy::<Test>::get(id).to_vec(), vec![executor]);
         Inference::do_try_state().unwrap();
     });
 }

@@ -247,6 +247,7 @@ impl<T: Config> Pallet<T> {
     ) {
         request.status = RequestStatus::Finalized { at: now };
         Requests::<T>::insert(id, request);
+        Self::settle_releases(id, true, now);
         Self::schedule(
             now.saturating_add(T::ResultRetention::get()),
             id,
@@ -314,6 +315,7 @@ impl<T: Config> Pallet<T> {
         request.status = RequestStatus::Expired { at: now };
         let refunded = request.fee;
         Requests::<T>::insert(id, request);
+        Self::settle_releases(id, false, now);
         Self::schedule(
             now.saturating_add(T::ResultRetention::get()),
             id,
@@ -394,6 +396,10 @@ impl<T: Config> Pallet<T> {
         Requests::<T>::remove(id);
         Results::<T>::remove(id);
         ResultTraces::<T>::remove(id);
+        if ReleasedBy::<T>::contains_key(id) {
+            defensive!("a settled request kept its releases");
+            ReleasedBy::<T>::remove(id);
+        }
         let deposit_returned = RequestDeposits::<T>::take(id).unwrap_or_default();
         if !deposit_returned.is_zero() {
             Self::release(

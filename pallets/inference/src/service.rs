@@ -12,7 +12,7 @@
 //! deactivated (its bond stays slashable for `UnbondingPeriod`); misses due in one block
 //! count once, and any result it posts in time resets the count.
 
-use crate::{pallet::*, ExecutorStatus, RequestStatus};
+use crate::{pallet::*, ExecutorStatus, RequestStatus, WeightInfo};
 use alloc::vec::Vec;
 use codec::Encode;
 use frame_support::{pallet_prelude::*, traits::Randomness};
@@ -92,8 +92,13 @@ impl<T: Config> Pallet<T> {
         ensure!(request.executor == who, Error::<T>::NotAssignedExecutor);
         let now = frame_system::Pallet::<T>::block_number();
         ensure!(now < deadline, Error::<T>::ResultTooLate);
-        let slashed = Self::debit_bond(&who, T::ReleaseSlash::get(), SlashReason::Released, now);
-        Self::burn_from_hold(HoldReason::ExecutorBond, &who, slashed);
+        // Slashed later only if someone else's result for the request is finalized.
+        if ReleasedBy::<T>::try_mutate(id, |by| by.try_push(who.clone())).is_err() {
+            defensive!("more releases of one request than attempts");
+            let slashed =
+                Self::debit_bond(&who, T::ReleaseSlash::get(), SlashReason::Released, now);
+            Self::burn_from_hold(HoldReason::ExecutorBond, &who, slashed);
+        }
         // It says it cannot serve the model: it leaves the model's pool and list.
         let model = request.model;
         Self::pool_remove(&model, &who);
@@ -238,5 +243,52 @@ impl<T: Config> Pallet<T> {
             point = point.saturating_sub(w);
         }
         None
+    }
+}
+
+/// The most executors that can hand one request back: one per attempt.
+pub struct MaxReleasers<T>(core::marker::PhantomData<T>);
+
+impl<T: Config> Get<u32> for MaxReleasers<T> {
+    fn get() -> u32 {
+        T::MaxAttempts::get().saturating_add(1)
+    }
+}
+
+impl<T: Config> Pallet<T> {
+    /// Settles the releases of request `id` as it ends: `answered` (its result is final)
+    /// slashes each releaser `ReleaseSlash`; otherwise (it expired) they are forgiven.
+    /// The work counts in `ObserverWeight` like the observer's hooks.
+    pub(crate) fn settle_releases(id: RequestId, answered: bool, now: BlockNumberFor<T>) {
+        let releasers = ReleasedBy::<T>::take(id);
+        if releasers.is_empty() {
+            return;
+        }
+        let used = Self::release_settlement_weight(releasers.len() as u32);
+        ObserverWeight::<T>::mutate(|w| *w = w.saturating_add(used));
+        if answered {
+            for who in &releasers {
+                let slashed =
+                    Self::debit_bond(who, T::ReleaseSlash::get(), SlashReason::Released, now);
+                Self::burn_from_hold(HoldReason::ExecutorBond, who, slashed);
+            }
+        } else {
+            Self::deposit_event(Event::ReleasesForgiven {
+                id,
+                executors: releasers.into_inner(),
+            });
+        }
+    }
+
+    /// The weight of settling `n` releases (a slash each, at most what a release costs).
+    pub(crate) fn release_settlement_weight(n: u32) -> Weight {
+        T::WeightInfo::release_assignment().saturating_mul(u64::from(n))
+    }
+
+    /// The most side work one settlement may do beyond its own weight: the observer's
+    /// hooks and the request's release slashes.
+    pub fn settlement_reserve() -> Weight {
+        <T::Observer as crate::RequestObserver>::max_weight()
+            .saturating_add(Self::release_settlement_weight(MaxReleasers::<T>::get()))
     }
 }

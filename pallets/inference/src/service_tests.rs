@@ -5,7 +5,7 @@
 
 use crate::{
     game_tests::events, mock::*, ActiveExecutors, Error, Event, ExecutorStatus, Executors,
-    HoldReason, ModelPools, RequestDeposits, RequestStatus, Requests, Service,
+    HoldReason, ModelPools, ReleasedBy, RequestDeposits, RequestStatus, Requests, Service,
 };
 use frame_support::{
     assert_noop, assert_ok,
@@ -289,8 +289,22 @@ fn a_requester_who_cannot_pay_the_deposit_keeps_its_fee() {
     });
 }
 
+fn release(who: AccountId, id: u64) -> frame_support::dispatch::DispatchResultWithPostInfo {
+    Inference::release_assignment(RuntimeOrigin::signed(who), id)
+}
+
+fn slashes() -> Vec<(AccountId, Balance)> {
+    events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Slashed { who, amount, .. } => Some((who, amount)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn an_executor_hands_back_what_it_cannot_serve_for_a_small_slash() {
+fn executors_that_hand_back_a_request_nobody_can_run_lose_nothing() {
     build_and_execute(|| {
         for e in [10, 11] {
             register(e, 1_000);
@@ -299,19 +313,11 @@ fn an_executor_hands_back_what_it_cannot_serve_for_a_small_slash() {
         let id = try_request(TENSOR_MODEL).unwrap();
         let first = executor_of(id);
         let other = if first == 10 { 11 } else { 10 };
-        let release =
-            |who: AccountId, id: u64| Inference::release_assignment(RuntimeOrigin::signed(who), id);
         assert_noop!(release(first, id + 1), Error::<Test>::UnknownRequest);
         assert_noop!(release(other, id), Error::<Test>::NotAssignedExecutor);
         assert_noop!(release(1, id), Error::<Test>::NotAssignedExecutor);
         assert_ok!(release(first, id));
-        let events = events();
-        assert!(events.contains(&Event::Slashed {
-            who: first,
-            amount: ReleaseSlash::get(),
-            reason: crate::SlashReason::Released,
-        }));
-        assert!(events.contains(&Event::AssignmentReleased {
+        assert!(events().contains(&Event::AssignmentReleased {
             id,
             executor: first,
             model: TENSOR_MODEL,
@@ -325,29 +331,87 @@ fn an_executor_hands_back_what_it_cannot_serve_for_a_small_slash() {
             }
             .into(),
         );
+        // Nothing taken yet: whether the release was owed is known when the request ends.
+        assert!(slashes().is_empty());
+        assert_eq!(ReleasedBy::<Test>::get(id).to_vec(), vec![first]);
         // It no longer serves the model (but still the other one), and its slot is free.
         assert_eq!(
             Service::<Test>::get(first).models.to_vec(),
             vec![TEXT_MODEL]
         );
         assert_eq!(pool(TENSOR_MODEL), vec![(other, 1_000)]);
-        assert_eq!(
-            pool(TEXT_MODEL),
-            vec![
-                (10, 1_000 - if first == 10 { 2 } else { 0 }),
-                (11, 1_000 - if first == 11 { 2 } else { 0 })
-            ]
-        );
         assert_eq!(Service::<Test>::get(first).pending, 0);
-        // The last server hands it back too: nobody is left, the request expires with a
-        // full refund; the requester loses nothing to releases.
+        // The last server hands it back too (a model or input beyond both nodes' limits):
+        // the request expires with a full refund and neither executor is slashed.
         assert_ok!(release(other, id));
         assert!(matches!(
             Requests::<Test>::get(id).unwrap().status,
             RequestStatus::Expired { .. }
         ));
+        System::assert_has_event(
+            Event::ReleasesForgiven {
+                id,
+                executors: vec![first, other],
+            }
+            .into(),
+        );
+        assert!(slashes().is_empty());
+        assert_eq!(Executors::<Test>::get(first).unwrap().bond, 1_000);
+        assert_eq!(Executors::<Test>::get(other).unwrap().bond, 1_000);
+        assert!(!ReleasedBy::<Test>::contains_key(id));
         assert_eq!(Balances::balance(&1), ENDOWMENT);
         assert_noop!(release(other, id), Error::<Test>::NotPending);
+    });
+}
+
+#[test]
+fn colluding_releasers_of_a_request_another_executor_answers_are_each_slashed() {
+    build_and_execute(|| {
+        for e in [10, 11, 12] {
+            register(e, 1_000);
+            assert_ok!(serve(e, &[TENSOR_MODEL, TEXT_MODEL], 10));
+        }
+        let id = try_request(TENSOR_MODEL).unwrap();
+        // Two executors (one party's sybils, or lazy nodes) hand it back in turn.
+        let mut released = Vec::new();
+        for _ in 0..2 {
+            let who = executor_of(id);
+            assert_ok!(release(who, id));
+            released.push(who);
+        }
+        let honest = executor_of(id);
+        assert!(!released.contains(&honest));
+        assert!(slashes().is_empty());
+        // The third runs it: its result stands, so the model was runnable after all.
+        let output = tensor(&[2.0]);
+        assert_ok!(submit(honest, id, output));
+        let RequestStatus::Submitted { window_end } = Requests::<Test>::get(id).unwrap().status
+        else {
+            panic!("submitted")
+        };
+        run_to_block(window_end);
+        assert!(matches!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Finalized { .. }
+        ));
+        let mut slashed = slashes();
+        slashed.sort();
+        let mut expected: Vec<(AccountId, Balance)> =
+            released.iter().map(|w| (*w, ReleaseSlash::get())).collect();
+        expected.sort();
+        assert_eq!(slashed, expected, "each releaser, once, and nobody else");
+        for who in &released {
+            assert_eq!(
+                Executors::<Test>::get(who).unwrap().bond,
+                1_000 - ReleaseSlash::get()
+            );
+            assert_eq!(
+                held(HoldReason::ExecutorBond, *who),
+                1_000 - ReleaseSlash::get()
+            );
+        }
+        assert_eq!(Executors::<Test>::get(honest).unwrap().bond, 1_000);
+        assert!(!ReleasedBy::<Test>::contains_key(id));
     });
 }
 

@@ -50,11 +50,12 @@ fn largest_spec<T: Config>(seed: u8) -> ModelSpec<T::Balance> {
             compute_dtype: DType::F32,
             threads: ThreadRule::Any,
         },
-        artifact_uri: Some(
-            alloc::vec![b'u'; MAX_URI_LEN as usize]
-                .try_into()
-                .expect("within bound; qed"),
-        ),
+        artifact_uri: Some({
+            // The longest address the registry accepts.
+            let mut uri = b"http://mirror/".to_vec();
+            uri.resize(MAX_URI_LEN as usize, b'a');
+            uri.try_into().expect("within bound; qed")
+        }),
     }
 }
 

@@ -209,6 +209,10 @@ pub mod pallet {
         CommitmentsAlreadySet,
         /// Commitments must name at least one plan step.
         EmptyPlan,
+        /// `artifact_uri` is not a mirror address executors can fetch from:
+        /// `http://HOST[:PORT][/PATH]` in printable ASCII, no user info, query, fragment or
+        /// `..` segment (`inferchain_primitives::mirror`).
+        InvalidArtifactUri,
     }
 
     #[pallet::hooks]

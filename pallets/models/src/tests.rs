@@ -87,6 +87,28 @@ fn malformed_specs_are_rejected_with_named_errors() {
         s.name = Default::default();
         assert_noop!(Models::register_model(root(), s), Error::<Test>::EmptyName);
 
+        // Mirrors executors could never fetch from are refused; a plain one is taken.
+        for bad in [
+            &b"https://mirror/m"[..],
+            b"ftp://mirror/m",
+            b"http://",
+            b"http://mirror/../etc",
+            b"http://user@mirror/m",
+            b"http://mirror:0/m",
+            b"http://mirror/m?x=1",
+            b"\x00http://mirror/m",
+        ] {
+            let mut s = spec(1);
+            s.artifact_uri = Some(bad.to_vec().try_into().unwrap());
+            assert_noop!(
+                Models::register_model(root(), s),
+                Error::<Test>::InvalidArtifactUri
+            );
+        }
+        let mut s = spec(2);
+        s.artifact_uri = Some(b"http://127.0.0.1:8000/ab01".to_vec().try_into().unwrap());
+        assert_ok!(Models::register_model(root(), s));
+
         let mut s = spec(1);
         s.max_input_bytes = 0;
         assert_noop!(

@@ -65,5 +65,13 @@ pub(crate) fn check_spec<T: Config>(spec: &ModelSpec<T::Balance>) -> Result<(), 
         generation.unwrap_or(true) && generation.is_some() == (spec.format == ModelFormat::Llm),
         Error::<T>::InvalidIoSpec
     );
+    // A mirror executors could never fetch from is governance's error to fix at
+    // registration, not one to slash executors for.
+    if let Some(uri) = &spec.artifact_uri {
+        ensure!(
+            inferchain_primitives::mirror::parse_mirror_uri(uri).is_ok(),
+            Error::<T>::InvalidArtifactUri
+        );
+    }
     Ok(())
 }
