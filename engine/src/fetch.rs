@@ -14,7 +14,8 @@
 //! A mirror is untrusted in time and size too: one fetch has an overall deadline and a
 //! total size cap ([`FetchLimits`]), checked before the first byte (the manifest's sizes)
 //! and while streaming; files stream to disk through their hash, never whole into memory;
-//! each fetch stages in a folder of its own, removed whatever happens.
+//! each fetch stages in a folder of its own, removed when it ends (one a killed process
+//! left is swept when a store is next opened).
 
 use crate::{error::EngineError, store::ModelStore, Result};
 use codec::DecodeAll;
@@ -294,7 +295,15 @@ pub fn fetch_model_within(
         FETCHES.fetch_add(1, Ordering::Relaxed),
         hex::encode(&id.0[..8])
     ));
-    std::fs::create_dir(&staging).map_err(|e| EngineError::io(&staging, e))?;
+    if let Err(e) = std::fs::create_dir(&staging) {
+        // Only a process with our pid before us (a restarted container) could have left
+        // this name: its fetch is over.
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(EngineError::io(&staging, e));
+        }
+        std::fs::remove_dir_all(&staging).map_err(|e| EngineError::io(&staging, e))?;
+        std::fs::create_dir(&staging).map_err(|e| EngineError::io(&staging, e))?;
+    }
     let result = (|| {
         for file in &manifest.files {
             let name = String::from_utf8(file.name.clone())

@@ -2,7 +2,8 @@
 //! governance on an input chosen by anyone: an address-space cap (an allocation past it
 //! fails, and the worker dies instead of the machine swapping or the kernel's OOM killer
 //! picking the node), a CPU-time budget per run (`SIGXCPU` ends the worker), no core
-//! files, and no network (a seccomp filter makes `socket` and `io_uring_setup` fail).
+//! files, and no network (a seccomp filter makes `socket` and `io_uring_setup` fail, and
+//! with them `execve`, `ptrace` and cross-process memory access).
 //!
 //! Linux only; elsewhere each call returns `ErrorKind::Unsupported` and the worker says
 //! so at start. What it must not do: limit the node itself. Only [`crate::worker`] calls it,
@@ -26,7 +27,10 @@ pub fn cpu_budget(secs: u64) -> io::Result<()> {
 }
 
 /// Denies the process new sockets of any family: `socket` and `io_uring_setup` fail with
-/// `EACCES` from now on (inherited descriptors are only stdin, stdout and stderr).
+/// `EACCES` from now on, and so do `execve`, `execveat`, `ptrace` and
+/// `process_vm_readv`/`writev`. (The node starts workers through `std::process::Command`, which
+/// passes only stdin, stdout and stderr: every other descriptor Rust opens is
+/// close-on-exec.)
 pub fn deny_network() -> io::Result<()> {
     imp::deny_network()
 }
@@ -101,9 +105,10 @@ mod imp {
         if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        let secs = usage.ru_utime.tv_sec as u64 + usage.ru_stime.tv_sec as u64;
-        // Rounded up: the budget starts from the next whole second.
-        Ok(secs + 1)
+        let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        let used = micros(usage.ru_utime) + micros(usage.ru_stime);
+        // Rounded up: the kernel counts whole seconds, so the budget starts at the next.
+        Ok(used.div_ceil(1_000_000))
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -124,16 +129,32 @@ mod imp {
         const X32_BIT: u32 = 0x4000_0000;
         let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
         let deny = libc::SECCOMP_RET_ERRNO | libc::EACCES as u32;
-        let filter = [
-            op(LD_W_ABS, 0, 0, ARCH),
-            op(JEQ_K, 0, 5, AUDIT_ARCH), // a foreign arch: deny
-            op(LD_W_ABS, 0, 0, NR),
-            op(JGE_K, 3, 0, X32_BIT),
-            op(JEQ_K, 2, 0, libc::SYS_socket as u32),
-            op(JEQ_K, 1, 0, libc::SYS_io_uring_setup as u32),
-            op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-            op(RET_K, 0, 0, deny),
+        // New sockets, and what a compromised worker would reach the node with: another
+        // program, or the memory of a process of the same user.
+        let denied = [
+            libc::SYS_socket,
+            libc::SYS_io_uring_setup,
+            libc::SYS_execve,
+            libc::SYS_execveat,
+            libc::SYS_ptrace,
+            libc::SYS_process_vm_readv,
+            libc::SYS_process_vm_writev,
         ];
+        let n = denied.len() as u8;
+        // Layout: 4 header instructions, one comparison per denied call, ALLOW, DENY.
+        let deny_at = 5 + n;
+        let mut filter = vec![
+            op(LD_W_ABS, 0, 0, ARCH),
+            op(JEQ_K, 0, deny_at - 2, AUDIT_ARCH), // a foreign arch: deny
+            op(LD_W_ABS, 0, 0, NR),
+            op(JGE_K, deny_at - 4, 0, X32_BIT),
+        ];
+        for (i, nr) in denied.iter().enumerate() {
+            let at = 4 + i as u8;
+            filter.push(op(JEQ_K, deny_at - (at + 1), 0, *nr as u32));
+        }
+        filter.push(op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW));
+        filter.push(op(RET_K, 0, 0, deny));
         let prog = libc::sock_fprog {
             len: filter.len() as u16,
             filter: filter.as_ptr() as *mut libc::sock_filter,

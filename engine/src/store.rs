@@ -85,7 +85,35 @@ impl ModelStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         fs::create_dir_all(&root).map_err(|e| EngineError::io(&root, e))?;
-        Ok(ModelStore { root })
+        let store = ModelStore { root };
+        store.sweep_leftovers();
+        Ok(store)
+    }
+
+    /// Removes the staging and quarantine folders (`.fetch-<pid>-…`, `.corrupt-<id>-<pid>-…`)
+    /// of processes that no longer run: a fetch or a quarantine cut short by a kill.
+    fn sweep_leftovers(&self) {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let pid = if let Some(rest) = name.strip_prefix(".fetch-") {
+                rest.split('-').next()
+            } else if let Some(rest) = name.strip_prefix(".corrupt-") {
+                rest.split('-').nth(1)
+            } else {
+                continue;
+            };
+            let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            let alive = Path::new("/proc").join(pid.to_string()).exists();
+            if !alive && pid != std::process::id() {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     /// The store's directory.

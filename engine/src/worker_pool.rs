@@ -5,8 +5,8 @@
 //! replaced by a fresh one on the next call; the failed call gets a named
 //! [`InferenceError`] and the node goes on.
 //!
-//! What it must not do: block the node on a worker without a deadline, or reuse a worker
-//! whose last run did not end with a reply.
+//! What it must not do: wait on a worker (or for a free one) past the run deadline, or
+//! reuse a worker whose last run did not end with a reply.
 
 use crate::worker::{
     read_frame, worker_args, write_frame, WorkerLimits, WorkerReply, WorkerRequest, WorkerStatus,
@@ -21,7 +21,7 @@ use inferchain_primitives::{
 use std::{
     collections::VecDeque,
     ffi::OsString,
-    io::{self, BufRead},
+    io::{self, BufRead, Read},
     path::PathBuf,
     process::{Child, ChildStdin, Command, Stdio},
     sync::{
@@ -114,7 +114,9 @@ impl WorkerPool {
                 }
             };
         let (send, replies) = mpsc::channel();
-        std::thread::Builder::new()
+        let out_of_memory = Arc::new(AtomicBool::new(false));
+        let oom = out_of_memory.clone();
+        let threads = std::thread::Builder::new()
             .name(format!("inference-worker-{pid}-out"))
             .spawn(move || {
                 let mut stdout = stdout;
@@ -125,20 +127,21 @@ impl WorkerPool {
                         return;
                     }
                 }
-            })?;
-        let out_of_memory = Arc::new(AtomicBool::new(false));
-        let oom = out_of_memory.clone();
-        let stderr = std::thread::Builder::new()
-            .name(format!("inference-worker-{pid}-err"))
-            .spawn(move || {
-                for line in io::BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { return };
-                    log::info!(target: LOG_TARGET, "worker {pid}: {line}");
-                    if line.starts_with("memory allocation of") {
-                        oom.store(true, Ordering::Relaxed);
-                    }
-                }
-            })?;
+            })
+            .and_then(|_| {
+                std::thread::Builder::new()
+                    .name(format!("inference-worker-{pid}-err"))
+                    .spawn(move || log_stderr(pid, stderr, &oom))
+            });
+        let stderr = match threads {
+            Ok(handle) => handle,
+            Err(e) => {
+                // No reader: the worker must not outlive this call as a zombie.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
         log::info!(
             target: LOG_TARGET,
             "started inference worker {pid} (memory cap {} MiB, {} CPU-seconds and {:?} per run)",
@@ -158,7 +161,10 @@ impl WorkerPool {
 
     /// An idle worker (the one that holds `key`'s run if any), a new one, or the next to
     /// be freed.
+    /// Waits at most the run deadline for one: a node whose workers are all busy that
+    /// long could not answer in time anyway (`DeadlineExceeded`).
     fn acquire(&self, key: Option<[u8; 32]>) -> Result<Worker, InferenceError> {
+        let until = std::time::Instant::now() + self.limits.deadline;
         let mut state = self.state.lock().map_err(|_| InferenceError::Failed)?;
         loop {
             if !state.idle.is_empty() {
@@ -178,10 +184,20 @@ impl WorkerPool {
                         self.command.args
                     );
                     self.forget_one();
-                    InferenceError::WorkerCrashed
+                    // The node's own failure, not the model's: no limit was reached.
+                    InferenceError::Failed
                 });
             }
-            state = self.freed.wait(state).map_err(|_| InferenceError::Failed)?;
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                log::warn!(target: LOG_TARGET, "every inference worker stayed busy past the run deadline ({:?})", self.limits.deadline);
+                return Err(InferenceError::DeadlineExceeded);
+            }
+            state = self
+                .freed
+                .wait_timeout(state, left)
+                .map_err(|_| InferenceError::Failed)?
+                .0;
         }
     }
 
@@ -202,8 +218,32 @@ impl WorkerPool {
     /// Ends `worker` (killing it if it still runs) and names why its call failed.
     fn bury(&self, mut worker: Worker, timed_out: bool) -> InferenceError {
         let pid = worker.child.id();
-        let _ = worker.child.kill();
-        let status = worker.child.wait();
+        // A worker that died on its own is not killed here, so its own signal names why
+        // (our SIGKILL would read as the kernel's out-of-memory killer).
+        let status = match worker.child.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            _ if timed_out => {
+                let _ = worker.child.kill();
+                worker.child.wait()
+            }
+            _ => {
+                // It closed its stdout or wrote a bad frame: give it a moment to exit.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                match worker.child.try_wait() {
+                    Ok(Some(status)) => Ok(status),
+                    _ => {
+                        let _ = worker.child.kill();
+                        let _ = worker.child.wait();
+                        if let Some(stderr) = worker.stderr.take() {
+                            let _ = stderr.join();
+                        }
+                        log::warn!(target: LOG_TARGET, "inference worker {pid} broke the protocol and was stopped");
+                        self.forget_one();
+                        return InferenceError::WorkerCrashed;
+                    }
+                }
+            }
+        };
         if let Some(stderr) = worker.stderr.take() {
             let _ = stderr.join();
         }
@@ -306,5 +346,41 @@ impl InferenceRunner for WorkerPool {
             WorkerReply::Trace(result) => result,
             _ => Err(InferenceError::Failed),
         }
+    }
+}
+
+/// The longest stderr line of a worker kept whole; longer ones are cut.
+const MAX_LINE: usize = 4096;
+/// The most stderr lines of one worker logged; after that they are counted, not logged.
+const MAX_LOGGED_LINES: usize = 1_000;
+
+/// Forwards a worker's stderr to the log (bounded lines, lossy UTF-8, a capped count),
+/// noting Rust's allocation-failure message. Reads to the end so the worker never blocks
+/// or dies on a full pipe.
+fn log_stderr(pid: u32, stderr: std::process::ChildStderr, oom: &AtomicBool) {
+    let mut reader = io::BufReader::new(stderr);
+    let mut line = Vec::new();
+    let mut logged = 0usize;
+    loop {
+        line.clear();
+        match (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if text.starts_with("memory allocation of") {
+            oom.store(true, Ordering::Relaxed);
+        }
+        if logged < MAX_LOGGED_LINES {
+            log::info!(target: LOG_TARGET, "worker {pid}: {text}");
+        }
+        logged += 1;
+    }
+    if logged > MAX_LOGGED_LINES {
+        log::warn!(target: LOG_TARGET, "worker {pid}: {} more stderr lines not logged", logged - MAX_LOGGED_LINES);
     }
 }

@@ -44,13 +44,14 @@ pub struct InferenceLimitArgs {
     pub inference_memory_mib: u64,
 
     /// CPU seconds (all threads together) one run may use; past them `CpuTimeExceeded`.
-    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub inference_cpu_secs: u64,
 
     /// Wall-clock milliseconds one run may take (from handing it to a worker, starting
     /// one if none is idle); past them the worker is killed and the run ends with
-    /// `DeadlineExceeded`.
-    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    /// `DeadlineExceeded`. The default fits the chain's execution window (5 blocks of
+    /// 3 s) with a block to spare for the result's transaction.
+    #[arg(long, value_name = "MS", default_value_t = 9_000)]
     pub inference_deadline_ms: u64,
 
     /// Seconds one model fetch from a mirror may take, all files together.

@@ -81,10 +81,14 @@ pub fn engine_runner(
             max_workers,
             limits,
         } => {
-            let program = std::env::current_exe().map_err(|e| EngineError::Io {
-                path: "<the node's own binary>".into(),
-                source: e,
-            })?;
+            // This very binary, even if an upgrade replaced the file on disk since.
+            let program = Some(PathBuf::from("/proc/self/exe"))
+                .filter(|p| p.exists())
+                .map_or_else(std::env::current_exe, Ok)
+                .map_err(|e| EngineError::Io {
+                    path: "<the node's own binary>".into(),
+                    source: e,
+                })?;
             let pool = WorkerPool::new(
                 WorkerCommand {
                     program,
@@ -101,7 +105,23 @@ pub fn engine_runner(
                 limits.cpu_secs,
                 limits.deadline
             );
-            Arc::new(FetchingRunner::new(store, fetch, pool))
+            let runner = Arc::new(FetchingRunner::new(store, fetch, pool));
+            // Start one worker now (warm for the first request) and say what limits it
+            // could set on itself.
+            let probe = runner.clone();
+            std::thread::spawn(move || match probe.inner().status() {
+                Ok(status) => {
+                    if status.memory_limit.is_none() || !status.network_denied {
+                        log::warn!(target: LOG_TARGET, "inference worker {} runs with fewer limits than asked: memory cap {:?}, network denied: {} (see its stderr above)", status.pid, status.memory_limit, status.network_denied);
+                    } else {
+                        log::info!(target: LOG_TARGET, "inference worker {} is up: memory capped, network denied", status.pid);
+                    }
+                }
+                Err(e) => {
+                    log::error!(target: LOG_TARGET, "the first inference worker did not answer ({e:?}): requests will be handed back until one does")
+                }
+            });
+            runner
         }
     })
 }

@@ -362,14 +362,38 @@ fn hostile_models_and_mirrors_end_in_named_errors_and_nobody_is_slashed() {
         assert!(log.contains(named), "the node's log never says `{named}`");
     }
 
-    // On chain: four requests expired after their releases were forgiven; nobody slashed.
+    // On chain: the three models nobody could fetch were handed back (`CannotServeModel`)
+    // and their releases forgiven when the requests expired; the runs past their deadline
+    // were handed back `OverLimits`, the model still served. Nobody was slashed.
+    use pallet_inference::{Event as E, ReleaseReason};
     let end = chain.best_number().expect("best block");
     let events = inference_events(&events_between(&chain, start, end));
-    let forgiven = events
-        .iter()
-        .filter(|(_, e)| matches!(e, pallet_inference::Event::ReleasesForgiven { .. }))
-        .count();
-    assert_eq!(forgiven, 4, "{events:?}");
+    let count = |f: &dyn Fn(&E<inferchain_runtime::Runtime>) -> bool| {
+        events.iter().filter(|(_, e)| f(e)).count()
+    };
+    assert_eq!(
+        count(&|e| matches!(e, E::ReleasesForgiven { .. })),
+        3,
+        "{events:?}"
+    );
+    assert_eq!(
+        count(&|e| matches!(e, E::RequestExpired { .. })),
+        4,
+        "{events:?}"
+    );
+    assert!(
+        count(
+            &|e| matches!(e, E::AssignmentReleased { model, reason: ReleaseReason::OverLimits, .. } if *model == inferchain_runtime::dev_models::TINY_MLP)
+        ) >= 2,
+        "{events:?}"
+    );
+    assert_eq!(
+        count(
+            &|e| matches!(e, E::AssignmentReleased { reason: ReleaseReason::OverLimits, model, .. } if *model != inferchain_runtime::dev_models::TINY_MLP)
+        ),
+        0,
+        "a model nobody could fetch was released as over limits: {events:?}"
+    );
     let slashed: Vec<_> = events
         .iter()
         .filter(|(_, e)| matches!(e, pallet_inference::Event::Slashed { .. }))

@@ -53,6 +53,15 @@ pub enum InferenceError {
 }
 
 impl InferenceError {
+    /// This error as version 1 of the host functions names it (it had no limit errors).
+    pub fn for_version_1(self) -> Self {
+        if self.is_limit() {
+            InferenceError::ModelUnavailable
+        } else {
+            self
+        }
+    }
+
     /// Whether the run was stopped by one of the node's limits on a single run (memory,
     /// CPU time, wall clock) or crashed its worker: the model or its input is too much
     /// for this node, not a passing failure.
@@ -167,9 +176,30 @@ sp_externalities::decl_extension! {
 /// Host functions for inference.
 #[runtime_interface]
 pub trait Inference {
+    /// Version 1, for runtimes from before the node's limits (spec 103 and older): the
+    /// errors they do not know ([`InferenceError::is_limit`]) read as `ModelUnavailable`,
+    /// which they hand back.
+    fn run(
+        &mut self,
+        model: PassPointerAndReadCopy<ModelId, 32>,
+        input: PassFatPointerAndRead<&[u8]>,
+        spec: PassFatPointerAndDecode<IoSpec>,
+        numerics: PassFatPointerAndDecode<NumericsProfile>,
+        uri: PassFatPointerAndDecode<Option<alloc::vec::Vec<u8>>>,
+    ) -> AllocateAndReturnByCodec<Result<alloc::vec::Vec<u8>, InferenceError>> {
+        match self.extension::<InferenceExt>() {
+            Some(ext) => ext
+                .0
+                .run(model, input, &spec, &numerics, uri.as_deref())
+                .map_err(InferenceError::for_version_1),
+            None => Err(InferenceError::NotOffchain),
+        }
+    }
+
     /// Runs `model` on the encoded `input` (checked against `spec`) under the model's
     /// registered `numerics`, fetching the model from `uri` first if the node lacks it.
     /// Off-chain workers only.
+    #[version(2)]
     fn run(
         &mut self,
         model: PassPointerAndReadCopy<ModelId, 32>,
@@ -184,9 +214,27 @@ pub trait Inference {
         }
     }
 
+    /// Version 1 of `trace` (see version 1 of `run`).
+    fn trace(
+        &mut self,
+        model: PassFatPointerAndDecode<TracedModel>,
+        input: PassFatPointerAndRead<&[u8]>,
+        run: PassFatPointerAndDecode<TraceRun>,
+        ask: PassFatPointerAndDecode<TraceAsk>,
+    ) -> AllocateAndReturnByCodec<Result<TraceAnswer, InferenceError>> {
+        match self.extension::<InferenceExt>() {
+            Some(ext) => ext
+                .0
+                .trace(&model, input, run, ask)
+                .map_err(InferenceError::for_version_1),
+            None => Err(InferenceError::NotOffchain),
+        }
+    }
+
     /// Answers `ask` about `run` of a model with dispute commitments on the encoded
     /// `input`: what the off-chain worker needs to post a traced result and to play the
     /// bisection game. Off-chain workers only.
+    #[version(2)]
     fn trace(
         &mut self,
         model: PassFatPointerAndDecode<TracedModel>,

@@ -454,7 +454,11 @@ mod benchmarks {
         let (id, _) = request::<T>(64);
         let executor = Requests::<T>::get(id).expect("just made; qed").executor;
         #[extrinsic_call]
-        _(RawOrigin::Signed(executor.clone()), id);
+        _(
+            RawOrigin::Signed(executor.clone()),
+            id,
+            crate::ReleaseReason::CannotServeModel,
+        );
         let request = Requests::<T>::get(id).expect("kept; qed");
         assert!(request.executor != executor);
     }

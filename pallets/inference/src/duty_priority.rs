@@ -107,7 +107,7 @@ impl<T: Config> Pallet<T> {
         let block = |b: BlockNumberFor<T>| -> u64 { b.unique_saturated_into() };
         let due = match call {
             // Answering an assignment (a result or a hand-back): one duty per attempt.
-            Call::submit_traced_result { id, .. } | Call::release_assignment { id } => {
+            Call::submit_traced_result { id, .. } | Call::release_assignment { id, .. } => {
                 Requests::<T>::get(id).and_then(|r| match r.status {
                     RequestStatus::Pending { deadline } if r.executor == *who && now < deadline => {
                         Some(((b"answer", id, r.attempt).encode(), block(deadline) - 1))

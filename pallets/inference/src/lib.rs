@@ -253,9 +253,10 @@ pub mod pallet {
         /// The transaction-pool priority of a due protocol move (`PrioritizeDuties`).
         #[pallet::constant]
         type DutyPriority: Get<sp_runtime::transaction_validity::TransactionPriority>;
-        /// What an executor loses for handing back an assigned request it cannot serve
-        /// (`release_assignment`): less than a missed deadline, more than nothing, so that
-        /// releasing is no free way to bounce requests.
+        /// What an executor loses for handing back an assigned request whose model it
+        /// cannot serve (`release_assignment`), when another executor's result for it is
+        /// finalized: less than a missed deadline, more than nothing, so that releasing
+        /// is no free way to bounce requests others can run.
         #[pallet::constant]
         type ReleaseSlash: Get<BalanceOf<Self>>;
         /// The most requests one block takes (the deadline queue's budget is sized to
@@ -545,12 +546,14 @@ pub mod pallet {
             id: RequestId,
             deposit_returned: BalanceOf<T>,
         },
-        /// The assigned executor handed request `id` back: its node cannot serve the
-        /// model, which it no longer serves (it re-declares with `serve` once it can).
+        /// The assigned executor handed request `id` back, for `reason`; with
+        /// `CannotServeModel` it no longer serves the model (it re-declares with `serve`
+        /// once it can).
         AssignmentReleased {
             id: RequestId,
             executor: T::AccountId,
             model: ModelId,
+            reason: ReleaseReason,
         },
         /// Request `id` expired unanswered after these executors handed it back: nobody
         /// could run it, so none of them is slashed for releasing it.
@@ -1061,13 +1064,17 @@ pub mod pallet {
             Self::do_request_batch(who, model_id, inputs.into_inner(), max_fee).map(|_| ())
         }
 
-        /// Hand back an assigned request your node cannot serve (the model is missing
-        /// from its store, it cannot build the registered plan, or the run went past the
-        /// node's memory, CPU or time limits), before its deadline: the request goes to
-        /// another executor at once and you stop serving the model. You lose
-        /// `ReleaseSlash` (instead of `MissedDeadlineSlash`) only if another executor's
-        /// result for the request is finalized; if every drawn executor hands it back and
-        /// it expires, nobody could run it and nobody is slashed (`ReleasesForgiven`).
+        /// Hand back an assigned request your node cannot serve, before its deadline; the
+        /// request goes to another executor at once.
+        /// - `CannotServeModel` (the model is missing from your store and cannot be
+        ///   fetched, or your engine cannot build its registered plan): you stop serving
+        ///   the model, and lose `ReleaseSlash` (instead of `MissedDeadlineSlash`) only if
+        ///   another executor's result for the request is finalized; if every drawn
+        ///   executor hands it back and it expires, nobody could run it and nobody is
+        ///   slashed (`ReleasesForgiven`).
+        /// - `OverLimits` (this run went past your node's memory, CPU or time limits): you
+        ///   keep serving the model and lose nothing but the request's fee.
+        ///
         ///
         /// **Origin**: signed, the assigned executor.
         /// **Errors**: `UnknownRequest`, `NotPending`, `NotAssignedExecutor`,
@@ -1079,9 +1086,10 @@ pub mod pallet {
         pub fn release_assignment(
             origin: OriginFor<T>,
             id: RequestId,
+            reason: ReleaseReason,
         ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
-            Self::do_release(who, id)?;
+            Self::do_release(who, id, reason)?;
             // A due protocol move that succeeds is free: fees never price the
             // protocol's own work out, and failed moves (junk, late) pay.
             Ok(Pays::No.into())

@@ -116,19 +116,16 @@ impl<T: Config> Pallet<T> {
         }
     }
 
-    /// Whether `e` means this node cannot serve the request (not a passing failure of
-    /// one run): the model is not in its store and cannot be fetched, its engine cannot
-    /// reproduce the registered numerics or dispute plan, or the run went past the node's
-    /// memory, CPU or time limits (a hostile model or input: whether anyone could run it
-    /// decides whether the release is slashed).
+    /// Whether `e` means this node cannot serve the model at all (not a passing failure
+    /// of one run): the model is not in its store and cannot be fetched, or its engine
+    /// cannot reproduce the registered numerics or dispute plan.
     fn cannot_serve(e: &InferenceError) -> bool {
-        e.is_limit()
-            || matches!(
-                e,
-                InferenceError::ModelUnavailable
-                    | InferenceError::UnsupportedNumerics
-                    | InferenceError::NoDisputePlan
-            )
+        matches!(
+            e,
+            InferenceError::ModelUnavailable
+                | InferenceError::UnsupportedNumerics
+                | InferenceError::NoDisputePlan
+        )
     }
 
     fn commit(id: RequestId, model: &TracedModel, input: &[u8], run: TraceRun) -> Option<Commit> {
@@ -169,8 +166,21 @@ impl<T: Config> Pallet<T> {
                 trace,
                 output_path,
             },
+            // A run past this node's limits: handed back, the model still served (the
+            // input may be what is hostile), nothing lost but the fee.
+            Err(e) if e.is_limit() => {
+                log::warn!(
+                    target: LOG_TARGET,
+                    "request {id}: the run of model {:?} went past this node's limits ({e:?}); \
+                     handing the request back (`release_assignment`, OverLimits)",
+                    model.model
+                );
+                let reason = crate::ReleaseReason::OverLimits;
+                return Self::send(account, Call::release_assignment { id, reason });
+            }
             // A node that cannot serve the model at all says so on chain before its
-            // deadline (a small slash, the request re-drawn at once) instead of missing it.
+            // deadline (the request re-drawn at once; a small slash if another executor
+            // then answers it) instead of missing it.
             Err(e) if Self::cannot_serve(&e) => {
                 log::error!(
                     target: LOG_TARGET,
@@ -179,7 +189,8 @@ impl<T: Config> Pallet<T> {
                      node's model store and declare it again with `serve`.",
                     model.model
                 );
-                return Self::send(account, Call::release_assignment { id });
+                let reason = crate::ReleaseReason::CannotServeModel;
+                return Self::send(account, Call::release_assignment { id, reason });
             }
             // Logged; retrying soon would not change it.
             other => {

@@ -268,6 +268,12 @@ fn a_node_without_the_model_or_past_its_limits_hands_the_request_back_once() {
 }
 
 fn hands_back_once_on(error: InferenceError) {
+    let over_limits = error.is_limit();
+    let reason = if over_limits {
+        crate::ReleaseReason::OverLimits
+    } else {
+        crate::ReleaseReason::CannotServeModel
+    };
     let runner = Arc::new(Doubler {
         fails_with: Some(error),
         ..Default::default()
@@ -283,24 +289,29 @@ fn hands_back_once_on(error: InferenceError) {
             sent,
             vec![(
                 executor,
-                RuntimeCall::Inference(Call::release_assignment { id })
+                RuntimeCall::Inference(Call::release_assignment { id, reason })
             )]
         );
         // Not asked again inside the lock period.
         run_worker(&[executor]);
         assert!(drain().is_empty());
         assert_eq!(runner.runs.load(Ordering::SeqCst), 1);
-        // On chain: the model dropped, the request re-drawn at once; the release is
-        // slashed only if another executor's result is finalized.
+        // On chain: the request re-drawn at once, nothing slashed now. A node that cannot
+        // serve the model drops it (and is slashed later only if another executor's
+        // result is finalized); a run past the node's limits keeps it and costs nothing.
         sent.into_iter().for_each(dispatch);
         let request = Requests::<Test>::get(id).unwrap();
         assert_ne!(request.executor, executor);
         assert_eq!(request.attempt, 2);
-        assert!(!crate::Service::<Test>::get(executor)
-            .models
-            .contains(&TENSOR_MODEL));
+        assert_eq!(
+            crate::Service::<Test>::get(executor)
+                .models
+                .contains(&TENSOR_MODEL),
+            over_limits
+        );
         assert_eq!(crate::Executors::<Test>::get(executor).unwrap().bond, 1_000);
-        assert_eq!(crate::ReleasedBy::<Test>::get(id).to_vec(), vec![executor]);
+        let recorded = if over_limits { vec![] } else { vec![executor] };
+        assert_eq!(crate::ReleasedBy::<Test>::get(id).to_vec(), recorded);
         Inference::do_try_state().unwrap();
     });
 }

@@ -84,7 +84,11 @@ impl<T: Config> Pallet<T> {
     }
 
     /// The assigned executor of pending request `id` hands it back (see `release_assignment`).
-    pub(crate) fn do_release(who: T::AccountId, id: RequestId) -> DispatchResult {
+    pub(crate) fn do_release(
+        who: T::AccountId,
+        id: RequestId,
+        reason: crate::ReleaseReason,
+    ) -> DispatchResult {
         let request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
         let RequestStatus::Pending { deadline } = request.status else {
             return Err(Error::<T>::NotPending.into());
@@ -92,23 +96,37 @@ impl<T: Config> Pallet<T> {
         ensure!(request.executor == who, Error::<T>::NotAssignedExecutor);
         let now = frame_system::Pallet::<T>::block_number();
         ensure!(now < deadline, Error::<T>::ResultTooLate);
-        // Slashed later only if someone else's result for the request is finalized.
-        if ReleasedBy::<T>::try_mutate(id, |by| by.try_push(who.clone())).is_err() {
-            defensive!("more releases of one request than attempts");
-            let slashed =
-                Self::debit_bond(&who, T::ReleaseSlash::get(), SlashReason::Released, now);
-            Self::burn_from_hold(HoldReason::ExecutorBond, &who, slashed);
-        }
-        // It says it cannot serve the model: it leaves the model's pool and list.
         let model = request.model;
-        Self::pool_remove(&model, &who);
-        Service::<T>::mutate(&who, |s| s.models.retain(|m| m != &model));
+        if reason == crate::ReleaseReason::CannotServeModel {
+            // Slashed later only if someone else's result for the request is finalized;
+            // bound until then (an obligation), so it cannot unbond out of the slash.
+            let recorded = ReleasedBy::<T>::try_mutate(id, |by| {
+                if by.contains(&who) {
+                    return Ok(false);
+                }
+                by.try_push(who.clone()).map(|()| true)
+            });
+            match recorded {
+                Ok(true) => Self::add_obligation(&who),
+                Ok(false) => {}
+                Err(_) => {
+                    defensive!("more releases of one request than attempts");
+                    let slashed =
+                        Self::debit_bond(&who, T::ReleaseSlash::get(), SlashReason::Released, now);
+                    Self::burn_from_hold(HoldReason::ExecutorBond, &who, slashed);
+                }
+            }
+            // It says it cannot serve the model: it leaves the model's pool and list.
+            Self::pool_remove(&model, &who);
+            Service::<T>::mutate(&who, |s| s.models.retain(|m| m != &model));
+        }
         Self::end_assignment(&who, AssignmentEnd::Void, now);
         DeadlineQueue::<T>::remove(deadline, id);
         Self::deposit_event(Event::AssignmentReleased {
             id,
             executor: who.clone(),
             model,
+            reason,
         });
         Self::reassign_or_expire(id, &[who], now);
         Ok(())
@@ -266,6 +284,9 @@ impl<T: Config> Pallet<T> {
         }
         let used = Self::release_settlement_weight(releasers.len() as u32);
         ObserverWeight::<T>::mutate(|w| *w = w.saturating_add(used));
+        for who in &releasers {
+            Self::remove_obligation(who);
+        }
         if answered {
             for who in &releasers {
                 let slashed =

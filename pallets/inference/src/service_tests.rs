@@ -5,7 +5,8 @@
 
 use crate::{
     game_tests::events, mock::*, ActiveExecutors, Error, Event, ExecutorStatus, Executors,
-    HoldReason, ModelPools, ReleasedBy, RequestDeposits, RequestStatus, Requests, Service,
+    HoldReason, ModelPools, ReleaseReason, ReleasedBy, RequestDeposits, RequestStatus, Requests,
+    Service,
 };
 use frame_support::{
     assert_noop, assert_ok,
@@ -290,7 +291,23 @@ fn a_requester_who_cannot_pay_the_deposit_keeps_its_fee() {
 }
 
 fn release(who: AccountId, id: u64) -> frame_support::dispatch::DispatchResultWithPostInfo {
-    Inference::release_assignment(RuntimeOrigin::signed(who), id)
+    Inference::release_assignment(
+        RuntimeOrigin::signed(who),
+        id,
+        ReleaseReason::CannotServeModel,
+    )
+}
+
+/// Runs to the end of request `id`'s challenge window; its result is then final.
+fn finalize_unchallenged(id: u64) {
+    let RequestStatus::Submitted { window_end } = Requests::<Test>::get(id).unwrap().status else {
+        panic!("request {id} has no submitted result")
+    };
+    run_to_block(window_end);
+    assert!(matches!(
+        Requests::<Test>::get(id).unwrap().status,
+        RequestStatus::Finalized { .. }
+    ));
 }
 
 fn slashes() -> Vec<(AccountId, Balance)> {
@@ -321,6 +338,7 @@ fn executors_that_hand_back_a_request_nobody_can_run_lose_nothing() {
             id,
             executor: first,
             model: TENSOR_MODEL,
+            reason: ReleaseReason::CannotServeModel,
         }));
         System::assert_last_event(
             Event::RequestReassigned {
@@ -382,18 +400,14 @@ fn colluding_releasers_of_a_request_another_executor_answers_are_each_slashed() 
         let honest = executor_of(id);
         assert!(!released.contains(&honest));
         assert!(slashes().is_empty());
+        // Until the request ends each releaser stays bound: it cannot unbond out of it.
+        for who in &released {
+            assert_eq!(Executors::<Test>::get(who).unwrap().obligations, 1);
+        }
         // The third runs it: its result stands, so the model was runnable after all.
         let output = tensor(&[2.0]);
         assert_ok!(submit(honest, id, output));
-        let RequestStatus::Submitted { window_end } = Requests::<Test>::get(id).unwrap().status
-        else {
-            panic!("submitted")
-        };
-        run_to_block(window_end);
-        assert!(matches!(
-            Requests::<Test>::get(id).unwrap().status,
-            RequestStatus::Finalized { .. }
-        ));
+        finalize_unchallenged(id);
         let mut slashed = slashes();
         slashed.sort();
         let mut expected: Vec<(AccountId, Balance)> =
@@ -412,6 +426,49 @@ fn colluding_releasers_of_a_request_another_executor_answers_are_each_slashed() 
         }
         assert_eq!(Executors::<Test>::get(honest).unwrap().bond, 1_000);
         assert!(!ReleasedBy::<Test>::contains_key(id));
+        for who in &released {
+            assert_eq!(Executors::<Test>::get(who).unwrap().obligations, 0);
+        }
+    });
+}
+
+#[test]
+fn a_hostile_input_neither_evicts_nor_slashes_the_executors_it_overwhelms() {
+    build_and_execute(|| {
+        for e in [10, 11] {
+            register(e, 1_000);
+            assert_ok!(serve(e, &[TENSOR_MODEL], 10));
+        }
+        // The input is beyond the first executor's limits (its run was stopped).
+        let id = try_request(TENSOR_MODEL).unwrap();
+        let first = executor_of(id);
+        assert_ok!(Inference::release_assignment(
+            RuntimeOrigin::signed(first),
+            id,
+            ReleaseReason::OverLimits
+        ));
+        System::assert_has_event(
+            Event::AssignmentReleased {
+                id,
+                executor: first,
+                model: TENSOR_MODEL,
+                reason: ReleaseReason::OverLimits,
+            }
+            .into(),
+        );
+        // It still serves the model: the attacker's input did not take it out of the pool.
+        assert!(Service::<Test>::get(first).models.contains(&TENSOR_MODEL));
+        assert_eq!(pool(TENSOR_MODEL).len(), 2);
+        assert!(!ReleasedBy::<Test>::contains_key(id));
+        // Another executor with larger limits answers, and its result stands: the first
+        // is still not slashed.
+        let other = executor_of(id);
+        assert_ne!(other, first);
+        assert_ok!(submit(other, id, tensor(&[2.0])));
+        finalize_unchallenged(id);
+        assert!(slashes().is_empty());
+        assert_eq!(Executors::<Test>::get(first).unwrap().bond, 1_000);
+        assert_eq!(Executors::<Test>::get(first).unwrap().obligations, 0);
     });
 }
 
@@ -423,7 +480,7 @@ fn a_release_at_the_deadline_is_too_late() {
         let id = try_request(TENSOR_MODEL).unwrap();
         System::set_block_number(1 + ExecutionTimeout::get());
         assert_noop!(
-            Inference::release_assignment(RuntimeOrigin::signed(10), id),
+            Inference::release_assignment(RuntimeOrigin::signed(10), id, ReleaseReason::OverLimits),
             Error::<Test>::ResultTooLate
         );
     });

@@ -60,6 +60,33 @@ pub struct ServiceInfo<MaxServed: frame_support::traits::Get<u32>> {
 /// Where a request is in its lifecycle. Each request is in exactly one of these.
 /// (Index 2 was `Disputed`, the jury's, removed with it; the indices of the others are
 /// kept.)
+/// Why an executor hands an assigned request back (`release_assignment`).
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Encode,
+    Decode,
+    codec::DecodeWithMemTracking,
+    MaxEncodedLen,
+    TypeInfo,
+)]
+pub enum ReleaseReason {
+    /// Its node cannot serve the model at all (not in its store and not fetchable, or its
+    /// engine cannot reproduce the registered numerics or plan): it stops serving the
+    /// model, and loses `ReleaseSlash` if another executor's result for the request is
+    /// finalized.
+    #[codec(index = 0)]
+    CannotServeModel,
+    /// This run went past its node's memory, CPU or time limits (a hostile input, or a
+    /// model too large for the node): it keeps serving the model and loses nothing; the
+    /// request goes to another executor.
+    #[codec(index = 1)]
+    OverLimits,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
 pub enum RequestStatus<BlockNumber> {
     /// Waiting for the assigned executor's result until `deadline`.
