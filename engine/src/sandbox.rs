@@ -35,6 +35,14 @@ pub fn deny_network() -> io::Result<()> {
     imp::deny_network()
 }
 
+/// The address space the process maps now, in bytes (`VmSize`; `None` where unknown).
+pub fn address_space() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// The address-space cap in force, in bytes (`None`: unlimited).
 pub fn memory_limit() -> io::Result<Option<u64>> {
     imp::soft_limit(imp::Resource::AddressSpace)

@@ -62,6 +62,16 @@ pub struct WorkerStatus {
     pub network_denied: bool,
 }
 
+/// What a worker writes back for each request: its answer, and how much address space
+/// it holds afterwards (so the node can retire a worker whose heap grew near its cap
+/// before it fails an innocent request).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ReplyFrame {
+    pub reply: WorkerReply,
+    /// Bytes of address space mapped after the request (0 where unknown).
+    pub address_space: u64,
+}
+
 /// A worker's answer to one request.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum WorkerReply {
@@ -81,12 +91,16 @@ pub struct WorkerLimits {
     pub cpu_secs: u64,
     /// Wall-clock time one request may take, enforced by the node.
     pub deadline: Duration,
+    /// A worker holding more address space than this after a request is retired (its
+    /// heap, caches and loaded models near the cap would fail the next request).
+    pub recycle_bytes: u64,
 }
 
 impl Default for WorkerLimits {
     fn default() -> Self {
         WorkerLimits {
             memory_bytes: 8 << 30,
+            recycle_bytes: 6 << 30,
             cpu_secs: 60,
             // Within the chain's execution window (5 blocks of 3 s) with a block to spare
             // for the result's transaction.
@@ -242,7 +256,11 @@ pub fn serve(
                 network_denied: network_denied(),
             }),
         };
-        write_frame(output, &reply.encode()).map_err(io_err)?;
+        let frame = ReplyFrame {
+            reply,
+            address_space: crate::sandbox::address_space().unwrap_or(0),
+        };
+        write_frame(output, &frame.encode()).map_err(io_err)?;
     }
     Ok(())
 }
@@ -276,6 +294,7 @@ mod tests {
     fn worker_arguments_round_trip_and_bad_ones_are_named() {
         let limits = WorkerLimits {
             memory_bytes: 512 << 20,
+            recycle_bytes: 384 << 20,
             cpu_secs: 7,
             deadline: Duration::from_secs(3),
         };

@@ -9,7 +9,8 @@
 //! reuse a worker whose last run did not end with a reply.
 
 use crate::worker::{
-    read_frame, worker_args, write_frame, WorkerLimits, WorkerReply, WorkerRequest, WorkerStatus,
+    read_frame, worker_args, write_frame, ReplyFrame, WorkerLimits, WorkerReply, WorkerRequest,
+    WorkerStatus,
 };
 use codec::{DecodeAll, Encode};
 use inferchain_primitives::{
@@ -215,6 +216,16 @@ impl WorkerPool {
         self.freed.notify_one();
     }
 
+    /// Ends a healthy `worker`: its stdin closes, it exits at the end of its input.
+    fn retire(&self, mut worker: Worker) {
+        drop(worker.stdin);
+        let _ = worker.child.wait();
+        if let Some(stderr) = worker.stderr.take() {
+            let _ = stderr.join();
+        }
+        self.forget_one();
+    }
+
     /// Ends `worker` (killing it if it still runs) and names why its call failed.
     fn bury(&self, mut worker: Worker, timed_out: bool) -> InferenceError {
         let pid = worker.child.id();
@@ -279,8 +290,22 @@ impl WorkerPool {
             return Err(self.bury(worker, false));
         }
         match worker.replies.recv_timeout(self.limits.deadline) {
-            Ok(Ok(Some(bytes))) => match WorkerReply::decode_all(&mut bytes.as_slice()) {
-                Ok(reply) => {
+            Ok(Ok(Some(bytes))) => match ReplyFrame::decode_all(&mut bytes.as_slice()) {
+                Ok(ReplyFrame {
+                    reply,
+                    address_space,
+                }) => {
+                    if address_space > self.limits.recycle_bytes {
+                        log::info!(
+                            target: LOG_TARGET,
+                            "inference worker {} holds {} MiB after its request (over {} MiB): retired, the next call starts a fresh one",
+                            worker.child.id(),
+                            address_space >> 20,
+                            self.limits.recycle_bytes >> 20
+                        );
+                        self.retire(worker);
+                        return Ok(reply);
+                    }
                     if let Some(k) = key {
                         worker.recent.retain(|r| *r != k);
                         if worker.recent.len() == RECENT_RUNS {

@@ -6,7 +6,7 @@
 
 use codec::{Decode, DecodeAll, Encode};
 use inferchain_engine::{
-    worker::{read_frame, write_frame, WorkerLimits, WorkerReply, WorkerRequest},
+    worker::{read_frame, write_frame, ReplyFrame, WorkerLimits, WorkerReply, WorkerRequest},
     worker_pool::{WorkerCommand, WorkerPool},
     Engine, EngineError, ModelStore,
 };
@@ -193,6 +193,7 @@ fn worker_pool(store: &ModelStore) -> WorkerPool {
         store.root().to_path_buf(),
         WorkerLimits {
             memory_bytes: 1 << 30,
+            recycle_bytes: 768 << 20,
             cpu_secs: 20,
             deadline: std::time::Duration::from_secs(20),
         },
@@ -264,7 +265,9 @@ fn the_worker_answers_garbage_frames_with_malformed_and_stays_up() {
         let reply = read_frame(&mut stdout)
             .expect("the worker answers")
             .unwrap_or_else(|| panic!("case {i}: the worker died on {}", hex::encode(&frame)));
-        let reply = WorkerReply::decode(&mut reply.as_slice()).expect("a reply");
+        let reply = ReplyFrame::decode(&mut reply.as_slice())
+            .expect("a reply")
+            .reply;
         match (WorkerRequest::decode(&mut frame.as_slice()), reply) {
             (_, WorkerReply::Malformed) => {}
             // A request that still decodes names a model the store lacks, or bad input.
@@ -276,7 +279,7 @@ fn the_worker_answers_garbage_frames_with_malformed_and_stays_up() {
     write_frame(&mut stdin, &WorkerRequest::Status.encode()).expect("write");
     let reply = read_frame(&mut stdout).expect("read").expect("a frame");
     assert!(matches!(
-        WorkerReply::decode(&mut reply.as_slice()),
+        ReplyFrame::decode(&mut reply.as_slice()).map(|f| f.reply),
         Ok(WorkerReply::Status(_))
     ));
     drop(stdin);

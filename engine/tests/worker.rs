@@ -292,3 +292,37 @@ fn a_protobuf_nested_past_any_sane_depth_is_a_named_error_not_a_stack_overflow()
         Ok(_) => panic!("refused"),
     }
 }
+
+#[test]
+fn a_worker_grown_past_its_recycle_mark_is_retired_and_replaced() {
+    let store = store("recycle");
+    let pool = pool(
+        &store,
+        WorkerLimits {
+            // Any worker holds more than 1 MiB: each is retired after one request.
+            recycle_bytes: 1 << 20,
+            ..WorkerLimits::default()
+        },
+    );
+    let first = pool.status().expect("a worker").pid;
+    let output = tiny_mlp_run(&store, &pool);
+    let second = pool.status().expect("a fresh worker").pid;
+    assert_ne!(first, second, "the grown worker was retired");
+    // Retiring is not failing: the answers are the engine's.
+    assert_eq!(tiny_mlp_run(&store, &pool), output);
+    // A generous mark keeps the worker warm.
+    let warm = pool_with_mark(&store, 64 << 30);
+    let pid = warm.status().expect("a worker").pid;
+    tiny_mlp_run(&store, &warm);
+    assert_eq!(warm.status().expect("the same worker").pid, pid);
+}
+
+fn pool_with_mark(store: &ModelStore, recycle_bytes: u64) -> WorkerPool {
+    pool(
+        store,
+        WorkerLimits {
+            recycle_bytes,
+            ..WorkerLimits::default()
+        },
+    )
+}

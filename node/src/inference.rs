@@ -55,6 +55,8 @@ impl From<&crate::cli::InferenceLimitArgs> for Isolation {
             max_workers: args.inference_workers,
             limits: WorkerLimits {
                 memory_bytes: args.inference_memory_mib.saturating_mul(1 << 20),
+                // Retired at three quarters of its cap, before it fails a request.
+                recycle_bytes: args.inference_memory_mib.saturating_mul(3 << 18),
                 cpu_secs: args.inference_cpu_secs,
                 deadline: std::time::Duration::from_millis(args.inference_deadline_ms),
             },
