@@ -17,49 +17,20 @@
 mod common;
 
 use common::{
+    cli::{json, run},
     free_port,
     inference::{connect, events_between, inference_events, model_store, repo},
     test_dir, Node,
 };
-use serde_json::Value;
 use std::{
     collections::HashMap,
     io::{Read, Write},
     net::TcpListener,
     path::{Path, PathBuf},
-    process::Command,
     sync::Arc,
     thread,
     time::Duration,
 };
-
-fn cli() -> PathBuf {
-    let bin = common::node_binary().with_file_name("inferchain");
-    assert!(
-        bin.is_file(),
-        "{} missing: build the workspace",
-        bin.display()
-    );
-    bin
-}
-
-fn run(store: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(cli())
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .expect("inferchain runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
 
 /// How a hostile mirror answers a path.
 #[derive(Clone)]

@@ -6,44 +6,12 @@
 mod common;
 
 use common::{
+    cli::{json, run},
     inference::{fresh_dev_node, model_store},
     tamper, test_dir,
 };
 use serde_json::Value;
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    sync::Arc,
-};
-
-/// The `inferchain` binary cargo built next to the node.
-fn cli() -> PathBuf {
-    let bin = common::node_binary().with_file_name("inferchain");
-    assert!(
-        bin.is_file(),
-        "{} missing: build the workspace (`cargo test --release --workspace`)",
-        bin.display()
-    );
-    bin
-}
-
-fn run(store: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(cli())
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .expect("inferchain runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
+use std::sync::Arc;
 
 #[test]
 fn receipts_verify_against_the_node_and_fail_through_a_tampering_proxy() {

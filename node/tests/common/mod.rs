@@ -13,6 +13,7 @@ use std::{
 
 use serde_json::{json, Value};
 
+pub mod cli;
 pub mod inference;
 pub mod mirror;
 pub mod tamper;
