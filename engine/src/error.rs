@@ -41,6 +41,20 @@ pub enum EngineError {
     InvalidArtifact(String),
     #[error("the graph uses operator `{op}`, which the engine does not support")]
     UnsupportedOp { op: String },
+    #[error(
+        "the graph uses `{op}` version {version}, which the engine does not run exactly: {reason}"
+    )]
+    UnsupportedOperator {
+        op: String,
+        version: i64,
+        reason: String,
+    },
+    #[error("the model imports opset {version} of domain `{domain}`: {reason}")]
+    UnsupportedOpset {
+        domain: String,
+        version: i64,
+        reason: String,
+    },
     #[error("the model's dispute plan computes another output than the engine: its commitments must not be registered")]
     DisputePlanMismatch,
     #[error("the model's dispute plan as this engine builds it does not have the registered commitments: this node cannot post or play its traced results (upgrade the engine, or ask governance which engine built them)")]

@@ -226,8 +226,10 @@ fn run_with(case: &Case, mut trace: Option<&mut Vec<merkle::Hash>>) -> Result<Ou
             let model = match OnnxModel::from_bytes(&read(&dir.join("model.onnx"))?) {
                 Ok(m) => m,
                 Err(
-                    e
-                    @ (EngineError::UnsupportedOp { .. } | EngineError::NondeterministicOp { .. }),
+                    e @ (EngineError::UnsupportedOp { .. }
+                    | EngineError::UnsupportedOperator { .. }
+                    | EngineError::UnsupportedOpset { .. }
+                    | EngineError::NondeterministicOp { .. }),
                 ) => return Ok(Outcome::Unsupported(e.to_string())),
                 Err(e) => return Err(e),
             };

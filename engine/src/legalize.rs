@@ -13,6 +13,7 @@
 //! | `Pad(x; pads, mode, value)` (opset < 11 attributes) | `Pad(x, pads, value)` with constant inputs |
 //! | `Slice(x; starts, ends, axes)` (opset < 10 attributes) | `Slice(x, starts, ends, axes)` with constant inputs |
 //! | `Split(x; split)` (opset < 13 attribute) | `Split(x, split)` with a constant input |
+//! | `Squeeze(x; axes)` (opset < 13 attribute) | `Squeeze(x, axes)` with a constant input |
 //!
 //! What no composition expresses exactly is computed by the engine itself
 //! ([`crate::onnx`]'s operators).
@@ -198,6 +199,16 @@ pub fn legalize(graph: &mut GraphProto) -> usize {
                 split.input.push(sizes);
                 split.attribute.retain(|a| a.name != "split");
                 r.nodes.push(split);
+            }
+            "Squeeze" if node.input.len() == 1 && attr(&node, "axes").is_some() => {
+                let axes = attr(&node, "axes")
+                    .map(|a| a.ints.clone())
+                    .unwrap_or_default();
+                let axes = r.ints(&axes);
+                let mut squeeze = node.clone();
+                squeeze.input.push(axes);
+                squeeze.attribute.retain(|a| a.name != "axes");
+                r.nodes.push(squeeze);
             }
             _ => {
                 r.nodes.push(node);

@@ -60,9 +60,12 @@ fn run_case(case: &Path) -> Outcome {
     };
     let model = match OnnxModel::from_bytes(&bytes) {
         Ok(m) => m,
-        Err(e @ (EngineError::UnsupportedOp { .. } | EngineError::NondeterministicOp { .. })) => {
-            return Outcome::Unsupported(e.to_string())
-        }
+        Err(
+            e @ (EngineError::UnsupportedOp { .. }
+            | EngineError::UnsupportedOperator { .. }
+            | EngineError::UnsupportedOpset { .. }
+            | EngineError::NondeterministicOp { .. }),
+        ) => return Outcome::Unsupported(e.to_string()),
         Err(e) => return Outcome::Fail(e.to_string()),
     };
     let input_names = model.input_names();

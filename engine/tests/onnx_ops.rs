@@ -42,6 +42,15 @@ fn node(op: &str, input: &[&str], output: &[&str], attribute: Vec<AttributeProto
 
 /// Runs `nodes` as a graph on `inputs`; returns output `y`.
 fn run(nodes: Vec<NodeProto>, inputs: &[(&str, Tensor)]) -> Result<Tensor, EngineError> {
+    run_at(None, nodes, inputs)
+}
+
+/// [`run`] in a model that imports `opset` for the default domain.
+fn run_at(
+    opset: Option<i64>,
+    nodes: Vec<NodeProto>,
+    inputs: &[(&str, Tensor)],
+) -> Result<Tensor, EngineError> {
     let value = |name: &str| ValueInfoProto {
         name: name.into(),
         ..Default::default()
@@ -53,6 +62,13 @@ fn run(nodes: Vec<NodeProto>, inputs: &[(&str, Tensor)]) -> Result<Tensor, Engin
             output: vec![value("y")],
             ..Default::default()
         }),
+        opset_import: opset
+            .map(|version| candle_onnx::onnx::OperatorSetIdProto {
+                domain: String::new(),
+                version,
+            })
+            .into_iter()
+            .collect(),
         ..Default::default()
     }
     .encode_to_vec();
@@ -243,4 +259,47 @@ fn layer_normalization_normalizes_from_its_axis_to_the_end() {
     for (a, b) in values(&y).iter().zip(&want) {
         assert!((a - b).abs() < 1e-5, "{:?} vs {want:?}", values(&y));
     }
+}
+
+#[test]
+fn squeeze_with_axes_as_an_attribute_removes_exactly_those_axes() {
+    // Opset 11 gives the axes as an attribute; candle-onnx reads only the input form,
+    // so the load rewrites one into the other.
+    let x = Tensor::zeros((1, 3, 1), candle_core::DType::F32, &Device::Cpu).expect("zeros");
+    let y = run_at(
+        Some(11),
+        vec![node("Squeeze", &["x"], &["y"], vec![ints("axes", &[0])])],
+        &[("x", x.clone())],
+    )
+    .expect("squeeze runs");
+    assert_eq!(y.dims(), &[3, 1]);
+    let y = run_at(
+        Some(11),
+        vec![node("Squeeze", &["x"], &["y"], vec![ints("axes", &[-1])])],
+        &[("x", x)],
+    )
+    .expect("squeeze runs");
+    assert_eq!(y.dims(), &[1, 3]);
+}
+
+#[test]
+fn operators_outside_the_allow_list_are_refused_at_load_with_their_version() {
+    let x = row(&[1.0, 2.0]);
+    let err = run_at(
+        Some(15),
+        vec![node("Shape", &["x"], &["y"], vec![int("start", 1)])],
+        &[("x", x.clone())],
+    )
+    .expect_err("Shape with start is refused");
+    assert!(
+        matches!(&err, EngineError::UnsupportedOperator { op, version: 15, .. } if op == "Shape"),
+        "{err}"
+    );
+    let mut gelu = node("Gelu", &["x"], &["y"], vec![]);
+    gelu.domain = "com.microsoft".into();
+    let err = run_at(Some(17), vec![gelu], &[("x", x)]).expect_err("another domain is refused");
+    assert!(
+        matches!(&err, EngineError::UnsupportedOperator { op, .. } if op == "com.microsoft.Gelu"),
+        "{err}"
+    );
 }

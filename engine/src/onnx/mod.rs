@@ -25,6 +25,7 @@ use plan::Plan;
 use prost::Message;
 use std::collections::{HashMap, HashSet};
 
+pub mod op_versions;
 mod ops;
 mod plan;
 
@@ -36,9 +37,6 @@ const NONDETERMINISTIC_OPS: [&str; 5] = [
     "RandomUniformLike",
     "Multinomial",
 ];
-
-/// The opset assumed for a model that names none for the default domain.
-const DEFAULT_OPSET: i64 = 21;
 
 /// A loaded ONNX model.
 pub struct OnnxModel {
@@ -61,6 +59,11 @@ impl OnnxModel {
             .as_mut()
             .ok_or_else(|| EngineError::InvalidArtifact("the ONNX model has no graph".into()))?;
         check_ops(graph)?;
+        op_versions::check(&proto)?;
+        let graph = proto
+            .graph
+            .as_mut()
+            .ok_or_else(|| EngineError::InvalidArtifact("the ONNX model has no graph".into()))?;
         crate::legalize::legalize(graph);
         ops::check_supported(graph).map_err(|op| EngineError::UnsupportedOp { op })?;
         let mut weights = HashMap::new();
@@ -78,12 +81,7 @@ impl OnnxModel {
             .cloned()
             .collect();
         let outputs = graph.output.clone();
-        let opset = proto
-            .opset_import
-            .iter()
-            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-            .map(|o| o.version)
-            .unwrap_or(DEFAULT_OPSET);
+        let opset = op_versions::default_opset(&proto);
         let graph = proto
             .graph
             .as_ref()

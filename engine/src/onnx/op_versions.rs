@@ -1,0 +1,559 @@
+//! The operator allow-list: which versions of which operators the engine runs exactly,
+//! checked when a model loads (so `model import` refuses, and so does every executor).
+//!
+//! ONNX versions an operator by the opset it last changed in (its "since" versions); a
+//! model's opset import for a domain picks, for each operator, the newest version at or
+//! below it. The table below holds each supported operator's since-versions as the
+//! `onnx` package 1.23.2 defines them (`onnx.defs.get_all_schemas_with_history()`), and
+//! the first of them the engine implements as the spec defines it. A model is refused,
+//! with a named error, when:
+//!
+//! - a node belongs to a domain other than the default one (`ai.onnx`): `ai.onnx.ml`,
+//!   `com.microsoft` or a model-local function would otherwise run as a default-domain
+//!   operator of the same name, or not at all;
+//! - its default-domain opset is newer than the table knows ([`MAX_OPSET`]): a future
+//!   version of an operator may mean something else;
+//! - an operator does not exist at the model's opset, or its version there is older than
+//!   the first exact one (`Reshape` 1 takes its shape as an attribute, `Cast` 1 its type as
+//!   a string, `Tile` 1 other inputs, `Pad` 1 another attribute, `Resize` 10 no `roi`);
+//! - a node uses an attribute or input form the engine would run differently from the
+//!   spec (see [`attribute_refusal`]): legacy `axis` broadcasting, batch statistics in
+//!   `BatchNormalization`, a training-mode `Dropout`, `Shape` with `start`/`end`, `Split`
+//!   by `num_outputs`, `Squeeze` with no axes.
+//!
+//! An operator missing from the table is left to the engine's own check
+//! (`super::ops::check_supported`), which names it as unsupported.
+
+use candle_onnx::onnx::{type_proto, GraphProto, ModelProto, NodeProto};
+use std::collections::HashMap;
+
+use crate::error::{EngineError, Result};
+
+/// The newest default-domain opset the table is written against (onnx 1.23.2).
+pub const MAX_OPSET: i64 = 28;
+
+/// The opset assumed for a model that names none for the default domain.
+pub const DEFAULT_OPSET: i64 = 21;
+
+/// One operator: its since-versions, and the first of them the engine runs exactly.
+struct OpVersions {
+    op: &'static str,
+    since: &'static [i64],
+    first_exact: i64,
+}
+
+const fn op(op: &'static str, since: &'static [i64]) -> OpVersions {
+    OpVersions {
+        op,
+        since,
+        first_exact: since[0],
+    }
+}
+
+const fn from(op: &'static str, since: &'static [i64], first_exact: i64) -> OpVersions {
+    OpVersions {
+        op,
+        since,
+        first_exact,
+    }
+}
+
+/// Every default-domain operator the engine runs (directly, through candle-onnx, or
+/// rewritten by `crate::legalize`), with its since-versions.
+const TABLE: &[OpVersions] = &[
+    op("Abs", &[1, 6, 13]),
+    op("Add", &[1, 6, 7, 13, 14]),
+    op("And", &[1, 7]),
+    op("ArgMax", &[1, 11, 12, 13]),
+    op("ArgMin", &[1, 11, 12, 13]),
+    op("AveragePool", &[1, 7, 10, 11, 19, 22]),
+    op("BatchNormalization", &[1, 6, 7, 9, 14, 15]),
+    from("Cast", &[1, 6, 9, 13, 19, 21, 23, 24, 25, 28], 6),
+    op("Ceil", &[1, 6, 13]),
+    op("Clip", &[1, 6, 11, 12, 13]),
+    op("Concat", &[1, 4, 11, 13]),
+    op("ConcatFromSequence", &[11]),
+    op("Constant", &[1, 9, 11, 12, 13, 19, 21, 23, 24, 25]),
+    op("ConstantOfShape", &[9, 20, 21, 23, 24, 25]),
+    op("Conv", &[1, 11, 22]),
+    op("ConvTranspose", &[1, 11, 22]),
+    op("CumSum", &[11, 14]),
+    op("Div", &[1, 6, 7, 13, 14]),
+    op("Dropout", &[1, 6, 7, 10, 12, 13, 22]),
+    op("Elu", &[1, 6, 22]),
+    op("Equal", &[1, 7, 11, 13, 19]),
+    op("Erf", &[9, 13]),
+    op("Exp", &[1, 6, 13]),
+    op("Expand", &[8, 13]),
+    op("Flatten", &[1, 9, 11, 13, 21, 23, 24, 25]),
+    op("Floor", &[1, 6, 13]),
+    op("Gather", &[1, 11, 13]),
+    op("GatherElements", &[11, 13]),
+    op("Gelu", &[20]),
+    op("Gemm", &[1, 6, 7, 9, 11, 13]),
+    op("GlobalAveragePool", &[1, 22]),
+    op("GlobalMaxPool", &[1, 22]),
+    op("Greater", &[1, 7, 9, 13]),
+    op("GreaterOrEqual", &[12, 16]),
+    op("HardSigmoid", &[1, 6, 22]),
+    op("HardSwish", &[14, 22]),
+    op("Identity", &[1, 13, 14, 16, 19, 21, 23, 24, 25]),
+    op("If", &[1, 11, 13, 16, 19, 21, 23, 24, 25]),
+    op("InstanceNormalization", &[1, 6, 22]),
+    op("LayerNormalization", &[17]),
+    op("LeakyRelu", &[1, 6, 16]),
+    op("Less", &[1, 7, 9, 13]),
+    op("LessOrEqual", &[12, 16]),
+    op("Log", &[1, 6, 13]),
+    op("LogSoftmax", &[1, 11, 13]),
+    op("MatMul", &[1, 9, 13]),
+    op("Max", &[1, 6, 8, 12, 13]),
+    op("MaxPool", &[1, 8, 10, 11, 12, 22]),
+    op("Min", &[1, 6, 8, 12, 13]),
+    op("Mul", &[1, 6, 7, 13, 14]),
+    op("Neg", &[1, 6, 13]),
+    op("Not", &[1]),
+    op("OneHot", &[9, 11, 28]),
+    op("Or", &[1, 7]),
+    from("Pad", &[1, 2, 11, 13, 18, 19, 21, 23, 24, 25], 2),
+    op("Pow", &[1, 7, 12, 13, 15]),
+    op("PRelu", &[1, 6, 7, 9, 16]),
+    op("Range", &[11, 27]),
+    op("ReduceMax", &[1, 11, 12, 13, 18, 20]),
+    op("ReduceMean", &[1, 11, 13, 18]),
+    op("ReduceMin", &[1, 11, 12, 13, 18, 20]),
+    op("ReduceSum", &[1, 11, 13]),
+    op("Relu", &[1, 6, 13, 14]),
+    from("Reshape", &[1, 5, 13, 14, 19, 21, 23, 24, 25], 5),
+    from("Resize", &[10, 11, 13, 18, 19], 11),
+    op("ScatterND", &[11, 13, 16, 18]),
+    op("Selu", &[1, 6, 22]),
+    op("SequenceAt", &[11]),
+    op("SequenceConstruct", &[11]),
+    op("SequenceEmpty", &[11]),
+    op("SequenceErase", &[11]),
+    op("SequenceInsert", &[11]),
+    op("SequenceLength", &[11]),
+    op("Shape", &[1, 13, 15, 19, 21, 23, 24, 25]),
+    op("Shrink", &[9]),
+    op("Sigmoid", &[1, 6, 13]),
+    op("Sign", &[9, 13]),
+    op("Size", &[1, 13, 19, 21, 23, 24, 25]),
+    op("Slice", &[1, 10, 11, 13]),
+    op("Softmax", &[1, 11, 13]),
+    op("Softplus", &[1, 22]),
+    op("Split", &[1, 2, 11, 13, 18]),
+    op("SplitToSequence", &[11, 24]),
+    op("Sqrt", &[1, 6, 13]),
+    op("Squeeze", &[1, 11, 13, 21, 23, 24, 25]),
+    op("Sub", &[1, 6, 7, 13, 14]),
+    op("Sum", &[1, 6, 8, 13]),
+    op("Tanh", &[1, 6, 13]),
+    from("Tile", &[1, 6, 13], 6),
+    op("Transpose", &[1, 13, 21, 23, 24, 25]),
+    op("Trilu", &[14]),
+    op("Unsqueeze", &[1, 11, 13, 21, 23, 24, 25]),
+    op("Where", &[9, 16]),
+    op("Xor", &[1, 7]),
+];
+
+/// Operators that, before opset 7, broadcast by a `broadcast`/`axis` attribute pair.
+const LEGACY_BROADCAST: &[&str] = &[
+    "Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal", "Greater", "Less",
+];
+
+/// The opset a model imports for the default domain.
+pub fn default_opset(model: &ModelProto) -> i64 {
+    model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .unwrap_or(DEFAULT_OPSET)
+}
+
+/// Checks every node of `model` (subgraphs included) against the allow-list.
+pub fn check(model: &ModelProto) -> Result<()> {
+    let opset = default_opset(model);
+    if !(1..=MAX_OPSET).contains(&opset) {
+        return Err(EngineError::UnsupportedOpset {
+            domain: "ai.onnx".into(),
+            version: opset,
+            reason: format!("the engine knows default-domain opsets 1 to {MAX_OPSET}"),
+        });
+    }
+    match &model.graph {
+        Some(graph) => check_graph(graph, opset),
+        None => Ok(()),
+    }
+}
+
+fn check_graph(graph: &GraphProto, opset: i64) -> Result<()> {
+    let ranks = declared_ranks(graph);
+    for node in &graph.node {
+        check_node(node, opset, &ranks)?;
+        for attr in &node.attribute {
+            for g in attr.g.iter().chain(&attr.graphs) {
+                check_graph(g, opset)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The rank of every value whose shape the graph declares (inputs, outputs, value infos)
+/// or fixes (initializers).
+fn declared_ranks(graph: &GraphProto) -> HashMap<&str, usize> {
+    let mut ranks = HashMap::new();
+    for info in graph
+        .input
+        .iter()
+        .chain(&graph.output)
+        .chain(&graph.value_info)
+    {
+        if let Some(type_proto::Value::TensorType(t)) =
+            info.r#type.as_ref().and_then(|t| t.value.as_ref())
+        {
+            if let Some(shape) = &t.shape {
+                ranks.insert(info.name.as_str(), shape.dim.len());
+            }
+        }
+    }
+    for init in &graph.initializer {
+        ranks.insert(init.name.as_str(), init.dims.len());
+    }
+    ranks
+}
+
+fn check_node(node: &NodeProto, opset: i64, ranks: &HashMap<&str, usize>) -> Result<()> {
+    let op = node.op_type.as_str();
+    if !(node.domain.is_empty() || node.domain == "ai.onnx") {
+        return Err(EngineError::UnsupportedOperator {
+            op: format!("{}.{op}", node.domain),
+            version: opset,
+            reason: format!(
+                "the engine runs only the default ONNX domain, not `{}`",
+                node.domain
+            ),
+        });
+    }
+    let Some(entry) = TABLE.iter().find(|e| e.op == op) else {
+        // Not ours to name here: `ops::check_supported` refuses it as unsupported.
+        return Ok(());
+    };
+    let Some(version) = version_at(entry, opset) else {
+        return Err(EngineError::UnsupportedOperator {
+            op: op.into(),
+            version: opset,
+            reason: format!(
+                "it does not exist in opset {opset}; it was introduced in opset {}",
+                entry.since[0]
+            ),
+        });
+    };
+    if version < entry.first_exact {
+        return Err(EngineError::UnsupportedOperator {
+            op: op.into(),
+            version,
+            reason: format!(
+                "the engine runs it exactly from version {}; re-export the model at opset {} or newer",
+                entry.first_exact, entry.first_exact
+            ),
+        });
+    }
+    if let Some(reason) = attribute_refusal(node, version, ranks) {
+        return Err(EngineError::UnsupportedOperator {
+            op: op.into(),
+            version,
+            reason,
+        });
+    }
+    Ok(())
+}
+
+/// The operator's version in effect at `opset`: its newest since-version not above it.
+fn version_at(entry: &OpVersions, opset: i64) -> Option<i64> {
+    entry.since.iter().copied().filter(|&v| v <= opset).max()
+}
+
+fn int_attr(node: &NodeProto, name: &str) -> Option<i64> {
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
+}
+
+fn has_attr(node: &NodeProto, name: &str) -> bool {
+    node.attribute.iter().any(|a| a.name == name)
+}
+
+fn has_input(node: &NodeProto, index: usize) -> bool {
+    node.input.get(index).is_some_and(|n| !n.is_empty())
+}
+
+/// Why a node of a supported version still would not run as the spec defines it.
+fn attribute_refusal(
+    node: &NodeProto,
+    version: i64,
+    ranks: &HashMap<&str, usize>,
+) -> Option<String> {
+    let op = node.op_type.as_str();
+    if version < 7 && LEGACY_BROADCAST.contains(&op) {
+        if let Some(axis) = int_attr(node, "axis") {
+            // Before opset 7, B's dimensions line up with A's from `axis` on; that is
+            // numpy broadcasting only when they are A's trailing dimensions.
+            let rank = |i: usize| node.input.get(i).and_then(|n| ranks.get(n.as_str()));
+            let numpy = matches!((rank(0), rank(1)), (Some(&a), Some(&b)) if a >= b && axis == (a - b) as i64);
+            if !numpy {
+                return Some(
+                    "legacy broadcasting along `axis` (opset < 7) that is not numpy \
+                     broadcasting, or whose operand ranks the graph does not declare"
+                        .into(),
+                );
+            }
+        }
+    }
+    match op {
+        "BatchNormalization" if version < 7 && int_attr(node, "is_test") != Some(1) => {
+            Some("without `is_test = 1` it normalizes by batch statistics".into())
+        }
+        "BatchNormalization" if version < 9 && int_attr(node, "spatial") == Some(0) => {
+            Some("`spatial = 0` (per-element statistics) is not supported".into())
+        }
+        "BatchNormalization" if int_attr(node, "training_mode").unwrap_or(0) != 0 => {
+            Some("training mode normalizes by batch statistics".into())
+        }
+        "Dropout" if has_input(node, 2) => {
+            Some("a `training_mode` input could make it drop at random".into())
+        }
+        "Concat" if version < 4 && !has_attr(node, "axis") => {
+            Some("version 1 without `axis` is not supported".into())
+        }
+        "Shape" if has_attr(node, "start") || has_attr(node, "end") => {
+            Some("`start` and `end` are not supported".into())
+        }
+        "Split" if has_attr(node, "num_outputs") => Some(
+            "`num_outputs` is not supported (uneven splits would come out wrong); \
+             give the sizes as the `split` input"
+                .into(),
+        ),
+        "Squeeze" if !has_input(node, 1) && !has_attr(node, "axes") => {
+            Some("without axes it would keep a leading dimension of size 1".into())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use candle_onnx::onnx::{AttributeProto, OperatorSetIdProto};
+
+    fn model(opset: i64, node: NodeProto) -> ModelProto {
+        ModelProto {
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: opset,
+            }],
+            graph: Some(GraphProto {
+                node: vec![node],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn node(op: &str, inputs: &[&str], attrs: &[(&str, i64)]) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec!["y".into()],
+            attribute: attrs
+                .iter()
+                .map(|(name, i)| AttributeProto {
+                    name: name.to_string(),
+                    i: *i,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn refusal(m: &ModelProto) -> (String, i64, String) {
+        match check(m) {
+            Err(EngineError::UnsupportedOperator {
+                op,
+                version,
+                reason,
+            }) => (op, version, reason),
+            other => panic!("expected UnsupportedOperator, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_table_is_sorted_and_each_first_exact_version_is_a_since_version() {
+        for pair in TABLE.windows(2) {
+            assert!(
+                pair[0].op.to_lowercase() < pair[1].op.to_lowercase(),
+                "{} / {}",
+                pair[0].op,
+                pair[1].op
+            );
+        }
+        for e in TABLE {
+            assert!(e.since.contains(&e.first_exact), "{}", e.op);
+            assert!(e.since.windows(2).all(|w| w[0] < w[1]), "{}", e.op);
+            assert!(*e.since.last().unwrap() <= MAX_OPSET, "{}", e.op);
+        }
+    }
+
+    #[test]
+    fn the_table_covers_every_operator_the_engine_runs() {
+        for op in super::super::ops::OWN
+            .iter()
+            .chain(super::super::ops::DELEGATED)
+        {
+            assert!(TABLE.iter().any(|e| e.op == *op), "{op} has no versions");
+        }
+    }
+
+    #[test]
+    fn the_version_in_effect_is_the_newest_since_version_at_or_below_the_opset() {
+        let softmax = TABLE.iter().find(|e| e.op == "Softmax").unwrap();
+        assert_eq!(version_at(softmax, 12), Some(11));
+        assert_eq!(version_at(softmax, 13), Some(13));
+        assert_eq!(version_at(softmax, 28), Some(13));
+        let gelu = TABLE.iter().find(|e| e.op == "Gelu").unwrap();
+        assert_eq!(version_at(gelu, 19), None);
+    }
+
+    #[test]
+    fn plain_models_at_every_known_opset_pass() {
+        for opset in 7..=MAX_OPSET {
+            check(&model(opset, node("Relu", &["x"], &[]))).unwrap();
+            check(&model(opset, node("MatMul", &["a", "b"], &[]))).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_unknown_or_absurd_opset_is_refused() {
+        for opset in [0, -3, MAX_OPSET + 1, i64::MAX] {
+            match check(&model(opset, node("Relu", &["x"], &[]))) {
+                Err(EngineError::UnsupportedOpset { version, .. }) => assert_eq!(version, opset),
+                other => panic!("opset {opset}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn another_domain_is_refused_even_with_a_default_domain_name() {
+        let mut gelu = node("Gelu", &["x"], &[]);
+        gelu.domain = "com.microsoft".into();
+        let (op, _, reason) = refusal(&model(20, gelu));
+        assert_eq!(op, "com.microsoft.Gelu");
+        assert!(reason.contains("com.microsoft"));
+        let mut scaler = node("Scaler", &["x"], &[]);
+        scaler.domain = "ai.onnx.ml".into();
+        assert_eq!(refusal(&model(17, scaler)).0, "ai.onnx.ml.Scaler");
+    }
+
+    #[test]
+    fn an_operator_before_it_exists_or_before_its_exact_version_is_refused() {
+        let (op, version, reason) = refusal(&model(19, node("Gelu", &["x"], &[])));
+        assert_eq!((op.as_str(), version), ("Gelu", 19));
+        assert!(reason.contains("introduced in opset 20"), "{reason}");
+        let (op, version, _) = refusal(&model(10, node("Resize", &["x", "s"], &[])));
+        assert_eq!((op.as_str(), version), ("Resize", 10));
+        let (op, version, _) = refusal(&model(4, node("Reshape", &["x"], &[])));
+        assert_eq!((op.as_str(), version), ("Reshape", 1));
+        check(&model(11, node("Resize", &["x", "r", "s"], &[]))).unwrap();
+    }
+
+    #[test]
+    fn forms_the_engine_would_run_differently_are_refused() {
+        let cases = [
+            (
+                6,
+                node("Add", &["a", "b"], &[("broadcast", 1), ("axis", 1)]),
+            ),
+            (6, node("BatchNormalization", &["x"], &[("is_test", 0)])),
+            (
+                7,
+                node(
+                    "BatchNormalization",
+                    &["x"],
+                    &[("spatial", 0), ("is_test", 1)],
+                ),
+            ),
+            (
+                15,
+                node("BatchNormalization", &["x"], &[("training_mode", 1)]),
+            ),
+            (13, node("Dropout", &["x", "r", "t"], &[])),
+            (15, node("Shape", &["x"], &[("start", 1)])),
+            (18, node("Split", &["x"], &[("num_outputs", 3)])),
+            (13, node("Squeeze", &["x"], &[])),
+        ];
+        for (opset, n) in cases {
+            let op = n.op_type.clone();
+            let (named, _, _) = refusal(&model(opset, n));
+            assert_eq!(named, op);
+        }
+        // The same operators in their exact forms pass.
+        for (opset, n) in [
+            (6, node("Add", &["a", "b"], &[("broadcast", 1)])),
+            (6, node("BatchNormalization", &["x"], &[("is_test", 1)])),
+            (15, node("BatchNormalization", &["x"], &[])),
+            (13, node("Dropout", &["x", "r"], &[])),
+            (15, node("Shape", &["x"], &[])),
+            (18, node("Split", &["x", "s"], &[])),
+            (13, node("Squeeze", &["x", "axes"], &[])),
+            (11, node("Squeeze", &["x"], &[("axes", 0)])),
+        ] {
+            check(&model(opset, n)).unwrap();
+        }
+    }
+
+    #[test]
+    fn legacy_axis_broadcasting_passes_only_where_it_is_numpy_broadcasting() {
+        use candle_onnx::onnx::{
+            tensor_shape_proto, type_proto, TensorShapeProto, TypeProto, ValueInfoProto,
+        };
+        let declared = |name: &str, rank: usize| ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: 1,
+                    shape: Some(TensorShapeProto {
+                        dim: vec![tensor_shape_proto::Dimension::default(); rank],
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let with_ranks = |axis: i64| {
+            let mut m = model(
+                6,
+                node("Add", &["a", "b"], &[("broadcast", 1), ("axis", axis)]),
+            );
+            let graph = m.graph.as_mut().unwrap();
+            graph.input = vec![declared("a", 3), declared("b", 2)];
+            m
+        };
+        check(&with_ranks(1)).unwrap();
+        assert_eq!(refusal(&with_ranks(0)).0, "Add");
+    }
+
+    #[test]
+    fn nodes_inside_subgraphs_are_checked_too() {
+        let mut branch = GraphProto::default();
+        branch.node.push(node("Shape", &["x"], &[("end", 2)]));
+        let mut if_node = node("If", &["c"], &[]);
+        if_node.attribute.push(AttributeProto {
+            name: "then_branch".into(),
+            g: Some(branch),
+            ..Default::default()
+        });
+        assert_eq!(refusal(&model(17, if_node)).0, "Shape");
+    }
+}
