@@ -96,6 +96,7 @@ pub fn import_with_spec(
         format,
         name,
         fee,
+        dynamic_max,
     }: ImportArgs,
 ) -> Result<(Manifest, ModelSpec<u128>)> {
     let format = format.map(|f| match f {
@@ -113,8 +114,15 @@ pub fn import_with_spec(
         .load(&id, &mut progress::bar("loading"))
         .context("the model was stored but does not load; it cannot be registered")?;
     let (input, output) = model.registration_specs()?;
+    let input =
+        spec::bound_dynamic(input, dynamic_max).context("--dynamic-max must be at least 1")?;
+    // What one request costs at most, registered with the model so the chain refuses
+    // requests beyond what executors must provide (a dry run for ONNX graphs).
+    let cost = model
+        .estimate_cost(&input)
+        .context("the model's cost could not be bounded, so it cannot be registered")?;
     let name = name.unwrap_or_else(|| default_name(&path));
-    let spec = spec::registration_template(&name, &manifest, input, output, fee)?;
+    let spec = spec::registration_template(&name, &manifest, input, output, fee, cost)?;
     Ok((manifest, spec))
 }
 

@@ -22,7 +22,10 @@ use candle_core::{DType as CDType, Device};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct};
 use inferchain_kernels::{gemm, Bias, MatRef, PackedB, Sequential, Unary};
-use inferchain_primitives::io::{DType, Dim, IoSpec, Tensor};
+use inferchain_primitives::{
+    io::{DType, Dim, IoSpec, Tensor},
+    model::ModelCost,
+};
 use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationParams};
 
@@ -359,6 +362,9 @@ pub struct BertEmbedder {
     tokenizer: Tokenizer,
     hidden_size: usize,
     weight_bytes: usize,
+    /// The most tokens one text becomes (its truncation).
+    max_tokens: usize,
+    dims: crate::cost::TransformerDims,
 }
 
 impl BertEmbedder {
@@ -422,7 +428,22 @@ impl BertEmbedder {
             tokenizer,
             hidden_size: config.hidden_size,
             weight_bytes,
+            max_tokens: max_length,
+            dims: crate::cost::TransformerDims {
+                layers: config.num_hidden_layers,
+                hidden: config.hidden_size,
+                intermediate: config.intermediate_size,
+                heads: config.num_attention_heads,
+                kv_width: config.hidden_size,
+            },
         })
+    }
+
+    /// One request's cost at most: a text of `max_bytes` bytes is at most one token a
+    /// byte and the two special tokens, and never more than the truncation.
+    pub fn cost(&self, max_bytes: u32) -> ModelCost {
+        let tokens = (max_bytes as usize).saturating_add(2).min(self.max_tokens);
+        self.dims.cost(tokens, self.weight_bytes)
     }
 
     /// Bytes of weights held in memory.

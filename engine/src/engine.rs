@@ -11,7 +11,7 @@ use crate::{
 use codec::Encode;
 use inferchain_primitives::{
     io::{DType, IoSpec, Payload},
-    model::{Manifest, ModelFormat, NumericsProfile},
+    model::{Manifest, ModelCost, ModelFormat, NumericsProfile},
     ModelId,
 };
 use std::sync::{Arc, Mutex};
@@ -58,6 +58,25 @@ impl LoadedModel {
         match self {
             LoadedModel::Llm(m) => m.registration_specs(),
             other => other.io_specs(),
+        }
+    }
+
+    /// What one request costs at most, for a model registered with `input` as its
+    /// input spec (`crate::cost`).
+    pub fn estimate_cost(&self, input: &IoSpec) -> Result<ModelCost> {
+        match (self, input) {
+            (LoadedModel::Onnx(m), _) => m.estimate_cost(input),
+            (LoadedModel::Bert(m), IoSpec::Text { max_bytes }) => Ok(m.cost(*max_bytes)),
+            (
+                LoadedModel::Llm(m),
+                IoSpec::Prompt {
+                    max_bytes,
+                    max_new_tokens,
+                },
+            ) => Ok(m.cost(*max_bytes, *max_new_tokens)),
+            _ => Err(EngineError::InvalidArtifact(
+                "the input spec is not of the model's kind".into(),
+            )),
         }
     }
 

@@ -49,6 +49,14 @@ pub enum EngineError {
         version: i64,
         reason: String,
     },
+    #[error("the size of values after {op} node `{node}` depends on the data of input `{input}`, so no run at the declared maximum shapes bounds a request's cost; compute shapes from constants or from inputs' shapes (Shape), not from their values")]
+    UnboundedShape {
+        op: String,
+        node: String,
+        input: String,
+    },
+    #[error("a dry run at the declared maximum shapes needs {bytes} bytes of input; bound the model's dynamic dimensions (`inferchain model import --dynamic-max N`)")]
+    DryRunTooLarge { bytes: u64 },
     #[error("the model imports opset {version} of domain `{domain}`: {reason}")]
     UnsupportedOpset {
         domain: String,

@@ -31,6 +31,7 @@ pub mod bert;
 pub mod bert_plan;
 pub mod cache;
 pub mod conversion;
+pub mod cost;
 pub mod dispute_plan;
 mod engine;
 pub mod error;

@@ -5,7 +5,7 @@ use crate::error::{EngineError, Result};
 use inferchain_primitives::{
     compare::ComparisonRule,
     io::{DType, Dim, IoSpec, TensorSpec},
-    model::{Manifest, ModelFormat, ModelSpec, NumericsProfile, ThreadRule},
+    model::{Manifest, ModelCost, ModelFormat, ModelSpec, NumericsProfile, ThreadRule},
 };
 
 /// The bound given to a dimension the model leaves open (governance may tighten it).
@@ -85,6 +85,7 @@ pub fn registration_template(
     input: IoSpec,
     output: IoSpec,
     fee: u128,
+    cost: ModelCost,
 ) -> Result<ModelSpec<u128>> {
     let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
     let mut name_bytes = name.as_bytes().to_vec();
@@ -107,6 +108,28 @@ pub fn registration_template(
         output,
         fee,
         artifact_uri: None,
+        cost,
+    })
+}
+
+/// `spec` with every dynamic dimension bounded by `max` instead (tensors only; other
+/// specs are returned as they are). `None` for `max = 0`.
+pub fn bound_dynamic(spec: IoSpec, max: u32) -> Option<IoSpec> {
+    if max == 0 {
+        return None;
+    }
+    Some(match spec {
+        IoSpec::Tensors(mut ts) => {
+            for t in ts.iter_mut() {
+                for d in t.shape.iter_mut() {
+                    if let Dim::Dynamic { max: m } = d {
+                        *m = max;
+                    }
+                }
+            }
+            IoSpec::Tensors(ts)
+        }
+        other => other,
     })
 }
 

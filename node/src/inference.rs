@@ -107,6 +107,17 @@ pub fn engine_runner(
                 limits.cpu_secs,
                 limits.deadline
             );
+            // What the chain requires of executors (this runtime's constant; an upgrade
+            // may change it): a worker capped below it will hand such requests back.
+            let required = inferchain_runtime::configs::MaxModelCost::get();
+            if limits.memory_bytes < required.peak_memory_bytes {
+                log::warn!(
+                    target: LOG_TARGET,
+                    "the chain admits models needing {} MiB at their peak, over this node's {} MiB worker cap: raise --inference-memory-mib, or requests for them will be handed back",
+                    required.peak_memory_bytes >> 20,
+                    limits.memory_bytes >> 20
+                );
+            }
             let runner = Arc::new(FetchingRunner::new(store, fetch, pool));
             // Start one worker now (warm for the first request) and say what limits it
             // could set on itself.
@@ -404,14 +415,66 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    #[test]
-    fn the_genesis_commitments_of_minilm_are_the_engines_plan() {
-        use inferchain_runtime::dev_models::{genesis_commitments, MINILM_L6_V2};
-        let cache = std::env::var("INFERCHAIN_CACHE")
+    /// Where `scripts/setup.sh` puts what it fetches (MiniLM among it).
+    fn setup_cache() -> PathBuf {
+        std::env::var("INFERCHAIN_CACHE")
             .map(PathBuf::from)
             .unwrap_or_else(|_| {
                 PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/inferchain")
-            });
+            })
+    }
+
+    #[test]
+    fn the_genesis_costs_are_the_engines_estimates_at_the_registered_inputs() {
+        let cache = setup_cache();
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = std::env::temp_dir().join(format!("inferchain-node-cost-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = ModelStore::open(&dir).expect("store");
+        let engine = inferchain_engine::Engine::new(store.clone(), 0);
+        let mut estimated = Vec::new();
+        for path in [
+            repo.join("models/tiny-mlp/model.onnx"),
+            repo.join("models/wide-mlp/model.onnx"),
+            repo.join("models/tiny-llm"),
+            cache.join("models/all-MiniLM-L6-v2"),
+        ] {
+            let id = store
+                .import(&path, None, &mut |_| {})
+                .unwrap_or_else(|e| {
+                    panic!("{}: {e} (scripts/setup.sh fetches MiniLM)", path.display())
+                })
+                .id();
+            let spec = inferchain_runtime::dev_models::genesis_models()
+                .into_iter()
+                .find(|m| m.artifact_hash == id)
+                .expect("a genesis model");
+            let model = engine.load(&id, &mut |_| {}).expect("loads");
+            let cost = model.estimate_cost(&spec.input).expect("a bounded cost");
+            assert!(
+                cost.fits_within(&inferchain_runtime::configs::MaxModelCost::get()),
+                "{}: {cost:?} is over the chain's cap",
+                path.display()
+            );
+            estimated.push((
+                String::from_utf8_lossy(&spec.name).into_owned(),
+                spec.cost,
+                cost,
+            ));
+        }
+        for (name, registered, cost) in &estimated {
+            assert_eq!(
+                registered, cost,
+                "runtime/src/dev_models.rs must carry {name}'s cost as the engine estimates it: {estimated:#?}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_genesis_commitments_of_minilm_are_the_engines_plan() {
+        use inferchain_runtime::dev_models::{genesis_commitments, MINILM_L6_V2};
+        let cache = setup_cache();
         let dir =
             std::env::temp_dir().join(format!("inferchain-node-minilm-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

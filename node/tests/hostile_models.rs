@@ -3,10 +3,11 @@
 //! model it could not be expected to run.
 //!
 //! - A graph that allocates 100 GB from an 8-byte input (`ConstantOfShape`) and a
-//!   protobuf nested 1,000 deep: refused at registration (`inferchain model register`
-//!   builds the dispute plan first and names what it cannot build), so no executor ever
-//!   sees them. (The worker process's own handling of both, were they run, is
-//!   `engine/tests/worker.rs`.)
+//!   protobuf nested 1,000 deep: refused at registration — the first because its
+//!   input's data decides a tensor's size, so no dry run bounds its cost
+//!   (`EngineError::UnboundedShape`), the second because it does not decode — so no
+//!   executor ever sees them. (The worker process's own handling of both, were they run,
+//!   is `engine/tests/worker.rs`.)
 //! - A mirror that trickles bytes, one that serves the wrong file, one that serves a
 //!   truncated file: the executor's fetch fails with a named error, it hands the request
 //!   back, the request expires with a full refund, and the releases are forgiven.
@@ -214,7 +215,7 @@ fn hostile_models_and_mirrors_end_in_named_errors_and_nobody_is_slashed() {
     // Refused at registration, with the reason named: nothing reaches an executor.
     let (bomb, nest) = bomb_and_nest(&dir);
     for (file, why) in [
-        (&bomb, "cannot build the model's dispute plan"),
+        (&bomb, "depends on the data of input `shape`"),
         (&nest, "not an ONNX model"),
     ] {
         let (ok, out, err) = run(

@@ -85,6 +85,40 @@ pub struct NumericsProfile {
     pub threads: ThreadRule,
 }
 
+/// What one request of a model may cost an executor, at most: the model run at its
+/// declared maximum shapes, as the engine estimates it at import (`inferchain model
+/// import` prints it; the registry holds it in the spec). The chain refuses requests for
+/// a model whose cost exceeds what every executor is required to provide, so an executor
+/// never finds out at run time that a model is beyond it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    MaxEncodedLen,
+    TypeInfo,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct ModelCost {
+    /// Floating-point operations of one run (a multiply-add counts two).
+    pub flops: u64,
+    /// Bytes held at the run's peak: weights and live intermediate values.
+    pub peak_memory_bytes: u64,
+}
+
+impl ModelCost {
+    /// Whether this cost is within `limit` on every count.
+    pub fn fits_within(&self, limit: &ModelCost) -> bool {
+        self.flops <= limit.flops && self.peak_memory_bytes <= limit.peak_memory_bytes
+    }
+}
+
 /// A model as registered on chain.
 #[derive(
     Clone,
@@ -118,6 +152,8 @@ pub struct ModelSpec<Balance> {
     pub numerics: NumericsProfile,
     /// Where executors may fetch the artifact if their store lacks it.
     pub artifact_uri: Option<BoundedVec<u8, ConstU32<MAX_URI_LEN>>>,
+    /// What one request costs an executor at most.
+    pub cost: ModelCost,
 }
 
 /// Where a model is in its life.

@@ -11,7 +11,7 @@ use inferchain_primitives::{
     compare::ComparisonRule,
     dispute::ModelCommitments,
     io::{DType, Dim, IoSpec, TensorSpec},
-    model::{ModelFormat, ModelSpec, NumericsProfile, ThreadRule},
+    model::{ModelCost, ModelFormat, ModelSpec, NumericsProfile, ThreadRule},
     ModelId,
 };
 
@@ -141,6 +141,10 @@ pub fn genesis_models() -> vec::Vec<ModelSpec<Balance>> {
             comparison: ComparisonRule::Exact,
             numerics: NUMERICS,
             artifact_uri: None,
+            cost: ModelCost {
+                flops: 134,
+                peak_memory_bytes: 1_868,
+            },
         },
         ModelSpec {
             name: b"wide-mlp".to_vec().try_into().expect("short name; qed"),
@@ -154,6 +158,10 @@ pub fn genesis_models() -> vec::Vec<ModelSpec<Balance>> {
             comparison: ComparisonRule::Exact,
             numerics: NUMERICS,
             artifact_uri: None,
+            cost: ModelCost {
+                flops: 132_160,
+                peak_memory_bytes: 532_736,
+            },
         },
         ModelSpec {
             name: b"all-MiniLM-L6-v2"
@@ -170,6 +178,10 @@ pub fn genesis_models() -> vec::Vec<ModelSpec<Balance>> {
             comparison: ComparisonRule::Exact,
             numerics: NUMERICS,
             artifact_uri: None,
+            cost: ModelCost {
+                flops: 5_925_175_296,
+                peak_memory_bytes: 94_940_160,
+            },
         },
         ModelSpec {
             name: b"tiny-llm".to_vec().try_into().expect("short name; qed"),
@@ -193,6 +205,10 @@ pub fn genesis_models() -> vec::Vec<ModelSpec<Balance>> {
             comparison: ComparisonRule::Exact,
             numerics: NUMERICS,
             artifact_uri: None,
+            cost: ModelCost {
+                flops: 1_074_593_792,
+                peak_memory_bytes: 9_574_912,
+            },
         },
     ]
 }
@@ -296,6 +312,9 @@ mod tests {
         for spec in genesis_models() {
             assert!(spec.max_input_bytes <= crate::configs::MaxInputBytes::get());
             assert!(spec.max_output_bytes <= crate::configs::MaxOutputBytes::get());
+            // Measured (the node's tests compare them with the engine), and requestable.
+            assert!(spec.cost.flops > 0 && spec.cost.peak_memory_bytes > 0);
+            assert!(spec.cost.fits_within(&crate::configs::MaxModelCost::get()));
         }
         let [mlp, wide, minilm, llm] = &genesis_models()[..] else {
             panic!("four models")

@@ -67,7 +67,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: alloc::borrow::Cow::Borrowed("inferchain"),
     impl_name: alloc::borrow::Cow::Borrowed("inferchain"),
     authoring_version: 1,
-    spec_version: 104,
+    spec_version: 105,
     impl_version: 1,
     apis: apis::RUNTIME_API_VERSIONS,
     transaction_version: 4,
@@ -135,10 +135,11 @@ pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
 
 /// Runtime migrations: runtime 101 removed the inference pallet's jury, and settles any
 /// dispute it left open; runtime 102 counts executors' pending requests into their new
-/// service records.
+/// service records; runtime 105 gives each registered spec a cost.
 type Migrations = (
     pallet_inference::migrations::RemoveJury<Runtime>,
     pallet_inference::migrations::RecountPending<Runtime>,
+    pallet_models::migrations::AddCosts<Runtime>,
 );
 
 /// Executive: dispatches to the pallets.

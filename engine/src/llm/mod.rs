@@ -26,7 +26,10 @@ use candle_core::{DType as CDType, Device};
 use candle_nn::VarBuilder;
 pub use config::LlmConfig;
 pub use generate::{Generation, StopReason};
-use inferchain_primitives::io::{IoSpec, Payload};
+use inferchain_primitives::{
+    io::{IoSpec, Payload},
+    model::ModelCost,
+};
 use inferchain_referee::bpe::ByteLevelBpe;
 use layers::{DecoderLayer, LayerCache, Linear, RmsNorm};
 use std::collections::HashMap;
@@ -267,6 +270,24 @@ impl LlmModel {
     }
 
     /// How many special tokens the tokenizer adds to a prompt.
+    /// One request's cost at most: the prompt at one token a byte plus the tokens
+    /// tokenizing adds, and `max_new_tokens` more, within the model's positions.
+    pub fn cost(&self, max_prompt_bytes: u32, max_new_tokens: u32) -> ModelCost {
+        let c = &self.decoder.config;
+        let tokens = (max_prompt_bytes as usize)
+            .saturating_add(self.added_tokens() as usize)
+            .saturating_add(max_new_tokens as usize)
+            .min(c.max_positions);
+        crate::cost::TransformerDims {
+            layers: c.num_layers,
+            hidden: c.hidden_size,
+            intermediate: c.intermediate_size,
+            heads: c.num_heads,
+            kv_width: c.num_kv_heads * c.head_dim,
+        }
+        .cost(tokens, self.weight_bytes)
+    }
+
     fn added_tokens(&self) -> u32 {
         self.tokenize("").map_or(0, |ids| ids.len() as u32)
     }

@@ -19,12 +19,14 @@ use candle_onnx::onnx::{self, type_proto, GraphProto, ModelProto};
 use inferchain_primitives::{
     io::{Dim, IoSpec, Tensor, TensorSpec},
     merkle,
+    model::ModelCost,
 };
 use ops::Value;
 use plan::Plan;
 use prost::Message;
 use std::collections::{HashMap, HashSet};
 
+pub mod cost;
 pub mod op_versions;
 mod ops;
 mod plan;
@@ -47,6 +49,9 @@ pub struct OnnxModel {
     inputs: Vec<onnx::ValueInfoProto>,
     outputs: Vec<onnx::ValueInfoProto>,
     weight_bytes: usize,
+    /// Where an input's data decides a value's size, if anywhere (`cost::check_shapes_bounded`):
+    /// the op, node and input, for [`EngineError::UnboundedShape`].
+    unbounded_shape: Option<(String, String, String)>,
 }
 
 impl OnnxModel {
@@ -81,6 +86,16 @@ impl OnnxModel {
             .cloned()
             .collect();
         let outputs = graph.output.clone();
+        let weight_names: HashSet<String> = weights.keys().cloned().collect();
+        let unbounded_shape = match proto
+            .graph
+            .as_ref()
+            .map(|g| cost::check_shapes_bounded(g, &weight_names))
+        {
+            Some(Err(EngineError::UnboundedShape { op, node, input })) => Some((op, node, input)),
+            Some(Err(other)) => return Err(other),
+            _ => None,
+        };
         let opset = op_versions::default_opset(&proto);
         let graph = proto
             .graph
@@ -94,6 +109,41 @@ impl OnnxModel {
             inputs,
             outputs,
             weight_bytes,
+            unbounded_shape,
+        })
+    }
+
+    /// The cost of one run at the largest shapes `input` admits: a dry run on zeros,
+    /// metered (`cost`). Refused where an input's data, not its shape, decides how big a
+    /// value gets: no dry run bounds such a graph.
+    pub fn estimate_cost(&self, input: &IoSpec) -> Result<ModelCost> {
+        if let Some((op, node, input)) = &self.unbounded_shape {
+            return Err(EngineError::UnboundedShape {
+                op: op.clone(),
+                node: node.clone(),
+                input: input.clone(),
+            });
+        }
+        let tensors = crate::cost::max_shape_inputs(input)?;
+        if tensors.len() != self.inputs.len() {
+            return Err(EngineError::InvalidInput(
+                inferchain_primitives::io::IoError::TensorCount {
+                    expected: self.inputs.len() as u32,
+                    found: tensors.len() as u32,
+                },
+            ));
+        }
+        let input_bytes: u64 = tensors.iter().map(|t| t.data.len() as u64).sum();
+        let mut named = HashMap::new();
+        for (info, tensor) in self.inputs.iter().zip(&tensors) {
+            named.insert(info.name.clone(), conversion::to_candle(tensor)?);
+        }
+        let mut meter = cost::CostMeter::new(self.weights.keys().cloned().collect());
+        self.run_values(named, None, Some(&mut meter))?;
+        Ok(ModelCost {
+            flops: meter.flops,
+            peak_memory_bytes: (self.weight_bytes as u64)
+                .saturating_add(meter.peak_live_bytes.max(input_bytes)),
         })
     }
 
@@ -131,6 +181,15 @@ impl OnnxModel {
         inputs: HashMap<String, CTensor>,
         trace: Option<&mut Vec<merkle::Hash>>,
     ) -> Result<HashMap<String, CTensor>> {
+        self.run_values(inputs, trace, None)
+    }
+
+    fn run_values(
+        &self,
+        inputs: HashMap<String, CTensor>,
+        trace: Option<&mut Vec<merkle::Hash>>,
+        meter: Option<&mut cost::CostMeter>,
+    ) -> Result<HashMap<String, CTensor>> {
         let mut values: HashMap<String, Value> = inputs
             .into_iter()
             .map(|(name, t)| (name, Value::Tensor(t)))
@@ -141,7 +200,7 @@ impl OnnxModel {
                 .or_insert_with(|| Value::Tensor(weight.clone()));
         }
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.plan.run(values, trace)
+            self.plan.run(values, trace, meter)
         }));
         let outputs = match outcome {
             Ok(result) => result.map_err(|e| map_candle_error(e, "run"))?,

@@ -2,7 +2,10 @@
 //! ([`super::ops`]) or by candle-onnx on a one-node graph, with every intermediate value
 //! released after its last reader (candle-onnx alone keeps all of them until the end).
 
-use super::ops::{self, Value};
+use super::{
+    cost::CostMeter,
+    ops::{self, Value},
+};
 use candle_core::{bail, DType, Result, Tensor};
 use candle_onnx::onnx::{GraphProto, ModelProto, NodeProto, ValueInfoProto};
 use inferchain_kernels::PackedB;
@@ -156,10 +159,14 @@ impl Plan {
     ///
     /// With `trace`, each step's produced values (in the node's output order) are pushed
     /// as leaf hashes of their canonical encoding (see [`step_leaf`]).
+    ///
+    /// With `meter`, each step's operations and the live intermediate bytes after it are
+    /// counted (`super::cost`).
     pub fn run(
         &self,
         mut values: HashMap<String, Value>,
         mut trace: Option<&mut Vec<merkle::Hash>>,
+        mut meter: Option<&mut CostMeter>,
     ) -> Result<HashMap<String, Value>> {
         let mut profile = Profile::from_env();
         for step in &self.steps {
@@ -220,7 +227,15 @@ impl Plan {
                     }
                 }
             }
+            if let Some(meter) = meter.as_deref_mut() {
+                let outputs: Vec<&Value> = produced.iter().map(|(_, v)| v).collect();
+                meter.node(node, &inputs, &outputs);
+            }
+            drop(inputs);
             values.extend(produced);
+            if let Some(meter) = meter.as_deref_mut() {
+                meter.live(values.iter());
+            }
             for name in &step.release {
                 values.remove(name);
             }

@@ -102,6 +102,7 @@ fn bench_spec<T: Config>(id: ModelId) -> ModelSpec<BalanceOf<T>> {
             compute_dtype: DType::F32,
             threads: ThreadRule::Any,
         },
+        cost: Default::default(),
         artifact_uri: None,
     }
 }

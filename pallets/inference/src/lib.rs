@@ -266,6 +266,12 @@ pub mod pallet {
         /// The most inputs one `request_batch` carries.
         #[pallet::constant]
         type MaxBatchSize: Get<u32>;
+        /// The most one request may cost an executor (a model's registered
+        /// `ModelSpec::cost`): what every executor is required to provide. Requests for a
+        /// costlier model are refused (`ModelTooCostly`) rather than found too big by an
+        /// executor at run time.
+        #[pallet::constant]
+        type MaxRequestCost: Get<inferchain_primitives::model::ModelCost>;
         /// The most models one executor declares it serves.
         #[pallet::constant]
         type MaxServedModels: Get<u32>;
@@ -651,6 +657,9 @@ pub mod pallet {
         UnknownModel,
         /// The model is deprecated or retired and takes no new requests.
         ModelNotActive,
+        /// The model's registered cost exceeds `MaxRequestCost`, what executors are
+        /// required to provide; nothing was held.
+        ModelTooCostly,
         /// The input is larger than the model's `max_input_bytes`.
         InputTooLarge,
         /// The input is not a canonically encoded payload.

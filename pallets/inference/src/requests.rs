@@ -94,6 +94,12 @@ impl<T: Config> Pallet<T> {
     fn requestable(model: &ModelId) -> Result<ModelSpec<BalanceOf<T>>, DispatchError> {
         let (spec, status) = T::Models::model(model).ok_or(Error::<T>::UnknownModel)?;
         ensure!(status == ModelStatus::Active, Error::<T>::ModelNotActive);
+        // What an executor cannot be expected to run is refused here, before anything is
+        // held, never discovered by an executor at run time.
+        ensure!(
+            spec.cost.fits_within(&T::MaxRequestCost::get()),
+            Error::<T>::ModelTooCostly
+        );
         // A result nobody could dispute would be trusted blindly: no commitments, no
         // requests.
         ensure!(

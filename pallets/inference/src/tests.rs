@@ -9,7 +9,11 @@ use frame_support::{
     traits::fungible::{Inspect, InspectHold},
     BoundedVec,
 };
-use inferchain_primitives::{blake2_256, model::ModelStatus, H256};
+use inferchain_primitives::{
+    blake2_256,
+    model::{ModelCost, ModelRegistry, ModelStatus},
+    H256,
+};
 
 fn bounded<S: frame_support::traits::Get<u32>>(v: Vec<u8>) -> BoundedVec<u8, S> {
     v.try_into().unwrap()
@@ -183,6 +187,60 @@ fn a_request_holds_the_fee_and_assigns_an_active_executor() {
             .into(),
         );
         assert_eq!(crate::NextRequestId::<Test>::get(), id + 1);
+    });
+}
+
+#[test]
+fn a_model_costlier_than_executors_must_provide_is_refused_before_anything_is_held() {
+    build_and_execute(|| {
+        register(&[10]);
+        let requester = 1;
+        let before = free(requester);
+        let cost = <Models as ModelRegistry<Balance>>::model(&TENSOR_MODEL)
+            .expect("registered")
+            .0
+            .cost;
+        // The requirement on executors drops below the model's cost (a runtime upgrade
+        // could do this to a model registered earlier), on either count.
+        for lowered in [
+            ModelCost {
+                flops: cost.flops - 1,
+                ..MaxModelCost::get()
+            },
+            ModelCost {
+                peak_memory_bytes: cost.peak_memory_bytes - 1,
+                ..MaxModelCost::get()
+            },
+        ] {
+            MaxRequestCost::set(&lowered);
+            assert_noop!(
+                Inference::request_inference(
+                    RuntimeOrigin::signed(requester),
+                    TENSOR_MODEL,
+                    bounded(tensor(&[1.0])),
+                    FEE
+                ),
+                Error::<Test>::ModelTooCostly
+            );
+            assert_noop!(
+                Inference::request_batch(
+                    RuntimeOrigin::signed(requester),
+                    TENSOR_MODEL,
+                    vec![bounded(tensor(&[1.0]))].try_into().unwrap(),
+                    FEE
+                ),
+                Error::<Test>::ModelTooCostly
+            );
+        }
+        assert_eq!(free(requester), before);
+        // At exactly the model's cost, it is taken.
+        MaxRequestCost::set(&cost);
+        assert_ok!(Inference::request_inference(
+            RuntimeOrigin::signed(requester),
+            TENSOR_MODEL,
+            bounded(tensor(&[1.0])),
+            FEE
+        ));
     });
 }
 

@@ -55,6 +55,7 @@ fn setup_model<T: Config>() -> u32 {
                 compute_dtype: DType::F32,
                 threads: ThreadRule::Any,
             },
+            cost: Default::default(),
             artifact_uri: None,
         };
         <T as pallet_inference::Config>::Models::register_for_benchmark(spec)
@@ -100,6 +101,7 @@ fn setup_llm<T: Config>() {
             compute_dtype: DType::F32,
             threads: ThreadRule::Any,
         },
+        cost: Default::default(),
         artifact_uri: None,
     };
     <T as pallet_inference::Config>::Models::register_for_benchmark(spec)

@@ -14,7 +14,7 @@ use inferchain_primitives::{
     compare::ComparisonRule,
     dispute::{ElementRead, ModelCommitments, RefereeError, RefereePath, StepReferee},
     io::{DType, Dim, IoSpec, Payload, Tensor, TensorSpec},
-    model::{ModelFormat, ModelSpec, NumericsProfile, ThreadRule},
+    model::{ModelCost, ModelFormat, ModelSpec, NumericsProfile, ThreadRule},
     H256,
 };
 use sp_runtime::{
@@ -98,6 +98,7 @@ impl pallet_models::Config for Test {
     type MaxModels = MaxModels;
     type MaxInputBytes = MaxInputBytes;
     type MaxOutputBytes = MaxOutputBytes;
+    type MaxModelCost = MaxModelCost;
     type WeightInfo = ();
 }
 
@@ -158,6 +159,9 @@ parameter_types! {
     pub const DutyPriority: u64 = u64::MAX / 2;
     pub const ReleaseSlash: Balance = 2;
     pub const MaxBatchSize: u32 = 8;
+    pub const MaxModelCost: ModelCost = ModelCost { flops: 1 << 40, peak_memory_bytes: 1 << 34 };
+    /// Lowered by tests, as a runtime upgrade could.
+    pub storage MaxRequestCost: ModelCost = MaxModelCost::get();
     pub const MaxRequestsPerBlock: u32 = 64;
     pub const MaxMissedInRow: u32 = 3;
     pub const RequestDepositBase: Balance = 0;
@@ -196,6 +200,7 @@ impl pallet_inference::Config for Test {
     type DutyPriority = DutyPriority;
     type ReleaseSlash = ReleaseSlash;
     type MaxBatchSize = MaxBatchSize;
+    type MaxRequestCost = MaxRequestCost;
     type MaxRequestsPerBlock = MaxRequestsPerBlock;
     type MaxServedModels = MaxServedModels;
     type MaxMissedInRow = MaxMissedInRow;
@@ -259,6 +264,10 @@ fn spec(id: H256, output: IoSpec) -> ModelSpec<Balance> {
             threads: ThreadRule::Any,
         },
         artifact_uri: None,
+        cost: ModelCost {
+            flops: 1_000,
+            peak_memory_bytes: 4_096,
+        },
     }
 }
 

@@ -50,6 +50,7 @@ fn largest_spec<T: Config>(seed: u8) -> ModelSpec<T::Balance> {
             compute_dtype: DType::F32,
             threads: ThreadRule::Any,
         },
+        cost: Default::default(),
         artifact_uri: Some({
             // The longest address the registry accepts.
             let mut uri = b"http://mirror/".to_vec();

@@ -46,6 +46,7 @@ pub use pallet::*;
 
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
+pub mod migrations;
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
@@ -56,7 +57,7 @@ pub mod weights;
 use inferchain_primitives::ModelId;
 pub use inferchain_primitives::{
     dispute::ModelCommitments,
-    model::{ModelRegistry, ModelSpec, ModelStatus},
+    model::{ModelCost, ModelRegistry, ModelSpec, ModelStatus},
 };
 pub use weights::WeightInfo;
 
@@ -85,7 +86,11 @@ pub mod pallet {
     use frame_system::pallet_prelude::*;
     use sp_runtime::traits::AtLeast32BitUnsigned;
 
+    /// v1: a spec carries its cost (`ModelSpec::cost`; [`crate::migrations`]).
+    const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+
     #[pallet::pallet]
+    #[pallet::storage_version(STORAGE_VERSION)]
     pub struct Pallet<T>(_);
 
     #[pallet::config]
@@ -113,6 +118,11 @@ pub mod pallet {
         /// The largest `max_output_bytes` a model may declare.
         #[pallet::constant]
         type MaxOutputBytes: Get<u32>;
+
+        /// The largest cost a model may declare: what every executor is required to
+        /// provide for one request (operations in time, and memory).
+        #[pallet::constant]
+        type MaxModelCost: Get<ModelCost>;
 
         /// Weights of this pallet's calls.
         type WeightInfo: WeightInfo;
@@ -213,6 +223,9 @@ pub mod pallet {
         /// `http://HOST[:PORT][/PATH]` in printable ASCII, no user info, query, fragment or
         /// `..` segment (`inferchain_primitives::mirror`).
         InvalidArtifactUri,
+        /// The spec's cost exceeds `MaxModelCost`: one request would need more than
+        /// executors are required to provide.
+        ModelTooCostly,
     }
 
     #[pallet::hooks]

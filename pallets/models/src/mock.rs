@@ -6,7 +6,7 @@ use frame_system::EnsureRoot;
 use inferchain_primitives::{
     compare::ComparisonRule,
     io::{DType, Dim, IoSpec, TensorSpec},
-    model::{ModelFormat, ModelSpec, NumericsProfile, ThreadRule},
+    model::{ModelCost, ModelFormat, ModelSpec, NumericsProfile, ThreadRule},
     H256,
 };
 use sp_runtime::BuildStorage;
@@ -29,6 +29,7 @@ parameter_types! {
     pub const MaxModels: u32 = 4;
     pub const MaxInputBytes: u32 = 1024;
     pub const MaxOutputBytes: u32 = 2048;
+    pub const MaxModelCost: ModelCost = ModelCost { flops: 1_000_000, peak_memory_bytes: 1 << 20 };
 }
 
 impl pallet_models::Config for Test {
@@ -37,6 +38,7 @@ impl pallet_models::Config for Test {
     type MaxModels = MaxModels;
     type MaxInputBytes = MaxInputBytes;
     type MaxOutputBytes = MaxOutputBytes;
+    type MaxModelCost = MaxModelCost;
     type WeightInfo = ();
 }
 
@@ -66,6 +68,10 @@ pub fn spec(seed: u8) -> ModelSpec<u64> {
             threads: ThreadRule::Any,
         },
         artifact_uri: None,
+        cost: ModelCost {
+            flops: 120,
+            peak_memory_bytes: 4_096,
+        },
     }
 }
 

@@ -82,10 +82,12 @@ fn the_registry_is_bounded() {
 #[test]
 fn malformed_specs_are_rejected_with_named_errors() {
     build_and_execute(|| {
-        let root = || RuntimeOrigin::root();
         let mut s = spec(1);
         s.name = Default::default();
-        assert_noop!(Models::register_model(root(), s), Error::<Test>::EmptyName);
+        assert_noop!(
+            Models::register_model(RuntimeOrigin::root(), s),
+            Error::<Test>::EmptyName
+        );
 
         // Mirrors executors could never fetch from are refused; a plain one is taken.
         for bad in [
@@ -101,38 +103,38 @@ fn malformed_specs_are_rejected_with_named_errors() {
             let mut s = spec(1);
             s.artifact_uri = Some(bad.to_vec().try_into().unwrap());
             assert_noop!(
-                Models::register_model(root(), s),
+                Models::register_model(RuntimeOrigin::root(), s),
                 Error::<Test>::InvalidArtifactUri
             );
         }
         let mut s = spec(2);
         s.artifact_uri = Some(b"http://127.0.0.1:8000/ab01".to_vec().try_into().unwrap());
-        assert_ok!(Models::register_model(root(), s));
+        assert_ok!(Models::register_model(RuntimeOrigin::root(), s));
 
         let mut s = spec(1);
         s.max_input_bytes = 0;
         assert_noop!(
-            Models::register_model(root(), s),
+            Models::register_model(RuntimeOrigin::root(), s),
             Error::<Test>::InvalidInputLimit
         );
         let mut s = spec(1);
         s.max_input_bytes = MaxInputBytes::get() + 1;
         assert_noop!(
-            Models::register_model(root(), s),
+            Models::register_model(RuntimeOrigin::root(), s),
             Error::<Test>::InvalidInputLimit
         );
 
         let mut s = spec(1);
         s.max_output_bytes = MaxOutputBytes::get() + 1;
         assert_noop!(
-            Models::register_model(root(), s),
+            Models::register_model(RuntimeOrigin::root(), s),
             Error::<Test>::InvalidOutputLimit
         );
 
         let mut s = spec(1);
         s.input = IoSpec::Tensors(Default::default());
         assert_noop!(
-            Models::register_model(root(), s),
+            Models::register_model(RuntimeOrigin::root(), s),
             Error::<Test>::InvalidIoSpec
         );
 
@@ -141,14 +143,14 @@ fn malformed_specs_are_rejected_with_named_errors() {
             ts[0].shape[0] = Dim::Fixed(0);
         }
         assert_noop!(
-            Models::register_model(root(), s),
+            Models::register_model(RuntimeOrigin::root(), s),
             Error::<Test>::InvalidIoSpec
         );
 
         let mut s = spec(1);
         s.input = IoSpec::Text { max_bytes: 0 };
         assert_noop!(
-            Models::register_model(root(), s),
+            Models::register_model(RuntimeOrigin::root(), s),
             Error::<Test>::InvalidIoSpec
         );
     });
@@ -361,5 +363,74 @@ fn commitments_are_recorded_once_for_a_live_model() {
             Models::set_model_commitments(RuntimeOrigin::root(), id(2), commitments(4)),
             Error::<Test>::ModelRetired
         );
+    });
+}
+
+#[test]
+fn a_model_costlier_than_executors_provide_is_refused_on_either_count() {
+    new_test_ext().execute_with(|| {
+        let cap = MaxModelCost::get();
+        let mut s = spec(1);
+        s.cost.flops = cap.flops + 1;
+        assert_noop!(
+            Models::register_model(RuntimeOrigin::root(), s),
+            Error::<Test>::ModelTooCostly
+        );
+        let mut s = spec(1);
+        s.cost.peak_memory_bytes = cap.peak_memory_bytes + 1;
+        assert_noop!(
+            Models::register_model(RuntimeOrigin::root(), s),
+            Error::<Test>::ModelTooCostly
+        );
+        // At the cap exactly, it is registered with its cost.
+        let mut s = spec(1);
+        s.cost = cap;
+        assert_ok!(Models::register_model(RuntimeOrigin::root(), s));
+        assert_eq!(ModelsStorage::<Test>::get(id(1)).unwrap().spec.cost, cap);
+    });
+}
+
+#[test]
+fn the_v1_migration_gives_earlier_specs_the_cost_cap_and_keeps_the_rest() {
+    use crate::migrations::{v0, AddCosts};
+    use codec::Encode;
+    use frame_support::traits::{GetStorageVersion, OnRuntimeUpgrade, StorageVersion};
+    new_test_ext().execute_with(|| {
+        StorageVersion::new(0).put::<Models>();
+        let new = spec(7);
+        let old = v0::ModelInfo {
+            spec: v0::ModelSpec {
+                name: new.name.clone(),
+                format: new.format,
+                artifact_hash: new.artifact_hash,
+                input: new.input.clone(),
+                output: new.output.clone(),
+                fee: new.fee,
+                max_input_bytes: new.max_input_bytes,
+                max_output_bytes: new.max_output_bytes,
+                comparison: new.comparison,
+                numerics: new.numerics,
+                artifact_uri: new.artifact_uri.clone(),
+            },
+            status: ModelStatus::Deprecated,
+            registered_at: 3u64,
+        };
+        frame_support::storage::unhashed::put_raw(
+            &ModelsStorage::<Test>::hashed_key_for(id(7)),
+            &old.encode(),
+        );
+        AddCosts::<Test>::on_runtime_upgrade();
+        let info = ModelsStorage::<Test>::get(id(7)).unwrap();
+        assert_eq!(info.spec.cost, MaxModelCost::get());
+        assert_eq!(info.spec.name, new.name);
+        assert_eq!(info.spec.artifact_uri, new.artifact_uri);
+        assert_eq!(
+            (info.status, info.registered_at),
+            (ModelStatus::Deprecated, 3)
+        );
+        assert_eq!(Models::on_chain_storage_version(), StorageVersion::new(1));
+        // Run once: a second upgrade leaves the migrated entry alone.
+        AddCosts::<Test>::on_runtime_upgrade();
+        assert_eq!(ModelsStorage::<Test>::get(id(7)).unwrap(), info);
     });
 }

@@ -65,6 +65,10 @@ pub(crate) fn check_spec<T: Config>(spec: &ModelSpec<T::Balance>) -> Result<(), 
         generation.unwrap_or(true) && generation.is_some() == (spec.format == ModelFormat::Llm),
         Error::<T>::InvalidIoSpec
     );
+    ensure!(
+        spec.cost.fits_within(&T::MaxModelCost::get()),
+        Error::<T>::ModelTooCostly
+    );
     // A mirror executors could never fetch from is governance's error to fix at
     // registration, not one to slash executors for.
     if let Some(uri) = &spec.artifact_uri {

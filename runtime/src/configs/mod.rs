@@ -13,6 +13,7 @@ use frame_support::{
     },
 };
 use frame_system::limits::{BlockLength, BlockWeights};
+use inferchain_primitives::model::ModelCost;
 use pallet_transaction_payment::{FungibleAdapter, Multiplier};
 use sp_consensus_aura::sr25519::AuthorityId as AuraId;
 use sp_runtime::{
@@ -148,6 +149,15 @@ parameter_types! {
     pub const MaxInputBytes: u32 = 64 * 1024;
     /// The largest result output any model may declare: 64 KiB.
     pub const MaxOutputBytes: u32 = 64 * 1024;
+    /// The most one request may cost an executor: the floor every executor's hardware
+    /// and limits must meet. 50 GFLOP fits the node's 9 s run deadline at 10 GFLOP/s
+    /// (a fraction of one current core's f32 peak); 6 GiB at the peak fits the node's
+    /// default 8 GiB worker cap with 2 GiB left for the process and operators' scratch
+    /// space. Models are registered only within it, and requests are refused beyond it.
+    pub const MaxModelCost: ModelCost = ModelCost {
+        flops: 50_000_000_000,
+        peak_memory_bytes: 6 << 30,
+    };
 }
 
 impl pallet_models::Config for Runtime {
@@ -157,6 +167,7 @@ impl pallet_models::Config for Runtime {
     type MaxModels = MaxModels;
     type MaxInputBytes = MaxInputBytes;
     type MaxOutputBytes = MaxOutputBytes;
+    type MaxModelCost = MaxModelCost;
     type WeightInfo = pallet_models::weights::SubstrateWeight<Runtime>;
 }
 
@@ -255,6 +266,7 @@ impl pallet_inference::Config for Runtime {
     type DutyPriority = DutyPriority;
     type ReleaseSlash = ReleaseSlash;
     type MaxBatchSize = MaxBatchSize;
+    type MaxRequestCost = MaxModelCost;
     type MaxRequestsPerBlock = MaxRequestsPerBlock;
     type MaxServedModels = MaxServedModels;
     type MaxMissedInRow = MaxMissedInRow;

@@ -1,0 +1,182 @@
+//! The cost estimate registered with a model (`engine/src/cost.rs`): a metered dry run at
+//! the declared maximum shapes for ONNX graphs, refused where an input's data decides a
+//! value's size; a formula over the dimensions for transformers.
+
+use candle_onnx::onnx::{
+    tensor_shape_proto::{dimension::Value as DimValue, Dimension},
+    type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use inferchain_engine::{cost::MAX_DRY_RUN_INPUT_BYTES, onnx::OnnxModel, spec, EngineError};
+use inferchain_primitives::io::IoSpec;
+use prost::Message;
+
+/// `Some(n)` a fixed dimension, `None` a dynamic one.
+fn value(name: &str, elem_type: i32, dims: &[Option<i64>]) -> ValueInfoProto {
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type,
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|d| Dimension {
+                            value: Some(match d {
+                                Some(n) => DimValue::DimValue(*n),
+                                None => DimValue::DimParam("n".into()),
+                            }),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn node(op: &str, input: &[&str], output: &str) -> NodeProto {
+    NodeProto {
+        op_type: op.into(),
+        input: input.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    }
+}
+
+fn weight(name: &str, dims: &[i64]) -> TensorProto {
+    let count: i64 = dims.iter().product();
+    TensorProto {
+        name: name.into(),
+        data_type: 1,
+        dims: dims.to_vec(),
+        raw_data: (0..count).flat_map(|i| (i as f32).to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+fn model(
+    nodes: Vec<NodeProto>,
+    inputs: Vec<ValueInfoProto>,
+    weights: Vec<TensorProto>,
+    y: ValueInfoProto,
+) -> OnnxModel {
+    let bytes = ModelProto {
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(GraphProto {
+            node: nodes,
+            input: inputs,
+            initializer: weights,
+            output: vec![y],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    OnnxModel::from_bytes(&bytes).expect("the model loads")
+}
+
+/// x [n, 3] · W [3, 5], then Relu: y [n, 5].
+fn matmul_relu() -> OnnxModel {
+    model(
+        vec![node("MatMul", &["x", "w"], "h"), node("Relu", &["h"], "y")],
+        vec![value("x", 1, &[None, Some(3)])],
+        vec![weight("w", &[3, 5])],
+        value("y", 1, &[None, Some(5)]),
+    )
+}
+
+fn input_spec(m: &OnnxModel, dynamic_max: u32) -> IoSpec {
+    let (input, _) = m.io_specs().expect("specs");
+    spec::bound_dynamic(input, dynamic_max).expect("a bound")
+}
+
+#[test]
+fn a_dry_run_counts_products_and_elements_at_the_largest_declared_shape() {
+    let m = matmul_relu();
+    for n in [1u64, 2, 7] {
+        let cost = m.estimate_cost(&input_spec(&m, n as u32)).expect("cost");
+        // MatMul: n·5 outputs, each 3 multiply-adds; Relu: n·5 elements.
+        assert_eq!(cost.flops, 2 * n * 5 * 3 + n * 5, "n = {n}");
+        // Weights (W, and its packed copy for the kernels) are held whatever the
+        // request; at the peak h and y ([n, 5] f32 each) are alive, or x and h.
+        let weights = m.weight_bytes() as u64;
+        assert!(weights >= 60);
+        assert_eq!(cost.peak_memory_bytes, weights + 2 * n * 5 * 4, "n = {n}");
+    }
+}
+
+#[test]
+fn the_estimate_is_the_same_on_every_run() {
+    let m = matmul_relu();
+    let spec = input_spec(&m, 64);
+    let first = m.estimate_cost(&spec).expect("cost");
+    for _ in 0..3 {
+        assert_eq!(m.estimate_cost(&spec).expect("cost"), first);
+    }
+}
+
+#[test]
+fn a_shape_taken_from_an_inputs_data_is_refused_but_one_from_its_shape_is_not() {
+    // The hostile graph: an 8-byte input names the shape of a tensor to allocate.
+    let bomb = model(
+        vec![node("ConstantOfShape", &["shape"], "y")],
+        vec![value("shape", 7, &[Some(1)])],
+        vec![],
+        value("y", 1, &[None]),
+    );
+    match bomb.estimate_cost(&input_spec(&bomb, 1)) {
+        Err(EngineError::UnboundedShape { op, input, .. }) => {
+            assert_eq!((op.as_str(), input.as_str()), ("ConstantOfShape", "shape"))
+        }
+        other => panic!("expected UnboundedShape, got {other:?}"),
+    }
+    // Through arithmetic on the data, the taint follows.
+    let laundered = model(
+        vec![
+            node("Add", &["shape", "shape"], "twice"),
+            node("Expand", &["one", "twice"], "y"),
+        ],
+        vec![value("shape", 7, &[Some(2)])],
+        vec![weight("one", &[1])],
+        value("y", 1, &[None, None]),
+    );
+    assert!(matches!(
+        laundered.estimate_cost(&input_spec(&laundered, 1)),
+        Err(EngineError::UnboundedShape { op, .. }) if op == "Expand"
+    ));
+    // A shape read from the input's shape is bounded by the spec: allowed.
+    let reshape = model(
+        vec![
+            node("Shape", &["x"], "s"),
+            node("Reshape", &["x", "s"], "y"),
+        ],
+        vec![value("x", 1, &[None, Some(4)])],
+        vec![],
+        value("y", 1, &[None, Some(4)]),
+    );
+    let cost = reshape
+        .estimate_cost(&input_spec(&reshape, 8))
+        .expect("bounded");
+    assert!(cost.peak_memory_bytes >= 8 * 4 * 4);
+}
+
+#[test]
+fn a_dry_run_larger_than_its_cap_asks_for_tighter_dynamic_dimensions() {
+    let m = model(
+        vec![node("Relu", &["x"], "y")],
+        vec![value("x", 1, &[None, None, None])],
+        vec![],
+        value("y", 1, &[None, None, None]),
+    );
+    match m.estimate_cost(&input_spec(&m, 4096)) {
+        Err(EngineError::DryRunTooLarge { bytes }) => assert!(bytes > MAX_DRY_RUN_INPUT_BYTES),
+        other => panic!("expected DryRunTooLarge, got {other:?}"),
+    }
+    assert!(m.estimate_cost(&input_spec(&m, 16)).is_ok());
+}
