@@ -435,6 +435,8 @@ impl BertEmbedder {
                 intermediate: config.intermediate_size,
                 heads: config.num_attention_heads,
                 kv_width: config.hidden_size,
+                mlp_matrices: 2,
+                head_rows: 0,
             },
         })
     }

@@ -34,18 +34,32 @@ pub struct TransformerDims {
     pub heads: usize,
     /// Width of the keys (and of the values) one position keeps in the cache.
     pub kv_width: usize,
+    /// Matrices in a layer's feed-forward block: 2 (up, down), 3 with a gate (SwiGLU).
+    pub mlp_matrices: usize,
+    /// Rows of the output head applied to every position (a language model's vocabulary;
+    /// 0 for an encoder whose output is pooled).
+    pub head_rows: usize,
 }
 
 impl TransformerDims {
-    /// One request over `tokens` positions: every weight takes part in one multiply-add
-    /// per position (an upper bound: an embedding row is only read), plus attention's
-    /// two products over the positions before each one; the memory is the weights, one
-    /// layer's activations, one layer's attention scores and the key/value cache.
+    /// One request over `tokens` positions: each position goes through every layer's
+    /// projections (query and output `hidden`², key and value `hidden × kv_width`) and
+    /// feed-forward matrices, and the output head; attention's two products run over the
+    /// positions (all of them: an upper bound for a causal model). Embedding rows are only
+    /// read, and norms and activations are small next to the products. The memory is the
+    /// weights, one layer's activations, one layer's attention scores and the key/value
+    /// cache.
     pub fn cost(&self, tokens: usize, weight_bytes: usize) -> ModelCost {
         let t = tokens as u64;
-        let params = weight_bytes as u64 / 4;
-        let attention = 4 * self.layers as u64 * t * t * self.hidden as u64;
-        let flops = (2 * params * t).saturating_add(attention);
+        let (h, kv, i) = (
+            self.hidden as u64,
+            self.kv_width as u64,
+            self.intermediate as u64,
+        );
+        let per_layer = 2 * h * h + 2 * h * kv + self.mlp_matrices as u64 * h * i;
+        let products = self.layers as u64 * per_layer + self.head_rows as u64 * h;
+        let attention = 4 * self.layers as u64 * t * t * h;
+        let flops = (2 * products * t).saturating_add(attention);
         let activations = t * (4 * self.hidden as u64 + self.intermediate as u64) * 4;
         let scores = self.heads as u64 * t * t * 4;
         let cache = 2 * self.layers as u64 * t * self.kv_width as u64 * 4;
@@ -101,6 +115,8 @@ mod tests {
         intermediate: 32,
         heads: 2,
         kv_width: 8,
+        mlp_matrices: 2,
+        head_rows: 0,
     };
 
     #[test]
@@ -111,8 +127,15 @@ mod tests {
             assert!(now.flops > last.flops && now.peak_memory_bytes > last.peak_memory_bytes);
             last = now;
         }
-        // 1,000 parameters at 10 tokens: 20,000 for the products, 4·2·100·8 for attention.
-        assert_eq!(DIMS.cost(10, 4_000).flops, 20_000 + 6_400);
+        // Per layer 2·64 + 2·64 + 2·256 = 768 product weights, two layers: at 10 tokens
+        // 2·1,536·10 for the products, 4·2·100·8 for attention.
+        assert_eq!(DIMS.cost(10, 4_000).flops, 30_720 + 6_400);
+        // A head of 50 rows adds 2·50·8 per token.
+        let headed = TransformerDims {
+            head_rows: 50,
+            ..DIMS
+        };
+        assert_eq!(headed.cost(10, 4_000).flops, 30_720 + 6_400 + 8_000);
     }
 
     #[test]

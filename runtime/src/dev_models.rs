@@ -179,7 +179,7 @@ pub fn genesis_models() -> vec::Vec<ModelSpec<Balance>> {
             numerics: NUMERICS,
             artifact_uri: None,
             cost: ModelCost {
-                flops: 5_925_175_296,
+                flops: 2_868_903_936,
                 peak_memory_bytes: 94_940_160,
             },
         },
@@ -206,7 +206,7 @@ pub fn genesis_models() -> vec::Vec<ModelSpec<Balance>> {
             numerics: NUMERICS,
             artifact_uri: None,
             cost: ModelCost {
-                flops: 1_074_593_792,
+                flops: 939_524_096,
                 peak_memory_bytes: 9_574_912,
             },
         },

@@ -284,6 +284,8 @@ impl LlmModel {
             intermediate: c.intermediate_size,
             heads: c.num_heads,
             kv_width: c.num_kv_heads * c.head_dim,
+            mlp_matrices: 3,
+            head_rows: c.vocab_size,
         }
         .cost(tokens, self.weight_bytes)
     }

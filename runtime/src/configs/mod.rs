@@ -150,8 +150,10 @@ parameter_types! {
     /// The largest result output any model may declare: 64 KiB.
     pub const MaxOutputBytes: u32 = 64 * 1024;
     /// The most one request may cost an executor: the floor every executor's hardware
-    /// and limits must meet. 50 GFLOP fits the node's 9 s run deadline at 10 GFLOP/s
-    /// (a fraction of one current core's f32 peak); 6 GiB at the peak fits the node's
+    /// and limits must meet. 50 GFLOP keeps the node's 9 s run deadline met down to
+    /// 5.6 GFLOP/s, a wide margin: the 2-core reference machine runs MiniLM's 2.9 GFLOP
+    /// in 10.7 ms (267 GFLOP/s, docs/ENGINE.md), so slower CPUs and operators far less
+    /// efficient than matrix products still fit. 6 GiB at the peak fits the node's
     /// default 8 GiB worker cap with 2 GiB left for the process and operators' scratch
     /// space. Models are registered only within it, and requests are refused beyond it.
     pub const MaxModelCost: ModelCost = ModelCost {
