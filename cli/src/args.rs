@@ -237,8 +237,8 @@ pub struct ImportArgs {
     /// Fee per request in the chain's smallest unit.
     #[arg(long, default_value_t = 1_000_000_000_000)]
     pub fee: u128,
-    /// The largest size a dynamic dimension of an ONNX model's inputs may take: the
-    /// registered bound, and the shape the cost estimate's dry run uses.
+    /// The largest size a dynamic dimension of an ONNX model's inputs and outputs may
+    /// take: the registered bound, and the shape the cost estimate's dry run uses.
     #[arg(long, default_value_t = inferchain_engine::spec::DEFAULT_DYNAMIC_MAX)]
     pub dynamic_max: u32,
 }

@@ -114,12 +114,27 @@ pub fn import_with_spec(
         .load(&id, &mut progress::bar("loading"))
         .context("the model was stored but does not load; it cannot be registered")?;
     let (input, output) = model.registration_specs()?;
-    let input =
-        spec::bound_dynamic(input, dynamic_max).context("--dynamic-max must be at least 1")?;
+    let bound =
+        |io| spec::bound_dynamic(io, dynamic_max).context("--dynamic-max must be at least 1");
+    let (input, output) = (bound(input)?, bound(output)?);
+    // The chain takes no input larger than this: no dry run beyond it either.
+    let largest = spec::max_encoded_bytes(&input);
+    let admitted = u64::from(inferchain_runtime::configs::MaxInputBytes::get());
+    if largest > admitted {
+        bail!(
+            "the largest input the model's spec admits is {largest} bytes, over the chain's \
+             {admitted}: bound its dynamic dimensions with --dynamic-max (now {dynamic_max})"
+        );
+    }
     // What one request costs at most, registered with the model so the chain refuses
-    // requests beyond what executors must provide (a dry run for ONNX graphs).
+    // requests beyond what executors must provide (a dry run for ONNX graphs, stopped at
+    // the chain's cap: a costlier model could not be registered).
+    eprintln!("estimating what one request costs at the largest input (a dry run)");
     let cost = model
-        .estimate_cost(&input)
+        .estimate_cost(
+            &input,
+            Some(inferchain_runtime::configs::MaxModelCost::get()),
+        )
         .context("the model's cost could not be bounded, so it cannot be registered")?;
     let name = name.unwrap_or_else(|| default_name(&path));
     let spec = spec::registration_template(&name, &manifest, input, output, fee, cost)?;

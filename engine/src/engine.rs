@@ -62,21 +62,31 @@ impl LoadedModel {
     }
 
     /// What one request costs at most, for a model registered with `input` as its
-    /// input spec (`crate::cost`).
-    pub fn estimate_cost(&self, input: &IoSpec) -> Result<ModelCost> {
-        match (self, input) {
-            (LoadedModel::Onnx(m), _) => m.estimate_cost(input),
-            (LoadedModel::Bert(m), IoSpec::Text { max_bytes }) => Ok(m.cost(*max_bytes)),
+    /// input spec (`crate::cost`); over `limit`, `EngineError::CostOverLimit` (an ONNX
+    /// dry run stops as soon as it passes it).
+    pub fn estimate_cost(&self, input: &IoSpec, limit: Option<ModelCost>) -> Result<ModelCost> {
+        let cost = match (self, input) {
+            (LoadedModel::Onnx(m), _) => return m.estimate_cost_within(input, limit),
+            (LoadedModel::Bert(m), IoSpec::Text { max_bytes }) => m.cost(*max_bytes),
             (
                 LoadedModel::Llm(m),
                 IoSpec::Prompt {
                     max_bytes,
                     max_new_tokens,
                 },
-            ) => Ok(m.cost(*max_bytes, *max_new_tokens)),
-            _ => Err(EngineError::InvalidArtifact(
-                "the input spec is not of the model's kind".into(),
-            )),
+            ) => m.cost(*max_bytes, *max_new_tokens),
+            _ => {
+                return Err(EngineError::InvalidArtifact(
+                    "the input spec is not of the model's kind".into(),
+                ))
+            }
+        };
+        match limit {
+            Some(limit) if !cost.fits_within(&limit) => Err(EngineError::CostOverLimit {
+                at_least: cost,
+                limit,
+            }),
+            _ => Ok(cost),
         }
     }
 

@@ -55,6 +55,11 @@ pub enum EngineError {
         node: String,
         input: String,
     },
+    #[error("one request costs at least {at_least:?}, over the most executors are required to provide ({limit:?}); bound the input spec tighter (`--dynamic-max`) or shrink the model")]
+    CostOverLimit {
+        at_least: inferchain_primitives::model::ModelCost,
+        limit: inferchain_primitives::model::ModelCost,
+    },
     #[error("a dry run at the declared maximum shapes needs {bytes} bytes of input; bound the model's dynamic dimensions (`inferchain model import --dynamic-max N`)")]
     DryRunTooLarge { bytes: u64 },
     #[error("the model imports opset {version} of domain `{domain}`: {reason}")]

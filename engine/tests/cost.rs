@@ -180,3 +180,164 @@ fn a_dry_run_larger_than_its_cap_asks_for_tighter_dynamic_dimensions() {
     }
     assert!(m.estimate_cost(&input_spec(&m, 16)).is_ok());
 }
+
+fn int_weight(name: &str, values: &[i64]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        data_type: 7,
+        dims: vec![values.len() as i64],
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Whether a graph over x [n, 4] whose `ConstantOfShape` size comes out of `arithmetic`
+/// (reading `s`, x's shape, and writing `size`) is accepted.
+fn shape_arithmetic(arithmetic: Vec<NodeProto>, constants: Vec<TensorProto>) -> Result<(), String> {
+    let mut nodes = vec![node("Shape", &["x"], "s")];
+    nodes.extend(arithmetic);
+    nodes.push(node("ConstantOfShape", &["size"], "y"));
+    let m = model(
+        nodes,
+        vec![value("x", 1, &[None, Some(4)])],
+        constants,
+        value("y", 1, &[None, None]),
+    );
+    m.estimate_cost(&input_spec(&m, 8))
+        .map(|_| ())
+        .map_err(|e| match e {
+            EngineError::UnboundedShape { op, .. } => op,
+            other => panic!("expected UnboundedShape, got {other:?}"),
+        })
+}
+
+#[test]
+fn shape_arithmetic_that_never_shrinks_is_allowed_and_any_that_may_is_refused() {
+    // [n, 4] · 2 and + 1: grows with n.
+    assert_eq!(
+        shape_arithmetic(
+            vec![
+                node("Mul", &["s", "two"], "m"),
+                node("Add", &["m", "two"], "size"),
+            ],
+            vec![int_weight("two", &[2, 2])],
+        ),
+        Ok(())
+    );
+    // A constant minus the shape, a constant over it, or the shape times a negative
+    // number: the smallest input would allocate the most.
+    for (op, inputs, c) in [
+        ("Sub", ["c", "s"], 1_000_000),
+        ("Div", ["c", "s"], 1_000_000),
+        ("Mul", ["s", "c"], -1),
+    ] {
+        assert_eq!(
+            shape_arithmetic(
+                vec![node(op, &inputs, "size")],
+                vec![int_weight("c", &[c, c])]
+            ),
+            Err("ConstantOfShape".to_string()),
+            "{op}"
+        );
+    }
+}
+
+#[test]
+fn a_range_starting_at_a_shape_and_a_branch_chosen_by_one_are_refused() {
+    let range = model(
+        vec![
+            node("Shape", &["x"], "s"),
+            node("ReduceMax", &["s"], "n"),
+            node("Range", &["n", "limit", "one"], "y"),
+        ],
+        vec![value("x", 1, &[None])],
+        vec![int_weight("limit", &[1_000_000]), int_weight("one", &[1])],
+        value("y", 7, &[None]),
+    );
+    assert!(matches!(
+        range.estimate_cost(&input_spec(&range, 8)),
+        Err(EngineError::UnboundedShape { op, .. }) if op == "Range"
+    ));
+    let branch = |name: &str| GraphProto {
+        node: vec![node("Identity", &["x"], name)],
+        output: vec![value(name, 1, &[None])],
+        ..Default::default()
+    };
+    let mut choose = node("If", &["big"], "y");
+    for (attr, g) in [("then_branch", branch("a")), ("else_branch", branch("b"))] {
+        choose.attribute.push(candle_onnx::onnx::AttributeProto {
+            name: attr.into(),
+            r#type: candle_onnx::onnx::attribute_proto::AttributeType::Graph as i32,
+            g: Some(g),
+            ..Default::default()
+        });
+    }
+    let by_size = model(
+        vec![
+            node("Shape", &["x"], "s"),
+            node("ReduceMax", &["s"], "n"),
+            node("Cast", &["n"], "big"),
+            choose,
+        ],
+        vec![value("x", 1, &[None])],
+        vec![],
+        value("y", 1, &[None]),
+    );
+    assert!(matches!(
+        by_size.estimate_cost(&input_spec(&by_size, 8)),
+        Err(EngineError::UnboundedShape { op, .. }) if op == "If"
+    ));
+}
+
+#[test]
+fn a_sequence_position_taken_from_data_is_refused() {
+    // Which of two tensors is picked (and so its shape) is the input's to say.
+    let pick = model(
+        vec![
+            node("SequenceConstruct", &["small", "big"], "seq"),
+            node("SequenceAt", &["seq", "i"], "picked"),
+            node("Shape", &["picked"], "s"),
+            node("ConstantOfShape", &["s"], "y"),
+        ],
+        vec![value("i", 7, &[])],
+        vec![weight("small", &[1]), weight("big", &[64])],
+        value("y", 1, &[None]),
+    );
+    assert!(matches!(
+        pick.estimate_cost(&input_spec(&pick, 1)),
+        Err(EngineError::UnboundedShape { op, .. }) if op == "SequenceAt"
+    ));
+}
+
+#[test]
+fn a_dry_run_stops_at_its_limit_and_names_what_it_reached() {
+    use inferchain_primitives::model::ModelCost;
+    let m = matmul_relu();
+    let spec = input_spec(&m, 64);
+    let full = m.estimate_cost(&spec).expect("cost");
+    assert_eq!(
+        m.estimate_cost_within(&spec, Some(full))
+            .expect("at the limit"),
+        full
+    );
+    // Below the MatMul's products: the run stops after it, before Relu.
+    let limit = ModelCost { flops: 100, ..full };
+    match m.estimate_cost_within(&spec, Some(limit)) {
+        Err(EngineError::CostOverLimit {
+            at_least,
+            limit: named,
+        }) => {
+            assert_eq!(named, limit);
+            assert_eq!(at_least.flops, 2 * 64 * 5 * 3, "stopped after the MatMul");
+        }
+        other => panic!("expected CostOverLimit, got {other:?}"),
+    }
+    let tight_memory = ModelCost {
+        peak_memory_bytes: full.peak_memory_bytes - 1,
+        ..full
+    };
+    assert!(matches!(
+        m.estimate_cost_within(&spec, Some(tight_memory)),
+        Err(EngineError::CostOverLimit { .. })
+    ));
+}

@@ -303,3 +303,105 @@ fn operators_outside_the_allow_list_are_refused_at_load_with_their_version() {
         "{err}"
     );
 }
+
+fn i64s(values: &[i64]) -> Tensor {
+    Tensor::from_slice(values, values.len(), &Device::Cpu).expect("i64 tensor")
+}
+
+#[test]
+fn unsqueeze_puts_every_axis_where_the_output_rank_says() {
+    let x = Tensor::zeros((2, 3), candle_core::DType::F32, &Device::Cpu).expect("zeros");
+    for (axes, want) in [
+        (vec![1, 2], vec![2, 1, 1, 3]),
+        (vec![0, 3], vec![1, 2, 3, 1]),
+        (vec![-1, -2], vec![2, 3, 1, 1]),
+        (vec![3, 0], vec![1, 2, 3, 1]),
+    ] {
+        let y = run(
+            vec![node("Unsqueeze", &["x", "axes"], &["y"], vec![])],
+            &[("x", x.clone()), ("axes", i64s(&axes))],
+        )
+        .expect("unsqueeze");
+        assert_eq!(y.dims(), &want[..], "axes {axes:?}");
+    }
+    let twice = run(
+        vec![node("Unsqueeze", &["x", "axes"], &["y"], vec![])],
+        &[("x", x), ("axes", i64s(&[1, 1]))],
+    );
+    assert!(twice.is_err(), "a repeated axis must be an error");
+}
+
+#[test]
+fn trilu_zeroes_outside_its_triangle_even_where_values_are_infinite() {
+    let inf = f32::NEG_INFINITY;
+    let x = Tensor::from_slice(&[inf, inf, inf, inf], (2, 2), &Device::Cpu).expect("x");
+    let upper = run(
+        vec![node("Trilu", &["x", "k"], &["y"], vec![int("upper", 1)])],
+        &[("x", x.clone()), ("k", i64s(&[1]))],
+    )
+    .expect("trilu");
+    assert_eq!(values(&upper)[..2], [0.0, inf]);
+    assert_eq!(values(&upper)[2..], [0.0, 0.0]);
+    let lower = run(
+        vec![node("Trilu", &["x"], &["y"], vec![int("upper", 0)])],
+        &[("x", x)],
+    )
+    .expect("trilu");
+    assert_eq!(values(&lower), vec![inf, 0.0, inf, inf]);
+}
+
+#[test]
+fn tile_repeats_each_axis_and_a_zero_empties_it() {
+    let x = row(&[1.0, 2.0]);
+    let y = run(
+        vec![node("Tile", &["x", "r"], &["y"], vec![])],
+        &[("x", x.clone()), ("r", i64s(&[1, 2, 2]))],
+    )
+    .expect("tile");
+    assert_eq!(y.dims(), &[1, 2, 4]);
+    assert_eq!(values(&y), vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+    let empty = run(
+        vec![node("Tile", &["x", "r"], &["y"], vec![])],
+        &[("x", x), ("r", i64s(&[1, 0, 3]))],
+    )
+    .expect("tile");
+    assert_eq!(empty.dims(), &[1, 0, 6]);
+}
+
+#[test]
+fn reduce_max_with_an_empty_axes_input_reduces_every_axis() {
+    let x = row(&[3.0, -1.0, 7.0, 2.0]);
+    let y = run_at(
+        Some(18),
+        vec![node("ReduceMax", &["x", "axes"], &["y"], vec![])],
+        &[("x", x.clone()), ("axes", i64s(&[]))],
+    )
+    .expect("reduce");
+    assert_eq!(y.dims(), &[1, 1, 1]);
+    assert_eq!(values(&y), vec![7.0]);
+    let y = run_at(
+        Some(18),
+        vec![node(
+            "ReduceMin",
+            &["x", "axes"],
+            &["y"],
+            vec![int("keepdims", 0)],
+        )],
+        &[("x", x.clone()), ("axes", i64s(&[]))],
+    )
+    .expect("reduce");
+    assert_eq!(values(&y), vec![-1.0]);
+    // With noop_with_empty_axes the input comes back as it is.
+    let y = run_at(
+        Some(18),
+        vec![node(
+            "ReduceMax",
+            &["x", "axes"],
+            &["y"],
+            vec![int("noop_with_empty_axes", 1)],
+        )],
+        &[("x", x), ("axes", i64s(&[]))],
+    )
+    .expect("reduce");
+    assert_eq!(y.dims(), &[1, 1, 4]);
+}

@@ -450,7 +450,9 @@ mod tests {
                 .find(|m| m.artifact_hash == id)
                 .expect("a genesis model");
             let model = engine.load(&id, &mut |_| {}).expect("loads");
-            let cost = model.estimate_cost(&spec.input).expect("a bounded cost");
+            let cost = model
+                .estimate_cost(&spec.input, None)
+                .expect("a bounded cost");
             assert!(
                 cost.fits_within(&inferchain_runtime::configs::MaxModelCost::get()),
                 "{}: {cost:?} is over the chain's cap",

@@ -2,14 +2,24 @@
 //! `crate::cost` (a model's registered [`ModelCost`]).
 //!
 //! A cost measured by one dry run at the declared maximum shapes bounds every request only
-//! if nothing else decides how big a value gets. [`check_shapes_bounded`] makes that so:
-//! it refuses a graph in which a value computed from an input's *data* (rather than its
-//! shape) decides the size of a later value — `ConstantOfShape`'s shape, `Expand`'s,
-//! `Reshape`'s, `Tile`'s repeats, `Range`'s bounds, `Pad`'s pads, `Slice`'s bounds,
-//! `Resize`'s scales or sizes, `OneHot`'s depth, a split's sizes, squeezed or reduced
-//! axes, or which branch of an `If` runs. A hostile graph that turns an 8-byte input into
-//! a 100 GB tensor is refused here, at import. Values derived from an input's shape
-//! (`Shape`, `Size`) are bounded by the spec and allowed, as are weights and constants.
+//! if nothing else decides how big a value gets, and if sizes only grow with the inputs'.
+//! [`check_shapes_bounded`] makes that so. Every value is in one of three states:
+//!
+//! - *constant*: weights, `Constant`s, and what is computed from them alone;
+//! - *shape*: computed from inputs' shapes (`Shape`, `Size`) by operations that never
+//!   shrink as those grow — selecting and joining (`Gather`, `Concat`, `Slice`, …),
+//!   `Add`, `Max`, `Min`, `Mul` by a non-negative constant or another shape value,
+//!   `Sub` or `Div` of a constant (a positive one for `Div`), rounding, reductions;
+//! - *data*: an input's data, or anything else computed from a shape value (`Sub`
+//!   *from* a constant, `Div` *by* a shape, comparisons, `Where`, …).
+//!
+//! A data value may not reach an input that decides a size or rank (`ConstantOfShape`'s
+//! shape, `Expand`'s, `Reshape`'s, `Tile`'s repeats, `Pad`'s pads and axes, `Slice`'s
+//! bounds, `Resize`'s scales or sizes, `OneHot`'s depth, split sizes, squeezed or reduced
+//! axes, a sequence position) and `Range`'s start and step and an `If`'s condition must be
+//! constants: otherwise the graph is refused (`UnboundedShape`). A hostile graph that
+//! turns an 8-byte input into a 100 GB tensor, or one that allocates most for the
+//! *smallest* input, is refused here, at import.
 //!
 //! [`CostMeter`] counts, node by node during a run, the floating-point operations (a
 //! multiply-add as two: `MatMul`, `Gemm`, `Conv`, `ConvTranspose` by their products; any
@@ -20,74 +30,224 @@
 use super::ops::Value;
 use candle_core::Tensor;
 use candle_onnx::onnx::{GraphProto, NodeProto};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{EngineError, Result};
 
-/// The inputs of each operator whose *values* decide the size or rank of its outputs
-/// (or, for `If`, which computation runs).
+/// The inputs of each operator whose *values* decide the size or rank of its outputs.
 fn shape_inputs(op: &str) -> &'static [usize] {
     match op {
-        "ConstantOfShape" | "If" => &[0],
-        "Expand" | "Reshape" | "Tile" | "Pad" | "OneHot" | "Split" | "Squeeze" | "Unsqueeze"
-        | "SplitToSequence" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" => &[1],
+        "ConstantOfShape" => &[0],
+        "Expand" | "Reshape" | "Tile" | "OneHot" | "Split" | "Squeeze" | "Unsqueeze"
+        | "SplitToSequence" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin"
+        | "SequenceAt" | "SequenceErase" => &[1],
+        "SequenceInsert" => &[2],
         "Range" => &[0, 1, 2],
+        "Pad" => &[1, 3],
         "Slice" => &[1, 2, 3, 4],
         "Resize" => &[1, 2, 3],
         _ => &[],
     }
 }
 
-/// Refuses a graph where a value computed from an input's data decides a value's size
-/// (see the module doc). `weights` are the initializers' names.
-pub fn check_shapes_bounded(graph: &GraphProto, weights: &HashSet<String>) -> Result<()> {
-    let mut data: HashSet<String> = graph
-        .input
-        .iter()
-        .filter(|i| !weights.contains(&i.name))
-        .map(|i| i.name.clone())
-        .collect();
-    propagate(graph, &mut data)
+/// The inputs that must be constants outright: `Range`'s start and step (a larger start
+/// or step gives a *shorter* range) and an `If`'s condition (a branch chosen by size).
+fn constant_inputs(op: &str) -> &'static [usize] {
+    match op {
+        "Range" => &[0, 2],
+        "If" => &[0],
+        _ => &[],
+    }
 }
 
-fn propagate(graph: &GraphProto, data: &mut HashSet<String>) -> Result<()> {
+/// Where a value comes from, ordered: a value computed from several takes the last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Origin {
+    Constant,
+    Shape,
+    Data,
+}
+
+/// Operators whose output grows (or stays) as any shape-valued input grows, whatever
+/// else they read.
+const NON_SHRINKING: &[&str] = &[
+    "Gather",
+    "GatherElements",
+    "Concat",
+    "Slice",
+    "Squeeze",
+    "Unsqueeze",
+    "Reshape",
+    "Flatten",
+    "Identity",
+    "Cast",
+    "Expand",
+    "Tile",
+    "Add",
+    "Max",
+    "Min",
+    "Floor",
+    "Ceil",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceSum",
+    "Range",
+    "ConstantOfShape",
+    "Split",
+];
+
+struct Analysis<'a> {
+    origin: HashMap<String, Origin>,
+    /// Constants known at load, for the sign of a `Mul` or `Div` operand.
+    values: &'a HashMap<String, Tensor>,
+}
+
+impl Analysis<'_> {
+    fn of(&self, name: &str) -> Origin {
+        if name.is_empty() {
+            return Origin::Constant;
+        }
+        self.origin.get(name).copied().unwrap_or(Origin::Constant)
+    }
+
+    /// Whether constant `name`'s values are all at least (`strict`: above) zero.
+    fn sign_ok(&self, name: &str, strict: bool) -> bool {
+        let Some(t) = self.values.get(name) else {
+            return false;
+        };
+        t.flatten_all()
+            .and_then(|t| t.to_dtype(candle_core::DType::F64))
+            .and_then(|t| t.to_vec1::<f64>())
+            .is_ok_and(|v| v.iter().all(|x| if strict { *x > 0.0 } else { *x >= 0.0 }))
+    }
+
+    /// The origin of what `node` outputs, from what it reads (`inner`: the highest
+    /// origin its branches read).
+    fn output_origin(&self, node: &NodeProto, inner: Origin) -> Origin {
+        let op = node.op_type.as_str();
+        if matches!(op, "Shape" | "Size") {
+            return Origin::Shape;
+        }
+        let inputs: Vec<Origin> = node.input.iter().map(|i| self.of(i)).collect();
+        let highest = inputs
+            .iter()
+            .copied()
+            .chain([inner])
+            .max()
+            .unwrap_or(Origin::Constant);
+        if highest != Origin::Shape {
+            return highest;
+        }
+        let input = |i: usize| node.input.get(i).map(String::as_str).unwrap_or("");
+        let grows = match op {
+            "Mul" => (0..node.input.len())
+                .all(|i| inputs[i] == Origin::Shape || self.sign_ok(input(i), false)),
+            "Sub" => inputs.get(1) == Some(&Origin::Constant),
+            "Div" => inputs.get(1) == Some(&Origin::Constant) && self.sign_ok(input(1), true),
+            other => NON_SHRINKING.contains(&other),
+        };
+        if grows {
+            Origin::Shape
+        } else {
+            Origin::Data
+        }
+    }
+}
+
+/// Refuses a graph where an input's data, or a value that may shrink as inputs grow,
+/// decides a value's size (see the module doc). `weights` are the initializers.
+pub fn check_shapes_bounded(graph: &GraphProto, weights: &HashMap<String, Tensor>) -> Result<()> {
+    let mut values = weights.clone();
+    collect_constants(graph, &mut values);
+    let mut analysis = Analysis {
+        origin: graph
+            .input
+            .iter()
+            .filter(|i| !weights.contains_key(&i.name))
+            .map(|i| (i.name.clone(), Origin::Data))
+            .collect(),
+        values: &values,
+    };
+    propagate(graph, &mut analysis)
+}
+
+/// `Constant` nodes' values, by output name (subgraphs included).
+fn collect_constants(graph: &GraphProto, into: &mut HashMap<String, Tensor>) {
     for node in &graph.node {
-        for &i in shape_inputs(&node.op_type) {
-            if let Some(name) = node.input.get(i).filter(|n| data.contains(*n)) {
-                return Err(EngineError::UnboundedShape {
-                    op: node.op_type.clone(),
-                    node: node.name.clone(),
-                    input: name.clone(),
-                });
+        if node.op_type == "Constant" {
+            let value = node
+                .attribute
+                .iter()
+                .find(|a| a.name == "value")
+                .and_then(|a| a.t.as_ref());
+            if let (Some(out), Some(t)) = (node.output.first(), value) {
+                if let Ok(t) = candle_onnx::eval::get_tensor(t, out) {
+                    into.insert(out.clone(), t);
+                }
             }
         }
-        // Branches see the outer values; what they compute stays theirs.
-        for attr in &node.attribute {
-            for g in attr.g.iter().chain(&attr.graphs) {
-                let mut inner = data.clone();
-                propagate(g, &mut inner)?;
+        for g in node
+            .attribute
+            .iter()
+            .flat_map(|a| a.g.iter().chain(&a.graphs))
+        {
+            collect_constants(g, into);
+        }
+    }
+}
+
+fn refuse(node: &NodeProto, input: &str) -> EngineError {
+    EngineError::UnboundedShape {
+        op: node.op_type.clone(),
+        node: node.name.clone(),
+        input: input.to_string(),
+    }
+}
+
+fn propagate(graph: &GraphProto, a: &mut Analysis<'_>) -> Result<()> {
+    for node in &graph.node {
+        let op = node.op_type.as_str();
+        for &i in shape_inputs(op) {
+            if let Some(name) = node.input.get(i).filter(|n| a.of(n) == Origin::Data) {
+                return Err(refuse(node, name));
             }
         }
-        if reads_data(node, data) && !matches!(node.op_type.as_str(), "Shape" | "Size") {
-            data.extend(node.output.iter().filter(|o| !o.is_empty()).cloned());
+        for &i in constant_inputs(op) {
+            if let Some(name) = node.input.get(i).filter(|n| a.of(n) != Origin::Constant) {
+                return Err(refuse(node, name));
+            }
+        }
+        // Branches see the outer values; what they compute stays theirs, and their
+        // outputs take the highest origin they read.
+        let mut inner = Origin::Constant;
+        for g in node
+            .attribute
+            .iter()
+            .flat_map(|at| at.g.iter().chain(&at.graphs))
+        {
+            let mut branch = Analysis {
+                origin: a.origin.clone(),
+                values: a.values,
+            };
+            propagate(g, &mut branch)?;
+            inner = inner.max(highest_read(g, &branch));
+        }
+        let origin = a.output_origin(node, inner);
+        for out in node.output.iter().filter(|o| !o.is_empty()) {
+            a.origin.insert(out.clone(), origin);
         }
     }
     Ok(())
 }
 
-/// Whether `node` reads a data-derived value, directly or from inside a branch.
-fn reads_data(node: &NodeProto, data: &HashSet<String>) -> bool {
-    if node.input.iter().any(|i| data.contains(i)) {
-        return true;
-    }
-    node.attribute
+/// The highest origin among the values a graph's outputs are.
+fn highest_read(graph: &GraphProto, a: &Analysis<'_>) -> Origin {
+    graph
+        .output
         .iter()
-        .flat_map(|a| a.g.iter().chain(&a.graphs))
-        .any(|g| graph_reads_data(g, data))
-}
-
-fn graph_reads_data(graph: &GraphProto, data: &HashSet<String>) -> bool {
-    graph.node.iter().any(|n| reads_data(n, data))
+        .map(|o| a.of(&o.name))
+        .max()
+        .unwrap_or(Origin::Constant)
 }
 
 fn elems(value: &Value) -> u64 {
@@ -98,7 +258,7 @@ fn elems(value: &Value) -> u64 {
 }
 
 fn bytes(value: &Value) -> u64 {
-    let of = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+    let of = |t: &Tensor| (t.elem_count() as u64).saturating_mul(t.dtype().size_in_bytes() as u64);
     match value {
         Value::Tensor(t) => of(t),
         Value::Sequence(ts) => ts.iter().map(of).sum(),
@@ -110,6 +270,8 @@ fn bytes(value: &Value) -> u64 {
 pub struct CostMeter {
     /// The weights' names: held by the model, not by the run.
     weights: HashSet<String>,
+    /// Where a dry run stops: no point finishing one whose cost is already refused.
+    limit: Option<(u64, u64)>,
     pub flops: u64,
     pub peak_live_bytes: u64,
 }
@@ -120,6 +282,19 @@ impl CostMeter {
             weights,
             ..Default::default()
         }
+    }
+
+    /// A meter that reports [`Self::exceeded`] once the operations pass `flops` or the
+    /// live bytes pass `live_bytes`.
+    pub fn with_limit(mut self, flops: u64, live_bytes: u64) -> Self {
+        self.limit = Some((flops, live_bytes));
+        self
+    }
+
+    /// Whether the run so far is past the meter's limit.
+    pub fn exceeded(&self) -> bool {
+        self.limit
+            .is_some_and(|(f, b)| self.flops > f || self.peak_live_bytes > b)
     }
 
     /// Adds one node's operations, from its inputs and what it produced.
@@ -148,6 +323,12 @@ impl CostMeter {
             "ConvTranspose" => tensor(0).zip(tensor(1)).map(|(x, w)| {
                 2 * x.elem_count() as u64 * w.dims()[1..].iter().product::<usize>() as u64
             }),
+            // Each output element reads one window.
+            "MaxPool" | "AveragePool" => node
+                .attribute
+                .iter()
+                .find(|a| a.name == "kernel_shape")
+                .map(|a| out.saturating_mul(a.ints.iter().map(|&k| k.max(1) as u64).product())),
             _ => None,
         };
         let read: u64 = inputs.iter().flatten().map(|v| elems(v)).sum();

@@ -86,11 +86,10 @@ impl OnnxModel {
             .cloned()
             .collect();
         let outputs = graph.output.clone();
-        let weight_names: HashSet<String> = weights.keys().cloned().collect();
         let unbounded_shape = match proto
             .graph
             .as_ref()
-            .map(|g| cost::check_shapes_bounded(g, &weight_names))
+            .map(|g| cost::check_shapes_bounded(g, &weights))
         {
             Some(Err(EngineError::UnboundedShape { op, node, input })) => Some((op, node, input)),
             Some(Err(other)) => return Err(other),
@@ -117,6 +116,17 @@ impl OnnxModel {
     /// metered (`cost`). Refused where an input's data, not its shape, decides how big a
     /// value gets: no dry run bounds such a graph.
     pub fn estimate_cost(&self, input: &IoSpec) -> Result<ModelCost> {
+        self.estimate_cost_within(input, None)
+    }
+
+    /// [`Self::estimate_cost`], stopping the dry run as soon as it passes `limit`
+    /// ([`EngineError::CostOverLimit`]): a model costlier than the chain admits is refused
+    /// without finishing a run that may take minutes.
+    pub fn estimate_cost_within(
+        &self,
+        input: &IoSpec,
+        limit: Option<ModelCost>,
+    ) -> Result<ModelCost> {
         if let Some((op, node, input)) = &self.unbounded_shape {
             return Err(EngineError::UnboundedShape {
                 op: op.clone(),
@@ -138,13 +148,27 @@ impl OnnxModel {
         for (info, tensor) in self.inputs.iter().zip(&tensors) {
             named.insert(info.name.clone(), conversion::to_candle(tensor)?);
         }
+        let weight_bytes = self.weight_bytes as u64;
         let mut meter = cost::CostMeter::new(self.weights.keys().cloned().collect());
-        self.run_values(named, None, Some(&mut meter))?;
-        Ok(ModelCost {
+        if let Some(limit) = limit {
+            meter = meter.with_limit(
+                limit.flops,
+                limit.peak_memory_bytes.saturating_sub(weight_bytes),
+            );
+        }
+        let outcome = self.run_values(named, None, Some(&mut meter));
+        let cost = ModelCost {
             flops: meter.flops,
-            peak_memory_bytes: (self.weight_bytes as u64)
-                .saturating_add(meter.peak_live_bytes.max(input_bytes)),
-        })
+            peak_memory_bytes: weight_bytes.saturating_add(meter.peak_live_bytes.max(input_bytes)),
+        };
+        match (outcome, limit) {
+            (_, Some(limit)) if !cost.fits_within(&limit) => Err(EngineError::CostOverLimit {
+                at_least: cost,
+                limit,
+            }),
+            (Err(e), _) => Err(e),
+            (Ok(_), _) => Ok(cost),
+        }
     }
 
     /// Bytes of weights held in memory.

@@ -24,7 +24,7 @@
 //! An operator missing from the table is left to the engine's own check
 //! (`super::ops::check_supported`), which names it as unsupported.
 
-use candle_onnx::onnx::{type_proto, GraphProto, ModelProto, NodeProto};
+use candle_onnx::onnx::{type_proto, GraphProto, ModelProto, NodeProto, TensorProto};
 use std::collections::HashMap;
 
 use crate::error::{EngineError, Result};
@@ -174,6 +174,25 @@ pub fn default_opset(model: &ModelProto) -> i64 {
 
 /// Checks every node of `model` (subgraphs included) against the allow-list.
 pub fn check(model: &ModelProto) -> Result<()> {
+    let defaults = model
+        .opset_import
+        .iter()
+        .filter(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .count();
+    if defaults > 1 {
+        return Err(EngineError::UnsupportedOpset {
+            domain: "ai.onnx".into(),
+            version: default_opset(model),
+            reason: format!("the model imports the default domain {defaults} times"),
+        });
+    }
+    if let Some(function) = model.functions.first() {
+        return Err(EngineError::UnsupportedOperator {
+            op: format!("{}.{}", function.domain, function.name),
+            version: 0,
+            reason: "model-local functions are not supported".into(),
+        });
+    }
     let opset = default_opset(model);
     if !(1..=MAX_OPSET).contains(&opset) {
         return Err(EngineError::UnsupportedOpset {
@@ -183,22 +202,68 @@ pub fn check(model: &ModelProto) -> Result<()> {
         });
     }
     match &model.graph {
-        Some(graph) => check_graph(graph, opset),
+        Some(graph) => check_graph(graph, opset, &HashMap::new(), false),
         None => Ok(()),
     }
 }
 
-fn check_graph(graph: &GraphProto, opset: i64) -> Result<()> {
-    let ranks = declared_ranks(graph);
+/// What a node's check may look at beyond the node.
+struct Scope<'a> {
+    /// Ranks the graph declares.
+    ranks: HashMap<&'a str, usize>,
+    /// Values known at load: initializers and `Constant` outputs, of this graph and the
+    /// graphs around it.
+    constants: HashMap<&'a str, &'a TensorProto>,
+    /// Inside an `If` branch, which candle-onnx runs whole: the engine's own forms and
+    /// `crate::legalize`'s rewrites do not reach it.
+    in_branch: bool,
+}
+
+fn check_graph<'a>(
+    graph: &'a GraphProto,
+    opset: i64,
+    outer: &HashMap<&'a str, &'a TensorProto>,
+    in_branch: bool,
+) -> Result<()> {
+    let mut constants = outer.clone();
+    constants.extend(graph.initializer.iter().map(|t| (t.name.as_str(), t)));
+    for node in graph.node.iter().filter(|n| n.op_type == "Constant") {
+        if let (Some(out), Some(t)) = (
+            node.output.first(),
+            node.attribute
+                .iter()
+                .find(|a| a.name == "value")
+                .and_then(|a| a.t.as_ref()),
+        ) {
+            constants.insert(out.as_str(), t);
+        }
+    }
+    let scope = Scope {
+        ranks: declared_ranks(graph),
+        constants,
+        in_branch,
+    };
     for node in &graph.node {
-        check_node(node, opset, &ranks)?;
+        check_node(node, opset, &scope)?;
         for attr in &node.attribute {
             for g in attr.g.iter().chain(&attr.graphs) {
-                check_graph(g, opset)?;
+                check_graph(g, opset, &scope.constants, true)?;
             }
         }
     }
     Ok(())
+}
+
+/// The integer or float values of a constant input, if the scope knows them.
+fn constant_values(scope: &Scope<'_>, node: &NodeProto, index: usize) -> Option<Vec<f64>> {
+    let name = node.input.get(index).filter(|n| !n.is_empty())?;
+    let proto = scope.constants.get(name.as_str())?;
+    let tensor = candle_onnx::eval::get_tensor(proto, name).ok()?;
+    tensor
+        .flatten_all()
+        .and_then(|t| t.to_dtype(candle_core::DType::F64))
+        .and_then(|t| t.to_vec1::<f64>())
+        .ok()
 }
 
 /// The rank of every value whose shape the graph declares (inputs, outputs, value infos)
@@ -225,7 +290,7 @@ fn declared_ranks(graph: &GraphProto) -> HashMap<&str, usize> {
     ranks
 }
 
-fn check_node(node: &NodeProto, opset: i64, ranks: &HashMap<&str, usize>) -> Result<()> {
+fn check_node(node: &NodeProto, opset: i64, scope: &Scope<'_>) -> Result<()> {
     let op = node.op_type.as_str();
     if !(node.domain.is_empty() || node.domain == "ai.onnx") {
         return Err(EngineError::UnsupportedOperator {
@@ -261,7 +326,7 @@ fn check_node(node: &NodeProto, opset: i64, ranks: &HashMap<&str, usize>) -> Res
             ),
         });
     }
-    if let Some(reason) = attribute_refusal(node, version, ranks) {
+    if let Some(reason) = attribute_refusal(node, version, scope) {
         return Err(EngineError::UnsupportedOperator {
             op: op.into(),
             version,
@@ -280,6 +345,13 @@ fn int_attr(node: &NodeProto, name: &str) -> Option<i64> {
     node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
 }
 
+fn string_attr(node: &NodeProto, name: &str) -> Option<String> {
+    node.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+}
+
 fn has_attr(node: &NodeProto, name: &str) -> bool {
     node.attribute.iter().any(|a| a.name == name)
 }
@@ -289,12 +361,14 @@ fn has_input(node: &NodeProto, index: usize) -> bool {
 }
 
 /// Why a node of a supported version still would not run as the spec defines it.
-fn attribute_refusal(
-    node: &NodeProto,
-    version: i64,
-    ranks: &HashMap<&str, usize>,
-) -> Option<String> {
+fn attribute_refusal(node: &NodeProto, version: i64, scope: &Scope<'_>) -> Option<String> {
     let op = node.op_type.as_str();
+    let ranks = &scope.ranks;
+    if scope.in_branch {
+        if let Some(reason) = branch_refusal(node, scope) {
+            return Some(format!("inside an If branch, {reason}"));
+        }
+    }
     if version < 7 && LEGACY_BROADCAST.contains(&op) {
         if let Some(axis) = int_attr(node, "axis") {
             // Before opset 7, B's dimensions line up with A's from `axis` on; that is
@@ -320,6 +394,9 @@ fn attribute_refusal(
         "BatchNormalization" if int_attr(node, "training_mode").unwrap_or(0) != 0 => {
             Some("training mode normalizes by batch statistics".into())
         }
+        "Dropout" if version < 7 && int_attr(node, "is_test") != Some(1) => {
+            Some("without `is_test = 1` it drops at random".into())
+        }
         "Dropout" if has_input(node, 2) => {
             Some("a `training_mode` input could make it drop at random".into())
         }
@@ -334,8 +411,91 @@ fn attribute_refusal(
              give the sizes as the `split` input"
                 .into(),
         ),
+        "ScatterND"
+            if !matches!(
+                string_attr(node, "reduction").as_deref(),
+                None | Some("none") | Some("add")
+            ) =>
+        {
+            Some("reductions other than `none` and `add` are not supported".into())
+        }
+        "Transpose" if !has_attr(node, "perm") => {
+            Some("without `perm` (reversing every axis) is not supported".into())
+        }
+        "Flatten" if int_attr(node, "axis").is_some_and(|a| a < 0) => {
+            Some("a negative `axis` is not supported".into())
+        }
+        // TensorProto.DataType: 6 INT32, 9 BOOL.
+        "Cast" if matches!(int_attr(node, "to"), Some(6) | Some(9)) => Some(
+            "casting to int32 (it would come out int64) or to bool (it would truncate, \
+             not test for zero) is not supported"
+                .into(),
+        ),
+        "Resize" => resize_refusal(node, version, scope),
         "Squeeze" if !has_input(node, 1) && !has_attr(node, "axes") => {
             Some("without axes it would keep a leading dimension of size 1".into())
+        }
+        _ => None,
+    }
+}
+
+/// `Resize` as candle-onnx runs it: nearest neighbour on the last two axes of a 4-D
+/// tensor, sized by `sizes`, or by `scales` that keep N and C and scale H and W by whole
+/// numbers (candle maps an output index back by the size ratio, which is the spec's
+/// `floor(i / scale)` only then).
+fn resize_refusal(node: &NodeProto, version: i64, scope: &Scope<'_>) -> Option<String> {
+    if version >= 18
+        && (has_attr(node, "axes")
+            || string_attr(node, "keep_aspect_ratio_policy").is_some_and(|p| p != "stretch"))
+    {
+        return Some("`axes` and aspect-ratio policies are not supported".into());
+    }
+    if !has_input(node, 2) {
+        return None;
+    }
+    match constant_values(scope, node, 2) {
+        Some(s)
+            if s.len() == 4
+                && s[0] == 1.0
+                && s[1] == 1.0
+                && s[2..].iter().all(|v| *v >= 1.0 && v.fract() == 0.0) =>
+        {
+            None
+        }
+        Some(s) if s.is_empty() => None,
+        _ => Some(
+            "`scales` must be a constant [1, 1, h, w] of whole numbers (or give `sizes`)".into(),
+        ),
+    }
+}
+
+/// Why a node inside an `If` branch (run by candle-onnx as it is) would come out wrong:
+/// forms the engine computes itself or rewrites at the top level only.
+fn branch_refusal(node: &NodeProto, scope: &Scope<'_>) -> Option<String> {
+    let op = node.op_type.as_str();
+    let legacy = match op {
+        "Clip" => has_attr(node, "min") || has_attr(node, "max"),
+        "Pad" => has_attr(node, "pads"),
+        "Slice" => has_attr(node, "starts"),
+        "Split" => has_attr(node, "split"),
+        "Squeeze" => has_attr(node, "axes"),
+        _ => false,
+    };
+    if legacy {
+        return Some(format!("`{op}` in its attribute form is not supported"));
+    }
+    match op {
+        "Trilu" | "Tile" => Some(format!("`{op}` is not supported")),
+        "Unsqueeze" => {
+            let one_axis = match node.attribute.iter().find(|a| a.name == "axes") {
+                Some(a) => a.ints.len() == 1,
+                None => constant_values(scope, node, 1).is_some_and(|v| v.len() == 1),
+            };
+            (!one_axis).then(|| "`Unsqueeze` takes exactly one constant axis".into())
+        }
+        "ReduceMax" | "ReduceMin" if has_input(node, 1) => {
+            let listed = constant_values(scope, node, 1).is_some_and(|v| !v.is_empty());
+            (!listed).then(|| format!("`{op}`'s axes must be a non-empty constant"))
         }
         _ => None,
     }
@@ -465,7 +625,7 @@ mod tests {
         assert_eq!((op.as_str(), version), ("Resize", 10));
         let (op, version, _) = refusal(&model(4, node("Reshape", &["x"], &[])));
         assert_eq!((op.as_str(), version), ("Reshape", 1));
-        check(&model(11, node("Resize", &["x", "r", "s"], &[]))).unwrap();
+        check(&model(11, node("Resize", &["x", "r", "", "sizes"], &[]))).unwrap();
     }
 
     #[test]
@@ -542,6 +702,134 @@ mod tests {
         };
         check(&with_ranks(1)).unwrap();
         assert_eq!(refusal(&with_ranks(0)).0, "Add");
+    }
+
+    fn string_node(op: &str, inputs: &[&str], name: &str, value: &str) -> NodeProto {
+        let mut n = node(op, inputs, &[]);
+        n.attribute.push(AttributeProto {
+            name: name.into(),
+            s: value.as_bytes().to_vec(),
+            ..Default::default()
+        });
+        n
+    }
+
+    #[test]
+    fn candle_forms_that_differ_from_the_spec_are_refused() {
+        let refused = [
+            (
+                18,
+                string_node("ScatterND", &["d", "i", "u"], "reduction", "mul"),
+            ),
+            (17, node("Transpose", &["x"], &[])),
+            (17, node("Flatten", &["x"], &[("axis", -1)])),
+            (17, node("Cast", &["x"], &[("to", 9)])),
+            (17, node("Cast", &["x"], &[("to", 6)])),
+            (6, node("Dropout", &["x"], &[("is_test", 0)])),
+            (
+                18,
+                string_node(
+                    "Resize",
+                    &["x", "", "", "s"],
+                    "keep_aspect_ratio_policy",
+                    "not_larger",
+                ),
+            ),
+        ];
+        for (opset, n) in refused {
+            let op = n.op_type.clone();
+            assert_eq!(refusal(&model(opset, n)).0, op);
+        }
+        for (opset, n) in [
+            (
+                16,
+                string_node("ScatterND", &["d", "i", "u"], "reduction", "add"),
+            ),
+            (17, node("Transpose", &["x"], &[("perm", 0)])),
+            (17, node("Flatten", &["x"], &[("axis", 1)])),
+            (17, node("Cast", &["x"], &[("to", 1)])),
+            (13, node("Resize", &["x", "", "", "sizes"], &[])),
+        ] {
+            check(&model(opset, n)).unwrap();
+        }
+    }
+
+    #[test]
+    fn resize_scales_must_be_constant_whole_numbers_on_the_spatial_axes() {
+        let with_scales = |scales: &[f32]| {
+            let mut m = model(13, node("Resize", &["x", "", "s"], &[]));
+            m.graph.as_mut().unwrap().initializer.push(TensorProto {
+                name: "s".into(),
+                data_type: 1,
+                dims: vec![scales.len() as i64],
+                raw_data: scales.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                ..Default::default()
+            });
+            m
+        };
+        check(&with_scales(&[1.0, 1.0, 2.0, 3.0])).unwrap();
+        for bad in [
+            &[1.0, 1.0, 1.5, 2.0][..],
+            &[2.0, 1.0, 2.0, 2.0],
+            &[1.0, 1.0, 2.0],
+        ] {
+            assert_eq!(refusal(&with_scales(bad)).0, "Resize", "{bad:?}");
+        }
+        // Scales computed at run time cannot be checked: refused.
+        assert_eq!(
+            refusal(&model(13, node("Resize", &["x", "", "s"], &[]))).0,
+            "Resize"
+        );
+    }
+
+    #[test]
+    fn duplicate_default_opsets_and_local_functions_are_refused() {
+        let mut m = model(17, node("Relu", &["x"], &[]));
+        m.opset_import.push(OperatorSetIdProto {
+            domain: "ai.onnx".into(),
+            version: 9,
+        });
+        assert!(matches!(
+            check(&m),
+            Err(EngineError::UnsupportedOpset { .. })
+        ));
+        let mut m = model(17, node("Relu", &["x"], &[]));
+        m.functions.push(candle_onnx::onnx::FunctionProto {
+            name: "Relu".into(),
+            ..Default::default()
+        });
+        assert!(refusal(&m).2.contains("functions"));
+    }
+
+    #[test]
+    fn forms_only_the_top_level_handles_are_refused_inside_branches() {
+        let in_branch = |inner: NodeProto| {
+            let mut branch = GraphProto::default();
+            branch.node.push(inner);
+            let mut if_node = node("If", &["c"], &[]);
+            if_node.attribute.push(AttributeProto {
+                name: "then_branch".into(),
+                g: Some(branch),
+                ..Default::default()
+            });
+            model(14, if_node)
+        };
+        for inner in [
+            node("Clip", &["x"], &[("min", 0)]),
+            node("Squeeze", &["x"], &[("axes", 0)]),
+            node("Trilu", &["x"], &[]),
+            node("Unsqueeze", &["x", "axes"], &[]),
+            node("ReduceMax", &["x", "axes"], &[]),
+        ] {
+            let op = inner.op_type.clone();
+            let (named, _, reason) = refusal(&in_branch(inner));
+            assert_eq!(named, op);
+            assert!(reason.starts_with("inside an If branch"), "{reason}");
+        }
+        // The same forms at the top level are the engine's to run.
+        check(&model(11, node("Squeeze", &["x"], &[("axes", 0)]))).unwrap();
+        check(&model(14, node("Trilu", &["x"], &[]))).unwrap();
+        check(&in_branch(node("Relu", &["x"], &[]))).unwrap();
     }
 
     #[test]

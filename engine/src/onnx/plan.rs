@@ -235,6 +235,13 @@ impl Plan {
             values.extend(produced);
             if let Some(meter) = meter.as_deref_mut() {
                 meter.live(values.iter());
+                if meter.exceeded() {
+                    bail!(
+                        "the dry run passed its cost limit after {} node `{}`",
+                        node.op_type,
+                        node.name
+                    )
+                }
             }
             for name in &step.release {
                 values.remove(name);

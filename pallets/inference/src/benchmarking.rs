@@ -102,7 +102,10 @@ fn bench_spec<T: Config>(id: ModelId) -> ModelSpec<BalanceOf<T>> {
             compute_dtype: DType::F32,
             threads: ThreadRule::Any,
         },
-        cost: Default::default(),
+        cost: inferchain_primitives::model::ModelCost {
+            flops: 1,
+            peak_memory_bytes: 1,
+        },
         artifact_uri: None,
     }
 }

@@ -55,7 +55,10 @@ fn setup_model<T: Config>() -> u32 {
                 compute_dtype: DType::F32,
                 threads: ThreadRule::Any,
             },
-            cost: Default::default(),
+            cost: inferchain_primitives::model::ModelCost {
+                flops: 1,
+                peak_memory_bytes: 1,
+            },
             artifact_uri: None,
         };
         <T as pallet_inference::Config>::Models::register_for_benchmark(spec)
@@ -101,7 +104,10 @@ fn setup_llm<T: Config>() {
             compute_dtype: DType::F32,
             threads: ThreadRule::Any,
         },
-        cost: Default::default(),
+        cost: inferchain_primitives::model::ModelCost {
+            flops: 1,
+            peak_memory_bytes: 1,
+        },
         artifact_uri: None,
     };
     <T as pallet_inference::Config>::Models::register_for_benchmark(spec)

@@ -50,7 +50,10 @@ fn largest_spec<T: Config>(seed: u8) -> ModelSpec<T::Balance> {
             compute_dtype: DType::F32,
             threads: ThreadRule::Any,
         },
-        cost: Default::default(),
+        cost: inferchain_primitives::model::ModelCost {
+            flops: 1,
+            peak_memory_bytes: 1,
+        },
         artifact_uri: Some({
             // The longest address the registry accepts.
             let mut uri = b"http://mirror/".to_vec();

@@ -32,7 +32,8 @@
 //!
 //! * `ModelCount` equals the number of entries in `Models` and never exceeds `MaxModels`.
 //! * Each entry's key is its spec's `artifact_hash`.
-//! * Each spec's size limits are within the Config maxima.
+//! * Each spec's size limits are within the Config maxima, and its cost is measured
+//!   (non-zero; at registration it was within `MaxModelCost`).
 //! * Commitments exist only for registered models and name at least one step.
 //!
 //! What this pallet must not do: run models, hold funds or know about requests. The
@@ -226,6 +227,8 @@ pub mod pallet {
         /// The spec's cost exceeds `MaxModelCost`: one request would need more than
         /// executors are required to provide.
         ModelTooCostly,
+        /// The spec's cost is zero: not measured (`inferchain model import` gives it).
+        UnmeasuredCost,
     }
 
     #[pallet::hooks]
@@ -364,6 +367,7 @@ pub mod pallet {
 
         pub(crate) fn do_register(spec: ModelSpec<T::Balance>) -> DispatchResult {
             validation::check_spec::<T>(&spec)?;
+            validation::check_cost::<T>(&spec)?;
             let id = spec.artifact_hash;
             ensure!(
                 !Models::<T>::contains_key(id),

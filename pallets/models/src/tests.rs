@@ -382,6 +382,12 @@ fn a_model_costlier_than_executors_provide_is_refused_on_either_count() {
             Models::register_model(RuntimeOrigin::root(), s),
             Error::<Test>::ModelTooCostly
         );
+        let mut s = spec(1);
+        s.cost.flops = 0;
+        assert_noop!(
+            Models::register_model(RuntimeOrigin::root(), s),
+            Error::<Test>::UnmeasuredCost
+        );
         // At the cap exactly, it is registered with its cost.
         let mut s = spec(1);
         s.cost = cap;

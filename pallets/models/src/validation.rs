@@ -65,9 +65,11 @@ pub(crate) fn check_spec<T: Config>(spec: &ModelSpec<T::Balance>) -> Result<(), 
         generation.unwrap_or(true) && generation.is_some() == (spec.format == ModelFormat::Llm),
         Error::<T>::InvalidIoSpec
     );
+    // A cost of nothing is one nobody measured: `inferchain model import` gives every
+    // model's.
     ensure!(
-        spec.cost.fits_within(&T::MaxModelCost::get()),
-        Error::<T>::ModelTooCostly
+        spec.cost.flops > 0 && spec.cost.peak_memory_bytes > 0,
+        Error::<T>::UnmeasuredCost
     );
     // A mirror executors could never fetch from is governance's error to fix at
     // registration, not one to slash executors for.
@@ -77,5 +79,16 @@ pub(crate) fn check_spec<T: Config>(spec: &ModelSpec<T::Balance>) -> Result<(), 
             Error::<T>::InvalidArtifactUri
         );
     }
+    Ok(())
+}
+
+/// Checks `spec`'s cost against what executors are required to provide now. Only at
+/// registration: a requirement lowered later leaves registered models in place (the
+/// inference pallet stops taking their requests).
+pub(crate) fn check_cost<T: Config>(spec: &ModelSpec<T::Balance>) -> Result<(), DispatchError> {
+    ensure!(
+        spec.cost.fits_within(&T::MaxModelCost::get()),
+        Error::<T>::ModelTooCostly
+    );
     Ok(())
 }

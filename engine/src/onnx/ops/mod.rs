@@ -18,6 +18,7 @@ mod activation;
 mod attrs;
 mod conv;
 mod dense;
+mod layout;
 mod matmul;
 mod norm;
 mod pad;
@@ -305,6 +306,14 @@ pub fn run(
                 required(4)?,
             )
         })(),
+        "Unsqueeze" => (|| layout::unsqueeze(node, required(0)?, tensor(1)?))(),
+        "Trilu" => (|| layout::trilu(node, required(0)?, tensor(1)?))(),
+        "Tile" => (|| layout::tile(required(0)?, required(1)?))(),
+        "ReduceMax" | "ReduceMin"
+            if layout::reduces_all_by_empty_axes(node, inputs.tensor(1).ok().flatten()) =>
+        {
+            (|| layout::reduce_extreme_all(node, required(0)?, op == "ReduceMax"))()
+        }
         _ => return None,
     };
     Some(result.map(|t| vec![Value::Tensor(t)]))
