@@ -2,8 +2,10 @@
 //! governance on an input chosen by anyone: an address-space cap (an allocation past it
 //! fails, and the worker dies instead of the machine swapping or the kernel's OOM killer
 //! picking the node), a CPU-time budget per run (`SIGXCPU` ends the worker), no core
-//! files, and no network (a seccomp filter makes `socket` and `io_uring_setup` fail, and
-//! with them `execve`, `ptrace` and cross-process memory access).
+//! files, no network (a seccomp filter makes `socket` and `io_uring_setup` fail, and
+//! with them `execve`, `ptrace` and cross-process memory access), and no files beyond the
+//! model store (Landlock: read-only access beneath the paths given, nothing else — not
+//! the node's keystore, database or home).
 //!
 //! Linux only; elsewhere each call returns `ErrorKind::Unsupported` and the worker says
 //! so at start. What it must not do: limit the node itself. Only [`crate::worker`] calls it,
@@ -35,6 +37,19 @@ pub fn deny_network() -> io::Result<()> {
     imp::deny_network()
 }
 
+/// Confines the process's file access, for good, to reading beneath `readable` (files
+/// and directories; nothing may be written, created or removed anywhere). Already open
+/// descriptors (the worker's pipes) are unaffected. Returns the kernel's Landlock ABI
+/// version; `ErrorKind::Unsupported` where the kernel has no Landlock.
+pub fn confine_files(readable: &[&std::path::Path]) -> io::Result<u32> {
+    imp::confine_files(readable)
+}
+
+/// The kernel's Landlock ABI version, if it has Landlock (a query; confines nothing).
+pub fn landlock_abi() -> Option<u32> {
+    imp::landlock_abi()
+}
+
 /// The address space the process maps now, in bytes (`VmSize`; `None` where unknown).
 pub fn address_space() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -48,8 +63,8 @@ pub fn memory_limit() -> io::Result<Option<u64>> {
     imp::soft_limit(imp::Resource::AddressSpace)
 }
 
-// FFI: rlimits, rusage and seccomp have no safe std API; each block is one libc call on
-// values owned here.
+// FFI: rlimits, rusage, seccomp and Landlock have no safe std API; each block is one
+// libc call on values owned here.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 mod imp {
@@ -189,6 +204,129 @@ mod imp {
     pub fn deny_network() -> io::Result<()> {
         Err(io::ErrorKind::Unsupported.into())
     }
+    /// `struct landlock_ruleset_attr` (its first field; later ABIs add more, and the
+    /// kernel takes the size it is given).
+    #[repr(C)]
+    struct RulesetAttr {
+        handled_access_fs: u64,
+    }
+
+    /// `struct landlock_path_beneath_attr` (packed in the kernel's header).
+    #[repr(C, packed)]
+    struct PathBeneathAttr {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+
+    const CREATE_RULESET_VERSION: u32 = 1;
+    const RULE_PATH_BENEATH: u32 = 1;
+    const READ_FILE: u64 = 1 << 2;
+    const READ_DIR: u64 = 1 << 3;
+
+    /// Closes a descriptor when dropped.
+    struct Fd(i32);
+
+    impl Drop for Fd {
+        fn drop(&mut self) {
+            // SAFETY: the descriptor is owned here and closed once.
+            unsafe { libc::close(self.0) };
+        }
+    }
+
+    pub fn landlock_abi() -> Option<u32> {
+        // SAFETY: the version query takes no attribute (null, size 0).
+        let abi = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_create_ruleset,
+                std::ptr::null::<RulesetAttr>(),
+                0usize,
+                CREATE_RULESET_VERSION,
+            )
+        };
+        (abi >= 1).then_some(abi as u32)
+    }
+
+    pub fn confine_files(readable: &[&std::path::Path]) -> io::Result<u32> {
+        use std::os::unix::ffi::OsStrExt;
+        let Some(abi) = landlock_abi() else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the kernel has no Landlock",
+            ));
+        };
+        // Every file right of ABI 1 (execute … make symlink), and from ABI 2 `REFER`
+        // (linking across directories), from 3 `TRUNCATE`, from 5 device ioctls: all
+        // denied unless a rule grants them.
+        let mut handled: u64 = (1 << 13) - 1;
+        if abi >= 2 {
+            handled |= 1 << 13;
+        }
+        if abi >= 3 {
+            handled |= 1 << 14;
+        }
+        if abi >= 5 {
+            handled |= 1 << 15;
+        }
+        let attr = RulesetAttr {
+            handled_access_fs: handled,
+        };
+        // SAFETY: `attr` is a valid ruleset attribute of the size given.
+        let ruleset = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_create_ruleset,
+                &attr as *const RulesetAttr,
+                std::mem::size_of::<RulesetAttr>(),
+                0u32,
+            )
+        };
+        if ruleset < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let ruleset = Fd(ruleset as i32);
+        for path in readable {
+            let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in a path"))?;
+            // SAFETY: `c_path` is a valid C string; O_PATH opens no file contents.
+            let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let fd = Fd(fd);
+            // A file takes only file rights; a directory both.
+            let is_dir = std::fs::metadata(path)?.is_dir();
+            let rule = PathBeneathAttr {
+                allowed_access: if is_dir {
+                    READ_FILE | READ_DIR
+                } else {
+                    READ_FILE
+                },
+                parent_fd: fd.0,
+            };
+            // SAFETY: `rule` is a valid path-beneath attribute; both descriptors are open.
+            let added = unsafe {
+                libc::syscall(
+                    libc::SYS_landlock_add_rule,
+                    ruleset.0,
+                    RULE_PATH_BENEATH,
+                    &rule as *const PathBeneathAttr,
+                    0u32,
+                )
+            };
+            if added != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        // SAFETY: plain prctl and syscall on the ruleset descriptor owned here.
+        unsafe {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::syscall(libc::SYS_landlock_restrict_self, ruleset.0, 0u32) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(abi)
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -216,5 +354,11 @@ mod imp {
     }
     pub fn deny_network() -> io::Result<()> {
         Err(io::ErrorKind::Unsupported.into())
+    }
+    pub fn confine_files(_: &[&std::path::Path]) -> io::Result<u32> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    pub fn landlock_abi() -> Option<u32> {
+        None
     }
 }

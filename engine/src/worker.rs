@@ -24,7 +24,7 @@ use inferchain_primitives::{
 use std::{
     ffi::OsString,
     io::{self, Read, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -60,6 +60,8 @@ pub struct WorkerStatus {
     pub memory_limit: Option<u64>,
     /// Whether opening a socket fails in the worker.
     pub network_denied: bool,
+    /// Whether the worker's file access is confined to reading the model store.
+    pub files_confined: bool,
 }
 
 /// What a worker writes back for each request: its answer, and how much address space
@@ -231,7 +233,20 @@ pub fn serve(
     }
     // Loaded models take at most half the cap; runs need the rest.
     let cache = (limits.memory_bytes / 2).min(crate::DEFAULT_CACHE_BYTES as u64) as usize;
-    let runner = LocalRunner(Engine::new(ModelStore::open(store)?, cache));
+    let store = ModelStore::open(store)?;
+    // Opened (its leftovers swept) first; from here on the worker reads the store and its
+    // own /proc entry, and nothing else: not the node's keystore, database or home.
+    let files_confined =
+        match crate::sandbox::confine_files(&[store.root(), Path::new("/proc/self")]) {
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!(
+                    "inference worker: file access could not be confined ({e}); running without it"
+                );
+                false
+            }
+        };
+    let runner = LocalRunner(Engine::new(store, cache));
     while let Some(frame) = read_frame(input).map_err(io_err)? {
         if let Err(e) = crate::sandbox::cpu_budget(limits.cpu_secs) {
             eprintln!("inference worker: no CPU-time limit could be set ({e})");
@@ -254,6 +269,7 @@ pub fn serve(
                 pid: std::process::id(),
                 memory_limit: crate::sandbox::memory_limit().ok().flatten(),
                 network_denied: network_denied(),
+                files_confined,
             }),
         };
         let frame = ReplyFrame {

@@ -172,6 +172,12 @@ fn a_worker_reports_its_limits_and_runs_models_bit_for_bit_as_the_engine() {
     assert_ne!(status.pid, std::process::id(), "a separate process");
     assert_eq!(status.memory_limit, Some(2 << 30));
     assert!(status.network_denied, "the worker cannot open a socket");
+    if inferchain_engine::sandbox::landlock_abi().is_some() {
+        assert!(
+            status.files_confined,
+            "the worker reads nothing but the store"
+        );
+    }
     let isolated = tiny_mlp_run(&store, &pool);
     let local = LocalRunner(Engine::new(store.clone(), 1 << 30));
     assert_eq!(isolated, tiny_mlp_run(&store, &local));

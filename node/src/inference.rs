@@ -124,10 +124,13 @@ pub fn engine_runner(
             let probe = runner.clone();
             std::thread::spawn(move || match probe.inner().status() {
                 Ok(status) => {
-                    if status.memory_limit.is_none() || !status.network_denied {
-                        log::warn!(target: LOG_TARGET, "inference worker {} runs with fewer limits than asked: memory cap {:?}, network denied: {} (see its stderr above)", status.pid, status.memory_limit, status.network_denied);
+                    if status.memory_limit.is_none()
+                        || !status.network_denied
+                        || !status.files_confined
+                    {
+                        log::warn!(target: LOG_TARGET, "inference worker {} runs with fewer limits than asked: memory cap {:?}, network denied: {}, files confined to the store: {} (see its stderr above)", status.pid, status.memory_limit, status.network_denied, status.files_confined);
                     } else {
-                        log::info!(target: LOG_TARGET, "inference worker {} is up: memory capped, network denied", status.pid);
+                        log::info!(target: LOG_TARGET, "inference worker {} is up: memory capped, network denied, files confined to the store", status.pid);
                     }
                 }
                 Err(e) => {

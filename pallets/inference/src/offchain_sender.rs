@@ -9,11 +9,18 @@
 //! on-chain nonce, under a lock, and advances it. If the on-chain nonce has not moved for
 //! `stale_after` blocks while the record is ahead of it, the transactions in between were
 //! lost (a dropped pool, a restart), and the record falls back to the chain's so that
-//! later transactions do not wait forever behind the gap. A record made before the node
+//! later transactions do not wait forever behind the gap. The record also keeps when each
+//! pending nonce was sent: if the one the chain waits for was sent more than
+//! `OffchainRetryBlocks` blocks ago and still has not landed, it was dropped (a pool under
+//! spam can lose transactions), and the worker falls back to the chain's nonce at once —
+//! otherwise its retries would queue behind the gap until their deadline passed. (Were it
+//! only slow, the pool refuses a replacement of equal priority, and the send is retried.)
+//! A record made before the node
 //! last started ([`NODE_STARTED_KEY`], written by the node at start) is void: the
 //! transactions it counted died with the old transaction pool.
 
 use crate::{pallet::*, LOG_TARGET};
+use alloc::vec::Vec;
 use codec::{Decode, Encode};
 use frame_support::traits::Get;
 use frame_system::{
@@ -34,7 +41,7 @@ use sp_runtime::{
 pub const NODE_STARTED_KEY: &[u8] = b"inferchain::node-started";
 
 /// What the worker remembers of one account's nonces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct NonceRecord<Nonce, BlockNumber> {
     /// The node start ([`NODE_STARTED_KEY`]) this record belongs to.
     pub started: u64,
@@ -43,30 +50,55 @@ pub struct NonceRecord<Nonce, BlockNumber> {
     /// The on-chain nonce last seen, and since which block it has been that.
     pub onchain: Nonce,
     pub since: BlockNumber,
+    /// The nonces sent and not yet seen on chain, with the block each was sent at (at
+    /// most [`MAX_TRACKED_SENDS`], oldest first).
+    pub sent: Vec<(Nonce, BlockNumber)>,
 }
 
+/// The most sends a record remembers.
+pub const MAX_TRACKED_SENDS: usize = 256;
+
 /// The nonce to send with and the record after sending, given the on-chain nonce at
-/// block `now`.
+/// block `now`: the record's next nonce, unless the transactions before it were lost —
+/// the chain's nonce has not moved for `stale_after` blocks, or the one it waits for was
+/// sent more than `lost_after` blocks ago.
 pub fn next_nonce<N, B>(
     record: Option<NonceRecord<N, B>>,
     started: u64,
     onchain: N,
     now: B,
     stale_after: B,
+    lost_after: B,
 ) -> (N, NonceRecord<N, B>)
 where
     N: Copy + Ord + Saturating + One,
     B: Copy + Ord + Saturating,
 {
     let record = record.filter(|r| r.started == started);
-    let since = match record {
+    let since = match &record {
         Some(r) if r.onchain == onchain => r.since,
         _ => now,
     };
-    let nonce = match record {
-        Some(r) if r.next > onchain && now.saturating_sub(since) <= stale_after => r.next,
+    let mut sent: Vec<(N, B)> = record.as_ref().map(|r| r.sent.clone()).unwrap_or_default();
+    sent.retain(|(n, _)| *n >= onchain);
+    let waited_for_lost = sent
+        .iter()
+        .find(|(n, _)| *n == onchain)
+        .is_some_and(|(_, at)| now.saturating_sub(*at) > lost_after);
+    let nonce = match &record {
+        Some(r)
+            if r.next > onchain && now.saturating_sub(since) <= stale_after && !waited_for_lost =>
+        {
+            r.next
+        }
         _ => onchain,
     };
+    // Sending from the chain's nonce again replaces whatever was counted after it.
+    sent.retain(|(n, _)| *n < nonce);
+    sent.push((nonce, now));
+    if sent.len() > MAX_TRACKED_SENDS {
+        sent.remove(0);
+    }
     (
         nonce,
         NonceRecord {
@@ -74,6 +106,7 @@ where
             next: nonce.saturating_add(One::one()),
             onchain,
             since,
+            sent,
         },
     )
 }
@@ -100,7 +133,15 @@ impl<T: Config> Pallet<T> {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let (nonce, updated) = next_nonce(stored, started, onchain, now, stale_after);
+        let lost_after = BlockNumberFor::<T>::from(T::OffchainRetryBlocks::get());
+        let (nonce, updated) = next_nonce(
+            stored.clone(),
+            started,
+            onchain,
+            now,
+            stale_after,
+            lost_after,
+        );
         if stored.is_some_and(|r| r.started == started && r.next > onchain && nonce == onchain) {
             log::warn!(target: LOG_TARGET, "{:?}: transactions up to nonce {:?} never landed; sending from {nonce:?} again", account.id, updated.next);
         }
@@ -132,13 +173,13 @@ mod tests {
 
     #[test]
     fn consecutive_sends_before_inclusion_get_consecutive_nonces() {
-        let (first, r) = next_nonce::<u32, u64>(None, 1, 7, 10, 5);
+        let (first, r) = next_nonce::<u32, u64>(None, 1, 7, 10, 5, 2);
         assert_eq!(first, 7);
         // The next block's worker: the first is not included yet (on-chain still 7).
-        let (second, r) = next_nonce(Some(r), 1, 7, 11, 5);
+        let (second, r) = next_nonce(Some(r), 1, 7, 11, 5, 2);
         assert_eq!(second, 8);
         // Both land: the chain is ahead of nothing, the record follows it.
-        let (third, _) = next_nonce(Some(r), 1, 9, 12, 5);
+        let (third, _) = next_nonce(Some(r), 1, 9, 12, 5, 2);
         assert_eq!(third, 9);
     }
 
@@ -149,8 +190,9 @@ mod tests {
             next: 3,
             onchain: 2,
             since: 1,
+            sent: vec![],
         };
-        assert_eq!(next_nonce(Some(r), 1, 9, 4, 5).0, 9);
+        assert_eq!(next_nonce(Some(r), 1, 9, 4, 5, 2).0, 9);
     }
 
     #[test]
@@ -160,14 +202,39 @@ mod tests {
             next: 12,
             onchain: 9,
             since: 100,
+            sent: vec![],
         };
         // Within the grace period the record stands (the transactions may still land).
-        assert_eq!(next_nonce(Some(r), 1, 9, 105, 5).0, 12);
+        assert_eq!(next_nonce(Some(r.clone()), 1, 9, 105, 5, 2).0, 12);
         // After it, they were lost: start again from the chain's nonce.
-        let (nonce, after) = next_nonce(Some(r), 1, 9, 106, 5);
+        let (nonce, after) = next_nonce(Some(r), 1, 9, 106, 5, 2);
         assert_eq!(nonce, 9);
         assert_eq!(after.next, 10);
         assert_eq!(after.since, 100);
+    }
+
+    #[test]
+    fn a_send_the_chain_still_waits_for_after_the_retry_period_was_lost() {
+        // Block 5: six sends, nonces 20..26. The chain takes 20..24 by block 7; 24 and 25
+        // were dropped from the pool.
+        let mut r = None;
+        for expected in 20..26 {
+            let (nonce, after) = next_nonce::<u32, u64>(r, 1, 20, 5, 5, 2);
+            assert_eq!(nonce, expected);
+            r = Some(after);
+        }
+        // Block 7, the chain at 24: 24 was sent 2 blocks ago, within the retry period.
+        let (nonce, after) = next_nonce(r.clone(), 1, 24, 7, 5, 2);
+        assert_eq!(nonce, 26);
+        assert_eq!(after.sent.first(), Some(&(24, 5)));
+        // Block 8, the retries: 24 is 3 blocks old and not on chain. Lost: send from 24,
+        // at once, not behind the gap.
+        let (nonce, after) = next_nonce(r, 1, 24, 8, 5, 2);
+        assert_eq!(nonce, 24);
+        assert_eq!(after.next, 25);
+        assert_eq!(after.sent, vec![(24, 8)]);
+        let (nonce, _) = next_nonce(Some(after), 1, 24, 8, 5, 2);
+        assert_eq!(nonce, 25);
     }
 
     #[test]
@@ -177,9 +244,10 @@ mod tests {
             next: 12,
             onchain: 9,
             since: 100,
+            sent: vec![],
         };
         // The old pool died with the old process: its nonces never land.
-        let (nonce, after) = next_nonce(Some(r), 2, 9, 101, 5);
+        let (nonce, after) = next_nonce(Some(r), 2, 9, 101, 5, 2);
         assert_eq!(nonce, 9);
         assert_eq!(after.started, 2);
     }
