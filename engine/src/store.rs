@@ -232,7 +232,6 @@ impl ModelStore {
     /// Moves `id`'s folder out of the store (to `.corrupt-<id>-<pid>-<n>` beside it, then
     /// removes it), so the model can be imported or fetched again.
     pub fn quarantine(&self, id: &ModelId) -> Result<()> {
-        static MOVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let dir = self.model_dir(id);
         let aside = self.root.join(format!(
             ".corrupt-{}-{}-{}",
@@ -303,16 +302,39 @@ impl ModelStore {
                 return Err(e);
             }
         };
-        let dest = self.model_dir(&manifest.id());
-        if self.contains(&manifest.id()) {
-            let _ = fs::remove_dir_all(&staging);
-        } else {
-            let _ = fs::remove_dir_all(&dest);
-            fs::rename(&staging, &dest).map_err(|e| EngineError::io(&dest, e))?;
+        let id = manifest.id();
+        let dest = self.model_dir(&id);
+        // Imports of one model may race (concurrent fetches): the first complete copy
+        // stays, and a later one finding it in place discards its own.
+        let mut placed =
+            self.contains(&id) || fs::rename(&staging, &dest).is_ok() || self.contains(&id);
+        if !placed {
+            // An incomplete folder from an interrupted import is in the way: moved aside
+            // (never deleted in place, where a reader could see it half gone).
+            let aside = self.root.join(format!(
+                ".corrupt-{}-{}-{}",
+                hex::encode(id.as_bytes()),
+                std::process::id(),
+                MOVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            if fs::rename(&dest, &aside).is_ok() {
+                let _ = fs::remove_dir_all(&aside);
+            }
+            placed = fs::rename(&staging, &dest).is_ok() || self.contains(&id);
+        }
+        let _ = fs::remove_dir_all(&staging);
+        if !placed {
+            return Err(EngineError::io(
+                &dest,
+                std::io::Error::other("the imported copy could not be put in place"),
+            ));
         }
         Ok(manifest)
     }
 }
+
+/// Numbers the folders this process moves aside, so no two share a name.
+static MOVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn file_name(entry: &ManifestFile) -> Result<String> {
     let name = String::from_utf8(entry.name.clone())
