@@ -90,6 +90,17 @@ fi
 ONNX_DATA="$("$VENV/bin/python" -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend/test/data"))')"
 ln -sfn "$ONNX_DATA" "$CACHE/onnx-backend-data"
 log "python tools ready: $VENV (onnx backend data at $CACHE/onnx-backend-data)"
+# The per-operator backend cases ("node"), which the wheel ships as code, not data: written
+# once per onnx version and generator (~20 s, ~60 MB), read by the conformance test.
+NODE_DATA="$CACHE/onnx-node-data"
+NODE_GEN="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/gen-onnx-node-data.py"
+NODE_STAMP="onnx-1.23.2 $(sha256sum "$NODE_GEN" | cut -c1-16)"
+if [ "$(cat "$NODE_DATA/.stamp" 2>/dev/null)" != "$NODE_STAMP" ]; then
+    log "writing the onnx per-operator backend cases to $NODE_DATA"
+    "$VENV/bin/python" "$NODE_GEN" "$NODE_DATA"
+    echo "$NODE_STAMP" > "$NODE_DATA/.stamp"
+fi
+log "onnx per-operator cases ready: $NODE_DATA/node"
 
 # The dApp example's npm packages (@polkadot/api, tsx), pinned by its package-lock.json.
 DAPP="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/dapp"

@@ -320,7 +320,7 @@ impl DisputePlan {
                 let bytes = files.get(crate::store::ONNX_FILE).ok_or_else(|| {
                     EngineError::InvalidArtifact(format!("{} missing", crate::store::ONNX_FILE))
                 })?;
-                DisputePlan::compile_onnx(bytes)
+                DisputePlan::compile_onnx_with(bytes, &|name| files.get(name))
             }
             inferchain_primitives::model::ModelFormat::BertEmbedding => {
                 DisputePlan::compile_bert(files)
@@ -329,10 +329,19 @@ impl DisputePlan {
         }
     }
 
-    /// Compiles an ONNX model's graph (as stored: `bytes` of `model.onnx`).
+    /// Compiles an ONNX model's graph (as stored: `bytes` of `model.onnx`) that is one file.
     pub fn compile_onnx(bytes: &[u8]) -> Result<DisputePlan> {
-        let proto = ModelProto::decode(bytes)
+        Self::compile_onnx_with(bytes, &|_| None)
+    }
+
+    /// [`Self::compile_onnx`] for a model whose tensors may be stored in its other files.
+    pub fn compile_onnx_with(
+        bytes: &[u8],
+        external: crate::onnx::tensor_data::ExternalFiles<'_>,
+    ) -> Result<DisputePlan> {
+        let mut proto = ModelProto::decode(bytes)
             .map_err(|e| EngineError::InvalidArtifact(format!("not an ONNX model: {e}")))?;
+        crate::onnx::tensor_data::canonicalize(&mut proto, external)?;
         let graph = proto
             .graph
             .as_ref()

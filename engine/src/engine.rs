@@ -34,7 +34,10 @@ impl LoadedModel {
                 let bytes = files
                     .take(ONNX_FILE)
                     .ok_or_else(|| EngineError::InvalidArtifact(format!("{ONNX_FILE} missing")))?;
-                Ok(LoadedModel::Onnx(Box::new(OnnxModel::from_bytes(&bytes)?)))
+                let external = |name: &str| files.get(name);
+                Ok(LoadedModel::Onnx(Box::new(OnnxModel::from_files(
+                    &bytes, &external,
+                )?)))
             }
             ModelFormat::BertEmbedding => {
                 Ok(LoadedModel::Bert(Box::new(BertEmbedder::load(&mut files)?)))

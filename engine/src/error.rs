@@ -39,6 +39,10 @@ pub enum EngineError {
     Fetch(String),
     #[error("invalid model artifact: {0}")]
     InvalidArtifact(String),
+    #[error("tensor `{tensor}` in the model cannot be read: {reason}; re-export the model (onnx.checker.check_model names what is wrong)")]
+    MalformedTensor { tensor: String, reason: String },
+    #[error("tensor `{tensor}` is stored in `{file}`, which is not among the model's files: import the model's folder, or the .onnx file with `{file}` beside it")]
+    MissingExternalData { tensor: String, file: String },
     #[error("the graph uses operator `{op}`, which the engine does not support")]
     UnsupportedOp { op: String },
     #[error(

@@ -22,7 +22,7 @@ pub const BERT_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenize
 /// The sentence-transformers pooling config, included when present.
 pub const BERT_POOLING_FILE: &str = "1_Pooling/config.json";
 /// The manifest's file name inside a model folder.
-const MANIFEST_FILE: &str = "manifest.scale";
+pub const MANIFEST_FILE: &str = "manifest.scale";
 /// Bytes read per step while hashing, and between progress reports.
 const CHUNK: usize = 1 << 20;
 
@@ -360,7 +360,8 @@ fn unique_suffix() -> u128 {
 
 /// The format `src` looks like: a file is ONNX; a directory with a `config.json` is an
 /// LLM when the config names a llama-family `model_type` or a `*ForCausalLM`
-/// architecture, BERT otherwise.
+/// architecture, BERT otherwise; another directory with a `model.onnx` is ONNX (its
+/// external data files beside it).
 pub fn detect_format(src: &Path) -> Result<ModelFormat> {
     if src.is_file() {
         return Ok(ModelFormat::Onnx);
@@ -383,9 +384,40 @@ pub fn detect_format(src: &Path) -> Result<ModelFormat> {
             ModelFormat::BertEmbedding
         });
     }
+    if src.join(ONNX_FILE).is_file() {
+        return Ok(ModelFormat::Onnx);
+    }
     Err(EngineError::UnknownFormat {
         path: src.to_path_buf(),
     })
+}
+
+/// The external data files the ONNX model at `path` stores tensors in, beside it:
+/// (name in the manifest, path on disk). Each must be a file inside the model's folder;
+/// a location that leaves it is refused.
+fn onnx_external_files(path: &Path) -> Result<Vec<(String, PathBuf)>> {
+    use prost::Message;
+    let bytes = fs::read(path).map_err(|e| EngineError::io(path, e))?;
+    // The store keeps bytes; a file that does not decode names no other files, and
+    // loading it reports what is wrong.
+    let Ok(proto) = candle_onnx::onnx::ModelProto::decode(bytes.as_slice()) else {
+        return Ok(Vec::new());
+    };
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let mut files = Vec::new();
+    for (name, tensor) in crate::onnx::tensor_data::external_files(&proto)? {
+        if name == ONNX_FILE || name == MANIFEST_FILE {
+            return Err(EngineError::InvalidArtifact(format!(
+                "external data file `{name}` has a name the store keeps for itself; rename it"
+            )));
+        }
+        let file = folder.join(&name);
+        if !file.is_file() {
+            return Err(EngineError::MissingExternalData { tensor, file: name });
+        }
+        files.push((name, file));
+    }
+    Ok(files)
 }
 
 /// (name in the manifest, path on disk) of every file a model at `src` needs.
@@ -404,7 +436,9 @@ fn source_files(src: &Path, format: ModelFormat) -> Result<Vec<(String, PathBuf)
                     format: "ONNX",
                 });
             }
-            Ok(vec![(ONNX_FILE.to_string(), path)])
+            let mut files = vec![(ONNX_FILE.to_string(), path.clone())];
+            files.extend(onnx_external_files(&path)?);
+            Ok(files)
         }
         ModelFormat::BertEmbedding => {
             let mut files = Vec::new();

@@ -272,11 +272,18 @@ fn a_range_starting_at_a_shape_and_a_branch_chosen_by_one_are_refused() {
             ..Default::default()
         });
     }
+    let mut cast = node("Cast", &["n"], "big");
+    cast.attribute.push(candle_onnx::onnx::AttributeProto {
+        name: "to".into(),
+        i: 7,
+        r#type: candle_onnx::onnx::attribute_proto::AttributeType::Int as i32,
+        ..Default::default()
+    });
     let by_size = model(
         vec![
             node("Shape", &["x"], "s"),
             node("ReduceMax", &["s"], "n"),
-            node("Cast", &["n"], "big"),
+            cast,
             choose,
         ],
         vec![value("x", 1, &[None])],

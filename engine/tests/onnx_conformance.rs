@@ -1,8 +1,10 @@
 //! ONNX backend conformance: every case of the `onnx` wheel's backend test data
-//! (`pytorch-converted`, `pytorch-operator`, `simple`) through the engine, compared with
-//! the expected outputs at the backend tests' tolerance (rtol 1e-3, atol 1e-7).
-//! Prints pass / fail / unsupported per folder and fails if a folder's pass count drops
-//! below `tests/conformance-baseline.txt`. The data is put in place by scripts/setup.sh.
+//! (`pytorch-converted`, `pytorch-operator`, `simple`) and of its per-operator cases
+//! (`node`: each operator at one opset, as the spec's reference computes it) through the
+//! engine, compared with the expected outputs at the backend tests' tolerance (rtol 1e-3,
+//! atol 1e-7). Prints pass / fail / unsupported per folder and fails if a folder's pass
+//! count drops below `tests/conformance-baseline.txt`. scripts/setup.sh puts the data in
+//! place (the `node` cases written by scripts/gen-onnx-node-data.py).
 
 use candle_core::Tensor as CTensor;
 use inferchain_engine::{
@@ -15,7 +17,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-const FOLDERS: [&str; 3] = ["pytorch-converted", "pytorch-operator", "simple"];
+const FOLDERS: [&str; 4] = ["pytorch-converted", "pytorch-operator", "simple", "node"];
 const RTOL: f64 = 1e-3;
 const ATOL: f64 = 1e-7;
 
@@ -25,8 +27,17 @@ enum Outcome {
     Unsupported(String),
 }
 
-fn data_root() -> PathBuf {
-    golden::default_data().1
+/// Where `folder`'s cases are: the wheel's data, or the per-operator cases setup writes.
+fn folder_path(folder: &str) -> PathBuf {
+    let wheel = golden::default_data().1;
+    if folder == "node" {
+        wheel
+            .parent()
+            .map(|cache| cache.join("onnx-node-data/node"))
+            .unwrap_or_default()
+    } else {
+        wheel.join(folder)
+    }
 }
 
 fn close(got: &CTensor, want: &CTensor) -> Result<(), String> {
@@ -139,12 +150,15 @@ fn baseline() -> HashMap<String, usize> {
 
 #[test]
 fn onnx_backend_cases_pass_at_least_the_baseline() {
-    let root = data_root();
-    assert!(
-        root.join("simple").is_dir(),
-        "{} missing: run scripts/setup.sh (it links the onnx wheel's backend test data)",
-        root.display()
-    );
+    for folder in FOLDERS {
+        let path = folder_path(folder);
+        assert!(
+            path.is_dir(),
+            "{} missing: run scripts/setup.sh (it links the onnx wheel's backend test data \
+             and writes its per-operator cases)",
+            path.display()
+        );
+    }
     let baseline = baseline();
     let verbose = std::env::var_os("CONFORMANCE_VERBOSE").is_some();
     let (mut total_pass, mut total) = (0usize, 0usize);
@@ -154,7 +168,7 @@ fn onnx_backend_cases_pass_at_least_the_baseline() {
         "folder", "pass", "fail", "unsupported", "cases"
     );
     for folder in FOLDERS {
-        let mut cases: Vec<PathBuf> = std::fs::read_dir(root.join(folder))
+        let mut cases: Vec<PathBuf> = std::fs::read_dir(folder_path(folder))
             .expect("folder readable")
             .filter_map(|e| e.ok())
             .map(|e| e.path())

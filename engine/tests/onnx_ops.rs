@@ -51,6 +51,17 @@ fn run_at(
     nodes: Vec<NodeProto>,
     inputs: &[(&str, Tensor)],
 ) -> Result<Tensor, EngineError> {
+    let mut out = run_outputs(opset, nodes, inputs, &["y"])?;
+    Ok(out.remove("y").expect("output y"))
+}
+
+/// [`run_at`] with the graph outputs `outputs`.
+fn run_outputs(
+    opset: Option<i64>,
+    nodes: Vec<NodeProto>,
+    inputs: &[(&str, Tensor)],
+    outputs: &[&str],
+) -> Result<HashMap<String, Tensor>, EngineError> {
     let value = |name: &str| ValueInfoProto {
         name: name.into(),
         ..Default::default()
@@ -59,7 +70,7 @@ fn run_at(
         graph: Some(GraphProto {
             node: nodes,
             input: inputs.iter().map(|(n, _)| value(n)).collect(),
-            output: vec![value("y")],
+            output: outputs.iter().map(|n| value(n)).collect(),
             ..Default::default()
         }),
         opset_import: opset
@@ -77,8 +88,7 @@ fn run_at(
         .iter()
         .map(|(n, t)| (n.to_string(), t.clone()))
         .collect();
-    let mut out = model.run_named(named)?;
-    Ok(out.remove("y").expect("output y"))
+    model.run_named(named)
 }
 
 fn row(values: &[f32]) -> Tensor {
@@ -404,4 +414,190 @@ fn reduce_max_with_an_empty_axes_input_reduces_every_axis() {
     )
     .expect("reduce");
     assert_eq!(y.dims(), &[1, 1, 4]);
+}
+
+fn float(name: &str, value: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        f: value,
+        r#type: AttributeType::Float as i32,
+        ..Default::default()
+    }
+}
+
+fn string(name: &str, value: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        s: value.as_bytes().to_vec(),
+        r#type: AttributeType::String as i32,
+        ..Default::default()
+    }
+}
+
+fn i64_values(t: &Tensor) -> Vec<i64> {
+    t.flatten_all()
+        .and_then(|t| t.to_vec1())
+        .expect("i64 values")
+}
+
+#[test]
+fn top_k_orders_nan_first_then_equal_values_by_index_at_every_opset() {
+    let x = Tensor::from_slice(&[1.0f32, 3.0, 3.0, f32::NAN, 2.0], (1, 5), &Device::Cpu)
+        .expect("test tensor");
+    let largest = run_outputs(
+        Some(11),
+        vec![node("TopK", &["x", "k"], &["y", "i"], vec![])],
+        &[("x", x.clone()), ("k", i64s(&[3]))],
+        &["y", "i"],
+    )
+    .expect("runs");
+    let y = values(&largest["y"]);
+    assert!(y[0].is_nan());
+    assert_eq!(y[1..], [3.0, 3.0]);
+    assert_eq!(i64_values(&largest["i"]), [3, 1, 2]);
+    let smallest = run_outputs(
+        Some(11),
+        vec![node(
+            "TopK",
+            &["x", "k"],
+            &["y", "i"],
+            vec![int("largest", 0)],
+        )],
+        &[("x", x.clone()), ("k", i64s(&[2]))],
+        &["y", "i"],
+    )
+    .expect("runs");
+    assert_eq!(values(&smallest["y"]), [1.0, 2.0]);
+    assert_eq!(i64_values(&smallest["i"]), [0, 4]);
+    // Opset 1 takes k as an attribute.
+    let v1 = run_outputs(
+        Some(9),
+        vec![node("TopK", &["x"], &["y", "i"], vec![int("k", 2)])],
+        &[("x", x.clone())],
+        &["y", "i"],
+    )
+    .expect("runs");
+    assert_eq!(i64_values(&v1["i"]), [3, 1]);
+    let err = run_outputs(
+        Some(11),
+        vec![node("TopK", &["x", "k"], &["y", "i"], vec![])],
+        &[("x", x), ("k", i64s(&[6]))],
+        &["y", "i"],
+    )
+    .expect_err("k over the axis");
+    assert!(err.to_string().contains("TopK"), "{err}");
+}
+
+#[test]
+fn group_normalization_scales_per_group_at_18_and_per_channel_at_21() {
+    let x = Tensor::arange(0f32, 24.0, &Device::Cpu)
+        .and_then(|t| t.reshape((1, 4, 2, 3)))
+        .and_then(|t| t.sqr())
+        .expect("test tensor");
+    let norm = |opset: i64, scale: &[f32], bias: &[f32]| {
+        let v = |s: &[f32]| Tensor::from_slice(s, s.len(), &Device::Cpu).expect("test tensor");
+        run_at(
+            Some(opset),
+            vec![node(
+                "GroupNormalization",
+                &["x", "s", "b"],
+                &["y"],
+                vec![int("num_groups", 2), float("epsilon", 1e-3)],
+            )],
+            &[("x", x.clone()), ("s", v(scale)), ("b", v(bias))],
+        )
+    };
+    let per_group = norm(18, &[2.0, 0.5], &[1.0, -1.0]).expect("opset 18");
+    let per_channel = norm(21, &[2.0, 2.0, 0.5, 0.5], &[1.0, 1.0, -1.0, -1.0]).expect("opset 21");
+    let bits = |t: &Tensor| values(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&per_group), bits(&per_channel));
+    // Each group of 2 channels × 6 positions has mean 0 and variance 1 before the scale.
+    let y = values(&per_channel);
+    for (g, (scale, bias)) in [(2.0f32, 1.0f32), (0.5, -1.0)].iter().enumerate() {
+        let group: Vec<f32> = y[g * 12..(g + 1) * 12]
+            .iter()
+            .map(|v| (v - bias) / scale)
+            .collect();
+        let mean = group.iter().sum::<f32>() / 12.0;
+        let var = group.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / 12.0;
+        assert!(
+            mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-2,
+            "group {g}: {mean} {var}"
+        );
+    }
+    // The wrong count for the opset is a named error, not a broadcast.
+    assert!(norm(21, &[2.0, 0.5], &[1.0, -1.0]).is_err());
+    assert!(norm(18, &[2.0, 2.0, 0.5, 0.5], &[1.0, 1.0, -1.0, -1.0]).is_err());
+}
+
+#[test]
+fn space_to_depth_and_back_is_the_identity_in_both_modes() {
+    let x = Tensor::arange(0f32, 32.0, &Device::Cpu)
+        .and_then(|t| t.reshape((1, 2, 4, 4)))
+        .expect("test tensor");
+    for mode in ["DCR", "CRD"] {
+        let y = run_at(
+            Some(28),
+            vec![
+                node(
+                    "SpaceToDepth",
+                    &["x"],
+                    &["d"],
+                    vec![int("blocksize", 2), string("mode", mode)],
+                ),
+                node(
+                    "DepthToSpace",
+                    &["d"],
+                    &["y"],
+                    vec![int("blocksize", 2), string("mode", mode)],
+                ),
+            ],
+            &[("x", x.clone())],
+        )
+        .expect("runs");
+        assert_eq!(y.dims(), x.dims());
+        assert_eq!(values(&y), values(&x), "{mode}");
+    }
+    // DCR puts a block's first channel-row first: depth 8 = 2 channels × 2 × 2.
+    let d = run_at(
+        Some(13),
+        vec![node(
+            "SpaceToDepth",
+            &["x"],
+            &["y"],
+            vec![int("blocksize", 2)],
+        )],
+        &[("x", x)],
+    )
+    .expect("runs");
+    assert_eq!(d.dims(), [1, 8, 2, 2]);
+    assert_eq!(values(&d)[..4], [0.0, 2.0, 8.0, 10.0]);
+}
+
+#[test]
+fn sum_mean_and_max_broadcast_and_mean_divides_exactly() {
+    let a = row(&[1.0, 2.0, 10.0]);
+    let b = Tensor::from_slice(&[0.1f32], (1, 1, 1), &Device::Cpu).expect("test tensor");
+    let c = row(&[-1.0, 5.0, 0.2]);
+    let inputs = [("a", a), ("b", b), ("c", c)];
+    let run_op = |op: &str| {
+        values(
+            &run_at(
+                Some(13),
+                vec![node(op, &["a", "b", "c"], &["y"], vec![])],
+                &inputs,
+            )
+            .expect("test tensor"),
+        )
+    };
+    let sum = run_op("Sum");
+    let want: Vec<f32> = [1.0f32, 2.0, 10.0]
+        .iter()
+        .zip([-1.0f32, 5.0, 0.2])
+        .map(|(a, c)| (a + 0.1) + c)
+        .collect();
+    assert_eq!(sum, want);
+    let mean = run_op("Mean");
+    assert_eq!(mean, want.iter().map(|s| s / 3.0).collect::<Vec<_>>());
+    assert_eq!(run_op("Max"), [1.0, 5.0, 10.0]);
 }

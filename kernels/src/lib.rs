@@ -35,6 +35,7 @@ pub mod fma;
 pub mod gemm;
 pub mod isa;
 pub mod lanes;
+pub mod lrn;
 pub mod math;
 #[cfg(target_arch = "aarch64")]
 mod neon;

@@ -15,7 +15,7 @@
 //!
 //! A data value may not reach an input that decides a size or rank (`ConstantOfShape`'s
 //! shape, `Expand`'s, `Reshape`'s, `Tile`'s repeats, `Pad`'s pads and axes, `Slice`'s
-//! bounds, `Resize`'s scales or sizes, `OneHot`'s depth, split sizes, squeezed or reduced
+//! bounds, `Resize`'s scales or sizes, `OneHot`'s depth, `TopK`'s k, split sizes, squeezed or reduced
 //! axes, a sequence position) and `Range`'s start and step and an `If`'s condition must be
 //! constants: otherwise the graph is refused (`UnboundedShape`). A hostile graph that
 //! turns an 8-byte input into a 100 GB tensor, or one that allocates most for the
@@ -40,7 +40,7 @@ fn shape_inputs(op: &str) -> &'static [usize] {
         "ConstantOfShape" => &[0],
         "Expand" | "Reshape" | "Tile" | "OneHot" | "Split" | "Squeeze" | "Unsqueeze"
         | "SplitToSequence" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin"
-        | "SequenceAt" | "SequenceErase" => &[1],
+        | "SequenceAt" | "SequenceErase" | "TopK" => &[1],
         "SequenceInsert" => &[2],
         "Range" => &[0, 1, 2],
         "Pad" => &[1, 3],
@@ -86,6 +86,8 @@ const NON_SHRINKING: &[&str] = &[
     "Add",
     "Max",
     "Min",
+    "Sum",
+    "Mean",
     "Floor",
     "Ceil",
     "ReduceMax",
@@ -329,6 +331,41 @@ impl CostMeter {
                 .iter()
                 .find(|a| a.name == "kernel_shape")
                 .map(|a| out.saturating_mul(a.ints.iter().map(|&k| k.max(1) as u64).product())),
+            // A window of `size` squares and sums, and a power (counted as 20) per element.
+            "LRN" => node
+                .attribute
+                .iter()
+                .find(|a| a.name == "size")
+                .map(|a| out.saturating_mul(2 * a.i.clamp(1, 1 << 20) as u64 + 20)),
+            // Coefficients are attributes: each row reads all of them, multiply and add.
+            "LinearClassifier" | "LinearRegressor" => tensor(0).map(|x| {
+                let rows = x.dims().first().copied().unwrap_or(1) as u64;
+                let coefficients = node
+                    .attribute
+                    .iter()
+                    .find(|a| a.name == "coefficients")
+                    .map_or(0, |a| a.floats.len() as u64);
+                rows.saturating_mul(coefficients).saturating_mul(2).max(out)
+            }),
+            // Reading the trees (every node and weight, once per run), then at most every
+            // node and weight per row (a bound: a walk visits one path per tree).
+            "TreeEnsembleRegressor" | "TreeEnsembleClassifier" => tensor(0).map(|x| {
+                let rows = x.dims().first().copied().unwrap_or(1) as u64;
+                let listed = |name: &str| {
+                    node.attribute
+                        .iter()
+                        .find(|a| a.name == name)
+                        .map_or(0, |a| a.ints.len() as u64)
+                };
+                let size =
+                    listed("nodes_treeids") + listed("target_treeids") + listed("class_treeids");
+                rows.saturating_add(1).saturating_mul(size.max(1)).max(out)
+            }),
+            // A sort of each row along the axis: n log n comparisons per row.
+            "TopK" => tensor(0).map(|x| {
+                let n = x.elem_count().max(1) as u64;
+                n.saturating_mul(64 - n.leading_zeros() as u64)
+            }),
             _ => None,
         };
         let read: u64 = inputs.iter().flatten().map(|v| elems(v)).sum();

@@ -25,11 +25,13 @@ use ops::Value;
 use plan::Plan;
 use prost::Message;
 use std::collections::{HashMap, HashSet};
+use tensor_data::ExternalFiles;
 
 pub mod cost;
 pub mod op_versions;
 mod ops;
 mod plan;
+pub mod tensor_data;
 
 /// Operators whose output is random: they can never be part of a consensus result.
 const NONDETERMINISTIC_OPS: [&str; 5] = [
@@ -55,10 +57,17 @@ pub struct OnnxModel {
 }
 
 impl OnnxModel {
-    /// Decodes and checks an ONNX model.
+    /// Decodes and checks an ONNX model that is one file (no external data).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_files(bytes, &|_| None)
+    }
+
+    /// Decodes and checks an ONNX model whose tensors may be stored in the model's other
+    /// files (`external`, already checked against the manifest).
+    pub fn from_files(bytes: &[u8], external: ExternalFiles<'_>) -> Result<Self> {
         let mut proto = ModelProto::decode(bytes)
             .map_err(|e| EngineError::InvalidArtifact(format!("not an ONNX model: {e}")))?;
+        tensor_data::canonicalize(&mut proto, external)?;
         let graph = proto
             .graph
             .as_mut()

@@ -32,6 +32,29 @@ use crate::error::{EngineError, Result};
 /// The newest default-domain opset the table is written against (onnx 1.23.2).
 pub const MAX_OPSET: i64 = 28;
 
+/// The `ai.onnx.ml` domain's name in a model.
+const ML_DOMAIN: &str = super::ops::ml::DOMAIN;
+
+/// The newest `ai.onnx.ml` opset the table is written against (onnx 1.23.2).
+pub const ML_MAX_OPSET: i64 = 5;
+
+/// The `ai.onnx.ml` operators the engine runs, with their since-versions (onnx 1.23.2;
+/// version 3 of the tree ensembles adds double-precision attributes, which are refused,
+/// and 5 deprecates them for `TreeEnsemble` without changing their meaning).
+const ML_TABLE: &[OpVersions] = &[
+    op("ArrayFeatureExtractor", &[1]),
+    op("LinearClassifier", &[1]),
+    op("LinearRegressor", &[1]),
+    op("Normalizer", &[1]),
+    op("Scaler", &[1]),
+    op("TreeEnsembleClassifier", &[1, 3, 5]),
+    op("TreeEnsembleRegressor", &[1, 3, 5]),
+];
+
+/// Versions that remove an `ai.onnx.ml` operator.
+const ML_DEPRECATED: &[(&str, i64)] =
+    &[("TreeEnsembleClassifier", 5), ("TreeEnsembleRegressor", 5)];
+
 /// The opset assumed for a model that names none for the default domain.
 pub const DEFAULT_OPSET: i64 = 21;
 
@@ -78,6 +101,7 @@ const TABLE: &[OpVersions] = &[
     op("Conv", &[1, 11, 22]),
     op("ConvTranspose", &[1, 11, 22]),
     op("CumSum", &[11, 14]),
+    op("DepthToSpace", &[1, 11, 13, 28]),
     op("Div", &[1, 6, 7, 13, 14]),
     op("Dropout", &[1, 6, 7, 10, 12, 13, 22]),
     op("Elu", &[1, 6, 22]),
@@ -95,6 +119,7 @@ const TABLE: &[OpVersions] = &[
     op("GlobalMaxPool", &[1, 22]),
     op("Greater", &[1, 7, 9, 13]),
     op("GreaterOrEqual", &[12, 16]),
+    op("GroupNormalization", &[18, 21]),
     op("HardSigmoid", &[1, 6, 22]),
     op("HardSwish", &[14, 22]),
     op("Identity", &[1, 13, 14, 16, 19, 21, 23, 24, 25]),
@@ -106,9 +131,11 @@ const TABLE: &[OpVersions] = &[
     op("LessOrEqual", &[12, 16]),
     op("Log", &[1, 6, 13]),
     op("LogSoftmax", &[1, 11, 13]),
+    op("LRN", &[1, 13]),
     op("MatMul", &[1, 9, 13]),
     op("Max", &[1, 6, 8, 12, 13]),
     op("MaxPool", &[1, 8, 10, 11, 12, 22]),
+    op("Mean", &[1, 6, 8, 13]),
     op("Min", &[1, 6, 8, 12, 13]),
     op("Mul", &[1, 6, 7, 13, 14]),
     op("Neg", &[1, 6, 13]),
@@ -119,6 +146,7 @@ const TABLE: &[OpVersions] = &[
     op("Pow", &[1, 7, 12, 13, 15]),
     op("PRelu", &[1, 6, 7, 9, 16]),
     op("Range", &[11, 27]),
+    op("Reciprocal", &[1, 6, 13]),
     op("ReduceMax", &[1, 11, 12, 13, 18, 20]),
     op("ReduceMean", &[1, 11, 13, 18]),
     op("ReduceMin", &[1, 11, 12, 13, 18, 20]),
@@ -142,6 +170,8 @@ const TABLE: &[OpVersions] = &[
     op("Slice", &[1, 10, 11, 13]),
     op("Softmax", &[1, 11, 13]),
     op("Softplus", &[1, 22]),
+    op("Softsign", &[1, 22]),
+    op("SpaceToDepth", &[1, 13, 28]),
     op("Split", &[1, 2, 11, 13, 18]),
     op("SplitToSequence", &[11, 24]),
     op("Sqrt", &[1, 6, 13]),
@@ -149,7 +179,9 @@ const TABLE: &[OpVersions] = &[
     op("Sub", &[1, 6, 7, 13, 14]),
     op("Sum", &[1, 6, 8, 13]),
     op("Tanh", &[1, 6, 13]),
+    op("ThresholdedRelu", &[10, 22]),
     from("Tile", &[1, 6, 13], 6),
+    op("TopK", &[1, 10, 11, 24]),
     op("Transpose", &[1, 13, 21, 23, 24, 25]),
     op("Trilu", &[14]),
     op("Unsqueeze", &[1, 11, 13, 21, 23, 24, 25]),
@@ -164,6 +196,19 @@ const LEGACY_BROADCAST: &[&str] = &[
 
 /// The opset a model imports for the default domain.
 pub fn default_opset(model: &ModelProto) -> i64 {
+    default_opset_of(model)
+}
+
+/// The model's `ai.onnx.ml` opset, if it imports the domain.
+pub fn ml_opset(model: &ModelProto) -> Option<i64> {
+    model
+        .opset_import
+        .iter()
+        .find(|o| o.domain == ML_DOMAIN)
+        .map(|o| o.version)
+}
+
+fn default_opset_of(model: &ModelProto) -> i64 {
     model
         .opset_import
         .iter()
@@ -174,16 +219,37 @@ pub fn default_opset(model: &ModelProto) -> i64 {
 
 /// Checks every node of `model` (subgraphs included) against the allow-list.
 pub fn check(model: &ModelProto) -> Result<()> {
-    let defaults = model
-        .opset_import
-        .iter()
-        .filter(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-        .count();
-    if defaults > 1 {
+    // An exporter may list a domain twice at one version (skl2onnx does); two versions
+    // would leave the operators' meaning open.
+    for (domain, is) in [
+        (
+            "ai.onnx",
+            (|d: &str| d.is_empty() || d == "ai.onnx") as fn(&str) -> bool,
+        ),
+        (ML_DOMAIN, |d: &str| d == ML_DOMAIN),
+    ] {
+        let mut versions: Vec<i64> = model
+            .opset_import
+            .iter()
+            .filter(|o| is(&o.domain))
+            .map(|o| o.version)
+            .collect();
+        versions.sort_unstable();
+        versions.dedup();
+        if versions.len() > 1 {
+            return Err(EngineError::UnsupportedOpset {
+                domain: domain.into(),
+                version: versions[0],
+                reason: format!("the model imports {domain} at versions {versions:?}"),
+            });
+        }
+    }
+    let ml_opset = ml_opset(model);
+    if let Some(v) = ml_opset.filter(|v| !(1..=ML_MAX_OPSET).contains(v)) {
         return Err(EngineError::UnsupportedOpset {
-            domain: "ai.onnx".into(),
-            version: default_opset(model),
-            reason: format!("the model imports the default domain {defaults} times"),
+            domain: ML_DOMAIN.into(),
+            version: v,
+            reason: format!("the engine knows {ML_DOMAIN} opsets 1 to {ML_MAX_OPSET}"),
         });
     }
     if let Some(function) = model.functions.first() {
@@ -202,7 +268,7 @@ pub fn check(model: &ModelProto) -> Result<()> {
         });
     }
     match &model.graph {
-        Some(graph) => check_graph(graph, opset, &HashMap::new(), false),
+        Some(graph) => check_graph(graph, (opset, ml_opset), &HashMap::new(), false),
         None => Ok(()),
     }
 }
@@ -217,14 +283,17 @@ struct Scope<'a> {
     /// Inside an `If` branch, which candle-onnx runs whole: the engine's own forms and
     /// `crate::legalize`'s rewrites do not reach it.
     in_branch: bool,
+    /// The model's `ai.onnx.ml` opset, if it imports the domain.
+    ml_opset: Option<i64>,
 }
 
 fn check_graph<'a>(
     graph: &'a GraphProto,
-    opset: i64,
+    opsets: (i64, Option<i64>),
     outer: &HashMap<&'a str, &'a TensorProto>,
     in_branch: bool,
 ) -> Result<()> {
+    let (opset, ml_opset) = opsets;
     let mut constants = outer.clone();
     constants.extend(graph.initializer.iter().map(|t| (t.name.as_str(), t)));
     for node in graph.node.iter().filter(|n| n.op_type == "Constant") {
@@ -242,12 +311,13 @@ fn check_graph<'a>(
         ranks: declared_ranks(graph),
         constants,
         in_branch,
+        ml_opset,
     };
     for node in &graph.node {
         check_node(node, opset, &scope)?;
         for attr in &node.attribute {
             for g in attr.g.iter().chain(&attr.graphs) {
-                check_graph(g, opset, &scope.constants, true)?;
+                check_graph(g, opsets, &scope.constants, true)?;
             }
         }
     }
@@ -292,6 +362,9 @@ fn declared_ranks(graph: &GraphProto) -> HashMap<&str, usize> {
 
 fn check_node(node: &NodeProto, opset: i64, scope: &Scope<'_>) -> Result<()> {
     let op = node.op_type.as_str();
+    if node.domain == ML_DOMAIN {
+        return check_ml_node(node, scope.ml_opset);
+    }
     if !(node.domain.is_empty() || node.domain == "ai.onnx") {
         return Err(EngineError::UnsupportedOperator {
             op: format!("{}.{op}", node.domain),
@@ -334,6 +407,57 @@ fn check_node(node: &NodeProto, opset: i64, scope: &Scope<'_>) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// An `ai.onnx.ml` node: an operator of [`ML_TABLE`] at the model's ML opset, in a form
+/// the engine computes as the spec defines it.
+fn check_ml_node(node: &NodeProto, ml_opset: Option<i64>) -> Result<()> {
+    let op = format!("{ML_DOMAIN}.{}", node.op_type);
+    let refuse = |version: i64, reason: String| EngineError::UnsupportedOperator {
+        op: op.clone(),
+        version,
+        reason,
+    };
+    let Some(opset) = ml_opset else {
+        return Err(refuse(
+            0,
+            format!("the model uses {ML_DOMAIN} but does not import it"),
+        ));
+    };
+    if node.op_type == "ZipMap" {
+        return Err(refuse(
+            opset,
+            "it outputs a sequence of maps, which the canonical I/O cannot carry; export \
+             the classifier's probabilities as a tensor (skl2onnx: options={'zipmap': False})"
+                .into(),
+        ));
+    }
+    let Some(entry) = ML_TABLE.iter().find(|e| e.op == node.op_type) else {
+        let known: Vec<&str> = ML_TABLE.iter().map(|e| e.op).collect();
+        return Err(refuse(
+            opset,
+            format!("of {ML_DOMAIN} the engine runs {}", known.join(", ")),
+        ));
+    };
+    let Some(version) = version_at(entry, opset) else {
+        return Err(refuse(
+            opset,
+            format!(
+                "it does not exist in {ML_DOMAIN} opset {opset}; it was introduced in {}",
+                entry.since[0]
+            ),
+        ));
+    };
+    if ML_DEPRECATED.contains(&(entry.op, version)) {
+        return Err(refuse(
+            version,
+            format!("{ML_DOMAIN} opset {opset} removes it (deprecated for TreeEnsemble); export at opset 3"),
+        ));
+    }
+    match super::ops::ml::refusal(node) {
+        Some(reason) => Err(refuse(version, reason)),
+        None => Ok(()),
+    }
 }
 
 /// The operator's version in effect at `opset`: its newest since-version not above it.
@@ -431,6 +555,18 @@ fn attribute_refusal(node: &NodeProto, version: i64, scope: &Scope<'_>) -> Optio
              not test for zero) is not supported"
                 .into(),
         ),
+        // TensorProto.DataType: 1 FLOAT, 2 UINT8, 7 INT64, 10 FLOAT16, 11 DOUBLE, 12 UINT32.
+        "Cast" if !matches!(int_attr(node, "to"), Some(1 | 2 | 7 | 10 | 11 | 12)) => Some(format!(
+            "casting to element type {} is not supported (float, double, float16, int64, \
+             uint8 and uint32 are)",
+            int_attr(node, "to").unwrap_or(0)
+        )),
+        "ArgMax" | "ArgMin" if int_attr(node, "select_last_index").unwrap_or(0) != 0 => {
+            Some("`select_last_index = 1` is not supported".into())
+        }
+        "Dropout" | "MaxPool" if node.output.iter().skip(1).any(|o| !o.is_empty()) => {
+            Some("only the first output is supported (not the mask or indices)".into())
+        }
         "Resize" => resize_refusal(node, version, scope),
         "Squeeze" if !has_input(node, 1) && !has_attr(node, "axes") => {
             Some("without axes it would keep a leading dimension of size 1".into())
@@ -444,6 +580,17 @@ fn attribute_refusal(node: &NodeProto, version: i64, scope: &Scope<'_>) -> Optio
 /// numbers (candle maps an output index back by the size ratio, which is the spec's
 /// `floor(i / scale)` only then).
 fn resize_refusal(node: &NodeProto, version: i64, scope: &Scope<'_>) -> Option<String> {
+    // candle-onnx resizes by nearest neighbour (floor of the asymmetric coordinate) only.
+    let mode = string_attr(node, "mode").unwrap_or_else(|| "nearest".into());
+    let nearest = string_attr(node, "nearest_mode").unwrap_or_else(|| "round_prefer_floor".into());
+    let coordinates =
+        string_attr(node, "coordinate_transformation_mode").unwrap_or_else(|| "half_pixel".into());
+    if mode != "nearest" || nearest != "floor" || coordinates != "asymmetric" {
+        return Some(format!(
+            "only mode `nearest` with nearest_mode `floor` and coordinate_transformation_mode \
+             `asymmetric` is supported, not `{mode}`/`{nearest}`/`{coordinates}`"
+        ));
+    }
     if version >= 18
         && (has_attr(node, "axes")
             || string_attr(node, "keep_aspect_ratio_policy").is_some_and(|p| p != "stretch"))
@@ -506,6 +653,23 @@ fn branch_refusal(node: &NodeProto, scope: &Scope<'_>) -> Option<String> {
 mod tests {
     use super::*;
     use candle_onnx::onnx::{AttributeProto, OperatorSetIdProto};
+
+    /// A `Resize` in the one mode candle-onnx runs (nearest, floor, asymmetric).
+    fn resize(inputs: &[&str]) -> NodeProto {
+        let mut n = node("Resize", inputs, &[]);
+        for (name, value) in [
+            ("mode", "nearest"),
+            ("nearest_mode", "floor"),
+            ("coordinate_transformation_mode", "asymmetric"),
+        ] {
+            n.attribute.push(AttributeProto {
+                name: name.into(),
+                s: value.as_bytes().to_vec(),
+                ..Default::default()
+            });
+        }
+        n
+    }
 
     fn model(opset: i64, node: NodeProto) -> ModelProto {
         ModelProto {
@@ -621,11 +785,11 @@ mod tests {
         let (op, version, reason) = refusal(&model(19, node("Gelu", &["x"], &[])));
         assert_eq!((op.as_str(), version), ("Gelu", 19));
         assert!(reason.contains("introduced in opset 20"), "{reason}");
-        let (op, version, _) = refusal(&model(10, node("Resize", &["x", "s"], &[])));
+        let (op, version, _) = refusal(&model(10, resize(&["x", "s"])));
         assert_eq!((op.as_str(), version), ("Resize", 10));
         let (op, version, _) = refusal(&model(4, node("Reshape", &["x"], &[])));
         assert_eq!((op.as_str(), version), ("Reshape", 1));
-        check(&model(11, node("Resize", &["x", "r", "", "sizes"], &[]))).unwrap();
+        check(&model(11, resize(&["x", "r", "", "sizes"]))).unwrap();
     }
 
     #[test]
@@ -748,7 +912,7 @@ mod tests {
             (17, node("Transpose", &["x"], &[("perm", 0)])),
             (17, node("Flatten", &["x"], &[("axis", 1)])),
             (17, node("Cast", &["x"], &[("to", 1)])),
-            (13, node("Resize", &["x", "", "", "sizes"], &[])),
+            (13, resize(&["x", "", "", "sizes"])),
         ] {
             check(&model(opset, n)).unwrap();
         }
@@ -757,7 +921,7 @@ mod tests {
     #[test]
     fn resize_scales_must_be_constant_whole_numbers_on_the_spatial_axes() {
         let with_scales = |scales: &[f32]| {
-            let mut m = model(13, node("Resize", &["x", "", "s"], &[]));
+            let mut m = model(13, resize(&["x", "", "s"]));
             m.graph.as_mut().unwrap().initializer.push(TensorProto {
                 name: "s".into(),
                 data_type: 1,
@@ -775,11 +939,12 @@ mod tests {
         ] {
             assert_eq!(refusal(&with_scales(bad)).0, "Resize", "{bad:?}");
         }
+        // Any other interpolation would run differently: refused by name.
+        let (op, _, reason) = refusal(&model(13, node("Resize", &["x", "", "", "sizes"], &[])));
+        assert_eq!(op, "Resize");
+        assert!(reason.contains("half_pixel"), "{reason}");
         // Scales computed at run time cannot be checked: refused.
-        assert_eq!(
-            refusal(&model(13, node("Resize", &["x", "", "s"], &[]))).0,
-            "Resize"
-        );
+        assert_eq!(refusal(&model(13, resize(&["x", "", "s"]))).0, "Resize");
     }
 
     #[test]
@@ -793,6 +958,13 @@ mod tests {
             check(&m),
             Err(EngineError::UnsupportedOpset { .. })
         ));
+        // The same version twice, as skl2onnx writes it, is one opset.
+        let mut m = model(17, node("Relu", &["x"], &[]));
+        m.opset_import.push(OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        });
+        check(&m).unwrap();
         let mut m = model(17, node("Relu", &["x"], &[]));
         m.functions.push(candle_onnx::onnx::FunctionProto {
             name: "Relu".into(),
@@ -843,5 +1015,55 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(refusal(&model(17, if_node)).0, "Shape");
+    }
+
+    fn ml_model(ml: Option<i64>, n: NodeProto) -> ModelProto {
+        let mut m = model(17, n);
+        if let Some(version) = ml {
+            m.opset_import.push(OperatorSetIdProto {
+                domain: ML_DOMAIN.into(),
+                version,
+            });
+        }
+        m
+    }
+
+    fn ml_node(op: &str) -> NodeProto {
+        let mut n = node(op, &["x"], &[]);
+        n.domain = ML_DOMAIN.into();
+        n
+    }
+
+    #[test]
+    fn ml_operators_run_at_their_opsets_and_everything_else_there_is_refused() {
+        check(&ml_model(Some(1), ml_node("Scaler"))).unwrap();
+        check(&ml_model(Some(3), ml_node("TreeEnsembleRegressor"))).unwrap();
+        for (ml, n, why) in [
+            (None, ml_node("Scaler"), "does not import"),
+            (Some(1), ml_node("SVMClassifier"), "the engine runs"),
+            (Some(5), ml_node("TreeEnsembleRegressor"), "removes it"),
+        ] {
+            let (op, _, reason) = refusal(&ml_model(ml, n));
+            assert!(op.starts_with("ai.onnx.ml."), "{op}");
+            assert!(reason.contains(why), "{reason}");
+        }
+        assert!(matches!(
+            check(&ml_model(Some(6), ml_node("Scaler"))),
+            Err(EngineError::UnsupportedOpset { .. })
+        ));
+        // Forms the engine would not compute as the spec defines them.
+        let mut probit = ml_node("LinearClassifier");
+        probit.attribute.push(candle_onnx::onnx::AttributeProto {
+            name: "post_transform".into(),
+            s: b"PROBIT".to_vec(),
+            ..Default::default()
+        });
+        assert!(refusal(&ml_model(Some(1), probit)).2.contains("PROBIT"));
+        let mut doubles = ml_node("TreeEnsembleRegressor");
+        doubles.attribute.push(candle_onnx::onnx::AttributeProto {
+            name: "nodes_values_as_tensor".into(),
+            ..Default::default()
+        });
+        assert!(refusal(&ml_model(Some(3), doubles)).2.contains("as_tensor"));
     }
 }

@@ -51,3 +51,25 @@ pub fn axis(op: &str, axis: i64, rank: usize) -> Result<usize> {
     }
     Ok(if axis < 0 { axis + r } else { axis } as usize)
 }
+
+/// A list-of-floats attribute, if present.
+pub fn floats<'a>(node: &'a NodeProto, name: &str) -> Option<&'a [f32]> {
+    find(node, name).map(|a| a.floats.as_slice())
+}
+
+/// A list-of-strings attribute (empty when absent).
+pub fn strings(node: &NodeProto, name: &str) -> Vec<String> {
+    find(node, name)
+        .map(|a| {
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the node has attribute `name`.
+pub fn has(node: &NodeProto, name: &str) -> bool {
+    find(node, name).is_some()
+}

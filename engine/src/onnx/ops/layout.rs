@@ -3,7 +3,8 @@
 //! `[a, b]` with axes `[1, 2]` came out `[a, 1, b, 1]`), `Trilu` (candle multiplies by a
 //! 0/1 mask, so an infinite value outside the kept triangle became NaN instead of 0),
 //! `Tile` with a repeat of 0 (ignored by candle; the spec empties the axis), and
-//! `ReduceMax`/`ReduceMin` given an empty `axes` input (the spec reduces every axis).
+//! `ReduceMax`/`ReduceMin` given an empty `axes` input (the spec reduces every axis);
+//! and ones candle-onnx lacks: `DepthToSpace`, `SpaceToDepth`.
 
 use super::attrs;
 use candle_core::{bail, DType, Result, Tensor};
@@ -113,5 +114,64 @@ pub fn reduce_extreme_all(node: &NodeProto, x: &Tensor, max: bool) -> Result<Ten
         y.reshape(vec![1usize; x.rank()])
     } else {
         Ok(y)
+    }
+}
+
+/// `DepthToSpace` (`mode` DCR, the default, or CRD) and `SpaceToDepth` (DCR; CRD from
+/// opset 28): blocks of `blocksize²` channels moved to and from `blocksize × blocksize`
+/// spatial blocks of a 4-D NCHW tensor, as the spec's reshape–transpose–reshape.
+pub fn depth_space(node: &NodeProto, x: &Tensor, opset: i64) -> Result<Tensor> {
+    let op = node.op_type.as_str();
+    let (b, c, h, w) = match x.dims() {
+        &[b, c, h, w] => (b, c, h, w),
+        other => bail!("{op}: input of shape {other:?}, expected 4-D NCHW"),
+    };
+    let bs = attrs::int(node, "blocksize", 0);
+    if bs <= 0 {
+        bail!("{op}: attribute `blocksize` must be positive, got {bs}")
+    }
+    let bs = bs as usize;
+    let Some(block) = bs.checked_mul(bs) else {
+        bail!("{op}: blocksize {bs} is too large")
+    };
+    // `mode` exists from DepthToSpace 11 and SpaceToDepth 28.
+    let has_mode = opset >= if op == "DepthToSpace" { 11 } else { 28 };
+    let mode = if has_mode {
+        attrs::string(node, "mode", "DCR")
+    } else {
+        "DCR".to_string()
+    };
+    let crd = match mode.as_str() {
+        "DCR" => false,
+        "CRD" => true,
+        other => bail!("{op}: unknown mode `{other}`"),
+    };
+    if op == "DepthToSpace" {
+        if c % block != 0 {
+            bail!("{op}: {c} channels are not a multiple of blocksize² = {block}")
+        }
+        let depth = c / block;
+        let (split, order) = if crd {
+            (vec![b, depth, bs, bs, h, w], vec![0, 1, 4, 2, 5, 3])
+        } else {
+            (vec![b, bs, bs, depth, h, w], vec![0, 3, 4, 1, 5, 2])
+        };
+        x.reshape(split)?
+            .permute(order)?
+            .contiguous()?
+            .reshape((b, depth, h * bs, w * bs))
+    } else {
+        if h % bs != 0 || w % bs != 0 {
+            bail!("{op}: spatial size {h}×{w} is not a multiple of blocksize {bs}")
+        }
+        let order = if crd {
+            vec![0, 1, 3, 5, 2, 4]
+        } else {
+            vec![0, 3, 5, 1, 2, 4]
+        };
+        x.reshape(vec![b, c, h / bs, bs, w / bs, bs])?
+            .permute(order)?
+            .contiguous()?
+            .reshape((b, c * block, h / bs, w / bs))
     }
 }

@@ -5,9 +5,12 @@
 //! through `inferchain-kernels`, which defines its numerics: `matmul.rs` (MatMul, Gemm),
 //! `conv.rs` (Conv, ConvTranspose), `activation.rs` (Exp, Log, Tanh, Sigmoid, Erf,
 //! Gelu, Elu, Selu, Softplus, HardSigmoid, Pow), `softmax.rs`, `reduce.rs` (ReduceSum,
-//! ReduceMean, CumSum), `norm.rs` (Layer-, Instance-, BatchNormalization), `pool.rs`.
-//! So do operators candle-onnx lacks or gets wrong: N-d and padded pooling, constant and
-//! edge `Pad`, channel-wise `PRelu`, the sequence operators.
+//! ReduceMean, CumSum), `norm.rs` (Layer-, Instance-, Group-, BatchNormalization, LRN),
+//! `pool.rs`. So do operators candle-onnx lacks or gets wrong: N-d and padded pooling,
+//! constant and edge `Pad`, channel-wise `PRelu`, the sequence operators, `Sum`, `Mean`
+//! and `Max` (`variadic.rs`), `TopK` (`topk.rs`), exact element-wise compositions
+//! (`elementwise.rs`), `DepthToSpace` and `SpaceToDepth` (`layout.rs`), and the
+//! `ai.onnx.ml` domain (`ml.rs`, `tree_ensemble.rs`).
 //!
 //! candle-onnx keeps only [`DELEGATED`]: operators that move, select or compare values,
 //! or do one exactly rounded IEEE-754 operation per element (add, sub, mul, div, sqrt,
@@ -18,14 +21,19 @@ mod activation;
 mod attrs;
 mod conv;
 mod dense;
+mod elementwise;
 mod layout;
 mod matmul;
+pub mod ml;
 mod norm;
 mod pad;
 mod pool;
 mod reduce;
 mod sequence;
 mod softmax;
+mod topk;
+mod tree_ensemble;
+mod variadic;
 mod window;
 
 use candle_core::{bail, Result, Tensor};
@@ -133,6 +141,18 @@ pub const OWN: &[&str] = &[
     "SequenceLength",
     "SplitToSequence",
     "ConcatFromSequence",
+    "LRN",
+    "GroupNormalization",
+    "Sum",
+    "Mean",
+    "Max",
+    "TopK",
+    "Reciprocal",
+    "Softsign",
+    "ThresholdedRelu",
+    "Shrink",
+    "DepthToSpace",
+    "SpaceToDepth",
 ];
 
 /// The first operator of `graph` (subgraphs included) the engine cannot run under its
@@ -140,7 +160,11 @@ pub const OWN: &[&str] = &[
 pub fn check_supported(graph: &GraphProto) -> std::result::Result<(), String> {
     for node in &graph.node {
         let op = node.op_type.as_str();
-        if op == "If" {
+        if node.domain == ml::DOMAIN {
+            if !ml::OPS.contains(&op) {
+                return Err(format!("{}.{op}", ml::DOMAIN));
+            }
+        } else if op == "If" {
             for attr in &node.attribute {
                 for g in attr.g.iter().chain(&attr.graphs) {
                     check_delegated_only(g).map_err(|inner| format!("If (with {inner} inside)"))?;
@@ -243,6 +267,9 @@ pub fn run(
         op: &node.op_type,
         values: inputs,
     };
+    if node.domain == ml::DOMAIN {
+        return Some(ml::run(node, &inputs));
+    }
     if let Some(result) = sequence::run(node, &inputs) {
         return Some(result.map(|v| vec![v]));
     }
@@ -259,7 +286,41 @@ pub fn run(
             None => RightOperand::Tensor(required(i)?),
         })
     };
+    if op == "LayerNormalization" && node.output.iter().skip(1).any(|o| !o.is_empty()) {
+        let result = (|| {
+            let x = required(0)?;
+            let y = norm::layer_norm(node, x, required(1)?, tensor(2)?)?;
+            let (mean, inv_std) = norm::layer_norm_stats(node, x)?;
+            Ok(vec![y, mean, inv_std])
+        })();
+        return Some(result.map(|ts| ts.into_iter().map(Value::Tensor).collect()));
+    }
+    if op == "TopK" {
+        let result = (|| {
+            let k = if ctx.opset >= 10 {
+                Some(required(1)?)
+            } else {
+                None
+            };
+            topk::topk(node, required(0)?, k)
+        })();
+        return Some(result.map(|(v, i)| vec![Value::Tensor(v), Value::Tensor(i)]));
+    }
     let result = match op {
+        "Sum" | "Mean" | "Max" => (|| {
+            let all = (0..inputs.len())
+                .map(required)
+                .collect::<Result<Vec<_>>>()?;
+            variadic::fold(op, &all)
+        })(),
+        _ if elementwise::computes(op) => required(0).and_then(|x| elementwise::apply(node, x)),
+        "LRN" => required(0).and_then(|x| norm::lrn(node, x)),
+        "GroupNormalization" => {
+            (|| norm::group_norm(node, required(0)?, required(1)?, required(2)?, ctx.opset))()
+        }
+        "DepthToSpace" | "SpaceToDepth" => {
+            required(0).and_then(|x| layout::depth_space(node, x, ctx.opset))
+        }
         "MatMul" => (|| matmul::matmul(required(0)?, right(1)?))(),
         "Gemm" => (|| matmul::gemm_node(node, required(0)?, right(1)?, tensor(2)?))(),
         "Pow" => (|| activation::pow(required(0)?, required(1)?))(),

@@ -1,0 +1,44 @@
+//! Element-wise operators that are exact compositions of IEEE-754 operations (each
+//! rounded once, in a fixed order) and that candle-onnx lacks: `Reciprocal` (`1 / x`),
+//! `Softsign` (`x / (1 + |x|)`), `ThresholdedRelu` (`x > alpha ? x : 0`) and `Shrink`
+//! (`x < -lambd ? x + bias : x > lambd ? x - bias : 0`), on f32.
+
+use super::attrs;
+use crate::numerics;
+use candle_core::{Result, Tensor};
+use candle_onnx::onnx::NodeProto;
+
+/// Whether this module computes `op`.
+pub fn computes(op: &str) -> bool {
+    matches!(op, "Reciprocal" | "Softsign" | "ThresholdedRelu" | "Shrink")
+}
+
+/// `node` (one of [`computes`]) applied to every element of `x`.
+pub fn apply(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
+    let op = node.op_type.as_str();
+    let mut values = numerics::to_f32_vec(op, x)?;
+    match op {
+        "Reciprocal" => values.iter_mut().for_each(|v| *v = 1.0 / *v),
+        "Softsign" => values.iter_mut().for_each(|v| *v /= 1.0 + v.abs()),
+        "ThresholdedRelu" => {
+            let alpha = attrs::float(node, "alpha", 1.0);
+            values
+                .iter_mut()
+                .for_each(|v| *v = if *v > alpha { *v } else { 0.0 });
+        }
+        _ => {
+            let lambd = attrs::float(node, "lambd", 0.5);
+            let bias = attrs::float(node, "bias", 0.0);
+            values.iter_mut().for_each(|v| {
+                *v = if *v < -lambd {
+                    *v + bias
+                } else if *v > lambd {
+                    *v - bias
+                } else {
+                    0.0
+                }
+            });
+        }
+    }
+    numerics::tensor(values, x.dims())
+}
