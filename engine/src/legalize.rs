@@ -6,6 +6,8 @@
 //! | --- | --- |
 //! | `Softplus(x)` | `Log(Exp(x) + 1)` |
 //! | `Elu(x; alpha)` | `Where(x > 0, x, (Exp(x) - 1) * alpha)` |
+//! | `Max(a, b, …)` | `-Min(-a, -b, …)` |
+//! | `Shrink(x; bias, lambd)` | `Where(x < -lambd, x + bias, Where(x > lambd, x - bias, x * 0))` |
 //! | `Clip(x; min, max)` (opset < 11 attributes) | `Clip(x, min, max)` with constant inputs |
 //! | `Pad(x; pads, mode, value)` (opset < 11 attributes) | `Pad(x, pads, value)` with constant inputs |
 //! | `Slice(x; starts, ends, axes)` (opset < 10 attributes) | `Slice(x, starts, ends, axes)` with constant inputs |
@@ -105,6 +107,28 @@ pub fn legalize(graph: &mut GraphProto) -> usize {
                 let em1 = r.emit("Sub", &[&e, &one], None);
                 let negative = r.emit("Mul", &[&em1, &alpha], None);
                 r.emit("Where", &[&positive, &x, &negative], Some(&y));
+            }
+            "Max" if !node.input.is_empty() => {
+                let negs: Vec<String> = node
+                    .input
+                    .iter()
+                    .map(|i| r.emit("Neg", &[i], None))
+                    .collect();
+                let refs: Vec<&str> = negs.iter().map(String::as_str).collect();
+                let m = r.emit("Min", &refs, None);
+                r.emit("Neg", &[&m], Some(&y));
+            }
+            "Shrink" => {
+                let lambd = float_attr(&node, "lambd").unwrap_or(0.5);
+                let bias = r.scalar(float_attr(&node, "bias").unwrap_or(0.0));
+                let (low, high, zero) = (r.scalar(-lambd), r.scalar(lambd), r.scalar(0.0));
+                let below = r.emit("Less", &[&x, &low], None);
+                let above = r.emit("Greater", &[&x, &high], None);
+                let plus = r.emit("Add", &[&x, &bias], None);
+                let minus = r.emit("Sub", &[&x, &bias], None);
+                let zeros = r.emit("Mul", &[&x, &zero], None);
+                let inner = r.emit("Where", &[&above, &minus, &zeros], None);
+                r.emit("Where", &[&below, &plus, &inner], Some(&y));
             }
             "Clip"
                 if node.input.len() == 1

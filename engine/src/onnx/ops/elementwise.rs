@@ -1,7 +1,8 @@
 //! Element-wise operators that are exact compositions of IEEE-754 operations (each
 //! rounded once, in a fixed order) and that candle-onnx lacks: `Reciprocal` (`1 / x`),
-//! `Softsign` (`x / (1 + |x|)`), `ThresholdedRelu` (`x > alpha ? x : 0`) and `Shrink`
-//! (`x < -lambd ? x + bias : x > lambd ? x - bias : 0`), on f32.
+//! `Softsign` (`x / (1 + |x|)`) and `ThresholdedRelu` (`x > alpha ? x : 0`), on f32.
+//! (`Shrink` stays `crate::legalize`'s rewrite, whose bits registered models already
+//! have: its middle is `x * 0`, a negative zero for negative `x`.)
 
 use super::attrs;
 use crate::numerics;
@@ -10,7 +11,7 @@ use candle_onnx::onnx::NodeProto;
 
 /// Whether this module computes `op`.
 pub fn computes(op: &str) -> bool {
-    matches!(op, "Reciprocal" | "Softsign" | "ThresholdedRelu" | "Shrink")
+    matches!(op, "Reciprocal" | "Softsign" | "ThresholdedRelu")
 }
 
 /// `node` (one of [`computes`]) applied to every element of `x`.
@@ -20,24 +21,11 @@ pub fn apply(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
     match op {
         "Reciprocal" => values.iter_mut().for_each(|v| *v = 1.0 / *v),
         "Softsign" => values.iter_mut().for_each(|v| *v /= 1.0 + v.abs()),
-        "ThresholdedRelu" => {
+        _ => {
             let alpha = attrs::float(node, "alpha", 1.0);
             values
                 .iter_mut()
                 .for_each(|v| *v = if *v > alpha { *v } else { 0.0 });
-        }
-        _ => {
-            let lambd = attrs::float(node, "lambd", 0.5);
-            let bias = attrs::float(node, "bias", 0.0);
-            values.iter_mut().for_each(|v| {
-                *v = if *v < -lambd {
-                    *v + bias
-                } else if *v > lambd {
-                    *v - bias
-                } else {
-                    0.0
-                }
-            });
         }
     }
     numerics::tensor(values, x.dims())

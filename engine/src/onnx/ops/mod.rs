@@ -7,8 +7,8 @@
 //! Gelu, Elu, Selu, Softplus, HardSigmoid, Pow), `softmax.rs`, `reduce.rs` (ReduceSum,
 //! ReduceMean, CumSum), `norm.rs` (Layer-, Instance-, Group-, BatchNormalization, LRN),
 //! `pool.rs`. So do operators candle-onnx lacks or gets wrong: N-d and padded pooling,
-//! constant and edge `Pad`, channel-wise `PRelu`, the sequence operators, `Sum`, `Mean`
-//! and `Max` (`variadic.rs`), `TopK` (`topk.rs`), exact element-wise compositions
+//! constant and edge `Pad`, channel-wise `PRelu`, the sequence operators, `Sum` and
+//! `Mean` (`variadic.rs`), `TopK` (`topk.rs`), exact element-wise compositions
 //! (`elementwise.rs`), `DepthToSpace` and `SpaceToDepth` (`layout.rs`), and the
 //! `ai.onnx.ml` domain (`ml.rs`, `tree_ensemble.rs`).
 //!
@@ -145,12 +145,10 @@ pub const OWN: &[&str] = &[
     "GroupNormalization",
     "Sum",
     "Mean",
-    "Max",
     "TopK",
     "Reciprocal",
     "Softsign",
     "ThresholdedRelu",
-    "Shrink",
     "DepthToSpace",
     "SpaceToDepth",
 ];
@@ -307,7 +305,7 @@ pub fn run(
         return Some(result.map(|(v, i)| vec![Value::Tensor(v), Value::Tensor(i)]));
     }
     let result = match op {
-        "Sum" | "Mean" | "Max" => (|| {
+        "Sum" | "Mean" => (|| {
             let all = (0..inputs.len())
                 .map(required)
                 .collect::<Result<Vec<_>>>()?;
