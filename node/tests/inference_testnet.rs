@@ -88,6 +88,21 @@ fn a_cheat_is_found_at_its_corrupted_step_by_bisection_while_a_sybil_throws_its_
             break;
         }
         honest.push((id, executor));
+        // Each honest result is watched by every other node (and thrown by Charlie, two
+        // model runs): the next request waits until this one's challenge window has
+        // closed, so that no node is still busy with it when Dave's result arrives and
+        // must be challenged inside its own window (on 2 shared cores, a watcher behind
+        // on earlier runs can miss a 4-block window).
+        wait_until(Duration::from_secs(180), "the challenge window to close", || {
+            let request = chain.request(id, None).ok().flatten()?;
+            match request.status {
+                RequestStatus::Pending { .. } => None,
+                RequestStatus::Submitted { window_end } => {
+                    (chain.best_number().ok()? > window_end).then_some(())
+                }
+                _ => Some(()),
+            }
+        });
     }
     let (id, input) = cheated.expect("one of 24 requests went to Dave");
     let truth = expected_output(&stores[0], MINILM_L6_V2, &input);
@@ -285,10 +300,28 @@ fn a_cheat_is_found_at_its_corrupted_step_by_bisection_while_a_sybil_throws_its_
         honest_slashed.is_empty(),
         "honest executors were slashed: {honest_slashed:?}"
     );
+    // An honest game that lost the race to convict Dave is voided, its bond returned, when
+    // its deadline passes, which may be after the request is final: wait for that.
+    let kept_all = || {
+        honest_keys
+            .iter()
+            .zip(&honest_before)
+            .all(|(k, before)| {
+                chain.account(k, None).expect("account").data.free + inferchain_runtime::UNIT
+                    >= *before
+            })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while !kept_all() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
     for (k, before) in honest_keys.iter().zip(honest_before) {
+        let now = chain.account(k, None).expect("account").data;
         assert!(
-            chain.account(k, None).expect("account").data.free + inferchain_runtime::UNIT >= before,
-            "{k} lost more than transaction fees"
+            now.free + inferchain_runtime::UNIT >= before,
+            "{k} lost more than transaction fees: free {before} before, {} now ({} held)",
+            now.free,
+            now.reserved
         );
     }
     for node in &mut nodes {
