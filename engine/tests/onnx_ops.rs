@@ -601,3 +601,150 @@ fn sum_mean_and_max_broadcast_and_mean_divides_exactly() {
     assert_eq!(mean, want.iter().map(|s| s / 3.0).collect::<Vec<_>>());
     assert_eq!(run_op("Max"), [1.0, 5.0, 10.0]);
 }
+
+/// A `Constant` node writing `name`: a scalar of ONNX element type `data_type` with
+/// `int32_data` (or `float_data` for float).
+fn scalar_constant(name: &str, data_type: i32, value: f64) -> NodeProto {
+    use candle_onnx::onnx::{tensor_proto::DataType, TensorProto};
+    let float = data_type == DataType::Float as i32;
+    let tensor = TensorProto {
+        data_type,
+        float_data: if float { vec![value as f32] } else { vec![] },
+        int32_data: if float { vec![] } else { vec![value as i32] },
+        ..Default::default()
+    };
+    let mut constant = node("Constant", &[], &[name], vec![]);
+    constant.attribute.push(AttributeProto {
+        name: "value".into(),
+        t: Some(tensor),
+        r#type: AttributeType::Tensor as i32,
+        ..Default::default()
+    });
+    constant
+}
+
+#[test]
+fn quantize_linear_rounds_ties_to_even_saturates_and_dequantizes_back() {
+    use candle_onnx::onnx::tensor_proto::DataType;
+    let x = row(&[-300.0, -2.5, -0.5, 0.5, 1.5, 2.5, 1000.0, f32::NAN]);
+    let nodes = vec![
+        scalar_constant("scale", DataType::Float as i32, 1.0),
+        scalar_constant("zero", DataType::Int8 as i32, -3.0),
+        node("QuantizeLinear", &["x", "scale", "zero"], &["q"], vec![]),
+        node("DequantizeLinear", &["q", "scale", "zero"], &["y"], vec![]),
+    ];
+    let out = run_outputs(Some(13), nodes, &[("x", x)], &["q", "y"]).expect("runs");
+    // int8: round(x) - 3 in [-128, 127]; NaN to the minimum (onnxruntime's choice).
+    let q: Vec<i64> = out["q"]
+        .flatten_all()
+        .expect("tensor")
+        .to_vec1()
+        .expect("tensor");
+    assert_eq!(q, [-128, -5, -3, -3, -1, -1, 127, -128]);
+    assert_eq!(
+        values(&out["y"]),
+        [-125.0, -2.0, 0.0, 0.0, 2.0, 2.0, 130.0, -125.0]
+    );
+}
+
+#[test]
+fn quantizing_to_float8_or_at_another_precision_is_refused_at_load() {
+    let x = row(&[1.0]);
+    // TensorProto.DataType 17: FLOAT8E4M3FN.
+    let err = run_at(
+        Some(21),
+        vec![
+            scalar_constant("scale", 1, 1.0),
+            node(
+                "QuantizeLinear",
+                &["x", "scale"],
+                &["y"],
+                vec![int("output_dtype", 17)],
+            ),
+        ],
+        &[("x", x.clone())],
+    )
+    .expect_err("float8 is refused");
+    assert!(
+        matches!(&err, EngineError::UnsupportedOp { op } if op.contains("float8e4m3fn")),
+        "{err}"
+    );
+    // TensorProto.DataType 10: FLOAT16.
+    let err = run_at(
+        Some(23),
+        vec![
+            scalar_constant("scale", 1, 1.0),
+            node(
+                "QuantizeLinear",
+                &["x", "scale"],
+                &["y"],
+                vec![int("precision", 10)],
+            ),
+        ],
+        &[("x", x)],
+    )
+    .expect_err("a float16 precision is refused");
+    assert!(
+        matches!(&err, EngineError::UnsupportedOperator { op, .. } if op == "QuantizeLinear"),
+        "{err}"
+    );
+}
+
+#[test]
+fn qlinear_matmul_requantizes_per_column_and_conv_integer_pads_with_the_zero_point() {
+    use candle_onnx::onnx::tensor_proto::DataType;
+    // A [1, 2] uint8 (zero point 2), B [2, 2] uint8 (zero point 0), per-column B scales.
+    let a = Tensor::from_slice(&[4u8, 6], (1, 2), &Device::Cpu).expect("tensor");
+    let b = Tensor::from_slice(&[1u8, 2, 3, 4], (2, 2), &Device::Cpu).expect("tensor");
+    let b_scale = Tensor::from_slice(&[0.5f32, 0.25], 2, &Device::Cpu).expect("tensor");
+    let nodes = vec![
+        scalar_constant("a_scale", DataType::Float as i32, 1.0),
+        scalar_constant("a_zero", DataType::Uint8 as i32, 2.0),
+        scalar_constant("b_zero", DataType::Uint8 as i32, 0.0),
+        scalar_constant("y_scale", DataType::Float as i32, 1.0),
+        scalar_constant("y_zero", DataType::Uint8 as i32, 10.0),
+        node(
+            "QLinearMatMul",
+            &[
+                "a", "a_scale", "a_zero", "b", "b_scale", "b_zero", "y_scale", "y_zero",
+            ],
+            &["y"],
+            vec![],
+        ),
+    ];
+    let y = run_at(Some(13), nodes, &[("a", a), ("b", b), ("b_scale", b_scale)]).expect("runs");
+    // (A - 2) = [2, 4]; × B = [14, 20]; × [0.5, 0.25] = [7, 5]; + 10.
+    assert_eq!(y.dtype(), candle_core::DType::U8);
+    assert_eq!(
+        y.flatten_all()
+            .expect("tensor")
+            .to_vec1::<u8>()
+            .expect("tensor"),
+        [17, 15]
+    );
+
+    // ConvInteger: a 3×3 input of 5s with zero point 5 padded by one: every window sums
+    // zeros, whatever the weights; an input of 6s counts the taps inside the image.
+    for (fill, want) in [(5u8, [0i64; 9]), (6, [4, 6, 4, 6, 9, 6, 4, 6, 4])] {
+        let x = Tensor::from_slice(&[fill; 9], (1, 1, 3, 3), &Device::Cpu).expect("tensor");
+        let w = Tensor::from_slice(&[1u8; 9], (1, 1, 3, 3), &Device::Cpu).expect("tensor");
+        let nodes = vec![
+            scalar_constant("x_zero", DataType::Uint8 as i32, 5.0),
+            node(
+                "ConvInteger",
+                &["x", "w", "x_zero"],
+                &["y"],
+                vec![ints("pads", &[1, 1, 1, 1])],
+            ),
+        ];
+        let y = run_at(Some(13), nodes, &[("x", x), ("w", w)]).expect("runs");
+        assert_eq!(y.dims(), [1, 1, 3, 3]);
+        assert_eq!(
+            y.flatten_all()
+                .expect("tensor")
+                .to_vec1::<i64>()
+                .expect("tensor"),
+            want
+        );
+    }
+}

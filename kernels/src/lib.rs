@@ -12,6 +12,8 @@
 //!   pow, built from FMA and exactly rounded operations; no platform libm.
 //! * **Pooling windows and transposed convolutions** ([`window`]): binary64 sums in a
 //!   fixed order, rounded once.
+//! * **Quantization** ([`quantize`]): integer products, and round-to-nearest-even by
+//!   2²³ arithmetic between floats and the quantized types.
 //! * **NaN**: every kernel writes one canonical NaN ([`math::CANONICAL_NAN`]).
 //!
 //! Each kernel is written once over [`lanes::Lanes`] and instantiated for the scalar
@@ -39,6 +41,7 @@ pub mod lrn;
 pub mod math;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub mod quantize;
 pub mod reduce;
 pub mod rotary;
 #[cfg(feature = "std")]

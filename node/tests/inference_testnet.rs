@@ -93,16 +93,20 @@ fn a_cheat_is_found_at_its_corrupted_step_by_bisection_while_a_sybil_throws_its_
         // closed, so that no node is still busy with it when Dave's result arrives and
         // must be challenged inside its own window (on 2 shared cores, a watcher behind
         // on earlier runs can miss a 4-block window).
-        wait_until(Duration::from_secs(180), "the challenge window to close", || {
-            let request = chain.request(id, None).ok().flatten()?;
-            match request.status {
-                RequestStatus::Pending { .. } => None,
-                RequestStatus::Submitted { window_end } => {
-                    (chain.best_number().ok()? > window_end).then_some(())
+        wait_until(
+            Duration::from_secs(180),
+            "the challenge window to close",
+            || {
+                let request = chain.request(id, None).ok().flatten()?;
+                match request.status {
+                    RequestStatus::Pending { .. } => None,
+                    RequestStatus::Submitted { window_end } => {
+                        (chain.best_number().ok()? > window_end).then_some(())
+                    }
+                    _ => Some(()),
                 }
-                _ => Some(()),
-            }
-        });
+            },
+        );
     }
     let (id, input) = cheated.expect("one of 24 requests went to Dave");
     let truth = expected_output(&stores[0], MINILM_L6_V2, &input);
@@ -303,13 +307,9 @@ fn a_cheat_is_found_at_its_corrupted_step_by_bisection_while_a_sybil_throws_its_
     // An honest game that lost the race to convict Dave is voided, its bond returned, when
     // its deadline passes, which may be after the request is final: wait for that.
     let kept_all = || {
-        honest_keys
-            .iter()
-            .zip(&honest_before)
-            .all(|(k, before)| {
-                chain.account(k, None).expect("account").data.free + inferchain_runtime::UNIT
-                    >= *before
-            })
+        honest_keys.iter().zip(&honest_before).all(|(k, before)| {
+            chain.account(k, None).expect("account").data.free + inferchain_runtime::UNIT >= *before
+        })
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     while !kept_all() && std::time::Instant::now() < deadline {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import lightgbm
 import numpy as np
@@ -22,9 +23,23 @@ import onnx
 import onnxruntime as ort
 import xgboost
 from onnxmltools import convert_lightgbm, convert_xgboost
+from onnx import TensorProto, helper, numpy_helper
 from onnxmltools.convert.common.data_types import FloatTensorType
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
 from skl2onnx import to_onnx
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_diabetes,
+    load_digits,
+    load_iris,
+    load_wine,
+)
 from sklearn.ensemble import (
     ExtraTreesRegressor,
     GradientBoostingClassifier,
@@ -159,6 +174,95 @@ def boosting_models():
     }
 
 
+def digits_cnn(rng):
+    """A small float CNN over sklearn's 8x8 digits (seeded weights): a 3x3 convolution,
+    a depthwise 3x3 convolution, max pooling, a dense layer. The quantizer's input."""
+
+    def weight(name, shape, scale):
+        value = (rng.standard_normal(shape) * scale).astype(np.float32)
+        return numpy_helper.from_array(value, name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], group=8),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("MaxPool", ["r2"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("MatMul", ["f", "w3"], ["m"]),
+        helper.make_node("Add", ["m", "b3"], ["logits"]),
+    ]
+    initializers = [
+        weight("w1", (8, 1, 3, 3), 0.5),
+        weight("b1", (8,), 0.1),
+        weight("w2", (8, 1, 3, 3), 0.4),
+        weight("b2", (8,), 0.1),
+        weight("w3", (8 * 4 * 4, 10), 0.1),
+        weight("b3", (10,), 0.1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "digits_cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        initializers,
+    )
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+
+
+class Calibration(CalibrationDataReader):
+    """Rows fed one at a time to the static quantizer's calibration."""
+
+    def __init__(self, name, rows):
+        self.rows = iter([{name: row[None]} for row in rows])
+
+    def get_next(self):
+        return next(self.rows, None)
+
+
+def quantized_models(float_mlp, rng, tmp):
+    """onnxruntime's quantizer on a float MLP (dynamic: DynamicQuantizeLinear and
+    MatMulInteger) and on the digits CNN (dynamic: ConvInteger; static in operator form:
+    QLinearConv, QLinearMatMul; static QDQ, per channel)."""
+    digits = (load_digits().images / 16.0).astype(np.float32)[:, None, :, :]
+    cnn = digits_cnn(rng)
+    cnn_path = os.path.join(tmp, "digits_cnn.onnx")
+    onnx.save(cnn, cnn_path)
+    mlp_path = os.path.join(tmp, "mlp.onnx")
+    onnx.save(float_mlp, mlp_path)
+    made = {}
+
+    load = onnx.load
+    out = os.path.join(tmp, "mlp-dynamic.onnx")
+    quantize_dynamic(mlp_path, out, weight_type=QuantType.QInt8)
+    made["ort-dynamic-quantized-mlp"] = (load(out), "wine")
+    out = os.path.join(tmp, "cnn-dynamic.onnx")
+    # onnxruntime's ConvInteger takes uint8 weights only.
+    quantize_dynamic(
+        cnn_path, out, weight_type=QuantType.QUInt8, op_types_to_quantize=["Conv", "MatMul"]
+    )
+    made["ort-dynamic-quantized-cnn"] = (load(out), digits)
+    for name, fmt, per_channel in [
+        ("ort-static-qoperator-cnn", QuantFormat.QOperator, False),
+        ("ort-static-qdq-per-channel-cnn", QuantFormat.QDQ, True),
+    ]:
+        out = os.path.join(tmp, f"{name}.onnx")
+        quantize_static(
+            cnn_path,
+            out,
+            Calibration("x", digits[:64]),
+            quant_format=fmt,
+            op_types_to_quantize=["Conv", "MatMul"],
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+        made[name] = (load(out), digits)
+    return made
+
+
 def write(out, name, model, x, rng) -> None:
     """Checks `model`, runs onnxruntime on ROWS jittered rows of `x`, writes the case."""
     onnx.checker.check_model(model)
@@ -218,6 +322,11 @@ def main() -> int:
             **options,
         )
         write(out, name, model, x, rng)
+    float_mlp = onnx.load(os.path.join(out, "sklearn-mlp-classifier", "model.onnx"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (model, source) in quantized_models(float_mlp, rng, tmp).items():
+            x = data[source][0] if isinstance(source, str) else source
+            write(out, name, model, x, rng)
     return 0
 
 

@@ -9,7 +9,8 @@
 //! - *shape*: computed from inputs' shapes (`Shape`, `Size`) by operations that never
 //!   shrink as those grow — selecting and joining (`Gather`, `Concat`, `Slice`, …),
 //!   `Add`, `Max`, `Min`, `Mul` by a non-negative constant or another shape value,
-//!   `Sub` or `Div` of a constant (a positive one for `Div`), rounding, reductions;
+//!   `Sub` or `Div` of a constant (a positive one for `Div`), rounding (`Floor`, `Ceil`,
+//!   `Round`), reductions;
 //! - *data*: an input's data, or anything else computed from a shape value (`Sub`
 //!   *from* a constant, `Div` *by* a shape, comparisons, `Where`, …).
 //!
@@ -90,6 +91,7 @@ const NON_SHRINKING: &[&str] = &[
     "Mean",
     "Floor",
     "Ceil",
+    "Round",
     "ReduceMax",
     "ReduceMin",
     "ReduceSum",
@@ -309,7 +311,7 @@ impl CostMeter {
         let product = match node.op_type.as_str() {
             // Each output element is a K-long dot product; K is A's last dimension
             // (`Gemm`: A's elements over the output's rows, whichever way A is stored).
-            "MatMul" => tensor(0)
+            "MatMul" | "MatMulInteger" | "QLinearMatMul" => tensor(0)
                 .and_then(|a| a.dims().last().copied())
                 .map(|k| 2 * out * k as u64),
             "Gemm" => tensor(0).zip(produced.first()).and_then(|(a, y)| match y {
@@ -320,7 +322,12 @@ impl CostMeter {
                 Value::Sequence(_) => None,
             }),
             // W is [M, C/group, k…]: each output element reads C/group × k… products.
-            "Conv" => tensor(1).map(|w| 2 * out * w.dims()[1..].iter().product::<usize>() as u64),
+            "Conv" | "ConvInteger" => {
+                tensor(1).map(|w| 2 * out * w.dims()[1..].iter().product::<usize>() as u64)
+            }
+            "QLinearConv" => {
+                tensor(3).map(|w| 2 * out * w.dims()[1..].iter().product::<usize>() as u64)
+            }
             // W is [C, M/group, k…]: each input element scatters M/group × k… products.
             "ConvTranspose" => tensor(0).zip(tensor(1)).map(|(x, w)| {
                 2 * x.elem_count() as u64 * w.dims()[1..].iter().product::<usize>() as u64

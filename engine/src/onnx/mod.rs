@@ -67,6 +67,11 @@ impl OnnxModel {
     pub fn from_files(bytes: &[u8], external: ExternalFiles<'_>) -> Result<Self> {
         let mut proto = ModelProto::decode(bytes)
             .map_err(|e| EngineError::InvalidArtifact(format!("not an ONNX model: {e}")))?;
+        // Before canonicalizing (which widens int8 to int64): the types quantizing nodes
+        // quantize to.
+        if let Some(graph) = proto.graph.as_mut() {
+            ops::quantize::annotate(graph).map_err(|op| EngineError::UnsupportedOp { op })?;
+        }
         tensor_data::canonicalize(&mut proto, external)?;
         let graph = proto
             .graph

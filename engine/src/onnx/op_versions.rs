@@ -99,11 +99,14 @@ const TABLE: &[OpVersions] = &[
     op("Constant", &[1, 9, 11, 12, 13, 19, 21, 23, 24, 25]),
     op("ConstantOfShape", &[9, 20, 21, 23, 24, 25]),
     op("Conv", &[1, 11, 22]),
+    op("ConvInteger", &[10]),
     op("ConvTranspose", &[1, 11, 22]),
     op("CumSum", &[11, 14]),
     op("DepthToSpace", &[1, 11, 13, 28]),
+    op("DequantizeLinear", &[10, 13, 19, 21, 23, 24, 25, 28]),
     op("Div", &[1, 6, 7, 13, 14]),
     op("Dropout", &[1, 6, 7, 10, 12, 13, 22]),
+    op("DynamicQuantizeLinear", &[11]),
     op("Elu", &[1, 6, 22]),
     op("Equal", &[1, 7, 11, 13, 19]),
     op("Erf", &[9, 13]),
@@ -133,6 +136,7 @@ const TABLE: &[OpVersions] = &[
     op("LogSoftmax", &[1, 11, 13]),
     op("LRN", &[1, 13]),
     op("MatMul", &[1, 9, 13]),
+    op("MatMulInteger", &[10]),
     op("Max", &[1, 6, 8, 12, 13]),
     op("MaxPool", &[1, 8, 10, 11, 12, 22]),
     op("Mean", &[1, 6, 8, 13]),
@@ -145,6 +149,9 @@ const TABLE: &[OpVersions] = &[
     from("Pad", &[1, 2, 11, 13, 18, 19, 21, 23, 24, 25], 2),
     op("Pow", &[1, 7, 12, 13, 15]),
     op("PRelu", &[1, 6, 7, 9, 16]),
+    op("QLinearConv", &[10]),
+    op("QLinearMatMul", &[10, 21]),
+    op("QuantizeLinear", &[10, 13, 19, 21, 23, 24, 25, 28]),
     op("Range", &[11, 27]),
     op("Reciprocal", &[1, 6, 13]),
     op("ReduceMax", &[1, 11, 12, 13, 18, 20]),
@@ -154,6 +161,7 @@ const TABLE: &[OpVersions] = &[
     op("Relu", &[1, 6, 13, 14]),
     from("Reshape", &[1, 5, 13, 14, 19, 21, 23, 24, 25], 5),
     from("Resize", &[10, 11, 13, 18, 19], 11),
+    op("Round", &[11, 22]),
     op("ScatterND", &[11, 13, 16, 18]),
     op("Selu", &[1, 6, 22]),
     op("SequenceAt", &[11]),
@@ -568,6 +576,13 @@ fn attribute_refusal(node: &NodeProto, version: i64, scope: &Scope<'_>) -> Optio
             Some("only the first output is supported (not the mask or indices)".into())
         }
         "Resize" => resize_refusal(node, version, scope),
+        // TensorProto.DataType 1: FLOAT (0: unset, the scale's type).
+        "QuantizeLinear" if int_attr(node, "precision").is_some_and(|p| p != 0 && p != 1) => {
+            Some("a `precision` other than float32 is not supported".into())
+        }
+        "DequantizeLinear" if int_attr(node, "output_dtype").is_some_and(|t| t != 0 && t != 1) => {
+            Some("an `output_dtype` other than float32 is not supported".into())
+        }
         "Squeeze" if !has_input(node, 1) && !has_attr(node, "axes") => {
             Some("without axes it would keep a leading dimension of size 1".into())
         }
@@ -735,6 +750,7 @@ mod tests {
         for op in super::super::ops::OWN
             .iter()
             .chain(super::super::ops::DELEGATED)
+            .chain(super::super::ops::quantize::OPS)
         {
             assert!(TABLE.iter().any(|e| e.op == *op), "{op} has no versions");
         }

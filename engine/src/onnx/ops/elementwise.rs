@@ -1,6 +1,7 @@
 //! Element-wise operators that are exact compositions of IEEE-754 operations (each
 //! rounded once, in a fixed order) and that candle-onnx lacks: `Reciprocal` (`1 / x`),
-//! `Softsign` (`x / (1 + |x|)`) and `ThresholdedRelu` (`x > alpha ? x : 0`), on f32.
+//! `Softsign` (`x / (1 + |x|)`), `ThresholdedRelu` (`x > alpha ? x : 0`) and `Round`
+//! (to nearest, ties to even: the kernels' `quantize::round_ties_even`), on f32.
 //! (`Shrink` stays `crate::legalize`'s rewrite, whose bits registered models already
 //! have: its middle is `x * 0`, a negative zero for negative `x`.)
 
@@ -11,7 +12,7 @@ use candle_onnx::onnx::NodeProto;
 
 /// Whether this module computes `op`.
 pub fn computes(op: &str) -> bool {
-    matches!(op, "Reciprocal" | "Softsign" | "ThresholdedRelu")
+    matches!(op, "Reciprocal" | "Softsign" | "ThresholdedRelu" | "Round")
 }
 
 /// `node` (one of [`computes`]) applied to every element of `x`.
@@ -21,6 +22,9 @@ pub fn apply(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
     match op {
         "Reciprocal" => values.iter_mut().for_each(|v| *v = 1.0 / *v),
         "Softsign" => values.iter_mut().for_each(|v| *v /= 1.0 + v.abs()),
+        "Round" => values
+            .iter_mut()
+            .for_each(|v| *v = inferchain_kernels::quantize::round_ties_even(*v)),
         _ => {
             let alpha = attrs::float(node, "alpha", 1.0);
             values

@@ -9,8 +9,8 @@
 //! `pool.rs`. So do operators candle-onnx lacks or gets wrong: N-d and padded pooling,
 //! constant and edge `Pad`, channel-wise `PRelu`, the sequence operators, `Sum` and
 //! `Mean` (`variadic.rs`), `TopK` (`topk.rs`), exact element-wise compositions
-//! (`elementwise.rs`), `DepthToSpace` and `SpaceToDepth` (`layout.rs`), and the
-//! `ai.onnx.ml` domain (`ml.rs`, `tree_ensemble.rs`).
+//! (`elementwise.rs`), `DepthToSpace` and `SpaceToDepth` (`layout.rs`), the
+//! quantized operators (`quantize.rs`), and the `ai.onnx.ml` domain (`ml.rs`, `tree_ensemble.rs`).
 //!
 //! candle-onnx keeps only [`DELEGATED`]: operators that move, select or compare values,
 //! or do one exactly rounded IEEE-754 operation per element (add, sub, mul, div, sqrt,
@@ -28,6 +28,7 @@ pub mod ml;
 mod norm;
 mod pad;
 mod pool;
+pub mod quantize;
 mod reduce;
 mod sequence;
 mod softmax;
@@ -103,7 +104,7 @@ pub const DELEGATED: &[&str] = &[
     "Xor",
 ];
 
-/// Operators this module computes.
+/// Operators this module computes (and [`quantize::OPS`]).
 pub const OWN: &[&str] = &[
     "MatMul",
     "Gemm",
@@ -149,6 +150,7 @@ pub const OWN: &[&str] = &[
     "Reciprocal",
     "Softsign",
     "ThresholdedRelu",
+    "Round",
     "DepthToSpace",
     "SpaceToDepth",
 ];
@@ -168,7 +170,7 @@ pub fn check_supported(graph: &GraphProto) -> std::result::Result<(), String> {
                     check_delegated_only(g).map_err(|inner| format!("If (with {inner} inside)"))?;
                 }
             }
-        } else if !OWN.contains(&op) && !DELEGATED.contains(&op) {
+        } else if !OWN.contains(&op) && !DELEGATED.contains(&op) && !quantize::OPS.contains(&op) {
             return Err(op.to_string());
         }
     }
@@ -267,6 +269,9 @@ pub fn run(
     };
     if node.domain == ml::DOMAIN {
         return Some(ml::run(node, &inputs));
+    }
+    if quantize::OPS.contains(&node.op_type.as_str()) {
+        return Some(quantize::run(node, &inputs));
     }
     if let Some(result) = sequence::run(node, &inputs) {
         return Some(result.map(|v| vec![v]));
