@@ -212,6 +212,53 @@ def digits_cnn(rng):
     )
 
 
+def upsampling_net(rng):
+    """A small float upsampling network over the 8x8 digits (seeded weights), with Resize
+    in the forms PyTorch and TensorFlow export: bilinear (pytorch_half_pixel), nearest
+    (asymmetric, floor), bicubic (align_corners) and half_pixel linear by sizes."""
+
+    def const(name, values, dtype=np.float32):
+        return numpy_helper.from_array(np.asarray(values, dtype=dtype), name)
+
+    def resize(inp, out, scales=None, sizes=None, **attrs):
+        inputs = [inp, "", scales or "", sizes or ""]
+        return helper.make_node("Resize", inputs, [out], **attrs)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        resize("c1", "u1", scales="s2", mode="linear",
+               coordinate_transformation_mode="pytorch_half_pixel"),
+        helper.make_node("Relu", ["u1"], ["r1"]),
+        resize("r1", "u2", scales="s15", mode="nearest",
+               coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+        resize("u2", "u3", scales="s075", mode="cubic",
+               coordinate_transformation_mode="align_corners"),
+        resize("u3", "u4", sizes="size", mode="linear",
+               coordinate_transformation_mode="half_pixel"),
+        helper.make_node("Conv", ["u4", "w2", "b2"], ["y"]),
+    ]
+    initializers = [
+        numpy_helper.from_array((rng.standard_normal((4, 1, 3, 3)) * 0.5).astype(np.float32), "w1"),
+        numpy_helper.from_array((rng.standard_normal(4) * 0.1).astype(np.float32), "b1"),
+        numpy_helper.from_array((rng.standard_normal((2, 4, 1, 1)) * 0.5).astype(np.float32), "w2"),
+        numpy_helper.from_array((rng.standard_normal(2) * 0.1).astype(np.float32), "b2"),
+        const("s2", [1, 1, 2, 2]),
+        const("s15", [1, 1, 1.5, 1.5]),
+        const("s075", [1, 1, 0.75, 0.75]),
+        const("size", [1, 4, 10, 7], np.int64),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "upsampling_net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 10, 7])],
+        initializers,
+    )
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8
+    )
+
+
 class Calibration(CalibrationDataReader):
     """Rows fed one at a time to the static quantizer's calibration."""
 
@@ -327,6 +374,9 @@ def main() -> int:
         for name, (model, source) in quantized_models(float_mlp, rng, tmp).items():
             x = data[source][0] if isinstance(source, str) else source
             write(out, name, model, x, rng)
+    # Resize in the exporters' forms (after the others: the seeded stream stays theirs).
+    digits = (load_digits().images / 16.0).astype(np.float32)[:, None, :, :]
+    write(out, "onnx-resize-upsampling-net", upsampling_net(rng), digits, rng)
     return 0
 
 

@@ -368,6 +368,15 @@ impl CostMeter {
                     listed("nodes_treeids") + listed("target_treeids") + listed("class_treeids");
                 rows.saturating_add(1).saturating_mul(size.max(1)).max(out)
             }),
+            // Per output element and axis, a multiply-add per neighbour (4 for cubic).
+            "Resize" => tensor(0).map(|x| {
+                let taps = match node.attribute.iter().find(|a| a.name == "mode") {
+                    Some(a) if a.s == b"cubic" => 4,
+                    Some(a) if a.s == b"linear" => 2,
+                    _ => 1,
+                };
+                out.saturating_mul(2 * taps * x.rank().max(1) as u64)
+            }),
             // A sort of each row along the axis: n log n comparisons per row.
             "TopK" => tensor(0).map(|x| {
                 let n = x.elem_count().max(1) as u64;

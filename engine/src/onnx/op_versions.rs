@@ -575,7 +575,7 @@ fn attribute_refusal(node: &NodeProto, version: i64, scope: &Scope<'_>) -> Optio
         "Dropout" | "MaxPool" if node.output.iter().skip(1).any(|o| !o.is_empty()) => {
             Some("only the first output is supported (not the mask or indices)".into())
         }
-        "Resize" => resize_refusal(node, version, scope),
+        "Resize" => resize_refusal(node, version),
         // TensorProto.DataType 1: FLOAT (0: unset, the scale's type).
         "QuantizeLinear" if int_attr(node, "precision").is_some_and(|p| p != 0 && p != 1) => {
             Some("a `precision` other than float32 is not supported".into())
@@ -590,45 +590,52 @@ fn attribute_refusal(node: &NodeProto, version: i64, scope: &Scope<'_>) -> Optio
     }
 }
 
-/// `Resize` as candle-onnx runs it: nearest neighbour on the last two axes of a 4-D
-/// tensor, sized by `sizes`, or by `scales` that keep N and C and scale H and W by whole
-/// numbers (candle maps an output index back by the size ratio, which is the spec's
-/// `floor(i / scale)` only then).
-fn resize_refusal(node: &NodeProto, version: i64, scope: &Scope<'_>) -> Option<String> {
-    // candle-onnx resizes by nearest neighbour (floor of the asymmetric coordinate) only.
-    let mode = string_attr(node, "mode").unwrap_or_else(|| "nearest".into());
-    let nearest = string_attr(node, "nearest_mode").unwrap_or_else(|| "round_prefer_floor".into());
-    let coordinates =
-        string_attr(node, "coordinate_transformation_mode").unwrap_or_else(|| "half_pixel".into());
-    if mode != "nearest" || nearest != "floor" || coordinates != "asymmetric" {
-        return Some(format!(
-            "only mode `nearest` with nearest_mode `floor` and coordinate_transformation_mode \
-             `asymmetric` is supported, not `{mode}`/`{nearest}`/`{coordinates}`"
-        ));
+/// `Resize` forms the engine does not compute (`super::ops::resize` computes every
+/// other): antialiased downsampling, and modes or policies the spec does not name.
+fn resize_refusal(node: &NodeProto, version: i64) -> Option<String> {
+    let named = |attr: &str, default: &str, known: &[&str]| {
+        let value = string_attr(node, attr).unwrap_or_else(|| default.into());
+        (!known.contains(&value.as_str())).then(|| format!("{attr} `{value}` is not defined"))
+    };
+    if version >= 18 && int_attr(node, "antialias").unwrap_or(0) != 0 {
+        return Some("`antialias = 1` is not supported".into());
     }
-    if version >= 18
-        && (has_attr(node, "axes")
-            || string_attr(node, "keep_aspect_ratio_policy").is_some_and(|p| p != "stretch"))
+    if version >= 13
+        && string_attr(node, "coordinate_transformation_mode").as_deref()
+            == Some("tf_half_pixel_for_nn")
     {
-        return Some("`axes` and aspect-ratio policies are not supported".into());
+        return Some("`tf_half_pixel_for_nn` exists in opset 11 only".into());
     }
-    if !has_input(node, 2) {
-        return None;
-    }
-    match constant_values(scope, node, 2) {
-        Some(s)
-            if s.len() == 4
-                && s[0] == 1.0
-                && s[1] == 1.0
-                && s[2..].iter().all(|v| *v >= 1.0 && v.fract() == 0.0) =>
-        {
-            None
-        }
-        Some(s) if s.is_empty() => None,
-        _ => Some(
-            "`scales` must be a constant [1, 1, h, w] of whole numbers (or give `sizes`)".into(),
-        ),
-    }
+    named("mode", "nearest", &["nearest", "linear", "cubic"])
+        .or_else(|| {
+            named(
+                "keep_aspect_ratio_policy",
+                "stretch",
+                &["stretch", "not_larger", "not_smaller"],
+            )
+        })
+        .or_else(|| {
+            named(
+                "nearest_mode",
+                "round_prefer_floor",
+                &["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"],
+            )
+        })
+        .or_else(|| {
+            named(
+                "coordinate_transformation_mode",
+                "half_pixel",
+                &[
+                    "half_pixel",
+                    "half_pixel_symmetric",
+                    "pytorch_half_pixel",
+                    "align_corners",
+                    "asymmetric",
+                    "tf_crop_and_resize",
+                    "tf_half_pixel_for_nn",
+                ],
+            )
+        })
 }
 
 /// Why a node inside an `If` branch (run by candle-onnx as it is) would come out wrong:
@@ -912,7 +919,7 @@ mod tests {
                     "Resize",
                     &["x", "", "", "s"],
                     "keep_aspect_ratio_policy",
-                    "not_larger",
+                    "fill",
                 ),
             ),
         ];
@@ -935,32 +942,48 @@ mod tests {
     }
 
     #[test]
-    fn resize_scales_must_be_constant_whole_numbers_on_the_spatial_axes() {
-        let with_scales = |scales: &[f32]| {
-            let mut m = model(13, resize(&["x", "", "s"]));
-            m.graph.as_mut().unwrap().initializer.push(TensorProto {
-                name: "s".into(),
-                data_type: 1,
-                dims: vec![scales.len() as i64],
-                raw_data: scales.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                ..Default::default()
-            });
-            m
+    fn resize_refuses_only_antialiasing_and_modes_the_spec_does_not_name() {
+        let with = |opset: i64, attrs: &[(&str, &str)], ints: &[(&str, i64)]| {
+            let mut n = node("Resize", &["x", "", "s"], ints);
+            for (name, value) in attrs {
+                n.attribute.push(AttributeProto {
+                    name: name.to_string(),
+                    s: value.as_bytes().to_vec(),
+                    r#type: 3,
+                    ..Default::default()
+                });
+            }
+            model(opset, n)
         };
-        check(&with_scales(&[1.0, 1.0, 2.0, 3.0])).unwrap();
-        for bad in [
-            &[1.0, 1.0, 1.5, 2.0][..],
-            &[2.0, 1.0, 2.0, 2.0],
-            &[1.0, 1.0, 2.0],
-        ] {
-            assert_eq!(refusal(&with_scales(bad)).0, "Resize", "{bad:?}");
+        // Any scales, every mode and coordinate transformation the spec names.
+        for mode in ["nearest", "linear", "cubic"] {
+            for coordinates in ["half_pixel", "align_corners", "tf_crop_and_resize"] {
+                let m = with(
+                    13,
+                    &[
+                        ("mode", mode),
+                        ("coordinate_transformation_mode", coordinates),
+                    ],
+                    &[],
+                );
+                check(&m).unwrap();
+            }
         }
-        // Any other interpolation would run differently: refused by name.
-        let (op, _, reason) = refusal(&model(13, node("Resize", &["x", "", "", "sizes"], &[])));
-        assert_eq!(op, "Resize");
-        assert!(reason.contains("half_pixel"), "{reason}");
-        // Scales computed at run time cannot be checked: refused.
-        assert_eq!(refusal(&model(13, resize(&["x", "", "s"]))).0, "Resize");
+        check(&with(
+            19,
+            &[("coordinate_transformation_mode", "half_pixel_symmetric")],
+            &[],
+        ))
+        .unwrap();
+        for refused in [
+            with(13, &[("mode", "area")], &[]),
+            with(13, &[("nearest_mode", "round_half_up")], &[]),
+            with(13, &[("coordinate_transformation_mode", "corners")], &[]),
+            with(18, &[("mode", "linear")], &[("antialias", 1)]),
+            with(18, &[("keep_aspect_ratio_policy", "fill")], &[]),
+        ] {
+            assert_eq!(refusal(&refused).0, "Resize");
+        }
     }
 
     #[test]

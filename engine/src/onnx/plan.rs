@@ -23,6 +23,9 @@ struct Step {
     /// Weights packed once, at load, for the kernels' matrix product: B of a `MatMul` or
     /// `Gemm` whose B is a 2-D f32 weight; `Wᵀ` per group of a `Conv` with a weight.
     packed: Vec<PackedB>,
+    /// A tree ensemble's trees, parsed and checked once, at load (`None` where they do
+    /// not check out: the run then fails with the same named error).
+    trees: Option<ops::tree_ensemble::Ensemble>,
 }
 
 /// The plan of one graph.
@@ -131,12 +134,20 @@ impl Plan {
                 },
                 _ => Vec::new(),
             };
+            let trees = (node.domain == ops::ml::DOMAIN
+                && matches!(
+                    node.op_type.as_str(),
+                    "TreeEnsembleRegressor" | "TreeEnsembleClassifier"
+                ))
+            .then(|| ops::tree_ensemble::prepare(node).ok())
+            .flatten();
             steps.push(Step {
                 node: node.clone(),
                 delegate,
                 reads: reads.clone(),
                 release: std::mem::take(&mut release[i]),
                 packed,
+                trees,
             });
         }
         Ok(Plan {
@@ -190,6 +201,7 @@ impl Plan {
             let ctx = ops::Context {
                 opset: self.opset,
                 packed: &step.packed,
+                trees: step.trees.as_ref(),
             };
             let produced: Vec<(String, Value)> = match ops::run(node, &inputs, &ctx) {
                 Some(result) => node.output.iter().cloned().zip(result?).collect(),

@@ -66,7 +66,12 @@ pub fn refusal(node: &NodeProto) -> Option<String> {
 }
 
 /// Runs `node`, an `ai.onnx.ml` operator.
-pub fn run(node: &NodeProto, inputs: &Inputs<'_>) -> Result<Vec<Value>> {
+/// `trees` are a tree ensemble's, parsed at load (`tree_ensemble::prepare`).
+pub fn run(
+    node: &NodeProto,
+    inputs: &Inputs<'_>,
+    trees: Option<&tree_ensemble::Ensemble>,
+) -> Result<Vec<Value>> {
     if node.op_type == "ArrayFeatureExtractor" {
         let y = array_feature_extractor(inputs.required(0)?, inputs.required(1)?)?;
         return Ok(vec![Value::Tensor(y)]);
@@ -82,9 +87,9 @@ pub fn run(node: &NodeProto, inputs: &Inputs<'_>) -> Result<Vec<Value>> {
             let (labels, scores) = linear_classifier(node, &x)?;
             vec![labels, scores]
         }
-        "TreeEnsembleRegressor" => vec![tree_ensemble::regressor(node, &x)?],
+        "TreeEnsembleRegressor" => vec![tree_ensemble::regressor(node, &x, trees)?],
         "TreeEnsembleClassifier" => {
-            let (labels, scores) = tree_ensemble::classifier(node, &x)?;
+            let (labels, scores) = tree_ensemble::classifier(node, &x, trees)?;
             vec![labels, scores]
         }
         other => bail!("ai.onnx.ml.{other} is not supported"),

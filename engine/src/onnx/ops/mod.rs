@@ -8,7 +8,8 @@
 //! ReduceMean, CumSum), `norm.rs` (Layer-, Instance-, Group-, BatchNormalization, LRN),
 //! `pool.rs`. So do operators candle-onnx lacks or gets wrong: N-d and padded pooling,
 //! constant and edge `Pad`, channel-wise `PRelu`, the sequence operators, `Sum` and
-//! `Mean` (`variadic.rs`), `TopK` (`topk.rs`), exact element-wise compositions
+//! `Mean` (`variadic.rs`), `TopK` (`topk.rs`), `Resize` in every mode (`resize.rs`),
+//! exact element-wise compositions
 //! (`elementwise.rs`), `DepthToSpace` and `SpaceToDepth` (`layout.rs`), the
 //! quantized operators (`quantize.rs`), and the `ai.onnx.ml` domain (`ml.rs`, `tree_ensemble.rs`).
 //!
@@ -30,10 +31,11 @@ mod pad;
 mod pool;
 pub mod quantize;
 mod reduce;
+mod resize;
 mod sequence;
 mod softmax;
 mod topk;
-mod tree_ensemble;
+pub mod tree_ensemble;
 mod variadic;
 mod window;
 
@@ -86,7 +88,6 @@ pub const DELEGATED: &[&str] = &[
     "ReduceMin",
     "Relu",
     "Reshape",
-    "Resize",
     "ScatterND",
     "Shape",
     "Sign",
@@ -151,6 +152,7 @@ pub const OWN: &[&str] = &[
     "Softsign",
     "ThresholdedRelu",
     "Round",
+    "Resize",
     "DepthToSpace",
     "SpaceToDepth",
 ];
@@ -200,6 +202,8 @@ pub struct Context<'a> {
     /// Weights packed at load: B of a `MatMul` or `Gemm` whose B is a weight; `Wᵀ` per
     /// group of a `Conv`. Empty when the operand is not a weight.
     pub packed: &'a [inferchain_kernels::PackedB],
+    /// A tree ensemble's trees, parsed at load.
+    pub trees: Option<&'a tree_ensemble::Ensemble>,
 }
 
 /// A value inside a graph: a tensor, or a sequence of tensors.
@@ -268,7 +272,7 @@ pub fn run(
         values: inputs,
     };
     if node.domain == ml::DOMAIN {
-        return Some(ml::run(node, &inputs));
+        return Some(ml::run(node, &inputs, ctx.trees));
     }
     if quantize::OPS.contains(&node.op_type.as_str()) {
         return Some(quantize::run(node, &inputs));
@@ -321,6 +325,7 @@ pub fn run(
         "GroupNormalization" => {
             (|| norm::group_norm(node, required(0)?, required(1)?, required(2)?, ctx.opset))()
         }
+        "Resize" => (|| resize::resize(node, required(0)?, tensor(1)?, tensor(2)?, tensor(3)?))(),
         "DepthToSpace" | "SpaceToDepth" => {
             required(0).and_then(|x| layout::depth_space(node, x, ctx.opset))
         }

@@ -10,10 +10,11 @@
 //! divides that sum by the number of trees, `MIN` and `MAX` select; `base_values` are
 //! added last. Nothing here depends on the CPU or on threads.
 //!
-//! The trees are checked once per run before any row walks them: every child exists in
-//! its tree and each tree has one root (a node no other names as a child); a walk longer
-//! than its tree (a cycle) is a named error, never a loop. Nodes may share a child, as
-//! LightGBM's categorical splits do.
+//! The trees are read from the node's attributes and checked once, when the model loads
+//! ([`prepare`]; the plan keeps them): every child exists in its tree and each tree has
+//! one root (a node no other names as a child); a walk longer than its tree (a cycle) is
+//! a named error, never a loop. Nodes may share a child, as LightGBM's categorical splits
+//! do. A node whose trees do not check out is left to fail the same way at run time.
 
 use super::{attrs, ml};
 use crate::numerics;
@@ -134,7 +135,8 @@ struct Node {
     weights: Vec<(usize, f32)>,
 }
 
-struct Ensemble {
+/// A node's trees, parsed and checked.
+pub struct Ensemble {
     /// Each tree's nodes; the root is at its `root`.
     trees: Vec<(Vec<Node>, usize)>,
     outputs: usize,
@@ -367,15 +369,43 @@ fn base_values(node: &NodeProto, outputs: usize) -> Result<Vec<f32>> {
     }
 }
 
-/// `TreeEnsembleRegressor`: `[N, n_targets]`.
-pub fn regressor(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
+/// The trees of a `TreeEnsembleRegressor` or `TreeEnsembleClassifier` node, parsed and
+/// checked: what the plan keeps so that a run does not read them again.
+pub fn prepare(node: &NodeProto) -> Result<Ensemble> {
+    if node.op_type == "TreeEnsembleRegressor" {
+        Ensemble::parse(node, "target", regressor_targets(node)?)
+    } else {
+        let labels = attrs::ints(node, "classlabels_int64s").map_or(0, <[i64]>::len);
+        Ensemble::parse(node, "class", labels)
+    }
+}
+
+fn regressor_targets(node: &NodeProto) -> Result<usize> {
     let targets = attrs::int(node, "n_targets", 1);
     let weights = attrs::ints(node, "target_ids").map_or(0, <[i64]>::len);
     if targets < 1 || targets as usize > weights.max(1) {
         bail!("TreeEnsembleRegressor: n_targets = {targets} with {weights} target weights")
     }
-    let targets = targets as usize;
-    let ensemble = Ensemble::parse(node, "target", targets)?;
+    Ok(targets as usize)
+}
+
+/// `prepared` if the plan has it, else the node's trees parsed now.
+fn ensemble<'a>(
+    node: &NodeProto,
+    prepared: Option<&'a Ensemble>,
+    owned: &'a mut Option<Ensemble>,
+) -> Result<&'a Ensemble> {
+    match prepared {
+        Some(e) => Ok(e),
+        None => Ok(owned.insert(prepare(node)?)),
+    }
+}
+
+/// `TreeEnsembleRegressor`: `[N, n_targets]`.
+pub fn regressor(node: &NodeProto, x: &Tensor, prepared: Option<&Ensemble>) -> Result<Tensor> {
+    let targets = regressor_targets(node)?;
+    let mut owned = None;
+    let ensemble = ensemble(node, prepared, &mut owned)?;
     let aggregate = attrs::string(node, "aggregate_function", "SUM");
     let scores = ensemble.scores(x, &aggregate, &base_values(node, targets)?)?;
     numerics::tensor(scores, (x.dim(0)?, targets))
@@ -391,13 +421,18 @@ pub fn regressor(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
 /// margin) the second class where `s > 0`, the scores `[-s, s]`, or under `LOGISTIC`
 /// `[σ(-s), σ(s)]`. This is onnxruntime's reading, which the spec leaves open and every
 /// exporter relies on.
-pub fn classifier(node: &NodeProto, x: &Tensor) -> Result<(Tensor, Tensor)> {
+pub fn classifier(
+    node: &NodeProto,
+    x: &Tensor,
+    prepared: Option<&Ensemble>,
+) -> Result<(Tensor, Tensor)> {
     let form = classifier_form(node)
         .map_err(|why| candle_core::Error::Msg(format!("TreeEnsembleClassifier: {why}")))?;
     let labels = attrs::ints(node, "classlabels_int64s")
         .unwrap_or(&[])
         .to_vec();
-    let ensemble = Ensemble::parse(node, "class", labels.len())?;
+    let mut owned = None;
+    let ensemble = ensemble(node, prepared, &mut owned)?;
     if form == ClassifierForm::PerClass {
         let scores = ensemble.scores(x, "SUM", &base_values(node, labels.len())?)?;
         let scores = numerics::tensor(scores, (x.dim(0)?, labels.len()))?;
@@ -500,7 +535,7 @@ mod tests {
     #[test]
     fn a_row_walks_to_its_leaf_and_nan_follows_missing_value_tracks_true() {
         let node = regressor_node(1, 2, vec![]);
-        let y = regressor(&node, &rows(&[0.5, 0.6, f32::NAN])).unwrap();
+        let y = regressor(&node, &rows(&[0.5, 0.6, f32::NAN]), None).unwrap();
         assert_eq!(
             y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             [10.0, 20.0, 20.0]
@@ -510,16 +545,24 @@ mod tests {
             2,
             vec![ints("nodes_missing_value_tracks_true", &[1, 0, 0])],
         );
-        let y = regressor(&tracks, &rows(&[f32::NAN])).unwrap();
+        let y = regressor(&tracks, &rows(&[f32::NAN]), None).unwrap();
         assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [10.0]);
+        // Trees parsed at load walk the same way.
+        let prepared = prepare(&node).unwrap();
+        let y = regressor(&node, &rows(&[0.5, 0.6, f32::NAN]), Some(&prepared)).unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            [10.0, 20.0, 20.0]
+        );
+        assert!(prepare(&regressor_node(1, 9, vec![])).is_err());
     }
 
     #[test]
     fn hostile_trees_are_named_errors_not_loops_or_huge_allocations() {
         // Node 0 names itself twice: nodes 1 and 2 are both roots.
-        assert!(regressor(&regressor_node(0, 0, vec![]), &rows(&[0.0])).is_err());
+        assert!(regressor(&regressor_node(0, 0, vec![]), &rows(&[0.0]), None).is_err());
         // A child that does not exist.
-        assert!(regressor(&regressor_node(1, 9, vec![]), &rows(&[0.0])).is_err());
+        assert!(regressor(&regressor_node(1, 9, vec![]), &rows(&[0.0]), None).is_err());
         // A cycle below the root: 0 → 1, and 1 (now a branch) → 0 or 2 ... walks past the
         // tree's size and stops.
         let mut cyclic = regressor_node(1, 2, vec![]);
@@ -532,7 +575,7 @@ mod tests {
                 _ => {}
             }
         }
-        let err = regressor(&cyclic, &rows(&[0.0])).unwrap_err();
+        let err = regressor(&cyclic, &rows(&[0.0]), None).unwrap_err();
         assert!(err.to_string().contains("did not end"), "{err}");
         // Outputs beyond what the weights name are refused before any allocation.
         let bomb = regressor_node(
@@ -545,7 +588,7 @@ mod tests {
             }],
         );
         assert!(refusal(&bomb).is_some());
-        assert!(regressor(&bomb, &rows(&[0.0])).is_err());
+        assert!(regressor(&bomb, &rows(&[0.0]), None).is_err());
     }
 
     #[test]
