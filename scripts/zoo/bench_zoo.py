@@ -42,7 +42,7 @@ def main() -> int:
             continue
         npy = os.path.join(folder, "input_0.npy")
         x = np.load(npy)
-        model_id = cli("model", "import", folder, "--dynamic-max", "256", "--json")["model"]
+        model_id = cli("model", "import", folder, "--dynamic-max", "64", "--json")["model"]
         engine = cli("model", "bench", model_id, "--input", npy, "--iters", str(iters), "--json")[
             "median_ms"
         ]
