@@ -748,3 +748,70 @@ fn qlinear_matmul_requantizes_per_column_and_conv_integer_pads_with_the_zero_poi
         );
     }
 }
+
+#[test]
+fn einsum_on_float32_agrees_with_the_elementwise_float64_definition() {
+    use candle_onnx::onnx::attribute_proto::AttributeType;
+    let cases: [(&str, &[&[usize]]); 11] = [
+        ("ij,jk->ik", &[&[3, 4], &[4, 5]]),
+        ("bij,bjk->bik", &[&[2, 3, 4], &[2, 4, 2]]),
+        ("bhqd,bhkd->bhqk", &[&[1, 2, 3, 4], &[1, 2, 5, 4]]),
+        ("ii->i", &[&[4, 4]]),
+        ("ii", &[&[4, 4]]),
+        ("...ij,...jk", &[&[2, 3, 4], &[2, 4, 3]]),
+        ("i,i", &[&[6], &[6]]),
+        ("ij->", &[&[3, 5]]),
+        ("ijk->kji", &[&[2, 3, 4]]),
+        ("ij,jk,kl->il", &[&[2, 3], &[3, 4], &[4, 2]]),
+        ("bii,bi->b", &[&[2, 3, 3], &[2, 3]]),
+    ];
+    for (equation, shapes) in cases {
+        let names: Vec<String> = (0..shapes.len()).map(|i| format!("x{i}")).collect();
+        let mut einsum = node(
+            "Einsum",
+            &names.iter().map(String::as_str).collect::<Vec<_>>(),
+            &["y"],
+            vec![],
+        );
+        einsum.attribute.push(AttributeProto {
+            name: "equation".into(),
+            s: equation.as_bytes().to_vec(),
+            r#type: AttributeType::String as i32,
+            ..Default::default()
+        });
+        let inputs: Vec<Tensor> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let n: usize = s.iter().product();
+                let values: Vec<f32> = (0..n)
+                    .map(|k| ((k * 7 + i * 3) % 11) as f32 * 0.25 - 1.0)
+                    .collect();
+                Tensor::from_vec(values, *s, &Device::Cpu).expect("tensor")
+            })
+            .collect();
+        let run_as = |dtype: candle_core::DType| {
+            let named: Vec<(&str, Tensor)> = names
+                .iter()
+                .zip(&inputs)
+                .map(|(n, t)| (n.as_str(), t.to_dtype(dtype).expect("cast")))
+                .collect();
+            run_at(Some(13), vec![einsum.clone()], &named)
+                .unwrap_or_else(|e| panic!("{equation}: {e}"))
+        };
+        let single = run_as(candle_core::DType::F32);
+        let double = run_as(candle_core::DType::F64);
+        assert_eq!(single.dims(), double.dims(), "{equation}");
+        let single: Vec<f64> = values(&single).into_iter().map(f64::from).collect();
+        let double: Vec<f64> = double
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .expect("f64 values");
+        for (s, d) in single.iter().zip(&double) {
+            assert!(
+                (s - d).abs() <= 1e-5 * (1.0 + d.abs()),
+                "{equation}: {s} vs {d}"
+            );
+        }
+    }
+}

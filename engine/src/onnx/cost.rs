@@ -377,6 +377,13 @@ impl CostMeter {
                 };
                 out.saturating_mul(2 * taps * x.rank().max(1) as u64)
             }),
+            // Every letter's index tuple: a product per operand and an addition.
+            "Einsum" => {
+                let dims: Option<Vec<&[usize]>> = (0..inputs.len())
+                    .map(|i| tensor(i).map(|t| t.dims()))
+                    .collect();
+                dims.and_then(|d| super::ops::einsum_multiply_adds(node, &d))
+            }
             // A sort of each row along the axis: n log n comparisons per row.
             "TopK" => tensor(0).map(|x| {
                 let n = x.elem_count().max(1) as u64;

@@ -107,6 +107,7 @@ const TABLE: &[OpVersions] = &[
     op("Div", &[1, 6, 7, 13, 14]),
     op("Dropout", &[1, 6, 7, 10, 12, 13, 22]),
     op("DynamicQuantizeLinear", &[11]),
+    op("Einsum", &[12, 28]),
     op("Elu", &[1, 6, 22]),
     op("Equal", &[1, 7, 11, 13, 19]),
     op("Erf", &[9, 13]),

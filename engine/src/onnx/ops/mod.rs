@@ -8,7 +8,7 @@
 //! ReduceMean, CumSum), `norm.rs` (Layer-, Instance-, Group-, BatchNormalization, LRN),
 //! `pool.rs`. So do operators candle-onnx lacks or gets wrong: N-d and padded pooling,
 //! constant and edge `Pad`, channel-wise `PRelu`, the sequence operators, `Sum` and
-//! `Mean` (`variadic.rs`), `TopK` (`topk.rs`), `Resize` in every mode (`resize.rs`),
+//! `Mean` (`variadic.rs`), `TopK` (`topk.rs`), `Resize` in every mode (`resize.rs`), `Einsum` (`einsum.rs`),
 //! exact element-wise compositions
 //! (`elementwise.rs`), `DepthToSpace` and `SpaceToDepth` (`layout.rs`), the
 //! quantized operators (`quantize.rs`), and the `ai.onnx.ml` domain (`ml.rs`, `tree_ensemble.rs`).
@@ -22,6 +22,7 @@ mod activation;
 mod attrs;
 mod conv;
 mod dense;
+mod einsum;
 mod elementwise;
 mod layout;
 mod matmul;
@@ -42,6 +43,7 @@ mod window;
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::{GraphProto, NodeProto};
 pub use conv::pack_conv_weight;
+pub use einsum::multiply_adds as einsum_multiply_adds;
 pub use matmul::pack_weight;
 use matmul::RightOperand;
 
@@ -153,6 +155,7 @@ pub const OWN: &[&str] = &[
     "ThresholdedRelu",
     "Round",
     "Resize",
+    "Einsum",
     "DepthToSpace",
     "SpaceToDepth",
 ];
@@ -325,6 +328,12 @@ pub fn run(
         "GroupNormalization" => {
             (|| norm::group_norm(node, required(0)?, required(1)?, required(2)?, ctx.opset))()
         }
+        "Einsum" => (|| {
+            let all = (0..inputs.len())
+                .map(required)
+                .collect::<Result<Vec<_>>>()?;
+            einsum::einsum(node, &all)
+        })(),
         "Resize" => (|| resize::resize(node, required(0)?, tensor(1)?, tensor(2)?, tensor(3)?))(),
         "DepthToSpace" | "SpaceToDepth" => {
             required(0).and_then(|x| layout::depth_space(node, x, ctx.opset))
