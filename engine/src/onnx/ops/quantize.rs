@@ -236,6 +236,14 @@ fn floats(op: &str, t: &Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
 
+/// Scales as f32: float32, or float16 / bfloat16 widened (exactly).
+fn scales(op: &str, t: &Tensor) -> Result<Vec<f32>> {
+    match t.dtype() {
+        DType::F16 | DType::BF16 => t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>(),
+        _ => floats(op, t),
+    }
+}
+
 /// The range and candle type node `node` quantizes to ([`annotate`]).
 fn output_type(node: &NodeProto) -> Result<(QRange, DType)> {
     let t = attrs::int(node, OUTPUT_TYPE, -1);
@@ -464,7 +472,7 @@ impl<'a> Operand<'a> {
             None => vec![0],
         };
         // Each is one value or one per row, column or channel: checked where it is spread.
-        let scales = scale.map(|s| floats(op, s)).transpose()?;
+        let scales = scale.map(|s| scales(op, s)).transpose()?;
         Ok(Operand {
             values,
             zero_points,
@@ -507,7 +515,7 @@ impl Output {
     fn new(node: &NodeProto, scale: &Tensor, zero_point: &Tensor) -> Result<Output> {
         let op = node.op_type.as_str();
         let (range, dtype) = output_type(node)?;
-        let scales = floats(op, scale)?;
+        let scales = scales(op, scale)?;
         let zero_points = integers(op, zero_point)?;
         if zero_points.iter().any(|&z| !range.contains(z)) {
             bail!("{op}: an output zero point is outside its type's range")
