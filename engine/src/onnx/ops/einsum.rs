@@ -236,6 +236,9 @@ pub fn einsum(node: &NodeProto, inputs: &[&Tensor]) -> Result<Tensor> {
     permute(&acc, &output)
 }
 
+/// The most products the float64 path computes.
+const DIRECT_F64_LIMIT: u128 = 1 << 32;
+
 /// Einsum on float64 operands, element by element: for each output element (row-major),
 /// the summed letters' index tuples in row-major order (letters in order of first
 /// appearance), each term the product of the operands' elements left to right, added
@@ -291,6 +294,12 @@ fn direct_f64(inputs: &[&Tensor], lettered: &[Vec<char>], output: &[char]) -> Re
         .collect();
     let count: usize = out_dims.iter().product();
     let terms: usize = summed_dims.iter().product();
+    // The element-wise path is for small float64 einsums; a hostile equation over large
+    // operands would otherwise run for hours before any meter could stop it.
+    let work = (count as u128) * (terms as u128) * (inputs.len().max(1) as u128);
+    if work > DIRECT_F64_LIMIT {
+        bail!("Einsum: {work} float64 products exceed the element-wise path's {DIRECT_F64_LIMIT}")
+    }
     let mut index = vec![0usize; all.len()];
     let mut out = Vec::with_capacity(count);
     let mut out_at = vec![0usize; output.len()];
@@ -473,6 +482,18 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_huge_float64_contraction_is_refused_before_it_runs() {
+        let x = Tensor::zeros(
+            (300, 300),
+            candle_core::DType::F64,
+            &candle_core::Device::Cpu,
+        )
+        .expect("zeros");
+        let err = einsum(&equation("ij,kl->"), &[&x, &x]).expect_err("refused");
+        assert!(err.to_string().contains("element-wise"), "{err}");
     }
 
     #[test]

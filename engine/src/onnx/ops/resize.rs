@@ -22,6 +22,13 @@ use super::attrs;
 use candle_core::{bail, DType, Device, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 
+/// The largest output a Resize computes (scales are constants, but a hostile one could
+/// ask for a tensor no executor can hold before any meter sees it).
+const MAX_OUTPUT_ELEMENTS: usize = 1 << 30;
+
+/// The longest output axis (each output index of a resized axis keeps its neighbours).
+const MAX_AXIS: usize = 1 << 24;
+
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Nearest,
@@ -117,6 +124,19 @@ pub fn resize(
         }
         (None, None) => bail!("{op}: neither scales nor sizes is given"),
     }
+    let elements = out_dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_OUTPUT_ELEMENTS);
+    if elements.is_none() || out_dims.iter().any(|&d| d > MAX_AXIS) {
+        bail!(
+            "{op}: an output of {out_dims:?} is over {MAX_OUTPUT_ELEMENTS} elements or \
+             {MAX_AXIS} along an axis"
+        )
+    }
+    if elements == Some(0) {
+        return Tensor::zeros(out_dims, x.dtype(), &Device::Cpu);
+    }
     let coordinates = attrs::string(node, "coordinate_transformation_mode", "half_pixel");
     let roi = match roi.filter(|r| r.elem_count() > 0) {
         Some(r) if coordinates == "tf_crop_and_resize" => {
@@ -165,9 +185,6 @@ pub fn resize(
             .map(|o| axis.taps(o, &coordinates, mode, &nearest, cubic_a, exclude_outside))
             .collect::<Result<Vec<_>>>()?;
         plan.push(Some(taps));
-    }
-    if out_dims.iter().product::<usize>() == 0 {
-        return Tensor::zeros(out_dims, x.dtype(), &Device::Cpu);
     }
     if mode == Mode::Nearest && coordinates != "tf_crop_and_resize" {
         return gather(x, &dims, &out_dims, &plan);
@@ -454,6 +471,14 @@ mod tests {
             y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             [0.0, 1.0, 3.0, 4.0]
         );
+    }
+
+    #[test]
+    fn a_hostile_scale_is_a_named_error_not_an_allocation() {
+        let x = Tensor::zeros((1, 1, 1000, 1000), DType::F32, &Device::Cpu).unwrap();
+        let scales = Tensor::new(&[1f32, 1.0, 1e5, 1e5], &Device::Cpu).unwrap();
+        let err = resize(&node(&[]), &x, None, Some(&scales), None).unwrap_err();
+        assert!(err.to_string().contains("elements"), "{err}");
     }
 
     #[test]
