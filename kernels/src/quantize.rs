@@ -119,7 +119,11 @@ pub fn dynamic_parameters(x: &[f32]) -> (f32, i32) {
         (hi - lo) / (range.max - range.min) as f32
     };
     let initial = range.min as f32 - lo / scale;
-    let clamped = if initial < range.min as f32 {
+    // NaN (from a -∞ input: -∞ / ∞) clamps to the maximum, as onnxruntime's
+    // `max(qmin, min(qmax, v))` gives.
+    let clamped = if initial.is_nan() {
+        range.max as f32
+    } else if initial < range.min as f32 {
         range.min as f32
     } else if initial > range.max as f32 {
         range.max as f32
@@ -229,6 +233,7 @@ mod tests {
         let (s, z) = dynamic_parameters(&[-1.0, 0.5, 2.0, f32::INFINITY]);
         assert_eq!((s, z), (f32::INFINITY, 0));
         assert_eq!(quantize(2.0, s, z, QRange::U8), 0);
+        assert_eq!(dynamic_parameters(&[f32::NEG_INFINITY, 1.0]).1, 255);
     }
 
     #[test]

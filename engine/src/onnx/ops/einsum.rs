@@ -78,9 +78,11 @@ pub fn einsum(node: &NodeProto, inputs: &[&Tensor]) -> Result<Tensor> {
             }
             None => term.chars().collect(),
         };
-        if letters
-            .iter()
-            .any(|c| !(c.is_ascii_alphabetic() || *c as u32 >= 0x100))
+        // The author's letters are ASCII: the ellipsis's own are beyond it.
+        if !term
+            .replace("...", "")
+            .chars()
+            .all(|c| c.is_ascii_alphabetic())
         {
             bail!("{op}: `{term}` has characters other than letters and `...`")
         }
@@ -213,12 +215,30 @@ pub fn einsum(node: &NodeProto, inputs: &[&Tensor]) -> Result<Tensor> {
             .copied()
             .filter(|c| !shared.contains(c))
             .collect();
-        let size = |ls: &[char]| ls.iter().map(|c| sizes[c]).product::<usize>();
+        let size = |ls: &[char]| {
+            ls.iter()
+                .try_fold(1usize, |p, c| p.checked_mul(sizes[c]))
+                .filter(|&p| p <= MAX_FOLD)
+        };
+        let fits = |p: Option<usize>, q: Option<usize>, r: Option<usize>| {
+            p?.checked_mul(q?)?
+                .checked_mul(r?)
+                .filter(|&v| v <= MAX_FOLD)
+        };
         let (nb, m, k, n) = (
             size(&batch),
             size(&free_a),
             size(&contracted),
             size(&free_b),
+        );
+        if fits(nb, m, n).is_none() || fits(nb, m, k).is_none() || fits(nb, k, n).is_none() {
+            bail!("{op}: a pairwise product of `{equation}` is over {MAX_FOLD} values")
+        }
+        let (nb, m, k, n) = (
+            nb.unwrap_or(0),
+            m.unwrap_or(0),
+            k.unwrap_or(0),
+            n.unwrap_or(0),
         );
         let a = permute(&acc, &[&batch[..], &free_a, &contracted].concat())?.reshape((nb, m, k))?;
         let b =
@@ -235,6 +255,10 @@ pub fn einsum(node: &NodeProto, inputs: &[&Tensor]) -> Result<Tensor> {
     let acc = sum_to(acc, &output)?;
     permute(&acc, &output)
 }
+
+/// The most values one pairwise product of the float32 path holds (operands or result):
+/// a hostile equation's outer product is refused before it is allocated.
+const MAX_FOLD: usize = 1 << 30;
 
 /// The most products the float64 path computes.
 const DIRECT_F64_LIMIT: u128 = 1 << 32;
@@ -494,6 +518,20 @@ mod tests {
         .expect("zeros");
         let err = einsum(&equation("ij,kl->"), &[&x, &x]).expect_err("refused");
         assert!(err.to_string().contains("element-wise"), "{err}");
+    }
+
+    #[test]
+    fn a_hostile_outer_product_is_refused_before_it_is_allocated() {
+        let x = Tensor::zeros(
+            (1000, 1000),
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )
+        .expect("zeros");
+        let err = einsum(&equation("ab,cd,ac,bd->"), &[&x, &x, &x, &x]).expect_err("refused");
+        assert!(err.to_string().contains("pairwise"), "{err}");
+        let err = einsum(&equation("ā,a->"), &[&x, &x]).expect_err("not a letter");
+        assert!(err.to_string().contains("letters"), "{err}");
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub const OPS: &[&str] = &[
     "QLinearConv",
 ];
 
+/// The most scratch values (tap table entries, im2col values) one integer convolution
+/// builds.
+const MAX_SCRATCH: usize = 1 << 26;
+
 /// The attribute [`annotate`] writes: the ONNX element type a node's output is quantized to.
 pub const OUTPUT_TYPE: &str = "inferchain.quantized_type";
 
@@ -73,6 +77,10 @@ fn type_name(data_type: i32) -> String {
 /// run before the tensors are canonicalized (which widens int8 to int64). `Err` names
 /// the first node whose type is not one the engine quantizes to, or cannot be known.
 pub fn annotate(graph: &mut GraphProto) -> std::result::Result<(), String> {
+    // The attribute is the engine's own: one written by the model's author is dropped.
+    for node in &mut graph.node {
+        node.attribute.retain(|a| a.name != OUTPUT_TYPE);
+    }
     let mut types: HashMap<String, i32> = HashMap::new();
     for t in &graph.initializer {
         types.insert(t.name.clone(), t.data_type);
@@ -91,7 +99,8 @@ pub fn annotate(graph: &mut GraphProto) -> std::result::Result<(), String> {
     }
     for node in &mut graph.node {
         let op = node.op_type.as_str();
-        if node.domain.is_empty() && op == "Constant" {
+        let default_domain = node.domain.is_empty() || node.domain == "ai.onnx";
+        if default_domain && op == "Constant" {
             let declared = node.attribute.iter().find_map(|a| match a.name.as_str() {
                 "value" => a.t.as_ref().map(|t| t.data_type),
                 "sparse_value" => a
@@ -108,7 +117,7 @@ pub fn annotate(graph: &mut GraphProto) -> std::result::Result<(), String> {
             }
             continue;
         }
-        if !node.domain.is_empty() {
+        if !default_domain {
             continue;
         }
         if op == "Cast" {
@@ -559,7 +568,12 @@ fn matmul(op: &str, a: Operand<'_>, b: Operand<'_>, y: Option<Output>) -> Result
     let b_zero = b.zero_point(op, n)?;
     let av = integers(op, a.values)?;
     let bv = integers(op, b.values)?;
-    let batches: usize = batch.iter().product();
+    let batches = batch
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .and_then(|b| b.checked_mul(m)?.checked_mul(n).map(|_| b))
+        .filter(|_| m.checked_mul(k).is_some() && k.checked_mul(n).is_some())
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: A {ad:?} × B {bd:?} overflows")))?;
     let a_offsets = batch_offsets(&batch, a_batch, m * k);
     let b_offsets = batch_offsets(&batch, b_batch, k * n);
     let mut out = vec![0i32; batches * m * n];
@@ -667,6 +681,13 @@ fn conv(
     let (cg, mg) = (c / group, m / group);
     let (plane, taps, pixels) = (window.input_len(), window.kernel_len(), window.output_len());
     let k = cg * taps;
+    // The tap table (pixels × taps) and each task's `cols` (k × pixels) are scratch the
+    // cost meter does not see: bounded here.
+    let scratch = |a: usize, b: usize| a.checked_mul(b).filter(|&n| n <= MAX_SCRATCH);
+    let outputs = batch.checked_mul(m).and_then(|n| n.checked_mul(pixels));
+    if scratch(pixels, taps).is_none() || scratch(k, pixels).is_none() || outputs.is_none() {
+        bail!("{op}: {pixels} output positions × {k} products per position is over {MAX_SCRATCH}")
+    }
     let x_zero = x.zero_point(op, 1)?[0];
     let w_zero = w.zero_point(op, m)?;
     let xv = integers(op, x.values)?;
@@ -800,7 +821,22 @@ mod tests {
         let e = annotate(&mut graph).unwrap_err();
         assert!(e.contains("float8"), "{e}");
         graph.initializer[0].data_type = DataType::Int8 as i32;
+        // An author cannot pick the range by writing the engine's attribute.
+        graph.node[0].attribute.push(AttributeProto {
+            name: OUTPUT_TYPE.into(),
+            r#type: AttributeType::Int as i32,
+            i: DataType::Uint16 as i64,
+            ..Default::default()
+        });
         annotate(&mut graph).unwrap();
+        assert_eq!(
+            graph.node[0]
+                .attribute
+                .iter()
+                .filter(|a| a.name == OUTPUT_TYPE)
+                .count(),
+            1
+        );
         assert_eq!(
             attrs::int(&graph.node[0], OUTPUT_TYPE, 0),
             DataType::Int8 as i64

@@ -154,7 +154,9 @@ pub fn resize(
     };
     let nearest = attrs::string(node, "nearest_mode", "round_prefer_floor");
     let cubic_a = f64::from(attrs::float(node, "cubic_coeff_a", -0.75));
-    let exclude_outside = attrs::int(node, "exclude_outside", 0) != 0;
+    // Only cubic's weights reach outside the input (onnxruntime ignores it elsewhere;
+    // for nearest, zeroing both weights would read index 0).
+    let exclude_outside = mode == Mode::Cubic && attrs::int(node, "exclude_outside", 0) != 0;
     let extrapolation = f64::from(attrs::float(node, "extrapolation_value", 0.0));
     let mut plan: Vec<Option<Vec<Taps>>> = Vec::with_capacity(rank);
     for a in 0..rank {
@@ -169,10 +171,13 @@ pub fn resize(
             scale: scale[a],
             roi: roi[a],
         };
-        if mode == Mode::Nearest && nearest == "floor" && coordinates == "asymmetric" {
-            // The form candle-onnx ran before numerics version 4 (registered models'
-            // bits): the input index by the size ratio, `floor(o · (in / out))`, which
-            // is the spec's `floor(o / scale)` except at rare exact ties.
+        let candle_form = sizes.is_some() || (scale[a] >= 1.0 && scale[a].fract() == 0.0);
+        if mode == Mode::Nearest && nearest == "floor" && coordinates == "asymmetric" && candle_form
+        {
+            // The form candle-onnx ran before (by sizes, or by whole-number scales; the
+            // registered models' bits): the input index by the size ratio,
+            // `floor(o · (in / out))`, the spec's `floor(o / scale)` but at rare exact
+            // ties of a size ratio. Other scales take the spec's path below.
             let ratio = dims[a] as f64 / out_dims[a] as f64;
             let last = dims[a].saturating_sub(1);
             let taps = (0..out_dims[a])
@@ -194,6 +199,16 @@ pub fn resize(
             "{op}: {:?} input; linear, cubic and tf_crop_and_resize take float32",
             x.dtype()
         )
+    }
+    // Axes are interpolated last-first: every intermediate must fit the cap too.
+    for a in 0..rank {
+        let intermediate = dims[..a]
+            .iter()
+            .chain(&out_dims[a..])
+            .try_fold(1usize, |n, &d| n.checked_mul(d));
+        if intermediate.is_none_or(|n| n > MAX_OUTPUT_ELEMENTS) {
+            bail!("{op}: an intermediate of more than {MAX_OUTPUT_ELEMENTS} elements")
+        }
     }
     let mut values: Vec<f64> = x
         .flatten_all()?
@@ -306,7 +321,7 @@ impl Axis {
             }
             "pytorch_half_pixel" => {
                 if width == 1.0 {
-                    0.0
+                    -0.5
                 } else {
                     (x + 0.5) / self.scale - 0.5
                 }
@@ -323,11 +338,11 @@ impl Axis {
             "tf_half_pixel_for_nn" => (x + 0.5) / self.scale,
             "tf_crop_and_resize" => {
                 let (start, end) = self.roi;
-                let v = if width > 1.0 {
-                    start * (input - 1.0) + x * (end - start) * (input - 1.0) / (width - 1.0)
+                let v = if width == 1.0 {
+                    (end - start) * (input - 1.0) / 2.0
                 } else {
-                    0.5 * (start + end) * (input - 1.0)
-                };
+                    x * (end - start) * (input - 1.0) / (width - 1.0)
+                } + start * (input - 1.0);
                 if v < 0.0 || v > input - 1.0 {
                     return Ok(None);
                 }
@@ -479,6 +494,32 @@ mod tests {
         let scales = Tensor::new(&[1f32, 1.0, 1e5, 1e5], &Device::Cpu).unwrap();
         let err = resize(&node(&[]), &x, None, Some(&scales), None).unwrap_err();
         assert!(err.to_string().contains("elements"), "{err}");
+    }
+
+    #[test]
+    fn a_shrinking_axis_after_a_growing_one_is_bounded_in_between() {
+        let x = Tensor::zeros((1024, 1024), DType::F32, &Device::Cpu).unwrap();
+        let scales = Tensor::new(&[1.0f32 / 1024.0, 16384.0], &Device::Cpu).unwrap();
+        let err = resize(&node(&[("mode", "linear")]), &x, None, Some(&scales), None).unwrap_err();
+        assert!(err.to_string().contains("intermediate"), "{err}");
+    }
+
+    #[test]
+    fn nearest_ignores_exclude_outside() {
+        let x = Tensor::new(&[[1f32, 2.0]], &Device::Cpu).unwrap();
+        let scales = Tensor::new(&[1f32, 2.0], &Device::Cpu).unwrap();
+        let mut n = node(&[("mode", "nearest"), ("nearest_mode", "ceil")]);
+        n.attribute.push(candle_onnx::onnx::AttributeProto {
+            name: "exclude_outside".into(),
+            i: 1,
+            r#type: 2,
+            ..Default::default()
+        });
+        let y = resize(&n, &x, None, Some(&scales), None).unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            [1.0, 2.0, 2.0, 2.0]
+        );
     }
 
     #[test]
