@@ -15,8 +15,9 @@
 //! neighbour order from +0 in binary64 (no fused multiply-add), and rounded to f32 once at
 //! the end. Nothing depends on the CPU. `nearest` selects one input value (any element
 //! type, copied as it is); `linear` and `cubic` take f32. `nearest` with `floor` and
-//! `asymmetric` keeps the index candle-onnx computed for it (`floor(o · in / out)`), the
-//! one form the engine ran before, so that registered models keep their bits.
+//! `asymmetric`, by `sizes` or whole-number scales, keeps the index candle-onnx computed
+//! for it (`floor(o · in / out)`), the one form the engine ran before, so that registered
+//! models keep their bits.
 
 use super::attrs;
 use candle_core::{bail, DType, Device, Result, Tensor};
