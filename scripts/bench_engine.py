@@ -75,7 +75,7 @@ def row(name, batch, e_ms, o_ms, gflop):
 
 for name, shape, dtype in [("resnet-like", (3, 224, 224), np.float32), ("mobilenet-like", (3, 224, 224), np.float32), ("bert-base-like", (128,), np.int64)]:
     path = os.path.join(MODELS, f"{name}.onnx")
-    model_id = cli("model", "import", path, "--json")["model"]
+    model_id = cli("model", "import", path, "--local-only", "--json")["model"]
     for batch in (1, 8):
         x = rng.uniform(-1, 1, (batch, *shape)).astype(np.float32) if dtype == np.float32 else rng.integers(1000, 30000, (batch, *shape)).astype(np.int64)
         npy = os.path.join(tmp, f"{name}-{batch}.npy")
@@ -98,7 +98,7 @@ row("all-MiniLM-L6-v2", 1, e, o, FLOPS["minilm"] / 1e9)
 engine_out = np.array(cli("model", "run", minilm_id, "--text", text, "--json")["data"], dtype=np.float64)
 cos = float(engine_out @ ort_out[0][0] / (np.linalg.norm(engine_out) * np.linalg.norm(ort_out[0][0])))
 print(f"MiniLM engine vs onnxruntime embedding cosine: {cos:.7f}")
-onnx_minilm_id = cli("model", "import", os.path.join(MODELS, "minilm.onnx"), "--json")["model"]
+onnx_minilm_id = cli("model", "import", os.path.join(MODELS, "minilm.onnx"), "--local-only", "--json")["model"]
 npy = os.path.join(tmp, "minilm-ids.npy")
 np.save(npy, ids)
 e2 = engine_ms(onnx_minilm_id, "--input", npy)

@@ -273,6 +273,11 @@ pub enum ModelCommand {
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Store and load the model for local runs and benchmarks only: no registration
+        /// spec is derived, so a model the chain could not take (an input over its size
+        /// limit, a cost over its cap) is still stored.
+        #[arg(long)]
+        local_only: bool,
     },
     /// Run a stored model on an input; print the output and its hash.
     Run {

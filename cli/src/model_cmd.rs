@@ -18,7 +18,12 @@ use std::{path::Path, time::Instant};
 pub fn run(store: &Path, cmd: ModelCommand) -> Result<()> {
     let store = ModelStore::open(store)?;
     match cmd {
-        ModelCommand::Import { model, json } => import(&store, model, json),
+        ModelCommand::Import {
+            model,
+            json,
+            local_only: true,
+        } => import_local(&store, model, json),
+        ModelCommand::Import { model, json, .. } => import(&store, model, json),
         ModelCommand::Run {
             model,
             input,
@@ -88,6 +93,14 @@ fn default_name(path: &Path) -> String {
         .to_string()
 }
 
+fn model_format(arg: FormatArg) -> ModelFormat {
+    match arg {
+        FormatArg::Onnx => ModelFormat::Onnx,
+        FormatArg::Bert => ModelFormat::BertEmbedding,
+        FormatArg::Llm => ModelFormat::Llm,
+    }
+}
+
 /// Imports a model and derives the spec to register for it.
 pub fn import_with_spec(
     store: &ModelStore,
@@ -99,11 +112,7 @@ pub fn import_with_spec(
         dynamic_max,
     }: ImportArgs,
 ) -> Result<(Manifest, ModelSpec<u128>)> {
-    let format = format.map(|f| match f {
-        FormatArg::Onnx => ModelFormat::Onnx,
-        FormatArg::Bert => ModelFormat::BertEmbedding,
-        FormatArg::Llm => ModelFormat::Llm,
-    });
+    let format = format.map(model_format);
     let manifest = store
         .import(&path, format, &mut progress::bar("importing"))
         .with_context(|| format!("importing {}", path.display()))?;
@@ -139,6 +148,34 @@ pub fn import_with_spec(
     let name = name.unwrap_or_else(|| default_name(&path));
     let spec = spec::registration_template(&name, &manifest, input, output, fee, cost)?;
     Ok((manifest, spec))
+}
+
+/// `model import --local-only`: stores the model and checks that it loads; derives no spec.
+fn import_local(store: &ModelStore, model: ImportArgs, json: bool) -> Result<()> {
+    let manifest = store
+        .import(
+            &model.path,
+            model.format.map(model_format),
+            &mut progress::bar("importing"),
+        )
+        .with_context(|| format!("importing {}", model.path.display()))?;
+    let id = manifest.id();
+    Engine::new(store.clone(), 0)
+        .load(&id, &mut progress::bar("loading"))
+        .context("the model was stored but does not load")?;
+    let format = spec::format_name(manifest.format);
+    if json {
+        println!(
+            "{}",
+            json!({"model": hex0x(id.as_bytes()), "format": format, "local_only": true})
+        );
+    } else {
+        println!(
+            "model id: {} ({format}; stored for local use, no spec derived)",
+            hex0x(id.as_bytes())
+        );
+    }
+    Ok(())
 }
 
 fn import(store: &ModelStore, model: ImportArgs, json: bool) -> Result<()> {

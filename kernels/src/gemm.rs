@@ -103,19 +103,31 @@ impl PackedB {
         let (k, n) = (b.rows, b.cols);
         let panels = n.div_ceil(nr);
         let mut data = alloc::vec![0f32; panels * k * nr];
-        for p in 0..panels {
-            let cols = nr.min(n - p * nr);
-            for kk in 0..k {
-                let dst = &mut data[(p * k + kk) * nr..][..cols];
-                if b.cs == 1 {
-                    let start = kk * b.rs + p * nr;
-                    dst.copy_from_slice(&b.data[start..start + cols]);
-                } else {
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = b.at(kk, p * nr + j);
-                    }
+        for (p, panel) in data.chunks_exact_mut((k * nr).max(1)).enumerate() {
+            fill_panel(b, p, nr, panel);
+        }
+        PackedB { k, n, nr, data }
+    }
+
+    /// [`PackedB::pack`] with the panels filled by parallel tasks: the same bytes, for a
+    /// B packed on every run (a convolution's input columns).
+    pub fn pack_with(isa: Isa, b: MatRef<'_>, par: &dyn Parallel) -> PackedB {
+        b.check();
+        let nr = isa.effective().gemm_nr();
+        let (k, n) = (b.rows, b.cols);
+        let panels = n.div_ceil(nr);
+        let mut data = alloc::vec![0f32; panels * k * nr];
+        let len = k * nr;
+        if len > 0 {
+            let base = SharedMut(data.as_mut_ptr());
+            par.run(panels.div_ceil(PANELS_PER_TASK), &|t| {
+                for p in t * PANELS_PER_TASK..panels.min((t + 1) * PANELS_PER_TASK) {
+                    // SAFETY: panel p is `data[p * len..][..len]`, written by this task only.
+                    let panel =
+                        unsafe { core::slice::from_raw_parts_mut(base.get().add(p * len), len) };
+                    fill_panel(b, p, nr, panel);
                 }
-            }
+            });
         }
         PackedB { k, n, nr, data }
     }
@@ -154,6 +166,22 @@ impl PackedB {
     }
 }
 
+/// Panel `p` of `b` (columns `p·nr ..`, zero beyond N) into `dst` [K][nr].
+fn fill_panel(b: MatRef<'_>, p: usize, nr: usize, dst: &mut [f32]) {
+    let cols = nr.min(b.cols - p * nr);
+    for (kk, row) in dst.chunks_exact_mut(nr).enumerate() {
+        let row = &mut row[..cols];
+        if b.cs == 1 {
+            let start = kk * b.rs + p * nr;
+            row.copy_from_slice(&b.data[start..start + cols]);
+        } else {
+            for (j, d) in row.iter_mut().enumerate() {
+                *d = b.at(kk, p * nr + j);
+            }
+        }
+    }
+}
+
 /// What the epilogue adds to each finished element.
 #[derive(Clone, Copy)]
 pub enum Bias<'a> {
@@ -185,6 +213,13 @@ struct SharedMut(*mut f32);
 // SAFETY: tasks write disjoint (row block, panel range) rectangles of C; see `gemm`.
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// `C = A B (+ bias)` with `A` `M × K` (any strides), `B` packed, `C` row-major `M × N`.
 pub fn gemm(

@@ -243,6 +243,7 @@ impl Plan {
                 let outputs: Vec<&Value> = produced.iter().map(|(_, v)| v).collect();
                 meter.node(node, &inputs, &outputs);
             }
+            let key = profile.key(node, &inputs);
             drop(inputs);
             values.extend(produced);
             if let Some(meter) = meter.as_deref_mut() {
@@ -258,7 +259,7 @@ impl Plan {
             for name in &step.release {
                 values.remove(name);
             }
-            profile.record(&node.op_type, started);
+            profile.record(key, started);
         }
         profile.report();
         self.outputs
@@ -294,15 +295,42 @@ fn step_leaf(value: &Value) -> Result<merkle::Hash> {
 }
 
 /// Time per operator type, printed to stderr after each run when `INFERCHAIN_PROFILE`
-/// is set (for finding where a model's time goes; costs nothing otherwise).
+/// is set (for finding where a model's time goes; costs nothing otherwise);
+/// `INFERCHAIN_PROFILE=shapes` splits each type by its input shapes and `group`.
 struct Profile {
     totals: Option<HashMap<String, (std::time::Duration, usize)>>,
+    by_shape: bool,
 }
 
 impl Profile {
     fn from_env() -> Profile {
+        let mode = std::env::var_os("INFERCHAIN_PROFILE");
         Profile {
-            totals: std::env::var_os("INFERCHAIN_PROFILE").map(|_| HashMap::new()),
+            by_shape: mode.as_deref() == Some("shapes".as_ref()),
+            totals: mode.map(|_| HashMap::new()),
+        }
+    }
+
+    /// The row a node's time is added to (empty when not profiling).
+    fn key(&self, node: &NodeProto, inputs: &[Option<&Value>]) -> String {
+        if self.totals.is_none() {
+            return String::new();
+        }
+        if !self.by_shape {
+            return node.op_type.clone();
+        }
+        let dims: Vec<String> = inputs
+            .iter()
+            .map(|v| match v {
+                Some(Value::Tensor(t)) => format!("{:?}", t.dims()),
+                Some(Value::Sequence(_)) => "seq".into(),
+                None => "-".into(),
+            })
+            .collect();
+        let group = node.attribute.iter().find(|a| a.name == "group");
+        match group {
+            Some(g) => format!("{} {} g{}", node.op_type, dims.join(" "), g.i),
+            None => format!("{} {}", node.op_type, dims.join(" ")),
         }
     }
 
@@ -310,9 +338,9 @@ impl Profile {
         self.totals.as_ref().map(|_| std::time::Instant::now())
     }
 
-    fn record(&mut self, op: &str, started: Option<std::time::Instant>) {
+    fn record(&mut self, key: String, started: Option<std::time::Instant>) {
         if let (Some(totals), Some(t)) = (self.totals.as_mut(), started) {
-            let entry = totals.entry(op.to_string()).or_default();
+            let entry = totals.entry(key).or_default();
             entry.0 += t.elapsed();
             entry.1 += 1;
         }
@@ -325,7 +353,7 @@ impl Profile {
         let all: f64 = rows.iter().map(|r| r.1 .0.as_secs_f64()).sum();
         for (op, (time, count)) in rows {
             eprintln!(
-                "profile {op:<22} {:>9.2} ms {:>5.1}% ({count} nodes)",
+                "profile {op:<40} {:>9.2} ms {:>5.1}% ({count} nodes)",
                 time.as_secs_f64() * 1e3,
                 100.0 * time.as_secs_f64() / all.max(1e-12)
             );

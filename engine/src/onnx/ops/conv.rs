@@ -28,6 +28,11 @@ use rayon::prelude::*;
 /// the same bits: pixels are independent outputs.)
 const GEMM_PIXELS: usize = 2048;
 
+/// Output pixels per plane from which a convolution runs as `Y = W · cols`, its output
+/// rows already NCHW; smaller planes batch samples into one `Yᵀ = colsᵀ Wᵀ` and
+/// transpose. (Either gives the same bits: the same chains, `fma(a, b, c) = fma(b, a, c)`.)
+const DIRECT_PIXELS: usize = 256;
+
 /// `Wᵀ` per group, packed for the kernels: W [M, C/group, kernel…] gives, for group g,
 /// the [C/group · taps, M/group] matrix `W[g·M/group + m][k]` transposed.
 pub fn pack_conv_weight(node: &NodeProto, w: &Tensor) -> Result<Vec<PackedB>> {
@@ -83,85 +88,208 @@ pub fn conv(
             depthwise(xs, n, w, bias.as_deref(), &window, group, mg)
         })?;
     }
-    let owned;
-    let packed = if packed.len() == group {
-        packed
-    } else {
-        owned = pack_conv_weight(node, w)?;
-        &owned[..]
-    };
     // A 1×1 kernel with unit strides and no padding reads the input as its own `cols`.
     let identity = window
         .axes
         .iter()
         .all(|a| a.kernel == 1 && a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0);
     let im2col = (!identity).then(|| Im2col::new(&window));
-    let isa = numerics::isa();
-    numerics::with_f32("Conv", x, |xs| -> Result<Tensor> {
-        let chunk = GEMM_PIXELS.div_ceil(p.max(1)).clamp(1, n.max(1));
-        let mut out = vec![0f32; n * m * p];
-        let mut cols: Vec<f32> = Vec::new();
-        for first in (0..n).step_by(chunk) {
-            let samples = chunk.min(n - first);
-            let pixels = samples * p;
-            for g in 0..group {
-                // colsᵀ as the product's A: element (pixel, k) at cols[k * pixels + pixel].
-                let a = match &im2col {
-                    None if samples == 1 => {
-                        let plane = &xs[(first * c + g * cg) * in_len..][..cg * in_len];
-                        MatRef::row_major(plane, k, pixels).t()
-                    }
-                    _ => {
-                        cols.clear();
-                        cols.resize(k * pixels, 0.0);
-                        // Rows are independent copies: filled in parallel, the same bytes in
-                        // any order.
-                        cols.par_chunks_exact_mut(pixels.max(1))
-                            .enumerate()
-                            .for_each(|(row, dst)| {
-                                let (ic, tap) = (row / taps_len, row % taps_len);
-                                for s in 0..samples {
-                                    let plane =
-                                        &xs[((first + s) * c + g * cg + ic) * in_len..][..in_len];
-                                    let dst = &mut dst[s * p..][..p];
-                                    match &im2col {
-                                        Some(im2col) => im2col.fill(tap, plane, dst),
-                                        None => dst.copy_from_slice(plane),
-                                    }
-                                }
-                            });
-                        MatRef::row_major(&cols, k, pixels).t()
-                    }
-                };
-                let bias = match &bias {
-                    Some(b) => Bias::Col(&b[g * mg..][..mg]),
-                    None => Bias::None,
-                };
-                let mut yt = vec![0f32; pixels * mg];
-                gemm(isa, a, &packed[g], bias, &mut yt, &Rayon);
-                // Yᵀ [pixels, channels] into NCHW.
-                let out_chunk = &mut out[first * m * p..][..samples * m * p];
-                out_chunk
-                    .par_chunks_exact_mut(p.max(1))
-                    .enumerate()
-                    .filter(|(plane, _)| plane % m / mg == g)
-                    .for_each(|(plane, dst)| {
-                        let (s, oc) = (plane / m, plane % m - g * mg);
-                        for (px, d) in dst.iter_mut().enumerate() {
-                            *d = yt[(s * p + px) * mg + oc];
-                        }
-                    });
-            }
-        }
-        let mut dims = vec![n, m];
-        dims.extend(window.output_dims());
-        numerics::tensor(out, dims)
-    })?
+    let geometry = Geometry {
+        n,
+        c,
+        cg,
+        mg,
+        k,
+        p,
+        in_len,
+        group,
+    };
+    let bias = bias.as_deref();
+    let out = if p >= DIRECT_PIXELS {
+        numerics::with_f32("Conv", w, |ws| {
+            numerics::with_f32("Conv", x, |xs| {
+                conv_direct(xs, ws, &geometry, bias, im2col.as_ref())
+            })
+        })??
+    } else {
+        let owned;
+        let packed = if packed.len() == group {
+            packed
+        } else {
+            owned = pack_conv_weight(node, w)?;
+            &owned[..]
+        };
+        numerics::with_f32("Conv", x, |xs| {
+            conv_batched(xs, packed, &geometry, bias, im2col.as_ref())
+        })?
+    };
+    let mut dims = vec![n, m];
+    dims.extend(window.output_dims());
+    numerics::tensor(out, dims)
 }
 
-/// A depthwise convolution (one input channel per group): per sample and channel, the
-/// plane's taps as rows (im2col) and, per output channel of the group, the kernels' one-row
-/// product — the same chain as the general path, without a matrix product's packing.
+/// `Yᵀ = colsᵀ Wᵀ` over as many samples as make [`GEMM_PIXELS`] pixels, with `Wᵀ` packed
+/// at load, then transposed into NCHW.
+fn conv_batched(
+    xs: &[f32],
+    packed: &[PackedB],
+    geometry: &Geometry,
+    bias: Option<&[f32]>,
+    im2col: Option<&Im2col>,
+) -> Vec<f32> {
+    let Geometry {
+        n,
+        c,
+        cg,
+        mg,
+        k,
+        p,
+        in_len,
+        group,
+    } = *geometry;
+    let (m, taps_len) = (mg * group, k / cg.max(1));
+    let isa = numerics::isa();
+    let chunk = GEMM_PIXELS.div_ceil(p.max(1)).clamp(1, n.max(1));
+    let mut out = vec![0f32; n * m * p];
+    let mut cols: Vec<f32> = Vec::new();
+    for first in (0..n).step_by(chunk) {
+        let samples = chunk.min(n - first);
+        let pixels = samples * p;
+        for g in 0..group {
+            // colsᵀ as the product's A: element (pixel, k) at cols[k * pixels + pixel].
+            let a = match im2col {
+                None if samples == 1 => {
+                    let plane = &xs[(first * c + g * cg) * in_len..][..cg * in_len];
+                    MatRef::row_major(plane, k, pixels).t()
+                }
+                _ => {
+                    cols.clear();
+                    cols.resize(k * pixels, 0.0);
+                    // Rows are independent copies: filled in parallel, the same bytes in
+                    // any order.
+                    cols.par_chunks_exact_mut(pixels.max(1))
+                        .enumerate()
+                        .for_each(|(row, dst)| {
+                            let (ic, tap) = (row / taps_len, row % taps_len);
+                            for s in 0..samples {
+                                let plane =
+                                    &xs[((first + s) * c + g * cg + ic) * in_len..][..in_len];
+                                let dst = &mut dst[s * p..][..p];
+                                match im2col {
+                                    Some(im2col) => im2col.fill(tap, plane, dst),
+                                    None => dst.copy_from_slice(plane),
+                                }
+                            }
+                        });
+                    MatRef::row_major(&cols, k, pixels).t()
+                }
+            };
+            let bias = match bias {
+                Some(b) => Bias::Col(&b[g * mg..][..mg]),
+                None => Bias::None,
+            };
+            let mut yt = vec![0f32; pixels * mg];
+            gemm(isa, a, &packed[g], bias, &mut yt, &Rayon);
+            // Yᵀ [pixels, channels] into NCHW.
+            let out_chunk = &mut out[first * m * p..][..samples * m * p];
+            out_chunk
+                .par_chunks_exact_mut(p.max(1))
+                .enumerate()
+                .filter(|(plane, _)| plane % m / mg == g)
+                .for_each(|(plane, dst)| {
+                    let (s, oc) = (plane / m, plane % m - g * mg);
+                    for (px, d) in dst.iter_mut().enumerate() {
+                        *d = yt[(s * p + px) * mg + oc];
+                    }
+                });
+        }
+    }
+    out
+}
+
+/// A convolution's sizes.
+#[derive(Clone, Copy)]
+struct Geometry {
+    /// Samples.
+    n: usize,
+    /// Input channels, and per group.
+    c: usize,
+    cg: usize,
+    /// Output channels per group.
+    mg: usize,
+    /// The chain's length (input channels of the group × kernel positions).
+    k: usize,
+    /// Output and input pixels per plane.
+    p: usize,
+    in_len: usize,
+    group: usize,
+}
+
+/// `Y = W · cols` per sample and group, written straight into NCHW: W [M/group, K] as
+/// stored (the product's A, read in place), `cols` [K, pixels] packed per run (B).
+fn conv_direct(
+    xs: &[f32],
+    ws: &[f32],
+    geometry: &Geometry,
+    bias: Option<&[f32]>,
+    im2col: Option<&Im2col>,
+) -> Vec<f32> {
+    let Geometry {
+        n,
+        c,
+        cg,
+        mg,
+        k,
+        p,
+        in_len,
+        group,
+    } = *geometry;
+    let m = mg * group;
+    let isa = numerics::isa();
+    let mut out = vec![0f32; n * m * p];
+    let mut cols: Vec<f32> = Vec::new();
+    for s in 0..n {
+        for gi in 0..group {
+            let planes = &xs[(s * c + gi * cg) * in_len..][..cg * in_len];
+            let b = match im2col {
+                None => MatRef::row_major(planes, k, p),
+                Some(im2col) => {
+                    cols.resize(k * p, 0.0);
+                    let taps = k / cg.max(1);
+                    // Rows are independent copies: filled in parallel, the same bytes in
+                    // any order.
+                    cols.par_chunks_exact_mut(p)
+                        .enumerate()
+                        .for_each(|(row, dst)| {
+                            let (ic, tap) = (row / taps, row % taps);
+                            im2col.fill(tap, &planes[ic * in_len..][..in_len], dst)
+                        });
+                    MatRef::row_major(&cols, k, p)
+                }
+            };
+            let packed = PackedB::pack_with(isa, b, &Rayon);
+            let a = MatRef::row_major(&ws[gi * mg * k..][..mg * k], mg, k);
+            let bias = match bias {
+                Some(b) => Bias::Row(&b[gi * mg..][..mg]),
+                None => Bias::None,
+            };
+            gemm(
+                isa,
+                a,
+                &packed,
+                bias,
+                &mut out[(s * m + gi * mg) * p..][..mg * p],
+                &Rayon,
+            );
+        }
+    }
+    out
+}
+
+/// A depthwise convolution (one input channel per group): per sample, channel and output
+/// channel of the group, the kernels' one-row product over the taps — the same chain as
+/// the general path (over kernel positions in row-major order, padding read as +0),
+/// without a matrix product's packing.
 fn depthwise(
     xs: &[f32],
     n: usize,
@@ -171,53 +299,32 @@ fn depthwise(
     group: usize,
     mg: usize,
 ) -> Result<Tensor> {
-    let (in_len, taps, p) = (window.input_len(), window.kernel_len(), window.output_len());
     let m = group * mg;
-    let ws = numerics::to_f32_vec("Conv", w)?;
+    let out = numerics::with_f32("Conv", w, |ws| {
+        if window.axes.len() == 2 {
+            depthwise_planar(xs, n, ws, bias, window, group, mg)
+        } else {
+            depthwise_im2col(xs, n, ws, bias, window, group, mg)
+        }
+    })?;
+    let mut dims = vec![n, m];
+    dims.extend(window.output_dims());
+    numerics::tensor(out, dims)
+}
+
+/// Any rank: per plane, the taps as im2col rows.
+fn depthwise_im2col(
+    xs: &[f32],
+    n: usize,
+    ws: &[f32],
+    bias: Option<&[f32]>,
+    window: &Window,
+    group: usize,
+    mg: usize,
+) -> Vec<f32> {
+    let (in_len, taps, p) = (window.input_len(), window.kernel_len(), window.output_len());
     let isa = numerics::isa();
-    let mut out = vec![0f32; n * m * p];
-    // Two spatial axes, unit strides and rows wide enough for several registers: the taps
-    // are slices of the zero-padded input rows, read in place (no im2col). Narrow planes
-    // go through im2col, one product per plane.
-    let wide_rows = window.axes.len() == 2 && window.axes[1].output >= 32;
-    if wide_rows && window.axes.iter().all(|a| a.stride == 1) && p > 0 {
-        let (ay, ax) = (&window.axes[0], &window.axes[1]);
-        let (hp, wp) = (
-            ay.input + ay.pad_begin + ay.pad_end,
-            ax.input + ax.pad_begin + ax.pad_end,
-        );
-        let (oh, ow) = (ay.output, ax.output);
-        out.par_chunks_mut(mg * p)
-            .enumerate()
-            .for_each(|(plane, dst)| {
-                let (s, g) = (plane / group, plane % group);
-                let src = &xs[(s * group + g) * in_len..][..in_len];
-                let mut padded = vec![0f32; hp * wp];
-                for (y, row) in src.chunks_exact(ax.input).enumerate() {
-                    padded[(y + ay.pad_begin) * wp + ax.pad_begin..][..ax.input]
-                        .copy_from_slice(row);
-                }
-                let mut rows: Vec<&[f32]> = Vec::with_capacity(taps);
-                for (oc, y) in dst.chunks_exact_mut(p).enumerate() {
-                    let c = g * mg + oc;
-                    let (wc, b) = (&ws[c * taps..][..taps], bias.map(|b| b[c]));
-                    for (oy, out_row) in y.chunks_exact_mut(ow).enumerate() {
-                        rows.clear();
-                        for ky in 0..ay.kernel {
-                            let line = &padded[(oy + ky * ay.dilation) * wp..][..wp];
-                            for kx in 0..ax.kernel {
-                                rows.push(&line[kx * ax.dilation..]);
-                            }
-                        }
-                        inferchain_kernels::weighted_slices(isa, &rows, wc, b, out_row);
-                    }
-                    debug_assert_eq!(y.len(), oh * ow);
-                }
-            });
-        let mut dims = vec![n, m];
-        dims.extend(window.output_dims());
-        return numerics::tensor(out, dims);
-    }
+    let mut out = vec![0f32; n * group * mg * p];
     let im2col = Im2col::new(window);
     if p > 0 {
         out.par_chunks_mut(mg * p)
@@ -236,9 +343,89 @@ fn depthwise(
                 }
             });
     }
-    let mut dims = vec![n, m];
-    dims.extend(window.output_dims());
-    numerics::tensor(out, dims)
+    out
+}
+
+/// Two spatial axes, any stride and dilation, read in place: the zero-padded input plane
+/// is split into its `sy × sx` stride phases (phase `(ry, rx)` holds padded rows
+/// `ry, ry + sy, …` and columns `rx, rx + sx, …`), so every kernel position reads one
+/// contiguous run of one phase for the whole plane. The product runs over a "wide"
+/// output whose rows are a phase's width apart; the columns past the output's width are
+/// computed from neighbouring values and dropped.
+fn depthwise_planar(
+    xs: &[f32],
+    n: usize,
+    ws: &[f32],
+    bias: Option<&[f32]>,
+    window: &Window,
+    group: usize,
+    mg: usize,
+) -> Vec<f32> {
+    let (ay, ax) = (&window.axes[0], &window.axes[1]);
+    let (in_len, taps, p) = (window.input_len(), window.kernel_len(), window.output_len());
+    let (sy, sx) = (ay.stride, ax.stride);
+    let (hq, wq) = (
+        (ay.input + ay.pad_begin + ay.pad_end).div_ceil(sy),
+        (ax.input + ax.pad_begin + ax.pad_end).div_ceil(sx),
+    );
+    let (oh, ow) = (ay.output, ax.output);
+    let phase_len = hq * wq;
+    let mut out = vec![0f32; n * group * mg * p];
+    if p == 0 {
+        return out;
+    }
+    let wide = (oh - 1) * wq + ow;
+    // Kernel position (ky, kx) reads padded (oy·sy + ky·dy, ox·sx + kx·dx): in phase
+    // (ky·dy mod sy, kx·dx mod sx), at (oy + ky·dy div sy, ox + kx·dx div sx).
+    let reads: Vec<usize> = (0..ay.kernel)
+        .flat_map(|ky| {
+            (0..ax.kernel).map(move |kx| {
+                let (ry, rx) = (ky * ay.dilation, kx * ax.dilation);
+                ((ry % sy) * sx + rx % sx) * phase_len + (ry / sy) * wq + rx / sx
+            })
+        })
+        .collect();
+    let isa = numerics::isa();
+    out.par_chunks_mut(mg * p).enumerate().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(phases, wide_out): &mut (Vec<f32>, Vec<f32>), (plane, dst)| {
+            let (s, g) = (plane / group, plane % group);
+            let src = &xs[(s * group + g) * in_len..][..in_len];
+            phases.clear();
+            phases.resize(sy * sx * phase_len, 0.0);
+            for (iy, row) in src.chunks_exact(ax.input).enumerate() {
+                let y = iy + ay.pad_begin;
+                for rx in 0..sx {
+                    // Input columns ix ≡ rx - pad (mod sx) land in phase column rx.
+                    let first = (rx + sx - ax.pad_begin % sx) % sx;
+                    if first >= ax.input {
+                        continue;
+                    }
+                    let column = (first + ax.pad_begin) / sx;
+                    let phase = ((y % sy) * sx + rx) * phase_len + (y / sy) * wq;
+                    let dst = &mut phases[phase + column..phase + wq];
+                    for (d, v) in dst.iter_mut().zip(row[first..].iter().step_by(sx)) {
+                        *d = *v;
+                    }
+                }
+            }
+            let rows: Vec<&[f32]> = reads.iter().map(|&at| &phases[at..]).collect();
+            for (oc, y) in dst.chunks_exact_mut(p).enumerate() {
+                let c = g * mg + oc;
+                let (wc, b) = (&ws[c * taps..][..taps], bias.map(|b| b[c]));
+                if wq == ow {
+                    inferchain_kernels::weighted_slices(isa, &rows, wc, b, y);
+                } else {
+                    wide_out.resize(wide, 0.0);
+                    inferchain_kernels::weighted_slices(isa, &rows, wc, b, wide_out);
+                    for (oy, row) in y.chunks_exact_mut(ow).enumerate() {
+                        row.copy_from_slice(&wide_out[oy * wq..][..ow]);
+                    }
+                }
+            }
+        },
+    );
+    out
 }
 
 /// Where each kernel position reads the input, for every output position.
@@ -305,8 +492,8 @@ impl Im2col {
                     if ax.stride == 1 {
                         row.copy_from_slice(&src[start..start + (hi - lo)]);
                     } else {
-                        for (i, d) in row.iter_mut().enumerate() {
-                            *d = src[start + i * ax.stride];
+                        for (d, v) in row.iter_mut().zip(src[start..].iter().step_by(ax.stride)) {
+                            *d = *v;
                         }
                     }
                 }
@@ -406,4 +593,146 @@ pub fn conv_transpose(
     let mut dims = vec![n, m];
     dims.extend(out_dims);
     numerics::tensor(out, dims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::ops::window::Axis;
+
+    fn axis(
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+        pads: (usize, usize),
+    ) -> Axis {
+        let reach = (kernel - 1) * dilation + 1;
+        Axis {
+            input,
+            kernel,
+            stride,
+            dilation,
+            pad_begin: pads.0,
+            pad_end: pads.1,
+            output: (input + pads.0 + pads.1 - reach) / stride + 1,
+        }
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        // Mixed signs and magnitudes, a few exact zeros: any change of order shows.
+        (0..len)
+            .map(|i| {
+                let h = (i as u32 ^ seed)
+                    .wrapping_mul(2_654_435_761)
+                    .rotate_left(13);
+                if h % 17 == 0 {
+                    0.0
+                } else {
+                    (h as f32 / u32::MAX as f32 - 0.5) * (1.0 + (h % 7) as f32)
+                }
+            })
+            .collect()
+    }
+
+    /// `Y = W · cols` (NCHW directly) computes the bits of `Yᵀ = colsᵀ Wᵀ` transposed,
+    /// for 1×1 and im2col convolutions, groups, batches and biases.
+    #[test]
+    fn direct_convolution_matches_batched() {
+        let isa = numerics::isa();
+        // (h, w, kernel, stride, pads, c, m, group, n)
+        let cases = [
+            (16, 16, 1, 1, (0, 0), 16, 24, 1, 1),
+            (17, 15, 3, 2, (1, 1), 3, 32, 1, 2),
+            (16, 16, 3, 1, (1, 1), 12, 8, 4, 3),
+            (20, 18, 5, 1, (2, 0), 130, 40, 2, 1),
+            (9, 30, 1, 1, (0, 0), 300, 20, 1, 2),
+        ];
+        for (h, w, kernel, stride, pads, c, m, group, n) in cases {
+            let window = Window {
+                axes: vec![
+                    axis(h, kernel, stride, 1, pads),
+                    axis(w, kernel, stride, 1, pads),
+                ],
+            };
+            let (cg, mg) = (c / group, m / group);
+            let k = cg * kernel * kernel;
+            let p = window.output_len();
+            let geometry = Geometry {
+                n,
+                c,
+                cg,
+                mg,
+                k,
+                p,
+                in_len: h * w,
+                group,
+            };
+            let xs = values(n * c * h * w, 4);
+            let ws = values(m * k, 5);
+            let bias = values(m, 6);
+            let packed: Vec<PackedB> = (0..group)
+                .map(|g| {
+                    PackedB::pack(
+                        isa,
+                        MatRef::row_major(&ws[g * mg * k..][..mg * k], mg, k).t(),
+                    )
+                })
+                .collect();
+            let im2col = (kernel > 1).then(|| Im2col::new(&window));
+            for b in [None, Some(&bias[..])] {
+                let direct = conv_direct(&xs, &ws, &geometry, b, im2col.as_ref());
+                let batched = conv_batched(&xs, &packed, &geometry, b, im2col.as_ref());
+                let same = direct
+                    .iter()
+                    .zip(&batched)
+                    .all(|(d, r)| d.to_bits() == r.to_bits());
+                assert!(
+                    same && direct.len() == batched.len(),
+                    "{h}x{w} k{kernel} s{stride} c{c} m{m} g{group} n{n}"
+                );
+            }
+        }
+    }
+
+    /// The stride-phase depthwise path computes the im2col path's bits for every
+    /// stride, dilation, padding and depth multiplier, narrow planes and wide.
+    #[test]
+    fn planar_depthwise_matches_im2col() {
+        let cases = [
+            // (h, w, kernel, stride, dilation, pads, multiplier)
+            (7, 7, 3, 1, 1, (1, 1), 1),
+            (14, 14, 3, 2, 1, (1, 1), 1),
+            (112, 112, 3, 2, 1, (0, 1), 1),
+            (40, 37, 5, 2, 1, (2, 2), 2),
+            (9, 11, 3, 3, 2, (2, 0), 1),
+            (20, 33, 3, 1, 2, (2, 2), 3),
+            (5, 6, 1, 2, 1, (0, 0), 1),
+            (8, 8, 4, 4, 1, (3, 1), 1),
+        ];
+        for (h, w, k, stride, dilation, pads, mg) in cases {
+            let window = Window {
+                axes: vec![
+                    axis(h, k, stride, dilation, pads),
+                    axis(w, k, stride, dilation, (pads.1, pads.0)),
+                ],
+            };
+            let (n, group) = (2, 3);
+            let xs = values(n * group * h * w, 1);
+            let ws = values(group * mg * k * k, 2);
+            let bias = values(group * mg, 3);
+            for b in [None, Some(&bias[..])] {
+                let planar = depthwise_planar(&xs, n, &ws, b, &window, group, mg);
+                let reference = depthwise_im2col(&xs, n, &ws, b, &window, group, mg);
+                let same = planar
+                    .iter()
+                    .zip(&reference)
+                    .all(|(a, r)| a.to_bits() == r.to_bits());
+                assert!(
+                    same && planar.len() == reference.len(),
+                    "{h}x{w} k{k} s{stride} d{dilation} {pads:?} x{mg}"
+                );
+            }
+        }
+    }
 }
