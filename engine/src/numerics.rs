@@ -8,6 +8,7 @@
 
 use candle_core::{bail, CpuStorage, Device, Result, Shape, Storage, Tensor};
 use inferchain_kernels::{Isa, Parallel};
+use std::mem::MaybeUninit;
 use std::sync::{
     atomic::{AtomicUsize, Ordering},
     OnceLock,
@@ -105,6 +106,37 @@ pub fn with_f32<R>(op: &str, t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<
 /// `t`'s values as a new row-major f32 vector.
 pub fn to_f32_vec(op: &str, t: &Tensor) -> Result<Vec<f32>> {
     with_f32(op, t, <[f32]>::to_vec)
+}
+
+/// `parts · part_len` values written part by part, without zeroing them first: `write`
+/// gets each part's fresh storage and returns it initialized (as the kernels' `gemm_into`
+/// does), checked to be that same part.
+pub fn written_in_parts(
+    parts: usize,
+    part_len: usize,
+    mut write: impl FnMut(usize, &mut [MaybeUninit<f32>]) -> &mut [f32],
+) -> Vec<f32> {
+    let len = parts * part_len;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    for (i, part) in out.spare_capacity_mut()[..len]
+        .chunks_exact_mut(part_len.max(1))
+        .enumerate()
+    {
+        let at = part.as_ptr() as *const f32;
+        let written = write(i, part);
+        assert!(
+            written.as_ptr() == at && written.len() == part_len,
+            "written_in_parts: a part came back other than given"
+        );
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: every part of the first `len` values is initialized: `write` returned it as
+    // an `&mut [f32]` (which only initialized memory can be) at the part's own address
+    // and length (checked above).
+    unsafe {
+        out.set_len(len)
+    };
+    out
 }
 
 /// A CPU tensor of shape `shape` holding `values`.

@@ -815,3 +815,94 @@ fn einsum_on_float32_agrees_with_the_elementwise_float64_definition() {
         }
     }
 }
+
+/// A `Conv` with the `Clip` after it, fused in a plain run, gives the bits the two give
+/// one after the other (a traced run fuses nothing), for the general, the 1×1 and the
+/// depthwise convolution, with a NaN in the input; a `Conv` whose output the graph also
+/// returns is not fused, and both outputs are right.
+#[test]
+fn a_conv_fused_with_its_clip_gives_the_unfused_bits() {
+    let seeded = |len: usize, seed: u32| -> Vec<f32> {
+        (0..len as u32)
+            .map(|i| {
+                let h = (i ^ seed).wrapping_mul(2_654_435_761).rotate_left(11);
+                (h as f32 / u32::MAX as f32 - 0.5) * 8.0
+            })
+            .collect()
+    };
+    // (channels in, out, kernel, group, stride)
+    for (c, m, k, group, stride) in [(4, 6, 3, 1, 1), (8, 5, 1, 1, 1), (6, 6, 3, 6, 2)] {
+        let mut x = seeded(c * 20 * 20, 1);
+        x[7] = f32::NAN;
+        let x = Tensor::from_vec(x, (1, c, 20, 20), &Device::Cpu).expect("x");
+        let w = Tensor::from_vec(
+            seeded(m * (c / group) * k * k, 2),
+            (m, c / group, k, k),
+            &Device::Cpu,
+        )
+        .expect("w");
+        let b = Tensor::from_vec(seeded(m, 3), m, &Device::Cpu).expect("b");
+        let lo = Tensor::new(-1.5f32, &Device::Cpu).expect("lo");
+        let hi = Tensor::new(2.0f32, &Device::Cpu).expect("hi");
+        let pads = (k / 2) as i64;
+        let conv = node(
+            "Conv",
+            &["x", "w", "b"],
+            &["h"],
+            vec![
+                int("group", group as i64),
+                ints("pads", &[pads; 4]),
+                ints("strides", &[stride; 2]),
+            ],
+        );
+        let clip = node("Clip", &["h", "lo", "hi"], &["y"], vec![]);
+        let inputs = [("x", x), ("w", w), ("b", b), ("lo", lo), ("hi", hi)];
+        let named: HashMap<String, Tensor> = inputs
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.clone()))
+            .collect();
+        let value = |name: &str| ValueInfoProto {
+            name: name.into(),
+            ..Default::default()
+        };
+        let model = |outputs: &[&str]| {
+            let bytes = ModelProto {
+                graph: Some(GraphProto {
+                    node: vec![conv.clone(), clip.clone()],
+                    input: inputs.iter().map(|(n, _)| value(n)).collect(),
+                    output: outputs.iter().map(|n| value(n)).collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+            .encode_to_vec();
+            OnnxModel::from_bytes(&bytes).expect("model")
+        };
+        let bits = |t: &Tensor| values(t).iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+        let fused = model(&["y"]).run_named(named.clone()).expect("fused run");
+        let mut trace = Vec::new();
+        let unfused = model(&["y"])
+            .run_named_traced(named.clone(), Some(&mut trace))
+            .expect("traced run");
+        assert_eq!(trace.len(), 2, "the traced run computes both nodes");
+        assert_eq!(
+            bits(&fused["y"]),
+            bits(&unfused["y"]),
+            "c{c} m{m} k{k} g{group}"
+        );
+        let both = model(&["h", "y"]).run_named(named).expect("both outputs");
+        assert_eq!(bits(&both["y"]), bits(&fused["y"]));
+        let clamped: Vec<u32> = values(&both["h"])
+            .iter()
+            .map(|&v| {
+                let v = if v < -1.5 { -1.5 } else { v };
+                (if v > 2.0 { 2.0 } else { v }).to_bits()
+            })
+            .collect();
+        assert_eq!(clamped, bits(&fused["y"]));
+        assert!(
+            values(&fused["y"]).iter().any(|v| v.is_nan()),
+            "the NaN stays NaN"
+        );
+    }
+}

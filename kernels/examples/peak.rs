@@ -146,7 +146,10 @@ fn main() {
         }
         return;
     }
-    for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+    for isa in Isa::ALL
+        .into_iter()
+        .filter(|i| i.available() && std::env::var_os("SHAPES").is_none())
+    {
         for op in [k::Unary::Exp, k::Unary::Erf, k::Unary::Gelu, k::Unary::Tanh] {
             let mut x: Vec<f32> = (0..1 << 20)
                 .map(|i| (i % 1000) as f32 * 0.01 - 5.0)
@@ -163,14 +166,27 @@ fn main() {
             );
         }
     }
-    let shapes = [
+    // `SHAPES=MxNxK,...` measures those products instead, on the widest ISA only.
+    let chosen: Option<Vec<(usize, usize, usize)>> = std::env::var("SHAPES").ok().map(|v| {
+        v.split(',')
+            .filter_map(|s| {
+                let d: Vec<usize> = s.split('x').filter_map(|d| d.parse().ok()).collect();
+                (d.len() == 3).then(|| (d[0], d[1], d[2]))
+            })
+            .collect()
+    });
+    let shapes = chosen.clone().unwrap_or(vec![
         (128, 768, 768),
         (128, 3072, 768),
         (128, 768, 3072),
         (1, 768, 768),
         (64, 3136, 576),
-    ];
-    for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+    ]);
+    let isas: Vec<Isa> = match chosen {
+        Some(_) => vec![Isa::detect()],
+        None => Isa::ALL.into_iter().filter(|i| i.available()).collect(),
+    };
+    for isa in isas {
         for &(m, n, kk) in &shapes {
             if isa == Isa::Scalar && m * n * kk > 100_000_000 {
                 continue;

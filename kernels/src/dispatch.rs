@@ -100,8 +100,8 @@ simd_kernels! {
     fn gemm_task<V>(t: &Task<'_>) = gemm_instance::<V>(t);
     fn weighted_rows<V>(rows: &[f32], w: &[f32], bias: Option<f32>, out: &mut [f32])
         = gemm::weighted_rows::<V>(rows, w, bias, out);
-    fn weighted_slices<V>(rows: &[&[f32]], w: &[f32], bias: Option<f32>, out: &mut [f32])
-        = gemm::weighted_slices::<V>(rows, w, bias, out);
+    fn weighted_slices<V>(rows: &[&[f32]], w: &[f32], bias: Option<f32>, bounds: Option<(f32, f32)>, out: &mut [f32])
+        = gemm::weighted_slices::<V>(rows, w, bias, bounds, out);
 }
 
 /// The tile shape per ISA: `MR` rows by `NV` registers.

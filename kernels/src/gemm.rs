@@ -16,6 +16,7 @@
 
 use crate::{elementwise::canonical, isa::Isa, lanes::Lanes};
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 
 /// K block: how many steps of the chain a tile runs before writing C back. Any value
 /// gives the same bits; this one keeps a block of packed B in L2.
@@ -102,10 +103,13 @@ impl PackedB {
         let nr = isa.effective().gemm_nr();
         let (k, n) = (b.rows, b.cols);
         let panels = n.div_ceil(nr);
-        let mut data = alloc::vec![0f32; panels * k * nr];
-        for (p, panel) in data.chunks_exact_mut((k * nr).max(1)).enumerate() {
+        let mut data = Vec::with_capacity(panels * k * nr);
+        let spare = &mut data.spare_capacity_mut()[..panels * k * nr];
+        for (p, panel) in spare.chunks_exact_mut((k * nr).max(1)).enumerate() {
             fill_panel(b, p, nr, panel);
         }
+        // SAFETY: `fill_panel` wrote every value of every panel.
+        unsafe { data.set_len(panels * k * nr) };
         PackedB { k, n, nr, data }
     }
 
@@ -116,19 +120,26 @@ impl PackedB {
         let nr = isa.effective().gemm_nr();
         let (k, n) = (b.rows, b.cols);
         let panels = n.div_ceil(nr);
-        let mut data = alloc::vec![0f32; panels * k * nr];
+        let mut data: Vec<f32> = Vec::with_capacity(panels * k * nr);
         let len = k * nr;
         if len > 0 {
             let base = SharedMut(data.as_mut_ptr());
             par.run(panels.div_ceil(PANELS_PER_TASK), &|t| {
                 for p in t * PANELS_PER_TASK..panels.min((t + 1) * PANELS_PER_TASK) {
-                    // SAFETY: panel p is `data[p * len..][..len]`, written by this task only.
-                    let panel =
-                        unsafe { core::slice::from_raw_parts_mut(base.get().add(p * len), len) };
+                    // SAFETY: panel p is the capacity's `[p * len..][..len]`, written by
+                    // this task only.
+                    let panel = unsafe {
+                        core::slice::from_raw_parts_mut(
+                            base.get().add(p * len) as *mut MaybeUninit<f32>,
+                            len,
+                        )
+                    };
                     fill_panel(b, p, nr, panel);
                 }
             });
         }
+        // SAFETY: the tasks wrote every value of every panel (`fill_panel`).
+        unsafe { data.set_len(panels * len) };
         PackedB { k, n, nr, data }
     }
 
@@ -150,7 +161,7 @@ impl PackedB {
         let mut out = alloc::vec![0f32; self.k * self.n];
         for (j0, panel) in (0..self.n)
             .step_by(self.nr)
-            .zip(self.data.chunks(self.k * self.nr))
+            .zip(self.data.chunks((self.k * self.nr).max(1)))
         {
             let cols = self.nr.min(self.n - j0);
             for kk in 0..self.k {
@@ -167,18 +178,38 @@ impl PackedB {
 }
 
 /// Panel `p` of `b` (columns `p·nr ..`, zero beyond N) into `dst` [K][nr].
-fn fill_panel(b: MatRef<'_>, p: usize, nr: usize, dst: &mut [f32]) {
+/// Writes every value of `dst`: the panel's columns, then zeros to the panel's width.
+fn fill_panel(b: MatRef<'_>, p: usize, nr: usize, dst: &mut [MaybeUninit<f32>]) {
     let cols = nr.min(b.cols - p * nr);
     for (kk, row) in dst.chunks_exact_mut(nr).enumerate() {
-        let row = &mut row[..cols];
         if b.cs == 1 {
-            let start = kk * b.rs + p * nr;
-            row.copy_from_slice(&b.data[start..start + cols]);
+            let src = &b.data[kk * b.rs + p * nr..][..cols];
+            match cols {
+                // Whole panels of the usual widths: a fixed-size copy (no call to memcpy).
+                16 => copy_fixed::<16>(src, row),
+                32 => copy_fixed::<32>(src, row),
+                _ => {
+                    for (d, v) in row.iter_mut().zip(src) {
+                        d.write(*v);
+                    }
+                }
+            }
         } else {
-            for (j, d) in row.iter_mut().enumerate() {
-                *d = b.at(kk, p * nr + j);
+            for (j, d) in row[..cols].iter_mut().enumerate() {
+                d.write(b.at(kk, p * nr + j));
             }
         }
+        for d in &mut row[cols..] {
+            d.write(0.0);
+        }
+    }
+}
+
+#[inline(always)]
+fn copy_fixed<const W: usize>(src: &[f32], dst: &mut [MaybeUninit<f32>]) {
+    let (src, dst) = (&src[..W], &mut dst[..W]);
+    for (d, v) in dst.iter_mut().zip(src) {
+        d.write(*v);
     }
 }
 
@@ -230,6 +261,46 @@ pub fn gemm(
     c: &mut [f32],
     par: &dyn Parallel,
 ) {
+    gemm_clamped(isa, a, b, bias, None, c, par)
+}
+
+/// A value clamped as ONNX's `Clip` does: `x < lo ? lo : x`, then `> hi ? hi : …` (a NaN
+/// stays NaN; the bounds are compared, never computed with).
+#[inline(always)]
+pub fn clamp<V: Lanes>(x: V, (lo, hi): (f32, f32)) -> V {
+    let (lo, hi) = (V::splat(lo), V::splat(hi));
+    let x = V::select(x.lt(lo), lo, x);
+    V::select(hi.lt(x), hi, x)
+}
+
+/// [`gemm`], then every element of C [`clamp`]ed to `clamp` when given: the same bits as
+/// the two in turn, with the clamp applied in registers as each tile finishes.
+pub fn gemm_clamped(
+    isa: Isa,
+    a: MatRef<'_>,
+    b: &PackedB,
+    bias: Bias<'_>,
+    clamp: Option<(f32, f32)>,
+    c: &mut [f32],
+    par: &dyn Parallel,
+) {
+    // SAFETY: an initialized f32 is a valid MaybeUninit<f32>; `gemm_into` writes only
+    // f32 values.
+    let c = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    gemm_into(isa, a, b, bias, clamp, c, par);
+}
+
+/// [`gemm_clamped`] into memory not yet written (a fresh output): every element of C is
+/// written before any is read, and the initialized C is returned.
+pub fn gemm_into<'c>(
+    isa: Isa,
+    a: MatRef<'_>,
+    b: &PackedB,
+    bias: Bias<'_>,
+    clamp: Option<(f32, f32)>,
+    c: &'c mut [MaybeUninit<f32>],
+    par: &dyn Parallel,
+) -> &'c mut [f32] {
     a.check();
     let isa = isa.effective();
     let (m, n, k) = (a.rows, b.n, b.k);
@@ -241,13 +312,40 @@ pub fn gemm(
         Bias::Col(v) => assert_eq!(v.len(), n, "gemm: column bias length"),
         Bias::None => {}
     }
-    if m == 0 || n == 0 {
-        return;
+    let cptr = SharedMut(c.as_mut_ptr() as *mut f32);
+    if m > 0 && n > 0 {
+        run_tasks(isa, a, b, bias, clamp, cptr, m, n, par);
     }
+    // SAFETY: the tasks wrote all of C (their rectangles tile it; `run_task` writes every
+    // element of its own, K = 0 included).
+    unsafe { core::slice::from_raw_parts_mut(cptr.get(), m * n) }
+}
+
+/// `c` with every element written +0, as the initialized slice it then is.
+pub fn zeroed(c: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    for v in c.iter_mut() {
+        v.write(0.0);
+    }
+    // SAFETY: every element was just written.
+    unsafe { &mut *(c as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
+/// Splits C into tasks and runs them.
+#[allow(clippy::too_many_arguments)]
+fn run_tasks(
+    isa: Isa,
+    a: MatRef<'_>,
+    b: &PackedB,
+    bias: Bias<'_>,
+    clamp: Option<(f32, f32)>,
+    cptr: SharedMut,
+    m: usize,
+    n: usize,
+    par: &dyn Parallel,
+) {
     let panels = n.div_ceil(b.nr);
     let row_blocks = m.div_ceil(MC);
     let col_blocks = panels.div_ceil(PANELS_PER_TASK);
-    let cptr = SharedMut(c.as_mut_ptr());
     par.run(row_blocks * col_blocks, &|t| {
         let (rb, cb) = (t / col_blocks, t % col_blocks);
         let rows = rb * MC..(m.min((rb + 1) * MC));
@@ -256,6 +354,7 @@ pub fn gemm(
             a,
             b,
             bias,
+            clamp,
             c: cptr,
             n,
             rows,
@@ -271,6 +370,7 @@ pub(crate) struct Task<'a> {
     a: MatRef<'a>,
     b: &'a PackedB,
     bias: Bias<'a>,
+    clamp: Option<(f32, f32)>,
     c: SharedMut,
     n: usize,
     rows: core::ops::Range<usize>,
@@ -330,7 +430,11 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
             }
         }
     }
-    // Epilogue: bias, canonical NaNs.
+    if k > 0 {
+        // The last K block's tiles applied the epilogue in registers.
+        return;
+    }
+    // K = 0: C is +0; the epilogue (bias, canonical NaNs) on it.
     for i in t.rows.clone() {
         for p in t.panels.clone() {
             for j in p * nr..n.min(p * nr + nr) {
@@ -341,7 +445,11 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
                     Bias::Row(b) => *v + b[i],
                     Bias::Col(b) => *v + b[j],
                 };
-                *v = canonical(crate::lanes::Scalar(s)).0;
+                let s = canonical(crate::lanes::Scalar(s));
+                *v = match t.clamp {
+                    Some(bounds) => clamp(s, bounds).0,
+                    None => s.0,
+                };
             }
         }
     }
@@ -365,6 +473,15 @@ unsafe fn block<V: Lanes, const MR: usize, const NV: usize>(
     let nr = NV * V::N;
     let (k, n) = (t.b.k, t.n);
     let cols = nr.min(n - p * nr);
+    let last = k0 + kc == k;
+    // A panel narrower than the tile (the last one) runs on a full-width copy of its
+    // rows of C, so that the tile itself only ever moves whole registers (its loops then
+    // unroll and its accumulators stay in registers).
+    let mut scratch = [MaybeUninit::<f32>::uninit(); 14 * 64];
+    let mut col_bias = [0f32; 64];
+    if let (true, Bias::Col(b)) = (last, t.bias) {
+        col_bias[..cols].copy_from_slice(&b[p * nr..][..cols]);
+    }
     // SAFETY: panel p holds K * nr values; k0 + kc <= K.
     let bp = unsafe { t.b.data.as_ptr().add((p * k + k0) * nr) };
     for tile in 0..t.rows.len().div_ceil(MR) {
@@ -375,13 +492,33 @@ unsafe fn block<V: Lanes, const MR: usize, const NV: usize>(
         } else {
             (t.a.data[i * t.a.rs + k0..].as_ptr(), t.a.rs, 1)
         };
+        let finish = match (last, t.bias) {
+            (false, _) => Finish::Partial,
+            (true, Bias::None) => Finish::Last(core::ptr::null(), core::ptr::null(), t.clamp),
+            (true, Bias::Row(b)) => Finish::Last(b[i..].as_ptr(), core::ptr::null(), t.clamp),
+            (true, Bias::Col(_)) => Finish::Last(core::ptr::null(), col_bias.as_ptr(), t.clamp),
+        };
         // SAFETY: C rows i..i+rows, columns p*nr..p*nr+cols are this task's; the packed
         // tile holds kc * MR values, and A rows i..i+rows, columns k0..k0+kc are inside
-        // `a` (MatRef::check in `gemm`).
+        // `a` (MatRef::check in `gemm`); `scratch` holds MR (<= 14) rows of nr (<= 64).
         unsafe {
             let cp = t.c.0.add(i * n + p * nr);
-            let args = (kc, ap, rs, cs, bp, cp, n, cols, k0 > 0);
-            tile_rows::<V, MR, NV>(rows, args);
+            if cols == nr {
+                tile_rows::<V, MR, NV>(rows, (kc, ap, rs, cs, bp, cp, n, k0 > 0, finish));
+            } else {
+                // Rows < `rows` of the scratch are written (copied in, or by the tile)
+                // before anything reads them.
+                let sp = scratch.as_mut_ptr() as *mut f32;
+                if k0 > 0 {
+                    for r in 0..rows {
+                        core::ptr::copy_nonoverlapping(cp.add(r * n), sp.add(r * nr), cols);
+                    }
+                }
+                tile_rows::<V, MR, NV>(rows, (kc, ap, rs, cs, bp, sp, nr, k0 > 0, finish));
+                for r in 0..rows {
+                    core::ptr::copy_nonoverlapping(sp.add(r * nr), cp.add(r * n), cols);
+                }
+            }
         }
     }
 }
@@ -426,9 +563,21 @@ type TileArgs = (
     *const f32,
     *mut f32,
     usize,
-    usize,
     bool,
+    Finish,
 );
+
+/// What a tile does with its accumulators after its K block.
+#[derive(Clone, Copy)]
+enum Finish {
+    /// More K blocks follow: store them as they are.
+    Partial,
+    /// The chain is complete: add the tile's row bias (one value per row, from the
+    /// pointer) or column bias (a whole panel's width of values, from the pointer), if
+    /// either is non-null, and make NaNs canonical — the definition's epilogue, in
+    /// registers; then [`clamp`] to the bounds when given.
+    Last(*const f32, *const f32, Option<(f32, f32)>),
+}
 
 /// A tile of `rows` (<= MR) rows: picks the instance with that many rows.
 #[inline(always)]
@@ -455,29 +604,22 @@ unsafe fn tile_rows<V: Lanes, const MR: usize, const NV: usize>(rows: usize, arg
     }
 }
 
-/// The register tile: `R` rows by `NV` registers of columns, `kc` steps of the chain.
+/// The register tile: `R` rows by `NV` registers of columns (all `NV · N` of them in C),
+/// `kc` steps of the chain. Every loop here has a constant trip count and a body of a
+/// few instructions, so that it unrolls and the accumulators live in registers.
 #[inline(always)]
 unsafe fn tile<V: Lanes, const R: usize, const NV: usize>(
-    (kc, a, rs_a, cs_a, b, c, ldc, cols, load_c): TileArgs,
+    (kc, a, rs_a, cs_a, b, c, ldc, load_c, finish): TileArgs,
 ) {
-    let nr = NV * V::N;
     let mut acc = [[V::splat(0.0); NV]; R];
-    let mut buf = [0f32; 64];
-    // SAFETY (whole body): C rows < R at stride ldc, columns < cols are valid; A rows < R
-    // at rs_a and steps < kc at cs_a are valid; B holds kc * nr values; nr <= 64.
+    // SAFETY (whole body): C rows < R at stride ldc, NV registers each, are valid; A
+    // rows < R at rs_a and steps < kc at cs_a are valid; B holds kc * NV * N values; a
+    // non-null bias pointer holds R (row) or NV * N (column) values.
     unsafe {
         if load_c {
             for (r, row) in acc.iter_mut().enumerate() {
-                let cr = c.add(r * ldc);
-                if cols == nr {
-                    for (v, reg) in row.iter_mut().enumerate() {
-                        *reg = V::load(cr.add(v * V::N));
-                    }
-                } else {
-                    core::ptr::copy_nonoverlapping(cr, buf.as_mut_ptr(), cols);
-                    for (v, reg) in row.iter_mut().enumerate() {
-                        *reg = V::load(buf.as_ptr().add(v * V::N));
-                    }
+                for (v, reg) in row.iter_mut().enumerate() {
+                    *reg = V::load(c.add(r * ldc + v * V::N));
                 }
             }
         }
@@ -494,17 +636,41 @@ unsafe fn tile<V: Lanes, const R: usize, const NV: usize>(
             step::<V, R, NV>(&mut acc, a, rs_a, cs_a, b, kk);
             kk += 1;
         }
+        if let Finish::Last(row_bias, col_bias, bounds) = finish {
+            if !col_bias.is_null() {
+                let mut bias = [V::splat(0.0); NV];
+                for (v, reg) in bias.iter_mut().enumerate() {
+                    *reg = V::load(col_bias.add(v * V::N));
+                }
+                for row in acc.iter_mut() {
+                    for (reg, b) in row.iter_mut().zip(bias.iter()) {
+                        *reg = reg.add(*b);
+                    }
+                }
+            } else if !row_bias.is_null() {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let b = V::splat(*row_bias.add(r));
+                    for reg in row.iter_mut() {
+                        *reg = reg.add(b);
+                    }
+                }
+            }
+            for row in acc.iter_mut() {
+                for reg in row.iter_mut() {
+                    *reg = canonical(*reg);
+                }
+            }
+            if let Some(bounds) = bounds {
+                for row in acc.iter_mut() {
+                    for reg in row.iter_mut() {
+                        *reg = clamp(*reg, bounds);
+                    }
+                }
+            }
+        }
         for (r, row) in acc.iter().enumerate() {
-            let cr = c.add(r * ldc);
-            if cols == nr {
-                for (v, reg) in row.iter().enumerate() {
-                    reg.store(cr.add(v * V::N));
-                }
-            } else {
-                for (v, reg) in row.iter().enumerate() {
-                    reg.store(buf.as_mut_ptr().add(v * V::N));
-                }
-                core::ptr::copy_nonoverlapping(buf.as_ptr(), cr, cols);
+            for (v, reg) in row.iter().enumerate() {
+                reg.store(c.add(r * ldc + v * V::N));
             }
         }
     }
@@ -567,10 +733,14 @@ pub fn gemm_reference(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32]) {
 /// A finished chain: `+ bias` when there is one, NaN canonical. (A function, not a
 /// closure: see [`block`].)
 #[inline(always)]
-fn finish<V: Lanes>(acc: V, bias: Option<f32>) -> V {
-    match bias {
+fn finish<V: Lanes>(acc: V, bias: Option<f32>, bounds: Option<(f32, f32)>) -> V {
+    let y = match bias {
         Some(b) => canonical(acc.add(V::splat(b))),
         None => canonical(acc),
+    };
+    match bounds {
+        Some(bounds) => clamp(y, bounds),
+        None => y,
     }
 }
 
@@ -583,13 +753,19 @@ pub fn weighted_rows<V: Lanes>(rows: &[f32], w: &[f32], bias: Option<f32>, out: 
     let (k, p) = (w.len(), out.len());
     assert_eq!(rows.len(), k * p, "weighted_rows: rows must be K x P");
     let slices: Vec<&[f32]> = (0..k).map(|kk| &rows[kk * p..][..p]).collect();
-    weighted_slices::<V>(&slices, w, bias, out);
+    weighted_slices::<V>(&slices, w, bias, None, out);
 }
 
 /// [`weighted_rows`] with each of the K rows its own slice (of at least P values): a
 /// stride-1 depthwise convolution reads its taps straight from the padded input rows.
 #[inline(always)]
-pub fn weighted_slices<V: Lanes>(rows: &[&[f32]], w: &[f32], bias: Option<f32>, out: &mut [f32]) {
+pub fn weighted_slices<V: Lanes>(
+    rows: &[&[f32]],
+    w: &[f32],
+    bias: Option<f32>,
+    bounds: Option<(f32, f32)>,
+    out: &mut [f32],
+) {
     let p = out.len();
     assert_eq!(rows.len(), w.len(), "weighted_slices: one row per weight");
     assert!(
@@ -611,7 +787,7 @@ pub fn weighted_slices<V: Lanes>(rows: &[&[f32]], w: &[f32], bias: Option<f32>, 
         }
         for (r, a) in acc.iter().enumerate() {
             // SAFETY: as above, for `out`.
-            unsafe { finish(*a, bias).store(out.as_mut_ptr().add(j + r * V::N)) };
+            unsafe { finish(*a, bias, bounds).store(out.as_mut_ptr().add(j + r * V::N)) };
         }
         j += wide;
     }
@@ -632,7 +808,7 @@ pub fn weighted_slices<V: Lanes>(rows: &[&[f32]], w: &[f32], bias: Option<f32>, 
             acc = V::fma(x, V::splat(wk), acc);
         }
         // SAFETY: `buf` holds 16 >= N values.
-        unsafe { finish(acc, bias).store(buf.as_mut_ptr()) };
+        unsafe { finish(acc, bias, bounds).store(buf.as_mut_ptr()) };
         out[j..j + lanes].copy_from_slice(&buf[..lanes]);
         j += lanes;
     }

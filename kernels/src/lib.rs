@@ -102,6 +102,62 @@ pub fn gemm(
     );
 }
 
+/// [`gemm`], then each element clamped as ONNX's `Clip` does ([`gemm::clamp`]) when
+/// `bounds` are given: the two in one pass (a convolution fused with the `Clip` after it).
+/// While a trace is on, the product is recorded as the plain [`gemm`] call it is and the
+/// clamp, which is no kernel call, is applied after it.
+pub fn gemm_clamped(
+    isa: Isa,
+    a: MatRef<'_>,
+    b: &PackedB,
+    bias: Bias<'_>,
+    bounds: Option<(f32, f32)>,
+    c: &mut [f32],
+    par: &dyn Parallel,
+) {
+    match bounds {
+        Some(bounds) if tracing() => {
+            gemm(isa, a, b, bias, c, par);
+            clamp_slice(c, bounds);
+        }
+        _ => gemm::gemm_clamped(isa, a, b, bias, bounds, c, par),
+    }
+}
+
+/// [`gemm_clamped`] into a fresh output (memory not yet written): every element of `c`
+/// is written, and `c` is returned initialized.
+pub fn gemm_into<'c>(
+    isa: Isa,
+    a: MatRef<'_>,
+    b: &PackedB,
+    bias: Bias<'_>,
+    bounds: Option<(f32, f32)>,
+    c: &'c mut [core::mem::MaybeUninit<f32>],
+    par: &dyn Parallel,
+) -> &'c mut [f32] {
+    if tracing() {
+        let c = gemm::zeroed(c);
+        gemm_clamped(isa, a, b, bias, bounds, c, par);
+        return c;
+    }
+    gemm::gemm_into(isa, a, b, bias, bounds, c, par)
+}
+
+/// Whether calls are being recorded ([`trace`]).
+fn tracing() -> bool {
+    #[cfg(feature = "std")]
+    return trace::on();
+    #[cfg(not(feature = "std"))]
+    false
+}
+
+/// Every value of `x` clamped as [`gemm::clamp`] does.
+pub fn clamp_slice(x: &mut [f32], bounds: (f32, f32)) {
+    for v in x {
+        *v = gemm::clamp(lanes::Scalar(*v), bounds).0;
+    }
+}
+
 /// `out[p] = chain_k fma(rows[k][p], w[k], acc) (+ bias)`: the matrix product of the one
 /// row `w` with `rows` (K × P), for depthwise convolutions; the same bits as [`gemm`].
 pub fn weighted_rows(isa: Isa, rows: &[f32], w: &[f32], bias: Option<f32>, out: &mut [f32]) {
@@ -126,7 +182,20 @@ fn one_row_gemm(w: &[f32], b: alloc::vec::Vec<f32>, bias: Option<f32>, n: usize)
 
 /// [`weighted_rows`] with each row its own slice (of at least `out.len()` values).
 pub fn weighted_slices(isa: Isa, rows: &[&[f32]], w: &[f32], bias: Option<f32>, out: &mut [f32]) {
-    dispatch::weighted_slices(isa, rows, w, bias, out);
+    weighted_slices_clamped(isa, rows, w, bias, None, out)
+}
+
+/// [`weighted_slices`], then each value clamped as [`gemm_clamped`] does.
+pub fn weighted_slices_clamped(
+    isa: Isa,
+    rows: &[&[f32]],
+    w: &[f32],
+    bias: Option<f32>,
+    bounds: Option<(f32, f32)>,
+    out: &mut [f32],
+) {
+    let fused = if tracing() { None } else { bounds };
+    dispatch::weighted_slices(isa, rows, w, bias, fused, out);
     let n = out.len();
     record(
         || {
@@ -139,6 +208,9 @@ pub fn weighted_slices(isa: Isa, rows: &[&[f32]], w: &[f32], bias: Option<f32>, 
         },
         out,
     );
+    if let (None, Some(bounds)) = (fused, bounds) {
+        clamp_slice(out, bounds);
+    }
 }
 
 /// `y[i] = op(x[i])`.

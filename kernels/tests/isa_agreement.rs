@@ -315,3 +315,73 @@ fn weighted_rows_is_a_one_row_gemm() {
         }
     }
 }
+
+/// A product with the clamp fused into its epilogue (`gemm_clamped`, `gemm_into` on fresh
+/// memory, `weighted_slices_clamped`) gives the bits of the plain product clamped after
+/// it, NaNs and infinities included; B packed by parallel tasks is B packed in order.
+#[test]
+fn fused_clamps_give_the_product_then_the_clamp() {
+    let mut rng = Rng(6);
+    let bounds = (-0.5f32, 0.75f32);
+    for &(m, n, kk) in &[
+        (13usize, 45usize, 7usize),
+        (96, 200, 16),
+        (5, 33, 300),
+        (1, 1, 1),
+        (4, 7, 0),
+    ] {
+        let a_data = rng.values(m * kk, 1.0);
+        let b_data = rng.values(kk * n, 1.0);
+        let a = MatRef::row_major(&a_data, m, kk);
+        let b = MatRef::row_major(&b_data, kk, n);
+        let row_bias = rng.finite(m, 1.0);
+        let col_bias = rng.finite(n, 1.0);
+        for isa in isas() {
+            let packed = PackedB::pack(isa, b);
+            let packed_par = PackedB::pack_with(isa, b, &Sequential);
+            assert_eq!(
+                bits(&packed.unpack()),
+                bits(&packed_par.unpack()),
+                "pack_with {isa:?}"
+            );
+            for bias in [Bias::None, Bias::Row(&row_bias), Bias::Col(&col_bias)] {
+                let mut want = vec![0f32; m * n];
+                k::gemm(isa, a, &packed, bias, &mut want, &Sequential);
+                k::clamp_slice(&mut want, bounds);
+                let mut got = vec![f32::NAN; m * n];
+                k::gemm_clamped(
+                    isa,
+                    a,
+                    &packed_par,
+                    bias,
+                    Some(bounds),
+                    &mut got,
+                    &Sequential,
+                );
+                assert_eq!(bits(&got), bits(&want), "gemm_clamped {isa:?} {m}x{n}x{kk}");
+                let mut fresh = vec![std::mem::MaybeUninit::<f32>::uninit(); m * n];
+                let into =
+                    k::gemm_into(isa, a, &packed, bias, Some(bounds), &mut fresh, &Sequential);
+                assert_eq!(bits(into), bits(&want), "gemm_into {isa:?} {m}x{n}x{kk}");
+            }
+        }
+    }
+    for &(taps, p) in &[(9usize, 3191usize), (9, 17), (25, 64)] {
+        let rows = rng.values(taps * p, 2.0);
+        let slices: Vec<&[f32]> = rows.chunks_exact(p).collect();
+        let w = rng.finite(taps, 1.0);
+        for isa in isas() {
+            let mut want = vec![0f32; p];
+            k::weighted_slices(isa, &slices, &w, Some(0.25), &mut want);
+            k::clamp_slice(&mut want, bounds);
+            let mut got = vec![0f32; p];
+            k::weighted_slices_clamped(isa, &slices, &w, Some(0.25), Some(bounds), &mut got);
+            assert_eq!(
+                bits(&got),
+                bits(&want),
+                "weighted_slices_clamped {isa:?} {taps}x{p}"
+            );
+            assert!(want.iter().all(|v| v.is_nan() || (-0.5..=0.75).contains(v)));
+        }
+    }
+}

@@ -26,6 +26,9 @@ struct Step {
     /// A tree ensemble's trees, parsed and checked once, at load (`None` where they do
     /// not check out: the run then fails with the same named error).
     trees: Option<ops::tree_ensemble::Ensemble>,
+    /// A `Conv` whose only reader is the next step, a `Clip` (inputs form): a run that
+    /// records nothing per step computes both at once (see [`Plan::run`]).
+    fuse_clip: bool,
 }
 
 /// The plan of one graph.
@@ -141,6 +144,20 @@ impl Plan {
                 ))
             .then(|| ops::tree_ensemble::prepare(node).ok())
             .flatten();
+            let fuse_clip = match (graph.node.get(i + 1), node.output.as_slice()) {
+                (Some(next), [out]) => {
+                    node.op_type == "Conv"
+                        && node.domain.is_empty()
+                        && next.op_type == "Clip"
+                        && next.domain.is_empty()
+                        && next.attribute.is_empty()
+                        && next.input.first() == Some(out)
+                        && !next.input[1..].contains(out)
+                        && !returned.contains(out.as_str())
+                        && last_read.get(out.as_str()) == Some(&(i + 1))
+                }
+                _ => false,
+            };
             steps.push(Step {
                 node: node.clone(),
                 delegate,
@@ -148,6 +165,7 @@ impl Plan {
                 release: std::mem::take(&mut release[i]),
                 packed,
                 trees,
+                fuse_clip,
             });
         }
         Ok(Plan {
@@ -180,8 +198,18 @@ impl Plan {
         mut meter: Option<&mut CostMeter>,
     ) -> Result<HashMap<String, Value>> {
         let mut profile = Profile::from_env();
-        for step in &self.steps {
+        // A run that records nothing per step may fuse a `Conv` with the `Clip` after it:
+        // the clamped output is computed in one pass and named as the `Clip`'s.
+        let fusing = trace.is_none() && meter.is_none();
+        let mut fused_into_previous = false;
+        for (i, step) in self.steps.iter().enumerate() {
             let node = &step.node;
+            if std::mem::take(&mut fused_into_previous) {
+                for name in &step.release {
+                    values.remove(name);
+                }
+                continue;
+            }
             let started = profile.start();
             let mut inputs = Vec::with_capacity(node.input.len());
             for name in &node.input {
@@ -198,13 +226,24 @@ impl Plan {
                     }
                 }
             }
+            let clip = match (fusing && step.fuse_clip, self.steps.get(i + 1)) {
+                (true, Some(next)) => clip_bounds(&next.node, &values)?.map(|b| (b, next)),
+                _ => None,
+            };
             let ctx = ops::Context {
                 opset: self.opset,
                 packed: &step.packed,
                 trees: step.trees.as_ref(),
+                clip: clip.map(|(bounds, _)| bounds),
             };
             let produced: Vec<(String, Value)> = match ops::run(node, &inputs, &ctx) {
-                Some(result) => node.output.iter().cloned().zip(result?).collect(),
+                Some(result) => match clip {
+                    Some((_, next)) => {
+                        fused_into_previous = true;
+                        next.node.output.iter().cloned().zip(result?).collect()
+                    }
+                    None => node.output.iter().cloned().zip(result?).collect(),
+                },
                 None if !ops::DELEGATED.contains(&node.op_type.as_str())
                     && node.op_type != "If" =>
                 {
@@ -292,6 +331,22 @@ fn step_leaf(value: &Value) -> Result<merkle::Hash> {
             merkle::leaf(&bytes)
         }
     })
+}
+
+/// The bounds of the `Clip` node `clip` from its `min` and `max` inputs, when both are
+/// absent or tensors (`None`: not fused).
+fn clip_bounds(clip: &NodeProto, values: &HashMap<String, Value>) -> Result<Option<(f32, f32)>> {
+    let mut bounds = [None, None];
+    for (bound, name) in bounds.iter_mut().zip(clip.input.iter().skip(1)) {
+        if name.is_empty() {
+            continue;
+        }
+        match values.get(name) {
+            Some(Value::Tensor(t)) => *bound = Some(t),
+            _ => return Ok(None),
+        }
+    }
+    ops::clip_bounds(bounds[0], bounds[1]).map(Some)
 }
 
 /// Time per operator type, printed to stderr after each run when `INFERCHAIN_PROFILE`

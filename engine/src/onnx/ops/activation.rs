@@ -81,6 +81,15 @@ pub fn pow(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 /// `Clip(x, min?, max?)` on f32: `x < min ? min : x`, then `> max ? max : …` (NaN stays
 /// NaN). Exact: it selects, it does not round.
 pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Tensor> {
+    let bounds = clip_bounds(min, max)?;
+    let mut out = numerics::to_f32_vec("Clip", x)?;
+    out.par_chunks_mut(CHUNK)
+        .for_each(|c| inferchain_kernels::clamp_slice(c, bounds));
+    numerics::tensor(out, x.dims())
+}
+
+/// `Clip`'s bounds from its optional `min` and `max` inputs (absent: unbounded).
+pub fn clip_bounds(min: Option<&Tensor>, max: Option<&Tensor>) -> Result<(f32, f32)> {
     let bound = |t: Option<&Tensor>, default: f32| -> Result<f32> {
         match t {
             Some(t) => Ok(t
@@ -93,15 +102,5 @@ pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Te
             None => Ok(default),
         }
     };
-    let (lo, hi) = (bound(min, f32::NEG_INFINITY)?, bound(max, f32::INFINITY)?);
-    let mut out = numerics::to_f32_vec("Clip", x)?;
-    out.par_chunks_mut(CHUNK).for_each(|c| {
-        // Selects, not branches (the signs of activations are unpredictable).
-        for v in c {
-            let x = *v;
-            let x = if x < lo { lo } else { x };
-            *v = if x > hi { hi } else { x };
-        }
-    });
-    numerics::tensor(out, x.dims())
+    Ok((bound(min, f32::NEG_INFINITY)?, bound(max, f32::INFINITY)?))
 }

@@ -20,7 +20,7 @@ use super::{attrs, window::Window};
 use crate::numerics::{self, Rayon};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
-use inferchain_kernels::{gemm, Bias, MatRef, PackedB};
+use inferchain_kernels::{gemm_clamped, gemm_into, Bias, MatRef, PackedB};
 use rayon::prelude::*;
 
 /// Pixels per matrix product the im2col path aims for: enough for the product to run
@@ -58,13 +58,15 @@ pub fn pack_conv_weight(node: &NodeProto, w: &Tensor) -> Result<Vec<PackedB>> {
 }
 
 /// `Conv(X, W, B?)`: X [N, C, spatial…], W [M, C/group, kernel…], B [M]. `packed` holds
-/// `Wᵀ` per group when W is a weight (else it is packed here).
+/// `Wᵀ` per group when W is a weight (else it is packed here). With `clip`, the output
+/// is clamped as the `Clip` fused after it would (the same bits, one pass fewer).
 pub fn conv(
     node: &NodeProto,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     packed: &[PackedB],
+    clip: Option<(f32, f32)>,
 ) -> Result<Tensor> {
     let (xd, wd) = (x.dims().to_vec(), w.dims().to_vec());
     if xd.len() < 3 || wd.len() != xd.len() {
@@ -85,7 +87,7 @@ pub fn conv(
     }
     if cg == 1 && group > 1 {
         return numerics::with_f32("Conv", x, |xs| {
-            depthwise(xs, n, w, bias.as_deref(), &window, group, mg)
+            depthwise(xs, n, w, bias.as_deref(), clip, &window, group, mg)
         })?;
     }
     // A 1×1 kernel with unit strides and no padding reads the input as its own `cols`.
@@ -104,11 +106,14 @@ pub fn conv(
         in_len,
         group,
     };
-    let bias = bias.as_deref();
+    let epilogue = Epilogue {
+        bias: bias.as_deref(),
+        clip,
+    };
     let out = if p >= DIRECT_PIXELS {
         numerics::with_f32("Conv", w, |ws| {
             numerics::with_f32("Conv", x, |xs| {
-                conv_direct(xs, ws, &geometry, bias, im2col.as_ref())
+                conv_direct(xs, ws, &geometry, &epilogue, im2col.as_ref())
             })
         })??
     } else {
@@ -120,7 +125,7 @@ pub fn conv(
             &owned[..]
         };
         numerics::with_f32("Conv", x, |xs| {
-            conv_batched(xs, packed, &geometry, bias, im2col.as_ref())
+            conv_batched(xs, packed, &geometry, &epilogue, im2col.as_ref())
         })?
     };
     let mut dims = vec![n, m];
@@ -134,7 +139,7 @@ fn conv_batched(
     xs: &[f32],
     packed: &[PackedB],
     geometry: &Geometry,
-    bias: Option<&[f32]>,
+    &Epilogue { bias, clip }: &Epilogue,
     im2col: Option<&Im2col>,
 ) -> Vec<f32> {
     let Geometry {
@@ -189,7 +194,7 @@ fn conv_batched(
                 None => Bias::None,
             };
             let mut yt = vec![0f32; pixels * mg];
-            gemm(isa, a, &packed[g], bias, &mut yt, &Rayon);
+            gemm_clamped(isa, a, &packed[g], bias, clip, &mut yt, &Rayon);
             // Yᵀ [pixels, channels] into NCHW.
             let out_chunk = &mut out[first * m * p..][..samples * m * p];
             out_chunk
@@ -205,6 +210,12 @@ fn conv_batched(
         }
     }
     out
+}
+
+/// What is applied to each finished output: `+ bias[channel]`, then the fused `Clip`.
+struct Epilogue<'a> {
+    bias: Option<&'a [f32]>,
+    clip: Option<(f32, f32)>,
 }
 
 /// A convolution's sizes.
@@ -231,7 +242,7 @@ fn conv_direct(
     xs: &[f32],
     ws: &[f32],
     geometry: &Geometry,
-    bias: Option<&[f32]>,
+    &Epilogue { bias, clip }: &Epilogue,
     im2col: Option<&Im2col>,
 ) -> Vec<f32> {
     let Geometry {
@@ -244,57 +255,48 @@ fn conv_direct(
         in_len,
         group,
     } = *geometry;
-    let m = mg * group;
     let isa = numerics::isa();
-    let mut out = vec![0f32; n * m * p];
     let mut cols: Vec<f32> = Vec::new();
-    for s in 0..n {
-        for gi in 0..group {
-            let planes = &xs[(s * c + gi * cg) * in_len..][..cg * in_len];
-            let b = match im2col {
-                None => MatRef::row_major(planes, k, p),
-                Some(im2col) => {
-                    cols.resize(k * p, 0.0);
-                    let taps = k / cg.max(1);
-                    // Rows are independent copies: filled in parallel, the same bytes in
-                    // any order.
-                    cols.par_chunks_exact_mut(p)
-                        .enumerate()
-                        .for_each(|(row, dst)| {
-                            let (ic, tap) = (row / taps, row % taps);
-                            im2col.fill(tap, &planes[ic * in_len..][..in_len], dst)
-                        });
-                    MatRef::row_major(&cols, k, p)
-                }
-            };
-            let packed = PackedB::pack_with(isa, b, &Rayon);
-            let a = MatRef::row_major(&ws[gi * mg * k..][..mg * k], mg, k);
-            let bias = match bias {
-                Some(b) => Bias::Row(&b[gi * mg..][..mg]),
-                None => Bias::None,
-            };
-            gemm(
-                isa,
-                a,
-                &packed,
-                bias,
-                &mut out[(s * m + gi * mg) * p..][..mg * p],
-                &Rayon,
-            );
-        }
-    }
-    out
+    numerics::written_in_parts(n * group, mg * p, |part, y| {
+        let (s, gi) = (part / group, part % group);
+        let planes = &xs[(s * c + gi * cg) * in_len..][..cg * in_len];
+        let b = match im2col {
+            None => MatRef::row_major(planes, k, p),
+            Some(im2col) => {
+                cols.resize(k * p, 0.0);
+                let taps = k / cg.max(1);
+                // Rows are independent copies: filled in parallel, the same bytes in
+                // any order.
+                cols.par_chunks_exact_mut(p)
+                    .enumerate()
+                    .for_each(|(row, dst)| {
+                        let (ic, tap) = (row / taps, row % taps);
+                        im2col.fill(tap, &planes[ic * in_len..][..in_len], dst)
+                    });
+                MatRef::row_major(&cols, k, p)
+            }
+        };
+        let packed = PackedB::pack_with(isa, b, &Rayon);
+        let a = MatRef::row_major(&ws[gi * mg * k..][..mg * k], mg, k);
+        let bias = match bias {
+            Some(b) => Bias::Row(&b[gi * mg..][..mg]),
+            None => Bias::None,
+        };
+        gemm_into(isa, a, &packed, bias, clip, y, &Rayon)
+    })
 }
 
 /// A depthwise convolution (one input channel per group): per sample, channel and output
 /// channel of the group, the kernels' one-row product over the taps — the same chain as
 /// the general path (over kernel positions in row-major order, padding read as +0),
 /// without a matrix product's packing.
+#[allow(clippy::too_many_arguments)]
 fn depthwise(
     xs: &[f32],
     n: usize,
     w: &Tensor,
     bias: Option<&[f32]>,
+    clip: Option<(f32, f32)>,
     window: &Window,
     group: usize,
     mg: usize,
@@ -302,9 +304,14 @@ fn depthwise(
     let m = group * mg;
     let out = numerics::with_f32("Conv", w, |ws| {
         if window.axes.len() == 2 {
-            depthwise_planar(xs, n, ws, bias, window, group, mg)
+            depthwise_planar(xs, n, ws, Epilogue { bias, clip }, window, group, mg)
         } else {
-            depthwise_im2col(xs, n, ws, bias, window, group, mg)
+            let mut out = depthwise_im2col(xs, n, ws, bias, window, group, mg);
+            if let Some(bounds) = clip {
+                out.par_chunks_mut(GEMM_PIXELS)
+                    .for_each(|c| inferchain_kernels::clamp_slice(c, bounds));
+            }
+            out
         }
     })?;
     let mut dims = vec![n, m];
@@ -356,7 +363,7 @@ fn depthwise_planar(
     xs: &[f32],
     n: usize,
     ws: &[f32],
-    bias: Option<&[f32]>,
+    Epilogue { bias, clip }: Epilogue,
     window: &Window,
     group: usize,
     mg: usize,
@@ -395,6 +402,42 @@ fn depthwise_planar(
             phases.resize(sy * sx * phase_len, 0.0);
             for (iy, row) in src.chunks_exact(ax.input).enumerate() {
                 let y = iy + ay.pad_begin;
+                let line = ((y % sy) * sx) * phase_len + (y / sy) * wq;
+                if sx == 1 {
+                    phases[line + ax.pad_begin..][..ax.input].copy_from_slice(row);
+                    continue;
+                }
+                if sx == 2 {
+                    // Even and odd input columns to their two phases, a pair at a time.
+                    let pad = ax.pad_begin;
+                    let (first, second) = (pad % 2, (pad + 1) % 2);
+                    let (a0, b0) = (
+                        line + first * phase_len + pad / 2,
+                        line + second * phase_len + pad.div_ceil(2),
+                    );
+                    let pairs = ax.input / 2;
+                    let (lo, hi) = phases.split_at_mut(line + phase_len);
+                    let (a, b) = if first == 0 {
+                        (
+                            &mut lo[a0..][..pairs + ax.input % 2],
+                            &mut hi[b0 - line - phase_len..][..pairs],
+                        )
+                    } else {
+                        (
+                            &mut hi[a0 - line - phase_len..][..pairs + ax.input % 2],
+                            &mut lo[b0..][..pairs],
+                        )
+                    };
+                    for ((pair, da), db) in row.chunks_exact(2).zip(a.iter_mut()).zip(b.iter_mut())
+                    {
+                        *da = pair[0];
+                        *db = pair[1];
+                    }
+                    if ax.input % 2 == 1 {
+                        a[pairs] = row[ax.input - 1];
+                    }
+                    continue;
+                }
                 for rx in 0..sx {
                     // Input columns ix ≡ rx - pad (mod sx) land in phase column rx.
                     let first = (rx + sx - ax.pad_begin % sx) % sx;
@@ -414,10 +457,10 @@ fn depthwise_planar(
                 let c = g * mg + oc;
                 let (wc, b) = (&ws[c * taps..][..taps], bias.map(|b| b[c]));
                 if wq == ow {
-                    inferchain_kernels::weighted_slices(isa, &rows, wc, b, y);
+                    inferchain_kernels::weighted_slices_clamped(isa, &rows, wc, b, clip, y);
                 } else {
                     wide_out.resize(wide, 0.0);
-                    inferchain_kernels::weighted_slices(isa, &rows, wc, b, wide_out);
+                    inferchain_kernels::weighted_slices_clamped(isa, &rows, wc, b, clip, wide_out);
                     for (oy, row) in y.chunks_exact_mut(ow).enumerate() {
                         row.copy_from_slice(&wide_out[oy * wq..][..ow]);
                     }
@@ -681,8 +724,12 @@ mod tests {
                 .collect();
             let im2col = (kernel > 1).then(|| Im2col::new(&window));
             for b in [None, Some(&bias[..])] {
-                let direct = conv_direct(&xs, &ws, &geometry, b, im2col.as_ref());
-                let batched = conv_batched(&xs, &packed, &geometry, b, im2col.as_ref());
+                let epilogue = Epilogue {
+                    bias: b,
+                    clip: None,
+                };
+                let direct = conv_direct(&xs, &ws, &geometry, &epilogue, im2col.as_ref());
+                let batched = conv_batched(&xs, &packed, &geometry, &epilogue, im2col.as_ref());
                 let same = direct
                     .iter()
                     .zip(&batched)
@@ -703,6 +750,8 @@ mod tests {
             // (h, w, kernel, stride, dilation, pads, multiplier)
             (7, 7, 3, 1, 1, (1, 1), 1),
             (14, 14, 3, 2, 1, (1, 1), 1),
+            (15, 15, 3, 2, 1, (1, 1), 1),
+            (13, 17, 5, 2, 2, (3, 2), 1),
             (112, 112, 3, 2, 1, (0, 1), 1),
             (40, 37, 5, 2, 1, (2, 2), 2),
             (9, 11, 3, 3, 2, (2, 0), 1),
@@ -722,7 +771,11 @@ mod tests {
             let ws = values(group * mg * k * k, 2);
             let bias = values(group * mg, 3);
             for b in [None, Some(&bias[..])] {
-                let planar = depthwise_planar(&xs, n, &ws, b, &window, group, mg);
+                let epilogue = Epilogue {
+                    bias: b,
+                    clip: None,
+                };
+                let planar = depthwise_planar(&xs, n, &ws, epilogue, &window, group, mg);
                 let reference = depthwise_im2col(&xs, n, &ws, b, &window, group, mg);
                 let same = planar
                     .iter()

@@ -40,6 +40,7 @@ pub mod tree_ensemble;
 mod variadic;
 mod window;
 
+pub use activation::clip_bounds;
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::{GraphProto, NodeProto};
 pub use conv::pack_conv_weight;
@@ -207,6 +208,9 @@ pub struct Context<'a> {
     pub packed: &'a [inferchain_kernels::PackedB],
     /// A tree ensemble's trees, parsed at load.
     pub trees: Option<&'a tree_ensemble::Ensemble>,
+    /// The bounds of a `Clip` fused into this `Conv` (the plan's `fuse_clip`): its output
+    /// is then the clamped one.
+    pub clip: Option<(f32, f32)>,
 }
 
 /// A value inside a graph: a tensor, or a sequence of tensors.
@@ -360,7 +364,16 @@ pub fn run(
         "AveragePool" => required(0).and_then(|x| pool::average_pool(node, x)),
         "GlobalMaxPool" => required(0).and_then(|x| pool::global(x, true)),
         "GlobalAveragePool" => required(0).and_then(|x| pool::global(x, false)),
-        "Conv" => (|| conv::conv(node, required(0)?, required(1)?, tensor(2)?, ctx.packed))(),
+        "Conv" => (|| {
+            conv::conv(
+                node,
+                required(0)?,
+                required(1)?,
+                tensor(2)?,
+                ctx.packed,
+                ctx.clip,
+            )
+        })(),
         "ConvTranspose" => {
             (|| conv::conv_transpose(node, required(0)?, required(1)?, tensor(2)?))()
         }
