@@ -42,7 +42,9 @@ def main() -> int:
             continue
         npy = os.path.join(folder, "input_0.npy")
         x = np.load(npy)
-        model_id = cli("model", "import", folder, "--dynamic-max", "64", "--json")["model"]
+        # Stored for local runs only: a benchmark needs no registration spec (image
+        # models' inputs are over the chain's size limit).
+        model_id = cli("model", "import", folder, "--local-only", "--json")["model"]
         engine = cli("model", "bench", model_id, "--input", npy, "--iters", str(iters), "--json")[
             "median_ms"
         ]
