@@ -55,6 +55,15 @@ fn keep_freed_memory() {
     }
 }
 
+/// Runs `work` on one of rayon's pool threads (at once, when called from one): the
+/// parallel loops inside it then split among the pool's threads directly, where each loop
+/// started from outside the pool would hand its work over and wait for it (a wake-up
+/// and a sleep per loop: hundreds per model run). Which thread runs what never changes a
+/// bit.
+pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
+}
+
 /// Kernel tasks on rayon's pool (`RAYON_NUM_THREADS`): one worker per thread takes the
 /// next task in order, so the tasks running at any moment are neighbours (they share
 /// operands in cache). Which thread computes a task never changes its bits.

@@ -906,3 +906,93 @@ fn a_conv_fused_with_its_clip_gives_the_unfused_bits() {
         );
     }
 }
+
+/// The `Clip` a `Conv` is fused into may come later, after the nodes that make its bounds
+/// (as torch.onnx writes them); a node in between that is the last to read the `Conv`'s
+/// input keeps the two apart. Either way the bits are those of a traced run.
+#[test]
+fn a_conv_fuses_with_a_later_clip_only_while_its_inputs_are_kept() {
+    let scalar = |name: &str, v: f32| NodeProto {
+        op_type: "Constant".into(),
+        output: vec![name.into()],
+        attribute: vec![AttributeProto {
+            name: "value".into(),
+            r#type: AttributeType::Tensor as i32,
+            t: Some(candle_onnx::onnx::TensorProto {
+                data_type: 1,
+                float_data: vec![v],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let x: Vec<f32> = (0..2 * 9 * 9)
+        .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.3)
+        .collect();
+    let w: Vec<f32> = (0..3 * 2 * 9)
+        .map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.25)
+        .collect();
+    let inputs = [
+        (
+            "x",
+            Tensor::from_vec(x, (1, 2, 9, 9), &Device::Cpu).expect("x"),
+        ),
+        (
+            "w",
+            Tensor::from_vec(w, (3, 2, 3, 3), &Device::Cpu).expect("w"),
+        ),
+    ];
+    let conv = node("Conv", &["x", "w"], &["h"], vec![ints("pads", &[1; 4])]);
+    let clip = node("Clip", &["h", "lo", "hi"], &["y"], vec![]);
+    let between = [
+        vec![scalar("lo", -1.0), scalar("hi", 1.5)],
+        vec![
+            scalar("lo", -1.0),
+            node("Neg", &["x"], &["nx"], vec![]),
+            scalar("hi", 1.5),
+        ],
+    ];
+    for middle in between {
+        let mut nodes = vec![conv.clone()];
+        nodes.extend(middle);
+        nodes.push(clip.clone());
+        let outputs: &[&str] = if nodes.iter().any(|n| n.op_type == "Neg") {
+            &["y", "nx"]
+        } else {
+            &["y"]
+        };
+        let plain = run_outputs(Some(17), nodes.clone(), &inputs, outputs).expect("run");
+        let value = |name: &str| ValueInfoProto {
+            name: name.into(),
+            ..Default::default()
+        };
+        let bytes = ModelProto {
+            graph: Some(GraphProto {
+                node: nodes,
+                input: inputs.iter().map(|(n, _)| value(n)).collect(),
+                output: outputs.iter().map(|n| value(n)).collect(),
+                ..Default::default()
+            }),
+            opset_import: vec![candle_onnx::onnx::OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            }],
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let named: HashMap<String, Tensor> = inputs
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.clone()))
+            .collect();
+        let mut trace = Vec::new();
+        let traced = OnnxModel::from_bytes(&bytes)
+            .expect("model")
+            .run_named_traced(named, Some(&mut trace))
+            .expect("traced run");
+        let bits = |t: &Tensor| values(t).iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+        assert_eq!(bits(&plain["y"]), bits(&traced["y"]));
+        assert!(values(&plain["y"]).iter().all(|v| (-1.0..=1.5).contains(v)));
+        assert!(values(&plain["y"]).iter().any(|&v| v != -1.0 && v != 1.5));
+    }
+}

@@ -238,7 +238,7 @@ impl OnnxModel {
                 .or_insert_with(|| Value::Tensor(weight.clone()));
         }
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.plan.run(values, trace, meter)
+            crate::numerics::on_pool(|| self.plan.run(values, trace, meter))
         }));
         let outputs = match outcome {
             Ok(result) => result.map_err(|e| map_candle_error(e, "run"))?,

@@ -26,9 +26,11 @@ struct Step {
     /// A tree ensemble's trees, parsed and checked once, at load (`None` where they do
     /// not check out: the run then fails with the same named error).
     trees: Option<ops::tree_ensemble::Ensemble>,
-    /// A `Conv` whose only reader is the next step, a `Clip` (inputs form): a run that
-    /// records nothing per step computes both at once (see [`Plan::run`]).
-    fuse_clip: bool,
+    /// A `Conv` whose output only a `Clip` (inputs form) reads: the index of that step.
+    /// A run that records nothing per step computes both there, at once ([`Plan::run`]).
+    fuse_clip: Option<usize>,
+    /// On that `Clip`: the index of the `Conv` fused into it.
+    fused_conv: Option<usize>,
 }
 
 /// The plan of one graph.
@@ -92,7 +94,7 @@ impl Plan {
             }
         }
         let mut steps = Vec::with_capacity(graph.node.len());
-        for (i, (node, reads)) in graph.node.iter().zip(&reads).enumerate() {
+        for (i, (node, node_reads)) in graph.node.iter().zip(&reads).enumerate() {
             // Outputs nobody reads later are released right away.
             let needed = |name: &String| {
                 returned.contains(name.as_str())
@@ -144,29 +146,51 @@ impl Plan {
                 ))
             .then(|| ops::tree_ensemble::prepare(node).ok())
             .flatten();
-            let fuse_clip = match (graph.node.get(i + 1), node.output.as_slice()) {
-                (Some(next), [out]) => {
-                    node.op_type == "Conv"
+            let fuse_clip = match node.output.as_slice() {
+                [out]
+                    if node.op_type == "Conv"
                         && node.domain.is_empty()
-                        && next.op_type == "Clip"
-                        && next.domain.is_empty()
-                        && next.attribute.is_empty()
-                        && next.input.first() == Some(out)
-                        && !next.input[1..].contains(out)
-                        && !returned.contains(out.as_str())
-                        && last_read.get(out.as_str()) == Some(&(i + 1))
+                        && !returned.contains(out.as_str()) =>
+                {
+                    let mut readers = (i + 1..graph.node.len()).filter(|&j| reads[j].contains(out));
+                    match (readers.next(), readers.next()) {
+                        (Some(j), None) => {
+                            let clip = &graph.node[j];
+                            // The `Conv` runs at step j: what it reads must still be
+                            // there (released at i, deferred to j, or read after j).
+                            let kept = node_reads.iter().all(|name| {
+                                last_read
+                                    .get(name.as_str())
+                                    .is_none_or(|&last| last == i || last >= j)
+                            });
+                            (kept
+                                && clip.op_type == "Clip"
+                                && clip.domain.is_empty()
+                                && clip.attribute.is_empty()
+                                && clip.input.first() == Some(out)
+                                && !clip.input[1..].contains(out))
+                            .then_some(j)
+                        }
+                        _ => None,
+                    }
                 }
-                _ => false,
+                _ => None,
             };
             steps.push(Step {
                 node: node.clone(),
                 delegate,
-                reads: reads.clone(),
+                reads: node_reads.clone(),
                 release: std::mem::take(&mut release[i]),
                 packed,
                 trees,
                 fuse_clip,
+                fused_conv: None,
             });
+        }
+        for i in 0..steps.len() {
+            if let Some(j) = steps[i].fuse_clip {
+                steps[j].fused_conv = Some(i);
+            }
         }
         Ok(Plan {
             steps,
@@ -198,52 +222,49 @@ impl Plan {
         mut meter: Option<&mut CostMeter>,
     ) -> Result<HashMap<String, Value>> {
         let mut profile = Profile::from_env();
-        // A run that records nothing per step may fuse a `Conv` with the `Clip` after it:
-        // the clamped output is computed in one pass and named as the `Clip`'s.
+        // A run that records nothing per step fuses each `Conv` into the `Clip` that alone
+        // reads it: the `Conv` waits (its inputs kept) until the `Clip`'s step, where the
+        // clamped output is computed in one pass and named as the `Clip`'s.
         let fusing = trace.is_none() && meter.is_none();
-        let mut fused_into_previous = false;
-        for (i, step) in self.steps.iter().enumerate() {
+        for step in &self.steps {
             let node = &step.node;
-            if std::mem::take(&mut fused_into_previous) {
-                for name in &step.release {
+            if fusing && step.fuse_clip.is_some() {
+                continue;
+            }
+            if let (true, Some(c)) = (fusing, step.fused_conv) {
+                let conv = &self.steps[c];
+                let started = profile.start();
+                let bounds = clip_bounds(node, &values)?;
+                let inputs = gather(&conv.node, &values)?;
+                let ctx = ops::Context {
+                    opset: self.opset,
+                    packed: &conv.packed,
+                    trees: None,
+                    clip: Some(bounds),
+                };
+                let result = match ops::run(&conv.node, &inputs, &ctx) {
+                    Some(result) => result?,
+                    None => bail!("Conv node `{}` did not run", conv.node.name),
+                };
+                let key = profile.key(&conv.node, &inputs);
+                drop(inputs);
+                values.extend(node.output.iter().cloned().zip(result));
+                for name in conv.release.iter().chain(&step.release) {
                     values.remove(name);
                 }
+                profile.record(key, started);
                 continue;
             }
             let started = profile.start();
-            let mut inputs = Vec::with_capacity(node.input.len());
-            for name in &node.input {
-                if name.is_empty() {
-                    inputs.push(None);
-                } else {
-                    match values.get(name) {
-                        Some(v) => inputs.push(Some(v)),
-                        None => bail!(
-                            "cannot find {name} for {} node `{}`",
-                            node.op_type,
-                            node.name
-                        ),
-                    }
-                }
-            }
-            let clip = match (fusing && step.fuse_clip, self.steps.get(i + 1)) {
-                (true, Some(next)) => clip_bounds(&next.node, &values)?.map(|b| (b, next)),
-                _ => None,
-            };
+            let inputs = gather(node, &values)?;
             let ctx = ops::Context {
                 opset: self.opset,
                 packed: &step.packed,
                 trees: step.trees.as_ref(),
-                clip: clip.map(|(bounds, _)| bounds),
+                clip: None,
             };
             let produced: Vec<(String, Value)> = match ops::run(node, &inputs, &ctx) {
-                Some(result) => match clip {
-                    Some((_, next)) => {
-                        fused_into_previous = true;
-                        next.node.output.iter().cloned().zip(result?).collect()
-                    }
-                    None => node.output.iter().cloned().zip(result?).collect(),
-                },
+                Some(result) => node.output.iter().cloned().zip(result?).collect(),
                 None if !ops::DELEGATED.contains(&node.op_type.as_str())
                     && node.op_type != "If" =>
                 {
@@ -333,9 +354,28 @@ fn step_leaf(value: &Value) -> Result<merkle::Hash> {
     })
 }
 
-/// The bounds of the `Clip` node `clip` from its `min` and `max` inputs, when both are
-/// absent or tensors (`None`: not fused).
-fn clip_bounds(clip: &NodeProto, values: &HashMap<String, Value>) -> Result<Option<(f32, f32)>> {
+/// The values `node` reads, in input order (`None` for an omitted optional input).
+fn gather<'v>(
+    node: &NodeProto,
+    values: &'v HashMap<String, Value>,
+) -> Result<Vec<Option<&'v Value>>> {
+    node.input
+        .iter()
+        .map(|name| match (name.is_empty(), values.get(name)) {
+            (true, _) => Ok(None),
+            (false, Some(v)) => Ok(Some(v)),
+            (false, None) => bail!(
+                "cannot find {name} for {} node `{}`",
+                node.op_type,
+                node.name
+            ),
+        })
+        .collect()
+}
+
+/// The bounds of the `Clip` node `clip` from its `min` and `max` inputs (absent:
+/// unbounded).
+fn clip_bounds(clip: &NodeProto, values: &HashMap<String, Value>) -> Result<(f32, f32)> {
     let mut bounds = [None, None];
     for (bound, name) in bounds.iter_mut().zip(clip.input.iter().skip(1)) {
         if name.is_empty() {
@@ -343,10 +383,11 @@ fn clip_bounds(clip: &NodeProto, values: &HashMap<String, Value>) -> Result<Opti
         }
         match values.get(name) {
             Some(Value::Tensor(t)) => *bound = Some(t),
-            _ => return Ok(None),
+            Some(Value::Sequence(_)) => bail!("Clip node `{}`: `{name}` is a sequence", clip.name),
+            None => bail!("cannot find {name} for Clip node `{}`", clip.name),
         }
     }
-    ops::clip_bounds(bounds[0], bounds[1]).map(Some)
+    ops::clip_bounds(bounds[0], bounds[1])
 }
 
 /// Time per operator type, printed to stderr after each run when `INFERCHAIN_PROFILE`
