@@ -62,11 +62,29 @@ fn run_outputs(
     inputs: &[(&str, Tensor)],
     outputs: &[&str],
 ) -> Result<HashMap<String, Tensor>, EngineError> {
+    let model = OnnxModel::from_bytes(&model_bytes(opset, nodes, inputs, outputs))?;
+    model.run_named(named(inputs))
+}
+
+fn named(inputs: &[(&str, Tensor)]) -> HashMap<String, Tensor> {
+    inputs
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect()
+}
+
+/// `nodes` as a model with graph inputs `inputs` and outputs `outputs`.
+fn model_bytes(
+    opset: Option<i64>,
+    nodes: Vec<NodeProto>,
+    inputs: &[(&str, Tensor)],
+    outputs: &[&str],
+) -> Vec<u8> {
     let value = |name: &str| ValueInfoProto {
         name: name.into(),
         ..Default::default()
     };
-    let bytes = ModelProto {
+    ModelProto {
         graph: Some(GraphProto {
             node: nodes,
             input: inputs.iter().map(|(n, _)| value(n)).collect(),
@@ -82,13 +100,7 @@ fn run_outputs(
             .collect(),
         ..Default::default()
     }
-    .encode_to_vec();
-    let model = OnnxModel::from_bytes(&bytes)?;
-    let named: HashMap<String, Tensor> = inputs
-        .iter()
-        .map(|(n, t)| (n.to_string(), t.clone()))
-        .collect();
-    model.run_named(named)
+    .encode_to_vec()
 }
 
 fn row(values: &[f32]) -> Tensor {
@@ -857,25 +869,9 @@ fn a_conv_fused_with_its_clip_gives_the_unfused_bits() {
         );
         let clip = node("Clip", &["h", "lo", "hi"], &["y"], vec![]);
         let inputs = [("x", x), ("w", w), ("b", b), ("lo", lo), ("hi", hi)];
-        let named: HashMap<String, Tensor> = inputs
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.clone()))
-            .collect();
-        let value = |name: &str| ValueInfoProto {
-            name: name.into(),
-            ..Default::default()
-        };
+        let named = named(&inputs);
         let model = |outputs: &[&str]| {
-            let bytes = ModelProto {
-                graph: Some(GraphProto {
-                    node: vec![conv.clone(), clip.clone()],
-                    input: inputs.iter().map(|(n, _)| value(n)).collect(),
-                    output: outputs.iter().map(|n| value(n)).collect(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }
-            .encode_to_vec();
+            let bytes = model_bytes(None, vec![conv.clone(), clip.clone()], &inputs, outputs);
             OnnxModel::from_bytes(&bytes).expect("model")
         };
         let bits = |t: &Tensor| values(t).iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
@@ -963,32 +959,11 @@ fn a_conv_fuses_with_a_later_clip_only_while_its_inputs_are_kept() {
             &["y"]
         };
         let plain = run_outputs(Some(17), nodes.clone(), &inputs, outputs).expect("run");
-        let value = |name: &str| ValueInfoProto {
-            name: name.into(),
-            ..Default::default()
-        };
-        let bytes = ModelProto {
-            graph: Some(GraphProto {
-                node: nodes,
-                input: inputs.iter().map(|(n, _)| value(n)).collect(),
-                output: outputs.iter().map(|n| value(n)).collect(),
-                ..Default::default()
-            }),
-            opset_import: vec![candle_onnx::onnx::OperatorSetIdProto {
-                domain: String::new(),
-                version: 17,
-            }],
-            ..Default::default()
-        }
-        .encode_to_vec();
-        let named: HashMap<String, Tensor> = inputs
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.clone()))
-            .collect();
+        let bytes = model_bytes(Some(17), nodes, &inputs, outputs);
         let mut trace = Vec::new();
         let traced = OnnxModel::from_bytes(&bytes)
             .expect("model")
-            .run_named_traced(named, Some(&mut trace))
+            .run_named_traced(named(&inputs), Some(&mut trace))
             .expect("traced run");
         let bits = |t: &Tensor| values(t).iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
         assert_eq!(bits(&plain["y"]), bits(&traced["y"]));
