@@ -38,8 +38,10 @@ pub fn finish() -> Vec<Record> {
         .unwrap_or_default()
 }
 
+/// Whether calls are being recorded now (a caller with a faster form of several calls
+/// uses the recorded form while this is so).
 #[inline]
-pub(crate) fn on() -> bool {
+pub fn on() -> bool {
     ON.load(Ordering::Relaxed)
 }
 

@@ -27,6 +27,11 @@ use prost::Message;
 use std::collections::{HashMap, HashSet};
 use tensor_data::ExternalFiles;
 
+/// A plan of at least this many steps, or inputs of at least this many values, runs on a
+/// pool thread ([`crate::numerics::on_pool`]).
+const POOL_STEPS: usize = 32;
+const POOL_INPUT_VALUES: usize = 16 * 1024;
+
 pub mod cost;
 pub mod op_versions;
 mod ops;
@@ -228,6 +233,10 @@ impl OnnxModel {
         trace: Option<&mut Vec<merkle::Hash>>,
         meter: Option<&mut cost::CostMeter>,
     ) -> Result<HashMap<String, CTensor>> {
+        // Moving the run onto a pool thread costs a wake-up (~10 µs): worth it where the
+        // parallel loops inside are many or large, not for a tree ensemble on 16 rows.
+        let input_values: usize = inputs.values().map(|t| t.elem_count()).sum();
+        let on_pool = self.plan.step_count() >= POOL_STEPS || input_values >= POOL_INPUT_VALUES;
         let mut values: HashMap<String, Value> = inputs
             .into_iter()
             .map(|(name, t)| (name, Value::Tensor(t)))
@@ -238,7 +247,11 @@ impl OnnxModel {
                 .or_insert_with(|| Value::Tensor(weight.clone()));
         }
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::numerics::on_pool(|| self.plan.run(values, trace, meter))
+            if on_pool {
+                crate::numerics::on_pool(|| self.plan.run(values, trace, meter))
+            } else {
+                self.plan.run(values, trace, meter)
+            }
         }));
         let outputs = match outcome {
             Ok(result) => result.map_err(|e| map_candle_error(e, "run"))?,

@@ -199,6 +199,11 @@ impl Plan {
         })
     }
 
+    /// Its number of steps.
+    pub fn step_count(&self) -> usize {
+        self.steps.len()
+    }
+
     /// Bytes of packed weights the plan holds.
     pub fn packed_bytes(&self) -> usize {
         self.steps

@@ -16,7 +16,10 @@
 //!   (`inferchain_kernels::window::conv_transpose`: binary64 in a fixed order, rounded
 //!   once); not fast.
 
-use super::{attrs, window::Window};
+use super::{
+    attrs,
+    window::{StridePhases, Window},
+};
 use crate::numerics::{self, Rayon};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
@@ -368,91 +371,22 @@ fn depthwise_planar(
     group: usize,
     mg: usize,
 ) -> Vec<f32> {
-    let (ay, ax) = (&window.axes[0], &window.axes[1]);
     let (in_len, taps, p) = (window.input_len(), window.kernel_len(), window.output_len());
-    let (sy, sx) = (ay.stride, ax.stride);
-    let (hq, wq) = (
-        (ay.input + ay.pad_begin + ay.pad_end).div_ceil(sy),
-        (ax.input + ax.pad_begin + ax.pad_end).div_ceil(sx),
-    );
-    let (oh, ow) = (ay.output, ax.output);
-    let phase_len = hq * wq;
     let mut out = vec![0f32; n * group * mg * p];
+    let Some(split) = StridePhases::of(window) else {
+        return depthwise_im2col(xs, n, ws, bias, window, group, mg);
+    };
     if p == 0 {
         return out;
     }
-    let wide = (oh - 1) * wq + ow;
-    // Kernel position (ky, kx) reads padded (oy·sy + ky·dy, ox·sx + kx·dx): in phase
-    // (ky·dy mod sy, kx·dx mod sx), at (oy + ky·dy div sy, ox + kx·dx div sx).
-    let reads: Vec<usize> = (0..ay.kernel)
-        .flat_map(|ky| {
-            (0..ax.kernel).map(move |kx| {
-                let (ry, rx) = (ky * ay.dilation, kx * ax.dilation);
-                ((ry % sy) * sx + rx % sx) * phase_len + (ry / sy) * wq + rx / sx
-            })
-        })
-        .collect();
+    let (wq, ow, wide) = (split.wq, split.ow, split.wide);
     let isa = numerics::isa();
     out.par_chunks_mut(mg * p).enumerate().for_each_init(
         || (Vec::new(), Vec::new()),
         |(phases, wide_out): &mut (Vec<f32>, Vec<f32>), (plane, dst)| {
             let (s, g) = (plane / group, plane % group);
-            let src = &xs[(s * group + g) * in_len..][..in_len];
-            phases.clear();
-            phases.resize(sy * sx * phase_len, 0.0);
-            for (iy, row) in src.chunks_exact(ax.input).enumerate() {
-                let y = iy + ay.pad_begin;
-                let line = ((y % sy) * sx) * phase_len + (y / sy) * wq;
-                if sx == 1 {
-                    phases[line + ax.pad_begin..][..ax.input].copy_from_slice(row);
-                    continue;
-                }
-                if sx == 2 {
-                    // Even and odd input columns to their two phases, a pair at a time.
-                    let pad = ax.pad_begin;
-                    let (first, second) = (pad % 2, (pad + 1) % 2);
-                    let (a0, b0) = (
-                        line + first * phase_len + pad / 2,
-                        line + second * phase_len + pad.div_ceil(2),
-                    );
-                    let pairs = ax.input / 2;
-                    let (lo, hi) = phases.split_at_mut(line + phase_len);
-                    let (a, b) = if first == 0 {
-                        (
-                            &mut lo[a0..][..pairs + ax.input % 2],
-                            &mut hi[b0 - line - phase_len..][..pairs],
-                        )
-                    } else {
-                        (
-                            &mut hi[a0 - line - phase_len..][..pairs + ax.input % 2],
-                            &mut lo[b0..][..pairs],
-                        )
-                    };
-                    for ((pair, da), db) in row.chunks_exact(2).zip(a.iter_mut()).zip(b.iter_mut())
-                    {
-                        *da = pair[0];
-                        *db = pair[1];
-                    }
-                    if ax.input % 2 == 1 {
-                        a[pairs] = row[ax.input - 1];
-                    }
-                    continue;
-                }
-                for rx in 0..sx {
-                    // Input columns ix ≡ rx - pad (mod sx) land in phase column rx.
-                    let first = (rx + sx - ax.pad_begin % sx) % sx;
-                    if first >= ax.input {
-                        continue;
-                    }
-                    let column = (first + ax.pad_begin) / sx;
-                    let phase = ((y % sy) * sx + rx) * phase_len + (y / sy) * wq;
-                    let dst = &mut phases[phase + column..phase + wq];
-                    for (d, v) in dst.iter_mut().zip(row[first..].iter().step_by(sx)) {
-                        *d = *v;
-                    }
-                }
-            }
-            let rows: Vec<&[f32]> = reads.iter().map(|&at| &phases[at..]).collect();
+            split.fill(&xs[(s * group + g) * in_len..][..in_len], 0.0, phases);
+            let rows: Vec<&[f32]> = split.reads.iter().map(|&at| &phases[at..]).collect();
             for (oc, y) in dst.chunks_exact_mut(p).enumerate() {
                 let c = g * mg + oc;
                 let (wc, b) = (&ws[c * taps..][..taps], bias.map(|b| b[c]));

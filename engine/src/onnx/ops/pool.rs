@@ -5,7 +5,10 @@
 //! (`inferchain_kernels::window`: values in kernel row-major order, averages summed in
 //! binary64 and divided once), so the same bits on every CPU. f32 only.
 
-use super::{attrs, window::Window};
+use super::{
+    attrs,
+    window::{StridePhases, Window},
+};
 use crate::numerics;
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
@@ -16,7 +19,70 @@ pub fn max_pool(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
     if node.output.iter().skip(1).any(|o| !o.is_empty()) {
         bail!("MaxPool: the Indices output is not supported")
     }
+    if let Some(out) = planar_max(node, x)? {
+        return Ok(out);
+    }
     pool(node, x, |values, _| kernel::max(values))
+}
+
+/// `MaxPool` over two spatial axes, a whole plane at a time ([`StridePhases`]): per
+/// output, the kernels' window maximum taken lane by lane (kernel positions in row-major
+/// order, `v > m ? v : m` from -∞, a NaN anywhere giving the canonical NaN), padding read
+/// as -∞, which never replaces anything: the bits of [`kernel::max`] over the window's
+/// values inside the input. `None` where it does not apply (other ranks, `ceil_mode`
+/// windows past the padding, or while kernel calls are being recorded).
+fn planar_max(node: &NodeProto, x: &Tensor) -> Result<Option<Tensor>> {
+    let dims = x.dims();
+    let Some(kernel_shape) = attrs::ints(node, "kernel_shape") else {
+        return Ok(None);
+    };
+    if dims.len() != 4 || kernel_shape.len() != 2 || inferchain_kernels::trace::on() {
+        return Ok(None);
+    }
+    let kernel_shape: Vec<usize> = kernel_shape.iter().map(|&k| k.max(0) as usize).collect();
+    let window = Window::of(node, &dims[2..], &kernel_shape)?;
+    let Some(split) = StridePhases::of(&window) else {
+        return Ok(None);
+    };
+    let (in_len, p) = (window.input_len(), window.output_len());
+    let mut out = vec![0f32; dims[0] * dims[1] * p];
+    if p > 0 && in_len > 0 {
+        let (wq, ow, wide) = (split.wq, split.ow, split.wide);
+        numerics::with_f32(&node.op_type, x, |data| {
+            out.par_chunks_mut(p)
+                .zip(data.par_chunks(in_len))
+                .for_each_init(
+                    || (Vec::new(), Vec::new(), Vec::new()),
+                    |(phases, max, nan): &mut (Vec<f32>, Vec<f32>, Vec<bool>), (dst, plane)| {
+                        split.fill(plane, f32::NEG_INFINITY, phases);
+                        max.clear();
+                        max.resize(wide, f32::NEG_INFINITY);
+                        nan.clear();
+                        nan.resize(wide, false);
+                        for &at in &split.reads {
+                            let run = &phases[at..][..wide];
+                            for ((m, n), &v) in max.iter_mut().zip(nan.iter_mut()).zip(run) {
+                                *n |= v.is_nan();
+                                *m = if v > *m { v } else { *m };
+                            }
+                        }
+                        for (oy, row) in dst.chunks_exact_mut(ow).enumerate() {
+                            let (m, n) = (&max[oy * wq..][..ow], &nan[oy * wq..][..ow]);
+                            for ((y, &m), &n) in row.iter_mut().zip(m).zip(n) {
+                                *y = if n {
+                                    inferchain_kernels::math::CANONICAL_NAN
+                                } else {
+                                    m
+                                };
+                            }
+                        }
+                    },
+                )
+        })?;
+    }
+    let mut out_dims = dims[..2].to_vec();
+    out_dims.extend(window.output_dims());
+    numerics::tensor(out, out_dims).map(Some)
 }
 
 pub fn average_pool(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
@@ -143,4 +209,92 @@ pub fn global(x: &Tensor, max: bool) -> Result<Tensor> {
     let mut out_dims = dims[..2].to_vec();
     out_dims.extend(std::iter::repeat_n(1, dims.len() - 2));
     numerics::tensor(out, out_dims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use candle_onnx::onnx::{attribute_proto::AttributeType, AttributeProto};
+
+    fn max_pool_node(
+        kernel: i64,
+        stride: i64,
+        pads: [i64; 4],
+        dilation: i64,
+        ceil: i64,
+    ) -> NodeProto {
+        let ints = |name: &str, v: Vec<i64>| AttributeProto {
+            name: name.into(),
+            ints: v,
+            r#type: AttributeType::Ints as i32,
+            ..Default::default()
+        };
+        NodeProto {
+            op_type: "MaxPool".into(),
+            attribute: vec![
+                ints("kernel_shape", vec![kernel; 2]),
+                ints("strides", vec![stride; 2]),
+                ints("pads", pads.to_vec()),
+                ints("dilations", vec![dilation; 2]),
+                AttributeProto {
+                    name: "ceil_mode".into(),
+                    i: ceil,
+                    r#type: AttributeType::Int as i32,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    /// The whole-plane maximum gives the window-by-window bits: every stride, padding
+    /// and dilation, signed zeros (the first of equal maxima wins), NaNs and -∞.
+    #[test]
+    fn planar_max_pool_matches_the_window_by_window_one() {
+        let (h, w) = (13usize, 18usize);
+        let values: Vec<f32> = (0..2 * 3 * h * w)
+            .map(|i| match i % 29 {
+                0 => f32::NAN,
+                1 => -0.0,
+                2 => 0.0,
+                3 => f32::NEG_INFINITY,
+                _ => ((i * 7919 % 113) as f32 - 56.0) * 0.5,
+            })
+            .collect();
+        let x = Tensor::from_vec(values, (2, 3, h, w), &Device::Cpu).expect("x");
+        let cases = [
+            (3, 2, [1, 1, 1, 1], 1, 0),
+            (3, 1, [1, 1, 1, 1], 1, 0),
+            (2, 2, [0, 0, 0, 0], 1, 0),
+            (3, 3, [2, 0, 1, 2], 2, 0),
+            (5, 2, [2, 2, 2, 2], 1, 0),
+            (3, 2, [0, 0, 0, 0], 1, 1),
+        ];
+        for (k, s, pads, d, ceil) in cases {
+            let node = max_pool_node(k, s, pads, d, ceil);
+            let reference = pool(&node, &x, |v, _| kernel::max(v)).expect("pool");
+            let bits = |t: &Tensor| {
+                t.flatten_all()
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .expect("values")
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<u32>>()
+            };
+            let got = max_pool(&node, &x).expect("max_pool");
+            assert_eq!(got.dims(), reference.dims());
+            assert_eq!(
+                bits(&got),
+                bits(&reference),
+                "k{k} s{s} {pads:?} d{d} ceil{ceil}"
+            );
+            if ceil == 0 {
+                assert!(
+                    planar_max(&node, &x).expect("planar").is_some(),
+                    "k{k} s{s} takes the planar path"
+                );
+            }
+        }
+    }
 }

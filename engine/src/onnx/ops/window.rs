@@ -163,3 +163,120 @@ pub fn unravel(mut flat: usize, dims: &[usize], out: &mut [usize]) {
         flat /= d;
     }
 }
+
+/// A 2-D window's input plane split into its stride phases, so that each kernel position
+/// reads one contiguous run for the whole plane: phase `(ry, rx)` holds the padded rows
+/// `ry, ry + sy, …` and columns `rx, rx + sx, …`; kernel position (ky, kx) reads padded
+/// (oy·sy + ky·dy, ox·sx + kx·dx), in phase (ky·dy mod sy, kx·dx mod sx) at
+/// (oy + ky·dy div sy, ox + kx·dx div sx). The reads run over a "wide" output whose rows
+/// are a phase's width (`wq`) apart; the columns past the output's width (`ow`) read
+/// neighbouring values and are dropped.
+pub struct StridePhases {
+    window: Window,
+    /// Phase rows' width, and the values in one phase.
+    pub wq: usize,
+    phase_len: usize,
+    pub ow: usize,
+    /// Values of the wide output.
+    pub wide: usize,
+    /// Per kernel position (row-major), where its run starts in the phases.
+    pub reads: Vec<usize>,
+}
+
+impl StridePhases {
+    /// `None` unless the window has two axes and every window lies inside the padded
+    /// input (always so without `ceil_mode`).
+    pub fn of(window: &Window) -> Option<StridePhases> {
+        let [ay, ax] = window.axes.as_slice() else {
+            return None;
+        };
+        let fits = |a: &Axis| {
+            a.output == 0
+                || (a.output - 1) * a.stride + (a.kernel - 1) * a.dilation
+                    < a.input + a.pad_begin + a.pad_end
+        };
+        if !fits(ay) || !fits(ax) {
+            return None;
+        }
+        let (sy, sx) = (ay.stride, ax.stride);
+        let hq = (ay.input + ay.pad_begin + ay.pad_end).div_ceil(sy);
+        let wq = (ax.input + ax.pad_begin + ax.pad_end).div_ceil(sx);
+        let phase_len = hq * wq;
+        let reads = (0..ay.kernel)
+            .flat_map(|ky| {
+                (0..ax.kernel).map(move |kx| {
+                    let (ry, rx) = (ky * ay.dilation, kx * ax.dilation);
+                    ((ry % sy) * sx + rx % sx) * phase_len + (ry / sy) * wq + rx / sx
+                })
+            })
+            .collect();
+        Some(StridePhases {
+            window: window.clone(),
+            wq,
+            phase_len,
+            ow: ax.output,
+            wide: (ay.output.max(1) - 1) * wq + ax.output,
+            reads,
+        })
+    }
+
+    /// Writes the phases of the input plane `src` into `phases`, `padding` where the
+    /// padded plane lies outside the input.
+    pub fn fill(&self, src: &[f32], padding: f32, phases: &mut Vec<f32>) {
+        let (ay, ax) = (&self.window.axes[0], &self.window.axes[1]);
+        let (sy, sx, wq, phase_len) = (ay.stride, ax.stride, self.wq, self.phase_len);
+        phases.clear();
+        phases.resize(sy * sx * phase_len, padding);
+        for (iy, row) in src.chunks_exact(ax.input).enumerate() {
+            let y = iy + ay.pad_begin;
+            let line = ((y % sy) * sx) * phase_len + (y / sy) * wq;
+            if sx == 1 {
+                phases[line + ax.pad_begin..][..ax.input].copy_from_slice(row);
+                continue;
+            }
+            if sx == 2 {
+                // Even and odd input columns to their two phases, a pair at a time.
+                let pad = ax.pad_begin;
+                let (first, second) = (pad % 2, (pad + 1) % 2);
+                let (a0, b0) = (
+                    line + first * phase_len + pad / 2,
+                    line + second * phase_len + pad.div_ceil(2),
+                );
+                let pairs = ax.input / 2;
+                let (lo, hi) = phases.split_at_mut(line + phase_len);
+                let (a, b) = if first == 0 {
+                    (
+                        &mut lo[a0..][..pairs + ax.input % 2],
+                        &mut hi[b0 - line - phase_len..][..pairs],
+                    )
+                } else {
+                    (
+                        &mut hi[a0 - line - phase_len..][..pairs + ax.input % 2],
+                        &mut lo[b0..][..pairs],
+                    )
+                };
+                for ((pair, da), db) in row.chunks_exact(2).zip(a.iter_mut()).zip(b.iter_mut()) {
+                    *da = pair[0];
+                    *db = pair[1];
+                }
+                if ax.input % 2 == 1 {
+                    a[pairs] = row[ax.input - 1];
+                }
+                continue;
+            }
+            for rx in 0..sx {
+                // Input columns ix ≡ rx - pad (mod sx) land in phase column rx.
+                let first = (rx + sx - ax.pad_begin % sx) % sx;
+                if first >= ax.input {
+                    continue;
+                }
+                let column = (first + ax.pad_begin) / sx;
+                let phase = ((y % sy) * sx + rx) * phase_len + (y / sy) * wq;
+                let dst = &mut phases[phase + column..phase + wq];
+                for (d, v) in dst.iter_mut().zip(row[first..].iter().step_by(sx)) {
+                    *d = *v;
+                }
+            }
+        }
+    }
+}
