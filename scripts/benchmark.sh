@@ -15,7 +15,7 @@ echo "[bench] building inferchain-node with --features runtime-benchmarks"
 cargo build --release -p inferchain-node --features runtime-benchmarks
 
 pallets=("$@")
-[ "${#pallets[@]}" -gt 0 ] || pallets=(pallet_models pallet_inference)
+[ "${#pallets[@]}" -gt 0 ] || pallets=(pallet_models pallet_inference pallet_validators)
 for pallet in "${pallets[@]}"; do
     dir="pallets/${pallet#pallet_}/src"
     echo "[bench] $pallet -> $dir/weights.rs"

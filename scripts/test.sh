@@ -20,6 +20,6 @@ step "kernel tests on aarch64 under qemu-aarch64 (NEON against the scalar refere
 cargo test --release --target aarch64-unknown-linux-gnu -p inferchain-kernels
 
 step "cargo test --release (builds the node and the wasm runtime; unit, mock-runtime and real-node tests)"
-cargo test --release --workspace --lib --bins --tests
+cargo test --release --workspace --lib --bins --tests --features inferchain-node/test-faults
 
 step "done"

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # A four-validator local testnet on loopback (Alice, Bob, Charlie, Dave).
-# Usage: scripts/testnet.sh start|stop|status
-#   start   builds the node if needed and starts the four validators in the background
-#   stop    stops them (SIGTERM) and keeps their databases
-#   status  prints each node's best and finalized block
+# Usage: scripts/testnet.sh start|stop|status|add-eve|rotate-out NAME
+#   start       builds the node if needed and starts the four validators in the background
+#   stop        stops them (and Eve's node) with SIGTERM and keeps their databases
+#   status      prints each node's best and finalized block, then the validator set
+#   add-eve     starts a fifth node (Eve), registers her session keys and has the council
+#               (Alice proposes, Bob seconds, anyone closes) add her as a validator
+#   rotate-out NAME  has the council remove validator NAME (e.g. dave)
+# A set change is enacted within 20 blocks (two session rotations); GRANDPA's set id moves.
 # All four are executors; their off-chain workers read the genesis models from one store
 # (scripts/node.sh). State lives in $TESTNET_DIR (default ~/.cache/inferchain/testnet); `rm -rf` it to reset.
 set -euo pipefail
@@ -12,7 +16,7 @@ cd "$INFERCHAIN_ROOT"
 source scripts/node.sh
 
 TESTNET_DIR="${TESTNET_DIR:-$HOME/.cache/inferchain/testnet}"
-NAMES=(alice bob charlie dave)
+NAMES=(alice bob charlie dave eve)
 # p2p 30333.., RPC 9944.. (alice's RPC is the usual 9944)
 p2p_port() { echo $((30333 + $1)); }
 rpc_port() { echo $((9944 + $1)); }
@@ -52,6 +56,40 @@ start() {
     echo "[testnet] stop with: scripts/testnet.sh stop"
 }
 
+# Passes a council motion the way a council does: Alice proposed it, Bob votes aye,
+# Alice closes it. $1: the `inferchain … propose-*` output naming the motion.
+pass_motion() {
+    local motion
+    motion="$(echo "$1" | sed -n 's/^motion \(0x[0-9a-f]*\).*/\1/p')"
+    [ -n "$motion" ] || { echo "[testnet] no motion in: $1" >&2; exit 1; }
+    "$CLI_BIN" council vote "$motion" --aye --suri //Bob
+    "$CLI_BIN" council close "$motion" --suri //Alice
+}
+
+add_eve() {
+    local i=4 name=eve pidfile="$TESTNET_DIR/eve.pid"
+    local alice_peer
+    alice_peer="$(node_key 0 | "$NODE_BIN" key inspect-node-key)"
+    if ! { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }; then
+        "$NODE_BIN" --chain local --eve --validator --base-path "$TESTNET_DIR/eve" \
+            --node-key "$(node_key $i)" --port "$(p2p_port $i)" --rpc-port "$(rpc_port $i)" \
+            --no-prometheus --no-telemetry --no-mdns --model-store "$STORE" \
+            --bootnodes "/ip4/127.0.0.1/tcp/$(p2p_port 0)/p2p/$alice_peer" \
+            >>"$TESTNET_DIR/$name.log" 2>&1 &
+        echo $! >"$pidfile"
+        echo "[testnet] eve: pid $!, RPC http://127.0.0.1:$(rpc_port $i), log $TESTNET_DIR/$name.log"
+    fi
+    "$CLI_BIN" validator set-keys --suri //Eve
+    pass_motion "$("$CLI_BIN" validator propose-add //Eve --suri //Alice)"
+    echo "[testnet] Eve joins the set within 20 blocks: scripts/testnet.sh status"
+}
+
+rotate_out() {
+    [ -n "${1:-}" ] || { echo "usage: $0 rotate-out NAME" >&2; exit 2; }
+    pass_motion "$("$CLI_BIN" validator propose-remove "//${1^}" --suri //Alice)"
+    echo "[testnet] ${1^} leaves the set within 20 blocks: scripts/testnet.sh status"
+}
+
 stop() {
     local name
     for name in "${NAMES[@]}"; do
@@ -65,19 +103,22 @@ stop() {
 
 status() {
     local i
-    for i in 0 1 2 3; do
+    for i in 0 1 2 3 4; do
         local best fin
         best="$(rpc "$(rpc_port $i)" chain_getHeader | sed -n 's/.*"number":"\(0x[0-9a-f]*\)".*/\1/p')"
         fin="$(rpc "$(rpc_port $i)" chain_getFinalizedHead | sed -n 's/.*"result":"\(0x[0-9a-f]*\)".*/\1/p')"
-        if [ -z "$best" ]; then echo "${NAMES[$i]}: down"; continue; fi
+        if [ -z "$best" ]; then [ "$i" -lt 4 ] && echo "${NAMES[$i]}: down"; continue; fi
         fin="$(rpc "$(rpc_port $i)" chain_getHeader "[\"$fin\"]" | sed -n 's/.*"number":"\(0x[0-9a-f]*\)".*/\1/p')"
         echo "${NAMES[$i]}: best #$((best)) finalized #$((fin))"
     done
+    "$CLI_BIN" validator list 2>/dev/null || true
 }
 
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
     status) status ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    add-eve) add_eve ;;
+    rotate-out) rotate_out "${2:-}" ;;
+    *) echo "usage: $0 start|stop|status|add-eve|rotate-out NAME" >&2; exit 2 ;;
 esac

@@ -93,22 +93,162 @@ pub enum Command {
         json: bool,
     },
     /// Check a request's receipt: finality (GRANDPA justification), storage proofs,
-    /// hashes, and with --rerun the output on this CPU. Exit code 0 only if all hold.
+    /// hashes, and with --rerun the output on this CPU. Exit codes: 0 valid, 3 invalid,
+    /// 4 not final yet, 5 node unreachable.
     Verify {
         /// The request id.
         id: u64,
         #[command(flatten)]
         chain: ChainArgs,
-        /// The genesis hash you trust (default: the node's, with a warning).
-        #[arg(long)]
-        genesis: Option<String>,
-        /// Re-run the model locally (from --store; fetched from its registered mirror
-        /// if missing) and compare under the model's comparison rule.
-        #[arg(long)]
-        rerun: bool,
+        #[command(flatten)]
+        receipt: ReceiptArgs,
+        /// Also write the receipt to FILE: headers, justifications and storage proofs that
+        /// `inferchain receipt check FILE` verifies with no node.
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
+    },
+    /// Receipts exported by `verify --export`.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+    /// The model council: motions and votes.
+    #[command(subcommand)]
+    Council(CouncilCommand),
+    /// The validator set: who authors and finalizes blocks, and motions that change it.
+    #[command(subcommand)]
+    Validator(ValidatorCommand),
+}
+
+/// A council motion's proposer and threshold.
+#[derive(Args, Debug)]
+pub struct MotionArgs {
+    /// Secret URI of a council member.
+    #[arg(long)]
+    pub suri: String,
+    /// Aye votes the motion needs (default: more than half of the council).
+    #[arg(long)]
+    pub threshold: Option<u32>,
+    #[command(flatten)]
+    pub chain: ChainArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum StatusArg {
+    Active,
+    Deprecated,
+    Retired,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ValidatorCommand {
+    /// The validators of this session, the set governance decided, the session index and
+    /// GRANDPA's set id.
+    List {
+        #[command(flatten)]
+        chain: ChainArgs,
         #[arg(long)]
         json: bool,
     },
+    /// Register this account's session keys (Aura sr25519 and GRANDPA ed25519, derived
+    /// from --keys-suri as a node started with `--alice`… or `key insert` holds them),
+    /// with the proof that the account holds them. Holds a key deposit.
+    SetKeys {
+        /// Secret URI of the validator's account.
+        #[arg(long)]
+        suri: String,
+        /// Secret URI the session keys derive from (default: --suri).
+        #[arg(long)]
+        keys_suri: Option<String>,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+    /// Propose to the council to add a validator (SS58 address or dev name).
+    ProposeAdd {
+        who: String,
+        #[command(flatten)]
+        motion: MotionArgs,
+    },
+    /// Propose to the council to remove a validator.
+    ProposeRemove {
+        who: String,
+        #[command(flatten)]
+        motion: MotionArgs,
+    },
+}
+
+/// The model council: its members vote on motions (registering, deprecating and
+/// retiring models, their fees, the council's own membership).
+#[derive(Subcommand, Debug)]
+pub enum CouncilCommand {
+    /// The members and the open motions with their votes.
+    List {
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Vote on an open motion.
+    Vote {
+        /// The motion's hash (`council list`).
+        motion: String,
+        /// Vote aye.
+        #[arg(long, conflicts_with = "nay", required_unless_present = "nay")]
+        aye: bool,
+        /// Vote nay.
+        #[arg(long)]
+        nay: bool,
+        /// Secret URI of a council member.
+        #[arg(long)]
+        suri: String,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+    /// Close a motion that has its votes (or whose time ran out): it is executed if
+    /// approved. Anyone may close.
+    Close {
+        /// The motion's hash (`council list`).
+        motion: String,
+        /// Secret URI of the account paying for the transaction.
+        #[arg(long)]
+        suri: String,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReceiptCommand {
+    /// Check an exported receipt with no node: the same checks as `verify` (exit codes
+    /// too), against the genesis hash you trust.
+    Check {
+        /// The file `verify --export` wrote.
+        file: PathBuf,
+        #[command(flatten)]
+        receipt: ReceiptArgs,
+    },
+}
+
+/// What a receipt is checked against and for.
+#[derive(Args, Debug)]
+pub struct ReceiptArgs {
+    /// The genesis hash you trust (from the chain spec or a source you trust; the
+    /// node's `chain_getBlockHash(0)` is only as good as the node). Required.
+    #[arg(long)]
+    pub genesis: Option<String>,
+    /// The request must be this account's (SS58 address or a dev name like //Charlie).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// The request's input must be exactly this one (`--input`, `--text` or `--prompt`
+    /// with `--max-tokens`, as given to `submit`).
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Re-run the model locally (from --store; fetched from its registered mirror
+    /// if missing) and compare under the model's comparison rule. Only after every other
+    /// check passed.
+    #[arg(long)]
+    pub rerun: bool,
+    /// One JSON object, errors included.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -294,7 +434,8 @@ pub enum ModelCommand {
     },
     /// Re-hash a stored model's files against its id.
     Verify { model: String },
-    /// Import a model and register it on chain through sudo (the dev chain's governance).
+    /// Import a model and register it on chain through sudo (the development chain only;
+    /// elsewhere the council registers models: `model propose`).
     Register {
         #[command(flatten)]
         model: ImportArgs,
@@ -307,6 +448,36 @@ pub enum ModelCommand {
         suri: String,
         #[command(flatten)]
         chain: ChainArgs,
+    },
+    /// Propose to the model council to register a model (with its dispute commitments,
+    /// as one batch), and vote aye on it as the proposer. Members then `council vote`
+    /// and anyone `council close`s it.
+    Propose {
+        #[command(flatten)]
+        model: ImportArgs,
+        /// Where nodes fetch the model if they lack it (as for `register`).
+        #[arg(long)]
+        uri: Option<String>,
+        #[command(flatten)]
+        motion: MotionArgs,
+    },
+    /// Propose to the council a new fee for a registered model.
+    ProposeFee {
+        /// The model: id or registered name.
+        model: String,
+        /// The new fee, in the chain's smallest unit.
+        fee: u128,
+        #[command(flatten)]
+        motion: MotionArgs,
+    },
+    /// Propose to the council a model's new status: active, deprecated (no new
+    /// requests) or retired (final).
+    ProposeStatus {
+        /// The model: id or registered name.
+        model: String,
+        status: StatusArg,
+        #[command(flatten)]
+        motion: MotionArgs,
     },
     /// The models registered on chain.
     List {

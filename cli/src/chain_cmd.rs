@@ -1,4 +1,5 @@
-//! `inferchain submit`, `result` and `verify`: the chain, through the library's client.
+//! `inferchain submit`, `serve` and `result`: the chain, through the library's client
+//! (`verify` is in `receipt_cmd`).
 
 use crate::{
     args::{ChainArgs, Command},
@@ -17,7 +18,6 @@ use inferchain_primitives::{io::Payload, ModelId};
 use inferchain_runtime::{Runtime, RuntimeCall};
 use pallet_inference::{RequestStatus, ResultOf};
 use serde_json::{json, Value};
-use sp_core::H256;
 use std::{
     path::Path,
     time::{Duration, Instant},
@@ -183,67 +183,17 @@ pub fn run(store: &Path, cmd: Command) -> Result<()> {
         Command::Verify {
             id,
             chain,
-            genesis,
-            rerun,
-            json,
-        } => verify(store, id, &chain, genesis.as_deref(), rerun, json),
-        Command::Model(_) | Command::Memory(_) => {
-            unreachable!("model and memory commands are dispatched in main")
+            receipt,
+            export,
+        } => crate::receipt_cmd::verify(store, id, &chain, &receipt, export.as_deref()),
+        Command::Model(_)
+        | Command::Memory(_)
+        | Command::Receipt(_)
+        | Command::Council(_)
+        | Command::Validator(_) => {
+            unreachable!("model, memory and receipt commands are dispatched in main")
         }
     }
-}
-
-fn verify(
-    store: &Path,
-    id: u64,
-    chain: &ChainArgs,
-    genesis: Option<&str>,
-    rerun: bool,
-    json: bool,
-) -> Result<()> {
-    let client = connect(chain)?;
-    let genesis = match genesis {
-        Some(g) => H256(parse_id(g).context("--genesis")?.0),
-        None => {
-            let g = client.params().genesis;
-            eprintln!(
-                "warning: trusting the node's genesis hash {g:?}; pin the one you trust with --genesis"
-            );
-            g
-        }
-    };
-    let mut receipt = client.receipt(id, genesis)?;
-    check_memory_answer(store, &client, &mut receipt, rerun);
-    if rerun {
-        let (ok, detail) = match rerun_locally(store, &receipt) {
-            Ok(d) => d,
-            Err(e) => (false, format!("{e:#}")),
-        };
-        receipt.checks.push(inferchain_cli::chain::receipt::Check {
-            name: "re-run",
-            ok,
-            detail,
-        });
-    }
-    let report = receipt_json(&receipt);
-    if json {
-        println!("{report}");
-    } else {
-        print_receipt(&receipt);
-    }
-    if !receipt.valid() {
-        let failed: Vec<&str> = receipt
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.name)
-            .collect();
-        bail!(
-            "receipt of request {id} NOT verified: {} failed",
-            failed.join(", ")
-        );
-    }
-    Ok(())
 }
 
 /// `submit --memory`: asks `model` the prompt with the space's memories (`ask`), follows
@@ -366,7 +316,12 @@ fn ask_with_memory(
 /// For a memory-backed answer: the recall recomputed from the state of the block it was
 /// answered in must give the prompt the model was given; with `rerun`, the question's
 /// embedding is also recomputed on this CPU and compared with the chain's.
-fn check_memory_answer(store: &Path, client: &Chain, receipt: &mut Receipt, rerun: bool) {
+pub(crate) fn check_memory_answer(
+    store: &Path,
+    client: &Chain,
+    receipt: &mut Receipt,
+    rerun: bool,
+) {
     use inferchain_cli::chain::receipt::Check;
     use inferchain_primitives::io::IoSpec;
     let (Some(request), Some(model)) = (&receipt.request, &receipt.model) else {
@@ -441,7 +396,7 @@ fn check_memory_answer(store: &Path, client: &Chain, receipt: &mut Receipt, reru
 }
 
 /// Re-runs the receipt's request with the local engine: (matches, what was found).
-fn rerun_locally(store: &Path, receipt: &Receipt) -> Result<(bool, String)> {
+pub(crate) fn rerun_locally(store: &Path, receipt: &Receipt) -> Result<(bool, String)> {
     let (Some(request), Some(result), Some(model)) =
         (&receipt.request, &receipt.result, &receipt.model)
     else {
@@ -527,61 +482,6 @@ fn check_generation(llm: &LlmModel, input: &[u8], output: &[u8]) -> Result<(bool
             (false, format!("the generation is NOT the model's: {fault}"))
         }
     })
-}
-
-fn receipt_json(receipt: &Receipt) -> Value {
-    let mut value = json!({
-        "request": receipt.id,
-        "proven_at": {"number": receipt.proven_at.0, "hash": format!("{:?}", receipt.proven_at.1)},
-        "checks": receipt.checks.iter().map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
-        "valid": receipt.valid(),
-    });
-    if let Some(r) = &receipt.request {
-        value["model"] = json!(hex0x(r.model.as_bytes()));
-        value["requester"] = json!(r.requester.to_string());
-        value["input_hash"] = json!(hex0x(r.input_hash.as_bytes()));
-        value["status"] = status_json(&r.status);
-    }
-    if let Some(m) = &receipt.model {
-        value["model_name"] = json!(String::from_utf8_lossy(&m.spec.name));
-    }
-    if let Some(r) = &receipt.result {
-        value["result"] = result_json(r);
-    }
-    value
-}
-
-fn print_receipt(receipt: &Receipt) {
-    println!(
-        "receipt of request {} (proven at block #{} {:?})",
-        receipt.id, receipt.proven_at.0, receipt.proven_at.1
-    );
-    if let (Some(r), Some(m)) = (&receipt.request, &receipt.model) {
-        println!(
-            "  model        {} ({})",
-            hex0x(r.model.as_bytes()),
-            String::from_utf8_lossy(&m.spec.name)
-        );
-        println!("  input hash   {}", hex0x(r.input_hash.as_bytes()));
-    }
-    if let Some(r) = &receipt.result {
-        println!("  output hash  {}", hex0x(r.output_hash.as_bytes()));
-        println!(
-            "  computed by  {} (challenged: {})",
-            r.executor, r.challenged
-        );
-    }
-    for c in &receipt.checks {
-        println!(
-            "  [{}] {:<13} {}",
-            if c.ok { "ok" } else { "FAIL" },
-            c.name,
-            c.detail
-        );
-    }
-    if receipt.valid() {
-        println!("verified: every check passed");
-    }
 }
 
 pub(crate) fn connect(args: &ChainArgs) -> Result<Chain> {
@@ -696,7 +596,7 @@ pub(crate) fn wait_for<T>(
     }
 }
 
-fn status_json(status: &RequestStatus<u32>) -> Value {
+pub(crate) fn status_json(status: &RequestStatus<u32>) -> Value {
     match status {
         RequestStatus::Pending { deadline } => json!({"pending": {"deadline": deadline}}),
         RequestStatus::Submitted { window_end } => {
@@ -707,7 +607,7 @@ fn status_json(status: &RequestStatus<u32>) -> Value {
     }
 }
 
-fn result_json(result: &ResultOf<Runtime>) -> Value {
+pub(crate) fn result_json(result: &ResultOf<Runtime>) -> Value {
     let mut value = json!({
         "executor": result.executor.to_string(),
         "output_hash": hex0x(result.output_hash.as_bytes()),
@@ -742,14 +642,11 @@ fn print_result(result: &ResultOf<Runtime>) {
 
 /// `model register`: `Sudo::sudo(Models::register_model(spec))`, then
 /// `Sudo::sudo(Models::set_model_commitments(id, commitments))`, each waited for.
-pub fn register(
-    id: ModelId,
+/// `spec` with its mirror address `uri`, checked.
+pub fn with_mirror(
     mut spec: inferchain_primitives::model::ModelSpec<u128>,
-    commitments: inferchain_primitives::dispute::ModelCommitments,
     uri: Option<String>,
-    suri: &str,
-    chain: &ChainArgs,
-) -> Result<()> {
+) -> Result<inferchain_primitives::model::ModelSpec<u128>> {
     if let Some(uri) = uri {
         if let Err(e) = inferchain_primitives::mirror::parse_mirror_uri(uri.as_bytes()) {
             bail!(
@@ -763,11 +660,32 @@ pub fn register(
                 .map_err(|_| anyhow!("--uri is longer than the registry allows"))?,
         );
     }
+    Ok(spec)
+}
+
+/// `model register`: registers a model and its dispute commitments through sudo.
+pub fn register(
+    id: ModelId,
+    spec: inferchain_primitives::model::ModelSpec<u128>,
+    commitments: inferchain_primitives::dispute::ModelCommitments,
+    suri: &str,
+    chain: &ChainArgs,
+) -> Result<()> {
     let client = connect(chain)?;
     if client.model(id, None)?.is_some() {
         bail!("model {} is already registered", hex0x(id.as_bytes()));
     }
     let pair = signing::pair_from_suri(suri)?;
+    let sudo_key = pallet_sudo::Key::<inferchain_runtime::Runtime>::hashed_key();
+    let Some(key) = client.storage::<inferchain_runtime::AccountId>(&sudo_key, "sudo key", None)?
+    else {
+        bail!(
+            "this chain has no sudo key: models are registered by the council (`inferchain model propose FILE --suri <member>`)"
+        );
+    };
+    if key != signing::account_of(&pair) {
+        bail!("{suri} is not the sudo key ({key}); on a chain with a council, use `inferchain model propose`");
+    }
     let as_sudo = |call: pallet_models::Call<inferchain_runtime::Runtime>| -> Result<u32> {
         let included = client.submit_and_wait(
             &pair,

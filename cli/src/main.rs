@@ -4,19 +4,27 @@
 //! inferchain-engine: the same code executors run, so a user can re-run any result on
 //! their own CPU. `inferchain submit` asks the chain for an inference and follows it to
 //! its final result; `inferchain result` shows what the chain holds for a request;
-//! `inferchain verify` proves it (GRANDPA finality, storage proofs, a local re-run);
-//! `inferchain memory` manages agent memory spaces and recalls from them.
+//! `inferchain verify` proves it (GRANDPA finality across authority sets, storage
+//! proofs, a local re-run) and `inferchain receipt check` re-proves an exported receipt
+//! with no node;
+//! `inferchain memory` manages agent memory spaces and recalls from them;
+//! `inferchain council` and `model propose*` are the model council's motions and votes;
+//! `inferchain validator` the validator set, session keys and motions that change it.
 //!
 //! What it must not do: hold protocol logic. It parses arguments, prints, and calls the
 //! engine and the chain client of the library half (`inferchain_cli::chain`).
 
 mod args;
 mod chain_cmd;
+mod council_cmd;
+mod exit;
 mod generate_cmd;
 mod memory_cmd;
 mod model_cmd;
 mod output;
 mod progress;
+mod receipt_cmd;
+mod validator_cmd;
 
 use clap::Parser;
 
@@ -29,13 +37,31 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         args::Command::Model(cmd) => model_cmd::run(&cli.store, cmd),
         args::Command::Memory(cmd) => memory_cmd::run(&cli.store, cmd),
+        args::Command::Council(cmd) => council_cmd::run(cmd),
+        args::Command::Validator(cmd) => validator_cmd::run(cmd),
+        args::Command::Receipt(args::ReceiptCommand::Check { file, receipt }) => {
+            receipt_cmd::check_file(&cli.store, &file, &receipt)
+        }
         cmd => chain_cmd::run(&cli.store, cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(err) => match err.downcast_ref::<exit::Exit>() {
+            Some(exit) if exit.json => {
+                println!(
+                    "{}",
+                    serde_json::json!({"error": exit.message, "exit_code": exit.code})
+                );
+                std::process::ExitCode::from(exit.code)
+            }
+            Some(exit) => {
+                eprintln!("error: {}", exit.message);
+                std::process::ExitCode::from(exit.code)
+            }
+            None => {
+                eprintln!("error: {err:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -1,17 +1,19 @@
 //! `inferchain model …`: the local store and the engine.
 
 use crate::{
-    args::{FormatArg, ImportArgs, InputArgs, ModelCommand},
+    args::{FormatArg, ImportArgs, InputArgs, ModelCommand, StatusArg},
     output::{self, hex0x},
     progress,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use inferchain_engine::{npy, spec, Engine, LoadedModel, ModelStore, DEFAULT_CACHE_BYTES};
 use inferchain_primitives::{
+    dispute::ModelCommitments,
     io::{IoSpec, Payload},
-    model::{Manifest, ModelFormat, ModelSpec},
+    model::{Manifest, ModelFormat, ModelSpec, ModelStatus},
     ModelId,
 };
+use inferchain_runtime::RuntimeCall;
 use serde_json::json;
 use std::{path::Path, time::Instant};
 
@@ -36,20 +38,49 @@ pub fn run(store: &Path, cmd: ModelCommand) -> Result<()> {
             suri,
             chain,
         } => {
-            let (manifest, spec) = import_with_spec(&store, model)?;
-            // A model without dispute commitments cannot be requested: register both.
-            let files = store.read_verified(&manifest.id(), &mut progress::bar("verifying"))?;
-            let commitments = inferchain_engine::dispute_plan::DisputePlan::compile(&files)
-                .map(|plan| plan.commitments())
-                .map_err(|e| {
-                    anyhow!(
-                        "this engine cannot build the model's dispute plan ({e}); a model \
-                         without dispute commitments cannot be requested, so it is not registered"
-                    )
-                })?;
-            crate::chain_cmd::register(manifest.id(), spec, commitments, uri, &suri, &chain)
+            let (id, spec, commitments) = registration(&store, model, uri)?;
+            crate::chain_cmd::register(id, spec, commitments, &suri, &chain)
+        }
+        ModelCommand::Propose { model, uri, motion } => {
+            let (id, spec, commitments) = registration(&store, model, uri)?;
+            let call = RuntimeCall::Utility(pallet_utility::Call::batch_all {
+                calls: vec![
+                    RuntimeCall::Models(pallet_models::Call::register_model { spec }),
+                    RuntimeCall::Models(pallet_models::Call::set_model_commitments {
+                        id,
+                        commitments,
+                    }),
+                ],
+            });
+            crate::council_cmd::propose(call, &motion)
+        }
+        ModelCommand::ProposeFee { model, fee, motion } => {
+            let client = crate::chain_cmd::connect(&motion.chain)?;
+            let id = crate::chain_cmd::resolve_model(&client, &model)?;
+            crate::council_cmd::propose(
+                RuntimeCall::Models(pallet_models::Call::set_model_fee { id, fee }),
+                &motion,
+            )
+        }
+        ModelCommand::ProposeStatus {
+            model,
+            status,
+            motion,
+        } => {
+            let client = crate::chain_cmd::connect(&motion.chain)?;
+            let id = crate::chain_cmd::resolve_model(&client, &model)?;
+            let status = match status {
+                StatusArg::Active => ModelStatus::Active,
+                StatusArg::Deprecated => ModelStatus::Deprecated,
+                StatusArg::Retired => ModelStatus::Retired,
+            };
+            crate::council_cmd::propose(
+                RuntimeCall::Models(pallet_models::Call::set_model_status { id, status }),
+                &motion,
+            )
         }
         ModelCommand::List { chain, json } => crate::chain_cmd::list(&chain, json),
+
         ModelCommand::Verify { model } => {
             let id = parse_id(&model)?;
             let manifest = store.verify(&id, &mut progress::bar("verifying"))?;
@@ -68,6 +99,30 @@ pub fn run(store: &Path, cmd: ModelCommand) -> Result<()> {
             json,
         } => bench(store, &model, &input, iters, json),
     }
+}
+
+/// A model imported into `store` with the spec and dispute commitments to register.
+fn registration(
+    store: &ModelStore,
+    model: ImportArgs,
+    uri: Option<String>,
+) -> Result<(ModelId, ModelSpec<u128>, ModelCommitments)> {
+    let (manifest, spec) = import_with_spec(store, model)?;
+    // A model without dispute commitments cannot be requested: register both.
+    let files = store.read_verified(&manifest.id(), &mut progress::bar("verifying"))?;
+    let commitments = inferchain_engine::dispute_plan::DisputePlan::compile(&files)
+        .map(|plan| plan.commitments())
+        .map_err(|e| {
+            anyhow!(
+                "this engine cannot build the model's dispute plan ({e}); a model \
+                 without dispute commitments cannot be requested, so it is not registered"
+            )
+        })?;
+    Ok((
+        manifest.id(),
+        crate::chain_cmd::with_mirror(spec, uri)?,
+        commitments,
+    ))
 }
 
 /// Parses a model id written as 64 hex digits, with or without `0x`.

@@ -16,12 +16,14 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub model_store: Option<std::path::PathBuf>,
 
-    /// FOR TESTS ONLY: make this node's executors misbehave, so end-to-end tests can run
-    /// a real cheater. `wrong-output` posts wrong results (for a model with dispute
-    /// commitments: a trace with its middle step corrupted, played to the end),
-    /// `no-output` posts none, `throw-games` opens a game on every traced result of
-    /// another executor and never moves in it. A node so started gets slashed; never use
-    /// it on a network you care about.
+    /// FOR TESTS ONLY (in nodes built with the `test-faults` feature, and refused on
+    /// chains other than development and local ones): make this node's executors
+    /// misbehave, so end-to-end tests can run a real cheater. `wrong-output` posts wrong
+    /// results (for a model with dispute commitments: a trace with its middle step
+    /// corrupted, played to the end), `no-output` posts none, `throw-games` opens a game
+    /// on every traced result of another executor and never moves in it. A node so
+    /// started gets slashed.
+    #[cfg(feature = "test-faults")]
     #[arg(long, value_name = "FAULT")]
     pub executor_fault: Option<ExecutorFault>,
 
@@ -63,7 +65,19 @@ pub struct InferenceLimitArgs {
     pub fetch_max_mib: u64,
 }
 
+impl Cli {
+    /// The misbehaviour `--executor-fault` asks for: always none in a node built without
+    /// the `test-faults` feature (release builds).
+    pub fn executor_fault(&self) -> Option<pallet_inference::offchain::Fault> {
+        #[cfg(feature = "test-faults")]
+        return self.executor_fault.map(Into::into);
+        #[cfg(not(feature = "test-faults"))]
+        None
+    }
+}
+
 /// The misbehaviours `--executor-fault` can inject.
+#[cfg(feature = "test-faults")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExecutorFault {
     WrongOutput,
@@ -71,6 +85,7 @@ pub enum ExecutorFault {
     ThrowGames,
 }
 
+#[cfg(feature = "test-faults")]
 impl From<ExecutorFault> for pallet_inference::offchain::Fault {
     fn from(f: ExecutorFault) -> Self {
         match f {

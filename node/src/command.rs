@@ -139,13 +139,16 @@ pub fn run() -> sc_cli::Result<()> {
         None => {
             let runner = cli.create_runner(&cli.run)?;
             let model_store = cli.model_store.clone();
-            let fault = cli.executor_fault.map(Into::into);
+            let fault = cli.executor_fault();
             let isolation = crate::inference::Isolation::from(&cli.inference);
             let fetch = inferchain_engine::fetch::FetchLimits {
                 deadline: std::time::Duration::from_secs(cli.inference.fetch_deadline_secs),
                 max_bytes: cli.inference.fetch_max_mib.saturating_mul(1 << 20),
             };
             runner.run_node_until_exit(|config| async move {
+                if let Some(fault) = fault {
+                    crate::inference::refuse_fault_outside_test_chains(&config, fault)?;
+                }
                 let executor = crate::inference::ExecutorOptions {
                     model_store: model_store
                         .unwrap_or_else(inferchain_engine::ModelStore::default_root),

@@ -298,6 +298,22 @@ pub fn insert_dev_executor_keys(
     Ok(())
 }
 
+/// `--executor-fault` makes a node's executors cheat: only on development and local
+/// chains, where a test runs them.
+pub fn refuse_fault_outside_test_chains(
+    config: &Configuration,
+    fault: Fault,
+) -> Result<(), ServiceError> {
+    match config.chain_spec.chain_type() {
+        ChainType::Development | ChainType::Local => Ok(()),
+        other => Err(ServiceError::Other(format!(
+            "--executor-fault {} is a test mode for development and local chains; this chain ({}) is {other:?}. Start the node without it",
+            fault.name(),
+            config.chain_spec.name()
+        ))),
+    }
+}
+
 /// Records when this node started and `--executor-fault` (or clears it) where the
 /// off-chain worker reads them.
 pub fn record_offchain_settings<B: sc_client_api::Backend<inferchain_runtime::opaque::Block>>(

@@ -102,7 +102,8 @@ fn memories_are_recalled_into_a_verified_answer_and_forgotten_ones_are_not() {
     println!("answer {id}: {:?}", answer["result"]["text"]);
 
     // Its receipt names the memory and recomputes retrieval, embedding and generation.
-    let receipt = run(&["verify", &id, "--rerun", "--json"]);
+    let genesis = node.block_hash(0).expect("genesis hash");
+    let receipt = run(&["verify", &id, "--genesis", &genesis, "--rerun", "--json"]);
     let memory = check(&receipt, "memory recall");
     assert_eq!(memory["ok"], true, "{receipt}");
     assert!(

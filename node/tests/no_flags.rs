@@ -165,7 +165,14 @@ fn a_node_started_with_no_flags_answers_a_minilm_request_within_30_seconds() {
 
     // Its receipt, re-checked on this CPU by one teacher-forced pass.
     let id = report["request"].as_u64().expect("request id").to_string();
-    let (receipt, _) = run(&["verify", &id, "--rerun", "--json"]);
+    let genesis = rpc_call(
+        DEFAULT_RPC_PORT,
+        "chain_getBlockHash",
+        serde_json::json!([0]),
+    )
+    .and_then(|h| h.as_str().map(str::to_owned))
+    .expect("genesis hash");
+    let (receipt, _) = run(&["verify", &id, "--genesis", &genesis, "--rerun", "--json"]);
     let rerun = receipt["checks"]
         .as_array()
         .and_then(|c| c.iter().find(|c| c["name"] == "re-run"))

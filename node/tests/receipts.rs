@@ -1,12 +1,14 @@
 //! The `inferchain` client against a real dev node: `submit --wait` follows a request to
 //! GRANDPA finality, `result` shows it, `verify --rerun` proves its receipt; and through
 //! a tampering RPC proxy (an altered output in a storage proof, an altered header) the
-//! receipt fails with the check that caught it.
+//! receipt fails with the check that caught it. The receipt also checks the user's
+//! claims (their account, their input), is refused without a pinned genesis, and once
+//! exported is checked by `inferchain receipt check` after the node is gone.
 
 mod common;
 
 use common::{
-    cli::{json, run},
+    cli::{json, run, run_code},
     inference::{fresh_dev_node, model_store},
     tamper, test_dir,
 };
@@ -105,6 +107,81 @@ fn receipts_verify_against_the_node_and_fail_through_a_tampering_proxy() {
     }
     assert_eq!(receipt["result"]["output_hash"], output_hash.as_str());
 
+    // Claims: the requester (submit's default payer, //Charlie) and the exact input.
+    let claim = |extra: &[&str]| {
+        let id = id.to_string();
+        let mut args = vec![
+            "verify",
+            &id,
+            "--url",
+            &url,
+            "--genesis",
+            &genesis,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        run_code(&store, &args)
+    };
+    let x_path = x.to_str().expect("a UTF-8 temp path");
+    let (code, out, err) = claim(&["--account", "//Charlie", "--input", x_path]);
+    assert_eq!(code, Some(0), "true claims refused: {out}\n{err}");
+    let receipt = json(&out);
+    for name in ["requester", "input"] {
+        assert_eq!(check(&receipt, name), Some(true), "{receipt}");
+    }
+    // Someone else's request presented as yours: invalid (exit code 3), named.
+    let (code, out, _) = claim(&["--account", "//Bob"]);
+    assert_eq!(code, Some(3), "another's request accepted: {out}");
+    assert_eq!(check(&json(&out), "requester"), Some(false), "{out}");
+    // Another input.
+    let other_x = dir.join("other.npy");
+    std::fs::write(
+        &other_x,
+        inferchain_engine::npy::write(&inferchain_primitives::io::Tensor::from_f32(
+            vec![1, 4],
+            &[0.5, -1.0, 2.0, 0.5],
+        )),
+    )
+    .expect("write other.npy");
+    let (code, out, _) = claim(&["--input", other_x.to_str().expect("UTF-8 path")]);
+    assert_eq!(code, Some(3), "another input accepted: {out}");
+    assert_eq!(check(&json(&out), "input"), Some(false), "{out}");
+
+    // No pinned genesis: refused (invalid), with a JSON error under --json.
+    let (code, out, _) = run_code(
+        &store,
+        &["verify", &id.to_string(), "--url", &url, "--json"],
+    );
+    assert_eq!(code, Some(3), "verified without a genesis: {out}");
+    let error = json(&out);
+    assert_eq!(error["exit_code"], 3);
+    assert!(
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--genesis")),
+        "{error}"
+    );
+
+    // A node that is not there: unreachable (exit code 5).
+    let (code, _, err) = run_code(
+        &store,
+        &[
+            "verify",
+            &id.to_string(),
+            "--url",
+            "ws://127.0.0.1:1",
+            "--genesis",
+            &genesis,
+        ],
+    );
+    assert_eq!(code, Some(5), "unreachable node not named: {err}");
+
+    // Exported: the receipt file alone proves the request once the node is gone.
+    let file = dir.join("receipt.bin");
+    let file_path = file.to_str().expect("UTF-8 path");
+    let (code, out, err) = claim(&["--export", file_path]);
+    assert_eq!(code, Some(0), "export failed: {out}\n{err}");
+
     // A wrong genesis is refused before anything is trusted.
     let (ok, _, err) = run(
         &store,
@@ -152,7 +229,79 @@ fn receipts_verify_against_the_node_and_fail_through_a_tampering_proxy() {
     let proxy = tamper::start(rpc, "chain_getHeader", other_root);
     let (ok, out, err) = verify(&proxy);
     assert!(!ok, "a tampered header verified: {out}");
-    assert!(err.contains("hashes to"), "unclear failure: {out}\n{err}");
+    assert!(
+        out.contains("hashes to") || err.contains("hashes to"),
+        "unclear failure: {out}\n{err}"
+    );
+
+    // A node whose runtime is not the one this client was built for (as after an
+    // upgrade): the client refuses to sign, and says what to do.
+    let upgraded: tamper::Rewrite = Arc::new(|result: &mut Value| {
+        let spec = result["specVersion"].as_u64().unwrap_or(0);
+        result["specVersion"] = Value::from(spec + 1);
+    });
+    let proxy = tamper::start(rpc, "state_getRuntimeVersion", upgraded);
+    let (ok, _, err) = run(
+        &store,
+        &[
+            "submit", "--model", "tiny-mlp", "--input", x_path, "--url", &proxy,
+        ],
+    );
+    assert!(!ok, "signed for an unknown runtime");
+    assert!(err.contains("was built for"), "unclear refusal: {err}");
+
+    drop(node);
+    let offline = |extra: &[&str]| {
+        let mut args = vec!["receipt", "check", file_path, "--json"];
+        args.extend_from_slice(extra);
+        run_code(&store, &args)
+    };
+    let (code, out, err) = offline(&["--genesis", &genesis, "--account", "//Charlie", "--rerun"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "the exported receipt failed offline: {out}\n{err}"
+    );
+    let receipt = json(&out);
+    assert_eq!(receipt["result"]["output_hash"], output_hash.as_str());
+    for name in [
+        "finality",
+        "state proof",
+        "set id",
+        "status",
+        "requester",
+        "re-run",
+    ] {
+        assert_eq!(check(&receipt, name), Some(true), "{name}: {receipt}");
+    }
+    let (code, out, _) = offline(&["--genesis", &format!("0x{}", "11".repeat(32))]);
+    assert_eq!(code, Some(3), "another genesis accepted offline: {out}");
+    assert_eq!(check(&json(&out), "genesis"), Some(false), "{out}");
+    // One flipped byte anywhere in the file: it no longer proves the request.
+    let bytes = std::fs::read(&file).expect("read receipt");
+    let mut flipped_any = 0;
+    for at in [bytes.len() / 3, bytes.len() / 2, bytes.len() - 40] {
+        let mut tampered = bytes.clone();
+        tampered[at] ^= 0x20;
+        std::fs::write(&file, &tampered).expect("write tampered");
+        let (code, out, _) = offline(&["--genesis", &genesis]);
+        assert_ne!(
+            code,
+            Some(0),
+            "a receipt with byte {at} flipped verified: {out}"
+        );
+        flipped_any += 1;
+    }
+    assert_eq!(flipped_any, 3);
+}
+
+/// The outcome of check `name` in a `--json` receipt.
+fn check(receipt: &Value, name: &str) -> Option<bool> {
+    receipt["checks"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == name)?["ok"]
+        .as_bool()
 }
 
 #[test]
@@ -208,7 +357,7 @@ fn a_model_registered_with_a_mirror_is_fetched_by_the_executor_and_answered() {
     };
     let (ok, _, err) = register("//Bob");
     assert!(
-        !ok && err.contains("RequireSudo"),
+        !ok && err.contains("not the sudo key"),
         "a non-sudo key registered: {err}"
     );
     let (ok, out, err) = register("//Alice");

@@ -24,10 +24,20 @@ fn build_spec_emits_the_chain_specs_with_their_genesis() {
     let json: serde_json::Value = serde_json::from_str(&spec).expect("build-spec prints JSON");
     assert_eq!(json["id"], "inferchain_local");
     let patch = &json["genesis"]["runtimeGenesis"]["patch"];
+    // The first authorities are the validators' session keys (Aura's and GRANDPA's own
+    // genesis lists stay empty); the council governs, and there is no sudo key.
+    assert_eq!(patch["session"]["keys"].as_array().map(Vec::len), Some(4));
     assert_eq!(
-        patch["aura"]["authorities"].as_array().map(Vec::len),
+        patch["validators"]["validators"].as_array().map(Vec::len),
         Some(4)
     );
+    assert_eq!(
+        patch["councilMembership"]["members"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    assert!(patch["sudo"]["key"].is_null(), "{}", patch["sudo"]);
     assert_eq!(
         patch["inference"]["executors"].as_array().map(Vec::len),
         Some(4)
@@ -112,5 +122,36 @@ fn benchmark_without_the_feature_says_how_to_get_it() {
     assert!(
         err.contains("--features runtime-benchmarks"),
         "unhelpful error: {err}"
+    );
+}
+
+#[test]
+fn the_executor_fault_test_mode_is_refused_on_a_live_chain() {
+    let dir = test_dir("fault-on-live");
+    let (ok, spec, err) = run(&["build-spec", "--chain", "local"]);
+    assert!(ok, "build-spec failed: {err}");
+    let mut json: serde_json::Value = serde_json::from_str(&spec).expect("JSON spec");
+    json["chainType"] = serde_json::Value::from("Live");
+    let path = dir.join("live.json");
+    std::fs::write(&path, json.to_string()).expect("write spec");
+    let path = path.to_str().expect("UTF-8 path");
+    let base = dir.join("base");
+    let base = base.to_str().expect("UTF-8 path");
+    let (ok, _, err) = run(&[
+        "--chain",
+        path,
+        "--base-path",
+        base,
+        "--executor-fault",
+        "wrong-output",
+        "--rpc-port",
+        "0",
+        "--port",
+        "0",
+    ]);
+    assert!(!ok, "a live chain ran the cheating test mode");
+    assert!(
+        err.contains("test mode for development and local chains"),
+        "unclear refusal: {err}"
     );
 }

@@ -6,6 +6,7 @@ frame_benchmarking::define_benchmarks!(
     [pallet_balances, Balances]
     [pallet_timestamp, Timestamp]
     [pallet_sudo, Sudo]
+    [pallet_validators, Validators]
     [pallet_models, Models]
     [pallet_inference, Inference]
     [pallet_memory, Memory]

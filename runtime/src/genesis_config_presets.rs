@@ -1,12 +1,14 @@
 //! Genesis presets: `development` (Alice alone authors and finalizes) and
-//! `local_testnet` (Alice, Bob, Charlie and Dave as Aura + GRANDPA authorities).
+//! `local_testnet` (Alice, Bob, Charlie and Dave as Aura + GRANDPA authorities, through
+//! their session keys; governance changes the set later).
 //! Validators are also bonded inference executors: Alice and Bob on the dev chain, all
 //! four on the local testnet. Both register the models of `dev_models`, and every
-//! genesis executor serves them all.
+//! genesis executor serves them all. The model council is Alice, Bob and Charlie on both;
+//! only the development chain has a sudo key (Alice).
 
 use crate::{
-    AccountId, BalancesConfig, InferenceConfig, ModelsConfig, RuntimeGenesisConfig, SudoConfig,
-    UNIT,
+    AccountId, BalancesConfig, CouncilMembershipConfig, InferenceConfig, ModelsConfig,
+    RuntimeGenesisConfig, SessionConfig, SessionKeys, SudoConfig, ValidatorsConfig, UNIT,
 };
 use alloc::{vec, vec::Vec};
 use serde_json::Value;
@@ -27,10 +29,10 @@ const EXECUTOR_BOND: u128 = 10_000 * UNIT;
 const EXECUTOR_CAPACITY: u32 = 128;
 
 fn testnet_genesis(
-    initial_authorities: Vec<(AuraId, GrandpaId)>,
+    initial_authorities: Vec<(AccountId, AuraId, GrandpaId)>,
     endowed_accounts: Vec<AccountId>,
     executors: Vec<AccountId>,
-    root: AccountId,
+    root: Option<AccountId>,
 ) -> Value {
     let config = RuntimeGenesisConfig {
         balances: BalancesConfig {
@@ -41,17 +43,34 @@ fn testnet_genesis(
                 .collect(),
             ..Default::default()
         },
-        aura: pallet_aura::GenesisConfig {
-            authorities: initial_authorities.iter().map(|x| x.0.clone()).collect(),
+        // Aura's and GRANDPA's first authorities come from the session keys below
+        // (pallet-session's genesis hands them over), so their own lists stay empty.
+        validators: ValidatorsConfig {
+            validators: initial_authorities.iter().map(|x| x.0.clone()).collect(),
         },
-        grandpa: pallet_grandpa::GenesisConfig {
-            authorities: initial_authorities
+        session: SessionConfig {
+            keys: initial_authorities
                 .iter()
-                .map(|x| (x.1.clone(), 1))
+                .map(|(who, aura, grandpa)| {
+                    (
+                        who.clone(),
+                        who.clone(),
+                        SessionKeys {
+                            aura: aura.clone(),
+                            grandpa: grandpa.clone(),
+                        },
+                    )
+                })
                 .collect(),
             ..Default::default()
         },
-        sudo: SudoConfig { key: Some(root) },
+        sudo: SudoConfig { key: root },
+        council_membership: CouncilMembershipConfig {
+            members: council()
+                .try_into()
+                .expect("the genesis council fits CouncilMaxMembers; qed"),
+            ..Default::default()
+        },
         models: ModelsConfig {
             models: crate::dev_models::genesis_models(),
             commitments: crate::dev_models::genesis_commitments(),
@@ -69,8 +88,24 @@ fn testnet_genesis(
     serde_json::to_value(config).expect("the genesis config serializes to JSON; qed")
 }
 
-fn authority(who: Sr25519Keyring, grandpa: Ed25519Keyring) -> (AuraId, GrandpaId) {
-    (who.public().into(), grandpa.public().into())
+fn authority(who: Sr25519Keyring, grandpa: Ed25519Keyring) -> (AccountId, AuraId, GrandpaId) {
+    (
+        who.to_account_id(),
+        who.public().into(),
+        grandpa.public().into(),
+    )
+}
+
+/// The genesis model council.
+fn council() -> Vec<AccountId> {
+    [
+        Sr25519Keyring::Alice,
+        Sr25519Keyring::Bob,
+        Sr25519Keyring::Charlie,
+    ]
+    .iter()
+    .map(|k| k.to_account_id())
+    .collect()
 }
 
 fn dev_accounts() -> Vec<AccountId> {
@@ -89,11 +124,11 @@ pub fn development_config_genesis() -> Value {
             Sr25519Keyring::Alice.to_account_id(),
             Sr25519Keyring::Bob.to_account_id(),
         ],
-        Sr25519Keyring::Alice.to_account_id(),
+        Some(Sr25519Keyring::Alice.to_account_id()),
     )
 }
 
-/// The four-validator local testnet.
+/// The four-validator local testnet: no sudo key, the council governs.
 pub fn local_config_genesis() -> Value {
     testnet_genesis(
         vec![
@@ -112,7 +147,7 @@ pub fn local_config_genesis() -> Value {
         .iter()
         .map(|k| k.to_account_id())
         .collect(),
-        Sr25519Keyring::Alice.to_account_id(),
+        None,
     )
 }
 

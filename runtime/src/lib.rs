@@ -67,7 +67,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: alloc::borrow::Cow::Borrowed("inferchain"),
     impl_name: alloc::borrow::Cow::Borrowed("inferchain"),
     authoring_version: 1,
-    spec_version: 105,
+    spec_version: 106,
     impl_version: 1,
     apis: apis::RUNTIME_API_VERSIONS,
     transaction_version: 4,
@@ -201,4 +201,20 @@ mod runtime {
 
     #[runtime::pallet_index(10)]
     pub type Memory = pallet_memory;
+
+    #[runtime::pallet_index(11)]
+    pub type Council = pallet_collective<Instance1>;
+
+    #[runtime::pallet_index(12)]
+    pub type CouncilMembership = pallet_membership<Instance1>;
+
+    #[runtime::pallet_index(13)]
+    pub type Utility = pallet_utility;
+
+    // Before Session: its genesis hands the first set to Session's.
+    #[runtime::pallet_index(14)]
+    pub type Validators = pallet_validators;
+
+    #[runtime::pallet_index(15)]
+    pub type Session = pallet_session;
 }

@@ -219,6 +219,7 @@ impl Chain {
         call: RuntimeCall,
         nonce: u32,
     ) -> Result<String> {
+        signing::check_runtime(&self.params)?;
         let xt = signing::signed_extrinsic(call, signer, nonce, &self.params);
         let hex = signing::to_hex(&xt);
         self.runtime
@@ -320,6 +321,32 @@ pub fn describe_error(error: &sp_runtime::DispatchError) -> String {
                 .map(Into::into)
         } else if index == inferchain_runtime::Sudo::index() {
             pallet_sudo::Error::<Runtime>::decode(&mut &m.error[..])
+                .ok()
+                .map(Into::into)
+        } else if index == inferchain_runtime::Council::index() {
+            pallet_collective::Error::<
+                Runtime,
+                inferchain_runtime::configs::governance::CouncilInstance,
+            >::decode(&mut &m.error[..])
+            .ok()
+            .map(Into::into)
+        } else if index == inferchain_runtime::CouncilMembership::index() {
+            pallet_membership::Error::<
+                Runtime,
+                inferchain_runtime::configs::governance::CouncilMembershipInstance,
+            >::decode(&mut &m.error[..])
+            .ok()
+            .map(Into::into)
+        } else if index == inferchain_runtime::Validators::index() {
+            pallet_validators::Error::<Runtime>::decode(&mut &m.error[..])
+                .ok()
+                .map(Into::into)
+        } else if index == inferchain_runtime::Session::index() {
+            pallet_session::Error::<Runtime>::decode(&mut &m.error[..])
+                .ok()
+                .map(Into::into)
+        } else if index == inferchain_runtime::Utility::index() {
+            pallet_utility::Error::<Runtime>::decode(&mut &m.error[..])
                 .ok()
                 .map(Into::into)
         } else {

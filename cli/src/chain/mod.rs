@@ -1,12 +1,15 @@
 //! A blocking client for an inferchain node: [`Chain`] connects over WebSocket
 //! (jsonrpsee), signs extrinsics with sr25519 keys ([`signing`]), waits for them to land
 //! and reads the pallets' storage with the runtime's types ([`state`]); [`receipt`] proves
-//! what the chain says about a request (GRANDPA finality, storage proofs).
+//! what the chain says about a request (GRANDPA finality across authority-set changes,
+//! [`finality`]; storage proofs), from a node ([`receipt_collect`]) or an exported file.
 
 mod client;
 mod error;
+pub mod finality;
 pub mod memory;
 pub mod receipt;
+pub mod receipt_collect;
 pub mod signing;
 pub mod state;
 

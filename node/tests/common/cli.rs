@@ -19,6 +19,12 @@ pub fn cli() -> PathBuf {
 
 /// Runs `inferchain --store STORE ARGS…`: (success, stdout, stderr).
 pub fn run(store: &Path, args: &[&str]) -> (bool, String, String) {
+    let (code, out, err) = run_code(store, args);
+    (code == Some(0), out, err)
+}
+
+/// Runs `inferchain --store STORE ARGS…`: (exit code, stdout, stderr).
+pub fn run_code(store: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(cli())
         .arg("--store")
         .arg(store)
@@ -26,7 +32,7 @@ pub fn run(store: &Path, args: &[&str]) -> (bool, String, String) {
         .output()
         .expect("inferchain runs");
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )

@@ -30,6 +30,9 @@ use super::{
     UncheckedExtrinsic, EXISTENTIAL_DEPOSIT, HOURS, MINUTES, SLOT_DURATION, UNIT, VERSION,
 };
 
+pub mod governance;
+pub mod validators;
+
 const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
 
 parameter_types! {
@@ -164,8 +167,8 @@ parameter_types! {
 
 impl pallet_models::Config for Runtime {
     type Balance = Balance;
-    /// Root (through Sudo on the dev chain); a collective later.
-    type RegisterOrigin = frame_system::EnsureRoot<AccountId>;
+    /// Root (Sudo, on the development chain only) or the model council's majority.
+    type RegisterOrigin = governance::RootOrCouncilMajority;
     type MaxModels = MaxModels;
     type MaxInputBytes = MaxInputBytes;
     type MaxOutputBytes = MaxOutputBytes;
