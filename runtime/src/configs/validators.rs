@@ -89,8 +89,8 @@ impl SessionRotation {
 
 impl pallet_session::ShouldEndSession<BlockNumber> for SessionRotation {
     fn should_end_session(now: BlockNumber) -> bool {
-        now % SessionPeriod::get() == 0
-            || (now % ChangePeriod::get() == 0 && Self::change_pending())
+        now.is_multiple_of(SessionPeriod::get())
+            || (now.is_multiple_of(ChangePeriod::get()) && Self::change_pending())
     }
 }
 
