@@ -222,6 +222,9 @@ pub enum ReceiptCommand {
     Check {
         /// The file `verify --export` wrote.
         file: PathBuf,
+        /// The request the file must prove (a file names its own).
+        #[arg(long)]
+        request: Option<u64>,
         #[command(flatten)]
         receipt: ReceiptArgs,
     },

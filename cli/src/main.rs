@@ -39,9 +39,11 @@ fn main() -> std::process::ExitCode {
         args::Command::Memory(cmd) => memory_cmd::run(&cli.store, cmd),
         args::Command::Council(cmd) => council_cmd::run(cmd),
         args::Command::Validator(cmd) => validator_cmd::run(cmd),
-        args::Command::Receipt(args::ReceiptCommand::Check { file, receipt }) => {
-            receipt_cmd::check_file(&cli.store, &file, &receipt)
-        }
+        args::Command::Receipt(args::ReceiptCommand::Check {
+            file,
+            request,
+            receipt,
+        }) => receipt_cmd::check_file(&cli.store, &file, request, &receipt),
         cmd => chain_cmd::run(&cli.store, cmd),
     };
     match result {

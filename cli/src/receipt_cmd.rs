@@ -108,7 +108,9 @@ fn finish(
         let rerun = args.rerun && receipt.valid();
         check_memory_answer(store, client, &mut receipt, rerun);
     }
-    if args.rerun {
+    if args.rerun && receipt.verdict() == Verdict::NotFinal {
+        eprintln!("note: not re-run: the request is not final yet");
+    } else if args.rerun {
         if receipt.valid() {
             let (ok, detail) = match rerun_locally(store, &receipt) {
                 Ok(d) => d,
@@ -182,12 +184,41 @@ pub fn verify(
     finish(store, check_receipt(&file, genesis), args, Some(&client))
 }
 
-/// `inferchain receipt check FILE`: the same checks, from the file alone.
-pub fn check_file(store: &Path, path: &Path, args: &ReceiptArgs) -> Result<()> {
+/// `inferchain receipt check FILE`: the same checks, from the file alone. The file names
+/// its request: `request` (if given) must be it.
+pub fn check_file(
+    store: &Path,
+    path: &Path,
+    request: Option<u64>,
+    args: &ReceiptArgs,
+) -> Result<()> {
     let genesis = trusted_genesis(args)?;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let file = ReceiptFile::from_bytes(&bytes)
         .map_err(|e| Exit::new(exit::INVALID, format!("{}: {e}", path.display()), args.json))?;
+    if let Some(id) = request.filter(|id| *id != file.request) {
+        return Err(Exit::new(
+            exit::INVALID,
+            format!(
+                "{} is the receipt of request {}, not of request {id}",
+                path.display(),
+                file.request
+            ),
+            args.json,
+        )
+        .into());
+    }
+    let claims = request.is_some()
+        || args.account.is_some()
+        || !args.input.inputs.is_empty()
+        || args.input.text.is_some()
+        || args.input.prompt.is_some();
+    if !claims {
+        eprintln!(
+            "note: no --request, --account or --input: this proves request {} as the file names it, not that it is the one you meant",
+            file.request
+        );
+    }
     finish(store, check_receipt(&file, genesis), args, None)
 }
 

@@ -274,6 +274,9 @@ fn receipts_verify_against_the_node_and_fail_through_a_tampering_proxy() {
     ] {
         assert_eq!(check(&receipt, name), Some(true), "{name}: {receipt}");
     }
+    // The file proves its own request, not another one asked for.
+    let (code, _, err) = offline(&["--genesis", &genesis, "--request", "999"]);
+    assert_eq!(code, Some(3), "a receipt proved another request: {err}");
     let (code, out, _) = offline(&["--genesis", &format!("0x{}", "11".repeat(32))]);
     assert_eq!(code, Some(3), "another genesis accepted offline: {out}");
     assert_eq!(check(&json(&out), "genesis"), Some(false), "{out}");

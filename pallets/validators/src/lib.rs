@@ -70,6 +70,11 @@ pub mod pallet {
     #[pallet::storage]
     pub type Changed<T: Config> = StorageValue<_, bool, ValueQuery>;
 
+    /// The session from which the last set handed to pallet-session validates, until it
+    /// starts.
+    #[pallet::storage]
+    pub type Planned<T: Config> = StorageValue<_, u32, OptionQuery>;
+
     #[pallet::genesis_config]
     #[derive(frame_support::DefaultNoBound)]
     pub struct GenesisConfig<T: Config> {
@@ -105,6 +110,9 @@ pub mod pallet {
         ValidatorRemoved { who: T::AccountId },
         /// The changed set was handed to pallet-session for session `session`.
         NewSetPlanned { session: u32, validators: u32 },
+        /// The changed set was not handed over: only `keyed` of its validators have session
+        /// keys, fewer than `MinValidators` (or none). The current set stays.
+        NewSetWithheld { session: u32, keyed: u32 },
     }
 
     #[pallet::error]
@@ -180,6 +188,12 @@ pub mod pallet {
     }
 
     impl<T: Config> Pallet<T> {
+        /// Whether a set change is decided and not yet validating: the runtime ends
+        /// sessions early while it is.
+        pub fn change_pending() -> bool {
+            Changed::<T>::get() || Planned::<T>::exists()
+        }
+
         /// The set is within its bounds and lists nobody twice.
         #[cfg(any(test, feature = "try-runtime"))]
         pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
@@ -195,17 +209,31 @@ pub mod pallet {
         }
     }
 
-    /// pallet-session asks for the next set when it plans a session: the changed set,
-    /// or nothing (keep the current one).
+    /// pallet-session asks for the next set when it plans a session: the changed set's
+    /// validators that have session keys, or nothing (keep the current set).
     impl<T: Config> pallet_session::SessionManager<T::AccountId> for Pallet<T> {
         fn new_session(new_index: u32) -> Option<Vec<T::AccountId>> {
             if !Changed::<T>::take() {
                 return None;
             }
-            let set = Validators::<T>::get().into_inner();
+            // Keys may have been purged since a validator was added: pallet-session would
+            // skip it, and a set with nobody left would stop block production.
+            let set: Vec<T::AccountId> = Validators::<T>::get()
+                .into_iter()
+                .filter(T::KeysRegistered::contains)
+                .collect();
+            let keyed = set.len() as u32;
+            if keyed == 0 || keyed < T::MinValidators::get() {
+                Self::deposit_event(Event::NewSetWithheld {
+                    session: new_index,
+                    keyed,
+                });
+                return None;
+            }
+            Planned::<T>::put(new_index);
             Self::deposit_event(Event::NewSetPlanned {
                 session: new_index,
-                validators: set.len() as u32,
+                validators: keyed,
             });
             Some(set)
         }
@@ -217,6 +245,10 @@ pub mod pallet {
 
         fn end_session(_end_index: u32) {}
 
-        fn start_session(_start_index: u32) {}
+        fn start_session(start_index: u32) {
+            if Planned::<T>::get().is_some_and(|planned| start_index >= planned) {
+                Planned::<T>::kill();
+            }
+        }
     }
 }

@@ -86,3 +86,48 @@ fn bad_changes_are_refused_by_name_and_change_nothing() {
         assert_ok!(crate::Pallet::<Test>::do_try_state());
     });
 }
+
+#[test]
+fn a_change_is_pending_from_the_decision_until_its_session_starts() {
+    new_test_ext().execute_with(|| {
+        use crate::Pallet as P;
+        assert!(!P::<Test>::change_pending());
+        assert_ok!(Validators::add_validator(RuntimeOrigin::root(), 4));
+        assert!(P::<Test>::change_pending());
+        assert_eq!(P::<Test>::new_session(5), Some(vec![1, 2, 3, 4]));
+        // Queued by pallet-session, not validating yet.
+        assert!(P::<Test>::change_pending());
+        P::<Test>::start_session(4);
+        assert!(P::<Test>::change_pending());
+        P::<Test>::start_session(5);
+        assert!(!P::<Test>::change_pending());
+    });
+}
+
+#[test]
+fn validators_without_keys_are_left_out_and_a_set_too_small_is_withheld() {
+    new_test_ext().execute_with(|| {
+        use crate::Pallet as P;
+        // 91 and 92 had keys when added and purged them since (the mock's `Keyed` says
+        // no keys at 90 and above): put them straight into the set.
+        crate::Validators::<Test>::put(
+            frame_support::BoundedVec::try_from(vec![1, 91, 92]).expect("bounded"),
+        );
+        Changed::<Test>::put(true);
+        // One keyed validator is below MinValidators (2): the current set stays.
+        assert_eq!(P::<Test>::new_session(7), None);
+        System::assert_last_event(
+            Event::NewSetWithheld {
+                session: 7,
+                keyed: 1,
+            }
+            .into(),
+        );
+        assert!(!P::<Test>::change_pending());
+        crate::Validators::<Test>::put(
+            frame_support::BoundedVec::try_from(vec![1, 2, 91]).expect("bounded"),
+        );
+        Changed::<Test>::put(true);
+        assert_eq!(P::<Test>::new_session(8), Some(vec![1, 2]));
+    });
+}

@@ -156,9 +156,11 @@ mod tests {
                 Some(ChangePeriod::get())
             );
             pallet_validators::Changed::<Runtime>::put(false);
-            pallet_session::QueuedChanged::<Runtime>::put(true);
+            pallet_validators::Planned::<Runtime>::put(2);
             assert!(ends(2 * ChangePeriod::get()));
-            pallet_session::QueuedChanged::<Runtime>::put(false);
+            pallet_validators::Planned::<Runtime>::kill();
+            // A validator's new keys (pallet-session's QueuedChanged) force nothing.
+            pallet_session::QueuedChanged::<Runtime>::put(true);
             assert!(!ends(3 * ChangePeriod::get()));
         });
     }
