@@ -75,15 +75,15 @@ impl pallet_session::Config for Runtime {
     type KeyDeposit = SessionKeyDeposit;
 }
 
-/// Ends a session every `SessionPeriod` blocks, and every `ChangePeriod` blocks while the
-/// validator set changed and the change is not enacted yet (pallet-validators' `Changed`:
-/// decided, not yet queued; pallet-session's `QueuedChanged`: queued, not yet active).
+/// Ends a session every `SessionPeriod` blocks, and every `ChangePeriod` blocks while a
+/// change governance decided is not validating yet (pallet-validators' own record: a
+/// validator's `set_keys`, which sets pallet-session's `QueuedChanged`, does not count,
+/// so no validator can force short sessions; key changes wait for the hourly rotation).
 pub struct SessionRotation;
 
 impl SessionRotation {
     fn change_pending() -> bool {
-        pallet_validators::Changed::<Runtime>::get()
-            || pallet_session::QueuedChanged::<Runtime>::get()
+        pallet_validators::Pallet::<Runtime>::change_pending()
     }
 }
 
