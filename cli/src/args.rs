@@ -116,6 +116,30 @@ pub enum Command {
     /// The validator set: who authors and finalizes blocks, and motions that change it.
     #[command(subcommand)]
     Validator(ValidatorCommand),
+    /// The protocol parameters governance tunes (bonds, slashes, deadlines, deposits),
+    /// and motions that change them.
+    #[command(subcommand)]
+    Params(ParamsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ParamsCommand {
+    /// Every parameter's value in force, its default and the bounds a motion must keep.
+    List {
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Propose to the council a parameter's new value. Amounts are in the chain's
+    /// smallest unit (or `12.5INFER`), deadlines in blocks, shares as `12.5%`.
+    Propose {
+        /// The parameter (`inferchain params list` names them), e.g. `execution-timeout`.
+        name: String,
+        value: String,
+        #[command(flatten)]
+        motion: MotionArgs,
+    },
 }
 
 /// A council motion's proposer and threshold.

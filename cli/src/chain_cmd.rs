@@ -190,8 +190,9 @@ pub fn run(store: &Path, cmd: Command) -> Result<()> {
         | Command::Memory(_)
         | Command::Receipt(_)
         | Command::Council(_)
-        | Command::Validator(_) => {
-            unreachable!("model, memory and receipt commands are dispatched in main")
+        | Command::Validator(_)
+        | Command::Params(_) => {
+            unreachable!("model, memory, receipt, council, validator and params commands are dispatched in main")
         }
     }
 }

@@ -89,6 +89,9 @@ fn describe(call: &RuntimeCall) -> String {
         RuntimeCall::Models(pallet_models::Call::set_model_status { id, status }) => {
             format!("set the status of {} to {status:?}", hex0x(id.as_bytes()))
         }
+        RuntimeCall::ProtocolParams(pallet_protocol_params::Call::set_parameter { change }) => {
+            crate::params_cmd::describe_change(change)
+        }
         other => {
             let mut text = format!("{other:?}");
             text.truncate(160);

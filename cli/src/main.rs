@@ -9,7 +9,8 @@
 //! with no node;
 //! `inferchain memory` manages agent memory spaces and recalls from them;
 //! `inferchain council` and `model propose*` are the model council's motions and votes;
-//! `inferchain validator` the validator set, session keys and motions that change it.
+//! `inferchain validator` the validator set, session keys and motions that change it;
+//! `inferchain params` the protocol parameters governance tunes.
 //!
 //! What it must not do: hold protocol logic. It parses arguments, prints, and calls the
 //! engine and the chain client of the library half (`inferchain_cli::chain`).
@@ -22,6 +23,7 @@ mod generate_cmd;
 mod memory_cmd;
 mod model_cmd;
 mod output;
+mod params_cmd;
 mod progress;
 mod receipt_cmd;
 mod validator_cmd;
@@ -39,6 +41,7 @@ fn main() -> std::process::ExitCode {
         args::Command::Memory(cmd) => memory_cmd::run(&cli.store, cmd),
         args::Command::Council(cmd) => council_cmd::run(cmd),
         args::Command::Validator(cmd) => validator_cmd::run(cmd),
+        args::Command::Params(cmd) => params_cmd::run(cmd),
         args::Command::Receipt(args::ReceiptCommand::Check {
             file,
             request,

@@ -1,7 +1,8 @@
 //! Governance on the four-validator local testnet, which has no sudo key: the model
 //! council (Alice, Bob, Charlie) registers a model by motion, then changes its fee and
 //! deprecates it, each by motion; non-members cannot vote, a motion without its votes
-//! cannot be closed, and `model register` (sudo) says to use the council instead.
+//! cannot be closed, and `model register` (sudo) says to use the council instead. Then a
+//! protocol parameter changes by motion (and one outside its bounds is refused).
 
 mod common;
 
@@ -191,5 +192,62 @@ fn the_council_registers_reprices_and_deprecates_a_model_by_motion() {
     assert_eq!(
         listed(&store, &other_url, "council-mlp").expect("listed")["status"],
         "Deprecated"
+    );
+
+    // A protocol parameter, by motion: the defaults hold until then.
+    let param = |url: &str, name: &str| -> (bool, String) {
+        let (ok, out, err) = run(&store, &["params", "list", "--url", url, "--json"]);
+        assert!(ok, "params list failed: {err}");
+        let list = json(&out);
+        let entry = list["params"]
+            .as_array()
+            .expect("params")
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .expect("listed");
+        (
+            list["changed_by_governance"].as_bool().expect("flag"),
+            entry["value"].as_str().expect("value").to_string(),
+        )
+    };
+    assert_eq!(param(&url, "execution-timeout"), (false, "5".to_string()));
+    // Outside the runtime's bounds (6 hours): refused before any vote.
+    let (ok, _, err) = run(
+        &store,
+        &[
+            "params",
+            "propose",
+            "execution-timeout",
+            "7201",
+            "--suri",
+            "//Alice",
+            "--url",
+            &url,
+        ],
+    );
+    assert!(!ok && err.contains("outside the bounds"), "{err}");
+    let (ok, _, err) = run(
+        &store,
+        &[
+            "params",
+            "propose",
+            "execution-timeout",
+            "8",
+            "--suri",
+            "//Alice",
+            "--url",
+            &url,
+        ],
+    );
+    assert!(ok, "params propose failed: {err}");
+    pass(&store, &url);
+    assert_eq!(
+        param(&other_url, "execution-timeout"),
+        (true, "8".to_string())
+    );
+    assert_eq!(
+        param(&other_url, "challenge-period"),
+        (true, "4".to_string())
     );
 }

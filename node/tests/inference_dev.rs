@@ -17,10 +17,7 @@ use common::{
 };
 use inferchain_primitives::io::{Payload, Tensor};
 use inferchain_runtime::dev_models::TINY_LLM;
-use inferchain_runtime::{
-    configs::{DepositPerByte, ProtocolFee, RequestDepositBase},
-    RuntimeEvent,
-};
+use inferchain_runtime::{configs::protocol_params::DEFAULT_PARAMS, RuntimeEvent};
 use pallet_inference::{Event, HoldReason, RequestStatus};
 use sp_keyring::Sr25519Keyring;
 use std::time::Duration;
@@ -85,8 +82,9 @@ fn requests_for_onnx_and_minilm_are_answered_finalized_and_paid() {
             .spec;
         let fee = spec.fee;
         // Held until the request is pruned: the input and the model's largest output.
-        deposits += RequestDepositBase::get()
-            + DepositPerByte::get() * (input.len() as u128 + u128::from(spec.max_output_bytes));
+        deposits += DEFAULT_PARAMS.request_deposit_base
+            + DEFAULT_PARAMS.deposit_per_byte
+                * (input.len() as u128 + u128::from(spec.max_output_bytes));
         let included = chain
             .submit_and_wait(
                 &requester.pair(),
@@ -130,7 +128,7 @@ fn requests_for_onnx_and_minilm_are_answered_finalized_and_paid() {
         // The executor got the fee less the protocol's cut.
         let hash = chain.block_hash(at).expect("RPC").expect("block");
         let events = chain.events(hash).expect("events");
-        let cut = ProtocolFee::get() * *fee;
+        let cut = DEFAULT_PARAMS.protocol_fee * *fee;
         assert!(
             events.iter().any(|e| matches!(e,
                 RuntimeEvent::Balances(pallet_balances::Event::TransferOnHold { dest, amount, .. })
@@ -336,7 +334,7 @@ fn on_the_dev_chain_a_wrong_traced_result_is_refereed_and_slashed() {
     assert!(events.iter().any(|(_, e)| *e
         == Event::Slashed {
             who: cheat.clone(),
-            amount: inferchain_runtime::configs::ResultSlash::get(),
+            amount: DEFAULT_PARAMS.result_slash,
             reason: pallet_inference::SlashReason::WrongResult
         }));
 

@@ -19,7 +19,7 @@ use common::{
     local_testnet, test_dir, Node,
 };
 use inferchain_primitives::{blake2_256, H256};
-use inferchain_runtime::configs::{ChallengeBond, ResultSlash};
+use inferchain_runtime::configs::{protocol_params::DEFAULT_PARAMS, ChallengeBond};
 use pallet_inference::{Event, GameEnd, RequestStatus, Side, SlashReason};
 use sp_keyring::Sr25519Keyring;
 use std::time::Duration;
@@ -227,10 +227,10 @@ fn a_cheat_is_found_at_its_corrupted_step_by_bisection_while_a_sybil_throws_its_
     assert!(events.iter().any(|(_, e)| *e
         == Event::Slashed {
             who: dave.clone(),
-            amount: ResultSlash::get(),
+            amount: DEFAULT_PARAMS.result_slash,
             reason: SlashReason::WrongResult
         }));
-    assert_eq!(bond(&dave), dave_bond - ResultSlash::get());
+    assert_eq!(bond(&dave), dave_bond - DEFAULT_PARAMS.result_slash);
 
     // The honest requests on the way finalized with their executors' results; Charlie
     // threw a game on each he did not answer himself and lost every bond of them.

@@ -7,6 +7,7 @@ frame_benchmarking::define_benchmarks!(
     [pallet_timestamp, Timestamp]
     [pallet_sudo, Sudo]
     [pallet_validators, Validators]
+    [pallet_protocol_params, ProtocolParams]
     [pallet_models, Models]
     [pallet_inference, Inference]
     [pallet_memory, Memory]

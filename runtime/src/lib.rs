@@ -67,7 +67,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: alloc::borrow::Cow::Borrowed("inferchain"),
     impl_name: alloc::borrow::Cow::Borrowed("inferchain"),
     authoring_version: 1,
-    spec_version: 106,
+    spec_version: 107,
     impl_version: 1,
     apis: apis::RUNTIME_API_VERSIONS,
     transaction_version: 4,
@@ -217,4 +217,7 @@ mod runtime {
 
     #[runtime::pallet_index(15)]
     pub type Session = pallet_session;
+
+    #[runtime::pallet_index(16)]
+    pub type ProtocolParams = pallet_protocol_params;
 }

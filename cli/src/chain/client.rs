@@ -349,6 +349,10 @@ pub fn describe_error(error: &sp_runtime::DispatchError) -> String {
             pallet_utility::Error::<Runtime>::decode(&mut &m.error[..])
                 .ok()
                 .map(Into::into)
+        } else if index == inferchain_runtime::ProtocolParams::index() {
+            pallet_protocol_params::Error::<Runtime>::decode(&mut &m.error[..])
+                .ok()
+                .map(Into::into)
         } else {
             None
         };

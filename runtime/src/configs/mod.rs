@@ -1,5 +1,6 @@
 //! Configuration of every pallet in the runtime. Each parameter of the protocol lives
-//! here as a `Config` constant, never as a literal inside a pallet.
+//! here as a `Config` constant, or (the ones governance tunes) in `protocol_params`,
+//! never as a literal inside a pallet.
 
 use codec::Encode;
 use frame_support::{
@@ -27,11 +28,19 @@ use super::{
     AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Memory, Models, Nonce,
     PalletInfo, RandomnessCollectiveFlip, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
     RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Signature, SignedPayload, System, TxExtension,
-    UncheckedExtrinsic, EXISTENTIAL_DEPOSIT, HOURS, MINUTES, SLOT_DURATION, UNIT, VERSION,
+    UncheckedExtrinsic, EXISTENTIAL_DEPOSIT, MINUTES, SLOT_DURATION, UNIT, VERSION,
 };
 
 pub mod governance;
+pub mod protocol_params;
 pub mod validators;
+
+pub use protocol_params::{
+    ChallengePeriod, ChallengeReward, DepositPerByte, ExecutionTimeout, MaxMissedInRow,
+    MaxOffchainRuns, MinExecutorBond, MissedDeadlineSlash, MoveTimeout, OffchainRetryBlocks,
+    OffchainTimeBudget, ProtocolFee, ReleaseSlash, RequestDepositBase, RequesterCompensation,
+    ResultRetention, ResultSlash, UnbondingPeriod, WatchShare,
+};
 
 const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
 
@@ -177,23 +186,11 @@ impl pallet_models::Config for Runtime {
 }
 
 parameter_types! {
-    pub const MinExecutorBond: Balance = 1_000 * UNIT;
-    /// Blocks are 3 s. The dev chain's windows are a few blocks so that the demo and
-    /// the end-to-end tests run in seconds; a production chain would use minutes.
-    pub const ExecutionTimeout: BlockNumber = 5;
-    pub const ChallengePeriod: BlockNumber = 4;
-    /// Outlasts execution + window (integrity-tested); open games keep a bond held
-    /// beyond it through the executor's obligations.
-    pub const UnbondingPeriod: BlockNumber = 10 * MINUTES;
     pub const MaxAttempts: u32 = 3;
-    pub const MissedDeadlineSlash: Balance = 10 * UNIT;
-    pub const ResultSlash: Balance = 200 * UNIT;
+    /// A constant, not a governed parameter: open games release the bond at this value,
+    /// so changing it needs the bond recorded per game first.
     pub const ChallengeBond: Balance = 50 * UNIT;
-    pub const ChallengeReward: Perbill = Perbill::from_percent(50);
-    pub const RequesterCompensation: Perbill = Perbill::from_percent(20);
-    pub const ProtocolFee: Perbill = Perbill::from_percent(5);
     pub const MaxExecutors: u32 = 128;
-    pub const ResultRetention: BlockNumber = HOURS;
     /// `MaxAttempts + 1` entries per request a block may take: a request's handled
     /// entries over its life are its missed execution deadlines (at most `MaxAttempts`)
     /// and then a window's end and its pruning, or pruning alone after the last miss
@@ -201,16 +198,6 @@ parameter_types! {
     /// never grow a backlog; tested from the weights with the block's other work
     /// (`block_capacity`).
     pub const MaxDeadlinesPerBlock: u32 = (MaxAttempts::get() + 1) * 224;
-    /// A node runs at most this many models after each block...
-    pub const MaxOffchainRuns: u32 = 512;
-    /// ...and starts none after 2 s of a 3 s block (about 30 MiniLM runs on 2 cores).
-    pub const OffchainTimeBudget: u64 = 2_000;
-    /// Every watcher re-checks every result: the dev chain and testnet are small.
-    pub const WatchShare: Perbill = Perbill::one();
-    /// A sent transaction that did not land is retried after 2 blocks.
-    pub const OffchainRetryBlocks: u32 = 2;
-    /// Each party of a bisection game has 5 blocks (15 s) per move.
-    pub const MoveTimeout: BlockNumber = 5;
     /// A one-step proof: the referee's operand cap (256 KiB) plus the step descriptor
     /// and the Merkle paths.
     pub const MaxStepProofBytes: u32 = inferchain_referee::MAX_OPERAND_BYTES as u32 + 64 * 1024;
@@ -218,8 +205,6 @@ parameter_types! {
     /// ChargeTransactionPayment by the transactions per block) outbids it only at
     /// thousands of INFER per transaction.
     pub const DutyPriority: TransactionPriority = TransactionPriority::MAX / 2;
-    /// Handing back an assignment the node cannot serve costs a tenth of a miss.
-    pub const ReleaseSlash: Balance = UNIT;
     /// A batch carries at most 128 inputs (at most a block's `MaxRequestsPerBlock`).
     pub const MaxBatchSize: u32 = 128;
     /// A block takes at most 224 requests: what a block's weight sustains, block after
@@ -229,14 +214,6 @@ parameter_types! {
     pub const MaxRequestsPerBlock: u32 = 224;
     /// An executor declares at most 16 models it serves.
     pub const MaxServedModels: u32 = 16;
-    /// Three missed deadlines in a row deactivate an executor (an offline node stops
-    /// being drawn within one execution timeout of its third assignment).
-    pub const MaxMissedInRow: u32 = 3;
-    /// A request's storage deposit: 0.01 INFER, plus 10 micro-INFER per byte of input
-    /// and of the model's largest output (0.01 INFER for tiny-mlp, 1.3 INFER for 64 KiB
-    /// each way); returned in full when the request is pruned.
-    pub const RequestDepositBase: Balance = UNIT / 100;
-    pub const DepositPerByte: Balance = UNIT / 100_000;
 }
 
 impl pallet_inference::Config for Runtime {
