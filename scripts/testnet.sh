@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # A four-validator local testnet on loopback (Alice, Bob, Charlie, Dave).
-# Usage: scripts/testnet.sh start|stop|status|add-eve|rotate-out NAME
+# Usage: scripts/testnet.sh start|stop|status|add-eve|rotate-out NAME|upgrade [WASM]
 #   start       builds the node if needed and starts the four validators in the background
 #   stop        stops them (and Eve's node) with SIGTERM and keeps their databases
 #   status      prints each node's best and finalized block, then the validator set
 #   add-eve     starts a fifth node (Eve), registers her session keys and has the council
 #               (Alice proposes, Bob seconds, anyone closes) add her as a validator
 #   rotate-out NAME  has the council remove validator NAME (e.g. dave)
+#   upgrade [WASM]   has two thirds of the council authorize the runtime WASM (default: the
+#               next release's, spec version + 1, that the runtime's build.rs builds) and
+#               applies it; a CLI built for the old runtime then refuses to sign
 # A set change is enacted within 20 blocks (two session rotations); GRANDPA's set id moves.
 # All four are executors; their off-chain workers read the genesis models from one store
 # (scripts/node.sh). State lives in $TESTNET_DIR (default ~/.cache/inferchain/testnet); `rm -rf` it to reset.
@@ -90,6 +93,13 @@ rotate_out() {
     echo "[testnet] ${1^} leaves the set within 20 blocks: scripts/testnet.sh status"
 }
 
+upgrade() {
+    local wasm="${1:-$CARGO_TARGET_DIR/release/wbuild/inferchain-runtime/next_runtime_wasm.rs.compact.compressed.wasm}"
+    [ -f "$wasm" ] || { echo "[testnet] no runtime at $wasm: build the workspace first (cargo build --release --workspace)" >&2; exit 1; }
+    pass_motion "$("$CLI_BIN" upgrade propose "$wasm" --suri //Alice)"
+    "$CLI_BIN" upgrade apply "$wasm" --suri //Charlie
+}
+
 stop() {
     local name
     for name in "${NAMES[@]}"; do
@@ -120,5 +130,6 @@ case "${1:-}" in
     status) status ;;
     add-eve) add_eve ;;
     rotate-out) rotate_out "${2:-}" ;;
-    *) echo "usage: $0 start|stop|status|add-eve|rotate-out NAME" >&2; exit 2 ;;
+    upgrade) upgrade "${2:-}" ;;
+    *) echo "usage: $0 start|stop|status|add-eve|rotate-out NAME|upgrade [WASM]" >&2; exit 2 ;;
 esac

@@ -120,6 +120,30 @@ pub enum Command {
     /// and motions that change them.
     #[command(subcommand)]
     Params(ParamsCommand),
+    /// Runtime upgrades: the council authorizes the code's hash, anyone applies the code.
+    #[command(subcommand)]
+    Upgrade(UpgradeCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UpgradeCommand {
+    /// Propose to the council to authorize the runtime in WASM (two thirds of the
+    /// members must vote aye). Its spec version must be greater than the chain's.
+    Propose {
+        /// The runtime: a `.compact.compressed.wasm` as substrate-wasm-builder writes it.
+        wasm: PathBuf,
+        #[command(flatten)]
+        motion: MotionArgs,
+    },
+    /// Submit the authorized runtime; the chain switches to it in that block.
+    Apply {
+        wasm: PathBuf,
+        /// Secret URI of the account paying for the transaction.
+        #[arg(long)]
+        suri: String,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]

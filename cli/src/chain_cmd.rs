@@ -191,8 +191,9 @@ pub fn run(store: &Path, cmd: Command) -> Result<()> {
         | Command::Receipt(_)
         | Command::Council(_)
         | Command::Validator(_)
-        | Command::Params(_) => {
-            unreachable!("model, memory, receipt, council, validator and params commands are dispatched in main")
+        | Command::Params(_)
+        | Command::Upgrade(_) => {
+            unreachable!("model, memory, receipt, council, validator, params and upgrade commands are dispatched in main")
         }
     }
 }

@@ -33,6 +33,11 @@ fn members(client: &Chain) -> Result<Vec<AccountId>> {
         .unwrap_or_default())
 }
 
+/// How many members the council has.
+pub fn member_count(client: &Chain) -> Result<u32> {
+    Ok(members(client)?.len() as u32)
+}
+
 fn open_motions(client: &Chain) -> Result<Vec<H256>> {
     let key = pallet_collective::Proposals::<Runtime, CouncilInstance>::hashed_key();
     Ok(client
@@ -88,6 +93,12 @@ fn describe(call: &RuntimeCall) -> String {
         }
         RuntimeCall::Models(pallet_models::Call::set_model_status { id, status }) => {
             format!("set the status of {} to {status:?}", hex0x(id.as_bytes()))
+        }
+        RuntimeCall::Upgrades(pallet_upgrades::Call::authorize_upgrade { code_hash }) => {
+            format!(
+                "authorize the runtime upgrade to code {}",
+                hex0x(code_hash.as_bytes())
+            )
         }
         RuntimeCall::ProtocolParams(pallet_protocol_params::Call::set_parameter { change }) => {
             crate::params_cmd::describe_change(change)

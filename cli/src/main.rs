@@ -10,7 +10,8 @@
 //! `inferchain memory` manages agent memory spaces and recalls from them;
 //! `inferchain council` and `model propose*` are the model council's motions and votes;
 //! `inferchain validator` the validator set, session keys and motions that change it;
-//! `inferchain params` the protocol parameters governance tunes.
+//! `inferchain params` the protocol parameters governance tunes; `inferchain upgrade`
+//! runtime upgrades by council motion.
 //!
 //! What it must not do: hold protocol logic. It parses arguments, prints, and calls the
 //! engine and the chain client of the library half (`inferchain_cli::chain`).
@@ -26,6 +27,7 @@ mod output;
 mod params_cmd;
 mod progress;
 mod receipt_cmd;
+mod upgrade_cmd;
 mod validator_cmd;
 
 use clap::Parser;
@@ -42,6 +44,7 @@ fn main() -> std::process::ExitCode {
         args::Command::Council(cmd) => council_cmd::run(cmd),
         args::Command::Validator(cmd) => validator_cmd::run(cmd),
         args::Command::Params(cmd) => params_cmd::run(cmd),
+        args::Command::Upgrade(cmd) => upgrade_cmd::run(cmd),
         args::Command::Receipt(args::ReceiptCommand::Check {
             file,
             request,

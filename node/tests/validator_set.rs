@@ -2,7 +2,8 @@
 //! (Eve, who registered her session keys) and removes Dave; two sessions later GRANDPA's
 //! set id has moved and Eve authors blocks. A request finalized under the genesis set and
 //! one under the new set both verify from the genesis hash alone: online, and from their
-//! exported files once every node is stopped.
+//! exported files once every node is stopped. In between, the council upgrades the
+//! runtime (the next release's, spec version + 1) and both receipts still verify.
 
 mod common;
 
@@ -253,6 +254,71 @@ fn governance_rotates_the_validators_and_receipts_verify_across_the_set_change()
     // The old request still verifies online.
     let receipt = verify(&store, &url, &genesis, &old, &old_file);
     assert_eq!(receipt["valid"], true, "{receipt}");
+
+    // A runtime upgrade by council motion: two thirds of the council authorize the next
+    // release's code (Alice proposes, Bob's aye is the second of three), then anyone
+    // submits it. Every node switches to it and finality goes on.
+    // (`None` while a node is busy: each compiles the new runtime when it first runs it,
+    // five at once on the test machine's cores.)
+    let spec = |node: &Node| {
+        node.rpc("state_getRuntimeVersion", serde_json::json!([]))
+            .and_then(|v| v["specVersion"].as_u64())
+    };
+    let built = u64::from(inferchain_runtime::VERSION.spec_version);
+    assert_eq!(spec(&nodes[0]), Some(built));
+    let next = inferchain_runtime::next_runtime::WASM_BINARY_PATH
+        .expect("build.rs builds the next runtime");
+    let (ok, out, err) = run(
+        &store,
+        &[
+            "upgrade", "propose", next, "--suri", "//Alice", "--url", &url,
+        ],
+    );
+    assert!(ok && out.contains("needs 2 ayes of 3"), "{out}\n{err}");
+    pass(&store, &url);
+    let (ok, out, err) = run(
+        &store,
+        &[
+            "upgrade",
+            "apply",
+            next,
+            "--suri",
+            "//Charlie",
+            "--url",
+            &url,
+        ],
+    );
+    assert!(ok && out.contains("runtime upgraded"), "{out}\n{err}");
+    let started = Instant::now();
+    while nodes.iter().any(|n| spec(n) != Some(built + 1)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "not every node runs the upgrade:\n{}",
+            nodes[0].log_tail(20)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let head = nodes[0].best_number().expect("best");
+    nodes[1].wait_finalized(head + 2, Duration::from_secs(120));
+    // This client was built for the old runtime: it no longer signs, and says why...
+    let (ok, _, err) = run(
+        &store,
+        &[
+            "submit",
+            "--model",
+            "tiny-mlp",
+            "--input",
+            x.to_str().expect("UTF-8 path"),
+            "--url",
+            &url,
+        ],
+    );
+    assert!(!ok && err.contains("was built for"), "{err}");
+    // ...but receipts from before the upgrade still verify against the upgraded chain.
+    for (id, file) in [(&old, &old_file), (&new, &new_file)] {
+        let receipt = verify(&store, &url, &genesis, id, file);
+        assert_eq!(receipt["valid"], true, "{receipt}");
+    }
 
     // Every node stopped: both receipts verify from their files and the genesis hash.
     drop(nodes);

@@ -8,6 +8,7 @@ frame_benchmarking::define_benchmarks!(
     [pallet_sudo, Sudo]
     [pallet_validators, Validators]
     [pallet_protocol_params, ProtocolParams]
+    [pallet_upgrades, Upgrades]
     [pallet_models, Models]
     [pallet_inference, Inference]
     [pallet_memory, Memory]

@@ -15,6 +15,14 @@
 #[cfg(feature = "std")]
 include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
 
+/// The next release's runtime: this code with the spec version one higher (the
+/// `next-spec-version` feature, built to wasm beside the runtime by `build.rs`). The
+/// runtime-upgrade test enacts it on the local testnet by council motion.
+#[cfg(feature = "std")]
+pub mod next_runtime {
+    include!(concat!(env!("OUT_DIR"), "/next_runtime_wasm.rs"));
+}
+
 extern crate alloc;
 
 use alloc::vec::Vec;
@@ -62,12 +70,28 @@ impl_opaque_keys! {
     }
 }
 
+// The version macro takes literals only, hence two declarations: the second is the
+// next release's (`next_runtime`), the same but for its spec version.
+#[cfg(not(feature = "next-spec-version"))]
 #[sp_version::runtime_version]
 pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: alloc::borrow::Cow::Borrowed("inferchain"),
     impl_name: alloc::borrow::Cow::Borrowed("inferchain"),
     authoring_version: 1,
     spec_version: 107,
+    impl_version: 1,
+    apis: apis::RUNTIME_API_VERSIONS,
+    transaction_version: 4,
+    system_version: 1,
+};
+
+#[cfg(feature = "next-spec-version")]
+#[sp_version::runtime_version]
+pub const VERSION: RuntimeVersion = RuntimeVersion {
+    spec_name: alloc::borrow::Cow::Borrowed("inferchain"),
+    impl_name: alloc::borrow::Cow::Borrowed("inferchain"),
+    authoring_version: 1,
+    spec_version: 108,
     impl_version: 1,
     apis: apis::RUNTIME_API_VERSIONS,
     transaction_version: 4,
@@ -220,4 +244,7 @@ mod runtime {
 
     #[runtime::pallet_index(16)]
     pub type ProtocolParams = pallet_protocol_params;
+
+    #[runtime::pallet_index(17)]
+    pub type Upgrades = pallet_upgrades;
 }

@@ -5,7 +5,8 @@
 //! proposes the call, members vote, and `close` dispatches it once more than half of the
 //! council voted aye. Membership itself changes by the council's own majority (or Root).
 //! Sudo keeps Root on the development chain only (the local testnet's genesis has no
-//! sudo key).
+//! sudo key). A runtime upgrade takes two thirds of the council (pallet-upgrades
+//! authorizes the code's hash; anyone then applies the code).
 
 use frame_support::{parameter_types, traits::EitherOfDiverse};
 use frame_system::EnsureRoot;
@@ -25,6 +26,12 @@ pub type CouncilMajority =
 /// Root (Sudo on the development chain, or a runtime upgrade's migration) or the council's
 /// majority: who registers models and sets their fees and status.
 pub type RootOrCouncilMajority = EitherOfDiverse<EnsureRoot<AccountId>, CouncilMajority>;
+/// At least two thirds of the council, by motion.
+pub type CouncilTwoThirds =
+    pallet_collective::EnsureProportionAtLeast<AccountId, CouncilInstance, 2, 3>;
+/// Root or two thirds of the council: who authorizes a runtime upgrade (it can change
+/// every rule, so it takes more than a bare majority).
+pub type RootOrCouncilTwoThirds = EitherOfDiverse<EnsureRoot<AccountId>, CouncilTwoThirds>;
 
 parameter_types! {
     /// How long a motion stays open for votes: 30 minutes of 3-second blocks.
@@ -56,6 +63,11 @@ impl pallet_collective::Config<CouncilInstance> for Runtime {
     type KillOrigin = RootOrCouncilMajority;
     /// Proposals cost their transaction fee; `MaxProposals` bounds the open ones.
     type Consideration = ();
+}
+
+impl pallet_upgrades::Config for Runtime {
+    type UpgradeOrigin = RootOrCouncilTwoThirds;
+    type WeightInfo = pallet_upgrades::weights::SubstrateWeight<Runtime>;
 }
 
 impl pallet_membership::Config<CouncilMembershipInstance> for Runtime {
