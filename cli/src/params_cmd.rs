@@ -119,8 +119,7 @@ pub fn run(cmd: ParamsCommand) -> Result<()> {
             if params.value_of(&change) == change {
                 bail!("{} is already {}", name, show(&change));
             }
-            params.apply(change);
-            if params.outside(&MIN_PARAMS, &MAX_PARAMS).is_some() {
+            if !Params::admits(&MIN_PARAMS, &MAX_PARAMS, &change) {
                 bail!(
                     "{} is outside the bounds the runtime allows for {name}: {} ..= {}",
                     show(&change),
@@ -128,6 +127,7 @@ pub fn run(cmd: ParamsCommand) -> Result<()> {
                     show(&MAX_PARAMS.value_of(&change)),
                 );
             }
+            params.apply(change);
             if let Err(broken) = params.check_relations() {
                 bail!("with {name} at {}, the parameters break a rule: {broken:?} (see `inferchain params list`)", show(&change));
             }

@@ -12,8 +12,9 @@ use sp_core::H256;
 use sp_version::RuntimeVersion;
 use std::{path::Path, time::Duration};
 
-/// The most a compressed runtime may expand to (as the node's executor allows).
-const CODE_BOMB_LIMIT: usize = 64 * 1024 * 1024;
+/// The most a compressed runtime may expand to: the node's executor's limit
+/// (`sc_executor`'s `CODE_BLOB_BOMB_LIMIT`, 50 MiB).
+const CODE_BOMB_LIMIT: usize = 50 * 1024 * 1024;
 
 /// Reads a runtime's wasm (compressed or not) and the version it declares in its
 /// `runtime_version` section.
@@ -57,7 +58,11 @@ fn leb_u32(bytes: &[u8], at: &mut usize) -> Option<u32> {
     for shift in (0..35).step_by(7) {
         let byte = *bytes.get(*at)?;
         *at += 1;
-        value |= u32::from(byte & 0x7f).checked_shl(shift)?;
+        // The fifth byte carries the top 4 bits only (wasm rejects anything more).
+        if shift == 28 && byte > 0x0f {
+            return None;
+        }
+        value |= u32::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
             return Some(value);
         }
@@ -105,9 +110,16 @@ pub fn run(cmd: UpgradeCommand) -> Result<()> {
                 code.len()
             );
             let mut motion = motion;
-            // Two thirds of the council (the runtime's `UpgradeOrigin`).
+            // Two thirds of the council (the runtime's `UpgradeOrigin`): a lower
+            // threshold would let the motion close early and fail with `BadOrigin`.
             let council = crate::council_cmd::member_count(&client)?;
-            motion.threshold.get_or_insert((2 * council).div_ceil(3));
+            let needed = (2 * council).div_ceil(3);
+            match motion.threshold {
+                Some(t) if t < needed => bail!(
+                    "an upgrade needs two thirds of the council's {council} members: a threshold of at least {needed}, not {t}"
+                ),
+                _ => motion.threshold = Some(motion.threshold.unwrap_or(needed)),
+            }
             crate::council_cmd::propose(
                 RuntimeCall::Upgrades(pallet_upgrades::Call::authorize_upgrade { code_hash }),
                 &motion,
@@ -184,6 +196,14 @@ mod tests {
         // A section running past the end is not read.
         wasm.extend([0, 50, 1, b'e']);
         assert_eq!(custom_section(&wasm, "e"), None);
+        // A LEB128 size whose fifth byte overflows 32 bits is refused.
+        let mut at = 0;
+        assert_eq!(
+            leb_u32(&[0xff, 0xff, 0xff, 0xff, 0x0f], &mut at),
+            Some(u32::MAX)
+        );
+        at = 0;
+        assert_eq!(leb_u32(&[0xff, 0xff, 0xff, 0xff, 0x1f], &mut at), None);
         assert_eq!(custom_section(b"not wasm", "a"), None);
     }
 

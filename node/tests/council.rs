@@ -212,14 +212,14 @@ fn the_council_registers_reprices_and_deprecates_a_model_by_motion() {
         )
     };
     assert_eq!(param(&url, "execution-timeout"), (false, "5".to_string()));
-    // Outside the runtime's bounds (6 hours): refused before any vote.
+    // Outside the runtime's bounds (an hour): refused before any vote.
     let (ok, _, err) = run(
         &store,
         &[
             "params",
             "propose",
             "execution-timeout",
-            "7201",
+            "1201",
             "--suri",
             "//Alice",
             "--url",

@@ -72,6 +72,13 @@ impl_opaque_keys! {
 
 // The version macro takes literals only, hence two declarations: the second is the
 // next release's (`next_runtime`), the same but for its spec version.
+// The feature is for build.rs's second wasm build only: a native build with it (a
+// `--all-features` build, say) would also make the main wasm runtime the next release's.
+#[cfg(all(feature = "std", feature = "next-spec-version"))]
+compile_error!(
+    "`next-spec-version` is only for the next release's wasm runtime that build.rs builds; \
+     build without it"
+);
 #[cfg(not(feature = "next-spec-version"))]
 #[sp_version::runtime_version]
 pub const VERSION: RuntimeVersion = RuntimeVersion {

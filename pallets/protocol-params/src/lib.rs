@@ -102,6 +102,9 @@ pub mod pallet {
         UnbondingTooShort,
         /// A slash would exceed the least executor bond.
         SlashAboveMinBond,
+        /// The off-chain retry delay would not be shorter than the move timeout and the
+        /// execution timeout.
+        RetryNotBeforeDeadlines,
     }
 
     impl<T> From<BrokenRelation> for Error<T> {
@@ -111,6 +114,7 @@ pub mod pallet {
                 BrokenRelation::SlashSharesAboveWhole => Error::SlashSharesAboveWhole,
                 BrokenRelation::UnbondingTooShort => Error::UnbondingTooShort,
                 BrokenRelation::SlashAboveMinBond => Error::SlashAboveMinBond,
+                BrokenRelation::RetryNotBeforeDeadlines => Error::RetryNotBeforeDeadlines,
             }
         }
     }
@@ -160,13 +164,13 @@ pub mod pallet {
             let mut params = Self::current();
             let old = params.value_of(&change);
             ensure!(old != change, Error::<T>::Unchanged);
-            params.apply(change);
+            // Only the changed parameter is held to the bounds: if an upgrade tightens
+            // the bounds of others, each can still be brought inside by its own motion.
             ensure!(
-                params
-                    .outside(&T::MinValues::get(), &T::MaxValues::get())
-                    .is_none(),
+                ParamsOf::<T>::admits(&T::MinValues::get(), &T::MaxValues::get(), &change),
                 Error::<T>::OutOfBounds
             );
+            params.apply(change);
             params.check_relations().map_err(Error::<T>::from)?;
             Params::<T>::put(params);
             Self::deposit_event(Event::ParameterSet { old, new: change });

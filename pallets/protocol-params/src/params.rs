@@ -146,6 +146,15 @@ macro_rules! protocol_params {
                 [$( ParamChange::$variant(self.$field), )*]
             }
 
+            /// Whether `change`'s value lies within `min..=max` (the same parameter's).
+            pub fn admits(min: &Self, max: &Self, change: &ParamChange<Balance, BlockNumber>)
+                -> bool
+            {
+                match change {
+                    $( ParamChange::$variant(v) => min.$field <= *v && *v <= max.$field, )*
+                }
+            }
+
             /// The first field outside `min..=max`, by name.
             pub fn outside(&self, min: &Self, max: &Self) -> Option<&'static str> {
                 $(
@@ -221,12 +230,16 @@ pub enum BrokenRelation {
     /// `result_slash` or `missed_deadline_slash` above `min_executor_bond`: a
     /// minimally bonded executor could not pay the slash its fault costs.
     SlashAboveMinBond,
+    /// `offchain_retry_blocks` not below `move_timeout` and `execution_timeout`: one
+    /// dropped transaction would hold an honest node's later ones (queued behind its
+    /// nonce) past a deadline, and it would lose a game or miss an execution.
+    RetryNotBeforeDeadlines,
 }
 
 impl<Balance, BlockNumber> ProtocolParams<Balance, BlockNumber>
 where
     Balance: Copy + PartialOrd,
-    BlockNumber: Copy + PartialOrd + Saturating,
+    BlockNumber: Copy + PartialOrd + Saturating + From<u32>,
 {
     /// Checks the relations between parameters that every set must keep.
     pub fn check_relations(&self) -> Result<(), BrokenRelation> {
@@ -248,6 +261,10 @@ where
             || self.missed_deadline_slash > self.min_executor_bond
         {
             return Err(BrokenRelation::SlashAboveMinBond);
+        }
+        let retry = BlockNumber::from(self.offchain_retry_blocks);
+        if retry >= self.move_timeout || retry >= self.execution_timeout {
+            return Err(BrokenRelation::RetryNotBeforeDeadlines);
         }
         Ok(())
     }

@@ -84,6 +84,19 @@ fn values_outside_the_bounds_are_refused() {
 }
 
 #[test]
+fn a_parameter_left_outside_tightened_bounds_does_not_block_others() {
+    new_test_ext().execute_with(|| {
+        // As if an upgrade had tightened the bounds below a stored value.
+        let mut stored = DEFAULTS;
+        stored.max_offchain_runs = 1_000;
+        Stored::<Test>::put(stored);
+        assert_ok!(set(Change::ExecutionTimeout(12)));
+        assert_ok!(set(Change::MaxOffchainRuns(80)));
+        assert_eq!(Pallet::<Test>::current().max_offchain_runs, 80);
+    });
+}
+
+#[test]
 fn a_value_it_already_has_is_refused() {
     new_test_ext().execute_with(|| {
         assert_noop!(set(Change::ChallengePeriod(20)), Error::<Test>::Unchanged);
@@ -135,6 +148,16 @@ fn relations_between_parameters_are_kept() {
         assert_noop!(
             set(Change::MinExecutorBond(999)),
             Error::<Test>::SlashAboveMinBond
+        );
+        // A retry (2 blocks) must come before a move's and an execution's deadline.
+        assert_noop!(
+            set(Change::OffchainRetryBlocks(10)),
+            Error::<Test>::RetryNotBeforeDeadlines
+        );
+        assert_ok!(set(Change::OffchainRetryBlocks(9)));
+        assert_noop!(
+            set(Change::MoveTimeout(9)),
+            Error::<Test>::RetryNotBeforeDeadlines
         );
     });
 }

@@ -58,37 +58,41 @@ pub const DEFAULT_PARAMS: Params = ParamSet {
 
 /// The least each parameter may be set to. No bound is zero where zero would switch a
 /// protection off: a free wrong result, no watchers, a request that fills state for
-/// nothing, a deadline inside the block that assigned it.
+/// nothing, a deadline inside the block that assigned it. And a challenge stays worth
+/// its bond: the least reward on the least result slash (25% of 200 INFER) is the
+/// challenge bond (tested).
 pub const MIN_PARAMS: Params = ParamSet {
-    min_executor_bond: 10 * UNIT,
+    min_executor_bond: 200 * UNIT,
     unbonding_period: 10,
     execution_timeout: 2,
-    challenge_period: 2,
+    // A watcher needs a block to run the model and one to land its challenge.
+    challenge_period: 3,
     move_timeout: 2,
     result_retention: 20,
     missed_deadline_slash: 0,
-    result_slash: UNIT,
+    result_slash: 200 * UNIT,
     release_slash: 0,
-    challenge_reward: Perbill::from_percent(10),
+    challenge_reward: Perbill::from_percent(25),
     requester_compensation: Perbill::zero(),
     protocol_fee: Perbill::zero(),
     max_missed_in_row: 1,
     request_deposit_base: UNIT / 10_000,
     deposit_per_byte: UNIT / 10_000_000,
-    watch_share: Perbill::from_percent(1),
+    watch_share: Perbill::from_percent(5),
     max_offchain_runs: 1,
     offchain_time_budget: 100,
     offchain_retry_blocks: 1,
 };
 
-/// The most each parameter may be set to. Deadlines stay within a day or a week (a
-/// request's funds are held that long); the off-chain budget stays inside a block.
+/// The most each parameter may be set to. Deadlines stay within hours: every node's
+/// off-chain worker scans the deadline queue from now to the longest of them after each
+/// block. The off-chain budget leaves half a block for import.
 pub const MAX_PARAMS: Params = ParamSet {
     min_executor_bond: 1_000_000 * UNIT,
     unbonding_period: 28 * DAYS,
-    execution_timeout: 6 * HOURS,
-    challenge_period: 7 * DAYS,
-    move_timeout: DAYS,
+    execution_timeout: HOURS,
+    challenge_period: 6 * HOURS,
+    move_timeout: HOURS,
     result_retention: 30 * DAYS,
     missed_deadline_slash: 10_000 * UNIT,
     result_slash: 100_000 * UNIT,
@@ -101,7 +105,7 @@ pub const MAX_PARAMS: Params = ParamSet {
     deposit_per_byte: UNIT / 100,
     watch_share: Perbill::one(),
     max_offchain_runs: 4_096,
-    offchain_time_budget: 2_500,
+    offchain_time_budget: 2_000,
     offchain_retry_blocks: 100,
 };
 
@@ -177,6 +181,12 @@ mod tests {
         assert_eq!(DEFAULT_PARAMS.outside(&MIN_PARAMS, &MAX_PARAMS), None);
         assert_eq!(MIN_PARAMS.outside(&MIN_PARAMS, &MAX_PARAMS), None);
         assert_eq!(DEFAULT_PARAMS.check_relations(), Ok(()));
+    }
+
+    #[test]
+    fn a_won_challenge_always_pays_at_least_its_bond() {
+        let least = MIN_PARAMS.challenge_reward * MIN_PARAMS.result_slash;
+        assert!(least >= super::super::ChallengeBond::get(), "{least}");
     }
 
     #[test]
