@@ -188,12 +188,15 @@ pub trait ModelRegistry<Balance> {
     /// The model's dispute commitments, if governance recorded them.
     fn commitments(id: &ModelId) -> Option<crate::dispute::ModelCommitments>;
 
-    /// Registers `spec` as Active, bypassing governance: for benchmarks only.
+    /// Registers `spec` as Active, bypassing governance: for benchmarks only (which
+    /// only need to know that it failed).
     #[cfg(feature = "runtime-benchmarks")]
+    #[allow(clippy::result_unit_err)]
     fn register_for_benchmark(spec: ModelSpec<Balance>) -> Result<(), ()>;
 
     /// Records a model's dispute commitments, bypassing governance: for benchmarks only.
     #[cfg(feature = "runtime-benchmarks")]
+    #[allow(clippy::result_unit_err)]
     fn commit_for_benchmark(
         id: &ModelId,
         commitments: crate::dispute::ModelCommitments,

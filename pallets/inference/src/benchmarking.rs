@@ -354,10 +354,13 @@ fn open_challenge<T: Config>(setup: &GameSetup<T>) -> GameId {
     GameByChallenger::<T>::get(setup.id, &setup.challenger).expect("open; qed")
 }
 
+/// An element game: the setup, the game, the executor's chunk root and the chunk's
+/// tensors and their paths.
+type ElementGame<T> = (GameSetup<T>, GameId, Hash, Vec<Vec<u8>>, Vec<Vec<Hash>>);
+
 /// A game whose walk over steps ended at step 0, the referee's costliest chunk's step
-/// (an element path), with the executor's leaf a tensor of that step's output length:
-/// the setup, the game, the executor's chunk root and the chunk's tensors and their paths.
-fn element_game<T: Config>() -> (GameSetup<T>, GameId, Hash, Vec<Vec<u8>>, Vec<Vec<Hash>>) {
+/// (an element path), with the executor's leaf a tensor of that step's output length.
+fn element_game<T: Config>() -> ElementGame<T> {
     let (op, output_bytes, _, tensors) = T::Referee::costliest_chunk();
     let (setup, paths) = game_setup_with::<T>(16, op, tensors.clone(), output_bytes);
     let game = open_challenge::<T>(&setup);

@@ -129,10 +129,12 @@ impl<T: Config> Pallet<T> {
             Self::ends_in(&trace, commitments.steps, &output, &path),
             Error::<T>::BadTrace
         );
-        Self::hold(HoldReason::ChallengeBond, &who, T::ChallengeBond::get())?;
+        let stakes = Self::current_stakes();
+        Self::hold(HoldReason::ChallengeBond, &who, stakes.challenge_bond)?;
 
         let game_id = NextGameId::<T>::get();
         NextGameId::<T>::put(game_id.saturating_add(1));
+        GameStakesOf::<T>::insert(game_id, stakes);
         let deadline = now.saturating_add(T::MoveTimeout::get());
         let at = Position::root(commitments.steps);
         let game = Game {
@@ -614,7 +616,26 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Removes a finished game's records.
-    fn close(game_id: GameId, game: &GameOf<T>) {
+    /// The stakes a game opened now puts up: the parameters in force.
+    pub(crate) fn current_stakes() -> crate::GameStakes<BalanceOf<T>> {
+        crate::GameStakes {
+            challenge_bond: T::ChallengeBond::get(),
+            result_slash: T::ResultSlash::get(),
+            challenge_reward: T::ChallengeReward::get(),
+            requester_compensation: T::RequesterCompensation::get(),
+        }
+    }
+
+    /// What game `game_id` put at stake (the parameters in force for a game opened
+    /// before stakes were recorded).
+    pub(crate) fn stakes_of(game_id: GameId) -> crate::GameStakes<BalanceOf<T>> {
+        GameStakesOf::<T>::get(game_id).unwrap_or_else(Self::current_stakes)
+    }
+
+    /// Removes a game and its indexes; returns what it put at stake.
+    fn close(game_id: GameId, game: &GameOf<T>) -> crate::GameStakes<BalanceOf<T>> {
+        let stakes = Self::stakes_of(game_id);
+        GameStakesOf::<T>::remove(game_id);
         Games::<T>::remove(game_id);
         GameByChallenger::<T>::remove(game.request, &game.challenger);
         OpenGames::<T>::mutate_exists(game.request, game.attempt, |n| {
@@ -623,22 +644,23 @@ impl<T: Config> Pallet<T> {
         });
         Self::remove_obligation(&game.executor);
         Self::remove_obligation(&game.challenger);
+        stakes
     }
 
     /// A game whose result was overturned by another game: nobody loses anything.
     fn void(game_id: GameId, game: GameOf<T>) {
-        Self::close(game_id, &game);
+        let stakes = Self::close(game_id, &game);
         Self::release(
             HoldReason::ChallengeBond,
             &game.challenger,
-            T::ChallengeBond::get(),
+            stakes.challenge_bond,
         );
         Self::deposit_event(Event::GameVoided { game: game_id });
     }
 
     /// Settles a game that ended with `end`.
     fn end_game(game_id: GameId, game: GameOf<T>, end: GameEnd, now: BlockNumberFor<T>) {
-        Self::close(game_id, &game);
+        let stakes = Self::close(game_id, &game);
         let (executor_lost, challenger_lost) = match end {
             GameEnd::Refereed { executor_right } => (!executor_right, executor_right),
             GameEnd::Timeout { side } => (side == Side::Executor, side == Side::Challenger),
@@ -653,8 +675,9 @@ impl<T: Config> Pallet<T> {
         });
 
         // The challenger's bond: forfeited (a share to the executor, if it won) or back.
-        let bond =
-            T::ChallengeBond::get().min(Self::held(HoldReason::ChallengeBond, &game.challenger));
+        let bond = stakes
+            .challenge_bond
+            .min(Self::held(HoldReason::ChallengeBond, &game.challenger));
         if challenger_lost {
             Self::deposit_event(Event::Slashed {
                 who: game.challenger.clone(),
@@ -663,7 +686,7 @@ impl<T: Config> Pallet<T> {
             });
             let mut rest = bond;
             if !executor_lost {
-                let to_executor = T::ChallengeReward::get() * bond;
+                let to_executor = stakes.challenge_reward * bond;
                 Self::pay_from_hold(
                     HoldReason::ChallengeBond,
                     &game.challenger,
@@ -689,13 +712,13 @@ impl<T: Config> Pallet<T> {
         } else if executor_lost {
             let taken = Self::debit_bond(
                 &game.executor,
-                T::ResultSlash::get(),
+                stakes.result_slash,
                 SlashReason::WrongResult,
                 now,
             );
             let mut rest = taken;
             if !challenger_lost {
-                let to_challenger = T::ChallengeReward::get() * taken;
+                let to_challenger = stakes.challenge_reward * taken;
                 Self::pay_from_hold(
                     HoldReason::ExecutorBond,
                     &game.executor,
@@ -704,7 +727,7 @@ impl<T: Config> Pallet<T> {
                 );
                 rest = rest.saturating_sub(to_challenger);
             }
-            let to_requester = T::RequesterCompensation::get() * taken;
+            let to_requester = stakes.requester_compensation * taken;
             Self::pay_from_hold(
                 HoldReason::ExecutorBond,
                 &game.executor,

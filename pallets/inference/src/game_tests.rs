@@ -228,6 +228,36 @@ fn an_honest_watcher_walks_to_the_corrupted_step_and_the_cheater_is_slashed() {
 }
 
 #[test]
+fn a_game_settles_on_the_stakes_it_opened_with_whatever_governance_changes_meanwhile() {
+    build_and_execute(|| {
+        let plan = Plan::new(STEPS);
+        let (id, cheater) = setup(&plan);
+        let bad = plan.run(&input(), Some(3));
+        let honest = plan.run(&input(), None);
+        post(id, cheater, &bad);
+        let watcher = other_than(&[cheater]);
+        let watcher_free = free(watcher);
+        let game = open(id, watcher, &honest);
+        // A majority colluding with the cheater cuts the slash and the reward while the
+        // game is open (the mock's parameters stand in for the governed ones).
+        crate::mock::ResultSlash::set(1);
+        crate::mock::ChallengeReward::set(sp_runtime::Perbill::zero());
+        let step = walk(game, (cheater, &bad), (watcher, &honest));
+        assert_ok!(Inference::prove_step(
+            RuntimeOrigin::signed(watcher),
+            game,
+            bounded(plan.proof(&input(), &honest, step as usize))
+        ));
+        // Still the 50 slashed and the half to the watcher the game opened with.
+        assert_eq!(crate::Executors::<Test>::get(cheater).unwrap().bond, 950);
+        assert_eq!(free(watcher), watcher_free + 25);
+        assert_eq!(crate::GameStakesOf::<Test>::get(game), None, "closed");
+        // A game opened now puts up the new terms.
+        assert_eq!(Inference::current_stakes().result_slash, 1);
+    });
+}
+
+#[test]
 fn the_cheaters_own_proof_convicts_it_too() {
     build_and_execute(|| {
         let plan = Plan::new(STEPS);

@@ -2,7 +2,7 @@
 
 use crate::{pallet::*, ExecutorStatus, RequestStatus};
 use alloc::collections::btree_map::BTreeMap;
-use frame_support::{ensure, traits::Get};
+use frame_support::ensure;
 use sp_runtime::{traits::Saturating, TryRuntimeError};
 
 impl<T: Config> Pallet<T> {
@@ -128,13 +128,14 @@ impl<T: Config> Pallet<T> {
             }
         }
 
-        // Challenge bonds: one ChallengeBond per open game of the challenger; games are
-        // indexed by challenger and counted per attempt.
+        // Challenge bonds: each open game of the challenger holds the bond it opened
+        // with; games are indexed by challenger and counted per attempt, and only open
+        // games have recorded stakes.
         let mut bonds: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
         let mut counts: BTreeMap<(inferchain_primitives::RequestId, u32), u32> = BTreeMap::new();
         for (game_id, game) in Games::<T>::iter() {
             let entry = bonds.entry(game.challenger.clone()).or_default();
-            *entry = entry.saturating_add(T::ChallengeBond::get());
+            *entry = entry.saturating_add(Pallet::<T>::stakes_of(game_id).challenge_bond);
             ensure!(
                 GameByChallenger::<T>::get(game.request, &game.challenger) == Some(game_id),
                 "a game is not indexed under its challenger"
@@ -145,6 +146,10 @@ impl<T: Config> Pallet<T> {
         ensure!(
             GameByChallenger::<T>::iter().all(|(_, _, g)| Games::<T>::contains_key(g)),
             "a challenger's index names a closed game"
+        );
+        ensure!(
+            GameStakesOf::<T>::iter_keys().all(Games::<T>::contains_key),
+            "stakes recorded for a closed game"
         );
         ensure!(
             OpenGames::<T>::iter().all(|(id, attempt, n)| counts.get(&(id, attempt)) == Some(&n))

@@ -414,6 +414,12 @@ pub mod pallet {
     #[pallet::storage]
     pub type NextGameId<T: Config> = StorageValue<_, GameId, ValueQuery>;
 
+    /// What each open game put at stake when it opened (absent for games opened before
+    /// runtime 107: they settle on the parameters in force).
+    #[pallet::storage]
+    pub type GameStakesOf<T: Config> =
+        StorageMap<_, Twox64Concat, GameId, crate::GameStakes<BalanceOf<T>>>;
+
     /// Game move deadlines: the games to check at the start of each block.
     #[pallet::storage]
     pub type GameQueue<T: Config> =

@@ -129,9 +129,9 @@ parameter_types! {
     pub const ChallengePeriod: u64 = 4;
     pub const MaxAttempts: u32 = 3;
     pub const MissedDeadlineSlash: Balance = 10;
-    pub const ResultSlash: Balance = 50;
+    pub static ResultSlash: Balance = 50;
     pub const ChallengeBond: Balance = 30;
-    pub const ChallengeReward: Perbill = Perbill::from_percent(50);
+    pub static ChallengeReward: Perbill = Perbill::from_percent(50);
     pub const RequesterCompensation: Perbill = Perbill::from_percent(20);
     pub const ProtocolFee: Perbill = Perbill::from_percent(10);
     pub const MaxExecutors: u32 = 16;

@@ -264,3 +264,25 @@ pub struct Game<AccountId, BlockNumber> {
 
 /// A game's id: a counter the pallet increments.
 pub type GameId = u64;
+
+/// What a game puts at stake, recorded when it opens: the challenge bond held and the
+/// slash and shares its end pays out. Governance may change the parameters while a game
+/// is open; the game settles on the terms it opened with.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    MaxEncodedLen,
+    TypeInfo,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+)]
+pub struct GameStakes<Balance> {
+    pub challenge_bond: Balance,
+    pub result_slash: Balance,
+    pub challenge_reward: sp_runtime::Perbill,
+    pub requester_compensation: sp_runtime::Perbill,
+}

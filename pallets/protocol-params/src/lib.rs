@@ -15,8 +15,8 @@
 //!
 //! What it must not do: hold parameters that shape storage bounds or weights (the most
 //! executors, input bytes, requests per block, ...): those stay runtime constants, changed
-//! by a runtime upgrade. Nor the challenge bond, which games release at its current value
-//! (it needs a bond recorded per game first).
+//! by a runtime upgrade. Nor, yet, the challenge bond (games record the bond they hold,
+//! so it could be governed next).
 
 #![cfg_attr(not(feature = "std"), no_std)]
 

@@ -187,8 +187,8 @@ impl pallet_models::Config for Runtime {
 
 parameter_types! {
     pub const MaxAttempts: u32 = 3;
-    /// A constant, not a governed parameter: open games release the bond at this value,
-    /// so changing it needs the bond recorded per game first.
+    /// A constant, not yet a governed parameter (each game records the bond it holds, so
+    /// a change would not unbalance open games).
     pub const ChallengeBond: Balance = 50 * UNIT;
     pub const MaxExecutors: u32 = 128;
     /// `MaxAttempts + 1` entries per request a block may take: a request's handled
