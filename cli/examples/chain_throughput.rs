@@ -203,7 +203,7 @@ fn main() -> Result<()> {
         .unwrap_or(next);
     let span = (last_result - first + 1) as f64;
     let answered = posted.len();
-    println!("blocks: 3 s (Aura slot); model: tiny-mlp; {queued} requests from 8 accounts queued at once");
+    println!("blocks: 3 s (BABE slot); model: tiny-mlp; {queued} requests from 8 accounts queued at once");
     println!(
         "settled: {} final, {} expired (refunded) after missed deadlines; {reassigned} reassignments; \
          {refused} refused at dispatch (MaxRequestsPerBlock, or no executor with a free slot)",

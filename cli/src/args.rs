@@ -196,7 +196,7 @@ pub enum ValidatorCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Register this account's session keys (Aura sr25519 and GRANDPA ed25519, derived
+    /// Register this account's session keys (BABE sr25519 and GRANDPA ed25519, derived
     /// from --keys-suri as a node started with `--alice`… or `key insert` holds them),
     /// with the proof that the account holds them. Holds a key deposit.
     SetKeys {

@@ -43,23 +43,23 @@ fn active(client: &Chain) -> Result<Vec<AccountId>> {
         .unwrap_or_default())
 }
 
-/// Session keys derived from `suri` (sr25519 for Aura, ed25519 for GRANDPA, as a node
+/// Session keys derived from `suri` (sr25519 for BABE, ed25519 for GRANDPA, as a node
 /// started with `--alice` etc. or `key insert` holds them) and the proof that `owner`
 /// holds them.
 pub fn session_keys(suri: &str, owner: &AccountId) -> Result<(SessionKeys, Vec<u8>)> {
-    let mut aura = sr25519::Pair::from_string(suri, None)
+    let mut babe = sr25519::Pair::from_string(suri, None)
         .map_err(|e| anyhow!("`{suri}` is not a secret URI ({e:?})"))?;
     let mut grandpa = ed25519::Pair::from_string(suri, None)
         .map_err(|e| anyhow!("`{suri}` is not a secret URI ({e:?})"))?;
     let owner = owner.encode();
     let proof = (
-        aura.generate_proof_of_possession(&owner),
+        babe.generate_proof_of_possession(&owner),
         grandpa.generate_proof_of_possession(&owner),
     )
         .encode();
     Ok((
         SessionKeys {
-            aura: aura.public().into(),
+            babe: babe.public().into(),
             grandpa: grandpa.public().into(),
         },
         proof,

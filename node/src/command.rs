@@ -8,6 +8,7 @@ use crate::{
 use inferchain_runtime::opaque::Block;
 use sc_cli::SubstrateCli;
 use sc_service::PartialComponents;
+use std::sync::Arc;
 
 impl SubstrateCli for Cli {
     fn impl_name() -> String {
@@ -98,7 +99,8 @@ pub fn run() -> sc_cli::Result<()> {
             runner.async_run(|config| {
                 let PartialComponents { client, task_manager, backend, .. } =
                     service::new_partial(&config)?;
-                let aux_revert = Box::new(|client, _, blocks| {
+                let aux_revert = Box::new(|client: Arc<service::FullClient>, backend, blocks| {
+                    sc_consensus_babe::revert(client.clone(), backend, blocks)?;
                     sc_consensus_grandpa::revert(client, blocks)?;
                     Ok(())
                 });

@@ -1,6 +1,6 @@
 //! # inferchain-node
 //!
-//! The node binary: an sc-service full node with Aura block production, GRANDPA finality,
+//! The node binary: an sc-service full node with BABE block production, GRANDPA finality,
 //! ParityDB storage and off-chain workers. It stays thin like the solochain template's node:
 //! chain specs name runtime presets (`chain_spec`), the service wires the client
 //! (`service`), RPC adds the standard extensions (`rpc`), and the CLI parses

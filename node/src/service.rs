@@ -1,15 +1,13 @@
-//! The full node service: client, import queue, networking, Aura authoring, GRANDPA
+//! The full node service: client, import queue, networking, BABE authoring, GRANDPA
 //! finality and the off-chain worker runner.
 
 use futures::FutureExt;
 use inferchain_runtime::{apis::RuntimeApi, opaque::Block};
 use sc_client_api::{Backend, BlockBackend};
-use sc_consensus_aura::{ImportQueueParams, SlotProportion, StartAuraParams};
 use sc_consensus_grandpa::SharedVoterState;
 use sc_service::{error::Error as ServiceError, Configuration, TaskManager, WarpSyncConfig};
 use sc_telemetry::{Telemetry, TelemetryWorker};
 use sc_transaction_pool_api::OffchainTransactionPoolFactory;
-use sp_consensus_aura::sr25519::{AuthorityId as AuraId, AuthorityPair as AuraPair};
 use std::{sync::Arc, time::Duration};
 
 /// The host functions the runtime may call. This tuple is the one place where
@@ -30,6 +28,42 @@ type FullSelectChain = sc_consensus::LongestChain<FullBackend, Block>;
 /// can be proven final as soon as GRANDPA finalizes it (`inferchain verify`).
 const GRANDPA_JUSTIFICATION_PERIOD: u32 = 1;
 
+/// Inherent data for a block at a slot: BABE's slot (first: the slot worker reads it
+/// there) and the timestamp.
+type SlotInherents = Arc<
+    dyn sp_inherents::CreateInherentDataProviders<
+        Block,
+        (),
+        InherentDataProviders = (
+            sp_consensus_babe::inherents::InherentDataProvider,
+            sp_timestamp::InherentDataProvider,
+        ),
+    >,
+>;
+
+/// The block import chain: BABE (slot claims, epoch changes) over GRANDPA (authority set
+/// changes, justifications) over the client.
+type BabeImport = sc_consensus_babe::BabeBlockImport<
+    Block,
+    FullClient,
+    sc_consensus_grandpa::GrandpaBlockImport<FullBackend, Block, FullClient, FullSelectChain>,
+    SlotInherents,
+    FullSelectChain,
+>;
+
+/// The slot and timestamp providers for blocks built or checked now.
+fn slot_inherents(slot_duration: sp_consensus_babe::SlotDuration) -> SlotInherents {
+    Arc::new(move |_parent, ()| async move {
+        let timestamp = sp_timestamp::InherentDataProvider::from_system_time();
+        let slot =
+            sp_consensus_babe::inherents::InherentDataProvider::from_timestamp_and_slot_duration(
+                *timestamp,
+                slot_duration,
+            );
+        Ok((slot, timestamp))
+    })
+}
+
 /// The parts the subcommands and the full node share.
 pub type Service = sc_service::PartialComponents<
     FullClient,
@@ -38,8 +72,9 @@ pub type Service = sc_service::PartialComponents<
     sc_consensus::DefaultImportQueue<Block>,
     sc_transaction_pool::TransactionPoolHandle<Block, FullClient>,
     (
-        sc_consensus_grandpa::GrandpaBlockImport<FullBackend, Block, FullClient, FullSelectChain>,
+        BabeImport,
         sc_consensus_grandpa::LinkHalf<Block, FullClient, FullSelectChain>,
+        sc_consensus_babe::BabeLink<Block>,
         Option<Telemetry>,
     ),
 >;
@@ -58,7 +93,7 @@ pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
         .transpose()?;
 
     let executor = sc_service::new_wasm_executor::<HostFunctions>(&config.executor);
-    let (client, backend, keystore_container, task_manager) =
+    let (client, backend, keystore_container, mut task_manager) =
         sc_service::new_full_parts::<Block, RuntimeApi, _>(
             config,
             telemetry.as_ref().map(|(_, telemetry)| telemetry.handle()),
@@ -95,35 +130,31 @@ pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
         telemetry.as_ref().map(|x| x.handle()),
     )?;
 
-    let cidp_client = client.clone();
-    let import_queue = sc_consensus_aura::import_queue::<AuraPair, _, _, _, _, _>(
-        ImportQueueParams {
-            block_import: grandpa_block_import.clone(),
-            justification_import: Some(Box::new(grandpa_block_import.clone())),
+    let babe_config = sc_consensus_babe::configuration(&*client)?;
+    let slot_duration = babe_config.slot_duration();
+    let (block_import, babe_link) = sc_consensus_babe::block_import(
+        babe_config,
+        grandpa_block_import.clone(),
+        client.clone(),
+        slot_inherents(slot_duration),
+        select_chain.clone(),
+        OffchainTransactionPoolFactory::new(transaction_pool.clone()),
+    )?;
+
+    let (import_queue, babe_worker) =
+        sc_consensus_babe::import_queue(sc_consensus_babe::ImportQueueParams {
+            link: babe_link.clone(),
+            block_import: block_import.clone(),
+            justification_import: Some(Box::new(grandpa_block_import)),
             client: client.clone(),
-            create_inherent_data_providers: move |parent_hash, _| {
-                let cidp_client = cidp_client.clone();
-                async move {
-                    let slot_duration = sc_consensus_aura::standalone::slot_duration_at(
-                        &*cidp_client,
-                        parent_hash,
-                    )?;
-                    let timestamp = sp_timestamp::InherentDataProvider::from_system_time();
-                    let slot =
-                        sp_consensus_aura::inherents::InherentDataProvider::from_timestamp_and_slot_duration(
-                            *timestamp,
-                            slot_duration,
-                        );
-                    Ok((slot, timestamp))
-                }
-            },
+            slot_duration,
             spawner: &task_manager.spawn_essential_handle(),
             registry: config.prometheus_registry(),
-            check_for_equivocation: Default::default(),
             telemetry: telemetry.as_ref().map(|x| x.handle()),
-            compatibility_mode: Default::default(),
-        },
-    )?;
+        })?;
+    // The essential `babe-worker` task (epoch data for the import queue) ends when its
+    // last handle drops, and an essential task ending stops the service.
+    task_manager.keep_alive(babe_worker);
 
     Ok(sc_service::PartialComponents {
         client,
@@ -133,12 +164,12 @@ pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
         keystore_container,
         select_chain,
         transaction_pool,
-        other: (grandpa_block_import, grandpa_link, telemetry),
+        other: (block_import, grandpa_link, babe_link, telemetry),
     })
 }
 
 /// Builds and starts a full node: networking, RPC, off-chain workers, and, on a
-/// validator, Aura authoring and the GRANDPA voter.
+/// validator, BABE authoring and the GRANDPA voter.
 pub fn new_full<
     N: sc_network::NetworkBackend<Block, <Block as sp_runtime::traits::Block>::Hash>,
 >(
@@ -153,7 +184,7 @@ pub fn new_full<
         keystore_container,
         select_chain,
         transaction_pool,
-        other: (block_import, grandpa_link, mut telemetry),
+        other: (block_import, grandpa_link, babe_link, mut telemetry),
     } = new_partial(&config)?;
 
     let mut net_config = sc_network::config::FullNetworkConfiguration::<
@@ -283,40 +314,30 @@ pub fn new_full<
             telemetry.as_ref().map(|x| x.handle()),
         );
 
-        let slot_duration = sc_consensus_aura::slot_duration::<AuraId, _, _>(&*client)?;
-
-        let aura = sc_consensus_aura::start_aura::<AuraPair, _, _, _, _, _, _, _, _, _, _>(
-            StartAuraParams {
-                slot_duration,
-                client,
-                select_chain,
-                block_import,
-                proposer_factory,
-                create_inherent_data_providers: move |_, ()| async move {
-                    let timestamp = sp_timestamp::InherentDataProvider::from_system_time();
-                    let slot =
-                        sp_consensus_aura::inherents::InherentDataProvider::from_timestamp_and_slot_duration(
-                            *timestamp,
-                            slot_duration,
-                        );
-                    Ok((slot, timestamp))
-                },
-                force_authoring,
-                backoff_authoring_blocks,
-                keystore: keystore_container.keystore(),
-                sync_oracle: sync_service.clone(),
-                justification_sync_link: sync_service.clone(),
-                block_proposal_slot_portion: SlotProportion::new(2f32 / 3f32),
-                max_block_proposal_slot_portion: None,
-                telemetry: telemetry.as_ref().map(|x| x.handle()),
-                compatibility_mode: Default::default(),
-            },
-        )?;
+        let slot_duration = babe_link.config().slot_duration();
+        let babe = sc_consensus_babe::start_babe(sc_consensus_babe::BabeParams {
+            keystore: keystore_container.keystore(),
+            client,
+            select_chain,
+            env: proposer_factory,
+            block_import,
+            sync_oracle: sync_service.clone(),
+            justification_sync_link: sync_service.clone(),
+            create_inherent_data_providers: slot_inherents(slot_duration),
+            force_authoring,
+            backoff_authoring_blocks,
+            babe_link,
+            block_proposal_slot_portion: sc_consensus_babe::SlotProportion::new(2f32 / 3f32),
+            max_block_proposal_slot_portion: None,
+            telemetry: telemetry.as_ref().map(|x| x.handle()),
+        })?;
 
         // Authoring is essential: if it fails, the service goes down with it.
-        task_manager
-            .spawn_essential_handle()
-            .spawn_blocking("aura", Some("block-authoring"), aura);
+        task_manager.spawn_essential_handle().spawn_blocking(
+            "babe-proposer",
+            Some("block-authoring"),
+            babe,
+        );
     }
 
     if enable_grandpa {

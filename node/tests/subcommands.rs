@@ -24,7 +24,7 @@ fn build_spec_emits_the_chain_specs_with_their_genesis() {
     let json: serde_json::Value = serde_json::from_str(&spec).expect("build-spec prints JSON");
     assert_eq!(json["id"], "inferchain_local");
     let patch = &json["genesis"]["runtimeGenesis"]["patch"];
-    // The first authorities are the validators' session keys (Aura's and GRANDPA's own
+    // The first authorities are the validators' session keys (BABE's and GRANDPA's own
     // genesis lists stay empty); the council governs, and there is no sudo key.
     assert_eq!(patch["session"]["keys"].as_array().map(Vec::len), Some(4));
     assert_eq!(

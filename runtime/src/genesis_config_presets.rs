@@ -1,5 +1,5 @@
 //! Genesis presets: `development` (Alice alone authors and finalizes) and
-//! `local_testnet` (Alice, Bob, Charlie and Dave as Aura + GRANDPA authorities, through
+//! `local_testnet` (Alice, Bob, Charlie and Dave as BABE + GRANDPA authorities, through
 //! their session keys; governance changes the set later).
 //! Validators are also bonded inference executors: Alice and Bob on the dev chain, all
 //! four on the local testnet. Both register the models of `dev_models`, and every
@@ -7,12 +7,12 @@
 //! only the development chain has a sudo key (Alice).
 
 use crate::{
-    AccountId, BalancesConfig, CouncilMembershipConfig, InferenceConfig, ModelsConfig,
+    AccountId, BabeConfig, BalancesConfig, CouncilMembershipConfig, InferenceConfig, ModelsConfig,
     RuntimeGenesisConfig, SessionConfig, SessionKeys, SudoConfig, ValidatorsConfig, UNIT,
 };
 use alloc::{vec, vec::Vec};
 use serde_json::Value;
-use sp_consensus_aura::sr25519::AuthorityId as AuraId;
+use sp_consensus_babe::AuthorityId as BabeId;
 use sp_consensus_grandpa::AuthorityId as GrandpaId;
 use sp_genesis_builder::{self, PresetId};
 use sp_keyring::{Ed25519Keyring, Sr25519Keyring};
@@ -29,7 +29,7 @@ const EXECUTOR_BOND: u128 = 10_000 * UNIT;
 const EXECUTOR_CAPACITY: u32 = 128;
 
 fn testnet_genesis(
-    initial_authorities: Vec<(AccountId, AuraId, GrandpaId)>,
+    initial_authorities: Vec<(AccountId, BabeId, GrandpaId)>,
     endowed_accounts: Vec<AccountId>,
     executors: Vec<AccountId>,
     root: Option<AccountId>,
@@ -43,20 +43,24 @@ fn testnet_genesis(
                 .collect(),
             ..Default::default()
         },
-        // Aura's and GRANDPA's first authorities come from the session keys below
+        // BABE's and GRANDPA's first authorities come from the session keys below
         // (pallet-session's genesis hands them over), so their own lists stay empty.
+        babe: BabeConfig {
+            epoch_config: crate::BABE_GENESIS_EPOCH_CONFIG,
+            ..Default::default()
+        },
         validators: ValidatorsConfig {
             validators: initial_authorities.iter().map(|x| x.0.clone()).collect(),
         },
         session: SessionConfig {
             keys: initial_authorities
                 .iter()
-                .map(|(who, aura, grandpa)| {
+                .map(|(who, babe, grandpa)| {
                     (
                         who.clone(),
                         who.clone(),
                         SessionKeys {
-                            aura: aura.clone(),
+                            babe: babe.clone(),
                             grandpa: grandpa.clone(),
                         },
                     )
@@ -88,7 +92,7 @@ fn testnet_genesis(
     serde_json::to_value(config).expect("the genesis config serializes to JSON; qed")
 }
 
-fn authority(who: Sr25519Keyring, grandpa: Ed25519Keyring) -> (AccountId, AuraId, GrandpaId) {
+fn authority(who: Sr25519Keyring, grandpa: Ed25519Keyring) -> (AccountId, BabeId, GrandpaId) {
     (
         who.to_account_id(),
         who.public().into(),

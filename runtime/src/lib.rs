@@ -63,9 +63,10 @@ pub mod opaque {
 }
 
 impl_opaque_keys! {
-    /// The consensus keys a validator registers: Aura for authoring, GRANDPA for finality.
+    /// The consensus keys a validator registers: BABE for authoring (its VRF), GRANDPA
+    /// for finality.
     pub struct SessionKeys {
-        pub aura: Aura,
+        pub babe: Babe,
         pub grandpa: Grandpa,
     }
 }
@@ -108,8 +109,20 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 /// Block time. Short on purpose: challenge windows are counted in blocks, and the dev
 /// chain's demo and end-to-end tests should run in seconds.
 pub const MILLI_SECS_PER_BLOCK: u64 = 3000;
-/// Aura slot length; it cannot change once the chain runs.
+/// BABE slot length; it cannot change once the chain runs.
 pub const SLOT_DURATION: u64 = MILLI_SECS_PER_BLOCK;
+/// BABE epoch length in slots (30 s), fixed for the chain's life. Sessions end only at
+/// epoch boundaries (`configs::validators`), so this is also how fast a validator change
+/// governance makes is queued and then enacted.
+pub const EPOCH_DURATION_IN_SLOTS: u64 = 10;
+/// BABE's genesis epoch configuration: a primary (VRF lottery) slot leader one slot in
+/// four on average, and a secondary VRF leader for every other slot, so every slot has an
+/// author and every block carries a VRF output (the randomness the draws use).
+pub const BABE_GENESIS_EPOCH_CONFIG: sp_consensus_babe::BabeEpochConfiguration =
+    sp_consensus_babe::BabeEpochConfiguration {
+        c: (1, 4),
+        allowed_slots: sp_consensus_babe::AllowedSlots::PrimaryAndSecondaryVRFSlots,
+    };
 /// Blocks per minute.
 pub const MINUTES: BlockNumber = 60_000 / (MILLI_SECS_PER_BLOCK as BlockNumber);
 /// Blocks per hour.
@@ -207,7 +220,7 @@ mod runtime {
     pub type Timestamp = pallet_timestamp;
 
     #[runtime::pallet_index(2)]
-    pub type Aura = pallet_aura;
+    pub type Babe = pallet_babe;
 
     #[runtime::pallet_index(3)]
     pub type Grandpa = pallet_grandpa;
@@ -221,8 +234,7 @@ mod runtime {
     #[runtime::pallet_index(6)]
     pub type Sudo = pallet_sudo;
 
-    #[runtime::pallet_index(7)]
-    pub type RandomnessCollectiveFlip = pallet_insecure_randomness_collective_flip;
+    // Index 7 was collective-flip randomness, replaced by BABE's VRF.
 
     #[runtime::pallet_index(8)]
     pub type Models = pallet_models;

@@ -62,9 +62,10 @@
 //!
 //! ## Randomness
 //!
-//! Assignment is seeded from `Config::Randomness` (the collective-flip pallet in the
-//! runtime): good enough to spread work, not to resist a block author who withholds or
-//! reorders blocks to steer an assignment. Nothing about safety depends on it: a wrong
+//! Assignment is seeded from `Config::Randomness` (in the runtime, the parent block
+//! author's BABE VRF output): good enough to spread work, not to resist a block author
+//! who withholds its block or a requester who times its submission to steer an
+//! assignment. Nothing about safety depends on it: a wrong
 //! result is overturned by any honest watcher's game, refereed by the runtime.
 
 #![cfg_attr(not(feature = "std"), no_std)]

@@ -4,7 +4,7 @@
 //! `remove_validator` (behind `ValidatorOrigin`: the model council's majority or Root in
 //! the runtime) edit the set, and the pallet, as pallet-session's `SessionManager`, hands
 //! the new set to the session pallet at the next session. pallet-session queues it for
-//! one session and then rotates it in: Aura's authorities change, and GRANDPA's through a
+//! one session and then rotates it in: BABE's authorities change, and GRANDPA's through a
 //! scheduled change (its set id moves), which receipts follow (docs/RECEIPTS.md).
 //!
 //! A validator only produces and finalizes blocks once it has registered session keys

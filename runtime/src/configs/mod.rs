@@ -7,7 +7,7 @@ use frame_support::{
     derive_impl,
     dispatch::DispatchClass,
     parameter_types,
-    traits::{ConstBool, ConstU128, ConstU32, ConstU64, ConstU8, VariantCountOf},
+    traits::{ConstU128, ConstU32, ConstU64, ConstU8, VariantCountOf},
     weights::{
         constants::{ParityDbWeight, WEIGHT_REF_TIME_PER_SECOND},
         IdentityFee, Weight,
@@ -16,7 +16,6 @@ use frame_support::{
 use frame_system::limits::{BlockLength, BlockWeights};
 use inferchain_primitives::model::ModelCost;
 use pallet_transaction_payment::{FungibleAdapter, Multiplier};
-use sp_consensus_aura::sr25519::AuthorityId as AuraId;
 use sp_runtime::{
     traits::{One, Verify},
     transaction_validity::TransactionPriority,
@@ -25,12 +24,13 @@ use sp_runtime::{
 use sp_version::RuntimeVersion;
 
 use super::{
-    AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Memory, Models, Nonce,
-    PalletInfo, RandomnessCollectiveFlip, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
-    RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Signature, SignedPayload, System, TxExtension,
-    UncheckedExtrinsic, EXISTENTIAL_DEPOSIT, MINUTES, SLOT_DURATION, UNIT, VERSION,
+    AccountId, Babe, Balance, Balances, Block, BlockNumber, Hash, Memory, Models, Nonce,
+    PalletInfo, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason, RuntimeHoldReason,
+    RuntimeOrigin, RuntimeTask, Signature, SignedPayload, System, TxExtension, UncheckedExtrinsic,
+    EXISTENTIAL_DEPOSIT, MINUTES, SLOT_DURATION, UNIT, VERSION,
 };
 
+pub mod consensus;
 pub mod governance;
 pub mod protocol_params;
 pub mod validators;
@@ -77,14 +77,6 @@ impl frame_system::Config for Runtime {
     type MaxConsumers = ConstU32<16>;
 }
 
-impl pallet_aura::Config for Runtime {
-    type AuthorityId = AuraId;
-    type DisabledValidators = ();
-    type MaxAuthorities = ConstU32<32>;
-    type AllowMultipleBlocksPerSlot = ConstBool<false>;
-    type SlotDuration = pallet_aura::MinimumPeriodTimesTwo<Runtime>;
-}
-
 impl pallet_grandpa::Config for Runtime {
     type RuntimeEvent = RuntimeEvent;
     type WeightInfo = ();
@@ -97,7 +89,8 @@ impl pallet_grandpa::Config for Runtime {
 
 impl pallet_timestamp::Config for Runtime {
     type Moment = u64;
-    type OnTimestampSet = Aura;
+    /// BABE checks each block's timestamp against its slot (slot = MinimumPeriod × 2).
+    type OnTimestampSet = Babe;
     type MinimumPeriod = ConstU64<{ SLOT_DURATION / 2 }>;
     type WeightInfo = ();
 }
@@ -221,7 +214,7 @@ impl pallet_inference::Config for Runtime {
     type Currency = Balances;
     type RuntimeHoldReason = RuntimeHoldReason;
     type Models = Models;
-    type Randomness = RandomnessCollectiveFlip;
+    type Randomness = consensus::DrawRandomness;
     type MinExecutorBond = MinExecutorBond;
     type UnbondingPeriod = UnbondingPeriod;
     type ExecutionTimeout = ExecutionTimeout;
@@ -315,8 +308,6 @@ where
         ))
     }
 }
-
-impl pallet_insecure_randomness_collective_flip::Config for Runtime {}
 
 parameter_types! {
     /// A memory is at most 512 bytes of text (MiniLM's input limit).

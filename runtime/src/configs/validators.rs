@@ -1,11 +1,13 @@
 //! The validator set and its sessions: pallet-validators holds the set governance decides
-//! (`RootOrCouncilMajority` adds and removes), pallet-session rotates it in, handing Aura
+//! (`RootOrCouncilMajority` adds and removes), pallet-session rotates it in, handing BABE
 //! and GRANDPA their new authorities (GRANDPA's set id moves on each change).
 //!
-//! Sessions rotate on demand ([`SessionRotation`]): every `SessionPeriod` blocks, or at
-//! the next `ChangePeriod` boundary while a change is on its way. pallet-session charges a
-//! whole block's weight for a rotation, so fixed short sessions would take a block in
-//! ten from every user; rotations on demand cost two blocks per validator change.
+//! Sessions end only at BABE epoch boundaries (every 10 slots), and only where one is due
+//! ([`rotation_due`]): every `EPOCHS_PER_SESSION` epochs (an hour), or while a change
+//! governance made is on its way. pallet-session charges a whole block's weight for a
+//! rotation, so a session per epoch would take a block in ten from every user; rotations
+//! on demand cost two blocks per validator change. `consensus::EpochsBetweenSessions`
+//! starts the epochs no session ends at.
 
 use frame_support::{
     parameter_types,
@@ -17,25 +19,23 @@ use sp_runtime::{
     Permill,
 };
 
-use super::governance::RootOrCouncilMajority;
+use super::{consensus, governance::RootOrCouncilMajority};
 use crate::{
-    AccountId, Balance, Balances, BlockNumber, Runtime, RuntimeEvent, SessionKeys, Validators, UNIT,
+    AccountId, Babe, Balance, Balances, BlockNumber, Runtime, RuntimeEvent, SessionKeys,
+    Validators, EPOCH_DURATION_IN_SLOTS, UNIT,
 };
 
+/// Epochs per session when nothing is pending: an hour of 30-second epochs (session keys
+/// a validator changes take effect at the next rotation).
+pub const EPOCHS_PER_SESSION: u64 = 120;
+
 parameter_types! {
-    /// The longest session: one hour of 3-second blocks (session keys a validator
-    /// changes take effect at the next rotation).
-    pub const SessionPeriod: BlockNumber = 1200;
-    /// While a set change is on its way, sessions end at every multiple of this: a change
-    /// governance makes is queued at the next boundary and enacted at the one after, so
-    /// it takes effect within 20 blocks (one minute).
-    pub const ChangePeriod: BlockNumber = 10;
     /// Held from an account while it has session keys registered (`Session::set_keys`):
     /// keys are state anyone could otherwise fill.
     pub const SessionKeyDeposit: Balance = 10 * UNIT;
 }
 
-/// The most validators: Aura's and GRANDPA's `MaxAuthorities`.
+/// The most validators: BABE's and GRANDPA's `MaxAuthorities`.
 pub type MaxValidators = ConstU32<32>;
 
 /// Accounts with session keys (pallet-session's `NextKeys`).
@@ -63,7 +63,9 @@ impl pallet_session::Config for Runtime {
     type RuntimeEvent = RuntimeEvent;
     type ValidatorId = AccountId;
     type ValidatorIdOf = ConvertInto;
-    type ShouldEndSession = SessionRotation;
+    /// BABE's: a session ends at an epoch boundary, unless `EpochsBetweenSessions` (which
+    /// runs first) started that epoch because no rotation was due.
+    type ShouldEndSession = Babe;
     type NextSessionRotation = SessionRotation;
     type SessionManager = Validators;
     type SessionHandler = <SessionKeys as OpaqueKeys>::KeyTypeIdProviders;
@@ -75,93 +77,56 @@ impl pallet_session::Config for Runtime {
     type KeyDeposit = SessionKeyDeposit;
 }
 
-/// Ends a session every `SessionPeriod` blocks, and every `ChangePeriod` blocks while a
-/// change governance decided is not validating yet (pallet-validators' own record: a
-/// validator's `set_keys`, which sets pallet-session's `QueuedChanged`, does not count,
-/// so no validator can force short sessions; key changes wait for the hourly rotation).
+/// Whether the epoch boundary in this block ends a session: when a change governance
+/// decided is not validating yet (pallet-validators' own record: queued at one boundary,
+/// enacted at the next), or when the boundary crosses into a new hour of epochs. A
+/// validator's `set_keys` does not count, so no validator can force short sessions; new
+/// keys wait for the hourly rotation.
+pub fn rotation_due() -> bool {
+    pallet_validators::Pallet::<Runtime>::change_pending()
+        || consensus::epoch_starting_now() / EPOCHS_PER_SESSION
+            != consensus::current_epoch_index() / EPOCHS_PER_SESSION
+}
+
+/// Estimates for pallet-session's users (none in this runtime yet): the next epoch
+/// boundary while a change is pending, else the next hourly one. Slots without a block
+/// make these upper bounds.
 pub struct SessionRotation;
 
 impl SessionRotation {
-    fn change_pending() -> bool {
-        pallet_validators::Pallet::<Runtime>::change_pending()
-    }
-}
+    const SESSION_SLOTS: u64 = EPOCHS_PER_SESSION * EPOCH_DURATION_IN_SLOTS;
 
-impl pallet_session::ShouldEndSession<BlockNumber> for SessionRotation {
-    fn should_end_session(now: BlockNumber) -> bool {
-        now.is_multiple_of(SessionPeriod::get())
-            || (now.is_multiple_of(ChangePeriod::get()) && Self::change_pending())
+    /// Slots since the chain's first slot.
+    fn slots_elapsed() -> u64 {
+        let slot = *pallet_babe::CurrentSlot::<Runtime>::get();
+        slot.saturating_sub(*pallet_babe::GenesisSlot::<Runtime>::get())
     }
 }
 
 impl EstimateNextSessionRotation<BlockNumber> for SessionRotation {
     fn average_session_length() -> BlockNumber {
-        SessionPeriod::get()
+        Self::SESSION_SLOTS as BlockNumber
     }
 
-    fn estimate_current_session_progress(now: BlockNumber) -> (Option<Permill>, Weight) {
-        // Against the longest session; a pending change may end it sooner.
-        let period = SessionPeriod::get();
+    fn estimate_current_session_progress(_now: BlockNumber) -> (Option<Permill>, Weight) {
+        // Against the hourly session; a pending change may end it sooner.
+        let into = Self::slots_elapsed() % Self::SESSION_SLOTS;
         (
-            Some(Permill::from_rational(now % period + 1, period)),
-            Weight::zero(),
+            Some(Permill::from_rational(into + 1, Self::SESSION_SLOTS)),
+            <Runtime as frame_system::Config>::DbWeight::get().reads(2),
         )
     }
 
     fn estimate_next_session_rotation(now: BlockNumber) -> (Option<BlockNumber>, Weight) {
-        let period = if Self::change_pending() {
-            ChangePeriod::get()
+        let period = if pallet_validators::Pallet::<Runtime>::change_pending() {
+            EPOCH_DURATION_IN_SLOTS
         } else {
-            SessionPeriod::get()
+            Self::SESSION_SLOTS
         };
-        let next = now.saturating_add(period - now % period);
+        let slots_left = period - Self::slots_elapsed() % period;
         (
-            Some(next),
-            <Runtime as frame_system::Config>::DbWeight::get().reads(2),
+            Some(now.saturating_add(slots_left as BlockNumber)),
+            <Runtime as frame_system::Config>::DbWeight::get().reads(4),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use pallet_session::ShouldEndSession;
-    use sp_runtime::BuildStorage;
-
-    fn ext() -> sp_io::TestExternalities {
-        frame_system::GenesisConfig::<Runtime>::default()
-            .build_storage()
-            .expect("system genesis builds")
-            .into()
-    }
-
-    #[test]
-    fn sessions_rotate_hourly_and_at_the_next_short_boundary_while_a_change_is_pending() {
-        ext().execute_with(|| {
-            let ends = |n| SessionRotation::should_end_session(n);
-            // Nothing pending: only the hourly rotation (each costs a block's weight).
-            assert!((1..SessionPeriod::get()).all(|n| !ends(n)));
-            assert!(ends(SessionPeriod::get()));
-            assert_eq!(
-                SessionRotation::estimate_next_session_rotation(5).0,
-                Some(SessionPeriod::get())
-            );
-            // Governance changed the set: the next two short boundaries end sessions
-            // (queue, then enact), and no other block does.
-            pallet_validators::Changed::<Runtime>::put(true);
-            assert!(!ends(ChangePeriod::get() - 1));
-            assert!(ends(ChangePeriod::get()));
-            assert_eq!(
-                SessionRotation::estimate_next_session_rotation(5).0,
-                Some(ChangePeriod::get())
-            );
-            pallet_validators::Changed::<Runtime>::put(false);
-            pallet_validators::Planned::<Runtime>::put(2);
-            assert!(ends(2 * ChangePeriod::get()));
-            pallet_validators::Planned::<Runtime>::kill();
-            // A validator's new keys (pallet-session's QueuedChanged) force nothing.
-            pallet_session::QueuedChanged::<Runtime>::put(true);
-            assert!(!ends(3 * ChangePeriod::get()));
-        });
     }
 }
