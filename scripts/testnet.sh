@@ -10,7 +10,7 @@
 #   upgrade [WASM]   has two thirds of the council authorize the runtime WASM (default: the
 #               next release's, spec version + 1, that the runtime's build.rs builds) and
 #               applies it; a CLI built for the old runtime then refuses to sign
-# A set change is enacted within 20 blocks (two session rotations); GRANDPA's set id moves.
+# A set change is enacted within two BABE epochs (20 slots: two session rotations); GRANDPA's set id moves.
 # All four are executors; their off-chain workers read the genesis models from one store
 # (scripts/node.sh). State lives in $TESTNET_DIR (default ~/.cache/inferchain/testnet); `rm -rf` it to reset.
 set -euo pipefail
@@ -84,13 +84,13 @@ add_eve() {
     fi
     "$CLI_BIN" validator set-keys --suri //Eve
     pass_motion "$("$CLI_BIN" validator propose-add //Eve --suri //Alice)"
-    echo "[testnet] Eve joins the set within 20 blocks: scripts/testnet.sh status"
+    echo "[testnet] Eve joins the set within two epochs (20 slots): scripts/testnet.sh status"
 }
 
 rotate_out() {
     [ -n "${1:-}" ] || { echo "usage: $0 rotate-out NAME" >&2; exit 2; }
     pass_motion "$("$CLI_BIN" validator propose-remove "//${1^}" --suri //Alice)"
-    echo "[testnet] ${1^} leaves the set within 20 blocks: scripts/testnet.sh status"
+    echo "[testnet] ${1^} leaves the set within two epochs (20 slots): scripts/testnet.sh status"
 }
 
 upgrade() {
