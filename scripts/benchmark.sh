@@ -15,9 +15,12 @@ echo "[bench] building inferchain-node with --features runtime-benchmarks"
 cargo build --release -p inferchain-node --features runtime-benchmarks
 
 pallets=("$@")
-[ "${#pallets[@]}" -gt 0 ] || pallets=(pallet_models pallet_inference pallet_validators)
+[ "${#pallets[@]}" -gt 0 ] || pallets=(pallet_models pallet_inference pallet_memory
+    pallet_validators pallet_protocol_params pallet_upgrades)
 for pallet in "${pallets[@]}"; do
-    dir="pallets/${pallet#pallet_}/src"
+    # pallet_protocol_params lives in pallets/protocol-params
+    crate_dir="${pallet#pallet_}"
+    dir="pallets/${crate_dir//_/-}/src"
     echo "[bench] $pallet -> $dir/weights.rs"
     "$NODE_BIN" benchmark pallet \
         --runtime "$CARGO_TARGET_DIR/release/wbuild/inferchain-runtime/inferchain_runtime.compact.compressed.wasm" \

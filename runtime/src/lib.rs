@@ -80,13 +80,15 @@ compile_error!(
     "`next-spec-version` is only for the next release's wasm runtime that build.rs builds; \
      build without it"
 );
+// Spec 200 starts the BABE line: a chain that began under Aura (spec ≤ 107) cannot
+// upgrade into it (its blocks carry no BABE pre-digest), it starts from a new genesis.
 #[cfg(not(feature = "next-spec-version"))]
 #[sp_version::runtime_version]
 pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: alloc::borrow::Cow::Borrowed("inferchain"),
     impl_name: alloc::borrow::Cow::Borrowed("inferchain"),
     authoring_version: 1,
-    spec_version: 107,
+    spec_version: 200,
     impl_version: 1,
     apis: apis::RUNTIME_API_VERSIONS,
     transaction_version: 4,
@@ -99,7 +101,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: alloc::borrow::Cow::Borrowed("inferchain"),
     impl_name: alloc::borrow::Cow::Borrowed("inferchain"),
     authoring_version: 1,
-    spec_version: 108,
+    spec_version: 201,
     impl_version: 1,
     apis: apis::RUNTIME_API_VERSIONS,
     transaction_version: 4,

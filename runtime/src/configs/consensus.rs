@@ -10,7 +10,7 @@
 //! announced. Every boundary thus enacts exactly once, and BABE's authorities are always
 //! the ones its previous boundary announced.
 
-use frame_support::traits::{ConstU32, ConstU64, Randomness};
+use frame_support::traits::{ConstU32, ConstU64, Get, Randomness};
 use frame_system::pallet_prelude::BlockNumberFor;
 
 use super::validators::{rotation_due, MaxValidators};
@@ -46,7 +46,18 @@ impl pallet_babe::EpochChangeTrigger for EpochsBetweenSessions {
             return;
         }
         let announced = pallet_babe::NextAuthorities::<T>::get();
+        if announced.is_empty() {
+            // BABE would ignore the change and every node reject the block: only reachable
+            // if every validator purged its keys (docs/THREAT_MODEL.md, Validator set).
+            frame_support::defensive!("BABE announced no authorities for this epoch");
+        }
         pallet_babe::Pallet::<T>::enact_epoch_change(announced.clone(), announced, None);
+        // pallet-babe charges its hooks nothing: the enactment's accesses (the slot, epoch
+        // and randomness items, both authority lists, `rotation_due`'s reads) are ours.
+        frame_system::Pallet::<T>::register_extra_weight_unchecked(
+            <T as frame_system::Config>::DbWeight::get().reads_writes(10, 9),
+            frame_support::dispatch::DispatchClass::Mandatory,
+        );
     }
 }
 
@@ -239,6 +250,38 @@ mod tests {
             assert_eq!(Session::current_index(), 3);
             assert_eq!(babe_authorities(), session_babe_keys());
         });
+    }
+
+    #[test]
+    fn validators_purging_every_key_cannot_make_babe_announce_an_empty_epoch() {
+        testnet().execute_with(|| {
+            block(1, 100);
+            for who in [
+                Sr25519Keyring::Alice,
+                Sr25519Keyring::Bob,
+                Sr25519Keyring::Charlie,
+                Sr25519Keyring::Dave,
+            ] {
+                Session::purge_keys(RuntimeOrigin::signed(who.to_account_id()))
+                    .expect("a validator purges its keys");
+            }
+            let mut announced = session_babe_keys_queued();
+            // Past the hourly boundary: the rotation would queue nobody, so it waits,
+            // and every boundary still announces the four.
+            let hour = 100 + super::super::validators::EPOCHS_PER_SESSION * EPOCH_DURATION_IN_SLOTS;
+            let (_, _, boundaries) = run(2, hour - 5, 20, &mut announced);
+            assert_eq!(boundaries, 3);
+            assert_eq!(Session::current_index(), 0);
+            assert_eq!(announced.len(), 4);
+        });
+    }
+
+    /// BABE's keys of the validators pallet-session queued.
+    fn session_babe_keys_queued() -> Vec<AuthorityId> {
+        pallet_session::QueuedKeys::<Runtime>::get()
+            .into_iter()
+            .map(|(_, keys)| keys.babe)
+            .collect()
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use frame_support::{
     parameter_types,
-    traits::{ConstU32, EstimateNextSessionRotation},
+    traits::{ConstU32, EstimateNextSessionRotation, Get},
     weights::Weight,
 };
 use sp_runtime::{
@@ -82,10 +82,31 @@ impl pallet_session::Config for Runtime {
 /// enacted at the next), or when the boundary crosses into a new hour of epochs. A
 /// validator's `set_keys` does not count, so no validator can force short sessions; new
 /// keys wait for the hourly rotation.
+///
+/// A rotation is also put off while it would queue nobody: pallet-session re-queues the
+/// validators whose keys are still registered, and if every one had purged its keys,
+/// BABE would announce an epoch nobody can author and the chain would halt for good.
 pub fn rotation_due() -> bool {
-    pallet_validators::Pallet::<Runtime>::change_pending()
+    let due = pallet_validators::Pallet::<Runtime>::change_pending()
         || consensus::epoch_starting_now() / EPOCHS_PER_SESSION
-            != consensus::current_epoch_index() / EPOCHS_PER_SESSION
+            != consensus::current_epoch_index() / EPOCHS_PER_SESSION;
+    due && rotation_queues_someone()
+}
+
+/// Whether a rotation now would queue at least one validator with keys: the set
+/// governance changed (handed over only with at least `MinValidators` keyed, else
+/// withheld), or else the validators queued now, those that still have keys.
+fn rotation_queues_someone() -> bool {
+    let keyed = |v: &AccountId| pallet_session::NextKeys::<Runtime>::contains_key(v);
+    let handed_over = pallet_validators::Changed::<Runtime>::get() && {
+        let set = pallet_validators::Validators::<Runtime>::get();
+        let count = set.iter().filter(|v| keyed(v)).count() as u32;
+        count > 0 && count >= <Runtime as pallet_validators::Config>::MinValidators::get()
+    };
+    handed_over
+        || pallet_session::QueuedKeys::<Runtime>::get()
+            .iter()
+            .any(|(v, _)| keyed(v))
 }
 
 /// Estimates for pallet-session's users (none in this runtime yet): the next epoch
