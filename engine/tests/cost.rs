@@ -348,3 +348,76 @@ fn a_dry_run_stops_at_its_limit_and_names_what_it_reached() {
         Err(EngineError::CostOverLimit { .. })
     ));
 }
+
+/// `NonMaxSuppression` over boxes [1, n, 4] and scores [1, 1, n], keeping at most 5 boxes
+/// above a 0.5 score, then the selected rows as floats: y [k, 3].
+fn non_max_suppression(keep_from_data: bool) -> OnnxModel {
+    let mut inputs = vec![
+        value("boxes", 1, &[Some(1), None, Some(4)]),
+        value("scores", 1, &[Some(1), Some(1), None]),
+    ];
+    let mut weights = vec![TensorProto {
+        name: "threshold".into(),
+        data_type: 1,
+        dims: vec![1],
+        raw_data: 0.5f32.to_le_bytes().to_vec(),
+        ..Default::default()
+    }];
+    if keep_from_data {
+        inputs.push(value("keep", 7, &[Some(1)]));
+    } else {
+        weights.push(int_weight("keep", &[5]));
+    }
+    weights.push(TensorProto {
+        name: "iou".into(),
+        data_type: 1,
+        dims: vec![1],
+        raw_data: 0.5f32.to_le_bytes().to_vec(),
+        ..Default::default()
+    });
+    let mut cast = node("Cast", &["selected"], "y");
+    cast.attribute.push(candle_onnx::onnx::AttributeProto {
+        name: "to".into(),
+        i: 1,
+        r#type: 2,
+        ..Default::default()
+    });
+    model(
+        vec![
+            node(
+                "NonMaxSuppression",
+                &["boxes", "scores", "keep", "iou", "threshold"],
+                "selected",
+            ),
+            cast,
+        ],
+        inputs,
+        weights,
+        value("y", 1, &[None, Some(3)]),
+    )
+}
+
+#[test]
+fn non_max_suppression_is_metered_at_the_most_boxes_it_can_keep() {
+    let m = non_max_suppression(false);
+    // The dry run's zero scores are under the threshold: a real run on them keeps
+    // nothing, but the meter counts the 5 rows the shapes allow (i64 and f32).
+    let cost = m.estimate_cost(&input_spec(&m, 8)).expect("cost");
+    let weights = m.weight_bytes() as u64;
+    let inputs = 8 * 4 * 4 + 8 * 4;
+    assert!(
+        cost.peak_memory_bytes >= weights + 5 * 3 * (8 + 4),
+        "{cost:?} with {weights} bytes of weights and {inputs} of inputs"
+    );
+    // Fewer boxes than the limit: every box at most.
+    let few = m.estimate_cost(&input_spec(&m, 2)).expect("cost");
+    assert!(few.peak_memory_bytes < cost.peak_memory_bytes);
+    // A limit read from the request's data would let the data size the output.
+    let hostile = non_max_suppression(true);
+    match hostile.estimate_cost(&input_spec(&hostile, 8)) {
+        Err(EngineError::UnboundedShape { op, input, .. }) => {
+            assert_eq!((op.as_str(), input.as_str()), ("NonMaxSuppression", "keep"))
+        }
+        other => panic!("expected UnboundedShape, got {other:?}"),
+    }
+}

@@ -67,16 +67,17 @@ def seeded(build):
     return model.eval()
 
 
-def export(model, x) -> onnx.ModelProto:
+def export(model, x, outputs=("logits",), dynamic=None, opset=17) -> onnx.ModelProto:
+    """torch.onnx's TorchScript exporter, input `input`, dynamic batch by default."""
     buffer = io.BytesIO()
     torch.onnx.export(
         model,
         (x,),
         buffer,
         input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
-        opset_version=17,
+        output_names=list(outputs),
+        dynamic_axes=dynamic or {"input": {0: "N"}, outputs[0]: {0: "N"}},
+        opset_version=opset,
         do_constant_folding=True,
         dynamo=False,
     )
@@ -100,16 +101,21 @@ def main() -> int:
         with torch.no_grad():
             reference = model(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(outputs[0], reference, rtol=1e-3, atol=1e-4)
-        folder = os.path.join(out, name)
-        os.makedirs(folder, exist_ok=True)
-        onnx.save(proto, os.path.join(folder, "model.onnx"))
-        np.save(os.path.join(folder, "input_0.npy"), x)
-        for k, value in enumerate(outputs):
-            np.save(os.path.join(folder, f"expected_{k}.npy"), np.asarray(value))
-        ops = sorted({n.op_type for n in proto.graph.node})
-        size = os.path.getsize(os.path.join(folder, "model.onnx")) / 1e6
-        print(f"{name}: {size:.2f} MB; {', '.join(ops)}")
+        save(os.path.join(out, name), proto, x, outputs)
     return 0
+
+
+def save(folder, proto, x, outputs) -> None:
+    """Writes the zoo layout (model.onnx, input_0.npy, expected_<k>.npy) and a line."""
+    os.makedirs(folder, exist_ok=True)
+    onnx.save(proto, os.path.join(folder, "model.onnx"))
+    np.save(os.path.join(folder, "input_0.npy"), x)
+    for k, value in enumerate(outputs):
+        np.save(os.path.join(folder, f"expected_{k}.npy"), np.asarray(value))
+    ops = sorted({n.op_type for n in proto.graph.node})
+    size = os.path.getsize(os.path.join(folder, "model.onnx")) / 1e3
+    shapes = [tuple(np.asarray(v).shape) for v in outputs]
+    print(f"{os.path.basename(folder)}: {size:.1f} kB; outputs {shapes}; {', '.join(ops)}")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ fn shape_inputs(op: &str) -> &'static [usize] {
         "Expand" | "Reshape" | "Tile" | "OneHot" | "Split" | "Squeeze" | "Unsqueeze"
         | "SplitToSequence" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin"
         | "SequenceAt" | "SequenceErase" | "TopK" => &[1],
+        "NonMaxSuppression" => &[2],
         "SequenceInsert" => &[2],
         "Range" => &[0, 1, 2],
         "Pad" => &[1, 3],
@@ -369,13 +370,27 @@ impl CostMeter {
                 rows.saturating_add(1).saturating_mul(size.max(1)).max(out)
             }),
             // Per output element and axis, a multiply-add per neighbour (4 for cubic).
+            // Antialiased, each axis's pass reads about `taps / scale` neighbours per
+            // output, which is at most `3 · taps` per input element plus two per output
+            // (the scale is at least half an element over the input's length).
             "Resize" => tensor(0).map(|x| {
                 let taps = match node.attribute.iter().find(|a| a.name == "mode") {
                     Some(a) if a.s == b"cubic" => 4,
                     Some(a) if a.s == b"linear" => 2,
                     _ => 1,
                 };
-                out.saturating_mul(2 * taps * x.rank().max(1) as u64)
+                let rank = x.rank().max(1) as u64;
+                let antialias = node
+                    .attribute
+                    .iter()
+                    .any(|a| a.name == "antialias" && a.i != 0);
+                let plain = out.saturating_mul(2 * taps * rank);
+                if antialias {
+                    let larger = out.max(x.elem_count() as u64);
+                    plain.max(larger.saturating_mul(2 * rank * (3 * taps + 3)))
+                } else {
+                    plain
+                }
             }),
             // Every letter's index tuple: a product per operand and an addition.
             "Einsum" => {
@@ -384,6 +399,13 @@ impl CostMeter {
                     .collect();
                 dims.and_then(|d| super::ops::einsum_multiply_adds(node, &d))
             }
+            // Per batch and class, a sort and every candidate against every box kept.
+            "NonMaxSuppression" => tensor(0).zip(tensor(1)).and_then(|(b, s)| {
+                let keep = tensor(2)
+                    .and_then(|t| t.flatten_all().ok()?.to_vec1::<i64>().ok())
+                    .and_then(|v| v.first().copied());
+                super::ops::non_max_suppression::operations(b.dims(), s.dims(), keep)
+            }),
             // A sort of each row along the axis: n log n comparisons per row.
             "TopK" => tensor(0).map(|x| {
                 let n = x.elem_count().max(1) as u64;

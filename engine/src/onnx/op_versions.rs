@@ -144,6 +144,7 @@ const TABLE: &[OpVersions] = &[
     op("Min", &[1, 6, 8, 12, 13]),
     op("Mul", &[1, 6, 7, 13, 14]),
     op("Neg", &[1, 6, 13]),
+    op("NonMaxSuppression", &[10, 11]),
     op("Not", &[1]),
     op("OneHot", &[9, 11, 28]),
     op("Or", &[1, 7]),
@@ -592,14 +593,18 @@ fn attribute_refusal(node: &NodeProto, version: i64, scope: &Scope<'_>) -> Optio
 }
 
 /// `Resize` forms the engine does not compute (`super::ops::resize` computes every
-/// other): antialiased downsampling, and modes or policies the spec does not name.
+/// other): antialiasing with `nearest` (the reference refuses it too), and modes or
+/// policies the spec does not name.
 fn resize_refusal(node: &NodeProto, version: i64) -> Option<String> {
     let named = |attr: &str, default: &str, known: &[&str]| {
         let value = string_attr(node, attr).unwrap_or_else(|| default.into());
         (!known.contains(&value.as_str())).then(|| format!("{attr} `{value}` is not defined"))
     };
-    if version >= 18 && int_attr(node, "antialias").unwrap_or(0) != 0 {
-        return Some("`antialias = 1` is not supported".into());
+    if version >= 18
+        && int_attr(node, "antialias").unwrap_or(0) != 0
+        && string_attr(node, "mode").is_none_or(|m| m == "nearest")
+    {
+        return Some("`antialias = 1` is defined for linear and cubic modes only".into());
     }
     if version >= 13
         && string_attr(node, "coordinate_transformation_mode").as_deref()
@@ -943,7 +948,7 @@ mod tests {
     }
 
     #[test]
-    fn resize_refuses_only_antialiasing_and_modes_the_spec_does_not_name() {
+    fn resize_refuses_only_nearest_antialiasing_and_modes_the_spec_does_not_name() {
         let with = |opset: i64, attrs: &[(&str, &str)], ints: &[(&str, i64)]| {
             let mut n = node("Resize", &["x", "", "s"], ints);
             for (name, value) in attrs {
@@ -976,11 +981,15 @@ mod tests {
             &[],
         ))
         .unwrap();
+        for mode in ["linear", "cubic"] {
+            check(&with(18, &[("mode", mode)], &[("antialias", 1)])).unwrap();
+        }
         for refused in [
             with(13, &[("mode", "area")], &[]),
             with(13, &[("nearest_mode", "round_half_up")], &[]),
             with(13, &[("coordinate_transformation_mode", "corners")], &[]),
-            with(18, &[("mode", "linear")], &[("antialias", 1)]),
+            with(18, &[("mode", "nearest")], &[("antialias", 1)]),
+            with(18, &[], &[("antialias", 1)]),
             with(18, &[("keep_aspect_ratio_policy", "fill")], &[]),
         ] {
             assert_eq!(refusal(&refused).0, "Resize");

@@ -4,7 +4,7 @@
 
 use super::{
     cost::CostMeter,
-    ops::{self, Value},
+    ops::{self, non_max_suppression::Extent, Value},
 };
 use candle_core::{bail, DType, Result, Tensor};
 use candle_onnx::onnx::{GraphProto, ModelProto, NodeProto, ValueInfoProto};
@@ -246,6 +246,7 @@ impl Plan {
                     packed: &conv.packed,
                     trees: None,
                     clip: Some(bounds),
+                    extent: Extent::Exact,
                 };
                 let result = match ops::run(&conv.node, &inputs, &ctx) {
                     Some(result) => result?,
@@ -267,6 +268,12 @@ impl Plan {
                 packed: &step.packed,
                 trees: step.trees.as_ref(),
                 clip: None,
+                // The meter measures the longest output a data-dependent size can have.
+                extent: if meter.is_some() {
+                    Extent::Largest
+                } else {
+                    Extent::Exact
+                },
             };
             let produced: Vec<(String, Value)> = match ops::run(node, &inputs, &ctx) {
                 Some(result) => node.output.iter().cloned().zip(result?).collect(),

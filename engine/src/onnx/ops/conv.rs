@@ -603,7 +603,7 @@ mod tests {
                 let h = (i as u32 ^ seed)
                     .wrapping_mul(2_654_435_761)
                     .rotate_left(13);
-                if h % 17 == 0 {
+                if h.is_multiple_of(17) {
                     0.0
                 } else {
                     (h as f32 / u32::MAX as f32 - 0.5) * (1.0 + (h % 7) as f32)

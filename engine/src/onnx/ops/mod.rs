@@ -8,7 +8,7 @@
 //! ReduceMean, CumSum), `norm.rs` (Layer-, Instance-, Group-, BatchNormalization, LRN),
 //! `pool.rs`. So do operators candle-onnx lacks or gets wrong: N-d and padded pooling,
 //! constant and edge `Pad`, channel-wise `PRelu`, the sequence operators, `Sum` and
-//! `Mean` (`variadic.rs`), `TopK` (`topk.rs`), `Resize` in every mode (`resize.rs`), `Einsum` (`einsum.rs`),
+//! `Mean` (`variadic.rs`), `TopK` (`topk.rs`), `NonMaxSuppression` (`non_max_suppression.rs`), `Resize` in every mode (`resize.rs`), `Einsum` (`einsum.rs`),
 //! exact element-wise compositions
 //! (`elementwise.rs`), `DepthToSpace` and `SpaceToDepth` (`layout.rs`), the
 //! quantized operators (`quantize.rs`), and the `ai.onnx.ml` domain (`ml.rs`, `tree_ensemble.rs`).
@@ -27,6 +27,7 @@ mod elementwise;
 mod layout;
 mod matmul;
 pub mod ml;
+pub mod non_max_suppression;
 mod norm;
 mod pad;
 mod pool;
@@ -151,6 +152,7 @@ pub const OWN: &[&str] = &[
     "Sum",
     "Mean",
     "TopK",
+    "NonMaxSuppression",
     "Reciprocal",
     "Softsign",
     "ThresholdedRelu",
@@ -211,6 +213,9 @@ pub struct Context<'a> {
     /// The bounds of a `Clip` fused into this `Conv` (the plan's `fuse_clip`): its output
     /// is then the clamped one.
     pub clip: Option<(f32, f32)>,
+    /// How long an output whose length depends on the data is: the defined one, or the
+    /// longest the shapes allow (the cost meter's dry run, `NonMaxSuppression`).
+    pub extent: non_max_suppression::Extent,
 }
 
 /// A value inside a graph: a tensor, or a sequence of tensors.
@@ -338,7 +343,19 @@ pub fn run(
                 .collect::<Result<Vec<_>>>()?;
             einsum::einsum(node, &all)
         })(),
-        "Resize" => (|| resize::resize(node, required(0)?, tensor(1)?, tensor(2)?, tensor(3)?))(),
+        "Resize" => (|| {
+            let x = required(0)?;
+            resize::resize(node, ctx.opset, x, tensor(1)?, tensor(2)?, tensor(3)?)
+        })(),
+        "NonMaxSuppression" => (|| {
+            non_max_suppression::non_max_suppression(
+                node,
+                required(0)?,
+                required(1)?,
+                [tensor(2)?, tensor(3)?, tensor(4)?],
+                ctx.extent,
+            )
+        })(),
         "DepthToSpace" | "SpaceToDepth" => {
             required(0).and_then(|x| layout::depth_space(node, x, ctx.opset))
         }

@@ -4,8 +4,10 @@
 //! `pytorch_half_pixel`, `align_corners`, `asymmetric`, opset 11's
 //! `tf_half_pixel_for_nn`, `tf_crop_and_resize` with its
 //! `roi` and `extrapolation_value`), sized by `scales` or `sizes`, over all axes or the
-//! `axes` listed (opset 18). `antialias` and aspect-ratio policies other than `stretch` are
-//! refused at load (`super::super::op_versions`).
+//! `axes` listed (opset 18), with `antialias` (opset 18: linear and cubic filters stretched
+//! by `1 / scale` when downsampling, as the reference's `_linear_coeffs_antialias` and
+//! `_cubic_coeffs_antialias` define them, every coefficient divided by their sum).
+//! Antialiased `nearest` is refused at load (`super::super::op_versions`).
 //!
 //! The numerics follow the onnx reference implementation, which defines the operator:
 //! per axis and output index, the input coordinate `x_original` (binary64), the `n`
@@ -30,6 +32,10 @@ const MAX_OUTPUT_ELEMENTS: usize = 1 << 30;
 /// The longest output axis (each output index of a resized axis keeps its neighbours).
 const MAX_AXIS: usize = 1 << 24;
 
+/// The most (input index, coefficient) pairs one axis's plan may hold: an antialiased
+/// filter reads `~2 / scale` neighbours per output index.
+const MAX_AXIS_TAPS: usize = 1 << 28;
+
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Nearest,
@@ -47,6 +53,7 @@ enum Taps {
 /// `Resize(X, roi?, scales?, sizes?)`.
 pub fn resize(
     node: &NodeProto,
+    opset: i64,
     x: &Tensor,
     roi: Option<&Tensor>,
     scales: Option<&Tensor>,
@@ -155,9 +162,13 @@ pub fn resize(
     };
     let nearest = attrs::string(node, "nearest_mode", "round_prefer_floor");
     let cubic_a = f64::from(attrs::float(node, "cubic_coeff_a", -0.75));
-    // Only cubic's weights reach outside the input (onnxruntime ignores it elsewhere;
-    // for nearest, zeroing both weights would read index 0).
-    let exclude_outside = mode == Mode::Cubic && attrs::int(node, "exclude_outside", 0) != 0;
+    // The attribute exists from opset 18; nearest with it is refused at load.
+    let antialias = opset >= 18 && mode != Mode::Nearest && attrs::int(node, "antialias", 0) != 0;
+    // Only cubic's weights, and antialiased linear ones, reach outside the input
+    // (onnxruntime ignores it for plain linear; for nearest, zeroing both weights would
+    // read index 0).
+    let reaches_outside = mode == Mode::Cubic || (mode == Mode::Linear && antialias);
+    let exclude_outside = reaches_outside && attrs::int(node, "exclude_outside", 0) != 0;
     let extrapolation = f64::from(attrs::float(node, "extrapolation_value", 0.0));
     let mut plan: Vec<Option<Vec<Taps>>> = Vec::with_capacity(rank);
     for a in 0..rank {
@@ -166,12 +177,6 @@ pub fn resize(
             plan.push(None);
             continue;
         }
-        let axis = Axis {
-            input: dims[a],
-            output: out_dims[a],
-            scale: scale[a],
-            roi: roi[a],
-        };
         let candle_form = sizes.is_some() || (scale[a] >= 1.0 && scale[a].fract() == 0.0);
         if mode == Mode::Nearest && nearest == "floor" && coordinates == "asymmetric" && candle_form
         {
@@ -186,6 +191,26 @@ pub fn resize(
                 .collect();
             plan.push(Some(taps));
             continue;
+        }
+        let filter = if antialias {
+            Filter::Antialiased(scale[a])
+        } else {
+            Filter::Plain
+        };
+        let axis = Axis {
+            input: dims[a],
+            output: out_dims[a],
+            scale: scale[a],
+            roi: roi[a],
+            filter,
+        };
+        let width = filter.taps(mode);
+        if width.saturating_mul(out_dims[a]) > MAX_AXIS_TAPS {
+            bail!(
+                "{op}: an antialiased filter of {width} taps for {} outputs along axis {a} \
+                 is over {MAX_AXIS_TAPS}",
+                out_dims[a]
+            )
         }
         let taps = (0..out_dims[a])
             .map(|o| axis.taps(o, &coordinates, mode, &nearest, cubic_a, exclude_outside))
@@ -297,12 +322,81 @@ fn gather(
     x.flatten_all()?.index_select(&index, 0)?.reshape(out_dims)
 }
 
+/// Which coefficients linear and cubic interpolation take.
+#[derive(Clone, Copy)]
+enum Filter {
+    /// Two (linear) or four (cubic) neighbours.
+    Plain,
+    /// Stretched by `1 / min(scale, 1)` (the scale given), normalized to sum to one.
+    Antialiased(f64),
+}
+
+impl Filter {
+    /// The first neighbour's offset from the coordinate's floor (`start` in the
+    /// reference), for a filter reaching `support` input steps at scale 1.
+    fn start(support: f64, scale: f64) -> i64 {
+        (-support / scale.min(1.0)).floor() as i64 + 1
+    }
+
+    /// How many neighbours each output index reads.
+    fn taps(self, mode: Mode) -> usize {
+        let support = match mode {
+            Mode::Nearest | Mode::Linear => 1.0,
+            Mode::Cubic => 2.0,
+        };
+        match self {
+            Filter::Plain => 2 * support as usize,
+            Filter::Antialiased(scale) => (2 - 2 * Filter::start(support, scale)) as usize,
+        }
+    }
+}
+
+/// The reference's `_linear_coeffs_antialias`: a triangle stretched by `1 / scale`.
+fn linear_antialiased(ratio: f64, scale: f64) -> Vec<f64> {
+    let scale = scale.min(1.0);
+    let start = Filter::start(1.0, scale);
+    let coefficients = (start..2 - start)
+        .map(|i| (1.0 - ((i as f64 - ratio) * scale).abs()).clamp(0.0, 1.0))
+        .collect();
+    normalized(coefficients)
+}
+
+/// The reference's `_cubic_coeffs_antialias`: Keys' kernel stretched by `1 / scale`.
+fn cubic_antialiased(ratio: f64, scale: f64, a: f64) -> Vec<f64> {
+    let scale = scale.min(1.0);
+    let start = Filter::start(2.0, scale);
+    let kernel = |x: f64| {
+        let x = x.abs();
+        let x2 = x * x;
+        let x3 = x * x2;
+        if x <= 1.0 {
+            (a + 2.0) * x3 - (a + 3.0) * x2 + 1.0
+        } else if x < 2.0 {
+            a * x3 - 5.0 * a * x2 + 8.0 * a * x - 4.0 * a
+        } else {
+            0.0
+        }
+    };
+    let coefficients = (start..2 - start)
+        .map(|i| kernel(scale * (i as f64 - ratio)))
+        .collect();
+    normalized(coefficients)
+}
+
+/// Each coefficient divided by their sum (summed in order from +0, as Python's `sum`).
+fn normalized(mut coefficients: Vec<f64>) -> Vec<f64> {
+    let total = coefficients.iter().fold(0.0f64, |s, &c| s + c);
+    coefficients.iter_mut().for_each(|c| *c /= total);
+    coefficients
+}
+
 /// One axis's geometry.
 struct Axis {
     input: usize,
     output: usize,
     scale: f64,
     roi: (f64, f64),
+    filter: Filter,
 }
 
 impl Axis {
@@ -391,8 +485,14 @@ impl Axis {
                     vec![1.0, 0.0]
                 }
             }
-            Mode::Linear => vec![1.0 - ratio, ratio],
-            Mode::Cubic => cubic_coefficients(ratio, cubic_a).to_vec(),
+            Mode::Linear => match self.filter {
+                Filter::Plain => vec![1.0 - ratio, ratio],
+                Filter::Antialiased(scale) => linear_antialiased(ratio, scale),
+            },
+            Mode::Cubic => match self.filter {
+                Filter::Plain => cubic_coefficients(ratio, cubic_a).to_vec(),
+                Filter::Antialiased(scale) => cubic_antialiased(ratio, scale, cubic_a),
+            },
         };
         let n = coefficients.len() as i64;
         // The first of the n nearest indexes (ties to the smaller).
@@ -466,7 +566,7 @@ mod tests {
         ]);
         for size in [4i64, 9, 10, 13] {
             let sizes = Tensor::new(&[1i64, 1, size, size], &Device::Cpu).unwrap();
-            let y = resize(&node, &x, None, None, Some(&sizes)).unwrap();
+            let y = resize(&node, 19, &x, None, None, Some(&sizes)).unwrap();
             let want = x.upsample_nearest2d(size as usize, size as usize).unwrap();
             assert_eq!(
                 y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
@@ -481,7 +581,7 @@ mod tests {
         let x = Tensor::new(&[[[[0f32, 4.0]]]], &Device::Cpu).unwrap();
         let scales = Tensor::new(&[1f32, 1.0, 1.0, 2.0], &Device::Cpu).unwrap();
         let node = node(&[("mode", "linear")]);
-        let y = resize(&node, &x, None, Some(&scales), None).unwrap();
+        let y = resize(&node, 19, &x, None, Some(&scales), None).unwrap();
         // x_original = (o + 0.5) / 2 - 0.5: -0.25, 0.25, 0.75, 1.25 (edges clamp).
         assert_eq!(
             y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
@@ -493,7 +593,7 @@ mod tests {
     fn a_hostile_scale_is_a_named_error_not_an_allocation() {
         let x = Tensor::zeros((1, 1, 1000, 1000), DType::F32, &Device::Cpu).unwrap();
         let scales = Tensor::new(&[1f32, 1.0, 1e5, 1e5], &Device::Cpu).unwrap();
-        let err = resize(&node(&[]), &x, None, Some(&scales), None).unwrap_err();
+        let err = resize(&node(&[]), 19, &x, None, Some(&scales), None).unwrap_err();
         assert!(err.to_string().contains("elements"), "{err}");
     }
 
@@ -501,7 +601,15 @@ mod tests {
     fn a_shrinking_axis_after_a_growing_one_is_bounded_in_between() {
         let x = Tensor::zeros((1024, 1024), DType::F32, &Device::Cpu).unwrap();
         let scales = Tensor::new(&[1.0f32 / 1024.0, 16384.0], &Device::Cpu).unwrap();
-        let err = resize(&node(&[("mode", "linear")]), &x, None, Some(&scales), None).unwrap_err();
+        let err = resize(
+            &node(&[("mode", "linear")]),
+            19,
+            &x,
+            None,
+            Some(&scales),
+            None,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("intermediate"), "{err}");
     }
 
@@ -516,11 +624,82 @@ mod tests {
             r#type: 2,
             ..Default::default()
         });
-        let y = resize(&n, &x, None, Some(&scales), None).unwrap();
+        let y = resize(&n, 19, &x, None, Some(&scales), None).unwrap();
         assert_eq!(
             y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             [1.0, 2.0, 2.0, 2.0]
         );
+    }
+
+    fn antialiased(mode: &str) -> NodeProto {
+        let mut n = node(&[("mode", mode)]);
+        n.attribute.push(candle_onnx::onnx::AttributeProto {
+            name: "antialias".into(),
+            i: 1,
+            r#type: 2,
+            ..Default::default()
+        });
+        n
+    }
+
+    /// Bits from the onnx reference in setup's venv (`ReferenceEvaluator`, opset 18) for
+    /// `x = arange(16) ** 1.5` as 4×4, scales 0.6 on both axes.
+    #[test]
+    fn antialiased_downsampling_gives_the_references_bits() {
+        let x = Tensor::from_vec(
+            (0..16).map(|i| (i as f32).powf(1.5)).collect::<Vec<_>>(),
+            (1, 1, 4, 4),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let scales = Tensor::new(&[1f32, 1.0, 0.6, 0.6], &Device::Cpu).unwrap();
+        for (mode, want) in [
+            (
+                "linear",
+                [0x406b9f80u32, 0x40ec2587, 0x41c9a1ec, 0x42021df4],
+            ),
+            ("cubic", [0x400809f7, 0x40c16a0a, 0x41cb3648, 0x420672fa]),
+        ] {
+            let n = antialiased(mode);
+            let y = resize(&n, 18, &x, None, Some(&scales), None).unwrap();
+            assert_eq!(y.dims(), &[1, 1, 2, 2]);
+            let got: Vec<u32> = y
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            // Linear: within one unit in the last place (this reference interpolates the
+            // axes first to last, the engine, as the reference it was written against,
+            // last to first). Cubic: within 2e-5, because this reference evaluates
+            // Keys' kernel in float32 (its `cubic_coeff_a` is a NumPy float32, which
+            // NumPy 2 keeps narrow); the engine keeps binary64 throughout.
+            for (g, w) in got.iter().zip(want) {
+                let (g, w) = (f32::from_bits(*g), f32::from_bits(w));
+                let close = match mode {
+                    "linear" => g.to_bits().abs_diff(w.to_bits()) <= 1,
+                    _ => ((g - w) / w).abs() <= 2e-5,
+                };
+                assert!(close, "{mode}: {got:x?} against {want:x?}");
+            }
+            // Before opset 18 the attribute does not exist: plain interpolation.
+            let plain = resize(&n, 13, &x, None, Some(&scales), None).unwrap();
+            assert_ne!(
+                plain.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0].to_bits(),
+                want[0]
+            );
+        }
+        // Upsampling keeps the plain filter's width; a tiny scale's filter is bounded.
+        assert_eq!(Filter::Antialiased(2.0).taps(Mode::Linear), 2);
+        assert_eq!(Filter::Antialiased(2.0).taps(Mode::Cubic), 4);
+        assert_eq!(Filter::Antialiased(0.25).taps(Mode::Linear), 8);
+        let long = Tensor::zeros((1, 1, 1, 1 << 20), DType::F32, &Device::Cpu).unwrap();
+        let tiny = Tensor::new(&[1f32, 1.0, 1.0, 1e-6], &Device::Cpu).unwrap();
+        let n = antialiased("linear");
+        let y = resize(&n, 18, &long, None, Some(&tiny), None).unwrap();
+        assert_eq!(y.dims(), &[1, 1, 1, 1]);
     }
 
     #[test]
@@ -535,6 +714,7 @@ mod tests {
             output: 4,
             scale: 1.0,
             roi: (0.0, 1.0),
+            filter: Filter::Plain,
         };
         let Taps::Read(taps) = axis
             .taps(2, "asymmetric", Mode::Cubic, "", -0.75, false)
