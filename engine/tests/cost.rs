@@ -421,3 +421,34 @@ fn non_max_suppression_is_metered_at_the_most_boxes_it_can_keep() {
         other => panic!("expected UnboundedShape, got {other:?}"),
     }
 }
+
+#[test]
+fn parsed_trees_count_as_weights() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/zoo/sklearn-random-forest/model.onnx"
+    );
+    let bytes = std::fs::read(path).expect("the zoo's random forest");
+    let proto = ModelProto::decode(bytes.as_slice()).expect("decodes");
+    let graph = proto.graph.as_ref().expect("graph");
+    let tree_nodes: usize = graph
+        .node
+        .iter()
+        .flat_map(|n| &n.attribute)
+        .filter(|a| a.name == "nodes_treeids")
+        .map(|a| a.ints.len())
+        .sum();
+    let initializers: usize = graph
+        .initializer
+        .iter()
+        .map(|t| t.raw_data.len() + 4 * t.float_data.len() + 8 * t.int64_data.len())
+        .sum();
+    assert!(tree_nodes > 100, "{tree_nodes} tree nodes");
+    let m = OnnxModel::from_bytes(&bytes).expect("loads");
+    // Each parsed node holds at least its threshold, feature and two child indices.
+    assert!(
+        m.weight_bytes() >= initializers + tree_nodes * 24,
+        "{} bytes of weights for {tree_nodes} tree nodes and {initializers} of initializers",
+        m.weight_bytes()
+    );
+}

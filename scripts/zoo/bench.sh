@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The zoo's latency against onnxruntime (scripts/zoo/bench_zoo.py), in the zoo's venv.
-#   bash scripts/zoo/bench.sh [ITERS]        (THREADS=n to override the thread count)
+#   bash scripts/zoo/bench.sh [ITERS]        (THREADS=n to override the thread count;
+#                                             ZOO_ONLY=torch for the models named so)
 set -euo pipefail
 source "$(dirname "$0")/../env.sh"
 cd "$INFERCHAIN_ROOT"

@@ -22,6 +22,8 @@ import onnxruntime as ort
 
 def main() -> int:
     cli_path, store, zoo, threads, iters = sys.argv[1:6]
+    # ZOO_ONLY=torch: only the models whose name contains it.
+    only = os.environ.get("ZOO_ONLY", "")
     threads, iters = int(threads), int(iters)
 
     def cli(*args):
@@ -38,7 +40,7 @@ def main() -> int:
     for name in sorted(os.listdir(zoo)):
         folder = os.path.join(zoo, name)
         path = os.path.join(folder, "model.onnx")
-        if not os.path.isfile(path):
+        if not os.path.isfile(path) or only not in name:
             continue
         npy = os.path.join(folder, "input_0.npy")
         x = np.load(npy)

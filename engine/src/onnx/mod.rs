@@ -120,7 +120,7 @@ impl OnnxModel {
             .as_ref()
             .ok_or_else(|| EngineError::InvalidArtifact("the ONNX model has no graph".into()))?;
         let plan = Plan::new(graph, &weights, opset).map_err(|e| map_candle_error(e, "load"))?;
-        let weight_bytes = weight_bytes + plan.packed_bytes();
+        let weight_bytes = weight_bytes + plan.packed_bytes() + plan.tree_bytes();
         Ok(OnnxModel {
             plan,
             weights,

@@ -204,6 +204,16 @@ impl Plan {
         self.steps.len()
     }
 
+    /// Bytes of the parsed tree ensembles the plan holds (held for the model's life, like
+    /// its weights).
+    pub fn tree_bytes(&self) -> usize {
+        self.steps
+            .iter()
+            .filter_map(|s| s.trees.as_ref())
+            .map(ops::tree_ensemble::Ensemble::bytes)
+            .sum()
+    }
+
     /// Bytes of packed weights the plan holds.
     pub fn packed_bytes(&self) -> usize {
         self.steps

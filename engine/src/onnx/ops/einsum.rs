@@ -112,6 +112,11 @@ pub fn einsum(node: &NodeProto, inputs: &[&Tensor]) -> Result<Tensor> {
         }
     }
     let output: Vec<char> = match &rhs {
+        // numpy (and onnxruntime) refuse to sum an ellipsis's dimensions away.
+        Some(r) if ellipsis_rank > 0 && !r.contains("...") => bail!(
+            "{op}: `{equation}` drops the {ellipsis_rank} dimension(s) `...` covers; the \
+             output must keep `...`"
+        ),
         Some(r) => expand(r, ellipsis_rank + r.replace("...", "").chars().count())?,
         None => {
             // Implicit: the ellipsis, then the letters used once, alphabetically.
@@ -532,6 +537,25 @@ mod tests {
         assert!(err.to_string().contains("pairwise"), "{err}");
         let err = einsum(&equation("ā,a->"), &[&x, &x]).expect_err("not a letter");
         assert!(err.to_string().contains("letters"), "{err}");
+    }
+
+    #[test]
+    fn an_explicit_output_must_keep_the_dimensions_an_ellipsis_covers() {
+        let x = Tensor::ones(
+            (2, 3, 4),
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )
+        .expect("ones");
+        let err = einsum(&equation("...ij->ij"), &[&x]).expect_err("refused");
+        assert!(err.to_string().contains("must keep `...`"), "{err}");
+        let kept = einsum(&equation("...ij->...j"), &[&x]).expect("kept");
+        assert_eq!(kept.dims(), &[2, 4]);
+        // An ellipsis that covers nothing may be left out.
+        let y =
+            Tensor::ones((3, 4), candle_core::DType::F32, &candle_core::Device::Cpu).expect("ones");
+        let sum = einsum(&equation("...ij->j"), &[&y]).expect("nothing covered");
+        assert_eq!(sum.dims(), &[4]);
     }
 
     #[test]

@@ -235,6 +235,19 @@ fn integers(op: &str, t: &Tensor) -> Result<Vec<i64>> {
     t.to_dtype(DType::I64)?.flatten_all()?.to_vec1::<i64>()
 }
 
+/// The integers of an operand of an integer product (`MatMulInteger`, `ConvInteger`,
+/// `QLinearMatMul`, `QLinearConv`) or its zero point, which the spec types as 8-bit.
+/// int8 is held as I64 (as candle-onnx holds it), so the type alone cannot tell; a value
+/// no 8-bit type holds (outside -128..=255) is refused, never truncated into the i32
+/// accumulators.
+fn eight_bit(op: &str, t: &Tensor) -> Result<Vec<i64>> {
+    let values = integers(op, t)?;
+    if let Some(v) = values.iter().find(|v| !(-128..=255).contains(*v)) {
+        bail!("{op}: operand value {v} is not 8-bit (int8 or uint8 expected)")
+    }
+    Ok(values)
+}
+
 fn floats(op: &str, t: &Tensor) -> Result<Vec<f32>> {
     if t.dtype() != DType::F32 {
         bail!(
@@ -477,7 +490,7 @@ impl<'a> Operand<'a> {
         scale: Option<&Tensor>,
     ) -> Result<Self> {
         let zero_points = match zero_point {
-            Some(z) => integers(op, z)?,
+            Some(z) => eight_bit(op, z)?,
             None => vec![0],
         };
         // Each is one value or one per row, column or channel: checked where it is spread.
@@ -566,8 +579,8 @@ fn matmul(op: &str, a: Operand<'_>, b: Operand<'_>, y: Option<Output>) -> Result
     let batch = broadcast(op, a_batch, b_batch)?;
     let a_zero = a.zero_point(op, m)?;
     let b_zero = b.zero_point(op, n)?;
-    let av = integers(op, a.values)?;
-    let bv = integers(op, b.values)?;
+    let av = eight_bit(op, a.values)?;
+    let bv = eight_bit(op, b.values)?;
     let batches = batch
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
@@ -690,8 +703,8 @@ fn conv(
     }
     let x_zero = x.zero_point(op, 1)?[0];
     let w_zero = w.zero_point(op, m)?;
-    let xv = integers(op, x.values)?;
-    let wv = integers(op, w.values)?;
+    let xv = eight_bit(op, x.values)?;
+    let wv = eight_bit(op, w.values)?;
     let w_offset: Vec<i32> = wv
         .iter()
         .enumerate()
@@ -853,6 +866,31 @@ mod tests {
             attrs::int(&graph.node[0], OUTPUT_TYPE, 0),
             DataType::Uint8 as i64
         );
+    }
+
+    #[test]
+    fn integer_products_refuse_operands_wider_than_eight_bits() {
+        let op = "MatMulInteger";
+        let a = Tensor::from_vec(vec![3i64, 4, 300, 6], (2, 2), &Device::Cpu).unwrap();
+        let b = Tensor::from_vec(vec![1i64, -128, 255, 4], (2, 2), &Device::Cpu).unwrap();
+        let err = matmul(
+            op,
+            Operand::new(op, &a, None, None).unwrap(),
+            Operand::new(op, &b, None, None).unwrap(),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("300 is not 8-bit"), "{err}");
+        // The 8-bit extremes are fine; a wide zero point is not.
+        let y = matmul(
+            op,
+            Operand::new(op, &b, None, None).unwrap(),
+            Operand::new(op, &b, None, None).unwrap(),
+            None,
+        );
+        assert!(y.is_ok());
+        let zp = Tensor::new(-129i64, &Device::Cpu).unwrap();
+        assert!(Operand::new(op, &b, Some(&zp), None).is_err());
     }
 
     #[test]

@@ -75,6 +75,14 @@ pub fn resize(
             .collect::<Result<_>>()?,
         None => (0..rank).collect(),
     };
+    // The spec forbids repeating an axis (`-1` and `rank - 1` are one axis).
+    if let Some((i, &a)) = axes
+        .iter()
+        .enumerate()
+        .find(|(i, a)| axes[..*i].contains(a))
+    {
+        bail!("{op}: axis {a} is listed twice in `axes` (at {i})")
+    }
     let listed = |t: &Tensor| -> Result<Vec<f64>> {
         let t = t.to_dtype(DType::F64)?.flatten_all()?;
         t.to_vec1::<f64>()
@@ -700,6 +708,21 @@ mod tests {
         let n = antialiased("linear");
         let y = resize(&n, 18, &long, None, Some(&tiny), None).unwrap();
         assert_eq!(y.dims(), &[1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn an_axis_listed_twice_is_refused() {
+        let x = Tensor::zeros((1, 1, 4, 4), DType::F32, &Device::Cpu).unwrap();
+        let mut n = node(&[("mode", "linear")]);
+        n.attribute.push(candle_onnx::onnx::AttributeProto {
+            name: "axes".into(),
+            ints: vec![3, -1],
+            r#type: 7,
+            ..Default::default()
+        });
+        let scales = Tensor::new(&[2f32, 0.5], &Device::Cpu).unwrap();
+        let err = resize(&n, 18, &x, None, Some(&scales), None).unwrap_err();
+        assert!(err.to_string().contains("listed twice"), "{err}");
     }
 
     #[test]

@@ -135,6 +135,12 @@ struct Node {
     weights: Vec<(usize, f32)>,
 }
 
+impl Node {
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Node>() + self.weights.capacity() * std::mem::size_of::<(usize, f32)>()
+    }
+}
+
 /// A node's trees, parsed and checked.
 pub struct Ensemble {
     /// Each tree's nodes; the root is at its `root`.
@@ -143,6 +149,19 @@ pub struct Ensemble {
 }
 
 impl Ensemble {
+    /// The bytes its trees take in memory (nodes and their leaves' weights).
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Ensemble>()
+            + self
+                .trees
+                .iter()
+                .map(|(nodes, _)| {
+                    std::mem::size_of::<(Vec<Node>, usize)>()
+                        + nodes.iter().map(Node::bytes).sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+
     /// `prefix` is `target` (regressor) or `class` (classifier).
     fn parse(node: &NodeProto, prefix: &str, outputs: usize) -> Result<Ensemble> {
         let op = &node.op_type;
