@@ -971,3 +971,100 @@ fn a_conv_fuses_with_a_later_clip_only_while_its_inputs_are_kept() {
         assert!(values(&plain["y"]).iter().any(|&v| v != -1.0 && v != 1.5));
     }
 }
+
+/// A `Constant` node holding int64 `values` (1-D).
+fn int64_constant(output: &str, values: &[i64]) -> NodeProto {
+    let tensor = candle_onnx::onnx::TensorProto {
+        data_type: 7,
+        dims: vec![values.len() as i64],
+        int64_data: values.to_vec(),
+        ..Default::default()
+    };
+    node(
+        "Constant",
+        &[],
+        &[output],
+        vec![AttributeProto {
+            name: "value".into(),
+            t: Some(tensor),
+            r#type: AttributeType::Tensor as i32,
+            ..Default::default()
+        }],
+    )
+}
+
+/// torch.onnx's flatten: `Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1]))`.
+#[test]
+fn shape_arithmetic_kept_between_runs_follows_the_input_shapes() {
+    let nodes = vec![
+        node("Shape", &["x"], &["s"], vec![]),
+        int64_constant("zero", &[0]),
+        node("Gather", &["s", "zero"], &["n"], vec![]),
+        int64_constant("minus_one", &[-1]),
+        node(
+            "Concat",
+            &["n", "minus_one"],
+            &["shape"],
+            vec![int("axis", 0)],
+        ),
+        node("Reshape", &["x", "shape"], &["y"], vec![]),
+    ];
+    let x = |n: usize| {
+        Tensor::arange(0f32, (n * 6) as f32, &Device::Cpu)
+            .and_then(|t| t.reshape((n, 2, 3)))
+            .expect("x")
+    };
+    let bytes = model_bytes(Some(17), nodes, &[("x", x(2))], &["y"]);
+    let model = OnnxModel::from_bytes(&bytes).expect("loads");
+    for n in [2usize, 2, 3, 1, 2] {
+        let input = x(n);
+        let y = model
+            .run_named(named(&[("x", input.clone())]))
+            .expect("runs")
+            .remove("y")
+            .expect("y");
+        assert_eq!(y.dims(), &[n, 6], "batch {n}");
+        assert_eq!(values(&y), values(&input), "batch {n}");
+    }
+}
+
+/// The shape of `NonMaxSuppression`'s output depends on the data: what reads it is never
+/// kept between runs, even with the same input shapes.
+#[test]
+fn a_shape_decided_by_data_is_not_kept_between_runs() {
+    let nodes = vec![
+        int64_constant("keep", &[4]),
+        node(
+            "NonMaxSuppression",
+            &["boxes", "scores", "keep"],
+            &["selected"],
+            vec![],
+        ),
+        node("Shape", &["selected"], &["s"], vec![]),
+        node("Cast", &["s"], &["y"], vec![int("to", 1)]),
+    ];
+    let boxes = Tensor::from_vec(
+        (0..4)
+            .flat_map(|i| [0.0, 10.0 * i as f32, 1.0, 10.0 * i as f32 + 1.0])
+            .collect::<Vec<f32>>(),
+        (1, 4, 4),
+        &Device::Cpu,
+    )
+    .expect("boxes");
+    let scores = |s: [f32; 4]| Tensor::from_vec(s.to_vec(), (1, 1, 4), &Device::Cpu).expect("s");
+    let inputs = [("boxes", boxes.clone()), ("scores", scores([0.9; 4]))];
+    let model =
+        OnnxModel::from_bytes(&model_bytes(Some(11), nodes, &inputs, &["y"])).expect("loads");
+    // Without a score threshold every box is kept: 4 rows; boxes that overlap entirely
+    // (all the same box) keep one.
+    let same =
+        Tensor::from_vec([0f32, 0.0, 1.0, 1.0].repeat(4), (1, 4, 4), &Device::Cpu).expect("boxes");
+    for (b, rows) in [(&boxes, 4f32), (&same, 1.0), (&boxes, 4.0)] {
+        let y = model
+            .run_named(named(&[("boxes", b.clone()), ("scores", scores([0.9; 4]))]))
+            .expect("runs")
+            .remove("y")
+            .expect("y");
+        assert_eq!(values(&y), [rows, 3.0]);
+    }
+}

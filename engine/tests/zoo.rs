@@ -73,6 +73,14 @@ fn every_zoo_model_imports_runs_and_matches_onnxruntime() {
             let Payload::Tensors(got) = run.output else {
                 return Err("not a tensor output".into());
             };
+            // A second run reuses what the first computed from weights and input shapes
+            // alone (engine/src/onnx/static_values.rs): the same bits.
+            let again = engine
+                .run(&id, &input, None)
+                .map_err(|e| format!("second run: {e}"))?;
+            if again.output != Payload::Tensors(got.clone()) {
+                return Err("a second run gave other bits".into());
+            }
             let mut k = 0;
             while case.join(format!("expected_{k}.npy")).is_file() {
                 let want = read_npy(&case.join(format!("expected_{k}.npy")));

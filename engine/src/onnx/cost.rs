@@ -36,7 +36,7 @@ use std::collections::{HashMap, HashSet};
 use crate::error::{EngineError, Result};
 
 /// The inputs of each operator whose *values* decide the size or rank of its outputs.
-fn shape_inputs(op: &str) -> &'static [usize] {
+pub(super) fn shape_inputs(op: &str) -> &'static [usize] {
     match op {
         "ConstantOfShape" => &[0],
         "Expand" | "Reshape" | "Tile" | "OneHot" | "Split" | "Squeeze" | "Unsqueeze"

@@ -36,6 +36,7 @@ pub mod cost;
 pub mod op_versions;
 mod ops;
 mod plan;
+mod static_values;
 pub mod tensor_data;
 
 /// Operators whose output is random: they can never be part of a consensus result.

@@ -5,6 +5,7 @@
 use super::{
     cost::CostMeter,
     ops::{self, non_max_suppression::Extent, Value},
+    static_values::StaticSteps,
 };
 use candle_core::{bail, DType, Result, Tensor};
 use candle_onnx::onnx::{GraphProto, ModelProto, NodeProto, ValueInfoProto};
@@ -39,6 +40,9 @@ pub struct Plan {
     outputs: Vec<String>,
     /// The model's opset for the default domain.
     opset: i64,
+    /// Steps whose values depend on weights and input shapes only, and what the last
+    /// plain run kept of them (`super::static_values`).
+    static_steps: StaticSteps,
 }
 
 /// Every value name nodes of `graph` (and of its subgraphs) read.
@@ -192,10 +196,12 @@ impl Plan {
                 steps[j].fused_conv = Some(i);
             }
         }
+        let weight_names: HashSet<&str> = weights.keys().map(String::as_str).collect();
         Ok(Plan {
             steps,
             outputs,
             opset,
+            static_steps: StaticSteps::of(graph, &weight_names),
         })
     }
 
@@ -241,9 +247,27 @@ impl Plan {
         // reads it: the `Conv` waits (its inputs kept) until the `Clip`'s step, where the
         // clamped output is computed in one pass and named as the `Clip`'s.
         let fusing = trace.is_none() && meter.is_none();
-        for step in &self.steps {
+        // The same run keeps (or reuses) the values computed from weights and input
+        // shapes alone (`super::static_values`).
+        let static_shapes = fusing.then(|| self.static_steps.shapes(&values));
+        let kept = static_shapes
+            .as_ref()
+            .and_then(|s| self.static_steps.kept_for(s));
+        let mut produced_static = Vec::new();
+        if let Some(kept) = &kept {
+            for outputs in kept.values.values() {
+                values.extend(outputs.iter().cloned());
+            }
+        }
+        for (i, step) in self.steps.iter().enumerate() {
             let node = &step.node;
             if fusing && step.fuse_clip.is_some() {
+                continue;
+            }
+            if kept.as_ref().is_some_and(|k| k.values.contains_key(&i)) {
+                for name in &step.release {
+                    values.remove(name);
+                }
                 continue;
             }
             if let (true, Some(c)) = (fusing, step.fused_conv) {
@@ -325,6 +349,9 @@ impl Plan {
                 let outputs: Vec<&Value> = produced.iter().map(|(_, v)| v).collect();
                 meter.node(node, &inputs, &outputs);
             }
+            if fusing && kept.is_none() && self.static_steps.is_static(i) {
+                produced_static.push((i, produced.clone()));
+            }
             let key = profile.key(node, &inputs);
             drop(inputs);
             values.extend(produced);
@@ -344,6 +371,9 @@ impl Plan {
             profile.record(key, started);
         }
         profile.report();
+        if let (Some(shapes), None) = (static_shapes, &kept) {
+            self.static_steps.keep(shapes, produced_static);
+        }
         self.outputs
             .iter()
             .map(|name| match values.remove(name) {
