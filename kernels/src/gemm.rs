@@ -813,3 +813,99 @@ pub fn weighted_slices<V: Lanes>(
         j += lanes;
     }
 }
+
+/// Where a tap of [`weighted_lanes`] reads padding (+0) instead of an input position.
+pub const PADDING: u32 = u32::MAX;
+
+/// What [`weighted_lanes`] applies to each finished chain: a bias per channel, a clamp.
+pub type LanesEpilogue<'a> = (Option<&'a [f32]>, Option<(f32, f32)>);
+
+/// [`weighted_slices`] for every channel at once, channels last: with `c` channels,
+/// `out[o·c + ch] = chain_t fma(x[at[o·T + t]·c + ch], w[t·c + ch], acc) (+ bias[ch])`,
+/// from +0 over the T taps in order, a tap at [`PADDING`] reading +0; then the
+/// canonical NaN and the clamp, as [`finish`]. Per output element it is the same
+/// sequence of operations as [`weighted_slices`] over that channel's taps, so the same
+/// bits; the lanes run across channels, which is what a depthwise convolution on small
+/// planes needs.
+#[inline(always)]
+pub fn weighted_lanes<V: Lanes>(
+    x: &[f32],
+    at: &[u32],
+    w: &[f32],
+    (bias, bounds): LanesEpilogue<'_>,
+    c: usize,
+    out: &mut [f32],
+) {
+    if c == 0 {
+        return;
+    }
+    let taps = w.len() / c;
+    let positions = out.len() / c;
+    assert!(
+        w.len() == taps * c && out.len() == positions * c && at.len() == positions * taps,
+        "weighted_lanes: {c} channels, {} weights, {} taps listed, {} outputs",
+        w.len(),
+        at.len(),
+        out.len()
+    );
+    assert!(
+        bias.is_none_or(|b| b.len() == c),
+        "weighted_lanes: one bias per channel"
+    );
+    let inputs = x.len() / c;
+    assert!(
+        at.iter().all(|&p| p == PADDING || (p as usize) < inputs),
+        "weighted_lanes: a tap reads outside the input"
+    );
+    let zero = V::splat(0.0);
+    let mut xb = [0f32; 16];
+    let mut wb = [0f32; 16];
+    for (o, y) in out.chunks_exact_mut(c).enumerate() {
+        let reads = &at[o * taps..][..taps];
+        let mut j = 0;
+        while j < c {
+            let lanes = V::N.min(c - j);
+            let mut acc = zero;
+            if lanes == V::N {
+                for (t, &p) in reads.iter().enumerate() {
+                    // SAFETY: j + N <= c, so each load is inside row `t` of `w` and, for
+                    // p < inputs (asserted), inside position `p` of `x`.
+                    let wv = unsafe { V::load(w.as_ptr().add(t * c + j)) };
+                    let xv = if p == PADDING {
+                        zero
+                    } else {
+                        unsafe { V::load(x.as_ptr().add(p as usize * c + j)) }
+                    };
+                    acc = V::fma(xv, wv, acc);
+                }
+            } else {
+                for (t, &p) in reads.iter().enumerate() {
+                    wb[..lanes].copy_from_slice(&w[t * c + j..][..lanes]);
+                    if p == PADDING {
+                        xb[..lanes].fill(0.0);
+                    } else {
+                        xb[..lanes].copy_from_slice(&x[p as usize * c + j..][..lanes]);
+                    }
+                    // SAFETY: the buffers hold 16 >= N values.
+                    let (xv, wv) = unsafe { (V::load(xb.as_ptr()), V::load(wb.as_ptr())) };
+                    acc = V::fma(xv, wv, acc);
+                }
+            }
+            let mut y_lanes = match bias {
+                Some(b) => {
+                    wb[..lanes].copy_from_slice(&b[j..][..lanes]);
+                    // SAFETY: `wb` holds 16 >= N values.
+                    canonical(acc.add(unsafe { V::load(wb.as_ptr()) }))
+                }
+                None => canonical(acc),
+            };
+            if let Some(bounds) = bounds {
+                y_lanes = clamp(y_lanes, bounds);
+            }
+            // SAFETY: `xb` holds 16 >= N values.
+            unsafe { y_lanes.store(xb.as_mut_ptr()) };
+            y[j..j + lanes].copy_from_slice(&xb[..lanes]);
+            j += lanes;
+        }
+    }
+}

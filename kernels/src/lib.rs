@@ -51,7 +51,7 @@ pub mod window;
 mod x86;
 
 pub use elementwise::Unary;
-pub use gemm::{gemm_reference, Bias, MatRef, PackedB, Parallel, Sequential};
+pub use gemm::{gemm_reference, Bias, MatRef, PackedB, Parallel, Sequential, PADDING};
 pub use isa::Isa;
 
 /// The version of these numerics. A model registers the version its outputs are defined
@@ -210,6 +210,51 @@ pub fn weighted_slices_clamped(
     );
     if let (None, Some(bounds)) = (fused, bounds) {
         clamp_slice(out, bounds);
+    }
+}
+
+/// [`weighted_slices_clamped`] for `c` channels at once, channels last: `x` is
+/// [inputs, c], `w` is [taps, c], `at` lists for every output position the input position
+/// each tap reads (or [`PADDING`]: +0), `out` is [positions, c]. Each output element is
+/// the chain [`weighted_slices_clamped`] computes over that channel's taps (the same
+/// bits); the lanes run across channels. While calls are traced, it runs channel by
+/// channel through [`weighted_slices_clamped`], which records them.
+#[allow(clippy::too_many_arguments)]
+pub fn weighted_lanes(
+    isa: Isa,
+    x: &[f32],
+    at: &[u32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    bounds: Option<(f32, f32)>,
+    c: usize,
+    out: &mut [f32],
+) {
+    if !tracing() || c == 0 {
+        dispatch::weighted_lanes(isa, x, at, w, (bias, bounds), c, out);
+        return;
+    }
+    let (taps, positions) = (w.len() / c, out.len() / c);
+    let mut rows = alloc::vec![alloc::vec![0f32; positions]; taps];
+    let mut y = alloc::vec![0f32; positions];
+    let mut wc = alloc::vec![0f32; taps];
+    for ch in 0..c {
+        for (t, row) in rows.iter_mut().enumerate() {
+            for (o, v) in row.iter_mut().enumerate() {
+                let p = at[o * taps + t];
+                *v = if p == PADDING {
+                    0.0
+                } else {
+                    x[p as usize * c + ch]
+                };
+            }
+            wc[t] = w[t * c + ch];
+        }
+        let refs: alloc::vec::Vec<&[f32]> = rows.iter().map(|r| &r[..]).collect();
+        weighted_slices_clamped(isa, &refs, &wc, bias.map(|b| b[ch]), bounds, &mut y);
+        for (o, v) in y.iter().enumerate() {
+            out[o * c + ch] = *v;
+        }
     }
 }
 

@@ -385,3 +385,68 @@ fn fused_clamps_give_the_product_then_the_clamp() {
         }
     }
 }
+
+/// `weighted_lanes` (channels last, lanes across channels) gives, on every ISA, the bits
+/// `weighted_slices_clamped` gives channel by channel on the scalar reference: padding
+/// taps read +0, bias per channel, clamp or not, channel counts that leave every tail.
+#[test]
+fn weighted_lanes_is_weighted_slices_per_channel() {
+    let mut rng = Rng(7);
+    for &(c, inputs, positions, taps) in &[
+        (1usize, 9usize, 4usize, 9usize),
+        (7, 16, 4, 9),
+        (16, 16, 4, 9),
+        (33, 25, 9, 9),
+        (336, 16, 4, 9),
+        (48, 64, 16, 25),
+    ] {
+        let x = rng.values(inputs * c, 2.0);
+        let w = rng.values(taps * c, 1.0);
+        let bias = rng.finite(c, 1.0);
+        // Each tap reads a random position, or padding one time in four.
+        let at: Vec<u32> = (0..positions * taps)
+            .map(|_| match rng.next() % 4 {
+                0 => k::PADDING,
+                _ => rng.next() % inputs as u32,
+            })
+            .collect();
+        for (bias, bounds) in [
+            (None, None),
+            (Some(&bias[..]), None),
+            (Some(&bias[..]), Some((-0.5f32, 0.75f32))),
+        ] {
+            let mut want = vec![0f32; positions * c];
+            for ch in 0..c {
+                let rows: Vec<Vec<f32>> = (0..taps)
+                    .map(|t| {
+                        (0..positions)
+                            .map(|o| match at[o * taps + t] {
+                                k::PADDING => 0.0,
+                                p => x[p as usize * c + ch],
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let slices: Vec<&[f32]> = rows.iter().map(|r| &r[..]).collect();
+                let wc: Vec<f32> = (0..taps).map(|t| w[t * c + ch]).collect();
+                let mut y = vec![0f32; positions];
+                let b = bias.map(|b| b[ch]);
+                k::weighted_slices_clamped(Isa::Scalar, &slices, &wc, b, bounds, &mut y);
+                for (o, v) in y.iter().enumerate() {
+                    want[o * c + ch] = *v;
+                }
+            }
+            for isa in isas() {
+                let mut got = vec![f32::NAN; positions * c];
+                k::weighted_lanes(isa, &x, &at, &w, bias, bounds, c, &mut got);
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "weighted_lanes {isa:?} c={c} taps={taps} bias={} clamp={}",
+                    bias.is_some(),
+                    bounds.is_some()
+                );
+            }
+        }
+    }
+}

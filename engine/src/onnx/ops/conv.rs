@@ -36,6 +36,11 @@ const GEMM_PIXELS: usize = 2048;
 /// transpose. (Either gives the same bits: the same chains, `fma(a, b, c) = fma(b, a, c)`.)
 const DIRECT_PIXELS: usize = 256;
 
+/// Output pixels per plane up to which a depthwise convolution runs channels last (the
+/// kernels' lanes across channels): on planes this small a plane fills a register or two
+/// and the per-plane set-up costs more than the products. (Either gives the same bits.)
+const LANES_PIXELS: usize = 64;
+
 /// `Wᵀ` per group, packed for the kernels: W [M, C/group, kernel…] gives, for group g,
 /// the [C/group · taps, M/group] matrix `W[g·M/group + m][k]` transposed.
 pub fn pack_conv_weight(node: &NodeProto, w: &Tensor) -> Result<Vec<PackedB>> {
@@ -216,6 +221,7 @@ fn conv_batched(
 }
 
 /// What is applied to each finished output: `+ bias[channel]`, then the fused `Clip`.
+#[derive(Clone, Copy)]
 struct Epilogue<'a> {
     bias: Option<&'a [f32]>,
     clip: Option<(f32, f32)>,
@@ -306,7 +312,10 @@ fn depthwise(
 ) -> Result<Tensor> {
     let m = group * mg;
     let out = numerics::with_f32("Conv", w, |ws| {
-        if window.axes.len() == 2 {
+        if mg == 1 && window.output_len() <= LANES_PIXELS && window.input_len() < u32::MAX as usize
+        {
+            depthwise_channels_last(xs, n, ws, Epilogue { bias, clip }, window, group)
+        } else if window.axes.len() == 2 {
             depthwise_planar(xs, n, ws, Epilogue { bias, clip }, window, group, mg)
         } else {
             let mut out = depthwise_im2col(xs, n, ws, bias, window, group, mg);
@@ -320,6 +329,57 @@ fn depthwise(
     let mut dims = vec![n, m];
     dims.extend(window.output_dims());
     numerics::tensor(out, dims)
+}
+
+/// Small planes, one output channel per input channel, any rank: channels last, so the
+/// kernels' lanes run across channels (`inferchain_kernels::weighted_lanes`) instead of
+/// across a plane of a few pixels. Per element it is the chain the planar and im2col
+/// paths compute: every tap in kernel row-major order, padding read as +0.
+fn depthwise_channels_last(
+    xs: &[f32],
+    n: usize,
+    ws: &[f32],
+    Epilogue { bias, clip }: Epilogue,
+    window: &Window,
+    c: usize,
+) -> Vec<f32> {
+    let (in_len, taps, p) = (window.input_len(), window.kernel_len(), window.output_len());
+    let at: Vec<u32> = window
+        .taps()
+        .into_iter()
+        .flat_map(|(reads, _)| {
+            reads
+                .into_iter()
+                .map(|r| r.map_or(inferchain_kernels::PADDING, |i| i as u32))
+        })
+        .collect();
+    let mut wt = vec![0f32; taps * c];
+    for (ch, wc) in ws.chunks_exact(taps).take(c).enumerate() {
+        for (t, &v) in wc.iter().enumerate() {
+            wt[t * c + ch] = v;
+        }
+    }
+    let isa = numerics::isa();
+    let mut out = vec![0f32; n * c * p];
+    if p == 0 || c == 0 {
+        return out;
+    }
+    let mut xt = vec![0f32; in_len * c];
+    let mut yt = vec![0f32; p * c];
+    for (x, y) in xs.chunks_exact(c * in_len).zip(out.chunks_exact_mut(c * p)) {
+        for (ch, plane) in x.chunks_exact(in_len).enumerate() {
+            for (i, &v) in plane.iter().enumerate() {
+                xt[i * c + ch] = v;
+            }
+        }
+        inferchain_kernels::weighted_lanes(isa, &xt, &at, &wt, bias, clip, c, &mut yt);
+        for (o, row) in yt.chunks_exact(c).enumerate() {
+            for (ch, &v) in row.iter().enumerate() {
+                y[ch * p + o] = v;
+            }
+        }
+    }
+    out
 }
 
 /// Any rank: per plane, the taps as im2col rows.
@@ -700,25 +760,39 @@ mod tests {
                     axis(w, k, stride, dilation, (pads.1, pads.0)),
                 ],
             };
-            let (n, group) = (2, 3);
-            let xs = values(n * group * h * w, 1);
-            let ws = values(group * mg * k * k, 2);
-            let bias = values(group * mg, 3);
-            for b in [None, Some(&bias[..])] {
-                let epilogue = Epilogue {
-                    bias: b,
-                    clip: None,
-                };
-                let planar = depthwise_planar(&xs, n, &ws, epilogue, &window, group, mg);
-                let reference = depthwise_im2col(&xs, n, &ws, b, &window, group, mg);
-                let same = planar
-                    .iter()
-                    .zip(&reference)
-                    .all(|(a, r)| a.to_bits() == r.to_bits());
-                assert!(
-                    same && planar.len() == reference.len(),
-                    "{h}x{w} k{k} s{stride} d{dilation} {pads:?} x{mg}"
-                );
+            // Three channels, and 21 (one AVX-512 register and a tail).
+            for group in [3, 21] {
+                let n = 2;
+                let xs = values(n * group * h * w, 1);
+                let ws = values(group * mg * k * k, 2);
+                let bias = values(group * mg, 3);
+                for b in [None, Some(&bias[..])] {
+                    let epilogue = Epilogue {
+                        bias: b,
+                        clip: None,
+                    };
+                    let planar = depthwise_planar(&xs, n, &ws, epilogue, &window, group, mg);
+                    let reference = depthwise_im2col(&xs, n, &ws, b, &window, group, mg);
+                    let same = |got: &[f32]| {
+                        got.len() == reference.len()
+                            && got
+                                .iter()
+                                .zip(&reference)
+                                .all(|(a, r)| a.to_bits() == r.to_bits())
+                    };
+                    assert!(
+                        same(&planar),
+                        "{h}x{w} k{k} s{stride} d{dilation} {pads:?} x{mg}"
+                    );
+                    if mg == 1 {
+                        // Channels last, whatever the plane's size.
+                        let lanes = depthwise_channels_last(&xs, n, &ws, epilogue, &window, group);
+                        assert!(
+                            same(&lanes),
+                            "channels last {h}x{w} k{k} s{stride} d{dilation} {pads:?}"
+                        );
+                    }
+                }
             }
         }
     }
