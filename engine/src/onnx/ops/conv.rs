@@ -23,7 +23,7 @@ use super::{
 use crate::numerics::{self, Rayon};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
-use inferchain_kernels::{gemm_clamped, gemm_into, Bias, MatRef, PackedB};
+use inferchain_kernels::{gemm_clamped, gemm_into, Bias, MatRef, PackedB, Sequential};
 use rayon::prelude::*;
 
 /// Pixels per matrix product the im2col path aims for: enough for the product to run
@@ -40,6 +40,10 @@ const DIRECT_PIXELS: usize = 256;
 /// kernels' lanes across channels): on planes this small a plane fills a register or two
 /// and the per-plane set-up costs more than the products. (Either gives the same bits.)
 const LANES_PIXELS: usize = 64;
+
+/// Multiply-adds per group below which a batched convolution stays on one thread: waking
+/// the pool for less costs more than it saves. (Any split gives the same bits.)
+const SEQUENTIAL_MACS: usize = 1 << 18;
 
 /// `Wᵀ` per group, packed for the kernels: W [M, C/group, kernel…] gives, for group g,
 /// the [C/group · taps, M/group] matrix `W[g·M/group + m][k]` transposed.
@@ -168,6 +172,9 @@ fn conv_batched(
     for first in (0..n).step_by(chunk) {
         let samples = chunk.min(n - first);
         let pixels = samples * p;
+        let small = k * pixels * mg < SEQUENTIAL_MACS;
+        let min_len = if small { usize::MAX } else { 1 };
+        let par: &dyn inferchain_kernels::Parallel = if small { &Sequential } else { &Rayon };
         for g in 0..group {
             // colsᵀ as the product's A: element (pixel, k) at cols[k * pixels + pixel].
             let a = match im2col {
@@ -181,6 +188,7 @@ fn conv_batched(
                     // Rows are independent copies: filled in parallel, the same bytes in
                     // any order.
                     cols.par_chunks_exact_mut(pixels.max(1))
+                        .with_min_len(min_len)
                         .enumerate()
                         .for_each(|(row, dst)| {
                             let (ic, tap) = (row / taps_len, row % taps_len);
@@ -202,11 +210,12 @@ fn conv_batched(
                 None => Bias::None,
             };
             let mut yt = vec![0f32; pixels * mg];
-            gemm_clamped(isa, a, &packed[g], bias, clip, &mut yt, &Rayon);
+            gemm_clamped(isa, a, &packed[g], bias, clip, &mut yt, par);
             // Yᵀ [pixels, channels] into NCHW.
             let out_chunk = &mut out[first * m * p..][..samples * m * p];
             out_chunk
                 .par_chunks_exact_mut(p.max(1))
+                .with_min_len(min_len)
                 .enumerate()
                 .filter(|(plane, _)| plane % m / mg == g)
                 .for_each(|(plane, dst)| {
