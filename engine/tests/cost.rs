@@ -352,6 +352,12 @@ fn a_dry_run_stops_at_its_limit_and_names_what_it_reached() {
 /// `NonMaxSuppression` over boxes [1, n, 4] and scores [1, 1, n], keeping at most 5 boxes
 /// above a 0.5 score, then the selected rows as floats: y [k, 3].
 fn non_max_suppression(keep_from_data: bool) -> OnnxModel {
+    non_max_suppression_limit(if keep_from_data { "data" } else { "int" })
+}
+
+/// [`non_max_suppression`] with the limit from the request's `data`, or a constant stored
+/// as an `int` or a `float`.
+fn non_max_suppression_limit(keep: &str) -> OnnxModel {
     let mut inputs = vec![
         value("boxes", 1, &[Some(1), None, Some(4)]),
         value("scores", 1, &[Some(1), Some(1), None]),
@@ -363,10 +369,16 @@ fn non_max_suppression(keep_from_data: bool) -> OnnxModel {
         raw_data: 0.5f32.to_le_bytes().to_vec(),
         ..Default::default()
     }];
-    if keep_from_data {
-        inputs.push(value("keep", 7, &[Some(1)]));
-    } else {
-        weights.push(int_weight("keep", &[5]));
+    match keep {
+        "data" => inputs.push(value("keep", 7, &[Some(1)])),
+        "float" => weights.push(TensorProto {
+            name: "keep".into(),
+            data_type: 1,
+            dims: vec![1],
+            raw_data: 5f32.to_le_bytes().to_vec(),
+            ..Default::default()
+        }),
+        _ => weights.push(int_weight("keep", &[5])),
     }
     weights.push(TensorProto {
         name: "iou".into(),
@@ -451,4 +463,72 @@ fn parsed_trees_count_as_weights() {
         "{} bytes of weights for {tree_nodes} tree nodes and {initializers} of initializers",
         m.weight_bytes()
     );
+}
+
+#[test]
+fn non_max_suppression_is_metered_the_same_whatever_type_its_limit_has() {
+    let int_limit = non_max_suppression_limit("int");
+    let float_limit = non_max_suppression_limit("float");
+    let a = int_limit
+        .estimate_cost(&input_spec(&int_limit, 8))
+        .expect("cost");
+    let b = float_limit
+        .estimate_cost(&input_spec(&float_limit, 8))
+        .expect("cost");
+    assert_eq!(a.flops, b.flops);
+    // The comparisons are counted: 8 boxes, 5 kept, 20 operations each.
+    assert!(a.flops >= 8 * 5 * 20, "{a:?}");
+}
+
+#[test]
+fn resize_is_metered_per_pass_with_its_scratch() {
+    // x [64, 64] to [1, 4096] by cubic interpolation: the last axis first, so the first
+    // pass writes 64 × 4096 values (binary64) before the second shrinks them.
+    let scales = TensorProto {
+        name: "scales".into(),
+        data_type: 1,
+        dims: vec![2],
+        raw_data: [1.0f32 / 64.0, 64.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        ..Default::default()
+    };
+    let mut resize = node("Resize", &["x", "", "scales"], "y");
+    resize.attribute.push(candle_onnx::onnx::AttributeProto {
+        name: "mode".into(),
+        s: b"cubic".to_vec(),
+        r#type: 3,
+        ..Default::default()
+    });
+    let m = model(
+        vec![resize],
+        vec![value("x", 1, &[Some(64), Some(64)])],
+        vec![scales],
+        value("y", 1, &[Some(1), Some(4096)]),
+    );
+    let cost = m.estimate_cost(&input_spec(&m, 1)).expect("cost");
+    assert!(cost.flops >= 2 * 4 * 64 * 4096, "{cost:?}");
+    assert!(cost.peak_memory_bytes >= 8 * 64 * 4096, "{cost:?}");
+}
+
+#[test]
+fn a_value_defined_twice_is_refused_at_load() {
+    let twice = ModelProto {
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(GraphProto {
+            node: vec![node("Relu", &["x"], "w"), node("Identity", &["w"], "y")],
+            input: vec![value("x", 1, &[Some(4)])],
+            initializer: vec![weight("w", &[4])],
+            output: vec![value("y", 1, &[Some(4)])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let err = OnnxModel::from_bytes(&twice).err().expect("refused");
+    assert!(err.to_string().contains("already defined"), "{err}");
 }

@@ -279,6 +279,9 @@ pub struct CostMeter {
     limit: Option<(u64, u64)>,
     pub flops: u64,
     pub peak_live_bytes: u64,
+    /// Scratch the last node held while it ran (so far only `Resize`'s binary64 passes),
+    /// counted on top of the values alive after it.
+    scratch_bytes: u64,
 }
 
 impl CostMeter {
@@ -373,24 +376,16 @@ impl CostMeter {
             // Antialiased, each axis's pass reads about `taps / scale` neighbours per
             // output, which is at most `3 · taps` per input element plus two per output
             // (the scale is at least half an element over the input's length).
-            "Resize" => tensor(0).map(|x| {
-                let taps = match node.attribute.iter().find(|a| a.name == "mode") {
-                    Some(a) if a.s == b"cubic" => 4,
-                    Some(a) if a.s == b"linear" => 2,
-                    _ => 1,
-                };
-                let rank = x.rank().max(1) as u64;
-                let antialias = node
-                    .attribute
-                    .iter()
-                    .any(|a| a.name == "antialias" && a.i != 0);
-                let plain = out.saturating_mul(2 * taps * rank);
-                if antialias {
-                    let larger = out.max(x.elem_count() as u64);
-                    plain.max(larger.saturating_mul(2 * rank * (3 * taps + 3)))
-                } else {
-                    plain
+            // Per axis pass (last axis first, as `ops::resize` runs them), each of that
+            // pass's outputs reads the filter's taps; the passes' binary64 buffers are
+            // scratch (`resize_passes`).
+            "Resize" => tensor(0).zip(produced.first()).and_then(|(x, y)| match y {
+                Value::Tensor(y) => {
+                    let (ops, scratch) = resize_passes(node, x.dims(), y.dims());
+                    self.scratch_bytes = scratch;
+                    Some(ops)
                 }
+                Value::Sequence(_) => None,
             }),
             // Every letter's index tuple: a product per operand and an addition.
             "Einsum" => {
@@ -401,8 +396,14 @@ impl CostMeter {
             }
             // Per batch and class, a sort and every candidate against every box kept.
             "NonMaxSuppression" => tensor(0).zip(tensor(1)).and_then(|(b, s)| {
+                // Read as the operator reads it (any integer or float type, as i64).
                 let keep = tensor(2)
-                    .and_then(|t| t.flatten_all().ok()?.to_vec1::<i64>().ok())
+                    .and_then(|t| {
+                        t.flatten_all()
+                            .and_then(|t| t.to_dtype(candle_core::DType::I64))
+                            .and_then(|t| t.to_vec1::<i64>())
+                            .ok()
+                    })
                     .and_then(|v| v.first().copied());
                 super::ops::non_max_suppression::operations(b.dims(), s.dims(), keep)
             }),
@@ -423,6 +424,64 @@ impl CostMeter {
             .filter(|(name, _)| !self.weights.contains(*name))
             .map(|(_, v)| bytes(v))
             .sum();
-        self.peak_live_bytes = self.peak_live_bytes.max(live);
+        let scratch = std::mem::take(&mut self.scratch_bytes);
+        self.peak_live_bytes = self.peak_live_bytes.max(live.saturating_add(scratch));
     }
+}
+
+/// `Resize`'s operations (two per tap of every pass's outputs) and the scratch of its
+/// binary64 passes (the input widened, then each pass's output beside the one before),
+/// from the input's and the output's shapes. Taps per output: 1 nearest, 2 linear, 4
+/// cubic; antialiased, the filter stretched by `1 / scale`, which is at least
+/// `out / in` along that axis (the output length is the scaled length rounded down, or
+/// the given size).
+fn resize_passes(node: &NodeProto, input: &[usize], output: &[usize]) -> (u64, u64) {
+    let mode = node.attribute.iter().find(|a| a.name == "mode");
+    let support: f64 = match mode {
+        Some(a) if a.s == b"cubic" => 2.0,
+        Some(a) if a.s == b"linear" => 1.0,
+        _ => 0.5,
+    };
+    let antialias = node
+        .attribute
+        .iter()
+        .any(|a| a.name == "antialias" && a.i != 0);
+    let plain_nearest = support == 0.5
+        && !node
+            .attribute
+            .iter()
+            .any(|a| a.name == "coordinate_transformation_mode" && a.s == b"tf_crop_and_resize");
+    if input.len() != output.len() {
+        return (0, 0);
+    }
+    let rank = input.len();
+    let mut ops = 0u64;
+    let mut widest = 0u64;
+    let mut before: u64 = input.iter().map(|&d| d as u64).product();
+    for a in (0..rank).rev() {
+        let elements: u64 = input[..a]
+            .iter()
+            .chain(&output[a..])
+            .map(|&d| d as u64)
+            .fold(1, u64::saturating_mul);
+        let taps = if antialias && output[a] > 0 && output[a] < input[a] {
+            let scale = output[a] as f64 / input[a] as f64;
+            2.0 - 2.0 * ((-support / scale).floor() + 1.0)
+        } else {
+            2.0 * support
+        };
+        ops = ops.saturating_add(
+            elements
+                .saturating_mul(2)
+                .saturating_mul(taps.max(1.0) as u64),
+        );
+        widest = widest.max(before.saturating_add(elements));
+        before = elements;
+    }
+    let scratch = if plain_nearest {
+        0
+    } else {
+        widest.saturating_mul(8)
+    };
+    (ops, scratch)
 }

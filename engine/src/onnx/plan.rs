@@ -64,6 +64,23 @@ impl Plan {
     pub fn new(graph: &GraphProto, weights: &HashMap<String, Tensor>, opset: i64) -> Result<Plan> {
         let outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
         let returned: HashSet<&str> = outputs.iter().map(String::as_str).collect();
+        // Every value is defined once (ONNX's single assignment): a node may not write a
+        // weight's, a graph input's or another node's name. Release lists, the cost
+        // analysis and the static values all key values by name.
+        let mut defined: HashSet<&str> = weights.keys().map(String::as_str).collect();
+        defined.extend(graph.input.iter().map(|i| i.name.as_str()));
+        for node in &graph.node {
+            for out in node.output.iter().filter(|o| !o.is_empty()) {
+                if !defined.insert(out.as_str()) {
+                    bail!(
+                        "{} node `{}` writes `{out}`, a value already defined: each value \
+                         must be defined once",
+                        node.op_type,
+                        node.name
+                    )
+                }
+            }
+        }
         let reads: Vec<Vec<String>> = graph
             .node
             .iter()
@@ -254,6 +271,7 @@ impl Plan {
             .as_ref()
             .and_then(|s| self.static_steps.kept_for(s));
         let mut produced_static = Vec::new();
+        let mut kept_bytes = 0usize;
         if let Some(kept) = &kept {
             for outputs in kept.values.values() {
                 values.extend(outputs.iter().cloned());
@@ -349,8 +367,13 @@ impl Plan {
                 let outputs: Vec<&Value> = produced.iter().map(|(_, v)| v).collect();
                 meter.node(node, &inputs, &outputs);
             }
+            // Kept values are copied into storage of their own (a view would pin its whole
+            // source) and only while they fit the budget, so a first run holds no more
+            // than that beyond what it releases.
             if fusing && kept.is_none() && self.static_steps.is_static(i) {
-                produced_static.push((i, produced.clone()));
+                if let Some(owned) = self.static_steps.take(&mut kept_bytes, &produced)? {
+                    produced_static.push((i, owned));
+                }
             }
             let key = profile.key(node, &inputs);
             drop(inputs);

@@ -12,9 +12,12 @@
 //! runs always compute every step, so the trace's steps and the measured cost are
 //! unchanged; tests hold plain and traced outputs equal.
 //!
-//! What a run keeps is bounded ([`MAX_KEPT_BYTES`]): a value over the budget is not kept
-//! and its step runs every time, so a hostile graph cannot pin more than that in memory
-//! beyond its metered peak.
+//! What a run keeps is bounded ([`MAX_KEPT_BYTES`], checked as each step finishes, each
+//! value copied into storage of its own so that a view cannot pin a larger source): a
+//! value over the budget is not kept and its step runs every time, so a hostile graph
+//! cannot pin more than that in memory beyond its metered peak. Value names are unique
+//! (the plan refuses a graph that defines one twice), so a name seen free of data stays
+//! so.
 
 use super::ops::Value;
 use candle_onnx::onnx::{GraphProto, NodeProto};
@@ -55,7 +58,14 @@ impl StaticSteps {
             .collect();
         // Values known not to carry request data, and values whose shape the inputs'
         // shapes decide (every value but what follows a data-dependent length).
-        let mut data_free: HashSet<&str> = weights.iter().copied().collect();
+        // A weight also listed as a graph input (older exporters list every initializer
+        // so) may be given by the caller instead: it counts as data.
+        let listed: HashSet<&str> = graph.input.iter().map(|i| i.name.as_str()).collect();
+        let mut data_free: HashSet<&str> = weights
+            .iter()
+            .copied()
+            .filter(|w| !listed.contains(w))
+            .collect();
         let mut shape_known: HashSet<&str> = weights.iter().copied().collect();
         shape_known.extend(inputs.iter().map(String::as_str));
         let mut is_static = Vec::with_capacity(graph.node.len());
@@ -126,22 +136,45 @@ impl StaticSteps {
         kept.as_ref().filter(|k| k.shapes == shapes).cloned()
     }
 
-    /// Keeps `values` (per static step, what it produced) for runs with `shapes`, up to
-    /// [`MAX_KEPT_BYTES`] in all: a step whose values do not fit is left to run.
+    /// A static step's `produced` values copied into storage of their own (a view keeps
+    /// its whole source alive), if they fit what is left of [`MAX_KEPT_BYTES`] after
+    /// `used` (which grows by them); `None` leaves the step to run every time.
+    pub fn take(
+        &self,
+        used: &mut usize,
+        produced: &[(String, Value)],
+    ) -> candle_core::Result<Option<Vec<(String, Value)>>> {
+        let bytes: usize = produced.iter().map(|(_, v)| value_bytes(v)).sum();
+        if used.saturating_add(bytes) > MAX_KEPT_BYTES {
+            return Ok(None);
+        }
+        *used += bytes;
+        let own = |t: &candle_core::Tensor| t.force_contiguous();
+        produced
+            .iter()
+            .map(|(name, value)| {
+                Ok((
+                    name.clone(),
+                    match value {
+                        Value::Tensor(t) => Value::Tensor(own(t)?),
+                        Value::Sequence(ts) => {
+                            Value::Sequence(ts.iter().map(own).collect::<candle_core::Result<_>>()?)
+                        }
+                    },
+                ))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// Keeps `produced` (per static step, what it produced, as [`Self::take`] gave it)
+    /// for runs with `shapes`.
     pub fn keep(
         &self,
         shapes: Vec<Option<Vec<usize>>>,
         produced: Vec<(usize, Vec<(String, Value)>)>,
     ) {
-        let mut values = HashMap::new();
-        let mut budget = MAX_KEPT_BYTES;
-        for (step, outputs) in produced {
-            let bytes: usize = outputs.iter().map(|(_, v)| value_bytes(v)).sum();
-            if bytes <= budget {
-                budget -= bytes;
-                values.insert(step, outputs);
-            }
-        }
+        let values = produced.into_iter().collect();
         if let Ok(mut kept) = self.kept.lock() {
             *kept = Some(Arc::new(Kept { shapes, values }));
         }
