@@ -262,7 +262,8 @@ fn elems(value: &Value) -> u64 {
     }
 }
 
-fn bytes(value: &Value) -> u64 {
+/// The bytes a value's tensors hold.
+pub(super) fn bytes(value: &Value) -> u64 {
     let of = |t: &Tensor| (t.elem_count() as u64).saturating_mul(t.dtype().size_in_bytes() as u64);
     match value {
         Value::Tensor(t) => of(t),

@@ -144,7 +144,10 @@ impl StaticSteps {
         used: &mut usize,
         produced: &[(String, Value)],
     ) -> candle_core::Result<Option<Vec<(String, Value)>>> {
-        let bytes: usize = produced.iter().map(|(_, v)| value_bytes(v)).sum();
+        let bytes: usize = produced
+            .iter()
+            .map(|(_, v)| super::cost::bytes(v) as usize)
+            .sum();
         if used.saturating_add(bytes) > MAX_KEPT_BYTES {
             return Ok(None);
         }
@@ -185,12 +188,4 @@ impl StaticSteps {
 /// them), besides the shapes of all its inputs.
 fn decides_shape(node: &NodeProto) -> &'static [usize] {
     super::cost::shape_inputs(&node.op_type)
-}
-
-fn value_bytes(value: &Value) -> usize {
-    let tensor = |t: &candle_core::Tensor| t.elem_count() * t.dtype().size_in_bytes();
-    match value {
-        Value::Tensor(t) => tensor(t),
-        Value::Sequence(ts) => ts.iter().map(tensor).sum(),
-    }
 }
