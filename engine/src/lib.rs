@@ -30,6 +30,7 @@
 pub mod bert;
 pub mod bert_plan;
 pub mod cache;
+pub mod channels_last;
 pub mod conversion;
 pub mod cost;
 pub mod dispute_plan;

@@ -94,6 +94,13 @@ impl Parallel for Rayon {
 /// Calls `f` with `t`'s values as a row-major f32 slice (no copy when `t` is already
 /// contiguous). Other dtypes are an error naming `op`: the kernels compute in f32.
 pub fn with_f32<R>(op: &str, t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    // Channels-last activations (`crate::channels_last`) are transposed block by block.
+    if crate::channels_last::is_channels_last(t) {
+        if let Some(r) = crate::channels_last::with_row_major(t, f) {
+            return Ok(r);
+        }
+        bail!("{op}: a channels-last tensor could not be read")
+    }
     let t = if t.is_contiguous() {
         t.clone()
     } else {

@@ -32,6 +32,9 @@ struct Step {
     fuse_clip: Option<usize>,
     /// On that `Clip`: the index of the `Conv` fused into it.
     fused_conv: Option<usize>,
+    /// A `Conv` whose output every reader takes channels last (`crate::channels_last`):
+    /// it may be stored so.
+    channels_last_out: bool,
 }
 
 /// The plan of one graph.
@@ -43,6 +46,50 @@ pub struct Plan {
     /// Steps whose values depend on weights and input shapes only, and what the last
     /// plain run kept of them (`super::static_values`).
     static_steps: StaticSteps,
+}
+
+/// The values that may be stored channels last (`crate::channels_last`): not returned,
+/// and every reader takes them as they are stored — a `Conv` reading one as its input
+/// `X` only, or an operator that keeps the layout (`keeps_layout`) whose output may be
+/// stored so too. Decided from the last node back.
+fn channels_last_values<'g>(
+    graph: &'g GraphProto,
+    reads: &[Vec<String>],
+    returned: &HashSet<&str>,
+) -> HashSet<&'g str> {
+    let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (j, names) in reads.iter().enumerate() {
+        for name in names {
+            readers.entry(name.as_str()).or_default().push(j);
+        }
+    }
+    let mut may: HashSet<&'g str> = HashSet::new();
+    for node in graph.node.iter().rev() {
+        for out in node.output.iter().filter(|o| !o.is_empty()) {
+            if returned.contains(out.as_str()) {
+                continue;
+            }
+            let Some(by) = readers.get(out.as_str()) else {
+                continue;
+            };
+            let takes = |j: &usize| {
+                let r = &graph.node[*j];
+                let single_output = match r.output.as_slice() {
+                    [o] => may.contains(o.as_str()),
+                    _ => false,
+                };
+                r.domain.is_empty()
+                    && match r.op_type.as_str() {
+                        "Conv" => r.input.first() == Some(out) && !r.input[1..].contains(out),
+                        op => crate::channels_last::keeps_layout(op) && single_output,
+                    }
+            };
+            if by.iter().all(takes) {
+                may.insert(out.as_str());
+            }
+        }
+    }
+    may
 }
 
 /// Every value name nodes of `graph` (and of its subgraphs) read.
@@ -206,7 +253,18 @@ impl Plan {
                 trees,
                 fuse_clip,
                 fused_conv: None,
+                channels_last_out: false,
             });
+        }
+        let channels_last = channels_last_values(graph, &reads, &returned);
+        for step in &mut steps {
+            step.channels_last_out = step.node.op_type == "Conv"
+                && step.node.domain.is_empty()
+                && step
+                    .node
+                    .output
+                    .first()
+                    .is_some_and(|o| channels_last.contains(o.as_str()));
         }
         for i in 0..steps.len() {
             if let Some(j) = steps[i].fuse_clip {
@@ -299,6 +357,7 @@ impl Plan {
                     trees: None,
                     clip: Some(bounds),
                     extent: Extent::Exact,
+                    channels_last: conv.channels_last_out,
                 };
                 let result = match ops::run(&conv.node, &inputs, &ctx) {
                     Some(result) => result?,
@@ -326,6 +385,7 @@ impl Plan {
                 } else {
                     Extent::Exact
                 },
+                channels_last: step.channels_last_out,
             };
             let produced: Vec<(String, Value)> = match ops::run(node, &inputs, &ctx) {
                 Some(result) => node.output.iter().cloned().zip(result?).collect(),

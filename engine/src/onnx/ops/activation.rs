@@ -3,7 +3,7 @@
 //! [`Unary`] functions) and `Pow` (the kernels' scalar `pow`), on f32.
 
 use super::attrs;
-use crate::numerics::{self};
+use crate::{channels_last, numerics};
 use candle_core::{bail, DType, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::Unary;
@@ -47,13 +47,43 @@ pub fn unary_of(node: &NodeProto) -> Option<Result<Unary>> {
 /// same bits (elements are independent).
 const CHUNK: usize = 1 << 14;
 
+/// `x`'s f32 values in storage order, as a new vector, and the layout they have
+/// (`crate::channels_last`): an element-wise result keeps its input's layout.
+fn values_in_layout(op: &str, x: &Tensor) -> Result<(Vec<f32>, bool)> {
+    match channels_last::with_dense(x, <[f32]>::to_vec) {
+        Some(values) => Ok((values, channels_last::is_channels_last(x))),
+        None => Ok((numerics::to_f32_vec(op, x)?, false)),
+    }
+}
+
+/// `values` (from [`values_in_layout`]) as a tensor of `x`'s shape.
+fn in_layout(values: Vec<f32>, x: &Tensor, channels_last: bool) -> Result<Tensor> {
+    if channels_last {
+        channels_last::tensor(values, x.dims())
+    } else {
+        numerics::tensor(values, x.dims())
+    }
+}
+
 /// `op` applied to every element of `x`.
 pub fn apply(op: Unary, x: &Tensor) -> Result<Tensor> {
     let isa = numerics::isa();
-    let mut out = numerics::to_f32_vec(&format!("{op:?}"), x)?;
+    let (mut out, layout) = values_in_layout(&format!("{op:?}"), x)?;
     out.par_chunks_mut(CHUNK)
         .for_each(|chunk| inferchain_kernels::unary_in_place(isa, op, chunk));
-    numerics::tensor(out, x.dims())
+    in_layout(out, x, layout)
+}
+
+/// `Relu(x)` on f32: `x > 0 ? x : +0`. A NaN gives +0, as candle's `max(x, 0)` (IEEE
+/// maxNum) did when it ran this operator, and −0 gives +0 on every CPU (maxNum leaves
+/// the sign of a zero open).
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    let (mut out, layout) = values_in_layout("Relu", x)?;
+    out.par_chunks_mut(CHUNK).for_each(|c| {
+        c.iter_mut()
+            .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 })
+    });
+    in_layout(out, x, layout)
 }
 
 /// `Pow(X, Y)`, numpy broadcasting; the result has X's dtype (f32). An integer exponent
@@ -82,10 +112,10 @@ pub fn pow(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 /// NaN). Exact: it selects, it does not round.
 pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Tensor> {
     let bounds = clip_bounds(min, max)?;
-    let mut out = numerics::to_f32_vec("Clip", x)?;
+    let (mut out, layout) = values_in_layout("Clip", x)?;
     out.par_chunks_mut(CHUNK)
         .for_each(|c| inferchain_kernels::clamp_slice(c, bounds));
-    numerics::tensor(out, x.dims())
+    in_layout(out, x, layout)
 }
 
 /// `Clip`'s bounds from its optional `min` and `max` inputs (absent: unbounded).

@@ -20,6 +20,7 @@ use super::{
     attrs,
     window::{StridePhases, Window},
 };
+use crate::channels_last;
 use crate::numerics::{self, Rayon};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
@@ -79,6 +80,7 @@ pub fn conv(
     b: Option<&Tensor>,
     packed: &[PackedB],
     clip: Option<(f32, f32)>,
+    channels_last_out: bool,
 ) -> Result<Tensor> {
     let (xd, wd) = (x.dims().to_vec(), w.dims().to_vec());
     if xd.len() < 3 || wd.len() != xd.len() {
@@ -98,9 +100,11 @@ pub fn conv(
         bail!("Conv: bias must have {m} values")
     }
     if cg == 1 && group > 1 {
-        return numerics::with_f32("Conv", x, |xs| {
-            depthwise(xs, n, w, bias.as_deref(), clip, &window, group, mg)
-        })?;
+        let epilogue = Epilogue {
+            bias: bias.as_deref(),
+            clip,
+        };
+        return depthwise(x, n, w, epilogue, &window, group, mg, channels_last_out);
     }
     // A 1×1 kernel with unit strides and no padding reads the input as its own `cols`.
     let identity = window
@@ -122,37 +126,78 @@ pub fn conv(
         bias: bias.as_deref(),
         clip,
     };
-    let out = if p >= DIRECT_PIXELS {
-        numerics::with_f32("Conv", w, |ws| {
+    let mut dims = vec![n, m];
+    dims.extend(window.output_dims());
+    if p >= DIRECT_PIXELS {
+        let out = numerics::with_f32("Conv", w, |ws| {
             numerics::with_f32("Conv", x, |xs| {
                 conv_direct(xs, ws, &geometry, &epilogue, im2col.as_ref())
             })
-        })??
+        })??;
+        return numerics::tensor(out, dims);
+    }
+    let owned;
+    let packed = if packed.len() == group {
+        packed
     } else {
-        let owned;
-        let packed = if packed.len() == group {
-            packed
-        } else {
-            owned = pack_conv_weight(node, w)?;
-            &owned[..]
-        };
-        numerics::with_f32("Conv", x, |xs| {
-            conv_batched(xs, packed, &geometry, &epilogue, im2col.as_ref())
-        })?
+        owned = pack_conv_weight(node, w)?;
+        &owned[..]
     };
-    let mut dims = vec![n, m];
-    dims.extend(window.output_dims());
-    numerics::tensor(out, dims)
+    // Channels last out only where one product covers every group's channels.
+    let layout = if channels_last_out && group == 1 {
+        Layout::ChannelsLast
+    } else {
+        Layout::RowMajor
+    };
+    let run = |source: Source<'_>| {
+        conv_batched(
+            source,
+            packed,
+            &geometry,
+            &epilogue,
+            im2col.as_ref(),
+            layout,
+        )
+    };
+    let out = match im2col {
+        None => channels_last::with_storage(x, |xs| run(Source::Pixels(xs))),
+        Some(_) => None,
+    };
+    let out = match out {
+        Some(out) => out,
+        None => numerics::with_f32("Conv", x, |xs| run(Source::Planes(xs)))?,
+    };
+    match layout {
+        Layout::ChannelsLast => channels_last::tensor(out, &dims),
+        Layout::RowMajor => numerics::tensor(out, dims),
+    }
+}
+
+/// Where a convolution's input values lie.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// Row-major NCHW: plane after plane.
+    Planes(&'a [f32]),
+    /// Channels last (`crate::channels_last`): pixel after pixel, channels side by side.
+    Pixels(&'a [f32]),
+}
+
+/// How a convolution lays out its output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    RowMajor,
+    ChannelsLast,
 }
 
 /// `Yᵀ = colsᵀ Wᵀ` over as many samples as make [`GEMM_PIXELS`] pixels, with `Wᵀ` packed
 /// at load, then transposed into NCHW.
 fn conv_batched(
-    xs: &[f32],
+    source: Source,
     packed: &[PackedB],
     geometry: &Geometry,
     &Epilogue { bias, clip }: &Epilogue,
     im2col: Option<&Im2col>,
+    layout: Layout,
 ) -> Vec<f32> {
     let Geometry {
         n,
@@ -177,12 +222,20 @@ fn conv_batched(
         let par: &dyn inferchain_kernels::Parallel = if small { &Sequential } else { &Rayon };
         for g in 0..group {
             // colsᵀ as the product's A: element (pixel, k) at cols[k * pixels + pixel].
-            let a = match im2col {
-                None if samples == 1 => {
+            let a = match (source, im2col) {
+                // Channels last, 1×1: the input's rows are A's, read in place.
+                (Source::Pixels(xs), _) => MatRef {
+                    data: &xs[first * p * c + g * cg..],
+                    rows: pixels,
+                    cols: k,
+                    rs: c,
+                    cs: 1,
+                },
+                (Source::Planes(xs), None) if samples == 1 => {
                     let plane = &xs[(first * c + g * cg) * in_len..][..cg * in_len];
                     MatRef::row_major(plane, k, pixels).t()
                 }
-                _ => {
+                (Source::Planes(xs), _) => {
                     cols.clear();
                     cols.resize(k * pixels, 0.0);
                     // Rows are independent copies: filled in parallel, the same bytes in
@@ -209,10 +262,26 @@ fn conv_batched(
                 Some(b) => Bias::Col(&b[g * mg..][..mg]),
                 None => Bias::None,
             };
+            let out_chunk = &mut out[first * m * p..][..samples * m * p];
+            if layout == Layout::ChannelsLast {
+                // One group: Yᵀ [pixels, channels] is the output as stored.
+                gemm_clamped(isa, a, &packed[g], bias, clip, out_chunk, par);
+                continue;
+            }
             let mut yt = vec![0f32; pixels * mg];
             gemm_clamped(isa, a, &packed[g], bias, clip, &mut yt, par);
             // Yᵀ [pixels, channels] into NCHW.
-            let out_chunk = &mut out[first * m * p..][..samples * m * p];
+            if group == 1 {
+                if p * m > 0 {
+                    for (y, d) in yt
+                        .chunks_exact(p * m)
+                        .zip(out_chunk.chunks_exact_mut(p * m))
+                    {
+                        channels_last::transpose(y, p, m, d);
+                    }
+                }
+                continue;
+            }
             out_chunk
                 .par_chunks_exact_mut(p.max(1))
                 .with_min_len(min_len)
@@ -310,34 +379,89 @@ fn conv_direct(
 /// without a matrix product's packing.
 #[allow(clippy::too_many_arguments)]
 fn depthwise(
-    xs: &[f32],
+    x: &Tensor,
     n: usize,
     w: &Tensor,
-    bias: Option<&[f32]>,
-    clip: Option<(f32, f32)>,
+    epilogue: Epilogue,
     window: &Window,
     group: usize,
     mg: usize,
+    channels_last_out: bool,
 ) -> Result<Tensor> {
     let m = group * mg;
-    let out = numerics::with_f32("Conv", w, |ws| {
-        if mg == 1 && window.output_len() <= LANES_PIXELS && window.input_len() < u32::MAX as usize
-        {
-            depthwise_channels_last(xs, n, ws, Epilogue { bias, clip }, window, group)
-        } else if window.axes.len() == 2 {
-            depthwise_planar(xs, n, ws, Epilogue { bias, clip }, window, group, mg)
-        } else {
-            let mut out = depthwise_im2col(xs, n, ws, bias, window, group, mg);
-            if let Some(bounds) = clip {
-                out.par_chunks_mut(GEMM_PIXELS)
-                    .for_each(|c| inferchain_kernels::clamp_slice(c, bounds));
-            }
-            out
-        }
-    })?;
     let mut dims = vec![n, m];
     dims.extend(window.output_dims());
+    if mg == 1 && window.output_len() <= LANES_PIXELS && window.input_len() < u32::MAX as usize {
+        let layout = if channels_last_out {
+            Layout::ChannelsLast
+        } else {
+            Layout::RowMajor
+        };
+        let out = numerics::with_f32("Conv", w, |ws| {
+            let run = |source: Source<'_>| {
+                depthwise_channels_last(source, n, ws, epilogue, window, group, layout)
+            };
+            match channels_last::with_storage(x, |xs| run(Source::Pixels(xs))) {
+                Some(out) => Ok(out),
+                None => numerics::with_f32("Conv", x, |xs| run(Source::Planes(xs))),
+            }
+        })??;
+        return match layout {
+            Layout::ChannelsLast => channels_last::tensor(out, &dims),
+            Layout::RowMajor => numerics::tensor(out, dims),
+        };
+    }
+    let Epilogue { bias, clip } = epilogue;
+    let out = numerics::with_f32("Conv", x, |xs| {
+        numerics::with_f32("Conv", w, |ws| {
+            if window.axes.len() == 2 {
+                depthwise_planar(xs, n, ws, epilogue, window, group, mg)
+            } else {
+                let mut out = depthwise_im2col(xs, n, ws, bias, window, group, mg);
+                if let Some(bounds) = clip {
+                    out.par_chunks_mut(GEMM_PIXELS)
+                        .for_each(|c| inferchain_kernels::clamp_slice(c, bounds));
+                }
+                out
+            }
+        })
+    })??;
     numerics::tensor(out, dims)
+}
+
+/// Per output position, in row-major order, and per kernel position, in row-major order:
+/// the input offset it reads, or `PADDING`.
+fn tap_offsets(window: &Window) -> Vec<u32> {
+    let axes = &window.axes;
+    let (outputs, kernels) = (window.output_len(), window.kernel_len());
+    let mut at = Vec::with_capacity(outputs * kernels);
+    let mut o_idx = vec![0usize; axes.len()];
+    let mut k_idx = vec![0usize; axes.len()];
+    // The next index in row-major order over the sizes `size(axis)`.
+    let step = |idx: &mut [usize], size: &dyn Fn(&super::window::Axis) -> usize| {
+        for (i, axis) in axes.iter().enumerate().rev() {
+            idx[i] += 1;
+            if idx[i] < size(axis) {
+                return;
+            }
+            idx[i] = 0;
+        }
+    };
+    for _ in 0..outputs {
+        for _ in 0..kernels {
+            let offset = axes
+                .iter()
+                .enumerate()
+                .try_fold(0usize, |offset, (i, axis)| {
+                    axis.source(o_idx[i], k_idx[i])
+                        .map(|p| offset * axis.input + p)
+                });
+            at.push(offset.map_or(inferchain_kernels::PADDING, |i| i as u32));
+            step(&mut k_idx, &|a| a.kernel);
+        }
+        step(&mut o_idx, &|a| a.output);
+    }
+    at
 }
 
 /// Small planes, one output channel per input channel, any rank: channels last, so the
@@ -345,23 +469,16 @@ fn depthwise(
 /// across a plane of a few pixels. Per element it is the chain the planar and im2col
 /// paths compute: every tap in kernel row-major order, padding read as +0.
 fn depthwise_channels_last(
-    xs: &[f32],
+    source: Source,
     n: usize,
     ws: &[f32],
     Epilogue { bias, clip }: Epilogue,
     window: &Window,
     c: usize,
+    layout: Layout,
 ) -> Vec<f32> {
     let (in_len, taps, p) = (window.input_len(), window.kernel_len(), window.output_len());
-    let at: Vec<u32> = window
-        .taps()
-        .into_iter()
-        .flat_map(|(reads, _)| {
-            reads
-                .into_iter()
-                .map(|r| r.map_or(inferchain_kernels::PADDING, |i| i as u32))
-        })
-        .collect();
+    let at = tap_offsets(window);
     let mut wt = vec![0f32; taps * c];
     for (ch, wc) in ws.chunks_exact(taps).take(c).enumerate() {
         for (t, &v) in wc.iter().enumerate() {
@@ -370,21 +487,27 @@ fn depthwise_channels_last(
     }
     let isa = numerics::isa();
     let mut out = vec![0f32; n * c * p];
-    if p == 0 || c == 0 {
+    if p == 0 || c == 0 || in_len == 0 {
         return out;
     }
-    let mut xt = vec![0f32; in_len * c];
-    let mut yt = vec![0f32; p * c];
-    for (x, y) in xs.chunks_exact(c * in_len).zip(out.chunks_exact_mut(c * p)) {
-        for (ch, plane) in x.chunks_exact(in_len).enumerate() {
-            for (i, &v) in plane.iter().enumerate() {
-                xt[i * c + ch] = v;
+    let mut xt = Vec::new();
+    let mut yt = vec![0f32; if layout == Layout::RowMajor { p * c } else { 0 }];
+    for (s, y) in out.chunks_exact_mut(c * p).enumerate() {
+        let x = match source {
+            Source::Pixels(xs) => &xs[s * in_len * c..][..in_len * c],
+            Source::Planes(xs) => {
+                xt.resize(in_len * c, 0.0);
+                channels_last::transpose(&xs[s * c * in_len..][..c * in_len], c, in_len, &mut xt);
+                &xt[..]
             }
-        }
-        inferchain_kernels::weighted_lanes(isa, &xt, &at, &wt, bias, clip, c, &mut yt);
-        for (o, row) in yt.chunks_exact(c).enumerate() {
-            for (ch, &v) in row.iter().enumerate() {
-                y[ch * p + o] = v;
+        };
+        match layout {
+            Layout::ChannelsLast => {
+                inferchain_kernels::weighted_lanes(isa, x, &at, &wt, bias, clip, c, y)
+            }
+            Layout::RowMajor => {
+                inferchain_kernels::weighted_lanes(isa, x, &at, &wt, bias, clip, c, &mut yt);
+                channels_last::transpose(&yt, p, c, y);
             }
         }
     }
@@ -732,15 +855,47 @@ mod tests {
                     clip: None,
                 };
                 let direct = conv_direct(&xs, &ws, &geometry, &epilogue, im2col.as_ref());
-                let batched = conv_batched(&xs, &packed, &geometry, &epilogue, im2col.as_ref());
-                let same = direct
-                    .iter()
-                    .zip(&batched)
-                    .all(|(d, r)| d.to_bits() == r.to_bits());
+                let batched = |source, layout| {
+                    conv_batched(
+                        source,
+                        &packed,
+                        &geometry,
+                        &epilogue,
+                        im2col.as_ref(),
+                        layout,
+                    )
+                };
+                let same = |got: &[f32]| {
+                    got.len() == direct.len()
+                        && direct
+                            .iter()
+                            .zip(got)
+                            .all(|(d, r)| d.to_bits() == r.to_bits())
+                };
+                let row_major = batched(Source::Planes(&xs), Layout::RowMajor);
                 assert!(
-                    same && direct.len() == batched.len(),
+                    same(&row_major),
                     "{h}x{w} k{kernel} s{stride} c{c} m{m} g{group} n{n}"
                 );
+                let q = h * w;
+                if group == 1 {
+                    // Channels last out: the same values, pixel by pixel.
+                    let stored = batched(Source::Planes(&xs), Layout::ChannelsLast);
+                    let back = channels_last::to_nchw(&stored, n, m, p);
+                    assert!(same(&back), "channels last out {h}x{w} k{kernel} n{n}");
+                }
+                if im2col.is_none() {
+                    // Channels last in (a 1×1 convolution reads its rows in place).
+                    let mut pixels = vec![0f32; xs.len()];
+                    for (x, d) in xs.chunks_exact(c * q).zip(pixels.chunks_exact_mut(c * q)) {
+                        channels_last::transpose(x, c, q, d);
+                    }
+                    let from_pixels = batched(Source::Pixels(&pixels), Layout::RowMajor);
+                    assert!(
+                        same(&from_pixels),
+                        "channels last in {h}x{w} c{c} g{group} n{n}"
+                    );
+                }
             }
         }
     }
@@ -794,12 +949,33 @@ mod tests {
                         "{h}x{w} k{k} s{stride} d{dilation} {pads:?} x{mg}"
                     );
                     if mg == 1 {
-                        // Channels last, whatever the plane's size.
-                        let lanes = depthwise_channels_last(&xs, n, &ws, epilogue, &window, group);
-                        assert!(
-                            same(&lanes),
-                            "channels last {h}x{w} k{k} s{stride} d{dilation} {pads:?}"
-                        );
+                        // Channels last, whatever the plane's size; planes or pixels in,
+                        // planes or pixels out.
+                        let lanes = |source, layout| {
+                            depthwise_channels_last(
+                                source, n, &ws, epilogue, &window, group, layout,
+                            )
+                        };
+                        let q = h * w;
+                        let mut pixels = vec![0f32; xs.len()];
+                        for (x, d) in xs
+                            .chunks_exact(group * q)
+                            .zip(pixels.chunks_exact_mut(group * q))
+                        {
+                            channels_last::transpose(x, group, q, d);
+                        }
+                        let p = window.output_len();
+                        for source in [Source::Planes(&xs), Source::Pixels(&pixels)] {
+                            assert!(
+                                same(&lanes(source, Layout::RowMajor)),
+                                "channels last {h}x{w} k{k} s{stride} d{dilation} {pads:?}"
+                            );
+                            let stored = lanes(source, Layout::ChannelsLast);
+                            assert!(
+                                same(&channels_last::to_nchw(&stored, n, group, p)),
+                                "channels last out {h}x{w} k{k} s{stride} d{dilation} {pads:?}"
+                            );
+                        }
                     }
                 }
             }

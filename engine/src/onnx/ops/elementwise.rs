@@ -34,3 +34,18 @@ pub fn apply(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
     }
     numerics::tensor(values, x.dims())
 }
+
+/// `Add(a, b)` of two f32 tensors of one shape and one dense layout
+/// (`crate::channels_last::same_dense_layout`): `a + b` per element, in the inputs'
+/// layout.
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let sum = crate::channels_last::with_dense(a, |xs| {
+        crate::channels_last::with_dense(b, |ys| {
+            xs.iter().zip(ys).map(|(x, y)| x + y).collect::<Vec<f32>>()
+        })
+    });
+    match sum.flatten() {
+        Some(values) => crate::channels_last::tensor_like(values, a),
+        None => candle_core::bail!("Add: operands of different layouts"),
+    }
+}

@@ -216,6 +216,9 @@ pub struct Context<'a> {
     /// How long an output whose length depends on the data is: the defined one, or the
     /// longest the shapes allow (the cost meter's dry run, `NonMaxSuppression`).
     pub extent: non_max_suppression::Extent,
+    /// A `Conv` may store its output channels last (`crate::channels_last`): every reader
+    /// takes it so.
+    pub channels_last: bool,
 }
 
 /// A value inside a graph: a tensor, or a sequence of tensors.
@@ -372,6 +375,24 @@ pub fn run(
         {
             (|| activation::clip(required(0)?, tensor(1)?, tensor(2)?))()
         }
+        "Relu"
+            if inputs
+                .tensor(0)
+                .ok()
+                .flatten()
+                .is_some_and(|x| x.dtype() == candle_core::DType::F32) =>
+        {
+            required(0).and_then(activation::relu)
+        }
+        // Same shape, same dense layout: element by element, keeping the layout.
+        "Add"
+            if matches!(
+                (inputs.tensor(0), inputs.tensor(1)),
+                (Ok(Some(a)), Ok(Some(b))) if crate::channels_last::same_dense_layout(a, b)
+            ) =>
+        {
+            (|| elementwise::add(required(0)?, required(1)?))()
+        }
         "Softmax" => (|| softmax::softmax(node, required(0)?, ctx.opset, false))(),
         "LogSoftmax" => (|| softmax::softmax(node, required(0)?, ctx.opset, true))(),
         "ReduceSum" => (|| reduce::reduce(node, required(0)?, tensor(1)?, false))(),
@@ -389,6 +410,7 @@ pub fn run(
                 tensor(2)?,
                 ctx.packed,
                 ctx.clip,
+                ctx.channels_last,
             )
         })(),
         "ConvTranspose" => {
