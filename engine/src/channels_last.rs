@@ -19,7 +19,7 @@ use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
 /// tensor or on two of one shape and layout), so a convolution read only through them may
 /// write its output that way.
 pub fn keeps_layout(op_type: &str) -> bool {
-    matches!(op_type, "Clip" | "Relu" | "Add")
+    matches!(op_type, "Clip" | "Relu" | "HardSwish" | "Add")
 }
 
 /// The permutation that views NHWC storage (`[N, spatial…, C]`) as NCHW.
@@ -55,6 +55,12 @@ pub fn with_storage<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     if !is_channels_last(t) {
         return None;
     }
+    stored_values(t, f)
+}
+
+/// Calls `f` with the `t.elem_count()` f32 values `t`'s storage holds from its start
+/// (its values in storage order, for a dense layout); `None` for other dtypes.
+fn stored_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     let (storage, layout) = t.storage_and_layout();
     match &*storage {
         Storage::Cpu(CpuStorage::F32(values)) => {
@@ -94,14 +100,7 @@ pub fn with_dense<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     if !t.is_contiguous() {
         return with_storage(t, f);
     }
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(CpuStorage::F32(values)) => {
-            let start = layout.start_offset();
-            Some(f(&values[start..start + t.elem_count()]))
-        }
-        _ => None,
-    }
+    stored_values(t, f)
 }
 
 /// Whether `a` and `b` have one shape and one dense layout (both row-major, or both

@@ -1068,3 +1068,75 @@ fn a_shape_decided_by_data_is_not_kept_between_runs() {
         assert_eq!(values(&y), [rows, 3.0]);
     }
 }
+
+/// Values stored channels last between convolutions (`inferchain_engine::channels_last`)
+/// give the bits of the same graph run with every intermediate returned (a returned value
+/// is never stored so): 1×1, depthwise and 1×1 again, through Relu, HardSwish and a
+/// residual Add, on planes small enough for the channels-last depthwise path.
+#[test]
+fn channels_last_values_between_convolutions_change_no_bit() {
+    let det = |n: usize, seed: u32| -> Vec<f32> {
+        (0..n as u32)
+            .map(|i| {
+                let h = i
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(seed.wrapping_mul(97))
+                    >> 8;
+                (h % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    };
+    let t = |dims: &[usize], seed| {
+        Tensor::from_vec(det(dims.iter().product(), seed), dims, &Device::Cpu).expect("tensor")
+    };
+    let (c, m) = (20usize, 6usize);
+    let inputs = [
+        ("x", t(&[2, 8, 6, 5], 1)),
+        ("w1", t(&[c, 8, 1, 1], 2)),
+        ("b1", t(&[c], 3)),
+        ("w2", t(&[c, 1, 3, 3], 4)),
+        ("w3", t(&[c, c, 1, 1], 5)),
+        ("b3", t(&[c], 6)),
+        ("w4", t(&[m, c, 1, 1], 7)),
+    ];
+    let nodes = || {
+        vec![
+            node("Conv", &["x", "w1", "b1"], &["c1"], vec![]),
+            node("Relu", &["c1"], &["r1"], vec![]),
+            node(
+                "Conv",
+                &["r1", "w2"],
+                &["c2"],
+                vec![
+                    int("group", c as i64),
+                    ints("pads", &[1, 1, 1, 1]),
+                    ints("kernel_shape", &[3, 3]),
+                ],
+            ),
+            node("HardSwish", &["c2"], &["h2"], vec![]),
+            node("Conv", &["h2", "w3", "b3"], &["c3"], vec![]),
+            node("Add", &["c3", "r1"], &["a"], vec![]),
+            node("Conv", &["a", "w4"], &["y"], vec![]),
+        ]
+    };
+    let bits = |t: &Tensor| -> Vec<u32> { values(t).iter().map(|v| v.to_bits()).collect() };
+    let only_y = run_outputs(Some(17), nodes(), &inputs, &["y"]).expect("runs");
+    let every = run_outputs(
+        Some(17),
+        nodes(),
+        &inputs,
+        &["y", "c1", "r1", "c2", "h2", "c3", "a"],
+    )
+    .expect("runs");
+    assert_eq!(only_y["y"].dims(), &[2, m, 6, 5]);
+    assert_eq!(bits(&only_y["y"]), bits(&every["y"]));
+    // And the intermediates are what their operators define (spot checks).
+    let r1 = values(&every["r1"]);
+    assert!(r1.iter().all(|v| *v >= 0.0));
+    let a = values(&every["a"]);
+    let c3 = values(&every["c3"]);
+    assert!(a
+        .iter()
+        .zip(c3.iter().zip(&r1))
+        .all(|(a, (c, r))| a.to_bits() == (c + r).to_bits()));
+}

@@ -860,52 +860,105 @@ pub fn weighted_lanes<V: Lanes>(
     let zero = V::splat(0.0);
     let mut xb = [0f32; 16];
     let mut wb = [0f32; 16];
-    for (o, y) in out.chunks_exact_mut(c).enumerate() {
-        let reads = &at[o * taps..][..taps];
+    // Where the channels fill whole registers, ROWS output positions run side by side:
+    // independent chains in flight, each still its own sequence over the taps.
+    const ROWS: usize = 4;
+    let mut o = 0;
+    while o < positions {
+        let rows = ROWS.min(positions - o);
         let mut j = 0;
         while j < c {
             let lanes = V::N.min(c - j);
-            let mut acc = zero;
-            if lanes == V::N {
-                for (t, &p) in reads.iter().enumerate() {
-                    // SAFETY: j + N <= c, so each load is inside row `t` of `w` and, for
-                    // p < inputs (asserted), inside position `p` of `x`.
+            if lanes == V::N && rows == ROWS {
+                let reads = &at[o * taps..][..ROWS * taps];
+                let mut acc = [zero; ROWS];
+                for t in 0..taps {
+                    // SAFETY: j + N <= c, so the load is inside row `t` of `w`.
                     let wv = unsafe { V::load(w.as_ptr().add(t * c + j)) };
-                    let xv = if p == PADDING {
-                        zero
-                    } else {
-                        unsafe { V::load(x.as_ptr().add(p as usize * c + j)) }
-                    };
-                    acc = V::fma(xv, wv, acc);
-                }
-            } else {
-                for (t, &p) in reads.iter().enumerate() {
-                    wb[..lanes].copy_from_slice(&w[t * c + j..][..lanes]);
-                    if p == PADDING {
-                        xb[..lanes].fill(0.0);
-                    } else {
-                        xb[..lanes].copy_from_slice(&x[p as usize * c + j..][..lanes]);
+                    for (q, a) in acc.iter_mut().enumerate() {
+                        let p = reads[q * taps + t];
+                        let xv = if p == PADDING {
+                            zero
+                        } else {
+                            // SAFETY: p < inputs (asserted) and j + N <= c.
+                            unsafe { V::load(x.as_ptr().add(p as usize * c + j)) }
+                        };
+                        *a = V::fma(xv, wv, *a);
                     }
-                    // SAFETY: the buffers hold 16 >= N values.
-                    let (xv, wv) = unsafe { (V::load(xb.as_ptr()), V::load(wb.as_ptr())) };
-                    acc = V::fma(xv, wv, acc);
                 }
-            }
-            let mut y_lanes = match bias {
-                Some(b) => {
-                    wb[..lanes].copy_from_slice(&b[j..][..lanes]);
-                    // SAFETY: `wb` holds 16 >= N values.
-                    canonical(acc.add(unsafe { V::load(wb.as_ptr()) }))
+                for (q, a) in acc.into_iter().enumerate() {
+                    let y = &mut out[(o + q) * c..][..c];
+                    finish_lanes(a, (bias, bounds), j, lanes, y);
                 }
-                None => canonical(acc),
-            };
-            if let Some(bounds) = bounds {
-                y_lanes = clamp(y_lanes, bounds);
+                j += lanes;
+                continue;
             }
-            // SAFETY: `xb` holds 16 >= N values.
-            unsafe { y_lanes.store(xb.as_mut_ptr()) };
-            y[j..j + lanes].copy_from_slice(&xb[..lanes]);
+            for q in 0..rows {
+                let reads = &at[(o + q) * taps..][..taps];
+                let mut acc = zero;
+                if lanes == V::N {
+                    for (t, &p) in reads.iter().enumerate() {
+                        // SAFETY: j + N <= c, so each load is inside row `t` of `w` and,
+                        // for p < inputs (asserted), inside position `p` of `x`.
+                        let wv = unsafe { V::load(w.as_ptr().add(t * c + j)) };
+                        let xv = if p == PADDING {
+                            zero
+                        } else {
+                            unsafe { V::load(x.as_ptr().add(p as usize * c + j)) }
+                        };
+                        acc = V::fma(xv, wv, acc);
+                    }
+                } else {
+                    for (t, &p) in reads.iter().enumerate() {
+                        wb[..lanes].copy_from_slice(&w[t * c + j..][..lanes]);
+                        if p == PADDING {
+                            xb[..lanes].fill(0.0);
+                        } else {
+                            xb[..lanes].copy_from_slice(&x[p as usize * c + j..][..lanes]);
+                        }
+                        // SAFETY: the buffers hold 16 >= N values.
+                        let (xv, wv) = unsafe { (V::load(xb.as_ptr()), V::load(wb.as_ptr())) };
+                        acc = V::fma(xv, wv, acc);
+                    }
+                }
+                let y = &mut out[(o + q) * c..][..c];
+                finish_lanes(acc, (bias, bounds), j, lanes, y);
+            }
             j += lanes;
         }
+        o += rows;
+    }
+}
+
+/// [`weighted_lanes`]' epilogue on one finished register of chains (channels
+/// `j..j + lanes` of one output position `y`): `+ bias`, canonical NaN, clamp, stored.
+#[inline(always)]
+fn finish_lanes<V: Lanes>(
+    acc: V,
+    (bias, bounds): LanesEpilogue<'_>,
+    j: usize,
+    lanes: usize,
+    y: &mut [f32],
+) {
+    let mut buf = [0f32; 16];
+    let mut v = match bias {
+        Some(b) => {
+            buf[..lanes].copy_from_slice(&b[j..][..lanes]);
+            // SAFETY: `buf` holds 16 >= N values.
+            canonical(acc.add(unsafe { V::load(buf.as_ptr()) }))
+        }
+        None => canonical(acc),
+    };
+    if let Some(bounds) = bounds {
+        v = clamp(v, bounds);
+    }
+    if lanes == V::N {
+        assert!(j + V::N <= y.len());
+        // SAFETY: asserted just above.
+        unsafe { v.store(y.as_mut_ptr().add(j)) };
+    } else {
+        // SAFETY: `buf` holds 16 >= N values.
+        unsafe { v.store(buf.as_mut_ptr()) };
+        y[j..j + lanes].copy_from_slice(&buf[..lanes]);
     }
 }

@@ -399,6 +399,9 @@ fn weighted_lanes_is_weighted_slices_per_channel() {
         (33, 25, 9, 9),
         (336, 16, 4, 9),
         (48, 64, 16, 25),
+        // Positions that leave 3 and 2 past the last group of four.
+        (32, 20, 7, 9),
+        (24, 12, 6, 4),
     ] {
         let x = rng.values(inputs * c, 2.0);
         let w = rng.values(taps * c, 1.0);

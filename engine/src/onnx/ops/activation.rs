@@ -74,6 +74,24 @@ pub fn apply(op: Unary, x: &Tensor) -> Result<Tensor> {
     in_layout(out, x, layout)
 }
 
+/// `HardSwish(x)` on f32, as the same sequence of IEEE-754 operations candle's
+/// `x * hard_sigmoid(x)` was when it ran this operator (so registered models keep their
+/// bits): `s = (x · 1 + 3) · f32(1/6) + 0`, then `s < 0 ? 0 : s`, then `s > 1 ? 1 : s`
+/// (a NaN passes both), then `x · s`; each operation rounded once.
+pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
+    const SIXTH: f32 = (1.0f64 / 6.0) as f32;
+    let (mut out, layout) = values_in_layout("HardSwish", x)?;
+    out.par_chunks_mut(CHUNK).for_each(|c| {
+        c.iter_mut().for_each(|v| {
+            let s = (*v * 1.0 + 3.0) * SIXTH + 0.0;
+            let s = if s < 0.0 { 0.0 } else { s };
+            let s = if s > 1.0 { 1.0 } else { s };
+            *v *= s;
+        })
+    });
+    in_layout(out, x, layout)
+}
+
 /// `Relu(x)` on f32: `x > 0 ? x : +0`. A NaN gives +0, as candle's `max(x, 0)` (IEEE
 /// maxNum) did when it ran this operator, and −0 gives +0 on every CPU (maxNum leaves
 /// the sign of a zero open).
@@ -133,4 +151,100 @@ pub fn clip_bounds(min: Option<&Tensor>, max: Option<&Tensor>) -> Result<(f32, f
         }
     };
     Ok((bound(min, f32::NEG_INFINITY)?, bound(max, f32::INFINITY)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Values around every threshold of the operators below, the specials, and a sweep.
+    fn edge_values() -> Vec<f32> {
+        let mut v = vec![
+            0.0,
+            -0.0,
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            1e-45,
+            -1e-45,
+            3.0,
+            -3.0,
+            f32::MAX,
+            f32::MIN,
+        ];
+        for t in [-3.0f32, 3.0, 0.0] {
+            let mut up = t;
+            let mut down = t;
+            for _ in 0..8 {
+                up = f32::from_bits(if up >= 0.0 {
+                    up.to_bits() + 1
+                } else {
+                    up.to_bits() - 1
+                });
+                down = f32::from_bits(if down > 0.0 {
+                    down.to_bits() - 1
+                } else {
+                    (-down.abs()).to_bits() + 1
+                });
+                v.extend([up, down]);
+            }
+        }
+        v.extend((0..4000).map(|i| (i as f32 - 2000.0) * 0.00371));
+        v
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| if v.is_nan() { 0x7fc0_0000 } else { v.to_bits() })
+            .collect()
+    }
+
+    /// The engine's HardSwish and Relu give the bits candle's operations gave when
+    /// candle-onnx ran them (NaNs compared as NaN), in either layout.
+    #[test]
+    fn hard_swish_and_relu_keep_candles_bits() {
+        let values = edge_values();
+        let n = values.len();
+        let x = Tensor::from_vec(values, (1, n), &Device::Cpu).unwrap();
+        // candle_nn's `hard_sigmoid`, spelled out: ((x + 3) / 6).clamp(0, 1), then x · it.
+        let sigmoid = ((&x + 3.0).unwrap() / 6.0)
+            .unwrap()
+            .clamp(0f32, 1f32)
+            .unwrap();
+        let candle_swish = (&x * &sigmoid).unwrap();
+        assert_eq!(bits(&hard_swish(&x).unwrap()), bits(&candle_swish));
+        let candle_relu = x.relu().unwrap();
+        let relu_bits = bits(&relu(&x).unwrap());
+        assert_eq!(relu_bits, bits(&candle_relu));
+        // −0 and NaN give +0.
+        assert_eq!(&relu_bits[..4], &[0, 0, 0, 0]);
+        // Channels last in, channels last out, the same logical values.
+        let stored: Vec<f32> = (0..2 * 5 * 6).map(|i| i as f32 * 0.37 - 11.0).collect();
+        let t = channels_last::tensor(stored, &[2, 5, 2, 3]).unwrap();
+        let row_major = t.contiguous().unwrap();
+        for (got, want) in [
+            (hard_swish(&t).unwrap(), hard_swish(&row_major).unwrap()),
+            (relu(&t).unwrap(), relu(&row_major).unwrap()),
+            (
+                clip(&t, None, Some(&Tensor::new(1.5f32, &Device::Cpu).unwrap())).unwrap(),
+                clip(
+                    &row_major,
+                    None,
+                    Some(&Tensor::new(1.5f32, &Device::Cpu).unwrap()),
+                )
+                .unwrap(),
+            ),
+        ] {
+            assert!(channels_last::is_channels_last(&got));
+            assert_eq!(bits(&got), bits(&want));
+        }
+    }
 }

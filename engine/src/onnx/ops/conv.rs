@@ -128,6 +128,8 @@ pub fn conv(
     };
     let mut dims = vec![n, m];
     dims.extend(window.output_dims());
+    // A large plane runs as `Y = W · cols`, NCHW out (measured: storing it channels last
+    // for the next layer gained nothing at 32×32 and 16×16).
     if p >= DIRECT_PIXELS {
         let out = numerics::with_f32("Conv", w, |ws| {
             numerics::with_f32("Conv", x, |xs| {
@@ -433,33 +435,42 @@ fn depthwise(
 /// the input offset it reads, or `PADDING`.
 fn tap_offsets(window: &Window) -> Vec<u32> {
     let axes = &window.axes;
-    let (outputs, kernels) = (window.output_len(), window.kernel_len());
-    let mut at = Vec::with_capacity(outputs * kernels);
+    // Per axis, per (output, kernel position): the input position read, if inside.
+    let sources: Vec<Vec<Option<usize>>> = axes
+        .iter()
+        .map(|a| {
+            (0..a.output)
+                .flat_map(|o| (0..a.kernel).map(move |k| a.source(o, k)))
+                .collect()
+        })
+        .collect();
+    let mut at = Vec::with_capacity(window.output_len() * window.kernel_len());
     let mut o_idx = vec![0usize; axes.len()];
-    let mut k_idx = vec![0usize; axes.len()];
-    // The next index in row-major order over the sizes `size(axis)`.
-    let step = |idx: &mut [usize], size: &dyn Fn(&super::window::Axis) -> usize| {
-        for (i, axis) in axes.iter().enumerate().rev() {
-            idx[i] += 1;
-            if idx[i] < size(axis) {
-                return;
+    let (mut reads, mut next): (Vec<Option<usize>>, Vec<Option<usize>>) = (Vec::new(), Vec::new());
+    for _ in 0..window.output_len() {
+        // The kernel positions in row-major order, one axis at a time.
+        reads.clear();
+        reads.push(Some(0));
+        for (i, axis) in axes.iter().enumerate() {
+            let row = &sources[i][o_idx[i] * axis.kernel..][..axis.kernel];
+            next.clear();
+            for &offset in &reads {
+                next.extend(row.iter().map(|&p| Some(offset? * axis.input + p?)));
             }
-            idx[i] = 0;
+            std::mem::swap(&mut reads, &mut next);
         }
-    };
-    for _ in 0..outputs {
-        for _ in 0..kernels {
-            let offset = axes
+        at.extend(
+            reads
                 .iter()
-                .enumerate()
-                .try_fold(0usize, |offset, (i, axis)| {
-                    axis.source(o_idx[i], k_idx[i])
-                        .map(|p| offset * axis.input + p)
-                });
-            at.push(offset.map_or(inferchain_kernels::PADDING, |i| i as u32));
-            step(&mut k_idx, &|a| a.kernel);
+                .map(|r| r.map_or(inferchain_kernels::PADDING, |i| i as u32)),
+        );
+        for (i, axis) in axes.iter().enumerate().rev() {
+            o_idx[i] += 1;
+            if o_idx[i] < axis.output {
+                break;
+            }
+            o_idx[i] = 0;
         }
-        step(&mut o_idx, &|a| a.output);
     }
     at
 }
@@ -802,6 +813,30 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// The channels-last path's tap table lists what the window's own `taps` lists, in
+    /// its order, for one, two and three spatial axes.
+    #[test]
+    fn tap_offsets_list_the_windows_taps() {
+        let windows = [
+            vec![axis(9, 3, 2, 1, (1, 2))],
+            vec![axis(7, 3, 1, 2, (2, 2)), axis(6, 2, 2, 1, (0, 1))],
+            vec![
+                axis(4, 3, 1, 1, (1, 1)),
+                axis(5, 2, 2, 1, (1, 0)),
+                axis(3, 3, 1, 1, (0, 2)),
+            ],
+        ];
+        for window in windows.map(|axes| Window { axes }) {
+            let expected: Vec<u32> = window
+                .taps()
+                .into_iter()
+                .flat_map(|(reads, _)| reads)
+                .map(|r| r.map_or(inferchain_kernels::PADDING, |i| i as u32))
+                .collect();
+            assert_eq!(tap_offsets(&window), expected);
+        }
     }
 
     /// `Y = W · cols` (NCHW directly) computes the bits of `Yᵀ = colsᵀ Wᵀ` transposed,

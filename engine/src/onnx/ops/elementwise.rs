@@ -39,6 +39,9 @@ pub fn apply(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
 /// (`crate::channels_last::same_dense_layout`): `a + b` per element, in the inputs'
 /// layout.
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !crate::channels_last::same_dense_layout(a, b) {
+        candle_core::bail!("Add: operands of different shapes or layouts")
+    }
     let sum = crate::channels_last::with_dense(a, |xs| {
         crate::channels_last::with_dense(b, |ys| {
             xs.iter().zip(ys).map(|(x, y)| x + y).collect::<Vec<f32>>()
@@ -46,6 +49,49 @@ pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     });
     match sum.flatten() {
         Some(values) => crate::channels_last::tensor_like(values, a),
-        None => candle_core::bail!("Add: operands of different layouts"),
+        None => candle_core::bail!("Add: an operand's values could not be read"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// The engine's same-layout `Add` gives candle's `a + b` bits, row-major or channels
+    /// last, and keeps the layout.
+    #[test]
+    fn add_keeps_candles_bits_and_the_layout() {
+        let a: Vec<f32> = (0..2 * 4 * 3 * 5)
+            .map(|i| (i as f32 * 0.731).sin() * 1e3)
+            .collect();
+        let b: Vec<f32> = (0..a.len())
+            .map(|i| (i as f32 * 1.37).cos() * 1e-3)
+            .collect();
+        let dims = [2, 4, 3, 5];
+        let (ra, rb) = (
+            Tensor::from_vec(a.clone(), &dims, &Device::Cpu).unwrap(),
+            Tensor::from_vec(b.clone(), &dims, &Device::Cpu).unwrap(),
+        );
+        let want = ra.broadcast_add(&rb).unwrap().flatten_all().unwrap();
+        let want = want.to_vec1::<f32>().unwrap();
+        let row_major = add(&ra, &rb).unwrap();
+        assert_eq!(
+            row_major.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            want
+        );
+        let (ca, cb) = (
+            crate::channels_last::tensor(a, &dims).unwrap(),
+            crate::channels_last::tensor(b, &dims).unwrap(),
+        );
+        let want = ca.broadcast_add(&cb).unwrap().flatten_all().unwrap();
+        let got = add(&ca, &cb).unwrap();
+        assert!(crate::channels_last::is_channels_last(&got));
+        assert_eq!(
+            got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            want.to_vec1::<f32>().unwrap()
+        );
+        // Different layouts are not paired element by element.
+        assert!(add(&ra, &cb).is_err());
     }
 }

@@ -384,6 +384,15 @@ pub fn run(
         {
             required(0).and_then(activation::relu)
         }
+        "HardSwish"
+            if inputs
+                .tensor(0)
+                .ok()
+                .flatten()
+                .is_some_and(|x| x.dtype() == candle_core::DType::F32) =>
+        {
+            required(0).and_then(activation::hard_swish)
+        }
         // Same shape, same dense layout: element by element, keeping the layout.
         "Add"
             if matches!(
