@@ -328,6 +328,11 @@ pub fn run(
         })();
         return Some(result.map(|(v, i)| vec![Value::Tensor(v), Value::Tensor(i)]));
     }
+    let first_is_f32 = inputs
+        .tensor(0)
+        .ok()
+        .flatten()
+        .is_some_and(|x| x.dtype() == candle_core::DType::F32);
     let result = match op {
         "Sum" | "Mean" => (|| {
             let all = (0..inputs.len())
@@ -366,33 +371,10 @@ pub fn run(
         "Gemm" => (|| matmul::gemm_node(node, required(0)?, right(1)?, tensor(2)?))(),
         "Pow" => (|| activation::pow(required(0)?, required(1)?))(),
         // Exact either way; candle's broadcasting clamp is slow, so f32 is done here.
-        "Clip"
-            if inputs
-                .tensor(0)
-                .ok()
-                .flatten()
-                .is_some_and(|x| x.dtype() == candle_core::DType::F32) =>
-        {
-            (|| activation::clip(required(0)?, tensor(1)?, tensor(2)?))()
-        }
-        "Relu"
-            if inputs
-                .tensor(0)
-                .ok()
-                .flatten()
-                .is_some_and(|x| x.dtype() == candle_core::DType::F32) =>
-        {
-            required(0).and_then(activation::relu)
-        }
-        "HardSwish"
-            if inputs
-                .tensor(0)
-                .ok()
-                .flatten()
-                .is_some_and(|x| x.dtype() == candle_core::DType::F32) =>
-        {
-            required(0).and_then(activation::hard_swish)
-        }
+        "Clip" if first_is_f32 => (|| activation::clip(required(0)?, tensor(1)?, tensor(2)?))(),
+        // The bits candle's operations gave, in one pass that keeps the layout.
+        "Relu" if first_is_f32 => required(0).and_then(activation::relu),
+        "HardSwish" if first_is_f32 => required(0).and_then(activation::hard_swish),
         // Same shape, same dense layout: element by element, keeping the layout.
         "Add"
             if matches!(
