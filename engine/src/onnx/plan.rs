@@ -385,7 +385,9 @@ impl Plan {
                 } else {
                     Extent::Exact
                 },
-                channels_last: step.channels_last_out,
+                // Only where nothing is recorded: a trace leaf or the meter would read the
+                // values back in logical order (a strided copy per step).
+                channels_last: fusing && step.channels_last_out,
             };
             let produced: Vec<(String, Value)> = match ops::run(node, &inputs, &ctx) {
                 Some(result) => node.output.iter().cloned().zip(result?).collect(),

@@ -217,7 +217,7 @@ pub struct Context<'a> {
     /// longest the shapes allow (the cost meter's dry run, `NonMaxSuppression`).
     pub extent: non_max_suppression::Extent,
     /// A `Conv` may store its output channels last (`crate::channels_last`): every reader
-    /// takes it so.
+    /// takes it so, and the run records nothing per step.
     pub channels_last: bool,
 }
 
