@@ -155,7 +155,21 @@ pub fn with_row_major<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     with_storage(t, |values| to_nchw(values, n, c, pixels)).map(|v| f(&v))
 }
 
+/// `t` in row-major storage: a copy, transposed block by block, when it is stored channels
+/// last; `t` itself otherwise.
+pub fn to_row_major(t: Tensor) -> Result<Tensor> {
+    if !is_channels_last(&t) {
+        return Ok(t);
+    }
+    let dims = t.dims().to_vec();
+    match with_row_major(&t, <[f32]>::to_vec) {
+        Some(values) => Tensor::from_vec(values, dims, &candle_core::Device::Cpu),
+        None => t.contiguous(),
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use candle_core::Device;

@@ -32,8 +32,8 @@ struct Step {
     fuse_clip: Option<usize>,
     /// On that `Clip`: the index of the `Conv` fused into it.
     fused_conv: Option<usize>,
-    /// A `Conv` whose output every reader takes channels last (`crate::channels_last`):
-    /// it may be stored so.
+    /// A `Conv`, or an operator that keeps the layout, whose output every reader takes
+    /// channels last (`crate::channels_last`): it may be stored so.
     channels_last_out: bool,
 }
 
@@ -258,7 +258,8 @@ impl Plan {
         }
         let channels_last = channels_last_values(graph, &reads, &returned);
         for step in &mut steps {
-            step.channels_last_out = step.node.op_type == "Conv"
+            let op = step.node.op_type.as_str();
+            step.channels_last_out = (op == "Conv" || crate::channels_last::keeps_layout(op))
                 && step.node.domain.is_empty()
                 && step
                     .node

@@ -154,6 +154,7 @@ pub fn clip_bounds(min: Option<&Tensor>, max: Option<&Tensor>) -> Result<(f32, f
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use candle_core::Device;

@@ -212,6 +212,8 @@ fn conv_batched(
         group,
     } = *geometry;
     let (m, taps_len) = (mg * group, k / cg.max(1));
+    // Channels-last input only for a 1×1 convolution (its rows are the product's A).
+    debug_assert!(matches!(source, Source::Planes(_)) || im2col.is_none());
     let isa = numerics::isa();
     let chunk = GEMM_PIXELS.div_ceil(p.max(1)).clamp(1, n.max(1));
     let mut out = vec![0f32; n * m * p];
@@ -776,6 +778,7 @@ pub fn conv_transpose(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::onnx::ops::window::Axis;

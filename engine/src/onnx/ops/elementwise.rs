@@ -54,6 +54,7 @@ pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use candle_core::Device;

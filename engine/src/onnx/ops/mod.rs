@@ -216,8 +216,10 @@ pub struct Context<'a> {
     /// How long an output whose length depends on the data is: the defined one, or the
     /// longest the shapes allow (the cost meter's dry run, `NonMaxSuppression`).
     pub extent: non_max_suppression::Extent,
-    /// A `Conv` may store its output channels last (`crate::channels_last`): every reader
-    /// takes it so, and the run records nothing per step.
+    /// This step may store its output channels last (`crate::channels_last`): every
+    /// reader takes it so, and the run records nothing per step. Where it may not, the
+    /// element-wise operators that keep a layout return row-major values, as they always
+    /// did (candle's indexing operators refuse strided inputs).
     pub channels_last: bool,
 }
 
@@ -274,6 +276,16 @@ impl<'a> Inputs<'a> {
     }
 }
 
+/// An element-wise result in its input's layout, or row-major where the plan did not let
+/// this step store it channels last ([`Context::channels_last`]).
+fn layout_as_planned(t: Tensor, ctx: &Context<'_>) -> Result<Tensor> {
+    if ctx.channels_last {
+        Ok(t)
+    } else {
+        crate::channels_last::to_row_major(t)
+    }
+}
+
 /// Runs `node` here if it is ours to run; `None` hands it to candle-onnx (for the
 /// [`DELEGATED`] operators only: the plan refuses anything else).
 /// `inputs` follows `node.input` (`None` for an omitted optional input).
@@ -299,7 +311,9 @@ pub fn run(
     let tensor = |i: usize| inputs.tensor(i);
     let required = |i: usize| inputs.required(i);
     if let Some(unary) = activation::unary_of(node) {
-        let result = unary.and_then(|f| activation::apply(f, required(0)?));
+        let result = unary
+            .and_then(|f| activation::apply(f, required(0)?))
+            .and_then(crate::channels_last::to_row_major);
         return Some(result.map(|t| vec![Value::Tensor(t)]));
     }
     let right = |i: usize| -> Result<RightOperand<'_>> {
@@ -371,10 +385,15 @@ pub fn run(
         "Gemm" => (|| matmul::gemm_node(node, required(0)?, right(1)?, tensor(2)?))(),
         "Pow" => (|| activation::pow(required(0)?, required(1)?))(),
         // Exact either way; candle's broadcasting clamp is slow, so f32 is done here.
-        "Clip" if first_is_f32 => (|| activation::clip(required(0)?, tensor(1)?, tensor(2)?))(),
+        "Clip" if first_is_f32 => (|| activation::clip(required(0)?, tensor(1)?, tensor(2)?))()
+            .and_then(|t| layout_as_planned(t, ctx)),
         // The bits candle's operations gave, in one pass that keeps the layout.
-        "Relu" if first_is_f32 => required(0).and_then(activation::relu),
-        "HardSwish" if first_is_f32 => required(0).and_then(activation::hard_swish),
+        "Relu" if first_is_f32 => required(0)
+            .and_then(activation::relu)
+            .and_then(|t| layout_as_planned(t, ctx)),
+        "HardSwish" if first_is_f32 => required(0)
+            .and_then(activation::hard_swish)
+            .and_then(|t| layout_as_planned(t, ctx)),
         // Same shape, same dense layout: element by element, keeping the layout.
         "Add"
             if matches!(
@@ -383,6 +402,7 @@ pub fn run(
             ) =>
         {
             (|| elementwise::add(required(0)?, required(1)?))()
+                .and_then(|t| layout_as_planned(t, ctx))
         }
         "Softmax" => (|| softmax::softmax(node, required(0)?, ctx.opset, false))(),
         "LogSoftmax" => (|| softmax::softmax(node, required(0)?, ctx.opset, true))(),
@@ -462,6 +482,7 @@ fn prelu(x: &Tensor, slope: &Tensor) -> Result<Tensor> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -492,6 +513,53 @@ mod tests {
             "Sin",
         ] {
             assert!(!DELEGATED.contains(&op), "{op} must not go to candle");
+        }
+    }
+
+    /// An element-wise operator keeps a channels-last input's layout only where the plan
+    /// lets its step store it so; elsewhere its result is row-major, as it always was
+    /// (candle's indexing operators refuse strided inputs).
+    #[test]
+    fn element_wise_results_are_channels_last_only_where_planned() {
+        let stored: Vec<f32> = (0..2 * 3 * 4).map(|i| i as f32 - 11.5).collect();
+        let x = crate::channels_last::tensor(stored, &[1, 3, 2, 4]).unwrap();
+        assert!(crate::channels_last::is_channels_last(&x));
+        let value = Value::Tensor(x.clone());
+        for op in ["Relu", "HardSwish", "Clip", "Add", "Sigmoid"] {
+            let node = NodeProto {
+                op_type: op.into(),
+                input: if op == "Add" {
+                    vec!["x".into(), "x".into()]
+                } else {
+                    vec!["x".into()]
+                },
+                output: vec!["y".into()],
+                ..Default::default()
+            };
+            let inputs: Vec<Option<&Value>> = node.input.iter().map(|_| Some(&value)).collect();
+            for planned in [false, true] {
+                let ctx = Context {
+                    opset: 17,
+                    packed: &[],
+                    trees: None,
+                    clip: None,
+                    extent: non_max_suppression::Extent::Exact,
+                    channels_last: planned,
+                };
+                let out = run(&node, &inputs, &ctx).expect("ours").expect("runs");
+                let Value::Tensor(y) = &out[0] else {
+                    panic!("{op}: a tensor")
+                };
+                // Sigmoid never keeps the layout: no plan stores its output so.
+                let kept = planned && op != "Sigmoid";
+                assert_eq!(
+                    crate::channels_last::is_channels_last(y),
+                    kept,
+                    "{op} {planned}"
+                );
+                assert_eq!(y.is_contiguous(), !kept, "{op} {planned}");
+                assert_eq!(y.dims(), x.dims());
+            }
         }
     }
 }
