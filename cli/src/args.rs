@@ -537,7 +537,9 @@ pub enum ModelCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Time repeated runs of a stored model (after one warm-up run).
+    /// Time repeated runs of a stored model (after one warm-up run): the model alone, as
+    /// onnxruntime's `session.run` is timed, and an executor's whole run (payload checks
+    /// and the receipt's input and output hashes added).
     Bench {
         model: String,
         #[command(flatten)]

@@ -102,6 +102,8 @@ simd_kernels! {
         = gemm::weighted_rows::<V>(rows, w, bias, out);
     fn weighted_slices<V>(rows: &[&[f32]], w: &[f32], bias: Option<f32>, bounds: Option<(f32, f32)>, out: &mut [f32])
         = gemm::weighted_slices::<V>(rows, w, bias, bounds, out);
+    fn weighted_slices_rows<V>(rows: &[&[f32]], w: &[f32], epilogue: gemm::LanesEpilogue<'_>, m: usize, out: &mut [f32])
+        = gemm::weighted_slices_rows::<V>(rows, w, epilogue, m, out);
     fn weighted_lanes<V>(x: &[f32], at: &[u32], w: &[f32], epilogue: gemm::LanesEpilogue<'_>, c: usize, out: &mut [f32])
         = gemm::weighted_lanes::<V>(x, at, w, epilogue, c, out);
 }

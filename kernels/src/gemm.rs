@@ -814,6 +814,89 @@ pub fn weighted_slices<V: Lanes>(
     }
 }
 
+/// [`weighted_slices`] for `m` weight rows at once: `w` is [m, K] (one row per output
+/// channel), `bias` one value per row, `out` [m, P]; row `i` of `out` gets the bits
+/// [`weighted_slices`] gives for `w[i]`. Each input register loaded serves four rows (a
+/// network's first layer: a short chain over large planes, where one row at a time is
+/// bound by loads).
+#[inline(always)]
+pub fn weighted_slices_rows<V: Lanes>(
+    rows: &[&[f32]],
+    w: &[f32],
+    (bias, bounds): LanesEpilogue<'_>,
+    m: usize,
+    out: &mut [f32],
+) {
+    let k = rows.len();
+    assert!(
+        w.len() == m * k && (m == 0 || out.len().is_multiple_of(m)),
+        "weighted_slices_rows: {m} rows of {k} weights, {} weights, {} outputs",
+        w.len(),
+        out.len()
+    );
+    assert!(
+        bias.is_none_or(|b| b.len() == m),
+        "weighted_slices_rows: one bias per row"
+    );
+    if m == 0 {
+        return;
+    }
+    let p = out.len() / m;
+    assert!(
+        rows.iter().all(|r| r.len() >= p),
+        "weighted_slices_rows: rows shorter than out"
+    );
+    // ROWS weight rows by REGS registers of outputs: eight independent chains, and few
+    // enough registers for every ISA (AVX2 has 16).
+    const ROWS: usize = 4;
+    const REGS: usize = 2;
+    let wide = REGS * V::N;
+    // (No closures here: they would not inherit the caller's target features.)
+    let mut tails: Vec<&[f32]> = Vec::with_capacity(k);
+    let mut first = 0;
+    while first < m {
+        let mut j = 0;
+        if first + ROWS <= m {
+            while j + wide <= p {
+                let mut acc = [[V::splat(0.0); REGS]; ROWS];
+                for (kk, row) in rows.iter().enumerate() {
+                    let mut x = [V::splat(0.0); REGS];
+                    for (r, x) in x.iter_mut().enumerate() {
+                        // SAFETY: j + wide <= p <= row.len().
+                        *x = unsafe { V::load(row.as_ptr().add(j + r * V::N)) };
+                    }
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        let wv = V::splat(w[(first + i) * k + kk]);
+                        for (a, &x) in a.iter_mut().zip(&x) {
+                            *a = V::fma(x, wv, *a);
+                        }
+                    }
+                }
+                for (i, a) in acc.iter().enumerate() {
+                    let b = bias.map(|b| b[first + i]);
+                    for (r, &a) in a.iter().enumerate() {
+                        let at = (first + i) * p + j + r * V::N;
+                        // SAFETY: at + N <= (first + i) * p + p <= out.len().
+                        unsafe { finish(a, b, bounds).store(out.as_mut_ptr().add(at)) };
+                    }
+                }
+                j += wide;
+            }
+        }
+        // What is left of these rows (all of a last, incomplete group), one row at a time.
+        let last = (first + ROWS).min(m);
+        if j < p {
+            tails.clear();
+            tails.extend(rows.iter().map(|r| &r[j..]));
+            for i in first..last {
+                let y = &mut out[i * p + j..][..p - j];
+                weighted_slices::<V>(&tails, &w[i * k..][..k], bias.map(|b| b[i]), bounds, y);
+            }
+        }
+        first = last;
+    }
+}
+
 /// Where a tap of [`weighted_lanes`] reads padding (+0) instead of an input position.
 pub const PADDING: u32 = u32::MAX;
 

@@ -213,6 +213,30 @@ pub fn weighted_slices_clamped(
     }
 }
 
+/// [`weighted_slices_clamped`] for `m` weight rows at once over the same `rows`: `w` is
+/// [m, K], `bias` one value per weight row, `out` [m, P]; row `i` of `out` gets the bits
+/// [`weighted_slices_clamped`] gives for `w[i]` (each input register loaded serves
+/// several rows). While calls are traced, it runs row by row through
+/// [`weighted_slices_clamped`], which records them.
+pub fn weighted_slices_rows(
+    isa: Isa,
+    rows: &[&[f32]],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    bounds: Option<(f32, f32)>,
+    m: usize,
+    out: &mut [f32],
+) {
+    if !tracing() || m == 0 {
+        dispatch::weighted_slices_rows(isa, rows, w, (bias, bounds), m, out);
+        return;
+    }
+    let (k, p) = (rows.len(), out.len() / m);
+    for (i, y) in out.chunks_exact_mut(p.max(1)).take(m).enumerate() {
+        weighted_slices_clamped(isa, rows, &w[i * k..][..k], bias.map(|b| b[i]), bounds, y);
+    }
+}
+
 /// [`weighted_slices_clamped`] for `c` channels at once, channels last: `x` is
 /// [inputs, c], `w` is [taps, c], `at` lists for every output position the input position
 /// each tap reads (or [`PADDING`]: +0), `out` is [positions, c]. Each output element is

@@ -386,6 +386,51 @@ fn fused_clamps_give_the_product_then_the_clamp() {
     }
 }
 
+/// `weighted_slices_rows` (several weight rows over the same input rows, a register
+/// loaded once for four of them) gives, on every ISA, the bits `weighted_slices_clamped`
+/// gives row by row on the scalar reference: row counts that leave 1 to 3 past the last
+/// group of four, output lengths that leave every register tail, bias, clamp or not.
+#[test]
+fn weighted_slices_rows_is_weighted_slices_per_row() {
+    let mut rng = Rng(11);
+    for &(taps, p, m) in &[
+        (27usize, 1056usize, 16usize),
+        (27, 1056, 6),
+        (8, 37, 5),
+        (3, 1, 7),
+        (1, 33, 4),
+        (0, 9, 3),
+        (5, 0, 2),
+        (9, 100, 0),
+    ] {
+        let rows = rng.values(taps * p, 2.0);
+        let slices: Vec<&[f32]> = (0..taps).map(|i| &rows[i * p..][..p]).collect();
+        let w = rng.values(m * taps, 1.0);
+        let bias = rng.finite(m, 1.0);
+        for b in [None, Some(&bias[..])] {
+            for bounds in [None, Some((-0.5f32, 0.75f32))] {
+                let mut want = vec![0f32; m * p];
+                for (i, y) in want.chunks_exact_mut(p.max(1)).take(m).enumerate() {
+                    let wi = &w[i * taps..][..taps];
+                    let bi = b.map(|b| b[i]);
+                    k::weighted_slices_clamped(Isa::Scalar, &slices, wi, bi, bounds, y);
+                }
+                for isa in isas() {
+                    let mut got = vec![f32::NAN; m * p];
+                    k::weighted_slices_rows(isa, &slices, &w, b, bounds, m, &mut got);
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "{isa:?} k={taps} p={p} m={m} bias={} clamp={}",
+                        b.is_some(),
+                        bounds.is_some()
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// `weighted_lanes` (channels last, lanes across channels) gives, on every ISA, the bits
 /// `weighted_slices_clamped` gives channel by channel on the scalar reference: padding
 /// taps read +0, bias per channel, clamp or not, channel counts that leave every tail.

@@ -587,7 +587,7 @@ impl Profile {
         let all: f64 = rows.iter().map(|r| r.1 .0.as_secs_f64()).sum();
         for (op, (time, count)) in rows {
             eprintln!(
-                "profile {op:<40} {:>9.2} ms {:>5.1}% ({count} nodes)",
+                "profile {op:<40} {:>9.4} ms {:>5.1}% ({count} nodes)",
                 time.as_secs_f64() * 1e3,
                 100.0 * time.as_secs_f64() / all.max(1e-12)
             );

@@ -42,6 +42,12 @@ const DIRECT_PIXELS: usize = 256;
 /// and the per-plane set-up costs more than the products. (Either gives the same bits.)
 const LANES_PIXELS: usize = 64;
 
+/// Chains up to this long (input channels of a group × kernel positions) run on a large
+/// plane as one weighted sum of whole-plane rows per output channel ([`conv_planar`]): for
+/// a network's first layer (3 channels × 3×3) im2col and packing cost more than the
+/// products. (Either path gives the same bits: the same chains.)
+const PLANAR_K: usize = 32;
+
 /// Multiply-adds per group below which a batched convolution stays on one thread: waking
 /// the pool for less costs more than it saves. (Any split gives the same bits.)
 const SEQUENTIAL_MACS: usize = 1 << 18;
@@ -131,6 +137,16 @@ pub fn conv(
     // A large plane runs as `Y = W · cols`, NCHW out (measured: storing it channels last
     // for the next layer gained nothing at 32×32 and 16×16).
     if p >= DIRECT_PIXELS {
+        if k <= PLANAR_K {
+            if let Some(split) = StridePhases::of(&window) {
+                let out = numerics::with_f32("Conv", w, |ws| {
+                    numerics::with_f32("Conv", x, |xs| {
+                        conv_planar(xs, ws, &geometry, &epilogue, &split)
+                    })
+                })??;
+                return numerics::tensor(out, dims);
+            }
+        }
         let out = numerics::with_f32("Conv", w, |ws| {
             numerics::with_f32("Conv", x, |xs| {
                 conv_direct(xs, ws, &geometry, &epilogue, im2col.as_ref())
@@ -375,6 +391,88 @@ fn conv_direct(
         };
         gemm_into(isa, a, &packed, bias, clip, y, &Rayon)
     })
+}
+
+/// Two spatial axes and a short chain: per sample and group, the kernels' product of the
+/// group's weights with the chain's `k` rows (input channel, then kernel position, as
+/// im2col orders them), each row a contiguous run of one input plane's stride phases
+/// ([`StridePhases`], padding +0), as [`depthwise_planar`] reads one channel: the same
+/// chains as the matrix product, without im2col and packing.
+fn conv_planar(
+    xs: &[f32],
+    ws: &[f32],
+    geometry: &Geometry,
+    &Epilogue { bias, clip }: &Epilogue,
+    split: &StridePhases,
+) -> Vec<f32> {
+    let Geometry {
+        n,
+        c,
+        cg,
+        mg,
+        k,
+        p,
+        in_len,
+        group,
+    } = *geometry;
+    let (wq, ow, wide) = (split.wq, split.ow, split.wide);
+    let isa = numerics::isa();
+    let mut out = vec![0f32; n * group * mg * p];
+    if p == 0 || mg == 0 {
+        return out;
+    }
+    // Output channels per task: at least four tasks in all where there are channels
+    // enough, in blocks of four (the kernel's rows side by side).
+    let parts = n * group;
+    let block = mg
+        .div_ceil(4usize.div_ceil(parts))
+        .next_multiple_of(4)
+        .min(mg);
+    out.par_chunks_mut(mg * p)
+        .enumerate()
+        .for_each(|(part, y)| {
+            let (s, g) = (part / group, part % group);
+            let phases: Vec<Vec<f32>> = (0..cg)
+                .map(|ic| {
+                    let mut phase = Vec::new();
+                    split.fill(
+                        &xs[(s * c + g * cg + ic) * in_len..][..in_len],
+                        0.0,
+                        &mut phase,
+                    );
+                    phase
+                })
+                .collect();
+            let rows: Vec<&[f32]> = phases
+                .iter()
+                .flat_map(|phase| split.reads.iter().map(move |&at| &phase[at..]))
+                .collect();
+            y.par_chunks_mut(block * p).enumerate().for_each(|(b, y)| {
+                let (first, count) = (g * mg + b * block, y.len() / p);
+                let wb = &ws[first * k..][..count * k];
+                let bb = bias.map(|bias| &bias[first..][..count]);
+                if wq == ow {
+                    inferchain_kernels::weighted_slices_rows(isa, &rows, wb, bb, clip, count, y);
+                    return;
+                }
+                let mut wide_out = vec![0f32; count * wide];
+                inferchain_kernels::weighted_slices_rows(
+                    isa,
+                    &rows,
+                    wb,
+                    bb,
+                    clip,
+                    count,
+                    &mut wide_out,
+                );
+                for (y, w) in y.chunks_exact_mut(p).zip(wide_out.chunks_exact(wide)) {
+                    for (oy, row) in y.chunks_exact_mut(ow).enumerate() {
+                        row.copy_from_slice(&w[oy * wq..][..ow]);
+                    }
+                }
+            });
+        });
+    out
 }
 
 /// A depthwise convolution (one input channel per group): per sample, channel and output
@@ -842,8 +940,9 @@ mod tests {
         }
     }
 
-    /// `Y = W · cols` (NCHW directly) computes the bits of `Yᵀ = colsᵀ Wᵀ` transposed,
-    /// for 1×1 and im2col convolutions, groups, batches and biases.
+    /// `Y = W · cols` (NCHW directly) and the short-chain planar path compute the bits of
+    /// `Yᵀ = colsᵀ Wᵀ` transposed, for 1×1 and im2col convolutions, groups, batches and
+    /// biases.
     #[test]
     fn direct_convolution_matches_batched() {
         let isa = numerics::isa();
@@ -854,6 +953,8 @@ mod tests {
             (16, 16, 3, 1, (1, 1), 12, 8, 4, 3),
             (20, 18, 5, 1, (2, 0), 130, 40, 2, 1),
             (9, 30, 1, 1, (0, 0), 300, 20, 1, 2),
+            (13, 11, 3, 2, (1, 0), 3, 6, 1, 1),
+            (16, 16, 1, 1, (0, 0), 8, 7, 1, 3),
         ];
         for (h, w, kernel, stride, pads, c, m, group, n) in cases {
             let window = Window {
@@ -910,6 +1011,26 @@ mod tests {
                             .zip(got)
                             .all(|(d, r)| d.to_bits() == r.to_bits())
                 };
+                // The short-chain path: whole-plane rows of the stride phases, several
+                // output channels per register loaded; with the clamp fused too.
+                let split = StridePhases::of(&window).unwrap();
+                let planar = conv_planar(&xs, &ws, &geometry, &epilogue, &split);
+                assert!(
+                    same(&planar),
+                    "planar {h}x{w} k{kernel} s{stride} m{m} n{n}"
+                );
+                let clipped = Epilogue {
+                    bias: b,
+                    clip: Some((-0.5, 0.75)),
+                };
+                let want = conv_direct(&xs, &ws, &geometry, &clipped, im2col.as_ref());
+                let got = conv_planar(&xs, &ws, &geometry, &clipped, &split);
+                assert!(
+                    want.iter()
+                        .zip(&got)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "planar clamped {h}x{w} k{kernel} m{m}"
+                );
                 let row_major = batched(Source::Planes(&xs), Layout::RowMajor);
                 assert!(
                     same(&row_major),
