@@ -13,6 +13,9 @@
 //! (`elementwise.rs`), `DepthToSpace` and `SpaceToDepth` (`layout.rs`), the
 //! quantized operators (`quantize.rs`), and the `ai.onnx.ml` domain (`ml.rs`, `tree_ensemble.rs`).
 //!
+//! `movement.rs` runs the common forms of four delegated operators that only move
+//! values (`Reshape`, `Transpose`, `Concat`, `Slice`) without building a graph per call.
+//!
 //! candle-onnx keeps only [`DELEGATED`]: operators that move, select or compare values,
 //! or do one exactly rounded IEEE-754 operation per element (add, sub, mul, div, sqrt,
 //! min, max, clip, casts): their bits are the same on every CPU whoever computes them.
@@ -27,6 +30,7 @@ mod elementwise;
 mod layout;
 mod matmul;
 pub mod ml;
+mod movement;
 pub mod non_max_suppression;
 mod norm;
 mod pad;
@@ -341,6 +345,9 @@ pub fn run(
             topk::topk(node, required(0)?, k)
         })();
         return Some(result.map(|(v, i)| vec![Value::Tensor(v), Value::Tensor(i)]));
+    }
+    if let Some(result) = movement::run(node, &inputs, ctx.opset) {
+        return Some(result.map(|t| vec![Value::Tensor(t)]));
     }
     let first_is_f32 = inputs
         .tensor(0)

@@ -52,24 +52,22 @@ fn planar_max(node: &NodeProto, x: &Tensor) -> Result<Option<Tensor>> {
             out.par_chunks_mut(p)
                 .zip(data.par_chunks(in_len))
                 .for_each_init(
-                    || (Vec::new(), Vec::new(), Vec::new()),
-                    |(phases, max, nan): &mut (Vec<f32>, Vec<f32>, Vec<bool>), (dst, plane)| {
+                    || (Vec::new(), Vec::new()),
+                    |(phases, max): &mut (Vec<f32>, Vec<f32>), (dst, plane)| {
                         split.fill(plane, f32::NEG_INFINITY, phases);
                         max.clear();
                         max.resize(wide, f32::NEG_INFINITY);
-                        nan.clear();
-                        nan.resize(wide, false);
                         for &at in &split.reads {
                             let run = &phases[at..][..wide];
-                            for ((m, n), &v) in max.iter_mut().zip(nan.iter_mut()).zip(run) {
-                                *n |= v.is_nan();
-                                *m = if v > *m { v } else { *m };
+                            // `v > m ? v : m`, except that a NaN is taken and then kept
+                            // (nothing compares above it), without a flag per output.
+                            for (m, &v) in max.iter_mut().zip(run) {
+                                *m = if (v > *m) | v.is_nan() { v } else { *m };
                             }
                         }
                         for (oy, row) in dst.chunks_exact_mut(ow).enumerate() {
-                            let (m, n) = (&max[oy * wq..][..ow], &nan[oy * wq..][..ow]);
-                            for ((y, &m), &n) in row.iter_mut().zip(m).zip(n) {
-                                *y = if n {
+                            for (y, &m) in row.iter_mut().zip(&max[oy * wq..][..ow]) {
+                                *y = if m.is_nan() {
                                     inferchain_kernels::math::CANONICAL_NAN
                                 } else {
                                     m

@@ -11,6 +11,9 @@ use candle_core::{bail, DType, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use rayon::prelude::*;
 
+/// Inputs smaller than this many values are reduced on one thread.
+const SEQUENTIAL_VALUES: usize = 1 << 16;
+
 /// The reduced axes of a `Reduce*` node: the `axes` input (ReduceSum from opset 13, the
 /// others from 18) or attribute; all axes when none are given (unless
 /// `noop_with_empty_axes`, which gives `None`: the input unchanged).
@@ -74,25 +77,33 @@ pub fn reduce(node: &NodeProto, x: &Tensor, axes: Option<&Tensor>, mean: bool) -
         x.permute(perm)?.contiguous()?
     };
     let len: usize = axes.iter().map(|&a| dims[a]).product();
-    let xs = numerics::to_f32_vec(&node.op_type, &moved)?;
     let isa = numerics::isa();
     let outputs: usize = kept.iter().map(|&a| dims[a]).product();
-    let out: Vec<f32> = (0..outputs)
-        .into_par_iter()
-        .map(|o| {
-            let row = if len == 0 {
-                &[][..]
-            } else {
-                &xs[o * len..][..len]
-            };
-            let s = inferchain_kernels::sum(isa, row);
-            if mean {
-                s / len as f32
-            } else {
-                s
-            }
-        })
-        .collect();
+    let reduce_row = |o: usize, xs: &[f32]| {
+        let row = if len == 0 {
+            &[][..]
+        } else {
+            &xs[o * len..][..len]
+        };
+        let s = inferchain_kernels::sum(isa, row);
+        if mean {
+            s / len as f32
+        } else {
+            s
+        }
+    };
+    let out: Vec<f32> = numerics::with_f32(&node.op_type, &moved, |xs| {
+        // Rows are independent: any split gives the same bits; a small input stays on
+        // this thread (waking the pool costs more than the sums).
+        if outputs * len < SEQUENTIAL_VALUES {
+            (0..outputs).map(|o| reduce_row(o, xs)).collect()
+        } else {
+            (0..outputs)
+                .into_par_iter()
+                .map(|o| reduce_row(o, xs))
+                .collect()
+        }
+    })?;
     numerics::tensor(out, out_dims)
 }
 
