@@ -903,6 +903,99 @@ fn a_conv_fused_with_its_clip_gives_the_unfused_bits() {
     }
 }
 
+/// A `Relu` or `HardSwish` that alone reads a `Conv` is fused into it in a plain run: the
+/// bits of the traced run, which computes the two nodes apart — a NaN channel (Relu gives
+/// +0), −0, and every layout the convolution can produce (large planes NCHW, small ones
+/// channels last into a following convolution, depthwise and not).
+#[test]
+fn a_conv_fused_with_its_relu_or_hard_swish_gives_the_unfused_bits() {
+    let seeded = |len: usize, seed: u32| -> Vec<f32> {
+        (0..len as u32)
+            .map(|i| {
+                let h = (i ^ seed).wrapping_mul(2_654_435_761).rotate_left(11);
+                match h % 41 {
+                    0 => -0.0,
+                    _ => (h as f32 / u32::MAX as f32 - 0.5) * 8.0,
+                }
+            })
+            .collect()
+    };
+    let bits = |t: &Tensor| values(t).iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    // (channels in, out, kernel, group, stride, side)
+    for (c, m, k, group, stride, side) in [
+        (4, 6, 3, 1, 1, 20),
+        (3, 8, 3, 1, 2, 40),
+        (8, 5, 1, 1, 1, 6),
+        (6, 6, 3, 6, 2, 12),
+        (16, 16, 3, 16, 1, 20),
+    ] {
+        for activation in ["Relu", "HardSwish"] {
+            let x = seeded(2 * c * side * side, 1);
+            let x = Tensor::from_vec(x, (2, c, side, side), &Device::Cpu).expect("x");
+            let w = Tensor::from_vec(
+                seeded(m * (c / group) * k * k, 2),
+                (m, c / group, k, k),
+                &Device::Cpu,
+            )
+            .expect("w");
+            let mut bias = seeded(m, 3);
+            let b = Tensor::from_vec(bias.clone(), m, &Device::Cpu).expect("b");
+            bias[0] = f32::NAN;
+            let nan_b = Tensor::from_vec(bias, m, &Device::Cpu).expect("b");
+            let w2 = Tensor::from_vec(seeded(3 * m, 4), (3, m, 1, 1), &Device::Cpu).expect("w2");
+            let pads = (k / 2) as i64;
+            let conv = node(
+                "Conv",
+                &["x", "w", "b"],
+                &["h"],
+                vec![
+                    int("group", group as i64),
+                    ints("pads", &[pads; 4]),
+                    ints("strides", &[stride; 2]),
+                ],
+            );
+            let act = node(activation, &["h"], &["a"], vec![]);
+            // Fused and traced, then the convolution alone: the activation was applied.
+            let mut nodes = vec![conv.clone(), act.clone()];
+            let inputs = [("x", x.clone()), ("w", w.clone()), ("b", nan_b)];
+            let run = |nodes: Vec<NodeProto>, out: &str, traced: bool| {
+                let bytes = model_bytes(Some(17), nodes, &inputs, &[out]);
+                let model = OnnxModel::from_bytes(&bytes).expect("model");
+                let mut trace = Vec::new();
+                let outputs = if traced {
+                    model.run_named_traced(named(&inputs), Some(&mut trace))
+                } else {
+                    model.run_named(named(&inputs))
+                };
+                bits(&outputs.expect("run")[out])
+            };
+            let fused = run(nodes.clone(), "a", false);
+            let what = format!("{activation} c{c} m{m} k{k} g{group} s{stride} side {side}");
+            assert_eq!(fused, run(nodes.clone(), "a", true), "{what}");
+            assert_ne!(fused, run(vec![conv.clone()], "h", false), "{what} applied");
+            let nan_channel = (activation == "Relu").then_some(0u32);
+            let first_plane = &fused[..fused.len() / (2 * m)];
+            match nan_channel {
+                Some(zero) => assert!(first_plane.iter().all(|&v| v == zero), "{what}"),
+                None => assert!(first_plane.iter().all(|&v| f32::from_bits(v).is_nan())),
+            }
+            // A 1×1 convolution after it: where planes are small, `a` is stored channels
+            // last between the two.
+            nodes.push(node("Conv", &["a", "w2"], &["y"], vec![]));
+            let inputs = [("x", x), ("w", w), ("b", b), ("w2", w2)];
+            let bytes = model_bytes(Some(17), nodes, &inputs, &["y"]);
+            let model = OnnxModel::from_bytes(&bytes).expect("model");
+            let fused = model.run_named(named(&inputs)).expect("fused run");
+            let mut trace = Vec::new();
+            let unfused = model
+                .run_named_traced(named(&inputs), Some(&mut trace))
+                .expect("traced run");
+            assert_eq!(trace.len(), 3, "the traced run computes every node");
+            assert_eq!(bits(&fused["y"]), bits(&unfused["y"]), "{what} then 1×1");
+        }
+    }
+}
+
 /// The `Clip` a `Conv` is fused into may come later, after the nodes that make its bounds
 /// (as torch.onnx writes them); a node in between that is the last to read the `Conv`'s
 /// input keeps the two apart. Either way the bits are those of a traced run.

@@ -27,10 +27,11 @@ struct Step {
     /// A tree ensemble's trees, parsed and checked once, at load (`None` where they do
     /// not check out: the run then fails with the same named error).
     trees: Option<ops::tree_ensemble::Ensemble>,
-    /// A `Conv` whose output only a `Clip` (inputs form) reads: the index of that step.
-    /// A run that records nothing per step computes both there, at once ([`Plan::run`]).
-    fuse_clip: Option<usize>,
-    /// On that `Clip`: the index of the `Conv` fused into it.
+    /// A `Conv` whose output only a `Clip` (inputs form), `Relu` or `HardSwish` reads:
+    /// the index of that step. A run that records nothing per step computes both there,
+    /// at once ([`Plan::run`]).
+    fuse_activation: Option<usize>,
+    /// On that activation: the index of the `Conv` fused into it.
     fused_conv: Option<usize>,
     /// A `Conv`, or an operator that keeps the layout, whose output every reader takes
     /// channels last (`crate::channels_last`): it may be stored so.
@@ -214,7 +215,7 @@ impl Plan {
                 ))
             .then(|| ops::tree_ensemble::prepare(node).ok())
             .flatten();
-            let fuse_clip = match node.output.as_slice() {
+            let fuse_activation = match node.output.as_slice() {
                 [out]
                     if node.op_type == "Conv"
                         && node.domain.is_empty()
@@ -231,10 +232,15 @@ impl Plan {
                                     .get(name.as_str())
                                     .is_none_or(|&last| last == i || last >= j)
                             });
+                            let fusable = match clip.op_type.as_str() {
+                                "Clip" => clip.attribute.is_empty(),
+                                op => {
+                                    ops::FusedActivation::of(op).is_some() && clip.input.len() == 1
+                                }
+                            };
                             (kept
-                                && clip.op_type == "Clip"
+                                && fusable
                                 && clip.domain.is_empty()
-                                && clip.attribute.is_empty()
                                 && clip.input.first() == Some(out)
                                 && !clip.input[1..].contains(out))
                             .then_some(j)
@@ -251,7 +257,7 @@ impl Plan {
                 release: std::mem::take(&mut release[i]),
                 packed,
                 trees,
-                fuse_clip,
+                fuse_activation,
                 fused_conv: None,
                 channels_last_out: false,
             });
@@ -268,7 +274,7 @@ impl Plan {
                     .is_some_and(|o| channels_last.contains(o.as_str()));
         }
         for i in 0..steps.len() {
-            if let Some(j) = steps[i].fuse_clip {
+            if let Some(j) = steps[i].fuse_activation {
                 steps[j].fused_conv = Some(i);
             }
         }
@@ -319,9 +325,10 @@ impl Plan {
         mut meter: Option<&mut CostMeter>,
     ) -> Result<HashMap<String, Value>> {
         let mut profile = Profile::from_env();
-        // A run that records nothing per step fuses each `Conv` into the `Clip` that alone
-        // reads it: the `Conv` waits (its inputs kept) until the `Clip`'s step, where the
-        // clamped output is computed in one pass and named as the `Clip`'s.
+        // A run that records nothing per step fuses each `Conv` into the `Clip`, `Relu` or
+        // `HardSwish` that alone reads it: the `Conv` waits (its inputs kept) until that
+        // step, where the activated output is computed at once and named as the
+        // activation's.
         let fusing = trace.is_none() && meter.is_none();
         // The same run keeps (or reuses) the values computed from weights and input
         // shapes alone (`super::static_values`).
@@ -338,7 +345,7 @@ impl Plan {
         }
         for (i, step) in self.steps.iter().enumerate() {
             let node = &step.node;
-            if fusing && step.fuse_clip.is_some() {
+            if fusing && step.fuse_activation.is_some() {
                 continue;
             }
             if kept.as_ref().is_some_and(|k| k.values.contains_key(&i)) {
@@ -350,13 +357,17 @@ impl Plan {
             if let (true, Some(c)) = (fusing, step.fused_conv) {
                 let conv = &self.steps[c];
                 let started = profile.start();
-                let bounds = clip_bounds(node, &values)?;
+                let (clip, activation) = match ops::FusedActivation::of(&node.op_type) {
+                    Some(activation) => (None, Some(activation)),
+                    None => (Some(clip_bounds(node, &values)?), None),
+                };
                 let inputs = gather(&conv.node, &values)?;
                 let ctx = ops::Context {
                     opset: self.opset,
                     packed: &conv.packed,
                     trees: None,
-                    clip: Some(bounds),
+                    clip,
+                    activation,
                     extent: Extent::Exact,
                     channels_last: conv.channels_last_out,
                 };
@@ -380,6 +391,7 @@ impl Plan {
                 packed: &step.packed,
                 trees: step.trees.as_ref(),
                 clip: None,
+                activation: None,
                 // The meter measures the longest output a data-dependent size can have.
                 extent: if meter.is_some() {
                     Extent::Largest

@@ -79,16 +79,9 @@ pub fn apply(op: Unary, x: &Tensor) -> Result<Tensor> {
 /// bits): `s = (x · 1 + 3) · f32(1/6) + 0`, then `s < 0 ? 0 : s`, then `s > 1 ? 1 : s`
 /// (a NaN passes both), then `x · s`; each operation rounded once.
 pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
-    const SIXTH: f32 = (1.0f64 / 6.0) as f32;
     let (mut out, layout) = values_in_layout("HardSwish", x)?;
-    out.par_chunks_mut(CHUNK).for_each(|c| {
-        c.iter_mut().for_each(|v| {
-            let s = (*v * 1.0 + 3.0) * SIXTH + 0.0;
-            let s = if s < 0.0 { 0.0 } else { s };
-            let s = if s > 1.0 { 1.0 } else { s };
-            *v *= s;
-        })
-    });
+    out.par_chunks_mut(CHUNK)
+        .for_each(|c| Fused::HardSwish.apply(c));
     in_layout(out, x, layout)
 }
 
@@ -97,11 +90,45 @@ pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
 /// the sign of a zero open).
 pub fn relu(x: &Tensor) -> Result<Tensor> {
     let (mut out, layout) = values_in_layout("Relu", x)?;
-    out.par_chunks_mut(CHUNK).for_each(|c| {
-        c.iter_mut()
-            .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 })
-    });
+    out.par_chunks_mut(CHUNK).for_each(|c| Fused::Relu.apply(c));
     in_layout(out, x, layout)
+}
+
+/// An activation the plan fuses into the `Conv` whose output only it reads (in a run
+/// that records nothing per step): applied to the convolution's values before they
+/// become a tensor, by the operator's own per-element operations ([`relu`],
+/// [`hard_swish`]), so the bits are the unfused ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fused {
+    Relu,
+    HardSwish,
+}
+
+impl Fused {
+    /// The activation a node of type `op` (default domain) computes, if fusable.
+    pub fn of(op: &str) -> Option<Fused> {
+        match op {
+            "Relu" => Some(Fused::Relu),
+            "HardSwish" => Some(Fused::HardSwish),
+            _ => None,
+        }
+    }
+
+    /// Every value replaced by the activation of it.
+    pub fn apply(self, values: &mut [f32]) {
+        const SIXTH: f32 = (1.0f64 / 6.0) as f32;
+        match self {
+            Fused::Relu => values
+                .iter_mut()
+                .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
+            Fused::HardSwish => values.iter_mut().for_each(|v| {
+                let s = (*v * 1.0 + 3.0) * SIXTH + 0.0;
+                let s = if s < 0.0 { 0.0 } else { s };
+                let s = if s > 1.0 { 1.0 } else { s };
+                *v *= s;
+            }),
+        }
+    }
 }
 
 /// `Pow(X, Y)`, numpy broadcasting; the result has X's dtype (f32). An integer exponent

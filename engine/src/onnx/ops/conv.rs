@@ -19,6 +19,7 @@
 use super::{
     attrs,
     window::{StridePhases, Window},
+    FusedActivation,
 };
 use crate::channels_last;
 use crate::numerics::{self, Rayon};
@@ -78,7 +79,9 @@ pub fn pack_conv_weight(node: &NodeProto, w: &Tensor) -> Result<Vec<PackedB>> {
 
 /// `Conv(X, W, B?)`: X [N, C, spatial…], W [M, C/group, kernel…], B [M]. `packed` holds
 /// `Wᵀ` per group when W is a weight (else it is packed here). With `clip`, the output
-/// is clamped as the `Clip` fused after it would (the same bits, one pass fewer).
+/// is clamped as the `Clip` fused after it would (the same bits, one pass fewer); with
+/// `activation`, the fused `Relu` or `HardSwish` is applied to the values before they
+/// become a tensor (the same bits, one tensor fewer).
 pub fn conv(
     node: &NodeProto,
     x: &Tensor,
@@ -86,6 +89,7 @@ pub fn conv(
     b: Option<&Tensor>,
     packed: &[PackedB],
     clip: Option<(f32, f32)>,
+    activation: Option<FusedActivation>,
     channels_last_out: bool,
 ) -> Result<Tensor> {
     let (xd, wd) = (x.dims().to_vec(), w.dims().to_vec());
@@ -110,7 +114,8 @@ pub fn conv(
             bias: bias.as_deref(),
             clip,
         };
-        return depthwise(x, n, w, epilogue, &window, group, mg, channels_last_out);
+        let (out, layout) = depthwise(x, n, w, epilogue, &window, group, mg, channels_last_out)?;
+        return finish(out, &dims_of(n, m, &window), layout, activation);
     }
     // A 1×1 kernel with unit strides and no padding reads the input as its own `cols`.
     let identity = window
@@ -132,8 +137,7 @@ pub fn conv(
         bias: bias.as_deref(),
         clip,
     };
-    let mut dims = vec![n, m];
-    dims.extend(window.output_dims());
+    let dims = dims_of(n, m, &window);
     // A large plane runs as `Y = W · cols`, NCHW out (measured: storing it channels last
     // for the next layer gained nothing at 32×32 and 16×16).
     if p >= DIRECT_PIXELS {
@@ -144,7 +148,7 @@ pub fn conv(
                         conv_planar(xs, ws, &geometry, &epilogue, &split)
                     })
                 })??;
-                return numerics::tensor(out, dims);
+                return finish(out, &dims, Layout::RowMajor, activation);
             }
         }
         let out = numerics::with_f32("Conv", w, |ws| {
@@ -152,7 +156,7 @@ pub fn conv(
                 conv_direct(xs, ws, &geometry, &epilogue, im2col.as_ref())
             })
         })??;
-        return numerics::tensor(out, dims);
+        return finish(out, &dims, Layout::RowMajor, activation);
     }
     let owned;
     let packed = if packed.len() == group {
@@ -185,9 +189,30 @@ pub fn conv(
         Some(out) => out,
         None => numerics::with_f32("Conv", x, |xs| run(Source::Planes(xs)))?,
     };
+    finish(out, &dims, layout, activation)
+}
+
+/// The output tensor [N, M, spatial…] of a convolution.
+fn dims_of(n: usize, m: usize, window: &Window) -> Vec<usize> {
+    let mut dims = vec![n, m];
+    dims.extend(window.output_dims());
+    dims
+}
+
+/// A convolution's values, in `layout`, as its output tensor, after the activation fused
+/// into it.
+fn finish(
+    mut out: Vec<f32>,
+    dims: &[usize],
+    layout: Layout,
+    activation: Option<FusedActivation>,
+) -> Result<Tensor> {
+    if let Some(activation) = activation {
+        activation.apply(&mut out);
+    }
     match layout {
-        Layout::ChannelsLast => channels_last::tensor(out, &dims),
-        Layout::RowMajor => numerics::tensor(out, dims),
+        Layout::ChannelsLast => channels_last::tensor(out, dims),
+        Layout::RowMajor => numerics::tensor(out, dims.to_vec()),
     }
 }
 
@@ -478,7 +503,7 @@ fn conv_planar(
 /// A depthwise convolution (one input channel per group): per sample, channel and output
 /// channel of the group, the kernels' one-row product over the taps — the same chain as
 /// the general path (over kernel positions in row-major order, padding read as +0),
-/// without a matrix product's packing.
+/// without a matrix product's packing. Returns the values and the layout they are in.
 #[allow(clippy::too_many_arguments)]
 fn depthwise(
     x: &Tensor,
@@ -489,10 +514,7 @@ fn depthwise(
     group: usize,
     mg: usize,
     channels_last_out: bool,
-) -> Result<Tensor> {
-    let m = group * mg;
-    let mut dims = vec![n, m];
-    dims.extend(window.output_dims());
+) -> Result<(Vec<f32>, Layout)> {
     if mg == 1 && window.output_len() <= LANES_PIXELS && window.input_len() < u32::MAX as usize {
         let layout = if channels_last_out {
             Layout::ChannelsLast
@@ -508,10 +530,7 @@ fn depthwise(
                 None => numerics::with_f32("Conv", x, |xs| run(Source::Planes(xs))),
             }
         })??;
-        return match layout {
-            Layout::ChannelsLast => channels_last::tensor(out, &dims),
-            Layout::RowMajor => numerics::tensor(out, dims),
-        };
+        return Ok((out, layout));
     }
     let Epilogue { bias, clip } = epilogue;
     let out = numerics::with_f32("Conv", x, |xs| {
@@ -528,7 +547,7 @@ fn depthwise(
             }
         })
     })??;
-    numerics::tensor(out, dims)
+    Ok((out, Layout::RowMajor))
 }
 
 /// Per output position, in row-major order, and per kernel position, in row-major order:

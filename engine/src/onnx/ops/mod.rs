@@ -45,7 +45,7 @@ pub mod tree_ensemble;
 mod variadic;
 mod window;
 
-pub use activation::clip_bounds;
+pub use activation::{clip_bounds, Fused as FusedActivation};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::{GraphProto, NodeProto};
 pub use conv::pack_conv_weight;
@@ -217,6 +217,8 @@ pub struct Context<'a> {
     /// The bounds of a `Clip` fused into this `Conv` (the plan's `fuse_clip`): its output
     /// is then the clamped one.
     pub clip: Option<(f32, f32)>,
+    /// A `Relu` or `HardSwish` fused into this `Conv` the same way.
+    pub activation: Option<FusedActivation>,
     /// How long an output whose length depends on the data is: the defined one, or the
     /// longest the shapes allow (the cost meter's dry run, `NonMaxSuppression`).
     pub extent: non_max_suppression::Extent,
@@ -428,6 +430,7 @@ pub fn run(
                 tensor(2)?,
                 ctx.packed,
                 ctx.clip,
+                ctx.activation,
                 ctx.channels_last,
             )
         })(),
@@ -550,6 +553,7 @@ mod tests {
                     packed: &[],
                     trees: None,
                     clip: None,
+                    activation: None,
                     extent: non_max_suppression::Extent::Exact,
                     channels_last: planned,
                 };
