@@ -19,7 +19,7 @@
 use super::{
     attrs,
     window::{StridePhases, Window},
-    FusedActivation,
+    Context, FusedActivation,
 };
 use crate::channels_last;
 use crate::numerics::{self, Rayon};
@@ -77,21 +77,26 @@ pub fn pack_conv_weight(node: &NodeProto, w: &Tensor) -> Result<Vec<PackedB>> {
     })
 }
 
-/// `Conv(X, W, B?)`: X [N, C, spatial…], W [M, C/group, kernel…], B [M]. `packed` holds
-/// `Wᵀ` per group when W is a weight (else it is packed here). With `clip`, the output
-/// is clamped as the `Clip` fused after it would (the same bits, one pass fewer); with
-/// `activation`, the fused `Relu` or `HardSwish` is applied to the values before they
-/// become a tensor (the same bits, one tensor fewer).
+/// `Conv(X, W, B?)`: X [N, C, spatial…], W [M, C/group, kernel…], B [M]. From `ctx`:
+/// `packed` holds `Wᵀ` per group when W is a weight (else it is packed here); with
+/// `clip`, the output is clamped as the `Clip` fused after it would (the same bits, one
+/// pass fewer); with `activation`, the fused `Relu` or `HardSwish` is applied to the
+/// values before they become a tensor (the same bits, one tensor fewer); with
+/// `channels_last`, the output may be stored so.
 pub fn conv(
     node: &NodeProto,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
-    packed: &[PackedB],
-    clip: Option<(f32, f32)>,
-    activation: Option<FusedActivation>,
-    channels_last_out: bool,
+    ctx: &Context<'_>,
 ) -> Result<Tensor> {
+    let Context {
+        packed,
+        clip,
+        activation,
+        channels_last: channels_last_out,
+        ..
+    } = *ctx;
     let (xd, wd) = (x.dims().to_vec(), w.dims().to_vec());
     if xd.len() < 3 || wd.len() != xd.len() {
         bail!("Conv: input {xd:?} and weight {wd:?} ranks do not match")

@@ -422,18 +422,7 @@ pub fn run(
         "AveragePool" => required(0).and_then(|x| pool::average_pool(node, x)),
         "GlobalMaxPool" => required(0).and_then(|x| pool::global(x, true)),
         "GlobalAveragePool" => required(0).and_then(|x| pool::global(x, false)),
-        "Conv" => (|| {
-            conv::conv(
-                node,
-                required(0)?,
-                required(1)?,
-                tensor(2)?,
-                ctx.packed,
-                ctx.clip,
-                ctx.activation,
-                ctx.channels_last,
-            )
-        })(),
+        "Conv" => (|| conv::conv(node, required(0)?, required(1)?, tensor(2)?, ctx))(),
         "ConvTranspose" => {
             (|| conv::conv_transpose(node, required(0)?, required(1)?, tensor(2)?))()
         }

@@ -27,10 +27,7 @@ pub fn run(node: &NodeProto, inputs: &Inputs<'_>, opset: i64) -> Option<Result<T
             concat(node, &all?)
         }
         "Slice" if opset >= 10 => {
-            let optional = |i: usize| match inputs.tensor(i) {
-                Ok(t) => Some(t),
-                Err(_) => None,
-            };
+            let optional = |i: usize| inputs.tensor(i).ok();
             slice(
                 tensor(0)?,
                 tensor(1)?,
