@@ -1065,6 +1065,26 @@ fn a_conv_fuses_with_a_later_clip_only_while_its_inputs_are_kept() {
     }
 }
 
+/// A `Constant` node holding the f32 scalar `value`.
+fn float_constant(output: &str, value: f32) -> NodeProto {
+    let tensor = candle_onnx::onnx::TensorProto {
+        data_type: 1,
+        float_data: vec![value],
+        ..Default::default()
+    };
+    node(
+        "Constant",
+        &[],
+        &[output],
+        vec![AttributeProto {
+            name: "value".into(),
+            t: Some(tensor),
+            r#type: AttributeType::Tensor as i32,
+            ..Default::default()
+        }],
+    )
+}
+
 /// A `Constant` node holding int64 `values` (1-D).
 fn int64_constant(output: &str, values: &[i64]) -> NodeProto {
     let tensor = candle_onnx::onnx::TensorProto {
@@ -1118,6 +1138,47 @@ fn shape_arithmetic_kept_between_runs_follows_the_input_shapes() {
             .expect("y");
         assert_eq!(y.dims(), &[n, 6], "batch {n}");
         assert_eq!(values(&y), values(&input), "batch {n}");
+    }
+}
+
+/// A later run skips the steps computed from weights and shapes alone and is handed only
+/// the values that a step still running reads: here a small constant `a` (kept) that a
+/// static step over the budget (`b`, 4.4 MB, run every time) reads, and the shape chain's
+/// intermediate values (kept, read by no running step). Every run gives the first one's
+/// bits.
+#[test]
+fn a_value_a_step_over_the_budget_reads_is_handed_on_between_runs() {
+    let (rows, cols) = (1100usize, 1000usize);
+    assert!(rows * cols * 4 > inferchain_engine::onnx::MAX_KEPT_BYTES);
+    let nodes = vec![
+        float_constant("a", 0.5),
+        int64_constant("big", &[rows as i64, cols as i64]),
+        node("Expand", &["a", "big"], &["b"], vec![]),
+        node("Shape", &["x"], &["s"], vec![]),
+        int64_constant("zero", &[0]),
+        node("Gather", &["s", "zero"], &["n"], vec![]),
+        int64_constant("minus_one", &[-1]),
+        node(
+            "Concat",
+            &["n", "minus_one"],
+            &["shape"],
+            vec![int("axis", 0)],
+        ),
+        node("Add", &["x", "b"], &["sum"], vec![]),
+        node("Reshape", &["sum", "shape"], &["y"], vec![]),
+    ];
+    let x = Tensor::arange(0f32, (rows * cols) as f32, &Device::Cpu)
+        .and_then(|t| t.reshape((rows, cols)))
+        .expect("x");
+    let bytes = model_bytes(Some(17), nodes, &[("x", x.clone())], &["y"]);
+    let model = OnnxModel::from_bytes(&bytes).expect("loads");
+    let first = values(&model.run_named(named(&[("x", x.clone())])).expect("runs")["y"]);
+    assert_eq!(first[3], 3.5);
+    for _ in 0..2 {
+        let again = model
+            .run_named(named(&[("x", x.clone())]))
+            .expect("runs again");
+        assert_eq!(values(&again["y"]), first);
     }
 }
 

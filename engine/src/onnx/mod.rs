@@ -39,6 +39,8 @@ mod plan;
 mod static_values;
 pub mod tensor_data;
 
+pub use static_values::MAX_KEPT_BYTES;
+
 /// Operators whose output is random: they can never be part of a consensus result.
 const NONDETERMINISTIC_OPS: [&str; 5] = [
     "RandomNormal",

@@ -470,13 +470,46 @@ impl Plan {
         }
         profile.report();
         if let (Some(shapes), None) = (static_shapes, &kept) {
-            self.static_steps.keep(shapes, produced_static);
+            self.static_steps
+                .keep(shapes, self.read_after_skipping(produced_static));
         }
         self.outputs
             .iter()
             .map(|name| match values.remove(name) {
                 Some(v) => Ok((name.clone(), v)),
                 None => bail!("the graph did not produce its output `{name}`"),
+            })
+            .collect()
+    }
+}
+
+impl Plan {
+    /// What the steps `produced` (static steps, with their values) still have to hand on
+    /// when a later run skips them: of each step's values, those a step that still runs
+    /// reads (every other step, including static ones over the budget, and `If` branches'
+    /// outer reads) or the graph returns. The rest (torch.onnx's Shape → Gather →
+    /// Unsqueeze → Concat chains end in one shape) are not inserted again on every run.
+    fn read_after_skipping(
+        &self,
+        produced: Vec<(usize, Vec<(String, Value)>)>,
+    ) -> Vec<(usize, Vec<(String, Value)>)> {
+        let skipped: HashSet<usize> = produced.iter().map(|(i, _)| *i).collect();
+        let needed: HashSet<&str> = self
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !skipped.contains(i))
+            .flat_map(|(_, step)| step.reads.iter().map(String::as_str))
+            .chain(self.outputs.iter().map(String::as_str))
+            .collect();
+        produced
+            .into_iter()
+            .map(|(i, values)| {
+                let values = values
+                    .into_iter()
+                    .filter(|(name, _)| needed.contains(name.as_str()))
+                    .collect();
+                (i, values)
             })
             .collect()
     }

@@ -42,7 +42,8 @@ pub struct StaticSteps {
 pub struct Kept {
     /// The request inputs' shapes it ran with, in [`StaticSteps::inputs`] order.
     shapes: Vec<Option<Vec<usize>>>,
-    /// Per step it skipped next time: the values that step produced.
+    /// Per step it skipped next time: of the values that step produced, those a step
+    /// that still runs reads, or the graph returns (`Plan::read_after_skipping`).
     pub values: HashMap<usize, Vec<(String, Value)>>,
 }
 

@@ -47,31 +47,22 @@ pub fn unary_of(node: &NodeProto) -> Option<Result<Unary>> {
 /// same bits (elements are independent).
 const CHUNK: usize = 1 << 14;
 
-/// `x`'s f32 values in storage order, as a new vector, and the layout they have
-/// (`crate::channels_last`): an element-wise result keeps its input's layout.
-fn values_in_layout(op: &str, x: &Tensor) -> Result<(Vec<f32>, bool)> {
+/// `x`'s f32 values in storage order, as a new vector: an element-wise result keeps its
+/// input's layout (`crate::channels_last::tensor_like` gives it back).
+fn values_in_layout(op: &str, x: &Tensor) -> Result<Vec<f32>> {
     match channels_last::with_dense(x, <[f32]>::to_vec) {
-        Some(values) => Ok((values, channels_last::is_channels_last(x))),
-        None => Ok((numerics::to_f32_vec(op, x)?, false)),
-    }
-}
-
-/// `values` (from [`values_in_layout`]) as a tensor of `x`'s shape.
-fn in_layout(values: Vec<f32>, x: &Tensor, channels_last: bool) -> Result<Tensor> {
-    if channels_last {
-        channels_last::tensor(values, x.dims())
-    } else {
-        numerics::tensor(values, x.dims())
+        Some(values) => Ok(values),
+        None => numerics::to_f32_vec(op, x),
     }
 }
 
 /// `op` applied to every element of `x`.
 pub fn apply(op: Unary, x: &Tensor) -> Result<Tensor> {
     let isa = numerics::isa();
-    let (mut out, layout) = values_in_layout(&format!("{op:?}"), x)?;
+    let mut out = values_in_layout(&format!("{op:?}"), x)?;
     out.par_chunks_mut(CHUNK)
         .for_each(|chunk| inferchain_kernels::unary_in_place(isa, op, chunk));
-    in_layout(out, x, layout)
+    channels_last::tensor_like(out, x)
 }
 
 /// `HardSwish(x)` on f32, as the same sequence of IEEE-754 operations candle's
@@ -79,19 +70,19 @@ pub fn apply(op: Unary, x: &Tensor) -> Result<Tensor> {
 /// bits): `s = (x · 1 + 3) · f32(1/6) + 0`, then `s < 0 ? 0 : s`, then `s > 1 ? 1 : s`
 /// (a NaN passes both), then `x · s`; each operation rounded once.
 pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
-    let (mut out, layout) = values_in_layout("HardSwish", x)?;
+    let mut out = values_in_layout("HardSwish", x)?;
     out.par_chunks_mut(CHUNK)
         .for_each(|c| Fused::HardSwish.apply(c));
-    in_layout(out, x, layout)
+    channels_last::tensor_like(out, x)
 }
 
 /// `Relu(x)` on f32: `x > 0 ? x : +0`. A NaN gives +0, as candle's `max(x, 0)` (IEEE
 /// maxNum) did when it ran this operator, and −0 gives +0 on every CPU (maxNum leaves
 /// the sign of a zero open).
 pub fn relu(x: &Tensor) -> Result<Tensor> {
-    let (mut out, layout) = values_in_layout("Relu", x)?;
+    let mut out = values_in_layout("Relu", x)?;
     out.par_chunks_mut(CHUNK).for_each(|c| Fused::Relu.apply(c));
-    in_layout(out, x, layout)
+    channels_last::tensor_like(out, x)
 }
 
 /// An activation the plan fuses into the `Conv` whose output only it reads (in a run
@@ -157,10 +148,10 @@ pub fn pow(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 /// NaN). Exact: it selects, it does not round.
 pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Tensor> {
     let bounds = clip_bounds(min, max)?;
-    let (mut out, layout) = values_in_layout("Clip", x)?;
+    let mut out = values_in_layout("Clip", x)?;
     out.par_chunks_mut(CHUNK)
         .for_each(|c| inferchain_kernels::clamp_slice(c, bounds));
-    in_layout(out, x, layout)
+    channels_last::tensor_like(out, x)
 }
 
 /// `Clip`'s bounds from its optional `min` and `max` inputs (absent: unbounded).
