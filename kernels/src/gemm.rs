@@ -791,18 +791,20 @@ pub fn weighted_slices<V: Lanes>(
         }
         j += wide;
     }
-    // Then one register at a time, the last one zero-padded (lanes are independent).
+    // Then one register at a time. A last, partial register reads each row in place
+    // where the row goes on for a register (the lanes past `p` are computed and dropped:
+    // lanes are independent), else through a zero-padded copy.
     while j < p {
         let lanes = V::N.min(p - j);
         let mut acc = V::splat(0.0);
         let mut buf = [0f32; 16];
         for (row, &wk) in rows.iter().zip(w) {
-            let src = &row[j..j + lanes];
-            // SAFETY: a full register of the row exists when lanes == N; else `buf` has 16.
-            let x = if lanes == V::N {
-                unsafe { V::load(src.as_ptr()) }
+            // SAFETY: a full register of the row exists when row.len() >= j + N; else
+            // `buf` has 16.
+            let x = if row.len() >= j + V::N {
+                unsafe { V::load(row.as_ptr().add(j)) }
             } else {
-                buf[..lanes].copy_from_slice(src);
+                buf[..lanes].copy_from_slice(&row[j..j + lanes]);
                 unsafe { V::load(buf.as_ptr()) }
             };
             acc = V::fma(x, V::splat(wk), acc);

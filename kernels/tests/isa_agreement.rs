@@ -389,7 +389,8 @@ fn fused_clamps_give_the_product_then_the_clamp() {
 /// `weighted_slices_rows` (several weight rows over the same input rows, a register
 /// loaded once for four of them) gives, on every ISA, the bits `weighted_slices_clamped`
 /// gives row by row on the scalar reference: row counts that leave 1 to 3 past the last
-/// group of four, output lengths that leave every register tail, bias, clamp or not.
+/// group of four, output lengths that leave every register tail, bias, clamp or not;
+/// input rows that end with the output or run on past it (`weighted_slices` too).
 #[test]
 fn weighted_slices_rows_is_weighted_slices_per_row() {
     let mut rng = Rng(11);
@@ -405,6 +406,9 @@ fn weighted_slices_rows_is_weighted_slices_per_row() {
     ] {
         let rows = rng.values(taps * p, 2.0);
         let slices: Vec<&[f32]> = (0..taps).map(|i| &rows[i * p..][..p]).collect();
+        // The same rows running on past `p` (into the next row; the last one not): a
+        // last, partial register is then read in place, its extra lanes dropped.
+        let running_on: Vec<&[f32]> = (0..taps).map(|i| &rows[i * p..]).collect();
         let w = rng.values(m * taps, 1.0);
         let bias = rng.finite(m, 1.0);
         for b in [None, Some(&bias[..])] {
@@ -416,15 +420,22 @@ fn weighted_slices_rows_is_weighted_slices_per_row() {
                     k::weighted_slices_clamped(Isa::Scalar, &slices, wi, bi, bounds, y);
                 }
                 for isa in isas() {
-                    let mut got = vec![f32::NAN; m * p];
-                    k::weighted_slices_rows(isa, &slices, &w, b, bounds, m, &mut got);
-                    assert_eq!(
-                        bits(&got),
-                        bits(&want),
-                        "{isa:?} k={taps} p={p} m={m} bias={} clamp={}",
-                        b.is_some(),
-                        bounds.is_some()
-                    );
+                    for (given, rows) in [("exact", &slices), ("running on", &running_on)] {
+                        let mut got = vec![f32::NAN; m * p];
+                        k::weighted_slices_rows(isa, rows, &w, b, bounds, m, &mut got);
+                        assert_eq!(
+                            bits(&got),
+                            bits(&want),
+                            "{isa:?} {given} k={taps} p={p} m={m} bias={} clamp={}",
+                            b.is_some(),
+                            bounds.is_some()
+                        );
+                        for (i, y) in got.chunks_exact_mut(p.max(1)).take(m).enumerate() {
+                            let wi = &w[i * taps..][..taps];
+                            k::weighted_slices_clamped(isa, rows, wi, b.map(|b| b[i]), bounds, y);
+                        }
+                        assert_eq!(bits(&got), bits(&want), "{isa:?} {given} one row at a time");
+                    }
                 }
             }
         }

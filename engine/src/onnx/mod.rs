@@ -240,15 +240,11 @@ impl OnnxModel {
         // parallel loops inside are many or large, not for a tree ensemble on 16 rows.
         let input_values: usize = inputs.values().map(|t| t.elem_count()).sum();
         let on_pool = self.plan.step_count() >= POOL_STEPS || input_values >= POOL_INPUT_VALUES;
-        let mut values: HashMap<String, Value> = inputs
+        // The plan reads the weights it holds; only the inputs are handed over.
+        let values: HashMap<String, Value> = inputs
             .into_iter()
             .map(|(name, t)| (name, Value::Tensor(t)))
             .collect();
-        for (name, weight) in &self.weights {
-            values
-                .entry(name.clone())
-                .or_insert_with(|| Value::Tensor(weight.clone()));
-        }
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if on_pool {
                 crate::numerics::on_pool(|| self.plan.run(values, trace, meter))

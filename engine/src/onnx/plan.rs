@@ -47,6 +47,22 @@ pub struct Plan {
     /// Steps whose values depend on weights and input shapes only, and what the last
     /// plain run kept of them (`super::static_values`).
     static_steps: StaticSteps,
+    /// The initializers, held once: a run reads them here rather than being handed a
+    /// copy of each (a name and a map entry per weight per run).
+    weights: HashMap<String, Value>,
+}
+
+/// What a run reads by name: the values it was given or computed, then the plan's
+/// weights (a graph input may carry an initializer's name; the input is read).
+struct Values<'p> {
+    computed: HashMap<String, Value>,
+    weights: &'p HashMap<String, Value>,
+}
+
+impl Values<'_> {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.computed.get(name).or_else(|| self.weights.get(name))
+    }
 }
 
 /// The values that may be stored channels last (`crate::channels_last`): not returned,
@@ -284,6 +300,10 @@ impl Plan {
             outputs,
             opset,
             static_steps: StaticSteps::of(graph, &weight_names),
+            weights: weights
+                .iter()
+                .map(|(name, w)| (name.clone(), Value::Tensor(w.clone())))
+                .collect(),
         })
     }
 
@@ -320,11 +340,15 @@ impl Plan {
     /// counted (`super::cost`).
     pub fn run(
         &self,
-        mut values: HashMap<String, Value>,
+        values: HashMap<String, Value>,
         mut trace: Option<&mut Vec<merkle::Hash>>,
         mut meter: Option<&mut CostMeter>,
     ) -> Result<HashMap<String, Value>> {
         let mut profile = Profile::from_env();
+        let mut values = Values {
+            computed: values,
+            weights: &self.weights,
+        };
         // A run that records nothing per step fuses each `Conv` into the `Clip`, `Relu` or
         // `HardSwish` that alone reads it: the `Conv` waits (its inputs kept) until that
         // step, where the activated output is computed at once and named as the
@@ -332,7 +356,7 @@ impl Plan {
         let fusing = trace.is_none() && meter.is_none();
         // The same run keeps (or reuses) the values computed from weights and input
         // shapes alone (`super::static_values`).
-        let static_shapes = fusing.then(|| self.static_steps.shapes(&values));
+        let static_shapes = fusing.then(|| self.static_steps.shapes(&values.computed));
         let kept = static_shapes
             .as_ref()
             .and_then(|s| self.static_steps.kept_for(s));
@@ -340,7 +364,7 @@ impl Plan {
         let mut kept_bytes = 0usize;
         if let Some(kept) = &kept {
             for outputs in kept.values.values() {
-                values.extend(outputs.iter().cloned());
+                values.computed.extend(outputs.iter().cloned());
             }
         }
         for (i, step) in self.steps.iter().enumerate() {
@@ -350,7 +374,7 @@ impl Plan {
             }
             if kept.as_ref().is_some_and(|k| k.values.contains_key(&i)) {
                 for name in &step.release {
-                    values.remove(name);
+                    values.computed.remove(name);
                 }
                 continue;
             }
@@ -377,9 +401,11 @@ impl Plan {
                 };
                 let key = profile.key(&conv.node, &inputs);
                 drop(inputs);
-                values.extend(node.output.iter().cloned().zip(result));
+                values
+                    .computed
+                    .extend(node.output.iter().cloned().zip(result));
                 for name in conv.release.iter().chain(&step.release) {
-                    values.remove(name);
+                    values.computed.remove(name);
                 }
                 profile.record(key, started);
                 continue;
@@ -452,9 +478,9 @@ impl Plan {
             }
             let key = profile.key(node, &inputs);
             drop(inputs);
-            values.extend(produced);
+            values.computed.extend(produced);
             if let Some(meter) = meter.as_deref_mut() {
-                meter.live(values.iter());
+                meter.live(values.computed.iter());
                 if meter.exceeded() {
                     bail!(
                         "the dry run passed its cost limit after {} node `{}`",
@@ -464,7 +490,7 @@ impl Plan {
                 }
             }
             for name in &step.release {
-                values.remove(name);
+                values.computed.remove(name);
             }
             profile.record(key, started);
         }
@@ -475,8 +501,12 @@ impl Plan {
         }
         self.outputs
             .iter()
-            .map(|name| match values.remove(name) {
+            .map(|name| match values.computed.remove(name) {
                 Some(v) => Ok((name.clone(), v)),
+                // A graph may return a weight as it is.
+                None if self.weights.contains_key(name) => {
+                    Ok((name.clone(), self.weights[name].clone()))
+                }
                 None => bail!("the graph did not produce its output `{name}`"),
             })
             .collect()
@@ -538,10 +568,7 @@ fn step_leaf(value: &Value) -> Result<merkle::Hash> {
 }
 
 /// The values `node` reads, in input order (`None` for an omitted optional input).
-fn gather<'v>(
-    node: &NodeProto,
-    values: &'v HashMap<String, Value>,
-) -> Result<Vec<Option<&'v Value>>> {
+fn gather<'v>(node: &NodeProto, values: &'v Values<'_>) -> Result<Vec<Option<&'v Value>>> {
     node.input
         .iter()
         .map(|name| match (name.is_empty(), values.get(name)) {
@@ -558,7 +585,7 @@ fn gather<'v>(
 
 /// The bounds of the `Clip` node `clip` from its `min` and `max` inputs (absent:
 /// unbounded).
-fn clip_bounds(clip: &NodeProto, values: &HashMap<String, Value>) -> Result<(f32, f32)> {
+fn clip_bounds(clip: &NodeProto, values: &Values<'_>) -> Result<(f32, f32)> {
     let mut bounds = [None, None];
     for (bound, name) in bounds.iter_mut().zip(clip.input.iter().skip(1)) {
         if name.is_empty() {

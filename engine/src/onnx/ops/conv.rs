@@ -18,7 +18,7 @@
 
 use super::{
     attrs,
-    window::{StridePhases, Window},
+    window::{PhaseBuffer, StridePhases, Window},
     Context, FusedActivation,
 };
 use crate::channels_last;
@@ -462,15 +462,13 @@ fn conv_planar(
         .enumerate()
         .for_each(|(part, y)| {
             let (s, g) = (part / group, part % group);
-            let phases: Vec<Vec<f32>> = (0..cg)
-                .map(|ic| {
-                    let mut phase = Vec::new();
-                    split.fill(
-                        &xs[(s * c + g * cg + ic) * in_len..][..in_len],
-                        0.0,
-                        &mut phase,
-                    );
-                    phase
+            let mut buffers: Vec<PhaseBuffer> = (0..cg).map(|_| PhaseBuffer::default()).collect();
+            let phases: Vec<&[f32]> = buffers
+                .iter_mut()
+                .enumerate()
+                .map(|(ic, buffer)| {
+                    let plane = &xs[(s * c + g * cg + ic) * in_len..][..in_len];
+                    split.phases(plane, 0.0, buffer)
                 })
                 .collect();
             let rows: Vec<&[f32]> = phases
@@ -709,10 +707,10 @@ fn depthwise_planar(
     let (wq, ow, wide) = (split.wq, split.ow, split.wide);
     let isa = numerics::isa();
     out.par_chunks_mut(mg * p).enumerate().for_each_init(
-        || (Vec::new(), Vec::new()),
-        |(phases, wide_out): &mut (Vec<f32>, Vec<f32>), (plane, dst)| {
+        || (PhaseBuffer::default(), Vec::new()),
+        |(buffer, wide_out): &mut (PhaseBuffer, Vec<f32>), (plane, dst)| {
             let (s, g) = (plane / group, plane % group);
-            split.fill(&xs[(s * group + g) * in_len..][..in_len], 0.0, phases);
+            let phases = split.phases(&xs[(s * group + g) * in_len..][..in_len], 0.0, buffer);
             let rows: Vec<&[f32]> = split.reads.iter().map(|&at| &phases[at..]).collect();
             for (oc, y) in dst.chunks_exact_mut(p).enumerate() {
                 let c = g * mg + oc;

@@ -7,7 +7,7 @@
 
 use super::{
     attrs,
-    window::{StridePhases, Window},
+    window::{PhaseBuffer, StridePhases, Window},
 };
 use crate::numerics;
 use candle_core::{bail, Result, Tensor};
@@ -52,9 +52,9 @@ fn planar_max(node: &NodeProto, x: &Tensor) -> Result<Option<Tensor>> {
             out.par_chunks_mut(p)
                 .zip(data.par_chunks(in_len))
                 .for_each_init(
-                    || (Vec::new(), Vec::new()),
-                    |(phases, max): &mut (Vec<f32>, Vec<f32>), (dst, plane)| {
-                        split.fill(plane, f32::NEG_INFINITY, phases);
+                    || (PhaseBuffer::default(), Vec::new()),
+                    |(buffer, max): &mut (PhaseBuffer, Vec<f32>), (dst, plane)| {
+                        let phases = split.phases(plane, f32::NEG_INFINITY, buffer);
                         max.clear();
                         max.resize(wide, f32::NEG_INFINITY);
                         for &at in &split.reads {

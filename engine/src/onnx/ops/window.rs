@@ -220,16 +220,72 @@ impl StridePhases {
         })
     }
 
-    /// Writes the phases of the input plane `src` into `phases`, `padding` where the
-    /// padded plane lies outside the input.
-    pub fn fill(&self, src: &[f32], padding: f32, phases: &mut Vec<f32>) {
+    /// Whether the phases are the input plane itself: unit strides and no padding.
+    fn in_place(&self) -> bool {
+        self.window
+            .axes
+            .iter()
+            .all(|a| a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0)
+    }
+
+    /// What a [`PhaseBuffer`]'s padding was written for: the layout of the phases and the
+    /// padding value (its bits).
+    fn layout_key(&self, padding: f32) -> [usize; 8] {
+        let (ay, ax) = (&self.window.axes[0], &self.window.axes[1]);
+        [
+            ay.stride,
+            ax.stride,
+            ay.pad_begin,
+            ax.pad_begin,
+            ay.input,
+            ax.input,
+            self.phase_len,
+            padding.to_bits() as usize,
+        ]
+    }
+
+    /// The phases of the input plane `src`, `padding` where the padded plane lies outside
+    /// the input: `src` itself where they are the plane (unit strides, no padding), else
+    /// `buffer` with `src`'s values written in. A buffer keeps its padding between planes
+    /// of the same layout, so only the input's values are written per plane.
+    pub fn phases<'a>(
+        &self,
+        src: &'a [f32],
+        padding: f32,
+        buffer: &'a mut PhaseBuffer,
+    ) -> &'a [f32] {
+        if self.in_place() {
+            return src;
+        }
+        let key = self.layout_key(padding);
+        if buffer.layout != Some(key) {
+            let (ay, ax) = (&self.window.axes[0], &self.window.axes[1]);
+            buffer.values.clear();
+            buffer.values.resize(
+                ay.stride * ax.stride * self.phase_len + PHASE_SLACK,
+                padding,
+            );
+            buffer.layout = Some(key);
+        }
+        self.write_input(src, &mut buffer.values);
+        &buffer.values
+    }
+
+    /// Writes the input plane's values to their places in the phases (the padding is
+    /// left as it is).
+    fn write_input(&self, src: &[f32], phases: &mut [f32]) {
         let (ay, ax) = (&self.window.axes[0], &self.window.axes[1]);
         let (sy, sx, wq, phase_len) = (ay.stride, ax.stride, self.wq, self.phase_len);
-        phases.clear();
-        phases.resize(sy * sx * phase_len, padding);
-        for (iy, row) in src.chunks_exact(ax.input).enumerate() {
-            let y = iy + ay.pad_begin;
-            let line = ((y % sy) * sx) * phase_len + (y / sy) * wq;
+        // The padded row `y` lies in phase row `y % sy`, at row `y / sy` of it (kept as a
+        // running pair, not divided per row).
+        let (mut ry, mut qy) = (ay.pad_begin % sy, ay.pad_begin / sy);
+        for row in src.chunks_exact(ax.input) {
+            let line = ry * sx * phase_len + qy * wq;
+            ry += 1;
+            if ry == sy {
+                ry = 0;
+                qy += 1;
+            }
             if sx == 1 {
                 phases[line + ax.pad_begin..][..ax.input].copy_from_slice(row);
                 continue;
@@ -271,7 +327,7 @@ impl StridePhases {
                     continue;
                 }
                 let column = (first + ax.pad_begin) / sx;
-                let phase = ((y % sy) * sx + rx) * phase_len + (y / sy) * wq;
+                let phase = line + rx * phase_len;
                 let dst = &mut phases[phase + column..phase + wq];
                 for (d, v) in dst.iter_mut().zip(row[first..].iter().step_by(sx)) {
                     *d = *v;
@@ -279,4 +335,19 @@ impl StridePhases {
             }
         }
     }
+}
+
+/// Values of padding past a [`PhaseBuffer`]'s phases: every kernel position's run then
+/// goes on for a whole register past the wide output, so the kernels read a last,
+/// partial register in place (`inferchain_kernels::weighted_slices`) rather than
+/// through a copy. (Read values past the output are computed and dropped.)
+const PHASE_SLACK: usize = 16;
+
+/// Where a plane's stride phases are written ([`StridePhases::phases`]): reused from
+/// plane to plane, it writes its padding once per layout.
+#[derive(Default)]
+pub struct PhaseBuffer {
+    values: Vec<f32>,
+    /// The layout and padding value (`StridePhases::layout_key`) the padding is for.
+    layout: Option<[usize; 8]>,
 }
