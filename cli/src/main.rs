@@ -38,6 +38,16 @@ fn main() -> std::process::ExitCode {
         // Read once by candle when its thread pool starts, before any model runs.
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
+    if matches!(
+        cli.command,
+        args::Command::Model(_) | args::Command::Receipt(args::ReceiptCommand::Check { .. })
+    ) {
+        // These run models on this thread and nothing else: it joins the kernels' pool,
+        // as onnxruntime's caller does, so a run needs no hand-over to a pool thread.
+        if let Err(err) = inferchain_engine::numerics::join_pool(cli.threads) {
+            eprintln!("warning: running models on a separate pool: {err}");
+        }
+    }
     let result = match cli.command {
         args::Command::Model(cmd) => model_cmd::run(&cli.store, cmd),
         args::Command::Memory(cmd) => memory_cmd::run(&cli.store, cmd),

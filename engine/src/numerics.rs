@@ -55,6 +55,20 @@ fn keep_freed_memory() {
     }
 }
 
+/// Makes the calling thread one of the threads of rayon's global pool (`threads` in
+/// all, counting it; `None`: `RAYON_NUM_THREADS` or one per CPU), as onnxruntime's caller
+/// is one of its session's threads: a run started on this thread then goes straight to
+/// its parallel loops, with no hand-over to a pool thread (a wake-up and a sleep per
+/// run, [`on_pool`]). For a program whose calling thread runs models itself and does not
+/// wait on the pool while it does other work: with one thread, work handed to the pool
+/// from another thread would wait for it. An error if the pool is already built.
+pub fn join_pool(threads: Option<usize>) -> std::result::Result<(), rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .use_current_thread()
+        .build_global()
+}
+
 /// Runs `work` on one of rayon's pool threads (at once, when called from one): the
 /// parallel loops inside it then split among the pool's threads directly, where each loop
 /// started from outside the pool would hand its work over and wait for it (a wake-up

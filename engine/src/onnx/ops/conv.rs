@@ -18,7 +18,7 @@
 
 use super::{
     attrs,
-    window::{PhaseBuffer, StridePhases, Window},
+    window::{self, PhaseBuffer, StridePhases, Window},
     Context, FusedActivation,
 };
 use crate::channels_last;
@@ -495,7 +495,7 @@ fn conv_planar(
                 );
                 for (y, w) in y.chunks_exact_mut(p).zip(wide_out.chunks_exact(wide)) {
                     for (oy, row) in y.chunks_exact_mut(ow).enumerate() {
-                        row.copy_from_slice(&w[oy * wq..][..ow]);
+                        window::copy_short(row, &w[oy * wq..][..ow]);
                     }
                 }
             });
@@ -721,7 +721,7 @@ fn depthwise_planar(
                     wide_out.resize(wide, 0.0);
                     inferchain_kernels::weighted_slices_clamped(isa, &rows, wc, b, clip, wide_out);
                     for (oy, row) in y.chunks_exact_mut(ow).enumerate() {
-                        row.copy_from_slice(&wide_out[oy * wq..][..ow]);
+                        window::copy_short(row, &wide_out[oy * wq..][..ow]);
                     }
                 }
             }

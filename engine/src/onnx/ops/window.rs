@@ -287,7 +287,7 @@ impl StridePhases {
                 qy += 1;
             }
             if sx == 1 {
-                phases[line + ax.pad_begin..][..ax.input].copy_from_slice(row);
+                copy_short(&mut phases[line + ax.pad_begin..][..ax.input], row);
                 continue;
             }
             if sx == 2 {
@@ -334,6 +334,22 @@ impl StridePhases {
                 }
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short rows of small planes, in fixed-size pieces
+/// the compiler moves inline: `copy_from_slice` calls `memcpy`, whose call costs more
+/// than moving a 16-value row.
+pub fn copy_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "copy_short: lengths differ");
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let s: &[f32; 8] = s.try_into().expect("8 values");
+        d.copy_from_slice(s);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
     }
 }
 
