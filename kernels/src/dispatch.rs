@@ -89,6 +89,7 @@ simd_kernels! {
     fn unary_in_place<V>(op: Unary, x: &mut [f32]) = elementwise::unary_in_place::<V>(op, x);
     fn sum<V>(x: &[f32]) -> f32 = reduce::sum::<V>(x);
     fn max<V>(x: &[f32]) -> f32 = reduce::max::<V>(x);
+    fn window_max_runs<V>(runs: &[&[f32]], out: &mut [f32]) = reduce::window_max_runs::<V>(runs, out);
     fn sum_sq_dev<V>(x: &[f32], mean: f32) -> f32 = reduce::sum_sq_dev::<V>(x, mean);
     fn softmax<V>(x: &[f32], y: &mut [f32]) = reduce::softmax::<V>(x, y);
     fn log_softmax<V>(x: &[f32], y: &mut [f32]) = reduce::log_softmax::<V>(x, y);

@@ -320,6 +320,24 @@ pub fn max(isa: Isa, x: &[f32]) -> f32 {
     m
 }
 
+/// The window maximum of `runs[0][j], runs[1][j], …` (in that order) for every `j` of
+/// `out`: per element the bits of [`window::max`] over those values, lanes across `j`
+/// (a pooling window's kernel positions, each a run over a plane's outputs). While
+/// calls are traced, it runs element by element through [`window::max`], which records
+/// them.
+pub fn window_max_runs(isa: Isa, runs: &[&[f32]], out: &mut [f32]) {
+    if tracing() {
+        let mut values = alloc::vec::Vec::with_capacity(runs.len());
+        for (j, y) in out.iter_mut().enumerate() {
+            values.clear();
+            values.extend(runs.iter().map(|r| r[j]));
+            *y = window::max(&values);
+        }
+        return;
+    }
+    dispatch::window_max_runs(isa, runs, out);
+}
+
 /// The mean of `x`: `sum(x) / len`.
 pub fn mean(isa: Isa, x: &[f32]) -> f32 {
     sum(isa, x) / x.len() as f32

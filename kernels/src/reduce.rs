@@ -101,6 +101,74 @@ pub fn sum_sq_dev<V: Lanes>(x: &[f32], mean: f32) -> f32 {
     )
 }
 
+/// A window maximum per element across `runs`: `out[j]` is `m = v > m ? v : m` over
+/// `runs[0][j], runs[1][j], …` in that order from -inf, or the canonical NaN if any of
+/// them is NaN: the bits `window::max` gives for those values (signed zeros included:
+/// an equal later value never replaces an earlier one). Lanes run across `j`; a last,
+/// partial register reads each run in place where it goes on for a register (the
+/// extra lanes are dropped), else through a copy.
+#[inline(always)]
+pub fn window_max_runs<V: Lanes>(runs: &[&[f32]], out: &mut [f32]) {
+    let p = out.len();
+    assert!(
+        runs.iter().all(|r| r.len() >= p),
+        "window_max_runs: runs shorter than out"
+    );
+    // Four registers at a time: four independent chains of compare and select.
+    const REGS: usize = 4;
+    let none = V::splat(0.0).is_nan();
+    let mut j = 0;
+    while j + REGS * V::N <= p {
+        let mut m = [V::splat(f32::NEG_INFINITY); REGS];
+        let mut nan = [none; REGS];
+        for run in runs {
+            for r in 0..REGS {
+                // SAFETY: j + REGS * N <= p <= run.len().
+                #[allow(unsafe_code)]
+                let v = unsafe { V::load(run.as_ptr().add(j + r * V::N)) };
+                nan[r] = V::mask_or(nan[r], v.is_nan());
+                m[r] = V::select(m[r].lt(v), v, m[r]);
+            }
+        }
+        for r in 0..REGS {
+            let y = V::select(nan[r], V::splat(CANONICAL_NAN), m[r]);
+            // SAFETY: as above, for `out`.
+            #[allow(unsafe_code)]
+            unsafe {
+                y.store(out.as_mut_ptr().add(j + r * V::N))
+            };
+        }
+        j += REGS * V::N;
+    }
+    let mut buf = [0f32; 16];
+    while j < p {
+        let lanes = V::N.min(p - j);
+        let mut m = V::splat(f32::NEG_INFINITY);
+        let mut nan = none;
+        for run in runs {
+            // SAFETY: a full register of the run exists when run.len() >= j + N; else
+            // `buf` has 16.
+            #[allow(unsafe_code)]
+            let v = if run.len() >= j + V::N {
+                unsafe { V::load(run.as_ptr().add(j)) }
+            } else {
+                buf[..lanes].copy_from_slice(&run[j..j + lanes]);
+                unsafe { V::load(buf.as_ptr()) }
+            };
+            nan = V::mask_or(nan, v.is_nan());
+            m = V::select(m.lt(v), v, m);
+        }
+        let y = V::select(nan, V::splat(CANONICAL_NAN), m);
+        // SAFETY: `buf` holds 16 >= N values.
+        #[allow(unsafe_code)]
+        unsafe {
+            y.store(buf.as_mut_ptr())
+        };
+        out[j..j + lanes].copy_from_slice(&buf[..lanes]);
+        j += lanes;
+    }
+}
+
 /// The largest value of `x`; NaN if any is NaN; -inf for an empty slice. (Exact, so
 /// its order does not matter; it is written lane-wise for speed.)
 #[inline(always)]

@@ -509,3 +509,50 @@ fn weighted_lanes_is_weighted_slices_per_channel() {
         }
     }
 }
+
+/// `window_max_runs` (a pooling window's maximum, lanes across outputs) gives, on every
+/// ISA, the bits `window::max` gives element by element: NaN anywhere is the canonical
+/// NaN, ±∞, subnormals, and signed zeros, where an equal later value never replaces an
+/// earlier one; lengths that leave every register tail; runs that end with the output
+/// or go on past it; no runs (-∞).
+#[test]
+fn window_max_runs_is_window_max_per_element() {
+    let mut rng = Rng(13);
+    let cases = [
+        (9usize, 271usize),
+        (4, 64),
+        (9, 17),
+        (3, 1),
+        (1, 33),
+        (0, 9),
+        (5, 0),
+    ];
+    for (&(taps, p), zeros) in cases.iter().flat_map(|c| [(c, false), (c, true)]) {
+        let mut values = rng.values(taps * p + 16, 2.0);
+        if zeros {
+            // Only zeros of both signs and -1: which zero wins is decided by order.
+            for v in values.iter_mut() {
+                *v = [0.0, -0.0, -1.0][(rng.next() % 3) as usize];
+            }
+        }
+        let exact: Vec<&[f32]> = (0..taps).map(|t| &values[t * p..][..p]).collect();
+        let running_on: Vec<&[f32]> = (0..taps).map(|t| &values[t * p..]).collect();
+        let want: Vec<f32> = (0..p)
+            .map(|j| {
+                let column: Vec<f32> = exact.iter().map(|r| r[j]).collect();
+                inferchain_kernels::window::max(&column)
+            })
+            .collect();
+        for isa in isas() {
+            for (given, runs) in [("exact", &exact), ("running on", &running_on)] {
+                let mut got = vec![1.5f32; p];
+                k::window_max_runs(isa, runs, &mut got);
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "{isa:?} {given} taps={taps} p={p} zeros={zeros}"
+                );
+            }
+        }
+    }
+}

@@ -26,10 +26,10 @@ pub fn max_pool(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
 }
 
 /// `MaxPool` over two spatial axes, a whole plane at a time ([`StridePhases`]): per
-/// output, the kernels' window maximum taken lane by lane (kernel positions in row-major
-/// order, `v > m ? v : m` from -∞, a NaN anywhere giving the canonical NaN), padding read
-/// as -∞, which never replaces anything: the bits of [`kernel::max`] over the window's
-/// values inside the input. `None` where it does not apply (other ranks, `ceil_mode`
+/// output, the kernels' window maximum taken lane by lane (`window_max_runs`: kernel
+/// positions in row-major order, `v > m ? v : m` from -∞, a NaN anywhere giving the
+/// canonical NaN), padding read as -∞, which never replaces anything: the bits of
+/// [`kernel::max`] over the window's values inside the input. `None` where it does not apply (other ranks, `ceil_mode`
 /// windows past the padding, or while kernel calls are being recorded).
 fn planar_max(node: &NodeProto, x: &Tensor) -> Result<Option<Tensor>> {
     let dims = x.dims();
@@ -48,6 +48,7 @@ fn planar_max(node: &NodeProto, x: &Tensor) -> Result<Option<Tensor>> {
     let mut out = vec![0f32; dims[0] * dims[1] * p];
     if p > 0 && in_len > 0 {
         let (wq, ow, wide) = (split.wq, split.ow, split.wide);
+        let isa = numerics::isa();
         numerics::with_f32(&node.op_type, x, |data| {
             out.par_chunks_mut(p)
                 .zip(data.par_chunks(in_len))
@@ -55,24 +56,12 @@ fn planar_max(node: &NodeProto, x: &Tensor) -> Result<Option<Tensor>> {
                     || (PhaseBuffer::default(), Vec::new()),
                     |(buffer, max): &mut (PhaseBuffer, Vec<f32>), (dst, plane)| {
                         let phases = split.phases(plane, f32::NEG_INFINITY, buffer);
-                        max.clear();
+                        let runs: Vec<&[f32]> =
+                            split.reads.iter().map(|&at| &phases[at..]).collect();
                         max.resize(wide, f32::NEG_INFINITY);
-                        for &at in &split.reads {
-                            let run = &phases[at..][..wide];
-                            // `v > m ? v : m`, except that a NaN is taken and then kept
-                            // (nothing compares above it), without a flag per output.
-                            for (m, &v) in max.iter_mut().zip(run) {
-                                *m = if (v > *m) | v.is_nan() { v } else { *m };
-                            }
-                        }
+                        inferchain_kernels::window_max_runs(isa, &runs, max);
                         for (oy, row) in dst.chunks_exact_mut(ow).enumerate() {
-                            for (y, &m) in row.iter_mut().zip(&max[oy * wq..][..ow]) {
-                                *y = if m.is_nan() {
-                                    inferchain_kernels::math::CANONICAL_NAN
-                                } else {
-                                    m
-                                };
-                            }
+                            super::window::copy_short(row, &max[oy * wq..][..ow]);
                         }
                     },
                 )
@@ -247,7 +236,8 @@ mod tests {
     }
 
     /// The whole-plane maximum gives the window-by-window bits: every stride, padding
-    /// and dilation, signed zeros (the first of equal maxima wins), NaNs and -∞.
+    /// and dilation (unit strides without padding read in place), signed zeros (the
+    /// first of equal maxima wins), NaNs and -∞.
     #[test]
     fn planar_max_pool_matches_the_window_by_window_one() {
         let (h, w) = (13usize, 18usize);
@@ -264,6 +254,8 @@ mod tests {
         let cases = [
             (3, 2, [1, 1, 1, 1], 1, 0),
             (3, 1, [1, 1, 1, 1], 1, 0),
+            // Unit strides, no padding: the plane is read in place.
+            (3, 1, [0, 0, 0, 0], 1, 0),
             (2, 2, [0, 0, 0, 0], 1, 0),
             (3, 3, [2, 0, 1, 2], 2, 0),
             (5, 2, [2, 2, 2, 2], 1, 0),
