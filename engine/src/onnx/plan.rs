@@ -19,8 +19,12 @@ struct Step {
     delegate: ModelProto,
     /// What the node reads: its inputs, and for `If` the outer values its branches use.
     reads: Vec<String>,
-    /// Values no later step reads and the graph does not return.
-    release: Vec<String>,
+    /// Values no later step reads and the graph does not return (their slots).
+    release: Vec<usize>,
+    /// The slots of the node's inputs, in order (`None` for an omitted one).
+    input_slots: Vec<Option<usize>>,
+    /// The slots of the node's outputs, in order (`None` for an omitted one).
+    output_slots: Vec<Option<usize>>,
     /// Weights packed once, at load, for the kernels' matrix product: B of a `MatMul` or
     /// `Gemm` whose B is a 2-D f32 weight; `Wᵀ` per group of a `Conv` with a weight.
     packed: Vec<PackedB>,
@@ -47,21 +51,26 @@ pub struct Plan {
     /// Steps whose values depend on weights and input shapes only, and what the last
     /// plain run kept of them (`super::static_values`).
     static_steps: StaticSteps,
-    /// The initializers, held once: a run reads them here rather than being handed a
-    /// copy of each (a name and a map entry per weight per run).
-    weights: HashMap<String, Value>,
+    /// Every value the graph names (weights, inputs, node outputs, what `If` branches
+    /// read), numbered at load: a run keeps its values in a vector by these slots, with
+    /// no hashing of names per step (and nothing a graph's choice of names can slow).
+    slot_names: Vec<String>,
+    slot_of: HashMap<String, usize>,
+    /// The initializers by slot, held once: a run reads them here rather than being
+    /// handed a copy of each.
+    weights: Vec<Option<Value>>,
 }
 
-/// What a run reads by name: the values it was given or computed, then the plan's
+/// What a run reads by slot: the values it was given or computed, then the plan's
 /// weights (a graph input may carry an initializer's name; the input is read).
 struct Values<'p> {
-    computed: HashMap<String, Value>,
-    weights: &'p HashMap<String, Value>,
+    computed: Vec<Option<Value>>,
+    weights: &'p [Option<Value>],
 }
 
 impl Values<'_> {
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.computed.get(name).or_else(|| self.weights.get(name))
+    fn get(&self, slot: usize) -> Option<&Value> {
+        self.computed[slot].as_ref().or(self.weights[slot].as_ref())
     }
 }
 
@@ -270,7 +279,9 @@ impl Plan {
                 node: node.clone(),
                 delegate,
                 reads: node_reads.clone(),
-                release: std::mem::take(&mut release[i]),
+                release: Vec::new(),
+                input_slots: Vec::new(),
+                output_slots: Vec::new(),
                 packed,
                 trees,
                 fuse_activation,
@@ -294,16 +305,58 @@ impl Plan {
                 steps[j].fused_conv = Some(i);
             }
         }
+        // Number every value: weights, graph inputs, then what each node reads and
+        // writes, then the graph's outputs.
+        let mut slot_names: Vec<String> = Vec::new();
+        let mut slot_of: HashMap<String, usize> = HashMap::new();
+        let mut slot = |name: &str| -> usize {
+            if let Some(&i) = slot_of.get(name) {
+                return i;
+            }
+            slot_names.push(name.to_string());
+            slot_of.insert(name.to_string(), slot_names.len() - 1);
+            slot_names.len() - 1
+        };
+        let mut weight_names: Vec<&String> = weights.keys().collect();
+        weight_names.sort();
+        for name in weight_names {
+            slot(name);
+        }
+        for input in &graph.input {
+            slot(&input.name);
+        }
+        for ((step, node_reads), mut released) in steps.iter_mut().zip(&reads).zip(release) {
+            for (names, slots) in [
+                (&step.node.input, &mut step.input_slots),
+                (&step.node.output, &mut step.output_slots),
+            ] {
+                *slots = names
+                    .iter()
+                    .map(|n| (!n.is_empty()).then(|| slot(n)))
+                    .collect();
+            }
+            for name in node_reads {
+                slot(name);
+            }
+            released.sort();
+            step.release = released.iter().map(|n| slot(n)).collect();
+        }
+        for name in &outputs {
+            slot(name);
+        }
+        let mut weight_slots = vec![None; slot_names.len()];
+        for (name, w) in weights {
+            weight_slots[slot_of[name]] = Some(Value::Tensor(w.clone()));
+        }
         let weight_names: HashSet<&str> = weights.keys().map(String::as_str).collect();
         Ok(Plan {
             steps,
             outputs,
             opset,
             static_steps: StaticSteps::of(graph, &weight_names),
-            weights: weights
-                .iter()
-                .map(|(name, w)| (name.clone(), Value::Tensor(w.clone())))
-                .collect(),
+            slot_names,
+            slot_of,
+            weights: weight_slots,
         })
     }
 
@@ -340,15 +393,11 @@ impl Plan {
     /// counted (`super::cost`).
     pub fn run(
         &self,
-        values: HashMap<String, Value>,
+        inputs: HashMap<String, Value>,
         mut trace: Option<&mut Vec<merkle::Hash>>,
         mut meter: Option<&mut CostMeter>,
     ) -> Result<HashMap<String, Value>> {
         let mut profile = Profile::from_env();
-        let mut values = Values {
-            computed: values,
-            weights: &self.weights,
-        };
         // A run that records nothing per step fuses each `Conv` into the `Clip`, `Relu` or
         // `HardSwish` that alone reads it: the `Conv` waits (its inputs kept) until that
         // step, where the activated output is computed at once and named as the
@@ -356,15 +405,27 @@ impl Plan {
         let fusing = trace.is_none() && meter.is_none();
         // The same run keeps (or reuses) the values computed from weights and input
         // shapes alone (`super::static_values`).
-        let static_shapes = fusing.then(|| self.static_steps.shapes(&values.computed));
+        let static_shapes = fusing.then(|| self.static_steps.shapes(&inputs));
         let kept = static_shapes
             .as_ref()
             .and_then(|s| self.static_steps.kept_for(s));
+        let mut values = Values {
+            computed: vec![None; self.slot_names.len()],
+            weights: &self.weights,
+        };
+        // Inputs the graph does not name are never read.
+        for (name, value) in inputs {
+            if let Some(&slot) = self.slot_of.get(&name) {
+                values.computed[slot] = Some(value);
+            }
+        }
         let mut produced_static = Vec::new();
         let mut kept_bytes = 0usize;
         if let Some(kept) = &kept {
-            for outputs in kept.values.values() {
-                values.computed.extend(outputs.iter().cloned());
+            for (name, value) in kept.values.values().flatten() {
+                if let Some(&slot) = self.slot_of.get(name) {
+                    values.computed[slot] = Some(value.clone());
+                }
             }
         }
         for (i, step) in self.steps.iter().enumerate() {
@@ -372,9 +433,12 @@ impl Plan {
             if fusing && step.fuse_activation.is_some() {
                 continue;
             }
-            if kept.as_ref().is_some_and(|k| k.values.contains_key(&i)) {
-                for name in &step.release {
-                    values.computed.remove(name);
+            if kept
+                .as_ref()
+                .is_some_and(|k| self.static_steps.is_static(i) && k.values.contains_key(&i))
+            {
+                for &slot in &step.release {
+                    values.computed[slot] = None;
                 }
                 continue;
             }
@@ -383,9 +447,9 @@ impl Plan {
                 let started = profile.start();
                 let (clip, activation) = match ops::FusedActivation::of(&node.op_type) {
                     Some(activation) => (None, Some(activation)),
-                    None => (Some(clip_bounds(node, &values)?), None),
+                    None => (Some(clip_bounds(step, &values)?), None),
                 };
-                let inputs = gather(&conv.node, &values)?;
+                let inputs = gather(conv, &values)?;
                 let ctx = ops::Context {
                     opset: self.opset,
                     packed: &conv.packed,
@@ -401,17 +465,19 @@ impl Plan {
                 };
                 let key = profile.key(&conv.node, &inputs);
                 drop(inputs);
-                values
-                    .computed
-                    .extend(node.output.iter().cloned().zip(result));
-                for name in conv.release.iter().chain(&step.release) {
-                    values.computed.remove(name);
+                for (slot, value) in step.output_slots.iter().zip(result) {
+                    if let Some(slot) = slot {
+                        values.computed[*slot] = Some(value);
+                    }
+                }
+                for &slot in conv.release.iter().chain(&step.release) {
+                    values.computed[slot] = None;
                 }
                 profile.record(key, started);
                 continue;
             }
             let started = profile.start();
-            let inputs = gather(node, &values)?;
+            let inputs = gather(step, &values)?;
             let ctx = ops::Context {
                 opset: self.opset,
                 packed: &step.packed,
@@ -428,8 +494,14 @@ impl Plan {
                 // values back in logical order (a strided copy per step).
                 channels_last: fusing && step.channels_last_out,
             };
-            let produced: Vec<(String, Value)> = match ops::run(node, &inputs, &ctx) {
-                Some(result) => node.output.iter().cloned().zip(result?).collect(),
+            // What the step produced, by output slot (in the node's output order).
+            let produced: Vec<(usize, Value)> = match ops::run(node, &inputs, &ctx) {
+                Some(result) => step
+                    .output_slots
+                    .iter()
+                    .zip(result?)
+                    .filter_map(|(slot, value)| slot.map(|slot| (slot, value)))
+                    .collect(),
                 None if !ops::DELEGATED.contains(&node.op_type.as_str())
                     && node.op_type != "If" =>
                 {
@@ -439,7 +511,8 @@ impl Plan {
                 None => {
                     let mut given: HashMap<String, Tensor> = HashMap::new();
                     for name in &step.reads {
-                        match values.get(name) {
+                        let value = self.slot_of.get(name).and_then(|&slot| values.get(slot));
+                        match value {
                             Some(Value::Tensor(t)) => {
                                 given.insert(name.clone(), t.clone());
                             }
@@ -451,15 +524,20 @@ impl Plan {
                             None => {}
                         }
                     }
-                    candle_onnx::simple_eval(&step.delegate, given)?
-                        .into_iter()
-                        .map(|(name, t)| (name, Value::Tensor(t)))
+                    let mut outputs = candle_onnx::simple_eval(&step.delegate, given)?;
+                    node.output
+                        .iter()
+                        .zip(&step.output_slots)
+                        .filter_map(|(name, slot)| {
+                            let value = outputs.remove(name)?;
+                            Some(((*slot)?, Value::Tensor(value)))
+                        })
                         .collect()
                 }
             };
             if let Some(trace) = trace.as_deref_mut() {
-                for name in node.output.iter().filter(|o| !o.is_empty()) {
-                    if let Some((_, value)) = produced.iter().find(|(n, _)| n == name) {
+                for slot in step.output_slots.iter().flatten() {
+                    if let Some((_, value)) = produced.iter().find(|(s, _)| s == slot) {
                         trace.push(step_leaf(value)?);
                     }
                 }
@@ -472,15 +550,27 @@ impl Plan {
             // source) and only while they fit the budget, so a first run holds no more
             // than that beyond what it releases.
             if fusing && kept.is_none() && self.static_steps.is_static(i) {
-                if let Some(owned) = self.static_steps.take(&mut kept_bytes, &produced)? {
+                let named: Vec<(String, Value)> = produced
+                    .iter()
+                    .map(|(slot, value)| (self.slot_names[*slot].clone(), value.clone()))
+                    .collect();
+                if let Some(owned) = self.static_steps.take(&mut kept_bytes, &named)? {
                     produced_static.push((i, owned));
                 }
             }
             let key = profile.key(node, &inputs);
             drop(inputs);
-            values.computed.extend(produced);
+            for (slot, value) in produced {
+                values.computed[slot] = Some(value);
+            }
             if let Some(meter) = meter.as_deref_mut() {
-                meter.live(values.computed.iter());
+                meter.live(
+                    values
+                        .computed
+                        .iter()
+                        .zip(&self.slot_names)
+                        .filter_map(|(value, name)| Some((name, value.as_ref()?))),
+                );
                 if meter.exceeded() {
                     bail!(
                         "the dry run passed its cost limit after {} node `{}`",
@@ -489,8 +579,8 @@ impl Plan {
                     )
                 }
             }
-            for name in &step.release {
-                values.computed.remove(name);
+            for &slot in &step.release {
+                values.computed[slot] = None;
             }
             profile.record(key, started);
         }
@@ -501,13 +591,16 @@ impl Plan {
         }
         self.outputs
             .iter()
-            .map(|name| match values.computed.remove(name) {
-                Some(v) => Ok((name.clone(), v)),
-                // A graph may return a weight as it is.
-                None if self.weights.contains_key(name) => {
-                    Ok((name.clone(), self.weights[name].clone()))
+            .map(|name| {
+                let slot = self.slot_of[name];
+                match values.computed[slot].take() {
+                    Some(v) => Ok((name.clone(), v)),
+                    // A graph may return a weight as it is.
+                    None => match &self.weights[slot] {
+                        Some(w) => Ok((name.clone(), w.clone())),
+                        None => bail!("the graph did not produce its output `{name}`"),
+                    },
                 }
-                None => bail!("the graph did not produce its output `{name}`"),
             })
             .collect()
     }
@@ -567,14 +660,16 @@ fn step_leaf(value: &Value) -> Result<merkle::Hash> {
     })
 }
 
-/// The values `node` reads, in input order (`None` for an omitted optional input).
-fn gather<'v>(node: &NodeProto, values: &'v Values<'_>) -> Result<Vec<Option<&'v Value>>> {
+/// The values `step`'s node reads, in input order (`None` for an omitted optional input).
+fn gather<'v>(step: &Step, values: &'v Values<'_>) -> Result<Vec<Option<&'v Value>>> {
+    let node = &step.node;
     node.input
         .iter()
-        .map(|name| match (name.is_empty(), values.get(name)) {
-            (true, _) => Ok(None),
-            (false, Some(v)) => Ok(Some(v)),
-            (false, None) => bail!(
+        .zip(&step.input_slots)
+        .map(|(name, slot)| match slot.map(|slot| values.get(slot)) {
+            None => Ok(None),
+            Some(Some(v)) => Ok(Some(v)),
+            Some(None) => bail!(
                 "cannot find {name} for {} node `{}`",
                 node.op_type,
                 node.name
@@ -583,18 +678,21 @@ fn gather<'v>(node: &NodeProto, values: &'v Values<'_>) -> Result<Vec<Option<&'v
         .collect()
 }
 
-/// The bounds of the `Clip` node `clip` from its `min` and `max` inputs (absent:
+/// The bounds of the `Clip` step `clip` from its `min` and `max` inputs (absent:
 /// unbounded).
-fn clip_bounds(clip: &NodeProto, values: &Values<'_>) -> Result<(f32, f32)> {
+fn clip_bounds(clip: &Step, values: &Values<'_>) -> Result<(f32, f32)> {
     let mut bounds = [None, None];
-    for (bound, name) in bounds.iter_mut().zip(clip.input.iter().skip(1)) {
-        if name.is_empty() {
+    let inputs = clip.node.input.iter().zip(&clip.input_slots).skip(1);
+    for (bound, (name, slot)) in bounds.iter_mut().zip(inputs) {
+        let Some(slot) = slot else {
             continue;
-        }
-        match values.get(name) {
+        };
+        match values.get(*slot) {
             Some(Value::Tensor(t)) => *bound = Some(t),
-            Some(Value::Sequence(_)) => bail!("Clip node `{}`: `{name}` is a sequence", clip.name),
-            None => bail!("cannot find {name} for Clip node `{}`", clip.name),
+            Some(Value::Sequence(_)) => {
+                bail!("Clip node `{}`: `{name}` is a sequence", clip.node.name)
+            }
+            None => bail!("cannot find {name} for Clip node `{}`", clip.node.name),
         }
     }
     ops::clip_bounds(bounds[0], bounds[1])
