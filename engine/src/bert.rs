@@ -14,7 +14,7 @@
 use crate::{
     bert_plan::CanonicalTokenizer,
     error::{EngineError, Result},
-    numerics::{self, Rayon},
+    numerics::{self, KernelThreads},
     spec::{self, DEFAULT_MAX_TEXT_BYTES},
     store::{VerifiedFiles, BERT_POOLING_FILE},
 };
@@ -73,7 +73,7 @@ impl Linear {
             &self.weight,
             Bias::Col(&self.bias),
             &mut y,
-            &Rayon,
+            &KernelThreads,
         );
         y
     }

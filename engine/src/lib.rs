@@ -39,6 +39,7 @@ pub mod error;
 pub mod fetch;
 pub mod golden;
 pub mod host_runner;
+pub mod kernel_threads;
 pub mod legalize;
 pub mod llm;
 pub mod npy;

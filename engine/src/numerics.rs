@@ -9,10 +9,7 @@
 use candle_core::{bail, CpuStorage, Device, Result, Shape, Storage, Tensor};
 use inferchain_kernels::{Isa, Parallel};
 use std::mem::MaybeUninit;
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    OnceLock,
-};
+use std::sync::OnceLock;
 
 /// The kernel ISA of this process.
 pub fn isa() -> Isa {
@@ -78,30 +75,16 @@ pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| work())
 }
 
-/// Kernel tasks on rayon's pool (`RAYON_NUM_THREADS`): one worker per thread takes the
-/// next task in order, so the tasks running at any moment are neighbours (they share
-/// operands in cache). Which thread computes a task never changes its bits.
-pub struct Rayon;
+/// Kernel tasks on the kernels' own threads ([`crate::kernel_threads`]: the caller and
+/// `RAYON_NUM_THREADS - 1` workers that poll between loops rather than sleep): one thread
+/// at a time takes the next task in order, so the tasks running at any moment are
+/// neighbours (they share operands in cache). Which thread computes a task never changes
+/// its bits.
+pub struct KernelThreads;
 
-impl Parallel for Rayon {
+impl Parallel for KernelThreads {
     fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
-        let workers = rayon::current_num_threads().min(tasks);
-        if workers <= 1 {
-            (0..tasks).for_each(task);
-            return;
-        }
-        let next = AtomicUsize::new(0);
-        rayon::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|_| loop {
-                    let t = next.fetch_add(1, Ordering::Relaxed);
-                    if t >= tasks {
-                        break;
-                    }
-                    task(t);
-                });
-            }
-        });
+        crate::kernel_threads::run(tasks, task);
     }
 }
 

@@ -9,7 +9,7 @@
 //! or answer for a step whose operands do not fit it (those go to the referee, which
 //! names the mismatch).
 
-use crate::numerics::{self, Rayon};
+use crate::numerics::{self, KernelThreads};
 use codec::Decode;
 use inferchain_kernels::{gemm, Bias, MatRef, PackedB, Sequential};
 use inferchain_referee::Step;
@@ -53,7 +53,7 @@ pub fn fast_step(step: &[u8], operands: &[&[u8]]) -> Option<Vec<u8>> {
                 &packed,
                 bias,
                 &mut out,
-                &Rayon,
+                &KernelThreads,
             );
             Some(to_bytes(&out))
         }

@@ -8,7 +8,7 @@
 //! that row's causal prefix. So one pass over prompt + output reproduces, bit for bit,
 //! the logits of step-by-step generation (docs/DETERMINISM.md).
 
-use crate::numerics::{self, Rayon};
+use crate::numerics::{self, KernelThreads};
 use candle_nn::VarBuilder;
 use inferchain_kernels::{gemm, lanes, rotary, Bias, MatRef, PackedB, Sequential, Unary};
 
@@ -77,7 +77,14 @@ impl Linear {
         };
         let a = MatRef::row_major(x, rows, self.inputs);
         if rows * self.inputs * self.outputs >= PARALLEL_MIN_WORK {
-            gemm(numerics::isa(), a, &self.weight, bias, &mut y, &Rayon);
+            gemm(
+                numerics::isa(),
+                a,
+                &self.weight,
+                bias,
+                &mut y,
+                &KernelThreads,
+            );
         } else {
             gemm(numerics::isa(), a, &self.weight, bias, &mut y, &Sequential);
         }
@@ -140,7 +147,14 @@ impl StackedLinear {
         let mut y = vec![0f32; rows * self.outputs];
         let a = MatRef::row_major(x, rows, self.inputs);
         if rows * self.inputs * self.outputs >= PARALLEL_MIN_WORK {
-            gemm(numerics::isa(), a, &self.weight, Bias::None, &mut y, &Rayon);
+            gemm(
+                numerics::isa(),
+                a,
+                &self.weight,
+                Bias::None,
+                &mut y,
+                &KernelThreads,
+            );
         } else {
             gemm(
                 numerics::isa(),

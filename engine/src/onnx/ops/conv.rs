@@ -22,7 +22,8 @@ use super::{
     Context, FusedActivation,
 };
 use crate::channels_last;
-use crate::numerics::{self, Rayon};
+use crate::kernel_threads;
+use crate::numerics::{self, KernelThreads};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::{gemm_clamped, gemm_into, Bias, MatRef, PackedB, Sequential};
@@ -269,7 +270,8 @@ fn conv_batched(
         let pixels = samples * p;
         let small = k * pixels * mg < SEQUENTIAL_MACS;
         let min_len = if small { usize::MAX } else { 1 };
-        let par: &dyn inferchain_kernels::Parallel = if small { &Sequential } else { &Rayon };
+        let par: &dyn inferchain_kernels::Parallel =
+            if small { &Sequential } else { &KernelThreads };
         for g in 0..group {
             // colsᵀ as the product's A: element (pixel, k) at cols[k * pixels + pixel].
             let a = match (source, im2col) {
@@ -290,21 +292,24 @@ fn conv_batched(
                     cols.resize(k * pixels, 0.0);
                     // Rows are independent copies: filled in parallel, the same bytes in
                     // any order.
-                    cols.par_chunks_exact_mut(pixels.max(1))
-                        .with_min_len(min_len)
-                        .enumerate()
-                        .for_each(|(row, dst)| {
-                            let (ic, tap) = (row / taps_len, row % taps_len);
-                            for s in 0..samples {
-                                let plane =
-                                    &xs[((first + s) * c + g * cg + ic) * in_len..][..in_len];
-                                let dst = &mut dst[s * p..][..p];
-                                match im2col {
-                                    Some(im2col) => im2col.fill(tap, plane, dst),
-                                    None => dst.copy_from_slice(plane),
-                                }
+                    let fill_row = |row: usize, dst: &mut [f32]| {
+                        let (ic, tap) = (row / taps_len, row % taps_len);
+                        for s in 0..samples {
+                            let plane = &xs[((first + s) * c + g * cg + ic) * in_len..][..in_len];
+                            let dst = &mut dst[s * p..][..p];
+                            match im2col {
+                                Some(im2col) => im2col.fill(tap, plane, dst),
+                                None => dst.copy_from_slice(plane),
                             }
-                        });
+                        }
+                    };
+                    if small {
+                        for (row, dst) in cols.chunks_exact_mut(pixels.max(1)).enumerate() {
+                            fill_row(row, dst);
+                        }
+                    } else {
+                        kernel_threads::for_each_chunk_mut(&mut cols, pixels.max(1), fill_row);
+                    }
                     MatRef::row_major(&cols, k, pixels).t()
                 }
             };
@@ -404,22 +409,20 @@ fn conv_direct(
                 let taps = k / cg.max(1);
                 // Rows are independent copies: filled in parallel, the same bytes in
                 // any order.
-                cols.par_chunks_exact_mut(p)
-                    .enumerate()
-                    .for_each(|(row, dst)| {
-                        let (ic, tap) = (row / taps, row % taps);
-                        im2col.fill(tap, &planes[ic * in_len..][..in_len], dst)
-                    });
+                kernel_threads::for_each_chunk_mut(&mut cols[..k * p], p, |row, dst| {
+                    let (ic, tap) = (row / taps, row % taps);
+                    im2col.fill(tap, &planes[ic * in_len..][..in_len], dst)
+                });
                 MatRef::row_major(&cols, k, p)
             }
         };
-        let packed = PackedB::pack_with(isa, b, &Rayon);
+        let packed = PackedB::pack_with(isa, b, &KernelThreads);
         let a = MatRef::row_major(&ws[gi * mg * k..][..mg * k], mg, k);
         let bias = match bias {
             Some(b) => Bias::Row(&b[gi * mg..][..mg]),
             None => Bias::None,
         };
-        gemm_into(isa, a, &packed, bias, clip, y, &Rayon)
+        gemm_into(isa, a, &packed, bias, clip, y, &KernelThreads)
     })
 }
 
@@ -458,48 +461,42 @@ fn conv_planar(
         .div_ceil(4usize.div_ceil(parts))
         .next_multiple_of(4)
         .min(mg);
-    out.par_chunks_mut(mg * p)
-        .enumerate()
-        .for_each(|(part, y)| {
-            let (s, g) = (part / group, part % group);
-            let mut buffers: Vec<PhaseBuffer> = (0..cg).map(|_| PhaseBuffer::default()).collect();
-            let phases: Vec<&[f32]> = buffers
-                .iter_mut()
-                .enumerate()
-                .map(|(ic, buffer)| {
-                    let plane = &xs[(s * c + g * cg + ic) * in_len..][..in_len];
-                    split.phases(plane, 0.0, buffer)
-                })
-                .collect();
-            let rows: Vec<&[f32]> = phases
-                .iter()
-                .flat_map(|phase| split.reads.iter().map(move |&at| &phase[at..]))
-                .collect();
-            y.par_chunks_mut(block * p).enumerate().for_each(|(b, y)| {
-                let (first, count) = (g * mg + b * block, y.len() / p);
-                let wb = &ws[first * k..][..count * k];
-                let bb = bias.map(|bias| &bias[first..][..count]);
-                if wq == ow {
-                    inferchain_kernels::weighted_slices_rows(isa, &rows, wb, bb, clip, count, y);
-                    return;
-                }
-                let mut wide_out = vec![0f32; count * wide];
-                inferchain_kernels::weighted_slices_rows(
-                    isa,
-                    &rows,
-                    wb,
-                    bb,
-                    clip,
-                    count,
-                    &mut wide_out,
-                );
-                for (y, w) in y.chunks_exact_mut(p).zip(wide_out.chunks_exact(wide)) {
-                    for (oy, row) in y.chunks_exact_mut(ow).enumerate() {
-                        window::copy_short(row, &w[oy * wq..][..ow]);
-                    }
-                }
-            });
-        });
+    // Every input plane's stride phases first (planes are independent), then the
+    // products, a (sample and group, block of output channels) per task.
+    let mut buffers: Vec<PhaseBuffer> = (0..n * c).map(|_| PhaseBuffer::default()).collect();
+    kernel_threads::for_each_mut(&mut buffers, |plane, buffer| {
+        split.fill(&xs[plane * in_len..][..in_len], 0.0, buffer)
+    });
+    let mut tasks: Vec<(usize, usize, &mut [f32])> = Vec::new();
+    for (part, y) in out.chunks_mut(mg * p).enumerate() {
+        for (b, y) in y.chunks_mut(block * p).enumerate() {
+            tasks.push((part, b, y));
+        }
+    }
+    kernel_threads::for_each_mut(&mut tasks, |_, (part, b, y)| {
+        let (s, g) = (*part / group, *part % group);
+        let rows: Vec<&[f32]> = (0..cg)
+            .flat_map(|ic| {
+                let plane = (s * c + g * cg + ic) * in_len;
+                let phase = split.read(&xs[plane..][..in_len], &buffers[s * c + g * cg + ic]);
+                split.reads.iter().map(move |&at| &phase[at..])
+            })
+            .collect();
+        let (first, count) = (g * mg + *b * block, y.len() / p);
+        let wb = &ws[first * k..][..count * k];
+        let bb = bias.map(|bias| &bias[first..][..count]);
+        if wq == ow {
+            inferchain_kernels::weighted_slices_rows(isa, &rows, wb, bb, clip, count, y);
+            return;
+        }
+        let mut wide_out = vec![0f32; count * wide];
+        inferchain_kernels::weighted_slices_rows(isa, &rows, wb, bb, clip, count, &mut wide_out);
+        for (y, w) in y.chunks_exact_mut(p).zip(wide_out.chunks_exact(wide)) {
+            for (oy, row) in y.chunks_exact_mut(ow).enumerate() {
+                window::copy_short(row, &w[oy * wq..][..ow]);
+            }
+        }
+    });
     out
 }
 
@@ -706,11 +703,17 @@ fn depthwise_planar(
     }
     let (wq, ow, wide) = (split.wq, split.ow, split.wide);
     let isa = numerics::isa();
-    out.par_chunks_mut(mg * p).enumerate().for_each_init(
-        || (PhaseBuffer::default(), Vec::new()),
-        |(buffer, wide_out): &mut (PhaseBuffer, Vec<f32>), (plane, dst)| {
+    // Planes per task: a few tasks per thread, each with its phase buffer and wide
+    // output (the buffer's padding written once per task).
+    let planes = n * group;
+    let per_task = planes.div_ceil(kernel_threads::threads() * kernel_threads::TASKS_PER_THREAD);
+    kernel_threads::for_each_chunk_mut(&mut out, per_task * mg * p, |task, dst| {
+        let (mut buffer, mut wide_out) = (PhaseBuffer::default(), Vec::new());
+        for (i, dst) in dst.chunks_exact_mut(mg * p).enumerate() {
+            let plane = task * per_task + i;
             let (s, g) = (plane / group, plane % group);
-            let phases = split.phases(&xs[(s * group + g) * in_len..][..in_len], 0.0, buffer);
+            let src = &xs[(s * group + g) * in_len..][..in_len];
+            let phases = split.phases(src, 0.0, &mut buffer);
             let rows: Vec<&[f32]> = split.reads.iter().map(|&at| &phases[at..]).collect();
             for (oc, y) in dst.chunks_exact_mut(p).enumerate() {
                 let c = g * mg + oc;
@@ -719,14 +722,21 @@ fn depthwise_planar(
                     inferchain_kernels::weighted_slices_clamped(isa, &rows, wc, b, clip, y);
                 } else {
                     wide_out.resize(wide, 0.0);
-                    inferchain_kernels::weighted_slices_clamped(isa, &rows, wc, b, clip, wide_out);
+                    inferchain_kernels::weighted_slices_clamped(
+                        isa,
+                        &rows,
+                        wc,
+                        b,
+                        clip,
+                        &mut wide_out,
+                    );
                     for (oy, row) in y.chunks_exact_mut(ow).enumerate() {
                         window::copy_short(row, &wide_out[oy * wq..][..ow]);
                     }
                 }
             }
-        },
-    );
+        }
+    });
     out
 }
 

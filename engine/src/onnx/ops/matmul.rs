@@ -2,7 +2,7 @@
 //! along K; `inferchain-kernels`). A constant B (a weight) is packed once, at load.
 
 use super::attrs;
-use crate::numerics::{self, Rayon};
+use crate::numerics::{self, KernelThreads};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::{gemm, Bias, MatRef, PackedB};
@@ -79,7 +79,7 @@ pub fn matmul(a: &Tensor, b: RightOperand<'_>) -> Result<Tensor> {
                 &expanded
             };
             let a_all = MatRef::row_major(rows, batches * m, k);
-            gemm(isa, a_all, packed, Bias::None, &mut out, &Rayon);
+            gemm(isa, a_all, packed, Bias::None, &mut out, &KernelThreads);
         }
         RightOperand::Packed(_) => bail!("MatMul: a packed B must be 2-D"),
         RightOperand::Tensor(bt) => {
@@ -100,7 +100,7 @@ pub fn matmul(a: &Tensor, b: RightOperand<'_>) -> Result<Tensor> {
                     .enumerate()
                     .for_each(|(i, out)| one(i, out, &inferchain_kernels::Sequential));
             } else if batches == 1 {
-                one(0, &mut out, &Rayon);
+                one(0, &mut out, &KernelThreads);
             }
         }
     }
@@ -157,7 +157,7 @@ pub fn gemm_node(
         packed,
         fused.unwrap_or(Bias::None),
         &mut out,
-        &Rayon,
+        &KernelThreads,
     );
     let y = numerics::tensor(out, (m, n))?;
     if fused.is_some() {

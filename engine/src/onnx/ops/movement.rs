@@ -308,11 +308,14 @@ mod tests {
         }
         let split = here(&reshape, &[joined.clone(), list(&[2, 2, 3, 4, 5])]).unwrap();
         let transpose = node("Transpose", 1, vec![ints_attr("perm", &[0, 2, 1, 3, 4])]);
-        let shuffled = here(&transpose, &[split.clone()]).unwrap();
-        assert!(same(&shuffled, &delegated(&transpose, &[split.clone()])));
+        let shuffled = here(&transpose, std::slice::from_ref(&split)).unwrap();
+        assert!(same(
+            &shuffled,
+            &delegated(&transpose, std::slice::from_ref(&split))
+        ));
         // Without `perm` the spec reverses every axis (candle-onnx swapped the last two).
         let reversed = node("Transpose", 1, vec![]);
-        let got = here(&reversed, &[split.clone()]).unwrap();
+        let got = here(&reversed, std::slice::from_ref(&split)).unwrap();
         let want = split
             .permute(vec![4, 3, 2, 1, 0])
             .unwrap()
@@ -370,7 +373,10 @@ mod tests {
         assert!(here(&allowzero, &[x.clone(), list(&[0, -1])]).is_none());
         for perm in [&[0, 1][..], &[0, 1, 1], &[0, 1, 3]] {
             let transpose = node("Transpose", 1, vec![ints_attr("perm", perm)]);
-            assert!(here(&transpose, &[x.clone()]).is_none(), "{perm:?}");
+            assert!(
+                here(&transpose, std::slice::from_ref(&x)).is_none(),
+                "{perm:?}"
+            );
         }
         let concat = node("Concat", 2, vec![int_attr("axis", 1)]);
         assert!(here(&concat, &[x.clone(), values(&[3, 6, 3])]).is_none());

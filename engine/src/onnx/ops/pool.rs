@@ -9,7 +9,7 @@ use super::{
     attrs,
     window::{PhaseBuffer, StridePhases, Window},
 };
-use crate::numerics;
+use crate::{kernel_threads, numerics};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::window as kernel;
@@ -50,21 +50,24 @@ fn planar_max(node: &NodeProto, x: &Tensor) -> Result<Option<Tensor>> {
         let (wq, ow, wide) = (split.wq, split.ow, split.wide);
         let isa = numerics::isa();
         numerics::with_f32(&node.op_type, x, |data| {
-            out.par_chunks_mut(p)
-                .zip(data.par_chunks(in_len))
-                .for_each_init(
-                    || (PhaseBuffer::default(), Vec::new()),
-                    |(buffer, max): &mut (PhaseBuffer, Vec<f32>), (dst, plane)| {
-                        let phases = split.phases(plane, f32::NEG_INFINITY, buffer);
-                        let runs: Vec<&[f32]> =
-                            split.reads.iter().map(|&at| &phases[at..]).collect();
-                        max.resize(wide, f32::NEG_INFINITY);
-                        inferchain_kernels::window_max_runs(isa, &runs, max);
-                        for (oy, row) in dst.chunks_exact_mut(ow).enumerate() {
-                            super::window::copy_short(row, &max[oy * wq..][..ow]);
-                        }
-                    },
-                )
+            // Planes per task: a few tasks per thread, each with its phase buffer (its
+            // padding written once per task) and row of maxima.
+            let planes = data.len() / in_len;
+            let per_task =
+                planes.div_ceil(kernel_threads::threads() * kernel_threads::TASKS_PER_THREAD);
+            kernel_threads::for_each_chunk_mut(&mut out, per_task * p, |task, dst| {
+                let (mut buffer, mut max) = (PhaseBuffer::default(), Vec::new());
+                for (i, dst) in dst.chunks_exact_mut(p).enumerate() {
+                    let plane = &data[(task * per_task + i) * in_len..][..in_len];
+                    let phases = split.phases(plane, f32::NEG_INFINITY, &mut buffer);
+                    let runs: Vec<&[f32]> = split.reads.iter().map(|&at| &phases[at..]).collect();
+                    max.resize(wide, f32::NEG_INFINITY);
+                    inferchain_kernels::window_max_runs(isa, &runs, &mut max);
+                    for (oy, row) in dst.chunks_exact_mut(ow).enumerate() {
+                        super::window::copy_short(row, &max[oy * wq..][..ow]);
+                    }
+                }
+            })
         })?;
     }
     let mut out_dims = dims[..2].to_vec();

@@ -254,8 +254,14 @@ impl StridePhases {
         padding: f32,
         buffer: &'a mut PhaseBuffer,
     ) -> &'a [f32] {
+        self.fill(src, padding, buffer);
+        self.read(src, buffer)
+    }
+
+    /// Writes what [`Self::phases`] reads into `buffer` (nothing where they are `src`).
+    pub fn fill(&self, src: &[f32], padding: f32, buffer: &mut PhaseBuffer) {
         if self.in_place() {
-            return src;
+            return;
         }
         let key = self.layout_key(padding);
         if buffer.layout != Some(key) {
@@ -268,7 +274,15 @@ impl StridePhases {
             buffer.layout = Some(key);
         }
         self.write_input(src, &mut buffer.values);
-        &buffer.values
+    }
+
+    /// The phases [`Self::fill`] wrote for `src` into `buffer`.
+    pub fn read<'a>(&self, src: &'a [f32], buffer: &'a PhaseBuffer) -> &'a [f32] {
+        if self.in_place() {
+            src
+        } else {
+            &buffer.values
+        }
     }
 
     /// Writes the input plane's values to their places in the phases (the padding is
