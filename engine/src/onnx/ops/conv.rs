@@ -554,6 +554,24 @@ fn depthwise(
 /// the input offset it reads, or `PADDING`.
 fn tap_offsets(window: &Window) -> Vec<u32> {
     let axes = &window.axes;
+    if let [ay, ax] = axes.as_slice() {
+        // Two axes (the common case), without the general case's per-output lists.
+        let mut at = Vec::with_capacity(window.output_len() * window.kernel_len());
+        for oy in 0..ay.output {
+            for ox in 0..ax.output {
+                for ky in 0..ay.kernel {
+                    let y = ay.source(oy, ky);
+                    for kx in 0..ax.kernel {
+                        at.push(match (y, ax.source(ox, kx)) {
+                            (Some(y), Some(x)) => (y * ax.input + x) as u32,
+                            _ => inferchain_kernels::PADDING,
+                        });
+                    }
+                }
+            }
+        }
+        return at;
+    }
     // Per axis, per (output, kernel position): the input position read, if inside.
     let sources: Vec<Vec<Option<usize>>> = axes
         .iter()
@@ -610,19 +628,15 @@ fn depthwise_channels_last(
     let (in_len, taps, p) = (window.input_len(), window.kernel_len(), window.output_len());
     let at = tap_offsets(window);
     let mut wt = vec![0f32; taps * c];
-    for (ch, wc) in ws.chunks_exact(taps).take(c).enumerate() {
-        for (t, &v) in wc.iter().enumerate() {
-            wt[t * c + ch] = v;
-        }
-    }
+    channels_last::transpose(&ws[..c * taps], c, taps, &mut wt);
     let isa = numerics::isa();
     let mut out = vec![0f32; n * c * p];
     if p == 0 || c == 0 || in_len == 0 {
         return out;
     }
-    let mut xt = Vec::new();
-    let mut yt = vec![0f32; if layout == Layout::RowMajor { p * c } else { 0 }];
-    for (s, y) in out.chunks_exact_mut(c * p).enumerate() {
+    // Samples are independent: one task each.
+    kernel_threads::for_each_chunk_mut(&mut out, c * p, |s, y| {
+        let mut xt = Vec::new();
         let x = match source {
             Source::Pixels(xs) => &xs[s * in_len * c..][..in_len * c],
             Source::Planes(xs) => {
@@ -636,11 +650,12 @@ fn depthwise_channels_last(
                 inferchain_kernels::weighted_lanes(isa, x, &at, &wt, bias, clip, c, y)
             }
             Layout::RowMajor => {
+                let mut yt = vec![0f32; p * c];
                 inferchain_kernels::weighted_lanes(isa, x, &at, &wt, bias, clip, c, &mut yt);
                 channels_last::transpose(&yt, p, c, y);
             }
         }
-    }
+    });
     out
 }
 
