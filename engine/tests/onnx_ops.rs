@@ -1067,32 +1067,31 @@ fn a_conv_fuses_with_a_later_clip_only_while_its_inputs_are_kept() {
 
 /// A `Constant` node holding the f32 scalar `value`.
 fn float_constant(output: &str, value: f32) -> NodeProto {
-    let tensor = candle_onnx::onnx::TensorProto {
-        data_type: 1,
-        float_data: vec![value],
-        ..Default::default()
-    };
-    node(
-        "Constant",
-        &[],
-        &[output],
-        vec![AttributeProto {
-            name: "value".into(),
-            t: Some(tensor),
-            r#type: AttributeType::Tensor as i32,
+    constant(
+        output,
+        candle_onnx::onnx::TensorProto {
+            data_type: 1,
+            float_data: vec![value],
             ..Default::default()
-        }],
+        },
     )
 }
 
 /// A `Constant` node holding int64 `values` (1-D).
 fn int64_constant(output: &str, values: &[i64]) -> NodeProto {
-    let tensor = candle_onnx::onnx::TensorProto {
-        data_type: 7,
-        dims: vec![values.len() as i64],
-        int64_data: values.to_vec(),
-        ..Default::default()
-    };
+    constant(
+        output,
+        candle_onnx::onnx::TensorProto {
+            data_type: 7,
+            dims: vec![values.len() as i64],
+            int64_data: values.to_vec(),
+            ..Default::default()
+        },
+    )
+}
+
+/// A `Constant` node whose `value` is `tensor`.
+fn constant(output: &str, tensor: candle_onnx::onnx::TensorProto) -> NodeProto {
     node(
         "Constant",
         &[],
