@@ -2,7 +2,9 @@
 # Throughput and latency of inference on the dev chain: starts a fresh dev node (its
 # off-chain workers answer as Alice and Bob), queues tiny-mlp requests from eight
 # accounts at once and prints requests per block and p50/p95 latencies
-# (cli/examples/chain_throughput.rs). Usage: scripts/bench-chain.sh [REQUESTS] (default 240)
+# (cli/examples/chain_throughput.rs). Usage: scripts/bench-chain.sh [REQUESTS] [BATCH]
+# (default 1,024 requests in request_batch transactions of 128; BATCH 1 sends one
+# request_inference each)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$INFERCHAIN_ROOT"
@@ -17,4 +19,4 @@ WORK="$(mktemp -d)"
 start_dev_node "$PORT" "$WORK"
 sleep 4 # the first block
 echo "[bench-chain] node log: $WORK/node.log; machine: $(nproc) cores"
-"$CARGO_TARGET_DIR/release/examples/chain_throughput" --url "ws://127.0.0.1:$PORT" --requests "${1:-240}"
+"$CARGO_TARGET_DIR/release/examples/chain_throughput" --url "ws://127.0.0.1:$PORT" --requests "${1:-1024}" --batch "${2:-128}"

@@ -1,9 +1,10 @@
 //! Throughput and latency of inference requests on a running dev chain (see
 //! `scripts/bench-chain.sh`, which starts the chain and runs this).
 //!
-//! Eight dev accounts queue `--requests` tiny-mlp requests at once (consecutive nonces);
-//! the client then watches every block and prints: requests included and results posted
-//! per block, and p50/p95 latency from submission to the result on chain, to the
+//! Eight dev accounts queue `--requests` tiny-mlp requests at once (consecutive nonces),
+//! in `request_batch` transactions of `--batch` inputs (1: one `request_inference`
+//! each); the client then watches every block and prints: requests included, results
+//! posted and results finalized per block, and p50/p95 latency from submission to the result on chain, to the
 //! `ResultFinalized` block and to that block's GRANDPA finality, in seconds as this
 //! client observed them and in blocks.
 
@@ -22,12 +23,14 @@ use std::{
 struct Args {
     url: String,
     requests: usize,
+    batch: usize,
 }
 
 fn args() -> Result<Args> {
     let mut args = Args {
         url: "ws://127.0.0.1:9944".into(),
         requests: 240,
+        batch: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -36,7 +39,8 @@ fn args() -> Result<Args> {
             "--requests" => {
                 args.requests = it.next().context("--requests needs a value")?.parse()?
             }
-            other => bail!("unknown argument {other}; use --url URL --requests N"),
+            "--batch" => args.batch = it.next().context("--batch needs a value")?.parse()?,
+            other => bail!("unknown argument {other}; use --url URL --requests N --batch N"),
         }
     }
     Ok(args)
@@ -85,25 +89,46 @@ fn main() -> Result<()> {
     let per = args.requests.div_ceil(requesters.len());
     let mut queued = 0;
     let mut start_nonces = Vec::new();
+    // The requests each transaction of each requester carries, in nonce order.
+    let mut sizes: Vec<Vec<usize>> = vec![Vec::new(); requesters.len()];
+    let batch = args.batch.max(1);
     for (r, who) in requesters.iter().enumerate() {
         let nonce = chain.next_nonce(&who.to_account_id())?;
         start_nonces.push(nonce);
-        for k in 0..per {
-            if queued == args.requests {
-                break;
+        let mut k = 0;
+        while k < per && queued < args.requests {
+            let n = batch.min(per - k).min(args.requests - queued);
+            let mut inputs = Vec::with_capacity(n);
+            for i in 0..n {
+                let x = ((queued + i) % 97) as f32 / 97.0;
+                let input =
+                    Payload::Tensors(vec![Tensor::from_f32(vec![1, 4], &[x, 1.0 - x, 0.5, -x])])
+                        .encode();
+                inputs.push(input.try_into().expect("small input"));
             }
-            let x = (queued % 97) as f32 / 97.0;
-            let input =
-                Payload::Tensors(vec![Tensor::from_f32(vec![1, 4], &[x, 1.0 - x, 0.5, -x])])
-                    .encode();
-            let call = RuntimeCall::Inference(pallet_inference::Call::request_inference {
-                model_id: TINY_MLP,
-                input: input.try_into().expect("small input"),
-                max_fee: fee,
-            });
-            chain.submit_with_nonce(&who.pair(), call, nonce + k as u32)?;
-            submitted_at.insert((r, k), Instant::now());
-            queued += 1;
+            let call = if batch == 1 {
+                RuntimeCall::Inference(pallet_inference::Call::request_inference {
+                    model_id: TINY_MLP,
+                    input: inputs.remove(0),
+                    max_fee: fee,
+                })
+            } else {
+                RuntimeCall::Inference(pallet_inference::Call::request_batch {
+                    model_id: TINY_MLP,
+                    inputs: inputs.try_into().map_err(|_| {
+                        anyhow::anyhow!("--batch {batch} is above the runtime's MaxBatchSize")
+                    })?,
+                    max_fee: fee,
+                })
+            };
+            chain.submit_with_nonce(&who.pair(), call, nonce + sizes[r].len() as u32)?;
+            let now = Instant::now();
+            for i in 0..n {
+                submitted_at.insert((r, k + i), now);
+            }
+            sizes[r].push(n);
+            k += n;
+            queued += n;
         }
     }
     eprintln!(
@@ -125,6 +150,7 @@ fn main() -> Result<()> {
     let mut expired: HashMap<u64, u32> = HashMap::new();
     let mut reassigned = 0usize;
     let mut per_block: Vec<(u32, usize, usize)> = Vec::new();
+    let mut settled_per_block: Vec<usize> = Vec::new();
     let mut next = start_block + 1;
     let deadline = Instant::now() + Duration::from_secs(600);
     // Requests refused at dispatch (the block's request cap, or no executor with a free
@@ -142,7 +168,7 @@ fn main() -> Result<()> {
         while next <= best {
             let hash = chain.block_hash(next)?.context("best-chain block")?;
             let now = Instant::now();
-            let (mut reqs, mut results) = (0, 0);
+            let (mut reqs, mut results, mut settled) = (0, 0, 0);
             for event in chain.events(hash)? {
                 let RuntimeEvent::Inference(e) = event else {
                     continue;
@@ -162,6 +188,7 @@ fn main() -> Result<()> {
                     }
                     Event::ResultFinalized { id, .. } if key_of.contains_key(&id) => {
                         finalized_block.insert(id, (next, now));
+                        settled += 1;
                     }
                     Event::RequestExpired { id, .. } if key_of.contains_key(&id) => {
                         expired.insert(id, next);
@@ -173,6 +200,7 @@ fn main() -> Result<()> {
                 }
             }
             per_block.push((next, reqs, results));
+            settled_per_block.push(settled);
             next += 1;
         }
         // Nonces as of the last block whose events were read.
@@ -180,7 +208,8 @@ fn main() -> Result<()> {
         refused = 0;
         for (r, who) in requesters.iter().enumerate() {
             let landed = chain.account(&who.to_account_id(), seen_at)?.nonce - start_nonces[r];
-            refused += (landed as usize).saturating_sub(seen_per_requester[r]);
+            let landed: usize = sizes[r].iter().take(landed as usize).sum();
+            refused += landed.saturating_sub(seen_per_requester[r]);
         }
         let (fin, _) = chain.finalized()?;
         let now = Instant::now();
@@ -203,17 +232,25 @@ fn main() -> Result<()> {
         .unwrap_or(next);
     let span = (last_result - first + 1) as f64;
     let answered = posted.len();
-    println!("blocks: 3 s (BABE slot); model: tiny-mlp; {queued} requests from 8 accounts queued at once");
+    println!(
+        "blocks: 3 s (BABE slot); model: tiny-mlp; {queued} requests from 8 accounts queued at once, {}",
+        if batch == 1 {
+            "one request_inference each".to_string()
+        } else {
+            format!("in request_batch transactions of up to {batch}")
+        }
+    );
     println!(
         "settled: {} final, {} expired (refunded) after missed deadlines; {reassigned} reassignments; \
-         {refused} refused at dispatch (MaxRequestsPerBlock, or no executor with a free slot)",
+         {refused} refused at dispatch (MaxRequestSlotsPerBlock, or no executor with a free slot)",
         grandpa.len(),
         expired.len()
     );
     println!(
-        "requests included per block: max {}, results posted per block: max {}",
+        "requests included per block: max {}, results posted per block: max {}, results finalized per block: max {}",
         per_block.iter().map(|b| b.1).max().unwrap_or(0),
-        per_block.iter().map(|b| b.2).max().unwrap_or(0)
+        per_block.iter().map(|b| b.2).max().unwrap_or(0),
+        settled_per_block.iter().max().copied().unwrap_or(0)
     );
     println!(
         "sustained: {answered} results in {span} blocks (#{first}..=#{last_result}) = {:.1} requests/block = {:.1} requests/s",

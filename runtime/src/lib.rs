@@ -88,10 +88,10 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: alloc::borrow::Cow::Borrowed("inferchain"),
     impl_name: alloc::borrow::Cow::Borrowed("inferchain"),
     authoring_version: 1,
-    spec_version: 200,
+    spec_version: 202,
     impl_version: 1,
     apis: apis::RUNTIME_API_VERSIONS,
-    transaction_version: 4,
+    transaction_version: 5,
     system_version: 1,
 };
 
@@ -101,10 +101,10 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: alloc::borrow::Cow::Borrowed("inferchain"),
     impl_name: alloc::borrow::Cow::Borrowed("inferchain"),
     authoring_version: 1,
-    spec_version: 201,
+    spec_version: 203,
     impl_version: 1,
     apis: apis::RUNTIME_API_VERSIONS,
-    transaction_version: 4,
+    transaction_version: 5,
     system_version: 1,
 };
 

@@ -375,6 +375,42 @@ fn element_game<T: Config>() -> ElementGame<T> {
     (setup, game, executor_root, tensors, paths)
 }
 
+/// A batch of `n` small requests, drawn to one executor (of the largest active set,
+/// each serving [`served_models`] at capacity 1: taking the batch fills it, and ending
+/// its assignments re-syncs its pools).
+fn batch<T: Config>(n: u32) -> Vec<RequestId> {
+    executors::<T>(T::MaxExecutors::get());
+    ensure_committed::<T>();
+    let requester = funded::<T>("requester", 0);
+    let inputs = (0..n)
+        .map(|i| payload(1, i as u8).try_into().expect("small; qed"))
+        .collect();
+    Inference::<T>::do_request_batch(requester, MODEL, inputs, BalanceOf::<T>::max_value())
+        .expect("the batch is valid; qed")
+}
+
+/// The results of `ids` (one executor's), each with the deepest trace.
+fn batch_results<T: Config>(ids: &[RequestId]) -> Vec<BatchResultOf<T>> {
+    ids.iter()
+        .map(|id| {
+            let output = payload(1, *id as u8);
+            let (trace, path, _) = deep_trace(&output, 1);
+            (*id, output.try_into().expect("small; qed"), trace, path)
+        })
+        .collect()
+}
+
+/// A batch of `n` whose results are posted: its ids and the window's end.
+fn answered_batch<T: Config>(n: u32) -> (Vec<RequestId>, BlockNumberFor<T>) {
+    let ids = batch::<T>(n);
+    let executor = Requests::<T>::get(ids[0]).expect("just made; qed").executor;
+    Inference::<T>::do_submit_results(executor, batch_results::<T>(&ids))
+        .expect("the executor posts; qed");
+    let window_end =
+        frame_system::Pallet::<T>::block_number().saturating_add(T::ChallengePeriod::get());
+    (ids, window_end)
+}
+
 #[benchmarks]
 mod benchmarks {
     use super::*;
@@ -506,6 +542,8 @@ mod benchmarks {
         let requester = funded::<T>("requester", 0);
         let now = frame_system::Pallet::<T>::block_number();
         for i in 0..k {
+            // Taken over as many blocks as the per-block limits need.
+            RequestsInBlock::<T>::kill();
             let input: BoundedVec<u8, T::MaxInputBytes> =
                 payload(8, i as u8).try_into().expect("small; qed");
             Inference::<T>::do_request(
@@ -679,6 +717,74 @@ mod benchmarks {
             Requests::<T>::get(setup.id).expect("kept; qed").status,
             RequestStatus::Pending { .. } | RequestStatus::Expired { .. }
         ));
+    }
+
+    #[benchmark]
+    fn submit_results(n: Linear<1, { T::MaxBatchSize::get() }>) {
+        let ids = batch::<T>(n);
+        let executor = Requests::<T>::get(ids[0]).expect("just made; qed").executor;
+        let results: BoundedVec<BatchResultOf<T>, T::MaxBatchSize> =
+            batch_results::<T>(&ids).try_into().expect("n; qed");
+        #[extrinsic_call]
+        _(RawOrigin::Signed(executor), results);
+        assert!(ResultTraces::<T>::contains_key(ids[ids.len() - 1]));
+    }
+
+    #[benchmark]
+    // The costliest span entry of an execution deadline: its executor missed all `n`;
+    // the first request is re-drawn over the largest pool (filling its new executor) and
+    // the rest, at their last attempt, expire (a release, an observer hook each, and
+    // their pruning scheduled).
+    fn execution_span(n: Linear<1, { T::MaxBatchSize::get() }>) {
+        let ids = batch::<T>(n);
+        for id in &ids[1..] {
+            Requests::<T>::mutate(id, |r| {
+                if let Some(r) = r {
+                    r.attempt = T::MaxAttempts::get();
+                }
+            });
+        }
+        let deadline: BlockNumberFor<T> =
+            frame_system::Pallet::<T>::block_number().saturating_add(T::ExecutionTimeout::get());
+        frame_system::Pallet::<T>::set_block_number(deadline);
+        #[block]
+        {
+            Inference::<T>::on_execution_span(ids[0], n, deadline, deadline);
+        }
+        assert!(matches!(
+            Requests::<T>::get(ids[0]).expect("kept; qed").status,
+            RequestStatus::Pending { .. }
+        ));
+    }
+
+    #[benchmark]
+    // A span of `n` results whose window ended: all final, their executor paid once.
+    fn window_span(n: Linear<1, { T::MaxBatchSize::get() }>) {
+        let (ids, window_end) = answered_batch::<T>(n);
+        frame_system::Pallet::<T>::set_block_number(window_end);
+        #[block]
+        {
+            Inference::<T>::on_window_span(ids[0], n, window_end, window_end);
+        }
+        assert!(matches!(
+            Requests::<T>::get(ids[ids.len() - 1])
+                .expect("kept; qed")
+                .status,
+            RequestStatus::Finalized { .. }
+        ));
+    }
+
+    #[benchmark]
+    // A span of `n` settled requests pruned, their deposits returned in one release.
+    fn prune_span(n: Linear<1, { T::MaxBatchSize::get() }>) {
+        let (ids, window_end) = answered_batch::<T>(n);
+        frame_system::Pallet::<T>::set_block_number(window_end);
+        Inference::<T>::on_window_span(ids[0], n, window_end, window_end);
+        #[block]
+        {
+            Inference::<T>::prune_span(ids[0], n);
+        }
+        assert!(!Requests::<T>::contains_key(ids[0]));
     }
 
     impl_benchmark_test_suite!(Inference, crate::mock::new_test_ext(), crate::mock::Test);

@@ -2,7 +2,8 @@
 //! priority `Config::DutyPriority` in the transaction pool, and refuses a protocol call
 //! that is nobody's duty before it takes block space.
 //!
-//! A due move is: the assigned executor's result (`submit_traced_result`) or hand-back
+//! A due move is: the assigned executor's result (`submit_traced_result`, or
+//! `submit_results` for a batch, due as its first and last results are) or hand-back
 //! (`release_assignment`) before its deadline, an active executor's first game on a result inside its window
 //! (`open_game`), and a party's move in an open game by its deadline (`reveal`,
 //! `prove_step`, `reveal_output`, `prove_element`). Each of these has a deadline with a
@@ -90,6 +91,7 @@ impl<T: Config> Pallet<T> {
         let is_move = matches!(
             call,
             Call::submit_traced_result { .. }
+                | Call::submit_results { .. }
                 | Call::release_assignment { .. }
                 | Call::open_game { .. }
                 | Call::reveal { .. }
@@ -114,6 +116,31 @@ impl<T: Config> Pallet<T> {
                     }
                     _ => None,
                 })
+            }
+            // Answering a batch: due as its first and last results are (the rest are
+            // checked at dispatch, and a batch that fails there pays); one duty per
+            // first request's attempt.
+            Call::submit_results { results } => {
+                let answer = |id: &inferchain_primitives::RequestId| {
+                    Requests::<T>::get(id).and_then(|r| match r.status {
+                        RequestStatus::Pending { deadline }
+                            if r.executor == *who && now < deadline =>
+                        {
+                            Some((r.attempt, block(deadline) - 1))
+                        }
+                        _ => None,
+                    })
+                };
+                match (results.first(), results.last()) {
+                    (Some(first), Some(last)) => {
+                        answer(&first.0)
+                            .zip(answer(&last.0))
+                            .map(|((attempt, a), (_, b))| {
+                                ((b"answer", first.0, attempt).encode(), a.min(b))
+                            })
+                    }
+                    _ => None,
+                }
             }
             // A first game on a result, inside its window, by an active executor.
             Call::open_game { id, .. } => Requests::<T>::get(id).and_then(|r| {

@@ -290,3 +290,48 @@ fn a_move_that_only_voids_a_game_pays_and_a_padded_proof_is_refused() {
         assert!(crate::Games::<Test>::get(void).is_none());
     });
 }
+
+#[test]
+fn a_batch_of_results_is_first_only_from_its_assigned_executor() {
+    build_and_execute(|| {
+        for who in [10, 11, 12] {
+            assert_ok!(bond_and_serve(who, 1_000));
+        }
+        let first = crate::NextRequestId::<Test>::get();
+        let inputs: Vec<frame_support::BoundedVec<u8, MaxInputBytes>> = (0..3)
+            .map(|i| tensor(&[i as f32]).try_into().unwrap())
+            .collect();
+        assert_ok!(Inference::request_batch(
+            RuntimeOrigin::signed(1),
+            TENSOR_MODEL,
+            inputs.try_into().unwrap(),
+            FEE
+        ));
+        let executor = crate::Requests::<Test>::get(first).unwrap().executor;
+        let results = |ids: &[u64]| Call::<Test>::submit_results {
+            results: ids
+                .iter()
+                .map(|id| {
+                    let output = tensor(&[*id as f32]);
+                    let trace = one_step_trace(&output);
+                    (*id, bounded(output), trace, Default::default())
+                })
+                .collect::<Vec<_>>()
+                .try_into()
+                .unwrap(),
+        };
+        let all = [first, first + 1, first + 2];
+        assert_eq!(validate(executor, results(&all)), Ok(DutyPriority::get()));
+        let other = [10, 11, 12].into_iter().find(|a| *a != executor).unwrap();
+        assert_eq!(validate(other, results(&all)), NOT_DUE);
+        assert_eq!(validate(1, results(&all)), Err(NOT_EXECUTOR));
+        // A batch whose last result is nobody's duty (an unknown request): no priority.
+        assert_eq!(validate(executor, results(&[first, first + 9])), NOT_DUE);
+        assert_eq!(
+            results(&all).get_dispatch_info().class,
+            DispatchClass::Operational
+        );
+        System::set_block_number(1 + ExecutionTimeout::get());
+        assert_eq!(validate(executor, results(&all)), NOT_DUE);
+    });
+}

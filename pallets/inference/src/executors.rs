@@ -69,18 +69,28 @@ impl<T: Config> Pallet<T> {
 
     /// One more open duty for `who`.
     pub(crate) fn add_obligation(who: &T::AccountId) {
+        Self::add_obligations(who, 1)
+    }
+
+    /// `who` takes `n` more duties at once (a batch): one write.
+    pub(crate) fn add_obligations(who: &T::AccountId, n: u32) {
         Executors::<T>::mutate(who, |maybe| {
             if let Some(info) = maybe {
-                info.obligations = info.obligations.saturating_add(1);
+                info.obligations = info.obligations.saturating_add(n);
             }
         });
     }
 
     /// One duty of `who` is done.
     pub(crate) fn remove_obligation(who: &T::AccountId) {
+        Self::remove_obligations(who, 1)
+    }
+
+    /// `n` duties of `who` are done at once: one write.
+    pub(crate) fn remove_obligations(who: &T::AccountId, n: u32) {
         Executors::<T>::mutate(who, |maybe| {
             if let Some(info) = maybe {
-                info.obligations = info.obligations.saturating_sub(1);
+                info.obligations = info.obligations.saturating_sub(n);
             }
         });
     }

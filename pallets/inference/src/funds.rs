@@ -24,6 +24,9 @@ impl<T: Config> Pallet<T> {
 
     /// Releases `amount` held from `who` for `reason` back to its free balance.
     pub(crate) fn release(reason: HoldReason, who: &T::AccountId, amount: BalanceOf<T>) {
+        if amount.is_zero() {
+            return;
+        }
         if let Err(e) = T::Currency::release(&reason.into(), who, amount, Precision::BestEffort) {
             log::error!(target: LOG_TARGET, "release of {amount:?} for {reason:?} failed: {e:?}");
         }

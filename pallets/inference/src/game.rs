@@ -39,10 +39,12 @@
 //!   that loses forfeits its bond: `ChallengeReward` of it to the executor (its moves'
 //!   costs), the rest burned. The other games on an overturned result are void: bonds back.
 
-use crate::{pallet::*, Game, GameEnd, GameId, GamePhase, RequestStatus, Side, LOG_TARGET};
+use crate::{
+    pallet::*, Deadline, Game, GameEnd, GameId, GamePhase, RequestStatus, Side, LOG_TARGET,
+};
 use alloc::vec::Vec;
 use codec::{DecodeAll, DecodeWithMemLimit};
-use frame_support::{pallet_prelude::*, traits::Get};
+use frame_support::{pallet_prelude::*, traits::Get, weights::Weight};
 use frame_system::pallet_prelude::BlockNumberFor;
 use inferchain_primitives::{
     dispute::{
@@ -761,14 +763,14 @@ impl<T: Config> Pallet<T> {
         OpenGames::<T>::get(id, attempt).unwrap_or_default()
     }
 
-    /// Handles the game deadlines due at or before `now`, at most `budget` of them.
-    /// Handles due game deadlines, at most `budget`, after `requests` request-queue
-    /// entries: both queues together (and the observer's hooks) stay within the weight
-    /// of `2 × budget` entries.
+    /// Handles due game deadlines, at most `budget`, after the request queue's work of
+    /// weight `requests` (at most `budget` entries' worth): both queues together (and the
+    /// observer's hooks) stay within the weight of `1.25 × budget` entries, so games have
+    /// at least a quarter of a budget of their own however full the request queue is.
     pub(crate) fn process_game_deadlines(
         now: BlockNumberFor<T>,
         budget: u32,
-        requests: u32,
+        requests: Weight,
     ) -> u32 {
         let mut handled = 0u32;
         let mut cursor = GameQueueCursor::<T>::get();
@@ -781,7 +783,13 @@ impl<T: Config> Pallet<T> {
                 empty_steps = empty_steps.saturating_add(1);
             }
             for game_id in &due {
-                if !Self::queue_room(requests.saturating_add(handled), budget.saturating_mul(2)) {
+                let used = requests
+                    .saturating_add(Self::single_entry_weight().saturating_mul(u64::from(handled)));
+                if !Self::queue_room(
+                    used,
+                    Self::entry_reserve(Deadline::Execution),
+                    budget.saturating_add(budget / 4),
+                ) {
                     break;
                 }
                 GameQueue::<T>::remove(cursor, game_id);

@@ -111,6 +111,9 @@ mod service_tests;
 #[cfg(test)]
 mod simulation_support;
 #[cfg(test)]
+mod span_tests;
+mod spans;
+#[cfg(test)]
 mod tests;
 pub mod types;
 pub mod weights;
@@ -153,6 +156,14 @@ pub mod pallet {
         BlockNumberFor<T>,
         <T as Config>::MaxOutputBytes,
     >;
+    /// One result of `submit_results`: the request, the output, the commitment to the
+    /// run's trace and the Merkle path of the output's leaf in it.
+    pub type BatchResultOf<T> = (
+        RequestId,
+        BoundedVec<u8, <T as Config>::MaxOutputBytes>,
+        inferchain_primitives::dispute::TraceCommitment,
+        game::PathOf,
+    );
     /// An executor as stored.
     pub type ExecutorOf<T> = ExecutorInfo<BalanceOf<T>, BlockNumberFor<T>>;
     /// An executor's service record as stored.
@@ -260,10 +271,18 @@ pub mod pallet {
         /// is no free way to bounce requests others can run.
         #[pallet::constant]
         type ReleaseSlash: Get<BalanceOf<Self>>;
-        /// The most requests one block takes (the deadline queue's budget is sized to
-        /// handle what they bring, `block_capacity` in the runtime proves it).
+        /// A block's capacity for requests, in slots: each request takes one, and each
+        /// assignment (a single request, or a batch whatever its size: one draw, one
+        /// queue entry per stage) `SlotsPerAssignment` more. The deadline queue's budget
+        /// is sized to handle what a full block brings (`block_capacity` in the runtime
+        /// proves it for every mix).
         #[pallet::constant]
-        type MaxRequestsPerBlock: Get<u32>;
+        type MaxRequestSlotsPerBlock: Get<u32>;
+        /// The slots an assignment takes besides its requests' own (see
+        /// `MaxRequestSlotsPerBlock`): what its draw, its holds and its queue entries
+        /// cost, in requests of a batch.
+        #[pallet::constant]
+        type SlotsPerAssignment: Get<u32>;
         /// The most inputs one `request_batch` carries.
         #[pallet::constant]
         type MaxBatchSize: Get<u32>;
@@ -348,7 +367,8 @@ pub mod pallet {
     #[pallet::storage]
     pub type RequestDeposits<T: Config> = StorageMap<_, Twox64Concat, RequestId, BalanceOf<T>>;
 
-    /// Requests taken in the current block (reset at the start of each block).
+    /// Request slots (see `Config::MaxRequestSlotsPerBlock`) taken in the current block
+    /// (reset at the start of each block).
     #[pallet::storage]
     pub type RequestsInBlock<T: Config> = StorageValue<_, u32, ValueQuery>;
 
@@ -741,12 +761,16 @@ pub mod pallet {
         ZeroCapacity,
         /// A batch must carry at least one input.
         EmptyBatch,
-        /// This block has taken `MaxRequestsPerBlock` requests: submit in a later block.
+        /// This block's request slots (`MaxRequestSlotsPerBlock`) are taken: submit in a
+        /// later block (batches take fewer slots per request than single requests).
         BlockRequestLimit,
         /// A model is named twice in one declaration.
         DuplicateModel,
         /// A prompt's `max_new_tokens` is zero or above the model's registered cap.
         MaxNewTokensOutOfRange,
+        /// The results of `submit_results` must be in ascending order of request id,
+        /// each request once.
+        UnsortedResults,
     }
 
     #[pallet::hooks]
@@ -787,7 +811,8 @@ pub mod pallet {
                 "handing an assignment back must not cost more than missing it"
             );
             assert!(
-                T::MaxBatchSize::get() <= T::MaxRequestsPerBlock::get(),
+                T::MaxBatchSize::get().saturating_add(T::SlotsPerAssignment::get())
+                    <= T::MaxRequestSlotsPerBlock::get(),
                 "a full batch must fit in one block's requests"
             );
             assert!(
@@ -1097,6 +1122,28 @@ pub mod pallet {
         /// `ResultTooLate`.
         /// **Events**: `AssignmentReleased`, then `RequestReassigned` or `RequestExpired`
         /// (and `ReleasesForgiven`).
+        /// Post the results of several of your assigned requests in one transaction (an
+        /// off-chain worker answering a batch): each checked as `submit_traced_result`
+        /// checks one, all or none. Their challenge windows open together.
+        ///
+        /// **Origin**: signed, the assigned executor of every request named.
+        ///
+        /// **Errors**: `EmptyBatch`, `UnsortedResults`, and those of
+        /// `submit_traced_result`, for the first result that fails.
+        ///
+        /// **Events**: `ResultSubmitted` per result.
+        #[pallet::call_index(17)]
+        #[pallet::weight((Pallet::<T>::submit_results_weight(results), DispatchClass::Operational))]
+        pub fn submit_results(
+            origin: OriginFor<T>,
+            results: BoundedVec<BatchResultOf<T>, T::MaxBatchSize>,
+        ) -> DispatchResultWithPostInfo {
+            let who = ensure_signed(origin)?;
+            Self::do_submit_results(who, results.into_inner())?;
+            // A due protocol move that succeeds is free (see `submit_traced_result`).
+            Ok(Pays::No.into())
+        }
+
         #[pallet::call_index(15)]
         #[pallet::weight((T::WeightInfo::release_assignment().saturating_add(Pallet::<T>::settlement_reserve()), DispatchClass::Operational))]
         pub fn release_assignment(

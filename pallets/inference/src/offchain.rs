@@ -117,7 +117,7 @@ impl<T: Config> Pallet<T> {
             duties.extend(DeadlineQueue::<T>::iter_prefix(at).map(|(id, what)| (at, id, what)));
             at = at.saturating_add(One::one());
         }
-        duties.sort_by_key(|(_, _, what)| matches!(what, Deadline::ChallengeWindow));
+        duties.sort_by_key(|(_, _, what)| what.kind() == Deadline::ChallengeWindow);
         // Game moves are due within blocks: they come before everything else, and the
         // time they take counts against the budget of what follows.
         let started = sp_io::offchain::timestamp();
@@ -134,8 +134,19 @@ impl<T: Config> Pallet<T> {
             }
             match what {
                 Deadline::Execution => Self::execute(id, at, next, &keys, fault, &mut budget),
+                Deadline::ExecutionSpan { count } => {
+                    Self::execute_span(id, count, at, next, &keys, fault, &mut budget)
+                }
                 Deadline::ChallengeWindow => Self::watch(id, at, next, &keys, fault, &mut budget),
-                Deadline::Prune => {}
+                Deadline::ChallengeWindowSpan { count } => {
+                    for member in id..id.saturating_add(RequestId::from(count)) {
+                        if budget == 0 {
+                            break;
+                        }
+                        Self::watch(member, at, next, &keys, fault, &mut budget);
+                    }
+                }
+                Deadline::Prune | Deadline::PruneSpan { .. } => {}
             }
         }
     }
@@ -162,30 +173,106 @@ impl<T: Config> Pallet<T> {
         if next >= deadline {
             return;
         }
-        let Some(request) = Requests::<T>::get(id) else {
-            return;
-        };
-        if request.status != (RequestStatus::Pending { deadline }) {
-            return;
-        }
-        let Some(account) = keys.iter().find(|k| k.id == request.executor) else {
-            return;
-        };
-        if fault == Some(Fault::NoOutput) {
-            log::warn!(target: LOG_TARGET, "request {id}: not answering (--executor-fault no-output)");
-            return;
-        }
-        let Some(model) = Self::traced_model(&request) else {
-            // Not requestable without commitments; a request from before they were
-            // required cannot be answered verifiably.
-            log::warn!(target: LOG_TARGET, "request {id}: model {:?} has no dispute commitments; not answering", request.model);
+        let Some((request, k, model)) = Self::assigned_to(id, deadline, keys, fault) else {
             return;
         };
         let key = (b"inferchain::execute", id, request.attempt).encode();
         Self::with_lock(&key, || {
             *budget = budget.saturating_sub(1);
-            Self::execute_traced(id, &request, &model, account, fault)
+            Self::execute_traced(id, &request, &model, &keys[k], fault)
         });
+    }
+
+    /// Request `id` if it is pending with `deadline` and assigned to one of `keys`, and
+    /// this node answers it: the request, the key's index and the traced model.
+    fn assigned_to(
+        id: RequestId,
+        deadline: BlockNumberFor<T>,
+        keys: &[Account<T>],
+        fault: Option<Fault>,
+    ) -> Option<(
+        RequestOf<T>,
+        usize,
+        inferchain_primitives::host::TracedModel,
+    )> {
+        let request = Requests::<T>::get(id)?;
+        if request.status != (RequestStatus::Pending { deadline }) {
+            return None;
+        }
+        let k = keys.iter().position(|k| k.id == request.executor)?;
+        if fault == Some(Fault::NoOutput) {
+            log::warn!(target: LOG_TARGET, "request {id}: not answering (--executor-fault no-output)");
+            return None;
+        }
+        let Some(model) = Self::traced_model(&request) else {
+            // Not requestable without commitments; a request from before they were
+            // required cannot be answered verifiably.
+            log::warn!(target: LOG_TARGET, "request {id}: model {:?} has no dispute commitments; not answering", request.model);
+            return None;
+        };
+        Some((request, k, model))
+    }
+
+    /// Executor role for a span (a batch): answer its requests pending with `deadline`
+    /// that one of `keys` is assigned, each under its own duty lock (the one
+    /// [`Self::execute`] takes), and post their results in one `submit_results` per
+    /// key. If a post cannot be sent, its requests' locks are released for a retry.
+    fn execute_span(
+        first: RequestId,
+        count: u32,
+        deadline: BlockNumberFor<T>,
+        next: BlockNumberFor<T>,
+        keys: &[Account<T>],
+        fault: Option<Fault>,
+        budget: &mut u32,
+    ) {
+        if next >= deadline {
+            return;
+        }
+        let mut posts: Vec<(usize, crate::pallet::BatchResultOf<T>, Vec<u8>)> = Vec::new();
+        for id in first..first.saturating_add(RequestId::from(count)) {
+            if *budget == 0 {
+                break;
+            }
+            let Some((request, k, model)) = Self::assigned_to(id, deadline, keys, fault) else {
+                continue;
+            };
+            let lock = (b"inferchain::execute", id, request.attempt).encode();
+            let mut post = None;
+            Self::with_lock(&lock, || {
+                *budget = budget.saturating_sub(1);
+                match Self::traced_answer(id, &request, &model, &keys[k], fault) {
+                    crate::offchain_game::Answer::Post(result) => {
+                        post = Some(result);
+                        Some(())
+                    }
+                    crate::offchain_game::Answer::Done(done) => done,
+                }
+            });
+            if let Some(result) = post {
+                posts.push((k, result, lock));
+            }
+        }
+        let mut senders: Vec<usize> = posts.iter().map(|(k, _, _)| *k).collect();
+        senders.sort_unstable();
+        senders.dedup();
+        for k in senders {
+            let (results, locks): (Vec<_>, Vec<_>) = posts
+                .iter()
+                .filter(|(by, _, _)| *by == k)
+                .map(|(_, result, lock)| (result.clone(), lock.clone()))
+                .unzip();
+            let n = results.len();
+            let sent = BoundedVec::try_from(results).ok().and_then(|results| {
+                log::info!(target: LOG_TARGET, "requests {first}..: posting {n} traced results as executor {:?}", keys[k].id);
+                Self::send(&keys[k], Call::submit_results { results })
+            });
+            if sent.is_none() {
+                for lock in locks {
+                    StorageValueRef::persistent(&lock).clear();
+                }
+            }
+        }
     }
 
     /// Watcher role: re-run the result of request `id` whose window ends at `window_end`

@@ -53,6 +53,15 @@ struct Commit {
     output_path: Vec<Hash>,
 }
 
+/// What the executor role does with one assigned request.
+pub(crate) enum Answer<T: Config> {
+    /// Post this result.
+    Post(crate::pallet::BatchResultOf<T>),
+    /// Done otherwise (a hand-back sent, or nothing to post): `Some` keeps the duty's
+    /// lock, `None` releases it for a retry.
+    Done(Option<()>),
+}
+
 impl<T: Config> Pallet<T> {
     /// What the host needs to trace a request's model, if the model has commitments.
     pub(crate) fn traced_model(request: &RequestOf<T>) -> Option<TracedModel> {
@@ -152,6 +161,33 @@ impl<T: Config> Pallet<T> {
         account: &Account<T>,
         fault: Option<Fault>,
     ) -> Option<()> {
+        match Self::traced_answer(id, request, model, account, fault) {
+            Answer::Post((id, output, trace, output_path)) => {
+                log::info!(target: LOG_TARGET, "request {id}: posting a traced result as executor {:?}", account.id);
+                Self::send(
+                    account,
+                    Call::submit_traced_result {
+                        id,
+                        output,
+                        trace,
+                        output_path,
+                    },
+                )
+            }
+            Answer::Done(done) => done,
+        }
+    }
+
+    /// Runs request `id` traced as its executor `account` and returns the result to
+    /// post, or what was done instead (a hand-back sent, or nothing to post: `Some`
+    /// keeps the duty's lock).
+    pub(crate) fn traced_answer(
+        id: RequestId,
+        request: &RequestOf<T>,
+        model: &TracedModel,
+        account: &Account<T>,
+        fault: Option<Fault>,
+    ) -> Answer<T> {
         let run = Self::executor_run(fault, model);
         if run != TraceRun::Honest {
             log::warn!(target: LOG_TARGET, "request {id}: posting a wrong traced result ({run:?}, --executor-fault wrong-output)");
@@ -176,7 +212,7 @@ impl<T: Config> Pallet<T> {
                     model.model
                 );
                 let reason = crate::ReleaseReason::OverLimits;
-                return Self::send(account, Call::release_assignment { id, reason });
+                return Answer::Done(Self::send(account, Call::release_assignment { id, reason }));
             }
             // A node that cannot serve the model at all says so on chain before its
             // deadline (the request re-drawn at once; a small slash if another executor
@@ -190,30 +226,25 @@ impl<T: Config> Pallet<T> {
                     model.model
                 );
                 let reason = crate::ReleaseReason::CannotServeModel;
-                return Self::send(account, Call::release_assignment { id, reason });
+                return Answer::Done(Self::send(account, Call::release_assignment { id, reason }));
             }
             // Logged; retrying soon would not change it.
             other => {
                 log::warn!(target: LOG_TARGET, "request {id}: no traced result from this node ({other:?})");
-                return Some(());
+                return Answer::Done(Some(()));
             }
         };
         if let Err(e) = Self::check_output(&request.model, &commit.output) {
             log::error!(target: LOG_TARGET, "request {id}: the traced output does not fit the model's output spec ({e:?}); not posting it");
-            return Some(());
+            return Answer::Done(Some(()));
         }
-        let output = Self::bounded_output(id, commit.output)?;
-        let output_path = commit.output_path.try_into().ok()?;
-        log::info!(target: LOG_TARGET, "request {id}: posting a traced result as executor {:?}", account.id);
-        Self::send(
-            account,
-            Call::submit_traced_result {
-                id,
-                output,
-                trace: commit.trace,
-                output_path,
-            },
-        )
+        let Some(output) = Self::bounded_output(id, commit.output) else {
+            return Answer::Done(None);
+        };
+        let Ok(output_path) = commit.output_path.try_into() else {
+            return Answer::Done(None);
+        };
+        Answer::Post((id, output, commit.trace, output_path))
     }
 
     /// Watcher role for a traced result: each of this node's sampled active keys other

@@ -377,3 +377,57 @@ fn answering_comes_before_watching_when_the_budget_is_short() {
         assert_eq!(runner.runs.load(Ordering::SeqCst), MaxOffchainRuns::get());
     });
 }
+
+#[test]
+fn the_assigned_executor_answers_a_batch_in_one_transaction() {
+    let runner = Arc::new(Doubler::default());
+    let (mut ext, drain) = offchain_ext(runner.clone());
+    ext.execute_with(|| {
+        register(&EXECUTORS);
+        let first = crate::NextRequestId::<Test>::get();
+        // One request more than a worker runs per block.
+        let runs = MaxOffchainRuns::get() as u64;
+        let inputs: Vec<BoundedVec<u8, MaxInputBytes>> = (0..=runs)
+            .map(|i| tensor(&[i as f32]).try_into().unwrap())
+            .collect();
+        assert_ok!(Inference::request_batch(
+            RuntimeOrigin::signed(20),
+            TENSOR_MODEL,
+            inputs.try_into().unwrap(),
+            FEE
+        ));
+        let executor = Requests::<Test>::get(first).unwrap().executor;
+        run_worker(&[executor]);
+        let sent = drain();
+        assert_eq!(sent.len(), 1, "one transaction for the whole batch");
+        let result = |i: u64| {
+            let output = tensor(&[2.0 * i as f32]);
+            (
+                first + i,
+                bounded(output.clone()),
+                one_step_trace(&output),
+                Default::default(),
+            )
+        };
+        let expected = |ids: core::ops::Range<u64>| {
+            RuntimeCall::Inference(Call::submit_results {
+                results: ids.map(result).collect::<Vec<_>>().try_into().unwrap(),
+            })
+        };
+        // As many as the worker runs per block, in one transaction.
+        assert_eq!(sent[0], (executor, expected(0..runs)));
+        assert_eq!(runner.runs.load(Ordering::SeqCst), runs as u32);
+        // The next run answers the rest, not those again (their locks hold).
+        run_worker(&[executor]);
+        let rest = drain();
+        assert_eq!(rest, vec![(executor, expected(runs..runs + 1))]);
+        run_worker(&[executor]);
+        assert!(drain().is_empty());
+        sent.into_iter().chain(rest).for_each(dispatch);
+        assert!((first..=first + runs).all(|id| matches!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Submitted { .. }
+        )));
+        Inference::do_try_state().unwrap();
+    });
+}

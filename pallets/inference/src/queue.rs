@@ -20,10 +20,14 @@ impl<T: Config> Pallet<T> {
         DeadlineQueue::<T>::insert(at, id, what);
     }
 
-    /// Handles the queue entries due at or before `now`, within the per-block budget.
+    /// Handles the queue entries due at or before `now`, within the per-block budget:
+    /// at most `MaxDeadlinesPerBlock` entries, and no more work than that many single
+    /// entries weigh (a span entry counts what it did: `spans.rs`).
     pub(crate) fn process_deadlines(now: BlockNumberFor<T>) -> Weight {
         let budget = T::MaxDeadlinesPerBlock::get();
         let mut handled = 0u32;
+        // The queue's own weight so far, beyond `on_initialize(0)`.
+        let mut used = Weight::zero();
         let mut cursor = QueueCursor::<T>::get();
         // Empty blocks are skipped cheaply but still bounded, so a long gap (e.g. after a
         // runtime upgrade that sets the cursor far back) costs at most this per block.
@@ -41,17 +45,14 @@ impl<T: Config> Pallet<T> {
                 // The observer's hooks (a memory made ready) run inside settlement: their
                 // weight counts against this queue's, so the block never exceeds
                 // `on_initialize(budget)` for it however many of them settle here.
-                if handled >= budget || !Self::queue_room(handled, budget) {
+                if handled >= budget || !Self::queue_room(used, Self::entry_reserve(what), budget) {
                     drained_all = false;
                     break;
                 }
                 DeadlineQueue::<T>::remove(cursor, id);
                 handled = handled.saturating_add(1);
-                match what {
-                    Deadline::Execution => Self::on_execution_deadline(id, cursor, now),
-                    Deadline::ChallengeWindow => Self::on_window_end(id, cursor, now),
-                    Deadline::Prune => Self::prune(id),
-                }
+                let work = Self::handle_entry(id, what, cursor, now);
+                used = used.saturating_add(Self::entry_weight(what, work));
             }
             if !drained_all {
                 break;
@@ -59,22 +60,50 @@ impl<T: Config> Pallet<T> {
             cursor = cursor.saturating_add(One::one());
         }
         QueueCursor::<T>::put(cursor);
-        // Game moves have a budget of their own: a full request queue cannot starve them.
-        let games = Self::process_game_deadlines(now, budget, handled);
-        T::WeightInfo::on_initialize(handled.saturating_add(games))
+        // Game moves have a quarter of a budget of their own: a full request queue cannot
+        // starve them.
+        let games = Self::process_game_deadlines(now, budget, used);
+        T::WeightInfo::on_initialize(games).saturating_add(used)
     }
 
-    /// Whether one more queue entry fits, `handled` being done: the queues' own weight
-    /// for `handled + 1` entries, what settlements' side work (the observer's hooks,
-    /// release slashes) used so far and the most the next entry's hook may use stay
-    /// within the weight of `limit` entries. (The next entry's release slashes, at most
-    /// `MaxAttempts + 1`, are not reserved: counted when done, they may take the block
-    /// past that weight by that much, once; reserving them would cost every block that
-    /// much capacity for settlements that are rare.)
-    pub(crate) fn queue_room(handled: u32, limit: u32) -> bool {
-        let used = T::WeightInfo::on_initialize(handled.saturating_add(1))
+    /// Does what entry `what` for request `id` (or the span from it) says at `at`.
+    fn handle_entry(
+        id: RequestId,
+        what: Deadline,
+        at: BlockNumberFor<T>,
+        now: BlockNumberFor<T>,
+    ) -> crate::spans::SpanWork {
+        let single = crate::spans::SpanWork {
+            together: 0,
+            alone: 1,
+        };
+        match what {
+            Deadline::Execution => Self::on_execution_deadline(id, at, now),
+            Deadline::ChallengeWindow => Self::on_window_end(id, at, now),
+            Deadline::Prune => Self::prune(id),
+            Deadline::ExecutionSpan { count } => {
+                return Self::on_execution_span(id, count, at, now)
+            }
+            Deadline::ChallengeWindowSpan { count } => {
+                return Self::on_window_span(id, count, at, now)
+            }
+            Deadline::PruneSpan { count } => return Self::prune_span(id, count),
+        }
+        single
+    }
+
+    /// Whether an entry that may weigh `next` (its own work and its hooks' at most)
+    /// fits, the queues' own weight being `used` so far: that, what settlements' side
+    /// work (the observer's hooks, release slashes) used so far and `next` stay within
+    /// the weight of `limit` single entries. (An entry's release slashes, at most
+    /// `MaxAttempts + 1` per request, are not reserved: counted when done, they may take
+    /// the block past that weight by that much, once; reserving them would cost every
+    /// block that much capacity for settlements that are rare.)
+    pub(crate) fn queue_room(used: Weight, next: Weight, limit: u32) -> bool {
+        T::WeightInfo::on_initialize(0)
+            .saturating_add(used)
+            .saturating_add(next)
             .saturating_add(ObserverWeight::<T>::get())
-            .saturating_add(<T::Observer as crate::RequestObserver>::max_weight());
-        used.all_lte(T::WeightInfo::on_initialize(limit))
+            .all_lte(T::WeightInfo::on_initialize(limit))
     }
 }

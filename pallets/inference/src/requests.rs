@@ -71,11 +71,16 @@ impl<T: Config> Pallet<T> {
         input: BoundedVec<u8, T::MaxInputBytes>,
         max_fee: BalanceOf<T>,
     ) -> Result<RequestId, DispatchError> {
-        let spec = Self::requestable(&model)?;
-        Self::open_request(&requester, model, &spec, input, max_fee)
+        let ids = Self::do_request_batch(requester, model, alloc::vec![input], max_fee)?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| Error::<T>::EmptyBatch.into())
     }
 
-    /// Requests of `model`, one per input, all or none (`request_batch`).
+    /// Requests of `model`, one per input, all or none (`request_batch`, and
+    /// `request_inference` as a batch of one): drawn once,
+    /// to one executor, with consecutive ids; their fees and deposits are held in one go
+    /// and their deadline is one queue entry (`spans.rs`).
     pub(crate) fn do_request_batch(
         requester: T::AccountId,
         model: ModelId,
@@ -84,10 +89,92 @@ impl<T: Config> Pallet<T> {
     ) -> Result<alloc::vec::Vec<RequestId>, DispatchError> {
         ensure!(!inputs.is_empty(), Error::<T>::EmptyBatch);
         let spec = Self::requestable(&model)?;
-        inputs
-            .into_iter()
-            .map(|input| Self::open_request(&requester, model, &spec, input, max_fee))
-            .collect()
+        let n = inputs.len() as u32;
+        let (mut fees, mut deposits) = (BalanceOf::<T>::zero(), BalanceOf::<T>::zero());
+        let mut priced = alloc::vec::Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let (fee, deposit) = Self::price(&spec, &input, max_fee)?;
+            fees = fees.saturating_add(fee);
+            deposits = deposits.saturating_add(deposit);
+            priced.push((input, fee, deposit));
+        }
+        Self::take_block_room(n)?;
+        let first = NextRequestId::<T>::get();
+        let executor = Self::pick_executor(&model, &(b"assign", first, 1u32).encode(), &[])
+            .ok_or(Error::<T>::NoExecutors)?;
+        Self::hold(HoldReason::RequestFee, &requester, fees)?;
+        if !deposits.is_zero() {
+            Self::hold(HoldReason::StorageDeposit, &requester, deposits)?;
+        }
+        let now = frame_system::Pallet::<T>::block_number();
+        let deadline = now.saturating_add(T::ExecutionTimeout::get());
+        let ids: alloc::vec::Vec<RequestId> = (first..first.saturating_add(n.into())).collect();
+        for (id, (input, fee, deposit)) in ids.iter().copied().zip(priced) {
+            if !deposit.is_zero() {
+                RequestDeposits::<T>::insert(id, deposit);
+            }
+            let input_hash = H256(blake2_256(&input));
+            Requests::<T>::insert(
+                id,
+                Request {
+                    model,
+                    requester: requester.clone(),
+                    executor: executor.clone(),
+                    input,
+                    input_hash,
+                    fee,
+                    status: RequestStatus::Pending { deadline },
+                    attempt: 1,
+                    submitted_at: now,
+                },
+            );
+            Self::deposit_event(Event::RequestSubmitted {
+                id,
+                model,
+                requester: requester.clone(),
+                executor: executor.clone(),
+            });
+        }
+        NextRequestId::<T>::put(first.saturating_add(n.into()));
+        Self::add_obligations(&executor, n);
+        Self::start_assignments(&executor, n);
+        Self::schedule_runs(deadline, &ids, Deadline::Execution);
+        Ok(ids)
+    }
+
+    /// Takes the block's slots for one assignment of `requests` requests: one each and
+    /// `SlotsPerAssignment` for the assignment (`MaxRequestSlotsPerBlock`).
+    fn take_block_room(requests: u32) -> DispatchResult {
+        let taken = RequestsInBlock::<T>::get()
+            .saturating_add(requests)
+            .saturating_add(T::SlotsPerAssignment::get());
+        ensure!(
+            taken <= T::MaxRequestSlotsPerBlock::get(),
+            Error::<T>::BlockRequestLimit
+        );
+        RequestsInBlock::<T>::put(taken);
+        Ok(())
+    }
+
+    /// Checks `input` against `spec` and prices it: the model's fee per unit of
+    /// `Payload::fee_units` (per token for a language model), at most `max_fee`, and the
+    /// storage deposit for the bytes the request and its result may keep in state.
+    fn price(
+        spec: &ModelSpec<BalanceOf<T>>,
+        input: &[u8],
+        max_fee: BalanceOf<T>,
+    ) -> Result<(BalanceOf<T>, BalanceOf<T>), DispatchError> {
+        ensure!(
+            input.len() <= spec.max_input_bytes as usize,
+            Error::<T>::InputTooLarge
+        );
+        let payload = validate_encoded(input, &spec.input).map_err(Self::input_error)?;
+        let fee = spec.fee.saturating_mul(payload.fee_units().into());
+        ensure!(fee <= max_fee, Error::<T>::FeeAboveMax);
+        let stored = input.len().saturating_add(spec.max_output_bytes as usize) as u32;
+        let deposit = T::RequestDepositBase::get()
+            .saturating_add(T::DepositPerByte::get().saturating_mul(stored.into()));
+        Ok((fee, deposit))
     }
 
     /// The spec of `model` if it takes requests.
@@ -109,74 +196,6 @@ impl<T: Config> Pallet<T> {
         Ok(spec)
     }
 
-    /// Takes one request of `model` (checked by `requestable`) on `input`: checks the
-    /// input, prices it (the model's fee per unit of `Payload::fee_units`: per token
-    /// for a language model), draws its executor, holds its fee and storage deposit.
-    fn open_request(
-        requester: &T::AccountId,
-        model: ModelId,
-        spec: &ModelSpec<BalanceOf<T>>,
-        input: BoundedVec<u8, T::MaxInputBytes>,
-        max_fee: BalanceOf<T>,
-    ) -> Result<RequestId, DispatchError> {
-        ensure!(
-            input.len() <= spec.max_input_bytes as usize,
-            Error::<T>::InputTooLarge
-        );
-        let payload = validate_encoded(&input, &spec.input).map_err(Self::input_error)?;
-        let fee = spec.fee.saturating_mul(payload.fee_units().into());
-        ensure!(fee <= max_fee, Error::<T>::FeeAboveMax);
-        let taken = RequestsInBlock::<T>::get();
-        ensure!(
-            taken < T::MaxRequestsPerBlock::get(),
-            Error::<T>::BlockRequestLimit
-        );
-        RequestsInBlock::<T>::put(taken.saturating_add(1));
-        let requester = requester.clone();
-
-        let id = NextRequestId::<T>::get();
-        let executor = Self::pick_executor(&model, &(b"assign", id, 1u32).encode(), &[])
-            .ok_or(Error::<T>::NoExecutors)?;
-        Self::hold(HoldReason::RequestFee, &requester, fee)?;
-        // The bytes the request and its result may keep in state until pruned.
-        let stored = input.len().saturating_add(spec.max_output_bytes as usize) as u32;
-        let deposit = T::RequestDepositBase::get()
-            .saturating_add(T::DepositPerByte::get().saturating_mul(stored.into()));
-        if !deposit.is_zero() {
-            Self::hold(HoldReason::StorageDeposit, &requester, deposit)?;
-            RequestDeposits::<T>::insert(id, deposit);
-        }
-
-        let now = frame_system::Pallet::<T>::block_number();
-        let deadline = now.saturating_add(T::ExecutionTimeout::get());
-        let input_hash = H256(blake2_256(&input));
-        Requests::<T>::insert(
-            id,
-            Request {
-                model,
-                requester: requester.clone(),
-                executor: executor.clone(),
-                input,
-                input_hash,
-                fee,
-                status: RequestStatus::Pending { deadline },
-                attempt: 1,
-                submitted_at: now,
-            },
-        );
-        NextRequestId::<T>::put(id.saturating_add(1));
-        Self::add_obligation(&executor);
-        Self::start_assignment(&executor);
-        Self::schedule(deadline, id, Deadline::Execution);
-        Self::deposit_event(Event::RequestSubmitted {
-            id,
-            model,
-            requester,
-            executor,
-        });
-        Ok(id)
-    }
-
     pub(crate) fn do_submit_result(
         who: T::AccountId,
         id: RequestId,
@@ -184,22 +203,37 @@ impl<T: Config> Pallet<T> {
         trace: TraceCommitment,
         output_path: crate::game::PathOf,
     ) -> DispatchResult {
+        let now = frame_system::Pallet::<T>::block_number();
+        let window_end = now.saturating_add(T::ChallengePeriod::get());
+        let deadline = Self::accept_result(&who, id, output, trace, output_path, window_end)?;
+        Self::end_assignment(&who, AssignmentEnd::Answered, now);
+        // Its execution deadline needs no handling any more.
+        DeadlineQueue::<T>::remove(deadline, id);
+        Self::schedule(window_end, id, Deadline::ChallengeWindow);
+        Ok(())
+    }
+
+    /// Checks `who`'s result for pending request `id` and records it, its window ending
+    /// at `window_end`; returns the request's execution deadline.
+    fn accept_result(
+        who: &T::AccountId,
+        id: RequestId,
+        output: BoundedVec<u8, T::MaxOutputBytes>,
+        trace: TraceCommitment,
+        output_path: crate::game::PathOf,
+        window_end: BlockNumberFor<T>,
+    ) -> Result<BlockNumberFor<T>, DispatchError> {
         let mut request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
         let RequestStatus::Pending { deadline } = request.status else {
             return Err(Error::<T>::NotPending.into());
         };
-        ensure!(request.executor == who, Error::<T>::NotAssignedExecutor);
+        ensure!(request.executor == *who, Error::<T>::NotAssignedExecutor);
         // The deadline is enforced here, not only by the queue: a queue running behind
         // must not let a late result escape its slash.
         let now = frame_system::Pallet::<T>::block_number();
         ensure!(now < deadline, Error::<T>::ResultTooLate);
         Self::check_output(&request.model, &output)?;
         Self::check_trace(&request.model, &output, &trace, &output_path)?;
-        Self::end_assignment(&who, AssignmentEnd::Answered, now);
-        // Its execution deadline needs no handling any more.
-        DeadlineQueue::<T>::remove(deadline, id);
-
-        let window_end = now.saturating_add(T::ChallengePeriod::get());
         let output_hash = H256(blake2_256(&output));
         request.status = RequestStatus::Submitted { window_end };
         Requests::<T>::insert(id, request);
@@ -214,13 +248,70 @@ impl<T: Config> Pallet<T> {
             },
         );
         ResultTraces::<T>::insert(id, trace);
-        Self::schedule(window_end, id, Deadline::ChallengeWindow);
         Self::deposit_event(Event::ResultSubmitted {
             id,
-            executor: who,
+            executor: who.clone(),
             output_hash,
             window_end,
         });
+        Ok(deadline)
+    }
+
+    /// The weight of `submit_results`: per result as benchmarked (small outputs), plus
+    /// each output byte at `submit_traced_result`'s cost per byte.
+    pub(crate) fn submit_results_weight(
+        results: &[crate::pallet::BatchResultOf<T>],
+    ) -> frame_support::weights::Weight {
+        use crate::WeightInfo;
+        let bytes = results
+            .iter()
+            .fold(0u32, |acc, r| acc.saturating_add(r.1.len() as u32));
+        let per_byte = T::WeightInfo::submit_traced_result(bytes)
+            .saturating_sub(T::WeightInfo::submit_traced_result(0));
+        T::WeightInfo::submit_results(results.len() as u32).saturating_add(per_byte)
+    }
+
+    /// Results for several of `who`'s assigned requests at once (`submit_results`), each
+    /// checked as [`Self::do_submit_result`] checks one: their windows open together (one
+    /// queue entry per run of consecutive ids), `who`'s service is updated once, and the
+    /// execution entry of each run they answer whole is removed.
+    pub(crate) fn do_submit_results(
+        who: T::AccountId,
+        results: alloc::vec::Vec<crate::pallet::BatchResultOf<T>>,
+    ) -> DispatchResult {
+        ensure!(!results.is_empty(), Error::<T>::EmptyBatch);
+        ensure!(
+            results.windows(2).all(|w| w[0].0 < w[1].0),
+            Error::<T>::UnsortedResults
+        );
+        let now = frame_system::Pallet::<T>::block_number();
+        let window_end = now.saturating_add(T::ChallengePeriod::get());
+        let mut answered = alloc::vec::Vec::with_capacity(results.len());
+        for (id, output, trace, output_path) in results {
+            let deadline = Self::accept_result(&who, id, output, trace, output_path, window_end)?;
+            answered.push((id, deadline));
+        }
+        Self::end_assignments(&who, AssignmentEnd::Answered, answered.len() as u32, now);
+        // An execution entry covering only answered requests needs no handling any more.
+        let mut i = 0;
+        while let Some(&(first, deadline)) = answered.get(i) {
+            let count = DeadlineQueue::<T>::get(deadline, first)
+                .filter(|what| what.kind() == Deadline::Execution)
+                .map(|what| what.count() as usize);
+            let covered = count.is_some_and(|count| {
+                answered.get(i..i + count).is_some_and(|run| {
+                    run.iter().enumerate().all(|(k, (id, d))| {
+                        *id == first.saturating_add(k as RequestId) && *d == deadline
+                    })
+                })
+            });
+            if covered {
+                DeadlineQueue::<T>::remove(deadline, first);
+            }
+            i += count.filter(|_| covered).unwrap_or(1);
+        }
+        let ids: alloc::vec::Vec<RequestId> = answered.iter().map(|(id, _)| *id).collect();
+        Self::schedule_runs(window_end, &ids, Deadline::ChallengeWindow);
         Ok(())
     }
 
@@ -246,6 +337,23 @@ impl<T: Config> Pallet<T> {
     /// settled, its pruning is scheduled and `ResultFinalized` is emitted.
     pub(crate) fn mark_finalized(
         id: RequestId,
+        request: crate::pallet::RequestOf<T>,
+        executor: T::AccountId,
+        output_hash: H256,
+        now: BlockNumberFor<T>,
+    ) {
+        Self::record_finalized(id, request, executor, output_hash, now);
+        Self::schedule(
+            now.saturating_add(T::ResultRetention::get()),
+            id,
+            Deadline::Prune,
+        );
+    }
+
+    /// [`Self::mark_finalized`] but for scheduling the pruning (a span schedules its
+    /// requests' together).
+    pub(crate) fn record_finalized(
+        id: RequestId,
         mut request: crate::pallet::RequestOf<T>,
         executor: T::AccountId,
         output_hash: H256,
@@ -254,11 +362,6 @@ impl<T: Config> Pallet<T> {
         request.status = RequestStatus::Finalized { at: now };
         Requests::<T>::insert(id, request);
         Self::settle_releases(id, true, now);
-        Self::schedule(
-            now.saturating_add(T::ResultRetention::get()),
-            id,
-            Deadline::Prune,
-        );
         Self::deposit_event(Event::ResultFinalized {
             id,
             executor,

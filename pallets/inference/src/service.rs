@@ -170,8 +170,15 @@ impl<T: Config> Pallet<T> {
 
     /// `who` takes one more pending request; a full executor leaves its pools.
     pub(crate) fn start_assignment(who: &T::AccountId) {
+        Self::start_assignments(who, 1)
+    }
+
+    /// `who` takes `n` more pending requests at once (a batch, drawn while it had a free
+    /// slot: it may go past its capacity by at most `MaxBatchSize - 1`); a full executor
+    /// leaves its pools.
+    pub(crate) fn start_assignments(who: &T::AccountId, n: u32) {
         let service = Service::<T>::mutate(who, |s| {
-            s.pending = s.pending.saturating_add(1);
+            s.pending = s.pending.saturating_add(n);
             s.clone()
         });
         if service.pending >= service.capacity {
@@ -182,9 +189,20 @@ impl<T: Config> Pallet<T> {
     /// One pending request of `who` ends. An executor with a free slot again rejoins its
     /// pools; `MaxMissedInRow` misses in a row deactivate it.
     pub(crate) fn end_assignment(who: &T::AccountId, end: AssignmentEnd, now: BlockNumberFor<T>) {
+        Self::end_assignments(who, end, 1, now)
+    }
+
+    /// `n` pending requests of `who` end the same way at once (a batch): as `n` calls of
+    /// [`Self::end_assignment`] (misses due in one block count once anyway), in one write.
+    pub(crate) fn end_assignments(
+        who: &T::AccountId,
+        end: AssignmentEnd,
+        n: u32,
+        now: BlockNumberFor<T>,
+    ) {
         let (service, was_full) = Service::<T>::mutate(who, |s| {
             let was_full = s.pending >= s.capacity;
-            s.pending = s.pending.saturating_sub(1);
+            s.pending = s.pending.saturating_sub(n);
             match end {
                 AssignmentEnd::Answered => s.missed_in_row = 0,
                 AssignmentEnd::Missed(block) => {

@@ -109,6 +109,14 @@ impl<B> RequestStatus<B> {
     pub fn holds_fee(&self) -> bool {
         matches!(self, Self::Pending { .. } | Self::Submitted { .. })
     }
+
+    /// The block a settled (finalized or expired) request settled in.
+    pub fn settled_at(&self) -> Option<&B> {
+        match self {
+            Self::Finalized { at } | Self::Expired { at } => Some(at),
+            _ => None,
+        }
+    }
 }
 
 /// A request for one inference.
@@ -155,6 +163,51 @@ pub enum Deadline {
     /// The retention period of a settled request ends (index 2 was the jury's reveal).
     #[codec(index = 3)]
     Prune,
+    /// `Execution` for the `count` requests from the entry's id on that entered the
+    /// state together (a batch taken, or reassigned, in one go): handled as one entry,
+    /// their shared executor's work done once (see `spans.rs`).
+    #[codec(index = 4)]
+    ExecutionSpan { count: u32 },
+    /// `ChallengeWindow` for `count` requests from the entry's id on (results posted
+    /// together in one `submit_results`).
+    #[codec(index = 5)]
+    ChallengeWindowSpan { count: u32 },
+    /// `Prune` for `count` requests from the entry's id on (settled together).
+    #[codec(index = 6)]
+    PruneSpan { count: u32 },
+}
+
+impl Deadline {
+    /// What happens, whether to one request or a span of them.
+    pub fn kind(self) -> Deadline {
+        match self {
+            Deadline::ExecutionSpan { .. } => Deadline::Execution,
+            Deadline::ChallengeWindowSpan { .. } => Deadline::ChallengeWindow,
+            Deadline::PruneSpan { .. } => Deadline::Prune,
+            single => single,
+        }
+    }
+
+    /// How many consecutive requests, from the entry's id on, the entry covers.
+    pub fn count(self) -> u32 {
+        match self {
+            Deadline::ExecutionSpan { count }
+            | Deadline::ChallengeWindowSpan { count }
+            | Deadline::PruneSpan { count } => count,
+            _ => 1,
+        }
+    }
+
+    /// The entry for `count` requests of `kind` (`Execution`, `ChallengeWindow` or
+    /// `Prune`): the single entry for one.
+    pub fn covering(kind: Deadline, count: u32) -> Deadline {
+        match (kind.kind(), count) {
+            (k, 1) => k,
+            (Deadline::Execution, count) => Deadline::ExecutionSpan { count },
+            (Deadline::ChallengeWindow, count) => Deadline::ChallengeWindowSpan { count },
+            (_, count) => Deadline::PruneSpan { count },
+        }
+    }
 }
 
 /// A party of a bisection game.

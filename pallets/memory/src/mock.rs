@@ -162,7 +162,8 @@ parameter_types! {
     pub const MaxModelCost: ModelCost = ModelCost { flops: 1 << 40, peak_memory_bytes: 1 << 34 };
     /// Lowered by tests, as a runtime upgrade could.
     pub storage MaxRequestCost: ModelCost = MaxModelCost::get();
-    pub const MaxRequestsPerBlock: u32 = 64;
+    pub const MaxRequestSlotsPerBlock: u32 = 128;
+    pub const SlotsPerAssignment: u32 = 1;
     pub const MaxMissedInRow: u32 = 3;
     pub const RequestDepositBase: Balance = 0;
     pub const DepositPerByte: Balance = 0;
@@ -201,7 +202,8 @@ impl pallet_inference::Config for Test {
     type ReleaseSlash = ReleaseSlash;
     type MaxBatchSize = MaxBatchSize;
     type MaxRequestCost = MaxRequestCost;
-    type MaxRequestsPerBlock = MaxRequestsPerBlock;
+    type MaxRequestSlotsPerBlock = MaxRequestSlotsPerBlock;
+    type SlotsPerAssignment = SlotsPerAssignment;
     type MaxServedModels = MaxServedModels;
     type MaxMissedInRow = MaxMissedInRow;
     type RequestDepositBase = RequestDepositBase;

@@ -184,13 +184,15 @@ parameter_types! {
     /// a change would not unbalance open games).
     pub const ChallengeBond: Balance = 50 * UNIT;
     pub const MaxExecutors: u32 = 128;
-    /// `MaxAttempts + 1` entries per request a block may take: a request's handled
-    /// entries over its life are its missed execution deadlines (at most `MaxAttempts`)
-    /// and then a window's end and its pruning, or pruning alone after the last miss
-    /// (an answered attempt's deadline entry is removed when it answers). So full blocks
-    /// never grow a backlog; tested from the weights with the block's other work
+    /// The deadline queue's budget per block: at most this many entries, and no more
+    /// work than this many single entries weigh (~700 ms; game deadlines get a quarter
+    /// as much again). That covers what a full block of requests brings it over their
+    /// lives, in every mix of batches and single requests, even if every executor
+    /// misses every one (each assignment's missed execution deadlines, at most
+    /// `MaxAttempts`, then its pruning); with room to start the largest span. So full
+    /// blocks never grow a backlog; tested from the weights with the block's other work
     /// (`block_capacity`).
-    pub const MaxDeadlinesPerBlock: u32 = (MaxAttempts::get() + 1) * 224;
+    pub const MaxDeadlinesPerBlock: u32 = 1_312;
     /// A one-step proof: the referee's operand cap (256 KiB) plus the step descriptor
     /// and the Merkle paths.
     pub const MaxStepProofBytes: u32 = inferchain_referee::MAX_OPERAND_BYTES as u32 + 64 * 1024;
@@ -198,13 +200,18 @@ parameter_types! {
     /// ChargeTransactionPayment by the transactions per block) outbids it only at
     /// thousands of INFER per transaction.
     pub const DutyPriority: TransactionPriority = TransactionPriority::MAX / 2;
-    /// A batch carries at most 128 inputs (at most a block's `MaxRequestsPerBlock`).
+    /// A batch carries at most 128 inputs.
     pub const MaxBatchSize: u32 = 128;
-    /// A block takes at most 224 requests: what a block's weight sustains, block after
-    /// block, with their results and the queue's budget for them, even if every
-    /// request is missed by every executor it is drawn for and every pool update is
-    /// the costliest (`block_capacity` tests it from the weights: they allow 235).
-    pub const MaxRequestsPerBlock: u32 = 224;
+    /// A block's request slots: eight full batches (1,024 requests), or 100 single
+    /// requests, or any mix. A batch's requests share their draw and their queue
+    /// entries (`spans.rs` in pallet-inference), so each costs its own records only
+    /// (one slot), and an assignment (a single request or a batch) costs about ten
+    /// requests of a batch (`SlotsPerAssignment`). What a full block brings, block after
+    /// block (its requests, their results and the queue's work over their lives, even if
+    /// every executor misses every one and every pool update is the costliest), fits in
+    /// a block, in every mix (`block_capacity` tests it from the weights).
+    pub const MaxRequestSlotsPerBlock: u32 = 8 * (128 + 10);
+    pub const SlotsPerAssignment: u32 = 10;
     /// An executor declares at most 16 models it serves.
     pub const MaxServedModels: u32 = 16;
 }
@@ -242,7 +249,8 @@ impl pallet_inference::Config for Runtime {
     type ReleaseSlash = ReleaseSlash;
     type MaxBatchSize = MaxBatchSize;
     type MaxRequestCost = MaxModelCost;
-    type MaxRequestsPerBlock = MaxRequestsPerBlock;
+    type MaxRequestSlotsPerBlock = MaxRequestSlotsPerBlock;
+    type SlotsPerAssignment = SlotsPerAssignment;
     type MaxServedModels = MaxServedModels;
     type MaxMissedInRow = MaxMissedInRow;
     type RequestDepositBase = RequestDepositBase;

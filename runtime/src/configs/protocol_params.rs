@@ -3,7 +3,7 @@
 //! through which pallet-inference reads the values in force.
 //!
 //! Parameters that shape storage bounds or weights (`MaxExecutors`, `MaxInputBytes`,
-//! `MaxRequestsPerBlock`, `MaxDeadlinesPerBlock`, `MaxAttempts`, ...) and the challenge
+//! `MaxRequestSlotsPerBlock`, `MaxDeadlinesPerBlock`, `MaxAttempts`, ...) and the challenge
 //! bond stay constants in `configs/mod.rs`: changing them takes a runtime upgrade.
 
 use frame_support::{parameter_types, traits::Get};
@@ -49,8 +49,9 @@ pub const DEFAULT_PARAMS: Params = ParamSet {
     // Every watcher re-checks every result: the dev chain and testnet are small.
     watch_share: Perbill::one(),
     // A node runs at most this many models after each block, and starts none after 2 s
-    // of a 3 s block (about 30 MiniLM runs on 2 cores).
-    max_offchain_runs: 512,
+    // of a 3 s block (about 30 MiniLM runs on 2 cores, or a block's 1,024 tiny-mlp
+    // requests at ~0.1 ms each).
+    max_offchain_runs: 2_048,
     offchain_time_budget: 2_000,
     // A sent transaction that did not land is retried after 2 blocks.
     offchain_retry_blocks: 2,
