@@ -3,7 +3,7 @@
 //! that is nobody's duty before it takes block space.
 //!
 //! A due move is: the assigned executor's result (`submit_traced_result`, or
-//! `submit_results` for a batch, due as its first and last results are) or hand-back
+//! `submit_results` for a batch, due if every result in it is) or hand-back
 //! (`release_assignment`) before its deadline, an active executor's first game on a result inside its window
 //! (`open_game`), and a party's move in an open game by its deadline (`reveal`,
 //! `prove_step`, `reveal_output`, `prove_element`). Each of these has a deadline with a
@@ -23,7 +23,13 @@
 //! behind the one an off-chain worker just answered (a request one block old, a
 //! reassignment), and refusing there would drop an honest result. Each new view of the
 //! pool validates again and gives the move its priority. The extension reads at most
-//! four storage items per protocol call and none for any other.
+//! four storage items per protocol call (and one per result of a batch) and none for
+//! any other.
+//!
+//! It also keeps requests beyond a block's request slots (`MaxRequestSlotsPerBlock`) in
+//! the pool for a later block: when a block is built, such a request is refused with
+//! `ExhaustsResources` (one storage read), as a transaction that would overfill the
+//! block's weight is, instead of landing and failing with `BlockRequestLimit`.
 
 use crate::{pallet::*, GamePhase, RequestStatus, Side};
 use alloc::vec::Vec;
@@ -40,7 +46,6 @@ use inferchain_primitives::{dispute::reveals, tensor_tree::tensor_leaf_of};
 use scale_info::TypeInfo;
 use sp_runtime::traits::UniqueSaturatedInto;
 use sp_runtime::{
-    impl_tx_ext_default,
     traits::{AsSystemOriginSigner, DispatchInfoOf, Dispatchable, TransactionExtension},
     transaction_validity::{InvalidTransaction, ValidTransaction},
     Weight,
@@ -117,9 +122,8 @@ impl<T: Config> Pallet<T> {
                     _ => None,
                 })
             }
-            // Answering a batch: due as its first and last results are (the rest are
-            // checked at dispatch, and a batch that fails there pays); one duty per
-            // first request's attempt.
+            // Answering a batch: due if every result in it is (one read each,
+            // weighed); one duty per first request's attempt.
             Call::submit_results { results } => {
                 let answer = |id: &inferchain_primitives::RequestId| {
                     Requests::<T>::get(id).and_then(|r| match r.status {
@@ -131,16 +135,15 @@ impl<T: Config> Pallet<T> {
                         _ => None,
                     })
                 };
-                match (results.first(), results.last()) {
-                    (Some(first), Some(last)) => {
-                        answer(&first.0)
-                            .zip(answer(&last.0))
-                            .map(|((attempt, a), (_, b))| {
-                                ((b"answer", first.0, attempt).encode(), a.min(b))
-                            })
+                let all_due = || {
+                    let first = results.first()?;
+                    let (attempt, mut deadline) = answer(&first.0)?;
+                    for result in results.iter().skip(1) {
+                        deadline = deadline.min(answer(&result.0)?.1);
                     }
-                    _ => None,
-                }
+                    Some(((b"answer", first.0, attempt).encode(), deadline))
+                };
+                all_due()
             }
             // A first game on a result, inside its window, by an active executor.
             Call::open_game { id, .. } => Requests::<T>::get(id).and_then(|r| {
@@ -242,6 +245,10 @@ where
 
     fn weight(&self, call: &CallOf<T>) -> Weight {
         match call.is_sub_type() {
+            // A batch of results reads each of its requests.
+            Some(Call::submit_results { results }) => {
+                T::DbWeight::get().reads(4u64.saturating_add(results.len() as u64))
+            }
             Some(_) => T::DbWeight::get().reads(4),
             None => Weight::zero(),
         }
@@ -285,5 +292,25 @@ where
         }
     }
 
-    impl_tx_ext_default!(CallOf<T>; prepare);
+    /// A request that would take the block past its request slots
+    /// (`MaxRequestSlotsPerBlock`) waits in the pool for a later block
+    /// (`ExhaustsResources`, as a block full by weight does) instead of landing and
+    /// failing with `BlockRequestLimit`.
+    fn prepare(
+        self,
+        _val: Self::Val,
+        _origin: &<CallOf<T> as Dispatchable>::RuntimeOrigin,
+        call: &CallOf<T>,
+        _info: &DispatchInfoOf<CallOf<T>>,
+        _len: usize,
+    ) -> Result<Self::Pre, sp_runtime::transaction_validity::TransactionValidityError> {
+        let slots = call.is_sub_type().and_then(Pallet::<T>::request_slots);
+        if let Some(slots) = slots {
+            let taken = RequestsInBlock::<T>::get().saturating_add(slots);
+            if taken > T::MaxRequestSlotsPerBlock::get() {
+                return Err(InvalidTransaction::ExhaustsResources.into());
+            }
+        }
+        Ok(())
+    }
 }

@@ -325,13 +325,88 @@ fn a_batch_of_results_is_first_only_from_its_assigned_executor() {
         let other = [10, 11, 12].into_iter().find(|a| *a != executor).unwrap();
         assert_eq!(validate(other, results(&all)), NOT_DUE);
         assert_eq!(validate(1, results(&all)), Err(NOT_EXECUTOR));
-        // A batch whose last result is nobody's duty (an unknown request): no priority.
+        // A batch with one result that is nobody's duty (an unknown request): no priority.
         assert_eq!(validate(executor, results(&[first, first + 9])), NOT_DUE);
+        assert_eq!(
+            validate(executor, results(&[first, first + 9, first + 2])),
+            NOT_DUE
+        );
         assert_eq!(
             results(&all).get_dispatch_info().class,
             DispatchClass::Operational
         );
         System::set_block_number(1 + ExecutionTimeout::get());
         assert_eq!(validate(executor, results(&all)), NOT_DUE);
+    });
+}
+
+#[test]
+fn a_request_past_the_blocks_slots_waits_in_the_pool() {
+    build_and_execute(|| {
+        for who in [10, 11, 12] {
+            assert_ok!(bond_and_serve(who, 1_000));
+        }
+        let per_assignment = SlotsPerAssignment::get();
+        let batch = |n: u32| -> RuntimeCall {
+            Call::<Test>::request_batch {
+                model_id: TENSOR_MODEL,
+                inputs: (0..n)
+                    .map(|i| bounded(tensor(&[i as f32])))
+                    .collect::<Vec<_>>()
+                    .try_into()
+                    .unwrap(),
+                max_fee: FEE,
+            }
+            .into()
+        };
+        let prepare = |call: RuntimeCall| {
+            let info = call.get_dispatch_info();
+            PrioritizeDuties::<Test>::new()
+                .validate_and_prepare(RuntimeOrigin::signed(1), &call, &info, 0, 0)
+                .map(|_| ())
+        };
+        // Fill the block's slots but for one batch of 2.
+        let room = MaxRequestSlotsPerBlock::get() - (2 + per_assignment);
+        crate::RequestsInBlock::<Test>::put(room);
+        assert_eq!(prepare(batch(2)), Ok(()));
+        assert_eq!(
+            prepare(batch(3)),
+            Err(TransactionValidityError::Invalid(
+                InvalidTransaction::ExhaustsResources
+            ))
+        );
+        // Valid in the pool all the while: it waits there for the next block.
+        assert_eq!(
+            validate(
+                1,
+                Call::request_batch {
+                    model_id: TENSOR_MODEL,
+                    inputs: vec![bounded(tensor(&[1.0]))].try_into().unwrap(),
+                    max_fee: FEE,
+                }
+            ),
+            Ok(0)
+        );
+        crate::RequestsInBlock::<Test>::put(MaxRequestSlotsPerBlock::get());
+        assert_eq!(
+            prepare(
+                Call::<Test>::request_inference {
+                    model_id: TENSOR_MODEL,
+                    input: bounded(tensor(&[1.0])),
+                    max_fee: FEE,
+                }
+                .into()
+            ),
+            Err(TransactionValidityError::Invalid(
+                InvalidTransaction::ExhaustsResources
+            ))
+        );
+        // Other calls are not held back.
+        assert_eq!(
+            prepare(frame_system::Call::<Test>::remark { remark: vec![] }.into()),
+            Ok(())
+        );
+        run_to_block(2);
+        assert_eq!(prepare(batch(MaxBatchSize::get())), Ok(()));
     });
 }

@@ -403,7 +403,9 @@ pub mod pallet {
     #[pallet::storage]
     pub type Results<T: Config> = StorageMap<_, Twox64Concat, RequestId, ResultOf<T>>;
 
-    /// The deadline queue: what happens to which request at which block.
+    /// The deadline queue: what happens to which request (or span of requests) at which
+    /// block, keyed by block and `queue::queue_key` (the first request's id and the
+    /// entry's kind).
     #[pallet::storage]
     pub type DeadlineQueue<T: Config> =
         StorageDoubleMap<_, Twox64Concat, BlockNumberFor<T>, Twox64Concat, RequestId, Deadline>;
@@ -771,6 +773,9 @@ pub mod pallet {
         /// The results of `submit_results` must be in ascending order of request id,
         /// each request once.
         UnsortedResults,
+        /// A batch's inputs together cost more than one request may (`MaxRequestCost`,
+        /// in the model's registered FLOPs per request): split it into smaller batches.
+        BatchTooCostly,
     }
 
     #[pallet::hooks]
@@ -930,10 +935,11 @@ pub mod pallet {
             output_path: game::PathOf,
         ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
-            Self::do_submit_result(who, id, output, trace, output_path)?;
+            let own = Self::do_submit_result(who, id, output, trace, output_path)?;
             // A due protocol move that succeeds is free: fees never price the
-            // protocol's own work out, and failed moves (junk, late) pay.
-            Ok(Pays::No.into())
+            // protocol's own work out, and failed moves (junk, late) pay. So does one
+            // request of a batch answered alone (it brings the queue entries of its own).
+            Ok(if own { Pays::No } else { Pays::Yes }.into())
         }
 
         /// Open a bisection game against a traced result, with your own output and trace.
@@ -1105,23 +1111,6 @@ pub mod pallet {
             Self::do_request_batch(who, model_id, inputs.into_inner(), max_fee).map(|_| ())
         }
 
-        /// Hand back an assigned request your node cannot serve, before its deadline; the
-        /// request goes to another executor at once.
-        /// - `CannotServeModel` (the model is missing from your store and cannot be
-        ///   fetched, or your engine cannot build its registered plan): you stop serving
-        ///   the model, and lose `ReleaseSlash` (instead of `MissedDeadlineSlash`) only if
-        ///   another executor's result for the request is finalized; if every drawn
-        ///   executor hands it back and it expires, nobody could run it and nobody is
-        ///   slashed (`ReleasesForgiven`).
-        /// - `OverLimits` (this run went past your node's memory, CPU or time limits): you
-        ///   keep serving the model and lose nothing but the request's fee.
-        ///
-        ///
-        /// **Origin**: signed, the assigned executor.
-        /// **Errors**: `UnknownRequest`, `NotPending`, `NotAssignedExecutor`,
-        /// `ResultTooLate`.
-        /// **Events**: `AssignmentReleased`, then `RequestReassigned` or `RequestExpired`
-        /// (and `ReleasesForgiven`).
         /// Post the results of several of your assigned requests in one transaction (an
         /// off-chain worker answering a batch): each checked as `submit_traced_result`
         /// checks one, all or none. Their challenge windows open together.
@@ -1139,11 +1128,29 @@ pub mod pallet {
             results: BoundedVec<BatchResultOf<T>, T::MaxBatchSize>,
         ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
-            Self::do_submit_results(who, results.into_inner())?;
-            // A due protocol move that succeeds is free (see `submit_traced_result`).
-            Ok(Pays::No.into())
+            let whole = Self::do_submit_results(who, results.into_inner())?;
+            // A due protocol move that succeeds is free (see `submit_traced_result`),
+            // unless it splits a batch (more queue entries than the batch's own).
+            Ok(if whole { Pays::No } else { Pays::Yes }.into())
         }
 
+        /// Hand back an assigned request your node cannot serve, before its deadline; the
+        /// request goes to another executor at once.
+        /// - `CannotServeModel` (the model is missing from your store and cannot be
+        ///   fetched, or your engine cannot build its registered plan): you stop serving
+        ///   the model, and lose `ReleaseSlash` (instead of `MissedDeadlineSlash`) only if
+        ///   another executor's result for the request is finalized; if every drawn
+        ///   executor hands it back and it expires, nobody could run it and nobody is
+        ///   slashed (`ReleasesForgiven`).
+        /// - `OverLimits` (this run went past your node's memory, CPU or time limits): you
+        ///   keep serving the model and lose nothing but the request's fee.
+        ///
+        ///
+        /// **Origin**: signed, the assigned executor.
+        /// **Errors**: `UnknownRequest`, `NotPending`, `NotAssignedExecutor`,
+        /// `ResultTooLate`.
+        /// **Events**: `AssignmentReleased`, then `RequestReassigned` or `RequestExpired`
+        /// (and `ReleasesForgiven`).
         #[pallet::call_index(15)]
         #[pallet::weight((T::WeightInfo::release_assignment().saturating_add(Pallet::<T>::settlement_reserve()), DispatchClass::Operational))]
         pub fn release_assignment(

@@ -96,6 +96,13 @@ impl Fault {
     }
 }
 
+/// A span entry of the execution queue: `count` requests from `first`, due by `deadline`.
+struct Span<BlockNumber> {
+    first: RequestId,
+    count: u32,
+    deadline: BlockNumber,
+}
+
 impl<T: Config> Pallet<T> {
     /// One off-chain worker run after block `now` was imported.
     pub(crate) fn offchain_work(now: BlockNumberFor<T>) {
@@ -114,7 +121,10 @@ impl<T: Config> Pallet<T> {
         let mut duties: Vec<(BlockNumberFor<T>, RequestId, Deadline)> = Vec::new();
         let mut at = QueueCursor::<T>::get();
         while at <= end {
-            duties.extend(DeadlineQueue::<T>::iter_prefix(at).map(|(id, what)| (at, id, what)));
+            duties.extend(
+                DeadlineQueue::<T>::iter_prefix(at)
+                    .map(|(key, what)| (at, crate::queue::key_id(key), what)),
+            );
             at = at.saturating_add(One::one());
         }
         duties.sort_by_key(|(_, _, what)| what.kind() == Deadline::ChallengeWindow);
@@ -135,7 +145,12 @@ impl<T: Config> Pallet<T> {
             match what {
                 Deadline::Execution => Self::execute(id, at, next, &keys, fault, &mut budget),
                 Deadline::ExecutionSpan { count } => {
-                    Self::execute_span(id, count, at, next, &keys, fault, &mut budget)
+                    let span = Span {
+                        first: id,
+                        count,
+                        deadline: at,
+                    };
+                    Self::execute_span(span, next, &keys, fault, &mut budget, started)
                 }
                 Deadline::ChallengeWindow => Self::watch(id, at, next, &keys, fault, &mut budget),
                 Deadline::ChallengeWindowSpan { count } => {
@@ -217,21 +232,28 @@ impl<T: Config> Pallet<T> {
     /// that one of `keys` is assigned, each under its own duty lock (the one
     /// [`Self::execute`] takes), and post their results in one `submit_results` per
     /// key. If a post cannot be sent, its requests' locks are released for a retry.
+    /// The run budget and the time budget (from `started`) are checked before each
+    /// request: what is left is answered after a later block, its results posted then.
     fn execute_span(
-        first: RequestId,
-        count: u32,
-        deadline: BlockNumberFor<T>,
+        span: Span<BlockNumberFor<T>>,
         next: BlockNumberFor<T>,
         keys: &[Account<T>],
         fault: Option<Fault>,
         budget: &mut u32,
+        started: sp_runtime::offchain::Timestamp,
     ) {
+        let Span {
+            first,
+            count,
+            deadline,
+        } = span;
         if next >= deadline {
             return;
         }
         let mut posts: Vec<(usize, crate::pallet::BatchResultOf<T>, Vec<u8>)> = Vec::new();
         for id in first..first.saturating_add(RequestId::from(count)) {
-            if *budget == 0 {
+            let spent = sp_io::offchain::timestamp().diff(&started).millis();
+            if *budget == 0 || spent >= T::OffchainTimeBudget::get() {
                 break;
             }
             let Some((request, k, model)) = Self::assigned_to(id, deadline, keys, fault) else {

@@ -14,10 +14,53 @@ use frame_system::pallet_prelude::BlockNumberFor;
 use inferchain_primitives::RequestId;
 use sp_runtime::traits::{One, Saturating};
 
+/// A queue key holds the entry's kind in its top two bits, above the request id (0
+/// execution, 1 window's end, 2 pruning), so that entries of different kinds for one
+/// request (or one span's first request) at one block never overwrite each other. Keys
+/// written before kinds were kept there have zero bits, as execution keys do; the
+/// entry's value names its kind either way.
+const KIND_SHIFT: u32 = 62;
+
+/// The queue key of an entry of `what`'s kind for request `id`.
+pub(crate) fn queue_key(id: RequestId, what: Deadline) -> u64 {
+    let kind: u64 = match what.kind() {
+        Deadline::Execution => 0,
+        Deadline::ChallengeWindow => 1,
+        _ => 2,
+    };
+    id | (kind << KIND_SHIFT)
+}
+
+/// The request id of queue key `key`.
+pub(crate) fn key_id(key: u64) -> RequestId {
+    key & ((1 << KIND_SHIFT) - 1)
+}
+
 impl<T: Config> Pallet<T> {
-    /// Records that `what` happens to request `id` at block `at`.
+    /// Records that `what` happens to request `id` (or the span from it) at block `at`.
+    /// An entry of the same kind already there is merged into one span covering both:
+    /// each request is handled by its own state when the entry comes, so a wider span
+    /// loses nothing.
     pub(crate) fn schedule(at: BlockNumberFor<T>, id: RequestId, what: Deadline) {
-        DeadlineQueue::<T>::insert(at, id, what);
+        DeadlineQueue::<T>::mutate(at, queue_key(id, what), |entry| {
+            *entry = Some(match *entry {
+                Some(old) if old.kind() == what.kind() => {
+                    Deadline::covering(what, old.count().max(what.count()))
+                }
+                _ => what,
+            });
+        });
+    }
+
+    /// Removes the execution entry of request `id` at `at` if it is its own (not a
+    /// span's, which other requests still need); returns whether it was.
+    pub(crate) fn unschedule_execution(at: BlockNumberFor<T>, id: RequestId) -> bool {
+        let key = queue_key(id, Deadline::Execution);
+        let own = DeadlineQueue::<T>::get(at, key) == Some(Deadline::Execution);
+        if own {
+            DeadlineQueue::<T>::remove(at, key);
+        }
+        own
     }
 
     /// Handles the queue entries due at or before `now`, within the per-block budget:
@@ -41,7 +84,8 @@ impl<T: Config> Pallet<T> {
             if entries.is_empty() {
                 empty_steps = empty_steps.saturating_add(1);
             }
-            for (id, what) in entries {
+            for (key, what) in entries {
+                let id = key_id(key);
                 // The observer's hooks (a memory made ready) run inside settlement: their
                 // weight counts against this queue's, so the block never exceeds
                 // `on_initialize(budget)` for it however many of them settle here.
@@ -49,7 +93,7 @@ impl<T: Config> Pallet<T> {
                     drained_all = false;
                     break;
                 }
-                DeadlineQueue::<T>::remove(cursor, id);
+                DeadlineQueue::<T>::remove(cursor, key);
                 handled = handled.saturating_add(1);
                 let work = Self::handle_entry(id, what, cursor, now);
                 used = used.saturating_add(Self::entry_weight(what, work));

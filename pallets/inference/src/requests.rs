@@ -90,6 +90,12 @@ impl<T: Config> Pallet<T> {
         ensure!(!inputs.is_empty(), Error::<T>::EmptyBatch);
         let spec = Self::requestable(&model)?;
         let n = inputs.len() as u32;
+        // A batch goes to one executor: it is never more work than the costliest single
+        // request executors must run in time.
+        ensure!(
+            spec.cost.flops.saturating_mul(n.into()) <= T::MaxRequestCost::get().flops,
+            Error::<T>::BatchTooCostly
+        );
         let (mut fees, mut deposits) = (BalanceOf::<T>::zero(), BalanceOf::<T>::zero());
         let mut priced = alloc::vec::Vec::with_capacity(inputs.len());
         for input in inputs {
@@ -140,6 +146,16 @@ impl<T: Config> Pallet<T> {
         Self::start_assignments(&executor, n);
         Self::schedule_runs(deadline, &ids, Deadline::Execution);
         Ok(ids)
+    }
+
+    /// The request slots `call` takes if it opens requests (see `take_block_room`).
+    pub fn request_slots(call: &Call<T>) -> Option<u32> {
+        let requests = match call {
+            Call::request_inference { .. } => 1,
+            Call::request_batch { inputs, .. } => inputs.len() as u32,
+            _ => return None,
+        };
+        Some(requests.saturating_add(T::SlotsPerAssignment::get()))
     }
 
     /// Takes the block's slots for one assignment of `requests` requests: one each and
@@ -202,15 +218,15 @@ impl<T: Config> Pallet<T> {
         output: BoundedVec<u8, T::MaxOutputBytes>,
         trace: TraceCommitment,
         output_path: crate::game::PathOf,
-    ) -> DispatchResult {
+    ) -> Result<bool, DispatchError> {
         let now = frame_system::Pallet::<T>::block_number();
         let window_end = now.saturating_add(T::ChallengePeriod::get());
         let deadline = Self::accept_result(&who, id, output, trace, output_path, window_end)?;
         Self::end_assignment(&who, AssignmentEnd::Answered, now);
-        // Its execution deadline needs no handling any more.
-        DeadlineQueue::<T>::remove(deadline, id);
+        // Its execution deadline needs no handling any more (unless it is a batch's).
+        let own = Self::unschedule_execution(deadline, id);
         Self::schedule(window_end, id, Deadline::ChallengeWindow);
-        Ok(())
+        Ok(own)
     }
 
     /// Checks `who`'s result for pending request `id` and records it, its window ending
@@ -274,11 +290,13 @@ impl<T: Config> Pallet<T> {
     /// Results for several of `who`'s assigned requests at once (`submit_results`), each
     /// checked as [`Self::do_submit_result`] checks one: their windows open together (one
     /// queue entry per run of consecutive ids), `who`'s service is updated once, and the
-    /// execution entry of each run they answer whole is removed.
+    /// execution entry of each run they answer whole is removed. Returns whether they
+    /// answered whole execution entries only (a batch split over several posts brings
+    /// the queue more entries: those posts pay).
     pub(crate) fn do_submit_results(
         who: T::AccountId,
         results: alloc::vec::Vec<crate::pallet::BatchResultOf<T>>,
-    ) -> DispatchResult {
+    ) -> Result<bool, DispatchError> {
         ensure!(!results.is_empty(), Error::<T>::EmptyBatch);
         ensure!(
             results.windows(2).all(|w| w[0].0 < w[1].0),
@@ -293,9 +311,11 @@ impl<T: Config> Pallet<T> {
         }
         Self::end_assignments(&who, AssignmentEnd::Answered, answered.len() as u32, now);
         // An execution entry covering only answered requests needs no handling any more.
+        let mut whole = true;
         let mut i = 0;
         while let Some(&(first, deadline)) = answered.get(i) {
-            let count = DeadlineQueue::<T>::get(deadline, first)
+            let key = crate::queue::queue_key(first, Deadline::Execution);
+            let count = DeadlineQueue::<T>::get(deadline, key)
                 .filter(|what| what.kind() == Deadline::Execution)
                 .map(|what| what.count() as usize);
             let covered = count.is_some_and(|count| {
@@ -306,13 +326,15 @@ impl<T: Config> Pallet<T> {
                 })
             });
             if covered {
-                DeadlineQueue::<T>::remove(deadline, first);
+                DeadlineQueue::<T>::remove(deadline, key);
+            } else {
+                whole = false;
             }
             i += count.filter(|_| covered).unwrap_or(1);
         }
         let ids: alloc::vec::Vec<RequestId> = answered.iter().map(|(id, _)| *id).collect();
         Self::schedule_runs(window_end, &ids, Deadline::ChallengeWindow);
-        Ok(())
+        Ok(whole)
     }
 
     /// The result stands: pay the executor (less the protocol fee, burned) and finalize.

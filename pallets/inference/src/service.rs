@@ -121,7 +121,7 @@ impl<T: Config> Pallet<T> {
             Service::<T>::mutate(&who, |s| s.models.retain(|m| m != &model));
         }
         Self::end_assignment(&who, AssignmentEnd::Void, now);
-        DeadlineQueue::<T>::remove(deadline, id);
+        let _ = Self::unschedule_execution(deadline, id);
         Self::deposit_event(Event::AssignmentReleased {
             id,
             executor: who.clone(),

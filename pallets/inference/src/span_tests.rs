@@ -13,7 +13,7 @@ use frame_support::{
     traits::fungible::{Inspect, InspectHold},
     BoundedVec,
 };
-use inferchain_primitives::RequestId;
+use inferchain_primitives::{model::ModelRegistry, RequestId};
 
 type MaxBatch = <Test as Config>::MaxBatchSize;
 
@@ -63,7 +63,9 @@ fn executor_of(id: RequestId) -> AccountId {
 }
 
 fn entries_at(block: u64) -> Vec<(RequestId, Deadline)> {
-    let mut entries: Vec<_> = DeadlineQueue::<Test>::iter_prefix(block).collect();
+    let mut entries: Vec<_> = DeadlineQueue::<Test>::iter_prefix(block)
+        .map(|(key, what)| (crate::queue::key_id(key), what))
+        .collect();
     entries.sort_by_key(|(id, _)| *id);
     entries
 }
@@ -383,5 +385,169 @@ fn a_block_takes_request_slots_one_per_request_and_some_per_assignment() {
         // The next block has its slots again.
         run_to_block(2);
         batch(size);
+    });
+}
+
+#[test]
+fn a_request_handed_back_alone_leaves_its_batchs_entry_to_the_rest() {
+    build_and_execute(|| {
+        setup();
+        let ids = batch(4);
+        let executor = executor_of(ids[0]);
+        let deadline = 1 + <Test as Config>::ExecutionTimeout::get();
+        run_to_block(2);
+        // The first request, whose id keys the batch's entry, is handed back alone.
+        assert_ok!(Inference::release_assignment(
+            RuntimeOrigin::signed(executor),
+            ids[0],
+            ReleaseReason::OverLimits
+        ));
+        assert_eq!(
+            entries_at(deadline),
+            vec![(ids[0], Deadline::ExecutionSpan { count: 4 })]
+        );
+        // The rest are never answered: they are missed at the batch's deadline.
+        let bond = bond_of(executor);
+        run_to_block(deadline);
+        let slash = <Test as Config>::MissedDeadlineSlash::get();
+        assert_eq!(bond_of(executor), bond - 3 * slash);
+        assert!(ids[1..].iter().all(|id| executor_of(*id) != executor));
+        assert_eq!(Service::<Test>::get(executor).pending, 0);
+    });
+}
+
+#[test]
+fn entries_of_different_kinds_at_one_block_and_id_both_stay_and_like_ones_merge() {
+    build_and_execute(|| {
+        Inference::schedule(9, 5, Deadline::ExecutionSpan { count: 4 });
+        Inference::schedule(9, 5, Deadline::ChallengeWindowSpan { count: 2 });
+        Inference::schedule(9, 5, Deadline::Prune);
+        assert_eq!(
+            entries_at(9)
+                .into_iter()
+                .map(|(_, what)| what)
+                .collect::<Vec<_>>(),
+            vec![
+                Deadline::ExecutionSpan { count: 4 },
+                Deadline::ChallengeWindowSpan { count: 2 },
+                Deadline::Prune,
+            ]
+        );
+        assert!(entries_at(9).iter().all(|(id, _)| *id == 5));
+        // A single entry where a span of its kind is: the span covers it.
+        Inference::schedule(9, 5, Deadline::Execution);
+        Inference::schedule(9, 5, Deadline::PruneSpan { count: 3 });
+        assert_eq!(
+            entries_at(9)
+                .into_iter()
+                .map(|(_, what)| what)
+                .collect::<Vec<_>>(),
+            vec![
+                Deadline::ExecutionSpan { count: 4 },
+                Deadline::ChallengeWindowSpan { count: 2 },
+                Deadline::PruneSpan { count: 3 },
+            ]
+        );
+        // A single execution entry is removed as its own; a span's is not.
+        assert!(!Inference::unschedule_execution(9, 5));
+        Inference::schedule(8, 6, Deadline::Execution);
+        assert!(Inference::unschedule_execution(8, 6));
+        assert!(entries_at(8).is_empty());
+    });
+}
+
+#[test]
+fn answering_a_batch_whole_is_free_and_splitting_it_pays() {
+    build_and_execute(|| {
+        setup();
+        let pays =
+            |result: frame_support::dispatch::DispatchResultWithPostInfo| result.unwrap().pays_fee;
+        let results = |ids: &[RequestId]| -> BoundedVec<BatchResultOf<Test>, MaxBatch> {
+            ids.iter()
+                .map(|id| result_of(*id))
+                .collect::<Vec<_>>()
+                .try_into()
+                .unwrap()
+        };
+        use frame_support::dispatch::Pays;
+        let whole = batch(3);
+        let split = batch(3);
+        let executor = executor_of(whole[0]);
+        let other = executor_of(split[0]);
+        assert_eq!(
+            pays(Inference::submit_results(
+                RuntimeOrigin::signed(executor),
+                results(&whole)
+            )),
+            Pays::No
+        );
+        assert_eq!(
+            pays(Inference::submit_results(
+                RuntimeOrigin::signed(other),
+                results(&split[..2])
+            )),
+            Pays::Yes
+        );
+        let output = tensor(&[1.0]);
+        assert_eq!(
+            pays(Inference::submit_traced_result(
+                RuntimeOrigin::signed(other),
+                split[2],
+                output.clone().try_into().unwrap(),
+                one_step_trace(&output),
+                Default::default()
+            )),
+            Pays::Yes
+        );
+        // A single request answered alone is its own entry: free.
+        let single = crate::NextRequestId::<Test>::get();
+        assert_ok!(Inference::request_inference(
+            RuntimeOrigin::signed(1),
+            TENSOR_MODEL,
+            tensor(&[1.0]).try_into().unwrap(),
+            FEE
+        ));
+        assert_eq!(
+            pays(Inference::submit_traced_result(
+                RuntimeOrigin::signed(executor_of(single)),
+                single,
+                output.clone().try_into().unwrap(),
+                one_step_trace(&output),
+                Default::default()
+            )),
+            Pays::No
+        );
+    });
+}
+
+#[test]
+fn a_batch_costing_more_than_one_request_may_is_refused() {
+    build_and_execute(|| {
+        setup();
+        let flops = Models::model(&TENSOR_MODEL).unwrap().0.cost.flops;
+        // Room for exactly three of the model's requests in one.
+        MaxRequestCost::set(&inferchain_primitives::model::ModelCost {
+            flops: 3 * flops,
+            ..MaxRequestCost::get()
+        });
+        let before = Balances::balance(&1);
+        let inputs = |n: u32| -> BoundedVec<BoundedVec<u8, MaxInputBytes>, MaxBatch> {
+            (0..n)
+                .map(|i| tensor(&[i as f32]).try_into().unwrap())
+                .collect::<Vec<_>>()
+                .try_into()
+                .unwrap()
+        };
+        assert_noop!(
+            Inference::request_batch(RuntimeOrigin::signed(1), TENSOR_MODEL, inputs(4), FEE),
+            Error::<Test>::BatchTooCostly
+        );
+        assert_eq!(Balances::balance(&1), before);
+        assert_ok!(Inference::request_batch(
+            RuntimeOrigin::signed(1),
+            TENSOR_MODEL,
+            inputs(3),
+            FEE
+        ));
     });
 }

@@ -252,8 +252,11 @@ impl<T: Config> Pallet<T> {
                 continue; // the last game to end in the executor's favour finalizes it
             }
             let result = Results::<T>::get(id);
+            // A request with hand-backs to settle (a slash each) is settled alone, as a
+            // single entry reserves for.
             let shared = request.executor == executor
                 && request.requester == requester
+                && !ReleasedBy::<T>::contains_key(id)
                 && ResultTraces::<T>::contains_key(id)
                 && result.as_ref().is_some_and(|r| r.executor == executor);
             let Some(result) = result.filter(|_| shared) else {
