@@ -66,7 +66,7 @@ fn entries_at(block: u64) -> Vec<(RequestId, Deadline)> {
     let mut entries: Vec<_> = DeadlineQueue::<Test>::iter_prefix(block)
         .map(|(key, what)| (crate::queue::key_id(key), what))
         .collect();
-    entries.sort_by_key(|(id, _)| *id);
+    entries.sort_by_key(|(id, what)| (*id, crate::queue::queue_key(0, *what)));
     entries
 }
 
@@ -488,17 +488,17 @@ fn answering_a_batch_whole_is_free_and_splitting_it_pays() {
             )),
             Pays::Yes
         );
-        let output = tensor(&[1.0]);
-        assert_eq!(
+        let answer_alone = |who: AccountId, id: RequestId| {
+            let output = tensor(&[1.0]);
             pays(Inference::submit_traced_result(
-                RuntimeOrigin::signed(other),
-                split[2],
+                RuntimeOrigin::signed(who),
+                id,
                 output.clone().try_into().unwrap(),
                 one_step_trace(&output),
-                Default::default()
-            )),
-            Pays::Yes
-        );
+                Default::default(),
+            ))
+        };
+        assert_eq!(answer_alone(other, split[2]), Pays::Yes);
         // A single request answered alone is its own entry: free.
         let single = crate::NextRequestId::<Test>::get();
         assert_ok!(Inference::request_inference(
@@ -507,16 +507,7 @@ fn answering_a_batch_whole_is_free_and_splitting_it_pays() {
             tensor(&[1.0]).try_into().unwrap(),
             FEE
         ));
-        assert_eq!(
-            pays(Inference::submit_traced_result(
-                RuntimeOrigin::signed(executor_of(single)),
-                single,
-                output.clone().try_into().unwrap(),
-                one_step_trace(&output),
-                Default::default()
-            )),
-            Pays::No
-        );
+        assert_eq!(answer_alone(executor_of(single), single), Pays::No);
     });
 }
 

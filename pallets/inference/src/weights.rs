@@ -36,28 +36,28 @@ pub trait WeightInfo {
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
     fn register_executor() -> Weight {
-        // Measured proof size: 5508; minimum time 64_907 ns.
-        Weight::from_parts(78_968_000, 5583)
+        // Measured proof size: 5508; minimum time 65_407 ns.
+        Weight::from_parts(82_352_000, 5583)
             .saturating_add(T::DbWeight::get().reads(5_u64))
             .saturating_add(T::DbWeight::get().writes(4_u64))
     }
     fn unregister_executor() -> Weight {
-        // Measured proof size: 13226; minimum time 104_616 ns.
-        Weight::from_parts(124_886_000, 139438)
+        // Measured proof size: 13226; minimum time 109_193 ns.
+        Weight::from_parts(127_670_000, 139438)
             .saturating_add(T::DbWeight::get().reads(20_u64))
             .saturating_add(T::DbWeight::get().writes(18_u64))
     }
     fn withdraw_bond() -> Weight {
-        // Measured proof size: 388; minimum time 41_182 ns.
-        Weight::from_parts(43_795_000, 3658)
+        // Measured proof size: 388; minimum time 40_260 ns.
+        Weight::from_parts(43_145_000, 3658)
             .saturating_add(T::DbWeight::get().reads(3_u64))
             .saturating_add(T::DbWeight::get().writes(4_u64))
     }
     /// `m` in `[1, 16]`.
     fn serve(m: u32, ) -> Weight {
-        // Measured proof size: 8976; minimum time 55_923 ns.
-        Weight::from_parts(50_244_787, 4046)
-            .saturating_add(Weight::from_parts(14_522_184, 0).saturating_mul(m.into()))
+        // Measured proof size: 8976; minimum time 62_954 ns.
+        Weight::from_parts(57_476_803, 4046)
+            .saturating_add(Weight::from_parts(14_068_202, 0).saturating_mul(m.into()))
             .saturating_add(T::DbWeight::get().reads(2_u64))
             .saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(m.into())))
             .saturating_add(T::DbWeight::get().writes(1_u64))
@@ -66,95 +66,95 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
     }
     /// `n` in `[1, 128]`.
     fn request_batch(n: u32, ) -> Weight {
-        // Measured proof size: 10682; minimum time 177_786 ns.
-        Weight::from_parts(171_135_649, 9643)
-            .saturating_add(Weight::from_parts(6_598_761, 0).saturating_mul(n.into()))
-            .saturating_add(T::DbWeight::get().reads(13_u64))
+        // Measured proof size: 10682; minimum time 146_448 ns.
+        Weight::from_parts(180_511_702, 9643)
+            .saturating_add(Weight::from_parts(6_421_865, 0).saturating_mul(n.into()))
+            .saturating_add(T::DbWeight::get().reads(14_u64))
             .saturating_add(T::DbWeight::get().writes(7_u64))
             .saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(n.into())))
     }
     fn release_assignment() -> Weight {
-        // Measured proof size: 11427; minimum time 224_405 ns.
-        Weight::from_parts(248_201_000, 139438)
-            .saturating_add(T::DbWeight::get().reads(27_u64))
+        // Measured proof size: 11444; minimum time 226_548 ns.
+        Weight::from_parts(257_254_000, 139438)
+            .saturating_add(T::DbWeight::get().reads(29_u64))
             .saturating_add(T::DbWeight::get().writes(26_u64))
     }
     /// `n` in `[1, 65504]`.
     fn request_inference(n: u32, ) -> Weight {
-        // Measured proof size: 11441; minimum time 225_246 ns.
-        Weight::from_parts(249_225_714, 139438)
-            .saturating_add(Weight::from_parts(1_755, 0).saturating_mul(n.into()))
-            .saturating_add(T::DbWeight::get().reads(28_u64))
+        // Measured proof size: 11441; minimum time 228_631 ns.
+        Weight::from_parts(264_882_461, 139438)
+            .saturating_add(Weight::from_parts(1_857, 0).saturating_mul(n.into()))
+            .saturating_add(T::DbWeight::get().reads(29_u64))
             .saturating_add(T::DbWeight::get().writes(25_u64))
     }
     /// `k` in `[0, 256]`.
     fn on_initialize(k: u32, ) -> Weight {
-        // Measured proof size: 34808; minimum time 49_023 ns.
-        Weight::from_parts(2_012_768_334, 215662)
-            .saturating_add(Weight::from_parts(151_277_263, 0).saturating_mul(k.into()))
+        // Measured proof size: 34808; minimum time 53_500 ns.
+        Weight::from_parts(2_013_767_057, 215662)
+            .saturating_add(Weight::from_parts(150_544_781, 0).saturating_mul(k.into()))
             .saturating_add(T::DbWeight::get().reads(203_u64))
-            .saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(k.into())))
+            .saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(k.into())))
             .saturating_add(T::DbWeight::get().writes(191_u64))
             .saturating_add(T::DbWeight::get().writes((7_u64).saturating_mul(k.into())))
             .saturating_add(Weight::from_parts(0, 68188).saturating_mul(k.into()))
     }
     /// `n` in `[1, 65504]`.
     fn submit_traced_result(n: u32, ) -> Weight {
-        // Measured proof size: 3315; minimum time 117_565 ns.
-        Weight::from_parts(126_036_476, 139438)
-            .saturating_add(Weight::from_parts(24_931, 0).saturating_mul(n.into()))
-            .saturating_add(T::DbWeight::get().reads(22_u64))
-            .saturating_add(T::DbWeight::get().writes(21_u64))
+        // Measured proof size: 3368; minimum time 123_044 ns.
+        Weight::from_parts(133_701_329, 139438)
+            .saturating_add(Weight::from_parts(24_495, 0).saturating_mul(n.into()))
+            .saturating_add(T::DbWeight::get().reads(24_u64))
+            .saturating_add(T::DbWeight::get().writes(22_u64))
     }
     /// `n` in `[1, 65504]`.
     fn open_game(n: u32, ) -> Weight {
-        // Measured proof size: 8605; minimum time 141_230 ns.
-        Weight::from_parts(165_566_212, 69178)
-            .saturating_add(Weight::from_parts(24_126, 0).saturating_mul(n.into()))
+        // Measured proof size: 8605; minimum time 128_692 ns.
+        Weight::from_parts(138_602_472, 69178)
+            .saturating_add(Weight::from_parts(24_590, 0).saturating_mul(n.into()))
             .saturating_add(T::DbWeight::get().reads(14_u64))
             .saturating_add(T::DbWeight::get().writes(10_u64))
     }
     fn reveal() -> Weight {
-        // Measured proof size: 546; minimum time 22_213 ns.
-        Weight::from_parts(24_176_000, 69178)
+        // Measured proof size: 546; minimum time 22_914 ns.
+        Weight::from_parts(26_460_000, 69178)
             .saturating_add(T::DbWeight::get().reads(3_u64))
             .saturating_add(T::DbWeight::get().writes(2_u64))
     }
     fn prove_step() -> Weight {
-        // Measured proof size: 14314; minimum time 7_262_843 ns.
-        Weight::from_parts(7_608_097_000, 139438)
-            .saturating_add(T::DbWeight::get().reads(37_u64))
+        // Measured proof size: 14331; minimum time 7_478_584 ns.
+        Weight::from_parts(7_770_680_000, 139438)
+            .saturating_add(T::DbWeight::get().reads(38_u64))
             .saturating_add(T::DbWeight::get().writes(34_u64))
     }
     fn reveal_output() -> Weight {
-        // Measured proof size: 812; minimum time 39_088 ns.
-        Weight::from_parts(44_326_000, 69178)
+        // Measured proof size: 812; minimum time 39_669 ns.
+        Weight::from_parts(51_206_000, 69178)
             .saturating_add(T::DbWeight::get().reads(4_u64))
             .saturating_add(T::DbWeight::get().writes(2_u64))
     }
     fn prove_element() -> Weight {
-        // Measured proof size: 14322; minimum time 6_603_980 ns.
-        Weight::from_parts(6_891_108_000, 139438)
-            .saturating_add(T::DbWeight::get().reads(37_u64))
+        // Measured proof size: 14339; minimum time 6_698_381 ns.
+        Weight::from_parts(6_986_561_000, 139438)
+            .saturating_add(T::DbWeight::get().reads(38_u64))
             .saturating_add(T::DbWeight::get().writes(34_u64))
     }
     /// `n` in `[1, 128]`.
     fn submit_results(n: u32, ) -> Weight {
-        // Measured proof size: 10240; minimum time 158_747 ns.
-        Weight::from_parts(148_176_230, 139438)
-            .saturating_add(Weight::from_parts(25_483_702, 0).saturating_mul(n.into()))
-            .saturating_add(T::DbWeight::get().reads(22_u64))
+        // Measured proof size: 10240; minimum time 158_527 ns.
+        Weight::from_parts(123_967_463, 139438)
+            .saturating_add(Weight::from_parts(26_866_876, 0).saturating_mul(n.into()))
+            .saturating_add(T::DbWeight::get().reads(23_u64))
             .saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
-            .saturating_add(T::DbWeight::get().writes(18_u64))
+            .saturating_add(T::DbWeight::get().writes(19_u64))
             .saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
             .saturating_add(Weight::from_parts(0, 68188).saturating_mul(n.into()))
     }
     /// `n` in `[1, 128]`.
     fn execution_span(n: u32, ) -> Weight {
-        // Measured proof size: 13127; minimum time 285_856 ns.
-        Weight::from_parts(323_293_704, 139438)
-            .saturating_add(Weight::from_parts(11_892_087, 0).saturating_mul(n.into()))
-            .saturating_add(T::DbWeight::get().reads(28_u64))
+        // Measured proof size: 13148; minimum time 299_016 ns.
+        Weight::from_parts(344_602_706, 139438)
+            .saturating_add(Weight::from_parts(11_478_436, 0).saturating_mul(n.into()))
+            .saturating_add(T::DbWeight::get().reads(29_u64))
             .saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
             .saturating_add(T::DbWeight::get().writes(26_u64))
             .saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
@@ -162,10 +162,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
     }
     /// `n` in `[1, 128]`.
     fn window_span(n: u32, ) -> Weight {
-        // Measured proof size: 2313; minimum time 113_029 ns.
-        Weight::from_parts(113_597_374, 6196)
-            .saturating_add(Weight::from_parts(17_453_884, 0).saturating_mul(n.into()))
-            .saturating_add(T::DbWeight::get().reads(6_u64))
+        // Measured proof size: 2334; minimum time 104_706 ns.
+        Weight::from_parts(96_219_443, 6196)
+            .saturating_add(Weight::from_parts(18_404_724, 0).saturating_mul(n.into()))
+            .saturating_add(T::DbWeight::get().reads(7_u64))
             .saturating_add(T::DbWeight::get().reads((6_u64).saturating_mul(n.into())))
             .saturating_add(T::DbWeight::get().writes(6_u64))
             .saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
@@ -173,9 +173,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
     }
     /// `n` in `[1, 128]`.
     fn prune_span(n: u32, ) -> Weight {
-        // Measured proof size: 1048; minimum time 54_421 ns.
-        Weight::from_parts(39_670_045, 3658)
-            .saturating_add(Weight::from_parts(12_473_688, 0).saturating_mul(n.into()))
+        // Measured proof size: 1048; minimum time 50_415 ns.
+        Weight::from_parts(45_033_164, 3658)
+            .saturating_add(Weight::from_parts(12_073_939, 0).saturating_mul(n.into()))
             .saturating_add(T::DbWeight::get().reads(2_u64))
             .saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
             .saturating_add(T::DbWeight::get().writes(2_u64))
@@ -187,23 +187,23 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 // For tests: the same figures over ParityDB's weights.
 impl WeightInfo for () {
     fn register_executor() -> Weight {
-        Weight::from_parts(78_968_000, 5583)
+        Weight::from_parts(82_352_000, 5583)
             .saturating_add(ParityDbWeight::get().reads(5_u64))
             .saturating_add(ParityDbWeight::get().writes(4_u64))
     }
     fn unregister_executor() -> Weight {
-        Weight::from_parts(124_886_000, 139438)
+        Weight::from_parts(127_670_000, 139438)
             .saturating_add(ParityDbWeight::get().reads(20_u64))
             .saturating_add(ParityDbWeight::get().writes(18_u64))
     }
     fn withdraw_bond() -> Weight {
-        Weight::from_parts(43_795_000, 3658)
+        Weight::from_parts(43_145_000, 3658)
             .saturating_add(ParityDbWeight::get().reads(3_u64))
             .saturating_add(ParityDbWeight::get().writes(4_u64))
     }
     fn serve(m: u32, ) -> Weight {
-        Weight::from_parts(50_244_787, 4046)
-            .saturating_add(Weight::from_parts(14_522_184, 0).saturating_mul(m.into()))
+        Weight::from_parts(57_476_803, 4046)
+            .saturating_add(Weight::from_parts(14_068_202, 0).saturating_mul(m.into()))
             .saturating_add(ParityDbWeight::get().reads(2_u64))
             .saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(m.into())))
             .saturating_add(ParityDbWeight::get().writes(1_u64))
@@ -211,94 +211,94 @@ impl WeightInfo for () {
             .saturating_add(Weight::from_parts(0, 17306).saturating_mul(m.into()))
     }
     fn request_batch(n: u32, ) -> Weight {
-        Weight::from_parts(171_135_649, 9643)
-            .saturating_add(Weight::from_parts(6_598_761, 0).saturating_mul(n.into()))
-            .saturating_add(ParityDbWeight::get().reads(13_u64))
+        Weight::from_parts(180_511_702, 9643)
+            .saturating_add(Weight::from_parts(6_421_865, 0).saturating_mul(n.into()))
+            .saturating_add(ParityDbWeight::get().reads(14_u64))
             .saturating_add(ParityDbWeight::get().writes(7_u64))
             .saturating_add(ParityDbWeight::get().writes((2_u64).saturating_mul(n.into())))
     }
     fn release_assignment() -> Weight {
-        Weight::from_parts(248_201_000, 139438)
-            .saturating_add(ParityDbWeight::get().reads(27_u64))
+        Weight::from_parts(257_254_000, 139438)
+            .saturating_add(ParityDbWeight::get().reads(29_u64))
             .saturating_add(ParityDbWeight::get().writes(26_u64))
     }
     fn request_inference(n: u32, ) -> Weight {
-        Weight::from_parts(249_225_714, 139438)
-            .saturating_add(Weight::from_parts(1_755, 0).saturating_mul(n.into()))
-            .saturating_add(ParityDbWeight::get().reads(28_u64))
+        Weight::from_parts(264_882_461, 139438)
+            .saturating_add(Weight::from_parts(1_857, 0).saturating_mul(n.into()))
+            .saturating_add(ParityDbWeight::get().reads(29_u64))
             .saturating_add(ParityDbWeight::get().writes(25_u64))
     }
     fn on_initialize(k: u32, ) -> Weight {
-        Weight::from_parts(2_012_768_334, 215662)
-            .saturating_add(Weight::from_parts(151_277_263, 0).saturating_mul(k.into()))
+        Weight::from_parts(2_013_767_057, 215662)
+            .saturating_add(Weight::from_parts(150_544_781, 0).saturating_mul(k.into()))
             .saturating_add(ParityDbWeight::get().reads(203_u64))
-            .saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(k.into())))
+            .saturating_add(ParityDbWeight::get().reads((5_u64).saturating_mul(k.into())))
             .saturating_add(ParityDbWeight::get().writes(191_u64))
             .saturating_add(ParityDbWeight::get().writes((7_u64).saturating_mul(k.into())))
             .saturating_add(Weight::from_parts(0, 68188).saturating_mul(k.into()))
     }
     fn submit_traced_result(n: u32, ) -> Weight {
-        Weight::from_parts(126_036_476, 139438)
-            .saturating_add(Weight::from_parts(24_931, 0).saturating_mul(n.into()))
-            .saturating_add(ParityDbWeight::get().reads(22_u64))
-            .saturating_add(ParityDbWeight::get().writes(21_u64))
+        Weight::from_parts(133_701_329, 139438)
+            .saturating_add(Weight::from_parts(24_495, 0).saturating_mul(n.into()))
+            .saturating_add(ParityDbWeight::get().reads(24_u64))
+            .saturating_add(ParityDbWeight::get().writes(22_u64))
     }
     fn open_game(n: u32, ) -> Weight {
-        Weight::from_parts(165_566_212, 69178)
-            .saturating_add(Weight::from_parts(24_126, 0).saturating_mul(n.into()))
+        Weight::from_parts(138_602_472, 69178)
+            .saturating_add(Weight::from_parts(24_590, 0).saturating_mul(n.into()))
             .saturating_add(ParityDbWeight::get().reads(14_u64))
             .saturating_add(ParityDbWeight::get().writes(10_u64))
     }
     fn reveal() -> Weight {
-        Weight::from_parts(24_176_000, 69178)
+        Weight::from_parts(26_460_000, 69178)
             .saturating_add(ParityDbWeight::get().reads(3_u64))
             .saturating_add(ParityDbWeight::get().writes(2_u64))
     }
     fn prove_step() -> Weight {
-        Weight::from_parts(7_608_097_000, 139438)
-            .saturating_add(ParityDbWeight::get().reads(37_u64))
+        Weight::from_parts(7_770_680_000, 139438)
+            .saturating_add(ParityDbWeight::get().reads(38_u64))
             .saturating_add(ParityDbWeight::get().writes(34_u64))
     }
     fn reveal_output() -> Weight {
-        Weight::from_parts(44_326_000, 69178)
+        Weight::from_parts(51_206_000, 69178)
             .saturating_add(ParityDbWeight::get().reads(4_u64))
             .saturating_add(ParityDbWeight::get().writes(2_u64))
     }
     fn prove_element() -> Weight {
-        Weight::from_parts(6_891_108_000, 139438)
-            .saturating_add(ParityDbWeight::get().reads(37_u64))
+        Weight::from_parts(6_986_561_000, 139438)
+            .saturating_add(ParityDbWeight::get().reads(38_u64))
             .saturating_add(ParityDbWeight::get().writes(34_u64))
     }
     fn submit_results(n: u32, ) -> Weight {
-        Weight::from_parts(148_176_230, 139438)
-            .saturating_add(Weight::from_parts(25_483_702, 0).saturating_mul(n.into()))
-            .saturating_add(ParityDbWeight::get().reads(22_u64))
+        Weight::from_parts(123_967_463, 139438)
+            .saturating_add(Weight::from_parts(26_866_876, 0).saturating_mul(n.into()))
+            .saturating_add(ParityDbWeight::get().reads(23_u64))
             .saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(n.into())))
-            .saturating_add(ParityDbWeight::get().writes(18_u64))
+            .saturating_add(ParityDbWeight::get().writes(19_u64))
             .saturating_add(ParityDbWeight::get().writes((3_u64).saturating_mul(n.into())))
             .saturating_add(Weight::from_parts(0, 68188).saturating_mul(n.into()))
     }
     fn execution_span(n: u32, ) -> Weight {
-        Weight::from_parts(323_293_704, 139438)
-            .saturating_add(Weight::from_parts(11_892_087, 0).saturating_mul(n.into()))
-            .saturating_add(ParityDbWeight::get().reads(28_u64))
+        Weight::from_parts(344_602_706, 139438)
+            .saturating_add(Weight::from_parts(11_478_436, 0).saturating_mul(n.into()))
+            .saturating_add(ParityDbWeight::get().reads(29_u64))
             .saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(n.into())))
             .saturating_add(ParityDbWeight::get().writes(26_u64))
             .saturating_add(ParityDbWeight::get().writes((1_u64).saturating_mul(n.into())))
             .saturating_add(Weight::from_parts(0, 68188).saturating_mul(n.into()))
     }
     fn window_span(n: u32, ) -> Weight {
-        Weight::from_parts(113_597_374, 6196)
-            .saturating_add(Weight::from_parts(17_453_884, 0).saturating_mul(n.into()))
-            .saturating_add(ParityDbWeight::get().reads(6_u64))
+        Weight::from_parts(96_219_443, 6196)
+            .saturating_add(Weight::from_parts(18_404_724, 0).saturating_mul(n.into()))
+            .saturating_add(ParityDbWeight::get().reads(7_u64))
             .saturating_add(ParityDbWeight::get().reads((6_u64).saturating_mul(n.into())))
             .saturating_add(ParityDbWeight::get().writes(6_u64))
             .saturating_add(ParityDbWeight::get().writes((1_u64).saturating_mul(n.into())))
             .saturating_add(Weight::from_parts(0, 68188).saturating_mul(n.into()))
     }
     fn prune_span(n: u32, ) -> Weight {
-        Weight::from_parts(39_670_045, 3658)
-            .saturating_add(Weight::from_parts(12_473_688, 0).saturating_mul(n.into()))
+        Weight::from_parts(45_033_164, 3658)
+            .saturating_add(Weight::from_parts(12_073_939, 0).saturating_mul(n.into()))
             .saturating_add(ParityDbWeight::get().reads(2_u64))
             .saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(n.into())))
             .saturating_add(ParityDbWeight::get().writes(2_u64))
