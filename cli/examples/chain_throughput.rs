@@ -246,6 +246,11 @@ fn main() -> Result<()> {
         grandpa.len(),
         expired.len()
     );
+    for ((n, reqs, results), settled) in per_block.iter().zip(&settled_per_block) {
+        if reqs + results + settled > 0 {
+            println!("  #{n}: {reqs} requests included, {results} results posted, {settled} results finalized");
+        }
+    }
     println!(
         "requests included per block: max {}, results posted per block: max {}, results finalized per block: max {}",
         per_block.iter().map(|b| b.1).max().unwrap_or(0),

@@ -184,7 +184,11 @@ mod tests {
             <pallet_memory::weights::SubstrateWeight<Runtime> as pallet_memory::WeightInfo>::on_embedding_final()
                 .ref_time();
         // The most an entry reserves before it starts: a span of `n` whose requests are
-        // all handled alone, each with an observer hook.
+        // all handled alone, each with an observer hook and the largest input and output.
+        let largest_bytes =
+            crate::configs::MaxInputBytes::get() + crate::configs::MaxOutputBytes::get();
+        let per_byte =
+            |b: u32| W::request_inference(b).ref_time() - W::request_inference(0).ref_time();
         let reserve = |n: u32| {
             if n == 1 {
                 return single + observer;
@@ -195,6 +199,7 @@ mod tests {
                 .max()
                 .unwrap_or(0)
                 + u64::from(n) * (single + observer)
+                + per_byte(n * largest_bytes)
         };
         // A block's slots filled with `b` batches of `n` and `s` single requests: the
         // requests, then over their lives the queue's work and their results.

@@ -120,6 +120,7 @@ impl<T: Config> Pallet<T> {
         let single = crate::spans::SpanWork {
             together: 0,
             alone: 1,
+            bytes: 0,
         };
         match what {
             Deadline::Execution => Self::on_execution_deadline(id, at, now),

@@ -27,12 +27,14 @@ use inferchain_primitives::{
 };
 use sp_runtime::traits::{Saturating, UniqueSaturatedInto, Zero};
 
-/// What a span entry did: requests handled together, and requests handled alone (each
-/// charged as a single entry).
+/// What a span entry did: requests handled together, requests handled alone (each
+/// charged as a single entry), and the input and output bytes it read (charged at
+/// `request_inference`'s cost per byte: the span benchmarks use small ones).
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub(crate) struct SpanWork {
     pub together: u32,
     pub alone: u32,
+    pub bytes: u32,
 }
 
 impl<T: Config> Pallet<T> {
@@ -68,9 +70,14 @@ impl<T: Config> Pallet<T> {
         }
     }
 
+    /// The weight of reading `bytes` of requests' inputs and results' outputs.
+    fn byte_weight(bytes: u32) -> Weight {
+        T::WeightInfo::request_inference(bytes).saturating_sub(T::WeightInfo::request_inference(0))
+    }
+
     /// The most an entry may weigh: a span handled together plus each of its requests
-    /// handled alone (the split is only known once it is done), and the observer's hook
-    /// for each request it may settle.
+    /// handled alone (the split is only known once it is done), the largest input and
+    /// output of each, and the observer's hook for each request it may settle.
     pub(crate) fn entry_reserve(what: Deadline) -> Weight {
         let count = what.count();
         let observer =
@@ -79,8 +86,12 @@ impl<T: Config> Pallet<T> {
             Deadline::Execution | Deadline::ChallengeWindow | Deadline::Prune => {
                 Self::single_entry_weight()
             }
-            span => Self::span_weight(span, count)
-                .saturating_add(Self::single_entry_weight().saturating_mul(u64::from(count))),
+            span => {
+                let largest = T::MaxInputBytes::get().saturating_add(T::MaxOutputBytes::get());
+                Self::span_weight(span, count)
+                    .saturating_add(Self::single_entry_weight().saturating_mul(u64::from(count)))
+                    .saturating_add(Self::byte_weight(largest.saturating_mul(count)))
+            }
         };
         own.saturating_add(observer)
     }
@@ -92,20 +103,25 @@ impl<T: Config> Pallet<T> {
                 Self::single_entry_weight()
             }
             span => Self::span_weight(span, span.count())
-                .saturating_add(Self::single_entry_weight().saturating_mul(u64::from(work.alone))),
+                .saturating_add(Self::single_entry_weight().saturating_mul(u64::from(work.alone)))
+                .saturating_add(Self::byte_weight(work.bytes)),
         }
     }
 
-    /// The span's requests (from `first`, `count` of them) whose status is `status`.
+    /// The span's requests (from `first`, `count` of them) whose status is `status`, and
+    /// the input bytes read to find them.
     fn members(
         first: RequestId,
         count: u32,
         status: RequestStatus<BlockNumberFor<T>>,
-    ) -> Vec<(RequestId, RequestOf<T>)> {
-        (first..first.saturating_add(RequestId::from(count)))
+    ) -> (Vec<(RequestId, RequestOf<T>)>, u32) {
+        let mut bytes = 0u32;
+        let members = (first..first.saturating_add(RequestId::from(count)))
             .filter_map(|id| Requests::<T>::get(id).map(|r| (id, r)))
+            .inspect(|(_, r)| bytes = bytes.saturating_add(r.input.len() as u32))
             .filter(|(_, r)| r.status == status)
-            .collect()
+            .collect();
+        (members, bytes)
     }
 
     /// The execution deadline `at` of a span passed: its requests still pending with
@@ -117,15 +133,21 @@ impl<T: Config> Pallet<T> {
         at: BlockNumberFor<T>,
         now: BlockNumberFor<T>,
     ) -> SpanWork {
-        let members = Self::members(first, count, RequestStatus::Pending { deadline: at });
+        let (members, bytes) = Self::members(first, count, RequestStatus::Pending { deadline: at });
         let Some((_, lead)) = members.first() else {
-            return SpanWork::default();
+            return SpanWork {
+                bytes,
+                ..Default::default()
+            };
         };
         let (executor, model, requester) =
             (lead.executor.clone(), lead.model, lead.requester.clone());
         let answerable = matches!(T::Models::model(&model), Some((_, s)) if s != ModelStatus::Retired)
             && T::Models::commitments(&model).is_some();
-        let mut work = SpanWork::default();
+        let mut work = SpanWork {
+            bytes,
+            ..Default::default()
+        };
         let mut group = Vec::new();
         for (id, request) in members {
             let shared = request.executor == executor
@@ -239,12 +261,19 @@ impl<T: Config> Pallet<T> {
         at: BlockNumberFor<T>,
         now: BlockNumberFor<T>,
     ) -> SpanWork {
-        let members = Self::members(first, count, RequestStatus::Submitted { window_end: at });
+        let (members, bytes) =
+            Self::members(first, count, RequestStatus::Submitted { window_end: at });
         let Some((_, lead)) = members.first() else {
-            return SpanWork::default();
+            return SpanWork {
+                bytes,
+                ..Default::default()
+            };
         };
         let (executor, requester) = (lead.executor.clone(), lead.requester.clone());
-        let mut work = SpanWork::default();
+        let mut work = SpanWork {
+            bytes,
+            ..Default::default()
+        };
         let mut fees = BalanceOf::<T>::zero();
         let mut ids = Vec::new();
         for (id, request) in members {
@@ -252,6 +281,9 @@ impl<T: Config> Pallet<T> {
                 continue; // the last game to end in the executor's favour finalizes it
             }
             let result = Results::<T>::get(id);
+            if let Some(r) = &result {
+                work.bytes = work.bytes.saturating_add(r.output.len() as u32);
+            }
             // A request with hand-backs to settle (a slash each) is settled alone, as a
             // single entry reserves for.
             let shared = request.executor == executor
@@ -309,6 +341,7 @@ impl<T: Config> Pallet<T> {
             let Some(request) = Requests::<T>::get(id) else {
                 continue;
             };
+            work.bytes = work.bytes.saturating_add(request.input.len() as u32);
             if !request.status.settled_at().is_some_and(|at| at <= settled) {
                 continue;
             }

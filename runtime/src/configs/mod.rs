@@ -185,14 +185,14 @@ parameter_types! {
     pub const ChallengeBond: Balance = 50 * UNIT;
     pub const MaxExecutors: u32 = 128;
     /// The deadline queue's budget per block: at most this many entries, and no more
-    /// work than this many single entries weigh (~700 ms; game deadlines get a quarter
+    /// work than this many single entries weigh (~750 ms; game deadlines get a quarter
     /// as much again). That covers what a full block of requests brings it over their
     /// lives, in every mix of batches and single requests, even if every executor
     /// misses every one (each assignment's missed execution deadlines, at most
     /// `MaxAttempts`, then its pruning); with room to start the largest span. So full
     /// blocks never grow a backlog; tested from the weights with the block's other work
     /// (`block_capacity`).
-    pub const MaxDeadlinesPerBlock: u32 = 1_312;
+    pub const MaxDeadlinesPerBlock: u32 = 1_376;
     /// A one-step proof: the referee's operand cap (256 KiB) plus the step descriptor
     /// and the Merkle paths.
     pub const MaxStepProofBytes: u32 = inferchain_referee::MAX_OPERAND_BYTES as u32 + 64 * 1024;
