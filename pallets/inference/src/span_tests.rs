@@ -542,3 +542,43 @@ fn a_batch_costing_more_than_one_request_may_is_refused() {
         ));
     });
 }
+
+#[test]
+fn a_batch_and_its_results_weigh_more_for_every_byte_they_store() {
+    build_and_execute(|| {
+        let inputs = |len: usize| -> Vec<BoundedVec<u8, MaxInputBytes>> {
+            vec![vec![0u8; len].try_into().unwrap(); 4]
+        };
+        let results = |len: usize| -> Vec<BatchResultOf<Test>> {
+            (0..4)
+                .map(|id| {
+                    (
+                        id,
+                        vec![0u8; len].try_into().unwrap(),
+                        one_step_trace(&[]),
+                        Default::default(),
+                    )
+                })
+                .collect()
+        };
+        for (small, large) in [(1, 2), (500, 501), (1_000, 1_024)] {
+            assert!(
+                Inference::request_batch_weight(&inputs(large)).ref_time()
+                    > Inference::request_batch_weight(&inputs(small)).ref_time()
+            );
+            assert!(
+                Inference::submit_results_weight(&results(large)).ref_time()
+                    > Inference::submit_results_weight(&results(small)).ref_time()
+            );
+        }
+        // And more for every input or result.
+        assert!(
+            Inference::request_batch_weight(&inputs(8)[..2]).ref_time()
+                < Inference::request_batch_weight(&inputs(8)[..3]).ref_time()
+        );
+        assert!(
+            Inference::submit_results_weight(&results(8)[..2]).ref_time()
+                < Inference::submit_results_weight(&results(8)[..3]).ref_time()
+        );
+    });
+}
