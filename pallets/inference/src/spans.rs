@@ -342,7 +342,7 @@ impl<T: Config> Pallet<T> {
                 continue;
             };
             work.bytes = work.bytes.saturating_add(request.input.len() as u32);
-            if !request.status.settled_at().is_some_and(|at| at <= settled) {
+            if request.status.settled_at().is_none_or(|at| at > settled) {
                 continue;
             }
             if request.requester != requester || ReleasedBy::<T>::contains_key(id) {
