@@ -422,11 +422,14 @@ fn entries_of_different_kinds_at_one_block_and_id_both_stay_and_like_ones_merge(
         Inference::schedule(9, 5, Deadline::ExecutionSpan { count: 4 });
         Inference::schedule(9, 5, Deadline::ChallengeWindowSpan { count: 2 });
         Inference::schedule(9, 5, Deadline::Prune);
-        assert_eq!(
-            entries_at(9)
+        let kinds_at = |block| {
+            entries_at(block)
                 .into_iter()
                 .map(|(_, what)| what)
-                .collect::<Vec<_>>(),
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            kinds_at(9),
             vec![
                 Deadline::ExecutionSpan { count: 4 },
                 Deadline::ChallengeWindowSpan { count: 2 },
@@ -438,10 +441,7 @@ fn entries_of_different_kinds_at_one_block_and_id_both_stay_and_like_ones_merge(
         Inference::schedule(9, 5, Deadline::Execution);
         Inference::schedule(9, 5, Deadline::PruneSpan { count: 3 });
         assert_eq!(
-            entries_at(9)
-                .into_iter()
-                .map(|(_, what)| what)
-                .collect::<Vec<_>>(),
+            kinds_at(9),
             vec![
                 Deadline::ExecutionSpan { count: 4 },
                 Deadline::ChallengeWindowSpan { count: 2 },
