@@ -34,6 +34,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = args::Cli::parse();
+    inferchain_engine::numerics::keep_candle_on_one_thread();
     if let Some(threads) = cli.threads {
         // Read once by candle when its thread pool starts, before any model runs.
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());

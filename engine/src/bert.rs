@@ -26,7 +26,6 @@ use inferchain_primitives::{
     io::{DType, Dim, IoSpec, Tensor},
     model::ModelCost,
 };
-use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationParams};
 
 /// The sentence-transformers pooling config; only mean pooling is supported.
@@ -103,7 +102,7 @@ impl LayerNorm {
         let isa = numerics::isa();
         let n = self.weight.len();
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(n).zip(x.par_chunks(n)).for_each(|(y, x)| {
+        crate::kernel_threads::for_each_row_pair(&mut y, n, x, n, |y, x| {
             inferchain_kernels::layer_norm(isa, x, &self.weight, Some(&self.bias), self.eps, y)
         });
         y
@@ -203,26 +202,23 @@ impl SelfAttention {
         let (d, hidden) = (self.head_size, self.heads * self.head_size);
         let isa = numerics::isa();
         let scale = inferchain_kernels::lanes::sqrt(d as f32);
-        let per_head: Vec<Vec<f32>> = (0..self.heads)
-            .into_par_iter()
-            .map(|head| {
-                let off = head * d;
-                let view = |data| head_view(data, off, seq, d, hidden);
-                let kt = PackedB::pack(isa, view(&k).t());
-                let mut scores = vec![0f32; seq * seq];
-                gemm(isa, view(&q), &kt, Bias::None, &mut scores, &Sequential);
-                let mut probs = vec![0f32; seq * seq];
-                for (p, s) in probs.chunks_mut(seq).zip(scores.chunks_mut(seq)) {
-                    s.iter_mut().for_each(|x| *x /= scale);
-                    inferchain_kernels::softmax(isa, s, p);
-                }
-                let vp = PackedB::pack(isa, view(&v));
-                let mut ctx = vec![0f32; seq * d];
-                let probs = MatRef::row_major(&probs, seq, seq);
-                gemm(isa, probs, &vp, Bias::None, &mut ctx, &Sequential);
-                ctx
-            })
-            .collect();
+        let per_head: Vec<Vec<f32>> = crate::kernel_threads::map_collect(self.heads, |head| {
+            let off = head * d;
+            let view = |data| head_view(data, off, seq, d, hidden);
+            let kt = PackedB::pack(isa, view(&k).t());
+            let mut scores = vec![0f32; seq * seq];
+            gemm(isa, view(&q), &kt, Bias::None, &mut scores, &Sequential);
+            let mut probs = vec![0f32; seq * seq];
+            for (p, s) in probs.chunks_mut(seq).zip(scores.chunks_mut(seq)) {
+                s.iter_mut().for_each(|x| *x /= scale);
+                inferchain_kernels::softmax(isa, s, p);
+            }
+            let vp = PackedB::pack(isa, view(&v));
+            let mut ctx = vec![0f32; seq * d];
+            let probs = MatRef::row_major(&probs, seq, seq);
+            gemm(isa, probs, &vp, Bias::None, &mut ctx, &Sequential);
+            ctx
+        });
         let mut out = vec![0f32; seq * hidden];
         for (head, ctx) in per_head.iter().enumerate() {
             for t in 0..seq {
@@ -300,9 +296,11 @@ impl Layer {
                     *v = 0.0
                 }
             }),
-            Activation::Kernel(act) => i
-                .par_chunks_mut(1 << 14)
-                .for_each(|c| inferchain_kernels::unary_in_place(numerics::isa(), act, c)),
+            Activation::Kernel(act) => {
+                crate::kernel_threads::for_each_chunk_mut(&mut i, 1 << 14, |_, c| {
+                    inferchain_kernels::unary_in_place(numerics::isa(), act, c)
+                })
+            }
         }
         let mut o = self.output.forward(&i, seq);
         o.iter_mut().zip(&h).for_each(|(o, h)| *o += h);

@@ -157,6 +157,49 @@ pub fn for_each_chunk_mut<T: Send>(
     for_each_mut(&mut pieces, |i, piece| f(i, piece));
 }
 
+/// `f(i, row)` for every `row_len`-long row of `data` (the last may be shorter),
+/// neighbouring rows grouped into at most [`threads`] × [`TASKS_PER_THREAD`] tasks.
+pub fn for_each_row_mut<T: Send>(
+    data: &mut [T],
+    row_len: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let row_len = row_len.max(1);
+    let rows = data.len().div_ceil(row_len);
+    let per_task = rows.div_ceil(threads() * TASKS_PER_THREAD).max(1);
+    for_each_chunk_mut(data, per_task * row_len, |t, rows| {
+        for (j, row) in rows.chunks_mut(row_len).enumerate() {
+            f(t * per_task + j, row)
+        }
+    });
+}
+
+/// `f(out_row, in_row)` for every `out_len`-long row of `out` and the `in_len`-long row
+/// of `input` at the same index (as rayon's `out.par_chunks_mut(out_len)
+/// .zip(input.par_chunks(in_len))`), rows grouped as [`for_each_row_mut`] does.
+pub fn for_each_row_pair<T: Send, U: Sync>(
+    out: &mut [T],
+    out_len: usize,
+    input: &[U],
+    in_len: usize,
+    f: impl Fn(&mut [T], &[U]) + Sync,
+) {
+    let in_len = in_len.max(1);
+    for_each_row_mut(out, out_len, |i, row| {
+        let start = i * in_len;
+        if start < input.len() {
+            f(row, &input[start..(start + in_len).min(input.len())])
+        }
+    });
+}
+
+/// `(0..len).map(f)` collected, the values computed as tasks on the threads.
+pub fn map_collect<T: Send + Default + Clone>(len: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::default(); len];
+    for_each_row_mut(&mut out, 1, |i, slot| slot[0] = f(i));
+    out
+}
+
 /// Tasks per thread a loop over many small independent pieces is split into: enough to
 /// even out uneven pieces, few enough that per-task set-up stays small.
 pub const TASKS_PER_THREAD: usize = 4;

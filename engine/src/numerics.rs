@@ -52,6 +52,22 @@ fn keep_freed_memory() {
     }
 }
 
+/// Keeps candle from starting its own element-wise thread pool (candle-core's "barrier
+/// pool", used by its large unary and binary operations, whose idle workers spin for
+/// 25,000 polls after each operation). The engine's kernels run on
+/// [`crate::kernel_threads`], whose workers poll between a run's loops too: two polling
+/// pools on the same cores took the cores from each other's work (all-MiniLM-L6-v2 as
+/// ONNX, 2 threads on 2 cores: 26.5 ms with candle's pool, 10.8 ms without, 17.3 ms on
+/// one thread). Candle's operations that remain in a run (broadcast arithmetic through
+/// candle-onnx) then run on the calling thread. Which thread computes an element never
+/// changes its bits.
+///
+/// Sets the environment variable candle reads once (`CANDLE_NUM_THREADS`): call it at
+/// the start of `main`, before any other thread starts.
+pub fn keep_candle_on_one_thread() {
+    std::env::set_var("CANDLE_NUM_THREADS", "1");
+}
+
 /// Makes the calling thread one of the threads of rayon's global pool (`threads` in
 /// all, counting it; `None`: `RAYON_NUM_THREADS` or one per CPU), as onnxruntime's caller
 /// is one of its session's threads: a run started on this thread then goes straight to

@@ -13,7 +13,6 @@ use crate::numerics::{self, KernelThreads};
 use codec::Decode;
 use inferchain_kernels::{gemm, Bias, MatRef, PackedB, Sequential};
 use inferchain_referee::Step;
-use rayon::prelude::*;
 
 fn floats(bytes: &[u8]) -> Vec<f32> {
     bytes
@@ -73,7 +72,7 @@ pub fn fast_step(step: &[u8], operands: &[&[u8]]) -> Option<Vec<u8>> {
                 return None;
             }
             let mut out = vec![0f32; batch * m * n];
-            out.par_chunks_mut(m * n).enumerate().for_each(|(b, out)| {
+            crate::kernel_threads::for_each_row_mut(&mut out, m * n, |b, out| {
                 let packed =
                     PackedB::pack(isa, MatRef::row_major(&bt[b * n * k..][..n * k], n, k).t());
                 let a = MatRef::row_major(&a[b * m * k..][..m * k], m, k);

@@ -192,6 +192,9 @@ fn network_denied() -> bool {
 /// The worker process's entry point; returns its exit code. `args` are the arguments
 /// after the program (or subcommand) name, as [`worker_args`] writes them.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    // A worker process starts here (its own binary, or the node's subcommand), before any
+    // thread of its own.
+    crate::numerics::keep_candle_on_one_thread();
     let (store, limits) = match parse_args(args) {
         Ok(parsed) => parsed,
         Err(e) => {

@@ -15,6 +15,7 @@ use inferchain_engine::golden::{self, Outcome};
 use std::path::PathBuf;
 
 fn main() {
+    inferchain_engine::numerics::keep_candle_on_one_thread();
     let (default_minilm, default_conformance) = golden::default_data();
     let mut models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
     let (mut minilm, mut conformance) = (Some(default_minilm), Some(default_conformance));

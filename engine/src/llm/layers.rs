@@ -16,7 +16,6 @@ use inferchain_kernels::{gemm, lanes, rotary, Bias, MatRef, PackedB, Sequential,
 /// decoding step's small products to the pool costs more than it saves (measured on
 /// tiny-llm: 2 threads were 3x slower than 1 without it). Threads never change bits.
 const PARALLEL_MIN_WORK: usize = 1 << 20;
-use rayon::prelude::*;
 
 /// The canonical NaN for any NaN: element-wise IEEE operations outside the kernels are
 /// written like the kernels write them (and like the referee's steps), since CPUs and
@@ -206,7 +205,7 @@ impl RmsNorm {
             }
         };
         if x.len() > n {
-            y.par_chunks_mut(n).zip(x.par_chunks(n)).for_each(row);
+            crate::kernel_threads::for_each_row_pair(&mut y, n, x, n, |y, x| row((y, x)));
         } else {
             y.chunks_mut(n).zip(x.chunks(n)).for_each(row);
         }
@@ -342,7 +341,7 @@ impl Attention {
             cache.attend(head / group, query, start + r, scale, out);
         };
         if rows > 1 {
-            ctx.par_chunks_mut(d).enumerate().for_each(task);
+            crate::kernel_threads::for_each_row_mut(&mut ctx, d, |i, out| task((i, out)));
         } else {
             ctx.chunks_mut(d).enumerate().for_each(task);
         }
@@ -388,9 +387,9 @@ impl Mlp {
                 .for_each(|(g, u)| *g = canonical(*g * u));
         };
         if g.len() > 1 << 14 {
-            g.par_chunks_mut(n)
-                .zip(gate_up.par_chunks(2 * n))
-                .for_each(row);
+            crate::kernel_threads::for_each_row_pair(&mut g, n, &gate_up, 2 * n, |g, gu| {
+                row((g, gu))
+            });
         } else {
             g.chunks_mut(n).zip(gate_up.chunks(2 * n)).for_each(row);
         }

@@ -11,7 +11,6 @@ use super::{
     LlmModel,
 };
 use crate::error::Result;
-use rayon::prelude::*;
 
 /// Why a claimed generation is not the model's greedy generation.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -102,7 +101,10 @@ impl LlmModel {
         }
         // Every row's digest in parallel (most of a large vocabulary's verification time
         // after the products), then the hash over them in order.
-        let digests: Vec<[u8; 32]> = logits.par_chunks(vocab).map(row_digest).collect();
+        let rows = logits.len().div_ceil(vocab.max(1));
+        let digests: Vec<[u8; 32]> = crate::kernel_threads::map_collect(rows, |r| {
+            row_digest(&logits[r * vocab..(r * vocab + vocab).min(logits.len())])
+        });
         for digest in &digests {
             state.update(digest);
         }

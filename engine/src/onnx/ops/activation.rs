@@ -3,11 +3,11 @@
 //! [`Unary`] functions) and `Pow` (the kernels' scalar `pow`), on f32.
 
 use super::attrs;
+use crate::kernel_threads;
 use crate::{channels_last, numerics};
 use candle_core::{bail, DType, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::Unary;
-use rayon::prelude::*;
 
 /// The kernel function of an element-wise node, if it is one.
 pub fn unary_of(node: &NodeProto) -> Option<Result<Unary>> {
@@ -60,8 +60,9 @@ fn values_in_layout(op: &str, x: &Tensor) -> Result<Vec<f32>> {
 pub fn apply(op: Unary, x: &Tensor) -> Result<Tensor> {
     let isa = numerics::isa();
     let mut out = values_in_layout(&format!("{op:?}"), x)?;
-    out.par_chunks_mut(CHUNK)
-        .for_each(|chunk| inferchain_kernels::unary_in_place(isa, op, chunk));
+    kernel_threads::for_each_chunk_mut(&mut out, CHUNK, |_, chunk| {
+        inferchain_kernels::unary_in_place(isa, op, chunk)
+    });
     channels_last::tensor_like(out, x)
 }
 
@@ -71,8 +72,7 @@ pub fn apply(op: Unary, x: &Tensor) -> Result<Tensor> {
 /// (a NaN passes both), then `x · s`; each operation rounded once.
 pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
     let mut out = values_in_layout("HardSwish", x)?;
-    out.par_chunks_mut(CHUNK)
-        .for_each(|c| Fused::HardSwish.apply(c));
+    kernel_threads::for_each_chunk_mut(&mut out, CHUNK, |_, c| Fused::HardSwish.apply(c));
     channels_last::tensor_like(out, x)
 }
 
@@ -81,7 +81,7 @@ pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
 /// the sign of a zero open).
 pub fn relu(x: &Tensor) -> Result<Tensor> {
     let mut out = values_in_layout("Relu", x)?;
-    out.par_chunks_mut(CHUNK).for_each(|c| Fused::Relu.apply(c));
+    kernel_threads::for_each_chunk_mut(&mut out, CHUNK, |_, c| Fused::Relu.apply(c));
     channels_last::tensor_like(out, x)
 }
 
@@ -149,8 +149,9 @@ pub fn pow(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Tensor> {
     let bounds = clip_bounds(min, max)?;
     let mut out = values_in_layout("Clip", x)?;
-    out.par_chunks_mut(CHUNK)
-        .for_each(|c| inferchain_kernels::clamp_slice(c, bounds));
+    kernel_threads::for_each_chunk_mut(&mut out, CHUNK, |_, c| {
+        inferchain_kernels::clamp_slice(c, bounds)
+    });
     channels_last::tensor_like(out, x)
 }
 
@@ -173,7 +174,7 @@ pub fn clip_bounds(min: Option<&Tensor>, max: Option<&Tensor>) -> Result<(f32, f
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use candle_core::Device;
 
@@ -216,7 +217,8 @@ mod tests {
         v
     }
 
-    fn bits(t: &Tensor) -> Vec<u32> {
+    /// `t`'s f32 bits, every NaN as one canonical NaN (outputs are canonicalised).
+    pub(in crate::onnx::ops) fn bits(t: &Tensor) -> Vec<u32> {
         t.flatten_all()
             .unwrap()
             .to_vec1::<f32>()

@@ -27,7 +27,6 @@ use crate::numerics::{self, KernelThreads};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::{gemm_clamped, gemm_into, Bias, MatRef, PackedB, Sequential};
-use rayon::prelude::*;
 
 /// Pixels per matrix product the im2col path aims for: enough for the product to run
 /// near its peak, few enough that `cols` stays in cache-sized pieces. (Any value gives
@@ -269,7 +268,6 @@ fn conv_batched(
         let samples = chunk.min(n - first);
         let pixels = samples * p;
         let small = k * pixels * mg < SEQUENTIAL_MACS;
-        let min_len = if small { usize::MAX } else { 1 };
         let par: &dyn inferchain_kernels::Parallel =
             if small { &Sequential } else { &KernelThreads };
         for g in 0..group {
@@ -337,17 +335,21 @@ fn conv_batched(
                 }
                 continue;
             }
-            out_chunk
-                .par_chunks_exact_mut(p.max(1))
-                .with_min_len(min_len)
-                .enumerate()
-                .filter(|(plane, _)| plane % m / mg == g)
-                .for_each(|(plane, dst)| {
+            let scatter = |plane: usize, dst: &mut [f32]| {
+                if plane % m / mg == g {
                     let (s, oc) = (plane / m, plane % m - g * mg);
                     for (px, d) in dst.iter_mut().enumerate() {
                         *d = yt[(s * p + px) * mg + oc];
                     }
-                });
+                }
+            };
+            if small {
+                for (plane, dst) in out_chunk.chunks_mut(p.max(1)).enumerate() {
+                    scatter(plane, dst)
+                }
+            } else {
+                kernel_threads::for_each_row_mut(out_chunk, p, scatter);
+            }
         }
     }
     out
@@ -540,8 +542,9 @@ fn depthwise(
             } else {
                 let mut out = depthwise_im2col(xs, n, ws, bias, window, group, mg);
                 if let Some(bounds) = clip {
-                    out.par_chunks_mut(GEMM_PIXELS)
-                        .for_each(|c| inferchain_kernels::clamp_slice(c, bounds));
+                    kernel_threads::for_each_chunk_mut(&mut out, GEMM_PIXELS, |_, c| {
+                        inferchain_kernels::clamp_slice(c, bounds)
+                    });
                 }
                 out
             }
@@ -674,21 +677,19 @@ fn depthwise_im2col(
     let mut out = vec![0f32; n * group * mg * p];
     let im2col = Im2col::new(window);
     if p > 0 {
-        out.par_chunks_mut(mg * p)
-            .enumerate()
-            .for_each(|(plane, dst)| {
-                let (s, g) = (plane / group, plane % group);
-                let src = &xs[(s * group + g) * in_len..][..in_len];
-                let mut rows = vec![0f32; taps * p];
-                for (tap, row) in rows.chunks_exact_mut(p).enumerate() {
-                    im2col.fill(tap, src, row);
-                }
-                for (oc, y) in dst.chunks_exact_mut(p).enumerate() {
-                    let c = g * mg + oc;
-                    let b = bias.map(|b| b[c]);
-                    inferchain_kernels::weighted_rows(isa, &rows, &ws[c * taps..][..taps], b, y);
-                }
-            });
+        kernel_threads::for_each_row_mut(&mut out, mg * p, |plane, dst| {
+            let (s, g) = (plane / group, plane % group);
+            let src = &xs[(s * group + g) * in_len..][..in_len];
+            let mut rows = vec![0f32; taps * p];
+            for (tap, row) in rows.chunks_exact_mut(p).enumerate() {
+                im2col.fill(tap, src, row);
+            }
+            for (oc, y) in dst.chunks_exact_mut(p).enumerate() {
+                let c = g * mg + oc;
+                let b = bias.map(|b| b[c]);
+                inferchain_kernels::weighted_rows(isa, &rows, &ws[c * taps..][..taps], b, y);
+            }
+        });
     }
     out
 }

@@ -6,7 +6,6 @@ use crate::numerics::{self, KernelThreads};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::{gemm, Bias, MatRef, PackedB};
-use rayon::prelude::*;
 
 /// B as the product wants it: packed at load when it is a weight, else packed per run.
 pub enum RightOperand<'a> {
@@ -96,9 +95,9 @@ pub fn matmul(a: &Tensor, b: RightOperand<'_>) -> Result<Tensor> {
                 gemm(isa, am, &packed, Bias::None, out, par);
             };
             if batches > 1 && m * n > 0 {
-                out.par_chunks_mut(m * n)
-                    .enumerate()
-                    .for_each(|(i, out)| one(i, out, &inferchain_kernels::Sequential));
+                crate::kernel_threads::for_each_row_mut(&mut out, m * n, |i, out| {
+                    one(i, out, &inferchain_kernels::Sequential)
+                });
             } else if batches == 1 {
                 one(0, &mut out, &KernelThreads);
             }

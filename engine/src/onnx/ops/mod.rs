@@ -413,6 +413,16 @@ pub fn run(
             (|| elementwise::add(required(0)?, required(1)?))()
                 .and_then(|t| layout_as_planned(t, ctx))
         }
+        // Broadcasting f32 arithmetic on the kernels' threads (candle's bits); other
+        // dtypes and forms go to candle.
+        "Add" | "Sub" | "Mul" | "Div" if first_is_f32 && node.attribute.is_empty() => {
+            let arithmetic = elementwise::Arithmetic::of(op)?;
+            match (|| elementwise::arithmetic(arithmetic, required(0)?, required(1)?))() {
+                Ok(Some(t)) => Ok(t),
+                Ok(None) => return None,
+                Err(e) => Err(e),
+            }
+        }
         "Softmax" => (|| softmax::softmax(node, required(0)?, ctx.opset, false))(),
         "LogSoftmax" => (|| softmax::softmax(node, required(0)?, ctx.opset, true))(),
         "ReduceSum" => (|| reduce::reduce(node, required(0)?, tensor(1)?, false))(),

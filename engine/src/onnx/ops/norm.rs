@@ -6,11 +6,11 @@
 //! `LRN` is the kernels' `lrn` per sample.
 
 use super::attrs;
+use crate::kernel_threads;
 use crate::numerics;
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::{layer_norm as kernel_layer_norm, moments, normalize_channel};
-use rayon::prelude::*;
 
 /// `InstanceNormalization`: per sample and channel over the spatial axes.
 pub fn instance_norm(
@@ -37,14 +37,12 @@ pub fn instance_norm(
     let xs = numerics::to_f32_vec(op, x)?;
     let mut ys = vec![0f32; xs.len()];
     if len > 0 {
-        ys.par_chunks_mut(len)
-            .zip(xs.par_chunks(len))
-            .enumerate()
-            .for_each(|(plane, (y, x))| {
-                let ch = plane % c;
-                let (mean, rstd) = moments(isa, x, eps);
-                normalize_channel(isa, x, mean, rstd, scale[ch], bias[ch], y);
-            });
+        kernel_threads::for_each_row_mut(&mut ys, len, |plane, y| {
+            let x = &xs[plane * len..][..len];
+            let ch = plane % c;
+            let (mean, rstd) = moments(isa, x, eps);
+            normalize_channel(isa, x, mean, rstd, scale[ch], bias[ch], y);
+        });
     }
     numerics::tensor(ys, dims)
 }
@@ -83,14 +81,12 @@ pub fn batch_norm(
     let xs = numerics::to_f32_vec(op, x)?;
     let mut ys = vec![0f32; xs.len()];
     if len > 0 {
-        ys.par_chunks_mut(len)
-            .zip(xs.par_chunks(len))
-            .enumerate()
-            .for_each(|(plane, (y, x))| {
-                let ch = plane % c;
-                let rstd = 1.0 / inferchain_kernels::lanes::sqrt(var[ch] + eps);
-                normalize_channel(isa, x, mean[ch], rstd, scale[ch], bias[ch], y);
-            });
+        kernel_threads::for_each_row_mut(&mut ys, len, |plane, y| {
+            let x = &xs[plane * len..][..len];
+            let ch = plane % c;
+            let rstd = 1.0 / inferchain_kernels::lanes::sqrt(var[ch] + eps);
+            normalize_channel(isa, x, mean[ch], rstd, scale[ch], bias[ch], y);
+        });
     }
     numerics::tensor(ys, dims)
 }
@@ -144,9 +140,9 @@ pub fn layer_norm(
     let xs = numerics::to_f32_vec(op, x)?;
     let mut ys = vec![0f32; xs.len()];
     if inner > 0 {
-        ys.par_chunks_mut(inner)
-            .zip(xs.par_chunks(inner))
-            .for_each(|(y, x)| kernel_layer_norm(isa, x, &scale, bias.as_deref(), eps, y));
+        kernel_threads::for_each_row_pair(&mut ys, inner, &xs, inner, |y, x| {
+            kernel_layer_norm(isa, x, &scale, bias.as_deref(), eps, y)
+        });
     }
     numerics::tensor(ys, dims)
 }
@@ -198,17 +194,15 @@ pub fn group_norm(
     let mut ys = vec![0f32; xs.len()];
     let block = per_group * plane;
     if block > 0 {
-        ys.par_chunks_mut(block)
-            .zip(xs.par_chunks(block))
-            .enumerate()
-            .for_each(|(index, (y, x))| {
-                let first = (index % groups) * per_group;
-                let (mean, rstd) = moments(isa, x, eps);
-                for (k, (y, x)) in y.chunks_mut(plane).zip(x.chunks(plane)).enumerate() {
-                    let ch = first + k;
-                    normalize_channel(isa, x, mean, rstd, scale[ch], bias[ch], y);
-                }
-            });
+        kernel_threads::for_each_row_mut(&mut ys, block, |index, y| {
+            let x = &xs[index * block..][..block];
+            let first = (index % groups) * per_group;
+            let (mean, rstd) = moments(isa, x, eps);
+            for (k, (y, x)) in y.chunks_mut(plane).zip(x.chunks(plane)).enumerate() {
+                let ch = first + k;
+                normalize_channel(isa, x, mean, rstd, scale[ch], bias[ch], y);
+            }
+        });
     }
     numerics::tensor(ys, dims)
 }
@@ -233,11 +227,9 @@ pub fn lrn(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
     let mut ys = vec![0f32; xs.len()];
     let sample = c * plane;
     if sample > 0 {
-        ys.par_chunks_mut(sample)
-            .zip(xs.par_chunks(sample))
-            .for_each(|(y, x)| {
-                inferchain_kernels::lrn::lrn(x, c, plane, size as usize, alpha, beta, bias, y)
-            });
+        kernel_threads::for_each_row_pair(&mut ys, sample, &xs, sample, |y, x| {
+            inferchain_kernels::lrn::lrn(x, c, plane, size as usize, alpha, beta, bias, y)
+        });
     }
     numerics::tensor(ys, dims)
 }

@@ -13,7 +13,6 @@ use crate::{kernel_threads, numerics};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::window as kernel;
-use rayon::prelude::*;
 
 pub fn max_pool(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
     if node.output.iter().skip(1).any(|o| !o.is_empty()) {
@@ -158,21 +157,19 @@ impl Windows<'_> {
         if self.out_len == 0 || self.in_len == 0 {
             return;
         }
-        out.par_chunks_mut(self.out_len)
-            .zip(data.par_chunks(self.in_len))
-            .for_each(|(out, plane)| {
-                let mut values = Vec::with_capacity(self.kernel_len);
-                for (o, y) in out.iter_mut().enumerate() {
-                    values.clear();
-                    values.extend(
-                        self.offsets[o * self.kernel_len..][..self.kernel_len]
-                            .iter()
-                            .filter(|&&i| i != PADDING)
-                            .map(|&i| plane[i as usize]),
-                    );
-                    *y = reduce(&values, self.in_padding[o]);
-                }
-            });
+        kernel_threads::for_each_row_pair(out, self.out_len, data, self.in_len, |out, plane| {
+            let mut values = Vec::with_capacity(self.kernel_len);
+            for (o, y) in out.iter_mut().enumerate() {
+                values.clear();
+                values.extend(
+                    self.offsets[o * self.kernel_len..][..self.kernel_len]
+                        .iter()
+                        .filter(|&&i| i != PADDING)
+                        .map(|&i| plane[i as usize]),
+                );
+                *y = reduce(&values, self.in_padding[o]);
+            }
+        });
     }
 }
 

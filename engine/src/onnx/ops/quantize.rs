@@ -19,13 +19,13 @@
 //! them per row of A and per column of B, the convolutions per output channel of W.
 
 use super::{attrs, window::Window, Inputs, Value};
+use crate::kernel_threads;
 use candle_core::{bail, DType, Device, Result, Tensor};
 use candle_onnx::onnx::{
     attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto, GraphProto,
     NodeProto,
 };
 use inferchain_kernels::quantize::{self as q, QRange};
-use rayon::prelude::*;
 use std::collections::HashMap;
 
 /// The operators of this module.
@@ -414,14 +414,10 @@ fn quantize_linear(
     let scales = floats(op, scale)?;
     let zps = zero_points(op, zero_point, scales.len(), range)?;
     let xs = floats(op, x)?;
-    let ys: Vec<i32> = xs
-        .par_iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let p = spread.index(i);
-            q::quantize(v, scales[p], zps[p], range)
-        })
-        .collect();
+    let ys: Vec<i32> = kernel_threads::map_collect(xs.len(), |i| {
+        let p = spread.index(i);
+        q::quantize(xs[i], scales[p], zps[p], range)
+    });
     quantized_tensor(ys, x.dims(), dtype)
 }
 
@@ -447,14 +443,10 @@ fn dequantize_linear(
         )
     }
     let xs = integers(op, x)?;
-    let ys: Vec<f32> = xs
-        .par_iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let p = spread.index(i);
-            q::dequantize(v, zps[p], scales[p])
-        })
-        .collect();
+    let ys: Vec<f32> = kernel_threads::map_collect(xs.len(), |i| {
+        let p = spread.index(i);
+        q::dequantize(xs[i], zps[p], scales[p])
+    });
     Tensor::from_vec(ys, x.dims(), &Device::Cpu)
 }
 
@@ -463,10 +455,8 @@ fn dynamic_quantize_linear(x: &Tensor) -> Result<Vec<Tensor>> {
     let op = "DynamicQuantizeLinear";
     let xs = floats(op, x)?;
     let (scale, zp) = q::dynamic_parameters(&xs);
-    let ys: Vec<i32> = xs
-        .par_iter()
-        .map(|&v| q::quantize(v, scale, zp, QRange::U8))
-        .collect();
+    let ys: Vec<i32> =
+        kernel_threads::map_collect(xs.len(), |i| q::quantize(xs[i], scale, zp, QRange::U8));
     Ok(vec![
         quantized_tensor(ys, x.dims(), DType::U8)?,
         Tensor::new(scale, &Device::Cpu)?,
@@ -590,21 +580,19 @@ fn matmul(op: &str, a: Operand<'_>, b: Operand<'_>, y: Option<Output>) -> Result
     let a_offsets = batch_offsets(&batch, a_batch, m * k);
     let b_offsets = batch_offsets(&batch, b_batch, k * n);
     let mut out = vec![0i32; batches * m * n];
-    out.par_chunks_mut((m * n).max(1))
-        .enumerate()
-        .for_each(|(i, c)| {
-            let a: Vec<i32> = av[a_offsets[i]..][..m * k]
-                .iter()
-                .enumerate()
-                .map(|(j, &v)| v.wrapping_sub(a_zero[j / k.max(1)]) as i32)
-                .collect();
-            let b: Vec<i32> = bv[b_offsets[i]..][..k * n]
-                .iter()
-                .enumerate()
-                .map(|(j, &v)| v.wrapping_sub(b_zero[j % n.max(1)]) as i32)
-                .collect();
-            q::integer_matmul(&a, &b, m, k, n, c);
-        });
+    kernel_threads::for_each_row_mut(&mut out, (m * n).max(1), |i, c| {
+        let a: Vec<i32> = av[a_offsets[i]..][..m * k]
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| v.wrapping_sub(a_zero[j / k.max(1)]) as i32)
+            .collect();
+        let b: Vec<i32> = bv[b_offsets[i]..][..k * n]
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| v.wrapping_sub(b_zero[j % n.max(1)]) as i32)
+            .collect();
+        q::integer_matmul(&a, &b, m, k, n, c);
+    });
     let mut dims = batch.clone();
     if ad.len() > 1 {
         dims.push(m);
@@ -619,15 +607,12 @@ fn matmul(op: &str, a: Operand<'_>, b: Operand<'_>, y: Option<Output>) -> Result
             let b_scale = b.scale(op, n)?;
             let y_scale = spread_values(op, "output scales", &y.scales, m)?;
             let y_zero = spread_values(op, "output zero points", &y.zero_points, m)?;
-            let values = out
-                .par_iter()
-                .enumerate()
-                .map(|(i, &acc)| {
-                    let (row, col) = ((i / n.max(1)) % m.max(1), i % n.max(1));
-                    let mult = q::multiplier(a_scale[row], b_scale[col], y_scale[row]);
-                    q::requantize(acc, mult, y_zero[row] as i32, y.range)
-                })
-                .collect();
+            let values = kernel_threads::map_collect(out.len(), |i| {
+                let acc = out[i];
+                let (row, col) = ((i / n.max(1)) % m.max(1), i % n.max(1));
+                let mult = q::multiplier(a_scale[row], b_scale[col], y_scale[row]);
+                q::requantize(acc, mult, y_zero[row] as i32, y.range)
+            });
             quantized_tensor(values, &dims, y.dtype)
         }
     }
@@ -722,32 +707,29 @@ fn conv(
     };
     let table = window.taps();
     let mut out = vec![0i32; batch * m * pixels];
-    out.par_chunks_mut((mg * pixels).max(1))
-        .enumerate()
-        .for_each(|(i, dst)| {
-            let (sample, g) = (i / group, i % group);
-            // cols [K, pixels]: row (input channel, tap), padding reading 0 = X - x_zero.
-            let mut cols = vec![0i32; k * pixels];
-            for ic in 0..cg {
-                let src = &xv[(sample * c + g * cg + ic) * plane..][..plane];
-                for (p, (offsets, _)) in table.iter().enumerate() {
-                    for (t, offset) in offsets.iter().enumerate() {
-                        if let Some(o) = offset {
-                            cols[(ic * taps + t) * pixels + p] =
-                                src[*o].wrapping_sub(x_zero) as i32;
-                        }
+    kernel_threads::for_each_row_mut(&mut out, (mg * pixels).max(1), |i, dst| {
+        let (sample, g) = (i / group, i % group);
+        // cols [K, pixels]: row (input channel, tap), padding reading 0 = X - x_zero.
+        let mut cols = vec![0i32; k * pixels];
+        for ic in 0..cg {
+            let src = &xv[(sample * c + g * cg + ic) * plane..][..plane];
+            for (p, (offsets, _)) in table.iter().enumerate() {
+                for (t, offset) in offsets.iter().enumerate() {
+                    if let Some(o) = offset {
+                        cols[(ic * taps + t) * pixels + p] = src[*o].wrapping_sub(x_zero) as i32;
                     }
                 }
             }
-            let weights = &w_offset[g * mg * k..][..mg * k];
-            q::integer_matmul(weights, &cols, mg, k, pixels, dst);
-            for (oc, row) in dst.chunks_exact_mut(pixels.max(1)).enumerate() {
-                let b = bias[g * mg + oc];
-                for v in row {
-                    *v = v.wrapping_add(b);
-                }
+        }
+        let weights = &w_offset[g * mg * k..][..mg * k];
+        q::integer_matmul(weights, &cols, mg, k, pixels, dst);
+        for (oc, row) in dst.chunks_exact_mut(pixels.max(1)).enumerate() {
+            let b = bias[g * mg + oc];
+            for v in row {
+                *v = v.wrapping_add(b);
             }
-        });
+        }
+    });
     let mut dims = vec![batch, m];
     dims.extend(window.output_dims());
     match y {
@@ -757,15 +739,12 @@ fn conv(
             let w_scale = w.scale(op, m)?;
             let y_scale = spread_values(op, "output scales", &y.scales, 1)?[0];
             let y_zero = spread_values(op, "output zero points", &y.zero_points, 1)?[0] as i32;
-            let values = out
-                .par_iter()
-                .enumerate()
-                .map(|(i, &acc)| {
-                    let channel = (i / pixels.max(1)) % m.max(1);
-                    let mult = q::multiplier(x_scale, w_scale[channel], y_scale);
-                    q::requantize(acc, mult, y_zero, y.range)
-                })
-                .collect();
+            let values = kernel_threads::map_collect(out.len(), |i| {
+                let acc = out[i];
+                let channel = (i / pixels.max(1)) % m.max(1);
+                let mult = q::multiplier(x_scale, w_scale[channel], y_scale);
+                q::requantize(acc, mult, y_zero, y.range)
+            });
             quantized_tensor(values, &dims, y.dtype)
         }
     }

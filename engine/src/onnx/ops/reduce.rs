@@ -6,10 +6,10 @@
 //! candle. `CumSum` is a running sum in index order (reversed with `reverse`).
 
 use super::attrs;
+use crate::kernel_threads;
 use crate::numerics;
 use candle_core::{bail, DType, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
-use rayon::prelude::*;
 
 /// Inputs smaller than this many values are reduced on one thread.
 const SEQUENTIAL_VALUES: usize = 1 << 16;
@@ -98,10 +98,7 @@ pub fn reduce(node: &NodeProto, x: &Tensor, axes: Option<&Tensor>, mean: bool) -
         if outputs * len < SEQUENTIAL_VALUES {
             (0..outputs).map(|o| reduce_row(o, xs)).collect()
         } else {
-            (0..outputs)
-                .into_par_iter()
-                .map(|o| reduce_row(o, xs))
-                .collect()
+            kernel_threads::map_collect(outputs, |o| reduce_row(o, xs))
         }
     })?;
     numerics::tensor(out, out_dims)

@@ -5,10 +5,10 @@
 //! everything from `axis` on; from opset 13 over the one `axis` (default -1).
 
 use super::attrs;
+use crate::kernel_threads;
 use crate::numerics;
 use candle_core::{Result, Tensor};
 use candle_onnx::onnx::NodeProto;
-use rayon::prelude::*;
 
 pub fn softmax(node: &NodeProto, x: &Tensor, opset: i64, log: bool) -> Result<Tensor> {
     let rank = x.rank();
@@ -33,9 +33,7 @@ pub fn softmax(node: &NodeProto, x: &Tensor, opset: i64, log: bool) -> Result<Te
         let xs = numerics::to_f32_vec(op, x)?;
         let mut ys = vec![0f32; xs.len()];
         if len > 0 {
-            ys.par_chunks_mut(len)
-                .zip(xs.par_chunks(len))
-                .for_each(|(y, x)| row(x, y));
+            kernel_threads::for_each_row_pair(&mut ys, len, &xs, len, |y, x| row(x, y));
         }
         return numerics::tensor(ys, x.dims());
     }
@@ -46,9 +44,7 @@ pub fn softmax(node: &NodeProto, x: &Tensor, opset: i64, log: bool) -> Result<Te
     let xs = numerics::to_f32_vec(op, &moved)?;
     let mut ys = vec![0f32; xs.len()];
     if len > 0 {
-        ys.par_chunks_mut(len)
-            .zip(xs.par_chunks(len))
-            .for_each(|(y, x)| row(x, y));
+        kernel_threads::for_each_row_pair(&mut ys, len, &xs, len, |y, x| row(x, y));
     }
     numerics::tensor(ys, moved.dims())?
         .transpose(axis, last)?
