@@ -102,7 +102,51 @@ fn transpose(node: &NodeProto, x: &Tensor) -> Option<Result<Tensor>> {
     if perm.len() != rank || x.elem_count() == 0 {
         return None;
     }
+    if x.dtype() == DType::F32 && x.elem_count() >= PARALLEL_TRANSPOSE && rank > 1 {
+        return Some(transpose_f32(x, &perm));
+    }
     Some(x.permute(perm).and_then(|t| t.contiguous()))
+}
+
+/// Values from which an f32 `Transpose` moves its values on the kernels' threads (below
+/// it, candle's copy on this thread costs less than handing out tasks).
+const PARALLEL_TRANSPOSE: usize = 1 << 14;
+
+/// `x` with its axes permuted, row-major, written output row by output row on the
+/// kernels' threads (a row along the output's last axis reads the input at that axis's
+/// stride: in place where it is 1).
+fn transpose_f32(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
+    let dims = x.dims();
+    let mut in_strides = vec![1usize; dims.len()];
+    for a in (0..dims.len().saturating_sub(1)).rev() {
+        in_strides[a] = in_strides[a + 1] * dims[a + 1];
+    }
+    let out_dims: Vec<usize> = perm.iter().map(|&a| dims[a]).collect();
+    let strides: Vec<usize> = perm.iter().map(|&a| in_strides[a]).collect();
+    let (Some((&row, outer)), Some((&step, outer_strides))) =
+        (out_dims.split_last(), strides.split_last())
+    else {
+        candle_core::bail!("Transpose: rank 0")
+    };
+    let values = crate::numerics::with_f32("Transpose", x, |xs| {
+        let mut out = vec![0f32; xs.len()];
+        crate::kernel_threads::for_each_row_mut(&mut out, row, |r, dst| {
+            let (mut at, mut rest) = (0, r);
+            for (&len, &stride) in outer.iter().zip(outer_strides).rev() {
+                at += rest % len * stride;
+                rest /= len;
+            }
+            if step == 1 {
+                dst.copy_from_slice(&xs[at..at + dst.len()]);
+            } else {
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = xs[at + i * step];
+                }
+            }
+        });
+        out
+    })?;
+    crate::numerics::tensor(values, out_dims)
 }
 
 /// `Concat(inputs…)` along `axis`: same rank, dtype and sizes off the axis.
@@ -345,6 +389,36 @@ mod tests {
                 "{starts:?} {ends:?}"
             );
         }
+    }
+
+    /// Transposes large enough for the kernels' threads give candle's `permute` values,
+    /// for every permutation of a rank-4 tensor (an attention head split among them) and
+    /// a row longer than one task.
+    #[test]
+    fn parallel_transposes_match_candles_permute() {
+        let x = values(&[2, 16, 12, 48]);
+        assert!(x.elem_count() >= PARALLEL_TRANSPOSE);
+        let perms: Vec<[usize; 4]> = (0..256usize)
+            .map(|i| [i & 3, i >> 2 & 3, i >> 4 & 3, i >> 6 & 3])
+            .filter(|p| {
+                let mut sorted = *p;
+                sorted.sort();
+                sorted == [0, 1, 2, 3]
+            })
+            .collect();
+        assert_eq!(perms.len(), 24);
+        for perm in perms {
+            let p: Vec<i64> = perm.iter().map(|&a| a as i64).collect();
+            let transpose = node("Transpose", 1, vec![ints_attr("perm", &p)]);
+            let got = here(&transpose, std::slice::from_ref(&x)).unwrap();
+            let want = x.permute(perm.to_vec()).unwrap().contiguous().unwrap();
+            assert!(same(&got, &want), "{perm:?}");
+        }
+        let long = values(&[2, 20_000]);
+        let transpose = node("Transpose", 1, vec![ints_attr("perm", &[1, 0])]);
+        let got = here(&transpose, std::slice::from_ref(&long)).unwrap();
+        let want = long.t().unwrap().contiguous().unwrap();
+        assert!(same(&got, &want));
     }
 
     /// Forms outside the common ones are left to candle-onnx: a step other than 1, an
