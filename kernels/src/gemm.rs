@@ -23,11 +23,13 @@ use core::mem::MaybeUninit;
 pub const KC: usize = 128;
 /// How many steps of the chain ahead B is prefetched.
 const PREFETCH: usize = 16;
-/// Rows per task (a multiple of every ISA's MR): a transformer's token rows fit one task,
-/// so B is streamed from memory once, with the threads splitting its columns.
-const MC: usize = 96;
-/// Column panels per task.
+/// Rows per task (a multiple of every ISA's MR): a transformer's 128 token rows fit one
+/// task, so B is streamed from memory once, with the threads splitting its columns.
+const MC: usize = 132;
+/// Column panels per task, at most.
 const PANELS_PER_TASK: usize = 4;
+/// Tasks a product is split into at least, where it has the panels for them.
+const MIN_TASKS: usize = 8;
 
 /// A read-only matrix view: element `(i, k)` at `data[offset + i * rs + k * cs]`.
 #[derive(Clone, Copy)]
@@ -345,11 +347,19 @@ fn run_tasks(
 ) {
     let panels = n.div_ceil(b.nr);
     let row_blocks = m.div_ceil(MC);
-    let col_blocks = panels.div_ceil(PANELS_PER_TASK);
+    // Up to PANELS_PER_TASK panels a task, fewer where that would leave under MIN_TASKS
+    // tasks to share among the threads, if A is read in place (a task that packs A packs
+    // its rows again for every task: those keep the widest tasks).
+    let per_task = if a.cs == 1 {
+        (panels * row_blocks / MIN_TASKS).clamp(1, PANELS_PER_TASK)
+    } else {
+        PANELS_PER_TASK
+    };
+    let col_blocks = panels.div_ceil(per_task);
     par.run(row_blocks * col_blocks, &|t| {
         let (rb, cb) = (t / col_blocks, t % col_blocks);
         let rows = rb * MC..(m.min((rb + 1) * MC));
-        let pans = cb * PANELS_PER_TASK..panels.min((cb + 1) * PANELS_PER_TASK);
+        let pans = cb * per_task..panels.min((cb + 1) * per_task);
         let task = Task {
             a,
             b,
