@@ -1293,3 +1293,68 @@ fn channels_last_values_between_convolutions_change_no_bit() {
         .zip(c3.iter().zip(&r1))
         .all(|(a, (c, r))| a.to_bits() == (c + r).to_bits()));
 }
+
+/// The exact GELU in both orders exporters write (`Div`, `Erf`, `Add`, two `Mul`s),
+/// which a plain run computes in one pass (`onnx/gelu_fusion.rs`) and a traced run node
+/// by node: both give the same bits, NaN, infinities, signed zeros and subnormals
+/// included.
+#[test]
+fn a_gelu_chain_gives_the_same_bits_fused_and_node_by_node() {
+    let scalar = |name: &str, v: f32| candle_onnx::onnx::TensorProto {
+        name: name.into(),
+        data_type: candle_onnx::onnx::tensor_proto::DataType::Float as i32,
+        float_data: vec![v],
+        ..Default::default()
+    };
+    let orders = [
+        vec![
+            node("Div", &["x", "c"], &["d"], vec![]),
+            node("Erf", &["d"], &["e"], vec![]),
+            node("Add", &["e", "b"], &["a"], vec![]),
+            node("Mul", &["x", "a"], &["m"], vec![]),
+            node("Mul", &["m", "h"], &["y"], vec![]),
+        ],
+        vec![
+            node("Mul", &["x", "h"], &["xh"], vec![]),
+            node("Div", &["x", "c"], &["d"], vec![]),
+            node("Erf", &["d"], &["e"], vec![]),
+            node("Add", &["b", "e"], &["a"], vec![]),
+            node("Mul", &["xh", "a"], &["y"], vec![]),
+        ],
+    ];
+    let mut xs: Vec<f32> = (0..6000).map(|i| (i as f32 - 3000.0) * 0.0031).collect();
+    // Signed zeros, a subnormal, the extremes, NaN.
+    xs.extend([-0.0, 0.0, f32::MIN_POSITIVE / 8.0, f32::MAX, f32::MIN]);
+    xs.extend([f32::INFINITY, -f32::INFINITY, f32::NAN]);
+    let x = Tensor::from_vec(xs.clone(), (1, xs.len()), &Device::Cpu).expect("x");
+    let bits = |t: &Tensor| -> Vec<u32> {
+        values(t)
+            .iter()
+            .map(|v| if v.is_nan() { 0x7fc0_0000 } else { v.to_bits() })
+            .collect()
+    };
+    for nodes in orders {
+        let mut model =
+            ModelProto::decode(&model_bytes(None, nodes, &[("x", x.clone())], &["y"])[..])
+                .expect("model");
+        if let Some(graph) = model.graph.as_mut() {
+            graph.initializer = vec![
+                scalar("c", std::f32::consts::SQRT_2),
+                scalar("b", 1.0),
+                scalar("h", 0.5),
+            ];
+        }
+        let model = OnnxModel::from_bytes(&model.encode_to_vec()).expect("loads");
+        let plain = model.run_named(named(&[("x", x.clone())])).expect("runs");
+        let mut trace = Vec::new();
+        let traced = model
+            .run_named_traced(named(&[("x", x.clone())]), Some(&mut trace))
+            .expect("runs traced");
+        assert_eq!(trace.len(), 5, "the traced run records every node");
+        assert_eq!(bits(&plain["y"]), bits(&traced["y"]));
+        // And the values are GELU's: x Φ(x) at x = 3.1 and x = -0.31.
+        let y = values(&plain["y"]);
+        assert!((y[4000] - 3.0970).abs() < 1e-3, "{}", y[4000]);
+        assert!((y[2900] + 0.1173).abs() < 1e-3, "{}", y[2900]);
+    }
+}

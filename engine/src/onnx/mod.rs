@@ -33,6 +33,7 @@ const POOL_STEPS: usize = 32;
 const POOL_INPUT_VALUES: usize = 16 * 1024;
 
 pub mod cost;
+mod gelu_fusion;
 pub mod op_versions;
 mod ops;
 mod plan;

@@ -2,6 +2,7 @@
 //! ([`super::ops`]) or by candle-onnx on a one-node graph, with every intermediate value
 //! released after its last reader (candle-onnx alone keeps all of them until the end).
 
+use super::gelu_fusion::GeluChain;
 use super::{
     cost::CostMeter,
     ops::{self, non_max_suppression::Extent, Value},
@@ -40,6 +41,11 @@ struct Step {
     /// A `Conv`, or an operator that keeps the layout, whose output every reader takes
     /// channels last (`crate::channels_last`): it may be stored so.
     channels_last_out: bool,
+    /// The first node of a GELU chain (`super::gelu_fusion`): the chain, and the slots of
+    /// its input and result. A run that records nothing per step computes the chain here.
+    gelu: Option<(GeluChain, usize, usize)>,
+    /// Another node of a GELU chain: that run skips it (its release list still runs).
+    in_gelu: bool,
 }
 
 /// The plan of one graph.
@@ -287,6 +293,8 @@ impl Plan {
                 fuse_activation,
                 fused_conv: None,
                 channels_last_out: false,
+                gelu: None,
+                in_gelu: false,
             });
         }
         let channels_last = channels_last_values(graph, &reads, &returned);
@@ -305,6 +313,7 @@ impl Plan {
                 steps[j].fused_conv = Some(i);
             }
         }
+        let gelu_chains = super::gelu_fusion::find(graph, &reads, &returned, weights);
         // Number every value: weights, graph inputs, then what each node reads and
         // writes, then the graph's outputs.
         let mut slot_names: Vec<String> = Vec::new();
@@ -343,6 +352,19 @@ impl Plan {
         }
         for name in &outputs {
             slot(name);
+        }
+        for chain in gelu_chains {
+            let (Some(&first), Some(&input), Some(&output)) = (
+                chain.steps.first(),
+                slot_of.get(&chain.input),
+                slot_of.get(&chain.output),
+            ) else {
+                continue;
+            };
+            for &j in &chain.steps[1..] {
+                steps[j].in_gelu = true;
+            }
+            steps[first].gelu = Some((chain, input, output));
         }
         let mut weight_slots = vec![None; slot_names.len()];
         for (name, w) in weights {
@@ -440,6 +462,31 @@ impl Plan {
                 for &slot in &step.release {
                     values.computed[slot] = None;
                 }
+                continue;
+            }
+            if fusing && step.in_gelu {
+                for &slot in &step.release {
+                    values.computed[slot] = None;
+                }
+                continue;
+            }
+            if let (true, Some((chain, input, output))) = (fusing, &step.gelu) {
+                let started = profile.start();
+                let x = match values.get(*input) {
+                    Some(Value::Tensor(x)) => x.clone(),
+                    _ => bail!(
+                        "{} node `{}`: its input is not a tensor",
+                        node.op_type,
+                        node.name
+                    ),
+                };
+                let key = profile.named("Gelu (5 nodes fused)", &x);
+                let y = chain.apply(&x)?;
+                values.computed[*output] = Some(Value::Tensor(y));
+                for &slot in &step.release {
+                    values.computed[slot] = None;
+                }
+                profile.record(key, started);
                 continue;
             }
             if let (true, Some(c)) = (fusing, step.fused_conv) {
@@ -735,6 +782,15 @@ impl Profile {
         match group {
             Some(g) => format!("{} {} g{}", node.op_type, dims.join(" "), g.i),
             None => format!("{} {}", node.op_type, dims.join(" ")),
+        }
+    }
+
+    /// The row a fused computation's time is added to (empty when not profiling).
+    fn named(&self, name: &str, input: &Tensor) -> String {
+        match (&self.totals, self.by_shape) {
+            (None, _) => String::new(),
+            (Some(_), false) => name.to_string(),
+            (Some(_), true) => format!("{name} {:?}", input.dims()),
         }
     }
 
