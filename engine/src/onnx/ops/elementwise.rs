@@ -325,7 +325,8 @@ mod tests {
             (&[3, 10_000], &[10_000]),
             (&[3, 1, 10_000], &[1, 2, 1]),
         ];
-        let ops: [(Arithmetic, fn(&Tensor, &Tensor) -> Result<Tensor>); 4] = [
+        type CandleOp = fn(&Tensor, &Tensor) -> Result<Tensor>;
+        let ops: [(Arithmetic, CandleOp); 4] = [
             (Arithmetic::Add, |a, b| a.broadcast_add(b)),
             (Arithmetic::Sub, |a, b| a.broadcast_sub(b)),
             (Arithmetic::Mul, |a, b| a.broadcast_mul(b)),
