@@ -1300,12 +1300,7 @@ fn channels_last_values_between_convolutions_change_no_bit() {
 /// included.
 #[test]
 fn a_gelu_chain_gives_the_same_bits_fused_and_node_by_node() {
-    let scalar = |name: &str, v: f32| candle_onnx::onnx::TensorProto {
-        name: name.into(),
-        data_type: candle_onnx::onnx::tensor_proto::DataType::Float as i32,
-        float_data: vec![v],
-        ..Default::default()
-    };
+    let scalar = |name: &str, v: f32| float_initializer(name, &[], vec![v]);
     let orders = [
         vec![
             node("Div", &["x", "c"], &["d"], vec![]),
@@ -1334,27 +1329,105 @@ fn a_gelu_chain_gives_the_same_bits_fused_and_node_by_node() {
             .collect()
     };
     for nodes in orders {
-        let mut model =
-            ModelProto::decode(&model_bytes(None, nodes, &[("x", x.clone())], &["y"])[..])
-                .expect("model");
-        if let Some(graph) = model.graph.as_mut() {
-            graph.initializer = vec![
-                scalar("c", std::f32::consts::SQRT_2),
-                scalar("b", 1.0),
-                scalar("h", 0.5),
-            ];
-        }
-        let model = OnnxModel::from_bytes(&model.encode_to_vec()).expect("loads");
-        let plain = model.run_named(named(&[("x", x.clone())])).expect("runs");
-        let mut trace = Vec::new();
-        let traced = model
-            .run_named_traced(named(&[("x", x.clone())]), Some(&mut trace))
-            .expect("runs traced");
-        assert_eq!(trace.len(), 5, "the traced run records every node");
-        assert_eq!(bits(&plain["y"]), bits(&traced["y"]));
+        let weights = vec![
+            scalar("c", std::f32::consts::SQRT_2),
+            scalar("b", 1.0),
+            scalar("h", 0.5),
+        ];
+        let (plain, traced) = plain_and_traced(nodes, weights, &x);
+        assert_eq!(bits(&plain), bits(&traced));
         // And the values are GELU's: x Φ(x) at x = 3.1 and x = -0.31.
-        let y = values(&plain["y"]);
+        let y = values(&plain);
         assert!((y[4000] - 3.0970).abs() < 1e-3, "{}", y[4000]);
         assert!((y[2900] + 0.1173).abs() < 1e-3, "{}", y[2900]);
     }
+}
+
+/// An f32 initializer.
+fn float_initializer(name: &str, dims: &[i64], values: Vec<f32>) -> candle_onnx::onnx::TensorProto {
+    candle_onnx::onnx::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: candle_onnx::onnx::tensor_proto::DataType::Float as i32,
+        float_data: values,
+        ..Default::default()
+    }
+}
+
+/// Output `y` of `nodes` (with `weights`) on input `x`, from a plain run (which fuses
+/// what it can) and from a traced run (node by node: the trace has a leaf per node).
+fn plain_and_traced(
+    nodes: Vec<NodeProto>,
+    weights: Vec<candle_onnx::onnx::TensorProto>,
+    x: &Tensor,
+) -> (Tensor, Tensor) {
+    let count = nodes.len();
+    let mut model = ModelProto::decode(&model_bytes(None, nodes, &[("x", x.clone())], &["y"])[..])
+        .expect("model");
+    if let Some(graph) = model.graph.as_mut() {
+        graph.initializer = weights;
+    }
+    let model = OnnxModel::from_bytes(&model.encode_to_vec()).expect("loads");
+    let mut plain = model.run_named(named(&[("x", x.clone())])).expect("runs");
+    let mut trace = Vec::new();
+    let mut traced = model
+        .run_named_traced(named(&[("x", x.clone())]), Some(&mut trace))
+        .expect("runs traced");
+    assert_eq!(trace.len(), count, "the traced run records every node");
+    (
+        plain.remove("y").expect("y"),
+        traced.remove("y").expect("y"),
+    )
+}
+
+/// Layer normalization in the nine nodes exporters write before opset 17, which a plain
+/// run computes row by row in one pass (`onnx/layer_norm_fusion.rs`) and a traced run node
+/// by node: both give the same bits, on rows of mixed magnitudes, a constant row (variance
+/// zero) and a row with an infinity (NaN out).
+#[test]
+fn a_layer_norm_chain_gives_the_same_bits_fused_and_node_by_node() {
+    let mean_last = || vec![ints("axes", &[-1]), int("keepdims", 1)];
+    let nodes = vec![
+        node("ReduceMean", &["x"], &["mean"], mean_last()),
+        node("Sub", &["x", "mean"], &["d"], vec![]),
+        node("Mul", &["d", "d"], &["sq"], vec![]),
+        node("ReduceMean", &["sq"], &["var"], mean_last()),
+        node("Add", &["var", "eps"], &["ve"], vec![]),
+        node("Sqrt", &["ve"], &["s"], vec![]),
+        node("Div", &["d", "s"], &["n"], vec![]),
+        node("Mul", &["n", "gamma"], &["g"], vec![]),
+        node("Add", &["beta", "g"], &["y"], vec![]),
+    ];
+    let width = 384;
+    let mut xs: Vec<f32> = (0..width * 6)
+        .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 10f32.powi((i % 5) as i32 - 2))
+        .collect();
+    xs[width * 4..width * 5].fill(2.5);
+    xs[width * 5 + 17] = f32::INFINITY;
+    let x = Tensor::from_vec(xs.clone(), (2, 3, width), &Device::Cpu).expect("x");
+    let gamma: Vec<f32> = (0..width).map(|i| 1.0 + i as f32 * 1e-3).collect();
+    let beta: Vec<f32> = (0..width).map(|i| (i as f32 * 0.37).sin()).collect();
+    let weights = vec![
+        float_initializer("eps", &[], vec![1e-12]),
+        float_initializer("gamma", &[width as i64], gamma.clone()),
+        float_initializer("beta", &[width as i64], beta.clone()),
+    ];
+    let (plain, traced) = plain_and_traced(nodes, weights, &x);
+    let bits = |t: &Tensor| -> Vec<u32> {
+        values(t)
+            .iter()
+            .map(|v| if v.is_nan() { 0x7fc0_0000 } else { v.to_bits() })
+            .collect()
+    };
+    assert_eq!(plain.dims(), &[2, 3, width]);
+    assert_eq!(bits(&plain), bits(&traced));
+    let y = values(&plain);
+    // A constant row normalizes to beta; the row with an infinity to NaN; the first row,
+    // undone by gamma and beta, has mean zero.
+    assert_eq!(&y[width * 4..width * 5], &beta[..]);
+    assert!(y[width * 5..].iter().all(|v| v.is_nan()));
+    let centred: f64 = (0..width)
+        .map(|i| f64::from((y[i] - beta[i]) / gamma[i]))
+        .sum();
+    assert!(centred.abs() < 1e-3, "{centred}");
 }

@@ -34,6 +34,7 @@ const POOL_INPUT_VALUES: usize = 16 * 1024;
 
 pub mod cost;
 mod gelu_fusion;
+mod layer_norm_fusion;
 pub mod op_versions;
 mod ops;
 mod plan;

@@ -2,7 +2,8 @@
 //! ([`super::ops`]) or by candle-onnx on a one-node graph, with every intermediate value
 //! released after its last reader (candle-onnx alone keeps all of them until the end).
 
-use super::gelu_fusion::GeluChain;
+use super::gelu_fusion::{self, GeluChain};
+use super::layer_norm_fusion::{self, LayerNormChain};
 use super::{
     cost::CostMeter,
     ops::{self, non_max_suppression::Extent, Value},
@@ -41,11 +42,55 @@ struct Step {
     /// A `Conv`, or an operator that keeps the layout, whose output every reader takes
     /// channels last (`crate::channels_last`): it may be stored so.
     channels_last_out: bool,
-    /// The first node of a GELU chain (`super::gelu_fusion`): the chain, and the slots of
-    /// its input and result. A run that records nothing per step computes the chain here.
-    gelu: Option<(GeluChain, usize, usize)>,
-    /// Another node of a GELU chain: that run skips it (its release list still runs).
-    in_gelu: bool,
+    /// The first node of a fused chain ([`FusedChain`]): the chain, and the slots of its
+    /// input and result. A run that records nothing per step computes the chain here.
+    chain: Option<(FusedChain, usize, usize)>,
+    /// Another node of a fused chain: that run skips it (its release list still runs).
+    in_chain: bool,
+}
+
+/// Nodes a run that records nothing per step computes in one pass, with their bits.
+enum FusedChain {
+    Gelu(GeluChain),
+    LayerNorm(LayerNormChain),
+}
+
+impl FusedChain {
+    fn steps(&self) -> &[usize] {
+        match self {
+            FusedChain::Gelu(c) => &c.steps,
+            FusedChain::LayerNorm(c) => &c.steps,
+        }
+    }
+
+    fn input(&self) -> &str {
+        match self {
+            FusedChain::Gelu(c) => &c.input,
+            FusedChain::LayerNorm(c) => &c.input,
+        }
+    }
+
+    fn output(&self) -> &str {
+        match self {
+            FusedChain::Gelu(c) => &c.output,
+            FusedChain::LayerNorm(c) => &c.output,
+        }
+    }
+
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            FusedChain::Gelu(c) => c.apply(x),
+            FusedChain::LayerNorm(c) => c.apply(x),
+        }
+    }
+
+    /// Its row in a profile.
+    fn name(&self) -> &'static str {
+        match self {
+            FusedChain::Gelu(_) => "Gelu (5 nodes fused)",
+            FusedChain::LayerNorm(_) => "LayerNorm (9 nodes fused)",
+        }
+    }
 }
 
 /// The plan of one graph.
@@ -293,8 +338,8 @@ impl Plan {
                 fuse_activation,
                 fused_conv: None,
                 channels_last_out: false,
-                gelu: None,
-                in_gelu: false,
+                chain: None,
+                in_chain: false,
             });
         }
         let channels_last = channels_last_values(graph, &reads, &returned);
@@ -313,7 +358,15 @@ impl Plan {
                 steps[j].fused_conv = Some(i);
             }
         }
-        let gelu_chains = super::gelu_fusion::find(graph, &reads, &returned, weights);
+        let chains: Vec<FusedChain> = gelu_fusion::find(graph, &reads, &returned, weights)
+            .into_iter()
+            .map(FusedChain::Gelu)
+            .chain(
+                layer_norm_fusion::find(graph, &reads, &returned, weights)
+                    .into_iter()
+                    .map(FusedChain::LayerNorm),
+            )
+            .collect();
         // Number every value: weights, graph inputs, then what each node reads and
         // writes, then the graph's outputs.
         let mut slot_names: Vec<String> = Vec::new();
@@ -353,18 +406,26 @@ impl Plan {
         for name in &outputs {
             slot(name);
         }
-        for chain in gelu_chains {
+        for chain in chains {
             let (Some(&first), Some(&input), Some(&output)) = (
-                chain.steps.first(),
-                slot_of.get(&chain.input),
-                slot_of.get(&chain.output),
+                chain.steps().first(),
+                slot_of.get(chain.input()),
+                slot_of.get(chain.output()),
             ) else {
                 continue;
             };
-            for &j in &chain.steps[1..] {
-                steps[j].in_gelu = true;
+            // A node belongs to one chain at most.
+            if chain
+                .steps()
+                .iter()
+                .any(|&j| steps[j].in_chain || steps[j].chain.is_some())
+            {
+                continue;
             }
-            steps[first].gelu = Some((chain, input, output));
+            for &j in &chain.steps()[1..] {
+                steps[j].in_chain = true;
+            }
+            steps[first].chain = Some((chain, input, output));
         }
         let mut weight_slots = vec![None; slot_names.len()];
         for (name, w) in weights {
@@ -464,13 +525,13 @@ impl Plan {
                 }
                 continue;
             }
-            if fusing && step.in_gelu {
+            if fusing && step.in_chain {
                 for &slot in &step.release {
                     values.computed[slot] = None;
                 }
                 continue;
             }
-            if let (true, Some((chain, input, output))) = (fusing, &step.gelu) {
+            if let (true, Some((chain, input, output))) = (fusing, &step.chain) {
                 let started = profile.start();
                 let x = match values.get(*input) {
                     Some(Value::Tensor(x)) => x.clone(),
@@ -480,7 +541,7 @@ impl Plan {
                         node.name
                     ),
                 };
-                let key = profile.named("Gelu (5 nodes fused)", &x);
+                let key = profile.named(chain.name(), &x);
                 let y = chain.apply(&x)?;
                 values.computed[*output] = Some(Value::Tensor(y));
                 for &slot in &step.release {
