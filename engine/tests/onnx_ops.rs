@@ -1431,3 +1431,64 @@ fn a_layer_norm_chain_gives_the_same_bits_fused_and_node_by_node() {
         .sum();
     assert!(centred.abs() < 1e-3, "{centred}");
 }
+
+/// A `MatMul` of a weight and the bias `Add` after it: a plain run adds the bias in the
+/// product's last step (`onnx/plan.rs`, `bias_add`) and a traced run node by node, with
+/// the same bits, the bias on either side of the `Add` and A of rank 3 or 1.
+#[test]
+fn a_bias_added_in_the_product_gives_the_same_bits_as_the_add_node() {
+    let (k, n) = (37, 45);
+    let w: Vec<f32> = (0..k * n)
+        .map(|i| ((i * 31 % 97) as f32 - 48.0) * 0.013)
+        .collect();
+    let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.71).cos() * 3.0).collect();
+    let weights = || {
+        vec![
+            float_initializer("w", &[k as i64, n as i64], w.clone()),
+            float_initializer("b", &[n as i64], b.clone()),
+        ]
+    };
+    let mut xs: Vec<f32> = (0..2 * 3 * k)
+        .map(|i| (i as f32 * 0.37).sin() * 50.0)
+        .collect();
+    xs[5] = f32::INFINITY;
+    xs[k + 2] = -0.0;
+    let bits = |t: &Tensor| -> Vec<u32> {
+        values(t)
+            .iter()
+            .map(|v| if v.is_nan() { 0x7fc0_0000 } else { v.to_bits() })
+            .collect()
+    };
+    // Row 1 of the rank-3 A is the rank-1 A: finite, a negative zero among its values.
+    for (x, bias_first, at) in [
+        (
+            Tensor::from_vec(xs.clone(), (2, 3, k), &Device::Cpu).expect("x"),
+            false,
+            n,
+        ),
+        (
+            Tensor::from_vec(xs[k..2 * k].to_vec(), k, &Device::Cpu).expect("x"),
+            true,
+            0,
+        ),
+    ] {
+        let add = if bias_first { ["b", "p"] } else { ["p", "b"] };
+        let nodes = vec![
+            node("MatMul", &["x", "w"], &["p"], vec![]),
+            node("Add", &add, &["y"], vec![]),
+        ];
+        let (plain, traced) = plain_and_traced(nodes, weights(), &x);
+        assert_eq!(plain.dims(), traced.dims());
+        assert_eq!(bits(&plain), bits(&traced));
+        // Column 7 of that row: the product plus b[7]; row 0 of the rank-3 A reads an
+        // infinity.
+        let y = values(&plain);
+        let want: f32 = (0..k).map(|i| xs[k + i] * w[i * n + 7]).sum::<f32>() + b[7];
+        assert!(
+            (y[at + 7] - want).abs() <= 1e-3 * want.abs().max(1.0),
+            "{}",
+            y[at + 7]
+        );
+        assert!(at == 0 || !y[..n].iter().all(|v| v.is_finite()));
+    }
+}

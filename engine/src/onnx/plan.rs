@@ -47,6 +47,60 @@ struct Step {
     chain: Option<(FusedChain, usize, usize)>,
     /// Another node of a fused chain: that run skips it (its release list still runs).
     in_chain: bool,
+    /// A `MatMul` of a packed weight whose output only an `Add` of a one-axis f32 weight
+    /// of one value per column reads: that bias, and the `Add`'s output slot. A run that
+    /// records nothing per step adds it in the product's last step (the `Add`'s
+    /// operation, `acc + bias`) and skips the `Add`.
+    bias_add: Option<(Vec<f32>, usize)>,
+}
+
+/// Each `MatMul` of a packed 2-D weight whose output is read by one `Add` only (not a
+/// graph output) whose other operand is a one-axis f32 weight with a value per column:
+/// the `MatMul`'s index, the `Add`'s, and the bias.
+fn bias_adds(
+    graph: &GraphProto,
+    steps: &[Step],
+    reads: &[Vec<String>],
+    returned: &HashSet<&str>,
+    weights: &HashMap<String, Tensor>,
+) -> Vec<(usize, usize, Vec<f32>)> {
+    let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, names) in reads.iter().enumerate() {
+        for name in names {
+            readers.entry(name.as_str()).or_default().push(i);
+        }
+    }
+    let mut found = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let node = &step.node;
+        let ([packed], [out]) = (step.packed.as_slice(), node.output.as_slice()) else {
+            continue;
+        };
+        if node.op_type != "MatMul" || !node.domain.is_empty() || returned.contains(out.as_str()) {
+            continue;
+        }
+        let Some(&[j]) = readers.get(out.as_str()).map(Vec::as_slice) else {
+            continue;
+        };
+        let add = &graph.node[j];
+        let other = match add.input.as_slice() {
+            [a, b] if a == out && b != out => b,
+            [a, b] if b == out && a != out => a,
+            _ => continue,
+        };
+        if add.op_type != "Add" || !add.domain.is_empty() || add.output.len() != 1 {
+            continue;
+        }
+        let bias = weights
+            .get(other)
+            .filter(|w| w.rank() == 1 && w.dtype() == DType::F32);
+        if let Some(Ok(bias)) = bias.map(|w| w.to_vec1::<f32>()) {
+            if bias.len() == packed.n() {
+                found.push((i, j, bias));
+            }
+        }
+    }
+    found
 }
 
 /// Nodes a run that records nothing per step computes in one pass, with their bits.
@@ -340,6 +394,7 @@ impl Plan {
                 channels_last_out: false,
                 chain: None,
                 in_chain: false,
+                bias_add: None,
             });
         }
         let channels_last = channels_last_values(graph, &reads, &returned);
@@ -358,6 +413,7 @@ impl Plan {
                 steps[j].fused_conv = Some(i);
             }
         }
+        let bias_adds = bias_adds(graph, &steps, &reads, &returned, weights);
         let chains: Vec<FusedChain> = gelu_fusion::find(graph, &reads, &returned, weights)
             .into_iter()
             .map(FusedChain::Gelu)
@@ -405,6 +461,15 @@ impl Plan {
         }
         for name in &outputs {
             slot(name);
+        }
+        for (i, add, bias) in bias_adds {
+            if steps[i].in_chain || steps[add].in_chain || steps[add].chain.is_some() {
+                continue;
+            }
+            if let Some(&out) = steps[add].node.output.first().and_then(|o| slot_of.get(o)) {
+                steps[add].in_chain = true;
+                steps[i].bias_add = Some((bias, out));
+            }
         }
         for chain in chains {
             let (Some(&first), Some(&input), Some(&output)) = (
@@ -531,6 +596,32 @@ impl Plan {
                 }
                 continue;
             }
+            if let (true, Some((bias, output))) = (fusing, &step.bias_add) {
+                let started = profile.start();
+                let inputs = gather(step, &values)?;
+                let ctx = ops::Context {
+                    opset: self.opset,
+                    packed: &step.packed,
+                    trees: None,
+                    clip: None,
+                    activation: None,
+                    bias: Some(bias),
+                    extent: Extent::Exact,
+                    channels_last: false,
+                };
+                let result = match ops::run(node, &inputs, &ctx) {
+                    Some(result) => result?,
+                    None => bail!("MatMul node `{}` did not run", node.name),
+                };
+                let key = profile.key(node, &inputs);
+                drop(inputs);
+                values.computed[*output] = result.into_iter().next();
+                for &slot in &step.release {
+                    values.computed[slot] = None;
+                }
+                profile.record(key, started);
+                continue;
+            }
             if let (true, Some((chain, input, output))) = (fusing, &step.chain) {
                 let started = profile.start();
                 let x = match values.get(*input) {
@@ -564,6 +655,7 @@ impl Plan {
                     trees: None,
                     clip,
                     activation,
+                    bias: None,
                     extent: Extent::Exact,
                     channels_last: conv.channels_last_out,
                 };
@@ -592,6 +684,7 @@ impl Plan {
                 trees: step.trees.as_ref(),
                 clip: None,
                 activation: None,
+                bias: None,
                 // The meter measures the longest output a data-dependent size can have.
                 extent: if meter.is_some() {
                     Extent::Largest

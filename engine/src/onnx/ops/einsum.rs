@@ -248,7 +248,7 @@ pub fn einsum(node: &NodeProto, inputs: &[&Tensor]) -> Result<Tensor> {
         let a = permute(&acc, &[&batch[..], &free_a, &contracted].concat())?.reshape((nb, m, k))?;
         let b =
             permute(&right, &[&batch[..], &contracted, &free_b].concat())?.reshape((nb, k, n))?;
-        let product = matmul::matmul(&a, RightOperand::Tensor(&b))?;
+        let product = matmul::matmul(&a, RightOperand::Tensor(&b), None)?;
         let letters: Vec<char> = [&batch[..], &free_a, &free_b].concat();
         let dims: Vec<usize> = letters.iter().map(|c| sizes[c]).collect();
         acc = Labeled {

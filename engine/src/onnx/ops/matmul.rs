@@ -23,8 +23,9 @@ pub fn pack_weight(w: &Tensor, trans_b: bool) -> Result<PackedB> {
 }
 
 /// `MatMul(A, B)` with numpy's rules: 1-D operands promoted, batch dimensions
-/// broadcast. f32 only.
-pub fn matmul(a: &Tensor, b: RightOperand<'_>) -> Result<Tensor> {
+/// broadcast. f32 only. With `bias` (one value per column, B packed), each output is
+/// `product + bias[column]`, the add of an `Add` node after it.
+pub fn matmul(a: &Tensor, b: RightOperand<'_>, bias: Option<&[f32]>) -> Result<Tensor> {
     let isa = numerics::isa();
     let b_dims: Vec<usize> = match &b {
         RightOperand::Packed(p) => vec![p.k(), p.n()],
@@ -78,9 +79,15 @@ pub fn matmul(a: &Tensor, b: RightOperand<'_>) -> Result<Tensor> {
                 &expanded
             };
             let a_all = MatRef::row_major(rows, batches * m, k);
-            gemm(isa, a_all, packed, Bias::None, &mut out, &KernelThreads);
+            let bias = match bias {
+                Some(b) if b.len() == n => Bias::Col(b),
+                Some(b) => bail!("MatMul: a bias of {} values for {n} columns", b.len()),
+                None => Bias::None,
+            };
+            gemm(isa, a_all, packed, bias, &mut out, &KernelThreads);
         }
         RightOperand::Packed(_) => bail!("MatMul: a packed B must be 2-D"),
+        RightOperand::Tensor(_) if bias.is_some() => bail!("MatMul: a bias needs a packed B"),
         RightOperand::Tensor(bt) => {
             let b_data = numerics::to_f32_vec("MatMul", bt)?;
             // One product per batch entry, entries in parallel (each its own outputs).

@@ -222,7 +222,7 @@ fn affine(op: &str, node: &NodeProto, x: &Tensor, rows: usize) -> Result<Tensor>
     let wt = Tensor::from_slice(w, (rows, f), x.device())?
         .t()?
         .contiguous()?;
-    let y = matmul::matmul(x, matmul::RightOperand::Tensor(&wt))?;
+    let y = matmul::matmul(x, matmul::RightOperand::Tensor(&wt), None)?;
     match attrs::floats(node, "intercepts") {
         None | Some([]) => Ok(y),
         Some(b) if b.len() == rows => y.broadcast_add(&Tensor::from_slice(b, rows, x.device())?),

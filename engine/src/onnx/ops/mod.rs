@@ -219,6 +219,10 @@ pub struct Context<'a> {
     pub clip: Option<(f32, f32)>,
     /// A `Relu` or `HardSwish` fused into this `Conv` the same way.
     pub activation: Option<FusedActivation>,
+    /// A bias added per column to this `MatMul`'s packed product: the `Add` that alone
+    /// reads its output, fused by the plan (`acc + bias` in the product's last step, the
+    /// `Add`'s operation).
+    pub bias: Option<&'a [f32]>,
     /// How long an output whose length depends on the data is: the defined one, or the
     /// longest the shapes allow (the cost meter's dry run, `NonMaxSuppression`).
     pub extent: non_max_suppression::Extent,
@@ -390,7 +394,7 @@ pub fn run(
         "DepthToSpace" | "SpaceToDepth" => {
             required(0).and_then(|x| layout::depth_space(node, x, ctx.opset))
         }
-        "MatMul" => (|| matmul::matmul(required(0)?, right(1)?))(),
+        "MatMul" => (|| matmul::matmul(required(0)?, right(1)?, ctx.bias))(),
         "Gemm" => (|| matmul::gemm_node(node, required(0)?, right(1)?, tensor(2)?))(),
         "Pow" => (|| activation::pow(required(0)?, required(1)?))(),
         // Exact either way; candle's broadcasting clamp is slow, so f32 is done here.
@@ -553,6 +557,7 @@ mod tests {
                     trees: None,
                     clip: None,
                     activation: None,
+                    bias: None,
                     extent: non_max_suppression::Extent::Exact,
                     channels_last: planned,
                 };
