@@ -532,3 +532,43 @@ fn a_value_defined_twice_is_refused_at_load() {
     let err = OnnxModel::from_bytes(&twice).err().expect("refused");
     assert!(err.to_string().contains("already defined"), "{err}");
 }
+
+/// A node that reads a value only a later node writes is refused at load: a run node by
+/// node would fail on it, and a run that fuses nodes (computing a chain at its first
+/// node) must not succeed where that one fails.
+#[test]
+fn a_node_reading_a_later_nodes_value_is_refused_at_load() {
+    let model = |nodes: Vec<NodeProto>| {
+        ModelProto {
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            }],
+            graph: Some(GraphProto {
+                node: nodes,
+                input: vec![value("x", 1, &[Some(4)])],
+                initializer: vec![weight("b", &[4])],
+                output: vec![value("y", 1, &[Some(4)])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
+    let shuffled = model(vec![
+        node("Add", &["r", "b"], "y"),
+        node("Relu", &["x"], "r"),
+    ]);
+    match OnnxModel::from_bytes(&shuffled) {
+        Err(EngineError::Candle(e)) => {
+            assert!(e.to_string().contains("before any node writes it"), "{e}")
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("a graph out of order loaded"),
+    }
+    let ordered = model(vec![
+        node("Relu", &["x"], "r"),
+        node("Add", &["r", "b"], "y"),
+    ]);
+    assert!(OnnxModel::from_bytes(&ordered).is_ok());
+}

@@ -1386,18 +1386,7 @@ fn plain_and_traced(
 /// zero) and a row with an infinity (NaN out).
 #[test]
 fn a_layer_norm_chain_gives_the_same_bits_fused_and_node_by_node() {
-    let mean_last = || vec![ints("axes", &[-1]), int("keepdims", 1)];
-    let nodes = vec![
-        node("ReduceMean", &["x"], &["mean"], mean_last()),
-        node("Sub", &["x", "mean"], &["d"], vec![]),
-        node("Mul", &["d", "d"], &["sq"], vec![]),
-        node("ReduceMean", &["sq"], &["var"], mean_last()),
-        node("Add", &["var", "eps"], &["ve"], vec![]),
-        node("Sqrt", &["ve"], &["s"], vec![]),
-        node("Div", &["d", "s"], &["n"], vec![]),
-        node("Mul", &["n", "gamma"], &["g"], vec![]),
-        node("Add", &["beta", "g"], &["y"], vec![]),
-    ];
+    let nodes = ln_nodes();
     let width = 384;
     let mut xs: Vec<f32> = (0..width * 6)
         .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 10f32.powi((i % 5) as i32 - 2))
@@ -1405,14 +1394,8 @@ fn a_layer_norm_chain_gives_the_same_bits_fused_and_node_by_node() {
     xs[width * 4..width * 5].fill(2.5);
     xs[width * 5 + 17] = f32::INFINITY;
     let x = Tensor::from_vec(xs.clone(), (2, 3, width), &Device::Cpu).expect("x");
-    let gamma: Vec<f32> = (0..width).map(|i| 1.0 + i as f32 * 1e-3).collect();
-    let beta: Vec<f32> = (0..width).map(|i| (i as f32 * 0.37).sin()).collect();
-    let weights = vec![
-        float_initializer("eps", &[], vec![1e-12]),
-        float_initializer("gamma", &[width as i64], gamma.clone()),
-        float_initializer("beta", &[width as i64], beta.clone()),
-    ];
-    let (plain, traced) = plain_and_traced(nodes, weights, &x);
+    let (gamma, beta) = ln_scale_and_shift();
+    let (plain, traced) = plain_and_traced(nodes, ln_weights(), &x);
     let bits = |t: &Tensor| -> Vec<u32> {
         values(t)
             .iter()
@@ -1430,6 +1413,15 @@ fn a_layer_norm_chain_gives_the_same_bits_fused_and_node_by_node() {
         .map(|i| f64::from((y[i] - beta[i]) / gamma[i]))
         .sum();
     assert!(centred.abs() < 1e-3, "{centred}");
+    // An input whose last axis is one value: each row normalizes to zero (or NaN for an
+    // infinity) and gamma and beta widen it, fused as node by node.
+    let narrow =
+        Tensor::from_vec(vec![1.5f32, -0.0, f32::INFINITY], (3, 1), &Device::Cpu).expect("x");
+    let (plain, traced) = plain_and_traced(ln_nodes(), ln_weights(), &narrow);
+    assert_eq!(plain.dims(), &[3, width]);
+    assert_eq!(traced.dims(), &[3, width]);
+    assert_eq!(bits(&plain), bits(&traced));
+    assert_eq!(&values(&plain)[..width], &beta[..]);
 }
 
 /// A `MatMul` of a weight and the bias `Add` after it: a plain run adds the bias in the
@@ -1491,4 +1483,37 @@ fn a_bias_added_in_the_product_gives_the_same_bits_as_the_add_node() {
         );
         assert!(at == 0 || !y[..n].iter().all(|v| v.is_finite()));
     }
+}
+
+/// The nine nodes of a layer normalization as exporters write it.
+fn ln_nodes() -> Vec<NodeProto> {
+    let mean_last = || vec![ints("axes", &[-1]), int("keepdims", 1)];
+    vec![
+        node("ReduceMean", &["x"], &["mean"], mean_last()),
+        node("Sub", &["x", "mean"], &["d"], vec![]),
+        node("Mul", &["d", "d"], &["sq"], vec![]),
+        node("ReduceMean", &["sq"], &["var"], mean_last()),
+        node("Add", &["var", "eps"], &["ve"], vec![]),
+        node("Sqrt", &["ve"], &["s"], vec![]),
+        node("Div", &["d", "s"], &["n"], vec![]),
+        node("Mul", &["n", "gamma"], &["g"], vec![]),
+        node("Add", &["beta", "g"], &["y"], vec![]),
+    ]
+}
+
+/// `gamma` and `beta` of [`ln_nodes`], 384 values each.
+fn ln_scale_and_shift() -> (Vec<f32>, Vec<f32>) {
+    let gamma: Vec<f32> = (0..384).map(|i| 1.0 + i as f32 * 1e-3).collect();
+    let beta: Vec<f32> = (0..384).map(|i| (i as f32 * 0.37).sin()).collect();
+    (gamma, beta)
+}
+
+/// The weights of [`ln_nodes`].
+fn ln_weights() -> Vec<candle_onnx::onnx::TensorProto> {
+    let (gamma, beta) = ln_scale_and_shift();
+    vec![
+        float_initializer("eps", &[], vec![1e-12]),
+        float_initializer("gamma", &[384], gamma),
+        float_initializer("beta", &[384], beta),
+    ]
 }

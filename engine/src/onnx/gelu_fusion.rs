@@ -144,6 +144,11 @@ pub fn find(
         }
         let found = (|| {
             let erf = only_reader(&div.output[0], "Erf")?;
+            // `Erf` reads `d` and nothing else (run alone, it would ignore a second input
+            // and read the first, whatever it is).
+            if graph.node[erf].input != [div.output[0].clone()] {
+                return None;
+            }
             let add = only_reader(&graph.node[erf].output[0], "Add")?;
             let e = &graph.node[erf].output[0];
             let (addend, b_rank) = scalar(&other(add, e)?)?;
@@ -290,8 +295,9 @@ mod tests {
         }
     }
 
-    /// No chain where an intermediate has another reader or is returned, a constant is
-    /// not one f32 value, or the operand multiplied is not `x`.
+    /// No chain where an intermediate has another reader or is returned, `Erf` reads
+    /// anything besides `d`, a constant is not one f32 value, or the operand multiplied is
+    /// not `x`.
     #[test]
     fn chains_that_would_change_what_others_read_are_not_found() {
         let base = vec![
@@ -319,6 +325,10 @@ mod tests {
             Tensor::new(&[0.5f32, 0.5], &Device::Cpu).unwrap(),
         );
         assert!(find(&g, &reads(&g), &returned, &wide).is_empty());
+        let mut erf_reads_more = base.clone();
+        erf_reads_more[1] = node("Erf", &["x", "d"], "e");
+        let g = graph(erf_reads_more);
+        assert!(find(&g, &reads(&g), &returned, &weights()).is_empty());
         let mut other_operand = base.clone();
         other_operand[3] = node("Mul", &["z", "a"], "m");
         let g = graph(other_operand);

@@ -16,9 +16,10 @@
 //! Found at load: every intermediate is read only inside the chain and is not a graph
 //! output; both `ReduceMean`s reduce the last axis only (`axes = [-1]`, an attribute) and
 //! keep it; `eps` is a one-value f32 initializer, `gamma` and `beta` one-axis f32
-//! initializers of one length, two or more; `x` is not a weight. A run whose `x` has
-//! another last axis than `gamma`'s length fails with a named error (unfused it fails to
-//! broadcast too, except for a last axis of one, which `gamma` would widen).
+//! initializers of one length, two or more; `x` is not a weight. An `x` whose last axis
+//! is one value is normalized per value and widened by `gamma` and `beta`, as the nodes'
+//! broadcasting does; any other last axis than `gamma`'s length fails, as the nodes'
+//! broadcasting does.
 
 use crate::numerics;
 use candle_core::{bail, Result, Tensor};
@@ -43,11 +44,14 @@ impl LayerNormChain {
     /// `x` through the chain, row-major out.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let len = self.gamma.len();
-        if x.dims().last() != Some(&len) {
-            bail!(
-                "layer normalization: input {:?} does not end in the scale's {len} values",
+        match x.dims().last() {
+            Some(&last) if last == len => {}
+            Some(1) => return self.widened(x),
+            _ => bail!(
+                "layer normalization: input {:?} does not end in the scale's {len} values \
+                 (nor in one value, which the scale would widen)",
                 x.dims()
-            )
+            ),
         }
         let isa = numerics::isa();
         let values = numerics::with_f32("LayerNormalization", x, |xs| {
@@ -68,6 +72,35 @@ impl LayerNormChain {
             out
         })?;
         numerics::tensor(values, x.dims())
+    }
+}
+
+impl LayerNormChain {
+    /// An `x` whose last axis is one value: each row normalizes to `d / s` of its one
+    /// value (the nodes' operations on a row of one), which `gamma` and `beta` widen to
+    /// their length, as the nodes' broadcasting does.
+    fn widened(&self, x: &Tensor) -> Result<Tensor> {
+        let isa = numerics::isa();
+        let len = self.gamma.len();
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = len;
+        }
+        let values = numerics::with_f32("LayerNormalization", x, |xs| {
+            let mut out = vec![0f32; xs.len() * len];
+            crate::kernel_threads::for_each_row_mut(&mut out, len, |r, y| {
+                let v = xs[r];
+                let mean = inferchain_kernels::sum(isa, &[v]) / 1.0;
+                let d = v - mean;
+                let var = inferchain_kernels::sum(isa, &[d * d]) / 1.0;
+                let n = d / (var + self.eps).sqrt();
+                for ((y, g), b) in y.iter_mut().zip(&self.gamma).zip(&self.beta) {
+                    *y = n * g + b;
+                }
+            });
+            out
+        })?;
+        numerics::tensor(values, dims)
     }
 }
 

@@ -248,6 +248,21 @@ impl Plan {
         let mut defined: HashSet<&str> = weights.keys().map(String::as_str).collect();
         defined.extend(graph.input.iter().map(|i| i.name.as_str()));
         for node in &graph.node {
+            // Nodes come in order (ONNX requires it): what a node reads is a weight, a
+            // graph input or an earlier node's output. A run node by node would fail on
+            // anything else, and a run that fuses nodes must fail on it too.
+            if let Some(name) = node
+                .input
+                .iter()
+                .find(|n| !n.is_empty() && !defined.contains(n.as_str()))
+            {
+                bail!(
+                    "{} node `{}` reads `{name}` before any node writes it: nodes must be \
+                     in order, each after the nodes it reads",
+                    node.op_type,
+                    node.name
+                )
+            }
             for out in node.output.iter().filter(|o| !o.is_empty()) {
                 if !defined.insert(out.as_str()) {
                     bail!(
