@@ -87,13 +87,8 @@ pub fn find(
     returned: &HashSet<&str>,
     weights: &HashMap<String, Tensor>,
 ) -> Vec<GeluChain> {
-    let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+    let readers = super::plan::readers(reads);
     let mut producer: HashMap<&str, usize> = HashMap::new();
-    for (i, names) in reads.iter().enumerate() {
-        for name in names {
-            readers.entry(name.as_str()).or_default().push(i);
-        }
-    }
     for (i, node) in graph.node.iter().enumerate() {
         for out in node.output.iter().filter(|o| !o.is_empty()) {
             producer.insert(out.as_str(), i);

@@ -111,12 +111,7 @@ pub fn find(
     returned: &HashSet<&str>,
     weights: &HashMap<String, Tensor>,
 ) -> Vec<LayerNormChain> {
-    let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, names) in reads.iter().enumerate() {
-        for name in names {
-            readers.entry(name.as_str()).or_default().push(i);
-        }
-    }
+    let readers = super::plan::readers(reads);
     let floats = |name: &str| -> Option<Vec<f32>> {
         let w = weights.get(name)?;
         if w.dtype() != candle_core::DType::F32 || w.rank() > 1 {

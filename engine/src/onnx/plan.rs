@@ -54,6 +54,17 @@ struct Step {
     bias_add: Option<(Vec<f32>, usize)>,
 }
 
+/// The nodes reading each value, by index, ascending (`reads[i]`: what node `i` reads).
+pub(super) fn readers(reads: &[Vec<String>]) -> HashMap<&str, Vec<usize>> {
+    let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, names) in reads.iter().enumerate() {
+        for name in names {
+            readers.entry(name.as_str()).or_default().push(i);
+        }
+    }
+    readers
+}
+
 /// Each `MatMul` of a packed 2-D weight whose output is read by one `Add` only (not a
 /// graph output) whose other operand is a one-axis f32 weight with a value per column:
 /// the `MatMul`'s index, the `Add`'s, and the bias.
@@ -64,12 +75,7 @@ fn bias_adds(
     returned: &HashSet<&str>,
     weights: &HashMap<String, Tensor>,
 ) -> Vec<(usize, usize, Vec<f32>)> {
-    let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, names) in reads.iter().enumerate() {
-        for name in names {
-            readers.entry(name.as_str()).or_default().push(i);
-        }
-    }
+    let readers = readers(reads);
     let mut found = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let node = &step.node;
