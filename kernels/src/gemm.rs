@@ -26,6 +26,9 @@ const PREFETCH: usize = 16;
 /// Rows per task (a multiple of every ISA's MR): a transformer's 128 token rows fit one
 /// task, so B is streamed from memory once, with the threads splitting its columns.
 const MC: usize = 132;
+/// Rows per task where B is packed as the product goes ([`gemm_rows`]): each task packs
+/// its panels once for all of these rows.
+const FILLED_ROWS: usize = 4 * MC;
 /// Column panels per task, at most.
 const PANELS_PER_TASK: usize = 4;
 /// Tasks a product is split into at least, where it has the panels for them.
@@ -143,6 +146,16 @@ impl PackedB {
         // SAFETY: the tasks wrote every value of every panel (`fill_panel`).
         unsafe { data.set_len(panels * len) };
         PackedB { k, n, nr, data }
+    }
+
+    /// B packed from its rows (`B[k][j] = rows[k][j]`, `j < n`): the panels [`gemm_rows`]
+    /// packs as it goes, all at once.
+    pub fn from_rows(isa: Isa, rows: &[&[f32]], n: usize) -> PackedB {
+        let mut b = alloc::vec![0f32; rows.len() * n];
+        for (dst, row) in b.chunks_exact_mut(n.max(1)).zip(rows) {
+            dst.copy_from_slice(&row[..n]);
+        }
+        PackedB::pack(isa, MatRef::row_major(&b, rows.len(), n))
     }
 
     pub fn k(&self) -> usize {
@@ -303,12 +316,28 @@ pub fn gemm_into<'c>(
     c: &'c mut [MaybeUninit<f32>],
     par: &dyn Parallel,
 ) -> &'c mut [f32] {
-    a.check();
     let isa = isa.effective();
-    let (m, n, k) = (a.rows, b.n, b.k);
+    assert!(b.fits(isa), "gemm: B was packed for another ISA");
+    let panels = (Panels::Packed(&b.data), b.k, b.nr);
+    product(isa, a, panels, b.n, bias, clamp, c, par)
+}
+
+/// C = A B for either kind of B: the checks, then the tasks.
+#[allow(clippy::too_many_arguments)]
+fn product<'c>(
+    isa: Isa,
+    a: MatRef<'_>,
+    b: (Panels<'_>, usize, usize),
+    n: usize,
+    bias: Bias<'_>,
+    clamp: Option<(f32, f32)>,
+    c: &'c mut [MaybeUninit<f32>],
+    par: &dyn Parallel,
+) -> &'c mut [f32] {
+    a.check();
+    let (m, k) = (a.rows, b.1);
     assert_eq!(a.cols, k, "gemm: A has {} columns, B {} rows", a.cols, k);
     assert_eq!(c.len(), m * n, "gemm: C must be {m} x {n}");
-    assert!(b.fits(isa), "gemm: B was packed for another ISA");
     match bias {
         Bias::Row(v) => assert_eq!(v.len(), m, "gemm: row bias length"),
         Bias::Col(v) => assert_eq!(v.len(), n, "gemm: column bias length"),
@@ -316,7 +345,7 @@ pub fn gemm_into<'c>(
     }
     let cptr = SharedMut(c.as_mut_ptr() as *mut f32);
     if m > 0 && n > 0 {
-        run_tasks(isa, a, b, bias, clamp, cptr, m, n, par);
+        run_tasks(isa, a, b, bias, clamp, cptr, n, par);
     }
     // SAFETY: the tasks wrote all of C (their rectangles tile it; `run_task` writes every
     // element of its own, K = 0 included).
@@ -332,36 +361,74 @@ pub fn zeroed(c: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     unsafe { &mut *(c as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
+/// [`gemm_into`] with B given by its rows (`B[k][j] = rows[k][j]`, `j < n`; a
+/// convolution's input columns, each a run of an input plane), packed as the product
+/// goes, one K block of one panel at a time, into a buffer each task keeps in cache: the
+/// same chains, so the same bits as [`gemm_into`] with B packed first.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_rows<'c>(
+    isa: Isa,
+    a: MatRef<'_>,
+    rows: &[&[f32]],
+    n: usize,
+    bias: Bias<'_>,
+    clamp: Option<(f32, f32)>,
+    c: &'c mut [MaybeUninit<f32>],
+    par: &dyn Parallel,
+) -> &'c mut [f32] {
+    let isa = isa.effective();
+    assert!(
+        rows.iter().all(|r| r.len() >= n),
+        "gemm: a row of B is shorter than N"
+    );
+    let panels = (Panels::Rows(rows), rows.len(), isa.gemm_nr());
+    product(isa, a, panels, n, bias, clamp, c, par)
+}
+
 /// Splits C into tasks and runs them.
 #[allow(clippy::too_many_arguments)]
 fn run_tasks(
     isa: Isa,
     a: MatRef<'_>,
-    b: &PackedB,
+    (b, k, nr): (Panels<'_>, usize, usize),
     bias: Bias<'_>,
     clamp: Option<(f32, f32)>,
     cptr: SharedMut,
-    m: usize,
     n: usize,
     par: &dyn Parallel,
 ) {
-    let panels = n.div_ceil(b.nr);
-    let row_blocks = m.div_ceil(MC);
-    // Up to PANELS_PER_TASK panels a task, fewer where that would leave under MIN_TASKS
-    // tasks to share among the threads, if A is read in place (a task that packs A packs
-    // its rows again for every task: those keep the widest tasks).
-    let per_task = if a.cs == 1 {
-        (panels * row_blocks / MIN_TASKS).clamp(1, PANELS_PER_TASK)
-    } else {
-        PANELS_PER_TASK
+    let m = a.rows;
+    let panels = n.div_ceil(nr);
+    // B packed per task: its tasks take up to FILLED_ROWS rows each.
+    let mc = match b {
+        Panels::Packed(_) => MC,
+        Panels::Rows(_) => FILLED_ROWS,
+    };
+    let row_blocks = m.div_ceil(mc);
+    // B packed before: up to PANELS_PER_TASK panels a task, fewer where that would leave
+    // under MIN_TASKS tasks to share among the threads. B packed as the product goes: one
+    // panel a task (each panel is packed once in any split).
+    let per_task = match b {
+        Panels::Rows(_) => 1,
+        Panels::Packed(_) => (panels * row_blocks / MIN_TASKS).clamp(1, PANELS_PER_TASK),
     };
     let col_blocks = panels.div_ceil(per_task);
+    // An A whose rows are not contiguous along K is packed once, for every task.
+    let apacked = if a.cs != 1 {
+        pack_a_shared(a, isa.gemm_mr(), mc, k, par)
+    } else {
+        Vec::new()
+    };
     par.run(row_blocks * col_blocks, &|t| {
         let (rb, cb) = (t / col_blocks, t % col_blocks);
-        let rows = rb * MC..(m.min((rb + 1) * MC));
+        let rows = rb * mc..(m.min((rb + 1) * mc));
         let pans = cb * per_task..panels.min((cb + 1) * per_task);
         let task = Task {
             a,
+            apacked: &apacked,
+            mr: isa.gemm_mr(),
+            k,
+            nr,
             b,
             bias,
             clamp,
@@ -378,13 +445,30 @@ fn run_tasks(
 /// The rectangle of C one task computes.
 pub(crate) struct Task<'a> {
     a: MatRef<'a>,
-    b: &'a PackedB,
+    /// A packed ([`pack_a_shared`]) when its rows are not contiguous along K, in tiles of
+    /// `mr` rows; else empty.
+    apacked: &'a [f32],
+    mr: usize,
+    /// B's rows (the chain's length) and panel width.
+    k: usize,
+    nr: usize,
+    b: Panels<'a>,
     bias: Bias<'a>,
     clamp: Option<(f32, f32)>,
     c: SharedMut,
     n: usize,
     rows: core::ops::Range<usize>,
     panels: core::ops::Range<usize>,
+}
+
+/// Where a task reads B's panels.
+#[derive(Clone, Copy)]
+enum Panels<'a> {
+    /// Packed before the product ([`PackedB`]'s values).
+    Packed(&'a [f32]),
+    /// B's rows, each at least N long ([`gemm_rows`]): copied into the task's own
+    /// buffer one K block of one panel at a time, just before the tiles read it.
+    Rows(&'a [&'a [f32]]),
 }
 
 /// One task with `MR × NV*N` tiles of `V`.
@@ -394,8 +478,8 @@ pub(crate) struct Task<'a> {
 #[inline(always)]
 pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Task<'_>) {
     let nr = NV * V::N;
-    debug_assert_eq!(nr, t.b.nr);
-    let (k, n) = (t.b.k, t.n);
+    debug_assert_eq!(nr, t.nr);
+    let (k, n) = (t.k, t.n);
     let c = t.c.0;
     if k == 0 {
         for i in t.rows.clone() {
@@ -414,16 +498,23 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
     // is then a sequential stream already.
     let tiles = t.rows.len().div_ceil(MR);
     let packs = t.a.cs != 1;
-    let mut apack = alloc::vec![0f32; if packs { tiles * KC.min(k) * MR } else { 0 }];
+    assert_eq!(t.mr, MR, "gemm: A packed for another tile height");
+    // B's K block of one panel, packed from its rows (zeros until first written: a last
+    // panel narrower than `nr` leaves the columns past N as they were, never kept).
+    let mut filled = alloc::vec![0f32; if let Panels::Rows(_) = t.b { KC.min(k) * nr } else { 0 }];
     if packs {
-        // K blocks outside: each block of A is packed once for all panels.
+        // K blocks outside: each block of packed A is read for all the task's panels. The
+        // task's rows start at a multiple of MR: the tiles before them hold k * MR values
+        // each.
+        let base = t.rows.start / MR * k * MR;
         let mut k0 = 0;
         while k0 < k {
             let kc = KC.min(k - k0);
-            pack_a::<MR>(&t.a, t.rows.clone(), k0, kc, &mut apack);
+            let apack = &t.apacked[base + k0 * tiles * MR..][..tiles * kc * MR];
             for p in t.panels.clone() {
-                // SAFETY: as `run_task`'s.
-                unsafe { block::<V, MR, NV>(t, p, k0, kc, packs, &apack) };
+                let bp = panel_block::<V, NV>(t, p, k0, kc, &mut filled);
+                // SAFETY: as `run_task`'s; `bp` holds the block's kc rows of nr values.
+                unsafe { block::<V, MR, NV>(t, p, k0, kc, bp, packs, apack) };
             }
             k0 += kc;
         }
@@ -434,8 +525,9 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
             let mut k0 = 0;
             while k0 < k {
                 let kc = KC.min(k - k0);
-                // SAFETY: as `run_task`'s.
-                unsafe { block::<V, MR, NV>(t, p, k0, kc, packs, &apack) };
+                let bp = panel_block::<V, NV>(t, p, k0, kc, &mut filled);
+                // SAFETY: as `run_task`'s; `bp` holds the block's kc rows of nr values.
+                unsafe { block::<V, MR, NV>(t, p, k0, kc, bp, packs, &[]) };
                 k0 += kc;
             }
         }
@@ -465,6 +557,40 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
     }
 }
 
+/// Where the K block `k0 .. k0 + kc` of panel `p` lies: in the packed B, or in `filled`
+/// once copied there from B's rows (a copy: no bit changes).
+#[inline(always)]
+fn panel_block<V: Lanes, const NV: usize>(
+    t: &Task<'_>,
+    p: usize,
+    k0: usize,
+    kc: usize,
+    filled: &mut [f32],
+) -> *const f32 {
+    let nr = NV * V::N;
+    match t.b {
+        Panels::Packed(data) => data[(p * t.k + k0) * nr..][..kc * nr].as_ptr(),
+        Panels::Rows(rows) => {
+            let (j0, dst) = (p * nr, &mut filled[..kc * nr]);
+            let cols = nr.min(t.n - j0);
+            for (row, d) in rows[k0..k0 + kc].iter().zip(dst.chunks_exact_mut(nr)) {
+                let src = &row[j0..j0 + cols];
+                if cols == nr {
+                    for v in 0..NV {
+                        // SAFETY: `src` and `d` hold nr = NV * N values.
+                        unsafe {
+                            V::load(src.as_ptr().add(v * V::N)).store(d.as_mut_ptr().add(v * V::N))
+                        };
+                    }
+                } else {
+                    d[..cols].copy_from_slice(src);
+                }
+            }
+            dst.as_ptr()
+        }
+    }
+}
+
 /// One K block of one panel: every tile of the task's rows. (A function, not a closure:
 /// a closure would not inherit the ISA's target features, and the SIMD operations in it
 /// would not be inlined.)
@@ -477,11 +603,12 @@ unsafe fn block<V: Lanes, const MR: usize, const NV: usize>(
     p: usize,
     k0: usize,
     kc: usize,
+    bp: *const f32,
     packs: bool,
     apack: &[f32],
 ) {
     let nr = NV * V::N;
-    let (k, n) = (t.b.k, t.n);
+    let (k, n) = (t.k, t.n);
     let cols = nr.min(n - p * nr);
     let last = k0 + kc == k;
     // A panel narrower than the tile (the last one) runs on a full-width copy of its
@@ -492,8 +619,6 @@ unsafe fn block<V: Lanes, const MR: usize, const NV: usize>(
     if let (true, Bias::Col(b)) = (last, t.bias) {
         col_bias[..cols].copy_from_slice(&b[p * nr..][..cols]);
     }
-    // SAFETY: panel p holds K * nr values; k0 + kc <= K.
-    let bp = unsafe { t.b.data.as_ptr().add((p * k + k0) * nr) };
     for tile in 0..t.rows.len().div_ceil(MR) {
         let i = t.rows.start + tile * MR;
         let rows = MR.min(t.rows.end - i);
@@ -533,30 +658,57 @@ unsafe fn block<V: Lanes, const MR: usize, const NV: usize>(
     }
 }
 
-/// Copies rows `rows` and columns `k0..k0 + kc` of A into `dst`, tile after tile of `MR`
+/// A packed for every task, by blocks of `mc` rows (each a multiple of `mr` rows from
+/// the start), then K blocks of [`KC`]: block (rows `r0..`, `k0..k0 + kc`) is its tiles
+/// of `mr` rows at `r0 * k + k0 * tiles`, each `kc` steps of `mr` values
+/// ([`pack_a`]). The blocks are copied by parallel tasks: the same bytes in any order.
+fn pack_a_shared(a: MatRef<'_>, mr: usize, mc: usize, k: usize, par: &dyn Parallel) -> Vec<f32> {
+    let m = a.rows;
+    let mut out = alloc::vec![0f32; m.div_ceil(mr) * mr * k];
+    let (row_blocks, k_blocks) = (m.div_ceil(mc), k.div_ceil(KC));
+    let base = SharedMut(out.as_mut_ptr());
+    par.run(row_blocks * k_blocks, &|t| {
+        let (rb, kb) = (t / k_blocks, t % k_blocks);
+        let rows = rb * mc..m.min((rb + 1) * mc);
+        let (k0, tiles) = (kb * KC, rows.len().div_ceil(mr));
+        let kc = KC.min(k - k0);
+        // SAFETY: block (rb, kb) is `out[rows.start * k + k0 * tiles * mr..]`, `tiles * kc
+        // * mr` values, written by this task only; the blocks tile `out`.
+        let dst = unsafe {
+            core::slice::from_raw_parts_mut(
+                base.get().add(rows.start * k + k0 * tiles * mr),
+                tiles * kc * mr,
+            )
+        };
+        pack_a(&a, mr, rows, k0, kc, dst);
+    });
+    out
+}
+
+/// Copies rows `rows` and columns `k0..k0 + kc` of A into `dst`, tile after tile of `mr`
 /// rows, interleaved by row (rows past the end of the last tile are left as they are: no
 /// tile reads them).
-#[inline(always)]
-fn pack_a<const MR: usize>(
+fn pack_a(
     a: &MatRef<'_>,
+    mr: usize,
     rows: core::ops::Range<usize>,
     k0: usize,
     kc: usize,
     dst: &mut [f32],
 ) {
     let (start, n) = (rows.start, rows.len());
-    for tile in 0..n.div_ceil(MR) {
-        let r_n = MR.min(n - tile * MR);
-        let dst = &mut dst[tile * kc * MR..][..kc * MR];
-        let first = start + tile * MR;
+    for tile in 0..n.div_ceil(mr) {
+        let r_n = mr.min(n - tile * mr);
+        let dst = &mut dst[tile * kc * mr..][..kc * mr];
+        let first = start + tile * mr;
         if a.rs == 1 {
-            // Each step's MR values are contiguous in A.
-            for (kk, d) in dst.chunks_exact_mut(MR).enumerate() {
+            // Each step's mr values are contiguous in A.
+            for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
                 let src = &a.data[(k0 + kk) * a.cs + first..][..r_n];
                 d[..r_n].copy_from_slice(src);
             }
         } else {
-            for (kk, d) in dst.chunks_exact_mut(MR).enumerate() {
+            for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
                 for (r, v) in d[..r_n].iter_mut().enumerate() {
                     *v = a.data[(first + r) * a.rs + (k0 + kk) * a.cs];
                 }

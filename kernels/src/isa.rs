@@ -75,6 +75,16 @@ impl Isa {
             .unwrap_or(Isa::Scalar)
     }
 
+    /// Rows per register tile of the matrix product (each ISA's `TileShape` in
+    /// `dispatch.rs`; A is packed in tiles of this many rows).
+    pub fn gemm_mr(self) -> usize {
+        match self {
+            Isa::Avx512 => 12,
+            Isa::Avx2 | Isa::Neon => 6,
+            Isa::Scalar => 4,
+        }
+    }
+
     /// Columns per packed B panel ([`crate::gemm::PackedB`]).
     pub fn gemm_nr(self) -> usize {
         match self {

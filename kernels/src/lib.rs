@@ -115,12 +115,12 @@ pub fn gemm_clamped(
     c: &mut [f32],
     par: &dyn Parallel,
 ) {
-    match bounds {
-        Some(bounds) if tracing() => {
-            gemm(isa, a, b, bias, c, par);
-            clamp_slice(c, bounds);
-        }
-        _ => gemm::gemm_clamped(isa, a, b, bias, bounds, c, par),
+    if !tracing() {
+        return gemm::gemm_clamped(isa, a, b, bias, bounds, c, par);
+    }
+    gemm(isa, a, b, bias, c, par);
+    if let Some(bounds) = bounds {
+        clamp_slice(c, bounds);
     }
 }
 
@@ -141,6 +141,27 @@ pub fn gemm_into<'c>(
         return c;
     }
     gemm::gemm_into(isa, a, b, bias, bounds, c, par)
+}
+
+/// [`gemm_into`] with B given by its rows, packed panel by panel as the product reads
+/// them ([`gemm::gemm_rows`]): the same bits as packing B first. While a trace is on, B
+/// is packed first and the product recorded as the [`gemm`] call it is.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_rows<'c>(
+    isa: Isa,
+    a: MatRef<'_>,
+    rows: &[&[f32]],
+    n: usize,
+    bias: Bias<'_>,
+    bounds: Option<(f32, f32)>,
+    c: &'c mut [core::mem::MaybeUninit<f32>],
+    par: &dyn Parallel,
+) -> &'c mut [f32] {
+    if tracing() {
+        let b = PackedB::from_rows(isa, rows, n);
+        return gemm_into(isa, a, &b, bias, bounds, c, par);
+    }
+    gemm::gemm_rows(isa, a, rows, n, bias, bounds, c, par)
 }
 
 /// Whether calls are being recorded ([`trace`]).

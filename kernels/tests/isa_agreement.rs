@@ -248,19 +248,22 @@ fn gemm_agrees_with_the_definition() {
     gemm_case(&mut rng, 3, 5, 0, false, 2);
 }
 
+/// Every task on its own thread, the last first.
+struct Reversed;
+
+impl k::Parallel for Reversed {
+    fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        std::thread::scope(|s| {
+            for t in (0..tasks).rev() {
+                s.spawn(move || task(t));
+            }
+        });
+    }
+}
+
 /// Parallel tasks (any order, any thread) give the same bits as one after another.
 #[test]
 fn gemm_tasks_in_any_order_give_the_same_bits() {
-    struct Reversed;
-    impl k::Parallel for Reversed {
-        fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
-            std::thread::scope(|s| {
-                for t in (0..tasks).rev() {
-                    s.spawn(move || task(t));
-                }
-            });
-        }
-    }
     let mut rng = Rng(4);
     let (m, n, kk) = (300, 500, 600);
     let a_data = rng.finite(m * kk, 1.0);
@@ -273,6 +276,72 @@ fn gemm_tasks_in_any_order_give_the_same_bits() {
         let mut many = vec![0f32; m * n];
         k::gemm(isa, a, &packed, Bias::None, &mut many, &Reversed);
         assert_eq!(bits(&one), bits(&many), "{isa:?}");
+    }
+}
+
+/// A product whose B is given by its rows and packed panel by panel as it goes
+/// (`gemm_rows`) gives the bits of the same product with B packed first: K over several K blocks, a last panel
+/// narrower than the others, M over one filled task's rows, A read in place and packed,
+/// with the clamp, a bias of either kind, awkward values, and tasks in any order; its
+/// traced form (B packed, then the recorded product) too.
+#[test]
+fn b_packed_from_rows_as_it_goes_gives_the_packed_products_bits() {
+    let mut rng = Rng(9);
+    for &(m, n, kk, transposed_a) in &[
+        (64, 3133, 576, false),
+        (13, 47, 300, true),
+        (600, 70, 130, false),
+        (5, 33, 1, false),
+        (3, 9, 0, false),
+    ] {
+        let a_data = rng.values(m * kk, 1.0);
+        let b_data = rng.values(kk * n, 1.0);
+        let bias_data = rng.finite(m.max(n), 1.0);
+        let a = if transposed_a {
+            MatRef::row_major(&a_data, kk, m).t()
+        } else {
+            MatRef::row_major(&a_data, m, kk)
+        };
+        let b = MatRef::row_major(&b_data, kk, n);
+        // Rows longer than N (runs of a longer plane), read only to N.
+        let wider: Vec<Vec<f32>> = (0..kk)
+            .map(|r| {
+                let mut row = b_data[r * n..][..n].to_vec();
+                row.extend([f32::NAN; 5]);
+                row
+            })
+            .collect();
+        let rows: Vec<&[f32]> = wider.iter().map(Vec::as_slice).collect();
+        for isa in isas() {
+            let packed = PackedB::pack(isa, b);
+            for (bias, clamp) in [
+                (Bias::None, None),
+                (Bias::Row(&bias_data[..m]), Some((-0.5, 0.75))),
+                (Bias::Col(&bias_data[..n]), None),
+            ] {
+                let mut want = vec![0f32; m * n];
+                k::gemm_clamped(isa, a, &packed, bias, clamp, &mut want, &Sequential);
+                for par in [&Sequential as &dyn k::Parallel, &Reversed] {
+                    let mut fresh = vec![std::mem::MaybeUninit::uninit(); m * n];
+                    let got = k::gemm::gemm_rows(isa, a, &rows, n, bias, clamp, &mut fresh, par);
+                    assert_eq!(bits(got), bits(&want), "gemm_rows {isa:?} {m}x{n}x{kk}");
+                }
+                k::trace::start();
+                let mut fresh = vec![std::mem::MaybeUninit::uninit(); m * n];
+                let got = k::gemm_rows(isa, a, &rows, n, bias, clamp, &mut fresh, &Sequential);
+                let records = k::trace::finish();
+                assert_eq!(
+                    bits(got),
+                    bits(&want),
+                    "traced gemm_rows {isa:?} {m}x{n}x{kk}"
+                );
+                let recorded = records.iter().any(|r| {
+                    matches!(r.call, k::call::Call::Gemm { m: rm, n: rn, k: rk, .. }
+                        if (rm, rn, rk) == (m as u32, n as u32, kk as u32))
+                });
+                assert!(recorded, "the traced product is recorded as a gemm call");
+            }
+        }
     }
 }
 

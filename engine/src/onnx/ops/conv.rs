@@ -26,7 +26,8 @@ use crate::kernel_threads;
 use crate::numerics::{self, KernelThreads};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
-use inferchain_kernels::{gemm_clamped, gemm_into, Bias, MatRef, PackedB, Sequential};
+use inferchain_kernels::{gemm_clamped, gemm_into, gemm_rows, Bias, MatRef, PackedB, Sequential};
+use std::mem::MaybeUninit;
 
 /// Pixels per matrix product the im2col path aims for: enough for the product to run
 /// near its peak, few enough that `cols` stays in cache-sized pieces. (Any value gives
@@ -157,8 +158,9 @@ pub fn conv(
             }
         }
         let out = numerics::with_f32("Conv", w, |ws| {
-            numerics::with_f32("Conv", x, |xs| {
-                conv_direct(xs, ws, &geometry, &epilogue, im2col.as_ref())
+            numerics::with_f32("Conv", x, |xs| match StridePhases::of(&window) {
+                Some(split) => conv_wide(xs, ws, &geometry, &epilogue, &split),
+                None => conv_direct(xs, ws, &geometry, &epilogue, im2col.as_ref()),
             })
         })??;
         return finish(out, &dims, Layout::RowMajor, activation);
@@ -428,6 +430,88 @@ fn conv_direct(
     })
 }
 
+/// The stride phases of every input plane (`in_len` values each) of `xs`, padding +0:
+/// planes are independent, written in parallel.
+fn phases_of_planes(xs: &[f32], in_len: usize, split: &StridePhases) -> Vec<PhaseBuffer> {
+    let planes = xs.len() / in_len.max(1);
+    let mut buffers: Vec<PhaseBuffer> = (0..planes).map(|_| PhaseBuffer::default()).collect();
+    kernel_threads::for_each_mut(&mut buffers, |plane, buffer| {
+        split.fill(&xs[plane * in_len..][..in_len], 0.0, buffer)
+    });
+    buffers
+}
+
+/// Two spatial axes: `Y = W · B` per sample and group, as [`conv_direct`] computes it,
+/// with B (im2col's `cols`) never written out. The product's fill function copies each
+/// K block of a panel of B straight from the input planes' stride phases
+/// ([`StridePhases`]): row (input channel, kernel position) of B is one contiguous run of
+/// the channel's phases from the position's offset, over the "wide" output (output rows
+/// `wq` apart; the columns past `ow` read neighbouring values and are dropped). The same
+/// chains as im2col's, padding read as +0.
+fn conv_wide(
+    xs: &[f32],
+    ws: &[f32],
+    geometry: &Geometry,
+    &Epilogue { bias, clip }: &Epilogue,
+    split: &StridePhases,
+) -> Vec<f32> {
+    let Geometry {
+        n,
+        c,
+        cg,
+        mg,
+        k,
+        p,
+        in_len,
+        group,
+    } = *geometry;
+    let (wq, ow, wide) = (split.wq, split.ow, split.wide);
+    let isa = numerics::isa();
+    let buffers = phases_of_planes(xs, in_len, split);
+    let mut wide_out: Vec<MaybeUninit<f32>> = Vec::new();
+    numerics::written_in_parts(n * group, mg * p, |part, y| {
+        let (s, g) = (part / group, part % group);
+        let planes: Vec<&[f32]> = (0..cg)
+            .map(|ic| {
+                let plane = s * c + g * cg + ic;
+                split.read(&xs[plane * in_len..][..in_len], &buffers[plane])
+            })
+            .collect();
+        // B's rows: (input channel, kernel position), by position within the channel.
+        let rows: Vec<&[f32]> = planes
+            .iter()
+            .flat_map(|plane| split.reads.iter().map(move |&at| &plane[at..][..wide]))
+            .collect();
+        let a = MatRef::row_major(&ws[g * mg * k..][..mg * k], mg, k);
+        let bias = match bias {
+            Some(b) => Bias::Row(&b[g * mg..][..mg]),
+            None => Bias::None,
+        };
+        if wq == ow {
+            // No dropped columns: the wide output is the output.
+            return gemm_rows(isa, a, &rows, wide, bias, clip, y, &KernelThreads);
+        }
+        wide_out.resize(mg * wide, MaybeUninit::new(0.0));
+        let wide_y = gemm_rows(
+            isa,
+            a,
+            &rows,
+            wide,
+            bias,
+            clip,
+            &mut wide_out,
+            &KernelThreads,
+        );
+        let y = inferchain_kernels::gemm::zeroed(y);
+        for (y, w) in y.chunks_exact_mut(p).zip(wide_y.chunks_exact(wide)) {
+            for (oy, row) in y.chunks_exact_mut(ow).enumerate() {
+                row.copy_from_slice(&w[oy * wq..][..ow]);
+            }
+        }
+        y
+    })
+}
+
 /// Two spatial axes and a short chain: per sample and group, the kernels' product of the
 /// group's weights with the chain's `k` rows (input channel, then kernel position, as
 /// im2col orders them), each row a contiguous run of one input plane's stride phases
@@ -463,12 +547,9 @@ fn conv_planar(
         .div_ceil(4usize.div_ceil(parts))
         .next_multiple_of(4)
         .min(mg);
-    // Every input plane's stride phases first (planes are independent), then the
-    // products, a (sample and group, block of output channels) per task.
-    let mut buffers: Vec<PhaseBuffer> = (0..n * c).map(|_| PhaseBuffer::default()).collect();
-    kernel_threads::for_each_mut(&mut buffers, |plane, buffer| {
-        split.fill(&xs[plane * in_len..][..in_len], 0.0, buffer)
-    });
+    // Every input plane's stride phases first, then the products, a (sample and group,
+    // block of output channels) per task.
+    let buffers = phases_of_planes(xs, in_len, split);
     let mut tasks: Vec<(usize, usize, &mut [f32])> = Vec::new();
     for (part, y) in out.chunks_mut(mg * p).enumerate() {
         for (b, y) in y.chunks_mut(block * p).enumerate() {
@@ -1003,6 +1084,8 @@ mod tests {
             (9, 30, 1, 1, (0, 0), 300, 20, 1, 2),
             (13, 11, 3, 2, (1, 0), 3, 6, 1, 1),
             (16, 16, 1, 1, (0, 0), 8, 7, 1, 3),
+            // A network's stem: 7×7, stride 2, padding 3.
+            (30, 28, 7, 2, (3, 3), 3, 16, 1, 1),
         ];
         for (h, w, kernel, stride, pads, c, m, group, n) in cases {
             let window = Window {
@@ -1073,12 +1156,23 @@ mod tests {
                 };
                 let want = conv_direct(&xs, &ws, &geometry, &clipped, im2col.as_ref());
                 let got = conv_planar(&xs, &ws, &geometry, &clipped, &split);
+                let bitwise = |got: &[f32]| {
+                    got.len() == want.len()
+                        && want
+                            .iter()
+                            .zip(got)
+                            .all(|(a, b)| a.to_bits() == b.to_bits())
+                };
+                assert!(bitwise(&got), "planar clamped {h}x{w} k{kernel} m{m}");
+                // B's rows read from the stride phases as the product goes (the wide
+                // output's dropped columns included), plain and clamped.
+                let wide = conv_wide(&xs, &ws, &geometry, &epilogue, &split);
                 assert!(
-                    want.iter()
-                        .zip(&got)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "planar clamped {h}x{w} k{kernel} m{m}"
+                    same(&wide),
+                    "wide {h}x{w} k{kernel} s{stride} c{c} m{m} g{group} n{n}"
                 );
+                let wide = conv_wide(&xs, &ws, &geometry, &clipped, &split);
+                assert!(bitwise(&wide), "wide clamped {h}x{w} k{kernel} m{m}");
                 let row_major = batched(Source::Planes(&xs), Layout::RowMajor);
                 assert!(
                     same(&row_major),
