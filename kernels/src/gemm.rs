@@ -401,9 +401,10 @@ fn run_tasks(
     let panels = n.div_ceil(nr);
     // B packed per task: its tasks take up to FILLED_ROWS rows each.
     let mc = match b {
-        Panels::Packed(_) => MC,
-        Panels::Rows(_) => FILLED_ROWS,
-    };
+        Panels::Packed(_) if a.cs == 1 => MC,
+        _ => FILLED_ROWS,
+    }
+    .next_multiple_of(isa.gemm_mr());
     let row_blocks = m.div_ceil(mc);
     // B packed before: up to PANELS_PER_TASK panels a task, fewer where that would leave
     // under MIN_TASKS tasks to share among the threads. B packed as the product goes: one

@@ -502,13 +502,10 @@ fn conv_wide(
             &mut wide_out,
             &KernelThreads,
         );
-        let y = inferchain_kernels::gemm::zeroed(y);
-        for (y, w) in y.chunks_exact_mut(p).zip(wide_y.chunks_exact(wide)) {
-            for (oy, row) in y.chunks_exact_mut(ow).enumerate() {
-                row.copy_from_slice(&w[oy * wq..][..ow]);
-            }
-        }
-        y
+        // Output row r (channel r / oh, row r % oh) is the wide output's row, less the
+        // dropped columns.
+        let oh = p / ow.max(1);
+        numerics::gathered_rows(y, ow, |r| &wide_y[r / oh * wide + r % oh * wq..][..ow])
     })
 }
 
