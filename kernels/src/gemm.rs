@@ -29,7 +29,10 @@ const MC: usize = 132;
 /// Rows per task where B is packed as the product goes ([`gemm_rows`]): each task packs
 /// its panels once for all of these rows.
 const FILLED_ROWS: usize = 4 * MC;
-/// Column panels per task, at most.
+/// Tasks a product whose B is packed as it goes ([`gemm_rows`]) is split into, where it
+/// has the panels for them.
+const ROWS_TASKS: usize = 32;
+/// Column panels per task, at most (B packed before the product).
 const PANELS_PER_TASK: usize = 4;
 /// Tasks a product is split into at least, where it has the panels for them.
 const MIN_TASKS: usize = 8;
@@ -407,15 +410,18 @@ fn run_tasks(
     .next_multiple_of(isa.gemm_mr());
     let row_blocks = m.div_ceil(mc);
     // B packed before: up to PANELS_PER_TASK panels a task, fewer where that would leave
-    // under MIN_TASKS tasks to share among the threads. B packed as the product goes: one
-    // panel a task (each panel is packed once in any split).
+    // under MIN_TASKS tasks to share among the threads. B packed as the product goes
+    // (each panel is packed once in any split): ROWS_TASKS tasks where there are the
+    // panels for them, so that a short product is not split into tasks that cost more to
+    // hand out than to run.
     let per_task = match b {
-        Panels::Rows(_) => 1,
+        Panels::Rows(_) => (panels * row_blocks / ROWS_TASKS).max(1),
         Panels::Packed(_) => (panels * row_blocks / MIN_TASKS).clamp(1, PANELS_PER_TASK),
     };
     let col_blocks = panels.div_ceil(per_task);
-    // An A whose rows are not contiguous along K is packed once, for every task.
-    let apacked = if a.cs != 1 {
+    // An A whose rows are not contiguous along K is packed: once for every task where
+    // several tasks read the same rows, else by its one task as it goes.
+    let apacked = if a.cs != 1 && col_blocks > 1 {
         pack_a_shared(a, isa.gemm_mr(), mc, k, par)
     } else {
         Vec::new()
@@ -508,10 +514,17 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
         // task's rows start at a multiple of MR: the tiles before them hold k * MR values
         // each.
         let base = t.rows.start / MR * k * MR;
+        let shared = !t.apacked.is_empty();
+        let mut own = alloc::vec![0f32; if shared { 0 } else { tiles * KC.min(k) * MR }];
         let mut k0 = 0;
         while k0 < k {
             let kc = KC.min(k - k0);
-            let apack = &t.apacked[base + k0 * tiles * MR..][..tiles * kc * MR];
+            let apack = if shared {
+                &t.apacked[base + k0 * tiles * MR..][..tiles * kc * MR]
+            } else {
+                pack_a(&t.a, MR, t.rows.clone(), k0, kc, &mut own);
+                &own[..tiles * kc * MR]
+            };
             for p in t.panels.clone() {
                 let bp = panel_block::<V, NV>(t, p, k0, kc, &mut filled);
                 // SAFETY: as `run_task`'s; `bp` holds the block's kc rows of nr values.
