@@ -402,27 +402,42 @@ fn run_tasks(
 ) {
     let m = a.rows;
     let panels = n.div_ceil(nr);
-    // B packed per task: its tasks take up to FILLED_ROWS rows each.
-    let mc = match b {
-        Panels::Packed(_) if a.cs == 1 => MC,
-        _ => FILLED_ROWS,
-    }
-    .next_multiple_of(isa.gemm_mr());
-    let row_blocks = m.div_ceil(mc);
-    // B packed before: up to PANELS_PER_TASK panels a task, fewer where that would leave
-    // under MIN_TASKS tasks to share among the threads. B packed as the product goes
-    // (each panel is packed once in any split): ROWS_TASKS tasks where there are the
-    // panels for them, so that a short product is not split into tasks that cost more to
-    // hand out than to run.
-    let per_task = match b {
-        Panels::Rows(_) => (panels * row_blocks / ROWS_TASKS).max(1),
-        Panels::Packed(_) => (panels * row_blocks / MIN_TASKS).clamp(1, PANELS_PER_TASK),
+    let mr = isa.gemm_mr();
+    // How C is split, (rows a task, panels a task):
+    // * B packed as the product goes: each panel is packed once in any split, so tasks
+    //   take up to FILLED_ROWS rows, and ROWS_TASKS tasks where there are the panels for
+    //   them (a short product is not split into tasks that cost more to hand out than to
+    //   run).
+    // * A read in place: MC rows, and up to PANELS_PER_TASK panels, fewer where that
+    //   would leave under MIN_TASKS tasks to share among the threads.
+    // * A packed (a convolution's `colsᵀ`), with rows for MIN_TASKS / 2 tasks of MC: each
+    //   task takes every panel, so A is read from memory once and B (the weights, the
+    //   smaller) once per task.
+    // * A packed, fewer rows: up to FILLED_ROWS rows a task, the panels split as for A in
+    //   place.
+    let split_panels = |mc: usize| {
+        let row_blocks = m.div_ceil(mc);
+        (panels * row_blocks / MIN_TASKS).clamp(1, PANELS_PER_TASK)
     };
+    let (mc, per_task) = match b {
+        Panels::Rows(_) => {
+            let mc = FILLED_ROWS.next_multiple_of(mr);
+            (mc, (panels * m.div_ceil(mc) / ROWS_TASKS).max(1))
+        }
+        Panels::Packed(_) if a.cs == 1 => (MC, split_panels(MC)),
+        Panels::Packed(_) if m.div_ceil(MC) >= MIN_TASKS / 2 => (MC, panels),
+        Panels::Packed(_) => {
+            let mc = FILLED_ROWS.next_multiple_of(mr);
+            (mc, split_panels(mc))
+        }
+    };
+    let mc = mc.next_multiple_of(mr);
+    let row_blocks = m.div_ceil(mc);
     let col_blocks = panels.div_ceil(per_task);
     // An A whose rows are not contiguous along K is packed: once for every task where
     // several tasks read the same rows, else by its one task as it goes.
     let apacked = if a.cs != 1 && col_blocks > 1 {
-        pack_a_shared(a, isa.gemm_mr(), mc, k, par)
+        pack_a_shared(a, mr, mc, k, par)
     } else {
         Vec::new()
     };
@@ -716,10 +731,20 @@ fn pack_a(
         let dst = &mut dst[tile * kc * mr..][..kc * mr];
         let first = start + tile * mr;
         if a.rs == 1 {
-            // Each step's mr values are contiguous in A.
+            // Each step's mr values are contiguous in A: a whole tile's run is copied at
+            // a length known here (inline moves, not a call to memcpy per step).
             for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
                 let src = &a.data[(k0 + kk) * a.cs + first..][..r_n];
-                d[..r_n].copy_from_slice(src);
+                match r_n {
+                    12 => d[..12].copy_from_slice(&src[..12]),
+                    6 => d[..6].copy_from_slice(&src[..6]),
+                    4 => d[..4].copy_from_slice(&src[..4]),
+                    _ => {
+                        for (d, v) in d.iter_mut().zip(src) {
+                            *d = *v;
+                        }
+                    }
+                }
             }
         } else {
             for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {

@@ -244,6 +244,9 @@ fn gemm_agrees_with_the_definition() {
     // panels: the chain continues across blocks and tasks.
     gemm_case(&mut rng, 200, 300, 700, false, 2);
     gemm_case(&mut rng, 7, 1000, 1030, true, 1);
+    // A packed (not contiguous along K) with rows for several tasks: each task takes
+    // every panel.
+    gemm_case(&mut rng, 600, 70, 150, true, 1);
     // K = 0: all zeros (plus bias).
     gemm_case(&mut rng, 3, 5, 0, false, 2);
 }

@@ -891,12 +891,16 @@ impl Im2col {
                         row.fill(0.0);
                         continue;
                     };
-                    row[..lo].fill(0.0);
-                    row[hi..].fill(0.0);
+                    // Rows of small planes are short: inline moves rather than calls to
+                    // memset and memcpy.
+                    let (head, rest) = row.split_at_mut(lo);
+                    for d in head.iter_mut().chain(&mut rest[hi - lo..]) {
+                        *d = 0.0;
+                    }
                     let src = &plane[iy * w..][..w];
                     let row = &mut row[lo..hi];
                     if ax.stride == 1 {
-                        row.copy_from_slice(&src[start..start + (hi - lo)]);
+                        window::copy_short(row, &src[start..start + (hi - lo)]);
                     } else {
                         for (d, v) in row.iter_mut().zip(src[start..].iter().step_by(ax.stride)) {
                             *d = *v;
