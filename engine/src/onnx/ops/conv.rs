@@ -641,6 +641,63 @@ fn depthwise(
 
 /// Per output position, in row-major order, and per kernel position, in row-major order:
 /// the input offset it reads, or `PADDING`.
+/// A sample's pixels (channels last) copied into its padded plane, zeros around: the
+/// geometry of a two-axis window whose every window lies inside the padded input.
+struct PaddedPixels {
+    /// The input's rows and columns, and the padded plane's width.
+    h: usize,
+    w: usize,
+    wp: usize,
+    /// The padded plane's pixels, and where the input's first pixel lies in it.
+    len: usize,
+    first: usize,
+}
+
+impl PaddedPixels {
+    fn of(window: &Window) -> Option<PaddedPixels> {
+        StridePhases::of(window)?;
+        let [ay, ax] = window.axes.as_slice() else {
+            return None;
+        };
+        let wp = ax.input + ax.pad_begin + ax.pad_end;
+        Some(PaddedPixels {
+            h: ay.input,
+            w: ax.input,
+            wp,
+            len: (ay.input + ay.pad_begin + ay.pad_end) * wp,
+            first: ay.pad_begin * wp + ax.pad_begin,
+        })
+    }
+
+    /// Per output position, per kernel position (row-major), the padded pixel it reads.
+    fn tap_offsets(&self, window: &Window) -> Vec<u32> {
+        let [ay, ax] = window.axes.as_slice() else {
+            return Vec::new();
+        };
+        let mut at = Vec::with_capacity(window.output_len() * window.kernel_len());
+        for oy in 0..ay.output {
+            for ox in 0..ax.output {
+                for ky in 0..ay.kernel {
+                    let y = oy * ay.stride + ky * ay.dilation;
+                    for kx in 0..ax.kernel {
+                        at.push((y * self.wp + ox * ax.stride + kx * ax.dilation) as u32);
+                    }
+                }
+            }
+        }
+        at
+    }
+
+    /// `x` (`h · w` pixels of `c` channels) in its padded plane.
+    fn copy(&self, x: &[f32], c: usize) -> Vec<f32> {
+        let mut out = vec![0f32; self.len * c];
+        for (iy, row) in x.chunks_exact(self.w * c).take(self.h).enumerate() {
+            out[(self.first + iy * self.wp) * c..][..self.w * c].copy_from_slice(row);
+        }
+        out
+    }
+}
+
 fn tap_offsets(window: &Window) -> Vec<u32> {
     let axes = &window.axes;
     if let [ay, ax] = axes.as_slice() {
@@ -715,7 +772,14 @@ fn depthwise_channels_last(
     layout: Layout,
 ) -> Vec<f32> {
     let (in_len, taps, p) = (window.input_len(), window.kernel_len(), window.output_len());
-    let at = tap_offsets(window);
+    // Two axes whose windows lie inside the padded input read a padded copy of the
+    // sample: no tap reads padding, so the kernel's loop never branches on it (a zero
+    // read from the copy is the same `fma(0, w, acc)` as a padding tap).
+    let padded = PaddedPixels::of(window);
+    let at = match &padded {
+        Some(padded) => padded.tap_offsets(window),
+        None => tap_offsets(window),
+    };
     let mut wt = vec![0f32; taps * c];
     channels_last::transpose(&ws[..c * taps], c, taps, &mut wt);
     let isa = numerics::isa();
@@ -733,6 +797,14 @@ fn depthwise_channels_last(
                 channels_last::transpose(&xs[s * c * in_len..][..c * in_len], c, in_len, &mut xt);
                 &xt[..]
             }
+        };
+        let xp;
+        let x = match &padded {
+            Some(padded) => {
+                xp = padded.copy(x, c);
+                &xp[..]
+            }
+            None => x,
         };
         match layout {
             Layout::ChannelsLast => {
