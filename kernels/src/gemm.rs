@@ -676,6 +676,9 @@ unsafe fn block<V: Lanes, const MR: usize, const NV: usize>(
                 if k0 > 0 {
                     for r in 0..rows {
                         core::ptr::copy_nonoverlapping(cp.add(r * n), sp.add(r * nr), cols);
+                        // The columns past N are loaded with the rest: written first
+                        // (their values never reach C).
+                        core::ptr::write_bytes(sp.add(r * nr + cols), 0, nr - cols);
                     }
                 }
                 tile_rows::<V, MR, NV>(rows, (kc, ap, rs, cs, bp, sp, nr, k0 > 0, finish));

@@ -153,7 +153,7 @@ pub fn conv(
     // for the next layer gained nothing at 32×32 and 16×16).
     if p >= DIRECT_PIXELS {
         if k <= PLANAR_K {
-            if let Some(split) = StridePhases::of(&window) {
+            if let Some(split) = StridePhases::compact(&window) {
                 let out = numerics::with_f32("Conv", w, |ws| {
                     numerics::with_f32("Conv", x, |xs| {
                         conv_planar(xs, ws, &geometry, &epilogue, &split)
@@ -163,7 +163,7 @@ pub fn conv(
             }
         }
         let out = numerics::with_f32("Conv", w, |ws| {
-            numerics::with_f32("Conv", x, |xs| match StridePhases::of(&window) {
+            numerics::with_f32("Conv", x, |xs| match StridePhases::compact(&window) {
                 Some(split) => conv_wide(xs, ws, &geometry, &epilogue, &split),
                 None => conv_direct(xs, ws, &geometry, &epilogue, im2col.as_ref()),
             })
@@ -435,10 +435,15 @@ fn conv_direct(
     })
 }
 
-/// The stride phases of every input plane (`in_len` values each) of `xs`, padding +0:
+/// The stride phases of the `planes` input planes (`in_len` values each) of `xs`,
+/// padding +0 (an empty plane's phases are all padding):
 /// planes are independent, written in parallel.
-fn phases_of_planes(xs: &[f32], in_len: usize, split: &StridePhases) -> Vec<PhaseBuffer> {
-    let planes = xs.len() / in_len.max(1);
+fn phases_of_planes(
+    xs: &[f32],
+    planes: usize,
+    in_len: usize,
+    split: &StridePhases,
+) -> Vec<PhaseBuffer> {
     let mut buffers: Vec<PhaseBuffer> = (0..planes).map(|_| PhaseBuffer::default()).collect();
     kernel_threads::for_each_mut(&mut buffers, |plane, buffer| {
         split.fill(&xs[plane * in_len..][..in_len], 0.0, buffer)
@@ -472,7 +477,7 @@ fn conv_wide(
     } = *geometry;
     let (wq, ow, wide) = (split.wq, split.ow, split.wide);
     let isa = numerics::isa();
-    let buffers = phases_of_planes(xs, in_len, split);
+    let buffers = phases_of_planes(xs, n * c, in_len, split);
     let mut wide_out: Vec<MaybeUninit<f32>> = Vec::new();
     numerics::written_in_parts(n * group, mg * p, |part, y| {
         let (s, g) = (part / group, part % group);
@@ -551,7 +556,7 @@ fn conv_planar(
         .min(mg);
     // Every input plane's stride phases first, then the products, a (sample and group,
     // block of output channels) per task.
-    let buffers = phases_of_planes(xs, in_len, split);
+    let buffers = phases_of_planes(xs, n * c, in_len, split);
     let mut tasks: Vec<(usize, usize, &mut [f32])> = Vec::new();
     for (part, y) in out.chunks_mut(mg * p).enumerate() {
         for (b, y) in y.chunks_mut(block * p).enumerate() {
@@ -654,17 +659,24 @@ struct PaddedPixels {
 }
 
 impl PaddedPixels {
+    /// `None` unless the windows lie inside the padded input and the padded plane is at
+    /// most four times the input's (offsets fit `u32`, and a hostile padding does not
+    /// make the copy huge).
     fn of(window: &Window) -> Option<PaddedPixels> {
         StridePhases::of(window)?;
         let [ay, ax] = window.axes.as_slice() else {
             return None;
         };
         let wp = ax.input + ax.pad_begin + ax.pad_end;
+        let len = (ay.input + ay.pad_begin + ay.pad_end).checked_mul(wp)?;
+        if len > 4 * (ay.input * ax.input).max(1) || len >= u32::MAX as usize {
+            return None;
+        }
         Some(PaddedPixels {
             h: ay.input,
             w: ax.input,
             wp,
-            len: (ay.input + ay.pad_begin + ay.pad_end) * wp,
+            len,
             first: ay.pad_begin * wp + ax.pad_begin,
         })
     }
@@ -869,7 +881,7 @@ fn depthwise_planar(
 ) -> Vec<f32> {
     let (in_len, taps, p) = (window.input_len(), window.kernel_len(), window.output_len());
     let mut out = vec![0f32; n * group * mg * p];
-    let Some(split) = StridePhases::of(window) else {
+    let Some(split) = StridePhases::compact(window) else {
         return depthwise_im2col(xs, n, ws, bias, window, group, mg);
     };
     if p == 0 {
@@ -1280,6 +1292,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A padding or stride far larger than the plane (a hostile graph's) keeps a
+    /// convolution off the paths whose buffers grow with the padded plane.
+    #[test]
+    fn hostile_paddings_and_strides_keep_off_the_phase_paths() {
+        let two = |y: Axis, x: Axis| Window { axes: vec![y, x] };
+        let dilated = two(
+            axis(1, 2, 1, 4096, (4096, 4096)),
+            axis(1, 2, 1, 4096, (12, 12)),
+        );
+        assert!(PaddedPixels::of(&dilated).is_none());
+        assert!(StridePhases::compact(&dilated).is_none());
+        let strided = two(
+            axis(1, 1, 1000, 1, (8000, 8000)),
+            axis(1, 1, 1000, 1, (8000, 8000)),
+        );
+        assert!(StridePhases::compact(&strided).is_none());
+        // An ordinary layer takes them.
+        let plain = two(axis(14, 3, 1, 1, (1, 1)), axis(14, 3, 1, 1, (1, 1)));
+        assert!(PaddedPixels::of(&plain).is_some());
+        assert!(StridePhases::compact(&plain).is_some());
+        let stem = two(axis(224, 7, 2, 1, (3, 3)), axis(224, 7, 2, 1, (3, 3)));
+        assert!(StridePhases::compact(&stem).is_some());
     }
 
     /// The stride-phase depthwise path computes the im2col path's bits for every

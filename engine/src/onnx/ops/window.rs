@@ -220,6 +220,16 @@ impl StridePhases {
         })
     }
 
+    /// [`StridePhases::of`], where the phases hold at most four times the input plane's
+    /// values: a padding or stride far larger than the plane (a hostile graph's) would
+    /// make the per-plane buffers huge, and the im2col paths cost nothing like it.
+    pub fn compact(window: &Window) -> Option<StridePhases> {
+        let split = StridePhases::of(window)?;
+        let (ay, ax) = (&split.window.axes[0], &split.window.axes[1]);
+        let values = (ay.stride * ax.stride).checked_mul(split.phase_len)?;
+        (split.in_place() || values <= 4 * (ay.input * ax.input).max(1)).then_some(split)
+    }
+
     /// Whether the phases are the input plane itself: unit strides and no padding.
     fn in_place(&self) -> bool {
         self.window
