@@ -26,8 +26,9 @@ const PREFETCH: usize = 16;
 /// Rows per task (a multiple of every ISA's MR): a transformer's 128 token rows fit one
 /// task, so B is streamed from memory once, with the threads splitting its columns.
 const MC: usize = 132;
-/// Rows per task where B is packed as the product goes ([`gemm_rows`]): each task packs
-/// its panels once for all of these rows.
+/// Rows per task where B is packed as the product goes ([`gemm_rows`]: each task packs
+/// its panels once for all of these rows), and where a packed A has rows for fewer than
+/// `MIN_TASKS / 2` tasks of [`MC`] (its panels are then split among the tasks).
 const FILLED_ROWS: usize = 4 * MC;
 /// Tasks a product whose B is packed as it goes ([`gemm_rows`]) is split into, where it
 /// has the panels for them.
