@@ -27,6 +27,7 @@ use crate::numerics::{self, KernelThreads};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::{gemm_clamped, gemm_into, gemm_rows, Bias, MatRef, PackedB, Sequential};
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
 /// Pixels per matrix product the im2col path aims for: enough for the product to run
@@ -54,6 +55,12 @@ const LANES_PIXELS_UNIT_STRIDE: usize = 196;
 /// a network's first layer (3 channels × 3×3) im2col and packing cost more than the
 /// products. (Either path gives the same bits: the same chains.)
 const PLANAR_K: usize = 32;
+
+/// Output pixels per plane from which a short chain runs on the wide path
+/// ([`conv_wide`]) instead: on larger planes the matrix product's register tile, B packed
+/// as it goes, beats four output channels per register loaded (measured: MobileNet-like's
+/// 16→96 1×1 at 112² 0.37 → 0.23–0.27 ms; at 32² the planar rows were ~10% faster).
+const PLANAR_PIXELS: usize = 4096;
 
 /// Multiply-adds per group below which a batched convolution stays on one thread: waking
 /// the pool for less costs more than it saves. (Any split gives the same bits.)
@@ -152,7 +159,7 @@ pub fn conv(
     // A large plane runs as `Y = W · cols`, NCHW out (measured: storing it channels last
     // for the next layer gained nothing at 32×32 and 16×16).
     if p >= DIRECT_PIXELS {
-        if k <= PLANAR_K {
+        if k <= PLANAR_K && p < PLANAR_PIXELS {
             if let Some(split) = StridePhases::compact(&window) {
                 let out = numerics::with_f32("Conv", w, |ws| {
                     numerics::with_f32("Conv", x, |xs| {
@@ -799,25 +806,38 @@ fn depthwise_channels_last(
     if p == 0 || c == 0 || in_len == 0 {
         return out;
     }
+    let threads = kernel_threads::threads();
+    if n < threads {
+        // Fewer samples than threads: each sample's pixels are prepared once, then its
+        // output positions are split over the threads (positions are independent
+        // outputs; each still runs its own chain).
+        let chunks = (threads * kernel_threads::TASKS_PER_THREAD).div_ceil(n);
+        // Whole groups of the kernel's four positions side by side.
+        let q = p.div_ceil(chunks).next_multiple_of(4);
+        let mut yt = Vec::new();
+        for (s, y) in out.chunks_exact_mut(c * p).enumerate() {
+            let x = sample_pixels(source, s, in_len, c, padded.as_ref());
+            let run = |y: &mut [f32]| {
+                kernel_threads::for_each_chunk_mut(y, q * c, |t, y| {
+                    let at = &at[t * q * taps..][..y.len() / c * taps];
+                    inferchain_kernels::weighted_lanes(isa, &x, at, &wt, bias, clip, c, y)
+                })
+            };
+            match layout {
+                Layout::ChannelsLast => run(y),
+                Layout::RowMajor => {
+                    yt.resize(p * c, 0.0);
+                    run(&mut yt);
+                    channels_last::transpose(&yt, p, c, y);
+                }
+            }
+        }
+        return out;
+    }
     // Samples are independent: one task each.
     kernel_threads::for_each_chunk_mut(&mut out, c * p, |s, y| {
-        let mut xt = Vec::new();
-        let x = match source {
-            Source::Pixels(xs) => &xs[s * in_len * c..][..in_len * c],
-            Source::Planes(xs) => {
-                xt.resize(in_len * c, 0.0);
-                channels_last::transpose(&xs[s * c * in_len..][..c * in_len], c, in_len, &mut xt);
-                &xt[..]
-            }
-        };
-        let xp;
-        let x = match &padded {
-            Some(padded) => {
-                xp = padded.copy(x, c);
-                &xp[..]
-            }
-            None => x,
-        };
+        let x = sample_pixels(source, s, in_len, c, padded.as_ref());
+        let x = &x[..];
         match layout {
             Layout::ChannelsLast => {
                 inferchain_kernels::weighted_lanes(isa, x, &at, &wt, bias, clip, c, y)
@@ -830,6 +850,29 @@ fn depthwise_channels_last(
         }
     });
     out
+}
+
+/// Sample `s`'s `in_len` pixels of `c` channels, channels last, in their padded plane
+/// where `padded` says so: read in place where the source already is that.
+fn sample_pixels<'a>(
+    source: Source<'a>,
+    s: usize,
+    in_len: usize,
+    c: usize,
+    padded: Option<&PaddedPixels>,
+) -> Cow<'a, [f32]> {
+    let x = match source {
+        Source::Pixels(xs) => Cow::Borrowed(&xs[s * in_len * c..][..in_len * c]),
+        Source::Planes(xs) => {
+            let mut xt = vec![0f32; in_len * c];
+            channels_last::transpose(&xs[s * c * in_len..][..c * in_len], c, in_len, &mut xt);
+            Cow::Owned(xt)
+        }
+    };
+    match padded {
+        Some(padded) => Cow::Owned(padded.copy(&x, c)),
+        None => x,
+    }
 }
 
 /// Any rank: per plane, the taps as im2col rows.
@@ -1342,9 +1385,9 @@ mod tests {
                     axis(w, k, stride, dilation, (pads.1, pads.0)),
                 ],
             };
-            // Three channels, and 21 (one AVX-512 register and a tail).
-            for group in [3, 21] {
-                let n = 2;
+            // Three channels, and 21 (one AVX-512 register and a tail); one sample (its
+            // positions split over the threads) and two.
+            for (group, n) in [(3, 1), (3, 2), (21, 1), (21, 2)] {
                 let xs = values(n * group * h * w, 1);
                 let ws = values(group * mg * k * k, 2);
                 let bias = values(group * mg, 3);
