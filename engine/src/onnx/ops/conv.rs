@@ -8,7 +8,7 @@
 //!
 //!   How: per group, im2col builds `cols` [C·taps, pixels] (a 1×1 convolution with unit
 //!   stride reads the input as it is); the product `Yᵀ = colsᵀ Wᵀ` then runs with `Wᵀ`
-//!   packed once at load and `colsᵀ` read in place (twelve pixels of one row of `cols`
+//!   packed once at load and `colsᵀ` read in place (six pixels of one row of `cols`
 //!   per step of the chain); `Yᵀ` [pixels, channels] is transposed into NCHW. The
 //!   orientation does not change a bit (`fma(a, b, c) = fma(b, a, c)`, same K order).
 //! * `ConvTranspose` in every form (groups, dilation, asymmetric pads, `output_padding`,
