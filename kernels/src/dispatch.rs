@@ -107,6 +107,8 @@ simd_kernels! {
         = gemm::weighted_slices_rows::<V>(rows, w, epilogue, m, out);
     fn weighted_lanes<V>(x: &[f32], at: &[u32], w: &[f32], epilogue: gemm::LanesEpilogue<'_>, c: usize, out: &mut [f32])
         = gemm::weighted_lanes::<V>(x, at, w, epilogue, c, out);
+    fn weighted_grid<V>(x: &[f32], grid: (&[u32], &[u32]), w: &[f32], epilogue: gemm::LanesEpilogue<'_>, c: usize, out: &mut [f32])
+        = gemm::weighted_grid::<V>(x, grid, w, epilogue, c, out);
 }
 
 /// The tile shape per ISA: `MR` rows by `NV` registers.

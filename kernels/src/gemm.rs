@@ -1220,6 +1220,95 @@ pub fn weighted_lanes<V: Lanes>(
     }
 }
 
+/// [`weighted_lanes`] where the taps' positions form a grid: output position `o`'s tap `t`
+/// reads input position `bases[o] + offsets[t]` (a depthwise convolution's windows over
+/// a padded plane), and none reads padding. The same chain per output element, so the
+/// same bits; with no per-tap index to load nor padding to test, EIGHT output positions
+/// run side by side on each register of weights loaded.
+#[inline(always)]
+pub fn weighted_grid<V: Lanes>(
+    x: &[f32],
+    (bases, offsets): (&[u32], &[u32]),
+    w: &[f32],
+    (bias, bounds): LanesEpilogue<'_>,
+    c: usize,
+    out: &mut [f32],
+) {
+    if c == 0 {
+        return;
+    }
+    let taps = offsets.len();
+    let positions = bases.len();
+    assert!(
+        w.len() == taps * c && out.len() == positions * c,
+        "weighted_grid: {c} channels, {} weights for {taps} taps, {} outputs for {positions} positions",
+        w.len(),
+        out.len()
+    );
+    assert!(
+        bias.is_none_or(|b| b.len() == c),
+        "weighted_grid: one bias per channel"
+    );
+    let inputs = x.len() / c;
+    let reach = |v: &[u32]| v.iter().map(|&p| p as usize).max().unwrap_or(0);
+    assert!(
+        positions == 0 || taps == 0 || reach(bases) + reach(offsets) < inputs,
+        "weighted_grid: a tap reads outside the input"
+    );
+    const ROWS: usize = 8;
+    let zero = V::splat(0.0);
+    let mut o = 0;
+    while o < positions {
+        let rows = ROWS.min(positions - o);
+        let mut j = 0;
+        while j < c {
+            let lanes = V::N.min(c - j);
+            if lanes == V::N && rows == ROWS {
+                let mut at = [0usize; ROWS];
+                for (q, a) in at.iter_mut().enumerate() {
+                    *a = bases[o + q] as usize * c + j;
+                }
+                let mut acc = [zero; ROWS];
+                for (t, &off) in offsets.iter().enumerate() {
+                    let off = off as usize * c;
+                    // SAFETY: j + N <= c, so the load is inside row `t` of `w`.
+                    let wv = unsafe { V::load(w.as_ptr().add(t * c + j)) };
+                    for (q, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: bases[o + q] + offsets[t] < inputs (asserted) and
+                        // j + N <= c.
+                        let xv = unsafe { V::load(x.as_ptr().add(at[q] + off)) };
+                        *a = V::fma(xv, wv, *a);
+                    }
+                }
+                for (q, a) in acc.into_iter().enumerate() {
+                    finish_lanes(a, (bias, bounds), j, lanes, &mut out[(o + q) * c..][..c]);
+                }
+                j += lanes;
+                continue;
+            }
+            // A last, short group of positions or of channels: one position at a time,
+            // a partial register through buffers.
+            let mut xb = [0f32; 16];
+            let mut wb = [0f32; 16];
+            for q in 0..rows {
+                let base = bases[o + q] as usize;
+                let mut acc = zero;
+                for (t, &off) in offsets.iter().enumerate() {
+                    let at = (base + off as usize) * c + j;
+                    wb[..lanes].copy_from_slice(&w[t * c + j..][..lanes]);
+                    xb[..lanes].copy_from_slice(&x[at..][..lanes]);
+                    // SAFETY: the buffers hold 16 >= N values.
+                    let (xv, wv) = unsafe { (V::load(xb.as_ptr()), V::load(wb.as_ptr())) };
+                    acc = V::fma(xv, wv, acc);
+                }
+                finish_lanes(acc, (bias, bounds), j, lanes, &mut out[(o + q) * c..][..c]);
+            }
+            j += lanes;
+        }
+        o += rows;
+    }
+}
+
 /// [`weighted_lanes`]' epilogue on one finished register of chains (channels
 /// `j..j + lanes` of one output position `y`): `+ bias`, canonical NaN, clamp, stored.
 #[inline(always)]

@@ -258,6 +258,40 @@ pub fn weighted_slices_rows(
     }
 }
 
+/// [`weighted_lanes`] where output position `o`'s tap `t` reads input position
+/// `bases[o] + offsets[t]` and no tap reads padding (a depthwise convolution over a
+/// padded copy of its input): the same bits, without a listed index per tap. While
+/// calls are traced, it runs as [`weighted_lanes`] over the listed taps, which records
+/// them.
+#[allow(clippy::too_many_arguments)]
+pub fn weighted_grid(
+    isa: Isa,
+    x: &[f32],
+    bases: &[u32],
+    offsets: &[u32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    bounds: Option<(f32, f32)>,
+    c: usize,
+    out: &mut [f32],
+) {
+    if !tracing() || c == 0 {
+        dispatch::weighted_grid(isa, x, (bases, offsets), w, (bias, bounds), c, out);
+        return;
+    }
+    let at: alloc::vec::Vec<u32> = bases
+        .iter()
+        .flat_map(|&b| {
+            offsets.iter().map(move |&t| {
+                b.checked_add(t)
+                    .filter(|&p| p != PADDING)
+                    .expect("weighted_grid: a tap reads outside the input")
+            })
+        })
+        .collect();
+    weighted_lanes(isa, x, &at, w, bias, bounds, c, out);
+}
+
 /// [`weighted_slices_clamped`] for `c` channels at once, channels last: `x` is
 /// [inputs, c], `w` is [taps, c], `at` lists for every output position the input position
 /// each tap reads (or [`PADDING`]: +0), `out` is [positions, c]. Each output element is

@@ -42,6 +42,16 @@ impl Rng {
     }
 }
 
+/// `f` run with the kernels' trace on, and what it recorded: one test at a time (the
+/// trace is the process's, and the tests run side by side).
+fn traced<R>(f: impl FnOnce() -> R) -> (R, Vec<k::trace::Record>) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    k::trace::start();
+    let out = f();
+    (out, k::trace::finish())
+}
+
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
@@ -329,15 +339,20 @@ fn b_packed_from_rows_as_it_goes_gives_the_packed_products_bits() {
                     let got = k::gemm::gemm_rows(isa, a, &rows, n, bias, clamp, &mut fresh, par);
                     assert_eq!(bits(got), bits(&want), "gemm_rows {isa:?} {m}x{n}x{kk}");
                 }
-                k::trace::start();
                 let mut fresh = vec![std::mem::MaybeUninit::uninit(); m * n];
-                let got = k::gemm_rows(isa, a, &rows, n, bias, clamp, &mut fresh, &Sequential);
-                let records = k::trace::finish();
-                assert_eq!(
-                    bits(got),
-                    bits(&want),
-                    "traced gemm_rows {isa:?} {m}x{n}x{kk}"
-                );
+                let (got, records) = traced(|| {
+                    bits(k::gemm_rows(
+                        isa,
+                        a,
+                        &rows,
+                        n,
+                        bias,
+                        clamp,
+                        &mut fresh,
+                        &Sequential,
+                    ))
+                });
+                assert_eq!(got, bits(&want), "traced gemm_rows {isa:?} {m}x{n}x{kk}");
                 let recorded = records.iter().any(|r| {
                     matches!(r.call, k::call::Call::Gemm { m: rm, n: rn, k: rk, .. }
                         if (rm, rn, rk) == (m as u32, n as u32, kk as u32))
@@ -580,6 +595,103 @@ fn weighted_lanes_is_weighted_slices_per_channel() {
             }
         }
     }
+}
+
+/// `weighted_grid` (taps at a window's base plus a fixed offset each, none reading
+/// padding) gives, on every ISA, the bits `weighted_lanes` gives on the scalar reference
+/// over the same taps listed one by one: channel counts that leave every register tail,
+/// position counts that leave every remainder past the groups of eight, NaN, ±∞ and
+/// subnormal inputs, bias and clamp or not; and traced, the same bits again.
+#[test]
+fn weighted_grid_is_weighted_lanes_over_the_listed_taps() {
+    let mut rng = Rng(11);
+    for &(c, inputs, positions, taps) in &[
+        (1usize, 40usize, 8usize, 9usize),
+        (16, 64, 8, 9),
+        (21, 100, 13, 9),
+        (48, 200, 31, 25),
+        (384, 64, 17, 9),
+        (7, 30, 3, 4),
+        (33, 50, 16, 1),
+    ] {
+        let mut x = rng.values(inputs * c, 2.0);
+        for (i, special) in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-40, -0.0]
+            .into_iter()
+            .enumerate()
+        {
+            let at = (i * 37) % x.len();
+            x[at] = special;
+        }
+        let w = rng.values(taps * c, 1.0);
+        let bias = rng.finite(c, 1.0);
+        let offsets: Vec<u32> = (0..taps).map(|_| rng.next() % 10).collect();
+        let reach = offsets.iter().max().copied().unwrap_or(0);
+        let bases: Vec<u32> = (0..positions)
+            .map(|_| rng.next() % (inputs as u32 - reach))
+            .collect();
+        let at: Vec<u32> = bases
+            .iter()
+            .flat_map(|&b| offsets.iter().map(move |&t| b + t))
+            .collect();
+        for (bias, bounds) in [
+            (None, None),
+            (Some(&bias[..]), None),
+            (Some(&bias[..]), Some((-0.5f32, 0.75f32))),
+        ] {
+            let mut want = vec![0f32; positions * c];
+            k::weighted_lanes(Isa::Scalar, &x, &at, &w, bias, bounds, c, &mut want);
+            for isa in isas() {
+                let mut got = vec![f32::NAN; positions * c];
+                k::weighted_grid(isa, &x, &bases, &offsets, &w, bias, bounds, c, &mut got);
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "weighted_grid {isa:?} c={c} positions={positions} taps={taps}"
+                );
+            }
+            let mut got = vec![f32::NAN; positions * c];
+            let ((), records) = traced(|| {
+                k::weighted_grid(
+                    Isa::Scalar,
+                    &x,
+                    &bases,
+                    &offsets,
+                    &w,
+                    bias,
+                    bounds,
+                    c,
+                    &mut got,
+                )
+            });
+            assert_eq!(
+                records.len(),
+                c,
+                "a traced weighted_grid records a call per channel"
+            );
+            assert_eq!(bits(&got), bits(&want), "traced weighted_grid c={c}");
+        }
+    }
+}
+
+/// A grid whose last window reaches past the input is refused, not read.
+#[test]
+#[should_panic(expected = "weighted_grid: a tap reads outside the input")]
+fn weighted_grid_refuses_a_window_past_the_input() {
+    let (c, inputs) = (4usize, 10usize);
+    let x = vec![1f32; inputs * c];
+    let w = vec![1f32; 2 * c];
+    let mut out = vec![0f32; 2 * c];
+    k::weighted_grid(
+        Isa::Scalar,
+        &x,
+        &[0, 8],
+        &[0, 2],
+        &w,
+        None,
+        None,
+        c,
+        &mut out,
+    );
 }
 
 /// `window_max_runs` (a pooling window's maximum, lanes across outputs) gives, on every

@@ -688,23 +688,24 @@ impl PaddedPixels {
         })
     }
 
-    /// Per output position, per kernel position (row-major), the padded pixel it reads.
-    fn tap_offsets(&self, window: &Window) -> Vec<u32> {
+    /// Where each window lies in the padded plane: per output position (row-major), the
+    /// padded pixel its first tap reads; per kernel position (row-major), how far past
+    /// that pixel the tap reads.
+    fn grid(&self, window: &Window) -> (Vec<u32>, Vec<u32>) {
         let [ay, ax] = window.axes.as_slice() else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
-        let mut at = Vec::with_capacity(window.output_len() * window.kernel_len());
-        for oy in 0..ay.output {
-            for ox in 0..ax.output {
-                for ky in 0..ay.kernel {
-                    let y = oy * ay.stride + ky * ay.dilation;
-                    for kx in 0..ax.kernel {
-                        at.push((y * self.wp + ox * ax.stride + kx * ax.dilation) as u32);
-                    }
-                }
-            }
-        }
-        at
+        let bases = (0..ay.output)
+            .flat_map(|oy| {
+                (0..ax.output).map(move |ox| (oy * ay.stride * self.wp + ox * ax.stride) as u32)
+            })
+            .collect();
+        let offsets = (0..ay.kernel)
+            .flat_map(|ky| {
+                (0..ax.kernel).map(move |kx| (ky * ay.dilation * self.wp + kx * ax.dilation) as u32)
+            })
+            .collect();
+        (bases, offsets)
     }
 
     /// `x` (`h · w` pixels of `c` channels) in its padded plane.
@@ -795,9 +796,9 @@ fn depthwise_channels_last(
     // sample: no tap reads padding, so the kernel's loop never branches on it (a zero
     // read from the copy is the same `fma(0, w, acc)` as a padding tap).
     let padded = PaddedPixels::of(window);
-    let at = match &padded {
-        Some(padded) => padded.tap_offsets(window),
-        None => tap_offsets(window),
+    let taps_at = match &padded {
+        Some(padded) => TapsAt::Grid(padded.grid(window)),
+        None => TapsAt::Listed(tap_offsets(window)),
     };
     let mut wt = vec![0f32; taps * c];
     channels_last::transpose(&ws[..c * taps], c, taps, &mut wt);
@@ -819,8 +820,8 @@ fn depthwise_channels_last(
             let x = sample_pixels(source, s, in_len, c, padded.as_ref());
             let run = |y: &mut [f32]| {
                 kernel_threads::for_each_chunk_mut(y, q * c, |t, y| {
-                    let at = &at[t * q * taps..][..y.len() / c * taps];
-                    inferchain_kernels::weighted_lanes(isa, &x, at, &wt, bias, clip, c, y)
+                    let positions = t * q..t * q + y.len() / c;
+                    taps_at.weigh(isa, &x, positions, &wt, (bias, clip), c, y)
                 })
             };
             match layout {
@@ -839,17 +840,59 @@ fn depthwise_channels_last(
         let x = sample_pixels(source, s, in_len, c, padded.as_ref());
         let x = &x[..];
         match layout {
-            Layout::ChannelsLast => {
-                inferchain_kernels::weighted_lanes(isa, x, &at, &wt, bias, clip, c, y)
-            }
+            Layout::ChannelsLast => taps_at.weigh(isa, x, 0..p, &wt, (bias, clip), c, y),
             Layout::RowMajor => {
                 let mut yt = vec![0f32; p * c];
-                inferchain_kernels::weighted_lanes(isa, x, &at, &wt, bias, clip, c, &mut yt);
+                taps_at.weigh(isa, x, 0..p, &wt, (bias, clip), c, &mut yt);
                 channels_last::transpose(&yt, p, c, y);
             }
         }
     });
     out
+}
+
+/// Where a channels-last depthwise convolution's taps read its input.
+enum TapsAt {
+    /// Per output position and tap, the input position, or `PADDING`.
+    Listed(Vec<u32>),
+    /// Per output position, the padded pixel its window starts at; per tap, the offset
+    /// from there ([`PaddedPixels::grid`]).
+    Grid((Vec<u32>, Vec<u32>)),
+}
+
+impl TapsAt {
+    /// The kernels' weighted sums over the taps for the output positions `positions`
+    /// (their values into `y`, channels last).
+    #[allow(clippy::too_many_arguments)]
+    fn weigh(
+        &self,
+        isa: inferchain_kernels::Isa,
+        x: &[f32],
+        positions: std::ops::Range<usize>,
+        wt: &[f32],
+        (bias, clip): (Option<&[f32]>, Option<(f32, f32)>),
+        c: usize,
+        y: &mut [f32],
+    ) {
+        match self {
+            TapsAt::Listed(at) => {
+                let taps = wt.len() / c.max(1);
+                let at = &at[positions.start * taps..positions.end * taps];
+                inferchain_kernels::weighted_lanes(isa, x, at, wt, bias, clip, c, y)
+            }
+            TapsAt::Grid((bases, offsets)) => inferchain_kernels::weighted_grid(
+                isa,
+                x,
+                &bases[positions],
+                offsets,
+                wt,
+                bias,
+                clip,
+                c,
+                y,
+            ),
+        }
+    }
 }
 
 /// Sample `s`'s `in_len` pixels of `c` channels, channels last, in their padded plane
