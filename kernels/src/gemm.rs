@@ -170,9 +170,12 @@ impl PackedB {
         self.n
     }
 
-    /// Bytes held.
+    /// The bytes B's `K × N` values take: what a model's memory cost counts. The same
+    /// on every ISA, because a cost is consensus data (a registered model's
+    /// `peak_memory_bytes` must be what every executor estimates); the panels' zero
+    /// padding (fewer than `NR` columns, `Isa::gemm_nr`) is left out.
     pub fn bytes(&self) -> usize {
-        self.data.len() * 4
+        self.k * self.n * 4
     }
 
     /// B again, row-major `K × N`.

@@ -292,6 +292,20 @@ fn gemm_tasks_in_any_order_give_the_same_bits() {
     }
 }
 
+/// A packed B counts the same bytes on every ISA, whatever its panel width: a model's
+/// memory cost, which counts them, is consensus data.
+#[test]
+fn a_packed_b_counts_the_same_bytes_on_every_isa() {
+    let mut rng = Rng(12);
+    for &(kk, n) in &[(7, 33), (24, 100), (1, 1), (0, 5), (16, 64)] {
+        let b_data = rng.finite(kk * n, 1.0);
+        for isa in isas() {
+            let packed = PackedB::pack(isa, MatRef::row_major(&b_data, kk, n));
+            assert_eq!(packed.bytes(), kk * n * 4, "{isa:?} {kk}×{n}");
+        }
+    }
+}
+
 /// A product whose B is given by its rows and packed panel by panel as it goes
 /// (`gemm_rows`) gives the bits of the same product with B packed first: K over several K blocks, a last panel
 /// narrower than the others, M over one filled task's rows, A read in place and packed,

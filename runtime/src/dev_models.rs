@@ -143,7 +143,7 @@ pub fn genesis_models() -> vec::Vec<ModelSpec<Balance>> {
             artifact_uri: None,
             cost: ModelCost {
                 flops: 134,
-                peak_memory_bytes: 1_868,
+                peak_memory_bytes: 556,
             },
         },
         ModelSpec {
