@@ -7,6 +7,11 @@
 //!
 //! A hash is blake2-256 of the SCALE-encoded output payload (what the chain records),
 //! concatenated over a conformance case's data sets.
+//!
+//! A model case also reports the cost the engine estimates for it at the input spec it
+//! would be registered with ([`Engine::estimate_cost`]): a registered model's cost is
+//! consensus data (governance registers it, every executor checks its runs against it),
+//! so the matrix checks it is the same on every CPU too.
 
 use crate::{
     conversion,
@@ -19,8 +24,9 @@ use candle_core::Tensor as CTensor;
 use candle_onnx::onnx::TensorProto;
 use codec::Encode;
 use inferchain_primitives::{
-    io::{Payload, Tensor},
+    io::{IoSpec, Payload, Tensor},
     merkle,
+    model::ModelCost,
 };
 use prost::Message;
 use std::{
@@ -154,7 +160,7 @@ pub fn cases(models: &Path, minilm: Option<&Path>, conformance: Option<&Path>) -
 
 /// Runs one case; an error is a failure (not a named refusal).
 pub fn run(case: &Case) -> Result<Outcome> {
-    run_with(case, None)
+    run_with(case, None, &mut None)
 }
 
 /// An ONNX case's execution trace: the Merkle root over the leaf hash of every value its
@@ -171,10 +177,12 @@ impl std::fmt::Display for Trace {
     }
 }
 
-/// [`run`], and for ONNX cases the execution trace (BERT models have no plan: `None`).
-pub fn run_traced(case: &Case) -> Result<(Outcome, Option<Trace>)> {
-    let mut leaves = Vec::new();
-    let outcome = run_with(case, Some(&mut leaves))?;
+/// [`run`], and for ONNX cases the execution trace (BERT models have no plan: `None`);
+/// for model cases (not conformance cases), the cost the engine estimates at the input
+/// spec the model would be registered with.
+pub fn run_traced(case: &Case) -> Result<(Outcome, Option<Trace>, Option<ModelCost>)> {
+    let (mut leaves, mut cost) = (Vec::new(), None);
+    let outcome = run_with(case, Some(&mut leaves), &mut cost)?;
     let trace = match (&case.source, &outcome) {
         (Source::Bert { .. } | Source::Llm { .. }, _) | (_, Outcome::Unsupported(_)) => None,
         _ => Some(Trace {
@@ -182,20 +190,32 @@ pub fn run_traced(case: &Case) -> Result<(Outcome, Option<Trace>)> {
             steps: leaves.len(),
         }),
     };
-    Ok((outcome, trace))
+    Ok((outcome, trace, cost))
 }
 
-fn run_with(case: &Case, mut trace: Option<&mut Vec<merkle::Hash>>) -> Result<Outcome> {
+/// A cost as the golden runner prints it: `cost:<flops>/<peak memory bytes>`.
+pub fn cost_token(cost: &ModelCost) -> String {
+    format!("cost:{}/{}", cost.flops, cost.peak_memory_bytes)
+}
+
+fn run_with(
+    case: &Case,
+    mut trace: Option<&mut Vec<merkle::Hash>>,
+    cost: &mut Option<ModelCost>,
+) -> Result<Outcome> {
     let mut bytes = Vec::new();
     match &case.source {
         Source::Onnx { path, input } => {
             let model = OnnxModel::from_bytes(&read(path)?)?;
             bytes.extend(Payload::Tensors(model.run_traced(input, trace)?).encode());
+            *cost = Some(model.estimate_cost(&model.io_specs()?.0)?);
         }
         Source::Bert { dir, text } => {
             let out = with_temp_store(case, |store| {
                 let id = store.import(dir, None, &mut |_| {})?.id();
                 let engine = Engine::new(store.clone(), 1 << 30);
+                let model = engine.load(&id, &mut |_| {})?;
+                *cost = Some(model.estimate_cost(&model.registration_specs()?.0, None)?);
                 engine.run(&id, &Payload::Text(text.as_bytes().to_vec()), None)
             });
             bytes.extend(out?.output.encode());
@@ -210,6 +230,13 @@ fn run_with(case: &Case, mut trace: Option<&mut Vec<merkle::Hash>>) -> Result<Ou
                 store.read_verified(&manifest.id(), &mut |_| {})
             });
             let model = crate::llm::LlmModel::load(&mut files?)?;
+            if let IoSpec::Prompt {
+                max_bytes,
+                max_new_tokens,
+            } = model.registration_specs()?.0
+            {
+                *cost = Some(model.cost(max_bytes, max_new_tokens));
+            }
             let ids = model.tokenize(prompt)?;
             let generation = model.generate(&ids, *max_new_tokens, &mut |_| {})?;
             let text = model.decode(&generation.tokens)?;

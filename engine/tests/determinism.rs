@@ -92,11 +92,13 @@ fn compare(label: &str, got: &[(String, String)], want: &GoldenFile) -> Vec<Stri
         .collect()
 }
 
-/// The execution traces of a column's lines (`name hash trace:0x…/N`), by case.
+/// What a column's lines (`name hash [trace:0x…/N] [cost:F/B]`) say besides the hash,
+/// by case: the execution trace and the estimated cost, which must not differ between
+/// CPUs either.
 fn traces(got: &[(String, String)]) -> Vec<(String, String)> {
     got.iter()
         .filter_map(|(name, rest)| {
-            let t = rest.split(' ').nth(1)?;
+            let (_, t) = rest.split_once(' ')?;
             Some((name.clone(), t.to_string()))
         })
         .collect()
@@ -183,12 +185,21 @@ fn every_cpu_thread_count_and_the_wasm_reference_give_the_committed_hashes() {
             match &reference_traces {
                 None => {
                     assert!(mine.len() >= 130, "{label}: {} traces", mine.len());
+                    let costs = mine.iter().filter(|(_, t)| t.contains("cost:")).count();
+                    assert!(costs >= 3, "{label}: {costs} model cases report a cost");
                     reference_traces = Some(mine);
                 }
                 Some(reference) => {
-                    if &mine != reference {
+                    if let Some((case, line)) = mine.iter().find(|m| !reference.contains(m)) {
                         bad.push(format!(
-                            "{label}: execution traces differ from the first column"
+                            "{label}: execution traces or estimated costs differ from the first \
+                         column ({case}: {line})"
+                        ));
+                    } else if mine.len() != reference.len() {
+                        bad.push(format!(
+                            "{label}: {} traces, the first column {}",
+                            mine.len(),
+                            reference.len()
                         ));
                     }
                 }

@@ -115,3 +115,37 @@ fn a_trace_commits_every_intermediate_and_ends_in_the_output() {
         out
     );
 }
+
+/// Every model case reports the cost it would be registered with (the determinism matrix
+/// compares it across CPUs); an ONNX model's is its dry run at its declared input.
+#[test]
+fn model_cases_report_their_registration_cost() {
+    use inferchain_engine::onnx::OnnxModel;
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let cases = golden::cases(&models, None, None);
+    assert!(cases.len() >= 3, "tiny-mlp, tiny-cnn, tiny-llm");
+    for case in &cases {
+        let (_, _, cost) =
+            golden::run_traced(case).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let cost = cost.unwrap_or_else(|| panic!("{} reports no cost", case.name));
+        assert!(
+            cost.flops > 0 && cost.peak_memory_bytes > 0,
+            "{}: {cost:?}",
+            case.name
+        );
+        if case.name == "model/tiny-mlp" {
+            let model = OnnxModel::from_bytes(
+                &std::fs::read(models.join("tiny-mlp/model.onnx")).expect("tiny-mlp"),
+            )
+            .expect("loads");
+            let estimated = model
+                .estimate_cost(&model.io_specs().expect("specs").0)
+                .expect("a bounded cost");
+            assert_eq!(cost, estimated);
+            assert_eq!(
+                golden::cost_token(&cost),
+                format!("cost:{}/{}", estimated.flops, estimated.peak_memory_bytes)
+            );
+        }
+    }
+}

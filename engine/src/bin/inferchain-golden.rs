@@ -7,7 +7,8 @@
 //! inferchain-golden [--models DIR] [--minilm DIR] [--conformance DIR] [--threads N] [--only PREFIX] [--trace]
 //! ```
 //! `--trace` adds, for ONNX cases, the Merkle root over the hash of every intermediate
-//! value and their count (`trace:0x…/N`).
+//! value and their count (`trace:0x…/N`), and for model cases the cost the engine
+//! estimates at the model's registration input spec (`cost:<flops>/<peak bytes>`).
 //! `INFERCHAIN_KERNEL_ISA` picks a slower kernel path (the same bits). Exit code 1 if a
 //! case fails to run.
 
@@ -67,11 +68,21 @@ fn main() {
             continue;
         }
         match golden::run_traced(&case) {
-            Ok((outcome @ (Outcome::Hash(_) | Outcome::Unsupported(_)), trace)) => {
-                match trace.filter(|_| traced) {
-                    Some(trace) => println!("{} {outcome} {trace}", case.name),
-                    None => println!("{} {outcome}", case.name),
+            Ok((outcome @ (Outcome::Hash(_) | Outcome::Unsupported(_)), trace, cost)) => {
+                let mut line = format!("{} {outcome}", case.name);
+                if traced {
+                    for token in [
+                        trace.map(|t| t.to_string()),
+                        cost.as_ref().map(golden::cost_token),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        line.push(' ');
+                        line.push_str(&token);
+                    }
                 }
+                println!("{line}");
             }
             Err(e) => {
                 println!("{} failed", case.name);
