@@ -175,6 +175,88 @@ pub fn written_in_parts(
     out
 }
 
+/// [`written_in_parts`] with the parts written as tasks on the kernels' threads: `len`
+/// values in `part_len`-long parts (the last may be shorter), each returned initialized by
+/// `write` and checked to be that same part. Nothing is zeroed first: a fresh output
+/// written once, not twice (a pass over memory the main thread would otherwise make alone
+/// while the workers wait).
+pub fn written_on_threads(
+    len: usize,
+    part_len: usize,
+    write: impl for<'a> Fn(usize, &'a mut [MaybeUninit<f32>]) -> &'a mut [f32] + Sync,
+) -> Vec<f32> {
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    crate::kernel_threads::for_each_chunk_mut(
+        &mut out.spare_capacity_mut()[..len],
+        part_len.max(1),
+        |i, part| {
+            let (at, n) = (part.as_ptr() as *const f32, part.len());
+            let written = write(i, part);
+            assert!(
+                written.as_ptr() == at && written.len() == n,
+                "written_on_threads: a part came back other than given"
+            );
+        },
+    );
+    #[allow(unsafe_code)]
+    // SAFETY: the parts cover the first `len` values, and each came back from `write` as
+    // an `&mut [f32]` (which only initialized memory can be) at its own address and length
+    // (checked above); a panic in any part is raised by `for_each_chunk_mut` before this.
+    unsafe {
+        out.set_len(len)
+    };
+    out
+}
+
+/// Fresh storage written front to back, a run of values at a time ([`Filling::put`]),
+/// then taken as initialized ([`Filling::done`], which checks every value was written):
+/// for an output assembled from pieces (rows of a wider scratch) without zeroing it first.
+pub struct Filling<'a> {
+    dst: &'a mut [MaybeUninit<f32>],
+    filled: usize,
+}
+
+impl<'a> Filling<'a> {
+    pub fn new(dst: &'a mut [MaybeUninit<f32>]) -> Self {
+        Filling { dst, filled: 0 }
+    }
+
+    /// Writes `values` next (panics past the end).
+    pub fn put(&mut self, values: &[f32]) {
+        let d = &mut self.dst[self.filled..][..values.len()];
+        // Eight at a time: the compiler moves each piece inline (rows of small planes
+        // are short; a `memcpy` call per row costs more than the row).
+        let mut dc = d.chunks_exact_mut(8);
+        let mut sc = values.chunks_exact(8);
+        for (d, s) in (&mut dc).zip(&mut sc) {
+            for (d, s) in d.iter_mut().zip(s) {
+                d.write(*s);
+            }
+        }
+        for (d, s) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
+            d.write(*s);
+        }
+        self.filled += values.len();
+    }
+
+    /// The storage, every value written (panics otherwise).
+    pub fn done(self) -> &'a mut [f32] {
+        assert_eq!(
+            self.filled,
+            self.dst.len(),
+            "Filling: {} of {} values written",
+            self.filled,
+            self.dst.len()
+        );
+        #[allow(unsafe_code)]
+        // SAFETY: `put` wrote the values `0..filled` in order, each exactly once, and
+        // `filled` is the whole length (asserted).
+        unsafe {
+            &mut *(self.dst as *mut [MaybeUninit<f32>] as *mut [f32])
+        }
+    }
+}
+
 /// `dst`, `row` values at a time, each the slice `source(i)` gives for row `i` (`row`
 /// values long), copied on the kernels' threads: the initialized slice it then is. Every
 /// value is written, by construction.

@@ -1289,8 +1289,28 @@ pub fn weighted_grid<V: Lanes>(
                 j += lanes;
                 continue;
             }
-            // A last, short group of positions or of channels: one position at a time,
-            // a partial register through buffers.
+            // A last, short group of positions: one position at a time, whole registers
+            // read in place.
+            if lanes == V::N {
+                for q in 0..rows {
+                    let at = bases[o + q] as usize * c + j;
+                    let mut acc = zero;
+                    for (t, &off) in offsets.iter().enumerate() {
+                        // SAFETY: as in the group above, for one position.
+                        let (xv, wv) = unsafe {
+                            (
+                                V::load(x.as_ptr().add(at + off as usize * c)),
+                                V::load(w.as_ptr().add(t * c + j)),
+                            )
+                        };
+                        acc = V::fma(xv, wv, acc);
+                    }
+                    finish_lanes(acc, (bias, bounds), j, lanes, &mut out[(o + q) * c..][..c]);
+                }
+                j += lanes;
+                continue;
+            }
+            // A last, partial register of channels: through buffers.
             let mut xb = [0f32; 16];
             let mut wb = [0f32; 16];
             for q in 0..rows {

@@ -813,8 +813,9 @@ fn depthwise_channels_last(
         // output positions are split over the threads (positions are independent
         // outputs; each still runs its own chain).
         let chunks = (threads * kernel_threads::TASKS_PER_THREAD).div_ceil(n);
-        // Whole groups of the kernel's four positions side by side.
-        let q = p.div_ceil(chunks).next_multiple_of(4);
+        // Whole groups of the kernel's positions side by side (eight for the padded
+        // grid, four for listed taps).
+        let q = p.div_ceil(chunks).next_multiple_of(8);
         let mut yt = Vec::new();
         for (s, y) in out.chunks_exact_mut(c * p).enumerate() {
             let x = sample_pixels(source, s, in_len, c, padded.as_ref());
@@ -966,50 +967,56 @@ fn depthwise_planar(
     mg: usize,
 ) -> Vec<f32> {
     let (in_len, taps, p) = (window.input_len(), window.kernel_len(), window.output_len());
-    let mut out = vec![0f32; n * group * mg * p];
     let Some(split) = StridePhases::compact(window) else {
         return depthwise_im2col(xs, n, ws, bias, window, group, mg);
     };
     if p == 0 {
-        return out;
+        return vec![0f32; n * group * mg * p];
     }
     let (wq, ow, wide) = (split.wq, split.ow, split.wide);
     let isa = numerics::isa();
     // Planes per task: a few tasks per thread, each with its phase buffer and wide
-    // output (the buffer's padding written once per task).
+    // output (the buffer's padding written once per task). The output is not zeroed
+    // first: each plane's rows are copied out of the wide output into fresh storage.
     let planes = n * group;
     let per_task = planes.div_ceil(kernel_threads::threads() * kernel_threads::TASKS_PER_THREAD);
-    kernel_threads::for_each_chunk_mut(&mut out, per_task * mg * p, |task, dst| {
-        let (mut buffer, mut wide_out) = (PhaseBuffer::default(), Vec::new());
-        for (i, dst) in dst.chunks_exact_mut(mg * p).enumerate() {
+    numerics::written_on_threads(planes * mg * p, per_task * mg * p, |task, dst| {
+        let (mut buffer, mut wide_out) = (PhaseBuffer::default(), vec![0f32; wide]);
+        let mut out = numerics::Filling::new(dst);
+        for i in 0..dst_planes(per_task, task, planes) {
             let plane = task * per_task + i;
             let (s, g) = (plane / group, plane % group);
             let src = &xs[(s * group + g) * in_len..][..in_len];
             let phases = split.phases(src, 0.0, &mut buffer);
-            let rows: Vec<&[f32]> = split.reads.iter().map(|&at| &phases[at..]).collect();
-            for (oc, y) in dst.chunks_exact_mut(p).enumerate() {
+            // The taps' rows: on the stack for kernels of up to 16 positions (no
+            // allocation per plane).
+            let (mut few, many): ([&[f32]; 16], Vec<&[f32]>);
+            let rows: &[&[f32]] = if taps <= 16 {
+                few = [&[]; 16];
+                for (r, &at) in few.iter_mut().zip(&split.reads) {
+                    *r = &phases[at..];
+                }
+                &few[..taps]
+            } else {
+                many = split.reads.iter().map(|&at| &phases[at..]).collect();
+                &many
+            };
+            for oc in 0..mg {
                 let c = g * mg + oc;
                 let (wc, b) = (&ws[c * taps..][..taps], bias.map(|b| b[c]));
-                if wq == ow {
-                    inferchain_kernels::weighted_slices_clamped(isa, &rows, wc, b, clip, y);
-                } else {
-                    wide_out.resize(wide, 0.0);
-                    inferchain_kernels::weighted_slices_clamped(
-                        isa,
-                        &rows,
-                        wc,
-                        b,
-                        clip,
-                        &mut wide_out,
-                    );
-                    for (oy, row) in y.chunks_exact_mut(ow).enumerate() {
-                        window::copy_short(row, &wide_out[oy * wq..][..ow]);
-                    }
+                inferchain_kernels::weighted_slices_clamped(isa, rows, wc, b, clip, &mut wide_out);
+                for oy in 0..p / ow {
+                    out.put(&wide_out[oy * wq..][..ow]);
                 }
             }
         }
-    });
-    out
+        out.done()
+    })
+}
+
+/// How many planes task `task` of `per_task` planes each holds, of `planes` in all.
+fn dst_planes(per_task: usize, task: usize, planes: usize) -> usize {
+    planes.saturating_sub(task * per_task).min(per_task)
 }
 
 /// Where each kernel position reads the input, for every output position.
