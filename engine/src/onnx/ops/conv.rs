@@ -320,7 +320,9 @@ fn conv_batched(
                             fill_row(row, dst);
                         }
                     } else {
-                        kernel_threads::for_each_chunk_mut(&mut cols, pixels.max(1), fill_row);
+                        // A few tasks per thread, neighbouring rows together (a task per
+                        // row costs more to hand out than its copy).
+                        kernel_threads::for_each_row_mut(&mut cols, pixels.max(1), fill_row);
                     }
                     MatRef::row_major(&cols, k, pixels).t()
                 }
@@ -424,8 +426,9 @@ fn conv_direct(
                 cols.resize(k * p, 0.0);
                 let taps = k / cg.max(1);
                 // Rows are independent copies: filled in parallel, the same bytes in
-                // any order.
-                kernel_threads::for_each_chunk_mut(&mut cols[..k * p], p, |row, dst| {
+                // any order (neighbouring rows grouped into a few tasks per thread: a
+                // task per row costs more to hand out than its copy).
+                kernel_threads::for_each_row_mut(&mut cols[..k * p], p, |row, dst| {
                     let (ic, tap) = (row / taps, row % taps);
                     im2col.fill(tap, &planes[ic * in_len..][..in_len], dst)
                 });
@@ -444,7 +447,8 @@ fn conv_direct(
 
 /// The stride phases of the `planes` input planes (`in_len` values each) of `xs`,
 /// padding +0 (an empty plane's phases are all padding):
-/// planes are independent, written in parallel.
+/// planes are independent, written in parallel (neighbouring planes in a few tasks per
+/// thread).
 fn phases_of_planes(
     xs: &[f32],
     planes: usize,
@@ -452,8 +456,8 @@ fn phases_of_planes(
     split: &StridePhases,
 ) -> Vec<PhaseBuffer> {
     let mut buffers: Vec<PhaseBuffer> = (0..planes).map(|_| PhaseBuffer::default()).collect();
-    kernel_threads::for_each_mut(&mut buffers, |plane, buffer| {
-        split.fill(&xs[plane * in_len..][..in_len], 0.0, buffer)
+    kernel_threads::for_each_row_mut(&mut buffers, 1, |plane, buffer| {
+        split.fill(&xs[plane * in_len..][..in_len], 0.0, &mut buffer[0])
     });
     buffers
 }
