@@ -18,13 +18,13 @@ use crate::{
     error::{EngineError, Result},
     onnx::OnnxModel,
     store::ModelStore,
-    Engine,
+    Engine, LoadedModel,
 };
 use candle_core::Tensor as CTensor;
 use candle_onnx::onnx::TensorProto;
 use codec::Encode;
 use inferchain_primitives::{
-    io::{IoSpec, Payload, Tensor},
+    io::{Payload, Tensor},
     merkle,
     model::ModelCost,
 };
@@ -229,14 +229,15 @@ fn run_with(
                 let manifest = store.import(dir, None, &mut |_| {})?;
                 store.read_verified(&manifest.id(), &mut |_| {})
             });
-            let model = crate::llm::LlmModel::load(&mut files?)?;
-            if let IoSpec::Prompt {
-                max_bytes,
-                max_new_tokens,
-            } = model.registration_specs()?.0
-            {
-                *cost = Some(model.cost(max_bytes, max_new_tokens));
-            }
+            // Loaded as the engine loads it, so the cost is the engine's own estimate at
+            // the registration spec (the same call as for the other kinds).
+            let loaded = LoadedModel::Llm(Box::new(crate::llm::LlmModel::load(&mut files?)?));
+            *cost = Some(loaded.estimate_cost(&loaded.registration_specs()?.0, None)?);
+            let LoadedModel::Llm(model) = loaded else {
+                return Err(EngineError::InvalidArtifact(
+                    "the LLM case did not load as an LLM".into(),
+                ));
+            };
             let ids = model.tokenize(prompt)?;
             let generation = model.generate(&ids, *max_new_tokens, &mut |_| {})?;
             let text = model.decode(&generation.tokens)?;
