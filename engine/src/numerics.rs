@@ -144,6 +144,16 @@ pub fn to_f32_vec(op: &str, t: &Tensor) -> Result<Vec<f32>> {
     with_f32(op, t, <[f32]>::to_vec)
 }
 
+/// Panics unless `written` is the part given (its address and length): what makes a part
+/// returned by a writer ([`written_in_parts`], [`written_on_threads`]) count as
+/// initialized.
+fn check_given((at, len): (*const f32, usize), written: &[f32], who: &str) {
+    assert!(
+        written.as_ptr() == at && written.len() == len,
+        "{who}: a part came back other than given"
+    );
+}
+
 /// `parts · part_len` values written part by part, without zeroing them first: `write`
 /// gets each part's fresh storage and returns it initialized (as the kernels' `gemm_into`
 /// does), checked to be that same part.
@@ -158,12 +168,8 @@ pub fn written_in_parts(
         .chunks_exact_mut(part_len.max(1))
         .enumerate()
     {
-        let at = part.as_ptr() as *const f32;
-        let written = write(i, part);
-        assert!(
-            written.as_ptr() == at && written.len() == part_len,
-            "written_in_parts: a part came back other than given"
-        );
+        let given = (part.as_ptr() as *const f32, part.len());
+        check_given(given, write(i, part), "written_in_parts");
     }
     #[allow(unsafe_code)]
     // SAFETY: every part of the first `len` values is initialized: `write` returned it as
@@ -190,12 +196,8 @@ pub fn written_on_threads(
         &mut out.spare_capacity_mut()[..len],
         part_len.max(1),
         |i, part| {
-            let (at, n) = (part.as_ptr() as *const f32, part.len());
-            let written = write(i, part);
-            assert!(
-                written.as_ptr() == at && written.len() == n,
-                "written_on_threads: a part came back other than given"
-            );
+            let given = (part.as_ptr() as *const f32, part.len());
+            check_given(given, write(i, part), "written_on_threads");
         },
     );
     #[allow(unsafe_code)]
