@@ -219,7 +219,7 @@ fn a_graph_that_allocates_100_gb_from_a_small_input_kills_only_its_worker() {
 fn a_run_past_its_deadline_is_killed_and_named() {
     let store = store("deadline");
     // 24 products of 2048 x 2048 matrices: minutes of work.
-    let (slow, spec) = import(&store, "slow", &shape_bomb(2, 24));
+    let (slow, spec) = import(&store, "slow", &shape_bomb(2, 96));
     let pool = pool(
         &store,
         WorkerLimits {
@@ -242,7 +242,7 @@ fn a_run_past_its_deadline_is_killed_and_named() {
 #[test]
 fn a_run_past_its_cpu_budget_is_stopped_and_named() {
     let store = store("cpu");
-    let (slow, spec) = import(&store, "slow-cpu", &shape_bomb(2, 24));
+    let (slow, spec) = import(&store, "slow-cpu", &shape_bomb(2, 96));
     let pool = pool(
         &store,
         WorkerLimits {
