@@ -264,71 +264,36 @@ fn conv_batched(
     layout: Layout,
 ) -> Vec<f32> {
     let Geometry {
-        n,
-        c,
-        cg,
-        mg,
-        k,
-        p,
-        in_len,
-        group,
+        n, mg, p, group, ..
     } = *geometry;
-    let (m, taps_len) = (mg * group, k / cg.max(1));
+    let m = mg * group;
     // Channels-last input only for a 1×1 convolution (its rows are the product's A).
     debug_assert!(matches!(source, Source::Planes(_)) || im2col.is_none());
     let isa = numerics::isa();
     let chunk = GEMM_PIXELS.div_ceil(p.max(1)).clamp(1, n.max(1));
-    let mut out = vec![0f32; n * m * p];
     let mut cols: Vec<f32> = Vec::new();
+    if group == 1 && layout == Layout::ChannelsLast && n.is_multiple_of(chunk) {
+        // One product per chunk of samples, Yᵀ [pixels, channels] being the output as
+        // stored: each value written once, by the product (no zeroing first).
+        let bias = bias.map_or(Bias::None, Bias::Col);
+        return numerics::written_in_parts(n / chunk, chunk * m * p, |part, y| {
+            let (a, par) = product_a(
+                source,
+                geometry,
+                im2col,
+                (part * chunk, chunk),
+                0,
+                &mut cols,
+            );
+            gemm_into(isa, a, &packed[0], bias, clip, y, par)
+        });
+    }
+    let mut out = vec![0f32; n * m * p];
     for first in (0..n).step_by(chunk) {
         let samples = chunk.min(n - first);
         let pixels = samples * p;
-        let small = k * pixels * mg < SEQUENTIAL_MACS;
-        let par: &dyn inferchain_kernels::Parallel =
-            if small { &Sequential } else { &KernelThreads };
         for g in 0..group {
-            // colsᵀ as the product's A: element (pixel, k) at cols[k * pixels + pixel].
-            let a = match (source, im2col) {
-                // Channels last, 1×1: the input's rows are A's, read in place.
-                (Source::Pixels(xs), _) => MatRef {
-                    data: &xs[first * p * c + g * cg..],
-                    rows: pixels,
-                    cols: k,
-                    rs: c,
-                    cs: 1,
-                },
-                (Source::Planes(xs), None) if samples == 1 => {
-                    let plane = &xs[(first * c + g * cg) * in_len..][..cg * in_len];
-                    MatRef::row_major(plane, k, pixels).t()
-                }
-                (Source::Planes(xs), _) => {
-                    cols.clear();
-                    cols.resize(k * pixels, 0.0);
-                    // Rows are independent copies: filled in parallel, the same bytes in
-                    // any order.
-                    let fill_row = |row: usize, dst: &mut [f32]| {
-                        let (ic, tap) = (row / taps_len, row % taps_len);
-                        for s in 0..samples {
-                            let plane = &xs[((first + s) * c + g * cg + ic) * in_len..][..in_len];
-                            let dst = &mut dst[s * p..][..p];
-                            match im2col {
-                                Some(im2col) => im2col.fill(tap, plane, dst),
-                                None => dst.copy_from_slice(plane),
-                            }
-                        }
-                    };
-                    if small {
-                        for (row, dst) in cols.chunks_exact_mut(pixels.max(1)).enumerate() {
-                            fill_row(row, dst);
-                        }
-                    } else {
-                        // A few tasks per thread, neighbouring rows together (a task per
-                        // row costs more to hand out than its copy).
-                        kernel_threads::for_each_row_mut(&mut cols, pixels.max(1), fill_row);
-                    }
-                    MatRef::row_major(&cols, k, pixels).t()
-                }
-            };
+            let (a, par) = product_a(source, geometry, im2col, (first, samples), g, &mut cols);
             let bias = match bias {
                 Some(b) => Bias::Col(&b[g * mg..][..mg]),
                 None => Bias::None,
@@ -361,7 +326,7 @@ fn conv_batched(
                     }
                 }
             };
-            if small {
+            if is_small(geometry, pixels) {
                 for (plane, dst) in out_chunk.chunks_mut(p.max(1)).enumerate() {
                     scatter(plane, dst)
                 }
@@ -371,6 +336,80 @@ fn conv_batched(
         }
     }
     out
+}
+
+/// Whether a product over `pixels` output pixels is too small to wake the threads for.
+fn is_small(geometry: &Geometry, pixels: usize) -> bool {
+    geometry.k * pixels * geometry.mg < SEQUENTIAL_MACS
+}
+
+/// The product's A for samples `first..first + samples` and group `g`: `colsᵀ`, element
+/// (pixel, k) — read in place where the input already is that (channels last, or one
+/// sample's planes of a 1×1 convolution), else im2col's rows written into `cols`; and the
+/// threads it runs on.
+fn product_a<'a>(
+    source: Source<'a>,
+    geometry: &Geometry,
+    im2col: Option<&Im2col>,
+    (first, samples): (usize, usize),
+    g: usize,
+    cols: &'a mut Vec<f32>,
+) -> (MatRef<'a>, &'static dyn inferchain_kernels::Parallel) {
+    let Geometry {
+        c,
+        cg,
+        k,
+        p,
+        in_len,
+        ..
+    } = *geometry;
+    let taps_len = k / cg.max(1);
+    let pixels = samples * p;
+    let small = is_small(geometry, pixels);
+    let par: &'static dyn inferchain_kernels::Parallel =
+        if small { &Sequential } else { &KernelThreads };
+    let a = match (source, im2col) {
+        // Channels last, 1×1: the input's rows are A's, read in place.
+        (Source::Pixels(xs), _) => MatRef {
+            data: &xs[first * p * c + g * cg..],
+            rows: pixels,
+            cols: k,
+            rs: c,
+            cs: 1,
+        },
+        (Source::Planes(xs), None) if samples == 1 => {
+            let plane = &xs[(first * c + g * cg) * in_len..][..cg * in_len];
+            MatRef::row_major(plane, k, pixels).t()
+        }
+        (Source::Planes(xs), _) => {
+            cols.clear();
+            cols.resize(k * pixels, 0.0);
+            // Rows are independent copies: filled in parallel, the same bytes in any
+            // order.
+            let fill_row = |row: usize, dst: &mut [f32]| {
+                let (ic, tap) = (row / taps_len, row % taps_len);
+                for s in 0..samples {
+                    let plane = &xs[((first + s) * c + g * cg + ic) * in_len..][..in_len];
+                    let dst = &mut dst[s * p..][..p];
+                    match im2col {
+                        Some(im2col) => im2col.fill(tap, plane, dst),
+                        None => dst.copy_from_slice(plane),
+                    }
+                }
+            };
+            if small {
+                for (row, dst) in cols.chunks_exact_mut(pixels.max(1)).enumerate() {
+                    fill_row(row, dst);
+                }
+            } else {
+                // A few tasks per thread, neighbouring rows together (a task per row
+                // costs more to hand out than its copy).
+                kernel_threads::for_each_row_mut(cols, pixels.max(1), fill_row);
+            }
+            MatRef::row_major(cols, k, pixels).t()
+        }
+    };
+    (a, par)
 }
 
 /// What is applied to each finished output: `+ bias[channel]`, then the fused `Clip`.
@@ -514,7 +553,8 @@ fn conv_wide(
             // No dropped columns: the wide output is the output.
             return gemm_rows(isa, a, &rows, wide, bias, clip, y, &KernelThreads);
         }
-        wide_out.resize(mg * wide, MaybeUninit::new(0.0));
+        // Scratch the product writes before anything reads it: not zeroed first.
+        wide_out.resize_with(mg * wide, MaybeUninit::uninit);
         let wide_y = gemm_rows(
             isa,
             a,
@@ -714,12 +754,15 @@ impl PaddedPixels {
         (bases, offsets)
     }
 
-    /// `x` (`h · w` pixels of `c` channels) in its padded plane.
+    /// `x` (`h · w` pixels of `c` channels) in its padded plane: each value written once
+    /// (the input's rows copied, zeros only around them).
     fn copy(&self, x: &[f32], c: usize) -> Vec<f32> {
-        let mut out = vec![0f32; self.len * c];
+        let mut out = Vec::with_capacity(self.len * c);
         for (iy, row) in x.chunks_exact(self.w * c).take(self.h).enumerate() {
-            out[(self.first + iy * self.wp) * c..][..self.w * c].copy_from_slice(row);
+            out.resize((self.first + iy * self.wp) * c, 0.0);
+            out.extend_from_slice(row);
         }
+        out.resize(self.len * c, 0.0);
         out
     }
 }
@@ -809,11 +852,25 @@ fn depthwise_channels_last(
     let mut wt = vec![0f32; taps * c];
     channels_last::transpose(&ws[..c * taps], c, taps, &mut wt);
     let isa = numerics::isa();
-    let mut out = vec![0f32; n * c * p];
     if p == 0 || c == 0 || in_len == 0 {
-        return out;
+        return vec![0f32; n * c * p];
     }
     let threads = kernel_threads::threads();
+    if n == 1 && layout == Layout::ChannelsLast {
+        // One sample, stored as computed: its output written once, by the tasks (each
+        // zeroes its own part in cache just before the kernel writes it).
+        let x = sample_pixels(source, 0, in_len, c, padded.as_ref());
+        let q = p
+            .div_ceil(threads * kernel_threads::TASKS_PER_THREAD)
+            .next_multiple_of(8);
+        return numerics::written_on_threads(c * p, q * c, |t, y| {
+            let y = inferchain_kernels::gemm::zeroed(y);
+            let positions = t * q..t * q + y.len() / c;
+            taps_at.weigh(isa, &x, positions, &wt, (bias, clip), c, y);
+            y
+        });
+    }
+    let mut out = vec![0f32; n * c * p];
     if n < threads {
         // Fewer samples than threads: each sample's pixels are prepared once, then its
         // output positions are split over the threads (positions are independent
@@ -1388,6 +1445,12 @@ mod tests {
                         same(&from_pixels),
                         "channels last in {h}x{w} c{c} g{group} n{n}"
                     );
+                    if group == 1 {
+                        // Channels last in and out: A's rows in place, Yᵀ as stored.
+                        let stored = batched(Source::Pixels(&pixels), Layout::ChannelsLast);
+                        let back = channels_last::to_nchw(&stored, n, m, p);
+                        assert!(same(&back), "channels last in and out {h}x{w} c{c} n{n}");
+                    }
                 }
             }
         }
