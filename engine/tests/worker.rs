@@ -218,7 +218,7 @@ fn a_graph_that_allocates_100_gb_from_a_small_input_kills_only_its_worker() {
 #[test]
 fn a_run_past_its_deadline_is_killed_and_named() {
     let store = store("deadline");
-    // 24 products of 2048 x 2048 matrices: minutes of work.
+    // 96 products of 2048 x 2048 matrices: minutes of work.
     let (slow, spec) = import(&store, "slow", &shape_bomb(2, 96));
     let pool = pool(
         &store,
