@@ -250,7 +250,8 @@ fn gemm_agrees_with_the_definition() {
             );
         }
     }
-    // K longer than one K block (KC = 256), M over one task's rows, N over one task's
+    // K longer than one K block (128 steps with A packed; with A read in place, 512 on a
+    // 16-wide panel, 128 on a 64-wide one), M over one task's rows, N over one task's
     // panels: the chain continues across blocks and tasks.
     gemm_case(&mut rng, 200, 300, 700, false, 2);
     gemm_case(&mut rng, 7, 1000, 1030, true, 1);
