@@ -860,9 +860,7 @@ fn depthwise_channels_last(
         // One sample, stored as computed: its output written once, by the tasks (each
         // zeroes its own part in cache just before the kernel writes it).
         let x = sample_pixels(source, 0, in_len, c, padded.as_ref());
-        let q = p
-            .div_ceil(threads * kernel_threads::TASKS_PER_THREAD)
-            .next_multiple_of(8);
+        let q = positions_per_task(p, n, threads);
         return numerics::written_on_threads(c * p, q * c, |t, y| {
             let y = inferchain_kernels::gemm::zeroed(y);
             let positions = t * q..t * q + y.len() / c;
@@ -875,10 +873,7 @@ fn depthwise_channels_last(
         // Fewer samples than threads: each sample's pixels are prepared once, then its
         // output positions are split over the threads (positions are independent
         // outputs; each still runs its own chain).
-        let chunks = (threads * kernel_threads::TASKS_PER_THREAD).div_ceil(n);
-        // Whole groups of the kernel's positions side by side (eight for the padded
-        // grid, four for listed taps).
-        let q = p.div_ceil(chunks).next_multiple_of(8);
+        let q = positions_per_task(p, n, threads);
         let mut yt = Vec::new();
         for (s, y) in out.chunks_exact_mut(c * p).enumerate() {
             let x = sample_pixels(source, s, in_len, c, padded.as_ref());
@@ -913,6 +908,14 @@ fn depthwise_channels_last(
         }
     });
     out
+}
+
+/// Output positions per task where `n` samples (fewer than the `threads`) share the
+/// threads, each split into tasks of this many positions: whole groups of the kernel's
+/// positions side by side (eight for the padded grid, four for listed taps).
+fn positions_per_task(p: usize, n: usize, threads: usize) -> usize {
+    let chunks = (threads * kernel_threads::TASKS_PER_THREAD).div_ceil(n.max(1));
+    p.div_ceil(chunks).next_multiple_of(8)
 }
 
 /// Where a channels-last depthwise convolution's taps read its input.
