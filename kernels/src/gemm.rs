@@ -6,7 +6,7 @@
 //! (`C[i][j] + bias`, one rounding) and replaces NaNs by the canonical NaN.
 //!
 //! **The fast implementation** is the Goto/BLIS layering (B packed into panels of `NR`
-//! columns, an `MR × NR` register tile, K walked in blocks of [`KC`]), arranged so that
+//! columns, an `MR × NR` register tile, K walked in blocks of at least [`KC`] steps), arranged so that
 //! none of it can change a bit: SIMD lanes run over N (columns), never over K; a tile's
 //! accumulators are written to C at the end of a K block and reloaded at the start of the
 //! next, which continues the same chain exactly; tasks (threads) own disjoint parts of C.
@@ -18,8 +18,9 @@ use crate::{elementwise::canonical, isa::Isa, lanes::Lanes};
 use alloc::vec::Vec;
 use core::mem::MaybeUninit;
 
-/// K block: how many steps of the chain a tile runs before writing C back. Any value
-/// gives the same bits; this one keeps a block of packed B in L2.
+/// The K block where A is packed, and the shortest one where it is read in place: how
+/// many steps of the chain a tile runs before writing C back. Any value gives the same
+/// bits; this one keeps a 64-column block of packed B in L1.
 pub const KC: usize = 128;
 /// Bytes of one K block of a B panel when A is read in place (see `run_task`): L1's
 /// size on the CPUs measured.
