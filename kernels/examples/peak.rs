@@ -166,15 +166,23 @@ fn main() {
             );
         }
     }
-    // `SHAPES=MxNxK,...` measures those products instead, on the widest ISA only.
+    // `SHAPES=MxNxK,...` measures those products instead, on the widest ISA only; a
+    // shape ending in `t` reads A transposed (K×M row-major, as a convolution's `colsᵀ`).
     let chosen: Option<Vec<(usize, usize, usize)>> = std::env::var("SHAPES").ok().map(|v| {
         v.split(',')
             .filter_map(|s| {
-                let d: Vec<usize> = s.split('x').filter_map(|d| d.parse().ok()).collect();
+                let d: Vec<usize> = s
+                    .trim_end_matches('t')
+                    .split('x')
+                    .filter_map(|d| d.parse().ok())
+                    .collect();
                 (d.len() == 3).then(|| (d[0], d[1], d[2]))
             })
             .collect()
     });
+    let transposed: Vec<bool> = std::env::var("SHAPES")
+        .map(|v| v.split(',').map(|s| s.ends_with('t')).collect())
+        .unwrap_or_default();
     let shapes = chosen.clone().unwrap_or(vec![
         (128, 768, 768),
         (128, 3072, 768),
@@ -187,7 +195,8 @@ fn main() {
         None => Isa::ALL.into_iter().filter(|i| i.available()).collect(),
     };
     for isa in isas {
-        for &(m, n, kk) in &shapes {
+        for (index, &(m, n, kk)) in shapes.iter().enumerate() {
+            let at = transposed.get(index).copied().unwrap_or(false);
             if isa == Isa::Scalar && m * n * kk > 100_000_000 {
                 continue;
             }
@@ -196,7 +205,11 @@ fn main() {
             let packed = PackedB::pack(isa, MatRef::row_major(&b, kk, n));
             let mut c = vec![0f32; m * n];
             let par = Threads(threads);
-            let a = MatRef::row_major(&a, m, kk);
+            let a = if at {
+                MatRef::row_major(&a, kk, m).t()
+            } else {
+                MatRef::row_major(&a, m, kk)
+            };
             k::gemm(isa, a, &packed, Bias::None, &mut c, &par);
             let reps = (2e10 / (2.0 * (m * n * kk) as f64)).clamp(1.0, 2000.0) as usize;
             let start = Instant::now();
@@ -211,8 +224,9 @@ fn main() {
                 0.0
             };
             println!(
-                "gemm {} {m}x{n}x{kk} {gflops:.1} GFLOP/s {pct:.0}% of peak",
-                isa.name()
+                "gemm {} {m}x{n}x{kk}{} {gflops:.1} GFLOP/s {pct:.0}% of peak",
+                isa.name(),
+                if at { " (A transposed)" } else { "" }
             );
         }
     }

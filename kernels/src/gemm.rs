@@ -6,24 +6,24 @@
 //! (`C[i][j] + bias`, one rounding) and replaces NaNs by the canonical NaN.
 //!
 //! **The fast implementation** is the Goto/BLIS layering (B packed into panels of `NR`
-//! columns, an `MR × NR` register tile, K walked in blocks of at least [`KC`] steps), arranged so that
-//! none of it can change a bit: SIMD lanes run over N (columns), never over K; a tile's
-//! accumulators are written to C at the end of a K block and reloaded at the start of the
-//! next, which continues the same chain exactly; tasks (threads) own disjoint parts of C.
-//! Wider registers, other block sizes and thread counts therefore compute the chain
-//! above, step for step.
+//! columns, an `MR × NR` register tile, K walked in blocks of [`k_block`] steps),
+//! arranged so that none of it can change a bit: SIMD lanes run over N (columns), never
+//! over K; a tile's accumulators are written to C at the end of a K block and reloaded
+//! at the start of the next, which continues the same chain exactly; tasks (threads) own
+//! disjoint parts of C. Wider registers, other block sizes and thread counts therefore
+//! compute the chain above, step for step.
 #![allow(unsafe_code)]
 
 use crate::{elementwise::canonical, isa::Isa, lanes::Lanes};
 use alloc::vec::Vec;
 use core::mem::MaybeUninit;
 
-/// The K block where A is packed, and the shortest one where it is read in place: how
-/// many steps of the chain a tile runs before writing C back. Any value gives the same
-/// bits; this one keeps a 64-column block of packed B in L1.
+/// The shortest K block: how many steps of the chain a tile runs at least before
+/// writing C back. Any value gives the same bits; this one keeps a 64-column block of
+/// packed B in L1.
 pub const KC: usize = 128;
-/// Bytes of one K block of a B panel when A is read in place (see `run_task`): L1's
-/// size on the CPUs measured.
+/// Bytes of one K block of a B panel, at most (see [`k_block`]): L1's size on the CPUs
+/// measured.
 const PANEL_BLOCK_BYTES: usize = 32 * 1024;
 /// How many steps of the chain ahead B is prefetched.
 const PREFETCH: usize = 16;
@@ -445,7 +445,7 @@ fn run_tasks(
     // An A whose rows are not contiguous along K is packed: once for every task where
     // several tasks read the same rows, else by its one task as it goes.
     let apacked = if a.cs != 1 && col_blocks > 1 {
-        pack_a_shared(a, mr, mc, k, par)
+        pack_a_shared(a, (mr, mc), (k, k_block(nr)), par)
     } else {
         Vec::new()
     };
@@ -531,16 +531,7 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
     assert_eq!(t.mr, MR, "gemm: A packed for another tile height");
     // B's K block of one panel, packed from its rows (zeros until first written: a last
     // panel narrower than `nr` leaves the columns past N as they were, never kept).
-    // With A read in place, a K block of the panel is as long as PANEL_BLOCK_BYTES holds
-    // (never under KC): each block reloads and stores C's tile, whose rows at a stride
-    // that is a multiple of 1 KiB share four L1 sets. Fewer blocks on a narrow panel
-    // (512 steps at 16 columns) made the AVX2 product ~10% faster; a 64-column panel
-    // keeps KC. The chain is the same either way: C holds it between blocks.
-    let kb = if packs {
-        KC
-    } else {
-        KC.max(PANEL_BLOCK_BYTES / (nr * 4))
-    };
+    let kb = k_block(nr);
     let mut filled = alloc::vec![0f32; if let Panels::Rows(_) = t.b { kb.min(k) * nr } else { 0 }];
     if packs {
         // K blocks outside: each block of packed A is read for all the task's panels. The
@@ -548,10 +539,10 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
         // each.
         let base = t.rows.start / MR * k * MR;
         let shared = !t.apacked.is_empty();
-        let mut own = alloc::vec![0f32; if shared { 0 } else { tiles * KC.min(k) * MR }];
+        let mut own = alloc::vec![0f32; if shared { 0 } else { tiles * kb.min(k) * MR }];
         let mut k0 = 0;
         while k0 < k {
-            let kc = KC.min(k - k0);
+            let kc = kb.min(k - k0);
             let apack = if shared {
                 &t.apacked[base + k0 * tiles * MR..][..tiles * kc * MR]
             } else {
@@ -602,6 +593,19 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
             }
         }
     }
+}
+
+/// Steps of the chain in one K block, for panels `nr` columns wide: as many as
+/// [`PANEL_BLOCK_BYTES`] of the panel hold, never under [`KC`] (512 on AVX2's and NEON's
+/// 16-column panels, 128 on AVX-512's 64-column ones). Each block reloads and stores C's
+/// tile, whose rows at a stride that is a multiple of 1 KiB share four L1 sets. On AVX2
+/// (Zen 3) 512 steps in place of 128 made BERT-sized products with A read in place ~10%
+/// faster, and with A packed (a convolution's `colsᵀ`) ResNet-like batch 8's 3×3 layers
+/// on 14² and 7² planes 11–13% faster; a task's packed A block of [`MC`] rows is then
+/// 264 KiB, which L2 holds. The chain is the same for any length: C holds it exactly
+/// between blocks.
+fn k_block(nr: usize) -> usize {
+    KC.max(PANEL_BLOCK_BYTES / (nr * 4))
 }
 
 /// Where the K block `k0 .. k0 + kc` of panel `p` lies: in the packed B, or in `filled`
@@ -709,19 +713,24 @@ unsafe fn block<V: Lanes, const MR: usize, const NV: usize>(
 }
 
 /// A packed for every task, by blocks of `mc` rows (each a multiple of `mr` rows from
-/// the start), then K blocks of [`KC`]: block (rows `r0..`, `k0..k0 + kc`) is its tiles
+/// the start), then K blocks of `kb`: block (rows `r0..`, `k0..k0 + kc`) is its tiles
 /// of `mr` rows at `r0 * k + k0 * tiles`, each `kc` steps of `mr` values
 /// ([`pack_a`]). The blocks are copied by parallel tasks: the same bytes in any order.
-fn pack_a_shared(a: MatRef<'_>, mr: usize, mc: usize, k: usize, par: &dyn Parallel) -> Vec<f32> {
+fn pack_a_shared(
+    a: MatRef<'_>,
+    (mr, mc): (usize, usize),
+    (k, kb): (usize, usize),
+    par: &dyn Parallel,
+) -> Vec<f32> {
     let m = a.rows;
     let mut out = alloc::vec![0f32; m.div_ceil(mr) * mr * k];
-    let (row_blocks, k_blocks) = (m.div_ceil(mc), k.div_ceil(KC));
+    let (row_blocks, k_blocks) = (m.div_ceil(mc), k.div_ceil(kb));
     let base = SharedMut(out.as_mut_ptr());
     par.run(row_blocks * k_blocks, &|t| {
-        let (rb, kb) = (t / k_blocks, t % k_blocks);
+        let rb = t / k_blocks;
         let rows = rb * mc..m.min((rb + 1) * mc);
-        let (k0, tiles) = (kb * KC, rows.len().div_ceil(mr));
-        let kc = KC.min(k - k0);
+        let (k0, tiles) = (t % k_blocks * kb, rows.len().div_ceil(mr));
+        let kc = kb.min(k - k0);
         // SAFETY: block (rb, kb) is `out[rows.start * k + k0 * tiles * mr..]`, `tiles * kc
         // * mr` values, written by this task only; the blocks tile `out`.
         let dst = unsafe {

@@ -250,14 +250,14 @@ fn gemm_agrees_with_the_definition() {
             );
         }
     }
-    // K longer than one K block (128 steps with A packed; with A read in place, 512 on a
-    // 16-wide panel, 128 on a 64-wide one), M over one task's rows, N over one task's
-    // panels: the chain continues across blocks and tasks.
+    // K longer than one K block (512 steps on a 16-wide panel, 128 on a 64-wide one), M
+    // over one task's rows, N over one task's panels: the chain continues across blocks
+    // and tasks.
     gemm_case(&mut rng, 200, 300, 700, false, 2);
     gemm_case(&mut rng, 7, 1000, 1030, true, 1);
     // A packed (not contiguous along K) with rows for several tasks: each task takes
-    // every panel.
-    gemm_case(&mut rng, 600, 70, 150, true, 1);
+    // every panel and packs its own rows, K block by K block.
+    gemm_case(&mut rng, 600, 70, 600, true, 1);
     // K = 0: all zeros (plus bias).
     gemm_case(&mut rng, 3, 5, 0, false, 2);
 }
