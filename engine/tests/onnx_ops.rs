@@ -1485,6 +1485,46 @@ fn a_bias_added_in_the_product_gives_the_same_bits_as_the_add_node() {
     }
 }
 
+/// A `MatMul` of two activations (attention's `Q·Kᵀ`): one product per batch entry, the
+/// entries on the kernels' threads, each read in place and written once. Every value is
+/// its FMA chain (the kernels' reference), a plain and a traced run agree bit for bit,
+/// and an empty batch gives an empty output.
+#[test]
+fn a_batched_product_of_activations_is_each_entrys_chain() {
+    let (m, k) = (5, 19);
+    let bits = |t: &Tensor| -> Vec<u32> { values(t).iter().map(|v| v.to_bits()).collect() };
+    let nodes = || {
+        vec![
+            node("Transpose", &["x"], &["xt"], vec![ints("perm", &[0, 2, 1])]),
+            node("MatMul", &["x", "xt"], &["y"], vec![]),
+        ]
+    };
+    for batches in [3, 1] {
+        let xs: Vec<f32> = (0..batches * m * k)
+            .map(|i| (i as f32 * 0.37).sin() * 7.0)
+            .collect();
+        let x = Tensor::from_vec(xs.clone(), (batches, m, k), &Device::Cpu).expect("x");
+        let (plain, traced) = plain_and_traced(nodes(), vec![], &x);
+        assert_eq!(plain.dims(), &[batches, m, m]);
+        assert_eq!(bits(&plain), bits(&traced));
+        for b in 0..batches {
+            let entry = &xs[b * m * k..][..m * k];
+            let a = inferchain_kernels::MatRef::row_major(entry, m, k);
+            let mut want = vec![0f32; m * m];
+            inferchain_kernels::gemm_reference(a, a.t(), &mut want);
+            let got = &values(&plain)[b * m * m..][..m * m];
+            assert_eq!(
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "batch entry {b} of {batches}"
+            );
+        }
+    }
+    let empty = Tensor::from_vec(Vec::<f32>::new(), (0, m, k), &Device::Cpu).expect("x");
+    let (plain, _) = plain_and_traced(nodes(), vec![], &empty);
+    assert_eq!(plain.dims(), &[0, m, m]);
+}
+
 /// The nine nodes of a layer normalization as exporters write it.
 fn ln_nodes() -> Vec<NodeProto> {
     let mean_last = || vec![ints("axes", &[-1]), int("keepdims", 1)];

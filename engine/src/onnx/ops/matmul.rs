@@ -5,7 +5,7 @@ use super::attrs;
 use crate::numerics::{self, KernelThreads};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
-use inferchain_kernels::{gemm, Bias, MatRef, PackedB};
+use inferchain_kernels::{gemm, gemm_into, Bias, MatRef, PackedB, Sequential};
 
 /// B as the product wants it: packed at load when it is a weight, else packed per run.
 pub enum RightOperand<'a> {
@@ -66,16 +66,17 @@ pub fn matmul(a: &Tensor, b: RightOperand<'_>, bias: Option<&[f32]>) -> Result<T
         out_dims.push(n);
     }
     let batches: usize = batch.iter().product();
-    let a_data = numerics::to_f32_vec("MatMul", a)?;
-    let mut out = vec![0f32; batches * m * n];
-    match b {
+    // A and B are read where they lie, and the output is written once, by the products
+    // (no copies, no zeroing: passes over memory the calling thread would make alone
+    // while the kernels' threads wait).
+    let out = numerics::with_f32("MatMul", a, |a_data| match b {
         RightOperand::Packed(packed) if b_batch.is_empty() => {
             // One product over all of A's rows: batch rows are independent outputs.
             let expanded;
             let rows: &[f32] = if a_batch.iter().product::<usize>() == batches {
-                &a_data
+                a_data
             } else {
-                expanded = expand_rows(&a_data, a_batch, &batch, m * k);
+                expanded = expand_rows(a_data, a_batch, &batch, m * k);
                 &expanded
             };
             let a_all = MatRef::row_major(rows, batches * m, k);
@@ -84,32 +85,39 @@ pub fn matmul(a: &Tensor, b: RightOperand<'_>, bias: Option<&[f32]>) -> Result<T
                 Some(b) => bail!("MatMul: a bias of {} values for {n} columns", b.len()),
                 None => Bias::None,
             };
-            gemm(isa, a_all, packed, bias, &mut out, &KernelThreads);
+            Ok(numerics::written_in_parts(1, batches * m * n, |_, y| {
+                gemm_into(isa, a_all, packed, bias, None, y, &KernelThreads)
+            }))
         }
         RightOperand::Packed(_) => bail!("MatMul: a packed B must be 2-D"),
         RightOperand::Tensor(_) if bias.is_some() => bail!("MatMul: a bias needs a packed B"),
-        RightOperand::Tensor(bt) => {
-            let b_data = numerics::to_f32_vec("MatMul", bt)?;
-            // One product per batch entry, entries in parallel (each its own outputs).
-            let one = |i: usize, out: &mut [f32], par: &dyn inferchain_kernels::Parallel| {
+        RightOperand::Tensor(bt) => numerics::with_f32("MatMul", bt, |b_data| {
+            // Entry `i`'s A (read in place) and B (packed here).
+            let operands = |i: usize| {
                 let mut index = vec![0usize; batch.len()];
                 super::window::unravel(i, &batch, &mut index);
                 let ai = source_index(&index, a_batch, &batch);
                 let bi = source_index(&index, b_batch, &batch);
                 let am = MatRef::row_major(&a_data[ai * m * k..][..m * k], m, k);
                 let bm = MatRef::row_major(&b_data[bi * k * n..][..k * n], k, n);
-                let packed = PackedB::pack(isa, bm);
-                gemm(isa, am, &packed, Bias::None, out, par);
+                (am, PackedB::pack(isa, bm))
             };
-            if batches > 1 && m * n > 0 {
-                crate::kernel_threads::for_each_row_mut(&mut out, m * n, |i, out| {
-                    one(i, out, &inferchain_kernels::Sequential)
-                });
-            } else if batches == 1 {
-                one(0, &mut out, &KernelThreads);
+            if batches * m * n == 0 {
+                Vec::new()
+            } else if batches > 1 {
+                // One product per batch entry, entries in parallel (each its own outputs).
+                numerics::written_on_threads(batches * m * n, m * n, |i, y| {
+                    let (am, packed) = operands(i);
+                    gemm_into(isa, am, &packed, Bias::None, None, y, &Sequential)
+                })
+            } else {
+                numerics::written_in_parts(1, m * n, |_, y| {
+                    let (am, packed) = operands(0);
+                    gemm_into(isa, am, &packed, Bias::None, None, y, &KernelThreads)
+                })
             }
-        }
-    }
+        }),
+    })??;
     numerics::tensor(out, out_dims)
 }
 
