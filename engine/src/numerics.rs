@@ -210,6 +210,38 @@ pub fn written_on_threads(
     out
 }
 
+/// `len` values in rows of `row_len` (the last may be shorter), neighbouring rows
+/// grouped into at most [`crate::kernel_threads::threads`] ×
+/// [`crate::kernel_threads::TASKS_PER_THREAD`] tasks on the kernels' threads: each task
+/// zeroes its own rows (in its cache, not a pass of the calling thread while the others
+/// wait), then `write(first_row, rows)` fills them.
+pub fn rows_on_threads(
+    len: usize,
+    row_len: usize,
+    write: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let row_len = row_len.max(1);
+    let rows = len.div_ceil(row_len);
+    let tasks = crate::kernel_threads::threads() * crate::kernel_threads::TASKS_PER_THREAD;
+    let per_task = rows.div_ceil(tasks.max(1)).max(1);
+    zeroed_on_threads(len, per_task * row_len, |t, part| write(t * per_task, part))
+}
+
+/// `len` values in `part_len`-long parts (the last may be shorter), one task each on the
+/// kernels' threads: each task zeroes its own part (in its cache, not a pass of the
+/// calling thread while the others wait), then `write(part_index, part)` fills it.
+pub fn zeroed_on_threads(
+    len: usize,
+    part_len: usize,
+    write: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    written_on_threads(len, part_len, |t, part| {
+        let part = inferchain_kernels::gemm::zeroed(part);
+        write(t, part);
+        part
+    })
+}
+
 /// Fresh storage written front to back, a run of values at a time ([`Filling::put`]),
 /// then taken as initialized ([`Filling::done`], which checks every value was written):
 /// for an output assembled from pieces (rows of a wider scratch) without zeroing it first.

@@ -58,8 +58,7 @@ impl GeluChain {
         let mut dims = vec![1usize; self.constant_rank.saturating_sub(x.rank())];
         dims.extend_from_slice(x.dims());
         let values = numerics::with_f32("Gelu", x, |xs| {
-            let mut out = vec![0f32; xs.len()];
-            crate::kernel_threads::for_each_chunk_mut(&mut out, CHUNK, |i, y| {
+            numerics::zeroed_on_threads(xs.len(), CHUNK, |i, y| {
                 let xs = &xs[i * CHUNK..][..y.len()];
                 for (y, &x) in y.iter_mut().zip(xs) {
                     *y = x / self.divisor;
@@ -72,8 +71,7 @@ impl GeluChain {
                         Factor::First => (x * self.factor) * a,
                     };
                 }
-            });
-            out
+            })
         })?;
         numerics::tensor(values, dims)
     }

@@ -55,23 +55,30 @@ impl LayerNormChain {
         }
         let isa = numerics::isa();
         let values = numerics::with_f32("LayerNormalization", x, |xs| {
-            let mut out = vec![0f32; xs.len()];
-            crate::kernel_threads::for_each_row_pair(&mut out, len, xs, len, |y, x| {
-                let mean = inferchain_kernels::sum(isa, x) / len as f32;
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = x - mean;
+            numerics::rows_on_threads(xs.len(), len, |first, rows| {
+                for (i, y) in rows.chunks_mut(len).enumerate() {
+                    let x = &xs[(first + i) * len..][..y.len()];
+                    self.normalize_row(isa, x, y);
                 }
-                // `y` holds d; the squares go through a scratch row (a row is short).
-                let squares: Vec<f32> = y.iter().map(|d| d * d).collect();
-                let var = inferchain_kernels::sum(isa, &squares) / len as f32;
-                let s = (var + self.eps).sqrt();
-                for ((y, g), b) in y.iter_mut().zip(&self.gamma).zip(&self.beta) {
-                    *y = *y / s * g + b;
-                }
-            });
-            out
+            })
         })?;
         numerics::tensor(values, x.dims())
+    }
+
+    /// One row `x` normalized into `y`: the nodes' operations in their order.
+    fn normalize_row(&self, isa: inferchain_kernels::Isa, x: &[f32], y: &mut [f32]) {
+        let len = self.gamma.len();
+        let mean = inferchain_kernels::sum(isa, x) / len as f32;
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = x - mean;
+        }
+        // `y` holds d; the squares go through a scratch row (a row is short).
+        let squares: Vec<f32> = y.iter().map(|d| d * d).collect();
+        let var = inferchain_kernels::sum(isa, &squares) / len as f32;
+        let s = (var + self.eps).sqrt();
+        for ((y, g), b) in y.iter_mut().zip(&self.gamma).zip(&self.beta) {
+            *y = *y / s * g + b;
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! have: its middle is `x * 0`, a negative zero for negative `x`.)
 
 use super::attrs;
-use crate::{kernel_threads, numerics};
+use crate::numerics;
 use candle_core::{Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 
@@ -199,17 +199,17 @@ pub fn arithmetic(op: Arithmetic, a: &Tensor, b: &Tensor) -> Result<Option<Tenso
     let name = format!("{op:?}");
     let values = numerics::with_f32(&name, a, |xs| {
         numerics::with_f32(&name, b, |ys| {
-            let mut out = vec![0f32; total];
-            if total == 0 {
-                return out;
-            }
-            let Some((inner, outer)) = axes.split_last() else {
-                // Every axis has length one: a single value.
-                Arithmetic::apply(op, xs, 0, ys, 0, &mut out);
+            let Some((inner, outer)) = axes.split_last().filter(|_| total > 0) else {
+                // Every axis has length one (a single value), or none is left.
+                let mut out = vec![0f32; total];
+                if total > 0 {
+                    Arithmetic::apply(op, xs, 0, ys, 0, &mut out);
+                }
                 return out;
             };
             let row = inner.len;
-            kernel_threads::for_each_chunk_mut(&mut out, ARITHMETIC_CHUNK, |task, dst| {
+            // Each task zeroes and writes its own chunk (no zeroing pass on this thread).
+            numerics::zeroed_on_threads(total, ARITHMETIC_CHUNK, |task, dst| {
                 let mut at = task * ARITHMETIC_CHUNK;
                 let mut done = 0;
                 while done < dst.len() {
@@ -235,8 +235,7 @@ pub fn arithmetic(op: Arithmetic, a: &Tensor, b: &Tensor) -> Result<Option<Tenso
                     done += n;
                     at += n;
                 }
-            });
-            out
+            })
         })
     })??;
     numerics::tensor(values, shape).map(Some)

@@ -129,22 +129,22 @@ fn transpose_f32(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
         candle_core::bail!("Transpose: rank 0")
     };
     let values = crate::numerics::with_f32("Transpose", x, |xs| {
-        let mut out = vec![0f32; xs.len()];
-        crate::kernel_threads::for_each_row_mut(&mut out, row, |r, dst| {
-            let (mut at, mut rest) = (0, r);
-            for (&len, &stride) in outer.iter().zip(outer_strides).rev() {
-                at += rest % len * stride;
-                rest /= len;
-            }
-            if step == 1 {
-                dst.copy_from_slice(&xs[at..at + dst.len()]);
-            } else {
-                for (i, d) in dst.iter_mut().enumerate() {
-                    *d = xs[at + i * step];
+        crate::numerics::rows_on_threads(xs.len(), row, |first, rows| {
+            for (i, dst) in rows.chunks_mut(row.max(1)).enumerate() {
+                let (mut at, mut rest) = (0, first + i);
+                for (&len, &stride) in outer.iter().zip(outer_strides).rev() {
+                    at += rest % len * stride;
+                    rest /= len;
+                }
+                if step == 1 {
+                    dst.copy_from_slice(&xs[at..at + dst.len()]);
+                } else {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = xs[at + i * step];
+                    }
                 }
             }
-        });
-        out
+        })
     })?;
     crate::numerics::tensor(values, out_dims)
 }

@@ -5,7 +5,6 @@
 //! everything from `axis` on; from opset 13 over the one `axis` (default -1).
 
 use super::attrs;
-use crate::kernel_threads;
 use crate::numerics;
 use candle_core::{Result, Tensor};
 use candle_onnx::onnx::NodeProto;
@@ -30,23 +29,29 @@ pub fn softmax(node: &NodeProto, x: &Tensor, opset: i64, log: bool) -> Result<Te
         } else {
             x.dims()[axis]
         };
-        let xs = numerics::to_f32_vec(op, x)?;
-        let mut ys = vec![0f32; xs.len()];
-        if len > 0 {
-            kernel_threads::for_each_row_pair(&mut ys, len, &xs, len, |y, x| row(x, y));
-        }
+        // Read in place, written once by the tasks (no copy, no zeroing on this thread).
+        let ys = numerics::with_f32(op, x, |xs| rows_of(xs, len, &row))?;
         return numerics::tensor(ys, x.dims());
     }
     // Another axis: move it last (an exact copy), normalise, move it back.
     let last = rank - 1;
     let moved = x.transpose(axis, last)?.contiguous()?;
     let len = moved.dims()[last];
-    let xs = numerics::to_f32_vec(op, &moved)?;
-    let mut ys = vec![0f32; xs.len()];
-    if len > 0 {
-        kernel_threads::for_each_row_pair(&mut ys, len, &xs, len, |y, x| row(x, y));
-    }
+    let ys = numerics::with_f32(op, &moved, |xs| rows_of(xs, len, &row))?;
     numerics::tensor(ys, moved.dims())?
         .transpose(axis, last)?
         .contiguous()
+}
+
+/// `row(x, y)` for every `len`-long row of `xs`, each into the same row of the output
+/// (rows as tasks on the kernels' threads).
+fn rows_of(xs: &[f32], len: usize, row: &(impl Fn(&[f32], &mut [f32]) + Sync)) -> Vec<f32> {
+    if len == 0 {
+        return vec![0f32; xs.len()];
+    }
+    numerics::rows_on_threads(xs.len(), len, |first, ys| {
+        for (i, y) in ys.chunks_mut(len).enumerate() {
+            row(&xs[(first + i) * len..][..y.len()], y);
+        }
+    })
 }
