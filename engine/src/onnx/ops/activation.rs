@@ -3,7 +3,6 @@
 //! [`Unary`] functions) and `Pow` (the kernels' scalar `pow`), on f32.
 
 use super::attrs;
-use crate::kernel_threads;
 use crate::{channels_last, numerics};
 use candle_core::{bail, DType, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
@@ -47,22 +46,33 @@ pub fn unary_of(node: &NodeProto) -> Option<Result<Unary>> {
 /// same bits (elements are independent).
 const CHUNK: usize = 1 << 14;
 
-/// `x`'s f32 values in storage order, as a new vector: an element-wise result keeps its
-/// input's layout (`crate::channels_last::tensor_like` gives it back).
-fn values_in_layout(op: &str, x: &Tensor) -> Result<Vec<f32>> {
-    match channels_last::with_dense(x, <[f32]>::to_vec) {
+/// `x`'s f32 values in storage order, each `CHUNK` copied into fresh storage and then
+/// transformed in place by `f` on its own task (no pass over memory on the calling
+/// thread): an element-wise result keeps its input's layout
+/// (`crate::channels_last::tensor_like` gives it back).
+fn mapped_in_layout(op: &str, x: &Tensor, f: impl Fn(&mut [f32]) + Sync) -> Result<Vec<f32>> {
+    let map = |xs: &[f32]| {
+        numerics::written_on_threads(xs.len(), CHUNK, |i, part| {
+            let len = part.len();
+            let mut copy = numerics::Filling::new(part);
+            copy.put(&xs[i * CHUNK..][..len]);
+            let values = copy.done();
+            f(values);
+            values
+        })
+    };
+    match channels_last::with_dense(x, map) {
         Some(values) => Ok(values),
-        None => numerics::to_f32_vec(op, x),
+        None => numerics::with_f32(op, x, map),
     }
 }
 
 /// `op` applied to every element of `x`.
 pub fn apply(op: Unary, x: &Tensor) -> Result<Tensor> {
     let isa = numerics::isa();
-    let mut out = values_in_layout(&format!("{op:?}"), x)?;
-    kernel_threads::for_each_chunk_mut(&mut out, CHUNK, |_, chunk| {
+    let out = mapped_in_layout(&format!("{op:?}"), x, |chunk| {
         inferchain_kernels::unary_in_place(isa, op, chunk)
-    });
+    })?;
     channels_last::tensor_like(out, x)
 }
 
@@ -71,8 +81,7 @@ pub fn apply(op: Unary, x: &Tensor) -> Result<Tensor> {
 /// bits): `s = (x · 1 + 3) · f32(1/6) + 0`, then `s < 0 ? 0 : s`, then `s > 1 ? 1 : s`
 /// (a NaN passes both), then `x · s`; each operation rounded once.
 pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
-    let mut out = values_in_layout("HardSwish", x)?;
-    kernel_threads::for_each_chunk_mut(&mut out, CHUNK, |_, c| Fused::HardSwish.apply(c));
+    let out = mapped_in_layout("HardSwish", x, |c| Fused::HardSwish.apply(c))?;
     channels_last::tensor_like(out, x)
 }
 
@@ -80,8 +89,7 @@ pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
 /// maxNum) did when it ran this operator, and −0 gives +0 on every CPU (maxNum leaves
 /// the sign of a zero open).
 pub fn relu(x: &Tensor) -> Result<Tensor> {
-    let mut out = values_in_layout("Relu", x)?;
-    kernel_threads::for_each_chunk_mut(&mut out, CHUNK, |_, c| Fused::Relu.apply(c));
+    let out = mapped_in_layout("Relu", x, |c| Fused::Relu.apply(c))?;
     channels_last::tensor_like(out, x)
 }
 
@@ -148,10 +156,7 @@ pub fn pow(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 /// NaN). Exact: it selects, it does not round.
 pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Tensor> {
     let bounds = clip_bounds(min, max)?;
-    let mut out = values_in_layout("Clip", x)?;
-    kernel_threads::for_each_chunk_mut(&mut out, CHUNK, |_, c| {
-        inferchain_kernels::clamp_slice(c, bounds)
-    });
+    let out = mapped_in_layout("Clip", x, |c| inferchain_kernels::clamp_slice(c, bounds))?;
     channels_last::tensor_like(out, x)
 }
 

@@ -42,9 +42,15 @@ pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if !crate::channels_last::same_dense_layout(a, b) {
         candle_core::bail!("Add: operands of different shapes or layouts")
     }
+    // Chunks of the sum written by their own tasks on the kernels' threads.
     let sum = crate::channels_last::with_dense(a, |xs| {
         crate::channels_last::with_dense(b, |ys| {
-            xs.iter().zip(ys).map(|(x, y)| x + y).collect::<Vec<f32>>()
+            numerics::zeroed_on_threads(xs.len().min(ys.len()), ARITHMETIC_CHUNK, |i, out| {
+                let at = i * ARITHMETIC_CHUNK;
+                for ((o, x), y) in out.iter_mut().zip(&xs[at..]).zip(&ys[at..]) {
+                    *o = x + y;
+                }
+            })
         })
     });
     match sum.flatten() {
