@@ -44,17 +44,18 @@ fn planar_max(node: &NodeProto, x: &Tensor) -> Result<Option<Tensor>> {
         return Ok(None);
     };
     let (in_len, p) = (window.input_len(), window.output_len());
-    let mut out = vec![0f32; dims[0] * dims[1] * p];
-    if p > 0 && in_len > 0 {
+    let len = dims[0] * dims[1] * p;
+    let out = if p > 0 && in_len > 0 {
         let (wq, ow, wide) = (split.wq, split.ow, split.wide);
         let isa = numerics::isa();
         numerics::with_f32(&node.op_type, x, |data| {
             // Planes per task: a few tasks per thread, each with its phase buffer (its
-            // padding written once per task) and row of maxima.
+            // padding written once per task) and row of maxima, and its part of the
+            // output (zeroed by the task, not by this thread first).
             let planes = data.len() / in_len;
             let per_task =
                 planes.div_ceil(kernel_threads::threads() * kernel_threads::TASKS_PER_THREAD);
-            kernel_threads::for_each_chunk_mut(&mut out, per_task * p, |task, dst| {
+            numerics::zeroed_on_threads(len, per_task * p, |task, dst| {
                 let (mut buffer, mut max) = (PhaseBuffer::default(), Vec::new());
                 for (i, dst) in dst.chunks_exact_mut(p).enumerate() {
                     let plane = &data[(task * per_task + i) * in_len..][..in_len];
@@ -67,8 +68,10 @@ fn planar_max(node: &NodeProto, x: &Tensor) -> Result<Option<Tensor>> {
                     }
                 }
             })
-        })?;
-    }
+        })?
+    } else {
+        vec![0f32; len]
+    };
     let mut out_dims = dims[..2].to_vec();
     out_dims.extend(window.output_dims());
     numerics::tensor(out, out_dims).map(Some)
