@@ -168,7 +168,7 @@ fn main() {
     }
     // `SHAPES=MxNxK,...` measures those products instead, on the widest ISA only; a
     // shape ending in `t` reads A transposed (K×M row-major, as a convolution's `colsᵀ`).
-    let chosen: Option<Vec<(usize, usize, usize)>> = std::env::var("SHAPES").ok().map(|v| {
+    let chosen: Option<Vec<(usize, usize, usize, bool)>> = std::env::var("SHAPES").ok().map(|v| {
         v.split(',')
             .filter_map(|s| {
                 let d: Vec<usize> = s
@@ -176,27 +176,23 @@ fn main() {
                     .split('x')
                     .filter_map(|d| d.parse().ok())
                     .collect();
-                (d.len() == 3).then(|| (d[0], d[1], d[2]))
+                (d.len() == 3).then(|| (d[0], d[1], d[2], s.ends_with('t')))
             })
             .collect()
     });
-    let transposed: Vec<bool> = std::env::var("SHAPES")
-        .map(|v| v.split(',').map(|s| s.ends_with('t')).collect())
-        .unwrap_or_default();
     let shapes = chosen.clone().unwrap_or(vec![
-        (128, 768, 768),
-        (128, 3072, 768),
-        (128, 768, 3072),
-        (1, 768, 768),
-        (64, 3136, 576),
+        (128, 768, 768, false),
+        (128, 3072, 768, false),
+        (128, 768, 3072, false),
+        (1, 768, 768, false),
+        (64, 3136, 576, false),
     ]);
     let isas: Vec<Isa> = match chosen {
         Some(_) => vec![Isa::detect()],
         None => Isa::ALL.into_iter().filter(|i| i.available()).collect(),
     };
     for isa in isas {
-        for (index, &(m, n, kk)) in shapes.iter().enumerate() {
-            let at = transposed.get(index).copied().unwrap_or(false);
+        for &(m, n, kk, at) in &shapes {
             if isa == Isa::Scalar && m * n * kk > 100_000_000 {
                 continue;
             }

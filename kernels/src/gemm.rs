@@ -601,9 +601,10 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
 /// tile, whose rows at a stride that is a multiple of 1 KiB share four L1 sets. On AVX2
 /// (Zen 3) 512 steps in place of 128 made BERT-sized products with A read in place ~10%
 /// faster, and with A packed (a convolution's `colsᵀ`) ResNet-like batch 8's 3×3 layers
-/// on 14² and 7² planes 11–13% faster; a task's packed A block of [`MC`] rows is then
-/// 264 KiB, which L2 holds. The chain is the same for any length: C holds it exactly
-/// between blocks.
+/// on 14² and 7² planes 11–13% faster. A task's packed A block of [`MC`] rows is then
+/// 264 KiB, which Zen 3's L2 holds; a product with too few rows for that packs up to
+/// [`FILLED_ROWS`] rows a task (1 MiB, past L2), and its 7² layers were faster too. The
+/// chain is the same for any length: C holds it exactly between blocks.
 fn k_block(nr: usize) -> usize {
     KC.max(PANEL_BLOCK_BYTES / (nr * 4))
 }
@@ -714,7 +715,7 @@ unsafe fn block<V: Lanes, const MR: usize, const NV: usize>(
 
 /// A packed for every task, by blocks of `mc` rows (each a multiple of `mr` rows from
 /// the start), then K blocks of `kb`: block (rows `r0..`, `k0..k0 + kc`) is its tiles
-/// of `mr` rows at `r0 * k + k0 * tiles`, each `kc` steps of `mr` values
+/// of `mr` rows at `r0 * k + k0 * tiles * mr`, each `kc` steps of `mr` values
 /// ([`pack_a`]). The blocks are copied by parallel tasks: the same bytes in any order.
 fn pack_a_shared(
     a: MatRef<'_>,
@@ -731,8 +732,9 @@ fn pack_a_shared(
         let rows = rb * mc..m.min((rb + 1) * mc);
         let (k0, tiles) = (t % k_blocks * kb, rows.len().div_ceil(mr));
         let kc = kb.min(k - k0);
-        // SAFETY: block (rb, kb) is `out[rows.start * k + k0 * tiles * mr..]`, `tiles * kc
-        // * mr` values, written by this task only; the blocks tile `out`.
+        // SAFETY: the block of row block `rb` from step `k0` is `out[rows.start * k + k0 *
+        // tiles * mr..]`, `tiles * kc * mr` values, written by this task only; the blocks
+        // tile `out`.
         let dst = unsafe {
             core::slice::from_raw_parts_mut(
                 base.get().add(rows.start * k + k0 * tiles * mr),
