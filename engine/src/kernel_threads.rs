@@ -11,6 +11,13 @@
 //! worker counts as CPU time, so a run's CPU seconds come close to threads × its wall
 //! time (the inference worker's CPU budget counts all threads).
 //!
+//! Each thread first takes the tasks of its own share (thread `i` of `T`, tasks
+//! `i·n/T..(i+1)·n/T`), then what is left of the others'. Neighbouring tasks are
+//! neighbouring parts of an output (rows, positions), and consecutive operators split
+//! their outputs alike, so a thread mostly reads what it wrote a loop before, from its
+//! own cache: with one shared counter the tasks fell to the threads by turns, and half of
+//! every operator's input crossed between cores.
+//!
 //! What this must not do: decide anything a result depends on. Tasks are independent
 //! outputs; which thread runs which task never changes a bit. A call made while the
 //! workers are busy (a nested loop, or a second model running at the same time) runs its
@@ -35,7 +42,6 @@ struct Job {
     /// The body, its lifetime erased: [`run`] does not return (nor unwind) before every
     /// worker that joined has left, so the pointer is never used after the borrow ends.
     task: *const Task,
-    tasks: usize,
 }
 
 // SAFETY: `task` points to a `Sync` closure; workers only call it while `run`, which
@@ -54,7 +60,8 @@ struct Pool {
     wake: Condvar,
     /// `state.generation`, readable without the lock while polling.
     generation: AtomicU64,
-    next: AtomicUsize,
+    /// Per thread (the caller first): the next task of its share, and the share's end.
+    shares: Box<[Share]>,
     /// Workers inside the current job.
     joined: AtomicUsize,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
@@ -62,6 +69,17 @@ struct Pool {
     busy: AtomicBool,
     workers: usize,
 }
+
+/// One thread's share of a job's tasks. Its owner takes them from the front, and a
+/// thread that has run out takes from here too: each task is taken once, by whoever's
+/// `fetch_add` returns it.
+struct Share {
+    next: AtomicUsize,
+    end: AtomicUsize,
+}
+
+/// A `next` past every share: no task starts after a panic.
+const STOPPED: usize = usize::MAX / 2;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock only means a task panicked; the state itself stays consistent.
@@ -80,7 +98,12 @@ fn pool() -> &'static Pool {
             }),
             wake: Condvar::new(),
             generation: AtomicU64::new(0),
-            next: AtomicUsize::new(0),
+            shares: (0..=workers)
+                .map(|_| Share {
+                    next: AtomicUsize::new(STOPPED),
+                    end: AtomicUsize::new(0),
+                })
+                .collect(),
             joined: AtomicUsize::new(0),
             panic: Mutex::new(None),
             busy: AtomicBool::new(false),
@@ -90,7 +113,7 @@ fn pool() -> &'static Pool {
         for i in 0..workers {
             let spawned = std::thread::Builder::new()
                 .name(format!("inferchain-kernels-{i}"))
-                .spawn(move || work(pool));
+                .spawn(move || work(pool, i + 1));
             if spawned.is_ok() {
                 started += 1;
             }
@@ -114,20 +137,23 @@ pub fn run(tasks: usize, task: &(dyn Fn(usize) + Sync)) {
     // SAFETY: only the lifetime is erased; see `Job::task`.
     let erased: *const Task =
         unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static Task>(task) };
-    pool.next.store(0, Ordering::Relaxed);
+    let threads = pool.shares.len();
+    for (i, share) in pool.shares.iter().enumerate() {
+        share.next.store(i * tasks / threads, Ordering::Relaxed);
+        share
+            .end
+            .store((i + 1) * tasks / threads, Ordering::Relaxed);
+    }
     {
         let mut state = lock(&pool.state);
         state.generation += 1;
-        state.job = Some(Job {
-            task: erased,
-            tasks,
-        });
+        state.job = Some(Job { task: erased });
         pool.generation.store(state.generation, Ordering::Release);
         if state.sleepers > 0 {
             pool.wake.notify_all();
         }
     }
-    run_tasks(pool, task, tasks);
+    run_tasks(pool, task, 0);
     // Closed: no worker joins after this; wait for those inside to leave.
     lock(&pool.state).job = None;
     while pool.joined.load(Ordering::Acquire) != 0 {
@@ -209,22 +235,29 @@ pub fn threads() -> usize {
     pool().workers + 1
 }
 
-/// Takes tasks until none are left; a panicking task stops the loop's other tasks from
-/// starting and is kept for [`run`] to raise.
-fn run_tasks(pool: &Pool, task: &(dyn Fn(usize) + Sync), tasks: usize) {
-    loop {
-        let t = pool.next.fetch_add(1, Ordering::Relaxed);
-        if t >= tasks {
-            return;
-        }
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| task(t))) {
-            pool.next.store(usize::MAX / 2, Ordering::Relaxed);
-            lock(&pool.panic).get_or_insert(panic);
+/// Takes the tasks of thread `me`'s share, then those left in the others' (the next
+/// thread's first), until none are left; a panicking task stops the loop's other tasks
+/// from starting and is kept for [`run`] to raise.
+fn run_tasks(pool: &Pool, task: &(dyn Fn(usize) + Sync), me: usize) {
+    let threads = pool.shares.len();
+    for share in (0..threads).map(|i| &pool.shares[(me + i) % threads]) {
+        loop {
+            let t = share.next.fetch_add(1, Ordering::Relaxed);
+            if t >= share.end.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| task(t))) {
+                for share in pool.shares.iter() {
+                    share.next.store(STOPPED, Ordering::Relaxed);
+                }
+                lock(&pool.panic).get_or_insert(panic);
+            }
         }
     }
 }
 
-fn work(pool: &'static Pool) {
+/// Worker `me` (1 and up; the caller runs share 0).
+fn work(pool: &'static Pool, me: usize) {
     let mut seen = 0u64;
     loop {
         let idle_since = Instant::now();
@@ -242,13 +275,13 @@ fn work(pool: &'static Pool) {
                 state.sleepers -= 1;
             }
         }
-        let (task, tasks) = {
+        let task = {
             let state = lock(&pool.state);
             seen = state.generation;
             match &state.job {
                 Some(job) => {
                     pool.joined.fetch_add(1, Ordering::Relaxed);
-                    (job.task, job.tasks)
+                    job.task
                 }
                 None => continue,
             }
@@ -256,7 +289,7 @@ fn work(pool: &'static Pool) {
         #[allow(unsafe_code)]
         // SAFETY: the job was open when joined, so `run` is still waiting for this worker.
         let task = unsafe { &*task };
-        run_tasks(pool, task, tasks);
+        run_tasks(pool, task, me);
         pool.joined.fetch_sub(1, Ordering::Release);
     }
 }
