@@ -191,8 +191,7 @@ pub fn for_each_row_mut<T: Send>(
     f: impl Fn(usize, &mut [T]) + Sync,
 ) {
     let row_len = row_len.max(1);
-    let rows = data.len().div_ceil(row_len);
-    let per_task = rows.div_ceil(threads() * TASKS_PER_THREAD).max(1);
+    let per_task = rows_per_task(data.len().div_ceil(row_len));
     for_each_chunk_mut(data, per_task * row_len, |t, rows| {
         for (j, row) in rows.chunks_mut(row_len).enumerate() {
             f(t * per_task + j, row)
@@ -229,6 +228,12 @@ pub fn map_collect<T: Send + Default + Clone>(len: usize, f: impl Fn(usize) -> T
 /// Tasks per thread a loop over many small independent pieces is split into: enough to
 /// even out uneven pieces, few enough that per-task set-up stays small.
 pub const TASKS_PER_THREAD: usize = 4;
+
+/// Rows a task where `rows` neighbouring rows are grouped into at most [`threads`] ×
+/// [`TASKS_PER_THREAD`] tasks (at least one row a task).
+pub fn rows_per_task(rows: usize) -> usize {
+    rows.div_ceil(threads() * TASKS_PER_THREAD).max(1)
+}
 
 /// The threads a loop's tasks are spread over (the caller's included).
 pub fn threads() -> usize {

@@ -221,9 +221,7 @@ pub fn rows_on_threads(
     write: impl Fn(usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
     let row_len = row_len.max(1);
-    let rows = len.div_ceil(row_len);
-    let tasks = crate::kernel_threads::threads() * crate::kernel_threads::TASKS_PER_THREAD;
-    let per_task = rows.div_ceil(tasks.max(1)).max(1);
+    let per_task = crate::kernel_threads::rows_per_task(len.div_ceil(row_len));
     zeroed_on_threads(len, per_task * row_len, |t, part| write(t * per_task, part))
 }
 
@@ -271,6 +269,14 @@ impl<'a> Filling<'a> {
             d.write(*s);
         }
         self.filled += values.len();
+    }
+
+    /// Writes `n` zeros next (panics past the end).
+    pub fn zeros(&mut self, n: usize) {
+        for d in &mut self.dst[self.filled..][..n] {
+            d.write(0.0);
+        }
+        self.filled += n;
     }
 
     /// The storage, every value written (panics otherwise).

@@ -755,15 +755,30 @@ impl PaddedPixels {
     }
 
     /// `x` (`h · w` pixels of `c` channels) in its padded plane: each value written once
-    /// (the input's rows copied, zeros only around them).
+    /// (the input's rows copied, zeros only around them), the padded rows split over the
+    /// threads as the kernel's positions are after it (so each thread mostly copies the
+    /// rows it then reads).
     fn copy(&self, x: &[f32], c: usize) -> Vec<f32> {
-        let mut out = Vec::with_capacity(self.len * c);
-        for (iy, row) in x.chunks_exact(self.w * c).take(self.h).enumerate() {
-            out.resize((self.first + iy * self.wp) * c, 0.0);
-            out.extend_from_slice(row);
-        }
-        out.resize(self.len * c, 0.0);
-        out
+        let (rows, row) = (self.len / self.wp, self.wp * c);
+        let (top, left) = (self.first / self.wp, self.first % self.wp);
+        let right = self.wp - left - self.w;
+        let per_task = kernel_threads::rows_per_task(rows);
+        numerics::written_on_threads(self.len * c, per_task * row, |t, part| {
+            let first = t * per_task;
+            let count = part.len() / row;
+            let mut fill = numerics::Filling::new(part);
+            for r in first..first + count {
+                match r.checked_sub(top).filter(|&iy| iy < self.h) {
+                    Some(iy) => {
+                        fill.zeros(left * c);
+                        fill.put(&x[iy * self.w * c..][..self.w * c]);
+                        fill.zeros(right * c);
+                    }
+                    None => fill.zeros(row),
+                }
+            }
+            fill.done()
+        })
     }
 }
 
@@ -1045,7 +1060,7 @@ fn depthwise_planar(
     // output (the buffer's padding written once per task). The output is not zeroed
     // first: each plane's rows are copied out of the wide output into fresh storage.
     let planes = n * group;
-    let per_task = planes.div_ceil(kernel_threads::threads() * kernel_threads::TASKS_PER_THREAD);
+    let per_task = kernel_threads::rows_per_task(planes);
     numerics::written_on_threads(planes * mg * p, per_task * mg * p, |task, dst| {
         let (mut buffer, mut wide_out) = (PhaseBuffer::default(), vec![0f32; wide]);
         let mut out = numerics::Filling::new(dst);

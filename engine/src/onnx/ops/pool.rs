@@ -53,8 +53,7 @@ fn planar_max(node: &NodeProto, x: &Tensor) -> Result<Option<Tensor>> {
             // padding written once per task) and row of maxima, and its part of the
             // output (zeroed by the task, not by this thread first).
             let planes = data.len() / in_len;
-            let per_task =
-                planes.div_ceil(kernel_threads::threads() * kernel_threads::TASKS_PER_THREAD);
+            let per_task = kernel_threads::rows_per_task(planes);
             numerics::zeroed_on_threads(len, per_task * p, |task, dst| {
                 let (mut buffer, mut max) = (PhaseBuffer::default(), Vec::new());
                 for (i, dst) in dst.chunks_exact_mut(p).enumerate() {
