@@ -14,6 +14,7 @@
 //! This module must not compute: it moves values, and decides nothing a result depends on.
 
 use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
+use std::mem::MaybeUninit;
 
 /// The operators that return a channels-last input channels last (element-wise, on one
 /// tensor or on two of one shape and layout), so a convolution read only through them may
@@ -134,17 +135,73 @@ pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     }
 }
 
-/// NHWC storage of `n` samples, `c` channels, `pixels` per plane, as row-major NCHW.
-pub fn to_nchw(src: &[f32], n: usize, c: usize, pixels: usize) -> Vec<f32> {
-    let mut out = vec![0f32; n * c * pixels];
-    let per = c * pixels;
-    if per > 0 {
-        for (s, d) in src.chunks_exact(per).zip(out.chunks_exact_mut(per)) {
-            transpose(s, pixels, c, d);
+/// `src`, `samples` blocks of [pixels, channels] row-major, into `dst` as `samples`
+/// blocks of [channels, pixels] (NCHW), written without zeroing first: `dst`'s rows
+/// (one channel of one sample each) split over the kernels' threads, or on this one
+/// where `parallel` is false. Returns `dst`, every value written.
+pub fn transposed_into<'a>(
+    src: &[f32],
+    (samples, pixels, channels): (usize, usize, usize),
+    dst: &'a mut [MaybeUninit<f32>],
+    parallel: bool,
+) -> &'a mut [f32] {
+    let len = samples * pixels * channels;
+    assert!(
+        src.len() == len && dst.len() == len,
+        "transposed_into: {} values in, {} out, for {samples}×{pixels}×{channels}",
+        src.len(),
+        dst.len()
+    );
+    let pixels_len = pixels.max(1);
+    // Rows `first..` of dst (row r: sample r / channels, channel r % channels), BLOCK rows
+    // of one sample at a time, so each line of `src` read serves BLOCK of them.
+    let write_rows = |first: usize, rows: &mut [MaybeUninit<f32>]| {
+        let count = rows.len() / pixels_len;
+        let mut r = 0;
+        while r < count {
+            let (s, c) = ((first + r) / channels, (first + r) % channels);
+            let n = BLOCK.min(count - r).min(channels - c);
+            let block = &mut rows[r * pixels..][..n * pixels];
+            let from = &src[s * pixels * channels..][..pixels * channels];
+            for px in 0..pixels {
+                let line = &from[px * channels + c..][..n];
+                for (i, &v) in line.iter().enumerate() {
+                    block[i * pixels + px].write(v);
+                }
+            }
+            r += n;
         }
+    };
+    if parallel && len > 0 {
+        let per_task = crate::kernel_threads::rows_per_task(samples * channels);
+        crate::kernel_threads::for_each_chunk_mut(dst, per_task * pixels_len, |t, rows| {
+            write_rows(t * per_task, rows)
+        });
+    } else if len > 0 {
+        write_rows(0, dst);
     }
-    out
+    #[allow(unsafe_code)]
+    // SAFETY: the rows cover `dst` (samples × channels rows of `pixels`), and each row's
+    // every pixel was written above (a panic in a task is raised by `for_each_chunk_mut`
+    // before this point).
+    unsafe {
+        &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
+    }
 }
+
+/// NHWC storage of `n` samples, `c` channels, `pixels` per plane, as row-major NCHW.
+/// Written once (not zeroed first), on the kernels' threads where it is large enough to
+/// pay for waking them.
+pub fn to_nchw(src: &[f32], n: usize, c: usize, pixels: usize) -> Vec<f32> {
+    let len = n * c * pixels;
+    crate::numerics::written_in_parts(1, len, |_, dst| {
+        transposed_into(&src[..len], (n, pixels, c), dst, len >= PARALLEL_VALUES)
+    })
+}
+
+/// Values from which a transpose runs on the kernels' threads (below, waking them costs
+/// more than the pass). Either way the same values land in the same places.
+const PARALLEL_VALUES: usize = 1 << 16;
 
 /// Calls `f` with `t`'s f32 values in row-major (NCHW) order when `t` is stored channels
 /// last: transposed with [`to_nchw`] rather than candle's element-by-element strided copy.
@@ -225,6 +282,45 @@ mod tests {
                     assert_eq!(dst[c * rows + r], src[r * cols + c]);
                 }
             }
+        }
+    }
+
+    /// Samples of [pixels, channels] into [channels, pixels], on the threads or not:
+    /// every value lands where the per-sample transpose puts it, across channel blocks
+    /// that end inside a sample and tasks that end inside a block; no pixels or no
+    /// channels is an empty output.
+    #[test]
+    fn the_threaded_transpose_writes_every_value_once() {
+        for (samples, pixels, channels) in [
+            (1, 1, 1),
+            (3, 7, 40),
+            (2, 49, 17),
+            (5, 300, 33),
+            (8, 3025, 64),
+            (2, 0, 5),
+            (2, 5, 0),
+        ] {
+            let len = samples * pixels * channels;
+            let src: Vec<f32> = (0..len).map(|i| i as f32 - 7.5).collect();
+            let mut want = vec![0f32; len];
+            if len > 0 {
+                for (s, d) in src
+                    .chunks_exact(pixels * channels)
+                    .zip(want.chunks_exact_mut(pixels * channels))
+                {
+                    transpose(s, pixels, channels, d);
+                }
+            }
+            for parallel in [false, true] {
+                let mut dst = vec![MaybeUninit::new(f32::NAN); len];
+                let got = transposed_into(&src, (samples, pixels, channels), &mut dst, parallel);
+                assert_eq!(
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{samples}×{pixels}×{channels} parallel={parallel}"
+                );
+            }
+            assert_eq!(to_nchw(&src, samples, channels, pixels), want);
         }
     }
 }

@@ -288,6 +288,27 @@ fn conv_batched(
             gemm_into(isa, a, &packed[0], bias, clip, y, par)
         });
     }
+    if group == 1 && layout == Layout::RowMajor && n.is_multiple_of(chunk) {
+        // One product per chunk of samples into fresh Yᵀ [pixels, channels], then Yᵀ
+        // transposed into the chunk's NCHW output: neither zeroed first, both written on
+        // the threads (no pass over memory by this thread alone).
+        let bias = bias.map_or(Bias::None, Bias::Col);
+        return numerics::written_in_parts(n / chunk, chunk * m * p, |part, y| {
+            let (a, par) = product_a(
+                source,
+                geometry,
+                im2col,
+                (part * chunk, chunk),
+                0,
+                &mut cols,
+            );
+            let yt = numerics::written_in_parts(1, chunk * p * m, |_, yt| {
+                gemm_into(isa, a, &packed[0], bias, clip, yt, par)
+            });
+            let parallel = !is_small(geometry, chunk * p);
+            channels_last::transposed_into(&yt, (chunk, p, m), y, parallel)
+        });
+    }
     let mut out = vec![0f32; n * m * p];
     for first in (0..n).step_by(chunk) {
         let samples = chunk.min(n - first);
@@ -382,8 +403,6 @@ fn product_a<'a>(
             MatRef::row_major(plane, k, pixels).t()
         }
         (Source::Planes(xs), _) => {
-            cols.clear();
-            cols.resize(k * pixels, 0.0);
             // Rows are independent copies: filled in parallel, the same bytes in any
             // order.
             let fill_row = |row: usize, dst: &mut [f32]| {
@@ -398,13 +417,20 @@ fn product_a<'a>(
                 }
             };
             if small {
+                cols.clear();
+                cols.resize(k * pixels, 0.0);
                 for (row, dst) in cols.chunks_exact_mut(pixels.max(1)).enumerate() {
                     fill_row(row, dst);
                 }
             } else {
                 // A few tasks per thread, neighbouring rows together (a task per row
-                // costs more to hand out than its copy).
-                kernel_threads::for_each_row_mut(cols, pixels.max(1), fill_row);
+                // costs more to hand out than its copy), each zeroing its own rows
+                // before filling them.
+                *cols = numerics::rows_on_threads(k * pixels, pixels.max(1), |first, rows| {
+                    for (i, dst) in rows.chunks_mut(pixels.max(1)).enumerate() {
+                        fill_row(first + i, dst);
+                    }
+                });
             }
             MatRef::row_major(cols, k, pixels).t()
         }
