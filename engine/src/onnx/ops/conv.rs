@@ -272,9 +272,11 @@ fn conv_batched(
     let isa = numerics::isa();
     let chunk = GEMM_PIXELS.div_ceil(p.max(1)).clamp(1, n.max(1));
     let mut cols: Vec<f32> = Vec::new();
-    if group == 1 && layout == Layout::ChannelsLast && n.is_multiple_of(chunk) {
-        // One product per chunk of samples, Yᵀ [pixels, channels] being the output as
-        // stored: each value written once, by the product (no zeroing first).
+    if group == 1 && n.is_multiple_of(chunk) {
+        // One product per chunk of samples. Channels last, Yᵀ [pixels, channels] is the
+        // output as stored: each value written once, by the product. Row-major, fresh Yᵀ
+        // is transposed into the chunk's NCHW output on the threads. Nothing is zeroed
+        // first, and no pass over memory is this thread's alone.
         let bias = bias.map_or(Bias::None, Bias::Col);
         return numerics::written_in_parts(n / chunk, chunk * m * p, |part, y| {
             let (a, par) = product_a(
@@ -285,28 +287,16 @@ fn conv_batched(
                 0,
                 &mut cols,
             );
-            gemm_into(isa, a, &packed[0], bias, clip, y, par)
-        });
-    }
-    if group == 1 && layout == Layout::RowMajor && n.is_multiple_of(chunk) {
-        // One product per chunk of samples into fresh Yᵀ [pixels, channels], then Yᵀ
-        // transposed into the chunk's NCHW output: neither zeroed first, both written on
-        // the threads (no pass over memory by this thread alone).
-        let bias = bias.map_or(Bias::None, Bias::Col);
-        return numerics::written_in_parts(n / chunk, chunk * m * p, |part, y| {
-            let (a, par) = product_a(
-                source,
-                geometry,
-                im2col,
-                (part * chunk, chunk),
-                0,
-                &mut cols,
-            );
-            let yt = numerics::written_in_parts(1, chunk * p * m, |_, yt| {
-                gemm_into(isa, a, &packed[0], bias, clip, yt, par)
-            });
-            let parallel = !is_small(geometry, chunk * p);
-            channels_last::transposed_into(&yt, (chunk, p, m), y, parallel)
+            match layout {
+                Layout::ChannelsLast => gemm_into(isa, a, &packed[0], bias, clip, y, par),
+                Layout::RowMajor => {
+                    let yt = numerics::written_in_parts(1, chunk * p * m, |_, yt| {
+                        gemm_into(isa, a, &packed[0], bias, clip, yt, par)
+                    });
+                    let parallel = !is_small(geometry, chunk * p);
+                    channels_last::transposed_into(&yt, (chunk, p, m), y, parallel)
+                }
+            }
         });
     }
     let mut out = vec![0f32; n * m * p];
