@@ -72,7 +72,9 @@ struct Pool {
 
 /// One thread's share of a job's tasks. Its owner takes them from the front, and a
 /// thread that has run out takes from here too: each task is taken once, by whoever's
-/// `fetch_add` returns it.
+/// `fetch_add` returns it. Each share has cache lines of its own (a line shared by two
+/// threads' counters would cross between their cores on every task taken).
+#[repr(align(128))]
 struct Share {
     next: AtomicUsize,
     end: AtomicUsize,
@@ -246,9 +248,10 @@ pub fn threads() -> usize {
 fn run_tasks(pool: &Pool, task: &(dyn Fn(usize) + Sync), me: usize) {
     let threads = pool.shares.len();
     for share in (0..threads).map(|i| &pool.shares[(me + i) % threads]) {
+        let end = share.end.load(Ordering::Relaxed);
         loop {
             let t = share.next.fetch_add(1, Ordering::Relaxed);
-            if t >= share.end.load(Ordering::Relaxed) {
+            if t >= end {
                 break;
             }
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| task(t))) {

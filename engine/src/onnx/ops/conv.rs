@@ -275,8 +275,8 @@ fn conv_batched(
     if group == 1 && n.is_multiple_of(chunk) {
         // One product per chunk of samples. Channels last, Yᵀ [pixels, channels] is the
         // output as stored: each value written once, by the product. Row-major, fresh Yᵀ
-        // is transposed into the chunk's NCHW output on the threads. Nothing is zeroed
-        // first, and no pass over memory is this thread's alone.
+        // is transposed into the chunk's NCHW output (on the threads unless the product
+        // is small enough to stay on this one). Neither is zeroed first.
         let bias = bias.map_or(Bias::None, Bias::Col);
         return numerics::written_in_parts(n / chunk, chunk * m * p, |part, y| {
             let (a, par) = product_a(
@@ -406,16 +406,20 @@ fn product_a<'a>(
                     }
                 }
             };
+            // The fill writes every value, so a buffer kept from the last chunk is not
+            // zeroed again (`resize` zeroes only what it adds).
             if small {
-                cols.clear();
                 cols.resize(k * pixels, 0.0);
                 for (row, dst) in cols.chunks_exact_mut(pixels.max(1)).enumerate() {
                     fill_row(row, dst);
                 }
-            } else {
+            } else if cols.len() == k * pixels {
                 // A few tasks per thread, neighbouring rows together (a task per row
-                // costs more to hand out than its copy), each zeroing its own rows
-                // before filling them.
+                // costs more to hand out than its copy).
+                kernel_threads::for_each_row_mut(cols, pixels.max(1), fill_row);
+            } else {
+                // A fresh buffer: each task zeroes its own rows, in its cache, before
+                // filling them.
                 *cols = numerics::rows_on_threads(k * pixels, pixels.max(1), |first, rows| {
                     for (i, dst) in rows.chunks_mut(pixels.max(1)).enumerate() {
                         fill_row(first + i, dst);
