@@ -539,15 +539,17 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
         // each.
         let base = t.rows.start / MR * k * MR;
         let shared = !t.apacked.is_empty();
-        let mut own = alloc::vec![0f32; if shared { 0 } else { tiles * kb.min(k) * MR }];
+        // Not zeroed: each K block's packing writes all it is read for.
+        let own_len = if shared { 0 } else { tiles * kb.min(k) * MR };
+        let mut own: Vec<f32> = Vec::with_capacity(own_len);
+        let own = &mut own.spare_capacity_mut()[..own_len];
         let mut k0 = 0;
         while k0 < k {
             let kc = kb.min(k - k0);
             let apack = if shared {
                 &t.apacked[base + k0 * tiles * MR..][..tiles * kc * MR]
             } else {
-                pack_a(&t.a, MR, t.rows.clone(), k0, kc, &mut own);
-                &own[..tiles * kc * MR]
+                pack_a(&t.a, MR, t.rows.clone(), k0, kc, &mut *own)
             };
             for p in t.panels.clone() {
                 let bp = panel_block::<V, NV>(t, p, k0, kc, &mut filled);
@@ -724,7 +726,9 @@ fn pack_a_shared(
     par: &dyn Parallel,
 ) -> Vec<f32> {
     let m = a.rows;
-    let mut out = alloc::vec![0f32; m.div_ceil(mr) * mr * k];
+    let len = m.div_ceil(mr) * mr * k;
+    // Not zeroed first: the blocks tile it, and `pack_a` writes every value of each.
+    let mut out: Vec<f32> = Vec::with_capacity(len);
     let (row_blocks, k_blocks) = (m.div_ceil(mc), k.div_ceil(kb));
     let base = SharedMut(out.as_mut_ptr());
     par.run(row_blocks * k_blocks, &|t| {
@@ -737,55 +741,66 @@ fn pack_a_shared(
         // tile `out`.
         let dst = unsafe {
             core::slice::from_raw_parts_mut(
-                base.get().add(rows.start * k + k0 * tiles * mr),
+                base.get().add(rows.start * k + k0 * tiles * mr) as *mut MaybeUninit<f32>,
                 tiles * kc * mr,
             )
         };
         pack_a(&a, mr, rows, k0, kc, dst);
     });
+    // SAFETY: the tasks wrote all `len` values (the blocks tile them, `pack_a` writes
+    // every value of a block).
+    unsafe { out.set_len(len) };
     out
 }
 
-/// Copies rows `rows` and columns `k0..k0 + kc` of A into `dst`, tile after tile of `mr`
-/// rows, interleaved by row (rows past the end of the last tile are left as they are: no
-/// tile reads them).
-fn pack_a(
+/// Copies rows `rows` and columns `k0..k0 + kc` of A into the start of `dst`, tile after
+/// tile of `mr` rows, interleaved by row; returns that start, every value of it written
+/// (rows past the end of the last tile as +0, which no tile reads). `dst` may be fresh,
+/// uninitialized storage: nothing zeroes it first.
+fn pack_a<'d>(
     a: &MatRef<'_>,
     mr: usize,
     rows: core::ops::Range<usize>,
     k0: usize,
     kc: usize,
-    dst: &mut [f32],
-) {
+    dst: &'d mut [MaybeUninit<f32>],
+) -> &'d [f32] {
     let (start, n) = (rows.start, rows.len());
+    let len = n.div_ceil(mr) * kc * mr;
+    let dst = &mut dst[..len];
     for tile in 0..n.div_ceil(mr) {
         let r_n = mr.min(n - tile * mr);
         let dst = &mut dst[tile * kc * mr..][..kc * mr];
         let first = start + tile * mr;
-        if a.rs == 1 {
-            // Each step's mr values are contiguous in A: a whole tile's run is copied at
-            // a length known here (inline moves, not a call to memcpy per step).
-            for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
+        for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
+            let (d, past) = d.split_at_mut(r_n);
+            if a.rs == 1 {
+                // Each step's mr values are contiguous in A: a whole tile's run is
+                // copied at a length known here (inline moves, not a call to memcpy per
+                // step).
                 let src = &a.data[(k0 + kk) * a.cs + first..][..r_n];
                 match r_n {
-                    12 => d[..12].copy_from_slice(&src[..12]),
-                    6 => d[..6].copy_from_slice(&src[..6]),
-                    4 => d[..4].copy_from_slice(&src[..4]),
+                    12 => copy_fixed::<12>(src, d),
+                    6 => copy_fixed::<6>(src, d),
+                    4 => copy_fixed::<4>(src, d),
                     _ => {
                         for (d, v) in d.iter_mut().zip(src) {
-                            *d = *v;
+                            d.write(*v);
                         }
                     }
                 }
-            }
-        } else {
-            for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
-                for (r, v) in d[..r_n].iter_mut().enumerate() {
-                    *v = a.data[(first + r) * a.rs + (k0 + kk) * a.cs];
+            } else {
+                for (r, v) in d.iter_mut().enumerate() {
+                    v.write(a.data[(first + r) * a.rs + (k0 + kk) * a.cs]);
                 }
+            }
+            for v in past {
+                v.write(0.0);
             }
         }
     }
+    // SAFETY: every value of `dst` (its first `len`) was just written.
+    unsafe { &*(dst as *const [MaybeUninit<f32>] as *const [f32]) }
 }
 
 type TileArgs = (

@@ -34,6 +34,9 @@ use std::mem::MaybeUninit;
 /// near its peak, few enough that `cols` stays in cache-sized pieces. (Any value gives
 /// the same bits: pixels are independent outputs.)
 const GEMM_PIXELS: usize = 2048;
+/// The fewest values a task of a fused activation takes (fewer cost more to hand out than
+/// to compute).
+const ACTIVATION_VALUES: usize = 1 << 13;
 
 /// Output pixels per plane from which a convolution runs as `Y = W · cols`, its output
 /// rows already NCHW; smaller planes batch samples into one `Yᵀ = colsᵀ Wᵀ` and
@@ -229,7 +232,10 @@ fn finish(
     activation: Option<FusedActivation>,
 ) -> Result<Tensor> {
     if let Some(activation) = activation {
-        activation.apply(&mut out);
+        // Element by element: on the threads, each a contiguous part (as the tasks that
+        // wrote the output split it).
+        let per_task = kernel_threads::rows_per_task(out.len()).max(ACTIVATION_VALUES);
+        kernel_threads::for_each_chunk_mut(&mut out, per_task, |_, part| activation.apply(part));
     }
     match layout {
         Layout::ChannelsLast => channels_last::tensor(out, dims),
