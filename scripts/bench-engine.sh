@@ -2,7 +2,8 @@
 # Engine vs onnxruntime, same files, one run: builds the CLI, generates the benchmark
 # graphs (seeded, cached outside the checkout), installs onnxruntime from PyPI into the
 # project venv, and prints latency ratios and GFLOP/s. Not part of CI (minutes of CPU).
-#   bash scripts/bench-engine.sh [ITERS]        (THREADS=n to override the thread count)
+#   bash scripts/bench-engine.sh [ITERS]        (THREADS=n to override the thread count,
+#                                               ROUNDS=n interleaved rounds, default 3)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$INFERCHAIN_ROOT"

@@ -4,6 +4,11 @@
 For each graph and batch: the engine's median latency (`inferchain model bench`, the real
 CLI over the real store) and onnxruntime's (same .npy input, same thread count), their
 ratio, and the engine's achieved GFLOP/s against this CPU's peak.
+
+A shared machine's speed drifts by tens of percent within minutes, so the two are measured
+in ROUNDS interleaved rounds (the order swapped every round), each round's ratio taken
+between measurements a few seconds apart; a row reports the median of those ratios and
+their spread (lowest to highest), and each side's median of its round medians.
 """
 import json
 import os
@@ -21,6 +26,7 @@ from minilm_numpy import tokenize  # noqa: E402
 
 CLI, STORE, MODELS, MINILM_DIR, THREADS, ITERS = sys.argv[1:7]
 THREADS, ITERS = int(THREADS), int(ITERS)
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
 FLOPS = json.load(open(os.path.join(MODELS, "flops.json")))
 
 
@@ -45,11 +51,14 @@ def engine_ms(model_id, *input_args):
     return cli("model", "bench", model_id, *input_args, "--iters", str(ITERS), "--json")["median_ms"]
 
 
-def ort_ms(path, feeds):
+def ort_session(path):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = THREADS
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def ort_ms(sess, feeds):
     sess.run(None, feeds)
     times = []
     for _ in range(ITERS):
@@ -59,31 +68,50 @@ def ort_ms(path, feeds):
     return statistics.median(times), out
 
 
+def paired(engine, onnxruntime):
+    """ROUNDS interleaved rounds of `engine()` and `onnxruntime()` (each a median in ms),
+    the order swapped every round: per side the median of its round medians, and the
+    round ratios."""
+    e_times, o_times, ratios = [], [], []
+    for r in range(ROUNDS):
+        if r % 2 == 0:
+            e, o = engine(), onnxruntime()
+        else:
+            o, e = onnxruntime(), engine()
+        e_times.append(e)
+        o_times.append(o)
+        ratios.append(e / o)
+    return statistics.median(e_times), statistics.median(o_times), ratios
+
+
 peak, peak_how = cpu_peak_gflops()
-print(f"CPU peak f32: {peak:.0f} GFLOP/s ({peak_how}); {THREADS} threads; median of {ITERS} runs after 1 warm-up")
-print(f"{'model':<22} {'batch':>5} {'engine ms':>10} {'ort ms':>9} {'engine/ort':>10} {'GFLOP':>7} {'engine GFLOP/s':>14} {'% peak':>7}")
+print(f"CPU peak f32: {peak:.0f} GFLOP/s ({peak_how}); {THREADS} threads; {ROUNDS} interleaved rounds, each the median of {ITERS} runs after 1 warm-up")
+print(f"{'model':<22} {'batch':>5} {'engine ms':>10} {'ort ms':>9} {'engine/ort':>10} {'rounds':>11} {'GFLOP':>7} {'engine GFLOP/s':>14} {'% peak':>7}")
 rows = []
 tmp = tempfile.mkdtemp()
 rng = np.random.default_rng(1)
 
 
-def row(name, batch, e_ms, o_ms, gflop):
+def row(name, batch, measured, gflop):
+    e_ms, o_ms, ratios = measured
+    ratio = statistics.median(ratios)
     gfs = gflop / (e_ms / 1e3)
-    rows.append(dict(model=name, batch=batch, engine_ms=e_ms, ort_ms=o_ms, ratio=e_ms / o_ms, gflop=gflop, engine_gflops=gfs, peak_pct=100 * gfs / peak))
-    print(f"{name:<22} {batch:>5} {e_ms:>10.1f} {o_ms:>9.1f} {e_ms / o_ms:>10.2f} {gflop:>7.2f} {gfs:>14.1f} {100 * gfs / peak:>6.1f}%", flush=True)
+    rows.append(dict(model=name, batch=batch, engine_ms=e_ms, ort_ms=o_ms, ratio=ratio, round_ratios=ratios, gflop=gflop, engine_gflops=gfs, peak_pct=100 * gfs / peak))
+    spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+    print(f"{name:<22} {batch:>5} {e_ms:>10.1f} {o_ms:>9.1f} {ratio:>10.2f} {spread:>11} {gflop:>7.2f} {gfs:>14.1f} {100 * gfs / peak:>6.1f}%", flush=True)
 
 
 for name, shape, dtype in [("resnet-like", (3, 224, 224), np.float32), ("mobilenet-like", (3, 224, 224), np.float32), ("bert-base-like", (128,), np.int64)]:
     path = os.path.join(MODELS, f"{name}.onnx")
     model_id = cli("model", "import", path, "--local-only", "--json")["model"]
+    sess = ort_session(path)
     for batch in (1, 8):
         x = rng.uniform(-1, 1, (batch, *shape)).astype(np.float32) if dtype == np.float32 else rng.integers(1000, 30000, (batch, *shape)).astype(np.int64)
         npy = os.path.join(tmp, f"{name}-{batch}.npy")
         np.save(npy, x)
-        e = engine_ms(model_id, "--input", npy)
-        feed_name = "input" if dtype == np.float32 else "input_ids"
-        o, _ = ort_ms(path, {feed_name: x})
-        row(name, batch, e, o, FLOPS[name] * batch / 1e9)
+        feeds = {"input" if dtype == np.float32 else "input_ids": x}
+        measured = paired(lambda: engine_ms(model_id, "--input", npy), lambda: ort_ms(sess, feeds)[0])
+        row(name, batch, measured, FLOPS[name] * batch / 1e9)
 
 # MiniLM at 128 tokens: the engine runs the safetensors model (its own BERT on the kernels) from
 # text; onnxruntime runs the same weights as an ONNX graph on the same token ids.
@@ -92,15 +120,16 @@ vocab = json.load(open(os.path.join(MINILM_DIR, "tokenizer.json")))["model"]["vo
 ids = np.array([tokenize(text, vocab, 128)], dtype=np.int64)
 assert ids.shape == (1, 128), ids.shape
 minilm_id = cli("model", "import", MINILM_DIR, "--json")["model"]
-e = engine_ms(minilm_id, "--text", text)
-o, ort_out = ort_ms(os.path.join(MODELS, "minilm.onnx"), {"input_ids": ids})
-row("all-MiniLM-L6-v2", 1, e, o, FLOPS["minilm"] / 1e9)
+minilm_sess = ort_session(os.path.join(MODELS, "minilm.onnx"))
+measured = paired(lambda: engine_ms(minilm_id, "--text", text), lambda: ort_ms(minilm_sess, {"input_ids": ids})[0])
+row("all-MiniLM-L6-v2", 1, measured, FLOPS["minilm"] / 1e9)
+_, ort_out = ort_ms(minilm_sess, {"input_ids": ids})
 engine_out = np.array(cli("model", "run", minilm_id, "--text", text, "--json")["data"], dtype=np.float64)
 cos = float(engine_out @ ort_out[0][0] / (np.linalg.norm(engine_out) * np.linalg.norm(ort_out[0][0])))
 print(f"MiniLM engine vs onnxruntime embedding cosine: {cos:.7f}")
 onnx_minilm_id = cli("model", "import", os.path.join(MODELS, "minilm.onnx"), "--local-only", "--json")["model"]
 npy = os.path.join(tmp, "minilm-ids.npy")
 np.save(npy, ids)
-e2 = engine_ms(onnx_minilm_id, "--input", npy)
-row("MiniLM (engine ONNX)", 1, e2, o, FLOPS["minilm"] / 1e9)
+measured = paired(lambda: engine_ms(onnx_minilm_id, "--input", npy), lambda: ort_ms(minilm_sess, {"input_ids": ids})[0])
+row("MiniLM (engine ONNX)", 1, measured, FLOPS["minilm"] / 1e9)
 json.dump(dict(peak_gflops=peak, threads=THREADS, rows=rows, minilm_cosine=cos), open(os.path.join(MODELS, "results.json"), "w"), indent=1)
