@@ -26,7 +26,7 @@ from minilm_numpy import tokenize  # noqa: E402
 
 CLI, STORE, MODELS, MINILM_DIR, THREADS, ITERS = sys.argv[1:7]
 THREADS, ITERS = int(THREADS), int(ITERS)
-ROUNDS = int(os.environ.get("ROUNDS", "3"))
+ROUNDS = max(1, int(os.environ.get("ROUNDS", "3")))
 FLOPS = json.load(open(os.path.join(MODELS, "flops.json")))
 
 
@@ -123,7 +123,7 @@ minilm_id = cli("model", "import", MINILM_DIR, "--json")["model"]
 minilm_sess = ort_session(os.path.join(MODELS, "minilm.onnx"))
 measured = paired(lambda: engine_ms(minilm_id, "--text", text), lambda: ort_ms(minilm_sess, {"input_ids": ids})[0])
 row("all-MiniLM-L6-v2", 1, measured, FLOPS["minilm"] / 1e9)
-_, ort_out = ort_ms(minilm_sess, {"input_ids": ids})
+ort_out = minilm_sess.run(None, {"input_ids": ids})
 engine_out = np.array(cli("model", "run", minilm_id, "--text", text, "--json")["data"], dtype=np.float64)
 cos = float(engine_out @ ort_out[0][0] / (np.linalg.norm(engine_out) * np.linalg.norm(ort_out[0][0])))
 print(f"MiniLM engine vs onnxruntime embedding cosine: {cos:.7f}")
@@ -132,4 +132,4 @@ npy = os.path.join(tmp, "minilm-ids.npy")
 np.save(npy, ids)
 measured = paired(lambda: engine_ms(onnx_minilm_id, "--input", npy), lambda: ort_ms(minilm_sess, {"input_ids": ids})[0])
 row("MiniLM (engine ONNX)", 1, measured, FLOPS["minilm"] / 1e9)
-json.dump(dict(peak_gflops=peak, threads=THREADS, rows=rows, minilm_cosine=cos), open(os.path.join(MODELS, "results.json"), "w"), indent=1)
+json.dump(dict(peak_gflops=peak, threads=THREADS, rounds=ROUNDS, iters=ITERS, rows=rows, minilm_cosine=cos), open(os.path.join(MODELS, "results.json"), "w"), indent=1)

@@ -318,6 +318,8 @@ fn b_packed_from_rows_as_it_goes_gives_the_packed_products_bits() {
     for &(m, n, kk, transposed_a) in &[
         (64, 3133, 576, false),
         (13, 47, 300, true),
+        // A packed by shared tasks over several row blocks, the last tile of two rows.
+        (1100, 150, 600, true),
         (600, 70, 130, false),
         (5, 33, 1, false),
         (3, 9, 0, false),
