@@ -909,8 +909,8 @@ fn depthwise_channels_last(
             y
         });
     }
-    let mut out = vec![0f32; n * c * p];
     if n < threads {
+        let mut out = vec![0f32; n * c * p];
         // Fewer samples than threads: each sample's pixels are prepared once, then its
         // output positions are split over the threads (positions are independent
         // outputs; each still runs its own chain).
@@ -935,8 +935,11 @@ fn depthwise_channels_last(
         }
         return out;
     }
-    // Samples are independent: one task each.
-    kernel_threads::for_each_chunk_mut(&mut out, c * p, |s, y| {
+    // Samples are independent: one task each, which zeroes its own sample's output in
+    // its cache just before writing it (not a pass of the calling thread over all of
+    // them while the workers wait).
+    numerics::written_on_threads(n * c * p, c * p, |s, y| {
+        let y = inferchain_kernels::gemm::zeroed(y);
         let x = sample_pixels(source, s, in_len, c, padded.as_ref());
         let x = &x[..];
         match layout {
@@ -947,8 +950,8 @@ fn depthwise_channels_last(
                 channels_last::transpose(&yt, p, c, y);
             }
         }
-    });
-    out
+        y
+    })
 }
 
 /// Output positions per task where `n` samples (fewer than the `threads`) share the
