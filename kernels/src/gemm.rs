@@ -30,7 +30,7 @@ const PREFETCH: usize = 16;
 /// How many panels ahead a product whose B is given by its rows ([`gemm_rows`]) asks for
 /// each row's values.
 const ROWS_PREFETCH_PANELS: usize = 2;
-/// The longest K block whose rows are prefetched: 256 rows, two panels ahead, ask for
+/// The longest chain (K) whose rows are prefetched: 256 rows, two panels ahead, ask for
 /// 32 KiB of lines on a 16-column panel, as much as L1 holds on the CPUs measured.
 const ROWS_PREFETCH_MAX_STEPS: usize = 256;
 /// Rows per task (a multiple of every ISA's MR): a transformer's 128 token rows fit one
@@ -634,10 +634,11 @@ fn panel_block<V: Lanes, const NV: usize>(
             let (j0, dst) = (p * nr, &mut filled[..kc * nr]);
             let cols = nr.min(t.n - j0);
             // Each row is a stream of its own (a plane, for a 1×1 convolution): more
-            // streams than the hardware prefetchers follow. A short block asks for each
-            // row's part of a later panel now (a hint; the address may lie past the
-            // row); a long one would evict the panel block it is filling.
-            let ahead = kc <= ROWS_PREFETCH_MAX_STEPS;
+            // streams than the hardware prefetchers follow. A product with a short chain
+            // asks for each row's part of a later panel now (a hint; the address may lie
+            // past the row); a long one (a 3×3 convolution's shifted rows, which the
+            // hardware follows) would evict the panel block it is filling.
+            let ahead = t.k <= ROWS_PREFETCH_MAX_STEPS;
             for (row, d) in rows[k0..k0 + kc].iter().zip(dst.chunks_exact_mut(nr)) {
                 let src = &row[j0..j0 + cols];
                 if ahead {
