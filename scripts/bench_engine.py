@@ -133,12 +133,18 @@ np.save(npy, ids)
 measured = paired(lambda: engine_ms(onnx_minilm_id, "--input", npy), lambda: ort_ms(minilm_sess, {"input_ids": ids})[0])
 row("MiniLM (engine ONNX)", 1, measured, FLOPS["minilm"] / 1e9)
 # The peak again: a busy neighbour during the first reading makes it low (one run here read
-# 102 GFLOP/s where the same CPU reads 199), and then "% peak" overstates every row.
-end_peak, _ = cpu_peak_gflops()
+# 102 GFLOP/s where the same CPU reads 199), and then "% peak" overstates every row. Used
+# where it is more than 5% above the first reading.
+first_peak = peak
+try:
+    end_peak, _ = cpu_peak_gflops()
+except subprocess.CalledProcessError as e:
+    print(f"CPU peak not re-measured at the end ({e}); % peak is against the first reading")
+    end_peak = peak
 if end_peak > peak * 1.05:
     print(f"CPU peak re-measured at the end: {end_peak:.0f} GFLOP/s (the first reading, {peak:.0f}, was low); % peak against it:")
     peak = end_peak
     for r in rows:
         r["peak_pct"] = 100 * r["engine_gflops"] / peak
         print(f"  {r['model']:<22} {r['batch']:>5} {r['peak_pct']:>6.1f}%")
-json.dump(dict(peak_gflops=peak, threads=THREADS, rounds=ROUNDS, iters=ITERS, rows=rows, minilm_cosine=cos), open(os.path.join(MODELS, "results.json"), "w"), indent=1)
+json.dump(dict(peak_gflops=peak, peak_first_gflops=first_peak, peak_end_gflops=end_peak, threads=THREADS, rounds=ROUNDS, iters=ITERS, rows=rows, minilm_cosine=cos), open(os.path.join(MODELS, "results.json"), "w"), indent=1)

@@ -30,8 +30,9 @@ const PREFETCH: usize = 16;
 /// How many panels ahead a product whose B is given by its rows ([`gemm_rows`]) asks for
 /// each row's values.
 const ROWS_PREFETCH_PANELS: usize = 2;
-/// The longest chain (K) whose rows are prefetched: 256 rows, two panels ahead, ask for
-/// 32 KiB of lines on a 16-column panel, as much as L1 holds on the CPUs measured.
+/// The longest chain (K) whose rows are prefetched (one line per row; a hint only x86
+/// acts on): 256 rows, two panels ahead, ask for 32 KiB of lines on AVX2's 16-column
+/// panel, as much as L1 holds on the CPUs measured.
 const ROWS_PREFETCH_MAX_STEPS: usize = 256;
 /// Rows per task (a multiple of every ISA's MR): a transformer's 128 token rows fit one
 /// task, so B is streamed from memory once, with the threads splitting its columns.

@@ -938,8 +938,7 @@ fn depthwise_channels_last(
     // Samples are independent: one task each, which zeroes its own sample's output in
     // its cache just before writing it (not a pass of the calling thread over all of
     // them while the workers wait).
-    numerics::written_on_threads(n * c * p, c * p, |s, y| {
-        let y = inferchain_kernels::gemm::zeroed(y);
+    numerics::zeroed_on_threads(n * c * p, c * p, |s, y| {
         let x = sample_pixels(source, s, in_len, c, padded.as_ref());
         let x = &x[..];
         match layout {
@@ -950,7 +949,6 @@ fn depthwise_channels_last(
                 channels_last::transpose(&yt, p, c, y);
             }
         }
-        y
     })
 }
 
