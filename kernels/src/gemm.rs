@@ -106,6 +106,133 @@ impl<'a> MatRef<'a> {
     }
 }
 
+/// A convolution's `colsᵀ` (im2col's matrix, transposed), never written out: `M × K`,
+/// row `i` one output position (of some sample), column `k = channel · taps + tap`, and
+/// element `(i, k)` is `data[offsets[i · taps + tap] + channel · channel_stride]`, or +0
+/// where that offset is [`Patches::PADDING`]. These are the values im2col copies, so a
+/// product over them has the bits of the product over the written matrix; packing A
+/// gathers them straight from the input.
+#[derive(Clone, Copy)]
+pub struct Patches<'a> {
+    /// The input values (every sample's channels).
+    pub data: &'a [f32],
+    /// Per row and kernel position: where channel 0's value is in `data`.
+    pub offsets: &'a [usize],
+    /// Kernel positions per channel.
+    pub taps: usize,
+    /// Channels (K = channels · taps).
+    pub channels: usize,
+    /// How far apart in `data` one position's values for neighbouring channels are.
+    pub channel_stride: usize,
+}
+
+impl Patches<'_> {
+    /// The offset of a kernel position that reads the padding (+0).
+    pub const PADDING: usize = usize::MAX;
+
+    pub fn rows(&self) -> usize {
+        self.offsets.len() / self.taps.max(1)
+    }
+
+    pub fn cols(&self) -> usize {
+        self.channels * self.taps
+    }
+
+    fn check(&self) {
+        assert!(
+            self.taps > 0 && self.offsets.len().is_multiple_of(self.taps),
+            "patches: offsets must hold whole rows of kernel positions"
+        );
+        if self.channels > 0 {
+            let last = (self.channels - 1) * self.channel_stride;
+            assert!(
+                self.offsets
+                    .iter()
+                    .all(|&o| o == Self::PADDING || o.saturating_add(last) < self.data.len()),
+                "patches: an offset reads past the input"
+            );
+        }
+    }
+
+    /// Element `(i, k)`.
+    #[inline(always)]
+    fn at(&self, i: usize, k: usize) -> f32 {
+        let (channel, tap) = (k / self.taps, k % self.taps);
+        match self.offsets[i * self.taps + tap] {
+            Self::PADDING => 0.0,
+            at => self.data[at + channel * self.channel_stride],
+        }
+    }
+
+    /// The matrix as a new row-major vector.
+    pub fn to_row_major(&self) -> Vec<f32> {
+        let (m, k) = (self.rows(), self.cols());
+        let mut out = Vec::with_capacity(m * k);
+        for i in 0..m {
+            out.extend((0..k).map(|kk| self.at(i, kk)));
+        }
+        out
+    }
+}
+
+/// A product's A: a matrix view, or a convolution's patches gathered as they are packed.
+#[derive(Clone, Copy)]
+pub enum Lhs<'a> {
+    Mat(MatRef<'a>),
+    Patches(Patches<'a>),
+}
+
+impl<'a> From<MatRef<'a>> for Lhs<'a> {
+    fn from(a: MatRef<'a>) -> Self {
+        Lhs::Mat(a)
+    }
+}
+
+impl<'a> From<Patches<'a>> for Lhs<'a> {
+    fn from(a: Patches<'a>) -> Self {
+        Lhs::Patches(a)
+    }
+}
+
+impl<'a> Lhs<'a> {
+    pub fn rows(&self) -> usize {
+        match self {
+            Lhs::Mat(a) => a.rows,
+            Lhs::Patches(a) => a.rows(),
+        }
+    }
+
+    pub fn cols(&self) -> usize {
+        match self {
+            Lhs::Mat(a) => a.cols,
+            Lhs::Patches(a) => a.cols(),
+        }
+    }
+
+    fn check(&self) {
+        match self {
+            Lhs::Mat(a) => a.check(),
+            Lhs::Patches(a) => a.check(),
+        }
+    }
+
+    /// The matrix as a new row-major vector.
+    pub fn to_row_major(&self) -> Vec<f32> {
+        match self {
+            Lhs::Mat(a) => a.to_row_major(),
+            Lhs::Patches(a) => a.to_row_major(),
+        }
+    }
+
+    /// A whose rows are contiguous along K: the tiles read it in place.
+    fn in_place(&self) -> Option<&MatRef<'a>> {
+        match self {
+            Lhs::Mat(a) if a.cs == 1 => Some(a),
+            _ => None,
+        }
+    }
+}
+
 /// B (`K × N`) packed for the ISA it was packed for: panel `p` holds columns
 /// `p*NR .. p*NR+NR` (zero beyond N), row after row: `data[(p * K + k) * NR + j]`.
 #[derive(Clone, Debug)]
@@ -286,9 +413,9 @@ impl SharedMut {
 }
 
 /// `C = A B (+ bias)` with `A` `M × K` (any strides), `B` packed, `C` row-major `M × N`.
-pub fn gemm(
+pub fn gemm<'a>(
     isa: Isa,
-    a: MatRef<'_>,
+    a: impl Into<Lhs<'a>>,
     b: &PackedB,
     bias: Bias<'_>,
     c: &mut [f32],
@@ -308,9 +435,9 @@ pub fn clamp<V: Lanes>(x: V, (lo, hi): (f32, f32)) -> V {
 
 /// [`gemm`], then every element of C [`clamp`]ed to `clamp` when given: the same bits as
 /// the two in turn, with the clamp applied in registers as each tile finishes.
-pub fn gemm_clamped(
+pub fn gemm_clamped<'a>(
     isa: Isa,
-    a: MatRef<'_>,
+    a: impl Into<Lhs<'a>>,
     b: &PackedB,
     bias: Bias<'_>,
     clamp: Option<(f32, f32)>,
@@ -325,9 +452,9 @@ pub fn gemm_clamped(
 
 /// [`gemm_clamped`] into memory not yet written (a fresh output): every element of C is
 /// written before any is read, and the initialized C is returned.
-pub fn gemm_into<'c>(
+pub fn gemm_into<'a, 'c>(
     isa: Isa,
-    a: MatRef<'_>,
+    a: impl Into<Lhs<'a>>,
     b: &PackedB,
     bias: Bias<'_>,
     clamp: Option<(f32, f32)>,
@@ -337,14 +464,14 @@ pub fn gemm_into<'c>(
     let isa = isa.effective();
     assert!(b.fits(isa), "gemm: B was packed for another ISA");
     let panels = (Panels::Packed(&b.data), b.k, b.nr);
-    product(isa, a, panels, b.n, bias, clamp, c, par)
+    product(isa, a.into(), panels, b.n, bias, clamp, c, par)
 }
 
 /// C = A B for either kind of B: the checks, then the tasks.
 #[allow(clippy::too_many_arguments)]
 fn product<'c>(
     isa: Isa,
-    a: MatRef<'_>,
+    a: Lhs<'_>,
     b: (Panels<'_>, usize, usize),
     n: usize,
     bias: Bias<'_>,
@@ -353,8 +480,14 @@ fn product<'c>(
     par: &dyn Parallel,
 ) -> &'c mut [f32] {
     a.check();
-    let (m, k) = (a.rows, b.1);
-    assert_eq!(a.cols, k, "gemm: A has {} columns, B {} rows", a.cols, k);
+    let (m, k) = (a.rows(), b.1);
+    assert_eq!(
+        a.cols(),
+        k,
+        "gemm: A has {} columns, B {} rows",
+        a.cols(),
+        k
+    );
     assert_eq!(c.len(), m * n, "gemm: C must be {m} x {n}");
     match bias {
         Bias::Row(v) => assert_eq!(v.len(), m, "gemm: row bias length"),
@@ -400,14 +533,14 @@ pub fn gemm_rows<'c>(
         "gemm: a row of B is shorter than N"
     );
     let panels = (Panels::Rows(rows), rows.len(), isa.gemm_nr());
-    product(isa, a, panels, n, bias, clamp, c, par)
+    product(isa, a.into(), panels, n, bias, clamp, c, par)
 }
 
 /// Splits C into tasks and runs them.
 #[allow(clippy::too_many_arguments)]
 fn run_tasks(
     isa: Isa,
-    a: MatRef<'_>,
+    a: Lhs<'_>,
     (b, k, nr): (Panels<'_>, usize, usize),
     bias: Bias<'_>,
     clamp: Option<(f32, f32)>,
@@ -415,7 +548,7 @@ fn run_tasks(
     n: usize,
     par: &dyn Parallel,
 ) {
-    let m = a.rows;
+    let m = a.rows();
     let panels = n.div_ceil(nr);
     let mr = isa.gemm_mr();
     // How C is split, (rows a task, panels a task):
@@ -439,7 +572,7 @@ fn run_tasks(
             let mc = FILLED_ROWS.next_multiple_of(mr);
             (mc, (panels * m.div_ceil(mc) / ROWS_TASKS).max(1))
         }
-        Panels::Packed(_) if a.cs == 1 => (MC, split_panels(MC)),
+        Panels::Packed(_) if a.in_place().is_some() => (MC, split_panels(MC)),
         Panels::Packed(_) if m.div_ceil(MC) >= MIN_TASKS / 2 => (MC, panels),
         Panels::Packed(_) => {
             let mc = FILLED_ROWS.next_multiple_of(mr);
@@ -451,7 +584,7 @@ fn run_tasks(
     let col_blocks = panels.div_ceil(per_task);
     // An A whose rows are not contiguous along K is packed: once for every task where
     // several tasks read the same rows, else by its one task as it goes.
-    let apacked = if a.cs != 1 && col_blocks > 1 {
+    let apacked = if a.in_place().is_none() && col_blocks > 1 {
         pack_a_shared(a, (mr, mc), (k, k_block(nr)), par)
     } else {
         Vec::new()
@@ -481,7 +614,7 @@ fn run_tasks(
 
 /// The rectangle of C one task computes.
 pub(crate) struct Task<'a> {
-    a: MatRef<'a>,
+    a: Lhs<'a>,
     /// A packed ([`pack_a_shared`]) when its rows are not contiguous along K, in tiles of
     /// `mr` rows; else empty.
     apacked: &'a [f32],
@@ -534,7 +667,7 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
     // it as one contiguous stream. A row-major A is read in place: each of a tile's rows
     // is then a sequential stream already.
     let tiles = t.rows.len().div_ceil(MR);
-    let packs = t.a.cs != 1;
+    let packs = t.a.in_place().is_none();
     assert_eq!(t.mr, MR, "gemm: A packed for another tile height");
     // B's K block of one panel, packed from its rows (zeros until first written: a last
     // panel narrower than `nr` leaves the columns past N as they were, never kept).
@@ -692,10 +825,9 @@ unsafe fn block<V: Lanes, const MR: usize, const NV: usize>(
     for tile in 0..t.rows.len().div_ceil(MR) {
         let i = t.rows.start + tile * MR;
         let rows = MR.min(t.rows.end - i);
-        let (ap, rs, cs) = if packs {
-            (apack[tile * kc * MR..].as_ptr(), 1, MR)
-        } else {
-            (t.a.data[i * t.a.rs + k0..].as_ptr(), t.a.rs, 1)
+        let (ap, rs, cs) = match t.a.in_place() {
+            Some(a) if !packs => (a.data[i * a.rs + k0..].as_ptr(), a.rs, 1),
+            _ => (apack[tile * kc * MR..].as_ptr(), 1, MR),
         };
         let finish = match (last, t.bias) {
             (false, _) => Finish::Partial,
@@ -736,12 +868,12 @@ unsafe fn block<V: Lanes, const MR: usize, const NV: usize>(
 /// of `mr` rows at `r0 * k + k0 * tiles * mr`, each `kc` steps of `mr` values
 /// ([`pack_a`]). The blocks are copied by parallel tasks: the same bytes in any order.
 fn pack_a_shared(
-    a: MatRef<'_>,
+    a: Lhs<'_>,
     (mr, mc): (usize, usize),
     (k, kb): (usize, usize),
     par: &dyn Parallel,
 ) -> Vec<f32> {
-    let m = a.rows;
+    let m = a.rows();
     let len = m.div_ceil(mr) * mr * k;
     // Not zeroed first: the blocks tile it, and `pack_a` writes every value of each.
     let mut out: Vec<f32> = Vec::with_capacity(len);
@@ -774,16 +906,33 @@ fn pack_a_shared(
 /// (rows past the end of the last tile as +0, which no tile reads). `dst` may be fresh,
 /// uninitialized storage: nothing zeroes it first.
 fn pack_a<'d>(
-    a: &MatRef<'_>,
+    a: &Lhs<'_>,
     mr: usize,
     rows: core::ops::Range<usize>,
     k0: usize,
     kc: usize,
     dst: &'d mut [MaybeUninit<f32>],
 ) -> &'d [f32] {
-    let (start, n) = (rows.start, rows.len());
-    let len = n.div_ceil(mr) * kc * mr;
+    let len = rows.len().div_ceil(mr) * kc * mr;
     let dst = &mut dst[..len];
+    match a {
+        Lhs::Mat(a) => pack_mat(a, mr, rows, k0, kc, dst),
+        Lhs::Patches(a) => pack_patches(a, mr, rows, k0, kc, dst),
+    }
+    // SAFETY: every value of `dst` (its first `len`) was just written.
+    unsafe { &*(dst as *const [MaybeUninit<f32>] as *const [f32]) }
+}
+
+/// [`pack_a`] from a matrix view: writes every value of `dst`.
+fn pack_mat(
+    a: &MatRef<'_>,
+    mr: usize,
+    rows: core::ops::Range<usize>,
+    k0: usize,
+    kc: usize,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    let (start, n) = (rows.start, rows.len());
     for tile in 0..n.div_ceil(mr) {
         let r_n = mr.min(n - tile * mr);
         let dst = &mut dst[tile * kc * mr..][..kc * mr];
@@ -815,8 +964,68 @@ fn pack_a<'d>(
             }
         }
     }
-    // SAFETY: every value of `dst` (its first `len`) was just written.
-    unsafe { &*(dst as *const [MaybeUninit<f32>] as *const [f32]) }
+}
+
+/// [`pack_a`] gathering a convolution's patches from its input: writes every value of
+/// `dst`. Where a tile's rows read one run of consecutive input values at a kernel
+/// position (neighbouring output positions of one row, none in the padding), that
+/// position's steps copy the run; elsewhere each value is looked up.
+fn pack_patches(
+    a: &Patches<'_>,
+    mr: usize,
+    rows: core::ops::Range<usize>,
+    k0: usize,
+    kc: usize,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    let (start, n, taps) = (rows.start, rows.len(), a.taps);
+    // Per kernel position: where the tile's run starts, or PADDING where there is none.
+    let mut runs = alloc::vec![Patches::PADDING; taps];
+    for tile in 0..n.div_ceil(mr) {
+        let r_n = mr.min(n - tile * mr);
+        let dst = &mut dst[tile * kc * mr..][..kc * mr];
+        let offsets = &a.offsets[(start + tile * mr) * taps..][..r_n * taps];
+        for (tap, run) in runs.iter_mut().enumerate() {
+            let first = offsets[tap];
+            let contiguous =
+                first != Patches::PADDING && (1..r_n).all(|r| offsets[r * taps + tap] == first + r);
+            *run = if contiguous { first } else { Patches::PADDING };
+        }
+        let (mut channel, mut tap) = (k0 / taps, k0 % taps);
+        for d in dst.chunks_exact_mut(mr) {
+            let (d, past) = d.split_at_mut(r_n);
+            let base = channel * a.channel_stride;
+            match runs[tap] {
+                Patches::PADDING => {
+                    for (r, v) in d.iter_mut().enumerate() {
+                        v.write(match offsets[r * taps + tap] {
+                            Patches::PADDING => 0.0,
+                            at => a.data[at + base],
+                        });
+                    }
+                }
+                first => {
+                    let src = &a.data[first + base..][..r_n];
+                    match r_n {
+                        6 => copy_fixed::<6>(src, d),
+                        4 => copy_fixed::<4>(src, d),
+                        _ => {
+                            for (d, v) in d.iter_mut().zip(src) {
+                                d.write(*v);
+                            }
+                        }
+                    }
+                }
+            }
+            for v in past {
+                v.write(0.0);
+            }
+            tap += 1;
+            if tap == taps {
+                (channel, tap) = (channel + 1, 0);
+            }
+        }
+    }
 }
 
 type TileArgs = (

@@ -51,7 +51,9 @@ pub mod window;
 mod x86;
 
 pub use elementwise::Unary;
-pub use gemm::{gemm_reference, Bias, MatRef, PackedB, Parallel, Sequential, PADDING};
+pub use gemm::{
+    gemm_reference, Bias, Lhs, MatRef, PackedB, Parallel, Patches, Sequential, PADDING,
+};
 pub use isa::Isa;
 
 /// The version of these numerics. A model registers the version its outputs are defined
@@ -76,18 +78,19 @@ pub(crate) fn record(call: impl FnOnce() -> call::Call, output: &[f32]) {
 }
 
 /// `C = A B (+ bias)`: the matrix product ([`gemm`](mod@gemm) says how it is defined).
-pub fn gemm(
+pub fn gemm<'a>(
     isa: Isa,
-    a: MatRef<'_>,
+    a: impl Into<Lhs<'a>>,
     b: &PackedB,
     bias: Bias<'_>,
     c: &mut [f32],
     par: &dyn Parallel,
 ) {
+    let a = a.into();
     gemm::gemm(isa, a, b, bias, c, par);
     record(
         || call::Call::Gemm {
-            m: a.rows as u32,
+            m: a.rows() as u32,
             n: b.n() as u32,
             k: b.k() as u32,
             a: a.to_row_major(),
@@ -106,15 +109,16 @@ pub fn gemm(
 /// `bounds` are given: the two in one pass (a convolution fused with the `Clip` after it).
 /// While a trace is on, the product is recorded as the plain [`gemm`] call it is and the
 /// clamp, which is no kernel call, is applied after it.
-pub fn gemm_clamped(
+pub fn gemm_clamped<'a>(
     isa: Isa,
-    a: MatRef<'_>,
+    a: impl Into<Lhs<'a>>,
     b: &PackedB,
     bias: Bias<'_>,
     bounds: Option<(f32, f32)>,
     c: &mut [f32],
     par: &dyn Parallel,
 ) {
+    let a = a.into();
     if !tracing() {
         return gemm::gemm_clamped(isa, a, b, bias, bounds, c, par);
     }
@@ -126,15 +130,16 @@ pub fn gemm_clamped(
 
 /// [`gemm_clamped`] into a fresh output (memory not yet written): every element of `c`
 /// is written, and `c` is returned initialized.
-pub fn gemm_into<'c>(
+pub fn gemm_into<'a, 'c>(
     isa: Isa,
-    a: MatRef<'_>,
+    a: impl Into<Lhs<'a>>,
     b: &PackedB,
     bias: Bias<'_>,
     bounds: Option<(f32, f32)>,
     c: &'c mut [core::mem::MaybeUninit<f32>],
     par: &dyn Parallel,
 ) -> &'c mut [f32] {
+    let a = a.into();
     if tracing() {
         let c = gemm::zeroed(c);
         gemm_clamped(isa, a, b, bias, bounds, c, par);

@@ -2,7 +2,7 @@
 //! random inputs with the awkward values mixed in (NaN, ±inf, ±0, subnormals, huge and
 //! tiny magnitudes) and lengths that leave every kind of tail.
 
-use inferchain_kernels::{self as k, Bias, Isa, MatRef, PackedB, Sequential, Unary};
+use inferchain_kernels::{self as k, Bias, Isa, MatRef, PackedB, Patches, Sequential, Unary};
 
 struct Rng(u64);
 
@@ -378,6 +378,146 @@ fn b_packed_from_rows_as_it_goes_gives_the_packed_products_bits() {
             }
         }
     }
+}
+
+/// A square convolution window over `samples` inputs of `channels` planes `h × w`:
+/// per output position (sample, row, column) and kernel position, the offset in the input
+/// of channel 0's value, or `Patches::PADDING`; and the output positions per sample.
+fn patch_offsets(
+    (samples, channels, h, w): (usize, usize, usize, usize),
+    (kernel, stride, pad): (usize, usize, usize),
+) -> Vec<usize> {
+    let out = |len: usize| (len + 2 * pad - kernel) / stride + 1;
+    let mut offsets = Vec::new();
+    for s in 0..samples {
+        for oy in 0..out(h) {
+            for ox in 0..out(w) {
+                for ky in 0..kernel {
+                    for kx in 0..kernel {
+                        let (y, x) = (oy * stride + ky, ox * stride + kx);
+                        let inside = (pad..h + pad).contains(&y) && (pad..w + pad).contains(&x);
+                        offsets.push(if inside {
+                            s * channels * h * w + (y - pad) * w + (x - pad)
+                        } else {
+                            Patches::PADDING
+                        });
+                    }
+                }
+            }
+        }
+    }
+    offsets
+}
+
+/// A product whose A is a convolution's patches, gathered from the input as A is packed,
+/// gives the bits of the same product over the written matrix (im2col's): padding, runs
+/// of neighbouring positions and positions split across rows, strides, a one-position
+/// kernel, K over several blocks, A packed by shared tasks and by each task, biases and
+/// the clamp, tasks in any order; its traced form records the written matrix's product.
+#[test]
+fn a_gathered_from_patches_gives_the_written_matrixs_bits() {
+    let mut rng = Rng(21);
+    // (samples, channels, h, w), (kernel, stride, pad), N
+    for &(input, window, n) in &[
+        ((1, 5, 14, 14), (3, 1, 1), 40),
+        ((3, 70, 7, 7), (3, 1, 1), 33),
+        ((2, 3, 9, 11), (3, 2, 1), 20),
+        ((8, 2, 5, 5), (1, 1, 0), 17),
+        ((4, 64, 14, 14), (3, 1, 1), 150),
+        ((1, 4, 3, 3), (5, 1, 2), 16),
+    ] {
+        let (samples, channels, h, w) = input;
+        let kernel = window.0;
+        let data = rng.values(samples * channels * h * w, 1.0);
+        let offsets = patch_offsets(input, window);
+        let taps = kernel * kernel;
+        let patches = Patches {
+            data: &data,
+            offsets: &offsets,
+            taps,
+            channels,
+            channel_stride: h * w,
+        };
+        let (m, kk) = (offsets.len() / taps, channels * taps);
+        // im2col's matrix, written: row (position), column (channel, kernel position).
+        let written: Vec<f32> = (0..m * kk)
+            .map(|e| {
+                let (i, col) = (e / kk, e % kk);
+                match offsets[i * taps + col % taps] {
+                    Patches::PADDING => 0.0,
+                    at => data[at + col / taps * h * w],
+                }
+            })
+            .collect();
+        let a = MatRef::row_major(&written, m, kk);
+        let b_data = rng.values(kk * n, 1.0);
+        let bias_data = rng.finite(m.max(n), 1.0);
+        for isa in isas() {
+            let packed = PackedB::pack(isa, MatRef::row_major(&b_data, kk, n));
+            for (bias, clamp) in [
+                (Bias::None, None),
+                (Bias::Row(&bias_data[..m]), Some((-0.5, 0.75))),
+                (Bias::Col(&bias_data[..n]), None),
+            ] {
+                let mut want = vec![0f32; m * n];
+                k::gemm_clamped(isa, a, &packed, bias, clamp, &mut want, &Sequential);
+                // A read transposed (packed by the product) too.
+                let t_data: Vec<f32> = (0..m * kk).map(|e| written[e % m * kk + e / m]).collect();
+                let mut via_t = vec![0f32; m * n];
+                let at = MatRef::row_major(&t_data, kk, m).t();
+                k::gemm_clamped(isa, at, &packed, bias, clamp, &mut via_t, &Sequential);
+                assert_eq!(bits(&via_t), bits(&want), "transposed {isa:?} {m}x{n}x{kk}");
+                for par in [&Sequential as &dyn k::Parallel, &Reversed] {
+                    let mut fresh = vec![std::mem::MaybeUninit::uninit(); m * n];
+                    let got = k::gemm_into(isa, patches, &packed, bias, clamp, &mut fresh, par);
+                    assert_eq!(bits(got), bits(&want), "patches {isa:?} {m}x{n}x{kk}");
+                }
+                let mut fresh = vec![std::mem::MaybeUninit::uninit(); m * n];
+                let (got, records) = traced(|| {
+                    bits(k::gemm_into(
+                        isa,
+                        patches,
+                        &packed,
+                        bias,
+                        clamp,
+                        &mut fresh,
+                        &Sequential,
+                    ))
+                });
+                assert_eq!(got, bits(&want), "traced patches {isa:?} {m}x{n}x{kk}");
+                let recorded = records.iter().any(|r| {
+                    matches!(&r.call, k::call::Call::Gemm { m: rm, a: ra, .. }
+                        if *rm == m as u32 && bits(ra) == bits(&written))
+                });
+                assert!(recorded, "the traced product records the written matrix");
+            }
+        }
+    }
+}
+
+/// Patches whose offsets read past the input are refused before any task runs.
+#[test]
+#[should_panic(expected = "patches: an offset reads past the input")]
+fn patches_past_the_input_are_refused() {
+    let data = vec![1f32; 8];
+    // Two channels four apart: offset 4 reads channel 1 at 8, past the input.
+    let patches = Patches {
+        data: &data,
+        offsets: &[0, 4],
+        taps: 1,
+        channels: 2,
+        channel_stride: 4,
+    };
+    let packed = PackedB::pack(Isa::Scalar, MatRef::row_major(&[1.0; 2], 2, 1));
+    let mut c = vec![0f32; 2];
+    k::gemm(
+        Isa::Scalar,
+        patches,
+        &packed,
+        Bias::None,
+        &mut c,
+        &Sequential,
+    );
 }
 
 /// The depthwise kernel computes the matrix product's bits.

@@ -26,7 +26,9 @@ use crate::kernel_threads;
 use crate::numerics::{self, KernelThreads};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
-use inferchain_kernels::{gemm_clamped, gemm_into, gemm_rows, Bias, MatRef, PackedB, Sequential};
+use inferchain_kernels::{
+    gemm_clamped, gemm_into, gemm_rows, Bias, Lhs, MatRef, PackedB, Patches, Sequential,
+};
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
@@ -195,13 +197,16 @@ pub fn conv(
     } else {
         Layout::RowMajor
     };
+    // Per output position and kernel position, where in its input plane it reads (or
+    // padding): the product gathers its A (im2col's `colsᵀ`) from the input with these.
+    let positions = im2col.is_some().then(|| patch_positions(&window));
     let run = |source: Source<'_>| {
         conv_batched(
             source,
             packed,
             &geometry,
             &epilogue,
-            im2col.as_ref(),
+            positions.as_deref(),
             layout,
         )
     };
@@ -214,6 +219,17 @@ pub fn conv(
         None => numerics::with_f32("Conv", x, |xs| run(Source::Planes(xs)))?,
     };
     finish(out, &dims, layout, activation)
+}
+
+/// Per output position (row-major) and kernel position (in order): the input offset
+/// within one plane it reads, or [`Patches::PADDING`].
+fn patch_positions(window: &Window) -> Vec<usize> {
+    window
+        .taps()
+        .into_iter()
+        .flat_map(|(taps, _)| taps)
+        .map(|at| at.unwrap_or(Patches::PADDING))
+        .collect()
 }
 
 /// The output tensor [N, M, spatial…] of a convolution.
@@ -260,13 +276,15 @@ enum Layout {
 }
 
 /// `Yᵀ = colsᵀ Wᵀ` over as many samples as make [`GEMM_PIXELS`] pixels, with `Wᵀ` packed
-/// at load, then transposed into NCHW.
+/// at load, then transposed into NCHW. `colsᵀ` is never written: its rows are gathered
+/// from the input at `positions` ([`patch_positions`]; none for a 1×1 convolution with
+/// unit strides and no padding) as the product packs them.
 fn conv_batched(
     source: Source,
     packed: &[PackedB],
     geometry: &Geometry,
     &Epilogue { bias, clip }: &Epilogue,
-    im2col: Option<&Im2col>,
+    positions: Option<&[usize]>,
     layout: Layout,
 ) -> Vec<f32> {
     let Geometry {
@@ -274,10 +292,10 @@ fn conv_batched(
     } = *geometry;
     let m = mg * group;
     // Channels-last input only for a 1×1 convolution (its rows are the product's A).
-    debug_assert!(matches!(source, Source::Planes(_)) || im2col.is_none());
+    debug_assert!(matches!(source, Source::Planes(_)) || positions.is_none());
     let isa = numerics::isa();
     let chunk = GEMM_PIXELS.div_ceil(p.max(1)).clamp(1, n.max(1));
-    let mut cols: Vec<f32> = Vec::new();
+    let mut offsets: Vec<usize> = Vec::new();
     if group == 1 && n.is_multiple_of(chunk) {
         // One product per chunk of samples. Channels last, Yᵀ [pixels, channels] is the
         // output as stored: each value written once, by the product. Row-major, fresh Yᵀ
@@ -288,10 +306,10 @@ fn conv_batched(
             let (a, par) = product_a(
                 source,
                 geometry,
-                im2col,
+                positions,
                 (part * chunk, chunk),
                 0,
-                &mut cols,
+                &mut offsets,
             );
             match layout {
                 Layout::ChannelsLast => gemm_into(isa, a, &packed[0], bias, clip, y, par),
@@ -310,7 +328,14 @@ fn conv_batched(
         let samples = chunk.min(n - first);
         let pixels = samples * p;
         for g in 0..group {
-            let (a, par) = product_a(source, geometry, im2col, (first, samples), g, &mut cols);
+            let (a, par) = product_a(
+                source,
+                geometry,
+                positions,
+                (first, samples),
+                g,
+                &mut offsets,
+            );
             let bias = match bias {
                 Some(b) => Bias::Col(&b[g * mg..][..mg]),
                 None => Bias::None,
@@ -362,16 +387,17 @@ fn is_small(geometry: &Geometry, pixels: usize) -> bool {
 
 /// The product's A for samples `first..first + samples` and group `g`: `colsᵀ`, element
 /// (pixel, k) — read in place where the input already is that (channels last, or one
-/// sample's planes of a 1×1 convolution), else im2col's rows written into `cols`; and the
-/// threads it runs on.
+/// sample's planes of a 1×1 convolution), else gathered from the input planes at
+/// `positions` as the product packs it, with the chunk's offsets written into `offsets`;
+/// and the threads it runs on.
 fn product_a<'a>(
     source: Source<'a>,
     geometry: &Geometry,
-    im2col: Option<&Im2col>,
+    positions: Option<&[usize]>,
     (first, samples): (usize, usize),
     g: usize,
-    cols: &'a mut Vec<f32>,
-) -> (MatRef<'a>, &'static dyn inferchain_kernels::Parallel) {
+    offsets: &'a mut Vec<usize>,
+) -> (Lhs<'a>, &'static dyn inferchain_kernels::Parallel) {
     let Geometry {
         c,
         cg,
@@ -382,57 +408,58 @@ fn product_a<'a>(
     } = *geometry;
     let taps_len = k / cg.max(1);
     let pixels = samples * p;
-    let small = is_small(geometry, pixels);
-    let par: &'static dyn inferchain_kernels::Parallel =
-        if small { &Sequential } else { &KernelThreads };
-    let a = match (source, im2col) {
+    let par: &'static dyn inferchain_kernels::Parallel = if is_small(geometry, pixels) {
+        &Sequential
+    } else {
+        &KernelThreads
+    };
+    let a = match (source, positions) {
         // Channels last, 1×1: the input's rows are A's, read in place.
-        (Source::Pixels(xs), _) => MatRef {
+        (Source::Pixels(xs), _) => Lhs::Mat(MatRef {
             data: &xs[first * p * c + g * cg..],
             rows: pixels,
             cols: k,
             rs: c,
             cs: 1,
-        },
+        }),
+        (Source::Planes(xs), Some(positions)) => {
+            // Row (sample, pixel), kernel position: the offset of the group's first
+            // channel's value in `xs`.
+            offsets.clear();
+            for s in 0..samples {
+                let base = ((first + s) * c + g * cg) * in_len;
+                offsets.extend(positions.iter().map(|&at| match at {
+                    Patches::PADDING => Patches::PADDING,
+                    at => base + at,
+                }));
+            }
+            Lhs::Patches(Patches {
+                data: xs,
+                offsets,
+                taps: taps_len,
+                channels: cg,
+                channel_stride: in_len,
+            })
+        }
         (Source::Planes(xs), None) if samples == 1 => {
             let plane = &xs[(first * c + g * cg) * in_len..][..cg * in_len];
-            MatRef::row_major(plane, k, pixels).t()
+            Lhs::Mat(MatRef::row_major(plane, k, pixels).t())
         }
-        (Source::Planes(xs), _) => {
-            // Rows are independent copies: filled in parallel, the same bytes in any
-            // order.
-            let fill_row = |row: usize, dst: &mut [f32]| {
-                let (ic, tap) = (row / taps_len, row % taps_len);
-                for s in 0..samples {
-                    let plane = &xs[((first + s) * c + g * cg + ic) * in_len..][..in_len];
-                    let dst = &mut dst[s * p..][..p];
-                    match im2col {
-                        Some(im2col) => im2col.fill(tap, plane, dst),
-                        None => dst.copy_from_slice(plane),
-                    }
-                }
-            };
-            // The fill writes every value, so a buffer kept from the last chunk is not
-            // zeroed again (`resize` zeroes only what it adds).
-            if small {
-                cols.resize(k * pixels, 0.0);
-                for (row, dst) in cols.chunks_exact_mut(pixels.max(1)).enumerate() {
-                    fill_row(row, dst);
-                }
-            } else if cols.len() == k * pixels {
-                // A few tasks per thread, neighbouring rows together (a task per row
-                // costs more to hand out than its copy).
-                kernel_threads::for_each_row_mut(cols, pixels.max(1), fill_row);
-            } else {
-                // A fresh buffer: each task zeroes its own rows, in its cache, before
-                // filling them.
-                *cols = numerics::rows_on_threads(k * pixels, pixels.max(1), |first, rows| {
-                    for (i, dst) in rows.chunks_mut(pixels.max(1)).enumerate() {
-                        fill_row(first + i, dst);
-                    }
-                });
+        (Source::Planes(xs), None) => {
+            // Several samples' planes of a 1×1 convolution: each row's offset is its
+            // pixel's (a kernel of one position).
+            offsets.clear();
+            for s in 0..samples {
+                let base = ((first + s) * c + g * cg) * in_len;
+                offsets.extend((0..p).map(|px| base + px));
             }
-            MatRef::row_major(cols, k, pixels).t()
+            Lhs::Patches(Patches {
+                data: xs,
+                offsets,
+                taps: 1,
+                channels: cg,
+                channel_stride: in_len,
+            })
         }
     };
     (a, par)
@@ -1413,6 +1440,7 @@ mod tests {
                 })
                 .collect();
             let im2col = (kernel > 1).then(|| Im2col::new(&window));
+            let positions = im2col.is_some().then(|| patch_positions(&window));
             for b in [None, Some(&bias[..])] {
                 let epilogue = Epilogue {
                     bias: b,
@@ -1425,7 +1453,7 @@ mod tests {
                         &packed,
                         &geometry,
                         &epilogue,
-                        im2col.as_ref(),
+                        positions.as_deref(),
                         layout,
                     )
                 };
