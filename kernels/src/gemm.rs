@@ -967,9 +967,10 @@ fn pack_mat(
 }
 
 /// [`pack_a`] gathering a convolution's patches from its input: writes every value of
-/// `dst`. Where a tile's rows read one run of consecutive input values at a kernel
-/// position (neighbouring output positions of one row, none in the padding), that
-/// position's steps copy the run; elsewhere each value is looked up.
+/// `dst`. Kernel position by kernel position, the tile's rows read the same offsets for
+/// every channel: where they are one run of consecutive input values (neighbouring output
+/// positions of one row, none in the padding) each channel's step copies the run, else
+/// each value is read at its offset (+0 in the padding).
 fn pack_patches(
     a: &Patches<'_>,
     mr: usize,
@@ -979,32 +980,23 @@ fn pack_patches(
     dst: &mut [MaybeUninit<f32>],
 ) {
     let (start, n, taps) = (rows.start, rows.len(), a.taps);
-    // Per kernel position: where the tile's run starts, or PADDING where there is none.
-    let mut runs = alloc::vec![Patches::PADDING; taps];
+    let k1 = k0 + kc;
     for tile in 0..n.div_ceil(mr) {
         let r_n = mr.min(n - tile * mr);
         let dst = &mut dst[tile * kc * mr..][..kc * mr];
         let offsets = &a.offsets[(start + tile * mr) * taps..][..r_n * taps];
-        for (tap, run) in runs.iter_mut().enumerate() {
-            let first = offsets[tap];
-            let contiguous =
-                first != Patches::PADDING && (1..r_n).all(|r| offsets[r * taps + tap] == first + r);
-            *run = if contiguous { first } else { Patches::PADDING };
-        }
-        let (mut channel, mut tap) = (k0 / taps, k0 % taps);
-        for d in dst.chunks_exact_mut(mr) {
-            let (d, past) = d.split_at_mut(r_n);
-            let base = channel * a.channel_stride;
-            match runs[tap] {
-                Patches::PADDING => {
-                    for (r, v) in d.iter_mut().enumerate() {
-                        v.write(match offsets[r * taps + tap] {
-                            Patches::PADDING => 0.0,
-                            at => a.data[at + base],
-                        });
-                    }
-                }
-                first => {
+        for tap in 0..taps {
+            // The block's steps at this kernel position: channels `lo..hi`.
+            let lo = (k0.saturating_sub(tap)).div_ceil(taps);
+            let hi = (k1.saturating_sub(tap)).div_ceil(taps);
+            let at = |r: usize| offsets[r * taps + tap];
+            let first = at(0);
+            let run = first != Patches::PADDING && (1..r_n).all(|r| at(r) == first + r);
+            for channel in lo..hi {
+                let step = channel * taps + tap - k0;
+                let (d, past) = dst[step * mr..][..mr].split_at_mut(r_n);
+                let base = channel * a.channel_stride;
+                if run {
                     let src = &a.data[first + base..][..r_n];
                     match r_n {
                         6 => copy_fixed::<6>(src, d),
@@ -1015,14 +1007,17 @@ fn pack_patches(
                             }
                         }
                     }
+                } else {
+                    for (r, v) in d.iter_mut().enumerate() {
+                        v.write(match at(r) {
+                            Patches::PADDING => 0.0,
+                            at => a.data[at + base],
+                        });
+                    }
                 }
-            }
-            for v in past {
-                v.write(0.0);
-            }
-            tap += 1;
-            if tap == taps {
-                (channel, tap) = (channel + 1, 0);
+                for v in past {
+                    v.write(0.0);
+                }
             }
         }
     }
