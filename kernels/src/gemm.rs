@@ -106,61 +106,86 @@ impl<'a> MatRef<'a> {
     }
 }
 
-/// A convolution's `colsᵀ` (im2col's matrix, transposed), never written out: `M × K`,
-/// row `i` one output position (of some sample), column `k = channel · taps + tap`, and
-/// element `(i, k)` is `data[offsets[i · taps + tap] + channel · channel_stride]`, or +0
-/// where that offset is [`Patches::PADDING`]. These are the values im2col copies, so a
-/// product over them has the bits of the product over the written matrix; packing A
+/// A convolution's `colsᵀ` (im2col's matrix, transposed), never written out: `M × K`
+/// with M = `samples` × the positions per sample, row `i` output position `o = i mod P`
+/// of sample `s = i div P`, column `k = channel · taps + tap`, and element `(i, k)`
+/// `data[s · sample_stride + positions[o · taps + tap] + channel · channel_stride]`, or
+/// +0 where that position is [`Patches::PADDING`]. These are the values im2col copies, so
+/// a product over them has the bits of the product over the written matrix; packing A
 /// gathers them straight from the input.
 #[derive(Clone, Copy)]
 pub struct Patches<'a> {
-    /// The input values (every sample's channels).
+    /// The input values, from the first sample's first channel read.
     pub data: &'a [f32],
-    /// Per row and kernel position: where channel 0's value is in `data`.
-    pub offsets: &'a [usize],
-    /// Kernel positions per channel.
+    /// Per output position of one sample and kernel position: where channel 0's value is
+    /// in the sample's values.
+    pub positions: &'a [usize],
+    /// Kernel positions per channel (at least one).
     pub taps: usize,
     /// Channels (K = channels · taps).
     pub channels: usize,
-    /// How far apart in `data` one position's values for neighbouring channels are.
+    /// How far apart one position's values for neighbouring channels are.
     pub channel_stride: usize,
+    pub samples: usize,
+    /// How far apart neighbouring samples' values are.
+    pub sample_stride: usize,
 }
 
 impl Patches<'_> {
-    /// The offset of a kernel position that reads the padding (+0).
+    /// The position of a kernel position that reads the padding (+0).
     pub const PADDING: usize = usize::MAX;
 
+    /// Output positions per sample.
+    fn per_sample(&self) -> usize {
+        self.positions.len() / self.taps.max(1)
+    }
+
     pub fn rows(&self) -> usize {
-        self.offsets.len() / self.taps.max(1)
+        self.samples * self.per_sample()
     }
 
     pub fn cols(&self) -> usize {
         self.channels * self.taps
     }
 
+    /// Refuses patches with no kernel position, or any that would read past `data`.
     fn check(&self) {
         assert!(
-            self.taps > 0 && self.offsets.len().is_multiple_of(self.taps),
-            "patches: offsets must hold whole rows of kernel positions"
+            self.taps > 0 && self.positions.len().is_multiple_of(self.taps),
+            "patches: positions must hold whole rows of kernel positions"
         );
-        if self.channels > 0 {
-            let last = (self.channels - 1) * self.channel_stride;
-            assert!(
-                self.offsets
-                    .iter()
-                    .all(|&o| o == Self::PADDING || o.saturating_add(last) < self.data.len()),
-                "patches: an offset reads past the input"
-            );
+        if self.channels == 0 || self.samples == 0 {
+            return;
         }
+        // The furthest any position is read from: the last sample's last channel.
+        let reach = (self.samples - 1)
+            .checked_mul(self.sample_stride)
+            .zip((self.channels - 1).checked_mul(self.channel_stride))
+            .and_then(|(s, c)| s.checked_add(c));
+        assert!(
+            reach.is_some_and(|reach| self.positions.iter().all(|&at| at == Self::PADDING
+                || at
+                    .checked_add(reach)
+                    .is_some_and(|end| end < self.data.len()))),
+            "patches: a position reads past the input"
+        );
+    }
+
+    /// Row `i`'s values start: its sample's offset and its position's row of taps.
+    #[inline(always)]
+    fn row(&self, i: usize) -> (usize, usize) {
+        let p = self.per_sample();
+        (i / p * self.sample_stride, i % p * self.taps)
     }
 
     /// Element `(i, k)`.
     #[inline(always)]
     fn at(&self, i: usize, k: usize) -> f32 {
         let (channel, tap) = (k / self.taps, k % self.taps);
-        match self.offsets[i * self.taps + tap] {
+        let (sample, row) = self.row(i);
+        match self.positions[row + tap] {
             Self::PADDING => 0.0,
-            at => self.data[at + channel * self.channel_stride],
+            at => self.data[sample + at + channel * self.channel_stride],
         }
     }
 
@@ -981,17 +1006,34 @@ fn pack_patches(
 ) {
     let (start, n, taps) = (rows.start, rows.len(), a.taps);
     let k1 = k0 + kc;
+    // Per row of a tile (MR <= 14): its sample's offset and its position's taps.
+    let mut tile_rows = [(0usize, 0usize); 16];
     for tile in 0..n.div_ceil(mr) {
         let r_n = mr.min(n - tile * mr);
         let dst = &mut dst[tile * kc * mr..][..kc * mr];
-        let offsets = &a.offsets[(start + tile * mr) * taps..][..r_n * taps];
+        for (r, row) in tile_rows[..r_n].iter_mut().enumerate() {
+            *row = a.row(start + tile * mr + r);
+        }
+        let rows = &tile_rows[..r_n];
         for tap in 0..taps {
             // The block's steps at this kernel position: channels `lo..hi`.
-            let lo = (k0.saturating_sub(tap)).div_ceil(taps);
-            let hi = (k1.saturating_sub(tap)).div_ceil(taps);
-            let at = |r: usize| offsets[r * taps + tap];
-            let first = at(0);
-            let run = first != Patches::PADDING && (1..r_n).all(|r| at(r) == first + r);
+            let lo = k0.saturating_sub(tap).div_ceil(taps);
+            let hi = k1.saturating_sub(tap).div_ceil(taps);
+            if lo == hi {
+                continue;
+            }
+            // Where each row reads channel 0 at this kernel position (or PADDING).
+            let mut reads = [Patches::PADDING; 16];
+            for (read, &(sample, row)) in reads.iter_mut().zip(rows) {
+                let at = a.positions[row + tap];
+                if at != Patches::PADDING {
+                    *read = sample + at;
+                }
+            }
+            let reads = &reads[..r_n];
+            let first = reads[0];
+            let run = first != Patches::PADDING
+                && reads.iter().enumerate().all(|(r, &at)| at == first + r);
             for channel in lo..hi {
                 let step = channel * taps + tap - k0;
                 let (d, past) = dst[step * mr..][..mr].split_at_mut(r_n);
@@ -1008,8 +1050,8 @@ fn pack_patches(
                         }
                     }
                 } else {
-                    for (r, v) in d.iter_mut().enumerate() {
-                        v.write(match at(r) {
+                    for (v, &at) in d.iter_mut().zip(reads) {
+                        v.write(match at {
                             Patches::PADDING => 0.0,
                             at => a.data[at + base],
                         });

@@ -380,40 +380,39 @@ fn b_packed_from_rows_as_it_goes_gives_the_packed_products_bits() {
     }
 }
 
-/// A square convolution window over `samples` inputs of `channels` planes `h × w`:
-/// per output position (sample, row, column) and kernel position, the offset in the input
-/// of channel 0's value, or `Patches::PADDING`; and the output positions per sample.
-fn patch_offsets(
-    (samples, channels, h, w): (usize, usize, usize, usize),
+/// A square convolution window over planes `h × w`: per output position (row, column)
+/// and kernel position, the offset in the plane it reads, or `Patches::PADDING`.
+fn patch_positions(
+    (h, w): (usize, usize),
     (kernel, stride, pad): (usize, usize, usize),
 ) -> Vec<usize> {
     let out = |len: usize| (len + 2 * pad - kernel) / stride + 1;
-    let mut offsets = Vec::new();
-    for s in 0..samples {
-        for oy in 0..out(h) {
-            for ox in 0..out(w) {
-                for ky in 0..kernel {
-                    for kx in 0..kernel {
-                        let (y, x) = (oy * stride + ky, ox * stride + kx);
-                        let inside = (pad..h + pad).contains(&y) && (pad..w + pad).contains(&x);
-                        offsets.push(if inside {
-                            s * channels * h * w + (y - pad) * w + (x - pad)
-                        } else {
-                            Patches::PADDING
-                        });
-                    }
+    let mut positions = Vec::new();
+    for oy in 0..out(h) {
+        for ox in 0..out(w) {
+            for ky in 0..kernel {
+                for kx in 0..kernel {
+                    let (y, x) = (oy * stride + ky, ox * stride + kx);
+                    let inside = (pad..h + pad).contains(&y) && (pad..w + pad).contains(&x);
+                    positions.push(if inside {
+                        (y - pad) * w + (x - pad)
+                    } else {
+                        Patches::PADDING
+                    });
                 }
             }
         }
     }
-    offsets
+    positions
 }
 
 /// A product whose A is a convolution's patches, gathered from the input as A is packed,
 /// gives the bits of the same product over the written matrix (im2col's): padding, runs
-/// of neighbouring positions and positions split across rows, strides, a one-position
-/// kernel, K over several blocks, A packed by shared tasks and by each task, biases and
-/// the clamp, tasks in any order; its traced form records the written matrix's product.
+/// of neighbouring positions and positions split across rows and samples, strides, a
+/// one-position kernel, more kernel positions than a K block, K over several blocks, no
+/// channels (K = 0), A packed by shared tasks and by each task (on 16- and 64-column
+/// panels), biases and the clamp, tasks in any order; its traced form records the
+/// written matrix's product.
 #[test]
 fn a_gathered_from_patches_gives_the_written_matrixs_bits() {
     let mut rng = Rng(21);
@@ -421,31 +420,41 @@ fn a_gathered_from_patches_gives_the_written_matrixs_bits() {
     for &(input, window, n) in &[
         ((1, 5, 14, 14), (3, 1, 1), 40),
         ((3, 70, 7, 7), (3, 1, 1), 33),
+        ((3, 70, 7, 7), (3, 1, 1), 150),
         ((2, 3, 9, 11), (3, 2, 1), 20),
         ((8, 2, 5, 5), (1, 1, 0), 17),
+        ((2, 600, 3, 3), (1, 1, 0), 20),
         ((4, 64, 14, 14), (3, 1, 1), 150),
         ((1, 4, 3, 3), (5, 1, 2), 16),
+        ((1, 2, 13, 13), (13, 1, 6), 20),
+        ((2, 0, 4, 4), (3, 1, 1), 5),
     ] {
         let (samples, channels, h, w) = input;
         let kernel = window.0;
         let data = rng.values(samples * channels * h * w, 1.0);
-        let offsets = patch_offsets(input, window);
+        let positions = patch_positions((h, w), window);
         let taps = kernel * kernel;
+        let plane = h * w;
         let patches = Patches {
             data: &data,
-            offsets: &offsets,
+            positions: &positions,
             taps,
             channels,
-            channel_stride: h * w,
+            channel_stride: plane,
+            samples,
+            sample_stride: channels * plane,
         };
-        let (m, kk) = (offsets.len() / taps, channels * taps);
-        // im2col's matrix, written: row (position), column (channel, kernel position).
+        let per_sample = positions.len() / taps;
+        let (m, kk) = (samples * per_sample, channels * taps);
+        // im2col's matrix, written: row (sample, position), column (channel, kernel
+        // position).
         let written: Vec<f32> = (0..m * kk)
             .map(|e| {
                 let (i, col) = (e / kk, e % kk);
-                match offsets[i * taps + col % taps] {
+                let (s, o) = (i / per_sample, i % per_sample);
+                match positions[o * taps + col % taps] {
                     Patches::PADDING => 0.0,
-                    at => data[at + col / taps * h * w],
+                    at => data[s * channels * plane + col / taps * plane + at],
                 }
             })
             .collect();
@@ -495,21 +504,24 @@ fn a_gathered_from_patches_gives_the_written_matrixs_bits() {
     }
 }
 
-/// Patches whose offsets read past the input are refused before any task runs.
+/// Patches whose positions read past the input are refused before any task runs.
 #[test]
-#[should_panic(expected = "patches: an offset reads past the input")]
+#[should_panic(expected = "patches: a position reads past the input")]
 fn patches_past_the_input_are_refused() {
     let data = vec![1f32; 8];
-    // Two channels four apart: offset 4 reads channel 1 at 8, past the input.
+    // Two channels two apart, two samples four apart: position 2 reads the second
+    // sample's second channel at 8, past the input (a padded position reads nothing).
     let patches = Patches {
         data: &data,
-        offsets: &[0, 4],
+        positions: &[Patches::PADDING, 2],
         taps: 1,
         channels: 2,
-        channel_stride: 4,
+        channel_stride: 2,
+        samples: 2,
+        sample_stride: 4,
     };
     let packed = PackedB::pack(Isa::Scalar, MatRef::row_major(&[1.0; 2], 2, 1));
-    let mut c = vec![0f32; 2];
+    let mut c = vec![0f32; 4];
     k::gemm(
         Isa::Scalar,
         patches,

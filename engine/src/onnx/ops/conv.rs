@@ -6,11 +6,14 @@
 //!   channel of the group, kernel position in row-major order), a padded position
 //!   contributing `fma(0, w, acc)`; then `+ bias`.
 //!
-//!   How: per group, im2col builds `cols` [C·taps, pixels] (a 1×1 convolution with unit
-//!   stride reads the input as it is); the product `Yᵀ = colsᵀ Wᵀ` then runs with `Wᵀ`
-//!   packed once at load and `colsᵀ` read in place (six pixels of one row of `cols`
-//!   per step of the chain); `Yᵀ` [pixels, channels] is transposed into NCHW. The
-//!   orientation does not change a bit (`fma(a, b, c) = fma(b, a, c)`, same K order).
+//!   How, on small planes: per group, the product `Yᵀ = colsᵀ Wᵀ` runs with `Wᵀ` packed
+//!   once at load and `colsᵀ` (im2col's matrix [C·taps, pixels], transposed) never
+//!   written: the product gathers it from the input planes at each output position's
+//!   kernel offsets as it packs A (`inferchain_kernels::Patches`), or reads channels-last
+//!   input in place (a 1×1 convolution); `Yᵀ` [pixels, channels] is stored channels last
+//!   or transposed into NCHW. Large planes run `Y = W · cols` with `cols`' rows read from
+//!   the input planes' stride phases. The orientation does not change a bit
+//!   (`fma(a, b, c) = fma(b, a, c)`, same K order).
 //! * `ConvTranspose` in every form (groups, dilation, asymmetric pads, `output_padding`,
 //!   `output_shape`, `auto_pad`): the geometry here, the arithmetic the kernels'
 //!   (`inferchain_kernels::window::conv_transpose`: binary64 in a fixed order, rounded
@@ -32,9 +35,9 @@ use inferchain_kernels::{
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
-/// Pixels per matrix product the im2col path aims for: enough for the product to run
-/// near its peak, few enough that `cols` stays in cache-sized pieces. (Any value gives
-/// the same bits: pixels are independent outputs.)
+/// Pixels per matrix product the small-plane path aims for: enough for the product to
+/// run near its peak, few enough that a product's packed A stays in cache-sized pieces.
+/// (Any value gives the same bits: pixels are independent outputs.)
 const GEMM_PIXELS: usize = 2048;
 /// The fewest values a task of a fused activation takes (fewer cost more to hand out than
 /// to compute).
@@ -147,13 +150,13 @@ pub fn conv(
         .axes
         .iter()
         .all(|a| a.kernel == 1 && a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0);
-    let im2col = (!identity).then(|| Im2col::new(&window));
     let geometry = Geometry {
         n,
         c,
         cg,
         mg,
         k,
+        taps: taps_len,
         p,
         in_len,
         group,
@@ -179,7 +182,10 @@ pub fn conv(
         let out = numerics::with_f32("Conv", w, |ws| {
             numerics::with_f32("Conv", x, |xs| match StridePhases::compact(&window) {
                 Some(split) => conv_wide(xs, ws, &geometry, &epilogue, &split),
-                None => conv_direct(xs, ws, &geometry, &epilogue, im2col.as_ref()),
+                None => {
+                    let im2col = (!identity).then(|| Im2col::new(&window));
+                    conv_direct(xs, ws, &geometry, &epilogue, im2col.as_ref())
+                }
             })
         })??;
         return finish(out, &dims, Layout::RowMajor, activation);
@@ -198,21 +204,15 @@ pub fn conv(
         Layout::RowMajor
     };
     // Per output position and kernel position, where in its input plane it reads (or
-    // padding): the product gathers its A (im2col's `colsᵀ`) from the input with these.
-    let positions = im2col.is_some().then(|| patch_positions(&window));
-    let run = |source: Source<'_>| {
-        conv_batched(
-            source,
-            packed,
-            &geometry,
-            &epilogue,
-            positions.as_deref(),
-            layout,
-        )
-    };
-    let out = match im2col {
-        None => channels_last::with_storage(x, |xs| run(Source::Pixels(xs))),
-        Some(_) => None,
+    // padding): the product gathers its A (im2col's `colsᵀ`) from the input planes at
+    // these.
+    let positions = patch_positions(&window);
+    let run =
+        |source: Source<'_>| conv_batched(source, packed, &geometry, &epilogue, &positions, layout);
+    // Channels-last input only for a 1×1 convolution (its rows are the product's A).
+    let out = match identity {
+        true => channels_last::with_storage(x, |xs| run(Source::Pixels(xs))),
+        false => None,
     };
     let out = match out {
         Some(out) => out,
@@ -224,6 +224,12 @@ pub fn conv(
 /// Per output position (row-major) and kernel position (in order): the input offset
 /// within one plane it reads, or [`Patches::PADDING`].
 fn patch_positions(window: &Window) -> Vec<usize> {
+    if window.axes.iter().all(|a| {
+        a.kernel == 1 && a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0 && a.output == a.input
+    }) {
+        // A 1×1 kernel with unit strides and no padding: each position reads itself.
+        return (0..window.output_len()).collect();
+    }
     window
         .taps()
         .into_iter()
@@ -276,26 +282,23 @@ enum Layout {
 }
 
 /// `Yᵀ = colsᵀ Wᵀ` over as many samples as make [`GEMM_PIXELS`] pixels, with `Wᵀ` packed
-/// at load, then transposed into NCHW. `colsᵀ` is never written: its rows are gathered
-/// from the input at `positions` ([`patch_positions`]; none for a 1×1 convolution with
-/// unit strides and no padding) as the product packs them.
+/// at load, then transposed into NCHW. `colsᵀ` is never written: read in place from
+/// channels-last input (a 1×1 convolution), else gathered from the input planes at
+/// `positions` ([`patch_positions`]) as the product packs it.
 fn conv_batched(
     source: Source,
     packed: &[PackedB],
     geometry: &Geometry,
     &Epilogue { bias, clip }: &Epilogue,
-    positions: Option<&[usize]>,
+    positions: &[usize],
     layout: Layout,
 ) -> Vec<f32> {
     let Geometry {
         n, mg, p, group, ..
     } = *geometry;
     let m = mg * group;
-    // Channels-last input only for a 1×1 convolution (its rows are the product's A).
-    debug_assert!(matches!(source, Source::Planes(_)) || positions.is_none());
     let isa = numerics::isa();
     let chunk = GEMM_PIXELS.div_ceil(p.max(1)).clamp(1, n.max(1));
-    let mut offsets: Vec<usize> = Vec::new();
     if group == 1 && n.is_multiple_of(chunk) {
         // One product per chunk of samples. Channels last, Yᵀ [pixels, channels] is the
         // output as stored: each value written once, by the product. Row-major, fresh Yᵀ
@@ -303,14 +306,7 @@ fn conv_batched(
         // is small enough to stay on this one). Neither is zeroed first.
         let bias = bias.map_or(Bias::None, Bias::Col);
         return numerics::written_in_parts(n / chunk, chunk * m * p, |part, y| {
-            let (a, par) = product_a(
-                source,
-                geometry,
-                positions,
-                (part * chunk, chunk),
-                0,
-                &mut offsets,
-            );
+            let (a, par) = product_a(source, geometry, positions, (part * chunk, chunk), 0);
             match layout {
                 Layout::ChannelsLast => gemm_into(isa, a, &packed[0], bias, clip, y, par),
                 Layout::RowMajor => {
@@ -328,14 +324,7 @@ fn conv_batched(
         let samples = chunk.min(n - first);
         let pixels = samples * p;
         for g in 0..group {
-            let (a, par) = product_a(
-                source,
-                geometry,
-                positions,
-                (first, samples),
-                g,
-                &mut offsets,
-            );
+            let (a, par) = product_a(source, geometry, positions, (first, samples), g);
             let bias = match bias {
                 Some(b) => Bias::Col(&b[g * mg..][..mg]),
                 None => Bias::None,
@@ -386,81 +375,49 @@ fn is_small(geometry: &Geometry, pixels: usize) -> bool {
 }
 
 /// The product's A for samples `first..first + samples` and group `g`: `colsᵀ`, element
-/// (pixel, k) — read in place where the input already is that (channels last, or one
-/// sample's planes of a 1×1 convolution), else gathered from the input planes at
-/// `positions` as the product packs it, with the chunk's offsets written into `offsets`;
-/// and the threads it runs on.
+/// (pixel, k) — read in place where the input is channels last (a 1×1 convolution), else
+/// gathered from the input planes at `positions` as the product packs it; and the
+/// threads it runs on.
 fn product_a<'a>(
     source: Source<'a>,
     geometry: &Geometry,
-    positions: Option<&[usize]>,
+    positions: &'a [usize],
     (first, samples): (usize, usize),
     g: usize,
-    offsets: &'a mut Vec<usize>,
 ) -> (Lhs<'a>, &'static dyn inferchain_kernels::Parallel) {
     let Geometry {
         c,
         cg,
         k,
+        taps,
         p,
         in_len,
         ..
     } = *geometry;
-    let taps_len = k / cg.max(1);
     let pixels = samples * p;
     let par: &'static dyn inferchain_kernels::Parallel = if is_small(geometry, pixels) {
         &Sequential
     } else {
         &KernelThreads
     };
-    let a = match (source, positions) {
+    let a = match source {
         // Channels last, 1×1: the input's rows are A's, read in place.
-        (Source::Pixels(xs), _) => Lhs::Mat(MatRef {
+        Source::Pixels(xs) => Lhs::Mat(MatRef {
             data: &xs[first * p * c + g * cg..],
             rows: pixels,
             cols: k,
             rs: c,
             cs: 1,
         }),
-        (Source::Planes(xs), Some(positions)) => {
-            // Row (sample, pixel), kernel position: the offset of the group's first
-            // channel's value in `xs`.
-            offsets.clear();
-            for s in 0..samples {
-                let base = ((first + s) * c + g * cg) * in_len;
-                offsets.extend(positions.iter().map(|&at| match at {
-                    Patches::PADDING => Patches::PADDING,
-                    at => base + at,
-                }));
-            }
-            Lhs::Patches(Patches {
-                data: xs,
-                offsets,
-                taps: taps_len,
-                channels: cg,
-                channel_stride: in_len,
-            })
-        }
-        (Source::Planes(xs), None) if samples == 1 => {
-            let plane = &xs[(first * c + g * cg) * in_len..][..cg * in_len];
-            Lhs::Mat(MatRef::row_major(plane, k, pixels).t())
-        }
-        (Source::Planes(xs), None) => {
-            // Several samples' planes of a 1×1 convolution: each row's offset is its
-            // pixel's (a kernel of one position).
-            offsets.clear();
-            for s in 0..samples {
-                let base = ((first + s) * c + g * cg) * in_len;
-                offsets.extend((0..p).map(|px| base + px));
-            }
-            Lhs::Patches(Patches {
-                data: xs,
-                offsets,
-                taps: 1,
-                channels: cg,
-                channel_stride: in_len,
-            })
-        }
+        Source::Planes(xs) => Lhs::Patches(Patches {
+            data: &xs[(first * c + g * cg) * in_len..],
+            positions,
+            taps,
+            channels: cg,
+            channel_stride: in_len,
+            samples,
+            sample_stride: c * in_len,
+        }),
     };
     (a, par)
 }
@@ -482,8 +439,10 @@ struct Geometry {
     cg: usize,
     /// Output channels per group.
     mg: usize,
-    /// The chain's length (input channels of the group × kernel positions).
+    /// The chain's length (input channels of the group × kernel positions), and the
+    /// kernel positions.
     k: usize,
+    taps: usize,
     /// Output and input pixels per plane.
     p: usize,
     in_len: usize,
@@ -508,6 +467,7 @@ fn conv_direct(
         p,
         in_len,
         group,
+        ..
     } = *geometry;
     let isa = numerics::isa();
     let mut cols: Vec<f32> = Vec::new();
@@ -579,6 +539,7 @@ fn conv_wide(
         p,
         in_len,
         group,
+        ..
     } = *geometry;
     let (wq, ow, wide) = (split.wq, split.ow, split.wide);
     let isa = numerics::isa();
@@ -646,6 +607,7 @@ fn conv_planar(
         p,
         in_len,
         group,
+        ..
     } = *geometry;
     let (wq, ow, wide) = (split.wq, split.ow, split.wide);
     let isa = numerics::isa();
@@ -1405,6 +1367,8 @@ mod tests {
             (9, 30, 1, 1, (0, 0), 300, 20, 1, 2),
             (13, 11, 3, 2, (1, 0), 3, 6, 1, 1),
             (16, 16, 1, 1, (0, 0), 8, 7, 1, 3),
+            // No input channels: the chain is empty, the output its bias.
+            (6, 6, 3, 1, (1, 1), 0, 4, 1, 2),
             // A network's stem: 7×7, stride 2, padding 3.
             (30, 28, 7, 2, (3, 3), 3, 16, 1, 1),
         ];
@@ -1424,6 +1388,7 @@ mod tests {
                 cg,
                 mg,
                 k,
+                taps: kernel * kernel,
                 p,
                 in_len: h * w,
                 group,
@@ -1440,7 +1405,7 @@ mod tests {
                 })
                 .collect();
             let im2col = (kernel > 1).then(|| Im2col::new(&window));
-            let positions = im2col.is_some().then(|| patch_positions(&window));
+            let positions = patch_positions(&window);
             for b in [None, Some(&bias[..])] {
                 let epilogue = Epilogue {
                     bias: b,
@@ -1448,14 +1413,7 @@ mod tests {
                 };
                 let direct = conv_direct(&xs, &ws, &geometry, &epilogue, im2col.as_ref());
                 let batched = |source, layout| {
-                    conv_batched(
-                        source,
-                        &packed,
-                        &geometry,
-                        &epilogue,
-                        positions.as_deref(),
-                        layout,
-                    )
+                    conv_batched(source, &packed, &geometry, &epilogue, &positions, layout)
                 };
                 let same = |got: &[f32]| {
                     got.len() == direct.len()
