@@ -110,7 +110,7 @@ impl<'a> MatRef<'a> {
 /// with M = `samples` × the positions per sample, row `i` output position `o = i mod P`
 /// of sample `s = i div P`, column `k = channel · taps + tap`, and element `(i, k)`
 /// `data[s · sample_stride + positions[o · taps + tap] + channel · channel_stride]`, or
-/// +0 where that position is [`Patches::PADDING`]. These are the values im2col copies, so
+/// +0 where that position is [`PADDING`]. These are the values im2col copies, so
 /// a product over them has the bits of the product over the written matrix; packing A
 /// gathers them straight from the input.
 #[derive(Clone, Copy)]
@@ -118,8 +118,8 @@ pub struct Patches<'a> {
     /// The input values, from the first sample's first channel read.
     pub data: &'a [f32],
     /// Per output position of one sample and kernel position: where channel 0's value is
-    /// in the sample's values.
-    pub positions: &'a [usize],
+    /// in the sample's values (within a plane: 32 bits, as the depthwise kernels' taps).
+    pub positions: &'a [u32],
     /// Kernel positions per channel (at least one).
     pub taps: usize,
     /// Channels (K = channels · taps).
@@ -132,9 +132,6 @@ pub struct Patches<'a> {
 }
 
 impl Patches<'_> {
-    /// The position of a kernel position that reads the padding (+0).
-    pub const PADDING: usize = usize::MAX;
-
     /// Output positions per sample.
     fn per_sample(&self) -> usize {
         self.positions.len() / self.taps.max(1)
@@ -163,8 +160,8 @@ impl Patches<'_> {
             .zip((self.channels - 1).checked_mul(self.channel_stride))
             .and_then(|(s, c)| s.checked_add(c));
         assert!(
-            reach.is_some_and(|reach| self.positions.iter().all(|&at| at == Self::PADDING
-                || at
+            reach.is_some_and(|reach| self.positions.iter().all(|&at| at == PADDING
+                || (at as usize)
                     .checked_add(reach)
                     .is_some_and(|end| end < self.data.len()))),
             "patches: a position reads past the input"
@@ -184,8 +181,8 @@ impl Patches<'_> {
         let (channel, tap) = (k / self.taps, k % self.taps);
         let (sample, row) = self.row(i);
         match self.positions[row + tap] {
-            Self::PADDING => 0.0,
-            at => self.data[sample + at + channel * self.channel_stride],
+            PADDING => 0.0,
+            at => self.data[sample + at as usize + channel * self.channel_stride],
         }
     }
 
@@ -1006,7 +1003,8 @@ fn pack_patches(
 ) {
     let (start, n, taps) = (rows.start, rows.len(), a.taps);
     let k1 = k0 + kc;
-    // Per row of a tile (MR <= 14): its sample's offset and its position's taps.
+    // Per row of a tile (MR is at most 14): its sample's offset and its position's taps.
+    assert!(mr <= 16, "pack_patches: a tile of at most 16 rows");
     let mut tile_rows = [(0usize, 0usize); 16];
     for tile in 0..n.div_ceil(mr) {
         let r_n = mr.min(n - tile * mr);
@@ -1022,18 +1020,19 @@ fn pack_patches(
             if lo == hi {
                 continue;
             }
-            // Where each row reads channel 0 at this kernel position (or PADDING).
-            let mut reads = [Patches::PADDING; 16];
+            // Where each row reads channel 0 at this kernel position (or `usize::MAX`
+            // for the padding).
+            let mut reads = [usize::MAX; 16];
             for (read, &(sample, row)) in reads.iter_mut().zip(rows) {
                 let at = a.positions[row + tap];
-                if at != Patches::PADDING {
-                    *read = sample + at;
+                if at != PADDING {
+                    *read = sample + at as usize;
                 }
             }
             let reads = &reads[..r_n];
             let first = reads[0];
-            let run = first != Patches::PADDING
-                && reads.iter().enumerate().all(|(r, &at)| at == first + r);
+            let run =
+                first != usize::MAX && reads.iter().enumerate().all(|(r, &at)| at == first + r);
             for channel in lo..hi {
                 let step = channel * taps + tap - k0;
                 let (d, past) = dst[step * mr..][..mr].split_at_mut(r_n);
@@ -1052,7 +1051,7 @@ fn pack_patches(
                 } else {
                     for (v, &at) in d.iter_mut().zip(reads) {
                         v.write(match at {
-                            Patches::PADDING => 0.0,
+                            usize::MAX => 0.0,
                             at => a.data[at + base],
                         });
                     }
@@ -1409,7 +1408,8 @@ pub fn weighted_slices_rows<V: Lanes>(
     }
 }
 
-/// Where a tap of [`weighted_lanes`] reads padding (+0) instead of an input position.
+/// Where a tap of [`weighted_lanes`] (or a position of [`Patches`]) reads padding (+0)
+/// instead of an input value.
 pub const PADDING: u32 = u32::MAX;
 
 /// What [`weighted_lanes`] applies to each finished chain: a bias per channel, a clamp.

@@ -2,7 +2,9 @@
 //! random inputs with the awkward values mixed in (NaN, ±inf, ±0, subnormals, huge and
 //! tiny magnitudes) and lengths that leave every kind of tail.
 
-use inferchain_kernels::{self as k, Bias, Isa, MatRef, PackedB, Patches, Sequential, Unary};
+use inferchain_kernels::{
+    self as k, Bias, Isa, MatRef, PackedB, Patches, Sequential, Unary, PADDING,
+};
 
 struct Rng(u64);
 
@@ -381,11 +383,11 @@ fn b_packed_from_rows_as_it_goes_gives_the_packed_products_bits() {
 }
 
 /// A square convolution window over planes `h × w`: per output position (row, column)
-/// and kernel position, the offset in the plane it reads, or `Patches::PADDING`.
+/// and kernel position, the offset in the plane it reads, or `PADDING`.
 fn patch_positions(
     (h, w): (usize, usize),
     (kernel, stride, pad): (usize, usize, usize),
-) -> Vec<usize> {
+) -> Vec<u32> {
     let out = |len: usize| (len + 2 * pad - kernel) / stride + 1;
     let mut positions = Vec::new();
     for oy in 0..out(h) {
@@ -395,9 +397,9 @@ fn patch_positions(
                     let (y, x) = (oy * stride + ky, ox * stride + kx);
                     let inside = (pad..h + pad).contains(&y) && (pad..w + pad).contains(&x);
                     positions.push(if inside {
-                        (y - pad) * w + (x - pad)
+                        ((y - pad) * w + (x - pad)) as u32
                     } else {
-                        Patches::PADDING
+                        PADDING
                     });
                 }
             }
@@ -416,33 +418,39 @@ fn patch_positions(
 #[test]
 fn a_gathered_from_patches_gives_the_written_matrixs_bits() {
     let mut rng = Rng(21);
-    // (samples, channels, h, w), (kernel, stride, pad), N
-    for &(input, window, n) in &[
-        ((1, 5, 14, 14), (3, 1, 1), 40),
-        ((3, 70, 7, 7), (3, 1, 1), 33),
-        ((3, 70, 7, 7), (3, 1, 1), 150),
-        ((2, 3, 9, 11), (3, 2, 1), 20),
-        ((8, 2, 5, 5), (1, 1, 0), 17),
-        ((2, 600, 3, 3), (1, 1, 0), 20),
-        ((4, 64, 14, 14), (3, 1, 1), 150),
-        ((1, 4, 3, 3), (5, 1, 2), 16),
-        ((1, 2, 13, 13), (13, 1, 6), 20),
-        ((2, 0, 4, 4), (3, 1, 1), 5),
+    // (samples, channels, h, w), (kernel, stride, pad), N; and channels before the read
+    // ones in each sample (a later group's).
+    for &(input, window, n, skip) in &[
+        ((1, 5, 14, 14), (3, 1, 1), 40, 0),
+        ((3, 70, 7, 7), (3, 1, 1), 33, 2),
+        ((3, 70, 7, 7), (3, 1, 1), 150, 0),
+        ((2, 3, 9, 11), (3, 2, 1), 20, 1),
+        ((8, 2, 5, 5), (1, 1, 0), 17, 3),
+        ((2, 600, 3, 3), (1, 1, 0), 20, 0),
+        ((4, 64, 14, 14), (3, 1, 1), 150, 0),
+        ((1, 4, 3, 3), (5, 1, 2), 16, 0),
+        ((1, 2, 13, 13), (13, 1, 6), 20, 0),
+        // More kernel positions than a K block on every ISA (512 steps at most).
+        ((1, 2, 23, 23), (23, 1, 11), 5, 0),
+        ((2, 0, 4, 4), (3, 1, 1), 5, 1),
     ] {
         let (samples, channels, h, w) = input;
         let kernel = window.0;
-        let data = rng.values(samples * channels * h * w, 1.0);
+        let plane = h * w;
+        let stride = (skip + channels) * plane;
+        let all = rng.values(samples * stride, 1.0);
+        // The read channels of the first sample onward.
+        let data = &all[skip * plane..];
         let positions = patch_positions((h, w), window);
         let taps = kernel * kernel;
-        let plane = h * w;
         let patches = Patches {
-            data: &data,
+            data,
             positions: &positions,
             taps,
             channels,
             channel_stride: plane,
             samples,
-            sample_stride: channels * plane,
+            sample_stride: stride,
         };
         let per_sample = positions.len() / taps;
         let (m, kk) = (samples * per_sample, channels * taps);
@@ -453,8 +461,8 @@ fn a_gathered_from_patches_gives_the_written_matrixs_bits() {
                 let (i, col) = (e / kk, e % kk);
                 let (s, o) = (i / per_sample, i % per_sample);
                 match positions[o * taps + col % taps] {
-                    Patches::PADDING => 0.0,
-                    at => data[s * channels * plane + col / taps * plane + at],
+                    PADDING => 0.0,
+                    at => all[s * stride + (skip + col / taps) * plane + at as usize],
                 }
             })
             .collect();
@@ -513,7 +521,7 @@ fn patches_past_the_input_are_refused() {
     // sample's second channel at 8, past the input (a padded position reads nothing).
     let patches = Patches {
         data: &data,
-        positions: &[Patches::PADDING, 2],
+        positions: &[PADDING, 2],
         taps: 1,
         channels: 2,
         channel_stride: 2,

@@ -30,7 +30,7 @@ use crate::numerics::{self, KernelThreads};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::{
-    gemm_clamped, gemm_into, gemm_rows, Bias, Lhs, MatRef, PackedB, Patches, Sequential,
+    gemm_clamped, gemm_into, gemm_rows, Bias, Lhs, MatRef, PackedB, Patches, Sequential, PADDING,
 };
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
@@ -205,8 +205,15 @@ pub fn conv(
     };
     // Per output position and kernel position, where in its input plane it reads (or
     // padding): the product gathers its A (im2col's `colsᵀ`) from the input planes at
-    // these.
-    let positions = patch_positions(&window);
+    // these. None are read where the chain is empty or there are no samples.
+    let positions = match k > 0 && n > 0 {
+        true => patch_positions(&window).ok_or_else(|| {
+            candle_core::Error::Msg(format!(
+                "Conv: an input plane of {in_len} values is over what this engine indexes"
+            ))
+        })?,
+        false => Vec::new(),
+    };
     let run =
         |source: Source<'_>| conv_batched(source, packed, &geometry, &epilogue, &positions, layout);
     // Channels-last input only for a 1×1 convolution (its rows are the product's A).
@@ -221,21 +228,23 @@ pub fn conv(
     finish(out, &dims, layout, activation)
 }
 
-/// Per output position (row-major) and kernel position (in order): the input offset
-/// within one plane it reads, or [`Patches::PADDING`].
-fn patch_positions(window: &Window) -> Vec<usize> {
-    if window.axes.iter().all(|a| {
-        a.kernel == 1 && a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0 && a.output == a.input
-    }) {
-        // A 1×1 kernel with unit strides and no padding: each position reads itself.
-        return (0..window.output_len()).collect();
+/// Per output position (row-major) and kernel position (row-major): the input offset
+/// within one plane it reads, or [`PADDING`]; `None` where a plane has more values than
+/// 32 bits count. (One list for every sample and channel: output positions × kernel
+/// positions, 4 bytes each, never more than the im2col matrix of one channel.)
+fn patch_positions(window: &Window) -> Option<Vec<u32>> {
+    if window.input_len() >= PADDING as usize {
+        return None;
     }
-    window
-        .taps()
-        .into_iter()
-        .flat_map(|(taps, _)| taps)
-        .map(|at| at.unwrap_or(Patches::PADDING))
-        .collect()
+    let (p, axes) = (window.output_len(), &window.axes);
+    if axes
+        .iter()
+        .all(|a| a.kernel == 1 && a.stride == 1 && a.pad_begin == 0 && a.output == a.input)
+    {
+        // A 1×1 kernel with unit strides and no padding: each position reads itself.
+        return Some((0..p as u32).collect());
+    }
+    Some(tap_offsets(window))
 }
 
 /// The output tensor [N, M, spatial…] of a convolution.
@@ -290,7 +299,7 @@ fn conv_batched(
     packed: &[PackedB],
     geometry: &Geometry,
     &Epilogue { bias, clip }: &Epilogue,
-    positions: &[usize],
+    positions: &[u32],
     layout: Layout,
 ) -> Vec<f32> {
     let Geometry {
@@ -381,7 +390,7 @@ fn is_small(geometry: &Geometry, pixels: usize) -> bool {
 fn product_a<'a>(
     source: Source<'a>,
     geometry: &Geometry,
-    positions: &'a [usize],
+    positions: &'a [u32],
     (first, samples): (usize, usize),
     g: usize,
 ) -> (Lhs<'a>, &'static dyn inferchain_kernels::Parallel) {
@@ -401,6 +410,14 @@ fn product_a<'a>(
         &KernelThreads
     };
     let a = match source {
+        // An empty chain: nothing of A is read (C is the bias).
+        _ if k == 0 => Lhs::Mat(MatRef {
+            data: &[],
+            rows: pixels,
+            cols: 0,
+            rs: 0,
+            cs: 1,
+        }),
         // Channels last, 1×1: the input's rows are A's, read in place.
         Source::Pixels(xs) => Lhs::Mat(MatRef {
             data: &xs[first * p * c + g * cg..],
@@ -1349,7 +1366,19 @@ mod tests {
                 .map(|r| r.map_or(inferchain_kernels::PADDING, |i| i as u32))
                 .collect();
             assert_eq!(tap_offsets(&window), expected);
+            assert_eq!(patch_positions(&window), Some(expected));
         }
+        // A 1×1 window reading every position in place lists the positions themselves.
+        let identity = Window {
+            axes: vec![axis(3, 1, 1, 1, (0, 0)), axis(5, 1, 1, 1, (0, 0))],
+        };
+        let expected: Vec<u32> = identity
+            .taps()
+            .into_iter()
+            .flat_map(|(reads, _)| reads)
+            .map(|r| r.map_or(PADDING, |i| i as u32))
+            .collect();
+        assert_eq!(patch_positions(&identity), Some(expected));
     }
 
     /// `Y = W · cols` (NCHW directly) and the short-chain planar path compute the bits of
@@ -1369,6 +1398,9 @@ mod tests {
             (16, 16, 1, 1, (0, 0), 8, 7, 1, 3),
             // No input channels: the chain is empty, the output its bias.
             (6, 6, 3, 1, (1, 1), 0, 4, 1, 2),
+            // Groups over ten samples, eight a product: a product starting past the
+            // first sample.
+            (16, 16, 3, 1, (1, 1), 12, 8, 4, 10),
             // A network's stem: 7×7, stride 2, padding 3.
             (30, 28, 7, 2, (3, 3), 3, 16, 1, 1),
         ];
@@ -1405,7 +1437,7 @@ mod tests {
                 })
                 .collect();
             let im2col = (kernel > 1).then(|| Im2col::new(&window));
-            let positions = patch_positions(&window);
+            let positions = patch_positions(&window).unwrap();
             for b in [None, Some(&bias[..])] {
                 let epilogue = Epilogue {
                     bias: b,
