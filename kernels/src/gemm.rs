@@ -365,17 +365,7 @@ fn fill_panel(b: MatRef<'_>, p: usize, nr: usize, dst: &mut [MaybeUninit<f32>]) 
     let cols = nr.min(b.cols - p * nr);
     for (kk, row) in dst.chunks_exact_mut(nr).enumerate() {
         if b.cs == 1 {
-            let src = &b.data[kk * b.rs + p * nr..][..cols];
-            match cols {
-                // Whole panels of the usual widths: a fixed-size copy (no call to memcpy).
-                16 => copy_fixed::<16>(src, row),
-                32 => copy_fixed::<32>(src, row),
-                _ => {
-                    for (d, v) in row.iter_mut().zip(src) {
-                        d.write(*v);
-                    }
-                }
-            }
+            copy_run(&b.data[kk * b.rs + p * nr..][..cols], row);
         } else {
             for (j, d) in row[..cols].iter_mut().enumerate() {
                 d.write(b.at(kk, p * nr + j));
@@ -383,6 +373,25 @@ fn fill_panel(b: MatRef<'_>, p: usize, nr: usize, dst: &mut [MaybeUninit<f32>]) 
         }
         for d in &mut row[cols..] {
             d.write(0.0);
+        }
+    }
+}
+
+/// Copies `src` into the start of `dst`: runs of the lengths panels and tiles have
+/// (whole 16- and 32-column panels, a tile's 4, 6 or 12 rows) at a length known here,
+/// as inline moves rather than a call to memcpy per short run.
+#[inline(always)]
+fn copy_run(src: &[f32], dst: &mut [MaybeUninit<f32>]) {
+    match src.len() {
+        32 => copy_fixed::<32>(src, dst),
+        16 => copy_fixed::<16>(src, dst),
+        12 => copy_fixed::<12>(src, dst),
+        6 => copy_fixed::<6>(src, dst),
+        4 => copy_fixed::<4>(src, dst),
+        _ => {
+            for (d, v) in dst.iter_mut().zip(src) {
+                d.write(*v);
+            }
         }
     }
 }
@@ -962,20 +971,8 @@ fn pack_mat(
         for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
             let (d, past) = d.split_at_mut(r_n);
             if a.rs == 1 {
-                // Each step's mr values are contiguous in A: a whole tile's run is
-                // copied at a length known here (inline moves, not a call to memcpy per
-                // step).
-                let src = &a.data[(k0 + kk) * a.cs + first..][..r_n];
-                match r_n {
-                    12 => copy_fixed::<12>(src, d),
-                    6 => copy_fixed::<6>(src, d),
-                    4 => copy_fixed::<4>(src, d),
-                    _ => {
-                        for (d, v) in d.iter_mut().zip(src) {
-                            d.write(*v);
-                        }
-                    }
-                }
+                // Each step's mr values are contiguous in A: a whole tile's run.
+                copy_run(&a.data[(k0 + kk) * a.cs + first..][..r_n], d);
             } else {
                 for (r, v) in d.iter_mut().enumerate() {
                     v.write(a.data[(first + r) * a.rs + (k0 + kk) * a.cs]);
@@ -1038,16 +1035,7 @@ fn pack_patches(
                 let (d, past) = dst[step * mr..][..mr].split_at_mut(r_n);
                 let base = channel * a.channel_stride;
                 if run {
-                    let src = &a.data[first + base..][..r_n];
-                    match r_n {
-                        6 => copy_fixed::<6>(src, d),
-                        4 => copy_fixed::<4>(src, d),
-                        _ => {
-                            for (d, v) in d.iter_mut().zip(src) {
-                                d.write(*v);
-                            }
-                        }
-                    }
+                    copy_run(&a.data[first + base..][..r_n], d);
                 } else {
                     for (v, &at) in d.iter_mut().zip(reads) {
                         v.write(match at {
