@@ -242,6 +242,14 @@ fn the_council_registers_reprices_and_deprecates_a_model_by_motion() {
     );
     assert!(ok, "params propose failed: {err}");
     pass(&store, &url);
+    // Another validator reads the change once it has imported the block that executed
+    // the motion (under a loaded CI machine, a block or two after the first node).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while param(&other_url, "execution-timeout") != (true, "8".to_string())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(500));
+    }
     assert_eq!(
         param(&other_url, "execution-timeout"),
         (true, "8".to_string())
