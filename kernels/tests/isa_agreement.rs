@@ -44,11 +44,17 @@ impl Rng {
     }
 }
 
-/// `f` run with the kernels' trace on, and what it recorded: one test at a time (the
-/// trace is the process's, and the tests run side by side).
+/// The turn to trace: the trace is the process's, and the tests run side by side.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `f` run with the kernels' trace on, and what it recorded: one test at a time.
 fn traced<R>(f: impl FnOnce() -> R) -> (R, Vec<k::trace::Record>) {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    traced_in_turn(f)
+}
+
+/// [`traced`] for a test that holds the turn already.
+fn traced_in_turn<R>(f: impl FnOnce() -> R) -> (R, Vec<k::trace::Record>) {
     k::trace::start();
     let out = f();
     (out, k::trace::finish())
@@ -417,6 +423,9 @@ fn patch_positions(
 /// written matrix's product.
 #[test]
 fn a_gathered_from_patches_gives_the_written_matrixs_bits() {
+    // The whole test in the trace's turn: its many untraced products would otherwise
+    // land in another test's trace, whose record counts they would change.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(21);
     // (samples, channels, h, w), (kernel, stride, pad), N; and channels before the read
     // ones in each sample (a later group's).
@@ -490,7 +499,7 @@ fn a_gathered_from_patches_gives_the_written_matrixs_bits() {
                     assert_eq!(bits(got), bits(&want), "patches {isa:?} {m}x{n}x{kk}");
                 }
                 let mut fresh = vec![std::mem::MaybeUninit::uninit(); m * n];
-                let (got, records) = traced(|| {
+                let (got, records) = traced_in_turn(|| {
                     bits(k::gemm_into(
                         isa,
                         patches,
