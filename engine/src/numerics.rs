@@ -297,39 +297,6 @@ impl<'a> Filling<'a> {
     }
 }
 
-/// `dst`, `row` values at a time, each the slice `source(i)` gives for row `i` (`row`
-/// values long), copied on the kernels' threads: the initialized slice it then is. Every
-/// value is written, by construction.
-pub fn gathered_rows<'a, 's>(
-    dst: &'a mut [MaybeUninit<f32>],
-    row: usize,
-    source: impl Fn(usize) -> &'s [f32] + Sync,
-) -> &'a mut [f32] {
-    let row = row.max(1);
-    assert!(
-        dst.len().is_multiple_of(row),
-        "gathered_rows: a partial row"
-    );
-    crate::kernel_threads::for_each_row_mut(dst, row, |i, d| {
-        let src = source(i);
-        assert_eq!(
-            src.len(),
-            row,
-            "gathered_rows: a source row of another length"
-        );
-        for (d, v) in d.iter_mut().zip(src) {
-            d.write(*v);
-        }
-    });
-    #[allow(unsafe_code)]
-    // SAFETY: every row of `dst` was written value by value from a source of its length
-    // (checked above), and the rows cover `dst` (its length is a multiple of `row`); a
-    // panic in any row is raised by `for_each_row_mut` before this point.
-    unsafe {
-        &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
-    }
-}
-
 /// A CPU tensor of shape `shape` holding `values`.
 pub fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> Result<Tensor> {
     Tensor::from_vec(values, shape, &Device::Cpu)

@@ -52,7 +52,7 @@ mod x86;
 
 pub use elementwise::Unary;
 pub use gemm::{
-    gemm_reference, Bias, Lhs, MatRef, PackedB, Parallel, Patches, Sequential, PADDING,
+    gemm_reference, Bias, KeptColumns, Lhs, MatRef, PackedB, Parallel, Patches, Sequential, PADDING,
 };
 pub use isa::Isa;
 
@@ -167,6 +167,30 @@ pub fn gemm_rows<'c>(
         return gemm_into(isa, a, &b, bias, bounds, c, par);
     }
     gemm::gemm_rows(isa, a, rows, n, bias, bounds, c, par)
+}
+
+/// [`gemm_rows`] storing only the columns `keep` keeps ([`gemm::gemm_rows_kept`]: a
+/// convolution's wide output without its dropped columns): the same bits as the whole
+/// product with those columns left out. While a trace is on, the whole product is
+/// computed and recorded as the [`gemm`] call it is, then its kept columns stored.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_rows_kept<'c>(
+    isa: Isa,
+    a: MatRef<'_>,
+    rows: &[&[f32]],
+    n: usize,
+    keep: KeptColumns,
+    bias: Bias<'_>,
+    bounds: Option<(f32, f32)>,
+    c: &'c mut [core::mem::MaybeUninit<f32>],
+    par: &dyn Parallel,
+) -> &'c mut [f32] {
+    if tracing() {
+        let mut whole = alloc::vec![core::mem::MaybeUninit::uninit(); a.rows * n];
+        let whole = gemm_rows(isa, a, rows, n, bias, bounds, &mut whole, par);
+        return gemm::kept_columns(whole, n, keep, c);
+    }
+    gemm::gemm_rows_kept(isa, a, rows, n, keep, bias, bounds, c, par)
 }
 
 /// Whether calls are being recorded ([`trace`]).

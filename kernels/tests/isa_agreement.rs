@@ -60,6 +60,16 @@ fn traced_in_turn<R>(f: impl FnOnce() -> R) -> (R, Vec<k::trace::Record>) {
     (out, k::trace::finish())
 }
 
+/// A product's epilogues to test: none; a bias per row of C, then the clamp; a bias per
+/// column (`bias` holds at least `max(m, n)` values).
+fn epilogues(bias: &[f32], m: usize, n: usize) -> [(Bias<'_>, Option<(f32, f32)>); 3] {
+    [
+        (Bias::None, None),
+        (Bias::Row(&bias[..m]), Some((-0.5, 0.75))),
+        (Bias::Col(&bias[..n]), None),
+    ]
+}
+
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
@@ -352,11 +362,7 @@ fn b_packed_from_rows_as_it_goes_gives_the_packed_products_bits() {
         let rows: Vec<&[f32]> = wider.iter().map(Vec::as_slice).collect();
         for isa in isas() {
             let packed = PackedB::pack(isa, b);
-            for (bias, clamp) in [
-                (Bias::None, None),
-                (Bias::Row(&bias_data[..m]), Some((-0.5, 0.75))),
-                (Bias::Col(&bias_data[..n]), None),
-            ] {
+            for (bias, clamp) in epilogues(&bias_data, m, n) {
                 let mut want = vec![0f32; m * n];
                 k::gemm_clamped(isa, a, &packed, bias, clamp, &mut want, &Sequential);
                 for par in [&Sequential as &dyn k::Parallel, &Reversed] {
@@ -383,6 +389,89 @@ fn b_packed_from_rows_as_it_goes_gives_the_packed_products_bits() {
                         if (rm, rn, rk) == (m as u32, n as u32, kk as u32))
                 });
                 assert!(recorded, "the traced product is recorded as a gemm call");
+            }
+        }
+    }
+}
+
+/// A product storing only some of C's columns (`gemm_rows_kept`: a convolution's wide
+/// output less its dropped columns) gives, in its kept columns, the bits of the whole
+/// product: periods shorter and longer than a panel, K over several K blocks, M over
+/// several row blocks, every column kept, the fallbacks (A packed, no chain), a bias of
+/// either kind and the clamp, tasks in any order; its traced form too.
+#[test]
+fn kept_columns_are_the_whole_products_bits() {
+    // The trace's turn for the whole test: its untraced products would land in another
+    // test's trace.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = Rng(21);
+    for &(m, n, kk, period, kept, transposed_a) in &[
+        (64, 700, 576, 57, 55, false),
+        (13, 47, 300, 5, 3, false),
+        (600, 70, 130, 10, 9, false),
+        (32, 1000, 27, 113, 112, false),
+        (5, 33, 3, 33, 33, false),
+        (7, 40, 1, 17, 1, false),
+        (13, 47, 300, 6, 4, true),
+        (3, 9, 0, 4, 3, false),
+    ] {
+        let keep = k::KeptColumns { period, kept };
+        let width = keep.count(n);
+        let a_data = rng.values(m * kk, 1.0);
+        let b_data = rng.values(kk * n, 1.0);
+        let bias_data = rng.finite(m.max(n), 1.0);
+        let a = if transposed_a {
+            MatRef::row_major(&a_data, kk, m).t()
+        } else {
+            MatRef::row_major(&a_data, m, kk)
+        };
+        let rows: Vec<&[f32]> = (0..kk).map(|r| &b_data[r * n..][..n]).collect();
+        let kept_of = |whole: &[f32]| -> Vec<u32> {
+            let mut out = Vec::new();
+            for i in 0..m {
+                for j in (0..n).filter(|j| j % period < kept) {
+                    out.push(whole[i * n + j].to_bits());
+                }
+            }
+            out
+        };
+        for isa in isas() {
+            let packed = PackedB::pack(isa, MatRef::row_major(&b_data, kk, n));
+            for (bias, clamp) in epilogues(&bias_data, m, n) {
+                let mut whole = vec![0f32; m * n];
+                k::gemm_clamped(isa, a, &packed, bias, clamp, &mut whole, &Sequential);
+                let want = kept_of(&whole);
+                let case = format!("{isa:?} {m}x{n}x{kk}, {kept} of {period}");
+                for par in [&Sequential as &dyn k::Parallel, &Reversed] {
+                    let mut fresh = vec![std::mem::MaybeUninit::uninit(); m * width];
+                    let got = k::gemm::gemm_rows_kept(
+                        isa, a, &rows, n, keep, bias, clamp, &mut fresh, par,
+                    );
+                    assert_eq!(bits(got), want, "gemm_rows_kept {case}");
+                }
+                let mut fresh = vec![std::mem::MaybeUninit::uninit(); m * width];
+                let (got, records) = traced_in_turn(|| {
+                    bits(k::gemm_rows_kept(
+                        isa,
+                        a,
+                        &rows,
+                        n,
+                        keep,
+                        bias,
+                        clamp,
+                        &mut fresh,
+                        &Sequential,
+                    ))
+                });
+                assert_eq!(got, want, "traced gemm_rows_kept {case}");
+                let recorded = records.iter().any(|r| {
+                    matches!(r.call, k::call::Call::Gemm { m: rm, n: rn, k: rk, .. }
+                        if (rm, rn, rk) == (m as u32, n as u32, kk as u32))
+                });
+                assert!(
+                    recorded,
+                    "the traced product is recorded as the whole gemm call"
+                );
             }
         }
     }
@@ -480,11 +569,7 @@ fn a_gathered_from_patches_gives_the_written_matrixs_bits() {
         let bias_data = rng.finite(m.max(n), 1.0);
         for isa in isas() {
             let packed = PackedB::pack(isa, MatRef::row_major(&b_data, kk, n));
-            for (bias, clamp) in [
-                (Bias::None, None),
-                (Bias::Row(&bias_data[..m]), Some((-0.5, 0.75))),
-                (Bias::Col(&bias_data[..n]), None),
-            ] {
+            for (bias, clamp) in epilogues(&bias_data, m, n) {
                 let mut want = vec![0f32; m * n];
                 k::gemm_clamped(isa, a, &packed, bias, clamp, &mut want, &Sequential);
                 // A read transposed (packed by the product) too.

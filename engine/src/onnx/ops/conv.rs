@@ -30,10 +30,10 @@ use crate::numerics::{self, KernelThreads};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::NodeProto;
 use inferchain_kernels::{
-    gemm_clamped, gemm_into, gemm_rows, Bias, Lhs, MatRef, PackedB, Patches, Sequential, PADDING,
+    gemm_clamped, gemm_into, gemm_rows, gemm_rows_kept, Bias, KeptColumns, Lhs, MatRef, PackedB,
+    Patches, Sequential, PADDING,
 };
 use std::borrow::Cow;
-use std::mem::MaybeUninit;
 
 /// Pixels per matrix product the small-plane path aims for: enough for the product to
 /// run near its peak, few enough that a product's packed A stays in cache-sized pieces.
@@ -538,8 +538,9 @@ fn phases_of_planes(
 /// K block of a panel of B straight from the input planes' stride phases
 /// ([`StridePhases`]): row (input channel, kernel position) of B is one contiguous run of
 /// the channel's phases from the position's offset, over the "wide" output (output rows
-/// `wq` apart; the columns past `ow` read neighbouring values and are dropped). The same
-/// chains as im2col's, padding read as +0.
+/// `wq` apart; the columns past `ow` read neighbouring values and are dropped: the
+/// product stores only each wide row's first `ow`, [`gemm_rows_kept`], so they never
+/// reach memory). The same chains as im2col's, padding read as +0.
 fn conv_wide(
     xs: &[f32],
     ws: &[f32],
@@ -561,7 +562,6 @@ fn conv_wide(
     let (wq, ow, wide) = (split.wq, split.ow, split.wide);
     let isa = numerics::isa();
     let buffers = phases_of_planes(xs, n * c, in_len, split);
-    let mut wide_out: Vec<MaybeUninit<f32>> = Vec::new();
     numerics::written_in_parts(n * group, mg * p, |part, y| {
         let (s, g) = (part / group, part % group);
         let planes: Vec<&[f32]> = (0..cg)
@@ -584,22 +584,13 @@ fn conv_wide(
             // No dropped columns: the wide output is the output.
             return gemm_rows(isa, a, &rows, wide, bias, clip, y, &KernelThreads);
         }
-        // Scratch the product writes before anything reads it: not zeroed first.
-        wide_out.resize_with(mg * wide, MaybeUninit::uninit);
-        let wide_y = gemm_rows(
-            isa,
-            a,
-            &rows,
-            wide,
-            bias,
-            clip,
-            &mut wide_out,
-            &KernelThreads,
-        );
-        // Output row r (channel r / oh, row r % oh) is the wide output's row, less the
-        // dropped columns.
-        let oh = p / ow.max(1);
-        numerics::gathered_rows(y, ow, |r| &wide_y[r / oh * wide + r % oh * wq..][..ow])
+        // Each wide row's first `ow` columns are the output row; the rest never leave
+        // the product's cache.
+        let keep = KeptColumns {
+            period: wq,
+            kept: ow,
+        };
+        gemm_rows_kept(isa, a, &rows, wide, keep, bias, clip, y, &KernelThreads)
     })
 }
 
