@@ -437,7 +437,9 @@ impl Parallel for Sequential {
 /// C's base pointer, shared by tasks that write disjoint elements.
 #[derive(Clone, Copy)]
 struct SharedMut(*mut f32);
-// SAFETY: tasks write disjoint (row block, panel range) rectangles of C; see `gemm`.
+// SAFETY: tasks write disjoint parts of C: (row block, panel range) rectangles, or with
+// kept columns those rectangles' kept columns (`KeptColumns::at` is one to one); see
+// `gemm`.
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
@@ -578,11 +580,23 @@ pub fn gemm_rows<'c>(
 /// kept when `j % period < kept`, stored at `(j / period) · kept + j % period` of its row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeptColumns {
-    pub period: usize,
-    pub kept: usize,
+    period: usize,
+    kept: usize,
 }
 
 impl KeptColumns {
+    /// The first `kept` of every `period` columns.
+    ///
+    /// # Panics
+    /// Unless `1 <= kept <= period`.
+    pub fn new(period: usize, kept: usize) -> KeptColumns {
+        assert!(
+            kept >= 1 && kept <= period,
+            "KeptColumns: {kept} of every {period} columns kept"
+        );
+        KeptColumns { period, kept }
+    }
+
     /// How many of `n` columns are kept.
     pub fn count(self, n: usize) -> usize {
         n / self.period * self.kept + (n % self.period).min(self.kept)
@@ -611,12 +625,6 @@ pub fn gemm_rows_kept<'c>(
     c: &'c mut [MaybeUninit<f32>],
     par: &dyn Parallel,
 ) -> &'c mut [f32] {
-    assert!(
-        keep.kept >= 1 && keep.kept <= keep.period,
-        "gemm_rows_kept: {} of every {} columns kept",
-        keep.kept,
-        keep.period
-    );
     let isa = isa.effective();
     assert!(
         rows.iter().all(|r| r.len() >= n),
@@ -629,24 +637,25 @@ pub fn gemm_rows_kept<'c>(
         let mut whole: Vec<MaybeUninit<f32>> = Vec::with_capacity(a.rows * n);
         whole.resize_with(a.rows * n, MaybeUninit::uninit);
         let whole = gemm_rows(isa, a, rows, n, bias, clamp, &mut whole, par);
-        return kept_columns(whole, n, keep, c);
+        return kept_columns(whole, (a.rows, n), keep, c);
     }
     let panels = (Panels::Rows(rows), rows.len(), isa.gemm_nr());
     product(isa, lhs, panels, n, bias, clamp, (c, Some(keep)), par)
 }
 
-/// The columns of `whole` (`M × n`) that `keep` keeps, written into `c`.
+/// The columns of `whole` (`m × n`) that `keep` keeps, written into `c`
+/// (`m × keep.count(n)`).
 pub(crate) fn kept_columns<'c>(
     whole: &[f32],
-    n: usize,
+    (m, n): (usize, usize),
     keep: KeptColumns,
     c: &'c mut [MaybeUninit<f32>],
 ) -> &'c mut [f32] {
     let width = keep.count(n);
-    assert_eq!(
-        c.len() * n,
-        whole.len() * width,
-        "gemm_rows_kept: C must hold the kept columns"
+    assert!(
+        whole.len() == m * n && c.len() == m * width,
+        "gemm_rows_kept: {m} × {n} values, of which C ({} values) must hold {width} a row",
+        c.len()
     );
     if width > 0 {
         for (row, out) in whole.chunks_exact(n).zip(c.chunks_exact_mut(width)) {
@@ -657,8 +666,9 @@ pub(crate) fn kept_columns<'c>(
             }
         }
     }
-    // SAFETY: every kept column of every row was written (`at` maps the kept columns of
-    // a row onto 0..width, one to one).
+    // SAFETY: c is m rows of width (asserted), and every kept column of every row was
+    // written (`at` maps a row's kept columns onto 0..width, one to one, as `new`'s
+    // bounds guarantee).
     unsafe { &mut *(c as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
@@ -845,7 +855,8 @@ pub(crate) unsafe fn run_task<V: Lanes, const MR: usize, const NV: usize>(t: &Ta
                 let bp = panel_block::<V, NV>(t, p, k0, kc, &mut filled);
                 let buffer = t.keep.map(|_| panel_c.as_mut_ptr());
                 // SAFETY: as `run_task`'s; `bp` holds the block's kc rows of nr values;
-                // `panel_c` holds the task's rows of nr values.
+                // `panel_c` holds the task's rows of nr values (a tile at row i writes
+                // at most MR rows from row i - rows.start, all inside it).
                 unsafe { block::<V, MR, NV>(t, p, k0, kc, bp, packs, &[], buffer) };
                 k0 += kc;
             }

@@ -188,7 +188,7 @@ pub fn gemm_rows_kept<'c>(
     if tracing() {
         let mut whole = alloc::vec![core::mem::MaybeUninit::uninit(); a.rows * n];
         let whole = gemm_rows(isa, a, rows, n, bias, bounds, &mut whole, par);
-        return gemm::kept_columns(whole, n, keep, c);
+        return gemm::kept_columns(whole, (a.rows, n), keep, c);
     }
     gemm::gemm_rows_kept(isa, a, rows, n, keep, bias, bounds, c, par)
 }

@@ -397,10 +397,15 @@ fn b_packed_from_rows_as_it_goes_gives_the_packed_products_bits() {
 /// A product storing only some of C's columns (`gemm_rows_kept`: a convolution's wide
 /// output less its dropped columns) gives, in its kept columns, the bits of the whole
 /// product: periods shorter and longer than a panel, K over several K blocks, M over
-/// several row blocks, every column kept, the fallbacks (A packed, no chain), a bias of
-/// either kind and the clamp, tasks in any order; its traced form too.
+/// several row blocks, several panels a task, every column kept, no rows or no columns,
+/// the fallbacks (A packed, no chain), a bias of either kind and the clamp, tasks in any
+/// order; its traced form too. A keep outside `1 ..= period` is refused.
 #[test]
 fn kept_columns_are_the_whole_products_bits() {
+    for (period, kept) in [(5, 0), (5, 6), (0, 0)] {
+        let made = std::panic::catch_unwind(|| k::KeptColumns::new(period, kept));
+        assert!(made.is_err(), "{kept} of every {period} columns kept");
+    }
     // The trace's turn for the whole test: its untraced products would land in another
     // test's trace.
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -412,10 +417,16 @@ fn kept_columns_are_the_whole_products_bits() {
         (32, 1000, 27, 113, 112, false),
         (5, 33, 3, 33, 33, false),
         (7, 40, 1, 17, 1, false),
+        // Several panels a task (its panel buffer reused): over 64 panels on AVX2's
+        // 16-column panels, over 64 on AVX-512's 64-column ones.
+        (16, 4200, 40, 30, 28, false),
         (13, 47, 300, 6, 4, true),
         (3, 9, 0, 4, 3, false),
+        (0, 50, 10, 7, 5, false),
+        (4, 0, 10, 7, 5, false),
+        (4, 0, 10, 7, 5, true),
     ] {
-        let keep = k::KeptColumns { period, kept };
+        let keep = k::KeptColumns::new(period, kept);
         let width = keep.count(n);
         let a_data = rng.values(m * kk, 1.0);
         let b_data = rng.values(kk * n, 1.0);
@@ -439,7 +450,9 @@ fn kept_columns_are_the_whole_products_bits() {
             let packed = PackedB::pack(isa, MatRef::row_major(&b_data, kk, n));
             for (bias, clamp) in epilogues(&bias_data, m, n) {
                 let mut whole = vec![0f32; m * n];
-                k::gemm_clamped(isa, a, &packed, bias, clamp, &mut whole, &Sequential);
+                if m * n > 0 {
+                    k::gemm_clamped(isa, a, &packed, bias, clamp, &mut whole, &Sequential);
+                }
                 let want = kept_of(&whole);
                 let case = format!("{isa:?} {m}x{n}x{kk}, {kept} of {period}");
                 for par in [&Sequential as &dyn k::Parallel, &Reversed] {
@@ -469,7 +482,7 @@ fn kept_columns_are_the_whole_products_bits() {
                         if (rm, rn, rk) == (m as u32, n as u32, kk as u32))
                 });
                 assert!(
-                    recorded,
+                    recorded || m * n == 0,
                     "the traced product is recorded as the whole gemm call"
                 );
             }

@@ -561,14 +561,18 @@ fn conv_wide(
     } = *geometry;
     let (wq, ow, wide) = (split.wq, split.ow, split.wide);
     let isa = numerics::isa();
-    let buffers = phases_of_planes(xs, n * c, in_len, split);
+    // One sample and group's stride phases at a time, written just before its product
+    // reads them (still in cache, not evicted by every other sample's), into buffers
+    // reused from part to part (their padding written once).
+    let mut buffers: Vec<PhaseBuffer> = (0..cg).map(|_| PhaseBuffer::default()).collect();
     numerics::written_in_parts(n * group, mg * p, |part, y| {
         let (s, g) = (part / group, part % group);
+        let inputs = &xs[(s * c + g * cg) * in_len..][..cg * in_len];
+        kernel_threads::for_each_row_mut(&mut buffers, 1, |ic, buffer| {
+            split.fill(&inputs[ic * in_len..][..in_len], 0.0, &mut buffer[0])
+        });
         let planes: Vec<&[f32]> = (0..cg)
-            .map(|ic| {
-                let plane = s * c + g * cg + ic;
-                split.read(&xs[plane * in_len..][..in_len], &buffers[plane])
-            })
+            .map(|ic| split.read(&inputs[ic * in_len..][..in_len], &buffers[ic]))
             .collect();
         // B's rows: (input channel, kernel position), by position within the channel.
         let rows: Vec<&[f32]> = planes
@@ -586,10 +590,7 @@ fn conv_wide(
         }
         // Each wide row's first `ow` columns are the output row; the rest never leave
         // the product's cache.
-        let keep = KeptColumns {
-            period: wq,
-            kept: ow,
-        };
+        let keep = KeptColumns::new(wq, ow);
         gemm_rows_kept(isa, a, &rows, wide, keep, bias, clip, y, &KernelThreads)
     })
 }
