@@ -411,7 +411,7 @@ fn kept_columns_are_the_whole_products_bits() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(21);
     for &(m, n, kk, period, kept, transposed_a) in &[
-        (64, 700, 576, 57, 55, false),
+        (64, 300, 576, 57, 55, false),
         (13, 47, 300, 5, 3, false),
         (600, 70, 130, 10, 9, false),
         (32, 1000, 27, 113, 112, false),
@@ -450,9 +450,7 @@ fn kept_columns_are_the_whole_products_bits() {
             let packed = PackedB::pack(isa, MatRef::row_major(&b_data, kk, n));
             for (bias, clamp) in epilogues(&bias_data, m, n) {
                 let mut whole = vec![0f32; m * n];
-                if m * n > 0 {
-                    k::gemm_clamped(isa, a, &packed, bias, clamp, &mut whole, &Sequential);
-                }
+                k::gemm_clamped(isa, a, &packed, bias, clamp, &mut whole, &Sequential);
                 let want = kept_of(&whole);
                 let case = format!("{isa:?} {m}x{n}x{kk}, {kept} of {period}");
                 for par in [&Sequential as &dyn k::Parallel, &Reversed] {
@@ -482,7 +480,7 @@ fn kept_columns_are_the_whole_products_bits() {
                         if (rm, rn, rk) == (m as u32, n as u32, kk as u32))
                 });
                 assert!(
-                    recorded || m * n == 0,
+                    recorded,
                     "the traced product is recorded as the whole gemm call"
                 );
             }
