@@ -51,6 +51,11 @@ const FILLED_ROWS: usize = 4 * MC;
 const ROWS_TASKS: usize = 32;
 /// Column panels per task, at most (B packed before the product).
 const PANELS_PER_TASK: usize = 4;
+/// Tasks a shared packing of A ([`pack_a_shared`]) is split into at least, where its
+/// blocks have the tiles for them: a gathered A (a convolution's patches) costs a third
+/// of the product on a 14×14 plane, and five K blocks on two threads left one idle for a
+/// fifth of it. (Any split writes the same values.)
+const SHARED_PACK_TASKS: usize = 16;
 /// Tasks a product is split into at least, where it has the panels for them.
 const MIN_TASKS: usize = 8;
 
@@ -1096,22 +1101,34 @@ fn pack_a_shared(
     // Not zeroed first: the blocks tile it, and `pack_a` writes every value of each.
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let (row_blocks, k_blocks) = (m.div_ceil(mc), k.div_ceil(kb));
+    // Each block in parts of whole tiles, enough parts for the threads to share evenly.
+    let parts = (SHARED_PACK_TASKS / (row_blocks * k_blocks)).clamp(1, mc / mr);
     let base = SharedMut(out.as_mut_ptr());
-    par.run(row_blocks * k_blocks, &|t| {
-        let rb = t / k_blocks;
+    par.run(row_blocks * k_blocks * parts, &|t| {
+        let (block, part) = (t / parts, t % parts);
+        let rb = block / k_blocks;
         let rows = rb * mc..m.min((rb + 1) * mc);
-        let (k0, tiles) = (t % k_blocks * kb, rows.len().div_ceil(mr));
+        let (k0, tiles) = (block % k_blocks * kb, rows.len().div_ceil(mr));
         let kc = kb.min(k - k0);
+        let per_part = tiles.div_ceil(parts);
+        let (t0, t1) = (part * per_part, tiles.min((part + 1) * per_part));
+        if t0 >= t1 {
+            return;
+        }
+        let part_rows = rows.start + t0 * mr..rows.end.min(rows.start + t1 * mr);
         // SAFETY: the block of row block `rb` from step `k0` is `out[rows.start * k + k0 *
-        // tiles * mr..]`, `tiles * kc * mr` values, written by this task only; the blocks
-        // tile `out`.
+        // tiles * mr..]`, `tiles * kc * mr` values, and its tiles `t0..t1` are the
+        // `(t1 - t0) * kc * mr` values from `t0 * kc * mr` in it, written by this task
+        // only; the blocks tile `out`, the parts their block.
         let dst = unsafe {
             core::slice::from_raw_parts_mut(
-                base.get().add(rows.start * k + k0 * tiles * mr) as *mut MaybeUninit<f32>,
-                tiles * kc * mr,
+                base.get()
+                    .add(rows.start * k + k0 * tiles * mr + t0 * kc * mr)
+                    as *mut MaybeUninit<f32>,
+                (t1 - t0) * kc * mr,
             )
         };
-        pack_a(&a, mr, rows, k0, kc, dst);
+        pack_a(&a, mr, part_rows, k0, kc, dst);
     });
     // SAFETY: the tasks wrote all `len` values (the blocks tile them, `pack_a` writes
     // every value of a block).
