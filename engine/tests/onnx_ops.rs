@@ -903,23 +903,25 @@ fn a_conv_fused_with_its_clip_gives_the_unfused_bits() {
     }
 }
 
+/// `len` values in [-4, 4) from `seed`, about one in 41 of them −0.
+fn seeded_values(len: usize, seed: u32) -> Vec<f32> {
+    (0..len as u32)
+        .map(|i| {
+            let h = (i ^ seed).wrapping_mul(2_654_435_761).rotate_left(11);
+            match h % 41 {
+                0 => -0.0,
+                _ => (h as f32 / u32::MAX as f32 - 0.5) * 8.0,
+            }
+        })
+        .collect()
+}
+
 /// A `Relu` or `HardSwish` that alone reads a `Conv` is fused into it in a plain run: the
 /// bits of the traced run, which computes the two nodes apart — a NaN channel (Relu gives
 /// +0), −0, and every layout the convolution can produce (large planes NCHW, small ones
 /// channels last into a following convolution, depthwise and not).
 #[test]
 fn a_conv_fused_with_its_relu_or_hard_swish_gives_the_unfused_bits() {
-    let seeded = |len: usize, seed: u32| -> Vec<f32> {
-        (0..len as u32)
-            .map(|i| {
-                let h = (i ^ seed).wrapping_mul(2_654_435_761).rotate_left(11);
-                match h % 41 {
-                    0 => -0.0,
-                    _ => (h as f32 / u32::MAX as f32 - 0.5) * 8.0,
-                }
-            })
-            .collect()
-    };
     let bits = |t: &Tensor| values(t).iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
     // (channels in, out, kernel, group, stride, side)
     for (c, m, k, group, stride, side) in [
@@ -930,19 +932,20 @@ fn a_conv_fused_with_its_relu_or_hard_swish_gives_the_unfused_bits() {
         (16, 16, 3, 16, 1, 20),
     ] {
         for activation in ["Relu", "HardSwish"] {
-            let x = seeded(2 * c * side * side, 1);
+            let x = seeded_values(2 * c * side * side, 1);
             let x = Tensor::from_vec(x, (2, c, side, side), &Device::Cpu).expect("x");
             let w = Tensor::from_vec(
-                seeded(m * (c / group) * k * k, 2),
+                seeded_values(m * (c / group) * k * k, 2),
                 (m, c / group, k, k),
                 &Device::Cpu,
             )
             .expect("w");
-            let mut bias = seeded(m, 3);
+            let mut bias = seeded_values(m, 3);
             let b = Tensor::from_vec(bias.clone(), m, &Device::Cpu).expect("b");
             bias[0] = f32::NAN;
             let nan_b = Tensor::from_vec(bias, m, &Device::Cpu).expect("b");
-            let w2 = Tensor::from_vec(seeded(3 * m, 4), (3, m, 1, 1), &Device::Cpu).expect("w2");
+            let w2 =
+                Tensor::from_vec(seeded_values(3 * m, 4), (3, m, 1, 1), &Device::Cpu).expect("w2");
             let pads = (k / 2) as i64;
             let conv = node(
                 "Conv",
@@ -992,6 +995,148 @@ fn a_conv_fused_with_its_relu_or_hard_swish_gives_the_unfused_bits() {
                 .expect("traced run");
             assert_eq!(trace.len(), 3, "the traced run computes every node");
             assert_eq!(bits(&fused["y"]), bits(&unfused["y"]), "{what} then 1×1");
+        }
+    }
+}
+
+/// A `Conv` whose output only an `Add` reads (a residual connection), and the `Relu` or
+/// `HardSwish` that alone reads the sum if there is one, are computed at once in a plain
+/// run: the bits of the traced run, which computes each node apart. Either operand
+/// order; a NaN channel from the bias and a NaN in the residual; large planes (NCHW) and
+/// small ones (channels last, with a channels-last residual too); and the chains that
+/// run node by node (the other operand computed after the `Conv`, or broadcast).
+#[test]
+fn a_conv_with_its_residual_add_and_activation_gives_the_unfused_bits() {
+    let bits = |t: &Tensor| values(t).iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    let tensor = |v: Vec<f32>, dims: &[usize]| Tensor::from_vec(v, dims, &Device::Cpu).expect("t");
+    // (channels in, out, kernel, group, stride, side)
+    for (c, m, k, group, stride, side) in [
+        (4, 6, 3, 1, 1, 20),
+        (3, 8, 3, 1, 2, 40),
+        (8, 5, 1, 1, 1, 6),
+        (6, 6, 3, 6, 2, 12),
+        (16, 16, 3, 16, 1, 20),
+        // Grouped, not depthwise: NCHW out on a small plane, its residual channels last.
+        (4, 6, 3, 2, 1, 6),
+    ] {
+        let out_side = (side - 1) / stride + 1;
+        let plane = out_side * out_side;
+        let x = tensor(seeded_values(2 * c * side * side, 1), &[2, c, side, side]);
+        let w = tensor(
+            seeded_values(m * (c / group) * k * k, 2),
+            &[m, c / group, k, k],
+        );
+        let mut bias = seeded_values(m, 3);
+        bias[0] = f32::NAN;
+        let b = tensor(bias, &[m]);
+        let mut r = seeded_values(2 * m * plane, 5);
+        // A NaN of its own in channel 1 (where the convolution's values are numbers).
+        r[plane + 1] = f32::from_bits(0x7fc0_1234);
+        let r = tensor(r, &[2, m, out_side, out_side]);
+        let broadcast = tensor(seeded_values(m, 6), &[1, m, 1, 1]);
+        let wr = tensor(seeded_values(m * c, 7), &[m, c, 1, 1]);
+        let w2 = tensor(seeded_values(3 * m, 4), &[3, m, 1, 1]);
+        let conv = node(
+            "Conv",
+            &["x", "w", "b"],
+            &["h"],
+            vec![
+                int("group", group as i64),
+                ints("pads", &[(k / 2) as i64; 4]),
+                ints("strides", &[stride as i64; 2]),
+            ],
+        );
+        for activation in [None, Some("Relu"), Some("HardSwish")] {
+            for conv_first in [true, false] {
+                for residual in [
+                    "input",
+                    "later",
+                    "broadcast",
+                    "channels last",
+                    "x read between",
+                    "r read between",
+                ] {
+                    let operand = match residual {
+                        "broadcast" => "rb",
+                        _ => "r",
+                    };
+                    let add_inputs = match conv_first {
+                        true => ["h", operand],
+                        false => [operand, "h"],
+                    };
+                    let mut nodes = Vec::new();
+                    let mut inputs = vec![("x", x.clone()), ("w", w.clone()), ("b", b.clone())];
+                    match residual {
+                        "input" | "x read between" | "r read between" => {
+                            inputs.push(("r", r.clone()))
+                        }
+                        "broadcast" => inputs.push(("rb", broadcast.clone())),
+                        // Computed after the `Conv`: the chain runs node by node.
+                        "later" => inputs.push(("r0", r.clone())),
+                        // Another convolution's output, stored channels last where the
+                        // planes are small (its only reader, the `Add`, keeps the layout).
+                        "channels last" => {
+                            inputs.push(("wr", wr.clone()));
+                            nodes.push(node(
+                                "Conv",
+                                &["x", "wr"],
+                                &["r"],
+                                vec![ints("strides", &[stride as i64; 2])],
+                            ));
+                        }
+                        other => panic!("no residual case {other}"),
+                    }
+                    nodes.push(conv.clone());
+                    match residual {
+                        "later" => nodes.push(node("Neg", &["r0"], &["r"], vec![])),
+                        // The last reader of the `Conv`'s input before the `Add`: kept
+                        // apart (the input would be gone at the chain's last step).
+                        "x read between" => nodes.push(node("Neg", &["x"], &["n"], vec![])),
+                        _ => {}
+                    }
+                    nodes.push(node("Add", &add_inputs, &["s"], vec![]));
+                    if residual == "r read between" {
+                        // The other operand's last reader between the `Add` and the
+                        // activation: kept apart where there is an activation.
+                        nodes.push(node("Neg", &["r"], &["n"], vec![]));
+                    }
+                    let mut out = "s";
+                    if let Some(activation) = activation {
+                        nodes.push(node(activation, &["s"], &["a"], vec![]));
+                        out = "a";
+                    }
+                    if residual == "channels last" {
+                        inputs.push(("w2", w2.clone()));
+                        nodes.push(node("Conv", &[out, "w2"], &["y"], vec![]));
+                        out = "y";
+                    }
+                    let outputs: &[&str] = match residual.ends_with("between") {
+                        true => &[out, "n"],
+                        false => &[out],
+                    };
+                    let bytes = model_bytes(Some(17), nodes.clone(), &inputs, outputs);
+                    let model = OnnxModel::from_bytes(&bytes).expect("model");
+                    let fused = bits(&model.run_named(named(&inputs)).expect("run")[out]);
+                    let mut trace = Vec::new();
+                    let traced = model
+                        .run_named_traced(named(&inputs), Some(&mut trace))
+                        .expect("traced run");
+                    assert_eq!(
+                        trace.len(),
+                        nodes.len(),
+                        "the traced run computes every node"
+                    );
+                    let what = format!(
+                        "{activation:?} conv first {conv_first} {residual} c{c} m{m} k{k} g{group} s{stride} side {side}"
+                    );
+                    assert_eq!(fused, bits(&traced[out]), "{what}");
+                    if residual == "input" {
+                        let alone = run_outputs(Some(17), vec![conv.clone()], &inputs, &["h"])
+                            .expect("the convolution alone");
+                        assert_ne!(fused, bits(&alone["h"]), "{what}: the residual was added");
+                    }
+                }
+            }
         }
     }
 }

@@ -39,6 +39,10 @@ struct Step {
     fuse_activation: Option<usize>,
     /// On that activation: the index of the `Conv` fused into it.
     fused_conv: Option<usize>,
+    /// A `Conv` whose output only an `Add` reads, as one operand ([`ResidualChain`]).
+    residual: Option<ResidualChain>,
+    /// On the last step of a residual chain: the index of its `Conv`.
+    residual_conv: Option<usize>,
     /// A `Conv`, or an operator that keeps the layout, whose output every reader takes
     /// channels last (`crate::channels_last`): it may be stored so.
     channels_last_out: bool,
@@ -107,6 +111,84 @@ fn bias_adds(
         }
     }
     found
+}
+
+/// A residual connection after a `Conv`: the `Add` that alone reads the convolution's
+/// output (as one operand, not both), and the `Relu` or `HardSwish` that alone reads the
+/// sum, if one does. A run that records nothing per step, when the `Conv` comes up with
+/// the `Add`'s other operand already computed and of the convolution's output shape,
+/// skips the `Conv` (and the `Add` before an activation) and computes all of it at the
+/// chain's last step: the sum and the activation applied to the convolution's values in
+/// one pass, by the operators' own operations in their order (`conv::ResidualAdd`).
+/// Otherwise each node runs as it is.
+#[derive(Clone, Copy, Debug)]
+struct ResidualChain {
+    /// The `Add`'s step, and which of its inputs (0 or 1) is the other operand.
+    add: usize,
+    other: usize,
+    /// The chain's last step: the activation's, or the `Add`'s.
+    last: usize,
+}
+
+/// The residual chain after `Conv` step `i` ([`ResidualChain`]), where what it reads
+/// stays until its last step: the `Conv`'s inputs released at `i` or read at or after
+/// the last step, the other operand released at the `Add` or read at or after the last.
+fn residual_chain(
+    graph: &GraphProto,
+    i: usize,
+    reads: &[Vec<String>],
+    returned: &HashSet<&str>,
+    last_read: &HashMap<&str, usize>,
+) -> Option<ResidualChain> {
+    let node = &graph.node[i];
+    let [out] = node.output.as_slice() else {
+        return None;
+    };
+    if node.op_type != "Conv" || !node.domain.is_empty() || returned.contains(out.as_str()) {
+        return None;
+    }
+    // The one node after `i` reading `name`.
+    let only_reader = |name: &String, from: usize| {
+        let mut readers = (from + 1..graph.node.len()).filter(|&j| reads[j].contains(name));
+        match (readers.next(), readers.next()) {
+            (Some(j), None) => Some(j),
+            _ => None,
+        }
+    };
+    let add_at = only_reader(out, i)?;
+    let add = &graph.node[add_at];
+    let other = match add.input.as_slice() {
+        [a, b] if a == out && b != out => 1,
+        [a, b] if b == out && a != out => 0,
+        _ => return None,
+    };
+    if add.op_type != "Add" || !add.domain.is_empty() || add.output.len() != 1 {
+        return None;
+    }
+    let sum = &add.output[0];
+    let activation = (!returned.contains(sum.as_str()))
+        .then(|| only_reader(sum, add_at))
+        .flatten()
+        .filter(|&k| {
+            let act = &graph.node[k];
+            act.domain.is_empty()
+                && ops::FusedActivation::of(&act.op_type).is_some()
+                && act.input.len() == 1
+                && act.input[0] == *sum
+        });
+    let last = activation.unwrap_or(add_at);
+    let kept_from = |name: &str, at: usize| {
+        last_read
+            .get(name)
+            .is_none_or(|&read| read == at || read >= last)
+    };
+    let kept =
+        reads[i].iter().all(|name| kept_from(name, i)) && kept_from(&add.input[other], add_at);
+    kept.then_some(ResidualChain {
+        add: add_at,
+        other,
+        last,
+    })
 }
 
 /// Nodes a run that records nothing per step computes in one pass, with their bits.
@@ -410,8 +492,13 @@ impl Plan {
                 output_slots: Vec::new(),
                 packed,
                 trees,
+                residual: match fuse_activation {
+                    None => residual_chain(graph, i, &reads, &returned, &last_read),
+                    Some(_) => None,
+                },
                 fuse_activation,
                 fused_conv: None,
+                residual_conv: None,
                 channels_last_out: false,
                 chain: None,
                 in_chain: false,
@@ -432,6 +519,9 @@ impl Plan {
         for i in 0..steps.len() {
             if let Some(j) = steps[i].fuse_activation {
                 steps[j].fused_conv = Some(i);
+            }
+            if let Some(chain) = steps[i].residual {
+                steps[chain.last].residual_conv = Some(i);
             }
         }
         let bias_adds = bias_adds(graph, &steps, &reads, &returned, weights);
@@ -588,6 +678,9 @@ impl Plan {
                 values.computed[slot] = Some(value);
             }
         }
+        // The `Conv` steps whose residual chain runs at its last step this time, and the
+        // `Add`s of those that end in an activation.
+        let mut chained = vec![false; self.steps.len()];
         let mut produced_static = Vec::new();
         let mut kept_bytes = 0usize;
         if let Some(kept) = &kept {
@@ -611,6 +704,20 @@ impl Plan {
                 }
                 continue;
             }
+            if fusing && chained[i] {
+                // The `Add` of a residual chain that ends in an activation: computed at
+                // the activation's step, its release list with it.
+                continue;
+            }
+            if let (true, Some(chain)) = (fusing, step.residual) {
+                if residual_fits(step, &self.steps[chain.add], chain, &values) {
+                    chained[i] = true;
+                    if chain.last != chain.add {
+                        chained[chain.add] = true;
+                    }
+                    continue;
+                }
+            }
             if fusing && step.in_chain {
                 for &slot in &step.release {
                     values.computed[slot] = None;
@@ -626,6 +733,7 @@ impl Plan {
                     trees: None,
                     clip: None,
                     activation: None,
+                    residual: None,
                     bias: Some(bias),
                     extent: Extent::Exact,
                     channels_last: false,
@@ -662,23 +770,63 @@ impl Plan {
                 profile.record(key, started);
                 continue;
             }
-            if let (true, Some(c)) = (fusing, step.fused_conv) {
+            // A `Conv` computed at this step: the residual chain it ends (when the chain
+            // runs fused this time), or the `Clip`, `Relu` or `HardSwish` fused into it.
+            let fused_conv = match step.residual_conv.filter(|&c| chained[c]) {
+                Some(c) => Some(c),
+                None => step.fused_conv,
+            };
+            if let (true, Some(c)) = (fusing, fused_conv) {
                 let conv = &self.steps[c];
                 let started = profile.start();
-                let (clip, activation) = match ops::FusedActivation::of(&node.op_type) {
-                    Some(activation) => (None, Some(activation)),
-                    None => (Some(clip_bounds(step, &values)?), None),
+                let chain = conv.residual.filter(|_| chained[c]);
+                let (clip, activation) = match (ops::FusedActivation::of(&node.op_type), chain) {
+                    // A chain's `Add` step itself: no activation after it.
+                    (_, Some(chain)) if chain.last == chain.add => (None, None),
+                    (Some(activation), _) => (None, Some(activation)),
+                    (None, Some(_)) => bail!(
+                        "{} node `{}` ends a residual chain",
+                        node.op_type,
+                        node.name
+                    ),
+                    (None, None) => (Some(clip_bounds(step, &values)?), None),
                 };
                 let inputs = gather(conv, &values)?;
+                let (residual, channels_last, add_release) = match chain {
+                    Some(chain) => {
+                        let add = &self.steps[chain.add];
+                        let other = match add.input_slots[chain.other]
+                            .and_then(|slot| values.get(slot))
+                        {
+                            Some(Value::Tensor(t)) => t,
+                            _ => bail!("Add node `{}`: its other operand is gone", add.node.name),
+                        };
+                        let residual = ops::ResidualAdd {
+                            other,
+                            conv_first: chain.other == 1,
+                        };
+                        // The `Add`'s release list, where this step is the activation's.
+                        let add_release = match chain.last != chain.add {
+                            true => &add.release[..],
+                            false => &[],
+                        };
+                        let channels_last = conv.channels_last_out
+                            && step.channels_last_out
+                            && crate::channels_last::is_channels_last(other);
+                        (Some(residual), channels_last, add_release)
+                    }
+                    None => (None, conv.channels_last_out, &[][..]),
+                };
                 let ctx = ops::Context {
                     opset: self.opset,
                     packed: &conv.packed,
                     trees: None,
                     clip,
                     activation,
+                    residual,
                     bias: None,
                     extent: Extent::Exact,
-                    channels_last: conv.channels_last_out,
+                    channels_last,
                 };
                 let result = match ops::run(&conv.node, &inputs, &ctx) {
                     Some(result) => result?,
@@ -691,7 +839,7 @@ impl Plan {
                         values.computed[*slot] = Some(value);
                     }
                 }
-                for &slot in conv.release.iter().chain(&step.release) {
+                for &slot in conv.release.iter().chain(add_release).chain(&step.release) {
                     values.computed[slot] = None;
                 }
                 profile.record(key, started);
@@ -705,6 +853,7 @@ impl Plan {
                 trees: step.trees.as_ref(),
                 clip: None,
                 activation: None,
+                residual: None,
                 bias: None,
                 // The meter measures the longest output a data-dependent size can have.
                 extent: if meter.is_some() {
@@ -898,6 +1047,26 @@ fn gather<'v>(step: &Step, values: &'v Values<'_>) -> Result<Vec<Option<&'v Valu
             ),
         })
         .collect()
+}
+
+/// Whether the residual chain `chain` after `Conv` step `conv` runs fused now: the
+/// convolution's `X` and `W` and the `Add`'s other operand are tensors already, the
+/// operand f32 and of the convolution's output shape.
+fn residual_fits(conv: &Step, add: &Step, chain: ResidualChain, values: &Values<'_>) -> bool {
+    let tensor = |slot: Option<&Option<usize>>| match slot.copied().flatten().map(|s| values.get(s))
+    {
+        Some(Some(Value::Tensor(t))) => Some(t),
+        _ => None,
+    };
+    let (Some(x), Some(w), Some(other)) = (
+        tensor(conv.input_slots.first()),
+        tensor(conv.input_slots.get(1)),
+        tensor(add.input_slots.get(chain.other)),
+    ) else {
+        return false;
+    };
+    other.dtype() == DType::F32
+        && ops::conv_output_dims(&conv.node, x, w).is_some_and(|dims| dims == other.dims())
 }
 
 /// The bounds of the `Clip` step `clip` from its `min` and `max` inputs (absent:

@@ -117,6 +117,7 @@ pub fn conv(
         packed,
         clip,
         activation,
+        residual,
         channels_last: channels_last_out,
         ..
     } = *ctx;
@@ -143,7 +144,7 @@ pub fn conv(
             clip,
         };
         let (out, layout) = depthwise(x, n, w, epilogue, &window, group, mg, channels_last_out)?;
-        return finish(out, &dims_of(n, m, &window), layout, activation);
+        return finish(out, &dims_of(n, m, &window), layout, (residual, activation));
     }
     // A 1×1 kernel with unit strides and no padding reads the input as its own `cols`.
     let identity = window
@@ -176,7 +177,7 @@ pub fn conv(
                         conv_planar(xs, ws, &geometry, &epilogue, &split)
                     })
                 })??;
-                return finish(out, &dims, Layout::RowMajor, activation);
+                return finish(out, &dims, Layout::RowMajor, (residual, activation));
             }
         }
         let out = numerics::with_f32("Conv", w, |ws| {
@@ -188,7 +189,7 @@ pub fn conv(
                 }
             })
         })??;
-        return finish(out, &dims, Layout::RowMajor, activation);
+        return finish(out, &dims, Layout::RowMajor, (residual, activation));
     }
     let owned;
     let packed = if packed.len() == group {
@@ -225,7 +226,7 @@ pub fn conv(
         Some(out) => out,
         None => numerics::with_f32("Conv", x, |xs| run(Source::Planes(xs)))?,
     };
-    finish(out, &dims, layout, activation)
+    finish(out, &dims, layout, (residual, activation))
 }
 
 /// Per output position (row-major) and kernel position (row-major): the input offset
@@ -254,19 +255,90 @@ fn dims_of(n: usize, m: usize, window: &Window) -> Vec<usize> {
     dims
 }
 
-/// A convolution's values, in `layout`, as its output tensor, after the activation fused
-/// into it.
+/// Values a residual `Add` and the activation after it finish together (16 KiB: the
+/// activation reads the sums from L1). Any length gives the same bits: elements are
+/// independent.
+const RESIDUAL_BLOCK: usize = 4096;
+
+/// The `Add` the plan fuses after a `Conv` whose output only it reads (a residual
+/// connection): its other operand, of the convolution's output shape, and the order of
+/// its operands (`a + b`; the order decides which NaN's payload a sum of two NaNs
+/// carries, as it does in the unfused `Add`).
+#[derive(Clone, Copy)]
+pub struct ResidualAdd<'a> {
+    pub other: &'a Tensor,
+    /// The convolution's output is the `Add`'s first operand.
+    pub conv_first: bool,
+}
+
+/// The output shape of `Conv(x, w)` under `node`'s attributes, where they fit (the plan
+/// fuses a residual `Add` only into a convolution whose output has its other operand's
+/// shape).
+pub fn output_dims(node: &NodeProto, x: &Tensor, w: &Tensor) -> Option<Vec<usize>> {
+    let (xd, wd) = (x.dims(), w.dims());
+    if xd.len() < 3 || wd.len() != xd.len() {
+        return None;
+    }
+    let window = Window::of(node, &xd[2..], &wd[2..]).ok()?;
+    Some(dims_of(xd[0], wd[0], &window))
+}
+
+/// A convolution's values, in `layout`, as its output tensor, after the `Add` and then
+/// the activation fused into it: per element the unfused operators' operations in their
+/// order (`conv + other` or `other + conv`, then the activation's), in one pass.
 fn finish(
     mut out: Vec<f32>,
     dims: &[usize],
     layout: Layout,
-    activation: Option<FusedActivation>,
+    (residual, activation): (Option<ResidualAdd<'_>>, Option<FusedActivation>),
 ) -> Result<Tensor> {
-    if let Some(activation) = activation {
-        // Element by element: on the threads, each a contiguous part (as the tasks that
-        // wrote the output split it).
-        let per_task = kernel_threads::rows_per_task(out.len()).max(ACTIVATION_VALUES);
-        kernel_threads::for_each_chunk_mut(&mut out, per_task, |_, part| activation.apply(part));
+    // Element by element: on the threads, each a contiguous part (as the tasks that
+    // wrote the output split it).
+    let per_task = kernel_threads::rows_per_task(out.len()).max(ACTIVATION_VALUES);
+    match residual {
+        Some(ResidualAdd { other, conv_first }) => {
+            if other.dims() != dims {
+                bail!(
+                    "Conv: the Add fused after it has an operand of shape {:?}, the output {dims:?}",
+                    other.dims()
+                )
+            }
+            let add = |ys: &[f32]| {
+                kernel_threads::for_each_chunk_mut(&mut out, per_task, |t, part| {
+                    let ys = &ys[t * per_task..][..part.len()];
+                    // Block by block, so that the activation reads the sums from L1.
+                    for (sums, ys) in part
+                        .chunks_mut(RESIDUAL_BLOCK)
+                        .zip(ys.chunks(RESIDUAL_BLOCK))
+                    {
+                        // `Add`'s `a + b`, its operands in the node's order.
+                        let sum = |a: f32, b: f32| a + b;
+                        match conv_first {
+                            true => sums.iter_mut().zip(ys).for_each(|(o, &y)| *o = sum(*o, y)),
+                            false => sums.iter_mut().zip(ys).for_each(|(o, &y)| *o = sum(y, *o)),
+                        }
+                        if let Some(activation) = activation {
+                            activation.apply(sums);
+                        }
+                    }
+                })
+            };
+            // The other operand's values in the output's order.
+            let added = match layout {
+                Layout::ChannelsLast => channels_last::with_storage(other, add),
+                Layout::RowMajor => Some(numerics::with_f32("Add", other, add)?),
+            };
+            if added.is_none() {
+                bail!("Conv: the Add fused after it has an operand not stored channels last, as the output is")
+            }
+        }
+        None => {
+            if let Some(activation) = activation {
+                kernel_threads::for_each_chunk_mut(&mut out, per_task, |_, part| {
+                    activation.apply(part)
+                });
+            }
+        }
     }
     match layout {
         Layout::ChannelsLast => channels_last::tensor(out, dims),

@@ -49,6 +49,7 @@ pub use activation::{clip_bounds, Fused as FusedActivation};
 use candle_core::{bail, Result, Tensor};
 use candle_onnx::onnx::{GraphProto, NodeProto};
 pub use conv::pack_conv_weight;
+pub use conv::{output_dims as conv_output_dims, ResidualAdd};
 pub use einsum::multiply_adds as einsum_multiply_adds;
 pub use matmul::pack_weight;
 use matmul::RightOperand;
@@ -219,6 +220,9 @@ pub struct Context<'a> {
     pub clip: Option<(f32, f32)>,
     /// A `Relu` or `HardSwish` fused into this `Conv` the same way.
     pub activation: Option<FusedActivation>,
+    /// The residual `Add` fused after this `Conv` (the plan's residual chains): its
+    /// other operand, of the output's shape, added before `activation` is applied.
+    pub residual: Option<ResidualAdd<'a>>,
     /// A bias added per column to this `MatMul`'s packed product: the `Add` that alone
     /// reads its output, fused by the plan (`acc + bias` in the product's last step, the
     /// `Add`'s operation).
@@ -557,6 +561,7 @@ mod tests {
                     trees: None,
                     clip: None,
                     activation: None,
+                    residual: None,
                     bias: None,
                     extent: non_max_suppression::Extent::Exact,
                     channels_last: planned,
