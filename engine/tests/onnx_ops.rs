@@ -1055,9 +1055,17 @@ fn a_conv_with_its_residual_add_and_activation_gives_the_unfused_bits() {
                     "channels last",
                     "x read between",
                     "r read between",
+                    "own input",
+                    "h returned",
+                    "sum returned",
                 ] {
+                    if residual == "own input" && (c != m || stride != 1) {
+                        continue;
+                    }
                     let operand = match residual {
                         "broadcast" => "rb",
+                        // The `Conv`'s own input `x` (released at the `Add`).
+                        "own input" => "x",
                         _ => "r",
                     };
                     let add_inputs = match conv_first {
@@ -1067,9 +1075,9 @@ fn a_conv_with_its_residual_add_and_activation_gives_the_unfused_bits() {
                     let mut nodes = Vec::new();
                     let mut inputs = vec![("x", x.clone()), ("w", w.clone()), ("b", b.clone())];
                     match residual {
-                        "input" | "x read between" | "r read between" => {
-                            inputs.push(("r", r.clone()))
-                        }
+                        "input" | "x read between" | "r read between" | "h returned"
+                        | "sum returned" => inputs.push(("r", r.clone())),
+                        "own input" => {}
                         "broadcast" => inputs.push(("rb", broadcast.clone())),
                         // Computed after the `Conv`: the chain runs node by node.
                         "later" => inputs.push(("r0", r.clone())),
@@ -1110,13 +1118,18 @@ fn a_conv_with_its_residual_add_and_activation_gives_the_unfused_bits() {
                         nodes.push(node("Conv", &[out, "w2"], &["y"], vec![]));
                         out = "y";
                     }
-                    let outputs: &[&str] = match residual.ends_with("between") {
-                        true => &[out, "n"],
-                        false => &[out],
+                    // Values also returned: kept apart from the chain (`n` read between,
+                    // `h` the convolution's, `s` the sum).
+                    let outputs: &[&str] = match residual {
+                        "x read between" | "r read between" => &[out, "n"],
+                        "h returned" => &[out, "h"],
+                        "sum returned" if out != "s" => &[out, "s"],
+                        _ => &[out],
                     };
                     let bytes = model_bytes(Some(17), nodes.clone(), &inputs, outputs);
                     let model = OnnxModel::from_bytes(&bytes).expect("model");
-                    let fused = bits(&model.run_named(named(&inputs)).expect("run")[out]);
+                    let plain = model.run_named(named(&inputs)).expect("run");
+                    let fused = bits(&plain[out]);
                     let mut trace = Vec::new();
                     let traced = model
                         .run_named_traced(named(&inputs), Some(&mut trace))
@@ -1126,6 +1139,20 @@ fn a_conv_with_its_residual_add_and_activation_gives_the_unfused_bits() {
                         nodes.len(),
                         "the traced run computes every node"
                     );
+                    // A second plain run (values free of request data reused): the same.
+                    let again = model.run_named(named(&inputs)).expect("second run");
+                    for name in outputs {
+                        assert_eq!(
+                            bits(&plain[*name]),
+                            bits(&traced[*name]),
+                            "{residual} {name}"
+                        );
+                        assert_eq!(
+                            bits(&again[*name]),
+                            bits(&traced[*name]),
+                            "{residual} {name}"
+                        );
+                    }
                     let what = format!(
                         "{activation:?} conv first {conv_first} {residual} c{c} m{m} k{k} g{group} s{stride} side {side}"
                     );

@@ -1101,6 +1101,10 @@ fn pack_a_shared(
     // Not zeroed first: the blocks tile it, and `pack_a` writes every value of each.
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let (row_blocks, k_blocks) = (m.div_ceil(mc), k.div_ceil(kb));
+    if len == 0 {
+        // No rows or no chain (K = 0): nothing to pack.
+        return out;
+    }
     // Each block in parts of whole tiles, enough parts for the threads to share evenly.
     let parts = (SHARED_PACK_TASKS / (row_blocks * k_blocks)).clamp(1, mc / mr);
     let base = SharedMut(out.as_mut_ptr());

@@ -542,6 +542,8 @@ fn a_gathered_from_patches_gives_the_written_matrixs_bits() {
         // More kernel positions than a K block on every ISA (512 steps at most).
         ((1, 2, 23, 23), (23, 1, 11), 5, 0),
         ((2, 0, 4, 4), (3, 1, 1), 5, 1),
+        // No channels, and panels for several tasks: A packed for them shares nothing.
+        ((2, 0, 4, 4), (3, 1, 1), 40, 1),
     ] {
         let (samples, channels, h, w) = input;
         let kernel = window.0;

@@ -114,8 +114,8 @@ fn bias_adds(
 }
 
 /// A residual connection after a `Conv`: the `Add` that alone reads the convolution's
-/// output (as one operand, not both), and the `Relu` or `HardSwish` that alone reads the
-/// sum, if one does. A run that records nothing per step, when the `Conv` comes up with
+/// output (as one operand, not both) as the next node, and the `Relu` or `HardSwish`
+/// that alone reads the sum as the node after that, if one does. A run that records nothing per step, when the `Conv` comes up with
 /// the `Add`'s other operand already computed and of the convolution's output shape,
 /// skips the `Conv` (and the `Add` before an activation) and computes all of it at the
 /// chain's last step: the sum and the activation applied to the convolution's values in
@@ -155,7 +155,10 @@ fn residual_chain(
             _ => None,
         }
     };
-    let add_at = only_reader(out, i)?;
+    // The chain's nodes follow one another: the `Conv`'s inputs are held until the
+    // chain's last step, and the metered dry run (which fuses nothing) would not see
+    // them held across other work.
+    let add_at = only_reader(out, i).filter(|&j| j == i + 1)?;
     let add = &graph.node[add_at];
     let other = match add.input.as_slice() {
         [a, b] if a == out && b != out => 1,
@@ -169,6 +172,7 @@ fn residual_chain(
     let activation = (!returned.contains(sum.as_str()))
         .then(|| only_reader(sum, add_at))
         .flatten()
+        .filter(|&k| k == add_at + 1)
         .filter(|&k| {
             let act = &graph.node[k];
             act.domain.is_empty()
@@ -521,7 +525,12 @@ impl Plan {
                 steps[j].fused_conv = Some(i);
             }
             if let Some(chain) = steps[i].residual {
-                steps[chain.last].residual_conv = Some(i);
+                // One `Conv` per chain end (two `Conv`s cannot both be the step before
+                // one `Add`; kept apart if they ever were).
+                match steps[chain.last].residual_conv {
+                    None => steps[chain.last].residual_conv = Some(i),
+                    Some(_) => steps[i].residual = None,
+                }
             }
         }
         let bias_adds = bias_adds(graph, &steps, &reads, &returned, weights);
