@@ -1064,7 +1064,9 @@ fn a_conv_with_its_residual_add_and_activation_gives_the_unfused_bits() {
                     }
                     let operand = match residual {
                         "broadcast" => "rb",
-                        // The `Conv`'s own input `x` (released at the `Add`).
+                        // The `Conv`'s own input `x`: fused without an activation; with
+                        // one, node by node (`x` is last read at the `Add`, before the
+                        // chain's end).
                         "own input" => "x",
                         _ => "r",
                     };
@@ -1079,7 +1081,7 @@ fn a_conv_with_its_residual_add_and_activation_gives_the_unfused_bits() {
                         | "sum returned" => inputs.push(("r", r.clone())),
                         "own input" => {}
                         "broadcast" => inputs.push(("rb", broadcast.clone())),
-                        // Computed after the `Conv`: the chain runs node by node.
+                        // Computed after the `Conv`, between it and the `Add`: node by node.
                         "later" => inputs.push(("r0", r.clone())),
                         // Another convolution's output, stored channels last where the
                         // planes are small (its only reader, the `Add`, keeps the layout).
@@ -1097,15 +1099,16 @@ fn a_conv_with_its_residual_add_and_activation_gives_the_unfused_bits() {
                     nodes.push(conv.clone());
                     match residual {
                         "later" => nodes.push(node("Neg", &["r0"], &["r"], vec![])),
-                        // The last reader of the `Conv`'s input before the `Add`: kept
-                        // apart (the input would be gone at the chain's last step).
+                        // A node between the `Conv` and the `Add` (the last reader of the
+                        // `Conv`'s input): node by node.
                         "x read between" => nodes.push(node("Neg", &["x"], &["n"], vec![])),
                         _ => {}
                     }
                     nodes.push(node("Add", &add_inputs, &["s"], vec![]));
                     if residual == "r read between" {
-                        // The other operand's last reader between the `Add` and the
-                        // activation: kept apart where there is an activation.
+                        // A node between the `Add` and the activation (the other
+                        // operand's last reader): the `Conv` and the `Add` fuse, the
+                        // activation runs apart.
                         nodes.push(node("Neg", &["r"], &["n"], vec![]));
                     }
                     let mut out = "s";
@@ -1139,7 +1142,7 @@ fn a_conv_with_its_residual_add_and_activation_gives_the_unfused_bits() {
                         nodes.len(),
                         "the traced run computes every node"
                     );
-                    // A second plain run (values free of request data reused): the same.
+                    // A second plain run of the same model: the same bits.
                     let again = model.run_named(named(&inputs)).expect("second run");
                     for name in outputs {
                         assert_eq!(
