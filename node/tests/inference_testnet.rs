@@ -162,6 +162,21 @@ fn a_cheat_is_found_at_its_corrupted_step_by_bisection_while_a_sybil_throws_its_
         "an honest watcher opened a game: {events:?}"
     );
     let game_ids: Vec<u64> = games.iter().map(|(g, _)| *g).collect();
+    // What each game on Dave's result did, in one short line per event, so a failure
+    // says how the games went before the (long) list of every event.
+    let story: Vec<String> = events
+        .iter()
+        .filter(|(_, e)| match e {
+            Event::GameOpened { game, .. }
+            | Event::ElementWalkOpened { game, .. }
+            | Event::StepRefereed { game, .. }
+            | Event::ChunkRefereed { game, .. }
+            | Event::GameEnded { game, .. }
+            | Event::GameVoided { game } => game_ids.contains(game),
+            _ => false,
+        })
+        .map(|(b, e)| format!("#{b} {e:?}"))
+        .collect();
     // The one refereed step is the corrupted one, settled by its first chunk (where the
     // fault raised the first value), and Dave was wrong there.
     let walked: Vec<u32> = events
@@ -174,7 +189,7 @@ fn a_cheat_is_found_at_its_corrupted_step_by_bisection_while_a_sybil_throws_its_
     // (Alice's and Bob's games may both get this far before one of them ends it.)
     assert!(
         !walked.is_empty() && walked.iter().all(|s| *s == CORRUPTED_STEP),
-        "{events:?}"
+        "walked {walked:?}; the games: {story:#?}; every event: {events:?}"
     );
     let refereed: Vec<(u32, u32)> = events
         .iter()
@@ -187,17 +202,20 @@ fn a_cheat_is_found_at_its_corrupted_step_by_bisection_while_a_sybil_throws_its_
         .collect();
     assert!(
         !refereed.is_empty() && refereed.iter().all(|r| *r == (CORRUPTED_STEP, 0)),
-        "{events:?}"
+        "refereed {refereed:?}; the games: {story:#?}; every event: {events:?}"
     );
     assert!(
         !events
             .iter()
             .any(|(_, e)| matches!(e, Event::StepRefereed { game, .. } if game_ids.contains(game))),
-        "no whole-step proof: {events:?}"
+        "no whole-step proof; the games: {story:#?}"
     );
-    assert!(events.iter().any(|(_, e)| matches!(e,
+    assert!(
+        events.iter().any(|(_, e)| matches!(e,
         Event::GameEnded { game, end: GameEnd::Refereed { executor_right: false }, .. }
-            if game_ids.contains(game))));
+            if game_ids.contains(game))),
+        "a game refereed against Dave; the games: {story:#?}"
+    );
     // Figures for docs/PROTOCOL.md: blocks and moves of the game that convicted Dave.
     let at = |f: &dyn Fn(&Event<inferchain_runtime::Runtime>) -> bool| {
         events.iter().find(|(_, e)| f(e)).map(|(b, _)| *b)
