@@ -131,6 +131,11 @@ impl<T: Config> Pallet<T> {
         // Game moves are due within blocks: they come before everything else, and the
         // time they take counts against the budget of what follows.
         let started = sp_io::offchain::timestamp();
+        // Whatever the pool lost of this node's earlier sends goes back first: a move
+        // behind a nonce gap cannot land.
+        for key in &keys {
+            Self::resend_pending(key);
+        }
         Self::play_games(next, &keys, fault, &mut budget);
         for (at, id, what) in duties {
             let spent = sp_io::offchain::timestamp().diff(&started).millis();

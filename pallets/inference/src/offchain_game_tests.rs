@@ -157,6 +157,8 @@ fn play(id: u64, nodes: &[Node], drain: &impl Fn() -> Vec<Sent>, blocks: u64) ->
         for node in nodes {
             for (who, call) in node.work(drain) {
                 assert_ok!(call.clone().dispatch(RuntimeOrigin::signed(who)));
+                // As a signed transaction's inclusion does.
+                System::inc_account_nonce(who);
                 all.push((who, call));
             }
         }

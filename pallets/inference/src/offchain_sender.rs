@@ -18,6 +18,16 @@
 //! A record made before the node
 //! last started ([`NODE_STARTED_KEY`], written by the node at start) is void: the
 //! transactions it counted died with the old transaction pool.
+//!
+//! The pool can also drop a transaction that is not lost to the chain: on a fork, a
+//! transaction pool may forget one of a sender's transactions (one that was in a
+//! retracted block, or that another of the sender's moves for the same duty displaced),
+//! and every later nonce then waits behind the gap until a deadline passes. So each send
+//! also keeps its call, and after every block the worker signs and submits again, with
+//! the same nonce, each call of its own that was sent in an earlier block and is not yet
+//! on chain ([`Pallet::resend_pending`]). The pool refuses a copy of a transaction it
+//! still holds (the same nonce at no higher priority) and takes back one it lost, so a
+//! gap closes in the next block and the moves behind it follow.
 
 use crate::{pallet::*, LOG_TARGET};
 use alloc::vec::Vec;
@@ -57,6 +67,19 @@ pub struct NonceRecord<Nonce, BlockNumber> {
 
 /// The most sends a record remembers.
 pub const MAX_TRACKED_SENDS: usize = 256;
+
+/// The calls of the sends a record counts as pending: nonce and SCALE-encoded call.
+type PendingCalls<N> = Vec<(N, Vec<u8>)>;
+
+/// The persistent off-chain storage keys of an account's nonce record, its lock and its
+/// pending calls.
+fn storage_keys<A: Encode>(account: &A) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    (
+        (b"inferchain::nonce", account).encode(),
+        (b"inferchain::nonce-lock", account).encode(),
+        (b"inferchain::nonce-calls", account).encode(),
+    )
+}
 
 /// The nonce to send with and the record after sending, given the on-chain nonce at
 /// block `now`: the record's next nonce, unless the transactions before it were lost —
@@ -114,8 +137,7 @@ where
 impl<T: Config> Pallet<T> {
     /// Signs `call` with `account` and hands it to the transaction pool.
     pub(crate) fn send(account: &Account<T>, call: Call<T>) -> Option<()> {
-        let key = (b"inferchain::nonce", &account.id).encode();
-        let lock_key = (b"inferchain::nonce-lock", &account.id).encode();
+        let (key, lock_key, calls_key) = storage_keys(&account.id);
         let mut lock = StorageLock::<Time>::with_deadline(&lock_key, Duration::from_millis(2_000));
         let _guard = lock.lock();
         let record = StorageValueRef::persistent(&key);
@@ -145,15 +167,16 @@ impl<T: Config> Pallet<T> {
         if stored.is_some_and(|r| r.started == started && r.next > onchain && nonce == onchain) {
             log::warn!(target: LOG_TARGET, "{:?}: transactions up to nonce {:?} never landed; sending from {nonce:?} again", account.id, updated.next);
         }
-        let sent = T::create_signed_transaction::<T::AuthorityId>(
-            call.into(),
-            account.public.clone(),
-            account.id.clone(),
-            nonce,
-        )
-        .and_then(|xt| SubmitTransaction::<T, Call<T>>::submit_transaction(xt).ok());
-        match sent {
+        let encoded = call.encode();
+        match Self::submit_signed(account, call, nonce) {
             Some(()) => {
+                // The calls kept are those of the nonces the record still counts.
+                let calls = StorageValueRef::persistent(&calls_key);
+                let mut kept: PendingCalls<T::Nonce> =
+                    calls.get().ok().flatten().unwrap_or_default();
+                kept.retain(|(n, _)| updated.sent.iter().any(|(s, _)| s == n) && *n != nonce);
+                kept.push((nonce, encoded));
+                calls.set(&kept);
                 record.set(&updated);
                 Some(())
             }
@@ -162,6 +185,70 @@ impl<T: Config> Pallet<T> {
                 None
             }
         }
+    }
+}
+
+impl<T: Config> Pallet<T> {
+    /// Signs `call` as `account` with `nonce` and hands it to the transaction pool.
+    fn submit_signed(account: &Account<T>, call: Call<T>, nonce: T::Nonce) -> Option<()> {
+        T::create_signed_transaction::<T::AuthorityId>(
+            call.into(),
+            account.public.clone(),
+            account.id.clone(),
+            nonce,
+        )
+        .and_then(|xt| SubmitTransaction::<T, Call<T>>::submit_transaction(xt).ok())
+    }
+
+    /// Submits again, each with its own nonce, the calls `account` sent in an earlier
+    /// block that are not on chain yet (see the module docs); returns how many. A copy
+    /// the pool refuses is one it still holds.
+    pub(crate) fn resend_pending(account: &Account<T>) -> usize {
+        let (key, lock_key, calls_key) = storage_keys(&account.id);
+        let mut lock = StorageLock::<Time>::with_deadline(&lock_key, Duration::from_millis(2_000));
+        let _guard = lock.lock();
+        let Some(record) = StorageValueRef::persistent(&key)
+            .get::<NonceRecord<T::Nonce, BlockNumberFor<T>>>()
+            .ok()
+            .flatten()
+        else {
+            return 0;
+        };
+        let started = StorageValueRef::persistent(NODE_STARTED_KEY)
+            .get::<u64>()
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if record.started != started {
+            return 0; // the old pool's transactions died with it
+        }
+        let onchain = frame_system::Account::<T>::get(&account.id).nonce;
+        let now = frame_system::Pallet::<T>::block_number();
+        let kept: PendingCalls<T::Nonce> = StorageValueRef::persistent(&calls_key)
+            .get()
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let mut resent = 0;
+        for (nonce, at) in &record.sent {
+            if *nonce < onchain || *at >= now {
+                continue;
+            }
+            let Some(call) = kept
+                .iter()
+                .find(|(n, _)| n == nonce)
+                .and_then(|(_, bytes)| Call::<T>::decode(&mut &bytes[..]).ok())
+            else {
+                continue;
+            };
+            if Self::submit_signed(account, call, *nonce).is_some() {
+                resent += 1;
+            }
+        }
+        if resent > 0 {
+            log::info!(target: LOG_TARGET, "{:?}: {resent} pending transactions from nonce {onchain:?} submitted again", account.id);
+        }
+        resent
     }
 }
 

@@ -137,6 +137,8 @@ pub(crate) fn run_worker(keys: &[AccountId]) {
 
 fn dispatch((who, call): Sent) {
     assert_ok!(call.dispatch(RuntimeOrigin::signed(who)));
+    // As a signed transaction's inclusion does.
+    System::inc_account_nonce(who);
 }
 
 pub(crate) fn register(executors: &[AccountId]) {
@@ -212,6 +214,41 @@ fn the_assigned_executor_posts_the_result_once() {
             RequestStatus::Submitted { .. }
         ));
         Inference::do_try_state().unwrap();
+    });
+}
+
+/// A transaction the pool lost (on a fork, say) is submitted again with its nonce in
+/// the next block, without running the model again, until the chain takes its nonce.
+#[test]
+fn a_send_the_pool_lost_is_submitted_again_until_it_lands() {
+    let runner = Arc::new(Doubler::default());
+    let (mut ext, drain) = offchain_ext(runner.clone());
+    ext.execute_with(|| {
+        register(&EXECUTORS);
+        let id = request(&[1.0, 2.5]);
+        let executor = Requests::<Test>::get(id).unwrap().executor;
+        run_worker(&[executor]);
+        let sent = drain(); // and lost: never dispatched
+        assert_eq!(sent.len(), 1);
+        // Not again in the block it was sent in.
+        run_worker(&[executor]);
+        assert!(drain().is_empty());
+
+        run_to_block(System::block_number() + 1);
+        run_worker(&[executor]);
+        assert_eq!(drain(), sent, "the lost result is submitted again");
+        assert_eq!(runner.runs.load(Ordering::SeqCst), 1, "from the kept call");
+
+        // Once it lands, nothing is sent again.
+        let again = sent.clone();
+        again.into_iter().for_each(dispatch);
+        run_to_block(System::block_number() + 1);
+        run_worker(&[executor]);
+        assert!(drain().is_empty());
+        assert!(matches!(
+            Requests::<Test>::get(id).unwrap().status,
+            RequestStatus::Submitted { .. }
+        ));
     });
 }
 
