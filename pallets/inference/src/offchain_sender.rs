@@ -25,9 +25,12 @@
 //! and every later nonce then waits behind the gap until a deadline passes. So each send
 //! also keeps its call, and after every block the worker signs and submits again, with
 //! the same nonce, each call of its own that was sent in an earlier block and is not yet
-//! on chain ([`Pallet::resend_pending`]). The pool refuses a copy of a transaction it
-//! still holds (the same nonce at no higher priority) and takes back one it lost, so a
-//! gap closes in the next block and the moves behind it follow.
+//! on chain ([`Pallet::resend_pending`]). A pool that lost one takes the copy back and
+//! the moves behind it follow; one that still holds it refuses the copy (the same nonce
+//! at no higher priority) or lets it replace the original (the same call, due now and so
+//! at a higher priority). A copy that is no longer due lands, fails at dispatch and pays
+//! its fee. The copy is refused too where a move's retry under a later nonce holds the
+//! same duty's pool tag; that gap closes when the retry's turn comes.
 
 use crate::{pallet::*, LOG_TARGET};
 use alloc::vec::Vec;
@@ -201,8 +204,8 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Submits again, each with its own nonce, the calls `account` sent in an earlier
-    /// block that are not on chain yet (see the module docs); returns how many. A copy
-    /// the pool refuses is one it still holds.
+    /// block that are not on chain yet (see the module docs); returns how many the pool
+    /// took.
     pub(crate) fn resend_pending(account: &Account<T>) -> usize {
         let (key, lock_key, calls_key) = storage_keys(&account.id);
         let mut lock = StorageLock::<Time>::with_deadline(&lock_key, Duration::from_millis(2_000));
