@@ -1758,13 +1758,43 @@ pub fn weighted_grid<V: Lanes>(
     );
     const ROWS: usize = 8;
     let zero = V::splat(0.0);
-    let mut o = 0;
-    while o < positions {
-        let rows = ROWS.min(positions - o);
-        let mut j = 0;
-        while j < c {
-            let lanes = V::N.min(c - j);
+    // Whether the taps are rows of three neighbouring positions (a 3-wide kernel's
+    // windows over a padded plane): eight neighbouring windows then read each row's ten
+    // positions once, from registers, for the three taps of the row.
+    let rows_of_three = taps % 3 == 0
+        && offsets
+            .chunks_exact(3)
+            .all(|r| r[1] == r[0].wrapping_add(1) && r[2] == r[0].wrapping_add(2));
+    // One register of channels at a time over every position: the channels' lines of the
+    // padded plane (a register's width of each pixel) then stay in L1 while every window
+    // over them reads them, where the other order brought each pixel's lines back from
+    // L2 for each of the windows reading it. (Any order: each output is its own chain.)
+    let mut j = 0;
+    while j < c {
+        let lanes = V::N.min(c - j);
+        let mut o = 0;
+        while o < positions {
+            let rows = ROWS.min(positions - o);
             if lanes == V::N && rows == ROWS {
+                let base = bases[o] as usize;
+                let neighbours = bases[o..o + ROWS]
+                    .iter()
+                    .enumerate()
+                    .all(|(q, &b)| b as usize == base + q);
+                if rows_of_three && neighbours {
+                    let (x, w) = (&x[base * c + j..], &w[j..]);
+                    let out = &mut out[o * c..];
+                    if V::N == 8 {
+                        // Sixteen registers (AVX2): four windows at a time.
+                        grid_rows_of_three::<V, 4>(x, offsets, w, (bias, bounds), c, j, out);
+                        let (x, out) = (&x[4 * c..], &mut out[4 * c..]);
+                        grid_rows_of_three::<V, 4>(x, offsets, w, (bias, bounds), c, j, out);
+                    } else {
+                        grid_rows_of_three::<V, ROWS>(x, offsets, w, (bias, bounds), c, j, out);
+                    }
+                    o += ROWS;
+                    continue;
+                }
                 let mut at = [0usize; ROWS];
                 for (q, a) in at.iter_mut().enumerate() {
                     *a = bases[o + q] as usize * c + j;
@@ -1784,7 +1814,7 @@ pub fn weighted_grid<V: Lanes>(
                 for (q, a) in acc.into_iter().enumerate() {
                     finish_lanes(a, (bias, bounds), j, lanes, &mut out[(o + q) * c..][..c]);
                 }
-                j += lanes;
+                o += ROWS;
                 continue;
             }
             // A last, short group of positions: one position at a time, whole registers
@@ -1805,7 +1835,7 @@ pub fn weighted_grid<V: Lanes>(
                     }
                     finish_lanes(acc, (bias, bounds), j, lanes, &mut out[(o + q) * c..][..c]);
                 }
-                j += lanes;
+                o += rows;
                 continue;
             }
             // A last, partial register of channels: through buffers.
@@ -1824,9 +1854,53 @@ pub fn weighted_grid<V: Lanes>(
                 }
                 finish_lanes(acc, (bias, bounds), j, lanes, &mut out[(o + q) * c..][..c]);
             }
-            j += lanes;
+            o += rows;
         }
-        o += rows;
+        j += lanes;
+    }
+}
+
+/// [`weighted_grid`] for `R` neighbouring windows (positions 0, 1, … R-1 of `x`, which
+/// starts at the first window's base, at register `j` of the channels) whose taps come
+/// in rows of three neighbouring offsets: per row, its `R + 2` positions are loaded once
+/// and each of the row's three taps reads them from registers. Each window's chain is
+/// the same sequence over the taps in order (row by row, then along the row), so the
+/// same bits. `w` starts at register `j` of the weights' first row, `out` at the first
+/// window's output (all its channels).
+#[inline(always)]
+fn grid_rows_of_three<V: Lanes, const R: usize>(
+    x: &[f32],
+    offsets: &[u32],
+    w: &[f32],
+    (bias, bounds): LanesEpilogue<'_>,
+    c: usize,
+    j: usize,
+    out: &mut [f32],
+) {
+    const { assert!(R <= 8, "grid_rows_of_three: at most eight windows") };
+    let zero = V::splat(0.0);
+    let mut acc = [zero; R];
+    for (row, first) in offsets.chunks_exact(3).enumerate() {
+        let start = first[0] as usize * c;
+        // The row's positions for every window: (R - 1) + 2 past the first.
+        let reach = &x[start..][..(R + 1) * c + V::N];
+        let mut xs = [zero; 10];
+        for (i, v) in xs[..R + 2].iter_mut().enumerate() {
+            // SAFETY: i * c + N <= (R + 1) * c + N, inside `reach`.
+            *v = unsafe { V::load(reach.as_ptr().add(i * c)) };
+        }
+        let wr = &w[row * 3 * c..][..2 * c + V::N];
+        for kx in 0..3 {
+            // SAFETY: kx * c + N <= 2 * c + N, inside `wr`.
+            let wv = unsafe { V::load(wr.as_ptr().add(kx * c)) };
+            for (q, a) in acc.iter_mut().enumerate() {
+                *a = V::fma(xs[q + kx], wv, *a);
+            }
+        }
+    }
+    for (q, a) in acc.into_iter().enumerate() {
+        let y = &mut out[q * c..][..c];
+        finish_lanes(a, (bias, bounds), j, V::N, y);
     }
 }
 

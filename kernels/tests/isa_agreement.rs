@@ -957,6 +957,62 @@ fn weighted_grid_is_weighted_lanes_over_the_listed_taps() {
     }
 }
 
+/// `weighted_grid` over a real padded plane's 3×3 (and 3×5, 1×3) windows, where runs of
+/// eight neighbouring windows take the path that loads each row of positions once: on
+/// every ISA the bits `weighted_lanes` gives on the scalar reference, for channel counts
+/// of whole registers (the path) and not, windows straddling a row end (the other path)
+/// and NaN, ±∞, subnormal and -0 inputs.
+#[test]
+fn weighted_grid_over_rows_of_three_taps_is_weighted_lanes() {
+    // The turn to trace, held throughout: a traced test beside this one would record its
+    // calls.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = Rng(12);
+    for &(c, wp, hp, kh, kw) in &[
+        (16usize, 11usize, 9usize, 3usize, 3usize),
+        (48, 18, 6, 3, 3),
+        (64, 10, 10, 1, 3),
+        (32, 12, 7, 3, 5),
+        (20, 11, 9, 3, 3),
+    ] {
+        let inputs = wp * hp;
+        let mut x = rng.values(inputs * c, 2.0);
+        for (i, special) in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-40, -0.0]
+            .into_iter()
+            .enumerate()
+        {
+            let at = (i * 53) % x.len();
+            x[at] = special;
+        }
+        let w = rng.values(kh * kw * c, 1.0);
+        let bias = rng.finite(c, 1.0);
+        let offsets: Vec<u32> = (0..kh)
+            .flat_map(|ky| (0..kw).map(move |kx| (ky * wp + kx) as u32))
+            .collect();
+        // Every window inside the plane, row by row: runs of wp - kw + 1 neighbours.
+        let bases: Vec<u32> = (0..=hp - kh)
+            .flat_map(|oy| (0..=wp - kw).map(move |ox| (oy * wp + ox) as u32))
+            .collect();
+        let at: Vec<u32> = bases
+            .iter()
+            .flat_map(|&b| offsets.iter().map(move |&t| b + t))
+            .collect();
+        for (bias, bounds) in [(None, None), (Some(&bias[..]), Some((-0.5f32, 0.75f32)))] {
+            let mut want = vec![0f32; bases.len() * c];
+            k::weighted_lanes(Isa::Scalar, &x, &at, &w, bias, bounds, c, &mut want);
+            for isa in isas() {
+                let mut got = vec![f32::NAN; bases.len() * c];
+                k::weighted_grid(isa, &x, &bases, &offsets, &w, bias, bounds, c, &mut got);
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "weighted_grid {isa:?} c={c} plane {wp}x{hp} kernel {kh}x{kw}"
+                );
+            }
+        }
+    }
+}
+
 /// A grid whose last window reaches past the input is refused, not read.
 #[test]
 #[should_panic(expected = "weighted_grid: a tap reads outside the input")]

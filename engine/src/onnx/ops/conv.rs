@@ -1151,45 +1151,97 @@ fn depthwise_planar(
     if p == 0 {
         return vec![0f32; n * group * mg * p];
     }
-    let (wq, ow, wide) = (split.wq, split.ow, split.wide);
+    let (wq, ow) = (split.wq, split.ow);
+    let oh = p / ow;
+    // Output rows per band: about DEPTHWISE_BAND_VALUES of the wide output.
+    let band = (DEPTHWISE_BAND_VALUES / wq).clamp(1, oh);
     let isa = numerics::isa();
-    // Planes per task: a few tasks per thread, each with its phase buffer and wide
-    // output (the buffer's padding written once per task). The output is not zeroed
-    // first: each plane's rows are copied out of the wide output into fresh storage.
+    // Planes per task: a few tasks per thread, each with its phase buffer and a band of
+    // wide output (the buffer's padding written once per task). The output is not
+    // zeroed first: each plane's rows are copied out of the wide output into fresh
+    // storage, in order (output channel, then row).
     let planes = n * group;
     let per_task = kernel_threads::rows_per_task(planes);
     numerics::written_on_threads(planes * mg * p, per_task * mg * p, |task, dst| {
-        let (mut buffer, mut wide_out) = (PhaseBuffer::default(), vec![0f32; wide]);
+        let mut buffer = PhaseBuffer::default();
+        let mut wide_out = vec![0f32; (band - 1) * wq + ow];
         let mut out = numerics::Filling::new(dst);
         for i in 0..dst_planes(per_task, task, planes) {
             let plane = task * per_task + i;
             let (s, g) = (plane / group, plane % group);
             let src = &xs[(s * group + g) * in_len..][..in_len];
-            let phases = split.phases(src, 0.0, &mut buffer);
-            // The taps' rows: on the stack for kernels of up to 16 positions (no
-            // allocation per plane).
-            let (mut few, many): ([&[f32]; 16], Vec<&[f32]>);
-            let rows: &[&[f32]] = if taps <= 16 {
-                few = [&[]; 16];
-                for (r, &at) in few.iter_mut().zip(&split.reads) {
-                    *r = &phases[at..];
+            if mg > 1 {
+                // Several output channels read the plane: its phases whole, then each
+                // output channel's rows (the plane's output channels in order).
+                split.fill(src, 0.0, &mut buffer);
+                let phases = split.read(src, &buffer);
+                for oc in 0..mg {
+                    let c = g * mg + oc;
+                    let (wc, b) = (&ws[c * taps..][..taps], bias.map(|b| b[c]));
+                    for oy0 in (0..oh).step_by(band) {
+                        let rows = oh.min(oy0 + band) - oy0;
+                        let wide = &mut wide_out[..(rows - 1) * wq + ow];
+                        weigh_band(isa, phases, &split.reads, oy0 * wq, (wc, b, clip), wide);
+                        for oy in 0..rows {
+                            out.put(&wide[oy * wq..][..ow]);
+                        }
+                    }
                 }
-                &few[..taps]
-            } else {
-                many = split.reads.iter().map(|&at| &phases[at..]).collect();
-                &many
-            };
-            for oc in 0..mg {
-                let c = g * mg + oc;
-                let (wc, b) = (&ws[c * taps..][..taps], bias.map(|b| b[c]));
-                inferchain_kernels::weighted_slices_clamped(isa, rows, wc, b, clip, &mut wide_out);
-                for oy in 0..p / ow {
-                    out.put(&wide_out[oy * wq..][..ow]);
+                continue;
+            }
+            // One output channel: band by band, its input rows written to the phases
+            // just before the band's windows read them, and its rows copied out just
+            // after, all while in L1.
+            let (wc, b) = (&ws[g * taps..][..taps], bias.map(|b| b[g]));
+            let mut written = 0;
+            for oy0 in (0..oh).step_by(band) {
+                let rows = oh.min(oy0 + band) - oy0;
+                let needed = split.input_rows_for(oy0 + rows);
+                if needed > written {
+                    split.fill_rows(src, 0.0, &mut buffer, written..needed);
+                    written = needed;
+                }
+                let phases = split.read(src, &buffer);
+                let wide = &mut wide_out[..(rows - 1) * wq + ow];
+                weigh_band(isa, phases, &split.reads, oy0 * wq, (wc, b, clip), wide);
+                for oy in 0..rows {
+                    out.put(&wide[oy * wq..][..ow]);
                 }
             }
         }
         out.done()
     })
+}
+
+/// Values of a depthwise convolution's wide output computed per band (8 KiB): the band's
+/// phase rows and its output then stay in L1 between being written and read. (Any band
+/// gives the same bits: each output is its own chain.)
+const DEPTHWISE_BAND_VALUES: usize = 2048;
+
+/// One band of [`depthwise_planar`]'s wide output, from wide position `start`: the taps'
+/// rows read the phases at `reads` from there.
+fn weigh_band(
+    isa: inferchain_kernels::Isa,
+    phases: &[f32],
+    reads: &[usize],
+    start: usize,
+    (wc, b, clip): (&[f32], Option<f32>, Option<(f32, f32)>),
+    wide: &mut [f32],
+) {
+    // The taps' rows: on the stack for kernels of up to 16 positions (no allocation per
+    // band).
+    let (mut few, many): ([&[f32]; 16], Vec<&[f32]>);
+    let rows: &[&[f32]] = if reads.len() <= 16 {
+        few = [&[]; 16];
+        for (r, &at) in few.iter_mut().zip(reads) {
+            *r = &phases[at + start..];
+        }
+        &few[..reads.len()]
+    } else {
+        many = reads.iter().map(|&at| &phases[at + start..]).collect();
+        &many
+    };
+    inferchain_kernels::weighted_slices_clamped(isa, rows, wc, b, clip, wide);
 }
 
 /// How many planes task `task` of `per_task` planes each holds, of `planes` in all.
@@ -1608,7 +1660,8 @@ mod tests {
     }
 
     /// The stride-phase depthwise path computes the im2col path's bits for every
-    /// stride, dilation, padding and depth multiplier, narrow planes and wide.
+    /// stride, dilation, padding and depth multiplier, narrow planes and wide, in one
+    /// band of output rows and in several.
     #[test]
     fn planar_depthwise_matches_im2col() {
         let cases = [
@@ -1623,6 +1676,11 @@ mod tests {
             (20, 33, 3, 1, 2, (2, 2), 3),
             (5, 6, 1, 2, 1, (0, 0), 1),
             (8, 8, 4, 4, 1, (3, 1), 1),
+            // Several bands of output rows (`DEPTHWISE_BAND_VALUES`): wide planes, a
+            // dilated kernel, stride 2 and several output channels per plane.
+            (64, 200, 3, 1, 1, (1, 1), 1),
+            (100, 64, 3, 1, 2, (2, 2), 1),
+            (130, 90, 5, 2, 1, (2, 2), 2),
         ];
         for (h, w, k, stride, dilation, pads, mg) in cases {
             let window = Window {

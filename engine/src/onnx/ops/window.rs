@@ -270,6 +270,21 @@ impl StridePhases {
 
     /// Writes what [`Self::phases`] reads into `buffer` (nothing where they are `src`).
     pub fn fill(&self, src: &[f32], padding: f32, buffer: &mut PhaseBuffer) {
+        let rows = self.window.axes[0].input;
+        self.fill_rows(src, padding, buffer, 0..rows);
+    }
+
+    /// [`Self::fill`] for the input rows `rows` only (the padding is written where the
+    /// buffer does not hold it yet): filled row band by row band, just before the output
+    /// rows that read them ([`Self::input_rows_for`]), a plane's phases are written and
+    /// read while in L1. Once every row is written, the buffer holds what `fill` writes.
+    pub fn fill_rows(
+        &self,
+        src: &[f32],
+        padding: f32,
+        buffer: &mut PhaseBuffer,
+        rows: core::ops::Range<usize>,
+    ) {
         if self.in_place() {
             return;
         }
@@ -283,7 +298,18 @@ impl StridePhases {
             );
             buffer.layout = Some(key);
         }
-        self.write_input(src, &mut buffer.values);
+        self.write_input(src, &mut buffer.values, rows);
+    }
+
+    /// How many input rows (from the first) the output rows before `oy` read: their
+    /// windows' last rows, inside the input.
+    pub fn input_rows_for(&self, oy: usize) -> usize {
+        let ay = &self.window.axes[0];
+        if oy == 0 {
+            return 0;
+        }
+        let last = (oy - 1) * ay.stride + (ay.kernel.max(1) - 1) * ay.dilation;
+        (last + 1).saturating_sub(ay.pad_begin).min(ay.input)
     }
 
     /// The phases [`Self::fill`] wrote for `src` into `buffer`.
@@ -295,14 +321,16 @@ impl StridePhases {
         }
     }
 
-    /// Writes the input plane's values to their places in the phases (the padding is
-    /// left as it is).
-    fn write_input(&self, src: &[f32], phases: &mut [f32]) {
+    /// Writes the input plane's rows `rows` to their places in the phases (the padding
+    /// is left as it is).
+    fn write_input(&self, src: &[f32], phases: &mut [f32], rows: core::ops::Range<usize>) {
         let (ay, ax) = (&self.window.axes[0], &self.window.axes[1]);
         let (sy, sx, wq, phase_len) = (ay.stride, ax.stride, self.wq, self.phase_len);
         // The padded row `y` lies in phase row `y % sy`, at row `y / sy` of it (kept as a
         // running pair, not divided per row).
-        let (mut ry, mut qy) = (ay.pad_begin % sy, ay.pad_begin / sy);
+        let first = ay.pad_begin + rows.start;
+        let (mut ry, mut qy) = (first % sy, first / sy);
+        let src = &src[rows.start * ax.input..rows.end * ax.input];
         for row in src.chunks_exact(ax.input) {
             let line = ry * sx * phase_len + qy * wq;
             ry += 1;
