@@ -25,7 +25,9 @@
 //! and every later nonce then waits behind the gap until a deadline passes. So each send
 //! also keeps its call, and after every block the worker signs and submits again, with
 //! the same nonce, each call of its own that was sent in an earlier block and is not yet
-//! on chain ([`Pallet::resend_pending`]). A pool that lost one takes the copy back and
+//! on chain ([`Pallet::resend_pending`]; each call a storage value of its own,
+//! [`call_key`], and at most [`MAX_RESENDS_PER_BLOCK`] a block, the lowest nonces
+//! first). A pool that lost one takes the copy back and
 //! the moves behind it follow; one that still holds it refuses the copy (the same nonce
 //! at no higher priority) or lets it replace the original (the same call, due now and so
 //! at a higher priority). A copy that is no longer due lands, fails at dispatch and pays
@@ -71,17 +73,57 @@ pub struct NonceRecord<Nonce, BlockNumber> {
 /// The most sends a record remembers.
 pub const MAX_TRACKED_SENDS: usize = 256;
 
-/// The calls of the sends a record counts as pending: nonce and SCALE-encoded call.
-type PendingCalls<N> = Vec<(N, Vec<u8>)>;
+/// The most pending sends submitted again after one block: the lowest nonces, those the
+/// chain takes next. A later one the pool lost is submitted again once the chain nears
+/// it; until then it would wait behind the earlier ones anyway. (Each resubmission is a
+/// signature and a pool validation.)
+pub const MAX_RESENDS_PER_BLOCK: usize = 8;
 
-/// The persistent off-chain storage keys of an account's nonce record, its lock and its
-/// pending calls.
-fn storage_keys<A: Encode>(account: &A) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+/// The persistent off-chain storage keys of an account's nonce record and its lock.
+fn storage_keys<A: Encode>(account: &A) -> (Vec<u8>, Vec<u8>) {
     (
         (b"inferchain::nonce", account).encode(),
         (b"inferchain::nonce-lock", account).encode(),
-        (b"inferchain::nonce-calls", account).encode(),
     )
+}
+
+/// The persistent off-chain storage key of the SCALE-encoded call an account sent with
+/// `nonce`, kept while the record counts the send as pending: one value per send, so
+/// that a resubmission reads only the calls it sends, and a large one (a batch's results,
+/// a step's proof) is never read again with all the others.
+pub fn call_key<A: Encode, N: Encode>(account: &A, nonce: N) -> Vec<u8> {
+    (b"inferchain::nonce-call", account, nonce).encode()
+}
+
+/// Where an earlier version kept all of an account's pending calls in one value (cleared
+/// when a record from before the node's start is dropped).
+fn legacy_calls_key<A: Encode>(account: &A) -> Vec<u8> {
+    (b"inferchain::nonce-calls", account).encode()
+}
+
+/// The nonces to submit again at block `now`, given the record's pending sends and the
+/// on-chain nonce: those the chain has not reached, sent in an earlier block, lowest
+/// first, at most [`MAX_RESENDS_PER_BLOCK`].
+pub fn due_for_resend<N: Copy + Ord, B: Copy + Ord>(sent: &[(N, B)], onchain: N, now: B) -> Vec<N> {
+    let mut due: Vec<N> = sent
+        .iter()
+        .filter(|(n, at)| *n >= onchain && *at < now)
+        .map(|(n, _)| *n)
+        .collect();
+    due.sort();
+    due.truncate(MAX_RESENDS_PER_BLOCK);
+    due
+}
+
+/// The nonces whose kept calls go when a record's pending sends change from `before` to
+/// `after`: those it no longer counts (on chain now, or dropped by a fall back to the
+/// chain's nonce). A nonce sent again keeps its key, which the new call overwrites.
+pub fn dropped_sends<N: Copy + PartialEq, B>(before: &[(N, B)], after: &[(N, B)]) -> Vec<N> {
+    before
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| !after.iter().any(|(a, _)| a == n))
+        .collect()
 }
 
 /// The nonce to send with and the record after sending, given the on-chain nonce at
@@ -140,7 +182,7 @@ where
 impl<T: Config> Pallet<T> {
     /// Signs `call` with `account` and hands it to the transaction pool.
     pub(crate) fn send(account: &Account<T>, call: Call<T>) -> Option<()> {
-        let (key, lock_key, calls_key) = storage_keys(&account.id);
+        let (key, lock_key) = storage_keys(&account.id);
         let mut lock = StorageLock::<Time>::with_deadline(&lock_key, Duration::from_millis(2_000));
         let _guard = lock.lock();
         let record = StorageValueRef::persistent(&key);
@@ -167,19 +209,32 @@ impl<T: Config> Pallet<T> {
             stale_after,
             lost_after,
         );
-        if stored.is_some_and(|r| r.started == started && r.next > onchain && nonce == onchain) {
+        if stored
+            .as_ref()
+            .is_some_and(|r| r.started == started && r.next > onchain && nonce == onchain)
+        {
             log::warn!(target: LOG_TARGET, "{:?}: transactions up to nonce {:?} never landed; sending from {nonce:?} again", account.id, updated.next);
         }
         let encoded = call.encode();
         match Self::submit_signed(account, call, nonce) {
             Some(()) => {
-                // The calls kept are those of the nonces the record still counts.
-                let calls = StorageValueRef::persistent(&calls_key);
-                let mut kept: PendingCalls<T::Nonce> =
-                    calls.get().ok().flatten().unwrap_or_default();
-                kept.retain(|(n, _)| updated.sent.iter().any(|(s, _)| s == n) && *n != nonce);
-                kept.push((nonce, encoded));
-                calls.set(&kept);
+                // The calls kept are those of the nonces the record still counts; a
+                // record from before the node started counts none of its own.
+                let before = match stored {
+                    Some(r) if r.started == started => r.sent,
+                    Some(void) => {
+                        StorageValueRef::persistent(&legacy_calls_key(&account.id)).clear();
+                        for (n, _) in void.sent {
+                            StorageValueRef::persistent(&call_key(&account.id, n)).clear();
+                        }
+                        Vec::new()
+                    }
+                    None => Vec::new(),
+                };
+                for n in dropped_sends(&before, &updated.sent) {
+                    StorageValueRef::persistent(&call_key(&account.id, n)).clear();
+                }
+                StorageValueRef::persistent(&call_key(&account.id, nonce)).set(&encoded);
                 record.set(&updated);
                 Some(())
             }
@@ -204,10 +259,10 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Submits again, each with its own nonce, the calls `account` sent in an earlier
-    /// block that are not on chain yet (see the module docs); returns how many the pool
-    /// took.
+    /// block that are not on chain yet, the lowest nonces first and at most
+    /// [`MAX_RESENDS_PER_BLOCK`] (see the module docs); returns how many the pool took.
     pub(crate) fn resend_pending(account: &Account<T>) -> usize {
-        let (key, lock_key, calls_key) = storage_keys(&account.id);
+        let (key, lock_key) = storage_keys(&account.id);
         let mut lock = StorageLock::<Time>::with_deadline(&lock_key, Duration::from_millis(2_000));
         let _guard = lock.lock();
         let Some(record) = StorageValueRef::persistent(&key)
@@ -227,24 +282,17 @@ impl<T: Config> Pallet<T> {
         }
         let onchain = frame_system::Account::<T>::get(&account.id).nonce;
         let now = frame_system::Pallet::<T>::block_number();
-        let kept: PendingCalls<T::Nonce> = StorageValueRef::persistent(&calls_key)
-            .get()
-            .ok()
-            .flatten()
-            .unwrap_or_default();
         let mut resent = 0;
-        for (nonce, at) in &record.sent {
-            if *nonce < onchain || *at >= now {
-                continue;
-            }
-            let Some(call) = kept
-                .iter()
-                .find(|(n, _)| n == nonce)
-                .and_then(|(_, bytes)| Call::<T>::decode(&mut &bytes[..]).ok())
+        for nonce in due_for_resend(&record.sent, onchain, now) {
+            let Some(call) = StorageValueRef::persistent(&call_key(&account.id, nonce))
+                .get::<Vec<u8>>()
+                .ok()
+                .flatten()
+                .and_then(|bytes| Call::<T>::decode(&mut &bytes[..]).ok())
             else {
                 continue;
             };
-            if Self::submit_signed(account, call, *nonce).is_some() {
+            if Self::submit_signed(account, call, nonce).is_some() {
                 resent += 1;
             }
         }
@@ -325,6 +373,36 @@ mod tests {
         assert_eq!(after.sent, vec![(24, 8)]);
         let (nonce, _) = next_nonce(Some(after), 1, 24, 8, 5, 2);
         assert_eq!(nonce, 25);
+    }
+
+    #[test]
+    fn the_lowest_pending_nonces_are_resent_at_most_eight_a_block() {
+        // Twelve sends: nonces 3..15, the first ten at block 5, the last two at block 6.
+        let sent: Vec<(u32, u64)> = (3..15).map(|n| (n, if n < 13 { 5 } else { 6 })).collect();
+        // At block 6, with the chain at nonce 4: the eight lowest pending from block 5.
+        assert_eq!(due_for_resend(&sent, 4, 6), (4..12).collect::<Vec<_>>());
+        // Nothing sent in this block is due yet, and nothing the chain has passed.
+        assert_eq!(due_for_resend(&sent, 13, 6), Vec::<u32>::new());
+        assert_eq!(due_for_resend(&sent, 12, 6), vec![12]);
+        assert_eq!(due_for_resend(&sent, 11, 7), vec![11, 12, 13, 14]);
+        // Whatever the order the record lists them in.
+        let mut shuffled = sent.clone();
+        shuffled.reverse();
+        assert_eq!(due_for_resend(&shuffled, 4, 6), (4..12).collect::<Vec<_>>());
+        assert_eq!(MAX_RESENDS_PER_BLOCK, 8);
+    }
+
+    #[test]
+    fn a_send_drops_the_calls_of_nonces_its_record_no_longer_counts() {
+        let before: Vec<(u32, u64)> = vec![(3, 1), (4, 1), (5, 2)];
+        // The chain took 3; 6 was sent.
+        let after: Vec<(u32, u64)> = vec![(4, 1), (5, 2), (6, 3)];
+        assert_eq!(dropped_sends(&before, &after), vec![3]);
+        // A fall back to the chain's nonce 4: 5 is no longer counted, 4 is sent again
+        // (its key is overwritten, not dropped).
+        let fallback: Vec<(u32, u64)> = vec![(4, 3)];
+        assert_eq!(dropped_sends(&before, &fallback), vec![3, 5]);
+        assert_eq!(dropped_sends::<u32, u64>(&[], &after), Vec::<u32>::new());
     }
 
     #[test]

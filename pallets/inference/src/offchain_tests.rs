@@ -227,9 +227,17 @@ fn a_send_the_pool_lost_is_submitted_again_until_it_lands() {
         register(&EXECUTORS);
         let id = request(&[1.0, 2.5]);
         let executor = Requests::<Test>::get(id).unwrap().executor;
+        let nonce = System::account_nonce(executor);
         run_worker(&[executor]);
         let sent = drain(); // and lost: never dispatched
         assert_eq!(sent.len(), 1);
+        // Its call is kept under its own nonce, the chain's next for the executor.
+        let key = crate::offchain_sender::call_key(&executor, nonce);
+        let kept = StorageValueRef::persistent(&key).get::<Vec<u8>>().unwrap();
+        let RuntimeCall::Inference(call) = &sent[0].1 else {
+            panic!("an inference call")
+        };
+        assert_eq!(kept, Some(codec::Encode::encode(call)));
         // Not again in the block it was sent in.
         run_worker(&[executor]);
         assert!(drain().is_empty());
