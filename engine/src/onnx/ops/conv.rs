@@ -1196,11 +1196,11 @@ fn depthwise_planar(
             let mut written = 0;
             for oy0 in (0..oh).step_by(band) {
                 let rows = oh.min(oy0 + band) - oy0;
-                let needed = split.input_rows_for(oy0 + rows);
-                if needed > written {
-                    split.fill_rows(src, 0.0, &mut buffer, written..needed);
-                    written = needed;
-                }
+                // Every band fills (none, where its windows read only padding): the
+                // first lays the buffer out, its padding written, before it is read.
+                let needed = split.input_rows_for(oy0 + rows).max(written);
+                split.fill_rows(src, 0.0, &mut buffer, written..needed);
+                written = needed;
                 let phases = split.read(src, &buffer);
                 let wide = &mut wide_out[..(rows - 1) * wq + ow];
                 weigh_band(isa, phases, &split.reads, oy0 * wq, (wc, b, clip), wide);
@@ -1681,6 +1681,8 @@ mod tests {
             (64, 200, 3, 1, 1, (1, 1), 1),
             (100, 64, 3, 1, 2, (2, 2), 1),
             (130, 90, 5, 2, 1, (2, 2), 2),
+            // Bands of one row, the first ones reading only the top padding.
+            (6, 2100, 3, 1, 1, (4, 1), 1),
         ];
         for (h, w, k, stride, dilation, pads, mg) in cases {
             let window = Window {
