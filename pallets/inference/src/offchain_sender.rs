@@ -74,7 +74,8 @@ pub struct NonceRecord<Nonce, BlockNumber> {
 pub const MAX_TRACKED_SENDS: usize = 256;
 
 /// The most pending sends submitted again after one block: the lowest nonces, those the
-/// chain takes next. A later one the pool lost is submitted again once the chain nears
+/// chain takes next (the one it waits for among them, unless more than
+/// [`MAX_TRACKED_SENDS`] were pending and the record forgot it). A later one the pool lost is submitted again once the chain nears
 /// it; until then it would wait behind the earlier ones anyway. (Each resubmission is a
 /// signature and a pool validation.)
 pub const MAX_RESENDS_PER_BLOCK: usize = 8;
@@ -96,7 +97,7 @@ pub fn call_key<A: Encode, N: Encode>(account: &A, nonce: N) -> Vec<u8> {
 }
 
 /// Where an earlier version kept all of an account's pending calls in one value (cleared
-/// when a record from before the node's start is dropped).
+/// by every send).
 fn legacy_calls_key<A: Encode>(account: &A) -> Vec<u8> {
     (b"inferchain::nonce-calls", account).encode()
 }
@@ -223,7 +224,6 @@ impl<T: Config> Pallet<T> {
                 let before = match stored {
                     Some(r) if r.started == started => r.sent,
                     Some(void) => {
-                        StorageValueRef::persistent(&legacy_calls_key(&account.id)).clear();
                         for (n, _) in void.sent {
                             StorageValueRef::persistent(&call_key(&account.id, n)).clear();
                         }
@@ -231,6 +231,10 @@ impl<T: Config> Pallet<T> {
                     }
                     None => Vec::new(),
                 };
+                // An earlier version's one value of all pending calls (a runtime upgrade
+                // need not restart the node): its sends fall back to the chain's nonce
+                // as lost ones did before.
+                StorageValueRef::persistent(&legacy_calls_key(&account.id)).clear();
                 for n in dropped_sends(&before, &updated.sent) {
                     StorageValueRef::persistent(&call_key(&account.id, n)).clear();
                 }
@@ -282,6 +286,11 @@ impl<T: Config> Pallet<T> {
         }
         let onchain = frame_system::Account::<T>::get(&account.id).nonce;
         let now = frame_system::Pallet::<T>::block_number();
+        // The calls of sends the chain has taken go now, not at the account's next send
+        // (which may never come: a key removed, an executor gone).
+        for (nonce, _) in record.sent.iter().filter(|(n, _)| *n < onchain) {
+            StorageValueRef::persistent(&call_key(&account.id, *nonce)).clear();
+        }
         let mut resent = 0;
         for nonce in due_for_resend(&record.sent, onchain, now) {
             let Some(call) = StorageValueRef::persistent(&call_key(&account.id, nonce))

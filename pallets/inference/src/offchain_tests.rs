@@ -247,12 +247,16 @@ fn a_send_the_pool_lost_is_submitted_again_until_it_lands() {
         assert_eq!(drain(), sent, "the lost result is submitted again");
         assert_eq!(runner.runs.load(Ordering::SeqCst), 1, "from the kept call");
 
-        // Once it lands, nothing is sent again.
+        // Once it lands, nothing is sent again, and its kept call is gone.
         let again = sent.clone();
         again.into_iter().for_each(dispatch);
         run_to_block(System::block_number() + 1);
         run_worker(&[executor]);
         assert!(drain().is_empty());
+        assert_eq!(
+            StorageValueRef::persistent(&key).get::<Vec<u8>>().unwrap(),
+            None
+        );
         assert!(matches!(
             Requests::<Test>::get(id).unwrap().status,
             RequestStatus::Submitted { .. }
