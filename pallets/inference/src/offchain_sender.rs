@@ -81,7 +81,7 @@ pub const MAX_TRACKED_SENDS: usize = 256;
 pub const MAX_RESENDS_PER_BLOCK: usize = 8;
 
 /// The persistent off-chain storage keys of an account's nonce record and its lock.
-fn storage_keys<A: Encode>(account: &A) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn storage_keys<A: Encode>(account: &A) -> (Vec<u8>, Vec<u8>) {
     (
         (b"inferchain::nonce", account).encode(),
         (b"inferchain::nonce-lock", account).encode(),
@@ -269,7 +269,8 @@ impl<T: Config> Pallet<T> {
         let (key, lock_key) = storage_keys(&account.id);
         let mut lock = StorageLock::<Time>::with_deadline(&lock_key, Duration::from_millis(2_000));
         let _guard = lock.lock();
-        let Some(record) = StorageValueRef::persistent(&key)
+        let record_ref = StorageValueRef::persistent(&key);
+        let Some(mut record) = record_ref
             .get::<NonceRecord<T::Nonce, BlockNumberFor<T>>>()
             .ok()
             .flatten()
@@ -287,9 +288,14 @@ impl<T: Config> Pallet<T> {
         let onchain = frame_system::Account::<T>::get(&account.id).nonce;
         let now = frame_system::Pallet::<T>::block_number();
         // The calls of sends the chain has taken go now, not at the account's next send
-        // (which may never come: a key removed, an executor gone).
-        for (nonce, _) in record.sent.iter().filter(|(n, _)| *n < onchain) {
-            StorageValueRef::persistent(&call_key(&account.id, *nonce)).clear();
+        // (which may never come: a key removed, an executor gone), and the record forgets
+        // those sends as that send would, so each is cleared once.
+        if record.sent.iter().any(|(n, _)| *n < onchain) {
+            for (nonce, _) in record.sent.iter().filter(|(n, _)| *n < onchain) {
+                StorageValueRef::persistent(&call_key(&account.id, *nonce)).clear();
+            }
+            record.sent.retain(|(n, _)| *n >= onchain);
+            record_ref.set(&record);
         }
         let mut resent = 0;
         for nonce in due_for_resend(&record.sent, onchain, now) {

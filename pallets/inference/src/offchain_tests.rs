@@ -257,6 +257,16 @@ fn a_send_the_pool_lost_is_submitted_again_until_it_lands() {
             StorageValueRef::persistent(&key).get::<Vec<u8>>().unwrap(),
             None
         );
+        // And the record no longer counts it, so it is not cleared again every block.
+        let (record_key, _) = crate::offchain_sender::storage_keys(&executor);
+        let record = StorageValueRef::persistent(&record_key)
+            .get::<crate::offchain_sender::NonceRecord<
+                <Test as frame_system::Config>::Nonce,
+                frame_system::pallet_prelude::BlockNumberFor<Test>,
+            >>()
+            .unwrap()
+            .unwrap();
+        assert!(record.sent.is_empty(), "{:?}", record.sent);
         assert!(matches!(
             Requests::<Test>::get(id).unwrap().status,
             RequestStatus::Submitted { .. }
